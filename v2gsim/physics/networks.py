@@ -1,0 +1,363 @@
+"""Distribution networks: loading by name, placing things on buses, base-load and PV profiles.
+
+Networks are pandapower nets. Three sources:
+
+- built-ins from ``pandapower.networks`` by name (``case33bw``, ``cigre_lv``, ``cigre_mv``, the
+  Kerber LV feeders, ...),
+- SimBench grids by code, prefixed ``simbench:`` (``simbench:1-LV-semiurb4--0-sw``), which come
+  with their own year-long 15-minute load and generation profiles,
+- pandapower JSON files, prefixed ``file:``.
+
+Profiles are returned in kW with the project's sign convention for loads (> 0 is drawn from the
+grid). PV (static generator) output is returned as a production, >= 0.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "assign_buses",
+    "check_bus",
+    "is_simbench",
+    "known_network_names",
+    "load_buses",
+    "load_network",
+    "network_profiles",
+    "standard_profile",
+]
+
+SIMBENCH_PREFIX = "simbench:"
+FILE_PREFIX = "file:"
+_SLOT_MIN = 15  # SimBench profile resolution
+_SLOTS_PER_DAY = 24 * 60 // _SLOT_MIN
+_PROFILE_YEAR = 2016  # SimBench profiles cover 2016 (a leap year, 366 days)
+
+
+def _pn():
+    import pandapower.networks as pn  # heavy import, deferred
+
+    return pn
+
+
+def _cigre_mv():
+    # DER (PV + wind sgens) included so the MV benchmark has generation to play with
+    return _pn().create_cigre_network_mv(with_der="pv_wind")
+
+
+def _builtin_table() -> dict[str, Callable]:
+    pn = _pn()
+    table: dict[str, Callable] = {
+        "case33bw": pn.case33bw,
+        "cigre_lv": pn.create_cigre_network_lv,
+        "cigre_mv": _cigre_mv,
+        "mv_oberrhein": pn.mv_oberrhein,
+        "lv_schutterwald": pn.lv_schutterwald,
+    }
+    for name in dir(pn):
+        if name.startswith("create_kerber_"):
+            table[name.removeprefix("create_")] = getattr(pn, name)
+        elif name.startswith("kb_extrem_"):
+            table[name] = getattr(pn, name)
+    return table
+
+
+def known_network_names() -> list[str]:
+    """All built-in names (the pandapower ones present in this install), sorted."""
+    return sorted(_builtin_table())
+
+
+@functools.lru_cache(maxsize=16)
+def _builtin_net(name: str):
+    return _builtin_table()[name]()
+
+
+@functools.lru_cache(maxsize=16)
+def _simbench_net(code: str):
+    import simbench as sb
+
+    return sb.get_simbench_net(code)
+
+
+@functools.lru_cache(maxsize=1)
+def _simbench_codes() -> tuple[str, ...]:
+    import simbench as sb
+
+    return tuple(sb.collect_all_simbench_codes())
+
+
+def load_network(spec: str):
+    """Load a pandapower network by name, SimBench code or JSON file.
+
+    Args:
+        spec: ``case33bw``, ``cigre_lv``, ``cigre_mv``, a Kerber feeder name
+            (``kerber_landnetz_freileitung_1``, ...), ``simbench:<code>`` or ``file:<path.json>``.
+
+    Returns:
+        A fresh pandapowerNet (a deep copy: callers may mutate it). SimBench nets keep their
+        ``profiles`` tables.
+
+    Raises:
+        ValueError: unknown name or SimBench code (with the known names and a suggestion).
+        FileNotFoundError: a ``file:`` path that does not exist.
+    """
+    spec = spec.strip()
+    if spec.startswith(FILE_PREFIX):
+        import pandapower as pp
+
+        path = Path(spec[len(FILE_PREFIX):].strip()).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"network file {str(path)!r} does not exist")
+        return pp.from_json(os.fspath(path))
+    if spec.startswith(SIMBENCH_PREFIX):
+        code = spec[len(SIMBENCH_PREFIX):].strip()
+        codes = _simbench_codes()
+        if code not in codes:
+            close = difflib.get_close_matches(code, codes, n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(SIMBENCH_PREFIX + c for c in close)}?" if close else (
+                "see simbench.collect_all_simbench_codes() for the list.")
+            raise ValueError(f"unknown SimBench code {code!r}; {hint}")
+        return copy.deepcopy(_simbench_net(code))
+    table = _builtin_table()
+    if spec not in table:
+        close = difflib.get_close_matches(spec, list(table), n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"unknown network {spec!r}{hint}; known names are {', '.join(sorted(table))}, "
+            f"or '{SIMBENCH_PREFIX}<code>' or '{FILE_PREFIX}<path.json>'.")
+    return copy.deepcopy(_builtin_net(spec))
+
+
+# --------------------------------------------------------------------------- placement
+
+
+def load_buses(net) -> tuple[np.ndarray, np.ndarray]:
+    """Buses that carry in-service loads, with weights proportional to their load.
+
+    Args:
+        net: pandapowerNet.
+
+    Returns:
+        ``(buses, weights)``: unique bus indices [n_load_buses] (pandapower labels, sorted) and
+        weights [n_load_buses] summing to 1, proportional to the summed ``p_mw * scaling`` of the
+        loads at each bus (equal weights if all loads are zero).
+
+    Raises:
+        ValueError: the network has no in-service load.
+    """
+    load = net.load[net.load["in_service"].to_numpy(bool)]
+    if len(load) == 0:
+        raise ValueError(f"network {net.name!r} has no in-service load to attach anything to")
+    bus = load["bus"].to_numpy(np.int64)
+    scaling = load["scaling"].to_numpy(float) if "scaling" in load else 1.0
+    p = np.abs(load["p_mw"].to_numpy(float) * scaling)
+    buses, inv = np.unique(bus, return_inverse=True)
+    w = np.bincount(inv, weights=p, minlength=len(buses))
+    total = w.sum()
+    w = w / total if total > 0 else np.full(len(buses), 1.0 / len(buses))
+    return buses, w
+
+
+def check_bus(net, bus) -> str | None:
+    """Return an error sentence if ``bus`` is not an in-service bus of ``net``, else None."""
+    try:
+        b = int(bus)
+    except (TypeError, ValueError):
+        return f"bus must be an integer bus index of network {net.name!r}; got {bus!r}"
+    if b != bus:
+        return f"bus must be an integer bus index of network {net.name!r}; got {bus!r}"
+    if b not in net.bus.index:
+        lo, hi = int(net.bus.index.min()), int(net.bus.index.max())
+        return (f"bus {b} does not exist in network {net.name!r} "
+                f"({len(net.bus)} buses, indices {lo}..{hi})")
+    if not bool(net.bus.at[b, "in_service"]):
+        return f"bus {b} of network {net.name!r} is out of service"
+    return None
+
+
+def assign_buses(n_items: int, net, rng: np.random.Generator,
+                 explicit: dict[str, int] | None = None,
+                 ids: list[str] | None = None) -> np.ndarray:
+    """Spread items over the load buses in proportion to the existing load.
+
+    Uses systematic (low-variance) sampling on the cumulative load weights after a random
+    permutation of the items, so bus counts match ``n_items * weight`` to within one item and
+    the assignment is deterministic under ``rng``.
+
+    Args:
+        n_items: number of items (vehicles, chargers, sites) to place.
+        net: pandapowerNet.
+        rng: numpy Generator (the caller's named stream).
+        explicit: optional ``{item_id: bus}`` overrides; requires ``ids`` to locate items.
+        ids: optional item ids [n_items], used with ``explicit``.
+
+    Returns:
+        Bus index (pandapower label) per item, int64 [n_items].
+
+    Raises:
+        ValueError: an explicit bus the network does not have, or an explicit id not in ``ids``.
+    """
+    buses, w = load_buses(net)
+    # systematic sampling: positions (u + k) / n over the cumulative weights
+    u = rng.random()
+    pos = (u + np.arange(n_items)) / max(n_items, 1)
+    cum = np.cumsum(w)
+    cum[-1] = 1.0
+    out = buses[np.searchsorted(cum, pos, side="right").clip(0, len(buses) - 1)]
+    out = out[rng.permutation(n_items)]
+    if explicit:
+        if ids is None:
+            raise ValueError("explicit bus assignments need the item ids (ids=...)")
+        where = {k: i for i, k in enumerate(ids)}
+        for key, bus in explicit.items():
+            if key not in where:
+                raise ValueError(f"explicit bus given for unknown item {key!r}")
+            err = check_bus(net, bus)
+            if err:
+                raise ValueError(f"{key}: {err}")
+            out[where[key]] = int(bus)
+    return out.astype(np.int64)
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+def is_simbench(net) -> bool:
+    """True if ``net`` carries SimBench profiles (``net.profiles['load']`` and a profile column)."""
+    prof = net.get("profiles") if hasattr(net, "get") else None
+    return (isinstance(prof, dict) and isinstance(prof.get("load"), pd.DataFrame)
+            and len(prof["load"]) > 0 and "profile" in net.load)
+
+
+def _simbench_data_dir() -> Path:
+    import simbench as sb
+
+    root = Path(sb.__file__).parent / "networks"
+    dirs = sorted(p for p in root.iterdir() if p.is_dir() and (p / "LoadProfile.csv").exists())
+    if not dirs:
+        raise FileNotFoundError(f"no SimBench LoadProfile.csv found under {root}")
+    return dirs[0]
+
+
+@functools.lru_cache(maxsize=8)
+def standard_profile(name: str = "H0-A_pload", kind: str = "load") -> np.ndarray:
+    """A SimBench standard profile, year-long at 15 min, normalised to a peak of 1.
+
+    Args:
+        name: column of SimBench's ``LoadProfile.csv`` (``H0-A_pload``, ``G1-A_pload``, ...) or,
+            with ``kind="res"``, of ``RESProfile.csv`` (``PV1``, ``WP1``, ...).
+        kind: ``"load"`` or ``"res"``.
+
+    Returns:
+        float64 [35136] (366 days × 96 slots of 2016), read-only, max 1.
+    """
+    fname = {"load": "LoadProfile.csv", "res": "RESProfile.csv"}[kind]
+    path = _simbench_data_dir() / fname
+    col = pd.read_csv(path, sep=";", usecols=[name])[name].to_numpy(float)
+    peak = np.abs(col).max()
+    out = col / peak if peak > 0 else col
+    out.setflags(write=False)
+    return out
+
+
+def _slot_of(times: pd.DatetimeIndex) -> np.ndarray:
+    """15-minute slot in the 2016 SimBench year with the same month, day and time of day."""
+    if times.tz is not None:
+        times = times.tz_localize(None)  # local wall-clock time is what the profiles describe
+    doy_2016 = pd.to_datetime(
+        {"year": _PROFILE_YEAR, "month": times.month, "day": times.day}).dt.dayofyear.to_numpy()
+    minute = times.hour.to_numpy() * 60 + times.minute.to_numpy()
+    return (doy_2016 - 1) * _SLOTS_PER_DAY + minute // _SLOT_MIN
+
+
+def _resample(year: np.ndarray, start: pd.Timestamp, step_min: int, n_steps: int) -> np.ndarray:
+    """Mean of a piecewise-constant 15-min year profile over each step of the horizon.
+
+    Args:
+        year: [35136, n] values per 2016 slot.
+
+    Returns:
+        [n_steps, n]: exact interval means, so energy is conserved under any step length; below
+        15 min this is a hold of the slot value (when the step divides 15 min).
+    """
+    start = pd.Timestamp(start)
+    if start.tzinfo is not None:
+        start = start.tz_localize(None)
+    total_min = n_steps * step_min
+    off = (start.hour * 60 + start.minute) % _SLOT_MIN + start.second / 60.0
+    slot0 = start.floor(f"{_SLOT_MIN}min")
+    n_slots = int(np.ceil((off + total_min) / _SLOT_MIN)) + 1
+    times = pd.date_range(slot0, periods=n_slots, freq=f"{_SLOT_MIN}min")
+    vals = year[_slot_of(times)]  # [n_slots, n]
+    cum = np.zeros((n_slots + 1, vals.shape[1]))
+    np.cumsum(vals, axis=0, out=cum[1:])
+    cum *= _SLOT_MIN  # value·minutes from slot0 to each slot edge
+
+    edges = off + step_min * np.arange(n_steps + 1, dtype=float)  # minutes from slot0
+    j = np.minimum((edges // _SLOT_MIN).astype(np.int64), n_slots - 1)
+    integ = cum[j] + (edges - j * _SLOT_MIN)[:, None] * vals[j]
+    return np.diff(integ, axis=0) / step_min
+
+
+def network_profiles(net, start: pd.Timestamp, step_min: int, n_steps: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Base load and PV (static generator) active power per step.
+
+    SimBench nets use their own absolute profiles; other nets scale each load's ``p_mw`` by the
+    SimBench H0 household profile (peak 1) and each sgen's ``p_mw`` by the PV1 profile (peak 1).
+    Scenario dates map onto the 2016 profile year by month, day and time of day (so weekdays are
+    not aligned; multi-year horizons repeat the year).
+
+    Args:
+        net: pandapowerNet.
+        start: first step's start (tz-aware is read as local wall-clock time).
+        step_min: step length in minutes (> 0).
+        n_steps: number of steps (> 0).
+
+    Returns:
+        ``(p_base_kw [n_steps, n_loads], p_pv_kw [n_steps, n_sgens])`` in net.load / net.sgen row
+        order. Base load > 0 is drawn from the grid; PV is production (>= 0 for PV).
+    """
+    if step_min <= 0 or n_steps <= 0:
+        raise ValueError(f"step_min and n_steps must be > 0; got {step_min}, {n_steps}")
+    if is_simbench(net):
+        load_year, sgen_year = _simbench_year(net)
+    else:
+        h0 = standard_profile("H0-A_pload")
+        pv = standard_profile("PV1", "res")
+        load_p = (net.load["p_mw"] * net.load.get("scaling", 1.0)).to_numpy(float) * 1e3
+        sgen_p = (net.sgen["p_mw"] * net.sgen.get("scaling", 1.0)).to_numpy(float) * 1e3
+        load_year = h0[:, None] * load_p[None, :]
+        sgen_year = pv[:, None] * sgen_p[None, :]
+    p_base = _resample(load_year, start, step_min, n_steps)
+    p_pv = _resample(sgen_year, start, step_min, n_steps) if sgen_year.shape[1] else np.zeros((n_steps, 0))
+    return p_base, p_pv
+
+
+def _simbench_year(net) -> tuple[np.ndarray, np.ndarray]:
+    """SimBench absolute p per load and sgen, kW, [35136, n_loads] and [35136, n_sgens]."""
+    import simbench as sb
+
+    # keyed on the profile table's identity; the entry holds a reference to it so the id
+    # cannot be reused by another object while cached
+    key = (id(net.profiles["load"]), len(net.load), len(net.sgen))
+    hit = _ABS_CACHE.get(key)
+    if hit is not None:
+        return hit[1], hit[2]
+    absval = sb.get_absolute_values(net, profiles_instead_of_study_cases=True)
+    load = absval[("load", "p_mw")].reindex(columns=net.load.index).to_numpy(float) * 1e3
+    sgen = absval[("sgen", "p_mw")].reindex(columns=net.sgen.index).to_numpy(float) * 1e3
+    _ABS_CACHE.clear()  # keep one entry: profiles are large
+    _ABS_CACHE[key] = (net.profiles["load"], load, sgen)
+    return load, sgen
+
+
+_ABS_CACHE: dict = {}
