@@ -456,8 +456,8 @@ def headroom_kw(result: PowerFlowResult, solver: PowerFlow | CapacityOnly | None
     both). For an element carrying S at loading L%, an extra ΔP reaches ``limit_pct`` when
     ``|S + ΔP| = S·limit/L``; with S split into P and Q: ``ΔP = sqrt((S·limit/L)² − Q²) − P``.
 
-    - Transformer: uses P, Q from ``result.p_trafo_kw`` / ``q_trafo_kvar`` (summed over trafos,
-      ratings summed: trafos are assumed to share the load).
+    - Transformers: per trafo from its P, Q (``result.p_trafo_kw`` / ``q_trafo_kvar``) and
+      rating; the minimum over trafos (the worst-placed bus is behind the tightest one).
     - Most loaded line (``result.line_max``): ``S_rated − S_now`` where ``S_rated`` = √3 · V_from ·
       max_i_ka · df · parallel at the limit and ``S_now`` follows from its loading — i.e. the
       extra power is assumed in phase with the line's present flow (optimistic by the Q part).
@@ -476,19 +476,20 @@ def headroom_kw(result: PowerFlowResult, solver: PowerFlow | CapacityOnly | None
     """
     if not result.converged or result.p_trafo_kw.size == 0:
         return float("nan")
-    p = float(np.sum(result.p_trafo_kw))
-    q = float(np.sum(result.q_trafo_kvar))
-    s = float(np.hypot(p, q))
-    l_tr = result.trafo_loading_max_pct
+    p = np.asarray(result.p_trafo_kw, float)
+    q = np.asarray(result.q_trafo_kvar, float)
+    loading = np.asarray(result.trafo_loading_pct, float)
     if solver is not None and hasattr(solver, "_trafo_sn_mva"):
-        s_max = float(np.sum(solver._trafo_sn_mva)) * 1e3 * limit_pct / 100.0
+        s_max = solver._trafo_sn_mva * 1e3 * limit_pct / 100.0
     elif solver is not None and hasattr(solver, "_sn_mva"):
-        s_max = float(np.sum(solver._sn_mva)) * 1e3 * limit_pct / 100.0
-    elif l_tr > 0:
-        s_max = s * limit_pct / l_tr
+        s_max = solver._sn_mva * 1e3 * limit_pct / 100.0
     else:
-        return float("inf")
-    head_tr = (np.sqrt(max(s_max**2 - q**2, 0.0)) - p) if s_max >= abs(q) else -p
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s_max = np.hypot(p, q) * limit_pct / loading
+    # per transformer; the worst-placed bus sits behind the tightest one
+    per_trafo = np.where(s_max >= np.abs(q), np.sqrt(np.maximum(s_max**2 - q**2, 0.0)) - p, -p)
+    per_trafo = per_trafo[np.isfinite(per_trafo)]
+    head_tr = float(per_trafo.min()) if per_trafo.size else float("inf")
     head = head_tr
     if isinstance(solver, PowerFlow) and np.isfinite(result.line_loading_max_pct) \
             and result.line_loading_max_pct > 0:
