@@ -1,0 +1,41 @@
+"""v2gsim: agent-based simulation of electric vehicles, vehicle-to-grid and the distribution grid.
+
+Not to be confused with LBNL's V2G-Sim, an unrelated project that also imports as ``v2gsim``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from v2gsim.errors import Problem, ScenarioError, SimulationError
+from v2gsim.results import Results
+from v2gsim.scenario import Scenario, bundled_scenarios, load_scenario
+
+__all__ = [
+    "Problem",
+    "Results",
+    "Scenario",
+    "ScenarioError",
+    "SimulationError",
+    "V2GModel",
+    "bundled_scenarios",
+    "load_scenario",
+    "run",
+]
+
+
+def __getattr__(name):  # keep `import v2gsim` light: Mesa is loaded on first use of the model
+    if name == "V2GModel":
+        from v2gsim.model import V2GModel
+
+        return V2GModel
+    raise AttributeError(name)
+
+
+def run(scenario: Scenario | str | Path, *, seed: int | None = None, progress: bool = False) -> Results:
+    """Run a scenario (object, file or bundled name) to its horizon and return its Results."""
+    from v2gsim.model import V2GModel
+
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    return V2GModel(scenario, seed=seed).run(progress=progress)

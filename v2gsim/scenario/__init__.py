@@ -1,1 +1,76 @@
 """Scenario files: loading, validation and the scenario schema."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import yaml
+
+from v2gsim.errors import Problem
+from v2gsim.scenario import loader
+from v2gsim.scenario.schema import Scenario, cross_checks, resolve_paths
+
+__all__ = ["Scenario", "bundled_scenarios", "find_scenario", "load_scenario"]
+
+SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def bundled_scenarios() -> dict[str, Path]:
+    """Scenario files shipped in the repository's ``scenarios/`` folder, by stem."""
+    if not SCENARIO_DIR.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.yaml"))}
+
+
+def find_scenario(name_or_path: str | Path) -> Path:
+    """A path as given if it exists, else a bundled scenario by name (``smoke``)."""
+    p = Path(name_or_path)
+    if p.exists():
+        return p
+    bundled = bundled_scenarios()
+    if str(name_or_path) in bundled:
+        return bundled[str(name_or_path)]
+    return p  # the loader reports the missing file
+
+
+def _data_file_checks(raw) -> list[Problem]:
+    from v2gsim.data.profiles import available_profiles, read_load_csv
+    from v2gsim.population.mobility import read_sessions
+
+    problems: list[Problem] = []
+    if not isinstance(raw, dict):
+        return problems
+    feeder = raw.get("feeder") if isinstance(raw.get("feeder"), dict) else {}
+    bl = feeder.get("base_load") if isinstance(feeder.get("base_load"), dict) else {}
+    prof = bl.get("profile")
+    if isinstance(prof, str) and prof not in available_profiles():
+        problems.append(Problem("feeder.base_load.profile", f"unknown standard load profile {prof!r}", "known: " + ", ".join(available_profiles())))
+    if isinstance(bl.get("csv"), str):
+        problems += read_load_csv(bl["csv"], "feeder.base_load.csv")[1]
+    ms = raw.get("mobility_sessions")
+    if isinstance(ms, dict) and isinstance(ms.get("csv"), str):
+        sites = [s.get("id") for s in raw.get("sites", []) if isinstance(s, dict)] if isinstance(raw.get("sites"), list) else []
+        problems += read_sessions(ms["csv"], sites, ms.get("default_site"), "mobility_sessions.csv")[1]
+    return problems
+
+
+def _checks(raw) -> list[Problem]:
+    return cross_checks(raw) + _data_file_checks(raw)
+
+
+def load_scenario(path: str | Path, overrides: Sequence[str] | Mapping[str, object] = ()) -> Scenario:
+    """Read, merge (``extends:``), override and validate a scenario file.
+
+    Args:
+        path: a YAML file, or the name of a bundled scenario (``"smoke"``).
+        overrides: ``["population.0.count=100"]`` or ``{"population.0.count": 100}``.
+
+    Raises:
+        v2gsim.errors.ScenarioError: listing every problem with its YAML path and line.
+    """
+    if isinstance(overrides, Mapping):
+        overrides = [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}" for k, v in overrides.items()]
+    raw, lines = loader.resolve(find_scenario(path), list(overrides))
+    raw = resolve_paths(raw, lines)
+    return loader.validate(raw, Scenario, lines, extra_checks=_checks)

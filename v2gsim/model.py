@@ -1,0 +1,372 @@
+"""V2GModel: builds a scenario's world and steps it through fixed phases.
+
+One step (see DESIGN.md): 1 signals, 2 mobility, 3 decide, 4 physics, 5 grid, 6 settle and
+record. The population is stepped as a whole through kernels over index arrays; ``Vehicle``
+agents call the same kernels with their own index (``vehicle_stepping="agents"``).
+"""
+
+from __future__ import annotations
+
+import time as _time
+from dataclasses import fields
+
+import mesa
+import numpy as np
+import pandas as pd
+
+from v2gsim.agents import Aggregator, Driver, Feeder, Vehicle
+from v2gsim.data.profiles import map_to_clock, read_load_csv, series_to_clock, standard_profile
+from v2gsim.errors import ScenarioError, SimulationError
+from v2gsim.market.tariffs import Tariff
+from v2gsim.physics.battery import apply_power
+from v2gsim.population.fleet import DRIVING, HOME, DEPOT, build_fleet
+from v2gsim.population.mobility import DayEvents, GeneratedMobility, SessionMobility, merge_days, read_sessions
+from v2gsim.recorder import Recorder
+from v2gsim.scenario.schema import Scenario
+from v2gsim.strategies.base import FleetView, Observation, StrategyContext, strategy_for
+
+# Named random streams, each from SeedSequence(seed, spawn_key=(stream,)).
+STREAM_POPULATION, STREAM_MOBILITY, STREAM_PORTS, STREAM_SAMPLES, STREAM_MESA = 0, 1, 2, 3, 4
+
+
+def _rng(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream,)))
+
+
+class V2GModel(mesa.Model):
+    """The simulation of one scenario.
+
+    Args:
+        scenario: a validated :class:`Scenario`.
+        seed: overrides ``scenario.seed`` if given.
+        vehicle_stepping: ``"population"`` (kernels over all vehicles at once) or ``"agents"``
+            (each ``Vehicle`` agent steps itself; same result, slower; for checks and teaching).
+    """
+
+    def __init__(self, scenario: Scenario, *, seed: int | None = None, vehicle_stepping: str = "population"):
+        self.seed_value = scenario.seed if seed is None else int(seed)
+        super().__init__(rng=int(np.random.SeedSequence(self.seed_value, spawn_key=(STREAM_MESA,)).generate_state(1)[0]))
+        if vehicle_stepping not in ("population", "agents"):
+            raise ValueError(f"vehicle_stepping must be 'population' or 'agents'; got {vehicle_stepping!r}")
+        self.config = scenario  # (Mesa reserves model.scenario for its own Scenario class)
+        self.vehicle_stepping = vehicle_stepping
+        tc = scenario.time
+        self.dt_h = tc.dt_h
+        self.n_steps = tc.n_steps  # recorded steps
+        self.steps_per_day = tc.steps_per_day
+        # the clock starts warmup_days early so that the recorded run begins in a settled state
+        self.n_warmup = tc.warmup_days * self.steps_per_day
+        self.n_clock = self.n_warmup + self.n_steps
+        self.clock = pd.date_range(pd.Timestamp(tc.start) - pd.Timedelta(days=tc.warmup_days), periods=self.n_clock, freq=f"{tc.step_min}min")
+        self.times = self.clock[self.n_warmup :]
+        self.step_index = 0  # position on the clock
+
+        # 1. signals for the whole run, precomputed
+        tariff = Tariff.from_config(scenario.tariff)
+        self.price_cny_per_kwh = np.asarray(tariff.price_cny_per_kwh(self.clock), dtype=np.float64)
+        self.v2g_price_cny_per_kwh = np.asarray(tariff.v2g_price_cny_per_kwh(self.clock), dtype=np.float64)
+        self.base_load_kw = self._base_load()
+
+        # sites
+        sites = scenario.sites
+        self.n_sites = len(sites)
+        self.site_p_max_kw = np.array([s.p_max_kw for s in sites], dtype=np.float64)
+        self.site_is_dc = np.array([s.is_dc for s in sites], dtype=bool)
+        self.site_is_home = np.array([s.kind == "home" for s in sites], dtype=bool)
+        self.site_bidir_share = np.array([s.bidirectional_share for s in sites], dtype=np.float64)
+        self.site_p_limit_kw = np.array([s.p_limit_kw or np.inf for s in sites], dtype=np.float64)
+
+        # population
+        sessions = None
+        if scenario.mobility_sessions is not None:
+            ms = scenario.mobility_sessions
+            sessions, problems = read_sessions(ms.csv, [s.id for s in sites], ms.default_site, "mobility_sessions.csv")
+            if problems:
+                raise ScenarioError(problems)
+        self.fleet, self.blocks, self.vehicle_models = build_fleet(
+            scenario, sessions.n_vehicles if sessions else 0, _rng(self.seed_value, STREAM_POPULATION)
+        )
+        f = self.fleet
+        n = f.n
+        # home sites have one private pile per owner; shared sites have their stated chargers
+        owners = np.bincount(f.site_at[:, [HOME, DEPOT]].ravel()[f.site_at[:, [HOME, DEPOT]].ravel() >= 0], minlength=self.n_sites)
+        self.site_ports = np.array(
+            [owners[i] if (s.kind == "home" and s.chargers is None) else (s.chargers or 0) for i, s in enumerate(sites)],
+            dtype=np.int64,
+        )
+        too_many = [(i, s) for i, s in enumerate(sites) if s.kind == "home" and s.chargers is not None and owners[i] > s.chargers]
+        if too_many:
+            from v2gsim.errors import Problem
+
+            raise ScenarioError(
+                [
+                    Problem(f"sites[{i}].chargers", f"site {s.id!r} has {s.chargers} private piles but {owners[i]} drivers own one there",
+                            "raise chargers or lower the groups' home_charger_share")
+                    for i, s in too_many
+                ]
+            )
+        self.site_occupied = np.zeros(self.n_sites, dtype=np.int64)
+        self._port_rng = _rng(self.seed_value, STREAM_PORTS)
+
+        # mobility sources
+        self.sources = []
+        if scenario.population:
+            self.sources.append(GeneratedMobility(f, self.blocks, self.clock[0], tc.step_min, self.seed_value))
+        self.sessions_dropped = 0
+        if sessions is not None:
+            sm = SessionMobility(sessions, f, self.blocks[-1].start, self.clock[0], tc.step_min, self.n_clock, scenario.site_index())
+            self.sessions_dropped = sm.n_dropped
+            self.sources.append(sm)
+        self._day = None
+        self._events: DayEvents | None = None
+
+        # strategies: one Aggregator per business-model entry, owning its sites
+        claimed = {sid for bm in scenario.business_models if bm.sites for sid in bm.sites}
+        site_idx = scenario.site_index()
+        self.site_owner = np.full(self.n_sites, -1, dtype=np.int64)
+        self.aggregators: list[Aggregator] = []
+        for k, bm in enumerate(scenario.business_models):
+            ids = bm.sites if bm.sites is not None else [s.id for s in sites if s.id not in claimed]
+            mask = np.zeros(self.n_sites, bool)
+            mask[[site_idx[i] for i in ids]] = True
+            self.site_owner[mask & (self.site_owner < 0)] = k
+            ctx = StrategyContext(tuple(ids), self.clock, self.dt_h, self.price_cny_per_kwh, self.v2g_price_cny_per_kwh)
+            self.aggregators.append(Aggregator(self, strategy_for(bm)(bm, ctx), mask))
+        self._single_owner = len(self.aggregators) == 1 and bool(self.aggregators[0].site_mask.all())
+        self.fleet_view = FleetView(**{fld.name: _readonly(getattr(f, fld.name)) for fld in fields(FleetView)})
+        self._below_stop_ro = _readonly(f.below_stop)
+        self._prev_idx = np.empty(0, dtype=np.int64)
+
+        # agents: thin views, created in bulk
+        self.vehicles = [Vehicle(self, i) for i in range(n)]
+        self.drivers = [Driver(self, i) for i in range(n)]
+        self.feeder = Feeder(self, scenario.feeder.transformer_kva, scenario.feeder.power_factor)
+
+        # recording
+        sample_rng = _rng(self.seed_value, STREAM_SAMPLES)
+        self.session_sampled = np.zeros(n, bool)
+        self.session_sampled[sample_rng.permutation(n)[: scenario.outputs.session_sample]] = True
+        trace_idx = np.sort(sample_rng.permutation(n)[: scenario.outputs.trace_sample])
+        self.recorder = Recorder(self.n_steps, self.n_sites, trace_idx)
+        self._request_kw = np.zeros(n) if vehicle_stepping == "agents" else None
+        self.wall_time_s = 0.0
+        self._initial_plug_in()
+
+    # ------------------------------------------------------------------ building helpers
+
+    def _base_load(self) -> np.ndarray:
+        fc = self.config.feeder
+        bl = fc.base_load
+        if bl.csv is not None:
+            series, problems = read_load_csv(bl.csv, "feeder.base_load.csv")
+            if problems:
+                raise ScenarioError(problems)
+            if series.index[0] > self.times[0] or series.index[-1] < self.times[-1]:
+                from v2gsim.errors import Problem
+
+                raise ScenarioError([Problem("feeder.base_load.csv", f"covers {series.index[0]} to {series.index[-1]}, not the run {self.times[0]} to {self.times[-1]}", "extend the file or shorten time.horizon_days")])
+            return series_to_clock(series, self.clock)
+        shape = map_to_clock(standard_profile(bl.profile), self.clock, self.config.time.step_min)
+        return shape * (bl.annual_kwh_per_household * fc.households / 8760.0)
+
+    def _initial_plug_in(self) -> None:
+        """Vehicles start the run parked at their base; owners of a pile there are plugged in."""
+        f = self.fleet
+        v = np.flatnonzero(f.location != DRIVING)
+        loc = f.location[v]
+        site = f.site_at[v, loc]
+        est = np.full(v.size, self.steps_per_day // 3, dtype=np.int64)  # stated: leave ~08:00 on day one
+        self._arrive(0, v, loc, site, np.zeros(v.size), np.zeros(v.size), np.full(v.size, np.nan), np.full(v.size, np.inf), est)
+
+    # ------------------------------------------------------------------ phase 2: mobility kernels
+
+    def _day_events(self, step: int) -> DayEvents:
+        offset = int((self.clock[0] - self.clock[0].normalize()) / pd.Timedelta(minutes=self.config.time.step_min))
+        day = (step + offset) // self.steps_per_day
+        if day != self._day:
+            evs = [src.day(day) for src in self.sources]
+            ev = evs[0]
+            for other in evs[1:]:
+                ev = merge_days(ev, other, day * self.steps_per_day - offset, self.steps_per_day)
+            self._day, self._events = day, ev
+            self._day_first_step = day * self.steps_per_day - offset
+        return self._events
+
+    def _depart(self, step: int, v: np.ndarray) -> None:
+        f = self.fleet
+        was = f.plugged[v]
+        vp = v[was]
+        if vp.size:
+            unmet = np.maximum(0.0, f.session_e_request_kwh[vp] - f.session_grid_kwh[vp])
+            f.unmet_kwh[vp] += unmet
+            f.n_sessions[vp] += 1
+            self.site_occupied -= np.bincount(f.site[vp], minlength=self.n_sites)
+            rec = vp[self.session_sampled[vp]]
+            if rec.size:
+                self.recorder.session_rows(rec, f, step)
+        f.n_departures[v] += 1
+        f.departures_below_min[v] += f.e_kwh[v] < f.e_min_departure_kwh[v] - 1e-9
+        self.recorder.departure_soc(f.e_kwh[v] / f.capacity_kwh[v])
+        f.plugged[v] = False
+        f.site[v] = -1
+        f.location[v] = DRIVING
+        f.p_plug_max_kw[v] = 0.0
+        f.can_discharge[v] = False
+        f.p_kw[v] = 0.0
+
+    def _arrive(self, step, v, loc, site, trip_kwh, km, e_set_kwh, p_max_kw, est_step) -> None:
+        f = self.fleet
+        e = f.e_kwh[v]
+        stranded = trip_kwh > e + 1e-12
+        used = np.minimum(trip_kwh, e)
+        replay = ~np.isnan(e_set_kwh)
+        e_new = np.where(replay, e_set_kwh, e - used)
+        f.stranded_trips[v] += stranded
+        f.stranded_kwh[v] += trip_kwh - used
+        f.e_driven_kwh[v] += used
+        f.distance_km[v] += km
+        f.e_kwh[v] = e_new
+        f.location[v] = loc
+        f.below_stop[v] = e_new < f.e_stop_kwh[v] - 1e-9
+        # charger allocation: first come, first served within the step (stable order)
+        has_site = site >= 0
+        cand = np.flatnonzero(has_site)
+        if cand.size == 0:
+            return
+        s = site[cand]
+        order = np.argsort(s, kind="stable")
+        s_sorted = s[order]
+        first = np.searchsorted(s_sorted, s_sorted, side="left")
+        rank = np.empty(cand.size, np.int64)
+        rank[order] = np.arange(cand.size) - first
+        gets = rank < (self.site_ports[s] - self.site_occupied[s])
+        f.no_charger_events[v[cand[~gets]]] += 1
+        c = cand[gets]
+        vv, ss = v[c], site[c]
+        self.site_occupied += np.bincount(ss, minlength=self.n_sites)
+        f.plugged[vv] = True
+        f.site[vv] = ss
+        veh_max = np.where(self.site_is_dc[ss], f.p_dc_max_kw[vv], f.p_ac_max_kw[vv])
+        f.p_plug_max_kw[vv] = np.minimum(np.minimum(self.site_p_max_kw[ss], veh_max), p_max_kw[c])
+        bidir_port = np.where(self.site_is_home[ss], f.home_pile_bidir[vv], self._port_rng.random(vv.size) < self.site_bidir_share[ss])
+        f.can_discharge[vv] = f.bidirectional[vv] & bidir_port
+        f.t_depart_est_step[vv] = est_step[c]
+        f.session_start_step[vv] = step
+        f.session_e_start_kwh[vv] = f.e_kwh[vv]
+        f.session_e_request_kwh[vv] = np.maximum(0.0, f.e_stop_kwh[vv] - f.e_kwh[vv]) / f.eta_charge[vv]
+        f.session_grid_kwh[vv] = 0.0
+
+    # ------------------------------------------------------------------ phase 4: physics
+
+    def apply_physics(self, idx: np.ndarray) -> np.ndarray:
+        """Physics and per-vehicle settlement for vehicles ``idx`` with the current requests."""
+        p = apply_power(self.fleet, idx, self._request_for(idx), self.dt_h)
+        s = self.step_index
+        e_grid = p * self.dt_h
+        self.fleet.cost_cny[idx] += np.maximum(e_grid, 0.0) * self.price_cny_per_kwh[s]
+        self.fleet.revenue_cny[idx] += np.maximum(-e_grid, 0.0) * self.v2g_price_cny_per_kwh[s]
+        return p
+
+    def _request_for(self, idx):
+        if self._request_kw is not None:
+            return self._request_kw[idx]
+        return self._req_p
+
+    def _limit_sites(self, idx: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Scale each site's requests so that its total stays within its connection limit."""
+        f = self.fleet
+        p = np.clip(p, -f.p_plug_max_kw[idx] * f.can_discharge[idx], f.p_plug_max_kw[idx])
+        if not np.isfinite(self.site_p_limit_kw).any() or idx.size == 0:
+            return p
+        s = f.site[idx]
+        load = np.bincount(s, weights=np.maximum(p, 0), minlength=self.n_sites)
+        feed = np.bincount(s, weights=np.maximum(-p, 0), minlength=self.n_sites)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            k_load = np.where(load > self.site_p_limit_kw, self.site_p_limit_kw / load, 1.0)
+            k_feed = np.where(feed > self.site_p_limit_kw, self.site_p_limit_kw / feed, 1.0)
+        return np.where(p > 0, p * k_load[s], p * k_feed[s])
+
+    # ------------------------------------------------------------------ the step
+
+    def step(self) -> None:
+        s = self.step_index
+        if s >= self.n_clock:
+            raise SimulationError(f"the run has {self.n_clock} steps; step {s} is past its horizon")
+        f = self.fleet
+        if s == self.n_warmup and s > 0:
+            f.reset_accumulators()
+            self.recorder.reset_events()
+        # 2. mobility
+        ev = self._day_events(s)
+        i = s - self._day_first_step
+        lo, hi = ev.dep_bounds[i], ev.dep_bounds[i + 1]
+        if hi > lo:
+            self._depart(s, ev.dep_vehicle[lo:hi])
+        lo, hi = ev.arr_bounds[i], ev.arr_bounds[i + 1]
+        if hi > lo:
+            sl = slice(lo, hi)
+            self._arrive(s, ev.arr_vehicle[sl], ev.arr_loc[sl], ev.arr_site[sl], ev.arr_trip_kwh[sl], ev.arr_km[sl],
+                         ev.arr_e_set_kwh[sl], ev.arr_p_max_kw[sl], ev.arr_depart_est_step[sl])
+        # 3. decide
+        idx_parts, p_parts = [], []
+        for k, agg in enumerate(self.aggregators):
+            mine = f.plugged if self._single_owner else f.plugged & (self.site_owner[np.maximum(f.site, 0)] == k)
+            obs = Observation(s, self.clock[s], self.dt_h, float(self.price_cny_per_kwh[s]), float(self.v2g_price_cny_per_kwh[s]),
+                              self.fleet_view, _readonly(mine), self._below_stop_ro, self.feeder.headroom_kw)
+            d = agg.decide(obs)
+            idx_parts.append(np.asarray(d.idx, dtype=np.int64))
+            p_parts.append(np.asarray(d.p_kw, dtype=np.float64))
+        idx = np.concatenate(idx_parts) if len(idx_parts) > 1 else idx_parts[0]
+        p_req = np.concatenate(p_parts) if len(p_parts) > 1 else p_parts[0]
+        if idx.size and not f.plugged[idx].all():
+            bad = idx[~f.plugged[idx]][:5]
+            raise SimulationError(f"a strategy asked for power for unplugged vehicles {bad.tolist()}; dispatch only obs.plugged vehicles")
+        # 4. physics
+        f.p_kw[self._prev_idx] = 0.0  # vehicles left out of this dispatch draw nothing
+        p_req = self._limit_sites(idx, p_req)
+        if self._request_kw is not None:
+            self._request_kw[:] = 0.0
+            self._request_kw[idx] = p_req
+            for i_v in idx:
+                self.vehicles[i_v].step()
+            p = f.p_kw[idx]
+        else:
+            self._req_p = p_req
+            p = self.apply_physics(idx)
+        self._prev_idx = idx
+        # 5. grid
+        site_p = np.bincount(f.site[idx], weights=p, minlength=self.n_sites) if idx.size else np.zeros(self.n_sites)
+        ev_kw = float(p[p > 0].sum())
+        v2g_kw = float(np.maximum(-p, 0.0).sum())
+        net_kw = self.base_load_kw[s] + ev_kw - v2g_kw
+        self.feeder.solve(net_kw)
+        # 6. record (settlement per vehicle happened with the physics)
+        if s >= self.n_warmup:
+            self.recorder.system(s - self.n_warmup, self.base_load_kw[s], ev_kw, v2g_kw, net_kw, self.feeder.loading_pct,
+                                 self.price_cny_per_kwh[s], self.v2g_price_cny_per_kwh[s], int(f.plugged.sum()),
+                                 int((p > 0).sum()), site_p, f)
+        self.step_index += 1
+
+    def run(self, progress: bool = False):
+        """Step to the horizon and return :class:`~v2gsim.results.Results`."""
+        from tqdm.auto import tqdm
+
+        from v2gsim.results import Results
+
+        t0 = _time.perf_counter()
+        bar = tqdm(total=self.n_clock, unit="step", disable=not progress, desc=self.config.name[:30], mininterval=0.5)
+        chunk = self.steps_per_day
+        while self.step_index < self.n_clock:
+            end = min(self.step_index + chunk, self.n_clock)
+            while self.step_index < end:
+                self.step()
+            bar.update(end - bar.n)
+        bar.close()
+        self.wall_time_s = _time.perf_counter() - t0
+        return Results.from_model(self)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    v = a.view()
+    v.flags.writeable = False
+    return v

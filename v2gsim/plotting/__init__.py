@@ -1,0 +1,89 @@
+"""Figures from Results (never from a model). Functions return matplotlib Figures built without
+pyplot's global state, so they work in scripts, notebooks and worker processes alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+__all__ = ["plot_load_curve", "plot_daily_envelope", "plot_soc_distribution", "save_standard_plots"]
+
+
+def _ax(ax, size=(10, 4)):
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=size, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def plot_load_curve(results, ax=None) -> Figure:
+    """Base load and EV charging stacked, V2G below zero, against the transformer rating."""
+    fig, ax = _ax(ax)
+    sy = results.system
+    t = sy.index
+    ax.stackplot(t, sy["base_load_kw"], sy["ev_charge_kw"], labels=["base load", "EV charging"], colors=["#8da0cb", "#fc8d62"], alpha=0.9)
+    if sy["v2g_discharge_kw"].max() > 0:
+        ax.fill_between(t, 0, -sy["v2g_discharge_kw"], color="#66c2a5", label="V2G discharge")
+    ax.plot(t, sy["net_load_kw"], color="k", lw=0.7, label="net load")
+    rating_kw = results.transformer_kva * results.metadata["scenario"]["feeder"]["power_factor"]
+    ax.axhline(rating_kw, color="firebrick", ls="--", lw=1.2, label=f"transformer rating ({results.transformer_kva:.0f} kVA)")
+    ax.set_ylabel("power (kW)")
+    ax.set_title(f"{results.metadata['scenario']['name']}: load on the transformer")
+    ax.legend(loc="upper left", fontsize=8, ncols=3)
+    ax.margins(x=0)
+    return fig
+
+
+def plot_daily_envelope(results, ax=None) -> Figure:
+    """Net load and EV charging by time of day: mean line, min-max band over the days."""
+    fig, ax = _ax(ax, (8, 4))
+    sy = results.system
+    tod = sy.index.hour + sy.index.minute / 60.0
+    for col, color, label in (("net_load_kw", "k", "net load"), ("ev_charge_kw", "#fc8d62", "EV charging"), ("base_load_kw", "#8da0cb", "base load")):
+        g = sy[col].groupby(tod).agg(["min", "mean", "max"])
+        ax.fill_between(g.index, g["min"], g["max"], color=color, alpha=0.15)
+        ax.plot(g.index, g["mean"], color=color, label=f"{label} (mean, min-max band)")
+    ax.set_xlim(0, 24)
+    ax.set_xticks(range(0, 25, 3))
+    ax.set_xlabel("hour of day")
+    ax.set_ylabel("power (kW)")
+    ax.set_title("daily profile envelope")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_soc_distribution(results, ax=None) -> Figure:
+    """State of charge at every departure (histogram) and at the end of the run."""
+    fig, ax = _ax(ax, (7, 4))
+    d = results.departure_soc
+    total = d["departures"].sum()
+    width = (d["soc_hi"] - d["soc_lo"]).to_numpy()
+    if total > 0:
+        ax.bar(d["soc_lo"], d["departures"] / total, width=width, align="edge", alpha=0.7, label=f"at departure ({int(total)} departures)")
+    final, edges = np.histogram(results.vehicles["soc_final"], bins=np.r_[d["soc_lo"].to_numpy(), 1.0])
+    ax.step(edges[:-1], final / max(final.sum(), 1), where="post", color="k", label="at the end of the run")
+    ax.set_xlabel("state of charge")
+    ax.set_ylabel("share")
+    ax.set_xlim(0, 1)
+    ax.set_title("state-of-charge distribution")
+    ax.legend(fontsize=8)
+    return fig
+
+
+STANDARD_PLOTS = {
+    "load_curve.png": plot_load_curve,
+    "daily_envelope.png": plot_daily_envelope,
+    "soc_distribution.png": plot_soc_distribution,
+}
+
+
+def save_standard_plots(results, directory: str | Path) -> list[Path]:
+    out = []
+    for name, fn in STANDARD_PLOTS.items():
+        path = Path(directory) / name
+        fn(results).savefig(path, dpi=110)
+        out.append(path)
+    return out

@@ -1,0 +1,301 @@
+"""Mobility as sorted event arrays, one day at a time.
+
+Two sources feed the engine the same :class:`DayEvents`: :class:`GeneratedMobility` samples the
+archetypes' trip chains (a day ahead, so that a driver arriving in the evening can state
+tomorrow's departure), and :class:`SessionMobility` replays a CSV of real charging sessions.
+The engine slices each day's arrays per step with precomputed bounds; there is no event heap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from v2gsim.errors import Problem
+from v2gsim.population.archetypes import PLANNERS, DayPlan
+from v2gsim.population.fleet import PUBLIC, Fleet, GroupSpec
+
+STREAM_MOBILITY = 1
+NO_SITE = -1
+
+
+@dataclass
+class DayEvents:
+    """One day's departures and arrivals, each sorted by global step.
+
+    Departures: ``dep_step``, ``dep_vehicle``. Arrivals: ``arr_step``, ``arr_vehicle``,
+    ``arr_loc`` (location code), ``arr_site`` (site index, -1 none), ``arr_trip_kwh`` (energy
+    the trip used), ``arr_km``, ``arr_e_set_kwh`` (NaN, or the energy a replayed session
+    arrives with), ``arr_p_max_kw`` (session power limit, inf if none) and
+    ``arr_depart_est_step`` (the departure the driver states). ``*_bounds[i]:*_bounds[i+1]``
+    is the slice of the day's i-th step.
+    """
+
+    dep_step: np.ndarray
+    dep_vehicle: np.ndarray
+    arr_step: np.ndarray
+    arr_vehicle: np.ndarray
+    arr_loc: np.ndarray
+    arr_site: np.ndarray
+    arr_trip_kwh: np.ndarray
+    arr_km: np.ndarray
+    arr_e_set_kwh: np.ndarray
+    arr_p_max_kw: np.ndarray
+    arr_depart_est_step: np.ndarray
+    dep_bounds: np.ndarray
+    arr_bounds: np.ndarray
+
+    @staticmethod
+    def build(day_start: int, steps_per_day: int, dep: dict, arr: dict) -> DayEvents:
+        od = np.argsort(dep["step"], kind="stable")
+        oa = np.argsort(arr["step"], kind="stable")
+        edges = day_start + np.arange(steps_per_day + 1)
+        dep_step = dep["step"][od]
+        arr_step = arr["step"][oa]
+        return DayEvents(
+            dep_step=dep_step,
+            dep_vehicle=dep["vehicle"][od],
+            arr_step=arr_step,
+            arr_vehicle=arr["vehicle"][oa],
+            arr_loc=arr["loc"][oa],
+            arr_site=arr["site"][oa],
+            arr_trip_kwh=arr["trip_kwh"][oa],
+            arr_km=arr["km"][oa],
+            arr_e_set_kwh=arr["e_set_kwh"][oa],
+            arr_p_max_kw=arr["p_max_kw"][oa],
+            arr_depart_est_step=arr["depart_est_step"][oa],
+            dep_bounds=np.searchsorted(dep_step, edges),
+            arr_bounds=np.searchsorted(arr_step, edges),
+        )
+
+
+class GeneratedMobility:
+    """Trip chains sampled per day from the archetypes, vectorised per population group.
+
+    Day d's plan depends only on (seed, d, group), so any day can be regenerated alone.
+    """
+
+    def __init__(self, fleet: Fleet, blocks: list[GroupSpec], day0: pd.Timestamp, step_min: int, seed: int):
+        self.fleet = fleet
+        self.blocks = [b for b in blocks if b.archetype in PLANNERS]
+        self.day0 = day0.normalize()
+        self.offset_steps = int((day0 - self.day0) / pd.Timedelta(minutes=step_min))
+        self.step_min = step_min
+        self.steps_per_day = 1440 // step_min
+        self.seed = seed
+        self._plans: dict[int, list[tuple[GroupSpec, DayPlan, np.ndarray, np.ndarray]]] = {}
+
+    def _plan(self, d: int):
+        """Plans of calendar day d as step indices (relative to the day), ordered and clipped."""
+        if d in self._plans:
+            return self._plans[d]
+        weekday = (self.day0 + pd.Timedelta(days=d)).weekday() < 5
+        spd = self.steps_per_day
+        out = []
+        for bi, b in enumerate(self.blocks):
+            rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(STREAM_MOBILITY, d, bi)))
+            plan = PLANNERS[b.archetype](rng, b.count, weekday, self.fleet.daily_km_scale[b.start : b.start + b.count])
+            dep = np.floor(plan.dep_h * 60 / self.step_min).astype(np.int64)
+            arr = np.floor(plan.arr_h * 60 / self.step_min).astype(np.int64)
+            active = plan.active.copy()
+            last_arr = np.full(b.count, -1, np.int64)
+            for k in range(dep.shape[1]):
+                # Departures are applied before arrivals within a step, so a leg may not leave in
+                # the step its predecessor arrives; legs pushed past midnight are dropped.
+                dep[:, k] = np.maximum(dep[:, k], last_arr + 1)
+                arr[:, k] = np.maximum(arr[:, k], dep[:, k])
+                active[:, k] &= dep[:, k] <= spd - 1
+                arr[:, k] = np.minimum(arr[:, k], spd - 1)
+                last_arr = np.where(active[:, k], arr[:, k], last_arr)
+            plan.active = active
+            out.append((b, plan, dep, arr))
+        self._plans = {k: v for k, v in self._plans.items() if k >= d - 1}
+        self._plans[d] = out
+        return out
+
+    def day(self, d: int) -> DayEvents:
+        spd = self.steps_per_day
+        base = d * spd - self.offset_steps  # global step of this calendar day's midnight
+        today, tomorrow = self._plan(d), self._plan(d + 1)
+        deps, arrs = [], []
+        for (b, plan, dep, arr), (_, plan2, dep2, _) in zip(today, tomorrow, strict=True):
+            k_legs = dep.shape[1]
+            # the driver states the next departure: later today, else tomorrow's first, else in two days
+            first_tomorrow = np.where(plan2.active.any(axis=1), dep2[np.arange(b.count), plan2.active.argmax(axis=1)] + spd, 2 * spd + dep[:, 0])
+            next_dep = np.empty_like(dep)
+            next_dep[:, k_legs - 1] = first_tomorrow
+            for k in range(k_legs - 2, -1, -1):
+                next_dep[:, k] = np.where(plan.active[:, k + 1], dep[:, k + 1], next_dep[:, k + 1])
+            rows, cols = np.nonzero(plan.active)
+            v = b.start + rows
+            f = self.fleet
+            rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(STREAM_MOBILITY, d, len(self.blocks) + b.start)))
+            noise = np.rint(rng.normal(0.0, 1.0, rows.size) * f.departure_estimate_sd_h[v] * 60 / self.step_min)
+            arr_s = arr[rows, cols] + base
+            est = np.maximum(next_dep[rows, cols] + base + noise.astype(np.int64), arr_s + 1)
+            km = plan.km[rows, cols]
+            loc = plan.dest[rows, cols]
+            deps.append({"step": dep[rows, cols] + base, "vehicle": v})
+            arrs.append(
+                {
+                    "step": arr_s,
+                    "vehicle": v,
+                    "loc": loc,
+                    "site": f.site_at[v, loc],
+                    "trip_kwh": km * f.consumption_kwh_per_km[v],
+                    "km": km,
+                    "e_set_kwh": np.full(rows.size, np.nan),
+                    "p_max_kw": np.full(rows.size, np.inf),
+                    "depart_est_step": est,
+                }
+            )
+        return DayEvents.build(base, spd, _concat(deps, DEP_KEYS), _concat(arrs, ARR_KEYS))
+
+
+DEP_KEYS = {"step": np.int64, "vehicle": np.int64}
+ARR_KEYS = {
+    "step": np.int64,
+    "vehicle": np.int64,
+    "loc": np.int8,
+    "site": np.int32,
+    "trip_kwh": np.float64,
+    "km": np.float64,
+    "e_set_kwh": np.float64,
+    "p_max_kw": np.float64,
+    "depart_est_step": np.int64,
+}
+
+
+def _concat(parts: list[dict], keys: dict) -> dict:
+    return {k: (np.concatenate([p[k] for p in parts]).astype(t) if parts else np.empty(0, t)) for k, t in keys.items()}
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+SESSION_COLUMNS = ("arrival", "departure", "energy_kwh")
+OPTIONAL_COLUMNS = ("site_id", "max_power_kw", "vehicle_id")
+MAX_ROW_PROBLEMS = 20
+
+
+@dataclass
+class SessionTable:
+    """A validated session file: one row per session, times as pandas Timestamps."""
+
+    frame: pd.DataFrame
+    n_vehicles: int
+    vehicle_slot: np.ndarray  # (rows,) index of the session's vehicle among the session vehicles
+
+
+def read_sessions(path: str | Path, site_ids: list[str], default_site: str | None, yaml_path: str) -> tuple[SessionTable | None, list[Problem]]:
+    """Read and check a session CSV; every bad row is named by file, row and column.
+
+    Rows are numbered as in a spreadsheet (header = row 1).
+    """
+    path = Path(path)
+    name = path.name
+    if not path.is_file():
+        return None, [Problem(yaml_path, f"session file {str(path)!r} does not exist", "check the path (relative to the scenario file)")]
+    try:
+        df = pd.read_csv(path, dtype={"site_id": str, "vehicle_id": str})
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        return None, [Problem(yaml_path, f"{name}: cannot be read as CSV ({exc})")]
+    missing = [c for c in SESSION_COLUMNS if c not in df.columns]
+    if missing:
+        return None, [
+            Problem(yaml_path, f"{name}: missing column(s) {', '.join(missing)}", f"required: {', '.join(SESSION_COLUMNS)}; optional: {', '.join(OPTIONAL_COLUMNS)}")
+        ]
+    problems: list[Problem] = []
+
+    def bad(mask: np.ndarray, column: str, what: str):
+        rows = np.flatnonzero(mask)
+        for r in rows[:MAX_ROW_PROBLEMS]:
+            problems.append(Problem(yaml_path, f"{name} row {r + 2}, column {column}: {what}; got {df[column].iloc[r]!r}"))
+        if rows.size > MAX_ROW_PROBLEMS:
+            problems.append(Problem(yaml_path, f"{name}: {rows.size - MAX_ROW_PROBLEMS} more rows with the same problem in column {column}"))
+
+    arrival = pd.to_datetime(df["arrival"], errors="coerce")
+    departure = pd.to_datetime(df["departure"], errors="coerce")
+    energy = pd.to_numeric(df["energy_kwh"], errors="coerce")
+    bad(arrival.isna().to_numpy(), "arrival", "not a date-time like 2026-07-06 08:15")
+    bad(departure.isna().to_numpy(), "departure", "not a date-time like 2026-07-06 17:30")
+    bad(energy.isna().to_numpy(), "energy_kwh", "not a number")
+    bad((energy < 0).to_numpy(), "energy_kwh", "negative energy (kWh must be >= 0)")
+    both = (~arrival.isna() & ~departure.isna()).to_numpy()
+    bad(both & (departure <= arrival).to_numpy(), "departure", "not after the arrival (times out of order)")
+    p_max = pd.Series(np.inf, index=df.index)
+    if "max_power_kw" in df.columns:
+        p_max = pd.to_numeric(df["max_power_kw"], errors="coerce")
+        bad((p_max.isna() | (p_max <= 0)).to_numpy(), "max_power_kw", "must be a number > 0")
+    if "site_id" in df.columns:
+        site = df["site_id"].fillna(default_site if default_site else "")
+        bad(~site.isin(site_ids).to_numpy(), "site_id", f"not a site of the scenario (sites: {', '.join(site_ids) or 'none'})")
+    elif default_site is None:
+        problems.append(Problem(yaml_path, f"{name}: no site_id column and no default_site", "add a site_id column or set mobility_sessions.default_site"))
+        site = pd.Series("", index=df.index)
+    else:
+        site = pd.Series(default_site, index=df.index)
+    if "vehicle_id" in df.columns:
+        vid = df["vehicle_id"].fillna("").astype(str)
+        codes, uniques = pd.factorize(vid)
+        n_vehicles = len(uniques)
+        order = np.lexsort((arrival.to_numpy(), codes))
+        same = codes[order][1:] == codes[order][:-1]
+        overlap = same & (arrival.to_numpy()[order][1:] < departure.to_numpy()[order][:-1])
+        bad(np.isin(np.arange(len(df)), order[1:][overlap]), "arrival", "this vehicle is still plugged in from its previous session (sessions overlap)")
+    else:
+        codes = np.arange(len(df))
+        n_vehicles = len(df)
+    if problems:
+        return None, problems
+    frame = pd.DataFrame({"arrival": arrival, "departure": departure, "energy_kwh": energy.astype(float), "site_id": site, "max_power_kw": p_max.astype(float)})
+    return SessionTable(frame, n_vehicles, np.asarray(codes, np.int64)), []
+
+
+class SessionMobility:
+    """Replays imported sessions: each arrives with just enough room for its requested energy."""
+
+    def __init__(self, table: SessionTable, fleet: Fleet, first_vehicle: int, start: pd.Timestamp, step_min: int, n_steps: int, site_index: dict[str, int]):
+        fr = table.frame
+        step = pd.Timedelta(minutes=step_min)
+        a = np.floor((fr["arrival"] - start) / step).to_numpy().astype(np.int64)
+        dsteps = np.floor((fr["departure"] - start) / step).to_numpy().astype(np.int64)
+        dsteps = np.maximum(dsteps, a + 1)
+        keep = (a >= 0) & (a < n_steps)
+        self.n_dropped = int((~keep).sum())
+        v = first_vehicle + table.vehicle_slot[keep]
+        e_req = fr["energy_kwh"].to_numpy()[keep]
+        # sessions carry grid-side energy; the car arrives with room for it in its battery
+        e_set = np.maximum(0.0, fleet.e_stop_kwh[v] - e_req * fleet.eta_charge[v])
+        self.steps_per_day = 1440 // step_min
+        self.offset_steps = int((start - start.normalize()) / step)
+        self.dep = {"step": dsteps[keep], "vehicle": v}
+        self.arr = {
+            "step": a[keep],
+            "vehicle": v,
+            "loc": np.full(v.size, PUBLIC, np.int8),
+            "site": fr["site_id"].map(site_index).to_numpy()[keep].astype(np.int32),
+            "trip_kwh": np.zeros(v.size),
+            "km": np.zeros(v.size),
+            "e_set_kwh": e_set,
+            "p_max_kw": fr["max_power_kw"].to_numpy()[keep],
+            "depart_est_step": dsteps[keep],
+        }
+
+    def day(self, d: int) -> DayEvents:
+        spd = self.steps_per_day
+        base = d * spd - self.offset_steps
+        dm = (self.dep["step"] >= base) & (self.dep["step"] < base + spd)
+        am = (self.arr["step"] >= base) & (self.arr["step"] < base + spd)
+        return DayEvents.build(base, spd, {k: x[dm] for k, x in self.dep.items()}, {k: x[am] for k, x in self.arr.items()})
+
+
+def merge_days(a: DayEvents, b: DayEvents, day_start: int, steps_per_day: int) -> DayEvents:
+    """Combine two sources' events of the same day."""
+    dep = {"step": np.concatenate([a.dep_step, b.dep_step]), "vehicle": np.concatenate([a.dep_vehicle, b.dep_vehicle])}
+    arr = {k: np.concatenate([getattr(a, "arr_" + k), getattr(b, "arr_" + k)]) for k in ARR_KEYS if k != "step"}
+    arr["step"] = np.concatenate([a.arr_step, b.arr_step])
+    return DayEvents.build(day_start, steps_per_day, dep, arr)

@@ -1,0 +1,78 @@
+"""Preallocated recording: one float array per system quantity, filled step by step.
+
+pandas is touched only at the end (:meth:`v2gsim.results.Results.from_model`). Sessions are
+recorded for a sample of vehicles, so memory stays bounded for city-scale runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SYSTEM_COLUMNS = (
+    "base_load_kw",
+    "ev_charge_kw",
+    "v2g_discharge_kw",
+    "net_load_kw",
+    "transformer_loading_pct",
+    "price_cny_per_kwh",
+    "v2g_price_cny_per_kwh",
+    "n_plugged",
+    "n_charging",
+)
+SOC_BINS = np.linspace(0.0, 1.0, 21)
+
+
+class Recorder:
+    def __init__(self, n_steps: int, n_sites: int, trace_idx: np.ndarray):
+        self.n_steps = n_steps
+        self.cols = {c: np.full(n_steps, np.nan) for c in SYSTEM_COLUMNS}
+        self.site_p_kw = np.zeros((n_steps, n_sites))
+        self.trace_idx = trace_idx
+        self.traces_soc = np.full((n_steps, trace_idx.size), np.nan, dtype=np.float32)
+        self.departure_soc_counts = np.zeros(SOC_BINS.size - 1, dtype=np.int64)
+        self._sessions: list[dict[str, np.ndarray]] = []
+
+    def system(self, s, base_kw, ev_kw, v2g_kw, net_kw, loading_pct, price, v2g_price, n_plugged, n_charging, site_p_kw, fleet):
+        c = self.cols
+        c["base_load_kw"][s] = base_kw
+        c["ev_charge_kw"][s] = ev_kw
+        c["v2g_discharge_kw"][s] = v2g_kw
+        c["net_load_kw"][s] = net_kw
+        c["transformer_loading_pct"][s] = loading_pct
+        c["price_cny_per_kwh"][s] = price
+        c["v2g_price_cny_per_kwh"][s] = v2g_price
+        c["n_plugged"][s] = n_plugged
+        c["n_charging"][s] = n_charging
+        self.site_p_kw[s] = site_p_kw
+        if self.trace_idx.size:
+            self.traces_soc[s] = fleet.e_kwh[self.trace_idx] / fleet.capacity_kwh[self.trace_idx]
+
+    def reset_events(self) -> None:
+        """Forget departures and sessions seen so far (end of the warm-up)."""
+        self.departure_soc_counts[:] = 0
+        self._sessions.clear()
+
+    def departure_soc(self, soc: np.ndarray) -> None:
+        self.departure_soc_counts += np.histogram(soc, bins=SOC_BINS)[0]
+
+    def session_rows(self, v: np.ndarray, fleet, departure_step: int | None) -> None:
+        """Close the sessions of vehicles v (departure_step None: still plugged at the end)."""
+        self._sessions.append(
+            {
+                "vehicle": v.copy(),
+                "site": fleet.site[v].copy(),
+                "arrival_step": fleet.session_start_step[v].copy(),
+                "departure_step": np.full(v.size, -1 if departure_step is None else departure_step, np.int64),
+                "stated_departure_step": fleet.t_depart_est_step[v].copy(),
+                "e_arrival_kwh": fleet.session_e_start_kwh[v].copy(),
+                "e_departure_kwh": fleet.e_kwh[v].copy(),
+                "e_request_kwh": fleet.session_e_request_kwh[v].copy(),
+                "e_delivered_kwh": fleet.session_grid_kwh[v].copy(),
+                "capacity_kwh": fleet.capacity_kwh[v].copy(),
+            }
+        )
+
+    def sessions(self) -> dict[str, np.ndarray]:
+        if not self._sessions:
+            return {}
+        return {k: np.concatenate([p[k] for p in self._sessions]) for k in self._sessions[0]}

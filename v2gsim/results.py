@@ -1,0 +1,200 @@
+"""Results: tidy tables with units in their column names, saved atomically as Parquet."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from importlib import metadata as _md
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from v2gsim.metrics import compute_kpis
+from v2gsim.population.fleet import ARCHETYPES
+from v2gsim.recorder import SOC_BINS
+
+TABLES = ("system", "sites", "vehicles", "sessions", "traces", "departure_soc")
+
+
+def package_version() -> str:
+    try:
+        return _md.version("v2gsim")
+    except _md.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0+unknown"
+
+
+def scenario_hash(scenario_json: dict) -> str:
+    """SHA-256 of the resolved scenario in canonical JSON (sorted keys)."""
+    return hashlib.sha256(json.dumps(scenario_json, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass
+class Results:
+    """Everything a finished run produced.
+
+    Attributes:
+        system: one row per step (index ``time``): base_load_kw, ev_charge_kw,
+            v2g_discharge_kw, net_load_kw, transformer_loading_pct, price_cny_per_kwh, ...
+        sites: long table time, site_id, p_kw.
+        vehicles: one row per vehicle: energies (kWh), distance, unmet energy, money (CNY).
+        sessions: sessions of the sampled vehicles (``outputs.session_sample``).
+        traces: long table time, vehicle, soc for ``outputs.trace_sample`` vehicles.
+        departure_soc: histogram of state of charge at every departure.
+        kpis: flat name -> number.
+        metadata: scenario as resolved, its hash, seed, package version, wall time.
+    """
+
+    system: pd.DataFrame
+    sites: pd.DataFrame
+    vehicles: pd.DataFrame
+    sessions: pd.DataFrame
+    traces: pd.DataFrame
+    departure_soc: pd.DataFrame
+    kpis: dict[str, float]
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def dt_h(self) -> float:
+        return self.metadata["scenario"]["time"]["step_min"] / 60.0
+
+    @property
+    def transformer_kva(self) -> float:
+        return float(self.metadata["scenario"]["feeder"]["transformer_kva"])
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def from_model(cls, model) -> Results:
+        f = model.fleet
+        times = model.times
+        rec = model.recorder
+        # close still-open sessions of sampled vehicles so the table shows them (no departure)
+        open_ = np.flatnonzero(f.plugged & model.session_sampled)
+        if open_.size:
+            rec.session_rows(open_, f, None)
+        system = pd.DataFrame(rec.cols, index=pd.Index(times, name="time"))
+        site_ids = [s.id for s in model.config.sites]
+        sites = pd.DataFrame(
+            {
+                "time": np.repeat(times.values, len(site_ids)),
+                "site_id": pd.Categorical(np.tile(site_ids, len(times)), categories=site_ids),
+                "p_kw": rec.site_p_kw.ravel(),
+            }
+        )
+        group_names = [b.group.archetype + f"#{i}" if b.group else "sessions" for i, b in enumerate(model.blocks)]
+        vehicles = pd.DataFrame(
+            {
+                "vehicle": np.arange(f.n),
+                "group": pd.Categorical.from_codes(f.group, categories=group_names),
+                "archetype": pd.Categorical.from_codes(f.archetype, categories=list(ARCHETYPES)),
+                "vehicle_model": pd.Categorical.from_codes(f.vehicle_model, categories=model.vehicle_models),
+                "capacity_kwh": f.capacity_kwh,
+                "e_charged_kwh": f.e_charged_kwh,
+                "e_discharged_kwh": f.e_discharged_kwh,
+                "e_loss_kwh": f.e_loss_kwh,
+                "e_driven_kwh": f.e_driven_kwh,
+                "distance_km": f.distance_km,
+                "unmet_kwh": f.unmet_kwh,
+                "stranded_trips": f.stranded_trips,
+                "stranded_kwh": f.stranded_kwh,
+                "sessions": f.n_sessions,
+                "departures": f.n_departures,
+                "departures_below_min": f.departures_below_min,
+                "no_charger_events": f.no_charger_events,
+                "cost_cny": f.cost_cny,
+                "revenue_cny": f.revenue_cny,
+                "soc_final": f.e_kwh / f.capacity_kwh,
+            }
+        )
+        s = rec.sessions()
+        if s:
+            clock = model.clock.values
+            step_time = lambda k: pd.DatetimeIndex(np.where(k >= 0, clock[np.clip(k, 0, len(clock) - 1)], np.datetime64("NaT")))  # noqa: E731
+            stated = s["stated_departure_step"]
+            sessions = pd.DataFrame(
+                {
+                    "vehicle": s["vehicle"],
+                    "site_id": pd.Categorical.from_codes(s["site"], categories=site_ids),
+                    "arrival": step_time(s["arrival_step"]),
+                    "departure": step_time(s["departure_step"]),
+                    "stated_departure": model.clock[0] + pd.to_timedelta(stated * model.dt_h, unit="h"),
+                    "soc_arrival": s["e_arrival_kwh"] / s["capacity_kwh"],
+                    "soc_departure": s["e_departure_kwh"] / s["capacity_kwh"],
+                    "e_request_kwh": s["e_request_kwh"],
+                    "e_delivered_kwh": s["e_delivered_kwh"],
+                    "unmet_kwh": np.where(s["departure_step"] >= 0, np.maximum(0.0, s["e_request_kwh"] - s["e_delivered_kwh"]), np.nan),
+                }
+            ).sort_values(["arrival", "vehicle"], kind="stable", ignore_index=True)
+        else:
+            sessions = pd.DataFrame(columns=["vehicle", "site_id", "arrival", "departure", "stated_departure", "soc_arrival", "soc_departure", "e_request_kwh", "e_delivered_kwh", "unmet_kwh"])
+        ti = rec.trace_idx
+        traces = pd.DataFrame(
+            {
+                "time": np.repeat(times.values, ti.size),
+                "vehicle": np.tile(ti, len(times)),
+                "soc": rec.traces_soc.ravel(),
+            }
+        )
+        departure_soc = pd.DataFrame({"soc_lo": SOC_BINS[:-1], "soc_hi": SOC_BINS[1:], "departures": rec.departure_soc_counts})
+        sc = model.config
+        scenario_json = sc.model_dump(mode="json")
+        scenario_json["seed"] = model.seed_value
+        meta = {
+            "scenario": scenario_json,
+            "scenario_hash": scenario_hash(scenario_json),
+            "seed": model.seed_value,
+            "version": package_version(),
+            "wall_time_s": model.wall_time_s,
+            "n_steps": model.n_steps,
+            "n_vehicles": f.n,
+            "sessions_dropped_outside_horizon": model.sessions_dropped,
+        }
+        kpis = compute_kpis(system, vehicles, model.dt_h, sc.feeder.transformer_kva)
+        return cls(system, sites, vehicles, sessions, traces, departure_soc, kpis, meta)
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, directory: str | Path, *, plots: bool = True) -> Path:
+        """Write Parquet tables, kpis.json, metadata.json (and PNG plots) atomically.
+
+        Everything is written into a temporary sibling folder, which then replaces
+        ``directory`` in one rename, so a crash never leaves a half-written result.
+        """
+        directory = Path(directory).resolve()
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+        try:
+            for name in TABLES:
+                getattr(self, name).to_parquet(tmp / f"{name}.parquet", index=(name == "system"))
+            (tmp / "kpis.json").write_text(json.dumps(self.kpis, indent=2, allow_nan=True))
+            (tmp / "metadata.json").write_text(json.dumps(self.metadata, indent=2, default=str))
+            if plots:
+                from v2gsim.plotting import save_standard_plots
+
+                save_standard_plots(self, tmp)
+            if directory.exists():
+                old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+                os.replace(directory, old)
+                os.replace(tmp, directory)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Results:
+        directory = Path(directory)
+        if not (directory / "metadata.json").is_file():
+            raise FileNotFoundError(f"{directory} holds no v2gsim results (no metadata.json)")
+        tables = {name: pd.read_parquet(directory / f"{name}.parquet") for name in TABLES}
+        kpis = json.loads((directory / "kpis.json").read_text())
+        meta = json.loads((directory / "metadata.json").read_text())
+        return cls(**tables, kpis=kpis, metadata=meta)

@@ -1,0 +1,288 @@
+"""The scenario: frozen, typed pydantic models. Every number carries its unit in its name and a
+declared range; unknown fields are errors (``extra="forbid"``).
+
+The model never reads YAML: :mod:`v2gsim.scenario.loader` turns files into these objects and
+:func:`cross_checks` adds the problems a single field cannot see (references between sections,
+presets, data files).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from v2gsim.errors import Problem
+from v2gsim.market.tariffs import TariffConfig
+from v2gsim.strategies import STRATEGIES
+from v2gsim.strategies.uncontrolled import UncontrolledConfig
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _pct(lo: float = 0.0, hi: float = 1.0):
+    return Field(ge=lo, le=hi)
+
+
+class TimeConfig(_Frozen):
+    start: datetime = Field(description="start of the run, local wall-clock time (e.g. 2026-07-06T00:00)")
+    step_min: Annotated[int, Field(ge=1, le=60, description="step length in minutes; must divide a day")] = 15
+    horizon_days: Annotated[float, Field(ge=1, le=3660, description="length of the run in days")]
+    warmup_days: Annotated[
+        int, Field(ge=0, le=60, description="days simulated before start so the run begins settled; not recorded")
+    ] = 1
+    timezone: str = Field(default="Asia/Shanghai", description="label of the local time zone (times are local)")
+
+    @field_validator("step_min")
+    @classmethod
+    def _divides_day(cls, v: int) -> int:
+        if 1440 % v:
+            raise ValueError(f"must divide a day (1440 min) evenly, e.g. 1, 5, 10, 15, 20, 30, 60; got {v}")
+        return v
+
+    @property
+    def dt_h(self) -> float:
+        return self.step_min / 60.0
+
+    @property
+    def n_steps(self) -> int:
+        return int(round(self.horizon_days * 1440)) // self.step_min
+
+    @property
+    def steps_per_day(self) -> int:
+        return 1440 // self.step_min
+
+
+class VehicleSpec(_Frozen):
+    name: str = "custom"
+    capacity_kwh: Annotated[float, Field(gt=0, le=1500, description="usable battery capacity")]
+    consumption_kwh_per_km: Annotated[float, Field(gt=0, le=3, description="real-world consumption")]
+    p_ac_max_kw: Annotated[float, Field(gt=0, le=50, description="on-board AC charger limit, grid side")]
+    p_dc_max_kw: Annotated[float, Field(ge=0, le=1000, description="DC charging limit")]
+    bidirectional: bool = Field(default=False, description="vehicle can discharge to the grid (V2G)")
+    chemistry: Literal["LFP", "NMC"] = "LFP"
+    soc_knee: Annotated[float, Field(ge=0.5, le=1.0, description="SOC above which charging power tapers (CC-CV)")] = 0.8
+    taper_cutoff_frac: Annotated[
+        float, Field(gt=0, le=0.5, description="charging ends when tapered power falls below this share of its CC power")
+    ] = 0.05
+    eta_charge: Annotated[float, Field(gt=0.5, le=1.0, description="grid-to-battery efficiency")] = 0.92
+    eta_discharge: Annotated[float, Field(gt=0.5, le=1.0, description="battery-to-grid efficiency")] = 0.92
+    pack_standard: str | None = Field(default=None, description="swap pack standard, if swappable")
+
+
+@functools.cache
+def vehicle_presets() -> dict[str, VehicleSpec]:
+    """The bundled vehicle presets (``scenario/presets/vehicles.yaml``), by name."""
+    text = resources.files("v2gsim.scenario").joinpath("presets/vehicles.yaml").read_text()
+    return {k: VehicleSpec.model_validate(v) for k, v in yaml.safe_load(text).items()}
+
+
+Archetype = Literal["private_commuter", "ride_hailing", "city_bus"]
+
+
+class PopulationGroup(_Frozen):
+    archetype: Archetype = Field(description="driving pattern, see docs of v2gsim.population.archetypes")
+    count: Annotated[int, Field(gt=0, le=5_000_000, description="number of driver-vehicle pairs")]
+    vehicle: str | VehicleSpec = Field(description="vehicle preset name or an inline vehicle spec")
+    home_site: str | None = Field(default=None, description="site id of the home (or depot, for buses) base")
+    home_charger_share: Annotated[float, _pct(), Field(description="share of the group owning a pile at home_site")] = 1.0
+    work_site: str | None = Field(default=None, description="site id where commuters park at work")
+    public_site: str | None = Field(default=None, description="site id of public chargers used on other stops")
+    soc_initial_min: Annotated[float, _pct()] = 0.5
+    soc_initial_max: Annotated[float, _pct()] = 0.9
+    soc_target: Annotated[float, Field(ge=0.3, le=1.0, description="SOC at which the driver considers the car full")] = 1.0
+    soc_min_departure_mean: Annotated[float, _pct(0, 0.9), Field(description="mean SOC a driver insists on at departure")] = 0.3
+    soc_min_departure_sd: Annotated[float, _pct(0, 0.5)] = 0.1
+    daily_km_scale: Annotated[float, Field(gt=0, le=10, description="multiplies the archetype's daily distance")] = 1.0
+    departure_estimate_sd_h: Annotated[
+        float, Field(ge=0, le=12, description="error sd of the departure time a driver states on arrival")
+    ] = 0.5
+
+    @model_validator(mode="after")
+    def _soc_order(self):
+        if self.soc_initial_min > self.soc_initial_max:
+            raise ValueError(
+                f"soc_initial_min ({self.soc_initial_min}) must not exceed soc_initial_max ({self.soc_initial_max})"
+            )
+        return self
+
+
+class Site(_Frozen):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", description="unique site id")]
+    kind: Literal["home", "work", "public", "depot"]
+    p_max_kw: Annotated[float, Field(gt=0, le=1000, description="power limit of one charger, grid side")]
+    chargers: Annotated[int, Field(gt=0, le=1_000_000)] | None = Field(
+        default=None,
+        description="number of charging points; home sites default to one private pile per owner, others need it",
+    )
+    current: Literal["ac", "dc", "auto"] = Field(default="auto", description="auto: DC above 22 kW per charger")
+    bidirectional_share: Annotated[float, _pct(), Field(description="share of chargers that can discharge (V2G)")] = 0.0
+    p_limit_kw: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="site connection limit; the site's load manager scales all chargers to it"
+    )
+
+    @property
+    def is_dc(self) -> bool:
+        return self.current == "dc" or (self.current == "auto" and self.p_max_kw > 22)
+
+
+class BaseLoadConfig(_Frozen):
+    profile: str = Field(default="H0-A", description="SimBench standard load profile (H0-A, H0-B, G1-A, ...)")
+    annual_kwh_per_household: Annotated[float, Field(ge=0, le=100_000, description="annual energy per household")] = 2700
+    csv: str | None = Field(
+        default=None, description="CSV with columns time, p_kw replacing the standard profile (already scaled)"
+    )
+
+
+class FeederConfig(_Frozen):
+    transformer_kva: Annotated[float, Field(gt=0, le=1_000_000, description="rated apparent power of the transformer")]
+    power_factor: Annotated[float, Field(ge=0.5, le=1.0, description="power factor to turn kW into kVA loading")] = 0.95
+    households: Annotated[int, Field(ge=0, le=10_000_000, description="households whose base load the feeder carries")]
+    base_load: BaseLoadConfig = BaseLoadConfig()
+
+
+class SessionsConfig(_Frozen):
+    csv: str = Field(description="charging sessions file: arrival, departure, energy_kwh[, site_id, max_power_kw, vehicle_id]")
+    vehicle: str | VehicleSpec = Field(default="generic_private_50", description="vehicle preset for session vehicles")
+    default_site: str | None = Field(default=None, description="site for rows without site_id")
+
+
+class OutputsConfig(_Frozen):
+    session_sample: Annotated[int, Field(ge=0, le=10_000_000, description="vehicles whose sessions are recorded")] = 1000
+    trace_sample: Annotated[int, Field(ge=0, le=100_000, description="vehicles whose SOC is recorded every step")] = 0
+    plots: bool = Field(default=True, description="write PNG plots next to the tables")
+
+
+def _business_model_type():
+    configs = tuple(cls.config_cls for cls in STRATEGIES.values())
+    if len(configs) == 1:
+        return configs[0]
+    return Annotated[Union[configs], Field(discriminator="kind")]  # noqa: UP007 - runtime union of classes
+
+
+BusinessModel = _business_model_type()
+
+
+class Scenario(_Frozen):
+    name: str
+    description: str = ""
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1, description="master seed of every random stream")] = 0
+    time: TimeConfig
+    feeder: FeederConfig
+    tariff: TariffConfig = Field(default_factory=lambda: TariffConfig(flat_cny_per_kwh=0.6))
+    sites: list[Site] = []
+    population: list[PopulationGroup] = []
+    mobility_sessions: SessionsConfig | None = None
+    business_models: list[BusinessModel] = Field(default_factory=lambda: [UncontrolledConfig()])  # type: ignore[valid-type]
+    outputs: OutputsConfig = OutputsConfig()
+
+    @model_validator(mode="after")
+    def _has_vehicles(self):
+        if not self.population and self.mobility_sessions is None:
+            raise ValueError("a scenario needs vehicles: give population groups or mobility_sessions")
+        return self
+
+    def site_index(self) -> dict[str, int]:
+        return {s.id: i for i, s in enumerate(self.sites)}
+
+
+# --------------------------------------------------------------------------- cross checks
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(str(name), known, n=1)
+    listing = ", ".join(known) if known else "(none)"
+    return f"did you mean {close[0]!r}? known: {listing}" if close else f"known: {listing}"
+
+
+def cross_checks(raw: Any) -> list[Problem]:
+    """Problems between sections, on the raw dict (tolerant of any shape; pydantic reports shapes)."""
+    if not isinstance(raw, dict):
+        return []
+    problems: list[Problem] = []
+    sites = raw.get("sites") if isinstance(raw.get("sites"), list) else []
+    kinds: dict[str, str] = {}
+    for i, s in enumerate(sites):
+        if isinstance(s, dict) and isinstance(s.get("id"), str):
+            if s["id"] in kinds:
+                problems.append(Problem(f"sites[{i}].id", f"duplicate site id {s['id']!r}", "site ids must be unique"))
+            kinds[s["id"]] = s.get("kind")
+    site_ids = list(kinds)
+    presets = list(vehicle_presets())
+
+    def check_vehicle(path: str, v: Any):
+        if isinstance(v, str) and v not in presets:
+            problems.append(Problem(path, f"unknown vehicle preset {v!r}", _suggest(v, presets)))
+
+    allowed = {"home_site": ("home", "depot"), "work_site": ("work",), "public_site": ("public", "depot")}
+    groups = raw.get("population") if isinstance(raw.get("population"), list) else []
+    for i, g in enumerate(groups):
+        if not isinstance(g, dict):
+            continue
+        check_vehicle(f"population[{i}].vehicle", g.get("vehicle"))
+        for key, ok_kinds in allowed.items():
+            sid = g.get(key)
+            if sid is None:
+                continue
+            if sid not in kinds:
+                problems.append(Problem(f"population[{i}].{key}", f"names site {sid!r}, which is not in sites", _suggest(sid, site_ids)))
+            elif kinds[sid] not in ok_kinds:
+                problems.append(
+                    Problem(
+                        f"population[{i}].{key}",
+                        f"site {sid!r} is of kind {kinds[sid]!r}",
+                        f"{key} needs a site of kind {' or '.join(ok_kinds)}",
+                    )
+                )
+    ms = raw.get("mobility_sessions")
+    if isinstance(ms, dict):
+        check_vehicle("mobility_sessions.vehicle", ms.get("vehicle", "generic_private_50"))
+        ds = ms.get("default_site")
+        if ds is not None and ds not in kinds:
+            problems.append(Problem("mobility_sessions.default_site", f"names site {ds!r}, which is not in sites", _suggest(ds, site_ids)))
+    claimed: dict[str, int] = {}
+    bms = raw.get("business_models") if isinstance(raw.get("business_models"), list) else []
+    for i, bm in enumerate(bms):
+        if not isinstance(bm, dict) or not isinstance(bm.get("sites"), list):
+            continue
+        for j, sid in enumerate(bm["sites"]):
+            if sid not in kinds:
+                problems.append(Problem(f"business_models[{i}].sites[{j}]", f"names site {sid!r}, which is not in sites", _suggest(sid, site_ids)))
+            elif sid in claimed:
+                problems.append(
+                    Problem(
+                        f"business_models[{i}].sites[{j}]",
+                        f"site {sid!r} is already controlled by business_models[{claimed[sid]}]",
+                        "each site has one operator; remove it from one of the lists",
+                    )
+                )
+            else:
+                claimed[sid] = i
+    for i, s in enumerate(sites):
+        if isinstance(s, dict) and s.get("kind") in ("work", "public", "depot") and s.get("chargers") is None:
+            problems.append(Problem(f"sites[{i}].chargers", "is required for shared sites (work, public, depot)", "give the number of charging points"))
+    return problems
+
+
+def resolve_paths(raw: Any, lines) -> Any:
+    """Make data-file paths absolute, relative to the file that named them (cwd for --set)."""
+    if not isinstance(raw, dict):
+        return raw
+    for path in (("mobility_sessions", "csv"), ("feeder", "base_load", "csv")):
+        node = raw
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(path[-1]), str):
+            where = lines.lookup(path)
+            origin = where[0] if where and where[0] not in (None, "--set") else None
+            base = Path(origin).parent if origin else Path.cwd()
+            node[path[-1]] = str((base / node[path[-1]]).resolve())
+    return raw

@@ -1,0 +1,173 @@
+"""Strategy registry and the interface between strategies and the engine.
+
+A business model is a strategy: each step it receives a read-only :class:`Observation` and
+returns a :class:`Dispatch` (the grid-side power it *wants* per plugged vehicle). The engine
+clips every request to charger, vehicle, battery and site limits, so a buggy strategy cannot
+break energy conservation or state-of-charge bounds.
+
+Adding a business model is one config class, one strategy class and one call of
+:func:`register`; the scenario picks it by ``kind:``. There is no ``if kind == ...`` anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+
+class StrategyConfig(BaseModel):
+    """Fields shared by every business-model entry of a scenario."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    sites: list[str] | None = Field(
+        default=None,
+        description="site ids this business model controls; omitted = every site no other entry claims",
+    )
+
+
+@dataclass(frozen=True)
+class FleetView:
+    """Read-only views of the fleet arrays a strategy may look at (all shape (N,)).
+
+    Attributes:
+        e_kwh: stored energy.
+        capacity_kwh: usable capacity.
+        e_stop_kwh: energy at which the driver considers the battery full.
+        e_min_departure_kwh: energy the driver insists on at departure.
+        p_plug_max_kw: grid-side power limit of the vehicle on its current charger (0 unplugged).
+        can_discharge: vehicle and charger are both bidirectional.
+        eta_charge, eta_discharge: conversion efficiencies.
+        t_depart_est_step: driver's stated departure step (global step index).
+        site: index of the site the vehicle is plugged at, -1 if none.
+    """
+
+    e_kwh: np.ndarray
+    capacity_kwh: np.ndarray
+    e_stop_kwh: np.ndarray
+    e_min_departure_kwh: np.ndarray
+    p_plug_max_kw: np.ndarray
+    can_discharge: np.ndarray
+    eta_charge: np.ndarray
+    eta_discharge: np.ndarray
+    t_depart_est_step: np.ndarray
+    site: np.ndarray
+
+
+@dataclass
+class Observation:
+    """What a strategy sees at one step. Treat as read-only; arrays are non-writeable views.
+
+    Attributes:
+        step: global step index.
+        time: wall-clock time of the step start.
+        dt_h: step length in hours.
+        price_cny_per_kwh: retail energy price for charging this step.
+        v2g_price_cny_per_kwh: price paid for energy fed back this step.
+        fleet: read-only fleet views.
+        plugged: boolean mask (N,) of vehicles plugged at this strategy's sites.
+        below_stop: boolean mask (N,) of vehicles whose energy is below the driver's full point.
+        feeder_headroom_kw: how much more load the feeder can take this step (inf if unknown).
+    """
+
+    step: int
+    time: pd.Timestamp
+    dt_h: float
+    price_cny_per_kwh: float
+    v2g_price_cny_per_kwh: float
+    fleet: FleetView
+    plugged: np.ndarray
+    below_stop: np.ndarray
+    feeder_headroom_kw: float = float("inf")
+
+    @cached_property
+    def plugged_idx(self) -> np.ndarray:
+        """Indices of plugged vehicles at this strategy's sites, shape (k,)."""
+        return np.flatnonzero(self.plugged)
+
+    @cached_property
+    def wanting_idx(self) -> np.ndarray:
+        """Indices of plugged vehicles below their full point, shape (k,)."""
+        return np.flatnonzero(self.plugged & self.below_stop)
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """A strategy's answer: requested grid-side power per vehicle.
+
+    Attributes:
+        idx: vehicle indices, shape (k,), int64, unique.
+        p_kw: requested power, shape (k,); > 0 charges, < 0 discharges (V2G).
+    """
+
+    idx: np.ndarray
+    p_kw: np.ndarray
+
+    @staticmethod
+    def empty() -> Dispatch:
+        return Dispatch(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class StrategyContext:
+    """Static facts a strategy may use when it is built (forecasts, its sites).
+
+    Attributes:
+        site_ids: ids of the sites this strategy controls.
+        times: step start times of the whole run, length n_steps.
+        dt_h: step length in hours.
+        price_cny_per_kwh: price forecast for every step, shape (n_steps,).
+        v2g_price_cny_per_kwh: V2G price for every step, shape (n_steps,).
+    """
+
+    site_ids: tuple[str, ...]
+    times: pd.DatetimeIndex
+    dt_h: float
+    price_cny_per_kwh: np.ndarray
+    v2g_price_cny_per_kwh: np.ndarray
+    extra: dict = field(default_factory=dict)
+
+
+class Strategy:
+    """Base class. Constructors only store what they are given; ``decide`` must not mutate
+    the observation and must be deterministic given the same observations."""
+
+    config_cls: ClassVar[type[StrategyConfig]]
+
+    def __init__(self, config: StrategyConfig, context: StrategyContext):
+        self.config = config
+        self.context = context
+
+    def decide(self, obs: Observation) -> Dispatch:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+STRATEGIES: dict[str, type[Strategy]] = {}
+
+
+def register(kind: str):
+    """Class decorator: make a strategy available to scenarios as ``kind:``."""
+
+    def deco(cls: type[Strategy]) -> type[Strategy]:
+        if kind in STRATEGIES:
+            raise ValueError(f"strategy kind {kind!r} is already registered by {STRATEGIES[kind].__name__}")
+        fields = cls.config_cls.model_fields
+        if fields["kind"].default != kind:
+            raise ValueError(f"{cls.config_cls.__name__}.kind must default to {kind!r}")
+        STRATEGIES[kind] = cls
+        return cls
+
+    return deco
+
+
+def strategy_for(config: StrategyConfig) -> type[Strategy]:
+    """The strategy class registered for a config's kind."""
+    return STRATEGIES[config.kind]
