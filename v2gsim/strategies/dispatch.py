@@ -1,0 +1,720 @@
+"""Charging / V2G dispatch as linear programs (HiGHS through scipy), plus LLF disaggregation.
+
+Pure functions of plain arrays; nothing here knows about the simulator. A strategy builds a
+:class:`DispatchProblem` at each re-plan and calls one of
+
+* :func:`plan_exact` -- one LP over every vehicle and step (n x T charge, discharge and energy
+  variables), optimal for the stated problem;
+* :func:`plan_aggregate` -- one LP over the fleet's aggregate flexibility (T-sized), followed by
+  :func:`disaggregate_llf`, which splits each step's aggregate power among the vehicles by least
+  laxity first. Much smaller, usually within a few tenths of a percent of the exact cost.
+
+Conventions: ``p_kw > 0`` charges from the grid, ``< 0`` discharges into it (grid side). A vehicle
+is plugged for steps ``arrival_step <= t < departure_step`` (departure is the driver's estimate).
+Energy ``e_kwh[:, t]`` is the battery energy at the *start* of step t, shape (n, T + 1). Battery
+energy changes by ``eta_ch * p_ch * dt_h - p_dis * dt_h / eta_dis``.
+
+Modelling choices (documented, tested):
+
+* Wear cost is charged on grid-side throughput: ``wear_cny_per_kwh * (p_ch + p_dis) * dt_h``.
+* The reserve ``e_min_kwh`` is a hard lower bound while plugged; a vehicle that arrives below it
+  may stay at its arrival energy (bound ``min(e_min, e0)``) rather than make the LP infeasible.
+* The need ``e_need_kwh`` applies at departure. If departure is beyond the horizon, the need at
+  the horizon end is reduced by what the vehicle can still charge after the horizon at full power,
+  so that a re-planning strategy does not drain vehicles that leave later. The need is soft
+  (``penalty_need_cny_per_kwh`` per kWh short); the shortfall is reported, never an exception.
+* Site limits ``p_site_min_kw <= sum_i p_kw[i, t] <= p_site_max_kw`` are hard (zero power is
+  always feasible since ``p_site_min_kw <= 0 <= p_site_max_kw``). Feeder headroom and grid
+  requests (peak shaving, discharge calls) are soft upper bounds on site net power with penalty
+  ``penalty_request_cny_per_kwh`` per kWh over; the shortfall per step is reported.
+* No vehicle charges and discharges in the same step. The LP optimum never does so unless it pays
+  (e.g. the V2G price exceeds the purchase price over the round-trip efficiency) or ties; if the
+  LP solution has any such step, the problem is re-solved as a MILP with an on/off binary for the
+  offending vehicle-steps (repeated until clean), so the returned schedule is optimal subject to
+  that rule.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+__all__ = [
+    "GridRequest",
+    "DispatchProblem",
+    "DispatchPlan",
+    "AggregatePlan",
+    "plan_exact",
+    "plan_aggregate",
+    "disaggregate_llf",
+    "evaluate_schedule",
+    "flexibility_envelopes",
+]
+
+_TOL_KW = 1e-6
+
+
+@dataclass(frozen=True)
+class GridRequest:
+    """A soft upper bound on site net power over steps ``[start_step, end_step)``.
+
+    Use :meth:`peak_shaving` (net power <= target) or :meth:`discharge_call` (net power <= -X).
+    """
+
+    start_step: int
+    end_step: int
+    p_net_max_kw: float
+    kind: Literal["peak_shaving", "discharge_call", "cap"] = "cap"
+
+    @classmethod
+    def peak_shaving(cls, start_step: int, end_step: int, target_kw: float) -> GridRequest:
+        return cls(start_step, end_step, float(target_kw), "peak_shaving")
+
+    @classmethod
+    def discharge_call(cls, start_step: int, end_step: int, p_discharge_kw: float) -> GridRequest:
+        if p_discharge_kw < 0:
+            raise ValueError(f"discharge_call: p_discharge_kw must be >= 0; got {p_discharge_kw}")
+        return cls(start_step, end_step, -float(p_discharge_kw), "discharge_call")
+
+
+def _vec(name: str, x, n: int, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    a = np.broadcast_to(np.asarray(x, dtype=float), (n,)).copy() if np.ndim(x) == 0 else (
+        np.asarray(x, dtype=float).copy()
+    )
+    if a.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},); got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite")
+    if lo is not None and np.any(a < lo):
+        raise ValueError(f"{name} must be >= {lo}; got min {a.min():g}")
+    if hi is not None and np.any(a > hi):
+        raise ValueError(f"{name} must be <= {hi}; got max {a.max():g}")
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class DispatchProblem:
+    """All inputs of a dispatch plan. Arrays are copied, validated and made read-only.
+
+    Per step (shape (T,)): ``price_buy_cny_per_kwh``, ``price_v2g_cny_per_kwh``,
+    ``p_site_max_kw`` (>= 0), ``p_site_min_kw`` (<= 0), optional ``p_feeder_headroom_kw``
+    (soft cap on site net power). Per vehicle (shape (n,)): ``arrival_step`` (plugged from, incl.),
+    ``departure_step`` (exclusive; may lie outside [0, T]), ``e0_kwh``, ``e_cap_kwh``,
+    ``e_min_kwh``, ``e_need_kwh``, ``p_ch_max_kw``, ``p_dis_max_kw`` (0: not bidirectional),
+    ``eta_ch``, ``eta_dis`` (in (0, 1]). Scalars broadcast.
+    """
+
+    dt_h: float
+    price_buy_cny_per_kwh: np.ndarray
+    price_v2g_cny_per_kwh: np.ndarray
+    arrival_step: np.ndarray
+    departure_step: np.ndarray
+    e0_kwh: np.ndarray
+    e_cap_kwh: np.ndarray
+    e_min_kwh: np.ndarray
+    e_need_kwh: np.ndarray
+    p_ch_max_kw: np.ndarray
+    p_dis_max_kw: np.ndarray
+    eta_ch: np.ndarray | float = 0.95
+    eta_dis: np.ndarray | float = 0.95
+    wear_cny_per_kwh: float = 0.0
+    p_site_max_kw: np.ndarray | float = np.inf
+    p_site_min_kw: np.ndarray | float = -np.inf
+    p_feeder_headroom_kw: np.ndarray | float | None = None
+    requests: tuple[GridRequest, ...] = ()
+    penalty_need_cny_per_kwh: float = 1000.0
+    penalty_request_cny_per_kwh: float = 100.0
+    # Derived (filled in __post_init__)
+    n_vehicles: int = field(init=False)
+    n_steps: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = object.__setattr__
+        if not (np.isfinite(self.dt_h) and self.dt_h > 0):
+            raise ValueError(f"dt_h must be > 0; got {self.dt_h}")
+        buy = np.asarray(self.price_buy_cny_per_kwh, dtype=float)
+        if buy.ndim != 1 or buy.size == 0:
+            raise ValueError("price_buy_cny_per_kwh must be a non-empty 1-D array (one per step)")
+        T = buy.size
+        n = np.asarray(self.e0_kwh).size
+        s(self, "n_steps", T)
+        s(self, "n_vehicles", n)
+        s(self, "price_buy_cny_per_kwh", _vec("price_buy_cny_per_kwh", buy, T))
+        s(self, "price_v2g_cny_per_kwh", _vec("price_v2g_cny_per_kwh", self.price_v2g_cny_per_kwh, T))
+        for name in ("arrival_step", "departure_step"):
+            a = np.asarray(getattr(self, name))
+            a = np.broadcast_to(a, (n,)) if a.ndim == 0 else a
+            if a.shape != (n,) or not np.all(np.equal(np.mod(a, 1), 0)):
+                raise ValueError(f"{name} must be {n} whole step numbers")
+            a = a.astype(np.int64).copy()
+            a.setflags(write=False)
+            s(self, name, a)
+        s(self, "e_cap_kwh", _vec("e_cap_kwh", self.e_cap_kwh, n, lo=0))
+        for name in ("e0_kwh", "e_min_kwh", "e_need_kwh", "p_ch_max_kw", "p_dis_max_kw"):
+            s(self, name, _vec(name, getattr(self, name), n, lo=0))
+        for name in ("eta_ch", "eta_dis"):
+            v = _vec(name, getattr(self, name), n, hi=1.0)
+            if np.any(v <= 0):
+                raise ValueError(f"{name} must be in (0, 1]")
+            s(self, name, v)
+        for name in ("e0_kwh", "e_min_kwh", "e_need_kwh"):
+            if np.any(getattr(self, name) > self.e_cap_kwh + 1e-9):
+                i = int(np.argmax(getattr(self, name) - self.e_cap_kwh))
+                raise ValueError(f"{name} must be <= e_cap_kwh; vehicle {i} is not")
+        smax = np.broadcast_to(np.asarray(self.p_site_max_kw, dtype=float), (T,)).copy()
+        smin = np.broadcast_to(np.asarray(self.p_site_min_kw, dtype=float), (T,)).copy()
+        if smax.shape != (T,) or np.any(smax < 0) or np.any(np.isnan(smax)):
+            raise ValueError(f"p_site_max_kw must be >= 0 with shape ({T},)")
+        if smin.shape != (T,) or np.any(smin > 0) or np.any(np.isnan(smin)):
+            raise ValueError(f"p_site_min_kw must be <= 0 with shape ({T},)")
+        for a in (smax, smin):
+            a.setflags(write=False)
+        s(self, "p_site_max_kw", smax)
+        s(self, "p_site_min_kw", smin)
+        if self.wear_cny_per_kwh < 0:
+            raise ValueError("wear_cny_per_kwh must be >= 0")
+        if self.penalty_need_cny_per_kwh <= 0 or self.penalty_request_cny_per_kwh <= 0:
+            raise ValueError("penalties must be > 0")
+        s(self, "requests", tuple(self.requests))
+
+    # -- derived arrays (cheap; recomputed on access) -------------------------------------
+
+    @property
+    def window(self) -> tuple[np.ndarray, np.ndarray]:
+        """Plugged window clipped to the horizon: (a, d), shape (n,) each, a <= d."""
+        T = self.n_steps
+        a = np.clip(self.arrival_step, 0, T)
+        d = np.clip(self.departure_step, 0, T)
+        return a, np.maximum(a, d)
+
+    @property
+    def plugged(self) -> np.ndarray:
+        """Boolean (n, T): vehicle i plugged during step t."""
+        a, d = self.window
+        t = np.arange(self.n_steps)
+        return (t[None, :] >= a[:, None]) & (t[None, :] < d[:, None])
+
+    @property
+    def e_lb_kwh(self) -> np.ndarray:
+        """Energy lower bound (n,): the reserve, or the arrival energy if that is lower."""
+        return np.minimum(self.e_min_kwh, self.e0_kwh)
+
+    @property
+    def need_eff_kwh(self) -> np.ndarray:
+        """Need at step ``window[1]`` (n,), -inf where the vehicle has no plugged step."""
+        a, d = self.window
+        beyond = np.maximum(self.departure_step - self.n_steps, 0)
+        need = self.e_need_kwh - self.eta_ch * self.p_ch_max_kw * self.dt_h * beyond
+        need = np.minimum(need, self.e_cap_kwh)
+        return np.where(d > a, need, -np.inf)
+
+    @property
+    def p_cap_kw(self) -> np.ndarray:
+        """Soft cap on site net power (T,): min of feeder headroom and requests (inf if none)."""
+        T = self.n_steps
+        cap = np.full(T, np.inf)
+        if self.p_feeder_headroom_kw is not None:
+            cap = np.minimum(cap, np.broadcast_to(
+                np.asarray(self.p_feeder_headroom_kw, dtype=float), (T,)))
+        for r in self.requests:
+            lo, hi = max(r.start_step, 0), min(r.end_step, T)
+            if hi > lo:
+                cap[lo:hi] = np.minimum(cap[lo:hi], r.p_net_max_kw)
+        return cap
+
+
+@dataclass(frozen=True, eq=False)
+class DispatchPlan:
+    """A per-vehicle schedule and its evaluation.
+
+    Attributes:
+        p_kw: (n, T) net grid-side power per vehicle, kW (> 0 charging).
+        p_ch_kw, p_dis_kw: (n, T) its charge / discharge parts (>= 0, never both > 0).
+        e_kwh: (n, T + 1) battery energy at step starts (recomputed from ``p_kw``).
+        p_site_kw: (T,) site net power.
+        cost_cny: energy cost - V2G revenue + wear (no penalties).
+        energy_cost_cny, v2g_revenue_cny, wear_cost_cny: its parts.
+        unmet_need_kwh: (n,) shortfall at departure (or at the horizon end, reduced need).
+        cap_shortfall_kw: (T,) site net power above the soft cap (requests, feeder headroom).
+        objective_cny: solver objective incl. penalties (NaN for disaggregated plans).
+        status: "optimal" or the solver's message.
+        solve_time_s: wall time of the solve(s).
+        n_binary_steps: vehicle-steps that needed the charge-xor-discharge binary (0 usually).
+    """
+
+    p_kw: np.ndarray
+    p_ch_kw: np.ndarray
+    p_dis_kw: np.ndarray
+    e_kwh: np.ndarray
+    p_site_kw: np.ndarray
+    cost_cny: float
+    energy_cost_cny: float
+    v2g_revenue_cny: float
+    wear_cost_cny: float
+    unmet_need_kwh: np.ndarray
+    cap_shortfall_kw: np.ndarray
+    objective_cny: float = float("nan")
+    status: str = "optimal"
+    solve_time_s: float = 0.0
+    n_binary_steps: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class AggregatePlan:
+    """Fleet-level plan from :func:`plan_aggregate` (all arrays over the horizon).
+
+    Attributes:
+        p_kw: (T,) aggregate net grid-side power, kW.
+        p_ch_kw, p_dis_kw: (T,) aggregate charge / discharge parts.
+        e_kwh: (T + 1,) battery energy of the vehicles present at each step boundary.
+        e_lo_kwh, e_hi_kwh: (T + 1,) the flexibility envelope it had to stay within.
+        e_departing_kwh: (T + 1,) energy leaving with the vehicles that depart at each boundary.
+        envelope_shortfall_kwh: (T + 1,) how far below the lower envelopes (present energy plus
+            departing energy) it had to go (soft bounds; > 0 means needs cannot all be met).
+        cap_shortfall_kw: (T,) site net power above the soft cap.
+        objective_cny: LP objective incl. penalties.
+        status, solve_time_s: solver outcome.
+    """
+
+    p_kw: np.ndarray
+    p_ch_kw: np.ndarray
+    p_dis_kw: np.ndarray
+    e_kwh: np.ndarray
+    e_lo_kwh: np.ndarray
+    e_hi_kwh: np.ndarray
+    e_departing_kwh: np.ndarray
+    envelope_shortfall_kwh: np.ndarray
+    cap_shortfall_kw: np.ndarray
+    objective_cny: float
+    status: str
+    solve_time_s: float
+
+
+# --------------------------------------------------------------------------------------------
+# evaluation
+
+
+def evaluate_schedule(
+    prob: DispatchProblem, p_kw: np.ndarray, *, objective_cny: float = float("nan"),
+    status: str = "optimal", solve_time_s: float = 0.0, n_binary_steps: int = 0,
+) -> DispatchPlan:
+    """Evaluate a per-vehicle schedule ``p_kw`` (n, T): energies, cost parts, unmet needs."""
+    p = np.asarray(p_kw, dtype=float)
+    n, T = prob.n_vehicles, prob.n_steps
+    if p.shape != (n, T):
+        raise ValueError(f"p_kw must have shape ({n}, {T}); got {p.shape}")
+    dt = prob.dt_h
+    pc = np.maximum(p, 0.0)
+    pd = np.maximum(-p, 0.0)
+    de = prob.eta_ch[:, None] * pc * dt - pd * dt / prob.eta_dis[:, None]
+    e = np.empty((n, T + 1))
+    e[:, 0] = prob.e0_kwh
+    np.cumsum(de, axis=1, out=e[:, 1:])
+    e[:, 1:] += prob.e0_kwh[:, None]
+    energy = float(dt * (pc.sum(0) @ prob.price_buy_cny_per_kwh))
+    revenue = float(dt * (pd.sum(0) @ prob.price_v2g_cny_per_kwh))
+    wear = float(prob.wear_cny_per_kwh * dt * (pc.sum() + pd.sum()))
+    _, d = prob.window
+    need = prob.need_eff_kwh
+    unmet = np.maximum(need - e[np.arange(n), d], 0.0)
+    site = p.sum(0)
+    short = np.maximum(site - prob.p_cap_kw, 0.0)
+    return DispatchPlan(
+        p_kw=p, p_ch_kw=pc, p_dis_kw=pd, e_kwh=e, p_site_kw=site,
+        cost_cny=energy - revenue + wear, energy_cost_cny=energy, v2g_revenue_cny=revenue,
+        wear_cost_cny=wear, unmet_need_kwh=unmet, cap_shortfall_kw=short,
+        objective_cny=objective_cny, status=status, solve_time_s=solve_time_s,
+        n_binary_steps=n_binary_steps,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# exact LP
+
+
+def _solve(c, A, lo, hi, lb, ub, integrality=None):
+    res = milp(
+        c, constraints=LinearConstraint(A, lo, hi), bounds=Bounds(lb, ub),
+        integrality=integrality,
+        options={"mip_rel_gap": 1e-9, "presolve": True},
+    )
+    return res
+
+
+def plan_exact(prob: DispatchProblem, *, max_binary_rounds: int = 5) -> DispatchPlan:
+    """Optimal per-vehicle plan: one LP with separate charge/discharge/energy variables.
+
+    Minimises ``sum_t dt * (buy_t * p_ch - v2g_t * p_dis + wear * (p_ch + p_dis))`` plus penalties
+    for unmet needs and for site net power above the soft cap, subject to the energy balance,
+    energy bounds ``[min(e_min, e0), e_cap]``, charger limits while plugged and the hard site
+    limits. Variables: p_ch (n*T), p_dis (n*T), e (n*(T+1)), need slack (n), cap slack (T).
+
+    Returns:
+        DispatchPlan with ``p_kw`` (n, T) etc. (see its docstring).
+    """
+    t0 = time.perf_counter()
+    n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
+    nT = n * T
+    o_pc, o_pd, o_e, o_u, o_s = 0, nT, 2 * nT, 2 * nT + n * (T + 1), 2 * nT + n * (T + 1) + n
+    nv = o_s + T
+    plug = prob.plugged.ravel()
+    ii = np.repeat(np.arange(n), T)
+    tt = np.tile(np.arange(T), n)
+
+    lb = np.zeros(nv)
+    ub = np.full(nv, np.inf)
+    ub[o_pc:o_pc + nT] = np.where(plug, np.repeat(prob.p_ch_max_kw, T), 0.0)
+    ub[o_pd:o_pd + nT] = np.where(plug, np.repeat(prob.p_dis_max_kw, T), 0.0)
+    e_lb = np.repeat(prob.e_lb_kwh, T + 1).reshape(n, T + 1)
+    e_ub = np.repeat(prob.e_cap_kwh, T + 1).reshape(n, T + 1)
+    e_lb[:, 0] = prob.e0_kwh
+    e_ub[:, 0] = prob.e0_kwh
+    lb[o_e:o_u] = e_lb.ravel()
+    ub[o_e:o_u] = e_ub.ravel()
+    cap = prob.p_cap_kw
+    ub[o_s:] = np.where(np.isfinite(cap), np.inf, 0.0)
+
+    c = np.zeros(nv)
+    w = prob.wear_cny_per_kwh
+    c[o_pc:o_pc + nT] = dt * (np.tile(prob.price_buy_cny_per_kwh, n) + w)
+    c[o_pd:o_pd + nT] = dt * (w - np.tile(prob.price_v2g_cny_per_kwh, n))
+    c[o_u:o_s] = prob.penalty_need_cny_per_kwh
+    c[o_s:] = prob.penalty_request_cny_per_kwh * dt
+
+    rows, cols, vals, rlo, rhi = [], [], [], [], []
+    # Energy balance, row r = i*T + t: e[i,t+1] - e[i,t] - eta_ch dt pc + dt/eta_dis pd = 0
+    r = np.arange(nT)
+    e_next = o_e + ii * (T + 1) + tt + 1
+    rows += [r, r, r, r]
+    cols += [e_next, e_next - 1, o_pc + r, o_pd + r]
+    vals += [np.ones(nT), -np.ones(nT), -dt * prob.eta_ch[ii], dt / prob.eta_dis[ii]]
+    rlo.append(np.zeros(nT))
+    rhi.append(np.zeros(nT))
+    nrow = nT
+    # Site limits (two-sided), one row per step
+    r = nrow + tt
+    rows += [r, r]
+    cols += [o_pc + np.arange(nT), o_pd + np.arange(nT)]
+    vals += [np.ones(nT), -np.ones(nT)]
+    rlo.append(prob.p_site_min_kw)
+    rhi.append(prob.p_site_max_kw)
+    nrow += T
+    # Soft cap: site net - s_t <= cap_t (only where finite)
+    fin = np.flatnonzero(np.isfinite(cap))
+    if fin.size:
+        sel = np.isin(tt, fin)
+        rmap = np.full(T, -1)
+        rmap[fin] = nrow + np.arange(fin.size)
+        r = rmap[tt[sel]]
+        idx = np.flatnonzero(sel)
+        rows += [r, r, nrow + np.arange(fin.size)]
+        cols += [o_pc + idx, o_pd + idx, o_s + fin]
+        vals += [np.ones(idx.size), -np.ones(idx.size), -np.ones(fin.size)]
+        rlo.append(np.full(fin.size, -np.inf))
+        rhi.append(cap[fin])
+        nrow += fin.size
+    # Soft need: e[i, d_i] + u_i >= need_i
+    need = prob.need_eff_kwh
+    has = np.flatnonzero(np.isfinite(need))
+    if has.size:
+        _, d = prob.window
+        r = nrow + np.arange(has.size)
+        rows += [r, r]
+        cols += [o_e + has * (T + 1) + d[has], o_u + has]
+        vals += [np.ones(has.size), np.ones(has.size)]
+        rlo.append(need[has])
+        rhi.append(np.full(has.size, np.inf))
+        nrow += has.size
+    A = sp.csr_array(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(nrow, nv)
+    )
+    lo_all, hi_all = np.concatenate(rlo), np.concatenate(rhi)
+
+    integrality = None
+    binary_idx = np.zeros(0, dtype=np.int64)
+    n_bin = 0
+    for _round in range(max_binary_rounds + 1):
+        if binary_idx.size:
+            # z_k = 1 allows charging, 0 allows discharging: pc <= Pch z, pd <= Pdis (1 - z)
+            nb = binary_idx.size
+            z0 = nv
+            extra = sp.csr_array(
+                (np.concatenate([np.ones(nb), -ub[o_pc + binary_idx],
+                                 np.ones(nb), ub[o_pd + binary_idx]]),
+                 (np.concatenate([np.arange(nb), np.arange(nb), nb + np.arange(nb),
+                                  nb + np.arange(nb)]),
+                  np.concatenate([o_pc + binary_idx, z0 + np.arange(nb),
+                                  o_pd + binary_idx, z0 + np.arange(nb)]))),
+                shape=(2 * nb, nv + nb),
+            )
+            A_run = sp.vstack([sp.hstack([A, sp.csr_array((nrow, nb))]), extra], format="csr")
+            lo_run = np.concatenate([lo_all, np.full(2 * nb, -np.inf)])
+            hi_run = np.concatenate([hi_all, np.zeros(nb), ub[o_pd + binary_idx]])
+            c_run = np.concatenate([c, np.zeros(nb)])
+            lb_run = np.concatenate([lb, np.zeros(nb)])
+            ub_run = np.concatenate([ub, np.ones(nb)])
+            integrality = np.concatenate([np.zeros(nv), np.ones(nb)])
+        else:
+            A_run, lo_run, hi_run, c_run, lb_run, ub_run = A, lo_all, hi_all, c, lb, ub
+        res = _solve(c_run, A_run, lo_run, hi_run, lb_run, ub_run, integrality)
+        if res.x is None:
+            raise RuntimeError(f"dispatch LP failed: {res.message}")
+        x = res.x[:nv]
+        pc = np.clip(x[o_pc:o_pc + nT], 0.0, None)
+        pd = np.clip(x[o_pd:o_pd + nT], 0.0, None)
+        both = np.flatnonzero(np.minimum(pc, pd) > _TOL_KW)
+        if both.size == 0:
+            break
+        binary_idx = np.union1d(binary_idx, both)
+        n_bin = binary_idx.size
+    # Solver-tolerance overlaps (< _TOL_KW): keep the larger side only.
+    small = np.minimum(pc, pd) > 0
+    pc = np.where(small & (pc <= pd), 0.0, pc)
+    pd = np.where(small & (pd < pc), 0.0, pd)
+    p = (pc - pd).reshape(n, T)
+    status = "optimal" if res.status == 0 else str(res.message)
+    return evaluate_schedule(
+        prob, p, objective_cny=float(res.fun), status=status,
+        solve_time_s=time.perf_counter() - t0, n_binary_steps=int(n_bin),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# aggregate flexibility
+
+
+def flexibility_envelopes(
+    prob: DispatchProblem, *, unidirectional_cap_at_need: bool | None = None
+) -> dict[str, np.ndarray]:
+    """Per-vehicle and fleet flexibility envelopes.
+
+    Returns:
+        dict with ``e_hi_kwh`` / ``e_lo_kwh`` (n, T + 1): the highest / lowest battery energy
+        vehicle i can have at the start of step t (fastest charging from arrival, capped at
+        capacity / fastest discharge down to the reserve, but never below what it needs to still
+        reach its need by departure at full power); ``p_ch_max_kw`` / ``p_dis_max_kw`` (T,): the
+        plugged fleet's charge / discharge power; ``eta_ch`` / ``eta_dis`` (T,): the
+        power-weighted mean efficiencies of the plugged fleet (1 where nobody is plugged).
+        With ``unidirectional_cap_at_need`` (default: when all purchase prices are >= 0) the
+        upper envelope of vehicles that cannot discharge stops at their need.
+    """
+    if unidirectional_cap_at_need is None:
+        unidirectional_cap_at_need = bool(np.all(prob.price_buy_cny_per_kwh >= 0))
+    n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
+    a, d = prob.window
+    t = np.arange(T + 1)
+    before = np.clip(t[None, :] - a[:, None], 0, (d - a)[:, None])
+    after = (d - a)[:, None] - before
+    e0 = prob.e0_kwh[:, None]
+    ch = (prob.eta_ch * prob.p_ch_max_kw * dt)[:, None]
+    dis = (prob.p_dis_max_kw * dt / prob.eta_dis)[:, None]
+    hi = np.minimum(prob.e_cap_kwh[:, None], e0 + ch * before)
+    if unidirectional_cap_at_need:
+        # A vehicle that cannot discharge gains nothing from energy beyond its need (prices and
+        # wear >= 0), and letting the envelope reach capacity makes the aggregate much looser.
+        cap_need = np.where(np.isfinite(prob.need_eff_kwh),
+                            np.maximum(prob.need_eff_kwh, prob.e0_kwh), prob.e0_kwh)
+        uni = (prob.p_dis_max_kw <= 0)[:, None]
+        hi = np.where(uni, np.minimum(hi, cap_need[:, None]), hi)
+    lo = np.maximum(prob.e_lb_kwh[:, None], e0 - dis * before)
+    need = prob.need_eff_kwh[:, None]
+    lo = np.maximum(lo, np.where(np.isfinite(need), need - ch * after, -np.inf))
+    lo = np.minimum(lo, hi)  # infeasible needs: the soft bound in the LP reports the shortfall
+    plug = prob.plugged.astype(float)
+    pch = plug.T @ prob.p_ch_max_kw
+    pdis = plug.T @ prob.p_dis_max_kw
+    with np.errstate(invalid="ignore", divide="ignore"):
+        eta_c = np.where(pch > 0, (plug.T @ (prob.p_ch_max_kw * prob.eta_ch)) / pch, 1.0)
+        eta_d = np.where(pdis > 0, (plug.T @ (prob.p_dis_max_kw * prob.eta_dis)) / pdis, 1.0)
+    return {"e_hi_kwh": hi, "e_lo_kwh": lo, "p_ch_max_kw": pch, "p_dis_max_kw": pdis,
+            "eta_ch": eta_c, "eta_dis": eta_d}
+
+
+def plan_aggregate(prob: DispatchProblem) -> AggregatePlan:
+    """LP over the aggregate flexibility of the fleet (about 7T variables instead of 3nT).
+
+    The state is the energy of the vehicles *present* at each step boundary,
+    ``E_t = sum_{i: a_i <= t < d_i} e_i(t)``. Arrivals add their arrival energy; departures remove
+    an energy ``D_t`` (a variable) that must lie within the departing vehicles' envelopes at
+    departure, so energy cannot be taken back from a vehicle that has left. ``E_t`` stays within the
+    sums of the present vehicles' envelopes (:func:`flexibility_envelopes`); the lower bounds of
+    ``E_t`` and ``D_t`` are soft (penalty per kWh, reported). Charge / discharge power stays within
+    the plugged fleet's totals with power-weighted mean efficiencies; site limits are hard; the soft
+    cap is as in :func:`plan_exact`. It is a relaxation (energy moves freely between vehicles
+    present together): split the result with :func:`disaggregate_llf`.
+    """
+    t0 = time.perf_counter()
+    T, dt = prob.n_steps, prob.dt_h
+    env = flexibility_envelopes(prob)
+    a, d = prob.window
+    active = d > a
+    tb = np.arange(T + 1)
+    present = active[:, None] & (tb[None, :] >= a[:, None]) & (tb[None, :] < d[:, None])
+    departs = active[:, None] & (tb[None, :] == d[:, None])
+    arrives = active[:, None] & (tb[None, :] == a[:, None])
+    lo_i, hi_i = env["e_lo_kwh"], env["e_hi_kwh"]
+    e_lo = (lo_i * present).sum(0)
+    e_hi = (hi_i * present).sum(0)
+    d_lo = (lo_i * departs).sum(0)
+    d_hi = (hi_i * departs).sum(0)
+    e_arr = (prob.e0_kwh[:, None] * arrives).sum(0)
+    # variables: Pc (T), Pd (T), E (T+1), D (T+1), vE (T+1), vD (T+1), s (T)
+    o_pc, o_pd, o_e = 0, T, 2 * T
+    o_d = o_e + T + 1
+    o_ve = o_d + T + 1
+    o_vd = o_ve + T + 1
+    o_s = o_vd + T + 1
+    nv = o_s + T
+    cap = prob.p_cap_kw
+    lb = np.zeros(nv)
+    ub = np.full(nv, np.inf)
+    ub[o_pc:o_pd] = env["p_ch_max_kw"]
+    ub[o_pd:o_e] = env["p_dis_max_kw"]
+    ub[o_e:o_d] = e_hi
+    lb[o_e] = ub[o_e] = e_arr[0]  # vehicles present at the start, with their current energy
+    ub[o_d:o_ve] = d_hi
+    ub[o_d] = 0.0  # departures at t = 0 are vehicles with no plugged step: excluded
+    ub[o_ve] = 0.0
+    ub[o_vd] = 0.0
+    ub[o_s:] = np.where(np.isfinite(cap), np.inf, 0.0)
+    w = prob.wear_cny_per_kwh
+    c = np.zeros(nv)
+    c[o_pc:o_pd] = dt * (prob.price_buy_cny_per_kwh + w)
+    c[o_pd:o_e] = dt * (w - prob.price_v2g_cny_per_kwh)
+    c[o_ve:o_s] = prob.penalty_need_cny_per_kwh
+    c[o_s:] = prob.penalty_request_cny_per_kwh * dt
+    t = np.arange(T)
+    t1 = np.arange(T + 1)
+    ones, ones1 = np.ones(T), np.ones(T + 1)
+    r_bal, r_site, r_e, r_d, r_cap = 0, T, 2 * T, 3 * T + 1, 4 * T + 2
+    rows = np.concatenate([
+        r_bal + t, r_bal + t, r_bal + t, r_bal + t, r_bal + t,
+        r_site + t, r_site + t,
+        r_e + t1, r_e + t1,
+        r_d + t1, r_d + t1,
+        r_cap + t, r_cap + t, r_cap + t,
+    ])
+    cols = np.concatenate([
+        o_e + t + 1, o_e + t, o_pc + t, o_pd + t, o_d + t + 1,
+        o_pc + t, o_pd + t,
+        o_e + t1, o_ve + t1,
+        o_d + t1, o_vd + t1,
+        o_pc + t, o_pd + t, o_s + t,
+    ])
+    vals = np.concatenate([
+        ones, -ones, -dt * env["eta_ch"], dt / env["eta_dis"], ones,
+        ones, -ones,
+        ones1, ones1,
+        ones1, ones1,
+        ones, -ones, -ones,
+    ])
+    A = sp.csr_array((vals, (rows, cols)), shape=(5 * T + 2, nv))
+    lo = np.concatenate([e_arr[1:], prob.p_site_min_kw, e_lo, d_lo, np.full(T, -np.inf)])
+    hi = np.concatenate([e_arr[1:], prob.p_site_max_kw, np.full(2 * (T + 1), np.inf),
+                         np.where(np.isfinite(cap), cap, np.inf)])
+    res = _solve(c, A, lo, hi, lb, ub)
+    if res.x is None:
+        raise RuntimeError(f"aggregate dispatch LP failed: {res.message}")
+    x = res.x
+    pc = np.clip(x[o_pc:o_pd], 0.0, None)
+    pd = np.clip(x[o_pd:o_e], 0.0, None)
+    p = pc - pd
+    return AggregatePlan(
+        p_kw=p, p_ch_kw=pc, p_dis_kw=pd, e_kwh=x[o_e:o_d], e_lo_kwh=e_lo, e_hi_kwh=e_hi,
+        e_departing_kwh=x[o_d:o_ve],
+        envelope_shortfall_kwh=np.clip(x[o_ve:o_vd], 0.0, None) + np.clip(x[o_vd:o_s], 0.0, None),
+        cap_shortfall_kw=np.maximum(p - cap, 0.0), objective_cny=float(res.fun),
+        status="optimal" if res.status == 0 else str(res.message),
+        solve_time_s=time.perf_counter() - t0,
+    )
+
+
+def _fill(amount: float, cap: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Give ``amount`` to entries in ``order``, each up to ``cap``; vectorised greedy fill."""
+    out = np.zeros_like(cap)
+    if amount <= 0 or order.size == 0:
+        return out
+    c = cap[order]
+    before = np.cumsum(c) - c
+    out[order] = np.clip(amount - before, 0.0, c)
+    return out
+
+
+def disaggregate_llf(prob: DispatchProblem, p_agg_kw: np.ndarray | AggregatePlan) -> DispatchPlan:
+    """Split an aggregate power profile among the vehicles, least laxity first.
+
+    At each step (a loop over steps; vectorised over vehicles): every plugged vehicle first gets
+    the charging it *must* have to still reach its need at full power later; then, if the target
+    is higher, the rest goes to the least-laxity vehicles first (up to charger power and
+    capacity); if the target is lower, vehicles with the most laxity discharge first (up to
+    discharge power, the reserve, and without endangering their need). The sum never exceeds
+    ``p_site_max_kw``; where the mandatory charging cannot be met the need shortfall is reported.
+    Laxity = steps left before departure - steps of full-power charging still needed.
+
+    Args:
+        prob: the problem.
+        p_agg_kw: (T,) target site net power, or an :class:`AggregatePlan`.
+
+    Returns:
+        DispatchPlan (``objective_cny`` is NaN; realised ``p_site_kw`` may differ from the target
+        where the vehicles cannot follow it).
+    """
+    t0 = time.perf_counter()
+    target = p_agg_kw.p_kw if isinstance(p_agg_kw, AggregatePlan) else np.asarray(p_agg_kw, float)
+    n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
+    if target.shape != (T,):
+        raise ValueError(f"p_agg_kw must have shape ({T},); got {target.shape}")
+    target = np.clip(target, prob.p_site_min_kw, prob.p_site_max_kw)
+    plug = prob.plugged
+    _, d = prob.window
+    need = prob.need_eff_kwh
+    has_need = np.isfinite(need)
+    need0 = np.where(has_need, need, 0.0)
+    lb_e = prob.e_lb_kwh
+    eta_c, eta_d = prob.eta_ch, prob.eta_dis
+    pch, pdis = prob.p_ch_max_kw, prob.p_dis_max_kw
+    ch_step = eta_c * pch * dt  # battery kWh per full-power charging step
+    e = prob.e0_kwh.astype(float).copy()
+    p = np.zeros((n, T))
+    for t in range(T):
+        m = plug[:, t]
+        left_after = np.maximum(d - t - 1, 0)
+        pc_max = np.where(m, np.clip((prob.e_cap_kwh - e) / (eta_c * dt), 0.0, pch), 0.0)
+        req = np.where(has_need, need0 - e - ch_step * left_after, -np.inf)
+        must = np.where(m & (req > 0), np.minimum(req / (eta_c * dt), pc_max), 0.0)
+        # Battery energy that may leave this step: above the reserve and not needed later.
+        spare = np.minimum(e - lb_e, np.where(has_need, -req, np.inf))
+        pd_max = np.where(m & (must == 0), np.clip(spare * eta_d / dt, 0.0, pdis), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            steps_needed = np.where(need0 - e > 0, (need0 - e) / ch_step, 0.0)
+        lax = np.where(has_need, (d - t) - steps_needed, np.inf)
+        lax = np.where(np.isnan(lax), -np.inf, lax)  # need > e with no charging power
+        order_lo = np.argsort(lax, kind="stable")  # least laxity first
+        s_must = must.sum()
+        if s_must > prob.p_site_max_kw[t]:
+            must = _fill(prob.p_site_max_kw[t], must, order_lo)
+            s_must = must.sum()
+        if target[t] >= s_must:
+            extra = min(target[t], prob.p_site_max_kw[t]) - s_must
+            # First towards unmet needs (least laxity first), then into spare capacity,
+            # bidirectional vehicles first (their energy can still be sold later).
+            to_need = np.clip((need0 - e) / (eta_c * dt), 0.0, None) - must
+            tier1 = _fill(extra, np.clip(np.minimum(pc_max - must, to_need), 0.0, None), order_lo)
+            rest = extra - tier1.sum()
+            tier2 = np.zeros(n)
+            if rest > _TOL_KW:
+                order_spare = np.lexsort((lax, -pdis))
+                tier2 = _fill(rest, np.clip(pc_max - must - tier1, 0.0, None), order_spare)
+            pt = must + tier1 + tier2
+        else:
+            pt = must - _fill(s_must - target[t], pd_max, order_lo[::-1])
+        p[:, t] = pt
+        e = e + np.where(pt > 0, eta_c * pt * dt, pt * dt / eta_d)
+    plan = evaluate_schedule(prob, p, solve_time_s=time.perf_counter() - t0)
+    return plan
