@@ -95,6 +95,24 @@ def test_matches_pandapower_runpp(spec):
     assert worst["loss"] < 1e-5, worst
 
 
+def test_switches_parallel_branches_and_dead_areas_match_pandapower():
+    """Open bus-bus switch (a de-energised feeder), parallel lines and a parallel trafo."""
+    net = load_network("cigre_lv")
+    net.line.loc[net.line.index[[0, 3, 5]], "parallel"] = 2
+    net.trafo.loc[net.trafo.index[0], "parallel"] = 2
+    net.switch.loc[net.switch.index[1], "closed"] = False
+    p, q = _nominal(net)
+    res = PowerFlow(net).solve(p, q)
+    ref = _runpp(net, p, q)
+    vm_ref = ref.res_bus["vm_pu"].to_numpy()
+    assert np.isnan(vm_ref).sum() > 0
+    np.testing.assert_array_equal(np.isnan(res.vm_pu), np.isnan(vm_ref))
+    np.testing.assert_allclose(res.vm_pu, vm_ref, atol=1e-6)
+    np.testing.assert_allclose(res.line_loading_pct, ref.res_line["loading_percent"], atol=1e-3)
+    np.testing.assert_allclose(res.trafo_loading_pct, ref.res_trafo["loading_percent"], atol=1e-3)
+    assert np.isfinite(res.line_loading_max_pct) and res.line_max in net.line.index
+
+
 def test_result_shapes_and_index():
     net, pf = _net(SB_LV), _pf(SB_LV)
     res = pf.solve(*_nominal(net))
@@ -222,6 +240,7 @@ def test_assign_buses_explicit_and_check_bus():
     ids = [f"v{i}" for i in range(10)]
     out = assign_buses(10, net, np.random.default_rng(0), explicit={"v3": 5}, ids=ids)
     assert out[3] == 5
+    assert assign_buses(10, net, np.random.default_rng(0), explicit={"7": 9})[7] == 9
     assert check_bus(net, 5) is None
     msg = check_bus(net, 999)
     assert "999" in msg and "does not exist" in msg

@@ -46,7 +46,8 @@ class PowerFlowResult:
         vm_min_pu, vm_max_pu: over energised buses.
         trafo_loading_pct: per transformer [n_trafo].
         trafo_loading_max_pct: max over transformers (NaN if none).
-        line_loading_pct: per line [n_line].
+        line_loading_pct: per line [n_line] (NaN if both ends are de-energised, 0 if the line
+            is out of service, as in pandapower). Same for ``trafo_loading_pct``.
         line_loading_max_pct: max over lines (NaN if none).
         line_max: pandapower index label of the most loaded line (-1 if none / not converged).
         losses_kw: active losses in lines and transformers.
@@ -276,6 +277,12 @@ class PowerFlow:
         self._trafo_sn_mva = (tr["sn_mva"] * tr["parallel"] * tr["df"]).to_numpy(float)
         self._trafo_s_rated_mva = tr["sn_mva"].to_numpy(float)
         self._line_labels = line.index.to_numpy()
+        # bus positions of branch ends, to blank branches in de-energised areas (pandapower: NaN)
+        pos = net.bus.index
+        self._line_ends = np.stack([pos.get_indexer(line["from_bus"]), pos.get_indexer(line["to_bus"])], 1) \
+            if self.n_line else np.zeros((0, 2), np.int64)
+        self._trafo_ends = np.stack([pos.get_indexer(tr["hv_bus"]), pos.get_indexer(tr["lv_bus"])], 1) \
+            if self.n_trafo else np.zeros((0, 2), np.int64)
         self._bus_in_main = np.asarray(self.model.get_bus_status(), bool) if hasattr(
             self.model, "get_bus_status") else np.ones(self._n_solver_bus, bool)
         self._flat = self._flat_start(s)
@@ -384,9 +391,12 @@ class PowerFlow:
                 trafo_pct = (i_tr * self._trafo_vn).max(1) * _SQRT3 / self._trafo_sn_mva * 100.0
             else:
                 trafo_pct = np.zeros(0)
+        dead = np.isnan(vm)
+        line_pct[dead[self._line_ends].all(1)] = np.nan
+        trafo_pct[dead[self._trafo_ends].all(1)] = np.nan
         losses_mw = (np.nansum(pl1) + np.nansum(pl2) + np.nansum(pt1) + np.nansum(pt2))
-        if self.n_line:
-            k = int(np.argmax(line_pct))
+        if self.n_line and not np.all(np.isnan(line_pct)):
+            k = int(np.nanargmax(line_pct))
             line_max, line_max_pct = int(self._line_labels[k]), float(line_pct[k])
         else:
             line_max, line_max_pct = -1, float("nan")

@@ -196,7 +196,8 @@ def assign_buses(n_items: int, net, rng: np.random.Generator,
         n_items: number of items (vehicles, chargers, sites) to place.
         net: pandapowerNet.
         rng: numpy Generator (the caller's named stream).
-        explicit: optional ``{item_id: bus}`` overrides; requires ``ids`` to locate items.
+        explicit: optional ``{item_id: bus}`` overrides. Keys are looked up in ``ids``, or are
+            item positions as strings when ``ids`` is None.
         ids: optional item ids [n_items], used with ``explicit``.
 
     Returns:
@@ -214,9 +215,9 @@ def assign_buses(n_items: int, net, rng: np.random.Generator,
     out = buses[np.searchsorted(cum, pos, side="right").clip(0, len(buses) - 1)]
     out = out[rng.permutation(n_items)]
     if explicit:
-        if ids is None:
-            raise ValueError("explicit bus assignments need the item ids (ids=...)")
-        where = {k: i for i, k in enumerate(ids)}
+        # keys are item ids when ``ids`` is given, else item positions ("0", "1", ...)
+        where = ({k: i for i, k in enumerate(ids)} if ids is not None
+                 else {str(i): i for i in range(n_items)})
         for key, bus in explicit.items():
             if key not in where:
                 raise ValueError(f"explicit bus given for unknown item {key!r}")
