@@ -19,7 +19,7 @@ from v2gsim.data.profiles import map_to_clock, read_load_csv, series_to_clock, s
 from v2gsim.errors import ScenarioError, SimulationError
 from v2gsim.market.tariffs import Tariff
 from v2gsim.physics.battery import apply_power
-from v2gsim.population.fleet import DRIVING, HOME, DEPOT, build_fleet
+from v2gsim.population.fleet import DEPOT, DRIVING, HOME, PUBLIC, build_fleet
 from v2gsim.population.mobility import DayEvents, GeneratedMobility, SessionMobility, merge_days, read_sessions
 from v2gsim.recorder import Recorder
 from v2gsim.scenario.schema import Scenario
@@ -226,6 +226,13 @@ class V2GModel(mesa.Model):
         f.e_driven_kwh[v] += used
         f.distance_km[v] += km
         f.e_kwh[v] = e_new
+        # drivers without a charger where they park, and low on charge, park at their public site
+        detour = (site < 0) & ~replay & (e_new < f.e_public_below_kwh[v])
+        if detour.any():
+            public = f.site_at[v, PUBLIC]
+            detour &= public >= 0
+            loc = np.where(detour, PUBLIC, loc)
+            site = np.where(detour, public, site)
         f.location[v] = loc
         f.below_stop[v] = e_new < f.e_stop_kwh[v] - 1e-9
         # charger allocation: first come, first served within the step (stable order)

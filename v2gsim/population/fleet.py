@@ -51,6 +51,7 @@ class Fleet:
     archetype: np.ndarray  # index into ARCHETYPES
     e_stop_kwh: np.ndarray  # driver's "full" point
     e_min_departure_kwh: np.ndarray  # range anxiety: energy insisted on at departure
+    e_public_below_kwh: np.ndarray  # without a charger where they park, below this they go public
     site_at: np.ndarray  # (N, N_LOCATIONS) int32: site index usable at each location, -1 none
     home_pile_bidir: np.ndarray  # the private pile at home can discharge
     departure_estimate_sd_h: np.ndarray
@@ -145,7 +146,7 @@ def build_fleet(
             name: _zeros(n)
             for name in (
                 "capacity_kwh consumption_kwh_per_km p_ac_max_kw p_dc_max_kw eta_charge eta_discharge soc_knee p_batt_max_kw "
-                "e_full_kwh e_stop_kwh e_min_departure_kwh departure_estimate_sd_h daily_km_scale e_kwh "
+                "e_full_kwh e_stop_kwh e_min_departure_kwh e_public_below_kwh departure_estimate_sd_h daily_km_scale e_kwh "
                 "p_plug_max_kw p_kw session_e_request_kwh session_grid_kwh session_e_start_kwh e_charged_kwh "
                 "e_discharged_kwh e_loss_kwh e_driven_kwh distance_km unmet_kwh stranded_kwh cost_cny revenue_cny"
             ).split()
@@ -198,6 +199,7 @@ def build_fleet(
         soc_min = np.clip(rng.normal(g.soc_min_departure_mean, g.soc_min_departure_sd, b.count), 0.0, 0.9)
         f.e_min_departure_kwh[sl] = np.minimum(soc_min * v.capacity_kwh, f.e_stop_kwh[sl])
         f.e_kwh[sl] = rng.uniform(g.soc_initial_min, g.soc_initial_max, b.count) * v.capacity_kwh
+        f.e_public_below_kwh[sl] = g.public_charge_below_soc * v.capacity_kwh
         f.departure_estimate_sd_h[sl] = g.departure_estimate_sd_h
         f.daily_km_scale[sl] = g.daily_km_scale
         base_loc = DEPOT if b.archetype == "city_bus" else HOME

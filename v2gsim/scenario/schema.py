@@ -101,6 +101,9 @@ class PopulationGroup(_Frozen):
     soc_target: Annotated[float, Field(ge=0.3, le=1.0, description="SOC at which the driver considers the car full")] = 1.0
     soc_min_departure_mean: Annotated[float, _pct(0, 0.9), Field(description="mean SOC a driver insists on at departure")] = 0.3
     soc_min_departure_sd: Annotated[float, _pct(0, 0.5)] = 0.1
+    public_charge_below_soc: Annotated[
+        float, _pct(), Field(description="arriving where they have no charger below this SOC, drivers park at public_site")
+    ] = 0.5
     daily_km_scale: Annotated[float, Field(gt=0, le=10, description="multiplies the archetype's daily distance")] = 1.0
     departure_estimate_sd_h: Annotated[
         float, Field(ge=0, le=12, description="error sd of the departure time a driver states on arrival")

@@ -1,0 +1,214 @@
+"""The ``v2gsim`` command: run | validate | schema | scenarios | sweep.
+
+Logging is configured here and only here. Scenario problems exit with status 2 and a list of
+problems, never a traceback; other failures exit with 1 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import types
+import typing
+from pathlib import Path
+
+EXIT_OK, EXIT_FAIL, EXIT_SCENARIO = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="v2gsim", description="Agent-based simulation of EVs, V2G and the distribution grid.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run a scenario and write its tables, KPIs and plots")
+    r.add_argument("file", help="scenario YAML file, or the name of a bundled scenario")
+    r.add_argument("-o", "--out", required=True, help="output folder (replaced atomically)")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE", help="override a field, e.g. --set population.0.count=500 (repeatable)")
+    r.add_argument("--seed", type=int, help="override the scenario's seed")
+    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    r.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+
+    v = sub.add_parser("validate", help="check a scenario file and report every problem")
+    v.add_argument("file")
+    v.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
+
+    s = sub.add_parser("schema", help="print the scenario field reference (units, ranges, defaults)")
+    s.add_argument("--format", choices=("text", "markdown"), default="text")
+
+    sub.add_parser("scenarios", help="list the bundled scenario files")
+
+    w = sub.add_parser("sweep", help="run a parameter sweep (local processes or Dask)")
+    w.add_argument("file", help="sweep YAML file")
+    w.add_argument("-o", "--out", required=True, help="output folder (a sweep resumes where it stopped)")
+    w.add_argument("--workers", type=int, help="embedded Dask LocalCluster with N workers")
+    w.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    w.add_argument("--keep-results", action="store_true", help="also keep every run's result folder")
+    w.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _cmd_run(args) -> int:
+    import v2gsim
+    from v2gsim.model import V2GModel
+
+    scenario = v2gsim.load_scenario(args.file, args.overrides)
+    if args.seed is not None and args.seed < 0:
+        print("v2gsim: --seed must be >= 0", file=sys.stderr)
+        return EXIT_SCENARIO
+    model = V2GModel(scenario, seed=args.seed)
+    results = model.run(progress=not args.no_progress)
+    out = results.save(args.out, plots=scenario.outputs.plots and not args.no_plots)
+    k = results.kpis
+    print(f"{scenario.name}: {int(k['n_vehicles'])} vehicles, {model.n_steps} steps in {results.metadata['wall_time_s']:.1f} s")
+    print(f"  peak {k['peak_load_kw']:.1f} kW (+{k['peak_increase_pct']:.1f} % over base), max transformer loading {k['max_transformer_loading_pct']:.1f} %, overload {k['transformer_overload_h']:.2f} h")
+    print(f"  charged {k['energy_charged_kwh']:.0f} kWh, unmet {k['unmet_energy_kwh']:.1f} kWh, stranded trips {int(k['stranded_trips'])}")
+    print(f"tables:   {out}/*.parquet")
+    print(f"KPIs:     {out / 'kpis.json'}")
+    print(f"metadata: {out / 'metadata.json'}")
+    pngs = sorted(out.glob("*.png"))
+    if pngs:
+        print("plots:    " + ", ".join(str(p) for p in pngs))
+    return EXIT_OK
+
+
+def _cmd_validate(args) -> int:
+    import v2gsim
+
+    sc = v2gsim.load_scenario(args.file, args.overrides)
+    n = sum(g.count for g in sc.population)
+    print(f"{args.file}: valid — {sc.name!r}, {len(sc.population)} population group(s), {n} vehicles, {sc.time.horizon_days:g} days at {sc.time.step_min} min")
+    return EXIT_OK
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _type_name(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (list, tuple):
+        return f"list[{', '.join(_type_name(a) for a in typing.get_args(tp))}]"
+    return getattr(tp, "__name__", str(tp)).replace("NoneType", "null")
+
+
+def _range(field) -> str:
+    parts = []
+    meta = list(field.metadata)
+    ann = field.annotation
+    for a in typing.get_args(ann) if typing.get_origin(ann) in (typing.Union, types.UnionType) else (ann,):
+        if typing.get_origin(a) is typing.Annotated:
+            for m in typing.get_args(a)[1:]:
+                meta += list(getattr(m, "metadata", [])) or [m]
+    for m in meta:
+        for attr, sym in (("gt", ">"), ("ge", "≥"), ("lt", "<"), ("le", "≤")):
+            val = getattr(m, attr, None)
+            if val is not None:
+                parts.append(f"{sym} {val:g}" if isinstance(val, (int, float)) else f"{sym} {val}")
+    return ", ".join(dict.fromkeys(parts))
+
+
+def _models_in(tp):
+    from pydantic import BaseModel
+
+    out = []
+    for a in typing.get_args(tp) or ():
+        out += _models_in(a)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        out.append(tp)
+    return out
+
+
+def schema_rows(model_cls, prefix: str = ""):
+    """(path, type, default, range, description) for every field, depth first."""
+    from pydantic_core import PydanticUndefined
+
+    rows = []
+    for name, f in model_cls.model_fields.items():
+        path = f"{prefix}{name}"
+        default = "required" if f.is_required() else ("(computed)" if f.default is PydanticUndefined else repr(f.default) if not hasattr(f.default, "model_fields") else "(defaults)")
+        rows.append((path, _type_name(f.annotation), default, _range(f), f.description or ""))
+        is_list = typing.get_origin(f.annotation) is list
+        for sub in dict.fromkeys(_models_in(f.annotation)):
+            label = f" ({sub.model_fields['kind'].default})" if "kind" in sub.model_fields else ""
+            rows += schema_rows(sub, f"{path}{'[]' if is_list else ''}{label}.")
+    return rows
+
+
+def _cmd_schema(args) -> int:
+    from v2gsim.scenario.schema import Scenario
+
+    rows = schema_rows(Scenario)
+    if args.format == "markdown":
+        print("| field | type | default | range | meaning |\n|---|---|---|---|---|")
+        for r in rows:
+            print("| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |")
+    else:
+        w = max(len(r[0]) for r in rows)
+        for path, tp, default, rng, desc in rows:
+            extra = "; ".join(x for x in (f"default {default}", rng, desc) if x)
+            print(f"{path:<{w}}  {tp}  — {extra}")
+    print("\nUnits are in the names: _kw, _kwh, _kva, _km, _h, _min, _pct, soc (0-1), _cny_per_kwh. Power > 0 charges, < 0 is V2G.")
+    return EXIT_OK
+
+
+def _cmd_scenarios(args) -> int:
+    import yaml
+
+    from v2gsim.scenario import bundled_scenarios
+
+    found = bundled_scenarios()
+    if not found:
+        print("no bundled scenarios found (they live in the repository's scenarios/ folder)")
+        return EXIT_OK
+    w = max(len(k) for k in found)
+    for name, path in found.items():
+        try:
+            doc = yaml.safe_load(path.read_text()) or {}
+            line = doc.get("description") or doc.get("name") or ""
+        except yaml.YAMLError:
+            line = "(not valid YAML)"
+        print(f"{name:<{w}}  {line}   [{path}]")
+    return EXIT_OK
+
+
+def _cmd_sweep(args) -> int:
+    try:
+        from v2gsim.sweep import cli_main
+    except ImportError as exc:  # pragma: no cover - the sweep module is optional until it lands
+        print(f"v2gsim: sweeps are not available in this build ({exc})", file=sys.stderr)
+        return EXIT_FAIL
+    args.progress = not args.no_progress
+    return cli_main(args)
+
+
+COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "schema": _cmd_schema, "scenarios": _cmd_scenarios, "sweep": _cmd_sweep}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from v2gsim.errors import ScenarioError, SimulationError
+
+    try:
+        return COMMANDS[args.command](args)
+    except ScenarioError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_SCENARIO
+    except (SimulationError, OSError, ValueError) as exc:
+        if args.debug:
+            raise
+        print(f"v2gsim: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        print("v2gsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+__all__ = ["main", "schema_rows"]
