@@ -291,29 +291,50 @@ def test_aggregate_is_a_relaxation_of_the_exact_plan():
         assert ag.objective_cny <= ex.objective_cny + 1e-6
 
 
-GAPS: list[float] = []
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(reason="aggregate + LLF gap still above 2 % (work in progress)", strict=False)
-@pytest.mark.parametrize("seed", range(8))
-def test_aggregate_llf_cost_gap_vs_exact(seed):
+def _gap(seed, v2g):
     rng = np.random.default_rng(1000 + seed)
     n = int(rng.integers(20, 201))
     T = int(rng.choice([24, 48, 96]))
-    prob = random_problem(rng, n, T, dt=24 / T)
+    prob = random_problem(rng, n, T, dt=24 / T, v2g=v2g)
     ex = plan_exact(prob)
-    ds = disaggregate_llf(prob, plan_aggregate(prob))
-    gap = (ds.cost_cny - ex.cost_cny) / abs(ex.cost_cny)
-    GAPS.append(gap)
-    print(f"seed {seed}: n={n} T={T} exact {ex.cost_cny:.2f} agg+llf {ds.cost_cny:.2f} "
-          f"gap {gap:.3%}")
+    ag = plan_aggregate(prob)
+    ds = disaggregate_llf(prob, ag)
     assert ex.cost_cny > 0
-    assert ds.unmet_need_kwh.max() < 1e-6
-    assert gap <= GAP_TOL
+    assert ds.unmet_need_kwh.max() < 1e-6  # needs met whenever the exact plan meets them
+    assert ex.unmet_need_kwh.max() < 1e-6
+    assert_limits(prob, ds)
+    return (ds.cost_cny - ex.cost_cny) / abs(ex.cost_cny), (ex.cost_cny - ag.objective_cny) / abs(
+        ex.cost_cny)
 
 
-GAP_TOL = 0.02
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason="known shortfall: LLF disaggregation of the aggregate plan costs 0.1-7 % (mean 3 %) "
+           "more than the exact plan on charge-only fleets and 11-39 % (mean 22 %) with V2G",
+    strict=False,
+)
+@pytest.mark.parametrize("v2g", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_aggregate_llf_cost_within_2_percent_of_exact(seed, v2g):
+    gap, _ = _gap(seed, v2g)
+    print(f"seed {seed} v2g={v2g}: gap {gap:.3%}")
+    assert gap <= 0.02
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("v2g, tol", [(False, 0.08), (True, 0.45)])
+def test_aggregate_llf_gap_regression_guard(v2g, tol, capsys):
+    # Guards today's measured quality (worst over 12 seeded fleets of 20-200 vehicles over
+    # 24-96 steps); the 2 % target above is not met yet.
+    gaps, relax = zip(*(_gap(seed, v2g) for seed in range(12)))
+    with capsys.disabled():
+        print(f"\nagg+LLF vs exact (v2g={v2g}): worst {max(gaps):.2%}, mean {np.mean(gaps):.2%}; "
+              f"aggregate LP below exact by worst {max(relax):.2%}, mean {np.mean(relax):.2%}")
+    assert max(gaps) <= tol
+    assert min(gaps) >= -1e-9  # a feasible disaggregated plan cannot beat the optimum
+    if not v2g:
+        # the interval bounds make the aggregate LP nearly exact for charge-only fleets
+        assert max(relax) <= 0.01
 
 
 def test_solve_time_200_vehicles_96_steps(capsys):

@@ -24,9 +24,9 @@ Rules (documented choices):
 * The price of a time stamp is the price at that wall-clock time (use the step start); the index
   is read in its own time zone, so pass local (e.g. Asia/Shanghai) times.
 * ``preset: name`` loads ``presets/tariffs.yaml``; fields given explicitly replace the preset's
-  field wholesale (a given ``prices_cny_per_kwh`` drops the preset's ``ratios`` and base ``flat_cny_per_kwh``, given
-  ``ratios`` drop the preset's ``prices_cny_per_kwh``; a
-  given V2G price form drops the preset's other V2G form).
+  field wholesale. A given ``prices_cny_per_kwh`` drops the preset's ``ratios`` and base
+  ``flat_cny_per_kwh``; given ``ratios`` drop its ``prices_cny_per_kwh``; a given V2G price form
+  drops the preset's other V2G form.
 """
 
 from __future__ import annotations

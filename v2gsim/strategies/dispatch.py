@@ -7,7 +7,10 @@ Pure functions of plain arrays; nothing here knows about the simulator. A strate
   variables), optimal for the stated problem;
 * :func:`plan_aggregate` -- one LP over the fleet's aggregate flexibility (T-sized), followed by
   :func:`disaggregate_llf`, which splits each step's aggregate power among the vehicles by least
-  laxity first. Much smaller, usually within a few tenths of a percent of the exact cost.
+  laxity first. Smaller and faster to scale, but not as good: on seeded random fleets
+  (20-200 vehicles, 24-96 steps) it costs 0.1-7 % (mean 3 %) more than :func:`plan_exact` when
+  no vehicle discharges, and 11-39 % (mean 22 %) more with V2G (tests/test_dispatch.py). Prefer
+  :func:`plan_exact` where it is fast enough (200 x 96 solves in about 0.25 s).
 
 Conventions: ``p_kw > 0`` charges from the grid, ``< 0`` discharges into it (grid side). A vehicle
 is plugged for steps ``arrival_step <= t < departure_step`` (departure is the driver's estimate).
@@ -536,7 +539,30 @@ def flexibility_envelopes(
             "eta_ch": eta_c, "eta_dis": eta_d}
 
 
-def plan_aggregate(prob: DispatchProblem) -> AggregatePlan:
+def _interval_bounds(
+    prob: DispatchProblem, env: dict[str, np.ndarray], chunk: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum over vehicles of bounds on ``e_i(t) - e_i(s)``, shape (T + 1, T + 1) each."""
+    T, dt = prob.n_steps, prob.dt_h
+    a, d = prob.window
+    tb = np.arange(T + 1)
+    L = np.zeros((T + 1, T + 1))
+    U = np.zeros((T + 1, T + 1))
+    ch_all = prob.eta_ch * prob.p_ch_max_kw * dt
+    dis_all = prob.p_dis_max_kw * dt / prob.eta_dis
+    for i0 in range(0, prob.n_vehicles, chunk):
+        sl = slice(i0, i0 + chunk)
+        before = np.clip(tb[None, :] - a[sl, None], 0, (d[sl] - a[sl])[:, None])
+        k = before[:, None, :] - before[:, :, None]  # [i, s, t] plugged steps in [s, t)
+        hi, lo = env["e_hi_kwh"][sl], env["e_lo_kwh"][sl]
+        u = np.minimum(ch_all[sl, None, None] * k, hi[:, None, :] - lo[:, :, None])
+        l_ = np.maximum(-dis_all[sl, None, None] * k, lo[:, None, :] - hi[:, :, None])
+        U += u.sum(0)
+        L += l_.sum(0)
+    return L, U
+
+
+def plan_aggregate(prob: DispatchProblem, *, interval_bounds: bool = True) -> AggregatePlan:
     """LP over the aggregate flexibility of the fleet (about 7T variables instead of 3nT).
 
     The state is the energy of the vehicles *present* at each step boundary,
@@ -546,8 +572,10 @@ def plan_aggregate(prob: DispatchProblem) -> AggregatePlan:
     sums of the present vehicles' envelopes (:func:`flexibility_envelopes`); the lower bounds of
     ``E_t`` and ``D_t`` are soft (penalty per kWh, reported). Charge / discharge power stays within
     the plugged fleet's totals with power-weighted mean efficiencies; site limits are hard; the soft
-    cap is as in :func:`plan_exact`. It is a relaxation (energy moves freely between vehicles
-    present together): split the result with :func:`disaggregate_llf`.
+    cap is as in :func:`plan_exact`. With ``interval_bounds`` (default) the net battery energy
+    into the fleet over every interval of steps is also bounded by the sum of what the vehicles
+    can take or give in that interval (T(T+1)/2 two-term rows). It is still a relaxation (energy
+    can move between vehicles present together): split the result with :func:`disaggregate_llf`.
     """
     t0 = time.perf_counter()
     T, dt = prob.n_steps, prob.dt_h
@@ -618,6 +646,35 @@ def plan_aggregate(prob: DispatchProblem) -> AggregatePlan:
     lo = np.concatenate([e_arr[1:], prob.p_site_min_kw, e_lo, d_lo, np.full(T, -np.inf)])
     hi = np.concatenate([e_arr[1:], prob.p_site_max_kw, np.full(2 * (T + 1), np.inf),
                          np.where(np.isfinite(cap), cap, np.inf)])
+    if interval_bounds:
+        # Cumulative battery energy Y_t into the fleet, and for every interval [s, t) the sums of
+        # the per-vehicle bounds on e_i(t) - e_i(s): this stops one vehicle's charger from being
+        # used for another vehicle's energy in a cheap window (the sum-of-envelopes relaxation's
+        # main looseness). Upper bounds hard (zero power satisfies them), lower ones soft.
+        L, U = _interval_bounds(prob, env)
+        s_idx, t_idx = np.triu_indices(T + 1, k=1)
+        K = s_idx.size
+        o_y, o_w = nv, nv + T + 1
+        nv2 = o_w + K
+        lb = np.concatenate([lb, np.zeros(T + 1), np.zeros(K)])
+        ub = np.concatenate([ub, np.full(T + 1, np.inf), np.full(K, np.inf)])
+        lb[o_y] = ub[o_y] = 0.0
+        lb[o_y + 1:o_w] = -np.inf
+        c = np.concatenate([c, np.zeros(T + 1), np.full(K, prob.penalty_need_cny_per_kwh)])
+        r0 = A.shape[0]
+        rows2 = np.concatenate([r0 + t, r0 + t, r0 + t, r0 + t,
+                                r0 + T + np.arange(K), r0 + T + np.arange(K),
+                                r0 + T + K + np.arange(K), r0 + T + K + np.arange(K),
+                                r0 + T + K + np.arange(K)])
+        cols2 = np.concatenate([o_y + t + 1, o_y + t, o_pc + t, o_pd + t,
+                                o_y + t_idx, o_y + s_idx,
+                                o_y + t_idx, o_y + s_idx, o_w + np.arange(K)])
+        vals2 = np.concatenate([ones, -ones, -dt * env["eta_ch"], dt / env["eta_dis"],
+                                np.ones(K), -np.ones(K), np.ones(K), -np.ones(K), np.ones(K)])
+        A2 = sp.csr_array((vals2, (rows2, cols2)), shape=(r0 + T + 2 * K, nv2))
+        A = sp.vstack([sp.hstack([A, sp.csr_array((r0, nv2 - nv))]), A2[r0:]], format="csr")
+        lo = np.concatenate([lo, np.zeros(T), np.full(K, -np.inf), L[s_idx, t_idx]])
+        hi = np.concatenate([hi, np.zeros(T), U[s_idx, t_idx], np.full(K, np.inf)])
     res = _solve(c, A, lo, hi, lb, ub)
     if res.x is None:
         raise RuntimeError(f"aggregate dispatch LP failed: {res.message}")
@@ -680,6 +737,7 @@ def disaggregate_llf(prob: DispatchProblem, p_agg_kw: np.ndarray | AggregatePlan
     eta_c, eta_d = prob.eta_ch, prob.eta_dis
     pch, pdis = prob.p_ch_max_kw, prob.p_dis_max_kw
     ch_step = eta_c * pch * dt  # battery kWh per full-power charging step
+    uni_capped = bool(np.all(prob.price_buy_cny_per_kwh >= 0))
     e = prob.e0_kwh.astype(float).copy()
     p = np.zeros((n, T))
     for t in range(T):
@@ -710,7 +768,10 @@ def disaggregate_llf(prob: DispatchProblem, p_agg_kw: np.ndarray | AggregatePlan
             tier2 = np.zeros(n)
             if rest > _TOL_KW:
                 order_spare = np.lexsort((lax, -pdis))
-                tier2 = _fill(rest, np.clip(pc_max - must - tier1, 0.0, None), order_spare)
+                spare_kw = np.clip(pc_max - must - tier1, 0.0, None)
+                if uni_capped:  # as in the aggregate envelope: no use storing in them
+                    spare_kw = np.where(pdis > 0, spare_kw, 0.0)
+                tier2 = _fill(rest, spare_kw, order_spare)
             pt = must + tier1 + tier2
         else:
             pt = must - _fill(s_must - target[t], pd_max, order_lo[::-1])
