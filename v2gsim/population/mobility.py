@@ -228,8 +228,10 @@ def read_sessions(path: str | Path, site_ids: list[str], default_site: str | Non
     bad(both & (departure <= arrival).to_numpy(), "departure", "not after the arrival (times out of order)")
     p_max = pd.Series(np.inf, index=df.index)
     if "max_power_kw" in df.columns:
+        given = df["max_power_kw"].notna()  # an empty cell means no limit
         p_max = pd.to_numeric(df["max_power_kw"], errors="coerce")
-        bad((p_max.isna() | (p_max <= 0)).to_numpy(), "max_power_kw", "must be a number > 0")
+        bad((given & (p_max.isna() | (p_max <= 0))).to_numpy(), "max_power_kw", "must be a number > 0 (or empty)")
+        p_max = p_max.fillna(np.inf)
     if "site_id" in df.columns:
         site = df["site_id"].fillna(default_site if default_site else "")
         bad(~site.isin(site_ids).to_numpy(), "site_id", f"not a site of the scenario (sites: {', '.join(site_ids) or 'none'})")

@@ -1,0 +1,41 @@
+"""Small scenario builders shared by the tests."""
+
+from __future__ import annotations
+
+import copy
+
+from v2gsim.scenario.schema import Scenario
+
+BASE = {
+    "name": "test",
+    "seed": 1,
+    "time": {"start": "2026-07-06T00:00", "step_min": 15, "horizon_days": 2, "warmup_days": 0},
+    "feeder": {"transformer_kva": 200, "households": 40},
+    "tariff": {"flat_cny_per_kwh": 0.5},
+    "sites": [
+        {"id": "homes", "kind": "home", "p_max_kw": 7},
+        {"id": "office", "kind": "work", "p_max_kw": 11, "chargers": 3},
+        {"id": "dc", "kind": "public", "p_max_kw": 60, "chargers": 2},
+    ],
+    "population": [
+        {"archetype": "private_commuter", "count": 15, "vehicle": "byd_dolphin_44", "home_site": "homes",
+         "home_charger_share": 0.7, "work_site": "office", "public_site": "dc"},
+        {"archetype": "ride_hailing", "count": 3, "vehicle": "roewe_ei5_52", "home_site": "homes", "public_site": "dc"},
+        {"archetype": "city_bus", "count": 2, "vehicle": "city_bus_350"},
+    ],
+}
+
+
+def scenario(**changes) -> Scenario:
+    d = copy.deepcopy(BASE)
+    for key, value in changes.items():
+        node = d
+        parts = key.split("__")
+        for p in parts[:-1]:
+            node = node[int(p)] if isinstance(node, list) else node[p]
+        last = parts[-1]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return Scenario.model_validate(d)

@@ -1,0 +1,1 @@
+"""Drivers and vehicles as struct-of-arrays, their archetypes and their mobility."""
