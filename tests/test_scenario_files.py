@@ -1,0 +1,104 @@
+"""Scenario files: bundled ones validate, bad input is reported with path, line and hint."""
+
+import pytest
+
+import v2gsim
+from v2gsim.errors import ScenarioError
+from v2gsim.scenario import bundled_scenarios
+
+BAD = """\
+name: bad
+time: {start: 2026-07-06T00:00, step_min: 7, horizon_days: 1}
+feeder: {transformer_kva: 100, households: 10}
+sites:
+  - {id: homes, kind: home, p_max_kw: 7}
+population:
+  - archetype: private_commuter
+    count: -5
+    vehicle: byd_dolphn_44
+    home_site: homez
+    colour: red
+"""
+
+
+def test_every_bundled_scenario_validates():
+    found = bundled_scenarios()
+    assert {"smoke", "baseline_uncontrolled"} <= set(found)
+    for name, path in found.items():
+        sc = v2gsim.load_scenario(path)
+        assert sc.name
+
+
+def test_all_problems_at_once_with_lines_and_hints(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text(BAD)
+    with pytest.raises(ScenarioError) as exc:
+        v2gsim.load_scenario(p)
+    text = str(exc.value)
+    lines = {pr.path: pr for pr in exc.value.problems}
+    assert lines["population[0].count"].line == 8 and "must be > 0; got -5" in text
+    assert lines["time.step_min"].line == 2 and "must divide a day" in text
+    assert "unknown vehicle preset 'byd_dolphn_44'" in text and "did you mean 'byd_dolphin_44'" in text
+    assert lines["population[0].vehicle"].line == 9
+    assert "names site 'homez'" in text and "did you mean 'homes'" in text
+    assert "unknown field 'colour'" in text and lines["population[0].colour"].line == 11
+    assert len(exc.value.problems) >= 5
+
+
+def test_extends_and_overrides(tmp_path):
+    (tmp_path / "child.yaml").write_text(f"extends: {bundled_scenarios()['smoke']}\nname: child\nseed: 99\n")
+    sc = v2gsim.load_scenario(tmp_path / "child.yaml", ["population.0.count=3", "time.step_min=30"])
+    assert sc.name == "child" and sc.seed == 99
+    assert sc.population[0].count == 3 and sc.time.step_min == 30
+    assert sc.population[1].archetype == "ride_hailing"  # inherited
+    sc2 = v2gsim.load_scenario("smoke", {"population.0.count": 4, "tariff": {"preset": "guangdong"}})
+    assert sc2.population[0].count == 4 and sc2.tariff.preset == "guangdong"
+
+
+def test_override_errors_say_set():
+    with pytest.raises(ScenarioError) as exc:
+        v2gsim.load_scenario("smoke", ["population.0.count=many"])
+    assert exc.value.problems[0].file == "--set"
+    assert "must be an integer" in str(exc.value)
+
+
+def test_unknown_profile_and_missing_load_file(tmp_path):
+    with pytest.raises(ScenarioError, match="unknown standard load profile 'H9'"):
+        v2gsim.load_scenario("smoke", {"feeder.base_load.profile": "H9"})
+    with pytest.raises(ScenarioError, match="does not exist"):
+        v2gsim.load_scenario("smoke", {"feeder.base_load.csv": str(tmp_path / "nope.csv")})
+
+
+def test_unknown_strategy_kind():
+    with pytest.raises(ScenarioError) as exc:
+        v2gsim.load_scenario("smoke", ["business_models=[{kind: magic}]"])
+    assert "business_models[0]" in str(exc.value)
+
+
+def test_cross_section_rules():
+    with pytest.raises(ScenarioError, match="chargers.*required for shared sites"):
+        v2gsim.load_scenario("smoke", {"sites.1.chargers": None})
+    with pytest.raises(ScenarioError, match="is of kind 'work'"):
+        v2gsim.load_scenario("smoke", {"population.0.home_site": "office"})
+    with pytest.raises(ScenarioError, match="duplicate site id"):
+        v2gsim.load_scenario("smoke", {"sites.1.id": "homes"})
+
+
+def test_horizon_and_step_ranges():
+    with pytest.raises(ScenarioError, match="must be ≤ 60|must be <= 60"):
+        v2gsim.load_scenario("smoke", {"time.step_min": 90})
+    with pytest.raises(ScenarioError, match="horizon_days"):
+        v2gsim.load_scenario("smoke", {"time.horizon_days": 0.5})
+    assert v2gsim.load_scenario("smoke", {"time.horizon_days": 1825}).time.n_steps == 1825 * 96
+
+
+def test_scenario_is_frozen():
+    sc = v2gsim.load_scenario("smoke")
+    with pytest.raises(Exception):
+        sc.seed = 3
+
+
+def test_private_piles_cannot_exceed_stated_chargers():
+    sc = v2gsim.load_scenario("smoke", {"sites.0.chargers": 2})
+    with pytest.raises(ScenarioError, match="private piles"):
+        v2gsim.V2GModel(sc)
