@@ -13,7 +13,8 @@ def peak_valley_diff_ratio(net_kw: pd.Series) -> float:
     return float(((daily["max"] - daily["min"]) / daily["max"]).mean()) if len(daily) else float("nan")
 
 
-def compute_kpis(system: pd.DataFrame, vehicles: pd.DataFrame, dt_h: float, transformer_kva: float) -> dict[str, float]:
+def compute_kpis(system: pd.DataFrame, vehicles: pd.DataFrame, dt_h: float, transformer_kva: float,
+                 v_band_pu: tuple[float, float] = (0.93, 1.07), loading_limit_pct: float = 100.0) -> dict[str, float]:
     """The headline numbers of one run; names carry units.
 
     Args:
@@ -22,13 +23,15 @@ def compute_kpis(system: pd.DataFrame, vehicles: pd.DataFrame, dt_h: float, tran
         vehicles: per-vehicle summary table.
         dt_h: step length in hours.
         transformer_kva: rating, for reference.
+        v_band_pu: allowed voltage band (min, max) for the violation hours (network runs).
+        loading_limit_pct: line loading above which a step counts as overloaded (network runs).
     """
     net = system["net_load_kw"]
     base = system["base_load_kw"]
     peak = float(net.max())
     base_peak = float(base.max())
     mean = float(net.mean())
-    return {
+    out = {
         "n_vehicles": float(len(vehicles)),
         "peak_load_kw": peak,
         "base_peak_kw": base_peak,
@@ -56,4 +59,38 @@ def compute_kpis(system: pd.DataFrame, vehicles: pd.DataFrame, dt_h: float, tran
         "charging_cost_cny": float(vehicles["cost_cny"].sum()),
         "v2g_revenue_cny": float(vehicles["revenue_cny"].sum()),
         "mean_final_soc": float(np.mean(vehicles["soc_final"])) if len(vehicles) else float("nan"),
+    }
+    if "pf_converged" in system:
+        out.update(network_kpis(system, dt_h, v_band_pu, loading_limit_pct))
+    return out
+
+
+def network_kpis(system: pd.DataFrame, dt_h: float, v_band_pu: tuple[float, float] = (0.93, 1.07),
+                 loading_limit_pct: float = 100.0) -> dict[str, float]:
+    """Feeder KPIs of a run on a network (system columns vm_min_pu, vm_max_pu,
+    line_loading_max_pct, losses_kw, pf_converged, headroom_kw).
+
+    - voltage_violation_h: hours with any bus outside ``v_band_pu`` (non-converged steps not
+      counted; see nonconverged_steps).
+    - line_overload_h: hours with the most loaded line above ``loading_limit_pct``.
+    - losses_kwh: line and transformer losses.
+    - hosting_capacity_margin_kw: the smallest hourly-mean headroom, i.e. how much more load
+      (e.g. EV charging) the worst hour could take at the worst-placed bus (negative: that
+      hour was already over a limit). Linear estimate from thermal limits; voltages ignored.
+    """
+    lo, hi = v_band_pu
+    vmin, vmax = system["vm_min_pu"], system["vm_max_pu"]
+    head_h = system["headroom_kw"].resample("1h").mean() if isinstance(system.index, pd.DatetimeIndex) else system["headroom_kw"]
+    return {
+        "voltage_violation_h": float(((vmin < lo) | (vmax > hi)).sum() * dt_h),
+        "undervoltage_h": float((vmin < lo).sum() * dt_h),
+        "overvoltage_h": float((vmax > hi).sum() * dt_h),
+        "min_voltage_pu": float(vmin.min()),
+        "max_voltage_pu": float(vmax.max()),
+        "max_line_loading_pct": float(system["line_loading_max_pct"].max()),
+        "line_overload_h": float((system["line_loading_max_pct"] > loading_limit_pct).sum() * dt_h),
+        "losses_kwh": float(system["losses_kw"].sum() * dt_h),
+        "nonconverged_steps": float((system["pf_converged"] < 0.5).sum()),
+        "hosting_capacity_margin_kw": float(head_h.min()),
+        "energy_pv_kwh": float(system["pv_kw"].sum() * dt_h),
     }

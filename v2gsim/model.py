@@ -14,7 +14,7 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from v2gsim.agents import Aggregator, Driver, Feeder, Vehicle
+from v2gsim.agents import Aggregator, Driver, Feeder, NetworkFeeder, Vehicle
 from v2gsim.data.profiles import map_to_clock, read_load_csv, series_to_clock, standard_profile
 from v2gsim.errors import ScenarioError, SimulationError
 from v2gsim.market.tariffs import Tariff
@@ -26,7 +26,7 @@ from v2gsim.scenario.schema import Scenario
 from v2gsim.strategies.base import FleetView, Observation, StrategyContext, strategy_for
 
 # Named random streams, each from SeedSequence(seed, spawn_key=(stream,)).
-STREAM_POPULATION, STREAM_MOBILITY, STREAM_PORTS, STREAM_SAMPLES, STREAM_MESA = 0, 1, 2, 3, 4
+STREAM_POPULATION, STREAM_MOBILITY, STREAM_PORTS, STREAM_SAMPLES, STREAM_MESA, STREAM_PLACEMENT = 0, 1, 2, 3, 4, 5
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:
@@ -140,7 +140,12 @@ class V2GModel(mesa.Model):
         # agents: thin views, created in bulk
         self.vehicles = [Vehicle(self, i) for i in range(n)]
         self.drivers = [Driver(self, i) for i in range(n)]
-        self.feeder = Feeder(self, scenario.feeder.transformer_kva, scenario.feeder.power_factor)
+        self.has_network = scenario.feeder.network is not None
+        if self.has_network:
+            self.feeder = NetworkFeeder(self, self.base_load_kw, _rng(self.seed_value, STREAM_PLACEMENT))
+            self.base_load_kw = self.feeder.base_total_kw
+        else:
+            self.feeder = Feeder(self, scenario.feeder.transformer_kva, scenario.feeder.power_factor)
 
         # recording
         sample_rng = _rng(self.seed_value, STREAM_SAMPLES)
@@ -148,6 +153,8 @@ class V2GModel(mesa.Model):
         self.session_sampled[sample_rng.permutation(n)[: scenario.outputs.session_sample]] = True
         trace_idx = np.sort(sample_rng.permutation(n)[: scenario.outputs.trace_sample])
         self.recorder = Recorder(self.n_steps, self.n_sites, trace_idx)
+        if self.has_network:
+            self.recorder.enable_network(self.feeder.n_bus if scenario.outputs.bus_voltages else 0)
         self._request_kw = np.zeros(n) if vehicle_stepping == "agents" else None
         self.wall_time_s = 0.0
         self._initial_plug_in()
@@ -157,6 +164,8 @@ class V2GModel(mesa.Model):
     def _base_load(self) -> np.ndarray:
         fc = self.config.feeder
         bl = fc.base_load
+        if fc.base_load.source == "network_profiles":
+            return None  # per network load, built by the NetworkFeeder
         if bl.csv is not None:
             series, problems = read_load_csv(bl.csv, "feeder.base_load.csv")
             if problems:
@@ -342,16 +351,23 @@ class V2GModel(mesa.Model):
             p = self.apply_physics(idx)
         self._prev_idx = idx
         # 5. grid
-        site_p = np.bincount(f.site[idx], weights=p, minlength=self.n_sites) if idx.size else np.zeros(self.n_sites)
+        site_of_idx = f.site[idx]
+        site_p = np.bincount(site_of_idx, weights=p, minlength=self.n_sites) if idx.size else np.zeros(self.n_sites)
         ev_kw = float(p[p > 0].sum())
         v2g_kw = float(np.maximum(-p, 0.0).sum())
         net_kw = self.base_load_kw[s] + ev_kw - v2g_kw
-        self.feeder.solve(net_kw)
+        if self.has_network:
+            net_kw -= self.feeder.pv_total_kw[s]
+            self.feeder.solve(s, self.feeder.ev_bus_kw(idx, p, site_of_idx))
+        else:
+            self.feeder.solve(net_kw)
         # 6. record (settlement per vehicle happened with the physics)
         if s >= self.n_warmup:
             self.recorder.system(s - self.n_warmup, self.base_load_kw[s], ev_kw, v2g_kw, net_kw, self.feeder.loading_pct,
                                  self.price_cny_per_kwh[s], self.v2g_price_cny_per_kwh[s], int(f.plugged.sum()),
                                  int((p > 0).sum()), site_p, f)
+            if self.has_network:
+                self.recorder.network(s - self.n_warmup, s, self.feeder)
         self.step_index += 1
 
     def run(self, progress: bool = False):

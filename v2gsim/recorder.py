@@ -19,6 +19,16 @@ SYSTEM_COLUMNS = (
     "n_plugged",
     "n_charging",
 )
+# added only when the scenario has a feeder.network
+NETWORK_COLUMNS = (
+    "pv_kw",
+    "vm_min_pu",
+    "vm_max_pu",
+    "line_loading_max_pct",
+    "losses_kw",
+    "pf_converged",
+    "headroom_kw",
+)
 SOC_BINS = np.linspace(0.0, 1.0, 21)
 
 
@@ -31,6 +41,7 @@ class Recorder:
         self.traces_soc = np.full((n_steps, trace_idx.size), np.nan, dtype=np.float32)
         self.departure_soc_counts = np.zeros(SOC_BINS.size - 1, dtype=np.int64)
         self._sessions: list[dict[str, np.ndarray]] = []
+        self.bus_vm_pu = None  # [n_steps, n_bus] float32 when outputs.bus_voltages
 
     def system(self, s, base_kw, ev_kw, v2g_kw, net_kw, loading_pct, price, v2g_price, n_plugged, n_charging, site_p_kw, fleet):
         c = self.cols
@@ -46,6 +57,26 @@ class Recorder:
         self.site_p_kw[s] = site_p_kw
         if self.trace_idx.size:
             self.traces_soc[s] = fleet.e_kwh[self.trace_idx] / fleet.capacity_kwh[self.trace_idx]
+
+    def enable_network(self, n_bus_voltages: int = 0) -> None:
+        """Add the network columns (and per-bus voltages for ``n_bus_voltages`` > 0 buses)."""
+        for c in NETWORK_COLUMNS:
+            self.cols[c] = np.full(self.n_steps, np.nan)
+        self.bus_vm_pu = np.full((self.n_steps, n_bus_voltages), np.nan, dtype=np.float32) if n_bus_voltages else None
+
+    def network(self, s, s_clock, feeder) -> None:
+        """Record a `NetworkFeeder`'s step (NaN results on a step that did not converge)."""
+        c = self.cols
+        r = feeder.result
+        c["pv_kw"][s] = feeder.pv_total_kw[s_clock]
+        c["vm_min_pu"][s] = r.vm_min_pu
+        c["vm_max_pu"][s] = r.vm_max_pu
+        c["line_loading_max_pct"][s] = r.line_loading_max_pct
+        c["losses_kw"][s] = r.losses_kw
+        c["pf_converged"][s] = float(r.converged)
+        c["headroom_kw"][s] = feeder.headroom_kw
+        if self.bus_vm_pu is not None:
+            self.bus_vm_pu[s] = r.vm_pu
 
     def reset_events(self) -> None:
         """Forget departures and sessions seen so far (end of the warm-up)."""

@@ -57,6 +57,8 @@ class Results:
     departure_soc: pd.DataFrame
     kpis: dict[str, float]
     metadata: dict = field(default_factory=dict)
+    bus_voltages: pd.DataFrame | None = None
+    """long table time, bus, vm_pu (``outputs.bus_voltages`` with a feeder.network), else None"""
 
     @property
     def dt_h(self) -> float:
@@ -64,7 +66,8 @@ class Results:
 
     @property
     def transformer_kva(self) -> float:
-        return float(self.metadata["scenario"]["feeder"]["transformer_kva"])
+        kva = self.metadata.get("transformer_kva")  # the network's rating when it has one
+        return float(kva if kva is not None else self.metadata["scenario"]["feeder"]["transformer_kva"])
 
     # ------------------------------------------------------------------ building
 
@@ -154,8 +157,21 @@ class Results:
             "n_vehicles": f.n,
             "sessions_dropped_outside_horizon": model.sessions_dropped,
         }
-        kpis = compute_kpis(system, vehicles, model.dt_h, sc.feeder.transformer_kva)
-        return cls(system, sites, vehicles, sessions, traces, departure_soc, kpis, meta)
+        kva = model.feeder.transformer_kva
+        meta["transformer_kva"] = kva
+        bus_voltages = None
+        if getattr(rec, "bus_vm_pu", None) is not None:
+            labels = model.feeder.net.bus.index.to_numpy()
+            bus_voltages = pd.DataFrame(
+                {
+                    "time": np.repeat(times.values, labels.size),
+                    "bus": np.tile(labels, len(times)),
+                    "vm_pu": rec.bus_vm_pu.ravel(),
+                }
+            )
+        kpis = compute_kpis(system, vehicles, model.dt_h, kva, v_band_pu=(sc.feeder.v_min_pu, sc.feeder.v_max_pu),
+                            loading_limit_pct=sc.feeder.loading_limit_pct)
+        return cls(system, sites, vehicles, sessions, traces, departure_soc, kpis, meta, bus_voltages)
 
     # ------------------------------------------------------------------ files
 
@@ -171,6 +187,8 @@ class Results:
         try:
             for name in TABLES:
                 getattr(self, name).to_parquet(tmp / f"{name}.parquet", index=(name == "system"))
+            if self.bus_voltages is not None:
+                self.bus_voltages.to_parquet(tmp / "bus_voltages.parquet", index=False)
             (tmp / "kpis.json").write_text(json.dumps(self.kpis, indent=2, allow_nan=True))
             (tmp / "metadata.json").write_text(json.dumps(self.metadata, indent=2, default=str))
             if plots:
@@ -197,4 +215,5 @@ class Results:
         tables = {name: pd.read_parquet(directory / f"{name}.parquet") for name in TABLES}
         kpis = json.loads((directory / "kpis.json").read_text())
         meta = json.loads((directory / "metadata.json").read_text())
-        return cls(**tables, kpis=kpis, metadata=meta)
+        bv = directory / "bus_voltages.parquet"
+        return cls(**tables, kpis=kpis, metadata=meta, bus_voltages=pd.read_parquet(bv) if bv.is_file() else None)

@@ -2,7 +2,7 @@
 feeder are ordinary agents with their own ``step``."""
 
 from v2gsim.agents.aggregator import Aggregator
-from v2gsim.agents.feeder import Feeder
+from v2gsim.agents.feeder import Feeder, NetworkFeeder
 from v2gsim.agents.vehicle import Driver, Vehicle
 
-__all__ = ["Aggregator", "Driver", "Feeder", "Vehicle"]
+__all__ = ["Aggregator", "Driver", "Feeder", "NetworkFeeder", "Vehicle"]

@@ -131,6 +131,11 @@ class Site(_Frozen):
     p_limit_kw: Annotated[float, Field(gt=0)] | None = Field(
         default=None, description="site connection limit; the site's load manager scales all chargers to it"
     )
+    bus: Annotated[int, Field(ge=0)] | Literal["auto"] | None = Field(
+        default=None,
+        description="feeder.network bus index of the site; auto (the default with a network): home sites spread "
+        "their piles over the load buses in proportion to their load, other sites sit on one load bus drawn the same way",
+    )
 
     @property
     def is_dc(self) -> bool:
@@ -138,7 +143,19 @@ class Site(_Frozen):
 
 
 class BaseLoadConfig(_Frozen):
-    profile: str = Field(default="H0-A", description="SimBench standard load profile (H0-A, H0-B, G1-A, ...)")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+    source: Literal["standard", "network_profiles"] = Field(
+        default="standard",
+        alias="from",
+        description="standard: the standard profile scaled to households (split over the network's load buses "
+        "by their load); network_profiles: each network load's own profile (SimBench year profiles, else H0 "
+        "scaled to the load's rating); needs feeder.network",
+    )
+    profile: str = Field(
+        default="H0-L",
+        description="SimBench standard load profile (H0-L, H0-A, G1-A, ...); H0-L has the mildest German winter bias",
+    )
     annual_kwh_per_household: Annotated[float, Field(ge=0, le=100_000, description="annual energy per household")] = 2700
     csv: str | None = Field(
         default=None, description="CSV with columns time, p_kw replacing the standard profile (already scaled)"
@@ -146,10 +163,37 @@ class BaseLoadConfig(_Frozen):
 
 
 class FeederConfig(_Frozen):
-    transformer_kva: Annotated[float, Field(gt=0, le=1_000_000, description="rated apparent power of the transformer")]
+    transformer_kva: Annotated[float, Field(gt=0, le=1_000_000, description="rated apparent power of the transformer")] | None = Field(
+        default=None, description="required without feeder.network; with one, its transformers' ratings are used"
+    )
     power_factor: Annotated[float, Field(ge=0.5, le=1.0, description="power factor to turn kW into kVA loading")] = 0.95
-    households: Annotated[int, Field(ge=0, le=10_000_000, description="households whose base load the feeder carries")]
+    households: Annotated[int, Field(ge=0, le=10_000_000, description="households whose base load the feeder carries")] | None = Field(
+        default=None, description="required unless base_load comes from network_profiles or a csv"
+    )
     base_load: BaseLoadConfig = BaseLoadConfig()
+    network: str | None = Field(
+        default=None,
+        description="pandapower network: case33bw, cigre_lv, cigre_mv, a Kerber feeder, simbench:<code> or "
+        "file:<net.json>; absent: a single transformer (transformer_kva)",
+    )
+    solver: Literal["ac", "capacity_only"] = Field(
+        default="ac", description="ac: AC power flow every step (lightsim2grid); capacity_only: transformer sums only"
+    )
+    v_min_pu: Annotated[float, Field(ge=0.5, le=1.0, description="lower voltage band limit for violation KPIs")] = 0.93
+    v_max_pu: Annotated[float, Field(ge=1.0, le=1.5, description="upper voltage band limit for violation KPIs")] = 1.07
+    loading_limit_pct: Annotated[
+        float, Field(gt=0, le=200, description="line/transformer loading limit for overload KPIs and headroom")
+    ] = 100.0
+
+    @model_validator(mode="after")
+    def _needs(self):
+        if self.network is None and self.transformer_kva is None:
+            raise ValueError("transformer_kva is required when no feeder.network is given")
+        if self.network is None and self.base_load.source == "network_profiles":
+            raise ValueError("base_load.from: network_profiles needs a feeder.network")
+        if self.households is None and self.base_load.source == "standard" and self.base_load.csv is None:
+            raise ValueError("households is required for a standard-profile base load (or use base_load.csv / from: network_profiles)")
+        return self
 
 
 class SessionsConfig(_Frozen):
@@ -162,6 +206,7 @@ class OutputsConfig(_Frozen):
     session_sample: Annotated[int, Field(ge=0, le=10_000_000, description="vehicles whose sessions are recorded")] = 1000
     trace_sample: Annotated[int, Field(ge=0, le=100_000, description="vehicles whose SOC is recorded every step")] = 0
     plots: bool = Field(default=True, description="write PNG plots next to the tables")
+    bus_voltages: bool = Field(default=False, description="record every bus voltage every step (long table; needs feeder.network)")
 
 
 def _business_model_type():
@@ -272,6 +317,9 @@ def cross_checks(raw: Any) -> list[Problem]:
     for i, s in enumerate(sites):
         if isinstance(s, dict) and s.get("kind") in ("work", "public", "depot") and s.get("chargers") is None:
             problems.append(Problem(f"sites[{i}].chargers", "is required for shared sites (work, public, depot)", "give the number of charging points"))
+    from v2gsim.scenario.network_checks import network_checks
+
+    problems += network_checks(raw)
     return problems
 
 
