@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-__all__ = ["plot_load_curve", "plot_daily_envelope", "plot_soc_distribution", "save_standard_plots"]
+__all__ = [
+    "plot_daily_envelope",
+    "plot_load_curve",
+    "plot_loading_duration",
+    "plot_soc_distribution",
+    "plot_voltage_envelope",
+    "save_standard_plots",
+]
 
 
 def _ax(ax, size=(10, 4)):
@@ -73,6 +80,49 @@ def plot_soc_distribution(results, ax=None) -> Figure:
     return fig
 
 
+def plot_voltage_envelope(results, ax=None) -> Figure:
+    """Minimum and maximum bus voltage over time (network runs), against the voltage band."""
+    fig, ax = _ax(ax)
+    sy = results.system
+    t = sy.index
+    fc = results.metadata["scenario"]["feeder"]
+    lo, hi = fc.get("v_min_pu", 0.93), fc.get("v_max_pu", 1.07)
+    ax.fill_between(t, sy["vm_min_pu"], sy["vm_max_pu"], color="#8da0cb", alpha=0.5, label="range over all buses")
+    ax.plot(t, sy["vm_min_pu"], color="#3b4f8f", lw=0.8, label="min")
+    ax.plot(t, sy["vm_max_pu"], color="#8f3b3b", lw=0.8, label="max")
+    for v in (lo, hi):
+        ax.axhline(v, color="firebrick", ls="--", lw=1.0)
+    bad = sy["pf_converged"] < 0.5
+    if bad.any():
+        ax.plot(t[bad], np.full(int(bad.sum()), lo), "x", color="k", label="not converged")
+    ax.set_ylabel("voltage (p.u.)")
+    ax.set_title(f"bus voltage envelope (band {lo:g}-{hi:g} p.u.)")
+    ax.legend(loc="lower left", fontsize=8, ncols=4)
+    ax.margins(x=0)
+    return fig
+
+
+def plot_loading_duration(results, ax=None) -> Figure:
+    """Loading duration curves of the most loaded transformer and the most loaded line."""
+    fig, ax = _ax(ax, (8, 4))
+    sy = results.system
+    limit = results.metadata["scenario"]["feeder"].get("loading_limit_pct", 100.0)
+    for col, color, label in (("transformer_loading_pct", "#fc8d62", "transformer (most loaded)"),
+                              ("line_loading_max_pct", "#66c2a5", "worst line")):
+        if col not in sy or sy[col].isna().all():
+            continue
+        v = np.sort(sy[col].dropna().to_numpy())[::-1]
+        hours = np.arange(1, v.size + 1) * results.dt_h
+        ax.step(hours, v, where="post", color=color, label=label)
+    ax.axhline(limit, color="firebrick", ls="--", lw=1.0, label=f"limit {limit:g} %")
+    ax.set_xlabel("hours at or above")
+    ax.set_ylabel("loading (%)")
+    ax.set_xlim(left=0)
+    ax.set_title("loading duration curves")
+    ax.legend(fontsize=8)
+    return fig
+
+
 STANDARD_PLOTS = {
     "load_curve.png": plot_load_curve,
     "daily_envelope.png": plot_daily_envelope,
@@ -80,9 +130,19 @@ STANDARD_PLOTS = {
 }
 
 
+# added to the standard plots when the run has a feeder.network
+NETWORK_PLOTS = {
+    "voltage_envelope.png": plot_voltage_envelope,
+    "loading_duration.png": plot_loading_duration,
+}
+
+
 def save_standard_plots(results, directory: str | Path) -> list[Path]:
     out = []
-    for name, fn in STANDARD_PLOTS.items():
+    plots = dict(STANDARD_PLOTS)
+    if "vm_min_pu" in results.system:
+        plots.update(NETWORK_PLOTS)
+    for name, fn in plots.items():
         path = Path(directory) / name
         fn(results).savefig(path, dpi=110)
         out.append(path)
