@@ -1,36 +1,52 @@
-"""Base load from SimBench's standard profiles."""
+"""Base load from standard profiles shipped by packages (demandlib's BDEW, SimBench)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from v2gsim.data.profiles import map_to_clock, standard_profile
+from v2gsim.data.profiles import available_profiles, bdew_profile, profile_on_clock, simbench_profile
 
 
-def test_profile_is_real_and_normalised():
-    h0 = standard_profile("H0-A")
-    assert h0.shape == (366 * 96,)
-    assert h0.mean() == pytest.approx(1.0)
-    assert h0.min() > 0 and h0.max() > 3  # a real household profile is peaky
+def test_profiles_are_real_and_normalised():
+    h0 = simbench_profile("H0-A")
+    assert h0.shape == (366 * 96,) and h0.mean() == pytest.approx(1.0)
+    assert h0.min() > 0 and h0.max() > 3  # one household: peaky
+    b = bdew_profile("h0", 2026)
+    assert b.shape == (365 * 96,) and b.mean() == pytest.approx(1.0)
+    assert 1.5 < b.max() < 2.5  # the aggregate standard profile: smooth
+    assert "bdew:h0" in available_profiles() and "simbench:H0-L" in available_profiles()
 
 
-def test_resampling_conserves_energy():
-    h0 = standard_profile("H0-A")
-    t15 = pd.date_range("2026-03-02", periods=7 * 96, freq="15min")
-    t60 = pd.date_range("2026-03-02", periods=7 * 24, freq="60min")
-    t5 = pd.date_range("2026-03-02", periods=7 * 288, freq="5min")
-    e15 = map_to_clock(h0, t15, 15).sum() * 0.25
-    assert map_to_clock(h0, t60, 60).sum() * 1.0 == pytest.approx(e15, rel=1e-12)
-    assert map_to_clock(h0, t5, 5).sum() / 12 == pytest.approx(e15, rel=1e-12)
+@pytest.mark.parametrize("name", ["bdew:h0", "simbench:H0-A"])
+def test_resampling_conserves_energy(name):
+    def energy(step_min):
+        t = pd.date_range("2026-03-02", periods=7 * 1440 // step_min, freq=f"{step_min}min")
+        return profile_on_clock(name, t, step_min).sum() * step_min / 60
+
+    e15 = energy(15)
+    assert energy(60) == pytest.approx(e15, rel=1e-12)
+    assert energy(5) == pytest.approx(e15, rel=1e-12)
+    assert energy(20) == pytest.approx(e15, rel=1e-12)  # steps that do not align with 15 min
 
 
-def test_weekdays_line_up():
-    h0 = standard_profile("H0-A").reshape(366, 96)
-    # 2026-03-07 is a Saturday; the profile day used must be a Saturday of 2016 near 7 March
-    t = pd.date_range("2026-03-07", periods=96, freq="15min")
-    got = map_to_clock(standard_profile("H0-A"), t, 15)
-    candidates = [d for d in range(60, 74) if pd.Timestamp("2016-01-01") + pd.Timedelta(days=d) == pd.Timestamp("2016-03-05")]
-    np.testing.assert_allclose(got, h0[candidates[0]], rtol=1e-12)
+def test_simbench_weekdays_line_up():
+    h0 = simbench_profile("H0-A").reshape(366, 96)
+    # 2026-03-07 is a Saturday; the nearest Saturday of 2016 to day-of-year 66 is 5 March (index 64)
+    got = profile_on_clock("simbench:H0-A", pd.date_range("2026-03-07", periods=96, freq="15min"), 15)
+    assert pd.Timestamp("2016-01-01") + pd.Timedelta(days=64) == pd.Timestamp("2016-03-05")
+    np.testing.assert_allclose(got, h0[64], rtol=1e-12)
+
+
+def test_bdew_follows_the_calendar_across_new_year():
+    t = pd.date_range("2026-12-31 12:00", periods=96, freq="15min")
+    got = profile_on_clock("bdew:h0", t, 15)
+    np.testing.assert_allclose(got[:48], bdew_profile("h0", 2026)[-48:])
+    np.testing.assert_allclose(got[48:], bdew_profile("h0", 2027)[:48])
+
+
+def test_unknown_profile():
+    with pytest.raises(ValueError, match="unknown standard load profile"):
+        profile_on_clock("bdew:h9", pd.date_range("2026-01-01", periods=4, freq="15min"), 15)
 
 
 def test_base_load_scales_with_households():
@@ -39,5 +55,6 @@ def test_base_load_scales_with_households():
     r1 = v2gsim.run(v2gsim.load_scenario("smoke", {"feeder.households": 100}))
     r2 = v2gsim.run(v2gsim.load_scenario("smoke", {"feeder.households": 200}))
     np.testing.assert_allclose(r2.system["base_load_kw"], 2 * r1.system["base_load_kw"])
-    # 100 households x 2,700 kWh/yr: a summer day carries about a 365th of it
-    assert r1.kpis["energy_base_kwh"] == pytest.approx(100 * 2700 / 365, rel=0.35)
+    # 100 households x 2,700 kWh/yr: one day carries about a 365th of it
+    assert r1.kpis["energy_base_kwh"] == pytest.approx(100 * 2700 / 365, rel=0.2)
+    assert r1.kpis["base_peak_kw"] < 3 * 100 * 2700 / 8760  # an aggregate, not a single home

@@ -63,8 +63,8 @@ def test_override_errors_say_set():
 
 
 def test_unknown_profile_and_missing_load_file(tmp_path):
-    with pytest.raises(ScenarioError, match="unknown standard load profile 'H9'"):
-        v2gsim.load_scenario("smoke", {"feeder.base_load.profile": "H9"})
+    with pytest.raises(ScenarioError, match="unknown standard load profile 'bdew:h9'"):
+        v2gsim.load_scenario("smoke", {"feeder.base_load.profile": "bdew:h9"})
     with pytest.raises(ScenarioError, match="does not exist"):
         v2gsim.load_scenario("smoke", {"feeder.base_load.csv": str(tmp_path / "nope.csv")})
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from v2gsim.agents import Aggregator, Driver, Feeder, NetworkFeeder, Vehicle
-from v2gsim.data.profiles import map_to_clock, read_load_csv, series_to_clock, standard_profile
+from v2gsim.data.profiles import profile_on_clock, read_load_csv, series_to_clock
 from v2gsim.errors import ScenarioError, SimulationError
 from v2gsim.market.tariffs import Tariff
 from v2gsim.physics.battery import apply_power
@@ -105,6 +105,7 @@ class V2GModel(mesa.Model):
                     for i, s in too_many
                 ]
             )
+        self.site_private = np.array([s.kind == "home" and s.chargers is None for s in sites], dtype=bool)
         self.site_occupied = np.zeros(self.n_sites, dtype=np.int64)
         self._port_rng = _rng(self.seed_value, STREAM_PORTS)
 
@@ -175,7 +176,7 @@ class V2GModel(mesa.Model):
 
                 raise ScenarioError([Problem("feeder.base_load.csv", f"covers {series.index[0]} to {series.index[-1]}, not the run {self.times[0]} to {self.times[-1]}", "extend the file or shorten time.horizon_days")])
             return series_to_clock(series, self.clock)
-        shape = map_to_clock(standard_profile(bl.profile), self.clock, self.config.time.step_min)
+        shape = profile_on_clock(bl.profile, self.clock, self.config.time.step_min)
         return shape * (bl.annual_kwh_per_household * fc.households / 8760.0)
 
     def _initial_plug_in(self) -> None:
@@ -250,12 +251,15 @@ class V2GModel(mesa.Model):
         if cand.size == 0:
             return
         s = site[cand]
-        order = np.argsort(s, kind="stable")
-        s_sorted = s[order]
-        first = np.searchsorted(s_sorted, s_sorted, side="left")
-        rank = np.empty(cand.size, np.int64)
-        rank[order] = np.arange(cand.size) - first
-        gets = rank < (self.site_ports[s] - self.site_occupied[s])
+        gets = self.site_private[s]  # private piles always free for their owner
+        shared = np.flatnonzero(~gets)
+        if shared.size:
+            ss = s[shared]
+            order = np.argsort(ss, kind="stable")
+            s_sorted = ss[order]
+            rank = np.empty(shared.size, np.int64)
+            rank[order] = np.arange(shared.size) - np.searchsorted(s_sorted, s_sorted, side="left")
+            gets[shared] = rank < (self.site_ports[ss] - self.site_occupied[ss])
         f.no_charger_events[v[cand[~gets]]] += 1
         c = cand[gets]
         vv, ss = v[c], site[c]

@@ -1,8 +1,14 @@
-"""Standard load profiles shipped by SimBench, mapped onto a scenario's clock.
+"""Standard load profiles shipped by packages, mapped onto a scenario's clock.
 
-SimBench ships year-long 15-minute profiles (calendar 2016) of the BDEW standard load profiles
-(H0 households, G commercial, L agricultural) in its package data; the values are per unit of
-a load's rating. We normalise a profile to its mean, so that ``annual_kwh`` fixes its energy.
+Two sources, both normalised to mean 1 over their year so that ``annual_kwh`` fixes the energy:
+
+- ``bdew:<type>`` — the BDEW standard load profiles from demandlib (``h0`` households, ``h0_dyn``
+  with its dynamisation, ``g0``-``g6`` commercial, ``l0``-``l2`` agricultural), built for each
+  calendar year of the run, so weekdays and weekends fall where they do. These describe the
+  *aggregate* of many customers (peak ≈ 1.9 × mean for h0): the right shape for a community.
+- ``simbench:<name>`` — SimBench's year-long 15-minute profiles of 2016 (``H0-A`` ... ``H0-L``,
+  ``G1-A``, ...). These are *single* customers (peak up to 18 × mean) with German seasonality;
+  use them per bus on LV networks, not scaled up to a whole community.
 """
 
 from __future__ import annotations
@@ -15,12 +21,13 @@ import pandas as pd
 
 from v2gsim.errors import Problem
 
-PROFILE_YEAR_DAYS = 366  # SimBench profiles cover 2016, a leap year
 PROFILE_STEP_MIN = 15
-_PROFILE_FIRST_WEEKDAY = pd.Timestamp("2016-01-01").weekday()
+SIMBENCH_DAYS = 366  # SimBench profiles cover 2016, a leap year
+BDEW_TYPES = ("h0", "h0_dyn", "g0", "g1", "g2", "g3", "g4", "g5", "g6", "l0", "l1", "l2")
+_SIMBENCH_PREFIXES = ("H0", "G0", "G1", "G2", "G3", "G4", "G5", "G6", "L0", "L1", "L2", "BL", "WB")
 
 
-def _profile_file() -> Path:
+def _simbench_file() -> Path:
     import simbench
 
     return Path(simbench.__file__).parent / "networks" / "1-complete_data-mixed-all-2-sw" / "LoadProfile.csv"
@@ -28,43 +35,66 @@ def _profile_file() -> Path:
 
 @functools.cache
 def available_profiles() -> tuple[str, ...]:
-    header = _profile_file().open().readline().strip().split(";")
-    return tuple(c[: -len("_pload")] for c in header if c.endswith("_pload") and c[:2] in ("H0", "G0", "G1", "G2", "G3", "G4", "G5", "G6", "L0", "L1", "L2", "BL", "WB"))
+    with _simbench_file().open() as fh:
+        header = fh.readline().strip().split(";")
+    simbench = [f"simbench:{c[: -len('_pload')]}" for c in header if c.endswith("_pload") and c[:2] in _SIMBENCH_PREFIXES]
+    return tuple(f"bdew:{t}" for t in BDEW_TYPES) + tuple(simbench)
 
 
 @functools.cache
-def standard_profile(name: str) -> np.ndarray:
-    """The named profile normalised to mean 1, shape (366 * 96,), 15-minute steps of 2016."""
-    if name not in available_profiles():
-        raise ValueError(f"unknown standard load profile {name!r}; known: {', '.join(available_profiles())}")
+def simbench_profile(name: str) -> np.ndarray:
+    """A SimBench profile normalised to mean 1, shape (366 * 96,), 15-minute steps of 2016."""
     col = f"{name}_pload"
-    values = pd.read_csv(_profile_file(), sep=";", usecols=[col])[col].to_numpy(np.float64)
+    values = pd.read_csv(_simbench_file(), sep=";", usecols=[col])[col].to_numpy(np.float64)
     return values / values.mean()
 
 
-def map_to_clock(profile_15min: np.ndarray, times: pd.DatetimeIndex, step_min: int) -> np.ndarray:
-    """Values of a 2016 15-minute profile at each step of ``times`` (step means, energy-exact).
+@functools.cache
+def bdew_profile(kind: str, year: int) -> np.ndarray:
+    """A BDEW profile (demandlib) for one calendar year, mean 1, 15-minute steps from 1 January."""
+    from demandlib import bdew
 
-    Each scenario day takes the profile day nearest in day-of-year with the same weekday, so
-    weekly patterns line up. Steps shorter than 15 minutes hold the 15-minute value.
+    values = bdew.ElecSlp(year).get_scaled_profiles({kind: 1.0})[kind].to_numpy(np.float64)
+    return values / values.mean()
+
+
+def _check(name: str) -> None:
+    if name not in available_profiles():
+        raise ValueError(f"unknown standard load profile {name!r}; known: {', '.join(available_profiles())}")
+
+
+def _step_means(slots: np.ndarray, times: pd.DatetimeIndex, step_min: int, slot_of) -> np.ndarray:
+    """Mean of a piecewise-constant 15-minute signal over each step (energy-exact at any step)."""
+    minutes = (times.asi8 // 60_000_000_000)[:, None] + np.arange(step_min)[None, :]
+    return slots[slot_of(minutes)].mean(axis=1)
+
+
+def profile_on_clock(name: str, times: pd.DatetimeIndex, step_min: int) -> np.ndarray:
+    """Values (mean 1 over a year) of a standard profile at each step of ``times``.
+
+    SimBench's 2016 profile is mapped day by day onto the day of 2016 nearest in day-of-year
+    with the same weekday; BDEW profiles are built for the run's own years.
     """
-    per_day = 1440 // PROFILE_STEP_MIN
-    days = profile_15min.reshape(PROFILE_YEAR_DAYS, per_day)
-    dates = times.normalize()
-    doy = (dates.dayofyear.to_numpy() - 1) % PROFILE_YEAR_DAYS
-    ref_weekday = (_PROFILE_FIRST_WEEKDAY + doy) % 7
-    shift = (dates.weekday.to_numpy() - ref_weekday + 3) % 7 - 3  # in -3..3
-    src_day = doy + shift
-    src_day = np.where(src_day < 0, src_day + 7, src_day)
-    src_day = np.where(src_day >= PROFILE_YEAR_DAYS, src_day - 7, src_day)
-    minute = times.hour.to_numpy() * 60 + times.minute.to_numpy()
-    # step mean of a piecewise-constant 15-min signal: integrate minute by minute
-    offsets = np.arange(step_min)
-    m = minute[:, None] + offsets[None, :]
-    day_add = m // 1440
-    slot = (m % 1440) // PROFILE_STEP_MIN
-    d = np.clip(src_day[:, None] + day_add, 0, PROFILE_YEAR_DAYS - 1)
-    return days[d, slot].mean(axis=1)
+    _check(name)
+    source, kind = name.split(":", 1)
+    if source == "bdew":
+        years = range(times[0].year, times[-1].year + 2)  # +1: the last step may cross New Year
+        data = np.concatenate([bdew_profile(kind, y) for y in years])
+        origin_min = pd.Timestamp(f"{years[0]}-01-01").value // 60_000_000_000
+        return _step_means(data, times, step_min, lambda m: (m - origin_min) // PROFILE_STEP_MIN)
+    days = simbench_profile(kind).reshape(SIMBENCH_DAYS, -1)
+    per_day = days.shape[1]
+    first_weekday = pd.Timestamp("2016-01-01").weekday()
+
+    def slot_of(m):
+        day = pd.to_datetime(m.ravel() * 60_000_000_000)
+        doy = ((day.dayofyear.to_numpy() - 1) % SIMBENCH_DAYS).reshape(m.shape)
+        shift = (day.weekday.to_numpy().reshape(m.shape) - (first_weekday + doy) % 7 + 3) % 7 - 3  # in -3..3
+        src = doy + shift
+        src = np.where(src < 0, src + 7, np.where(src >= SIMBENCH_DAYS, src - 7, src))
+        return src * per_day + (m % 1440) // PROFILE_STEP_MIN
+
+    return _step_means(days.ravel(), times, step_min, slot_of)
 
 
 def read_load_csv(path: str | Path, yaml_path: str) -> tuple[pd.Series | None, list[Problem]]:

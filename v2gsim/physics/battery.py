@@ -51,21 +51,26 @@ def apply_power(fleet, idx: np.ndarray, p_req_kw: np.ndarray, dt_h: float) -> np
     p_max = fleet.p_plug_max_kw[idx]
     p = np.clip(p_req_kw, -p_max * fleet.can_discharge[idx], p_max)
     eta_c = fleet.eta_charge[idx]
-    eta_d = fleet.eta_discharge[idx]
     cap = fleet.capacity_kwh[idx]
     charging = p > 0
     p_batt_max = fleet.p_batt_max_kw[idx]
     p_batt = np.minimum(np.where(charging, p, 0.0) * eta_c, p_batt_max)
-    e_up = charge_to(e0, cap, fleet.soc_knee[idx] * cap, fleet.e_full_kwh[idx], p_batt, p_batt_max, dt_h)
-    e_down = discharge_to(e0, np.minimum(e0, fleet.e_min_departure_kwh[idx]), np.where(charging, 0.0, -p) / eta_d, dt_h)
-    e1 = np.where(charging, e_up, np.where(p < 0, e_down, e0))
+    e1 = np.where(charging, charge_to(e0, cap, fleet.soc_knee[idx] * cap, fleet.e_full_kwh[idx], p_batt, p_batt_max, dt_h), e0)
+    discharging = p < 0
+    if discharging.any():  # skipped entirely by charge-only strategies, the common case
+        eta_d = fleet.eta_discharge[idx]
+        e_down = discharge_to(e0, np.minimum(e0, fleet.e_min_departure_kwh[idx]), np.where(discharging, -p, 0.0) / eta_d, dt_h)
+        e1 = np.where(discharging, e_down, e1)
     de = e1 - e0
-    grid_kwh = np.where(de > 0, de / eta_c, de * eta_d)
     fleet.e_kwh[idx] = e1
+    if discharging.any():
+        grid_kwh = np.where(de > 0, de / eta_c, de * eta_d)
+        fleet.e_discharged_kwh[idx] += np.maximum(-grid_kwh, 0.0)
+    else:
+        grid_kwh = de / eta_c
     p_grid = grid_kwh / dt_h
     fleet.p_kw[idx] = p_grid
     fleet.e_charged_kwh[idx] += np.maximum(grid_kwh, 0.0)
-    fleet.e_discharged_kwh[idx] += np.maximum(-grid_kwh, 0.0)
     fleet.e_loss_kwh[idx] += np.abs(grid_kwh - de)
     fleet.session_grid_kwh[idx] += grid_kwh
     fleet.below_stop[idx] = e1 < fleet.e_stop_kwh[idx] - 1e-9

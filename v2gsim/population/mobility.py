@@ -50,8 +50,9 @@ class DayEvents:
 
     @staticmethod
     def build(day_start: int, steps_per_day: int, dep: dict, arr: dict) -> DayEvents:
-        od = np.argsort(dep["step"], kind="stable")
-        oa = np.argsort(arr["step"], kind="stable")
+        # steps within a day fit 16 bits, for which numpy's stable sort is a linear radix sort
+        od = np.argsort((dep["step"] - day_start).astype(np.int16), kind="stable")
+        oa = np.argsort((arr["step"] - day_start).astype(np.int16), kind="stable")
         edges = day_start + np.arange(steps_per_day + 1)
         dep_step = dep["step"][od]
         arr_step = arr["step"][oa]

@@ -153,8 +153,8 @@ class BaseLoadConfig(_Frozen):
         "scaled to the load's rating); needs feeder.network",
     )
     profile: str = Field(
-        default="H0-L",
-        description="SimBench standard load profile (H0-L, H0-A, G1-A, ...); H0-L has the mildest German winter bias",
+        default="bdew:h0",
+        description="standard load profile: bdew:h0 (aggregate households, demandlib), bdew:g0..., or simbench:H0-A... (single customers)",
     )
     annual_kwh_per_household: Annotated[float, Field(ge=0, le=100_000, description="annual energy per household")] = 2700
     csv: str | None = Field(
