@@ -231,8 +231,10 @@ class V2GModel(mesa.Model):
         used = np.minimum(trip_kwh, e)
         replay = ~np.isnan(e_set_kwh)
         e_new = np.where(replay, e_set_kwh, e - used)
-        f.stranded_trips[v] += stranded
-        f.stranded_kwh[v] += trip_kwh - used
+        if stranded.any():
+            vs = v[stranded]
+            f.stranded_trips[vs] += 1
+            f.stranded_kwh[vs] += (trip_kwh - used)[stranded]
         f.e_driven_kwh[v] += used
         f.distance_km[v] += km
         f.e_kwh[v] = e_new
@@ -244,7 +246,8 @@ class V2GModel(mesa.Model):
             loc = np.where(detour, PUBLIC, loc)
             site = np.where(detour, public, site)
         f.location[v] = loc
-        f.below_stop[v] = e_new < f.e_stop_kwh[v] - 1e-9
+        e_stop = f.e_stop_kwh[v]
+        f.below_stop[v] = e_new < e_stop - 1e-9
         # charger allocation: first come, first served within the step (stable order)
         has_site = site >= 0
         cand = np.flatnonzero(has_site)
@@ -268,12 +271,15 @@ class V2GModel(mesa.Model):
         f.site[vv] = ss
         veh_max = np.where(self.site_is_dc[ss], f.p_dc_max_kw[vv], f.p_ac_max_kw[vv])
         f.p_plug_max_kw[vv] = np.minimum(np.minimum(self.site_p_max_kw[ss], veh_max), p_max_kw[c])
-        bidir_port = np.where(self.site_is_home[ss], f.home_pile_bidir[vv], self._port_rng.random(vv.size) < self.site_bidir_share[ss])
+        bidir_port = f.home_pile_bidir[vv]
+        at_shared = ~self.site_is_home[ss]
+        if at_shared.any():  # a shared site's bidirectional ports are taken by chance
+            bidir_port[at_shared] = self._port_rng.random(int(at_shared.sum())) < self.site_bidir_share[ss[at_shared]]
         f.can_discharge[vv] = f.bidirectional[vv] & bidir_port
         f.t_depart_est_step[vv] = est_step[c]
         f.session_start_step[vv] = step
-        f.session_e_start_kwh[vv] = f.e_kwh[vv]
-        f.session_e_request_kwh[vv] = np.maximum(0.0, f.e_stop_kwh[vv] - f.e_kwh[vv]) / f.eta_charge[vv]
+        f.session_e_start_kwh[vv] = e_new[c]
+        f.session_e_request_kwh[vv] = np.maximum(0.0, e_stop[c] - e_new[c]) / f.eta_charge[vv]
         f.session_grid_kwh[vv] = 0.0
 
     # ------------------------------------------------------------------ phase 4: physics
