@@ -151,7 +151,7 @@ def _orig_net():
 
 def test_nonconvergence_is_flagged_counted_and_the_run_goes_on():
     # 10,000 households' standard load on a 400 kVA LV feeder: absurd, the power flow fails at peaks
-    sc = _lv(**{"feeder.base_load": {"from": "standard", "profile": "H0-A"}, "feeder.households": 10_000})
+    sc = _lv(**{"feeder.base_load": {"from": "standard"}, "feeder.households": 10_000})
     res = V2GModel(sc).run()
     sy = res.system
     bad = sy["pf_converged"] == 0

@@ -63,6 +63,10 @@ def _cmd_run(args) -> int:
     print(f"{scenario.name}: {int(k['n_vehicles'])} vehicles, {model.n_steps} steps in {results.metadata['wall_time_s']:.1f} s")
     print(f"  peak {k['peak_load_kw']:.1f} kW (+{k['peak_increase_pct']:.1f} % over base), max transformer loading {k['max_transformer_loading_pct']:.1f} %, overload {k['transformer_overload_h']:.2f} h")
     print(f"  charged {k['energy_charged_kwh']:.0f} kWh, unmet {k['unmet_energy_kwh']:.1f} kWh, stranded trips {int(k['stranded_trips'])}")
+    if "voltage_violation_h" in k:
+        print(f"  voltage {k['min_voltage_pu']:.3f}-{k['max_voltage_pu']:.3f} pu, outside band {k['voltage_violation_h']:.2f} h, "
+              f"max line loading {k['max_line_loading_pct']:.1f} %, line overload {k['line_overload_h']:.2f} h, "
+              f"losses {k['losses_kwh']:.0f} kWh, non-converged steps {int(k['nonconverged_steps'])}")
     print(f"tables:   {out}/*.parquet")
     print(f"KPIs:     {out / 'kpis.json'}")
     print(f"metadata: {out / 'metadata.json'}")
