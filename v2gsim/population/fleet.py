@@ -56,6 +56,7 @@ class Fleet:
     home_pile_bidir: np.ndarray  # the private pile at home can discharge
     departure_estimate_sd_h: np.ndarray
     daily_km_scale: np.ndarray
+    wear_cost_cny_per_kwh: np.ndarray  # marginal battery-wear cost of one more kWh of throughput (set by the wear model)
     # --- dynamic
     e_kwh: np.ndarray
     location: np.ndarray
@@ -146,7 +147,7 @@ def build_fleet(
             name: _zeros(n)
             for name in (
                 "capacity_kwh consumption_kwh_per_km p_ac_max_kw p_dc_max_kw eta_charge eta_discharge soc_knee p_batt_max_kw "
-                "e_full_kwh e_stop_kwh e_min_departure_kwh e_public_below_kwh departure_estimate_sd_h daily_km_scale e_kwh "
+                "e_full_kwh e_stop_kwh e_min_departure_kwh e_public_below_kwh wear_cost_cny_per_kwh departure_estimate_sd_h daily_km_scale e_kwh "
                 "p_plug_max_kw p_kw session_e_request_kwh session_grid_kwh session_e_start_kwh e_charged_kwh "
                 "e_discharged_kwh e_loss_kwh e_driven_kwh distance_km unmet_kwh stranded_kwh cost_cny revenue_cny"
             ).split()

@@ -48,6 +48,8 @@ class FleetView:
         eta_charge, eta_discharge: conversion efficiencies.
         t_depart_est_step: driver's stated departure step (global step index).
         site: index of the site the vehicle is plugged at, -1 if none.
+        wear_cost_cny_per_kwh: marginal battery-wear cost per kWh of throughput (0 until a wear
+            model prices it).
     """
 
     e_kwh: np.ndarray
@@ -60,6 +62,7 @@ class FleetView:
     eta_discharge: np.ndarray
     t_depart_est_step: np.ndarray
     site: np.ndarray
+    wear_cost_cny_per_kwh: np.ndarray
 
 
 @dataclass
