@@ -32,10 +32,14 @@ def __getattr__(name):  # keep `import v2gsim` light: Mesa is loaded on first us
     raise AttributeError(name)
 
 
-def run(scenario: Scenario | str | Path, *, seed: int | None = None, progress: bool = False) -> Results:
-    """Run a scenario (object, file or bundled name) to its horizon and return its Results."""
-    from v2gsim.model import V2GModel
+def run(scenario: Scenario | str | Path, *, seed: int | None = None, progress: bool = False, baseline: bool = True) -> Results:
+    """Run a scenario (object, file or bundled name) to its horizon and return its Results.
+
+    With ``baseline`` (default), a scenario whose business models are not all uncontrolled is
+    also run uncontrolled, and the KPIs gain ``uncontrolled_peak_kw`` and ``peak_reduction_pct``.
+    """
+    from v2gsim.runner import run_scenario
 
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
-    return V2GModel(scenario, seed=seed).run(progress=progress)
+    return run_scenario(scenario, seed=seed, progress=progress, baseline=baseline)

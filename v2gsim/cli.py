@@ -1,4 +1,4 @@
-"""The ``v2gsim`` command: run | validate | schema | scenarios | sweep.
+"""The ``v2gsim`` command: run | validate | schema | scenarios | compare | sweep.
 
 Logging is configured here and only here. Scenario problems exit with status 2 and a list of
 problems, never a traceback; other failures exit with 1 (``--debug`` shows the traceback).
@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("scenarios", help="list the bundled scenario files")
 
+    c = sub.add_parser("compare", help="KPIs side by side and overlaid load curves of runs or scenarios")
+    c.add_argument("items", nargs="+", metavar="DIR_OR_SCENARIO", help="result folders (v2gsim run -o DIR) or scenarios to run")
+    c.add_argument("-o", "--out", help="write the KPI table (CSV) and the overlaid plot (PNG) into this folder")
+    c.add_argument("--kpis", help="comma-separated KPI names to show (default: all)")
+
     w = sub.add_parser("sweep", help="run a parameter sweep (local processes or Dask)")
     w.add_argument("file", help="sweep YAML file")
     w.add_argument("-o", "--out", required=True, help="output folder (a sweep resumes where it stopped)")
@@ -50,17 +55,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_run(args) -> int:
     import v2gsim
-    from v2gsim.model import V2GModel
+    from v2gsim.runner import run_scenario
 
     scenario = v2gsim.load_scenario(args.file, args.overrides)
     if args.seed is not None and args.seed < 0:
         print("v2gsim: --seed must be >= 0", file=sys.stderr)
         return EXIT_SCENARIO
-    model = V2GModel(scenario, seed=args.seed)
-    results = model.run(progress=not args.no_progress)
+    results = run_scenario(scenario, seed=args.seed, progress=not args.no_progress)
     out = results.save(args.out, plots=scenario.outputs.plots and not args.no_plots)
     k = results.kpis
-    print(f"{scenario.name}: {int(k['n_vehicles'])} vehicles, {model.n_steps} steps in {results.metadata['wall_time_s']:.1f} s")
+    print(f"{scenario.name}: {int(k['n_vehicles'])} vehicles, {results.metadata['n_steps']} steps in {results.metadata['wall_time_s']:.1f} s")
+    if k["peak_reduction_pct"] != 0:
+        print(f"  peak reduced by {k['peak_reduction_pct']:.1f} % against uncontrolled charging ({k['uncontrolled_peak_kw']:.1f} kW)")
     print(f"  peak {k['peak_load_kw']:.1f} kW (+{k['peak_increase_pct']:.1f} % over base), max transformer loading {k['max_transformer_loading_pct']:.1f} %, overload {k['transformer_overload_h']:.2f} h")
     print(f"  charged {k['energy_charged_kwh']:.0f} kWh, unmet {k['unmet_energy_kwh']:.1f} kWh, stranded trips {int(k['stranded_trips'])}")
     if "voltage_violation_h" in k:
@@ -178,6 +184,34 @@ def _cmd_scenarios(args) -> int:
     return EXIT_OK
 
 
+def _cmd_compare(args) -> int:
+    import pandas as pd
+
+    from v2gsim.compare import kpi_table, load_or_run, plot_compare
+
+    runs = dict(load_or_run(item) for item in args.items)
+    if len(runs) < len(args.items):
+        print("v2gsim: two items have the same name; rename a result folder", file=sys.stderr)
+        return EXIT_FAIL
+    table = kpi_table(runs)
+    if args.kpis:
+        wanted = [k.strip() for k in args.kpis.split(",")]
+        unknown = [k for k in wanted if k not in table.index]
+        if unknown:
+            print(f"v2gsim: unknown KPI(s) {', '.join(unknown)}; known: {', '.join(table.index)}", file=sys.stderr)
+            return EXIT_FAIL
+        table = table.loc[wanted]
+    with pd.option_context("display.max_rows", None, "display.width", 200, "display.float_format", "{:,.3f}".format):
+        print(table)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "kpis.csv")
+        plot_compare(runs).savefig(out / "load_curves.png", dpi=110)
+        print(f"table: {out / 'kpis.csv'}\nplot:  {out / 'load_curves.png'}")
+    return EXIT_OK
+
+
 def _cmd_sweep(args) -> int:
     try:
         from v2gsim.sweep import cli_main
@@ -188,7 +222,14 @@ def _cmd_sweep(args) -> int:
     return cli_main(args)
 
 
-COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "schema": _cmd_schema, "scenarios": _cmd_scenarios, "sweep": _cmd_sweep}
+COMMANDS = {
+    "run": _cmd_run,
+    "validate": _cmd_validate,
+    "schema": _cmd_schema,
+    "scenarios": _cmd_scenarios,
+    "compare": _cmd_compare,
+    "sweep": _cmd_sweep,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
