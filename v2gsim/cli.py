@@ -116,7 +116,7 @@ def _range(field) -> str:
         for attr, sym in (("gt", ">"), ("ge", "≥"), ("lt", "<"), ("le", "≤")):
             val = getattr(m, attr, None)
             if val is not None:
-                parts.append(f"{sym} {val:g}" if isinstance(val, (int, float)) else f"{sym} {val}")
+                parts.append(f"{sym} {val:g}" if isinstance(val, float) else f"{sym} {val}")
     return ", ".join(dict.fromkeys(parts))
 
 
@@ -133,12 +133,20 @@ def _models_in(tp):
 
 def schema_rows(model_cls, prefix: str = ""):
     """(path, type, default, range, description) for every field, depth first."""
+    from pydantic import BaseModel
     from pydantic_core import PydanticUndefined
 
     rows = []
     for name, f in model_cls.model_fields.items():
         path = f"{prefix}{name}"
-        default = "required" if f.is_required() else ("(computed)" if f.default is PydanticUndefined else repr(f.default) if not hasattr(f.default, "model_fields") else "(defaults)")
+        if f.is_required():
+            default = "required"
+        elif f.default is PydanticUndefined:
+            default = "(computed)"
+        elif isinstance(f.default, BaseModel):
+            default = "(defaults)"
+        else:
+            default = repr(f.default)
         rows.append((path, _type_name(f.annotation), default, _range(f), f.description or ""))
         is_list = typing.get_origin(f.annotation) is list
         for sub in dict.fromkeys(_models_in(f.annotation)):
@@ -242,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_SCENARIO
+    except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
+        sys.stderr.close()
+        return EXIT_OK
     except (SimulationError, OSError, ValueError) as exc:
         if args.debug:
             raise
