@@ -152,6 +152,8 @@ def _param_kind(value: Any) -> str:
     # pick the member from the shape, so a wrong range is not also reported as a wrong list
     if isinstance(value, dict):
         return "interval" if ("low" in value or "high" in value) else "range"
+    if isinstance(value, (RangeSpec, IntervalSpec)):  # when serialising
+        return "range" if isinstance(value, RangeSpec) else "interval"
     return "list"
 
 
@@ -490,6 +492,7 @@ def _run_processes(tasks: Sequence[_Task], n_workers: int, on_done: OnDone) -> N
         while pending or in_flight:
             if pool is None:
                 pool = cf.ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_warm_up)
+                _check_pool_starts(pool)
             broken = False
             isolated = any(deaths[t.key] for t in in_flight.values())
             while pending and not isolated and len(in_flight) < window:
@@ -531,6 +534,23 @@ def _run_processes(tasks: Sequence[_Task], n_workers: int, on_done: OnDone) -> N
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ping() -> int:
+    return os.getpid()
+
+
+def _check_pool_starts(pool: cf.ProcessPoolExecutor) -> None:
+    """A pool whose workers die before running anything is not a run's fault: stop at once."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        pool.submit(_ping).result()
+    except BrokenProcessPool as exc:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise RuntimeError(
+            "local worker processes die as they start; when sweeping from a script, put the "
+            "call under `if __name__ == \"__main__\":` (workers are spawned and re-import it)") from exc
 
 
 def _run_dask(tasks: Sequence[_Task], client, on_done: OnDone) -> None:
@@ -727,6 +747,7 @@ def run_sweep(
         bar.close()
 
     table = _assemble(sweep_obj, planned, keys, records, keep_results)
+    table.attrs.update(n_unique_runs=n_unique, n_executed=len(todo_keys), n_reused=n_unique - len(todo_keys))
     _write_table(table, out / "runs.parquet")
     summary = summarize(table, sweep_obj.parameter_names, _kpi_columns(table, sweep_obj))
     _write_table(summary, out / "summary.parquet")
@@ -920,7 +941,9 @@ def cli_main(args: argparse.Namespace) -> int:
         return 130
     n = len(table)
     n_failed = int((table["status"] != "ok").sum())
-    print(f"{n} runs: {n - n_failed} ok, {n_failed} failed in {time.perf_counter() - t0:.1f} s")
+    reused = table.attrs.get("n_reused", 0)
+    note = f" ({reused} finished earlier, not repeated)" if reused else ""
+    print(f"{n} runs: {n - n_failed} ok, {n_failed} failed{note} in {time.perf_counter() - t0:.1f} s")
     print(f"run table: {out / 'runs.parquet'}")
     print(f"summary:   {out / 'summary.parquet'}")
     if (out / "plots").is_dir():

@@ -1,0 +1,137 @@
+"""Sweep throughput: a 64-run sweep of the smoke scenario on 1 and 2 workers, local processes and
+an embedded Dask LocalCluster, against running the same 64 scenarios one by one in a loop.
+
+Measured, each in a fresh output folder (so nothing is resumed), wall time of the whole
+`run_sweep` call without plots: resolving and hashing the scenarios, starting the workers,
+the runs, the per-run record files and the final tables.
+
+- throughput = runs / wall time; scaling efficiency = T(1 worker) / (2 x T(2 workers)).
+- fixed cost = wall time of a 1-run sweep (worker start-up, imports, table writing).
+- overhead per run = (T(64) - T(1) - 63 x t_loop) / 63 on one worker, where t_loop is the
+  time per run of a plain ``for`` loop over the 64 pre-loaded scenarios in a warm process.
+
+    .venv/bin/python bench/bench_sweep.py [--runs 64] [--repeat 2] [--base smoke] [--out FILE [--append]]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import tempfile
+import time
+from pathlib import Path
+
+SWEEP = """\
+name: bench
+base: {base}
+parameters:
+  population.0.count: {{start: 2, stop: {stop}, step: 2}}
+replications: 4
+seed: 1
+"""
+
+
+def write_sweep(directory: Path, n_runs: int, base: str = "smoke") -> Path:
+    if n_runs % 4:
+        raise SystemExit("--runs must be a multiple of 4 (4 replications per point)")
+    path = directory / f"bench_{n_runs}.yaml"
+    path.write_text(SWEEP.format(stop=2 * (n_runs // 4), base=base))
+    return path
+
+
+def time_sweep(path: Path, workdir: Path, **kwargs) -> float:
+    from v2gsim.sweep import run_sweep
+
+    out = Path(tempfile.mkdtemp(dir=workdir))
+    t0 = time.perf_counter()
+    table = run_sweep(path, out, progress=False, plots=False, **kwargs)
+    dt_s = time.perf_counter() - t0
+    assert (table["status"] == "ok").all(), table.loc[table["status"] != "ok", "error"].tolist()
+    return dt_s
+
+
+def time_loop(path: Path) -> tuple[float, float]:
+    """(seconds per run in a warm loop, seconds to resolve all scenarios)."""
+    import v2gsim
+    from v2gsim.sweep import load_sweep
+
+    sw = load_sweep(path)
+    t0 = time.perf_counter()
+    scenarios = [v2gsim.load_scenario(sw.base_path, overrides=r.overrides(sw.spec.overrides)) for r in sw.runs()]
+    t_load = time.perf_counter() - t0
+    v2gsim.run(scenarios[0])  # warm-up: imports
+    t0 = time.perf_counter()
+    for sc in scenarios:
+        v2gsim.run(sc)
+    return (time.perf_counter() - t0) / len(scenarios), t_load
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=64)
+    ap.add_argument("--repeat", type=int, default=2, help="take the best of this many timings")
+    ap.add_argument("--base", default="smoke", help="bundled scenario (or file) to sweep")
+    ap.add_argument("--out", help="also write the markdown table to this file")
+    ap.add_argument("--append", action="store_true", help="append to --out instead of replacing it")
+    args = ap.parse_args()
+
+    from v2gsim.sweep import machine_description
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        big = write_sweep(tmp, args.runs, args.base)
+        one = tmp / "one.yaml"
+        one.write_text(SWEEP.format(stop=2, base=args.base).replace("replications: 4", "replications: 1"))
+        load_before = os.getloadavg()[0]
+        t_run, t_load = min(time_loop(big) for _ in range(args.repeat))
+        rows = []
+        for label, kwargs in [("local processes", {"scheduler": "processes"}),
+                              ("Dask LocalCluster", {"scheduler": "dask"})]:
+            t = {}
+            for n in (1, 2):
+                t[n] = min(time_sweep(big, tmp, workers=n, **kwargs) for _ in range(args.repeat))
+            fixed = min(time_sweep(one, tmp, workers=1, **kwargs) for _ in range(args.repeat))
+            overhead = (t[1] - fixed - (args.runs - 1) * t_run) / (args.runs - 1)
+            rows.append((label, t[1], t[2], args.runs / t[1], args.runs / t[2], t[1] / (2 * t[2]), fixed, overhead))
+        t_serial = min(time_sweep(big, tmp, scheduler="serial") for _ in range(args.repeat))
+        load_after = os.getloadavg()[0]
+
+    lines = [
+        f"### Sweep throughput ({args.runs} runs of `{args.base}`)",
+        "",
+        f"{dt.date.today().isoformat()}, {machine_description()}. Best of {args.repeat}. "
+        "Wall time of `run_sweep(..., plots=False)` into a fresh folder. "
+        f"The machine was shared (1-minute load average {load_before:.1f} before, {load_after:.1f} after).",
+        "",
+        "| backend | T 1 worker (s) | T 2 workers (s) | runs/s, 1 worker | runs/s, 2 workers | scaling efficiency | fixed cost, 1-run sweep (s) | overhead per run (ms) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, t1, t2, r1, r2, eff, fixed, ovh in rows:
+        lines.append(f"| {label} | {t1:.2f} | {t2:.2f} | {r1:.1f} | {r2:.1f} | {eff:.0%} | {fixed:.2f} | {ovh * 1e3:.1f} |")
+    lines += [
+        "",
+        f"Reference: a plain loop in one warm process takes {t_run * 1e3:.1f} ms per run "
+        f"({args.runs / (args.runs * t_run):.1f} runs/s) plus {t_load / args.runs * 1e3:.1f} ms per run to load and "
+        f"validate the scenario; `scheduler=\"serial\"` (the sweep machinery without workers) takes "
+        f"{t_serial:.2f} s for the {args.runs} runs, i.e. {(t_serial / args.runs - t_run) * 1e3:.1f} ms per run "
+        "more than the bare loop (scenario resolution and hashing, the atomic per-run record file, tables).",
+        "",
+        "Overhead per run = (T(64 runs, 1 worker) − T(1-run sweep) − 63 × loop time per run) / 63: "
+        "what the sweep adds to each run once the workers are up (scenario resolution, pickling the "
+        "scenario to the worker and the KPIs back, the record file, scheduling). The fixed cost is paid "
+        "once per sweep (spawning workers, importing the model and pandapower/simbench in each, "
+        "writing the tables); for runs as short as the smoke scenario it dominates, for real "
+        "scenarios (a week of a 100-EV community: ~0.2–0.4 s per run) it is amortised.",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        if args.append and out.exists():
+            text = out.read_text() + "\n" + text
+        out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
