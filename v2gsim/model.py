@@ -27,6 +27,9 @@ from v2gsim.strategies.base import FleetView, Observation, StrategyContext, stra
 
 # Named random streams, each from SeedSequence(seed, spawn_key=(stream,)).
 STREAM_POPULATION, STREAM_MOBILITY, STREAM_PORTS, STREAM_SAMPLES, STREAM_MESA, STREAM_PLACEMENT = 0, 1, 2, 3, 4, 5
+# Business-model strategies: entry k of business_models gets SeedSequence(seed, spawn_key=(20, k))
+# as ``StrategyContext.seed_seq`` (distributed: per-driver traits, invitation answers).
+STREAM_STRATEGY = 20
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:
@@ -131,7 +134,8 @@ class V2GModel(mesa.Model):
             mask = np.zeros(self.n_sites, bool)
             mask[[site_idx[i] for i in ids]] = True
             self.site_owner[mask & (self.site_owner < 0)] = k
-            ctx = StrategyContext(tuple(ids), self.clock, self.dt_h, self.price_cny_per_kwh, self.v2g_price_cny_per_kwh)
+            ctx = StrategyContext(tuple(ids), self.clock, self.dt_h, self.price_cny_per_kwh, self.v2g_price_cny_per_kwh,
+                                  seed_seq=np.random.SeedSequence(self.seed_value, spawn_key=(STREAM_STRATEGY, k)), n_warmup=self.n_warmup)
             self.aggregators.append(Aggregator(self, strategy_for(bm)(bm, ctx), mask))
         self._single_owner = len(self.aggregators) == 1 and bool(self.aggregators[0].site_mask.all())
         self.fleet_view = FleetView(**{fld.name: _readonly(getattr(f, fld.name)) for fld in fields(FleetView)})
@@ -157,6 +161,8 @@ class V2GModel(mesa.Model):
         if self.has_network:
             self.recorder.enable_network(self.feeder.n_bus if scenario.outputs.bus_voltages else 0)
         self._request_kw = np.zeros(n) if vehicle_stepping == "agents" else None
+        # settlement prices per vehicle, used only at steps where a dispatch sets its own prices
+        self._buy_price_v, self._v2g_price_v, self._own_prices = np.zeros(n), np.zeros(n), False
         self.wall_time_s = 0.0
         self._initial_plug_in()
 
@@ -289,8 +295,9 @@ class V2GModel(mesa.Model):
         p = apply_power(self.fleet, idx, self._request_for(idx), self.dt_h)
         s = self.step_index
         e_grid = p * self.dt_h
-        self.fleet.cost_cny[idx] += np.maximum(e_grid, 0.0) * self.price_cny_per_kwh[s]
-        self.fleet.revenue_cny[idx] += np.maximum(-e_grid, 0.0) * self.v2g_price_cny_per_kwh[s]
+        buy, sell = (self._buy_price_v[idx], self._v2g_price_v[idx]) if self._own_prices else (self.price_cny_per_kwh[s], self.v2g_price_cny_per_kwh[s])
+        self.fleet.cost_cny[idx] += np.maximum(e_grid, 0.0) * buy
+        self.fleet.revenue_cny[idx] += np.maximum(-e_grid, 0.0) * sell
         return p
 
     def _request_for(self, idx):
@@ -334,7 +341,7 @@ class V2GModel(mesa.Model):
             self._arrive(s, ev.arr_vehicle[sl], ev.arr_loc[sl], ev.arr_site[sl], ev.arr_trip_kwh[sl], ev.arr_km[sl],
                          ev.arr_e_set_kwh[sl], ev.arr_p_max_kw[sl], ev.arr_depart_est_step[sl])
         # 3. decide
-        idx_parts, p_parts = [], []
+        idx_parts, p_parts, own = [], [], []
         for k, agg in enumerate(self.aggregators):
             mine = f.plugged if self._single_owner else f.plugged & (self.site_owner[np.maximum(f.site, 0)] == k)
             obs = Observation(s, self.clock[s], self.dt_h, float(self.price_cny_per_kwh[s]), float(self.v2g_price_cny_per_kwh[s]),
@@ -342,6 +349,18 @@ class V2GModel(mesa.Model):
             d = agg.decide(obs)
             idx_parts.append(np.asarray(d.idx, dtype=np.int64))
             p_parts.append(np.asarray(d.p_kw, dtype=np.float64))
+            if d.price_cny_per_kwh is not None or d.v2g_price_cny_per_kwh is not None:
+                own.append(d)
+        self._own_prices = bool(own)
+        if own:  # the aggregator's own prices for its vehicles, the tariff's for everyone else
+            for part in idx_parts:
+                self._buy_price_v[part] = self.price_cny_per_kwh[s]
+                self._v2g_price_v[part] = self.v2g_price_cny_per_kwh[s]
+            for d in own:
+                if d.price_cny_per_kwh is not None:
+                    self._buy_price_v[d.idx] = d.price_cny_per_kwh
+                if d.v2g_price_cny_per_kwh is not None:
+                    self._v2g_price_v[d.idx] = d.v2g_price_cny_per_kwh
         idx = np.concatenate(idx_parts) if len(idx_parts) > 1 else idx_parts[0]
         p_req = np.concatenate(p_parts) if len(p_parts) > 1 else p_parts[0]
         if idx.size and not f.plugged[idx].all():

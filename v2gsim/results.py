@@ -171,6 +171,10 @@ class Results:
             )
         kpis = compute_kpis(system, vehicles, model.dt_h, kva, v_band_pu=(sc.feeder.v_min_pu, sc.feeder.v_max_pu),
                             loading_limit_pct=sc.feeder.loading_limit_pct)
+        kinds = [agg.kind for agg in model.aggregators]
+        for k, agg in enumerate(model.aggregators):  # each strategy's own counters, as <kind>_<name>
+            prefix = agg.kind if kinds.count(agg.kind) == 1 else f"{agg.kind}{k}"
+            kpis.update({f"{prefix}_{name}": float(v) for name, v in agg.strategy.kpis().items()})
         return cls(system, sites, vehicles, sessions, traces, departure_soc, kpis, meta, bus_voltages)
 
     # ------------------------------------------------------------------ files

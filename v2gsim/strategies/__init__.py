@@ -12,6 +12,7 @@ from v2gsim.strategies.base import (
     strategy_for,
 )
 from v2gsim.strategies import uncontrolled  # noqa: F401  (registers "uncontrolled")
+from v2gsim.strategies import distributed  # noqa: F401  (registers "distributed")
 
 __all__ = [
     "STRATEGIES",

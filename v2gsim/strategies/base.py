@@ -45,11 +45,14 @@ class FleetView:
         e_min_departure_kwh: energy the driver insists on at departure.
         p_plug_max_kw: grid-side power limit of the vehicle on its current charger (0 unplugged).
         can_discharge: vehicle and charger are both bidirectional.
+        bidirectional: the vehicle can discharge (on a bidirectional charger).
         eta_charge, eta_discharge: conversion efficiencies.
         t_depart_est_step: driver's stated departure step (global step index).
         site: index of the site the vehicle is plugged at, -1 if none.
         wear_cost_cny_per_kwh: marginal battery-wear cost per kWh of throughput (0 until a wear
             model prices it).
+        e_discharged_kwh: energy fed into the grid so far (accumulator, zeroed at the end of the
+            warm-up), so a strategy can count what its requests actually delivered.
     """
 
     e_kwh: np.ndarray
@@ -58,11 +61,13 @@ class FleetView:
     e_min_departure_kwh: np.ndarray
     p_plug_max_kw: np.ndarray
     can_discharge: np.ndarray
+    bidirectional: np.ndarray
     eta_charge: np.ndarray
     eta_discharge: np.ndarray
     t_depart_est_step: np.ndarray
     site: np.ndarray
     wear_cost_cny_per_kwh: np.ndarray
+    e_discharged_kwh: np.ndarray
 
 
 @dataclass
@@ -109,10 +114,16 @@ class Dispatch:
     Attributes:
         idx: vehicle indices, shape (k,), int64, unique.
         p_kw: requested power, shape (k,); > 0 charges, < 0 discharges (V2G).
+        price_cny_per_kwh: price these vehicles pay for energy drawn this step, if the
+            aggregator sets its own (a price offer); None = the tariff's price.
+        v2g_price_cny_per_kwh: price these vehicles are paid for energy fed back this step
+            (e.g. an invitation's reward); None = the tariff's V2G price.
     """
 
     idx: np.ndarray
     p_kw: np.ndarray
+    price_cny_per_kwh: float | None = None
+    v2g_price_cny_per_kwh: float | None = None
 
     @staticmethod
     def empty() -> Dispatch:
@@ -129,6 +140,9 @@ class StrategyContext:
         dt_h: step length in hours.
         price_cny_per_kwh: price forecast for every step, shape (n_steps,).
         v2g_price_cny_per_kwh: V2G price for every step, shape (n_steps,).
+        seed_seq: this business model's own random stream (model stream ``STREAM_STRATEGY``,
+            spawn key ``(STREAM_STRATEGY, position in business_models)``); spawn from it.
+        n_warmup: steps of warm-up at the start of ``times`` (not recorded).
     """
 
     site_ids: tuple[str, ...]
@@ -136,6 +150,8 @@ class StrategyContext:
     dt_h: float
     price_cny_per_kwh: np.ndarray
     v2g_price_cny_per_kwh: np.ndarray
+    seed_seq: np.random.SeedSequence | None = None
+    n_warmup: int = 0
     extra: dict = field(default_factory=dict)
 
 
@@ -151,6 +167,11 @@ class Strategy:
 
     def decide(self, obs: Observation) -> Dispatch:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def kpis(self) -> dict[str, float]:
+        """Counters of the recorded run this strategy keeps (flat name -> number); the results
+        add them to their KPIs as ``<kind>_<name>``. Default: none."""
+        return {}
 
 
 STRATEGIES: dict[str, type[Strategy]] = {}

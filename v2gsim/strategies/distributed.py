@@ -1,0 +1,379 @@
+"""Distributed V2G: an aggregator broadcasts prices and invitations; each driver decides.
+
+The aggregator (a virtual power plant app pooling private and community piles) controls no
+vehicle. It broadcasts
+
+* the time-of-use tariff (from the scenario's tariff) and, optionally, its own charging price
+  offers for some windows (``price_offers``), which replace the tariff's price for its drivers;
+* V2G invitations (``invitations``): a window, a reward per kWh fed back, announced some hours
+  ahead.
+
+Each driver decides, vectorised over the population (no Python loop over vehicles):
+
+* **Smart charging** (a share ``drivers.smart_charging_share`` of drivers): charge in the
+  cheapest price level left before the *stated* departure, and in as many further (next
+  cheapest) slots as the driver's own minimum state of charge at departure needs, plus one slot
+  of margin. Per vehicle this is a threshold price level, found from cumulative counts of each
+  price level on the clock, so one step costs O(levels × plugged vehicles). A driver whose
+  stated departure leaves no room (or has passed) charges at once. Other drivers charge at once.
+* **Enrolment** in the V2G programme: once per driver, with probability
+  ``drivers.enrol_probability``; only drivers of bidirectional vehicles can enrol.
+* **Answering an invitation**: when it is announced, each enrolled driver accepts with a
+  logistic probability in the reward, the state of charge above their V2G reserve, their range
+  anxiety and their fear of battery wear (see :class:`DriverBehaviour`); with
+  ``discharge_only_if_profitable`` a driver also declines when the reward does not beat the
+  cost of buying the energy back (cheapest price in the 24 h after the window, through both
+  conversion losses) plus the wear cost.
+* **Discharging**: during the window an accepting driver plugged at a bidirectional pile feeds
+  back at full power down to their V2G reserve (never below it, nor below the minimum state of
+  charge they insist on at departure); they do not charge during the window. Energy fed back
+  during an invitation is paid the invitation's reward instead of the tariff's V2G price.
+
+Per-driver traits are sampled once from the business model's own random stream
+(``StrategyContext.seed_seq``: ``SeedSequence(seed, spawn_key=(20, k))`` for entry ``k`` of
+``business_models``), child ``(…, 0)`` for the traits and ``(…, 1, j)`` for the answers to
+invitation ``j``, so that the answers do not depend on the reward (a higher reward never turns
+a yes into a no) nor on the order of anything else.
+
+Calibration: the intercept of the answer model is solved so that the mean acceptance share of
+enrolled drivers, at ``anchor_reward_cny_per_kwh`` and a state of charge ``soc_margin_ref``
+above the reserve, equals ``anchor_share`` — by default the Shenzhen event of 15 May 2024, where
+53 of 1,473 enrolled EVs discharged at a reward of 4 CNY/kWh (3.6 %) [A, DOMAIN.md]. The slopes
+are assumptions [C] (see :class:`DriverBehaviour`). We read the Shenzhen share as the share of
+enrolled drivers who answer yes *and can*: in a run, drivers who are not plugged at a
+bidirectional pile during the window (or are at their reserve) cannot follow their yes, so the
+realised participation rate is at most the answer share.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from v2gsim.strategies.base import Dispatch, Observation, Strategy, StrategyConfig, StrategyContext, register
+
+SHENZHEN_2024_ENROLLED, SHENZHEN_2024_DISCHARGED = 1473, 53  # 15 May 2024, 4 CNY/kWh [A]
+_MAX_PRICE_LEVELS = 64
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Invitation(_Frozen):
+    """A V2G invitation broadcast to every enrolled driver."""
+
+    start: datetime = Field(description="start of the discharge window, local wall-clock time")
+    hours: Annotated[float, Field(gt=0, le=24, description="length of the discharge window, h")] = 1.0
+    reward_cny_per_kwh: Annotated[
+        float, Field(ge=0, le=50, description="paid per kWh fed back during the window (replaces the tariff's V2G price)")
+    ] = 4.0
+    announced_h_ahead: Annotated[float, Field(ge=0, le=168, description="hours before start when drivers receive it and answer")] = 24.0
+
+
+class PriceOffer(_Frozen):
+    """The aggregator's own charging price for a window (e.g. a valley-filling discount)."""
+
+    start: datetime = Field(description="start of the offer, local wall-clock time")
+    hours: Annotated[float, Field(gt=0, le=24 * 31, description="length of the offer, h")]
+    price_cny_per_kwh: Annotated[float, Field(ge=0, le=20, description="charging price during the offer")]
+
+
+class DriverBehaviour(_Frozen):
+    """How drivers answer prices and invitations. Tags as in DOMAIN.md (A/B/C).
+
+    Answer to an invitation (probability of "yes" for an enrolled driver):
+    ``p = 1 / (1 + exp(-(b0 + reward_slope · r + soc_margin_slope · (m - soc_margin_ref)
+    - anxiety_weight · z_anx - wear_fear_weight · z_wear)))`` where ``r`` is the reward
+    (CNY/kWh), ``m`` the state of charge above the driver's V2G reserve (fraction; ``p = 0`` at
+    ``m <= 0``), ``z_anx``, ``z_wear`` standard-normal per-driver traits and ``b0`` solved from
+    the anchor (Shenzhen 2024).
+    """
+
+    enrol_probability: Annotated[float, Field(ge=0, le=1, description="share of drivers of bidirectional vehicles who enrol in the V2G programme")] = 0.3
+    # [C] assumption. Stated-preference surveys find a majority willing "in principle" under
+    # conditions (e.g. Geske & Schumann 2018, Energy Policy), actual enrolment is far lower.
+    smart_charging_share: Annotated[float, Field(ge=0, le=1, description="share of drivers who schedule charging into the cheapest slots")] = 0.8
+    # [C] assumption; the 2024 pilot notice (No. 718) targets >= 80 % of private-pile charging
+    # energy in valley hours [A for the target, C for reading it as a share of drivers].
+    start_spread_h: Annotated[float, Field(ge=0, le=12, description="smart drivers delay the start in the cheapest price block by a uniform random time up to this, if their slack allows")] = 2.0
+    # [C] assumption: charging timers set to the valley start synchronise many cars (a "valley
+    # rebound" peak); drivers' timers are not all the same, so starts are spread.
+    reward_slope_per_cny: Annotated[float, Field(ge=0, le=10, description="logit change per CNY/kWh of reward")] = 0.6
+    # [C] assumption: doubling the Shenzhen reward (4 -> 8 CNY/kWh) raises the answer share from
+    # 3.6 % to about 30 %; published rewards 2-5 CNY/kWh (Hangzhou, Wuhan, Guangzhou) come
+    # without participation shares, so only the level is calibrated.
+    soc_margin_slope: Annotated[float, Field(ge=0, le=50, description="logit change per unit of SOC above the V2G reserve")] = 4.0
+    # [C] assumption; the direction follows surveys where range anxiety / minimum range is the
+    # main barrier (Geske & Schumann 2018).
+    soc_margin_ref: Annotated[float, Field(ge=0, le=1, description="SOC above the reserve at which the anchor share holds")] = 0.3
+    anxiety_weight: Annotated[float, Field(ge=0, le=10, description="logit change per sd of range anxiety")] = 0.5  # [C]
+    wear_fear_weight: Annotated[float, Field(ge=0, le=10, description="logit change per sd of fear of battery wear")] = 0.5  # [C]
+    reserve_extra_soc_mean: Annotated[float, Field(ge=0, le=1, description="V2G reserve above the minimum departure SOC, mean")] = 0.2
+    reserve_extra_soc_sd: Annotated[float, Field(ge=0, le=0.5, description="sd of that extra reserve (grows with range anxiety)")] = 0.1
+    # [C] assumption: V2G apps let owners set a floor; we put it 20 points (sd 10) above the
+    # SOC they insist on at departure, higher for more anxious drivers.
+    anchor_reward_cny_per_kwh: Annotated[float, Field(ge=0, le=50, description="reward of the calibration event")] = 4.0  # [A] Shenzhen
+    anchor_share: Annotated[float, Field(gt=0, lt=1, description="answer share at the anchor reward")] = SHENZHEN_2024_DISCHARGED / SHENZHEN_2024_ENROLLED  # [A]
+
+
+class DistributedConfig(StrategyConfig):
+    """Distributed business model: broadcast prices and invitations, drivers decide."""
+
+    kind: Literal["distributed"] = "distributed"
+    invitations: list[Invitation] = Field(default_factory=list, description="V2G invitations (windows must not overlap)")
+    price_offers: list[PriceOffer] = Field(default_factory=list, description="the aggregator's own charging prices (windows must not overlap)")
+    wear_cny_per_kwh: Annotated[float, Field(ge=0, le=10)] | Literal["model"] = Field(
+        default=0.1,
+        description="wear cost per kWh discharged (battery side): a constant, or 'model' to read the fleet's "
+        "marginal wear cost (zero until a wear model prices it)",
+    )
+    # 0.1 CNY/kWh [C]: an LFP pack of ~600 CNY/kWh (assumption) over 3,000 cycles (NDRC 2023
+    # No. 1721 asks >= 3,000 [A/B]) at 2 kWh throughput per kWh of capacity and cycle.
+    discharge_only_if_profitable: bool = Field(
+        default=True, description="drivers decline invitations whose reward does not beat energy buy-back plus wear cost"
+    )
+    drivers: DriverBehaviour = DriverBehaviour()
+
+    @model_validator(mode="after")
+    def _no_overlap(self):
+        for name in ("invitations", "price_offers"):
+            spans = sorted((w.start.timestamp(), w.start.timestamp() + w.hours * 3600) for w in getattr(self, name))
+            for (_a0, a1), (b0, _b1) in zip(spans, spans[1:]):
+                if b0 < a1:
+                    raise ValueError(f"{name}: windows overlap at {datetime.fromtimestamp(b0)}; give one window per time")
+        return self
+
+
+def solve_intercept(d: DriverBehaviour) -> float:
+    """Intercept ``b0`` such that the mean answer share over the trait distribution equals
+    ``d.anchor_share`` at ``d.anchor_reward_cny_per_kwh`` and margin ``d.soc_margin_ref``."""
+    from scipy.optimize import brentq
+
+    x, w = np.polynomial.hermite_e.hermegauss(64)  # expectation over N(0, s^2)
+    w = w / w.sum()
+    s = float(np.hypot(d.anxiety_weight, d.wear_fear_weight))
+    rest = d.reward_slope_per_cny * d.anchor_reward_cny_per_kwh
+
+    def gap(b0):
+        return float(np.sum(w / (1.0 + np.exp(-(b0 + rest + s * x))))) - d.anchor_share
+
+    return float(brentq(gap, -60.0, 60.0, xtol=1e-12))
+
+
+def _window_steps(times, start, hours: float, dt_h: float) -> tuple[int, int]:
+    """[first, end) clock steps of a window (steps whose start lies in it)."""
+    t = np.asarray(times.values)
+    a = int(np.searchsorted(t, np.datetime64(start), side="left"))
+    b = int(np.searchsorted(t, np.datetime64(start) + np.timedelta64(int(round(hours * 3600)), "s"), side="left"))
+    return a, b
+
+
+@register("distributed")
+class Distributed(Strategy):
+    """Drivers respond to broadcast prices and invitations; see the module docstring."""
+
+    config_cls = DistributedConfig
+
+    def __init__(self, config: DistributedConfig, context: StrategyContext):
+        super().__init__(config, context)
+        n_clock = len(context.times)
+        dt_h = context.dt_h
+        d = config.drivers
+        self.b0 = solve_intercept(d)
+        # effective charging price: the tariff, replaced by the aggregator's offers
+        price = np.array(context.price_cny_per_kwh, dtype=np.float64, copy=True)
+        self.offer_at = np.full(n_clock, np.nan)
+        for o in config.price_offers:
+            a, b = _window_steps(context.times, o.start, o.hours, dt_h)
+            price[a:b] = o.price_cny_per_kwh
+            self.offer_at[a:b] = o.price_cny_per_kwh
+        self.price_eff = price
+        # price levels and their cumulative counts on the clock: count of level <= l in [s, d)
+        # is cum[l, d] - cum[l, s]. Past the end of the clock, drivers expect the last day's
+        # prices to repeat (a stated departure after the horizon still sees a night valley).
+        day = int(round(24 / dt_h))
+        tail = price[-day:] if n_clock >= day else price
+        ext = np.concatenate([price, np.tile(tail, 1 + (2 * day) // max(1, tail.size))[: 2 * day]])
+        key = np.round(ext, 6)
+        levels = np.unique(key)
+        if levels.size > _MAX_PRICE_LEVELS:  # many distinct prices: quantile bins
+            levels = np.unique(np.quantile(key, np.linspace(0, 1, _MAX_PRICE_LEVELS)))
+        self.level = np.minimum(np.searchsorted(levels, key, side="left"), levels.size - 1).astype(np.int16)
+        le = self.level[None, :] <= np.arange(levels.size)[:, None]
+        self.cum = np.zeros((levels.size, key.size + 1), dtype=np.int32)
+        np.cumsum(le, axis=1, out=self.cum[:, 1:])
+        # first step of the run of equal price level each step belongs to
+        change = np.r_[True, self.level[1:] != self.level[:-1]]
+        self.run_start = np.maximum.accumulate(np.where(change, np.arange(key.size), 0))
+        # invitations on the clock
+        self.events = []
+        self.event_at = np.full(n_clock, -1, dtype=np.int64)
+        for j, inv in enumerate(sorted(config.invitations, key=lambda i: i.start)):
+            a, b = _window_steps(context.times, inv.start, inv.hours, dt_h)
+            if a >= n_clock or b <= a:
+                continue  # outside the run
+            ann = max(0, a - int(round(inv.announced_h_ahead / dt_h)))
+            buyback = float(price[b:b + day].min()) if b < n_clock else float(price[max(0, a - day):b].min())
+            self.event_at[a:b] = len(self.events)
+            self.events.append({"j": j, "start": a, "end": b, "announce": ann, "reward": inv.reward_cny_per_kwh,
+                                "buyback_price": buyback, "invited": 0, "accepted": 0, "energy_kwh": 0.0, "responders": None})
+        self._n = None
+        self._answered = 0  # events answered so far (they are sorted by start)
+
+    # ------------------------------------------------------------------ traits
+
+    def _traits(self, n: int) -> None:
+        d = self.config.drivers
+        ss = self.context.seed_seq or np.random.SeedSequence(0)
+        rng = np.random.default_rng(np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (0,)))
+        u_enrol, u_smart = rng.random(n), rng.random(n)
+        self.z_anx, self.z_wear = rng.standard_normal(n), rng.standard_normal(n)
+        self.enrol_draw = u_enrol < d.enrol_probability
+        self.smart = u_smart < d.smart_charging_share
+        # more anxious drivers keep a larger reserve
+        self.delay_steps = np.floor(rng.random(n) * d.start_spread_h / self.context.dt_h).astype(np.int64)
+        self.reserve_extra_soc = np.clip(d.reserve_extra_soc_mean + d.reserve_extra_soc_sd * self.z_anx, 0.0, 1.0)
+        self.seen = np.zeros(n, bool)  # drivers who have plugged in at this aggregator's sites
+        self.accepted = np.zeros(n, bool)  # answer to the current invitation
+        self._prev_idx = np.empty(0, np.int64)
+        self._prev_e_dis = np.empty(0)
+        self._prev_event = -1
+        self._n = n
+        self._fleet = None
+
+    def _answer_rng(self, j: int) -> np.random.Generator:
+        ss = self.context.seed_seq or np.random.SeedSequence(0)
+        return np.random.default_rng(np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (1, j)))
+
+    def reserve_kwh(self, fleet) -> np.ndarray:
+        """Each driver's V2G floor, shape (N,), kWh: min departure energy plus their extra reserve."""
+        return np.minimum(fleet.e_min_departure_kwh + self.reserve_extra_soc * fleet.capacity_kwh, 0.95 * fleet.capacity_kwh)
+
+    def answer_probability(self, reward: float, soc_margin: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Probability that drivers ``idx`` accept an invitation, shape (k,)."""
+        d = self.config.drivers
+        u = (self.b0 + d.reward_slope_per_cny * reward + d.soc_margin_slope * (soc_margin - d.soc_margin_ref)
+             - d.anxiety_weight * self.z_anx[idx] - d.wear_fear_weight * self.z_wear[idx])
+        return np.where(soc_margin > 0, 1.0 / (1.0 + np.exp(-u)), 0.0)
+
+    def _wear_cost(self, fleet, idx) -> np.ndarray:
+        w = self.config.wear_cny_per_kwh
+        return fleet.wear_cost_cny_per_kwh[idx] if w == "model" else np.full(idx.size, float(w))
+
+    def _announce_event(self, ev: dict, fleet, n: int) -> None:
+        f = fleet
+        invited = np.flatnonzero(self.enrol_draw & f.bidirectional & self.seen)
+        margin = (f.e_kwh[invited] - self.reserve_kwh(f)[invited]) / f.capacity_kwh[invited]
+        p = self.answer_probability(ev["reward"], margin, invited)
+        u = self._answer_rng(ev["j"]).random(n)[invited]  # one draw per driver, whatever the reward
+        yes = u < p
+        if self.config.discharge_only_if_profitable:
+            eta_c, eta_d = f.eta_charge[invited], f.eta_discharge[invited]
+            cost = ev["buyback_price"] / (eta_c * eta_d) + self._wear_cost(f, invited) / eta_d
+            yes &= ev["reward"] > cost
+        self.accepted[:] = False
+        self.accepted[invited[yes]] = True
+        ev["invited"], ev["accepted"] = int(invited.size), int(yes.sum())
+        ev["responders"] = np.zeros(n, bool)
+
+    def _book_discharge(self, fleet, step: int) -> None:
+        """Energy the previous step's discharge requests delivered, booked to their event."""
+        if self._prev_event >= 0 and self._prev_idx.size and not (step == self.context.n_warmup and step > 0):
+            delta = fleet.e_discharged_kwh[self._prev_idx] - self._prev_e_dis
+            ev = self.events[self._prev_event]
+            ev["energy_kwh"] += float(delta.sum())
+            ev["responders"][self._prev_idx[delta > 1e-9]] = True
+        self._prev_event = -1
+        self._prev_idx = np.empty(0, np.int64)
+
+    # ------------------------------------------------------------------ the step
+
+    def decide(self, obs: Observation) -> Dispatch:
+        f = obs.fleet
+        n = f.e_kwh.size
+        if self._n != n:
+            self._traits(n)
+        self._fleet = f
+        s = obs.step
+        self._book_discharge(f, s)
+        idx = obs.plugged_idx
+        self.seen[idx] = True
+        while self._answered < len(self.events) and self.events[self._answered]["announce"] <= s:
+            self._announce_event(self.events[self._answered], f, n)
+            self._answered += 1
+        e_now = self.event_at[s] if s < self.event_at.size else -1
+        p_kw = np.zeros(idx.size)
+        busy = np.zeros(idx.size, bool)
+        v2g_price = None
+        if e_now >= 0:
+            ev = self.events[e_now]
+            v2g_price = ev["reward"]
+            acc = self.accepted[idx]
+            busy = acc  # accepting drivers do not charge during the window
+            can = acc & f.can_discharge[idx]
+            if can.any():
+                v = idx[can]
+                room_kwh = np.maximum(0.0, f.e_kwh[v] - np.maximum(self.reserve_kwh(f)[v], f.e_min_departure_kwh[v]))
+                p_dis = np.minimum(f.p_plug_max_kw[v], room_kwh * f.eta_discharge[v] / obs.dt_h)
+                p_kw[can] = -p_dis
+                go = p_dis > 1e-9
+                self._prev_idx, self._prev_e_dis, self._prev_event = v[go], f.e_discharged_kwh[v[go]].copy(), e_now
+        # charging
+        want = obs.below_stop[idx] & ~busy
+        if want.any():
+            w = idx[want]
+            p_full = np.minimum(f.p_plug_max_kw[w], (f.e_stop_kwh[w] - f.e_kwh[w]) / (f.eta_charge[w] * obs.dt_h))
+            go = ~self.smart[w] | self._cheap_enough(w, f, s, obs.dt_h)
+            p_kw[want] = np.where(go, p_full, 0.0)
+        offer = self.offer_at[s] if s < self.offer_at.size else np.nan
+        return Dispatch(idx, p_kw, price_cny_per_kwh=None if np.isnan(offer) else float(offer), v2g_price_cny_per_kwh=v2g_price)
+
+    def _cheap_enough(self, w: np.ndarray, f, s: int, dt_h: float) -> np.ndarray:
+        """Smart drivers ``w``: is this step within their threshold price level? Shape (k,)."""
+        d = np.clip(f.t_depart_est_step[w], s, self.level.size)
+        window = d - s
+        need_kwh = np.maximum(0.0, f.e_min_departure_kwh[w] - f.e_kwh[w])
+        per_slot = np.maximum(f.p_plug_max_kw[w] * f.eta_charge[w] * dt_h, 1e-12)
+        k_req = np.ceil(need_kwh / per_slot - 1e-9).astype(np.int64)
+        k_req = np.where(k_req > 0, k_req + 1, 1)  # one slot of margin for taper and site limits
+        cnt = self.cum[:, d] - self.cum[:, s][:, None]  # (levels, k)
+        thr = np.argmax(cnt >= k_req[None, :], axis=0)
+        feasible = cnt[-1] >= k_req  # else no room to wait: charge now
+        go = self.level[s] <= thr
+        # in the cheapest block, a driver with slack starts after their own delay
+        cheapest = np.argmax(cnt >= 1, axis=0)
+        opportunistic = go & (thr == cheapest) & (self.level[s] == cheapest)
+        if opportunistic.any():
+            o = np.flatnonzero(opportunistic)
+            k_full = np.ceil((f.e_stop_kwh[w[o]] - f.e_kwh[w[o]]) / per_slot[o] - 1e-9) + 1
+            slack = np.maximum(0, cnt[cheapest[o], o] - k_full)
+            go[o] = (s - self.run_start[s]) >= np.minimum(self.delay_steps[w[o]], slack)
+        return ~feasible | go
+
+    # ------------------------------------------------------------------ counters
+
+    def kpis(self) -> dict[str, float]:
+        if self._fleet is not None and self._prev_idx.size:
+            self._book_discharge(self._fleet, -1)
+        rec = [ev for ev in self.events if ev["start"] >= self.context.n_warmup and ev["responders"] is not None]
+        sent = sum(ev["invited"] for ev in rec)
+        responding = sum(int(ev["responders"].sum()) for ev in rec)
+        energy = sum(ev["energy_kwh"] for ev in rec)
+        out = {
+            "invitations": float(len(rec)),
+            "invitations_sent": float(sent),
+            "drivers_accepting": float(sum(ev["accepted"] for ev in rec)),
+            "drivers_responding": float(responding),
+            "participation_rate": responding / sent if sent else float("nan"),
+            "event_energy_kwh": float(energy),
+            "energy_per_event_kwh": energy / len(rec) if rec else float("nan"),
+            "enrolled_drivers": float((self.enrol_draw & self._fleet.bidirectional & self.seen).sum()) if self._n else 0.0,
+        }
+        for k, ev in enumerate(rec):
+            out[f"event{k}_energy_kwh"] = float(ev["energy_kwh"])
+            out[f"event{k}_drivers_responding"] = float(ev["responders"].sum())
+        return out
