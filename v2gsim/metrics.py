@@ -94,3 +94,78 @@ def network_kpis(system: pd.DataFrame, dt_h: float, v_band_pu: tuple[float, floa
         "hosting_capacity_margin_kw": float(head_h.min()),
         "energy_pv_kwh": float(system["pv_kw"].sum() * dt_h),
     }
+
+
+def swap_kpis(stations: pd.DataFrame, swaps: pd.DataFrame, dt_h: float) -> dict[str, float]:
+    """Battery-swap KPIs from the ``stations`` (long, per station and step) and ``swaps`` (one
+    row per driver at a station) tables.
+
+    - swaps_served, swap_drivers_left (waited longer than the limit, or their next trip began);
+    - swap_wait_mean_min / swap_wait_p95_min: waiting time of the served drivers;
+    - swap_utilisation_pct: swaps served over the stations' swap capacity in the run;
+    - swap_packs_ready_min / _mean: ready packs over all stations (a system time series);
+    - swap_station_peak_kw, swap_station_energy_charged_kwh, swap_station_energy_discharged_kwh;
+    - swap_station_cost_cny, swap_station_revenue_cny, swap_station_wear_cost_cny (operator).
+    """
+    served = swaps[swaps["outcome"] == "swapped"]
+    wait = served["wait_min"].to_numpy(float)
+    total = stations.groupby("time", observed=True)[["p_kw", "packs_ready"]].sum()
+    cap = float(stations["swap_capacity"].sum())
+    return {
+        "swaps_served": float(len(served)),
+        "swap_drivers_left": float(len(swaps) - len(served)),
+        "swap_wait_mean_min": float(wait.mean()) if wait.size else float("nan"),
+        "swap_wait_p95_min": float(np.percentile(wait, 95)) if wait.size else float("nan"),
+        "swap_utilisation_pct": float(len(served) / cap * 100.0) if cap > 0 else float("nan"),
+        "swap_packs_ready_min": float(total["packs_ready"].min()) if len(total) else float("nan"),
+        "swap_packs_ready_mean": float(total["packs_ready"].mean()) if len(total) else float("nan"),
+        "swap_station_peak_kw": float(total["p_kw"].max()) if len(total) else float("nan"),
+        "swap_station_energy_charged_kwh": float(stations["charge_kw"].sum() * dt_h),
+        "swap_station_energy_discharged_kwh": float(stations["discharge_kw"].sum() * dt_h),
+        "swap_station_cost_cny": float(stations["cost_cny"].sum()),
+        "swap_station_revenue_cny": float(stations["revenue_cny"].sum()),
+        "swap_station_wear_cost_cny": float(stations["wear_cost_cny"].sum()),
+    }
+
+
+def wear_kpis(wear: pd.DataFrame, packs: pd.DataFrame | None = None, *, second_life_days: float | None = None) -> dict[str, float]:
+    """Battery-wear KPIs from the per-vehicle ``wear`` table and the retired-pack table.
+
+    - wear_fade_mean_pct / wear_fade_p95_pct: capacity fade (percent of nominal, summed over
+      each vehicle's packs);
+    - wear_fade_v2g_mean_pct / _p95_pct: the V2G-attributed part (percentage points), and its
+      mean over the vehicles that did V2G (wear_fade_v2g_mean_v2g_vehicles_pct);
+    - wear_fade_calendar_mean_pct, wear_fade_driving_mean_pct, wear_fade_charging_mean_pct;
+    - wear_cost_cny (fade priced at replacement cost), wear_cost_v2g_cny, wear_fec_mean;
+    - packs_retired, pack_replacement_cost_cny, wear_out_of_range_vehicle_periods;
+    - second_life_packs, second_life_energy_discharged_kwh, second_life_throughput_kwh,
+      second_life_revenue_cny, second_life_packs_recycled.
+    """
+    fade = wear["fade_pct"].to_numpy(float)
+    v2g = wear["fade_v2g_pct"].to_numpy(float)
+    did = wear["e_v2g_kwh"].to_numpy(float) > 0 if "e_v2g_kwh" in wear else v2g != 0
+    out = {
+        "wear_fade_mean_pct": float(fade.mean()) if fade.size else float("nan"),
+        "wear_fade_p95_pct": float(np.percentile(fade, 95)) if fade.size else float("nan"),
+        "wear_fade_v2g_mean_pct": float(v2g.mean()) if v2g.size else float("nan"),
+        "wear_fade_v2g_p95_pct": float(np.percentile(v2g, 95)) if v2g.size else float("nan"),
+        "wear_fade_v2g_mean_v2g_vehicles_pct": float(v2g[did].mean()) if did.any() else 0.0,
+        "wear_fade_calendar_mean_pct": float(wear["fade_calendar_pct"].mean()),
+        "wear_fade_driving_mean_pct": float(wear["fade_driving_pct"].mean()),
+        "wear_fade_charging_mean_pct": float(wear["fade_charging_pct"].mean()),
+        "wear_cost_cny": float(wear["wear_cost_cny"].sum()),
+        "wear_cost_v2g_cny": float(wear["wear_cost_v2g_cny"].sum()),
+        "wear_fec_mean": float(wear["fec"].mean()),
+        "packs_retired": float(wear["packs_replaced"].sum()),
+        "pack_replacement_cost_cny": float(wear["replacement_cost_cny"].sum()),
+        "wear_out_of_range_vehicle_periods": float(wear["out_of_range_periods"].sum()),
+    }
+    if packs is not None:
+        out.update({
+            "second_life_packs": float(len(packs)),
+            "second_life_energy_discharged_kwh": float(packs["e_discharged_kwh"].sum()),
+            "second_life_throughput_kwh": float(packs["e_charged_kwh"].sum() + packs["e_discharged_kwh"].sum()),
+            "second_life_revenue_cny": float(packs["revenue_cny"].sum()),
+            "second_life_packs_recycled": float((packs["status"] == "recycled").sum()),
+        })
+    return out

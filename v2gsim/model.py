@@ -135,9 +135,15 @@ class V2GModel(mesa.Model):
             mask[[site_idx[i] for i in ids]] = True
             self.site_owner[mask & (self.site_owner < 0)] = k
             ctx = StrategyContext(tuple(ids), self.clock, self.dt_h, self.price_cny_per_kwh, self.v2g_price_cny_per_kwh,
-                                  seed_seq=np.random.SeedSequence(self.seed_value, spawn_key=(STREAM_STRATEGY, k)), n_warmup=self.n_warmup)
+                                  seed_seq=np.random.SeedSequence(self.seed_value, spawn_key=(STREAM_STRATEGY, k)), n_warmup=self.n_warmup,
+                                  extra={"site_index": tuple(site_idx[i] for i in ids),
+                                         "site_p_limit_kw": tuple(float(self.site_p_limit_kw[site_idx[i]]) for i in ids)})
             self.aggregators.append(Aggregator(self, strategy_for(bm)(bm, ctx), mask))
         self._single_owner = len(self.aggregators) == 1 and bool(self.aggregators[0].site_mask.all())
+        # business models with agents of their own (swap stations) hook into mobility and the grid
+        self.hooks: list = []
+        for agg in self.aggregators:
+            agg.strategy.bind(self)
         self.fleet_view = FleetView(**{fld.name: _readonly(getattr(f, fld.name)) for fld in fields(FleetView)})
         self._below_stop_ro = _readonly(f.below_stop)
         self._prev_idx = np.empty(0, dtype=np.int64)
@@ -164,7 +170,15 @@ class V2GModel(mesa.Model):
         # settlement prices per vehicle, used only at steps where a dispatch sets its own prices
         self._buy_price_v, self._v2g_price_v, self._own_prices = np.zeros(n), np.zeros(n), False
         self.wall_time_s = 0.0
+        self.wear = None  # battery ageing (v2gsim.physics.ageing): stressors every step, fade once per period
+        if scenario.wear.enabled:
+            from v2gsim.physics.ageing import FleetWear
+            from v2gsim.population.fleet import CHEMISTRIES
+
+            self.wear = FleetWear(scenario.wear, f, self.clock, tc.step_min, self.n_warmup, self.n_clock, self.price_cny_per_kwh, CHEMISTRIES)
         self._initial_plug_in()
+        if self.wear is not None and self.n_warmup == 0:
+            self.wear.begin(0)
 
     # ------------------------------------------------------------------ building helpers
 
@@ -192,7 +206,7 @@ class V2GModel(mesa.Model):
         loc = f.location[v]
         site = f.site_at[v, loc]
         est = np.full(v.size, self.steps_per_day // 3, dtype=np.int64)  # stated: leave ~08:00 on day one
-        self._arrive(0, v, loc, site, np.zeros(v.size), np.zeros(v.size), np.full(v.size, np.nan), np.full(v.size, np.inf), est)
+        self._arrive(0, v, loc, site, np.zeros(v.size), np.zeros(v.size), np.full(v.size, np.nan), np.full(v.size, np.inf), est, hooks=False)
 
     # ------------------------------------------------------------------ phase 2: mobility kernels
 
@@ -210,6 +224,8 @@ class V2GModel(mesa.Model):
 
     def _depart(self, step: int, v: np.ndarray) -> None:
         f = self.fleet
+        for h in self.hooks:  # drivers queued at a swap station leave it
+            h.depart(step, v)
         was = f.plugged[v]
         vp = v[was]
         if vp.size:
@@ -230,7 +246,7 @@ class V2GModel(mesa.Model):
         f.can_discharge[v] = False
         f.p_kw[v] = 0.0
 
-    def _arrive(self, step, v, loc, site, trip_kwh, km, e_set_kwh, p_max_kw, est_step) -> None:
+    def _arrive(self, step, v, loc, site, trip_kwh, km, e_set_kwh, p_max_kw, est_step, hooks=True) -> None:
         f = self.fleet
         e = f.e_kwh[v]
         stranded = trip_kwh > e + 1e-12
@@ -244,6 +260,11 @@ class V2GModel(mesa.Model):
         f.e_driven_kwh[v] += used
         f.distance_km[v] += km
         f.e_kwh[v] = e_new
+        for h in self.hooks if hooks else ():  # low swappable vehicles queue at a swap station first
+            held = h.arrive(step, v, e_new, loc, site, p_max_kw, est_step, replay)
+            if held.any():
+                k = ~held
+                v, loc, site, e_new, replay, p_max_kw, est_step = v[k], loc[k], site[k], e_new[k], replay[k], p_max_kw[k], est_step[k]
         # drivers without a charger where they park, and low on charge, park at their public site
         detour = (site < 0) & ~replay & (e_new < f.e_public_below_kwh[v])
         if detour.any():
@@ -329,6 +350,8 @@ class V2GModel(mesa.Model):
         if s == self.n_warmup and s > 0:
             f.reset_accumulators()
             self.recorder.reset_events()
+            if self.wear is not None:
+                self.wear.begin(s)
         # 2. mobility
         ev = self._day_events(s)
         i = s - self._day_first_step
@@ -340,6 +363,11 @@ class V2GModel(mesa.Model):
             sl = slice(lo, hi)
             self._arrive(s, ev.arr_vehicle[sl], ev.arr_loc[sl], ev.arr_site[sl], ev.arr_trip_kwh[sl], ev.arr_km[sl],
                          ev.arr_e_set_kwh[sl], ev.arr_p_max_kw[sl], ev.arr_depart_est_step[sl])
+        for h in self.hooks:  # swap queues served: swapped (or leaving) drivers go on to their destination
+            rel = h.release(s)
+            if rel is not None:
+                z = np.zeros(rel[0].size)
+                self._arrive(s, *rel[:3], z, z, np.full(z.size, np.nan), *rel[3:], hooks=False)
         # 3. decide
         idx_parts, p_parts, own = [], [], []
         for k, agg in enumerate(self.aggregators):
@@ -379,15 +407,24 @@ class V2GModel(mesa.Model):
             self._req_p = p_req
             p = self.apply_physics(idx)
         self._prev_idx = idx
+        if self.wear is not None:
+            self.wear.after_physics(s, idx, p)
+        hook_kw = [h.power(s) for h in self.hooks]  # swap stations: EMS and rack physics, kW per station
         # 5. grid
         site_of_idx = f.site[idx]
         site_p = np.bincount(site_of_idx, weights=p, minlength=self.n_sites) if idx.size else np.zeros(self.n_sites)
         ev_kw = float(p[p > 0].sum())
         v2g_kw = float(np.maximum(-p, 0.0).sum())
         net_kw = self.base_load_kw[s] + ev_kw - v2g_kw
+        if hook_kw:
+            hook_kw = np.concatenate(hook_kw)
+            net_kw += float(hook_kw.sum())
         if self.has_network:
             net_kw -= self.feeder.pv_total_kw[s]
-            self.feeder.solve(s, self.feeder.ev_bus_kw(idx, p, site_of_idx))
+            ev_load_kw = self.feeder.ev_bus_kw(idx, p, site_of_idx)
+            if len(hook_kw):
+                ev_load_kw = ev_load_kw + self.feeder.hook_bus_kw(hook_kw)
+            self.feeder.solve(s, ev_load_kw)
         else:
             self.feeder.solve(net_kw)
         # 6. record (settlement per vehicle happened with the physics)
@@ -397,6 +434,8 @@ class V2GModel(mesa.Model):
                                  int((p > 0).sum()), site_p, f)
             if self.has_network:
                 self.recorder.network(s - self.n_warmup, s, self.feeder)
+        if self.wear is not None:
+            self.wear.end_step(s)
         self.step_index += 1
 
     def run(self, progress: bool = False):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from v2gsim.metrics import compute_kpis
+from v2gsim.metrics import compute_kpis, swap_kpis, wear_kpis
 from v2gsim.population.fleet import ARCHETYPES
 from v2gsim.recorder import SOC_BINS
 
@@ -59,6 +59,10 @@ class Results:
     metadata: dict = field(default_factory=dict)
     bus_voltages: pd.DataFrame | None = None
     """long table time, bus, vm_pu (``outputs.bus_voltages`` with a feeder.network), else None"""
+    extra: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """tables of business models with agents of their own: ``stations`` (long: time, station_id,
+    p_kw, charge_kw, discharge_kw, packs_ready, queue, swaps, left, ...) and ``swaps`` (one row
+    per driver at a swap station) with battery swapping"""
 
     @property
     def dt_h(self) -> float:
@@ -81,6 +85,12 @@ class Results:
         if open_.size:
             rec.session_rows(open_, f, None)
         system = pd.DataFrame(rec.cols, index=pd.Index(times, name="time"))
+        extra: dict[str, pd.DataFrame] = {}
+        for h in getattr(model, "hooks", ()):  # swap stations: system columns and their own tables
+            for c, a in h.system_columns().items():
+                system[c] = system[c] + a if c in system else a
+            for name, t in h.tables(times, model.clock).items():
+                extra[name] = pd.concat([extra[name], t], ignore_index=True) if name in extra else t
         site_ids = [s.id for s in model.config.sites]
         sites = pd.DataFrame(
             {
@@ -175,7 +185,15 @@ class Results:
         for k, agg in enumerate(model.aggregators):  # each strategy's own counters, as <kind>_<name>
             prefix = agg.kind if kinds.count(agg.kind) == 1 else f"{agg.kind}{k}"
             kpis.update({f"{prefix}_{name}": float(v) for name, v in agg.strategy.kpis().items()})
-        return cls(system, sites, vehicles, sessions, traces, departure_soc, kpis, meta, bus_voltages)
+        if getattr(model, "wear", None) is not None:  # battery ageing: per-vehicle and retired-pack tables
+            model.wear.finish(model.step_index)
+            extra["wear"], extra["wear_packs"] = model.wear.vehicle_table(), model.wear.pack_table()
+            kpis.update(wear_kpis(extra["wear"], extra["wear_packs"]))
+            kpis.update(model.wear.kpis())
+        if "stations" in extra:
+            kpis.update(swap_kpis(extra["stations"], extra["swaps"], model.dt_h))
+        meta["extra_tables"] = list(extra)
+        return cls(system, sites, vehicles, sessions, traces, departure_soc, kpis, meta, bus_voltages, extra)
 
     # ------------------------------------------------------------------ files
 
@@ -193,6 +211,8 @@ class Results:
                 getattr(self, name).to_parquet(tmp / f"{name}.parquet", index=(name == "system"))
             if self.bus_voltages is not None:
                 self.bus_voltages.to_parquet(tmp / "bus_voltages.parquet", index=False)
+            for name, t in self.extra.items():
+                t.to_parquet(tmp / f"{name}.parquet", index=False)
             (tmp / "kpis.json").write_text(json.dumps(self.kpis, indent=2, allow_nan=True))
             (tmp / "metadata.json").write_text(json.dumps(self.metadata, indent=2, default=str))
             if plots:
@@ -220,4 +240,5 @@ class Results:
         kpis = json.loads((directory / "kpis.json").read_text())
         meta = json.loads((directory / "metadata.json").read_text())
         bv = directory / "bus_voltages.parquet"
-        return cls(**tables, kpis=kpis, metadata=meta, bus_voltages=pd.read_parquet(bv) if bv.is_file() else None)
+        extra = {name: pd.read_parquet(directory / f"{name}.parquet") for name in meta.get("extra_tables", [])}
+        return cls(**tables, kpis=kpis, metadata=meta, bus_voltages=pd.read_parquet(bv) if bv.is_file() else None, extra=extra)

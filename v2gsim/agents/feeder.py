@@ -112,7 +112,17 @@ class NetworkFeeder(mesa.Agent):
             site_bus[auto_shared] = assign_buses(len(auto_shared), net, rng)
         n_veh = model.fleet.n
         veh_bus = assign_buses(n_veh, net, rng) if spread.any() else np.zeros(n_veh, np.int64)
-        used = np.unique(np.concatenate([site_bus[site_bus >= 0], load_buses(net)[0] if spread.any() else []]).astype(np.int64))
+        # other connections (swap stations, from model.hooks): explicit bus, or drawn like a shared site
+        hook_bus = np.array([b if isinstance(b, int) else -1 for h in getattr(model, "hooks", ()) for b in h.buses], np.int64)
+        if (hook_bus < 0).any():
+            hook_bus[hook_bus < 0] = assign_buses(int((hook_bus < 0).sum()), net, rng)
+        bad = hook_bus[~np.isin(hook_bus, net.bus.index.to_numpy())]
+        if bad.size:
+            from v2gsim.errors import Problem, ScenarioError
+
+            raise ScenarioError([Problem("business_models[].stations[].bus", f"bus {int(b)} is not in network {fc.network!r}",
+                                         "give a bus index of the network or bus: auto") for b in bad])
+        used = np.unique(np.concatenate([site_bus[site_bus >= 0], load_buses(net)[0] if spread.any() else [], hook_bus]).astype(np.int64))
         self.ev_buses = used
         first = len(net.load)
         if used.size:
@@ -121,6 +131,8 @@ class NetworkFeeder(mesa.Agent):
         pos = {int(b): k for k, b in enumerate(used)}
         self._site_slot = np.array([pos[int(b)] if b >= 0 else -1 for b in site_bus], np.int64)
         self._veh_slot = np.array([pos[int(b)] for b in veh_bus], np.int64) if spread.any() else np.zeros(n_veh, np.int64)
+        self._hook_slot = np.array([pos[int(b)] for b in hook_bus], np.int64)
+        self.hook_bus = hook_bus
         self.site_bus = site_bus
         self.vehicle_bus = np.where(spread.any(), veh_bus, -1)
         self._any_spread = bool(spread.any())
@@ -150,6 +162,10 @@ class NetworkFeeder(mesa.Agent):
         self.headroom_kw = float("inf")
         self.converged = True
         self.result = None
+
+    def hook_bus_kw(self, p_kw: np.ndarray) -> np.ndarray:
+        """Power of the hooks' connections (swap stations, in ``model.hooks`` order) per EV load element [n_ev]."""
+        return np.bincount(self._hook_slot, weights=p_kw, minlength=self.n_ev)
 
     def ev_bus_kw(self, idx: np.ndarray, p_kw: np.ndarray, site_of_idx: np.ndarray) -> np.ndarray:
         """EV power per EV load element [n_ev] from vehicle powers ``p_kw`` [len(idx)] at sites."""

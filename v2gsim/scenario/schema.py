@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from v2gsim.errors import Problem
 from v2gsim.market.tariffs import TariffConfig
+from v2gsim.physics.ageing import WearConfig
 from v2gsim.strategies import STRATEGIES
 from v2gsim.strategies.uncontrolled import UncontrolledConfig
 
@@ -104,6 +105,10 @@ class PopulationGroup(_Frozen):
     public_charge_below_soc: Annotated[
         float, _pct(), Field(description="arriving where they have no charger below this SOC, drivers park at public_site")
     ] = 0.5
+    swap_below_soc: Annotated[
+        float, _pct(), Field(description="vehicles with a swappable pack arriving below this SOC first swap at a compatible "
+                             "station of a battery_swap business model")
+    ] = 0.25
     daily_km_scale: Annotated[float, Field(gt=0, le=10, description="multiplies the archetype's daily distance")] = 1.0
     departure_estimate_sd_h: Annotated[
         float, Field(ge=0, le=12, description="error sd of the departure time a driver states on arrival")
@@ -231,6 +236,7 @@ class Scenario(_Frozen):
     mobility_sessions: SessionsConfig | None = None
     business_models: list[BusinessModel] = Field(default_factory=lambda: [UncontrolledConfig()])  # type: ignore[valid-type]
     outputs: OutputsConfig = OutputsConfig()
+    wear: WearConfig = Field(default_factory=WearConfig, description="battery ageing, its attribution, price and second life")
 
     @model_validator(mode="after")
     def _has_vehicles(self):
@@ -317,6 +323,10 @@ def cross_checks(raw: Any) -> list[Problem]:
     for i, s in enumerate(sites):
         if isinstance(s, dict) and s.get("kind") in ("work", "public", "depot") and s.get("chargers") is None:
             problems.append(Problem(f"sites[{i}].chargers", "is required for shared sites (work, public, depot)", "give the number of charging points"))
+    wear = raw.get("wear")
+    sl = wear.get("second_life") if isinstance(wear, dict) else None
+    if isinstance(sl, dict) and sl.get("site") is not None and sl["site"] not in kinds:
+        problems.append(Problem("wear.second_life.site", f"names site {sl['site']!r}, which is not in sites", _suggest(sl["site"], site_ids)))
     from v2gsim.scenario.network_checks import network_checks
 
     problems += network_checks(raw)
@@ -327,7 +337,7 @@ def resolve_paths(raw: Any, lines) -> Any:
     """Make data-file paths absolute, relative to the file that named them (cwd for --set)."""
     if not isinstance(raw, dict):
         return raw
-    for path in (("mobility_sessions", "csv"), ("feeder", "base_load", "csv")):
+    for path in (("mobility_sessions", "csv"), ("feeder", "base_load", "csv"), ("wear", "ambient", "csv")):
         node = raw
         for key in path[:-1]:
             node = node.get(key) if isinstance(node, dict) else None

@@ -13,6 +13,8 @@ from v2gsim.strategies.base import (
 )
 from v2gsim.strategies import uncontrolled  # noqa: F401  (registers "uncontrolled")
 from v2gsim.strategies import distributed  # noqa: F401  (registers "distributed")
+from v2gsim.strategies import centralized  # noqa: F401  (registers "centralized")
+from v2gsim.strategies import battery_swap  # noqa: F401  (registers "battery_swap")
 
 __all__ = [
     "STRATEGIES",

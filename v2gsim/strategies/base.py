@@ -173,6 +173,12 @@ class Strategy:
         add them to their KPIs as ``<kind>_<name>``. Default: none."""
         return {}
 
+    def bind(self, model) -> None:
+        """Called once by the engine when the model is built. A business model with agents of its
+        own that take part in mobility and the grid (swap stations) creates them here and appends
+        its hook object to ``model.hooks`` (see ``V2GModel`` and
+        :class:`v2gsim.agents.swap_station.SwapNetwork` for the calls). Default: nothing."""
+
 
 STRATEGIES: dict[str, type[Strategy]] = {}
 

@@ -1,0 +1,166 @@
+"""Battery swapping: pack conservation, one pack each way, energy balance, limits, queues."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from v2gsim.agents.swap_station import SwapNetwork, SwapStation
+from v2gsim.errors import ScenarioError
+from v2gsim.model import V2GModel
+from v2gsim.scenario.schema import Scenario
+from v2gsim.strategies.battery_swap import BatterySwapConfig, station_presets
+
+from helpers import scenario
+
+
+def _swap_scenario(stations=None, count=40, nio=20, **bm) -> Scenario:
+    pop = [
+        {"archetype": "ride_hailing", "count": count, "vehicle": "roewe_ei5_52", "home_site": "homes", "home_charger_share": 0.3,
+         "public_site": "dc", "swap_below_soc": 0.35},
+        {"archetype": "ride_hailing", "count": max(nio, 1), "vehicle": "nio_75_swappable", "home_site": "homes", "public_site": "dc"},
+        {"archetype": "private_commuter", "count": 10, "vehicle": "byd_dolphin_44", "home_site": "homes"},
+    ]
+    st = stations if stations is not None else [{"id": "a1", "preset": "aulton", "packs": 10}, {"id": "n1", "preset": "nio_gen3"},
+                                                 {"id": "n2", "preset": "nio_gen4"}]
+    return scenario(population=pop, tariff={"preset": "guangdong"}, feeder={"transformer_kva": 5000, "households": 40},
+                    business_models=[{"kind": "battery_swap", "stations": st,
+                                      "discharge_requests": [{"start": "2026-07-06T18:00", "hours": 2, "reward_cny_per_kwh": 1.0}], **bm}])
+
+
+def _check_layout(net: SwapNetwork, fleet) -> None:
+    pk = net.packs
+    rack = pk.station >= 0
+    # every pack is in exactly one place
+    assert np.all(rack ^ (pk.vehicle >= 0))
+    np.testing.assert_array_equal(np.sort(net.slot_pack), np.flatnonzero(rack))
+    np.testing.assert_array_equal(pk.station[net.slot_pack], net.slot_station)
+    np.testing.assert_array_equal(pk.slot[net.slot_pack], np.arange(net.slot_pack.size))
+    veh = np.flatnonzero(net.veh_pack >= 0)
+    np.testing.assert_array_equal(pk.vehicle[net.veh_pack[veh]], veh)
+    assert np.unique(net.veh_pack[veh]).size == veh.size
+    # and a swapped-in pack's energy is the vehicle's
+    e_rack = pk.e_kwh[net.slot_pack]
+    assert np.all(e_rack >= -1e-9) and np.all(e_rack <= pk.capacity_kwh[net.slot_pack] + 1e-9)
+
+
+def test_presets_carry_domain_figures():
+    p = station_presets()
+    assert (p["nio_gen3"].packs, p["nio_gen3"].max_swaps_per_day, p["nio_gen3"].grid_limit_kw) == (21, 408, 500)
+    assert (p["nio_gen4"].packs, p["nio_gen4"].swap_time_s, p["nio_gen4"].max_swaps_per_day) == (23, 144, 480)
+    assert p["aulton"].swap_time_s == 20
+    assert p["nio_gen2"].packs == 13
+
+
+def test_packs_conserved_one_each_way_energy_balanced_and_limits():
+    m = V2GModel(_swap_scenario())
+    net = m.hooks[0]
+    f = m.fleet
+    P0 = net.packs.n
+    per_std0 = np.bincount(net.packs.standard, minlength=len(net.standards))
+    per_station0 = np.bincount(net.slot_station, minlength=net.n_stations)
+    e0_f = f.e_kwh.copy()
+    e0_rack = net.packs.e_kwh[net.slot_pack].sum()
+    _check_layout(net, f)
+    n_swaps = 0
+    for _ in range(m.n_clock):
+        before = net.veh_pack.copy()
+        rack_before = set(net.slot_pack.tolist())
+        m.step()
+        _check_layout(net, f)
+        assert net.packs.n == P0
+        np.testing.assert_array_equal(np.bincount(net.packs.standard, minlength=len(net.standards)), per_std0)
+        np.testing.assert_array_equal(np.bincount(net.packs.station[net.packs.station >= 0], minlength=net.n_stations), per_station0)
+        changed = np.flatnonzero(before != net.veh_pack)
+        n_swaps += changed.size
+        # exactly one pack each way: each swapped vehicle's old pack is now racked, its new one came from a rack
+        assert set(before[changed].tolist()) <= set(net.slot_pack.tolist())
+        assert set(net.veh_pack[changed].tolist()) <= rack_before
+        assert np.all(np.abs(net.p_kw) <= net.st_grid_limit_kw + 1e-6)
+    assert n_swaps > 20
+    res_tables = net.tables(m.times, m.clock)
+    sw = res_tables["swaps"]
+    assert (sw["outcome"] == "swapped").sum() == n_swaps
+    # energy: into packs and vehicles = drawn - fed back - losses - driven
+    pk = net.packs
+    d_store = (f.e_kwh.sum() - e0_f.sum()) + (pk.e_kwh[net.slot_pack].sum() - e0_rack)
+    drawn = f.e_charged_kwh.sum() + pk.e_charged_kwh.sum()
+    fed = f.e_discharged_kwh.sum() + pk.e_discharged_kwh.sum()
+    lost = f.e_loss_kwh.sum() + pk.e_loss_kwh.sum()
+    assert d_store == pytest.approx(drawn - fed - lost - f.e_driven_kwh.sum(), abs=1e-6)
+    # per vehicle, the swaps close the vehicle identity
+    lhs = f.e_kwh - e0_f
+    rhs = f.e_charged_kwh - f.e_discharged_kwh - f.e_loss_kwh - f.e_driven_kwh + net.veh_swap_net_kwh
+    np.testing.assert_allclose(lhs, rhs, atol=1e-9)
+    # station power recorded equals the packs' grid energy
+    st = res_tables["stations"]
+    assert st["charge_kw"].sum() * m.dt_h == pytest.approx(pk.e_charged_kwh.sum(), rel=1e-9)
+    assert st["discharge_kw"].sum() * m.dt_h == pytest.approx(pk.e_discharged_kwh.sum(), rel=1e-9, abs=1e-9)
+
+
+def test_results_tables_kpis_and_net_load():
+    m = V2GModel(_swap_scenario())
+    r = m.run()
+    st, sw = r.extra["stations"], r.extra["swaps"]
+    assert set(st["station_id"].unique()) == {"a1", "n1", "n2"}
+    assert r.kpis["swaps_served"] == (sw["outcome"] == "swapped").sum() > 0
+    assert 0 < r.kpis["swap_utilisation_pct"] < 100
+    assert r.kpis["swap_wait_p95_min"] >= r.kpis["swap_wait_mean_min"] >= 0
+    s = r.system
+    np.testing.assert_allclose(s["net_load_kw"], s["base_load_kw"] + s["ev_charge_kw"] - s["v2g_discharge_kw"] + s["swap_charge_kw"]
+                               - s["swap_discharge_kw"], atol=1e-6)
+    # the discharge request (18-20 h on day 1) is answered by the bidirectional NIO stations
+    win = st[(st["time"] >= "2026-07-06 18:00") & (st["time"] < "2026-07-06 20:00") & st["station_id"].isin(["n1", "n2"])]
+    assert win["discharge_kw"].sum() > 0
+    assert st.loc[st["station_id"] == "a1", "discharge_kw"].sum() == 0  # Aulton preset: not bidirectional
+
+
+def test_deterministic_and_saved(tmp_path):
+    a, b = V2GModel(_swap_scenario()).run(), V2GModel(_swap_scenario()).run()
+    pd.testing.assert_frame_equal(a.extra["swaps"], b.extra["swaps"])
+    pd.testing.assert_frame_equal(a.extra["stations"], b.extra["stations"])
+    a.save(tmp_path / "r", plots=False)
+    from v2gsim.results import Results
+
+    back = Results.load(tmp_path / "r")
+    assert set(back.extra) == {"stations", "swaps"}
+    assert len(back.extra["swaps"]) == len(a.extra["swaps"])
+
+
+def test_queue_fifo_and_drivers_leave():
+    # one tiny Aulton station, one pack: queues form; nobody waits longer than the limit
+    sc = _swap_scenario(stations=[{"id": "a1", "preset": "aulton", "packs": 1, "slot_p_max_kw": 10}], count=40, nio=0, max_wait_min=30)
+    r = V2GModel(sc).run()
+    sw = r.extra["swaps"]
+    assert r.kpis["swap_drivers_left"] > 0
+    assert sw["wait_min"].max() <= 30 + 15 + 1e-9  # the limit plus the step resolution
+    assert (sw.loc[sw["outcome"] == "waited too long", "wait_min"] > 30).all()
+
+
+def test_stations_are_agents_and_default_config_has_none():
+    m = V2GModel(_swap_scenario())
+    agents = list(m.agents_by_type[SwapStation])
+    assert [a.station_id for a in agents] == ["a1", "n1", "n2"]
+    assert agents[1].packs_ready <= 21 and agents[1].pack_ids.size == 21
+    assert BatterySwapConfig().stations == []
+    m0 = V2GModel(scenario(business_models=[{"kind": "battery_swap"}]))
+    assert m0.hooks == []
+
+
+def test_bad_station_configs_are_reported():
+    with pytest.raises(Exception, match="unknown swap-station preset"):
+        _swap_scenario(stations=[{"id": "x", "preset": "nio_gen9"}])
+    with pytest.raises(ScenarioError, match="no capacity"):
+        V2GModel(_swap_scenario(stations=[{"id": "c", "preset": "catl_choco"}]))
+
+
+def test_station_on_a_network_bus():
+    sc = _swap_scenario(stations=[{"id": "n1", "preset": "nio_gen3", "bus": 17}])
+    sc = sc.model_copy(update={"feeder": sc.feeder.model_copy(update={"network": "case33bw", "transformer_kva": None})})
+    m = V2GModel(sc)
+    fd = m.feeder
+    assert fd.ev_buses[fd._hook_slot[0]] == 17
+    for _ in range(8):
+        m.step()
+        ev_mw = fd.last_p_mw[fd.n_base:].sum()
+        assert ev_mw * 1e3 == pytest.approx(m.fleet.p_kw.sum() + m.hooks[0].p_kw.sum(), abs=1e-6)
+    assert m.hooks[0].p_kw[0] > 0  # the rack charges at night

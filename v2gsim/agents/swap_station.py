@@ -1,0 +1,579 @@
+"""Battery-swap stations: pack inventories as arrays, swap bays, FIFO queues, rack charging.
+
+:class:`SwapNetwork` holds the state of all stations of one ``battery_swap`` business model
+and is what the engine calls (it is one of ``model.hooks``); :class:`SwapStation` agents are thin
+Mesa views of one station each (``station.packs_ready``, ``station.queue_length`` ...).
+
+Packs (struct of arrays, :class:`Packs`, shape (P,)): every pack of every swappable vehicle
+(a vehicle with a ``pack_standard`` for which the scenario has a station) and every rack pack.
+A pack is either in a vehicle (``vehicle >= 0``, ``station == slot == -1``) or in a rack slot
+(``station``, ``slot`` >= 0, ``vehicle == -1``). Packs are never created or destroyed: a swap
+moves exactly one pack each way, so the count per standard and per rack is constant. While a
+pack is in a vehicle the fleet's ``e_kwh`` is its live energy (``Packs.e_kwh`` is synced at
+each swap and by :meth:`SwapNetwork.pack_e_kwh`). Rack slots are laid out station by station:
+slot ``r`` of the global slot arrays belongs to ``slot_station[r]``; ``slot_pack[r]`` is the
+pack in it.
+
+Wear: ``Packs.soh`` (state of health, 1.0 until the wear model ages packs; usable capacity is
+``capacity_kwh * soh``), ``e_throughput_kwh`` (battery-side |dE| while racked),
+``e_rack_discharged_kwh`` and ``wear_cost_cny_per_kwh`` (read by the EMS with
+``wear_cny_per_kwh: model``) are per-pack arrays a vectorised wear model can read and write.
+
+Mobility (the engine's arrival phase): a swappable vehicle arriving with less than its group's
+``swap_below_soc`` first goes to a compatible station (same pack standard; the one with most
+ready packs net of its queue, its own preferred station on ties), joins the station's FIFO queue
+and, once a bay is free and a charged pack ready, swaps; then it continues to its destination
+and arrives there in the step of the swap (the detour's distance and time within the step are
+not modelled). Drivers who wait longer than ``max_wait_min``, or whose next trip starts, leave
+without a swap (counted) and go on to their destination as they are. A station serves at most
+``min(bays * step / swap_time, max_swaps_per_day * step / 1 day)`` swaps per step (fractions
+carried over). Waiting time: whole steps waited plus the position in the step's service order
+times the service interval; its resolution is one step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mesa
+import numpy as np
+import pandas as pd
+
+from v2gsim.errors import Problem, ScenarioError
+from v2gsim.physics.battery import charge_to, discharge_to
+from v2gsim.population.fleet import CHEMISTRIES, DRIVING
+
+STREAM_SWAP = 90  # SeedSequence(seed, spawn_key=(STREAM_SWAP,)): preferred stations
+STATION_COLUMNS = ("p_kw", "charge_kw", "discharge_kw", "packs_ready", "queue", "swaps", "left", "swap_capacity",
+                   "e_rack_kwh", "cost_cny", "revenue_cny", "wear_cost_cny")
+
+
+@dataclass
+class Packs:
+    """Every pack, shape (P,). See the module docstring for the layout."""
+
+    standard: np.ndarray  # int8, index into SwapNetwork.standards
+    chemistry: np.ndarray  # int8, index into fleet.CHEMISTRIES
+    capacity_kwh: np.ndarray  # nominal
+    soh: np.ndarray  # state of health (1.0 new)
+    e_kwh: np.ndarray  # live in a rack; synced at swaps for packs in vehicles
+    station: np.ndarray  # int32, -1 in a vehicle
+    slot: np.ndarray  # int32 global rack slot, -1 in a vehicle
+    vehicle: np.ndarray  # int64, -1 in a rack
+    e_charged_kwh: np.ndarray  # grid side, in the rack
+    e_discharged_kwh: np.ndarray  # grid side, in the rack
+    e_loss_kwh: np.ndarray
+    e_throughput_kwh: np.ndarray  # battery side |dE| in the rack
+    e_rack_discharged_kwh: np.ndarray  # battery side, in the rack
+    n_swaps: np.ndarray  # int32: times swapped in or out
+    wear_cost_cny_per_kwh: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.e_kwh.size
+
+
+@dataclass(frozen=True)
+class StationObservation:
+    """What the station EMS sees at one step (read-only arrays; R rack slots, S stations).
+
+    Per slot: ``slot_station``, ``e_kwh``, ``capacity_kwh`` (usable), ``e_ready_kwh`` (ready
+    threshold), ``e_full_kwh`` (CC-CV end), ``slot_p_max_kw``, ``eta_charge``,
+    ``eta_discharge``, ``wear_cost_cny_per_kwh``. Per station: ``slot_start`` (S+1,),
+    ``st_packs``, ``st_grid_limit_kw``, ``st_bidirectional``, ``queue`` (drivers waiting),
+    ``demand`` (drivers who came this step). ``feeder_headroom_kw``: the feeder's headroom after
+    the last step (inf if unknown); ``prev_charge_kw``: all stations' charging in the last step.
+    """
+
+    step: int
+    dt_h: float
+    price: float
+    v2g_price: float
+    n_stations: int
+    slot_station: np.ndarray
+    slot_start: np.ndarray
+    e_kwh: np.ndarray
+    capacity_kwh: np.ndarray
+    e_ready_kwh: np.ndarray
+    e_full_kwh: np.ndarray
+    slot_p_max_kw: np.ndarray
+    eta_charge: np.ndarray
+    eta_discharge: np.ndarray
+    wear_cost_cny_per_kwh: np.ndarray
+    st_packs: np.ndarray
+    st_grid_limit_kw: np.ndarray
+    st_bidirectional: np.ndarray
+    queue: np.ndarray
+    demand: np.ndarray
+    feeder_headroom_kw: float = float("inf")
+    prev_charge_kw: float = 0.0
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+class SwapStation(mesa.Agent):
+    """One swap station: a view of row ``index`` of its :class:`SwapNetwork`."""
+
+    def __init__(self, model, network: SwapNetwork, index: int):
+        super().__init__(model)
+        self.network = network
+        self.index = int(index)
+        self.station_id = network.station_ids[index]
+
+    @property
+    def pack_ids(self) -> np.ndarray:
+        """Packs in the rack now, shape (packs,)."""
+        n = self.network
+        return n.slot_pack[n.slot_start[self.index] : n.slot_start[self.index + 1]].copy()
+
+    @property
+    def packs_ready(self) -> int:
+        return int(self.network.ready_counts()[self.index])
+
+    @property
+    def queue_length(self) -> int:
+        return int(self.network.queue_counts()[self.index])
+
+    @property
+    def p_kw(self) -> float:
+        return float(self.network.p_kw[self.index])
+
+
+class SwapNetwork:
+    """All swap stations of one business model; the engine's hook for mobility and the grid.
+
+    Engine calls, each step: :meth:`depart` and :meth:`arrive` (inside the mobility kernels),
+    :meth:`release` (end of phase 2: queues served, returns arrivals to finish), :meth:`power`
+    (phases 3-4: EMS and rack physics, returns station kW, shape (S,)). ``buses`` gives each
+    station's feeder bus spec. Results: :meth:`tables` (``stations``, ``swaps``) and
+    :meth:`system_columns`.
+    """
+
+    def __init__(self, model, strategy):
+        cfg = strategy.config
+        self.model = model
+        self.strategy = strategy
+        self.cfg = cfg
+        f = model.fleet
+        dt_h = model.dt_h
+        self.dt_h = dt_h
+        self.step_min = dt_h * 60.0
+        specs = [s.resolved() for s in cfg.stations]
+        self.station_ids = [s.id for s in cfg.stations]
+        self.buses = [s.bus for s in cfg.stations]
+        problems = []
+        dup = {i for i in self.station_ids if self.station_ids.count(i) > 1}
+        if dup:
+            problems.append(Problem("business_models[].stations", f"duplicate station id(s) {sorted(dup)}", "station ids must be unique"))
+        self.standards = sorted({p.pack_standard for p in specs})
+        S = len(specs)
+        self.n_stations = S
+        st_std = np.array([self.standards.index(p.pack_standard) for p in specs], np.int64)
+        self.st_standard = st_std
+        # vehicles' standards from their groups' vehicle specs
+        n = f.n
+        veh_std = np.full(n, -1, np.int64)
+        below = np.zeros(n)
+        std_cap: dict[int, set] = {}
+        std_vspec: dict[int, object] = {}
+        for b in model.blocks:
+            ps = b.vehicle.pack_standard
+            if ps is None or ps not in self.standards or b.group is None:
+                continue
+            k = self.standards.index(ps)
+            sl = slice(b.start, b.start + b.count)
+            veh_std[sl] = k
+            below[sl] = getattr(b.group, "swap_below_soc", 0.25) * b.vehicle.capacity_kwh
+            std_cap.setdefault(k, set()).add(b.vehicle.capacity_kwh)
+            std_vspec.setdefault(k, b.vehicle)
+        for k, caps in std_cap.items():
+            if len(caps) > 1:
+                problems.append(Problem("population", f"vehicles with pack standard {self.standards[k]!r} have different capacities {sorted(caps)}",
+                                        "one pack capacity per standard: use one vehicle model per swap standard"))
+        std_capacity = np.zeros(len(self.standards))
+        std_chem = np.zeros(len(self.standards), np.int8)
+        std_knee = np.full(len(self.standards), 0.8)
+        std_cutoff = np.full(len(self.standards), 0.05)
+        std_eta_c = np.full(len(self.standards), 0.95)
+        std_eta_d = np.full(len(self.standards), 0.95)
+        for k in range(len(self.standards)):
+            v = std_vspec.get(k)
+            if v is not None:
+                std_capacity[k] = v.capacity_kwh
+                std_chem[k] = CHEMISTRIES.index(v.chemistry)
+                std_knee[k], std_cutoff[k] = v.soc_knee, v.taper_cutoff_frac
+                std_eta_c[k], std_eta_d[k] = v.eta_charge, v.eta_discharge
+            else:
+                caps = [p.pack_capacity_kwh for p in specs if p.pack_standard == self.standards[k] and p.pack_capacity_kwh]
+                if not caps:
+                    problems.append(Problem("business_models[].stations", f"no capacity for pack standard {self.standards[k]!r}",
+                                            "give stations[].pack_capacity_kwh or add vehicles with that pack_standard"))
+                    continue
+                std_capacity[k] = caps[0]
+        if problems:
+            raise ScenarioError(problems)
+        # station (S,) arrays
+        self.st_packs = np.array([p.packs for p in specs], np.int64)
+        self.st_grid_limit_kw = np.array([p.grid_limit_kw for p in specs], float)
+        self.st_bidirectional = np.array([p.bidirectional for p in specs], bool)
+        self.st_max_swaps_per_day = np.array([p.max_swaps_per_day for p in specs], float)
+        self.st_rate_per_step = np.minimum(
+            np.array([p.bays * dt_h * 3600.0 / p.swap_time_s for p in specs]), self.st_max_swaps_per_day * dt_h / 24.0
+        )
+        self.st_interval_min = self.step_min / self.st_rate_per_step
+        self._credits = np.zeros(S)
+        self.slot_start = np.concatenate([[0], np.cumsum(self.st_packs)]).astype(np.int64)
+        R = int(self.slot_start[-1])
+        self.slot_station = np.repeat(np.arange(S), self.st_packs)
+        self.slot_p_max_kw = np.repeat([p.slot_p_max_kw for p in specs], self.st_packs).astype(float)
+
+        # packs: first one per swappable vehicle, then the racks
+        swappable = np.flatnonzero(veh_std >= 0)
+        nv = swappable.size
+        P = nv + R
+        pk_std = np.concatenate([veh_std[swappable], st_std[self.slot_station]]).astype(np.int8)
+        init_soc = np.repeat([s.initial_soc for s in cfg.stations], self.st_packs)
+        cap = std_capacity[pk_std]
+        self.packs = Packs(
+            standard=pk_std,
+            chemistry=std_chem[pk_std],
+            capacity_kwh=cap,
+            soh=np.ones(P),
+            e_kwh=np.concatenate([f.e_kwh[swappable], init_soc * cap[nv:]]),
+            station=np.concatenate([np.full(nv, -1), self.slot_station]).astype(np.int32),
+            slot=np.concatenate([np.full(nv, -1), np.arange(R)]).astype(np.int32),
+            vehicle=np.concatenate([swappable, np.full(R, -1)]).astype(np.int64),
+            e_charged_kwh=np.zeros(P), e_discharged_kwh=np.zeros(P), e_loss_kwh=np.zeros(P),
+            e_throughput_kwh=np.zeros(P), e_rack_discharged_kwh=np.zeros(P),
+            n_swaps=np.zeros(P, np.int32), wear_cost_cny_per_kwh=np.zeros(P),
+        )
+        self.pack_knee = std_knee[pk_std]
+        self.pack_cutoff = std_cutoff[pk_std]
+        self.pack_eta_c = std_eta_c[pk_std]  # rack chargers as efficient as the vehicles' own
+        self.pack_eta_d = std_eta_d[pk_std]
+        self.slot_pack = np.arange(nv, P, dtype=np.int64)
+        self.veh_pack = np.full(n, -1, np.int64)
+        self.veh_pack[swappable] = np.arange(nv)
+        self.veh_below_kwh = np.where(veh_std >= 0, below, -np.inf)
+        self.veh_standard = veh_std
+        # preferred station per vehicle: random among the compatible ones (a proxy for where they drive)
+        rng = np.random.default_rng(np.random.SeedSequence(model.seed_value, spawn_key=(STREAM_SWAP,)))
+        self.veh_pref = np.full(n, -1, np.int64)
+        for k in range(len(self.standards)):
+            sts = np.flatnonzero(st_std == k)
+            vk = np.flatnonzero(veh_std == k)
+            if sts.size and vk.size:
+                self.veh_pref[vk] = sts[rng.integers(0, sts.size, vk.size)]
+        self.compat = st_std[None, :] == np.arange(len(self.standards))[:, None]  # (standards, S)
+        # queues: per vehicle (FIFO by sequence number)
+        self.q_station = np.full(n, -1, np.int64)
+        self.q_seq = np.zeros(n, np.int64)
+        self.q_since = np.zeros(n, np.int64)
+        self.q_loc = np.zeros(n, np.int8)
+        self.q_site = np.full(n, -1, np.int32)
+        self.q_p_max = np.zeros(n)
+        self.q_est = np.zeros(n, np.int64)
+        self._seq = 0
+        self.n_queued = 0
+        # per-step counters and recording
+        self.p_kw = np.zeros(S)
+        self._demand = np.zeros(S)
+        self._swaps_step = np.zeros(S)
+        self._left_step = np.zeros(S)
+        self.st_cost_cny = np.zeros(S)
+        self.st_revenue_cny = np.zeros(S)
+        self.st_wear_cny = np.zeros(S)
+        self.veh_swap_net_kwh = np.zeros(n)  # energy a vehicle gained by swaps (in - out), per vehicle
+        self.n_rec = model.n_steps
+        self.rec = {c: np.zeros((self.n_rec, S)) for c in STATION_COLUMNS}
+        self._rows: list[dict] = []
+        self.price = model.price_cny_per_kwh
+        self.v2g_price = model.v2g_price_cny_per_kwh
+        self.agents = [SwapStation(model, self, k) for k in range(S)]
+
+    # ------------------------------------------------------------------ views
+
+    def usable_kwh(self, pk: np.ndarray) -> np.ndarray:
+        return self.packs.capacity_kwh[pk] * self.packs.soh[pk]
+
+    def ready_counts(self) -> np.ndarray:
+        """Ready packs per station, shape (S,)."""
+        pk = self.slot_pack
+        ready = self.packs.e_kwh[pk] >= self.cfg.ready_soc * self.usable_kwh(pk) - 1e-9
+        return np.bincount(self.slot_station, weights=ready, minlength=self.n_stations).astype(np.int64)
+
+    def queue_counts(self) -> np.ndarray:
+        q = self.q_station[self.q_station >= 0] if self.n_queued else np.empty(0, np.int64)
+        return np.bincount(q, minlength=self.n_stations)
+
+    def pack_e_kwh(self) -> np.ndarray:
+        """Live energy of every pack (rack and vehicles), shape (P,)."""
+        e = self.packs.e_kwh.copy()
+        inv = self.packs.vehicle >= 0
+        e[inv] = self.model.fleet.e_kwh[self.packs.vehicle[inv]]
+        return e
+
+    # ------------------------------------------------------------------ mobility hooks
+
+    def depart(self, step: int, v: np.ndarray) -> None:
+        """Queued drivers whose next trip starts leave the queue without a swap."""
+        if not self.n_queued:
+            return
+        q = v[self.q_station[v] >= 0]
+        if q.size:
+            self._leave(step, q, "departed")
+
+    def arrive(self, step, v, e_kwh, loc, site, p_max_kw, est_step, replay) -> np.ndarray:
+        """Arriving vehicles ``v`` with energy ``e_kwh`` (after the trip): returns the mask of
+        those who head to a swap station instead (held in its queue), shape (k,)."""
+        go = (e_kwh < self.veh_below_kwh[v]) & ~replay
+        if not go.any():
+            return go
+        w = np.flatnonzero(go)
+        vw = v[w]
+        score = (self.ready_counts() - self.queue_counts()).astype(float)
+        sc = np.where(self.compat[self.veh_standard[vw]], score[None, :], -np.inf)
+        sc[np.arange(vw.size), self.veh_pref[vw]] += 0.5
+        st = np.argmax(sc, axis=1)
+        self.q_station[vw] = st
+        self.q_seq[vw] = self._seq + np.arange(vw.size)
+        self._seq += vw.size
+        self.q_since[vw] = step
+        self.q_loc[vw] = loc[w]
+        self.q_site[vw] = site[w]
+        self.q_p_max[vw] = p_max_kw[w]
+        self.q_est[vw] = est_step[w]
+        self.n_queued += vw.size
+        self._demand += np.bincount(st, minlength=self.n_stations)
+        self.model.fleet.location[vw] = DRIVING  # on the forecourt, not parked at a charger
+        return go
+
+    def release(self, step: int):
+        """Serve the queues (FIFO, bays, ready packs); return the arrivals to finish:
+        (v, loc, site, p_max_kw, est_step) of drivers swapped or leaving, or None."""
+        if step == self.model.n_warmup and step > 0:
+            self._reset()
+        self._swaps_step[:] = 0.0
+        if not self.n_queued:
+            self._credits[:] = 0.0  # idle bays bank nothing
+            return None
+        qv = np.flatnonzero(self.q_station >= 0)
+        is_late = (step - self.q_since[qv]) * self.step_min > self.cfg.max_wait_min + 1e-9
+        late = qv[is_late]
+        out_v = [late]
+        if late.size:
+            self._leave(step, late, "waited too long", finish=False)
+            qv = qv[~is_late]
+        qv = qv[np.lexsort((self.q_seq[qv], self.q_station[qv]))]
+        qst = self.q_station[qv]
+        pk = self.slot_pack
+        e = self.packs.e_kwh[pk]
+        ready = e >= self.cfg.ready_soc * self.usable_kwh(pk) - 1e-9
+        avail = self._credits + self.st_rate_per_step
+        served_v, served_slot, pos = [], [], []
+        for k in np.unique(qst):  # loop over the few stations with a queue
+            qk = qv[qst == k]
+            lo, hi = self.slot_start[k], self.slot_start[k + 1]
+            rs = lo + np.flatnonzero(ready[lo:hi])
+            rs = rs[np.argsort(-e[rs], kind="stable")]
+            m = int(min(qk.size, rs.size, np.floor(avail[k] + 1e-9)))
+            avail[k] -= m
+            if m:
+                served_v.append(qk[:m])
+                served_slot.append(rs[:m])
+                pos.append(np.arange(m))
+        # a busy bay carries the fraction of a swap into the next step; an idle one banks nothing
+        busy = np.bincount(qst, minlength=self.n_stations) > 0
+        self._credits = np.where(busy, avail - np.floor(avail + 1e-9), 0.0).clip(0.0, 1.0)
+        if served_v:
+            sv = np.concatenate(served_v)
+            self._swap(step, sv, np.concatenate(served_slot), np.concatenate(pos))
+            out_v.append(sv)
+        v = np.concatenate(out_v)
+        if not v.size:
+            return None
+        rel = (v, self.q_loc[v].copy(), self.q_site[v].copy(), self.q_p_max[v].copy(), self.q_est[v].copy())
+        self.q_station[v] = -1
+        self.n_queued -= v.size
+        return rel
+
+    def _swap(self, step, v, slots, pos) -> None:
+        """Vehicle ``v[i]`` gives its pack to rack slot ``slots[i]`` and takes the pack there."""
+        f = self.model.fleet
+        pk = self.packs
+        out_p = self.veh_pack[v]  # leaves the vehicle
+        in_p = self.slot_pack[slots]  # enters the vehicle
+        st = self.slot_station[slots]
+        e_out = f.e_kwh[v].copy()
+        e_in = pk.e_kwh[in_p].copy()
+        pk.e_kwh[out_p] = e_out
+        pk.vehicle[out_p], pk.station[out_p], pk.slot[out_p] = -1, st, slots
+        pk.vehicle[in_p], pk.station[in_p], pk.slot[in_p] = v, -1, -1
+        pk.n_swaps[out_p] += 1
+        pk.n_swaps[in_p] += 1
+        self.slot_pack[slots] = out_p
+        self.veh_pack[v] = in_p
+        e_new = np.minimum(e_in, f.capacity_kwh[v])
+        f.e_kwh[v] = e_new
+        self.veh_swap_net_kwh[v] += e_new - e_out
+        self._swaps_step += np.bincount(st, minlength=self.n_stations)
+        wait = (step - self.q_since[v]) * self.step_min + pos * self.st_interval_min[st]
+        self._row(step, st, v, out_p, in_p, e_out, e_new, wait, "swapped")
+
+    def _leave(self, step, v, why, finish=True) -> None:
+        st = self.q_station[v]
+        self._left_step += np.bincount(st, minlength=self.n_stations)
+        e = self.model.fleet.e_kwh[v]
+        self._row(step, st, v, self.veh_pack[v], np.full(v.size, -1), e, e, (step - self.q_since[v]) * self.step_min, why)
+        if finish:  # departed: the destination arrival never happens
+            self.q_station[v] = -1
+            self.n_queued -= v.size
+
+    def _row(self, step, st, v, out_p, in_p, e_out, e_in, wait, outcome) -> None:
+        if step < self.model.n_warmup:
+            return
+        self._rows.append({"step": np.full(v.size, step), "station": st.astype(np.int64), "vehicle": v.astype(np.int64),
+                           "pack_out": out_p.astype(np.int64), "pack_in": in_p.astype(np.int64),
+                           "e_out_kwh": np.asarray(e_out, float), "e_in_kwh": np.asarray(e_in, float),
+                           "wait_min": np.asarray(wait, float), "outcome": np.full(v.size, outcome, object)})
+
+    # ------------------------------------------------------------------ phases 3-4: EMS and rack physics
+
+    def observation(self, step: int) -> StationObservation:
+        pk = self.slot_pack
+        cap = self.usable_kwh(pk)
+        knee = self.pack_knee[pk]
+        return StationObservation(
+            step=step, dt_h=self.dt_h, price=float(self.price[step]), v2g_price=float(self.v2g_price[step]),
+            n_stations=self.n_stations, slot_station=_ro(self.slot_station), slot_start=_ro(self.slot_start),
+            e_kwh=_ro(self.packs.e_kwh[pk]), capacity_kwh=_ro(cap), e_ready_kwh=_ro(self.cfg.ready_soc * cap),
+            e_full_kwh=_ro(cap * (1.0 - self.pack_cutoff[pk] * (1.0 - knee))), slot_p_max_kw=_ro(self.slot_p_max_kw),
+            eta_charge=_ro(self.pack_eta_c[pk]), eta_discharge=_ro(self.pack_eta_d[pk]),
+            wear_cost_cny_per_kwh=_ro(self.packs.wear_cost_cny_per_kwh[pk]), st_packs=_ro(self.st_packs),
+            st_grid_limit_kw=_ro(self.st_grid_limit_kw), st_bidirectional=_ro(self.st_bidirectional),
+            queue=_ro(self.queue_counts()), demand=_ro(self._demand.copy()),
+            feeder_headroom_kw=float(getattr(self.model.feeder, "headroom_kw", float("inf"))),
+            prev_charge_kw=float(np.maximum(self.p_kw, 0.0).sum()),
+        )
+
+    def power(self, step: int) -> np.ndarray:
+        """Ask the EMS, clip to slot, pack and station limits, charge/discharge the racks for
+        one step; settle and record. Returns grid-side kW per station, shape (S,)."""
+        obs = self.observation(step)
+        req = np.asarray(self.strategy.plan_packs(obs), float)
+        self._demand[:] = 0.0
+        pk = self.slot_pack
+        packs = self.packs
+        st = self.slot_station
+        dt = self.dt_h
+        # limits: slot power, discharge permission, then the station connection (pro rata)
+        p = np.clip(np.nan_to_num(req), -self.slot_p_max_kw * self.st_bidirectional[st], self.slot_p_max_kw)
+        load = np.bincount(st, weights=np.maximum(p, 0.0), minlength=self.n_stations)
+        feed = np.bincount(st, weights=np.maximum(-p, 0.0), minlength=self.n_stations)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            k_load = np.where(load > self.st_grid_limit_kw, self.st_grid_limit_kw / load, 1.0)
+            k_feed = np.where(feed > self.st_grid_limit_kw, self.st_grid_limit_kw / feed, 1.0)
+        p = np.where(p > 0, p * k_load[st], p * k_feed[st])
+        e0 = packs.e_kwh[pk]
+        cap = obs.capacity_kwh
+        eta_c, eta_d = obs.eta_charge, obs.eta_discharge
+        p_batt_max = self.slot_p_max_kw * eta_c
+        charging = p > 0
+        e1 = np.where(charging, charge_to(e0, cap, self.pack_knee[pk] * cap, obs.e_full_kwh, np.where(charging, p, 0.0) * eta_c,
+                                          p_batt_max, dt), e0)
+        discharging = p < 0
+        if discharging.any():
+            floor = np.minimum(e0, self.cfg.discharge_floor_soc * cap)
+            e1 = np.where(discharging, discharge_to(e0, floor, np.where(discharging, -p, 0.0) / eta_d, dt), e1)
+        de = e1 - e0
+        grid_kwh = np.where(de > 0, de / eta_c, de * eta_d)
+        packs.e_kwh[pk] = e1
+        packs.e_charged_kwh[pk] += np.maximum(grid_kwh, 0.0)
+        packs.e_discharged_kwh[pk] += np.maximum(-grid_kwh, 0.0)
+        packs.e_loss_kwh[pk] += np.abs(grid_kwh - de)
+        packs.e_throughput_kwh[pk] += np.abs(de)
+        packs.e_rack_discharged_kwh[pk] += np.maximum(-de, 0.0)
+        p_slot = grid_kwh / dt
+        charge_kw = np.bincount(st, weights=np.maximum(p_slot, 0.0), minlength=self.n_stations)
+        dis_kw = np.bincount(st, weights=np.maximum(-p_slot, 0.0), minlength=self.n_stations)
+        self.p_kw = charge_kw - dis_kw
+        # settlement: energy bought at the tariff, fed back at the V2G price (+ a request's reward)
+        reward = self.strategy.request_reward[step]
+        cost = charge_kw * dt * self.price[step]
+        revenue = dis_kw * dt * (self.v2g_price[step] + reward)
+        w = self.cfg.wear_cny_per_kwh
+        wear_each = packs.wear_cost_cny_per_kwh[pk] if w == "model" else float(w)
+        wear = np.bincount(st, weights=np.maximum(-de, 0.0) * wear_each, minlength=self.n_stations)
+        self.st_cost_cny += cost
+        self.st_revenue_cny += revenue
+        self.st_wear_cny += wear
+        r = step - self.model.n_warmup
+        if r >= 0:
+            rec = self.rec
+            rec["p_kw"][r] = self.p_kw
+            rec["charge_kw"][r] = charge_kw
+            rec["discharge_kw"][r] = dis_kw
+            rec["packs_ready"][r] = self.ready_counts()
+            rec["queue"][r] = self.queue_counts()
+            rec["swaps"][r] = self._swaps_step
+            rec["left"][r] = self._left_step
+            rec["swap_capacity"][r] = self.st_rate_per_step
+            rec["e_rack_kwh"][r] = np.bincount(st, weights=e1, minlength=self.n_stations)
+            rec["cost_cny"][r] = cost
+            rec["revenue_cny"][r] = revenue
+            rec["wear_cost_cny"][r] = wear
+        self._left_step[:] = 0.0
+        return self.p_kw
+
+    def _reset(self) -> None:
+        """End of the warm-up: zero the accumulators (state is kept)."""
+        pk = self.packs
+        for a in (pk.e_charged_kwh, pk.e_discharged_kwh, pk.e_loss_kwh, pk.e_throughput_kwh, pk.e_rack_discharged_kwh, pk.n_swaps,
+                  self.st_cost_cny, self.st_revenue_cny, self.st_wear_cny, self.veh_swap_net_kwh, self._left_step):
+            a[:] = 0
+        self._rows.clear()
+
+    # ------------------------------------------------------------------ results
+
+    def tables(self, times: pd.DatetimeIndex, clock: pd.DatetimeIndex) -> dict[str, pd.DataFrame]:
+        """``stations``: long table (time, station_id, one column per STATION_COLUMNS, units in
+        names); ``swaps``: one row per driver at a station (swapped or left)."""
+        S = self.n_stations
+        cats = pd.Categorical(np.tile(self.station_ids, len(times)), categories=self.station_ids)
+        stations = pd.DataFrame({"time": np.repeat(times.values, S), "station_id": cats,
+                                 **{c: self.rec[c].ravel() for c in STATION_COLUMNS}})
+        for c in ("packs_ready", "queue", "swaps", "left"):
+            stations[c] = stations[c].astype(np.int64)
+        if self._rows:
+            d = {k: np.concatenate([r[k] for r in self._rows]) for k in self._rows[0]}
+        else:
+            d = {"step": np.empty(0, np.int64), "station": np.empty(0, np.int64), "vehicle": np.empty(0, np.int64),
+                 "pack_out": np.empty(0, np.int64), "pack_in": np.empty(0, np.int64), "e_out_kwh": np.empty(0),
+                 "e_in_kwh": np.empty(0), "wait_min": np.empty(0), "outcome": np.empty(0, object)}
+        cap = self.model.fleet.capacity_kwh[d["vehicle"]]
+        swaps = pd.DataFrame({
+            "time": pd.DatetimeIndex(clock.values[d["step"]]),
+            "station_id": pd.Categorical.from_codes(d["station"], categories=self.station_ids),
+            "vehicle": d["vehicle"], "pack_out": d["pack_out"], "pack_in": d["pack_in"],
+            "soc_out": d["e_out_kwh"] / cap, "soc_in": d["e_in_kwh"] / cap,
+            "e_out_kwh": d["e_out_kwh"], "e_in_kwh": d["e_in_kwh"], "wait_min": d["wait_min"],
+            "outcome": pd.Categorical(d["outcome"], categories=["swapped", "waited too long", "departed"]),
+        })
+        return {"stations": stations, "swaps": swaps}
+
+    def system_columns(self) -> dict[str, np.ndarray]:
+        """Per recorded step: swap_charge_kw, swap_discharge_kw (both >= 0), swap_packs_ready."""
+        return {"swap_charge_kw": self.rec["charge_kw"].sum(1), "swap_discharge_kw": self.rec["discharge_kw"].sum(1),
+                "swap_packs_ready": self.rec["packs_ready"].sum(1)}
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "station_cost_cny": float(self.st_cost_cny.sum()),
+            "station_revenue_cny": float(self.st_revenue_cny.sum()),
+            "station_wear_cost_cny": float(self.st_wear_cny.sum()),
+            "station_loss_kwh": float(self.packs.e_loss_kwh.sum()),
+        }

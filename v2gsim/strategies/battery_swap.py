@@ -1,0 +1,293 @@
+"""Battery swapping: the operator owns the packs; its stations' energy management is the strategy.
+
+A ``battery_swap`` entry of ``business_models`` lists swap stations. At build time the strategy
+creates a :class:`~v2gsim.agents.swap_station.SwapNetwork` (the stations as Mesa agents, every
+pack of every swappable vehicle and rack as arrays) and hands it to the engine, which then
+(phase 2) redirects low vehicles to a station, queues them and swaps packs; (phase 3) asks this
+strategy's :meth:`BatterySwap.plan_packs` — the station EMS — for a power per rack pack;
+(phase 4) clips and applies it; (phase 5) puts each station's power on the feeder.
+
+For vehicles plugged at chargers of the sites this entry controls (if any), the strategy charges
+like ``uncontrolled``: the swap operator does not run those chargers. With its defaults (no
+stations) it is uncontrolled charging.
+
+The EMS, vectorised over all rack packs (``R`` of them):
+
+1. Forecast: swaps expected at each station in each hour of the day, an exponential average of
+   the demand seen on past days (seeded with ``forecast_prior_utilisation`` of the station's
+   daily capacity, so the first day starts prudent).
+2. Packs needed ready over the next ``forecast_horizon_h`` hours (+ the queue + a reserve). The
+   fullest packs of each station, up to that number, are *reserved*. Those for the queue, the
+   reserve and the next hour's swaps are *urgent*: if not ready they charge at full slot power
+   whatever the price or the feeder. The other reserved packs charge at the pace that has them
+   ready when the forecast expects to need them.
+3. Other rack packs are *idle*: they charge when the price is cheap (at or below the
+   ``cheap_quantile`` of the next 24 h), and discharge (bidirectional stations only) down to
+   ``discharge_floor_soc`` when a grid request window is active, or when feeding back pays:
+   ``v2g_price * eta_d - wear_cost > min price of the next 24 h / eta_c + v2g_margin`` (per
+   battery kWh).
+4. All but the urgent charging stays within the feeder's headroom (as seen in the last step);
+   the station's grid limit is shared in priority order: urgent, reserved, then idle packs
+   (fullest first); discharge is shared the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from importlib import resources
+from typing import Annotated, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from v2gsim.strategies.base import Dispatch, Observation, Strategy, StrategyConfig, register
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SwapStationPreset(_Frozen):
+    name: str
+    pack_standard: str
+    packs: Annotated[int, Field(gt=0, le=1000)]
+    bays: Annotated[int, Field(gt=0, le=20)] = 1
+    swap_time_s: Annotated[float, Field(gt=0, le=3600)]
+    max_swaps_per_day: Annotated[float, Field(gt=0, le=100_000)]
+    slot_p_max_kw: Annotated[float, Field(gt=0, le=1000)]
+    grid_limit_kw: Annotated[float, Field(gt=0, le=100_000)]
+    bidirectional: bool = False
+    pack_capacity_kwh: Annotated[float, Field(gt=0, le=1500)] | None = None
+
+
+@functools.cache
+def station_presets() -> dict[str, SwapStationPreset]:
+    """The bundled swap-station presets (``scenario/presets/swap_stations.yaml``), by name."""
+    text = resources.files("v2gsim").joinpath("scenario/presets/swap_stations.yaml").read_text()
+    return {k: SwapStationPreset.model_validate(v) for k, v in yaml.safe_load(text).items()}
+
+
+class SwapStationConfig(_Frozen):
+    """One swap station; any preset figure can be overridden."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", description="unique station id")]
+    preset: str = Field(default="nio_gen3", description="station generation: nio_gen2, nio_gen3, nio_gen4, aulton, catl_choco")
+    bus: Annotated[int, Field(ge=0)] | Literal["auto"] | None = Field(
+        default=None, description="feeder.network bus of the station (auto: a load bus drawn by load, the default with a network)"
+    )
+    packs: Annotated[int, Field(gt=0, le=1000, description="packs in the rack (one charging slot each)")] | None = None
+    bays: Annotated[int, Field(gt=0, le=20, description="swap lanes")] | None = None
+    swap_time_s: Annotated[float, Field(gt=0, le=3600, description="time of one swap")] | None = None
+    max_swaps_per_day: Annotated[float, Field(gt=0, le=100_000, description="daily swap capacity")] | None = None
+    slot_p_max_kw: Annotated[float, Field(gt=0, le=1000, description="power of one rack slot, grid side")] | None = None
+    grid_limit_kw: Annotated[float, Field(gt=0, le=100_000, description="station grid connection, both directions")] | None = None
+    bidirectional: bool | None = Field(default=None, description="the rack can discharge packs into the grid")
+    pack_standard: str | None = Field(default=None, description="overrides the preset's pack standard")
+    pack_capacity_kwh: Annotated[float, Field(gt=0, le=1500)] | None = Field(
+        default=None, description="pack capacity if no vehicle of the scenario carries this standard"
+    )
+    initial_soc: Annotated[float, Field(ge=0, le=1, description="state of charge of the rack packs at the start")] = 0.9
+
+    @field_validator("preset")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        known = station_presets()
+        if v not in known:
+            import difflib
+
+            close = difflib.get_close_matches(v, list(known), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown swap-station preset {v!r}; {hint}known: {', '.join(known)}")
+        return v
+
+    def resolved(self) -> SwapStationPreset:
+        """The preset with this station's overrides applied."""
+        base = station_presets()[self.preset].model_dump()
+        for k in base:
+            v = getattr(self, k, None)
+            if v is not None and k != "name":
+                base[k] = v
+        return SwapStationPreset.model_validate(base)
+
+
+class DischargeRequest(_Frozen):
+    """A grid operator's call on the swap stations to feed back during a window."""
+
+    start: datetime = Field(description="start of the window, local time")
+    hours: Annotated[float, Field(gt=0, le=24, description="length of the window")]
+    p_kw: Annotated[float, Field(gt=0)] | None = Field(default=None, description="requested discharge per station; None = as much as idle packs give")
+    reward_cny_per_kwh: Annotated[float, Field(ge=0, le=100, description="paid per kWh fed back on top of the V2G price")] = 0.0
+
+
+class BatterySwapConfig(StrategyConfig):
+    kind: Literal["battery_swap"] = "battery_swap"
+    stations: list[SwapStationConfig] = Field(default_factory=list, description="the operator's swap stations")
+    ready_soc: Annotated[float, Field(gt=0.3, le=1.0, description="a rack pack at or above this SOC can be swapped in")] = 0.9
+    max_wait_min: Annotated[float, Field(ge=0, le=1440, description="drivers waiting longer than this leave without a swap")] = 30.0
+    reserve_packs: Annotated[int, Field(ge=0, le=100, description="ready packs kept on top of the forecast")] = 2
+    forecast_horizon_h: Annotated[float, Field(ge=0.25, le=24, description="hours of forecast swaps kept ready")] = 3.0
+    forecast_prior_utilisation: Annotated[
+        float, Field(ge=0, le=1, description="share of the daily swap capacity assumed before any demand is seen")
+    ] = 0.3
+    cheap_quantile: Annotated[float, Field(ge=0, le=1, description="idle packs charge when the price is at or below this quantile of the next 24 h")] = 0.35
+    v2g: bool = Field(default=True, description="discharge idle packs when the V2G price pays (bidirectional stations)")
+    v2g_margin_cny_per_kwh: Annotated[
+        float, Field(ge=0, le=10, description="idle packs feed back for price only when it earns this much per kWh over refilling")
+    ] = 0.1
+    discharge_floor_soc: Annotated[float, Field(ge=0, le=0.9, description="idle packs are not discharged below this SOC")] = 0.3
+    wear_cny_per_kwh: Annotated[float, Field(ge=0, le=10)] | Literal["model"] = Field(
+        default=0.1,
+        description="battery wear cost per kWh discharged from a pack: a constant, or 'model' to read each pack's "
+        "wear_cost_cny_per_kwh (set by the wear model)",
+    )
+    discharge_requests: list[DischargeRequest] = Field(default_factory=list, description="grid request windows")
+
+
+def _window_stats(x: np.ndarray, w: int, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per position i: quantile q and minimum of x[i : i + w] (the window clipped at the end)."""
+    pad = np.concatenate([x, np.full(w - 1, np.nan)])
+    win = np.lib.stride_tricks.sliding_window_view(pad, w)
+    return np.nanquantile(win, q, axis=1), np.nanmin(win, axis=1)
+
+
+@register("battery_swap")
+class BatterySwap(Strategy):
+    """Uncontrolled charging at its sites plus the swap stations' energy management."""
+
+    config_cls = BatterySwapConfig
+
+    def __init__(self, config: BatterySwapConfig, context):
+        super().__init__(config, context)
+        self.network = None
+
+    # ------------------------------------------------------------------ engine hooks
+
+    def bind(self, model) -> None:
+        """Create the swap stations and register them with the engine (no stations: nothing)."""
+        if not self.config.stations:
+            return
+        from v2gsim.agents.swap_station import SwapNetwork
+
+        self.network = SwapNetwork(model, self)
+        model.hooks.append(self.network)
+        ctx = self.context
+        n = len(ctx.times)
+        spd = int(round(24 / ctx.dt_h))
+        self.cheap_price, self.refill_price = _window_stats(np.asarray(ctx.price_cny_per_kwh, float), spd, self.config.cheap_quantile)
+        self.request_p_kw = np.zeros(n)  # inf = as much as possible
+        self.request_reward = np.zeros(n)
+        self.request_active = np.zeros(n, bool)
+        times = ctx.times
+        for r in self.config.discharge_requests:
+            m = (times >= np.datetime64(r.start)) & (times < np.datetime64(r.start) + np.timedelta64(int(r.hours * 3600), "s"))
+            self.request_active |= m
+            self.request_p_kw[m] = r.p_kw if r.p_kw is not None else np.inf
+            self.request_reward[m] = r.reward_cny_per_kwh
+        net = self.network
+        s_n = net.n_stations
+        self.hour_of_step = np.asarray(times.hour, np.int64)
+        prior = self.config.forecast_prior_utilisation * net.st_max_swaps_per_day / 24.0
+        self.forecast = np.repeat(prior[:, None], 24, axis=1)  # swaps per hour of day, (S, 24)
+        self._today = np.zeros((s_n, 24))
+        self._day_of_step = np.asarray((times - times[0].normalize()).days, np.int64)
+        self._day = int(self._day_of_step[0])
+
+    def decide(self, obs: Observation) -> Dispatch:
+        idx = obs.wanting_idx
+        f = obs.fleet
+        p_to_stop_kw = (f.e_stop_kwh[idx] - f.e_kwh[idx]) / (f.eta_charge[idx] * obs.dt_h)
+        return Dispatch(idx, np.minimum(f.p_plug_max_kw[idx], p_to_stop_kw))
+
+    def kpis(self) -> dict[str, float]:
+        return {}  # the swap KPIs come from the stations/swaps tables (v2gsim.metrics.swap_kpis)
+
+    # ------------------------------------------------------------------ the station EMS
+
+    def plan_packs(self, obs) -> np.ndarray:
+        """Requested grid-side power per rack slot, shape (R,); > 0 charges, < 0 discharges.
+
+        ``obs`` is a :class:`~v2gsim.agents.swap_station.StationObservation` (read-only).
+        """
+        cfg = self.config
+        s = obs.step
+        # learn the demand by hour of day (a day's counts fold in when the day is over)
+        day = int(self._day_of_step[s])
+        if day != self._day:
+            self.forecast = 0.5 * self.forecast + 0.5 * self._today
+            self._today[:] = 0.0
+            self._day = day
+        self._today[:, self.hour_of_step[s]] += obs.demand
+        # swaps expected over the horizon, from the hourly forecast (fractional hours pro rata)
+        h_now = self.hour_of_step[s]
+        hours = cfg.forecast_horizon_h
+        whole = int(hours)
+        cols = (h_now + np.arange(whole + 1)) % 24
+        weights = np.ones(whole + 1)
+        weights[-1] = hours - whole
+        expected = self.forecast[:, cols] @ weights
+        need = np.minimum(obs.st_packs, np.ceil(expected - 1e-9).astype(np.int64) + obs.queue + cfg.reserve_packs)
+
+        st = obs.slot_station
+        e = obs.e_kwh
+        cap = obs.capacity_kwh
+        # rank of each slot within its station by energy, fullest first
+        order = np.lexsort((-e, st))
+        rank = np.empty(e.size, np.int64)
+        rank[order] = np.arange(e.size) - obs.slot_start[st[order]]
+        reserved = rank < need[st]
+        ready = e >= obs.e_ready_kwh - 1e-9
+        room = obs.e_full_kwh - e > 1e-6
+        p_max = obs.slot_p_max_kw
+        cheap = obs.price <= self.cheap_price[s] + 1e-12
+        # urgent: packs for the queue, the reserve and the next hour's swaps charge at full power;
+        # the other reserved packs at the pace that has them ready when the forecast needs them
+        rate_h = expected / hours  # swaps per hour
+        n_urgent = obs.queue + cfg.reserve_packs + np.ceil(rate_h - 1e-9).astype(np.int64)
+        short = reserved & ~ready & room
+        urgent = short & (rank < n_urgent[st])
+        t_need_h = np.maximum((rank - n_urgent[st] + 1) / np.maximum(rate_h[st], 1e-9), obs.dt_h)
+        pace = np.minimum(p_max, (obs.e_ready_kwh - e) / (obs.eta_charge * t_need_h))
+        p = np.where(urgent, p_max, 0.0)
+        p = np.where(short & ~urgent, pace, p)
+        p = np.where(room & cheap, p_max, p)  # cheap hours: fill every pack
+        # everything but the urgent part stays within the feeder's headroom (seen last step)
+        budget = max(0.0, obs.feeder_headroom_kw + obs.prev_charge_kw - float(p[urgent].sum()))
+        flex = np.where(urgent, 0.0, p)
+        if flex.sum() > budget:
+            zero = np.zeros(e.size, np.int64)
+            p = np.where(urgent, p, _share(flex, zero, np.array([budget]), np.lexsort((-e, ~reserved)), 1))
+        # discharge idle packs when asked or when it pays
+        floor = cfg.discharge_floor_soc * cap
+        can = obs.st_bidirectional[st] & ~reserved & (e > floor + 1e-6)
+        if cfg.wear_cny_per_kwh == "model":
+            wear = obs.wear_cost_cny_per_kwh
+        else:
+            wear = np.full(e.size, float(cfg.wear_cny_per_kwh))
+        pays = cfg.v2g and obs.v2g_price * obs.eta_discharge - wear > self.refill_price[s] / obs.eta_charge + cfg.v2g_margin_cny_per_kwh
+        asked = bool(self.request_active[s])
+        dis = can & (pays | asked)
+        p = np.where(dis, -p_max, p)
+        # share the station limit in priority order: reserved first, then the fullest (charge)
+        # or the fullest (discharge)
+        limit = obs.st_grid_limit_kw.copy()
+        p_c = _share(np.maximum(p, 0.0), st, limit, np.lexsort((-e, ~reserved, ~urgent, st)), obs.n_stations)
+        lim_d = np.minimum(limit, self.request_p_kw[s]) if asked and not np.any(pays) else limit
+        p_d = _share(np.maximum(-p, 0.0), st, lim_d, np.lexsort((-e, st)), obs.n_stations)
+        return p_c - p_d
+
+
+def _share(p: np.ndarray, station: np.ndarray, limit: np.ndarray, order: np.ndarray, n_st: int) -> np.ndarray:
+    """Grant non-negative requests ``p`` in ``order`` (grouped by station) until each station's
+    ``limit`` is used up; shapes (R,), (R,), (S,), (R,)."""
+    ps = p[order]
+    ss = station[order]
+    cum = np.cumsum(ps)
+    totals = np.bincount(ss, weights=ps, minlength=n_st)
+    start = np.concatenate([[0.0], np.cumsum(totals)[:-1]])
+    before = cum - ps - start[ss]
+    granted = np.clip(limit[ss] - before, 0.0, ps)
+    out = np.empty_like(p)
+    out[order] = granted
+    return out
