@@ -549,8 +549,9 @@ def _check_pool_starts(pool: cf.ProcessPoolExecutor) -> None:
     except BrokenProcessPool as exc:
         pool.shutdown(wait=False, cancel_futures=True)
         raise RuntimeError(
-            "local worker processes die as they start; when sweeping from a script, put the "
-            "call under `if __name__ == \"__main__\":` (workers are spawned and re-import it)") from exc
+            "local worker processes die as they start: v2gsim fails to import in a fresh "
+            "process (see the traceback above), or a script calls the sweep without "
+            "`if __name__ == \"__main__\":` (workers are spawned and re-import it)") from exc
 
 
 def _run_dask(tasks: Sequence[_Task], client, on_done: OnDone) -> None:
