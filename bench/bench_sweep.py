@@ -44,7 +44,7 @@ def write_sweep(directory: Path, n_runs: int, base: str = "smoke") -> Path:
 
 def time_sweep(path: Path, workdir: Path, **kwargs) -> tuple[float, float]:
     """(wall time of the sweep, seconds per run between the first and the last finished run)."""
-    from v2gsim.sweep import run_sweep
+    from v2gsim.sweeps import run_sweep
 
     out = Path(tempfile.mkdtemp(dir=workdir))
     stamps: list[float] = []
@@ -59,7 +59,7 @@ def time_sweep(path: Path, workdir: Path, **kwargs) -> tuple[float, float]:
 def time_loop(path: Path) -> tuple[float, float]:
     """(seconds per run in a warm loop, seconds to resolve all scenarios)."""
     import v2gsim
-    from v2gsim.sweep import load_sweep
+    from v2gsim.sweeps import load_sweep
 
     sw = load_sweep(path)
     t0 = time.perf_counter()
@@ -81,7 +81,7 @@ def main() -> None:
     ap.add_argument("--append", action="store_true", help="append to --out instead of replacing it")
     args = ap.parse_args()
 
-    from v2gsim.sweep import machine_description
+    from v2gsim.sweeps import machine_description
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -18,7 +18,7 @@ from scipy import stats
 import v2gsim
 from v2gsim.errors import ScenarioError
 from v2gsim.results import scenario_hash
-from v2gsim.sweep import FAULT_ENV, cli_main, load_sweep, run_sweep, summarize
+from v2gsim.sweeps import FAULT_ENV, cli_main, load_sweep, run_sweep, summarize
 from v2gsim.sweep_plots import kpi_heatmap, kpi_vs_parameter
 
 KPIS = ["peak_load_kw", "energy_charged_kwh", "unmet_energy_kwh"]

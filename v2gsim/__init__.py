@@ -21,14 +21,19 @@ __all__ = [
     "bundled_scenarios",
     "load_scenario",
     "run",
+    "sweep",
 ]
 
 
-def __getattr__(name):  # keep `import v2gsim` light: Mesa is loaded on first use of the model
+def __getattr__(name):  # keep `import v2gsim` light: Mesa and Dask load on first use
     if name == "V2GModel":
         from v2gsim.model import V2GModel
 
         return V2GModel
+    if name == "sweep":  # the function; the module is v2gsim.sweeps
+        from v2gsim.sweeps import run_sweep
+
+        return run_sweep
     raise AttributeError(name)
 
 

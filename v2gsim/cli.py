@@ -222,7 +222,7 @@ def _cmd_compare(args) -> int:
 
 def _cmd_sweep(args) -> int:
     try:
-        from v2gsim.sweep import cli_main
+        from v2gsim.sweeps import cli_main
     except ImportError as exc:  # pragma: no cover - the sweep module is optional until it lands
         print(f"v2gsim: sweeps are not available in this build ({exc})", file=sys.stderr)
         return EXIT_FAIL

@@ -1,4 +1,4 @@
-"""Figures of a sweep summary (see `v2gsim.sweep.summarize`): a KPI against one parameter with
+"""Figures of a sweep summary (see `v2gsim.sweeps.summarize`): a KPI against one parameter with
 its confidence band, and a heat map of a KPI over two parameters.
 
 Built with the matplotlib object API (`matplotlib.figure.Figure`), never pyplot, so nothing
