@@ -15,7 +15,7 @@ slot ``r`` of the global slot arrays belongs to ``slot_station[r]``; ``slot_pack
 pack in it.
 
 Wear: ``Packs.soh`` (state of health, 1.0 until the wear model ages packs; usable capacity is
-``capacity_kwh * soh``), ``e_throughput_kwh`` (battery-side |dE| while racked),
+``capacity_kwh * soh``; call :meth:`SwapNetwork.invalidate_slots` after changing it), ``e_throughput_kwh`` (battery-side |dE| while racked),
 ``e_rack_discharged_kwh`` and ``wear_cost_cny_per_kwh`` (read by the EMS with
 ``wear_cny_per_kwh: model``) are per-pack arrays a vectorised wear model can read and write.
 
@@ -279,6 +279,9 @@ class SwapNetwork:
         self.q_est = np.zeros(n, np.int64)
         self._seq = 0
         self.n_queued = 0
+        self._qcount = np.zeros(S, np.int64)
+        self._slot_version = object()  # replaced at every swap: invalidates the per-slot cache
+        self._slot_cache = None
         # per-step counters and recording
         self.p_kw = np.zeros(S)
         self._demand = np.zeros(S)
@@ -302,13 +305,27 @@ class SwapNetwork:
 
     def ready_counts(self) -> np.ndarray:
         """Ready packs per station, shape (S,)."""
-        pk = self.slot_pack
-        ready = self.packs.e_kwh[pk] >= self.cfg.ready_soc * self.usable_kwh(pk) - 1e-9
+        ready = self.packs.e_kwh[self.slot_pack] >= self._slot_static()[5] - 1e-9
         return np.bincount(self.slot_station, weights=ready, minlength=self.n_stations).astype(np.int64)
 
     def queue_counts(self) -> np.ndarray:
-        q = self.q_station[self.q_station >= 0] if self.n_queued else np.empty(0, np.int64)
-        return np.bincount(q, minlength=self.n_stations)
+        """Drivers waiting per station, shape (S,)."""
+        return self._qcount.copy()
+
+    def invalidate_slots(self) -> None:
+        """Call after changing per-pack ``soh`` (the wear model) so the racks' limits follow."""
+        self._slot_version = object()
+
+    def _slot_static(self):
+        """Per-slot attributes that change only with a swap (or a new state of health):
+        usable capacity, CC-CV knee and end, efficiencies; cached until the racks change."""
+        if self._slot_cache is None or self._slot_cache[0] is not self._slot_version:
+            pk = self.slot_pack
+            cap = self.usable_kwh(pk)
+            knee = self.pack_knee[pk]
+            self._slot_cache = (self._slot_version, cap, knee * cap, cap * (1.0 - self.pack_cutoff[pk] * (1.0 - knee)),
+                                self.pack_eta_c[pk], self.pack_eta_d[pk], self.cfg.ready_soc * cap)
+        return self._slot_cache[1:]
 
     def pack_e_kwh(self) -> np.ndarray:
         """Live energy of every pack (rack and vehicles), shape (P,)."""
@@ -348,7 +365,9 @@ class SwapNetwork:
         self.q_p_max[vw] = p_max_kw[w]
         self.q_est[vw] = est_step[w]
         self.n_queued += vw.size
-        self._demand += np.bincount(st, minlength=self.n_stations)
+        came = np.bincount(st, minlength=self.n_stations)
+        self._qcount += came
+        self._demand += came
         self.model.fleet.location[vw] = DRIVING  # on the forecourt, not parked at a charger
         return go
 
@@ -370,9 +389,8 @@ class SwapNetwork:
             qv = qv[~is_late]
         qv = qv[np.lexsort((self.q_seq[qv], self.q_station[qv]))]
         qst = self.q_station[qv]
-        pk = self.slot_pack
-        e = self.packs.e_kwh[pk]
-        ready = e >= self.cfg.ready_soc * self.usable_kwh(pk) - 1e-9
+        e = self.packs.e_kwh[self.slot_pack]
+        ready = e >= self._slot_static()[5] - 1e-9
         avail = self._credits + self.st_rate_per_step
         served_v, served_slot, pos = [], [], []
         for k in np.unique(qst):  # loop over the few stations with a queue
@@ -397,6 +415,7 @@ class SwapNetwork:
         if not v.size:
             return None
         rel = (v, self.q_loc[v].copy(), self.q_site[v].copy(), self.q_p_max[v].copy(), self.q_est[v].copy())
+        self._qcount -= np.bincount(self.q_station[v], minlength=self.n_stations)
         self.q_station[v] = -1
         self.n_queued -= v.size
         return rel
@@ -416,6 +435,7 @@ class SwapNetwork:
         pk.n_swaps[out_p] += 1
         pk.n_swaps[in_p] += 1
         self.slot_pack[slots] = out_p
+        self._slot_version = object()
         self.veh_pack[v] = in_p
         e_new = np.minimum(e_in, f.capacity_kwh[v])
         f.e_kwh[v] = e_new
@@ -430,6 +450,7 @@ class SwapNetwork:
         e = self.model.fleet.e_kwh[v]
         self._row(step, st, v, self.veh_pack[v], np.full(v.size, -1), e, e, (step - self.q_since[v]) * self.step_min, why)
         if finish:  # departed: the destination arrival never happens
+            self._qcount -= np.bincount(st, minlength=self.n_stations)
             self.q_station[v] = -1
             self.n_queued -= v.size
 
@@ -445,14 +466,13 @@ class SwapNetwork:
 
     def observation(self, step: int) -> StationObservation:
         pk = self.slot_pack
-        cap = self.usable_kwh(pk)
-        knee = self.pack_knee[pk]
+        cap, _, e_full, eta_c, eta_d, e_ready = self._slot_static()
         return StationObservation(
             step=step, dt_h=self.dt_h, price=float(self.price[step]), v2g_price=float(self.v2g_price[step]),
             n_stations=self.n_stations, slot_station=_ro(self.slot_station), slot_start=_ro(self.slot_start),
-            e_kwh=_ro(self.packs.e_kwh[pk]), capacity_kwh=_ro(cap), e_ready_kwh=_ro(self.cfg.ready_soc * cap),
-            e_full_kwh=_ro(cap * (1.0 - self.pack_cutoff[pk] * (1.0 - knee))), slot_p_max_kw=_ro(self.slot_p_max_kw),
-            eta_charge=_ro(self.pack_eta_c[pk]), eta_discharge=_ro(self.pack_eta_d[pk]),
+            e_kwh=_ro(self.packs.e_kwh[pk]), capacity_kwh=_ro(cap), e_ready_kwh=_ro(e_ready),
+            e_full_kwh=_ro(e_full), slot_p_max_kw=_ro(self.slot_p_max_kw),
+            eta_charge=_ro(eta_c), eta_discharge=_ro(eta_d),
             wear_cost_cny_per_kwh=_ro(self.packs.wear_cost_cny_per_kwh[pk]), st_packs=_ro(self.st_packs),
             st_grid_limit_kw=_ro(self.st_grid_limit_kw), st_bidirectional=_ro(self.st_bidirectional),
             queue=_ro(self.queue_counts()), demand=_ro(self._demand.copy()),
@@ -474,16 +494,17 @@ class SwapNetwork:
         p = np.clip(np.nan_to_num(req), -self.slot_p_max_kw * self.st_bidirectional[st], self.slot_p_max_kw)
         load = np.bincount(st, weights=np.maximum(p, 0.0), minlength=self.n_stations)
         feed = np.bincount(st, weights=np.maximum(-p, 0.0), minlength=self.n_stations)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            k_load = np.where(load > self.st_grid_limit_kw, self.st_grid_limit_kw / load, 1.0)
-            k_feed = np.where(feed > self.st_grid_limit_kw, self.st_grid_limit_kw / feed, 1.0)
-        p = np.where(p > 0, p * k_load[st], p * k_feed[st])
+        lim = self.st_grid_limit_kw
+        if (load > lim).any() or (feed > lim).any():  # the EMS normally keeps within it
+            k_load = lim / np.maximum(load, lim)
+            k_feed = lim / np.maximum(feed, lim)
+            p = np.where(p > 0, p * k_load[st], p * k_feed[st])
         e0 = packs.e_kwh[pk]
         cap = obs.capacity_kwh
         eta_c, eta_d = obs.eta_charge, obs.eta_discharge
         p_batt_max = self.slot_p_max_kw * eta_c
         charging = p > 0
-        e1 = np.where(charging, charge_to(e0, cap, self.pack_knee[pk] * cap, obs.e_full_kwh, np.where(charging, p, 0.0) * eta_c,
+        e1 = np.where(charging, charge_to(e0, cap, self._slot_static()[1], obs.e_full_kwh, np.where(charging, p, 0.0) * eta_c,
                                           p_batt_max, dt), e0)
         discharging = p < 0
         if discharging.any():

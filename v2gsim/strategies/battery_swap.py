@@ -22,13 +22,14 @@ The EMS, vectorised over all rack packs (``R`` of them):
    whatever the price or the feeder. The other reserved packs charge at the pace that has them
    ready when the forecast expects to need them.
 3. Other rack packs are *idle*: they charge when the price is cheap (at or below the
-   ``cheap_quantile`` of the next 24 h), and discharge (bidirectional stations only) down to
-   ``discharge_floor_soc`` when a grid request window is active, or when feeding back pays:
+   ``cheap_quantile`` of the next 24 h) or a request window starts within the horizon. Packs
+   beyond those the forecast needs until the next cheap hour discharge (bidirectional stations
+   only) down to ``discharge_floor_soc`` when a grid request window is active, or when it pays:
    ``v2g_price * eta_d - wear_cost > min price of the next 24 h / eta_c + v2g_margin`` (per
    battery kWh).
 4. All but the urgent charging stays within the feeder's headroom (as seen in the last step);
-   the station's grid limit is shared in priority order: urgent, reserved, then idle packs
-   (fullest first); discharge is shared the same way.
+   the station's grid limit is shared fullest pack first (reserved packs are the fullest);
+   discharge is shared the same way.
 """
 
 from __future__ import annotations
@@ -185,6 +186,18 @@ class BatterySwap(Strategy):
             self.request_active |= m
             self.request_p_kw[m] = r.p_kw if r.p_kw is not None else np.inf
             self.request_reward[m] = r.reward_cny_per_kwh
+        # a request starts within the forecast horizon: fill idle packs for it
+        ahead = max(1, int(round(self.config.forecast_horizon_h / ctx.dt_h)))
+        act = np.concatenate([self.request_active, np.zeros(ahead + 1, bool)])
+        self.request_soon = np.zeros(n, bool)
+        for k in range(1, ahead + 1):
+            self.request_soon |= act[k : k + n]
+        self.request_soon &= ~self.request_active
+        # hours until the next cheap step (within a day), to protect packs until they can be refilled cheaply
+        price = np.asarray(ctx.price_cny_per_kwh, float)
+        cheap_idx = np.flatnonzero(price <= self.cheap_price + 1e-12)
+        nxt = cheap_idx[np.minimum(np.searchsorted(cheap_idx, np.arange(n)), cheap_idx.size - 1)] if cheap_idx.size else np.full(n, n)
+        self.h_to_cheap = np.clip((nxt - np.arange(n)) * ctx.dt_h, 0.0, 24.0)
         net = self.network
         s_n = net.n_stations
         self.hour_of_step = np.asarray(times.hour, np.int64)
@@ -224,9 +237,7 @@ class BatterySwap(Strategy):
         hours = cfg.forecast_horizon_h
         whole = int(hours)
         cols = (h_now + np.arange(whole + 1)) % 24
-        weights = np.ones(whole + 1)
-        weights[-1] = hours - whole
-        expected = self.forecast[:, cols] @ weights
+        expected = self.forecast[:, cols[:-1]].sum(1) + (hours - whole) * self.forecast[:, cols[-1]]
         need = np.minimum(obs.st_packs, np.ceil(expected - 1e-9).astype(np.int64) + obs.queue + cfg.reserve_packs)
 
         st = obs.slot_station
@@ -251,16 +262,20 @@ class BatterySwap(Strategy):
         pace = np.minimum(p_max, (obs.e_ready_kwh - e) / (obs.eta_charge * t_need_h))
         p = np.where(urgent, p_max, 0.0)
         p = np.where(short & ~urgent, pace, p)
-        p = np.where(room & cheap, p_max, p)  # cheap hours: fill every pack
+        p = np.where(room & (cheap | self.request_soon[s]), p_max, p)  # cheap hours, or before a request: fill every pack
         # everything but the urgent part stays within the feeder's headroom (seen last step)
         budget = max(0.0, obs.feeder_headroom_kw + obs.prev_charge_kw - float(p[urgent].sum()))
         flex = np.where(urgent, 0.0, p)
         if flex.sum() > budget:
             zero = np.zeros(e.size, np.int64)
-            p = np.where(urgent, p, _share(flex, zero, np.array([budget]), np.lexsort((-e, ~reserved)), 1))
+            p = np.where(urgent, p, _share(flex, zero, np.array([budget]), order, 1))
         # discharge idle packs when asked or when it pays
         floor = cfg.discharge_floor_soc * cap
-        can = obs.st_bidirectional[st] & ~reserved & (e > floor + 1e-6)
+        # only packs not needed before the next cheap refill may be discharged
+        h_keep = max(hours, float(self.h_to_cheap[s]))
+        cols_k = (h_now + np.arange(int(np.ceil(h_keep)))) % 24
+        keep = np.minimum(obs.st_packs, np.ceil(self.forecast[:, cols_k].sum(1) - 1e-9).astype(np.int64) + obs.queue + cfg.reserve_packs)
+        can = obs.st_bidirectional[st] & (rank >= np.maximum(need, keep)[st]) & (e > floor + 1e-6)
         if cfg.wear_cny_per_kwh == "model":
             wear = obs.wear_cost_cny_per_kwh
         else:
@@ -271,10 +286,10 @@ class BatterySwap(Strategy):
         p = np.where(dis, -p_max, p)
         # share the station limit in priority order: reserved first, then the fullest (charge)
         # or the fullest (discharge)
-        limit = obs.st_grid_limit_kw.copy()
-        p_c = _share(np.maximum(p, 0.0), st, limit, np.lexsort((-e, ~reserved, ~urgent, st)), obs.n_stations)
+        limit = obs.st_grid_limit_kw
+        p_c = _share(np.maximum(p, 0.0), st, limit, order, obs.n_stations)
         lim_d = np.minimum(limit, self.request_p_kw[s]) if asked and not np.any(pays) else limit
-        p_d = _share(np.maximum(-p, 0.0), st, lim_d, np.lexsort((-e, st)), obs.n_stations)
+        p_d = _share(np.maximum(-p, 0.0), st, lim_d, order, obs.n_stations) if dis.any() else 0.0
         return p_c - p_d
 
 

@@ -1,0 +1,114 @@
+"""Runtime of each business model against the uncontrolled baseline (issue 4: none above 3×).
+
+Usage:
+    python bench/bench_business_models.py                    # 10,000 and 100,000 vehicles, one week
+    python bench/bench_business_models.py --sizes 10000 --models distributed
+
+Each measurement runs in a fresh process. The city is the one of ``bench_core.py`` (private
+commuters 85 %, ride-hailing 10 %, buses 5 %; home piles, work, public and depot chargers;
+Guangdong TOU; 15-minute steps; no warm-up) with V2G-capable private cars and 20 % of home
+piles bidirectional. Each model adds its own ``business_models`` entry in ``MODELS`` (add yours
+there); results go to ``bench/business_models_results.md`` by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import platform
+import time
+from collections.abc import Callable
+
+# one entry per business model: the scenario's business_models list for the city
+MODELS: dict[str, list[dict] | Callable[[int], list[dict]]] = {
+    "uncontrolled": [{"kind": "uncontrolled"}],
+    # the operator runs the public V2G chargers and the bus depot; homes and work stay uncontrolled
+    "centralized": [
+        {"kind": "centralized", "sites": ["public", "depot"],
+         "requests": [{"kind": "discharge_call", "start": "2026-07-06T19:00", "hours": 1, "p_kw": 500, "daily": True}]},
+        {"kind": "uncontrolled"},
+    ],
+    "distributed": [{
+        "kind": "distributed",
+        "invitations": [{"start": "2026-07-08T18:00", "hours": 2, "reward_cny_per_kwh": 4, "announced_h_ahead": 24}],
+    }],
+    # the ride-hailing Roewe Ei5s are Aulton-swappable: one Aulton station (40 packs) per 150 of them,
+    # a daily evening discharge call; every site stays uncontrolled (a function of the fleet size n)
+    "battery_swap": lambda n: [{
+        "kind": "battery_swap",
+        "stations": [{"id": f"aulton_{i}", "preset": "aulton", "packs": 40, "grid_limit_kw": 1250}
+                     for i in range(max(1, round(n * 0.10 / 150)))],
+        "discharge_requests": [{"start": f"2026-07-{6 + d:02d}T18:00", "hours": 2, "reward_cny_per_kwh": 1.0} for d in range(7)],
+    }],
+}
+
+
+def scenario_dict(n: int, days: int, business_models: list[dict]) -> dict:
+    return {
+        "name": f"bench business models {n} x {days} d",
+        "seed": 1,
+        "time": {"start": "2026-07-06T00:00", "step_min": 15, "horizon_days": days, "warmup_days": 0},
+        "feeder": {"transformer_kva": max(630, n * 4), "households": n * 3},
+        "tariff": {"preset": "guangdong"},
+        "sites": [
+            {"id": "homes", "kind": "home", "p_max_kw": 7, "bidirectional_share": 0.2},
+            {"id": "work", "kind": "work", "p_max_kw": 7, "chargers": max(1, n // 10)},
+            {"id": "public", "kind": "public", "p_max_kw": 60, "chargers": max(1, n // 50), "bidirectional_share": 0.3},
+            {"id": "depot", "kind": "depot", "p_max_kw": 150, "chargers": max(1, n // 40), "bidirectional_share": 0.5},
+        ],
+        "population": [
+            {"archetype": "private_commuter", "count": int(n * 0.85), "vehicle": "byd_dolphin_44_v2g", "home_site": "homes",
+             "home_charger_share": 0.7, "work_site": "work", "public_site": "public"},
+            {"archetype": "ride_hailing", "count": int(n * 0.10), "vehicle": "roewe_ei5_52", "home_site": "homes",
+             "home_charger_share": 0.3, "public_site": "public"},
+            {"archetype": "city_bus", "count": n - int(n * 0.85) - int(n * 0.10), "vehicle": "city_bus_350", "home_site": "depot"},
+        ],
+        "business_models": business_models,
+        "outputs": {"session_sample": 1000, "plots": False},
+    }
+
+
+def _measure(model_name: str, n: int, days: int, q) -> None:
+    from v2gsim.model import V2GModel
+    from v2gsim.scenario.schema import Scenario
+
+    t0 = time.perf_counter()
+    bm = MODELS[model_name]
+    model = V2GModel(Scenario.model_validate(scenario_dict(n, days, bm(n) if callable(bm) else bm)))
+    build_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    res = model.run()
+    run_s = time.perf_counter() - t1
+    q.put({"model": model_name, "vehicles": n, "days": days, "build_s": build_s, "run_s": run_s,
+           "v2g_energy_kwh": res.kpis["v2g_energy_kwh"], "peak_load_kw": res.kpis["peak_load_kw"]})
+
+
+def measure(model_name: str, n: int, days: int) -> dict:
+    q = mp.get_context("spawn").Queue()
+    p = mp.get_context("spawn").Process(target=_measure, args=(model_name, n, days, q))
+    p.start()
+    out = q.get()
+    p.join()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--days", type=int, default=7)
+    ap.add_argument("--models", nargs="+", default=list(MODELS))
+    args = ap.parse_args()
+    print(f"# {platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    print("| model | vehicles | days | build s | run s | × uncontrolled | V2G kWh | peak kW |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n in args.sizes:
+        base = None
+        for name in ["uncontrolled"] + [m for m in args.models if m != "uncontrolled"]:
+            r = measure(name, n, args.days)
+            base = r["run_s"] if name == "uncontrolled" else base
+            print(f"| {name} | {n:,} | {args.days} | {r['build_s']:.1f} | {r['run_s']:.1f} | {r['run_s'] / base:.2f} | "
+                  f"{r['v2g_energy_kwh']:.0f} | {r['peak_load_kw']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
