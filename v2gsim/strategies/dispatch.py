@@ -19,7 +19,9 @@ energy changes by ``eta_ch * p_ch * dt_h - p_dis * dt_h / eta_dis``.
 
 Modelling choices (documented, tested):
 
-* Wear cost is charged on grid-side throughput: ``wear_cny_per_kwh * (p_ch + p_dis) * dt_h``.
+* Wear cost is charged on grid-side throughput: ``w_i * (p_ch + p_dis) * dt_h`` with
+  ``w_i = wear_cny_per_kwh + wear_vehicle_cny_per_kwh[i]`` (a constant plus a per-vehicle
+  marginal wear price, e.g. from a wear model).
 * The reserve ``e_min_kwh`` is a hard lower bound while plugged; a vehicle that arrives below it
   may stay at its arrival energy (bound ``min(e_min, e0)``) rather than make the LP infeasible.
 * The need ``e_need_kwh`` applies at departure. If departure is beyond the horizon, the need at
@@ -127,6 +129,7 @@ class DispatchProblem:
     eta_ch: np.ndarray | float = 0.95
     eta_dis: np.ndarray | float = 0.95
     wear_cny_per_kwh: float = 0.0
+    wear_vehicle_cny_per_kwh: np.ndarray | float = 0.0
     p_site_max_kw: np.ndarray | float = np.inf
     p_site_min_kw: np.ndarray | float = -np.inf
     p_feeder_headroom_kw: np.ndarray | float | None = None
@@ -182,11 +185,17 @@ class DispatchProblem:
         s(self, "p_site_min_kw", smin)
         if self.wear_cny_per_kwh < 0:
             raise ValueError("wear_cny_per_kwh must be >= 0")
+        s(self, "wear_vehicle_cny_per_kwh", _vec("wear_vehicle_cny_per_kwh", self.wear_vehicle_cny_per_kwh, n, lo=0))
         if self.penalty_need_cny_per_kwh <= 0 or self.penalty_request_cny_per_kwh <= 0:
             raise ValueError("penalties must be > 0")
         s(self, "requests", tuple(self.requests))
 
     # -- derived arrays (cheap; recomputed on access) -------------------------------------
+
+    @property
+    def wear_total_cny_per_kwh(self) -> np.ndarray:
+        """Wear price per vehicle (n,): the constant plus the per-vehicle part."""
+        return self.wear_cny_per_kwh + self.wear_vehicle_cny_per_kwh
 
     @property
     def window(self) -> tuple[np.ndarray, np.ndarray]:
@@ -322,7 +331,7 @@ def evaluate_schedule(
     e[:, 1:] += prob.e0_kwh[:, None]
     energy = float(dt * (pc.sum(0) @ prob.price_buy_cny_per_kwh))
     revenue = float(dt * (pd.sum(0) @ prob.price_v2g_cny_per_kwh))
-    wear = float(prob.wear_cny_per_kwh * dt * (pc.sum() + pd.sum()))
+    wear = float(dt * (prob.wear_total_cny_per_kwh @ (pc.sum(1) + pd.sum(1))))
     _, d = prob.window
     need = prob.need_eff_kwh
     unmet = np.maximum(need - e[np.arange(n), d], 0.0)
@@ -384,7 +393,7 @@ def plan_exact(prob: DispatchProblem, *, max_binary_rounds: int = 5) -> Dispatch
     ub[o_s:] = np.where(np.isfinite(cap), np.inf, 0.0)
 
     c = np.zeros(nv)
-    w = prob.wear_cny_per_kwh
+    w = np.repeat(prob.wear_total_cny_per_kwh, T)
     c[o_pc:o_pc + nT] = dt * (np.tile(prob.price_buy_cny_per_kwh, n) + w)
     c[o_pd:o_pd + nT] = dt * (w - np.tile(prob.price_v2g_cny_per_kwh, n))
     c[o_u:o_s] = prob.penalty_need_cny_per_kwh
@@ -611,7 +620,15 @@ def plan_aggregate(prob: DispatchProblem, *, interval_bounds: bool = True) -> Ag
     ub[o_ve] = 0.0
     ub[o_vd] = 0.0
     ub[o_s:] = np.where(np.isfinite(cap), np.inf, 0.0)
-    w = prob.wear_cny_per_kwh
+    # per-step wear price of the plugged fleet, weighted by charger power (the constant alone
+    # when there is no per-vehicle part)
+    wv = prob.wear_vehicle_cny_per_kwh
+    w = np.full(T, prob.wear_cny_per_kwh)
+    if np.any(wv > 0):
+        plug_f = prob.plugged.astype(float)
+        wgt = plug_f.T @ np.maximum(prob.p_ch_max_kw, prob.p_dis_max_kw)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = w + np.where(wgt > 0, (plug_f.T @ (wv * np.maximum(prob.p_ch_max_kw, prob.p_dis_max_kw))) / wgt, 0.0)
     c = np.zeros(nv)
     c[o_pc:o_pd] = dt * (prob.price_buy_cny_per_kwh + w)
     c[o_pd:o_e] = dt * (w - prob.price_v2g_cny_per_kwh)

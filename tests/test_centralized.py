@@ -1,0 +1,333 @@
+"""Centralized strategy: plan optimality against an independent LP, limits, requests, re-planning,
+and full model runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.optimize import linprog
+
+from v2gsim.model import V2GModel
+from v2gsim.strategies.base import FleetView, Observation, StrategyContext
+from v2gsim.strategies.centralized import Centralized, CentralizedConfig
+
+from helpers import scenario
+
+# ------------------------------------------------------------------------------------------
+# a tiny hand-stepped harness: fleet arrays, an observation per step, linear battery physics
+
+
+class Harness:
+    def __init__(self, n, T, *, dt=0.5, cap=50.0, e0=20.0, p=20.0, dis=True, dep=None, e_min=10.0,
+                 e_stop=None, buy=None, v2g=None, limit=np.inf, headroom=None, eta=0.95, **cfg):
+        self.n, self.T, self.dt = n, T, dt
+        bc = lambda x, dtype=float: np.broadcast_to(np.asarray(x, dtype=dtype), (n,)).copy()  # noqa: E731
+        self.e = bc(e0)
+        self.cap = bc(cap)
+        self.p_max = bc(p)
+        self.can = bc(dis, bool)
+        self.eta = bc(eta)
+        self.dep = bc(T if dep is None else dep, np.int64)
+        self.e_min = bc(e_min)
+        self.e_stop = bc(cap if e_stop is None else e_stop)
+        self.plugged = np.ones(n, bool)
+        self.site = np.zeros(n, np.int64)
+        self.wear = np.zeros(n)
+        t_h = np.arange(T) * dt
+        self.buy = np.asarray(buy if buy is not None else 0.6 + 0.4 * np.sin(2 * np.pi * (t_h - 9) / 24), float)
+        self.v2g = np.asarray(v2g if v2g is not None else 0.7 * self.buy, float)
+        self.headroom = headroom  # callable(step, net_kw_last) -> kW, or None
+        times = pd.date_range("2026-07-06", periods=T, freq=f"{int(dt * 60)}min")
+        ctx = StrategyContext(("hub",), times, dt, self.buy, self.v2g,
+                              extra={"site_index": (0,), "site_p_limit_kw": (float(limit),)})
+        self.strategy = Centralized(CentralizedConfig(**cfg), ctx)
+        self.p_hist = np.zeros((n, T))
+        self.net_hist = np.zeros(T)
+        self.room_hist = np.full(T, np.inf)
+
+    def obs(self, s):
+        known = dict(e_kwh=self.e, capacity_kwh=self.cap, e_stop_kwh=self.e_stop, e_min_departure_kwh=self.e_min,
+                     p_plug_max_kw=np.where(self.plugged, self.p_max, 0.0), can_discharge=self.can & self.plugged,
+                     bidirectional=self.can.copy(), eta_charge=self.eta, eta_discharge=self.eta,
+                     t_depart_est_step=np.where(self.plugged, self.dep, -1), site=np.where(self.plugged, self.site, -1),
+                     wear_cost_cny_per_kwh=self.wear)
+        # fields this strategy does not read are zeros
+        fv = FleetView(**{k: known.get(k, np.zeros(self.n)) for k in FleetView.__dataclass_fields__})
+        room = np.inf
+        if self.headroom is not None:
+            room = self.headroom(s) - (self.net_hist[s - 1] if s > 0 else 0.0)
+        self.room_hist[s] = room + (self.net_hist[s - 1] if s > 0 else 0.0)
+        return Observation(s, None, self.dt, float(self.buy[s]), float(self.v2g[s]), fv, self.plugged.copy(),
+                           self.e < self.e_stop, room)
+
+    def step(self, s):
+        d = self.strategy.decide(self.obs(s))
+        p = np.zeros(self.n)
+        p[d.idx] = d.p_kw
+        assert np.all(self.plugged[d.idx])
+        # linear battery, the engine's limits
+        p = np.clip(p, -self.p_max * self.can, self.p_max)
+        up = np.minimum(p, np.maximum(self.cap - self.e, 0) / (self.eta * self.dt))
+        down = np.maximum(p, -np.maximum(self.e - self.e_min, 0) * self.eta / self.dt)
+        p = np.where(p > 0, up, down)
+        self.e = self.e + np.where(p > 0, self.eta * p * self.dt, p * self.dt / self.eta)
+        self.p_hist[:, s] = p
+        self.net_hist[s] = p.sum()
+        return p
+
+    def run(self, until=None):
+        for s in range(self.T if until is None else until):
+            self.step(s)
+            self.plugged &= self.dep > s + 1
+        return self
+
+
+# ------------------------------------------------------------------------------------------
+# independent formulation: dense, no energy variables, no DispatchProblem
+
+
+def independent_plan_cost(h: Harness, cfg: CentralizedConfig) -> float:
+    """Optimal plan cost (incl. the same penalties) from step 0 over the whole harness horizon,
+    from the raw fleet arrays: x = [pc (n*T), pd (n*T), unmet (n), excess (T)]."""
+    n, T, dt = h.n, h.T, h.dt
+    m = cfg.departure_margin_min / 60 / dt
+    dep = np.clip(h.dep - int(round(m)), 1, T)
+    nT = n * T
+    nv = 2 * nT + n + T
+    w = cfg.wear_cny_per_kwh
+    c = np.concatenate([np.tile(dt * (h.buy + w), n), np.tile(dt * (w - h.v2g), n),
+                        np.full(n, cfg.penalty_need_cny_per_kwh), np.full(T, cfg.penalty_request_cny_per_kwh * dt)])
+    A, b = [], []
+    L = np.tril(np.ones((T, T)))
+    for i in range(n):
+        blk = np.zeros((T, nv))
+        blk[:, i * T:(i + 1) * T] = L * h.eta[i] * dt
+        blk[:, nT + i * T:nT + (i + 1) * T] = -L * dt / h.eta[i]
+        A += [blk, -blk]
+        b += [np.full(T, h.cap[i] - h.e[i]), np.full(T, h.e[i] - min(h.e_min[i], h.e[i]))]
+        row = -blk[dep[i] - 1].copy()
+        row[2 * nT + i] = -1.0
+        A.append(row[None])
+        b.append([h.e[i] - min(h.e_stop[i], h.cap[i])])
+    cap_net = np.full(T, np.inf)
+    times = h.strategy.context.times
+    for r in cfg.requests:
+        a = int(np.searchsorted(times, pd.Timestamp(r.start)))
+        e = int(np.searchsorted(times, pd.Timestamp(r.start) + pd.Timedelta(hours=r.hours)))
+        cap_net[a:e] = np.minimum(cap_net[a:e], r.p_kw if r.kind == "peak_shaving" else -r.p_kw)
+    site = np.zeros((T, nv))
+    for i in range(n):
+        site[:, i * T:(i + 1) * T] += np.eye(T)
+        site[:, nT + i * T:nT + (i + 1) * T] -= np.eye(T)
+    fin = np.isfinite(cap_net)
+    soft = site.copy()
+    soft[:, 2 * nT + n:] = -np.eye(T)
+    A.append(soft[fin])
+    b.append(cap_net[fin])
+    lim = h.strategy._site_limit[0]
+    if np.isfinite(lim):
+        A += [site, -site]
+        b += [np.full(T, lim), np.full(T, lim)]
+    tt = np.arange(T)
+    bounds = ([(0, h.p_max[i] if tt[t] < dep[i] else 0) for i in range(n) for t in range(T)]
+              + [(0, h.p_max[i] * h.can[i] if tt[t] < dep[i] else 0) for i in range(n) for t in range(T)]
+              + [(0, None)] * n + [(0, None if fin[t] else 0) for t in range(T)])
+    res = linprog(c, A_ub=np.vstack(A), b_ub=np.concatenate([np.ravel(x) for x in b]), bounds=bounds, method="highs")
+    assert res.status == 0, res.message
+    return float(res.fun)
+
+
+def plan_objective(h: Harness, cfg: CentralizedConfig) -> float:
+    """The held plan's cost plus penalties, evaluated from its powers alone."""
+    P = h.strategy._P
+    n, T, dt = P.shape[0], P.shape[1], h.dt
+    pc, pd = np.maximum(P, 0), np.maximum(-P, 0)
+    w = cfg.wear_cny_per_kwh
+    cost = dt * ((pc.sum(0) @ (h.buy[:T] + w)) + (pd.sum(0) @ (w - h.v2g[:T])))
+    e = h.e[:, None] + np.cumsum(h.eta[:, None] * pc * dt - pd * dt / h.eta[:, None], axis=1)
+    m = int(round(cfg.departure_margin_min / 60 / dt))
+    dep = np.clip(h.dep - m, 1, T)
+    unmet = np.maximum(np.minimum(h.e_stop, h.cap) - e[np.arange(n), dep - 1], 0)
+    short = h.strategy._short  # the plan's power above the request caps (recomputed below for exact)
+    return float(cost + cfg.penalty_need_cny_per_kwh * unmet.sum() + cfg.penalty_request_cny_per_kwh * dt * short.sum())
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("mode", ["exact", "aggregate"])
+def test_plan_matches_independent_lp(seed, mode):
+    rng = np.random.default_rng(seed)
+    n, T = int(rng.integers(1, 5)), int(rng.integers(4, 12))
+    reqs = []
+    if seed % 2:
+        reqs = [{"kind": "discharge_call", "start": "2026-07-06T01:00", "hours": 1.0, "p_kw": 15.0},
+                {"kind": "peak_shaving", "start": "2026-07-06T02:00", "hours": 1.5, "p_kw": 25.0}]
+    kw = dict(dt=0.5, cap=rng.uniform(30, 60, n), p=rng.choice([7.0, 11.0, 22.0], n), dis=rng.random(n) < 0.6,
+              dep=rng.integers(2, T + 1, n), eta=rng.uniform(0.9, 0.97, n), limit=float(rng.choice([np.inf, 30.0])))
+    kw["e0"] = kw["cap"] * rng.uniform(0.2, 0.6, n)
+    kw["e_min"] = 0.2 * kw["cap"]
+    kw["e_stop"] = np.minimum(kw["cap"], kw["e0"] + rng.uniform(0, 1, n) * kw["p"] * (kw["dep"] - 1) * 0.5 * 0.9)
+    cfg = dict(mode=mode, horizon_h=T * 0.5, departure_margin_min=0, requests=reqs, respect_feeder_headroom=False,
+               wear_cny_per_kwh=0.03)
+    h = Harness(n, T, **kw, **cfg)
+    c = h.strategy.config
+    ref = independent_plan_cost(h, c)
+    e0 = h.e.copy()
+    h.step(0)
+    h.e = e0  # evaluate the plan from the state it was made in
+    got = plan_objective(h, c)
+    if mode == "exact":
+        assert got == pytest.approx(ref, rel=1e-6, abs=1e-6)
+    else:  # a feasible plan, no better than the optimum (the 2 % target is tested in test_dispatch)
+        assert got >= ref - 1e-6
+
+
+def test_exact_never_charges_and_discharges_a_vehicle_in_one_step_even_when_it_pays():
+    # V2G price far above the buy price: an LP would burn energy by charging and discharging the
+    # same vehicle in one step; the plan must not (the net column hides nothing: check the parts).
+    plans = []
+    import v2gsim.strategies.centralized as mod
+
+    orig = mod.plan_exact
+
+    def spy(prob):
+        plan = orig(prob)
+        plans.append(plan)
+        return plan
+
+    mod.plan_exact = spy
+    try:
+        T = 6
+        h = Harness(3, T, dt=1.0, buy=np.full(T, 0.3), v2g=np.full(T, 4.0), e0=30.0, cap=60.0, e_min=10.0,
+                    e_stop=30.0, p=10.0, dis=True, mode="exact", wear_cny_per_kwh=0.0, departure_margin_min=0,
+                    respect_feeder_headroom=False, limit=15.0)
+        h.run()
+    finally:
+        mod.plan_exact = orig
+    assert plans and any(pl.n_binary_steps > 0 for pl in plans)  # the rule was binding
+    for pl in plans:
+        assert np.all(np.minimum(pl.p_ch_kw, pl.p_dis_kw) == 0.0)
+
+
+def test_needs_met_at_stated_departure_when_feasible():
+    rng = np.random.default_rng(5)
+    n, T = 12, 48
+    dep = rng.integers(16, T, n)  # each need takes <= 9 full-power steps, the whole fleet's <= 12 at the site limit
+    e0 = rng.uniform(10, 30, n)
+    h = Harness(n, T, dt=0.25, e0=e0, cap=60.0, e_stop=55.0, p=22.0, dep=dep, dis=rng.random(n) < 0.5,
+                limit=200.0, replan_every_min=60, departure_margin_min=0, respect_feeder_headroom=False)
+    e_at_dep = np.full(n, np.nan)
+    for s in range(T):
+        h.step(s)
+        leaving = h.plugged & (h.dep == s + 1)
+        e_at_dep[leaving] = h.e[leaving]
+        h.plugged &= h.dep > s + 1
+    np.testing.assert_array_less(55.0 - 1e-6, e_at_dep)
+    assert np.all(h.net_hist <= 200.0 + 1e-9)
+
+
+def test_discharge_call_honoured_when_feasible_and_v2g_only_at_bidirectional_ports():
+    T = 16
+    dis = np.array([True, True, True, False])
+    h = Harness(4, T, dt=0.5, e0=40.0, cap=60.0, e_min=10.0, e_stop=40.0, p=20.0, dis=dis,
+                requests=[{"kind": "discharge_call", "start": "2026-07-06T03:00", "hours": 1.0, "p_kw": 45.0}],
+                respect_feeder_headroom=False, departure_margin_min=0)
+    h.run()
+    call = slice(6, 8)
+    assert np.all(h.net_hist[call] <= -45.0 + 1e-6)
+    assert np.all(h.p_hist[~dis] >= -1e-12)  # never discharges without a bidirectional port
+    assert np.all(h.p_hist[dis][:, call] <= 0)
+
+
+def test_site_limit_and_feeder_headroom_respected():
+    T = 24
+    rating = 60.0
+    base = 20.0 + 15.0 * (np.arange(T) % 6 == 0)
+    h = Harness(6, T, dt=0.5, e0=10.0, cap=60.0, e_stop=30.0, p=22.0, dis=False, limit=100.0,
+                headroom=lambda s: rating - base[s], departure_margin_min=0)
+    h.run()
+    assert np.all(h.net_hist <= 100.0 + 1e-9)
+    assert np.all(h.net_hist + base <= rating + 1e-6)  # needs are reachable within the room
+    assert np.all(h.e >= 30.0 - 1e-6)
+
+
+def test_replans_when_a_vehicle_leaves_earlier_than_stated():
+    T = 16
+    h = Harness(2, T, dt=0.5, e0=40.0, cap=60.0, e_min=10.0, e_stop=30.0, p=20.0, dis=True,
+                requests=[{"kind": "discharge_call", "start": "2026-07-06T04:00", "hours": 1.0, "p_kw": 20.0}],
+                replan_every_min=600, respect_feeder_headroom=False, departure_margin_min=0)
+    for s in range(3):
+        h.step(s)
+    n0 = h.strategy.stats["replans"]
+    h.plugged[0] = False  # leaves at step 3, stated 16
+    h.step(3)
+    assert h.strategy.stats["replans"] == n0 + 1
+    assert h.strategy._idx.tolist() == [1]
+    for s in range(4, T):
+        h.step(s)
+    np.testing.assert_allclose(h.net_hist[8:10], -20.0, atol=1e-6)  # the one left answers the call alone
+
+
+def test_no_replan_without_events_within_the_interval():
+    h = Harness(2, 12, dt=0.5, replan_every_min=120, respect_feeder_headroom=False)
+    for s in range(4):
+        h.step(s)
+    assert h.strategy.stats["replans"] == 1
+    h.step(4)  # the interval's end
+    assert h.strategy.stats["replans"] == 2
+
+
+# ------------------------------------------------------------------------------------------
+# full model runs
+
+
+HUB = dict(
+    sites=[{"id": "homes", "kind": "home", "p_max_kw": 7},
+           {"id": "hub", "kind": "public", "p_max_kw": 60, "chargers": 8, "bidirectional_share": 0.5, "p_limit_kw": 250}],
+    population=[
+        {"archetype": "ride_hailing", "count": 10, "vehicle": "generic_private_50", "home_site": "homes",
+         "home_charger_share": 0.3, "public_site": "hub"},
+        {"archetype": "private_commuter", "count": 15, "vehicle": "byd_dolphin_44_v2g", "home_site": "homes",
+         "home_charger_share": 0.0, "public_site": "hub", "public_charge_below_soc": 0.7},
+    ],
+)
+
+
+@pytest.mark.parametrize("mode", ["exact", "aggregate"])
+def test_full_run_conserves_energy_and_respects_limits(mode):
+    bm = {"kind": "centralized", "sites": ["hub"], "mode": mode,
+          "requests": [{"kind": "discharge_call", "start": "2026-07-06T19:00", "hours": 1, "p_kw": 60, "daily": True}]}
+    sc = scenario(business_models=[bm, {"kind": "uncontrolled"}], **HUB)
+    m = V2GModel(sc)
+    f = m.fleet
+    e_start = f.e_kwh.copy()
+    for _ in range(m.n_clock):
+        m.step()
+        assert np.all(f.p_kw[f.plugged & ~f.can_discharge] >= -1e-12)
+    balance = f.e_charged_kwh - f.e_discharged_kwh - f.e_loss_kwh - f.e_driven_kwh
+    np.testing.assert_allclose(f.e_kwh - e_start, balance, atol=1e-9)
+    hub = 1
+    assert np.abs(m.recorder.site_p_kw[:, hub]).max() <= 250 + 1e-9
+    assert f.e_discharged_kwh.sum() > 0  # V2G happened
+    st = m.aggregators[0].strategy
+    assert st.stats["replans"] > 0 and st.stats["solve_failures"] == 0
+
+
+def test_kpis_reported_in_results():
+    bm = {"kind": "centralized", "sites": ["hub"]}
+    res = V2GModel(scenario(business_models=[bm, {"kind": "uncontrolled"}], **HUB)).run()
+    assert res.kpis["centralized_replans"] > 0
+    assert "centralized_planned_cap_shortfall_kwh" in res.kpis
+
+
+def test_config_rejects_bad_values():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        CentralizedConfig(mode="fast")
+    with pytest.raises(ValidationError):
+        CentralizedConfig(wear_cny_per_kwh="wear")
+    with pytest.raises(ValidationError):
+        CentralizedConfig(sites=["a"], requests=[{"kind": "peak_shaving", "start": "2026-07-06T10:00", "hours": 1,
+                                                  "p_kw": 5, "site": "b"}])
+    assert CentralizedConfig(wear_cny_per_kwh="model").wear_cny_per_kwh == "model"

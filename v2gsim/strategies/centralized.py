@@ -1,0 +1,394 @@
+"""Centralized V2G: an operator's platform dispatches its stations or depots by linear program.
+
+The operator (one ``business_models`` entry, ``kind: centralized``) plans the charging and
+discharging of every vehicle plugged at its sites on a rolling horizon: it minimises energy cost
+minus V2G revenue plus battery-wear cost subject to each vehicle's energy need at the driver's
+*stated* departure, the reserve the driver insists on, charger and site limits, the feeder's
+headroom and the grid's requests (peak shaving or discharge calls for a time window, listed in
+the scenario). The LPs are :mod:`v2gsim.strategies.dispatch` (HiGHS): one per controlled site,
+exact per-vehicle or aggregate-then-least-laxity-first for large sites.
+
+Between re-plans the strategy holds the plan and returns its column for the current step. It
+re-plans every ``replan_every_min`` minutes, at the end of the plan, and (with
+``replan_on_events``) whenever a vehicle arrived, re-plugged, or left before its stated
+departure since the last plan. The engine still clips every request to the physical limits and
+applies the CC-CV taper, so the plan is an intention; re-planning corrects the drift.
+"""
+
+from __future__ import annotations
+
+import logging
+import time as _time
+from datetime import datetime
+from typing import Annotated, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from v2gsim.strategies.base import (
+    Dispatch,
+    Observation,
+    Strategy,
+    StrategyConfig,
+    StrategyContext,
+    register,
+)
+from v2gsim.strategies.dispatch import (
+    DispatchProblem,
+    GridRequest,
+    disaggregate_llf,
+    plan_aggregate,
+    plan_exact,
+)
+
+__all__ = ["CentralizedConfig", "GridRequestConfig", "Centralized"]
+
+_log = logging.getLogger(__name__)
+
+
+class GridRequestConfig(BaseModel):
+    """A grid-operator request to the operator's sites for a time window.
+
+    ``peak_shaving``: the sites' net power must stay at or below ``p_kw`` (kW import).
+    ``discharge_call``: the sites must feed at least ``p_kw`` (kW export), i.e. net power
+    <= -p_kw. Both are soft in the plan (a large penalty per kWh missed); the planned shortfall
+    is counted in the strategy's ``stats``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["peak_shaving", "discharge_call"]
+    start: datetime = Field(description="window start, local wall-clock time of the scenario")
+    hours: Annotated[float, Field(gt=0, le=24 * 366, description="window length, h")]
+    p_kw: Annotated[float, Field(ge=0, le=1e7, description="peak_shaving: import cap, kW; discharge_call: export, kW")]
+    daily: bool = Field(default=False, description="repeat the window every day of the run at the same time of day")
+    site: str | None = Field(
+        default=None,
+        description="site id the request is for; omitted = all sites of this operator, split in proportion to their plugged power",
+    )
+
+
+class CentralizedConfig(StrategyConfig):
+    """Centralized dispatch by the station/depot operator (see module docstring)."""
+
+    kind: Literal["centralized"] = "centralized"
+    replan_every_min: Annotated[int, Field(ge=1, le=1440, description="re-plan at least every this many minutes")] = 60
+    replan_on_events: bool = Field(
+        default=True, description="also re-plan when vehicles arrived, re-plugged or left before their stated departure"
+    )
+    horizon_h: Annotated[float, Field(gt=0, le=168, description="planning horizon, h")] = 24.0
+    mode: Literal["exact", "aggregate", "auto"] = Field(
+        default="auto",
+        description="exact: one LP over every vehicle; aggregate: LP over the fleet envelope, split least laxity first; "
+        "auto: exact up to exact_max_vehicles plugged at a site",
+    )
+    exact_max_vehicles: Annotated[int, Field(ge=1, le=100_000, description="auto mode: largest site fleet planned exactly")] = 200
+    need: Literal["stop", "min_departure"] = Field(
+        default="stop",
+        description="energy each vehicle must have at its stated departure: the driver's full point (stop) or their minimum",
+    )
+    departure_margin_min: Annotated[int, Field(ge=0, le=720)] = Field(
+        default=30,
+        description="plan to meet each need this many minutes before the driver's stated departure (buffer for "
+        "early departures and the charging taper)",
+    )
+    allow_v2g: bool = Field(default=True, description="discharge bidirectional vehicles at bidirectional chargers")
+    wear_cny_per_kwh: Annotated[float, Field(ge=0, le=10)] | Literal["model"] = Field(
+        default=0.05,
+        description="battery-wear cost per kWh of grid-side throughput, CNY/kWh; 'model' reads each vehicle's marginal "
+        "wear price from the wear model (fleet.wear_cost_cny_per_kwh)",
+    )
+    requests: list[GridRequestConfig] = Field(default_factory=list, description="grid requests (peak shaving, discharge calls)")
+    respect_feeder_headroom: bool = Field(
+        default=True, description="keep the sites' load within the feeder's headroom (soft in the plan, enforced each step)"
+    )
+    penalty_need_cny_per_kwh: Annotated[float, Field(gt=0, le=1e6, description="plan penalty per kWh of need unmet")] = 1000.0
+    penalty_request_cny_per_kwh: Annotated[
+        float, Field(gt=0, le=1e6, description="plan penalty per kWh above a request's cap or the feeder headroom")
+    ] = 100.0
+
+    @model_validator(mode="after")
+    def _request_sites(self):
+        if self.sites is not None:
+            bad = [r.site for r in self.requests if r.site is not None and r.site not in self.sites]
+            if bad:
+                raise ValueError(f"requests name sites {bad} that this business model does not control ({self.sites})")
+        return self
+
+
+@register("centralized")
+class Centralized(Strategy):
+    """Rolling-horizon LP dispatch of the operator's plugged vehicles.
+
+    Attributes:
+        stats: counters for KPIs (read after a run): ``replans``, ``solve_time_s``,
+            ``solve_failures``, ``exact_solves``, ``aggregate_solves``,
+            ``planned_cap_shortfall_kwh`` (energy the executed plan columns sat above a request
+            cap or the feeder headroom), ``headroom_curtailed_kwh`` (charging held back each step
+            to stay within the feeder headroom).
+    """
+
+    config_cls = CentralizedConfig
+
+    def __init__(self, config: CentralizedConfig, context: StrategyContext):
+        super().__init__(config, context)
+        extra = context.extra or {}
+        self._site_index = np.asarray(extra.get("site_index", ()), dtype=np.int64)
+        self._site_limit = np.asarray(extra.get("site_p_limit_kw", np.full(self._site_index.size, np.inf)), dtype=float)
+        dt_h = context.dt_h
+        self._replan_steps = max(1, int(round(config.replan_every_min / 60.0 / dt_h)))
+        self._margin_steps = int(round(config.departure_margin_min / 60.0 / dt_h))
+        self._horizon_steps = max(1, int(np.ceil(config.horizon_h / dt_h - 1e-9)))
+        self._windows = self._request_windows()
+        # the plan held between re-plans
+        self._idx = np.empty(0, dtype=np.int64)  # sorted vehicle indices
+        self._dep = np.empty(0, dtype=np.int64)  # stated departure at plan time
+        self._P = np.zeros((0, 0))
+        self._short = np.zeros(0)
+        self._t0 = -(10**9)
+        self._prev_net_kw = 0.0
+        self.stats: dict[str, float] = {
+            "replans": 0, "solve_time_s": 0.0, "solve_failures": 0, "exact_solves": 0, "aggregate_solves": 0,
+            "planned_cap_shortfall_kwh": 0.0, "headroom_curtailed_kwh": 0.0,
+        }
+
+    # ------------------------------------------------------------------ set-up
+
+    def _request_windows(self) -> list[tuple[int, int, float, str, str | None]]:
+        """Requests as global clock steps: (start, end, p_net_max_kw, kind, site)."""
+        times = self.context.times
+        out = []
+        if len(times) == 0:
+            return out
+        t_first, t_last = times[0], times[-1]
+        for r in self.config.requests:
+            start = pd.Timestamp(r.start)
+            if start.tzinfo is not None:
+                start = start.tz_localize(None)
+            starts = [start]
+            if r.daily:
+                day0 = (t_first.normalize() - start.normalize()).days - 1
+                day1 = (t_last.normalize() - start.normalize()).days + 1
+                starts = [start + pd.Timedelta(days=k) for k in range(day0, day1 + 1)]
+            for st in starts:
+                a = int(np.searchsorted(times, st, side="left"))
+                b = int(np.searchsorted(times, st + pd.Timedelta(hours=r.hours), side="left"))
+                if b > a:
+                    p_net = r.p_kw if r.kind == "peak_shaving" else -r.p_kw
+                    out.append((a, b, float(p_net), r.kind, r.site))
+        return out
+
+    # ------------------------------------------------------------------ each step
+
+    def decide(self, obs: Observation) -> Dispatch:
+        s = obs.step
+        f = obs.fleet
+        cur = obs.plugged_idx
+        if s == getattr(self.context, "n_warmup", 0):  # count the recorded run only
+            self.stats.update({k: type(v)(0) for k, v in self.stats.items()})
+        if self._needs_replan(obs, cur):
+            self._replan(obs, cur)
+        col = s - self._t0
+        pos = np.searchsorted(self._idx, cur)
+        pos_c = np.minimum(pos, max(self._idx.size - 1, 0))
+        known = self._idx[pos_c] == cur if self._idx.size else np.zeros(cur.size, bool)
+        p = np.zeros(cur.size)
+        if col < self._P.shape[1]:
+            p[known] = self._P[pos_c[known], col]
+            if self._short.size > col:
+                self.stats["planned_cap_shortfall_kwh"] += float(self._short[col]) * obs.dt_h
+        if not known.all():  # unplanned arrivals (replan_on_events off): charge as they would uncontrolled
+            u = cur[~known]
+            p[~known] = np.minimum(f.p_plug_max_kw[u], np.maximum(f.e_stop_kwh[u] - f.e_kwh[u], 0.0) / (f.eta_charge[u] * obs.dt_h))
+        # The plan assumes linear charging; the battery tapers near full and drivers may overstay or
+        # the plan may be stale. Never give a vehicle less than it must have now to reach its need
+        # at full power over the steps left before its stated departure.
+        must = self._must_kw(obs, cur)
+        p = np.where(must > 0, np.maximum(p, must), p)
+        p = np.clip(p, -f.p_plug_max_kw[cur] * f.can_discharge[cur] * self.config.allow_v2g, f.p_plug_max_kw[cur])
+        if self.config.respect_feeder_headroom and np.isfinite(obs.feeder_headroom_kw):
+            p = self._within_headroom(obs, cur, p)
+        self._prev_net_kw = float(p.sum())
+        return Dispatch(cur, p)
+
+    def _needs_replan(self, obs: Observation, cur: np.ndarray) -> bool:
+        col = obs.step - self._t0
+        if col >= min(self._P.shape[1], self._replan_steps) or col < 0:
+            return True
+        if not self.config.replan_on_events:
+            return False
+        f = obs.fleet
+        if cur.size:
+            if self._idx.size == 0:
+                return True
+            pos = np.minimum(np.searchsorted(self._idx, cur), self._idx.size - 1)
+            if np.any(self._idx[pos] != cur):
+                return True  # arrivals
+            if np.any(f.t_depart_est_step[cur] != self._dep[pos]):
+                return True  # left and came back (a new stated departure)
+        if self._idx.size:
+            gone = ~obs.plugged[self._idx]
+            if np.any(gone & (self._dep > obs.step)):
+                return True  # left before the stated departure
+        return False
+
+    def _within_headroom(self, obs: Observation, cur: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Scale discretionary charging down so that the sites' net load fits the feeder.
+
+        The feeder's headroom is measured after the last step, which included this operator's
+        own (requested) load; the room this step is that headroom plus the last net request.
+        Charging a vehicle must have now to still reach its need at full power later is kept.
+        """
+        room = obs.feeder_headroom_kw + self._prev_net_kw
+        net = float(p.sum())
+        if net <= room + 1e-9:
+            return p
+        dt = obs.dt_h
+        must = np.minimum(self._must_kw(obs, cur), np.maximum(p, 0.0))
+        flex = np.maximum(p, 0.0) - must
+        over = net - room
+        total_flex = flex.sum()
+        if total_flex <= 0:
+            return p
+        cut = min(over, total_flex)
+        out = p - flex * (cut / total_flex)
+        self.stats["headroom_curtailed_kwh"] += cut * dt
+        return out
+
+    def _must_kw(self, obs: Observation, cur: np.ndarray) -> np.ndarray:
+        """Charging power each vehicle needs now to still reach its need at full power by the
+        stated departure less ``departure_margin_min`` (k,), kW, at most the charger's."""
+        f = obs.fleet
+        dt = obs.dt_h
+        if cur.size == 0:
+            return np.zeros(0)
+        dep = f.t_depart_est_step[cur] - self._margin_steps
+        after = np.maximum(dep - obs.step - 1, 0)
+        ch_step = f.eta_charge[cur] * f.p_plug_max_kw[cur] * dt
+        must = np.clip((self._need_kwh(f, cur) - f.e_kwh[cur] - ch_step * after) / (f.eta_charge[cur] * dt), 0.0, None)
+        return np.where(f.t_depart_est_step[cur] >= 0, np.minimum(must, f.p_plug_max_kw[cur]), 0.0)
+
+    def _need_kwh(self, f, idx: np.ndarray) -> np.ndarray:
+        need = f.e_stop_kwh[idx] if self.config.need == "stop" else f.e_min_departure_kwh[idx]
+        return np.minimum(need, f.capacity_kwh[idx])
+
+    # ------------------------------------------------------------------ planning
+
+    def _replan(self, obs: Observation, cur: np.ndarray) -> None:
+        cfg = self.config
+        f = obs.fleet
+        s = obs.step
+        n_clock = len(self.context.times)
+        T = max(1, min(self._horizon_steps, n_clock - s))
+        t_start = _time.perf_counter()
+        self.stats["replans"] += 1
+        self._idx = cur.copy()  # plugged_idx is sorted
+        self._dep = f.t_depart_est_step[cur].copy()
+        self._P = np.zeros((cur.size, T))
+        self._short = np.zeros(T)
+        self._t0 = s
+        if cur.size == 0:
+            return
+        site = f.site[cur]
+        groups = np.unique(site)
+        # the share of each site in an operator-wide request or the feeder headroom
+        pch_site = np.bincount(np.searchsorted(groups, site), weights=f.p_plug_max_kw[cur], minlength=groups.size)
+        can = f.can_discharge[cur] & cfg.allow_v2g
+        pdis_site = np.bincount(np.searchsorted(groups, site), weights=f.p_plug_max_kw[cur] * can, minlength=groups.size)
+        headroom = obs.feeder_headroom_kw + self._prev_net_kw if cfg.respect_feeder_headroom else np.inf
+        for g, site_k in enumerate(groups):
+            rows = np.flatnonzero(site == site_k)
+            prob = self._problem(obs, cur[rows], int(site_k), T,
+                                 pch_share=pch_site[g] / max(pch_site.sum(), 1e-12),
+                                 pdis_share=pdis_site[g] / max(pdis_site.sum(), 1e-12),
+                                 headroom_kw=headroom)
+            try:
+                exact = cfg.mode == "exact" or (cfg.mode == "auto" and rows.size <= cfg.exact_max_vehicles)
+                if exact:
+                    plan = plan_exact(prob)
+                    self.stats["exact_solves"] += 1
+                else:
+                    plan = disaggregate_llf(prob, plan_aggregate(prob))
+                    self.stats["aggregate_solves"] += 1
+            except (RuntimeError, ValueError) as exc:  # keep the run going; charge uncontrolled
+                self.stats["solve_failures"] += 1
+                _log.warning("centralized plan failed at step %d (site %d, %d vehicles): %s", s, site_k, rows.size, exc)
+                v = cur[rows]
+                p0 = np.minimum(f.p_plug_max_kw[v], np.maximum(f.e_stop_kwh[v] - f.e_kwh[v], 0.0) / (f.eta_charge[v] * obs.dt_h))
+                self._P[rows, 0] = p0
+                continue
+            self._P[rows] = plan.p_kw
+            self._short += plan.cap_shortfall_kw
+        self.stats["solve_time_s"] += _time.perf_counter() - t_start
+
+    def _problem(self, obs: Observation, v: np.ndarray, site_k: int, T: int, *, pch_share: float,
+                 pdis_share: float, headroom_kw: float) -> DispatchProblem:
+        """The dispatch problem of the vehicles ``v`` (plugged at site ``site_k``) from this step."""
+        cfg = self.config
+        f = obs.fleet
+        s = obs.step
+        cap = f.capacity_kwh[v]
+        e0 = np.minimum(f.e_kwh[v], cap)
+        dep_est = f.t_depart_est_step[v]
+        # Departure relative to now: a driver already past the stated time leaves any moment (1 step);
+        # an unknown departure (< 0) is taken as beyond the horizon.
+        dep = np.where(dep_est < 0, T + self._horizon_steps, np.maximum(dep_est - self._margin_steps - s, 1))
+        p_ch = f.p_plug_max_kw[v]
+        p_dis = p_ch * (f.can_discharge[v] & cfg.allow_v2g)
+        pos = np.flatnonzero(self._site_index == site_k)
+        limit = float(self._site_limit[pos[0]]) if pos.size else np.inf
+        if cfg.wear_cny_per_kwh == "model":
+            wear_c, wear_v = 0.0, np.maximum(f.wear_cost_cny_per_kwh[v], 0.0)
+        else:
+            wear_c, wear_v = float(cfg.wear_cny_per_kwh), 0.0
+        reqs = []
+        site_id = self._site_id(site_k)
+        for a, b, p_net, kind, rsite in self._windows:
+            if b <= s or a >= s + T:
+                continue
+            if rsite is not None:
+                if rsite != site_id:
+                    continue
+                share = 1.0
+            else:
+                share = pch_share if kind == "peak_shaving" else pdis_share
+            reqs.append(GridRequest(a - s, b - s, p_net * share, kind))
+        headroom = None
+        if np.isfinite(headroom_kw):
+            # the feeder's room is known for this step only; later steps are left to the per-step check
+            headroom = np.full(T, np.inf)
+            headroom[0] = max(headroom_kw, 0.0) * pch_share
+        sl = slice(s, s + T)
+        return DispatchProblem(
+            dt_h=obs.dt_h,
+            price_buy_cny_per_kwh=self.context.price_cny_per_kwh[sl],
+            price_v2g_cny_per_kwh=self.context.v2g_price_cny_per_kwh[sl],
+            arrival_step=np.zeros(v.size, dtype=np.int64),
+            departure_step=dep,
+            e0_kwh=e0,
+            e_cap_kwh=cap,
+            e_min_kwh=np.minimum(f.e_min_departure_kwh[v], cap),
+            e_need_kwh=self._need_kwh(f, v),
+            p_ch_max_kw=p_ch,
+            p_dis_max_kw=p_dis,
+            eta_ch=f.eta_charge[v],
+            eta_dis=f.eta_discharge[v],
+            wear_cny_per_kwh=wear_c,
+            wear_vehicle_cny_per_kwh=wear_v,
+            p_site_max_kw=limit,
+            p_site_min_kw=-limit,
+            p_feeder_headroom_kw=headroom,
+            requests=tuple(reqs),
+            penalty_need_cny_per_kwh=cfg.penalty_need_cny_per_kwh,
+            penalty_request_cny_per_kwh=cfg.penalty_request_cny_per_kwh,
+        )
+
+    def _site_id(self, site_k: int) -> str | None:
+        pos = np.flatnonzero(self._site_index == site_k)
+        return self.context.site_ids[pos[0]] if pos.size else None
+
+    def kpis(self) -> dict[str, float]:
+        """Operator-side counters of the recorded run, flat name -> number (the results add them
+        to their KPIs as ``centralized_<name>``)."""
+        return {k: float(v) for k, v in self.stats.items()}
