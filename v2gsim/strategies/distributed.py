@@ -300,12 +300,13 @@ class Distributed(Strategy):
         self._fleet = f
         s = obs.step
         self._book_discharge(f, s)
-        idx = obs.plugged_idx
-        self.seen[idx] = True
+        np.logical_or(self.seen, obs.plugged, out=self.seen)
         while self._answered < len(self.events) and self.events[self._answered]["announce"] <= s:
             self._announce_event(self.events[self._answered], f, n)
             self._answered += 1
         e_now = self.event_at[s] if s < self.event_at.size else -1
+        # outside invitations only vehicles below their full point can want anything
+        idx = obs.plugged_idx if e_now >= 0 else obs.wanting_idx
         p_kw = np.zeros(idx.size)
         busy = np.zeros(idx.size, bool)
         v2g_price = None
@@ -330,7 +331,8 @@ class Distributed(Strategy):
             go = ~self.smart[w] | self._cheap_enough(w, f, s, obs.dt_h)
             p_kw[want] = np.where(go, p_full, 0.0)
         offer = self.offer_at[s] if s < self.offer_at.size else np.nan
-        return Dispatch(idx, p_kw, price_cny_per_kwh=None if np.isnan(offer) else float(offer), v2g_price_cny_per_kwh=v2g_price)
+        keep = p_kw != 0.0  # vehicles left out draw nothing; the engine need not step them
+        return Dispatch(idx[keep], p_kw[keep], price_cny_per_kwh=None if np.isnan(offer) else float(offer), v2g_price_cny_per_kwh=v2g_price)
 
     def _cheap_enough(self, w: np.ndarray, f, s: int, dt_h: float) -> np.ndarray:
         """Smart drivers ``w``: is this step within their threshold price level? Shape (k,)."""
