@@ -220,14 +220,16 @@ class NaumannLfp(_WearModel):
         t_k = np.asarray(t_degc, dtype=np.float64) + _KELVIN_OFFSET
         soc = np.asarray(soc, dtype=np.float64)
         k_t = self.k_ref_per_sqrt_s * np.exp(-self.ea_j_per_mol / self.r_j_per_mol_k * (1.0 / t_k - 1.0 / self.t_ref_k))
-        return k_t * (self.c_soc * (soc - 0.5) ** 3 + self.d_soc)
+        x = soc - 0.5
+        return k_t * (self.c_soc * (x * x * x) + self.d_soc)  # x*x*x: numpy's float pow is ~100x slower
 
     def cycle_rate(self, dod, c_rate) -> np.ndarray:
         """Coefficient of sqrt(fec) in the cycle loss, as a fraction (not percent)."""
         dod = np.asarray(dod, dtype=np.float64)
         c_rate = np.asarray(c_rate, dtype=np.float64)
         k_c = self.a_c_rate_h * c_rate + self.b_c_rate
-        k_dod = self.c_dod * (dod - 0.6) ** 3 + self.d_dod
+        y = dod - 0.6
+        k_dod = self.c_dod * (y * y * y) + self.d_dod
         return k_c * k_dod / 100.0
 
     # constant conditions ---------------------------------------------------

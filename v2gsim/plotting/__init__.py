@@ -11,6 +11,8 @@ from matplotlib.figure import Figure
 
 __all__ = [
     "plot_daily_envelope",
+    "plot_fade_distribution",
+    "plot_fade_vs_v2g",
     "plot_load_curve",
     "plot_loading_duration",
     "plot_soc_distribution",
@@ -123,6 +125,41 @@ def plot_loading_duration(results, ax=None) -> Figure:
     return fig
 
 
+def plot_fade_distribution(results, ax=None) -> Figure:
+    """Capacity fade per vehicle (histogram), stacked by cause: calendar, driving, charging, V2G."""
+    fig, ax = _ax(ax, (8, 4))
+    w = results.extra["wear"]
+    parts = [("fade_calendar_pct", "calendar", "#8da0cb"), ("fade_driving_pct", "driving", "#fc8d62"),
+             ("fade_charging_pct", "charging", "#e78ac3"), ("fade_v2g_pct", "V2G", "#66c2a5")]
+    bins = np.histogram_bin_edges(w["fade_pct"], bins=30)
+    which = np.clip(np.digitize(w["fade_pct"], bins) - 1, 0, bins.size - 2)
+    bottom = np.zeros(bins.size - 1)
+    width = np.diff(bins)
+    for col, label, color in parts:  # each bin's vehicle count split by the mean shares of its vehicles
+        share = np.divide(w[col].to_numpy(float), w["fade_pct"].to_numpy(float), out=np.zeros(len(w)), where=w["fade_pct"].to_numpy(float) > 0)
+        h = np.bincount(which, weights=share, minlength=bins.size - 1)
+        ax.bar(bins[:-1], h, width=width, bottom=bottom, align="edge", color=color, label=label, alpha=0.9)
+        bottom += h
+    ax.axvline(w["fade_pct"].mean(), color="k", ls="--", lw=1, label=f"mean {w['fade_pct'].mean():.2f} %")
+    ax.set_xlabel("capacity fade (% of nominal)")
+    ax.set_ylabel("vehicles")
+    ax.set_title("battery capacity fade per vehicle, by cause")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_fade_vs_v2g(results, ax=None) -> Figure:
+    """V2G-attributed fade against the energy each vehicle fed back."""
+    fig, ax = _ax(ax, (7, 4))
+    w = results.extra["wear"]
+    ax.scatter(w["e_v2g_kwh"], w["fade_v2g_pct"], s=6, alpha=0.5, color="#1b9e77")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("V2G energy fed back (kWh)")
+    ax.set_ylabel("V2G-attributed fade (percentage points)")
+    ax.set_title("fade from V2G against V2G energy")
+    return fig
+
+
 STANDARD_PLOTS = {
     "load_curve.png": plot_load_curve,
     "daily_envelope.png": plot_daily_envelope,
@@ -137,11 +174,20 @@ NETWORK_PLOTS = {
 }
 
 
+# added when the run has battery wear (scenario wear.model not off)
+WEAR_PLOTS = {
+    "fade_distribution.png": plot_fade_distribution,
+    "fade_vs_v2g.png": plot_fade_vs_v2g,
+}
+
+
 def save_standard_plots(results, directory: str | Path) -> list[Path]:
     out = []
     plots = dict(STANDARD_PLOTS)
     if "vm_min_pu" in results.system:
         plots.update(NETWORK_PLOTS)
+    if "wear" in getattr(results, "extra", {}):
+        plots.update(WEAR_PLOTS)
     for name, fn in plots.items():
         path = Path(directory) / name
         fn(results).savefig(path, dpi=110)

@@ -1,0 +1,137 @@
+"""Ambient temperature on the run's clock, the input of battery temperature in the wear model.
+
+A profile is a city preset (monthly mean temperatures plus a diurnal cycle, from
+``physics/presets/ambient.yaml``, each with its source), a user CSV of measured temperatures
+(columns ``time, t_degc``), or a constant. Presets are turned into a smooth hourly profile:
+
+* the monthly means sit at the middle of their months and are interpolated linearly in day of
+  year (cyclic over December-January);
+* a cosine diurnal cycle of the preset's half-range is added, coldest at 03:00 and warmest at
+  15:00 local time (a symmetric simplification of the real asymmetric cycle, coldest near
+  sunrise). The cycle averages to zero over a day, so daily means equal the interpolated monthly
+  curve.
+
+Shapes: :func:`ambient_on_clock` returns float64 (len(clock),) in degC.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from v2gsim.errors import Problem
+
+__all__ = ["AmbientConfig", "ambient_presets", "ambient_on_clock", "read_ambient_csv"]
+
+_MID_MONTH_DOY = np.array([15.5, 45.0, 74.5, 105.0, 135.5, 166.0, 196.5, 227.5, 258.0, 288.5, 319.0, 349.5])
+
+
+@functools.cache
+def ambient_presets() -> dict[str, dict]:
+    """The bundled city presets by name: ``monthly_mean_degc`` (12), ``diurnal_half_range_degc``, ``source``."""
+    text = resources.files("v2gsim.physics").joinpath("presets/ambient.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+class AmbientConfig(BaseModel):
+    """Where the ambient temperature comes from: one of ``preset``, ``csv`` or ``constant_degc``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    preset: str | None = Field(default=None, description="city preset: guangzhou, shenzhen, shanghai, beijing, chengdu, kunming, harbin")
+    csv: str | None = Field(default=None, description="CSV with columns time, t_degc (local times; interpolated onto the clock)")
+    constant_degc: Annotated[float, Field(ge=-50, le=60)] | None = Field(default=None, description="a constant ambient temperature, degC")
+    offset_degc: Annotated[float, Field(ge=-30, le=30, description="added to the profile, e.g. for garages or a hotter year")] = 0.0
+
+    @field_validator("preset")
+    @classmethod
+    def _known(cls, v):
+        if v is not None and v not in ambient_presets():
+            known = sorted(ambient_presets())
+            close = difflib.get_close_matches(v, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown ambient preset {v!r}; {hint}known: {', '.join(known)}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        given = [k for k in ("preset", "csv", "constant_degc") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of preset, csv or constant_degc; got {', '.join(given)}")
+        return self
+
+    @property
+    def resolved_preset(self) -> str | None:
+        """The preset in use (guangzhou when nothing is given)."""
+        if self.csv is None and self.constant_degc is None:
+            return self.preset or "guangzhou"
+        return None
+
+
+def read_ambient_csv(path: str | Path, label: str = "wear.ambient.csv") -> tuple[pd.Series | None, list[Problem]]:
+    """Read a temperature CSV (``time``, ``t_degc``); problems name file, row and column."""
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError) as e:
+        return None, [Problem(label, f"cannot read {path}: {e}", "give a CSV file with columns time, t_degc")]
+    missing = [c for c in ("time", "t_degc") if c not in df.columns]
+    if missing:
+        return None, [Problem(label, f"{path} lacks column(s) {', '.join(missing)}; has {', '.join(map(str, df.columns))}", "columns: time, t_degc")]
+    t = pd.to_datetime(df["time"], errors="coerce")
+    v = pd.to_numeric(df["t_degc"], errors="coerce")
+    problems = []
+    for col, bad in (("time", t.isna()), ("t_degc", v.isna() | (v < -60) | (v > 70))):
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+            problems.append(Problem(label, f"{path} row {row} column {col}: not a valid value ({df[col].iloc[row - 2]!r})",
+                                    "times as ISO timestamps, temperatures in degC within -60..70"))
+    if not problems and not t.is_monotonic_increasing:
+        row = int(np.flatnonzero(np.diff(t.to_numpy()) < np.timedelta64(0))[0]) + 3
+        problems.append(Problem(label, f"{path} row {row} column time: times out of order", "sort the file by time"))
+    if problems:
+        return None, problems
+    return pd.Series(v.to_numpy(dtype=np.float64), index=pd.DatetimeIndex(t)), []
+
+
+def _preset_profile(name: str, clock: pd.DatetimeIndex) -> np.ndarray:
+    p = ambient_presets()[name]
+    monthly = np.asarray(p["monthly_mean_degc"], dtype=np.float64)
+    doy = (clock.dayofyear - 1).to_numpy() + (clock.hour.to_numpy() + clock.minute.to_numpy() / 60.0) / 24.0
+    # cyclic interpolation through the mid-month points
+    xp = np.r_[_MID_MONTH_DOY[-1] - 365.0, _MID_MONTH_DOY, _MID_MONTH_DOY[0] + 365.0]
+    fp = np.r_[monthly[-1], monthly, monthly[0]]
+    daily = np.interp(doy, xp, fp)
+    hour = clock.hour.to_numpy() + clock.minute.to_numpy() / 60.0
+    return daily + float(p["diurnal_half_range_degc"]) * np.cos(2.0 * np.pi * (hour - 15.0) / 24.0)
+
+
+def ambient_on_clock(cfg: AmbientConfig, clock: pd.DatetimeIndex, step_min: int) -> np.ndarray:
+    """Mean ambient temperature of each step (degC), shape (len(clock),).
+
+    Evaluated at the middle of each step. A CSV must cover the clock (else ``ScenarioError``).
+    """
+    mid = clock + pd.Timedelta(minutes=step_min / 2.0)
+    if cfg.constant_degc is not None:
+        t = np.full(len(clock), float(cfg.constant_degc))
+    elif cfg.csv is not None:
+        series, problems = read_ambient_csv(cfg.csv)
+        if not problems and (series.index[0] > clock[0] or series.index[-1] < clock[-1]):
+            problems = [Problem("wear.ambient.csv", f"covers {series.index[0]} to {series.index[-1]}, not the run {clock[0]} to {clock[-1]}",
+                                "extend the file or shorten time.horizon_days")]
+        if problems:
+            from v2gsim.errors import ScenarioError
+
+            raise ScenarioError(problems)
+        x = series.index.asi8.astype(np.float64)
+        t = np.interp(mid.asi8.astype(np.float64), x, series.to_numpy())
+    else:
+        t = _preset_profile(cfg.resolved_preset, mid)
+    return t + cfg.offset_degc
