@@ -102,3 +102,11 @@ def test_private_piles_cannot_exceed_stated_chargers():
     sc = v2gsim.load_scenario("smoke", {"sites.0.chargers": 2})
     with pytest.raises(ScenarioError, match="private piles"):
         v2gsim.V2GModel(sc)
+
+
+@pytest.mark.parametrize("name", sorted(bundled_scenarios()))
+def test_every_bundled_scenario_runs_a_day(name):
+    """Each bundled file runs end to end (one day, no warm-up, so the suite stays quick)."""
+    r = v2gsim.run(v2gsim.load_scenario(name, {"time.horizon_days": 1, "time.warmup_days": 0}), baseline=False)
+    assert r.kpis["n_vehicles"] > 0 and r.kpis["peak_load_kw"] > 0
+    assert len(r.system) == 1440 // r.metadata["scenario"]["time"]["step_min"]

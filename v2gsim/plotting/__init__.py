@@ -29,13 +29,27 @@ def _ax(ax, size=(10, 4)):
 
 
 def plot_load_curve(results, ax=None) -> Figure:
-    """Base load and EV charging stacked, V2G below zero, against the transformer rating."""
+    """Loads stacked above zero, feed-in stacked below, the net load, against the rating.
+
+    Above zero: base load, EV charging and swap-station charging (where present); below zero:
+    V2G, swap-station discharge and PV (where present), so the layers add up to the net load.
+    """
     fig, ax = _ax(ax)
     sy = results.system
     t = sy.index
-    ax.stackplot(t, sy["base_load_kw"], sy["ev_charge_kw"], labels=["base load", "EV charging"], colors=["#8da0cb", "#fc8d62"], alpha=0.9)
-    if sy["v2g_discharge_kw"].max() > 0:
-        ax.fill_between(t, 0, -sy["v2g_discharge_kw"], color="#66c2a5", label="V2G discharge")
+    up = [(c, label, color) for c, label, color in (
+        ("base_load_kw", "base load", "#8da0cb"),
+        ("ev_charge_kw", "EV charging", "#fc8d62"),
+        ("swap_charge_kw", "swap stations charging", "#e78ac3"),
+    ) if c in sy and (c == "base_load_kw" or sy[c].max() > 0)]
+    ax.stackplot(t, *[sy[c] for c, _, _ in up], labels=[lb for _, lb, _ in up], colors=[co for _, _, co in up], alpha=0.9)
+    down = [(c, label, color) for c, label, color in (
+        ("v2g_discharge_kw", "V2G discharge", "#66c2a5"),
+        ("swap_discharge_kw", "swap stations discharge", "#a6d854"),
+        ("pv_kw", "PV", "#ffd92f"),
+    ) if c in sy and sy[c].max() > 0]
+    if down:
+        ax.stackplot(t, *[-sy[c] for c, _, _ in down], labels=[lb for _, lb, _ in down], colors=[co for _, _, co in down], alpha=0.9)
     ax.plot(t, sy["net_load_kw"], color="k", lw=0.7, label="net load")
     rating_kw = results.transformer_kva * results.metadata["scenario"]["feeder"]["power_factor"]
     ax.axhline(rating_kw, color="firebrick", ls="--", lw=1.2, label=f"transformer rating ({results.transformer_kva:.0f} kVA)")
