@@ -16,7 +16,7 @@ import pandas as pd
 
 from v2gsim.agents import Aggregator, Driver, Feeder, NetworkFeeder, Vehicle
 from v2gsim.data.profiles import profile_on_clock, read_load_csv, series_to_clock
-from v2gsim.errors import ScenarioError, SimulationError
+from v2gsim.errors import Problem, ScenarioError, SimulationError
 from v2gsim.market.tariffs import Tariff
 from v2gsim.physics.battery import apply_power
 from v2gsim.population.fleet import DEPOT, DRIVING, HOME, PUBLIC, build_fleet
@@ -92,15 +92,14 @@ class V2GModel(mesa.Model):
         f = self.fleet
         n = f.n
         # home sites have one private pile per owner; shared sites have their stated chargers
-        owners = np.bincount(f.site_at[:, [HOME, DEPOT]].ravel()[f.site_at[:, [HOME, DEPOT]].ravel() >= 0], minlength=self.n_sites)
+        bases = f.site_at[:, [HOME, DEPOT]].ravel()
+        owners = np.bincount(bases[bases >= 0], minlength=self.n_sites)
         self.site_ports = np.array(
             [owners[i] if (s.kind == "home" and s.chargers is None) else (s.chargers or 0) for i, s in enumerate(sites)],
             dtype=np.int64,
         )
         too_many = [(i, s) for i, s in enumerate(sites) if s.kind == "home" and s.chargers is not None and owners[i] > s.chargers]
         if too_many:
-            from v2gsim.errors import Problem
-
             raise ScenarioError(
                 [
                     Problem(f"sites[{i}].chargers", f"site {s.id!r} has {s.chargers} private piles but {owners[i]} drivers own one there",
@@ -192,8 +191,6 @@ class V2GModel(mesa.Model):
             if problems:
                 raise ScenarioError(problems)
             if series.index[0] > self.times[0] or series.index[-1] < self.times[-1]:
-                from v2gsim.errors import Problem
-
                 raise ScenarioError([Problem("feeder.base_load.csv", f"covers {series.index[0]} to {series.index[-1]}, not the run {self.times[0]} to {self.times[-1]}", "extend the file or shorten time.horizon_days")])
             return series_to_clock(series, self.clock)
         shape = profile_on_clock(bl.profile, self.clock, self.config.time.step_min)
