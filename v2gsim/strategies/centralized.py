@@ -6,13 +6,23 @@ minus V2G revenue plus battery-wear cost subject to each vehicle's energy need a
 *stated* departure, the reserve the driver insists on, charger and site limits, the feeder's
 headroom and the grid's requests (peak shaving or discharge calls for a time window, listed in
 the scenario). The LPs are :mod:`v2gsim.strategies.dispatch` (HiGHS): one per controlled site,
-exact per-vehicle or aggregate-then-least-laxity-first for large sites.
+exact per-vehicle for small sites, aggregate for large ones.
 
-Between re-plans the strategy holds the plan and returns its column for the current step. It
-re-plans every ``replan_every_min`` minutes, at the end of the plan, and (with
+Exact sites: the strategy holds the per-vehicle plan and returns its column for the current step.
+It re-plans every ``replan_every_min`` minutes, at the end of the plan, and (with
 ``replan_on_events``) whenever a vehicle arrived, re-plugged, or left before its stated
-departure since the last plan. The engine still clips every request to the physical limits and
-applies the CC-CV taper, so the plan is an intention; re-planning corrects the drift.
+departure since the last plan.
+
+Aggregate sites (``mode: aggregate``, or ``auto`` once more than ``exact_max_vehicles`` are
+plugged at a site; it then stays aggregate): every ``replan_every_min`` only, the site's power
+profile is planned on the aggregate energy/power envelopes of the vehicles plugged there, on
+``aggregate_step_min`` blocks (a T-variable LP, a few ms). Each step that profile's value is split
+among the vehicles plugged *now* -- arrivals since the plan included -- by least laxity first,
+vectorised (:func:`~v2gsim.strategies.dispatch.split_llf`), with every vehicle's must-charge-now
+minimum guaranteed. Arrivals and early departures do not trigger a re-plan there.
+
+The engine still clips every request to the physical limits and applies the CC-CV taper, so the
+plan is an intention; re-planning corrects the drift.
 """
 
 from __future__ import annotations
@@ -37,9 +47,10 @@ from v2gsim.strategies.base import (
 from v2gsim.strategies.dispatch import (
     DispatchProblem,
     GridRequest,
-    disaggregate_llf,
+    coarsen,
     plan_aggregate,
     plan_exact,
+    split_llf,
 )
 
 __all__ = ["CentralizedConfig", "GridRequestConfig", "Centralized"]
@@ -81,9 +92,18 @@ class CentralizedConfig(StrategyConfig):
     mode: Literal["exact", "aggregate", "auto"] = Field(
         default="auto",
         description="exact: one LP over every vehicle; aggregate: LP over the fleet envelope, split least laxity first; "
-        "auto: exact up to exact_max_vehicles plugged at a site",
+        "auto: exact up to exact_max_vehicles plugged at a site, aggregate from the first re-plan with more",
     )
-    exact_max_vehicles: Annotated[int, Field(ge=1, le=100_000, description="auto mode: largest site fleet planned exactly")] = 200
+    exact_max_vehicles: Annotated[int, Field(ge=1, le=100_000, description="auto mode: largest site fleet planned exactly")] = 50
+    aggregate_step_min: Annotated[int, Field(ge=1, le=1440)] = Field(
+        default=60,
+        description="aggregate mode: step of the site's planned profile, min (rounded to whole simulation steps); "
+        "requests covering part of a block apply to all of it",
+    )
+    aggregate_interval_bounds: bool = Field(
+        default=False,
+        description="aggregate mode: add the interval-energy bounds to the aggregate LP (tighter, about 5x slower)",
+    )
     need: Literal["stop", "min_departure"] = Field(
         default="stop",
         description="energy each vehicle must have at its stated departure: the driver's full point (stop) or their minimum",
@@ -122,8 +142,9 @@ class Centralized(Strategy):
     """Rolling-horizon LP dispatch of the operator's plugged vehicles.
 
     Attributes:
-        stats: counters for KPIs (read after a run): ``replans``, ``solve_time_s``,
-            ``solve_failures``, ``exact_solves``, ``aggregate_solves``,
+        stats: counters for KPIs (read after a run): ``replans`` (re-planning rounds),
+            ``solve_time_s``, ``solve_failures``, ``exact_solves``, ``aggregate_solves`` (one per
+            site LP),
             ``planned_cap_shortfall_kwh`` (energy the executed plan columns sat above a request
             cap or the feeder headroom), ``headroom_curtailed_kwh`` (charging held back each step
             to stay within the feeder headroom).
@@ -141,6 +162,11 @@ class Centralized(Strategy):
         self._margin_steps = int(round(config.departure_margin_min / 60.0 / dt_h))
         self._horizon_steps = max(1, int(np.ceil(config.horizon_h / dt_h - 1e-9)))
         self._windows = self._request_windows()
+        self._block = max(1, int(round(config.aggregate_step_min / 60.0 / dt_h)))
+        # surplus charging into vehicles that cannot discharge never pays while prices are >= 0
+        self._store_uni = bool(np.any(np.asarray(context.price_cny_per_kwh) < 0))
+        # aggregate sites: site index -> (plan step, site profile (T,) kW, planned cap shortfall (T,) kW)
+        self._agg: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
         # the plan held between re-plans
         self._idx = np.empty(0, dtype=np.int64)  # sorted vehicle indices
         self._dep = np.empty(0, dtype=np.int64)  # stated departure at plan time
@@ -187,20 +213,24 @@ class Centralized(Strategy):
         cur = obs.plugged_idx
         if s == getattr(self.context, "n_warmup", 0):  # count the recorded run only
             self.stats.update({k: type(v)(0) for k, v in self.stats.items()})
-        if self._needs_replan(obs, cur):
-            self._replan(obs, cur)
-        col = s - self._t0
-        pos = np.searchsorted(self._idx, cur)
-        pos_c = np.minimum(pos, max(self._idx.size - 1, 0))
-        known = self._idx[pos_c] == cur if self._idx.size else np.zeros(cur.size, bool)
+        site_cur = f.site[cur]
+        agg_rows = self._agg_rows(site_cur)
+        due = [k for k, (t0, prof, _) in self._agg.items() if s - t0 >= min(prof.size, self._replan_steps)]
+        exact_due = self._needs_replan(obs, cur[~agg_rows])
+        if due or exact_due:
+            self._replan(obs, cur, due, exact_due)
+            agg_rows = self._agg_rows(site_cur)
         p = np.zeros(cur.size)
-        if col < self._P.shape[1]:
-            p[known] = self._P[pos_c[known], col]
-            if self._short.size > col:
-                self.stats["planned_cap_shortfall_kwh"] += float(self._short[col]) * obs.dt_h
-        if not known.all():  # unplanned arrivals (replan_on_events off): charge as they would uncontrolled
-            u = cur[~known]
-            p[~known] = np.minimum(f.p_plug_max_kw[u], np.maximum(f.e_stop_kwh[u] - f.e_kwh[u], 0.0) / (f.eta_charge[u] * obs.dt_h))
+        ex = np.flatnonzero(~agg_rows)
+        if ex.size:
+            p[ex] = self._exact_column(obs, cur[ex])
+        for k, (t0, prof, short) in self._agg.items():
+            rows = np.flatnonzero(site_cur == k)
+            col = s - t0
+            if col < short.size:
+                self.stats["planned_cap_shortfall_kwh"] += float(short[col]) * obs.dt_h
+            if rows.size:
+                p[rows] = self._split(obs, cur[rows], k, float(prof[col]) if col < prof.size else 0.0)
         # The plan assumes linear charging; the battery tapers near full and drivers may overstay or
         # the plan may be stale. Never give a vehicle less than it must have now to reach its need
         # at full power over the steps left before its stated departure.
@@ -212,7 +242,51 @@ class Centralized(Strategy):
         self._prev_net_kw = float(p.sum())
         return Dispatch(cur, p)
 
+    def _agg_rows(self, site_cur: np.ndarray) -> np.ndarray:
+        """Which of the plugged vehicles (by their sites ``site_cur``) are at aggregate sites."""
+        if not self._agg:
+            return np.zeros(site_cur.size, bool)
+        return np.isin(site_cur, np.fromiter(self._agg, dtype=np.int64))
+
+    def _exact_column(self, obs: Observation, cur: np.ndarray) -> np.ndarray:
+        """The held exact plan's power for the vehicles ``cur`` this step (k,), kW."""
+        f = obs.fleet
+        col = obs.step - self._t0
+        pos = np.searchsorted(self._idx, cur)
+        pos_c = np.minimum(pos, max(self._idx.size - 1, 0))
+        known = self._idx[pos_c] == cur if self._idx.size else np.zeros(cur.size, bool)
+        p = np.zeros(cur.size)
+        if col < self._P.shape[1]:
+            p[known] = self._P[pos_c[known], col]
+            if self._short.size > col:
+                self.stats["planned_cap_shortfall_kwh"] += float(self._short[col]) * obs.dt_h
+        if not known.all():  # unplanned arrivals (replan_on_events off): charge as they would uncontrolled
+            u = cur[~known]
+            p[~known] = np.minimum(f.p_plug_max_kw[u], np.maximum(f.e_stop_kwh[u] - f.e_kwh[u], 0.0) / (f.eta_charge[u] * obs.dt_h))
+        return p
+
+    def _split(self, obs: Observation, v: np.ndarray, site_k: int, target_kw: float) -> np.ndarray:
+        """This step's share of an aggregate site's planned power for its plugged vehicles ``v``."""
+        f = obs.fleet
+        s = obs.step
+        cap = f.capacity_kwh[v]
+        e = np.minimum(f.e_kwh[v], cap)
+        dep_est = f.t_depart_est_step[v]
+        known = dep_est >= 0
+        limit = self._limit(site_k)
+        p_ch = f.p_plug_max_kw[v]
+        return split_llf(
+            min(max(target_kw, -limit), limit), e, e_cap_kwh=cap,
+            e_lb_kwh=np.minimum(np.minimum(f.e_min_departure_kwh[v], cap), e),
+            need_kwh=np.where(known, self._need_kwh(f, v), -np.inf),
+            steps_left=np.where(known, np.maximum(dep_est - self._margin_steps - s, 1), 1),
+            p_ch_max_kw=p_ch, p_dis_max_kw=p_ch * (f.can_discharge[v] & self.config.allow_v2g),
+            eta_ch=f.eta_charge[v], eta_dis=f.eta_discharge[v], dt_h=obs.dt_h, p_site_max_kw=limit,
+            store_in_unidirectional=self._store_uni,
+        )
+
     def _needs_replan(self, obs: Observation, cur: np.ndarray) -> bool:
+        """Whether the exact plan (vehicles ``cur``, those plugged at non-aggregate sites) is due."""
         col = obs.step - self._t0
         if col >= min(self._P.shape[1], self._replan_steps) or col < 0:
             return True
@@ -275,7 +349,9 @@ class Centralized(Strategy):
 
     # ------------------------------------------------------------------ planning
 
-    def _replan(self, obs: Observation, cur: np.ndarray) -> None:
+    def _replan(self, obs: Observation, cur: np.ndarray, agg_due: list[int], exact_due: bool) -> None:
+        """Re-plan the aggregate sites in ``agg_due`` and, if ``exact_due``, every other site
+        (a site there that is too large for the exact LP becomes an aggregate site)."""
         cfg = self.config
         f = obs.fleet
         s = obs.step
@@ -283,42 +359,73 @@ class Centralized(Strategy):
         T = max(1, min(self._horizon_steps, n_clock - s))
         t_start = _time.perf_counter()
         self.stats["replans"] += 1
-        self._idx = cur.copy()  # plugged_idx is sorted
-        self._dep = f.t_depart_est_step[cur].copy()
-        self._P = np.zeros((cur.size, T))
-        self._short = np.zeros(T)
-        self._t0 = s
-        if cur.size == 0:
-            return
         site = f.site[cur]
         groups = np.unique(site)
         # the share of each site in an operator-wide request or the feeder headroom
-        pch_site = np.bincount(np.searchsorted(groups, site), weights=f.p_plug_max_kw[cur], minlength=groups.size)
+        gi = np.searchsorted(groups, site)
+        pch_site = np.bincount(gi, weights=f.p_plug_max_kw[cur], minlength=groups.size)
         can = f.can_discharge[cur] & cfg.allow_v2g
-        pdis_site = np.bincount(np.searchsorted(groups, site), weights=f.p_plug_max_kw[cur] * can, minlength=groups.size)
+        pdis_site = np.bincount(gi, weights=f.p_plug_max_kw[cur] * can, minlength=groups.size)
         headroom = obs.feeder_headroom_kw + self._prev_net_kw if cfg.respect_feeder_headroom else np.inf
-        for g, site_k in enumerate(groups):
-            rows = np.flatnonzero(site == site_k)
-            prob = self._problem(obs, cur[rows], int(site_k), T,
-                                 pch_share=pch_site[g] / max(pch_site.sum(), 1e-12),
-                                 pdis_share=pdis_site[g] / max(pdis_site.sum(), 1e-12),
+        counts = np.bincount(gi, minlength=groups.size)
+
+        def problem(rows, site_k):
+            g = np.searchsorted(groups, site_k)
+            in_g = g < groups.size and groups[min(g, groups.size - 1)] == site_k
+            return self._problem(obs, cur[rows], int(site_k), T,
+                                 pch_share=pch_site[g] / max(pch_site.sum(), 1e-12) if in_g else 0.0,
+                                 pdis_share=pdis_site[g] / max(pdis_site.sum(), 1e-12) if in_g else 0.0,
                                  headroom_kw=headroom)
+
+        def plan_agg(site_k):
+            rows = np.flatnonzero(site == site_k)
+            prof = np.zeros(T)
+            short = np.zeros(T)
+            if rows.size:
+                try:
+                    ag = plan_aggregate(coarsen(problem(rows, site_k), self._block),
+                                        interval_bounds=cfg.aggregate_interval_bounds)
+                    prof = np.repeat(ag.p_kw, self._block)[:T]
+                    short = np.repeat(ag.cap_shortfall_kw, self._block)[:T]
+                except (RuntimeError, ValueError) as exc:  # keep the run going: must-charge only
+                    self.stats["solve_failures"] += 1
+                    _log.warning("centralized aggregate plan failed at step %d (site %d, %d vehicles): %s",
+                                 s, site_k, rows.size, exc)
+                self.stats["aggregate_solves"] += 1
+            self._agg[int(site_k)] = (s, prof, short)
+
+        for site_k in agg_due:
+            plan_agg(site_k)
+        if not exact_due:
+            self.stats["solve_time_s"] += _time.perf_counter() - t_start
+            return
+        # sites too large for the exact LP become aggregate sites (for the rest of the run)
+        for g, site_k in enumerate(groups):
+            if int(site_k) in self._agg:
+                continue
+            if cfg.mode == "aggregate" or (cfg.mode == "auto" and counts[g] > cfg.exact_max_vehicles):
+                plan_agg(site_k)
+        exact = ~np.isin(site, np.fromiter(self._agg, dtype=np.int64)) if self._agg else np.ones(cur.size, bool)
+        ex_rows = np.flatnonzero(exact)
+        self._idx = cur[ex_rows]  # plugged_idx is sorted
+        self._dep = f.t_depart_est_step[self._idx].copy()
+        self._P = np.zeros((ex_rows.size, T))
+        self._short = np.zeros(T)
+        self._t0 = s
+        ex_site = site[ex_rows]
+        for site_k in np.unique(ex_site):
+            sub = np.flatnonzero(ex_site == site_k)
             try:
-                exact = cfg.mode == "exact" or (cfg.mode == "auto" and rows.size <= cfg.exact_max_vehicles)
-                if exact:
-                    plan = plan_exact(prob)
-                    self.stats["exact_solves"] += 1
-                else:
-                    plan = disaggregate_llf(prob, plan_aggregate(prob))
-                    self.stats["aggregate_solves"] += 1
+                plan = plan_exact(problem(ex_rows[sub], site_k))
+                self.stats["exact_solves"] += 1
             except (RuntimeError, ValueError) as exc:  # keep the run going; charge uncontrolled
                 self.stats["solve_failures"] += 1
-                _log.warning("centralized plan failed at step %d (site %d, %d vehicles): %s", s, site_k, rows.size, exc)
-                v = cur[rows]
+                _log.warning("centralized plan failed at step %d (site %d, %d vehicles): %s", s, site_k, sub.size, exc)
+                v = self._idx[sub]
                 p0 = np.minimum(f.p_plug_max_kw[v], np.maximum(f.e_stop_kwh[v] - f.e_kwh[v], 0.0) / (f.eta_charge[v] * obs.dt_h))
-                self._P[rows, 0] = p0
+                self._P[sub, 0] = p0
                 continue
-            self._P[rows] = plan.p_kw
+            self._P[sub] = plan.p_kw
             self._short += plan.cap_shortfall_kw
         self.stats["solve_time_s"] += _time.perf_counter() - t_start
 
@@ -336,8 +443,7 @@ class Centralized(Strategy):
         dep = np.where(dep_est < 0, T + self._horizon_steps, np.maximum(dep_est - self._margin_steps - s, 1))
         p_ch = f.p_plug_max_kw[v]
         p_dis = p_ch * (f.can_discharge[v] & cfg.allow_v2g)
-        pos = np.flatnonzero(self._site_index == site_k)
-        limit = float(self._site_limit[pos[0]]) if pos.size else np.inf
+        limit = self._limit(site_k)
         if cfg.wear_cny_per_kwh == "model":
             wear_c, wear_v = 0.0, np.maximum(f.wear_cost_cny_per_kwh[v], 0.0)
         else:
@@ -383,6 +489,10 @@ class Centralized(Strategy):
             penalty_need_cny_per_kwh=cfg.penalty_need_cny_per_kwh,
             penalty_request_cny_per_kwh=cfg.penalty_request_cny_per_kwh,
         )
+
+    def _limit(self, site_k: int) -> float:
+        pos = np.flatnonzero(self._site_index == site_k)
+        return float(self._site_limit[pos[0]]) if pos.size else np.inf
 
     def _site_id(self, site_k: int) -> str | None:
         pos = np.flatnonzero(self._site_index == site_k)

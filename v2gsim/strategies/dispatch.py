@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -59,6 +60,8 @@ __all__ = [
     "disaggregate_llf",
     "evaluate_schedule",
     "flexibility_envelopes",
+    "split_llf",
+    "coarsen",
 ]
 
 _TOL_KW = 1e-6
@@ -190,14 +193,14 @@ class DispatchProblem:
             raise ValueError("penalties must be > 0")
         s(self, "requests", tuple(self.requests))
 
-    # -- derived arrays (cheap; recomputed on access) -------------------------------------
+    # -- derived arrays (computed once; treat as read-only) --------------------------------
 
     @property
     def wear_total_cny_per_kwh(self) -> np.ndarray:
         """Wear price per vehicle (n,): the constant plus the per-vehicle part."""
         return self.wear_cny_per_kwh + self.wear_vehicle_cny_per_kwh
 
-    @property
+    @cached_property
     def window(self) -> tuple[np.ndarray, np.ndarray]:
         """Plugged window clipped to the horizon: (a, d), shape (n,) each, a <= d."""
         T = self.n_steps
@@ -205,19 +208,19 @@ class DispatchProblem:
         d = np.clip(self.departure_step, 0, T)
         return a, np.maximum(a, d)
 
-    @property
+    @cached_property
     def plugged(self) -> np.ndarray:
         """Boolean (n, T): vehicle i plugged during step t."""
         a, d = self.window
         t = np.arange(self.n_steps)
         return (t[None, :] >= a[:, None]) & (t[None, :] < d[:, None])
 
-    @property
+    @cached_property
     def e_lb_kwh(self) -> np.ndarray:
         """Energy lower bound (n,): the reserve, or the arrival energy if that is lower."""
         return np.minimum(self.e_min_kwh, self.e0_kwh)
 
-    @property
+    @cached_property
     def need_eff_kwh(self) -> np.ndarray:
         """Need at step ``window[1]`` (n,), -inf where the vehicle has no plugged step."""
         a, d = self.window
@@ -226,7 +229,7 @@ class DispatchProblem:
         need = np.minimum(need, self.e_cap_kwh)
         return np.where(d > a, need, -np.inf)
 
-    @property
+    @cached_property
     def p_cap_kw(self) -> np.ndarray:
         """Soft cap on site net power (T,): min of feeder headroom and requests (inf if none)."""
         T = self.n_steps
@@ -720,16 +723,105 @@ def _fill(amount: float, cap: np.ndarray, order: np.ndarray) -> np.ndarray:
     return out
 
 
+def split_llf(
+    target_kw: float,
+    e_kwh: np.ndarray,
+    *,
+    e_cap_kwh: np.ndarray,
+    e_lb_kwh: np.ndarray,
+    need_kwh: np.ndarray,
+    steps_left: np.ndarray,
+    p_ch_max_kw: np.ndarray,
+    p_dis_max_kw: np.ndarray,
+    eta_ch: np.ndarray,
+    eta_dis: np.ndarray,
+    dt_h: float,
+    p_site_max_kw: float = np.inf,
+    store_in_unidirectional: bool = False,
+) -> np.ndarray:
+    """Split one step's site power target among the vehicles plugged now, least laxity first.
+
+    Vectorised over vehicles (a sort and cumulative sums; no loop). Every vehicle first gets the
+    charging it *must* have now to still reach its need at full power over the steps left; if the
+    target is higher, the rest goes towards unmet needs, least laxity first, then into spare
+    capacity (bidirectional vehicles first, their energy can be sold later; vehicles that cannot
+    discharge only with ``store_in_unidirectional``); if it is lower, vehicles discharge (up to
+    discharge power, the reserve ``e_lb_kwh``, and without endangering their need), most laxity
+    first. The sum never exceeds ``p_site_max_kw``, even if the mandatory charging would.
+    Laxity = steps left - full-power charging steps still needed.
+
+    Args:
+        target_kw: site net power wanted this step, kW (> 0 charging).
+        e_kwh: battery energy now (k,), kWh.
+        e_cap_kwh, e_lb_kwh: capacity and lowest allowed energy (k,), kWh.
+        need_kwh: energy wanted at departure (k,), kWh; ``-inf`` (or NaN) for no need.
+        steps_left: steps from this one to departure (k,), >= 1 (this step included).
+        p_ch_max_kw, p_dis_max_kw: charger power and discharge power (0: cannot) (k,), kW.
+        eta_ch, eta_dis: efficiencies (k,).
+        dt_h: step length, h.
+        p_site_max_kw: site import limit this step, kW.
+        store_in_unidirectional: allow surplus charging of vehicles that cannot discharge.
+
+    Returns:
+        (k,) grid-side power per vehicle, kW.
+    """
+    k = e_kwh.size
+    if k == 0:
+        return np.zeros(0)
+    dt = dt_h
+    has_need = np.isfinite(need_kwh)
+    need0 = np.where(has_need, need_kwh, 0.0)
+    ch_step = eta_ch * p_ch_max_kw * dt  # battery kWh per full-power charging step
+    left_after = np.maximum(steps_left - 1, 0)
+    pc_max = np.clip((e_cap_kwh - e_kwh) / (eta_ch * dt), 0.0, p_ch_max_kw)
+    req = np.where(has_need, need0 - e_kwh - ch_step * left_after, -np.inf)
+    must = np.where(req > 0, np.minimum(req / (eta_ch * dt), pc_max), 0.0)
+    must0 = must
+    s_must = must.sum()
+    order = None
+
+    def least_laxity_first():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            steps_needed = np.where(need0 - e_kwh > 0, (need0 - e_kwh) / ch_step, 0.0)
+        lax = np.where(has_need, steps_left - steps_needed, np.inf)
+        lax = np.where(np.isnan(lax), -np.inf, lax)  # need > e with no charging power
+        return lax, np.argsort(lax, kind="stable")
+
+    if s_must > p_site_max_kw:
+        lax, order = least_laxity_first()
+        must = _fill(p_site_max_kw, must, order)
+        s_must = must.sum()
+    if target_kw >= s_must:
+        extra = min(target_kw, p_site_max_kw) - s_must
+        if extra <= _TOL_KW:
+            return must
+        if order is None:
+            lax, order = least_laxity_first()
+        # First towards unmet needs (least laxity first), then into spare capacity.
+        to_need = np.clip((need0 - e_kwh) / (eta_ch * dt), 0.0, None) - must
+        tier1 = _fill(extra, np.clip(np.minimum(pc_max - must, to_need), 0.0, None), order)
+        rest = extra - tier1.sum()
+        if rest <= _TOL_KW:
+            return must + tier1
+        order_spare = np.lexsort((lax, -p_dis_max_kw))
+        spare_kw = np.clip(pc_max - must - tier1, 0.0, None)
+        if not store_in_unidirectional:  # as in the aggregate envelope: no use storing in them
+            spare_kw = np.where(p_dis_max_kw > 0, spare_kw, 0.0)
+        return must + tier1 + _fill(rest, spare_kw, order_spare)
+    # Battery energy that may leave this step: above the reserve and not needed later.
+    spare = np.minimum(e_kwh - e_lb_kwh, np.where(has_need, -req, np.inf))
+    pd_max = np.where(must0 == 0, np.clip(spare * eta_dis / dt, 0.0, p_dis_max_kw), 0.0)
+    if order is None:
+        lax, order = least_laxity_first()
+    return must - _fill(s_must - target_kw, pd_max, order[::-1])
+
+
 def disaggregate_llf(prob: DispatchProblem, p_agg_kw: np.ndarray | AggregatePlan) -> DispatchPlan:
     """Split an aggregate power profile among the vehicles, least laxity first.
 
-    At each step (a loop over steps; vectorised over vehicles): every plugged vehicle first gets
-    the charging it *must* have to still reach its need at full power later; then, if the target
-    is higher, the rest goes to the least-laxity vehicles first (up to charger power and
-    capacity); if the target is lower, vehicles with the most laxity discharge first (up to
-    discharge power, the reserve, and without endangering their need). The sum never exceeds
-    ``p_site_max_kw``; where the mandatory charging cannot be met the need shortfall is reported.
-    Laxity = steps left before departure - steps of full-power charging still needed.
+    A loop over steps, each a call of :func:`split_llf` over the vehicles plugged in that step
+    (see there for the rules). Where the mandatory charging cannot be met the need shortfall is
+    reported.
 
     Args:
         prob: the problem.
@@ -748,51 +840,63 @@ def disaggregate_llf(prob: DispatchProblem, p_agg_kw: np.ndarray | AggregatePlan
     plug = prob.plugged
     _, d = prob.window
     need = prob.need_eff_kwh
-    has_need = np.isfinite(need)
-    need0 = np.where(has_need, need, 0.0)
-    lb_e = prob.e_lb_kwh
-    eta_c, eta_d = prob.eta_ch, prob.eta_dis
-    pch, pdis = prob.p_ch_max_kw, prob.p_dis_max_kw
-    ch_step = eta_c * pch * dt  # battery kWh per full-power charging step
-    uni_capped = bool(np.all(prob.price_buy_cny_per_kwh >= 0))
+    store_uni = not bool(np.all(prob.price_buy_cny_per_kwh >= 0))
     e = prob.e0_kwh.astype(float).copy()
     p = np.zeros((n, T))
     for t in range(T):
-        m = plug[:, t]
-        left_after = np.maximum(d - t - 1, 0)
-        pc_max = np.where(m, np.clip((prob.e_cap_kwh - e) / (eta_c * dt), 0.0, pch), 0.0)
-        req = np.where(has_need, need0 - e - ch_step * left_after, -np.inf)
-        must = np.where(m & (req > 0), np.minimum(req / (eta_c * dt), pc_max), 0.0)
-        # Battery energy that may leave this step: above the reserve and not needed later.
-        spare = np.minimum(e - lb_e, np.where(has_need, -req, np.inf))
-        pd_max = np.where(m & (must == 0), np.clip(spare * eta_d / dt, 0.0, pdis), 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            steps_needed = np.where(need0 - e > 0, (need0 - e) / ch_step, 0.0)
-        lax = np.where(has_need, (d - t) - steps_needed, np.inf)
-        lax = np.where(np.isnan(lax), -np.inf, lax)  # need > e with no charging power
-        order_lo = np.argsort(lax, kind="stable")  # least laxity first
-        s_must = must.sum()
-        if s_must > prob.p_site_max_kw[t]:
-            must = _fill(prob.p_site_max_kw[t], must, order_lo)
-            s_must = must.sum()
-        if target[t] >= s_must:
-            extra = min(target[t], prob.p_site_max_kw[t]) - s_must
-            # First towards unmet needs (least laxity first), then into spare capacity,
-            # bidirectional vehicles first (their energy can still be sold later).
-            to_need = np.clip((need0 - e) / (eta_c * dt), 0.0, None) - must
-            tier1 = _fill(extra, np.clip(np.minimum(pc_max - must, to_need), 0.0, None), order_lo)
-            rest = extra - tier1.sum()
-            tier2 = np.zeros(n)
-            if rest > _TOL_KW:
-                order_spare = np.lexsort((lax, -pdis))
-                spare_kw = np.clip(pc_max - must - tier1, 0.0, None)
-                if uni_capped:  # as in the aggregate envelope: no use storing in them
-                    spare_kw = np.where(pdis > 0, spare_kw, 0.0)
-                tier2 = _fill(rest, spare_kw, order_spare)
-            pt = must + tier1 + tier2
-        else:
-            pt = must - _fill(s_must - target[t], pd_max, order_lo[::-1])
-        p[:, t] = pt
-        e = e + np.where(pt > 0, eta_c * pt * dt, pt * dt / eta_d)
+        m = np.flatnonzero(plug[:, t])
+        if m.size == 0:
+            continue
+        pt = split_llf(
+            float(target[t]), e[m], e_cap_kwh=prob.e_cap_kwh[m], e_lb_kwh=prob.e_lb_kwh[m],
+            need_kwh=need[m], steps_left=d[m] - t, p_ch_max_kw=prob.p_ch_max_kw[m],
+            p_dis_max_kw=prob.p_dis_max_kw[m], eta_ch=prob.eta_ch[m], eta_dis=prob.eta_dis[m],
+            dt_h=dt, p_site_max_kw=float(prob.p_site_max_kw[t]), store_in_unidirectional=store_uni,
+        )
+        p[m, t] = pt
+        e[m] = e[m] + np.where(pt > 0, prob.eta_ch[m] * pt * dt, pt * dt / prob.eta_dis[m])
     plan = evaluate_schedule(prob, p, solve_time_s=time.perf_counter() - t0)
     return plan
+
+
+def coarsen(prob: DispatchProblem, block: int) -> DispatchProblem:
+    """The same problem on steps ``block`` times longer (``T`` -> ``ceil(T / block)`` steps).
+
+    For planning a large fleet's aggregate profile cheaply (the per-step split follows it).
+    Prices are block means; site limits and the soft cap are the tightest of the block (a request
+    that covers part of a block applies to all of it: conservative); a vehicle is plugged from the
+    first whole block after its arrival to the start of the block containing its departure
+    (conservative: needs are met up to a block early). The last block is padded with the last
+    step's values.
+    """
+    if block <= 1:
+        return prob
+    T = prob.n_steps
+    Tc = -(-T // block)
+    pad = Tc * block - T
+
+    def blocks(x):
+        x = np.asarray(x, dtype=float)
+        if pad:
+            x = np.concatenate([x, np.repeat(x[-1:], pad)])
+        return x.reshape(Tc, block)
+
+    cap = prob.p_cap_kw
+    soft = None
+    if np.isfinite(cap).any():
+        soft = blocks(cap).min(1)
+    return DispatchProblem(
+        dt_h=prob.dt_h * block,
+        price_buy_cny_per_kwh=blocks(prob.price_buy_cny_per_kwh).mean(1),
+        price_v2g_cny_per_kwh=blocks(prob.price_v2g_cny_per_kwh).mean(1),
+        arrival_step=-(-prob.arrival_step // block),
+        departure_step=prob.departure_step // block,
+        e0_kwh=prob.e0_kwh, e_cap_kwh=prob.e_cap_kwh, e_min_kwh=prob.e_min_kwh,
+        e_need_kwh=prob.e_need_kwh, p_ch_max_kw=prob.p_ch_max_kw, p_dis_max_kw=prob.p_dis_max_kw,
+        eta_ch=prob.eta_ch, eta_dis=prob.eta_dis, wear_cny_per_kwh=prob.wear_cny_per_kwh,
+        wear_vehicle_cny_per_kwh=prob.wear_vehicle_cny_per_kwh,
+        p_site_max_kw=blocks(prob.p_site_max_kw).min(1), p_site_min_kw=blocks(prob.p_site_min_kw).max(1),
+        p_feeder_headroom_kw=soft, requests=(),
+        penalty_need_cny_per_kwh=prob.penalty_need_cny_per_kwh,
+        penalty_request_cny_per_kwh=prob.penalty_request_cny_per_kwh,
+    )
