@@ -11,6 +11,9 @@ Pure functions of plain arrays; nothing here knows about the simulator. A strate
   (20-200 vehicles, 24-96 steps) it costs 0.1-7 % (mean 3 %) more than :func:`plan_exact` when
   no vehicle discharges, and 11-39 % (mean 22 %) more with V2G (tests/test_dispatch.py). Prefer
   :func:`plan_exact` where it is fast enough (200 x 96 solves in about 0.25 s).
+* :func:`split_llf` -- the per-step split alone, over the vehicles plugged in that step (what
+  :func:`disaggregate_llf` loops over, and what a rolling strategy calls each step);
+  :func:`coarsen` -- the same problem on longer steps, for cheap aggregate profiles.
 
 Conventions: ``p_kw > 0`` charges from the grid, ``< 0`` discharges into it (grid side). A vehicle
 is plugged for steps ``arrival_step <= t < departure_step`` (departure is the driver's estimate).
@@ -354,8 +357,7 @@ def evaluate_schedule(
 
 
 def _solve(c, A, lo, hi, lb, ub, integrality=None):
-    # Options only for MILPs: scipy (1.17) checks each option passed by building a HiGHS options
-    # manager (~1.5 ms each), which dominated the small aggregate LPs. Presolve is on by default.
+    # The gap option matters for MILPs only; HiGHS presolves by default.
     res = milp(
         c, constraints=LinearConstraint(A, lo, hi), bounds=Bounds(lb, ub),
         integrality=integrality,
