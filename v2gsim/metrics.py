@@ -169,3 +169,22 @@ def wear_kpis(wear: pd.DataFrame, packs: pd.DataFrame | None = None, *, second_l
             "second_life_packs_recycled": float((packs["status"] == "recycled").sum()),
         })
     return out
+
+
+def swap_pack_wear_kpis(packs: pd.DataFrame) -> dict[str, float]:
+    """Swap-pack wear KPIs from the ``swap_pack_wear`` table (one row per pack id).
+
+    - swap_pack_fade_mean_pct / swap_pack_fade_p95_pct (summed over each id's packs);
+    - swap_pack_soh_min, swap_pack_fec_mean, swap_packs_retired;
+    - swap_pack_wear_cost_cny (fade priced at replacement cost), swap_pack_replacement_cost_cny.
+    """
+    fade = packs["fade_pct"].to_numpy(float)
+    return {
+        "swap_pack_fade_mean_pct": float(fade.mean()) if fade.size else float("nan"),
+        "swap_pack_fade_p95_pct": float(np.percentile(fade, 95)) if fade.size else float("nan"),
+        "swap_pack_soh_min": float(packs["soh"].min()) if fade.size else float("nan"),
+        "swap_pack_fec_mean": float(packs["fec"].mean()) if fade.size else float("nan"),
+        "swap_packs_retired": float(packs["packs_replaced"].sum()),
+        "swap_pack_wear_cost_cny": float(packs["wear_cost_cny"].sum()),
+        "swap_pack_replacement_cost_cny": float(packs["replacement_cost_cny"].sum()),
+    }

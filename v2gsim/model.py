@@ -175,6 +175,7 @@ class V2GModel(mesa.Model):
             from v2gsim.population.fleet import CHEMISTRIES
 
             self.wear = FleetWear(scenario.wear, f, self.clock, tc.step_min, self.n_warmup, self.n_clock, self.price_cny_per_kwh, CHEMISTRIES)
+            self.wear.attach(self.hooks, site_idx)  # swap packs age as a second population; second-life site
         self._initial_plug_in()
         if self.wear is not None and self.n_warmup == 0:
             self.wear.begin(0)
@@ -407,12 +408,13 @@ class V2GModel(mesa.Model):
         if self.wear is not None:
             self.wear.after_physics(s, idx, p)
         hook_kw = [h.power(s) for h in self.hooks]  # swap stations: EMS and rack physics, kW per station
+        storage_kw = self.wear.storage_step(s) if self.wear is not None else 0.0  # second-life storage, kW
         # 5. grid
         site_of_idx = f.site[idx]
         site_p = np.bincount(site_of_idx, weights=p, minlength=self.n_sites) if idx.size else np.zeros(self.n_sites)
         ev_kw = float(p[p > 0].sum())
         v2g_kw = float(np.maximum(-p, 0.0).sum())
-        net_kw = self.base_load_kw[s] + ev_kw - v2g_kw
+        net_kw = self.base_load_kw[s] + ev_kw - v2g_kw + storage_kw
         if hook_kw:
             hook_kw = np.concatenate(hook_kw)
             net_kw += float(hook_kw.sum())
@@ -421,6 +423,8 @@ class V2GModel(mesa.Model):
             ev_load_kw = self.feeder.ev_bus_kw(idx, p, site_of_idx)
             if len(hook_kw):
                 ev_load_kw = ev_load_kw + self.feeder.hook_bus_kw(hook_kw)
+            if storage_kw != 0.0:
+                ev_load_kw = ev_load_kw + self.wear.storage_bus_kw(self.feeder)
             self.feeder.solve(s, ev_load_kw)
         else:
             self.feeder.solve(net_kw)

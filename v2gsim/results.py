@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from v2gsim.metrics import compute_kpis, swap_kpis, wear_kpis
+from v2gsim.metrics import compute_kpis, swap_kpis, swap_pack_wear_kpis, wear_kpis
 from v2gsim.population.fleet import ARCHETYPES
 from v2gsim.recorder import SOC_BINS
 
@@ -190,6 +190,12 @@ class Results:
             extra["wear"], extra["wear_packs"] = model.wear.vehicle_table(), model.wear.pack_table()
             kpis.update(wear_kpis(extra["wear"], extra["wear_packs"]))
             kpis.update(model.wear.kpis())
+            for c, a in model.wear.system_columns().items():  # second-life storage on the feeder (in net_load_kw)
+                system[c] = a
+            sp = model.wear.swap_pack_table()
+            if sp is not None:
+                extra["swap_pack_wear"] = sp
+                kpis.update(swap_pack_wear_kpis(sp))
         if "stations" in extra:
             kpis.update(swap_kpis(extra["stations"], extra["swaps"], model.dt_h))
         meta["extra_tables"] = list(extra)

@@ -167,6 +167,18 @@ class NetworkFeeder(mesa.Agent):
         """Power of the hooks' connections (swap stations, in ``model.hooks`` order) per EV load element [n_ev]."""
         return np.bincount(self._hook_slot, weights=p_kw, minlength=self.n_ev)
 
+    def site_bus_kw(self, site: int | None, p_kw: float) -> np.ndarray:
+        """A connection drawing ``p_kw`` at site index ``site``, per EV load element [n_ev]: at the
+        site's bus; a home site without one (piles spread over buses), or no site, shares it
+        equally over the EV load elements."""
+        out = np.zeros(self.n_ev)
+        slot = int(self._site_slot[site]) if site is not None else -1
+        if slot >= 0:
+            out[slot] = p_kw
+        elif self.n_ev:
+            out[:] = p_kw / self.n_ev
+        return out
+
     def ev_bus_kw(self, idx: np.ndarray, p_kw: np.ndarray, site_of_idx: np.ndarray) -> np.ndarray:
         """EV power per EV load element [n_ev] from vehicle powers ``p_kw`` [len(idx)] at sites."""
         slot = self._site_slot[site_of_idx]

@@ -14,10 +14,12 @@ each swap and by :meth:`SwapNetwork.pack_e_kwh`). Rack slots are laid out statio
 slot ``r`` of the global slot arrays belongs to ``slot_station[r]``; ``slot_pack[r]`` is the
 pack in it.
 
-Wear: ``Packs.soh`` (state of health, 1.0 until the wear model ages packs; usable capacity is
-``capacity_kwh * soh``; call :meth:`SwapNetwork.invalidate_slots` after changing it), ``e_throughput_kwh`` (battery-side |dE| while racked),
-``e_rack_discharged_kwh`` and ``wear_cost_cny_per_kwh`` (read by the EMS with
-``wear_cny_per_kwh: model``) are per-pack arrays a vectorised wear model can read and write.
+Wear: ``Packs.soh`` (state of health; usable capacity is ``capacity_kwh * soh``),
+``e_throughput_kwh`` (battery-side |dE| while racked), ``e_rack_discharged_kwh`` and
+``wear_cost_cny_per_kwh`` (read by the EMS with ``wear_cny_per_kwh: model``) are per-pack arrays.
+With the scenario's wear model on, :class:`~v2gsim.physics.ageing.SwapPackWear` (``self.wear``)
+ages every pack, rack or vehicle, sets ``soh`` and the wear price once per period and replaces
+retired packs in place (same pack id); a vehicle's capacity arrays follow the pack it carries.
 
 Mobility (the engine's arrival phase): a swappable vehicle arriving with less than its group's
 ``swap_below_soc`` first goes to a compatible station (same pack standard; the one with most
@@ -297,6 +299,7 @@ class SwapNetwork:
         self.price = model.price_cny_per_kwh
         self.v2g_price = model.v2g_price_cny_per_kwh
         self.agents = [SwapStation(model, self, k) for k in range(S)]
+        self.wear = None  # a physics.ageing.SwapPackWear when the scenario's wear model is on (set by it)
 
     # ------------------------------------------------------------------ views
 
@@ -427,6 +430,8 @@ class SwapNetwork:
         out_p = self.veh_pack[v]  # leaves the vehicle
         in_p = self.slot_pack[slots]  # enters the vehicle
         st = self.slot_station[slots]
+        if self.wear is not None:  # the pack's ageing follows the pack: hand over throughput, take the new pack's capacity
+            self.wear.on_swap(v, out_p, in_p)
         e_out = f.e_kwh[v].copy()
         e_in = pk.e_kwh[in_p].copy()
         pk.e_kwh[out_p] = e_out
@@ -518,6 +523,8 @@ class SwapNetwork:
         packs.e_loss_kwh[pk] += np.abs(grid_kwh - de)
         packs.e_throughput_kwh[pk] += np.abs(de)
         packs.e_rack_discharged_kwh[pk] += np.maximum(-de, 0.0)
+        if self.wear is not None:
+            self.wear.rack_step(pk, grid_kwh, de)
         p_slot = grid_kwh / dt
         charge_kw = np.bincount(st, weights=np.maximum(p_slot, 0.0), minlength=self.n_stations)
         dis_kw = np.bincount(st, weights=np.maximum(-p_slot, 0.0), minlength=self.n_stations)

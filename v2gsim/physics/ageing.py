@@ -11,6 +11,9 @@ them inside a simulation (see ``docs/wear.md`` "Integration"):
 * :class:`FleetWear` -- the engine's wear phase for the vehicle fleet: period timing, battery
   temperature from the ambient profile, capacity feedback into the fleet arrays, the marginal
   wear price written into ``fleet.wear_cost_cny_per_kwh``, retirement and replacement of packs.
+* :class:`SwapPackWear` -- the packs of a battery-swap network as a second population of cells:
+  the same accumulators and fade update; a pack's ageing follows the pack (rack or vehicle), its
+  state of health sets its usable capacity, its marginal wear price goes to the station EMS.
 * :class:`SecondLifeStorage` -- retired packs kept at a site as stationary storage, charging in
   valley and discharging in peak tariff hours, ageing on with their own :class:`WearPopulation`.
 
@@ -31,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from v2gsim.physics.ambient import AmbientConfig, ambient_on_clock
 from v2gsim.physics.wear import WEAR_MODELS, WearState, XuRainflow, model_for_chemistry
 
-__all__ = ["WearConfig", "SecondLifeConfig", "WearPopulation", "FleetWear", "SecondLifeStorage"]
+__all__ = ["WearConfig", "SecondLifeConfig", "WearPopulation", "FleetWear", "SwapPackWear", "SecondLifeStorage"]
 
 WearModelName = Literal["auto", "naumann_lfp", "schmalstieg_nmc", "xu_rainflow", "off"]
 
@@ -42,7 +45,7 @@ class _Frozen(BaseModel):
 
 class SecondLifeConfig(_Frozen):
     enabled: bool = Field(default=True, description="keep retired vehicle packs as stationary storage (else they are recycled)")
-    site: str | None = Field(default=None, description="site id that hosts the storage (reporting; its power is not on the feeder yet)")
+    site: str | None = Field(default=None, description="site id that hosts the storage of retired vehicle packs (its bus on a network; null: spread over the EV connections)")
     c_rate_max_per_h: Annotated[float, Field(gt=0, le=2, description="charge/discharge power limit per pack, in capacities per hour")] = 0.5
     soc_min: Annotated[float, Field(ge=0, le=0.5, description="lower SOC limit of the stationary operation")] = 0.1
     soc_max: Annotated[float, Field(ge=0.5, le=1, description="upper SOC limit of the stationary operation")] = 0.95
@@ -359,8 +362,9 @@ class SecondLifeStorage:
     The packs charge at up to ``c_rate_max_per_h`` in the lowest price band and discharge in the
     highest (bands from the run's price range), within ``[soc_min, soc_max]`` of their present
     capacity. Revenue is the arbitrage at the site's purchase price (energy discharged replaces
-    energy bought). Packs below ``end_of_life_soh`` are recycled. Their power is not yet put on
-    the feeder (documented hook).
+    energy bought). Packs below ``end_of_life_soh`` are recycled. ``p_kw`` (total) and
+    ``p_each_kw`` (per pack, shape (K,)) are the step's grid power (> 0 charging); the engine puts
+    it on the feeder (:meth:`FleetWear.storage_step`).
     """
 
     def __init__(self, cfg: SecondLifeConfig, models, price_cny_per_kwh: np.ndarray, dt_h: float):
@@ -387,6 +391,7 @@ class SecondLifeStorage:
         self.revenue_cny = np.zeros(0)
         self._thr0 = np.zeros((0, 2))
         self.p_kw = 0.0
+        self.p_each_kw = np.zeros(0)
 
     def __len__(self) -> int:
         return self.e_kwh.size
@@ -406,7 +411,7 @@ class SecondLifeStorage:
         self.recycled_step = np.r_[self.recycled_step, np.full(k, -1)]
         self.soh_at_retirement = np.r_[self.soh_at_retirement, soh]
         self.fec_at_retirement = np.r_[self.fec_at_retirement, state_rows.fec]
-        for name in ("e_charged_kwh", "e_discharged_kwh", "revenue_cny"):
+        for name in ("e_charged_kwh", "e_discharged_kwh", "revenue_cny", "p_each_kw"):
             setattr(self, name, np.r_[getattr(self, name), np.zeros(k)])
         self._thr0 = np.r_[self._thr0, np.zeros((k, 2))]
         # the new packs start their period now: their statistics begin at the present energy
@@ -417,6 +422,8 @@ class SecondLifeStorage:
 
     def step(self, s: int) -> None:
         """Charge or discharge by the tariff for one step; sample the wear stressors."""
+        if self.p_kw != 0.0:
+            self.p_each_kw[:] = 0.0
         if not self.alive.any():
             self.p_kw = 0.0
             return
@@ -438,6 +445,7 @@ class SecondLifeStorage:
                 self.revenue_cny[idx] += -grid * self.price[s]
             self.e_kwh[idx] = e + de
             self.pop.record_power(idx, grid / dt, dt)
+            self.p_each_kw[idx] = grid / dt
             self.p_kw = float(grid.sum() / dt)
         else:
             self.p_kw = 0.0
@@ -498,7 +506,8 @@ class FleetWear:
         self.n_clock = n_clock
         self.t_amb_degc = ambient_on_clock(cfg.ambient, clock, step_min)
         self.models, chem_model, self.model_names = _resolve_models(cfg, list(chemistry_names))
-        model_ids = np.asarray(chem_model, dtype=np.int64)[f.chemistry.astype(np.int64)]
+        self.chem_model = np.asarray(chem_model, dtype=np.int64)  # model index per fleet.CHEMISTRIES entry
+        model_ids = self.chem_model[f.chemistry.astype(np.int64)]
         use_hist = cfg.rainflow and "xu_rainflow" in self.model_names
         self.hist_every = max(1, int(round(60 / step_min))) if use_hist else 0
         hist_len = int(np.ceil(self.period_steps / self.hist_every)) + 1 if use_hist else 0
@@ -514,8 +523,17 @@ class FleetWear:
         self.retired = {k: np.zeros(n) for k in ("total", "calendar", "driving", "charging", "v2g")}
         self.retired_fec = np.zeros(n)
         self.n_out_of_range = 0
-        self.second_life = SecondLifeStorage(cfg.second_life, self.models, np.asarray(price_cny_per_kwh), self.dt_h) if cfg.second_life.enabled else None
+        self.price_cny_per_kwh = np.asarray(price_cny_per_kwh)
+        self.second_life = SecondLifeStorage(cfg.second_life, self.models, self.price_cny_per_kwh, self.dt_h) if cfg.second_life.enabled else None
         self.packs_recycled_direct = 0
+        # vehicles whose pack belongs to a swap operator: their capacity follows the pack they carry
+        self.leased = np.zeros(n, bool)
+        self.pack_wears: list[SwapPackWear] = []
+        self._n_hook_conn = 0
+        self.n_steps_rec = max(n_clock - start_step, 0)
+        self.rec_sl_charge_kw = np.zeros(self.n_steps_rec)
+        self.rec_sl_discharge_kw = np.zeros(self.n_steps_rec)
+        self._sl_kw_site = None
         self._thr0 = None
         self._period_start = None
         self._last_stress = None
@@ -525,12 +543,28 @@ class FleetWear:
         self._initial_price(f)
 
     # ------------------------------------------------------------------ engine hooks
+    def attach(self, hooks, site_index: dict | None = None) -> None:
+        """Age the packs of the engine's swap networks (hooks with ``packs``) too; called once at build."""
+        off = 0
+        for h in hooks:
+            n_conn = len(getattr(h, "buses", ()))
+            if hasattr(h, "packs"):
+                self.pack_wears.append(SwapPackWear(self, h, off))
+            off += n_conn
+        self._n_hook_conn = off
+        self._site = None
+        sl = self.cfg.second_life.site
+        if sl is not None and site_index is not None:
+            self._site = site_index.get(sl)
+
     def begin(self, s: int) -> None:
         f = self.fleet
         self.started = True
         self._period_start = s
         self._thr0 = self._throughputs(f)
         self.pop.begin_period(f.e_kwh)
+        for pw in self.pack_wears:
+            pw.begin()
 
     def after_physics(self, s: int, idx: np.ndarray, p_kw: np.ndarray) -> None:
         if not self.started or idx.size == 0:
@@ -542,6 +576,58 @@ class FleetWear:
             return np.where(p_kw > 0, p_kw * dt * f.eta_charge[idx], p_kw * dt / f.eta_discharge[idx])
 
         self.pop.record_power(idx, p_kw, dt, de)
+        for pw in self.pack_wears:
+            pw.after_physics(idx, p_kw)
+
+    def storage_step(self, s: int) -> float:
+        """Operate the second-life storage for step ``s`` (before the grid phase); return its
+        grid power, kW (> 0 charging). Recorded as ``second_life_charge_kw`` /
+        ``second_life_discharge_kw``."""
+        if not self.started:
+            return 0.0
+        p = 0.0
+        ch = dis = 0.0
+        for sl in self._storages():
+            sl.step(s)
+            if sl.p_kw > 0:
+                ch += sl.p_kw
+            else:
+                dis -= sl.p_kw
+            p += sl.p_kw
+        r = s - self.start_step
+        if 0 <= r < self.n_steps_rec:
+            self.rec_sl_charge_kw[r] = ch
+            self.rec_sl_discharge_kw[r] = dis
+        return p
+
+    def _storages(self):
+        if self.second_life is not None:
+            yield self.second_life
+        for pw in self.pack_wears:
+            if pw.second_life is not None:
+                yield pw.second_life
+
+    def storage_bus_kw(self, feeder) -> np.ndarray:
+        """The step's second-life power per EV load element of a network feeder, shape (n_ev,):
+        retired vehicle packs at ``second_life.site``'s bus (spread over the site's piles, or
+        over every EV connection without a site); retired swap packs at their station's bus."""
+        out = np.zeros(feeder.n_ev)
+        sl = self.second_life
+        if sl is not None and sl.p_kw != 0.0:
+            out += feeder.site_bus_kw(self._site, sl.p_kw)
+        if self.pack_wears:
+            hook = np.zeros(self._n_hook_conn)
+            for pw in self.pack_wears:
+                if pw.second_life is not None and pw.second_life.p_kw != 0.0:
+                    hook[pw.hook_offset : pw.hook_offset + pw.net.n_stations] += np.bincount(
+                        pw.sl_station, weights=pw.second_life.p_each_kw, minlength=pw.net.n_stations)
+            if hook.any():
+                out += feeder.hook_bus_kw(hook)
+        return out
+
+    def system_columns(self) -> dict[str, np.ndarray]:
+        """Per recorded step: second_life_charge_kw, second_life_discharge_kw (both >= 0)."""
+        return {"second_life_charge_kw": self.rec_sl_charge_kw, "second_life_discharge_kw": self.rec_sl_discharge_kw}
 
     def end_step(self, s: int) -> None:
         if not self.started:
@@ -551,8 +637,8 @@ class FleetWear:
         if self.hist_every and (s - self._period_start) % self.hist_every == 0:
             hist = f.e_kwh / f.capacity_kwh
         self.pop.sample(f.e_kwh, hist)
-        if self.second_life is not None:
-            self.second_life.step(s)
+        for pw in self.pack_wears:
+            pw.sample()
         if (s + 1 - self._period_start) >= self.period_steps:
             self._close(s + 1)
 
@@ -581,11 +667,14 @@ class FleetWear:
                                        t_amb_degc=t_amb, heating_k_per_c_rate=cfg.heating_k_per_c_rate)
         self.n_out_of_range += stress["n_out_of_range"]
         self._last_stress = stress
-        # capacity feedback, keeping the state of charge
+        # capacity feedback, keeping the state of charge (vehicles with a leased swap pack: from the pack)
         soh = self.pop.state.soh
-        self._apply_soh(slice(None), soh)
+        own = slice(None) if not self.leased.any() else np.flatnonzero(~self.leased)
+        self._apply_soh(own, soh)
+        for pw in self.pack_wears:
+            pw.close(s_next, dt_s, t_amb)
         # retirement: the vehicle gets a new pack; the old one goes to second life (or recycling)
-        ret = np.flatnonzero(soh < cfg.retirement_soh)
+        ret = np.flatnonzero((soh < cfg.retirement_soh) & ~self.leased)
         if ret.size:
             self._retire(ret, s_next)
         if cfg.price_dispatch:
@@ -596,16 +685,22 @@ class FleetWear:
         self._thr0 = self._throughputs(f)
         self.pop.begin_period(f.e_kwh)
 
-    def _apply_soh(self, idx, soh_new: np.ndarray) -> None:
-        """Scale the capacity arrays of vehicles ``idx`` (indices or a slice) to state of health ``soh_new[idx]``."""
+    def _apply_soh(self, idx, soh_new: np.ndarray, *, keep_energy: bool = False) -> None:
+        """Scale the capacity arrays of vehicles ``idx`` (indices or a slice) to state of health
+        ``soh_new[idx]``. The stored energy scales with them (state of charge kept, the change
+        booked in ``e_capacity_change_kwh``) unless ``keep_energy`` (a swap brings its own)."""
         f = self.fleet
         soh = soh_new[idx]
         ratio = soh / self.soh_applied[idx]
-        e_old = f.e_kwh[idx].copy()  # a view when idx is a slice
-        for name in ("capacity_kwh", "e_full_kwh", "e_stop_kwh", "e_min_departure_kwh", "e_public_below_kwh", "p_batt_max_kw", "e_kwh"):
+        names = ("capacity_kwh", "e_full_kwh", "e_stop_kwh", "e_min_departure_kwh", "e_public_below_kwh", "p_batt_max_kw")
+        for name in names:
             getattr(f, name)[idx] *= ratio
-        self.e_capacity_change_kwh[idx] += f.e_kwh[idx] - e_old
         self.soh_applied[idx] = soh
+        if keep_energy:
+            return
+        e_old = f.e_kwh[idx].copy()  # a view when idx is a slice
+        f.e_kwh[idx] *= ratio
+        self.e_capacity_change_kwh[idx] += f.e_kwh[idx] - e_old
         f.below_stop[idx] = f.e_kwh[idx] < f.e_stop_kwh[idx] - 1e-9
 
     def _retire(self, ret: np.ndarray, s: int) -> None:
@@ -653,14 +748,17 @@ class FleetWear:
         pop = self.pop
         att = pop.attribution()
         tot = {k: self.retired[k] + att[k] for k in self.retired}
-        cost_q = self.cost_per_q_cny
+        # a leased (swap) pack is the operator's: the driver's row shows the fade of the vehicle's
+        # use (attribution) but no cost; soh and capacity are those of the pack it carries now
+        cost_q = np.where(self.leased, 0.0, self.cost_per_q_cny)
         mean_t = np.divide(pop.t_degc_sum, pop.t_h, out=np.full(f.n, np.nan), where=pop.t_h > 0) if pop.t_h else np.full(f.n, np.nan)
         return pd.DataFrame({
             "vehicle": np.arange(f.n),
             "wear_model": pd.Categorical.from_codes(pop.model_ids, categories=self.model_names),
             "capacity_nominal_kwh": self.cap_nom_kwh,
             "capacity_kwh": f.capacity_kwh.copy(),
-            "soh": pop.state.soh,
+            "soh": np.where(self.leased, self.soh_applied, pop.state.soh),
+            "battery_leased": self.leased.copy(),
             "range_km": f.e_full_kwh / f.consumption_kwh_per_km,
             "fade_pct": 100 * tot["total"],
             "fade_calendar_pct": 100 * tot["calendar"],
@@ -683,15 +781,33 @@ class FleetWear:
         """Retired packs (second life), one row each (pandas DataFrame)."""
         import pandas as pd
 
-        sl = self.second_life
-        cols = ["pack", "origin_vehicle", "retired_step", "recycled_step", "soh_at_retirement", "soh", "capacity_kwh", "fec_at_retirement",
-                "fec", "fade_second_life_pct", "e_charged_kwh", "e_discharged_kwh", "revenue_cny", "status"]
-        if sl is None or len(sl) == 0:
+        cols = ["pack", "origin", "origin_vehicle", "origin_pack", "station", "retired_step", "recycled_step", "soh_at_retirement", "soh",
+                "capacity_kwh", "fec_at_retirement", "fec", "fade_second_life_pct", "e_charged_kwh", "e_discharged_kwh", "revenue_cny", "status"]
+        parts = []
+        if self.second_life is not None and len(self.second_life):
+            parts.append(self._sl_table(self.second_life, "vehicle", None))
+        for pw in self.pack_wears:
+            if pw.second_life is not None and len(pw.second_life):
+                parts.append(self._sl_table(pw.second_life, "swap", pw))
+        if not parts:
             return pd.DataFrame({c: [] for c in cols})
+        t = pd.concat(parts, ignore_index=True)
+        t["pack"] = np.arange(len(t))
+        t["origin"] = pd.Categorical(t["origin"], categories=["vehicle", "swap"])
+        return t[cols]
+
+    def _sl_table(self, sl, origin: str, pw):
+        import pandas as pd
+
         soh = sl.pop.state.soh
+        k = len(sl)
+        swap = pw is not None
         return pd.DataFrame({
-            "pack": np.arange(len(sl)),
-            "origin_vehicle": sl.origin_vehicle,
+            "pack": np.arange(k),
+            "origin": np.full(k, origin, object),
+            "origin_vehicle": np.full(k, -1, np.int64) if swap else sl.origin_vehicle,
+            "origin_pack": sl.origin_vehicle if swap else np.full(k, -1, np.int64),
+            "station": np.asarray([pw.net.station_ids[i] for i in pw.sl_station], object) if swap else np.full(k, None, object),
             "retired_step": sl.retired_step - self.start_step,
             "recycled_step": np.where(sl.recycled_step >= 0, sl.recycled_step - self.start_step, -1),
             "soh_at_retirement": sl.soh_at_retirement,
@@ -708,4 +824,239 @@ class FleetWear:
 
     def kpis(self) -> dict[str, float]:
         """Counts the tables cannot show (validity warnings, packs recycled without second life)."""
-        return {"wear_out_of_range_periods": float(self.n_out_of_range), "packs_recycled_direct": float(self.packs_recycled_direct)}
+        out = {"wear_out_of_range_periods": float(self.n_out_of_range), "packs_recycled_direct": float(self.packs_recycled_direct)}
+        if self.pack_wears:
+            out["swap_pack_out_of_range_periods"] = float(sum(pw.n_out_of_range for pw in self.pack_wears))
+            out["swap_packs_recycled_direct"] = float(sum(pw.packs_recycled_direct for pw in self.pack_wears))
+        return out
+
+    def swap_pack_table(self):
+        """Every swap pack position (pack id of its :class:`~v2gsim.agents.swap_station.SwapNetwork`),
+        one row each, over all swap networks (pandas DataFrame); None without swap packs."""
+        import pandas as pd
+
+        if not self.pack_wears:
+            return None
+        return pd.concat([pw.table(k) for k, pw in enumerate(self.pack_wears)], ignore_index=True)
+
+
+class SwapPackWear:
+    """Ageing of every pack of one :class:`~v2gsim.agents.swap_station.SwapNetwork` (built by
+    :meth:`FleetWear.attach`): a second :class:`WearPopulation` over the P packs.
+
+    The ageing follows the pack, not the vehicle:
+
+    * in a rack a pack ages by calendar at its own SOC (sampled every step) and the scenario's
+      ambient (the station's), and rack charging/discharging adds charge/V2G throughput and its
+      C-rate (:meth:`rack_step`);
+    * in a vehicle it takes the vehicle's stressors: the vehicle's SOC, its charger power
+      (:meth:`after_physics`) and its driving, charging and V2G throughput, which are handed to
+      the pack the vehicle carries at every swap and at every period end (:meth:`on_swap`);
+    * each period the fade models advance (same code as the fleet's); the pack's state of health
+      sets ``packs.soh``, so a racked pack's usable capacity and a carrying vehicle's capacity
+      arrays shrink (energy kept at the same SOC; the change booked in
+      :attr:`e_capacity_change_kwh` for racked packs and in the vehicle's
+      ``FleetWear.e_capacity_change_kwh`` for carried ones). At a swap the vehicle's capacity
+      arrays take the incoming pack's state of health (no booking: the pack brings its energy);
+    * the marginal wear price per battery kWh discharged (and later recharged) goes to
+      ``packs.wear_cost_cny_per_kwh``, which the station EMS reads with ``wear_cny_per_kwh: model``;
+    * a pack below ``retirement_soh`` leaves service: a new pack takes its place (same pack id,
+      same SOC, the difference booked) and the old one becomes second-life storage at its station
+      (a carried pack: at the vehicle's preferred station), or is recycled.
+    """
+
+    def __init__(self, fw: FleetWear, net, hook_offset: int):
+        self.fw = fw
+        self.net = net
+        self.hook_offset = hook_offset
+        cfg = fw.cfg
+        pk = net.packs
+        P = pk.n
+        self.dt_h = fw.dt_h
+        self.pop = WearPopulation(pk.capacity_kwh.copy(), fw.chem_model[pk.chemistry.astype(np.int64)], fw.models, shadow=False)
+        self.cap_nom_kwh = pk.capacity_kwh.copy()
+        self.cost_per_q_cny = cfg.replacement_cost_cny_per_kwh * self.cap_nom_kwh / (1.0 - cfg.retirement_soh)
+        f = fw.fleet
+        # traction C-rate while in a vehicle: mean consumption of the standard's vehicles x speed
+        cons = np.zeros(len(net.standards))
+        for k in range(len(net.standards)):
+            vk = net.veh_standard == k
+            cons[k] = f.consumption_kwh_per_km[vk].mean() if vk.any() else 0.0
+        self.c_drive = cons[pk.standard.astype(np.int64)] * cfg.driving_speed_kmh / self.cap_nom_kwh
+        self.thr = np.zeros((3, P))  # battery-side kWh this period: driving, charging, V2G (rack discharge counts as V2G)
+        self.thr_grid = np.zeros(P)  # grid-side kWh through chargers this period
+        self.veh = np.flatnonzero(net.veh_pack >= 0)
+        self.veh_row = np.full(f.n, -1, np.int64)
+        self.veh_row[self.veh] = np.arange(self.veh.size)
+        fw.leased[self.veh] = True
+        self._v0 = None
+        self.started = False
+        self.packs_replaced = np.zeros(P, np.int32)
+        self.replacement_cost_cny = np.zeros(P)
+        self.retired_cal = np.zeros(P)
+        self.retired_cyc = np.zeros(P)
+        self.retired_fec = np.zeros(P)
+        self.e_capacity_change_kwh = np.zeros(P)
+        self.marginal_cny_per_kwh = np.zeros(P)
+        self.n_out_of_range = 0
+        self.packs_recycled_direct = 0
+        self.second_life = SecondLifeStorage(cfg.second_life, fw.models, fw.price_cny_per_kwh, fw.dt_h) if cfg.second_life.enabled else None
+        self.sl_station = np.zeros(0, np.int64)
+        net.wear = self
+        if cfg.price_dispatch:
+            n = P
+            stress = dict(dt_s=0.0, t_degc=np.full(n, float(fw.t_amb_degc.mean())), soc_mean=np.full(n, 0.6),
+                          fec=np.zeros(n), dod=np.full(n, 0.3), c_rate=np.full(n, 0.2))
+            self._price(stress)
+
+    # ------------------------------------------------------------------ hooks
+    def _veh_acc(self, v):
+        f = self.fw.fleet
+        return np.stack([f.e_driven_kwh[v], f.e_charged_kwh[v], f.e_discharged_kwh[v]])
+
+    def begin(self) -> None:
+        self.started = True
+        self._v0 = self._veh_acc(self.veh)
+        self.thr[:] = 0.0
+        self.thr_grid[:] = 0.0
+        self.pop.begin_period(self.net.pack_e_kwh())
+
+    def _flush(self, v: np.ndarray) -> None:
+        """Hand vehicles ``v``'s throughput since the last hand-over to the packs they carry."""
+        if v.size == 0:
+            return
+        f = self.fw.fleet
+        rows = self.veh_row[v]
+        pk = self.net.veh_pack[v]
+        acc = self._veh_acc(v)
+        d = acc - self._v0[:, rows]
+        self.thr[0, pk] += d[0]
+        self.thr[1, pk] += d[1] * f.eta_charge[v]
+        self.thr[2, pk] += d[2] / f.eta_discharge[v]
+        self.thr_grid[pk] += d[1] + d[2]
+        self._v0[:, rows] = acc
+
+    def on_swap(self, v: np.ndarray, out_p: np.ndarray, in_p: np.ndarray) -> None:
+        """Called by the network before vehicles ``v`` give pack ``out_p`` and take ``in_p``."""
+        if self.started:
+            self._flush(v)
+        soh = self.fw.soh_applied.copy()
+        soh[v] = self.net.packs.soh[in_p]
+        self.fw._apply_soh(v, soh, keep_energy=True)
+
+    def rack_step(self, pk: np.ndarray, grid_kwh: np.ndarray, de: np.ndarray) -> None:
+        """Rack packs ``pk`` moved ``grid_kwh`` (grid side) and ``de`` (battery side) this step."""
+        if not self.started:
+            return
+        self.thr[1, pk] += np.maximum(de, 0.0)
+        self.thr[2, pk] += np.maximum(-de, 0.0)
+        self.thr_grid[pk] += np.abs(grid_kwh)
+        self.pop.record_power(pk, grid_kwh / self.dt_h, self.dt_h)
+
+    def after_physics(self, idx: np.ndarray, p_kw: np.ndarray) -> None:
+        pk = self.net.veh_pack[idx]
+        m = pk >= 0
+        if m.any():
+            self.pop.record_power(pk[m], p_kw[m], self.dt_h)
+
+    def sample(self) -> None:
+        self.pop.sample(self.net.pack_e_kwh())
+
+    # ------------------------------------------------------------------ the period update
+    def close(self, s_next: int, dt_s: float, t_amb: float) -> None:
+        fw, net, cfg = self.fw, self.net, self.fw.cfg
+        pk = net.packs
+        self._flush(self.veh)
+        stress = self.pop.close_period(dt_s=dt_s, cap_kwh=pk.capacity_kwh * pk.soh, thr_drive=self.thr[0], thr_charge=self.thr[1],
+                                       thr_v2g=self.thr[2], thr_grid_kwh=self.thr_grid, c_drive=self.c_drive, t_amb_degc=t_amb,
+                                       heating_k_per_c_rate=cfg.heating_k_per_c_rate)
+        self.n_out_of_range += stress["n_out_of_range"]
+        soh = self.pop.state.soh
+        self._set_soh(np.arange(pk.n), soh)
+        ret = np.flatnonzero(soh < cfg.retirement_soh)
+        if ret.size:
+            self._retire(ret, s_next)
+        if cfg.price_dispatch:
+            self._price(stress)
+        if self.second_life is not None:
+            self.second_life.close_period(s_next, dt_s, t_amb, cfg.heating_k_per_c_rate)
+        net.invalidate_slots()
+        self.thr[:] = 0.0
+        self.thr_grid[:] = 0.0
+        self.pop.begin_period(net.pack_e_kwh())
+
+    def _set_soh(self, p: np.ndarray, soh_new: np.ndarray) -> None:
+        """Packs ``p`` take state of health ``soh_new`` (shape like ``p``), keeping their SOC; racked
+        packs book the energy change here, carried packs in their vehicle's booking."""
+        pk = self.net.packs
+        rack = pk.vehicle[p] < 0
+        r = p[rack]
+        if r.size:
+            e_old = pk.e_kwh[r]
+            pk.e_kwh[r] = e_old * (soh_new[rack] / pk.soh[r])
+            self.e_capacity_change_kwh[r] += pk.e_kwh[r] - e_old
+        c = p[~rack]
+        if c.size:
+            v = pk.vehicle[c]
+            soh = self.fw.soh_applied.copy()
+            soh[v] = soh_new[~rack]
+            self.fw._apply_soh(v, soh)
+        pk.soh[p] = soh_new
+
+    def _retire(self, ret: np.ndarray, s: int) -> None:
+        net, pop, cfg = self.net, self.pop, self.fw.cfg
+        pk = net.packs
+        st = pop.state
+        rows = WearState(**{name: getattr(st, name)[ret].copy() for name in
+                            ("q_loss_cal", "q_loss_cyc", "t_s", "fec", "fd_cal", "fd_cyc", "n_out_of_range")})
+        if self.second_life is not None:
+            where = np.where(pk.station[ret] >= 0, pk.station[ret], net.veh_pref[np.maximum(pk.vehicle[ret], 0)])
+            self.second_life.add(s, ret, self.cap_nom_kwh[ret], pop.model_ids[ret], rows, net.pack_e_kwh()[ret])
+            self.sl_station = np.r_[self.sl_station, where.astype(np.int64)]
+        else:
+            self.packs_recycled_direct += ret.size
+        self.retired_cal[ret] += np.clip(st.q_loss_cal[ret], 0.0, 1.0)
+        self.retired_cyc[ret] += np.clip(st.q_loss_cyc[ret], 0.0, 1.0)
+        self.retired_fec[ret] += st.fec[ret]
+        self.packs_replaced[ret] += 1
+        self.replacement_cost_cny[ret] += cfg.replacement_cost_cny_per_kwh * self.cap_nom_kwh[ret]
+        pop.reset_packs(ret)
+        self._set_soh(ret, np.ones(ret.size))
+
+    def _price(self, stress) -> None:
+        # discharging d battery kWh and recharging it is d / capacity full equivalent cycles
+        dq = self.pop.marginal_fade_per_fec(stress, self.fw.cfg.marginal_window_fec)
+        self.marginal_cny_per_kwh = dq * self.cost_per_q_cny / self.cap_nom_kwh
+        self.net.packs.wear_cost_cny_per_kwh[:] = self.marginal_cny_per_kwh
+
+    # ------------------------------------------------------------------ outputs
+    def table(self, network: int = 0):
+        """One row per pack id (a retired pack's successor keeps its id; fade and cost summed)."""
+        import pandas as pd
+
+        net, pk, st = self.net, self.net.packs, self.pop.state
+        cal = self.retired_cal + st.q_loss_cal
+        cyc = self.retired_cyc + st.q_loss_cyc
+        in_rack = pk.station >= 0
+        return pd.DataFrame({
+            "network": np.full(pk.n, network, np.int64),
+            "pack": np.arange(pk.n),
+            "standard": pd.Categorical.from_codes(pk.standard.astype(np.int64), categories=net.standards),
+            "location": pd.Categorical(np.where(in_rack, "rack", "vehicle"), categories=["rack", "vehicle"]),
+            "station_id": np.asarray([net.station_ids[i] if i >= 0 else None for i in pk.station], object),
+            "vehicle": pk.vehicle.astype(np.int64),
+            "capacity_nominal_kwh": self.cap_nom_kwh,
+            "soh": pk.soh.copy(),
+            "capacity_kwh": pk.capacity_kwh * pk.soh,
+            "fade_pct": 100 * (self.retired_cal + self.retired_cyc + st.q_loss),
+            "fade_calendar_pct": 100 * cal,
+            "fade_cycle_pct": 100 * cyc,
+            "fec": self.retired_fec + st.fec,
+            "n_swaps": pk.n_swaps.astype(np.int64),
+            "packs_replaced": self.packs_replaced,
+            "wear_cost_cny": (self.retired_cal + self.retired_cyc + st.q_loss) * self.cost_per_q_cny,
+            "replacement_cost_cny": self.replacement_cost_cny,
+            "marginal_wear_cny_per_kwh": self.marginal_cny_per_kwh,
+            "e_capacity_change_kwh": self.e_capacity_change_kwh,
+            "out_of_range_periods": st.n_out_of_range,
+        })
