@@ -321,3 +321,15 @@ def test_sweep_writes_plots_and_cli_reports(tmp_path, capsys):
     bad = write(tmp_path, "base: smoke\nparameters: {}\n", "bad.yaml")
     assert cli_main(argparse.Namespace(file=str(bad), out=str(tmp_path / "o2"))) == 2
     assert "parameters" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "scenarios" / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_bundled_sweeps_validate_and_plan(path):
+    sweep = load_sweep(path)
+    runs = sweep.runs()
+    assert len(runs) >= 10
+    # every planned run's overrides give a valid scenario
+    import v2gsim
+
+    for r in runs[:: max(1, len(runs) // 5)]:
+        v2gsim.load_scenario(sweep.base_path, r.overrides(sweep.spec.overrides))
