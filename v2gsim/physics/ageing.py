@@ -47,6 +47,7 @@ class SecondLifeConfig(_Frozen):
     enabled: bool = Field(default=True, description="keep retired vehicle packs as stationary storage (else they are recycled)")
     site: str | None = Field(default=None, description="site id that hosts the storage of retired vehicle packs (its bus on a network; null: spread over the EV connections)")
     c_rate_max_per_h: Annotated[float, Field(gt=0, le=2, description="charge/discharge power limit per pack, in capacities per hour")] = 0.5
+    p_max_kw: Annotated[float, Field(gt=0, le=1e6, description="converter rating of each storage (grid side, both directions); null: the packs' C-rate only")] | None = None
     soc_min: Annotated[float, Field(ge=0, le=0.5, description="lower SOC limit of the stationary operation")] = 0.1
     soc_max: Annotated[float, Field(ge=0.5, le=1, description="upper SOC limit of the stationary operation")] = 0.95
     eta_charge: Annotated[float, Field(gt=0.5, le=1, description="grid-to-battery efficiency of the storage converter")] = 0.95
@@ -435,11 +436,15 @@ class SecondLifeStorage:
             p_lim = c.c_rate_max_per_h * cap
             if mode > 0:
                 de = np.minimum(p_lim * dt, np.maximum(c.soc_max * cap - e, 0.0))
+                if c.p_max_kw is not None and de.sum() / c.eta_charge > c.p_max_kw * dt:  # converter rating, pro rata
+                    de *= c.p_max_kw * dt * c.eta_charge / de.sum()
                 grid = de / c.eta_charge
                 self.e_charged_kwh[idx] += grid
                 self.revenue_cny[idx] -= grid * self.price[s]
             else:
                 de = -np.minimum(p_lim * dt, np.maximum(e - c.soc_min * cap, 0.0))
+                if c.p_max_kw is not None and -de.sum() * c.eta_discharge > c.p_max_kw * dt:
+                    de *= c.p_max_kw * dt / (-de.sum() * c.eta_discharge)
                 grid = de * c.eta_discharge
                 self.e_discharged_kwh[idx] += -grid
                 self.revenue_cny[idx] += -grid * self.price[s]
