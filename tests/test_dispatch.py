@@ -9,9 +9,11 @@ from scipy.optimize import linprog
 from v2gsim.strategies.dispatch import (
     DispatchProblem,
     GridRequest,
+    departure_groups,
     disaggregate_llf,
     evaluate_schedule,
     plan_aggregate,
+    plan_grouped,
     plan_exact,
 )
 
@@ -291,29 +293,35 @@ def test_aggregate_is_a_relaxation_of_the_exact_plan():
         assert ag.objective_cny <= ex.objective_cny + 1e-6
 
 
-def _gap(seed, v2g):
+def _gap(seed, v2g, grouped=True):
     rng = np.random.default_rng(1000 + seed)
     n = int(rng.integers(20, 201))
     T = int(rng.choice([24, 48, 96]))
     prob = random_problem(rng, n, T, dt=24 / T, v2g=v2g)
     ex = plan_exact(prob)
-    ag = plan_aggregate(prob)
-    ds = disaggregate_llf(prob, ag)
+    if grouped:
+        ds = plan_grouped(prob)
+        lp = ds.objective_cny
+    else:
+        ag = plan_aggregate(prob)
+        ds = disaggregate_llf(prob, ag)
+        lp = ag.objective_cny
     assert ex.cost_cny > 0
     assert ds.unmet_need_kwh.max() < 1e-6  # needs met whenever the exact plan meets them
     assert ex.unmet_need_kwh.max() < 1e-6
     assert_limits(prob, ds)
-    return (ds.cost_cny - ex.cost_cny) / abs(ex.cost_cny), (ex.cost_cny - ag.objective_cny) / abs(
-        ex.cost_cny)
+    return (ds.cost_cny - ex.cost_cny) / abs(ex.cost_cny), (ex.cost_cny - lp) / abs(ex.cost_cny)
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(
-    reason="known shortfall: LLF disaggregation of the aggregate plan costs 0.1-7 % (mean 3 %) "
-           "more than the exact plan on charge-only fleets and 11-39 % (mean 22 %) with V2G",
-    strict=False,
-)
-@pytest.mark.parametrize("v2g", [False, True])
+@pytest.mark.parametrize("v2g", [
+    False,
+    pytest.param(True, marks=pytest.mark.xfail(
+        reason="known shortfall with V2G: the grouped aggregate plan split per group costs "
+               "3.8-17.5 % (mean 11 %) more than the exact plan over 12 seeds (seeds 0-5: worst "
+               "14.5 %); the per-step split cannot keep each vehicle's surplus where the plan "
+               "sells it. Charge-only: 0.1-1.6 % (mean 0.8 %).",
+        strict=False)),
+])
 @pytest.mark.parametrize("seed", range(6))
 def test_aggregate_llf_cost_within_2_percent_of_exact(seed, v2g):
     gap, _ = _gap(seed, v2g)
@@ -322,17 +330,19 @@ def test_aggregate_llf_cost_within_2_percent_of_exact(seed, v2g):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("v2g, tol", [(False, 0.08), (True, 0.45)])
-def test_aggregate_llf_gap_regression_guard(v2g, tol, capsys):
+@pytest.mark.parametrize("v2g, tol, grouped", [(False, 0.02, True), (True, 0.20, True),
+                                               (False, 0.08, False), (True, 0.45, False)])
+def test_aggregate_llf_gap_regression_guard(v2g, tol, grouped, capsys):
     # Guards today's measured quality (worst over 12 seeded fleets of 20-200 vehicles over
-    # 24-96 steps); the 2 % target above is not met yet.
-    gaps, relax = zip(*(_gap(seed, v2g) for seed in range(12)))
+    # 24-96 steps): grouped (plan_grouped) and fleet-wide (plan_aggregate + disaggregate_llf).
+    gaps, relax = zip(*(_gap(seed, v2g, grouped) for seed in range(12)))
     with capsys.disabled():
-        print(f"\nagg+LLF vs exact (v2g={v2g}): worst {max(gaps):.2%}, mean {np.mean(gaps):.2%}; "
-              f"aggregate LP below exact by worst {max(relax):.2%}, mean {np.mean(relax):.2%}")
+        print(f"\n{'grouped' if grouped else 'fleet-wide'} vs exact (v2g={v2g}): worst "
+              f"{max(gaps):.2%}, mean {np.mean(gaps):.2%}; LP below exact by worst "
+              f"{max(relax):.2%}, mean {np.mean(relax):.2%}")
     assert max(gaps) <= tol
     assert min(gaps) >= -1e-9  # a feasible disaggregated plan cannot beat the optimum
-    if not v2g:
+    if not v2g and not grouped:
         # the interval bounds make the aggregate LP nearly exact for charge-only fleets
         assert max(relax) <= 0.01
 
@@ -369,3 +379,16 @@ def test_bad_inputs_raise_clear_errors(kw, msg):
     with pytest.raises(ValueError, match=None) as exc:
         hand_problem(**kw)
     assert msg in str(exc.value)
+
+
+def test_grouped_plan_meets_needs_and_limits_with_requests_and_site_caps():
+    rng = np.random.default_rng(7)
+    prob = random_problem(rng, 60, 48, dt=0.5,
+                          requests=(GridRequest.discharge_call(36, 40, 30.0),))
+    plan = plan_grouped(prob, max_groups=8)
+    ex = plan_exact(prob)
+    assert plan.unmet_need_kwh.max() < 1e-6
+    assert_limits(prob, plan)
+    assert plan.cost_cny >= ex.cost_cny - 1e-6
+    lab = departure_groups(prob, max_groups=8)
+    assert lab.max() + 1 <= 4 * 6  # 4 departure bins x at most 6 power classes

@@ -11,6 +11,10 @@ Pure functions of plain arrays; nothing here knows about the simulator. A strate
   (20-200 vehicles, 24-96 steps) it costs 0.1-7 % (mean 3 %) more than :func:`plan_exact` when
   no vehicle discharges, and 11-39 % (mean 22 %) more with V2G (tests/test_dispatch.py). Prefer
   :func:`plan_exact` where it is fast enough (200 x 96 solves in about 0.25 s).
+* :func:`plan_grouped` -- the aggregate LP with one envelope per group of vehicles that leave
+  together with the same chargers (:func:`departure_groups`; about 7 x groups x T variables),
+  split per group: 0.1-1.6 % (mean 0.8 %) above :func:`plan_exact` charge-only, 4-18 %
+  (mean 11 %) with V2G on the same fleets.
 * :func:`split_llf` -- the per-step split alone, over the vehicles plugged in that step (what
   :func:`disaggregate_llf` loops over, and what a rolling strategy calls each step);
   :func:`coarsen` -- the same problem on longer steps, for cheap aggregate profiles.
@@ -65,6 +69,8 @@ __all__ = [
     "flexibility_envelopes",
     "split_llf",
     "coarsen",
+    "plan_grouped",
+    "departure_groups",
 ]
 
 _TOL_KW = 1e-6
@@ -578,22 +584,8 @@ def _interval_bounds(
     return L, U
 
 
-def plan_aggregate(prob: DispatchProblem, *, interval_bounds: bool = True) -> AggregatePlan:
-    """LP over the aggregate flexibility of the fleet (about 7T variables instead of 3nT).
-
-    The state is the energy of the vehicles *present* at each step boundary,
-    ``E_t = sum_{i: a_i <= t < d_i} e_i(t)``. Arrivals add their arrival energy; departures remove
-    an energy ``D_t`` (a variable) that must lie within the departing vehicles' envelopes at
-    departure, so energy cannot be taken back from a vehicle that has left. ``E_t`` stays within the
-    sums of the present vehicles' envelopes (:func:`flexibility_envelopes`); the lower bounds of
-    ``E_t`` and ``D_t`` are soft (penalty per kWh, reported). Charge / discharge power stays within
-    the plugged fleet's totals with power-weighted mean efficiencies; site limits are hard; the soft
-    cap is as in :func:`plan_exact`. With ``interval_bounds`` (default) the net battery energy
-    into the fleet over every interval of steps is also bounded by the sum of what the vehicles
-    can take or give in that interval (T(T+1)/2 two-term rows). It is still a relaxation (energy
-    can move between vehicles present together): split the result with :func:`disaggregate_llf`.
-    """
-    t0 = time.perf_counter()
+def _aggregate_lp(prob: DispatchProblem, interval_bounds: bool):
+    """Arrays of the aggregate LP of :func:`plan_aggregate` and its variable offsets."""
     T, dt = prob.n_steps, prob.dt_h
     env = flexibility_envelopes(prob)
     a, d = prob.window
@@ -699,6 +691,30 @@ def plan_aggregate(prob: DispatchProblem, *, interval_bounds: bool = True) -> Ag
         A = sp.vstack([sp.hstack([A, sp.csr_array((r0, nv2 - nv))]), A2[r0:]], format="csr")
         lo = np.concatenate([lo, np.zeros(T), np.full(K, -np.inf), L[s_idx, t_idx]])
         hi = np.concatenate([hi, np.zeros(T), U[s_idx, t_idx], np.full(K, np.inf)])
+    off = {"pc": o_pc, "pd": o_pd, "e": o_e, "d": o_d, "ve": o_ve, "vd": o_vd, "s": o_s}
+    return c, A, lo, hi, lb, ub, off, e_lo, e_hi
+
+
+def plan_aggregate(prob: DispatchProblem, *, interval_bounds: bool = True) -> AggregatePlan:
+    """LP over the aggregate flexibility of the fleet (about 7T variables instead of 3nT).
+
+    The state is the energy of the vehicles *present* at each step boundary,
+    ``E_t = sum_{i: a_i <= t < d_i} e_i(t)``. Arrivals add their arrival energy; departures remove
+    an energy ``D_t`` (a variable) that must lie within the departing vehicles' envelopes at
+    departure, so energy cannot be taken back from a vehicle that has left. ``E_t`` stays within the
+    sums of the present vehicles' envelopes (:func:`flexibility_envelopes`); the lower bounds of
+    ``E_t`` and ``D_t`` are soft (penalty per kWh, reported). Charge / discharge power stays within
+    the plugged fleet's totals with power-weighted mean efficiencies; site limits are hard; the soft
+    cap is as in :func:`plan_exact`. With ``interval_bounds`` (default) the net battery energy
+    into the fleet over every interval of steps is also bounded by the sum of what the vehicles
+    can take or give in that interval (T(T+1)/2 two-term rows). It is still a relaxation (energy
+    can move between vehicles present together): split the result with :func:`disaggregate_llf`.
+    """
+    t0 = time.perf_counter()
+    T = prob.n_steps
+    cap = prob.p_cap_kw
+    c, A, lo, hi, lb, ub, off, e_lo, e_hi = _aggregate_lp(prob, interval_bounds)
+    o_pc, o_pd, o_e, o_d, o_ve, o_vd, o_s = (off[k] for k in ("pc", "pd", "e", "d", "ve", "vd", "s"))
     res = _solve(c, A, lo, hi, lb, ub)
     if res.x is None:
         raise RuntimeError(f"aggregate dispatch LP failed: {res.message}")
@@ -904,3 +920,121 @@ def coarsen(prob: DispatchProblem, block: int) -> DispatchProblem:
         penalty_need_cny_per_kwh=prob.penalty_need_cny_per_kwh,
         penalty_request_cny_per_kwh=prob.penalty_request_cny_per_kwh,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# grouped aggregate: one envelope per departure group
+
+
+def _subset(prob: DispatchProblem, idx: np.ndarray) -> DispatchProblem:
+    """The vehicles ``idx`` of ``prob`` alone, without site limits, soft cap or requests."""
+    return DispatchProblem(
+        dt_h=prob.dt_h, price_buy_cny_per_kwh=prob.price_buy_cny_per_kwh,
+        price_v2g_cny_per_kwh=prob.price_v2g_cny_per_kwh,
+        arrival_step=prob.arrival_step[idx], departure_step=prob.departure_step[idx],
+        e0_kwh=prob.e0_kwh[idx], e_cap_kwh=prob.e_cap_kwh[idx], e_min_kwh=prob.e_min_kwh[idx],
+        e_need_kwh=prob.e_need_kwh[idx], p_ch_max_kw=prob.p_ch_max_kw[idx],
+        p_dis_max_kw=prob.p_dis_max_kw[idx], eta_ch=prob.eta_ch[idx], eta_dis=prob.eta_dis[idx],
+        wear_cny_per_kwh=prob.wear_cny_per_kwh,
+        wear_vehicle_cny_per_kwh=prob.wear_vehicle_cny_per_kwh[idx],
+        penalty_need_cny_per_kwh=prob.penalty_need_cny_per_kwh,
+        penalty_request_cny_per_kwh=prob.penalty_request_cny_per_kwh,
+    )
+
+
+def departure_groups(prob: DispatchProblem, max_groups: int = 96, by_power: bool = True) -> np.ndarray:
+    """Group label per vehicle (n,), 0..G-1 (-1: no plugged step in the horizon).
+
+    By departure step within the horizon, at most ``max_groups // 2`` departure bins (equal-count
+    bins of the departure steps when there are more distinct ones), and within a bin by power
+    class (charge and discharge power; with ``by_power=False`` only by whether the vehicle can
+    discharge). Vehicles of one group leave together with the same chargers, so the sum of their
+    envelopes is close to their joint flexibility."""
+    a, d = prob.window
+    active = d > a
+    dd = d.astype(np.int64)
+    uniq = np.unique(dd[active])
+    n_bins = max(1, max_groups // 2)
+    if uniq.size > n_bins:
+        edges = np.unique(np.quantile(dd[active], np.linspace(0, 1, n_bins + 1)[1:-1],
+                                      method="lower"))
+        dbin = np.searchsorted(edges, dd, side="right")
+    else:
+        dbin = np.searchsorted(uniq, dd)
+    _, pcls = np.unique(np.stack([prob.p_ch_max_kw, prob.p_dis_max_kw]), axis=1, return_inverse=True)
+    lab = (dbin * (pcls.max() + 1) + pcls.reshape(-1)) if by_power else dbin * 2 + (prob.p_dis_max_kw > 0)
+    _, lab = np.unique(np.where(active, lab, -1), return_inverse=True)
+    lab = lab.reshape(-1)
+    if not active.all():
+        lab = np.where(active, lab - 1 if (~active).any() else lab, -1)
+    return lab
+
+
+def plan_grouped(
+    prob: DispatchProblem, *, max_groups: int = 96, interval_bounds: bool = False,
+) -> DispatchPlan:
+    """Aggregate plan with one flexibility envelope per departure group, then LLF per group.
+
+    The vehicles are grouped by :func:`departure_groups` (departure bin x can discharge); each
+    group gets the aggregate model of :func:`plan_aggregate` (its own energy, departure and power
+    variables), the groups share the hard site limits and the soft cap in one LP
+    (about ``7 * groups * T`` variables), and each group's profile is split among its vehicles by
+    :func:`disaggregate_llf`. Vehicles that leave together with the same chargers can hardly pass
+    energy to each other through the envelope sum, and the split knows which group's energy the
+    plan sells, so this is much closer to :func:`plan_exact` than one fleet-wide envelope. On the
+    seeded random fleets of tests/test_dispatch.py (20-200 vehicles, 24-48 steps, 12 seeds) it
+    costs 0.1-1.6 % (mean 0.8 %) more than the exact plan charge-only, and 4-18 % (mean 11 %)
+    with V2G (the per-step split cannot keep every group member's surplus where the plan will
+    sell it). Returns the per-vehicle plan (``objective_cny`` is the grouped LP's objective).
+    """
+    t0 = time.perf_counter()
+    n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
+    lab = departure_groups(prob, max_groups)
+    G = int(lab.max()) + 1 if n else 0
+    subs, blocks, offs = [], [], []
+    c_l, lo_l, hi_l, lb_l, ub_l = [], [], [], [], []
+    col0 = 0
+    for g in range(G):
+        idx = np.flatnonzero(lab == g)
+        sub = _subset(prob, idx)
+        c, A, lo, hi, lb, ub, off, _, _ = _aggregate_lp(sub, interval_bounds)
+        subs.append((idx, sub))
+        blocks.append(A)
+        offs.append(col0)
+        c_l.append(c), lo_l.append(lo), hi_l.append(hi), lb_l.append(lb), ub_l.append(ub)
+        col0 += A.shape[1]
+    # global soft-cap slack S (T) after all group columns
+    cap = prob.p_cap_kw
+    o_S = col0
+    nv = col0 + T
+    A_g = sp.block_diag(blocks, format="csr") if blocks else sp.csr_array((0, 0))
+    t = np.arange(T)
+    rows, cols, vals = [], [], []
+    for g, o in enumerate(offs):
+        for r0 in (0, T):  # site rows 0..T-1, cap rows T..2T-1
+            rows += [r0 + t, r0 + t]
+            cols += [o + t, o + T + t]
+            vals += [np.ones(T), -np.ones(T)]
+    rows.append(T + t)
+    cols.append(o_S + t)
+    vals.append(-np.ones(T))
+    C = sp.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                     shape=(2 * T, nv))
+    A = sp.vstack([sp.hstack([A_g, sp.csr_array((A_g.shape[0], T))]), C], format="csr")
+    fin = np.isfinite(cap)
+    lo = np.concatenate(lo_l + [prob.p_site_min_kw, np.full(T, -np.inf)])
+    hi = np.concatenate(hi_l + [prob.p_site_max_kw, np.where(fin, cap, np.inf)])
+    lb = np.concatenate(lb_l + [np.zeros(T)])
+    ub = np.concatenate(ub_l + [np.where(fin, np.inf, 0.0)])
+    c = np.concatenate(c_l + [np.full(T, prob.penalty_request_cny_per_kwh * dt)])
+    res = _solve(c, A, lo, hi, lb, ub)
+    if res.x is None:
+        raise RuntimeError(f"grouped aggregate dispatch LP failed: {res.message}")
+    x = res.x
+    p = np.zeros((n, T))
+    for (idx, sub), o in zip(subs, offs):
+        prof = np.clip(x[o:o + T], 0.0, None) - np.clip(x[o + T:o + 2 * T], 0.0, None)
+        p[idx] = disaggregate_llf(sub, prof).p_kw
+    return evaluate_schedule(prob, p, objective_cny=float(res.fun),
+                             status="optimal" if res.status == 0 else str(res.message),
+                             solve_time_s=time.perf_counter() - t0)
