@@ -47,7 +47,7 @@ from v2gsim.strategies.base import (
 from v2gsim.strategies.dispatch import (
     DispatchProblem,
     GridRequest,
-    coarsen,
+    coarsen_blocks,
     plan_aggregate,
     plan_exact,
     split_llf,
@@ -99,6 +99,14 @@ class CentralizedConfig(StrategyConfig):
         default=60,
         description="aggregate mode: step of the site's planned profile, min (rounded to whole simulation steps); "
         "requests covering part of a block apply to all of it",
+    )
+    aggregate_far_step_min: Annotated[int, Field(ge=1, le=1440)] = Field(
+        default=180,
+        description="aggregate mode: step of the profile beyond aggregate_near_h, min (coarser far out: a smaller LP; "
+        "only the first hours are executed before the next re-plan); set equal to aggregate_step_min for even blocks",
+    )
+    aggregate_near_h: Annotated[float, Field(ge=0, le=168)] = Field(
+        default=6.0, description="aggregate mode: hours planned on aggregate_step_min blocks before the coarser ones",
     )
     aggregate_interval_bounds: bool = Field(
         default=False,
@@ -163,6 +171,8 @@ class Centralized(Strategy):
         self._horizon_steps = max(1, int(np.ceil(config.horizon_h / dt_h - 1e-9)))
         self._windows = self._request_windows()
         self._block = max(1, int(round(config.aggregate_step_min / 60.0 / dt_h)))
+        self._far_block = max(1, int(round(config.aggregate_far_step_min / 60.0 / dt_h)))
+        self._near_steps = int(round(config.aggregate_near_h / dt_h))
         # surplus charging into vehicles that cannot discharge never pays while prices are >= 0
         self._store_uni = bool(np.any(np.asarray(context.price_cny_per_kwh) < 0))
         # aggregate sites: site index -> (plan step, site profile (T,) kW, planned cap shortfall (T,) kW)
@@ -383,10 +393,11 @@ class Centralized(Strategy):
             short = np.zeros(T)
             if rows.size:
                 try:
-                    ag = plan_aggregate(coarsen(problem(rows, site_k), self._block),
+                    blocks = self._blocks(T)
+                    ag = plan_aggregate(coarsen_blocks(problem(rows, site_k), blocks),
                                         interval_bounds=cfg.aggregate_interval_bounds)
-                    prof = np.repeat(ag.p_kw, self._block)[:T]
-                    short = np.repeat(ag.cap_shortfall_kw, self._block)[:T]
+                    prof = np.repeat(ag.p_kw, blocks)[:T]
+                    short = np.repeat(ag.cap_shortfall_kw, blocks)[:T]
                 except (RuntimeError, ValueError) as exc:  # keep the run going: must-charge only
                     self.stats["solve_failures"] += 1
                     _log.warning("centralized aggregate plan failed at step %d (site %d, %d vehicles): %s",
@@ -428,6 +439,17 @@ class Centralized(Strategy):
             self._P[sub] = plan.p_kw
             self._short += plan.cap_shortfall_kw
         self.stats["solve_time_s"] += _time.perf_counter() - t_start
+
+    def _blocks(self, T: int) -> np.ndarray:
+        """Block lengths (steps) of an aggregate plan over T steps: ``aggregate_step_min`` blocks
+        for the first ``aggregate_near_h``, ``aggregate_far_step_min`` ones after (even blocks
+        with interval bounds, which need them); the last block may reach beyond T."""
+        b, fb = self._block, self._far_block
+        if self.config.aggregate_interval_bounds or fb == b:
+            return np.full(-(-T // b), b)
+        n_near = min(-(-self._near_steps // b), -(-T // b))
+        rest = T - n_near * b
+        return np.concatenate([np.full(n_near, b), np.full(max(0, -(-rest // fb)), fb)]).astype(np.int64)
 
     def _problem(self, obs: Observation, v: np.ndarray, site_k: int, T: int, *, pch_share: float,
                  pdis_share: float, headroom_kw: float) -> DispatchProblem:

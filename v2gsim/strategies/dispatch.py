@@ -71,6 +71,7 @@ __all__ = [
     "flexibility_envelopes",
     "split_llf",
     "coarsen",
+    "coarsen_blocks",
     "plan_grouped",
     "departure_groups",
 ]
@@ -576,11 +577,19 @@ def flexibility_envelopes(
     n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
     a, d = prob.window
     t = np.arange(T + 1)
-    before = np.clip(t[None, :] - a[:, None], 0, (d - a)[:, None])
-    after = (d - a)[:, None] - before
+    if np.ndim(dt) == 0:
+        before = np.clip(t[None, :] - a[:, None], 0, (d - a)[:, None])
+        after = (d - a)[:, None] - before
+        dt_s = dt
+    else:  # steps of unequal length (coarsen with a block list): count hours instead of steps
+        cum = np.concatenate([[0.0], np.cumsum(dt)])
+        tc = np.clip(t[None, :], a[:, None], d[:, None])
+        before = cum[tc] - cum[a][:, None]
+        after = cum[d][:, None] - cum[tc]
+        dt_s = 1.0
     e0 = prob.e0_kwh[:, None]
-    ch = (prob.eta_ch * prob.p_ch_max_kw * dt)[:, None]
-    dis = (prob.p_dis_max_kw * dt / prob.eta_dis)[:, None]
+    ch = (prob.eta_ch * prob.p_ch_max_kw * dt_s)[:, None]
+    dis = (prob.p_dis_max_kw * dt_s / prob.eta_dis)[:, None]
     hi = np.minimum(prob.e_cap_kwh[:, None], e0 + ch * before)
     if unidirectional_cap_at_need:
         # A vehicle that cannot discharge gains nothing from energy beyond its need (prices and
@@ -704,6 +713,8 @@ def _aggregate_lp(prob: DispatchProblem, interval_bounds: bool):
     lo = np.concatenate([e_arr[1:], prob.p_site_min_kw, e_lo, d_lo, np.full(T, -np.inf)])
     hi = np.concatenate([e_arr[1:], prob.p_site_max_kw, np.full(2 * (T + 1), np.inf),
                          np.where(np.isfinite(cap), cap, np.inf)])
+    if interval_bounds and np.ndim(dt) > 0:
+        raise ValueError("interval_bounds needs steps of equal length")
     if interval_bounds:
         # Cumulative battery energy Y_t into the fleet, and for every interval [s, t) the sums of
         # the per-vehicle bounds on e_i(t) - e_i(s): this stops one vehicle's charger from being
@@ -931,6 +942,67 @@ def _derived_problem(**fields) -> DispatchProblem:
             v.setflags(write=False)
         object.__setattr__(obj, f.name, v)
     return obj
+
+
+def coarsen_blocks(prob: DispatchProblem, blocks: np.ndarray) -> DispatchProblem:
+    """The same problem on blocks of ``blocks[k]`` steps each (unequal lengths allowed; the
+    last block may reach beyond the horizon, padded with the last step's values).
+
+    The result has a per-block ``dt_h`` array and is meant for :func:`plan_aggregate` only
+    (without interval bounds); ``np.repeat(plan.p_kw, blocks)[:T]`` maps its profile back.
+    Block rules as in :func:`coarsen`; a need beyond the padded horizon is reduced by what the
+    vehicle can charge after it at full power.
+    """
+    blocks = np.asarray(blocks, dtype=np.int64)
+    if blocks.ndim != 1 or blocks.size == 0 or np.any(blocks < 1):
+        raise ValueError("blocks must be a non-empty list of positive step counts")
+    T = prob.n_steps
+    edges = np.concatenate([[0], np.cumsum(blocks)])
+    if edges[-1] < T:
+        raise ValueError(f"blocks cover {edges[-1]} steps; the horizon has {T}")
+    if np.all(blocks == blocks[0]):
+        return coarsen(prob, int(blocks[0]))
+    Tc, Tp = blocks.size, int(edges[-1])
+    kb = np.repeat(np.arange(Tc), blocks)  # block of each (padded) fine step
+
+    def pad(x):
+        x = np.asarray(x, dtype=float)
+        return np.concatenate([x, np.repeat(x[-1:], Tp - T)]) if Tp > T else x
+
+    def mean(x):
+        return np.bincount(kb, weights=pad(x), minlength=Tc) / blocks
+
+    def red(x, fn):
+        return fn.reduceat(pad(x), edges[:-1])
+
+    cap = prob.p_cap_kw
+    soft = red(cap, np.minimum) if np.isfinite(cap).any() else None
+    arr = np.searchsorted(edges, prob.arrival_step, side="left")  # first whole block
+    dep_in = np.searchsorted(edges, prob.departure_step, side="right") - 1  # block containing it
+    beyond = np.maximum(prob.departure_step - Tp, 0)
+    dep = np.where(prob.departure_step >= Tp, Tc + beyond, np.minimum(dep_in, Tc))
+    dep = np.where(prob.departure_step <= 0, prob.departure_step, dep)
+    dep = np.maximum(dep, np.minimum(arr, 0))
+    out = _derived_problem(
+        n_vehicles=prob.n_vehicles, n_steps=Tc, dt_h=prob.dt_h * blocks.astype(float),
+        price_buy_cny_per_kwh=mean(prob.price_buy_cny_per_kwh),
+        price_v2g_cny_per_kwh=mean(prob.price_v2g_cny_per_kwh),
+        arrival_step=arr.astype(np.int64), departure_step=dep.astype(np.int64),
+        e0_kwh=prob.e0_kwh, e_cap_kwh=prob.e_cap_kwh, e_min_kwh=prob.e_min_kwh,
+        e_need_kwh=prob.e_need_kwh, p_ch_max_kw=prob.p_ch_max_kw, p_dis_max_kw=prob.p_dis_max_kw,
+        eta_ch=prob.eta_ch, eta_dis=prob.eta_dis, wear_cny_per_kwh=prob.wear_cny_per_kwh,
+        wear_vehicle_cny_per_kwh=prob.wear_vehicle_cny_per_kwh,
+        p_site_max_kw=red(prob.p_site_max_kw, np.minimum),
+        p_site_min_kw=red(prob.p_site_min_kw, np.maximum),
+        p_feeder_headroom_kw=soft, requests=(),
+        penalty_need_cny_per_kwh=prob.penalty_need_cny_per_kwh,
+        penalty_request_cny_per_kwh=prob.penalty_request_cny_per_kwh,
+    )
+    # the need at the (coarse) horizon end, with the hours after it counted on the fine grid
+    a, d = out.window
+    need = np.minimum(prob.e_need_kwh - prob.eta_ch * prob.p_ch_max_kw * prob.dt_h * beyond, prob.e_cap_kwh)
+    out.__dict__["need_eff_kwh"] = np.where(d > a, need, -np.inf)
+    return out
 
 
 def coarsen(prob: DispatchProblem, block: int) -> DispatchProblem:
