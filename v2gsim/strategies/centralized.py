@@ -177,6 +177,8 @@ class Centralized(Strategy):
         self._store_uni = bool(np.any(np.asarray(context.price_cny_per_kwh) < 0))
         # aggregate sites: site index -> (plan step, site profile (T,) kW, planned cap shortfall (T,) kW)
         self._agg: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
+        self._agg_lut: np.ndarray | None = None  # site index -> is an aggregate site
+        self._agg_lut_keys = 0
         # the plan held between re-plans
         self._idx = np.empty(0, dtype=np.int64)  # sorted vehicle indices
         self._dep = np.empty(0, dtype=np.int64)  # stated departure at plan time
@@ -256,7 +258,16 @@ class Centralized(Strategy):
         """Which of the plugged vehicles (by their sites ``site_cur``) are at aggregate sites."""
         if not self._agg:
             return np.zeros(site_cur.size, bool)
-        return np.isin(site_cur, np.fromiter(self._agg, dtype=np.int64))
+        if self._agg_lut is None or self._agg_lut_keys != len(self._agg):
+            keys = np.fromiter(self._agg, dtype=np.int64)
+            lut = np.zeros(max(int(keys.max()), int(site_cur.max(initial=0))) + 1, bool)
+            lut[keys] = True
+            self._agg_lut, self._agg_lut_keys = lut, len(self._agg)
+        lut = self._agg_lut
+        if site_cur.size and site_cur.max() >= lut.size:
+            lut = np.concatenate([lut, np.zeros(int(site_cur.max()) + 1 - lut.size, bool)])
+            self._agg_lut = lut
+        return lut[np.maximum(site_cur, 0)] & (site_cur >= 0)
 
     def _exact_column(self, obs: Observation, cur: np.ndarray) -> np.ndarray:
         """The held exact plan's power for the vehicles ``cur`` this step (k,), kW."""
