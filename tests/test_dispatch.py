@@ -9,6 +9,7 @@ from scipy.optimize import linprog
 from v2gsim.strategies.dispatch import (
     DispatchProblem,
     GridRequest,
+    coarsen_blocks,
     departure_groups,
     disaggregate_llf,
     evaluate_schedule,
@@ -392,3 +393,23 @@ def test_grouped_plan_meets_needs_and_limits_with_requests_and_site_caps():
     assert plan.cost_cny >= ex.cost_cny - 1e-6
     lab = departure_groups(prob, max_groups=8)
     assert lab.max() + 1 <= 4 * 6  # 4 departure bins x at most 6 power classes
+
+
+def test_coarsen_blocks_unequal_plan_meets_needs_and_uniform_matches_coarsen():
+    prob = random_problem(np.random.default_rng(11), 80, 96, dt=0.25)
+    blocks = [4] * 6 + [12] * 6
+    coarse = coarsen_blocks(prob, blocks)
+    assert coarse.n_steps == 12
+    np.testing.assert_allclose(coarse.dt_h, 0.25 * np.array(blocks))
+    ag = plan_aggregate(coarse, interval_bounds=False)
+    assert ag.status == "optimal"
+    plan = disaggregate_llf(prob, np.repeat(ag.p_kw, blocks)[:96])
+    assert plan.unmet_need_kwh.max() < 1e-6
+    assert_limits(prob, plan)
+    # even blocks fall back to coarsen (same plan)
+    a1 = plan_aggregate(coarsen_blocks(prob, [4] * 24), interval_bounds=False)
+    from v2gsim.strategies.dispatch import coarsen
+    a2 = plan_aggregate(coarsen(prob, 4), interval_bounds=False)
+    np.testing.assert_allclose(a1.objective_cny, a2.objective_cny)
+    with pytest.raises(ValueError, match="interval_bounds"):
+        plan_aggregate(coarse, interval_bounds=True)

@@ -16,7 +16,8 @@ departure since the last plan.
 Aggregate sites (``mode: aggregate``, or ``auto`` once more than ``exact_max_vehicles`` are
 plugged at a site; it then stays aggregate): every ``replan_every_min`` only, the site's power
 profile is planned on the aggregate energy/power envelopes of the vehicles plugged there, on
-``aggregate_step_min`` blocks (a T-variable LP, a few ms). Each step that profile's value is split
+``aggregate_step_min`` blocks for ``aggregate_near_h``, ``aggregate_far_step_min`` blocks after
+that (a T-variable LP, under a millisecond). Each step that profile's value is split
 among the vehicles plugged *now* -- arrivals since the plan included -- by least laxity first,
 vectorised (:func:`~v2gsim.strategies.dispatch.split_llf`), with every vehicle's must-charge-now
 minimum guaranteed. Arrivals and early departures do not trigger a re-plan there.
