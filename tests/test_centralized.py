@@ -350,7 +350,8 @@ def test_config_rejects_bad_values():
     assert CentralizedConfig(wear_cny_per_kwh="model").wear_cny_per_kwh == "model"
 
 
-def test_aggregate_plans_once_per_interval_and_serves_arrivals():
+@pytest.mark.parametrize("skip_tol", [0.0, 0.05, 1.0])
+def test_aggregate_plans_once_per_interval_and_serves_arrivals(skip_tol):
     # A few hundred vehicles at one site, arriving and leaving at random: the aggregate site plans
     # only on its interval (arrivals between plans are split in by least laxity), meets every
     # feasible need by the stated departure, never exceeds the site limit, and discharges only
@@ -366,7 +367,7 @@ def test_aggregate_plans_once_per_interval_and_serves_arrivals():
     dis = rng.random(n) < 0.4
     h = Harness(n, T, dt=dt, e0=e0, cap=cap, e_stop=need, e_min=0.15 * cap, p=p_max, dis=dis, dep=dep,
                 limit=1500.0, mode="aggregate", replan_every_min=60, departure_margin_min=0,
-                respect_feeder_headroom=False,
+                respect_feeder_headroom=False, replan_skip_tolerance=skip_tol,
                 requests=[{"kind": "discharge_call", "start": "2026-07-06T10:00", "hours": 1.0, "p_kw": 100.0}])
     e_start = h.e.copy()
     h.plugged[:] = arr == 0
@@ -380,6 +381,11 @@ def test_aggregate_plans_once_per_interval_and_serves_arrivals():
     k = h.strategy.kpis()
     steps_per_plan = 4
     assert k["aggregate_solves"] <= np.ceil(T / steps_per_plan)  # one site: at most one LP per hour
+    if skip_tol == 0:
+        assert k["aggregate_replans_skipped"] == 0
+    if skip_tol == 1.0:  # drift never blocks a skip: every 3 h (replan_skip_max_h) only
+        assert k["aggregate_replans_skipped"] > 0
+        assert k["aggregate_solves"] <= np.ceil(T / (3 * steps_per_plan)) + 1
     assert k["exact_solves"] == 0 and k["solve_failures"] == 0
     assert k["replans"] <= np.ceil(T / steps_per_plan) + 1
     np.testing.assert_array_less(need - 1e-6, e_at_dep)  # every need met at its stated departure

@@ -20,7 +20,10 @@ profile is planned on the aggregate energy/power envelopes of the vehicles plugg
 that (a T-variable LP, under a millisecond). Each step that profile's value is split
 among the vehicles plugged *now* -- arrivals since the plan included -- by least laxity first,
 vectorised (:func:`~v2gsim.strategies.dispatch.split_llf`), with every vehicle's must-charge-now
-minimum guaranteed. Arrivals and early departures do not trigger a re-plan there.
+minimum guaranteed. Arrivals and early departures do not trigger a re-plan there, and a due
+re-plan is skipped (up to ``replan_skip_max_h`` after the plan) while the vehicles that arrived
+or left early since the plan add up to at most ``replan_skip_tolerance`` of the charging power
+and energy need it assumed.
 
 The engine still clips every request to the physical limits and applies the CC-CV taper, so the
 plan is an intention; re-planning corrects the drift.
@@ -113,6 +116,15 @@ class CentralizedConfig(StrategyConfig):
         default=False,
         description="aggregate mode: add the interval-energy bounds to the aggregate LP (tighter, about 5x slower)",
     )
+    replan_skip_tolerance: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.05,
+        description="aggregate sites: skip a due hourly re-plan while the vehicles that arrived or left early since "
+        "the plan add up to at most this share of the plugged charging power and of the energy need the plan "
+        "assumed (0: never skip)",
+    )
+    replan_skip_max_h: Annotated[float, Field(ge=0, le=24)] = Field(
+        default=3.0, description="aggregate sites: re-plan at least this often however little the fleet drifted, h",
+    )
     need: Literal["stop", "min_departure"] = Field(
         default="stop",
         description="energy each vehicle must have at its stated departure: the driver's full point (stop) or their minimum",
@@ -153,7 +165,8 @@ class Centralized(Strategy):
     Attributes:
         stats: counters for KPIs (read after a run): ``replans`` (re-planning rounds),
             ``solve_time_s``, ``solve_failures``, ``exact_solves``, ``aggregate_solves`` (one per
-            site LP),
+            site LP), ``aggregate_replans_skipped`` (due aggregate-site re-plans skipped: the
+            fleet had not drifted from the plan, ``replan_skip_tolerance``),
             ``planned_cap_shortfall_kwh`` (energy the executed plan columns sat above a request
             cap or the feeder headroom), ``headroom_curtailed_kwh`` (charging held back each step
             to stay within the feeder headroom).
@@ -178,6 +191,11 @@ class Centralized(Strategy):
         self._store_uni = bool(np.any(np.asarray(context.price_cny_per_kwh) < 0))
         # aggregate sites: site index -> (plan step, site profile (T,) kW, planned cap shortfall (T,) kW)
         self._agg: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
+        # aggregate sites: site index -> (vehicles planned (sorted), their stated departures, charger
+        # power, need gap kWh) at plan time, and the next step a due re-plan is checked
+        self._agg_ref: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._agg_next: dict[int, int] = {}
+        self._skip_max_steps = int(round(config.replan_skip_max_h / dt_h))
         self._agg_lut: np.ndarray | None = None  # site index -> is an aggregate site
         self._agg_lut_keys = 0
         # the plan held between re-plans
@@ -189,6 +207,7 @@ class Centralized(Strategy):
         self._prev_net_kw = 0.0
         self.stats: dict[str, float] = {
             "replans": 0, "solve_time_s": 0.0, "solve_failures": 0, "exact_solves": 0, "aggregate_solves": 0,
+            "aggregate_replans_skipped": 0,
             "planned_cap_shortfall_kwh": 0.0, "headroom_curtailed_kwh": 0.0,
         }
 
@@ -228,7 +247,10 @@ class Centralized(Strategy):
             self.stats.update({k: type(v)(0) for k, v in self.stats.items()})
         site_cur = f.site[cur]
         agg_rows = self._agg_rows(site_cur)
-        due = [k for k, (t0, prof, _) in self._agg.items() if s - t0 >= min(prof.size, self._replan_steps)]
+        due = [k for k, (t0, prof, _) in self._agg.items()
+               if s - t0 >= min(prof.size, self._replan_steps) and s >= self._agg_next.get(k, s)]
+        if due and self.config.replan_skip_tolerance > 0:
+            due = [k for k in due if not self._skip_agg(obs, k, cur[site_cur == k])]
         exact_due = self._needs_replan(obs, cur[~agg_rows])
         if due or exact_due:
             self._replan(obs, cur, due, exact_due)
@@ -269,6 +291,35 @@ class Centralized(Strategy):
             lut = np.concatenate([lut, np.zeros(int(site_cur.max()) + 1 - lut.size, bool)])
             self._agg_lut = lut
         return lut[np.maximum(site_cur, 0)] & (site_cur >= 0)
+
+    def _skip_agg(self, obs: Observation, k: int, v: np.ndarray) -> bool:
+        """Whether aggregate site ``k``'s due re-plan can wait (and count it): its plan still runs
+        ``replan_skip_max_h`` from its start and at least one re-plan period beyond now, and the
+        vehicles ``v`` plugged there now differ from those it planned for (arrivals, early
+        departures) by at most ``replan_skip_tolerance`` of its charging power and energy need."""
+        s = obs.step
+        t0, prof, _ = self._agg[k]
+        col = s - t0
+        ref = self._agg_ref.get(k)
+        if ref is None or col + self._replan_steps > min(self._skip_max_steps, prof.size - self._replan_steps):
+            return False
+        idx, dep, pch, gap = ref
+        f = obs.fleet
+        tol = self.config.replan_skip_tolerance
+        pos = np.minimum(np.searchsorted(idx, v), max(idx.size - 1, 0))
+        # arrivals, and vehicles that left and came back with a new stated departure
+        new = (idx[pos] != v) | (dep[pos] != f.t_depart_est_step[v]) if idx.size else np.ones(v.size, bool)
+        stay = (dep > s) | (dep < 0)  # planned to be plugged now (-1: departure unknown)
+        left = stay & ~obs.plugged[idx]
+        p_ref, gap_ref = float(pch[stay].sum()), float(gap.sum())
+        vn = v[new]
+        p_drift = float(f.p_plug_max_kw[vn].sum() + pch[left].sum())
+        gap_drift = float(np.maximum(self._need_kwh(f, vn) - f.e_kwh[vn], 0.0).sum() + gap[left].sum())
+        if p_drift > tol * p_ref or gap_drift > tol * max(gap_ref, 1e-9):
+            return False
+        self.stats["aggregate_replans_skipped"] += 1
+        self._agg_next[k] = s + self._replan_steps
+        return True
 
     def _exact_column(self, obs: Observation, cur: np.ndarray) -> np.ndarray:
         """The held exact plan's power for the vehicles ``cur`` this step (k,), kW."""
@@ -416,6 +467,12 @@ class Centralized(Strategy):
                                  s, site_k, rows.size, exc)
                 self.stats["aggregate_solves"] += 1
             self._agg[int(site_k)] = (s, prof, short)
+            self._agg_next.pop(int(site_k), None)
+            if cfg.replan_skip_tolerance > 0:
+                v = cur[rows]
+                self._agg_ref[int(site_k)] = (
+                    v, f.t_depart_est_step[v].copy(), f.p_plug_max_kw[v].copy(),
+                    np.maximum(self._need_kwh(f, v) - f.e_kwh[v], 0.0))
 
         for site_k in agg_due:
             plan_agg(site_k)
