@@ -14,10 +14,13 @@ there); results go to ``bench/business_models_results.md`` by hand.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
+import os
+import sys
 import platform
 import time
 from collections.abc import Callable
+
+sys.path.insert(0, os.path.dirname(__file__))  # for bench_core
 
 # one entry per business model: the scenario's business_models list for the city
 MODELS: dict[str, list[dict] | Callable[[int], list[dict]]] = {
@@ -84,12 +87,9 @@ def _measure(model_name: str, n: int, days: int, q) -> None:
 
 
 def measure(model_name: str, n: int, days: int) -> dict:
-    q = mp.get_context("spawn").Queue()
-    p = mp.get_context("spawn").Process(target=_measure, args=(model_name, n, days, q))
-    p.start()
-    out = q.get()
-    p.join()
-    return out
+    from bench_core import run_fresh
+
+    return run_fresh(_measure, model_name, n, days)
 
 
 def main() -> None:

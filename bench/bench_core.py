@@ -62,14 +62,20 @@ def _measure(n: int, days: int, q) -> None:
     })
 
 
-def measure(n: int, days: int) -> dict:
+def run_fresh(target, *args) -> dict:
+    """Run ``target(*args, queue)`` in a fresh spawned process and return what it puts on the
+    queue, so that imports, caches and peak memory (ru_maxrss) belong to that measurement alone."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_measure, args=(n, days, q))
+    p = ctx.Process(target=target, args=(*args, q))
     p.start()
     out = q.get()
     p.join()
     return out
+
+
+def measure(n: int, days: int) -> dict:
+    return run_fresh(_measure, n, days)
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import multiprocessing as mp
 import os
 import platform
 import sys
@@ -44,13 +43,9 @@ def _measure(n, days, wear, q) -> None:
 
 
 def measure(n, days, wear) -> dict:
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=_measure, args=(n, days, wear, q))
-    p.start()
-    out = q.get()
-    p.join()
-    return out
+    from bench_core import run_fresh
+
+    return run_fresh(_measure, n, days, wear)
 
 
 def main() -> None:
