@@ -101,6 +101,8 @@ def swap_kpis(stations: pd.DataFrame, swaps: pd.DataFrame, dt_h: float) -> dict[
     row per driver at a station) tables.
 
     - swaps_served, swap_drivers_left (waited longer than the limit, or their next trip began);
+    - swaps_served_low_soc, swaps_served_long_trip: the served swaps by why the driver came
+      (``swaps.reason``: arrived below ``swap_below_soc``, or before a trip too long for the charge);
     - swap_wait_mean_min / swap_wait_p95_min: waiting time of the served drivers;
     - swap_utilisation_pct: swaps served over the stations' swap capacity in the run;
     - swap_packs_ready_min / _mean: ready packs over all stations (a system time series);
@@ -111,8 +113,12 @@ def swap_kpis(stations: pd.DataFrame, swaps: pd.DataFrame, dt_h: float) -> dict[
     wait = served["wait_min"].to_numpy(float)
     total = stations.groupby("time", observed=True)[["p_kw", "packs_ready"]].sum()
     cap = float(stations["swap_capacity"].sum())
+    # results saved before swaps had a reason: every driver came low
+    n_long = float((served["reason"] == "long_trip").sum()) if "reason" in served else 0.0
     return {
         "swaps_served": float(len(served)),
+        "swaps_served_low_soc": float(len(served)) - n_long,
+        "swaps_served_long_trip": n_long,
         "swap_drivers_left": float(len(swaps) - len(served)),
         "swap_wait_mean_min": float(wait.mean()) if wait.size else float("nan"),
         "swap_wait_p95_min": float(np.percentile(wait, 95)) if wait.size else float("nan"),

@@ -244,7 +244,7 @@ class V2GModel(mesa.Model):
         f.can_discharge[v] = False
         f.p_kw[v] = 0.0
 
-    def _arrive(self, step, v, loc, site, trip_kwh, km, e_set_kwh, p_max_kw, est_step, hooks=True) -> None:
+    def _arrive(self, step, v, loc, site, trip_kwh, km, e_set_kwh, p_max_kw, est_step, next_trip_kwh=None, hooks=True) -> None:
         f = self.fleet
         e = f.e_kwh[v]
         stranded = trip_kwh > e + 1e-12
@@ -258,11 +258,14 @@ class V2GModel(mesa.Model):
         f.e_driven_kwh[v] += used
         f.distance_km[v] += km
         f.e_kwh[v] = e_new
-        for h in self.hooks if hooks else ():  # low swappable vehicles queue at a swap station first
-            held = h.arrive(step, v, e_new, loc, site, p_max_kw, est_step, replay)
+        if hooks and next_trip_kwh is None:  # no next trip known
+            next_trip_kwh = np.zeros(v.size)
+        for h in self.hooks if hooks else ():  # swappable vehicles low or before a long trip queue at a swap station first
+            held = h.arrive(step, v, e_new, loc, site, p_max_kw, est_step, replay, next_trip_kwh)
             if held.any():
                 k = ~held
                 v, loc, site, e_new, replay, p_max_kw, est_step = v[k], loc[k], site[k], e_new[k], replay[k], p_max_kw[k], est_step[k]
+                next_trip_kwh = next_trip_kwh[k]
         # drivers without a charger where they park, and low on charge, park at their public site
         detour = (site < 0) & ~replay & (e_new < f.e_public_below_kwh[v])
         if detour.any():
@@ -360,7 +363,7 @@ class V2GModel(mesa.Model):
         if hi > lo:
             sl = slice(lo, hi)
             self._arrive(s, ev.arr_vehicle[sl], ev.arr_loc[sl], ev.arr_site[sl], ev.arr_trip_kwh[sl], ev.arr_km[sl],
-                         ev.arr_e_set_kwh[sl], ev.arr_p_max_kw[sl], ev.arr_depart_est_step[sl])
+                         ev.arr_e_set_kwh[sl], ev.arr_p_max_kw[sl], ev.arr_depart_est_step[sl], ev.arr_next_trip_kwh[sl])
         for h in self.hooks:  # swap queues served: swapped (or leaving) drivers go on to their destination
             rel = h.release(s)
             if rel is not None:

@@ -21,13 +21,25 @@ With the scenario's wear model on, :class:`~v2gsim.physics.ageing.SwapPackWear` 
 ages every pack, rack or vehicle, sets ``soh`` and the wear price once per period and replaces
 retired packs in place (same pack id); a vehicle's capacity arrays follow the pack it carries.
 
-Mobility (the engine's arrival phase): a swappable vehicle arriving with less than its group's
-``swap_below_soc`` first goes to a compatible station (same pack standard; the one with most
-ready packs net of its queue, its own preferred station on ties), joins the station's FIFO queue
-and, once a bay is free and a charged pack ready, swaps; then it continues to its destination
-and arrives there in the step of the swap (the detour's distance and time within the step are
-not modelled). Drivers who wait longer than ``max_wait_min``, or whose next trip starts, leave
-without a swap (counted) and go on to their destination as they are. A station serves at most
+Mobility (the engine's arrival phase): a swappable vehicle first goes to a compatible station
+(same pack standard; the one with most ready packs net of its queue, its own preferred station
+on ties) when it arrives
+
+- with less than its group's ``swap_below_soc`` (reason ``low_soc``), or
+- before a long trip (reason ``long_trip``, only if its group sets
+  ``swap_before_trip_reserve_soc``): its *next* trip's energy (known on arrival, like the
+  stated departure; ``DayEvents.arr_next_trip_kwh``) would leave less than that reserve. Only
+  the next trip counts, not the rest of the day: that is what a driver plans for at a stop, and
+  the low-SOC trigger already catches the drain of the later stops (counting the whole day
+  would send every multi-leg driver to a station at the first stop). Drivers who plug in at
+  their own pile at this stop are left out: they charge there before leaving.
+
+It joins the station's FIFO queue and, once a bay is free and a charged pack ready, swaps; then
+it continues to its destination and arrives there in the step of the swap (the detour's
+distance and time within the step are not modelled). Drivers who wait longer than
+``max_wait_min``, or whose next trip starts, leave without a swap (counted) and go on to their
+destination as they are. Swaps are counted by reason (``swaps.reason``, station columns
+``swaps_low_soc`` and ``swaps_long_trip``, which add up to ``swaps``). A station serves at most
 ``min(bays * step / swap_time, max_swaps_per_day * step / 1 day)`` swaps per step (fractions
 carried over). Waiting time: whole steps waited plus the position in the step's service order
 times the service interval; its resolution is one step.
@@ -46,8 +58,11 @@ from v2gsim.physics.battery import charge_to, discharge_to
 from v2gsim.population.fleet import CHEMISTRIES, DRIVING
 
 STREAM_SWAP = 90  # SeedSequence(seed, spawn_key=(STREAM_SWAP,)): preferred stations
-STATION_COLUMNS = ("p_kw", "charge_kw", "discharge_kw", "packs_ready", "queue", "swaps", "left", "swap_capacity",
-                   "e_rack_kwh", "cost_cny", "revenue_cny", "wear_cost_cny")
+STATION_COLUMNS = ("p_kw", "charge_kw", "discharge_kw", "packs_ready", "queue", "swaps", "swaps_low_soc", "swaps_long_trip", "left",
+                   "swap_capacity", "e_rack_kwh", "cost_cny", "revenue_cny", "wear_cost_cny")
+# why a driver came to the station (``swaps.reason``): arrived low, or the next trip is too long for the charge left
+REASONS = ("low_soc", "long_trip")
+LOW_SOC, LONG_TRIP = 0, 1
 
 
 @dataclass
@@ -180,6 +195,7 @@ class SwapNetwork:
         n = f.n
         veh_std = np.full(n, -1, np.int64)
         below = np.zeros(n)
+        trip_reserve = np.full(n, -np.inf)  # -inf: never swaps before a trip
         std_cap: dict[int, set] = {}
         std_vspec: dict[int, object] = {}
         for b in model.blocks:
@@ -190,6 +206,9 @@ class SwapNetwork:
             sl = slice(b.start, b.start + b.count)
             veh_std[sl] = k
             below[sl] = getattr(b.group, "swap_below_soc", 0.25) * b.vehicle.capacity_kwh
+            reserve_soc = getattr(b.group, "swap_before_trip_reserve_soc", None)
+            if reserve_soc is not None:
+                trip_reserve[sl] = reserve_soc * b.vehicle.capacity_kwh
             std_cap.setdefault(k, set()).add(b.vehicle.capacity_kwh)
             std_vspec.setdefault(k, b.vehicle)
         for k, caps in std_cap.items():
@@ -261,6 +280,7 @@ class SwapNetwork:
         self.veh_pack = np.full(n, -1, np.int64)
         self.veh_pack[swappable] = np.arange(nv)
         self.veh_below_kwh = np.where(veh_std >= 0, below, -np.inf)
+        self.veh_trip_reserve_kwh = np.where(veh_std >= 0, trip_reserve, -np.inf)
         self.veh_standard = veh_std
         # preferred station per vehicle: random among the compatible ones (a proxy for where they drive)
         rng = np.random.default_rng(np.random.SeedSequence(model.seed_value, spawn_key=(STREAM_SWAP,)))
@@ -279,6 +299,7 @@ class SwapNetwork:
         self.q_site = np.full(n, -1, np.int32)
         self.q_p_max = np.zeros(n)
         self.q_est = np.zeros(n, np.int64)
+        self.q_reason = np.zeros(n, np.int8)  # LOW_SOC or LONG_TRIP
         self._seq = 0
         self.n_queued = 0
         self._qcount = np.zeros(S, np.int64)
@@ -288,6 +309,7 @@ class SwapNetwork:
         self.p_kw = np.zeros(S)
         self._demand = np.zeros(S)
         self._swaps_step = np.zeros(S)
+        self._swaps_long_trip_step = np.zeros(S)
         self._left_step = np.zeros(S)
         self.st_cost_cny = np.zeros(S)
         self.st_revenue_cny = np.zeros(S)
@@ -347,14 +369,21 @@ class SwapNetwork:
         if q.size:
             self._leave(step, q, "departed")
 
-    def arrive(self, step, v, e_kwh, loc, site, p_max_kw, est_step, replay) -> np.ndarray:
-        """Arriving vehicles ``v`` with energy ``e_kwh`` (after the trip): returns the mask of
-        those who head to a swap station instead (held in its queue), shape (k,)."""
-        go = (e_kwh < self.veh_below_kwh[v]) & ~replay
+    def arrive(self, step, v, e_kwh, loc, site, p_max_kw, est_step, replay, next_trip_kwh) -> np.ndarray:
+        """Arriving vehicles ``v`` with energy ``e_kwh`` (after the trip) and ``next_trip_kwh``
+        ahead: returns the mask of those who head to a swap station instead (held in its
+        queue), shape (k,)."""
+        low = e_kwh < self.veh_below_kwh[v]
+        # before a long trip: the next trip would leave less than the reserve; drivers plugging in
+        # at their own pile here are left out, they charge there before leaving
+        own_pile = (site >= 0) & self.model.site_private[np.maximum(site, 0)]
+        long_trip = ~low & ~own_pile & (next_trip_kwh > 0) & (e_kwh - next_trip_kwh < self.veh_trip_reserve_kwh[v])
+        go = (low | long_trip) & ~replay
         if not go.any():
             return go
         w = np.flatnonzero(go)
         vw = v[w]
+        self.q_reason[vw] = np.where(long_trip[w], LONG_TRIP, LOW_SOC)
         score = (self.ready_counts() - self.queue_counts()).astype(float)
         sc = np.where(self.compat[self.veh_standard[vw]], score[None, :], -np.inf)
         sc[np.arange(vw.size), self.veh_pref[vw]] += 0.5
@@ -380,6 +409,7 @@ class SwapNetwork:
         if step == self.model.n_warmup and step > 0:
             self._reset()
         self._swaps_step[:] = 0.0
+        self._swaps_long_trip_step[:] = 0.0
         if not self.n_queued:
             self._credits[:] = 0.0  # idle bays bank nothing
             return None
@@ -446,6 +476,7 @@ class SwapNetwork:
         f.e_kwh[v] = e_new
         self.veh_swap_net_kwh[v] += e_new - e_out
         self._swaps_step += np.bincount(st, minlength=self.n_stations)
+        self._swaps_long_trip_step += np.bincount(st, weights=self.q_reason[v] == LONG_TRIP, minlength=self.n_stations)
         wait = (step - self.q_since[v]) * self.step_min + pos * self.st_interval_min[st]
         self._row(step, st, v, out_p, in_p, e_out, e_new, wait, "swapped")
 
@@ -465,7 +496,8 @@ class SwapNetwork:
         self._rows.append({"step": np.full(v.size, step), "station": st.astype(np.int64), "vehicle": v.astype(np.int64),
                            "pack_out": out_p.astype(np.int64), "pack_in": in_p.astype(np.int64),
                            "e_out_kwh": np.asarray(e_out, float), "e_in_kwh": np.asarray(e_in, float),
-                           "wait_min": np.asarray(wait, float), "outcome": np.full(v.size, outcome, object)})
+                           "wait_min": np.asarray(wait, float), "outcome": np.full(v.size, outcome, object),
+                           "reason": self.q_reason[v].astype(np.int8)})
 
     # ------------------------------------------------------------------ phases 3-4: EMS and rack physics
 
@@ -548,6 +580,8 @@ class SwapNetwork:
             rec["packs_ready"][r] = self.ready_counts()
             rec["queue"][r] = self.queue_counts()
             rec["swaps"][r] = self._swaps_step
+            rec["swaps_low_soc"][r] = self._swaps_step - self._swaps_long_trip_step
+            rec["swaps_long_trip"][r] = self._swaps_long_trip_step
             rec["left"][r] = self._left_step
             rec["swap_capacity"][r] = self.st_rate_per_step
             rec["e_rack_kwh"][r] = np.bincount(st, weights=e1, minlength=self.n_stations)
@@ -569,19 +603,20 @@ class SwapNetwork:
 
     def tables(self, times: pd.DatetimeIndex, clock: pd.DatetimeIndex) -> dict[str, pd.DataFrame]:
         """``stations``: long table (time, station_id, one column per STATION_COLUMNS, units in
-        names); ``swaps``: one row per driver at a station (swapped or left)."""
+        names); ``swaps``: one row per driver at a station (swapped or left), with the
+        ``outcome`` and the ``reason`` they came (``low_soc`` or ``long_trip``)."""
         S = self.n_stations
         cats = pd.Categorical(np.tile(self.station_ids, len(times)), categories=self.station_ids)
         stations = pd.DataFrame({"time": np.repeat(times.values, S), "station_id": cats,
                                  **{c: self.rec[c].ravel() for c in STATION_COLUMNS}})
-        for c in ("packs_ready", "queue", "swaps", "left"):
+        for c in ("packs_ready", "queue", "swaps", "swaps_low_soc", "swaps_long_trip", "left"):
             stations[c] = stations[c].astype(np.int64)
         if self._rows:
             d = {k: np.concatenate([r[k] for r in self._rows]) for k in self._rows[0]}
         else:
             d = {"step": np.empty(0, np.int64), "station": np.empty(0, np.int64), "vehicle": np.empty(0, np.int64),
                  "pack_out": np.empty(0, np.int64), "pack_in": np.empty(0, np.int64), "e_out_kwh": np.empty(0),
-                 "e_in_kwh": np.empty(0), "wait_min": np.empty(0), "outcome": np.empty(0, object)}
+                 "e_in_kwh": np.empty(0), "wait_min": np.empty(0), "outcome": np.empty(0, object), "reason": np.empty(0, np.int8)}
         cap = self.model.fleet.capacity_kwh[d["vehicle"]]
         swaps = pd.DataFrame({
             "time": pd.DatetimeIndex(clock.values[d["step"]]),
@@ -590,6 +625,7 @@ class SwapNetwork:
             "soc_out": d["e_out_kwh"] / cap, "soc_in": d["e_in_kwh"] / cap,
             "e_out_kwh": d["e_out_kwh"], "e_in_kwh": d["e_in_kwh"], "wait_min": d["wait_min"],
             "outcome": pd.Categorical(d["outcome"], categories=["swapped", "waited too long", "departed"]),
+            "reason": pd.Categorical.from_codes(d["reason"], categories=list(REASONS)),
         })
         return {"stations": stations, "swaps": swaps}
 

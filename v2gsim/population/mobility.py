@@ -29,9 +29,10 @@ class DayEvents:
     Departures: ``dep_step``, ``dep_vehicle``. Arrivals: ``arr_step``, ``arr_vehicle``,
     ``arr_loc`` (location code), ``arr_site`` (site index, -1 none), ``arr_trip_kwh`` (energy
     the trip used), ``arr_km``, ``arr_e_set_kwh`` (NaN, or the energy a replayed session
-    arrives with), ``arr_p_max_kw`` (session power limit, inf if none) and
-    ``arr_depart_est_step`` (the departure the driver states). ``*_bounds[i]:*_bounds[i+1]``
-    is the slice of the day's i-th step.
+    arrives with), ``arr_p_max_kw`` (session power limit, inf if none),
+    ``arr_depart_est_step`` (the departure the driver states) and ``arr_next_trip_kwh`` (the
+    energy the driver's next trip will use, known on arrival like the departure; 0 if none is
+    known). ``*_bounds[i]:*_bounds[i+1]`` is the slice of the day's i-th step.
     """
 
     dep_step: np.ndarray
@@ -45,6 +46,7 @@ class DayEvents:
     arr_e_set_kwh: np.ndarray
     arr_p_max_kw: np.ndarray
     arr_depart_est_step: np.ndarray
+    arr_next_trip_kwh: np.ndarray
     dep_bounds: np.ndarray
     arr_bounds: np.ndarray
 
@@ -68,6 +70,7 @@ class DayEvents:
             arr_e_set_kwh=arr["e_set_kwh"][oa],
             arr_p_max_kw=arr["p_max_kw"][oa],
             arr_depart_est_step=arr["depart_est_step"][oa],
+            arr_next_trip_kwh=arr["next_trip_kwh"][oa],
             dep_bounds=np.searchsorted(dep_step, edges),
             arr_bounds=np.searchsorted(arr_step, edges),
         )
@@ -124,12 +127,19 @@ class GeneratedMobility:
         deps, arrs = [], []
         for (b, plan, dep, arr), (_, plan2, dep2, _) in zip(today, tomorrow, strict=True):
             k_legs = dep.shape[1]
-            # the driver states the next departure: later today, else tomorrow's first, else in two days
-            first_tomorrow = np.where(plan2.active.any(axis=1), dep2[np.arange(b.count), plan2.active.argmax(axis=1)] + spd, 2 * spd + dep[:, 0])
+            # the driver knows the next trip: later today, else tomorrow's first, else (no trip
+            # tomorrow) a departure stated in two days and no trip energy
+            rows_all = np.arange(b.count)
+            any_tomorrow = plan2.active.any(axis=1)
+            first2 = plan2.active.argmax(axis=1)
+            first_tomorrow = np.where(any_tomorrow, dep2[rows_all, first2] + spd, 2 * spd + dep[:, 0])
             next_dep = np.empty_like(dep)
+            next_km = np.empty_like(plan.km)
             next_dep[:, k_legs - 1] = first_tomorrow
+            next_km[:, k_legs - 1] = np.where(any_tomorrow, plan2.km[rows_all, first2], 0.0)
             for k in range(k_legs - 2, -1, -1):
                 next_dep[:, k] = np.where(plan.active[:, k + 1], dep[:, k + 1], next_dep[:, k + 1])
+                next_km[:, k] = np.where(plan.active[:, k + 1], plan.km[:, k + 1], next_km[:, k + 1])
             rows, cols = np.nonzero(plan.active)
             v = b.start + rows
             f = self.fleet
@@ -151,6 +161,7 @@ class GeneratedMobility:
                     "e_set_kwh": np.full(rows.size, np.nan),
                     "p_max_kw": np.full(rows.size, np.inf),
                     "depart_est_step": est,
+                    "next_trip_kwh": next_km[rows, cols] * f.consumption_kwh_per_km[v],
                 }
             )
         return DayEvents.build(base, spd, _concat(deps, DEP_KEYS), _concat(arrs, ARR_KEYS))
@@ -167,6 +178,7 @@ ARR_KEYS = {
     "e_set_kwh": np.float64,
     "p_max_kw": np.float64,
     "depart_est_step": np.int64,
+    "next_trip_kwh": np.float64,
 }
 
 
@@ -286,6 +298,7 @@ class SessionMobility:
             "e_set_kwh": e_set,
             "p_max_kw": fr["max_power_kw"].to_numpy()[keep],
             "depart_est_step": dsteps[keep],
+            "next_trip_kwh": np.zeros(v.size),  # sessions carry no trips
         }
 
     def day(self, d: int) -> DayEvents:

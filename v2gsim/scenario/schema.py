@@ -109,6 +109,11 @@ class PopulationGroup(_Frozen):
         float, _pct(), Field(description="vehicles with a swappable pack arriving below this SOC first swap at a compatible "
                              "station of a battery_swap business model")
     ] = 0.25
+    swap_before_trip_reserve_soc: Annotated[float, _pct()] | None = Field(
+        default=None,
+        description="vehicles with a swappable pack whose next trip would leave them below this SOC swap before it, on "
+        "arriving at the stop before (unless they plug in at their own pile there); null (default): only swap_below_soc",
+    )
     daily_km_scale: Annotated[float, Field(gt=0, le=10, description="multiplies the archetype's daily distance")] = 1.0
     departure_estimate_sd_h: Annotated[
         float, Field(ge=0, le=12, description="error sd of the departure time a driver states on arrival")
