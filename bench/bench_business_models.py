@@ -106,7 +106,7 @@ def main() -> None:
         for name in ["uncontrolled"] + [m for m in args.models if m != "uncontrolled"]:
             r = measure(name, n, args.days)
             base = r["run_s"] if name == "uncontrolled" else base
-            print(f"| {name} | {n:,} | {args.days} | {r['build_s']:.1f} | {r['run_s']:.1f} | {r['run_s'] / base:.2f} | "
+            print(f"| {name} | {n:,} | {args.days} | {r["build_s"]:.2f} | {r["run_s"]:.2f} | {r['run_s'] / base:.2f} | "
                   f"{r['v2g_energy_kwh']:.0f} | {r['peak_load_kw']:.0f} |", flush=True)
 
 

@@ -396,3 +396,45 @@ def test_aggregate_plans_once_per_interval_and_serves_arrivals(skip_tol):
     pc, pd_ = np.maximum(h.p_hist, 0), np.maximum(-h.p_hist, 0)
     np.testing.assert_allclose(h.e - e_start, (h.eta[:, None] * pc * dt - pd_ * dt / h.eta[:, None]).sum(1), atol=1e-9)
     assert np.all(h.e <= cap + 1e-9) and np.all(h.e >= np.minimum(0.15 * cap, e_start) - 1e-9)
+
+
+def test_strategy_problems_pass_full_validation(monkeypatch):
+    # The strategy builds its problems without DispatchProblem's checks (trusted_problem); every
+    # problem of a full hub run must pass them unchanged.
+    import dataclasses
+
+    import v2gsim.strategies.centralized as central
+    from v2gsim.strategies.dispatch import DispatchProblem, trusted_problem
+
+    seen = []
+
+    def checked(**fields):
+        prob = trusted_problem(**fields)
+        init = {f.name: getattr(prob, f.name) for f in dataclasses.fields(DispatchProblem) if f.init}
+        ref = DispatchProblem(**init)  # raises on any invalid field
+        for name in ("price_buy_cny_per_kwh", "departure_step", "e0_kwh", "e_need_kwh", "p_site_max_kw"):
+            np.testing.assert_array_equal(getattr(ref, name), getattr(prob, name))
+        assert (ref.n_vehicles, ref.n_steps) == (prob.n_vehicles, prob.n_steps)
+        seen.append(prob.n_vehicles)
+        return prob
+
+    monkeypatch.setattr(central, "trusted_problem", checked)
+    for mode in ("exact", "aggregate"):
+        bm = {"kind": "centralized", "sites": ["hub"], "mode": mode, "wear_cny_per_kwh": "model" if mode == "exact" else 0.05}
+        V2GModel(scenario(business_models=[bm, {"kind": "uncontrolled"}], **HUB)).run()
+    assert len(seen) > 10 and max(seen) > 1
+
+
+def test_auto_mode_plans_sites_with_many_charging_points_in_aggregate_from_the_start():
+    # auto: a site with more charging points than exact_max_vehicles is an aggregate site from its
+    # first plan, even while few vehicles are plugged there; a small site stays exact
+    def run(exact_max):
+        bm = {"kind": "centralized", "sites": ["hub"], "mode": "auto", "exact_max_vehicles": exact_max}
+        m = V2GModel(scenario(business_models=[bm, {"kind": "uncontrolled"}], **HUB))
+        m.run()
+        return m.aggregators[0].strategy.stats
+
+    big = run(4)  # the hub has 8 charging points
+    assert big["exact_solves"] == 0 and big["aggregate_solves"] > 0
+    small = run(8)
+    assert small["exact_solves"] > 0 and small["aggregate_solves"] == 0

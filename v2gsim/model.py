@@ -136,9 +136,13 @@ class V2GModel(mesa.Model):
             ctx = StrategyContext(tuple(ids), self.clock, self.dt_h, self.price_cny_per_kwh, self.v2g_price_cny_per_kwh,
                                   seed_seq=np.random.SeedSequence(self.seed_value, spawn_key=(STREAM_STRATEGY, k)), n_warmup=self.n_warmup,
                                   extra={"site_index": tuple(site_idx[i] for i in ids),
-                                         "site_p_limit_kw": tuple(float(self.site_p_limit_kw[site_idx[i]]) for i in ids)})
+                                         "site_p_limit_kw": tuple(float(self.site_p_limit_kw[site_idx[i]]) for i in ids),
+                                         "site_ports": tuple(int(self.site_ports[site_idx[i]]) for i in ids)})
             self.aggregators.append(Aggregator(self, strategy_for(bm)(bm, ctx), mask))
         self._single_owner = len(self.aggregators) == 1 and bool(self.aggregators[0].site_mask.all())
+        # the business model whose site each vehicle is plugged at (-1: unplugged or an unowned
+        # site), kept by _arrive / _depart: cheaper than looking it up from the site every step
+        self._owner_v = np.full(n, -1, dtype=np.int64)
         # business models with agents of their own (swap stations) hook into mobility and the grid
         self.hooks: list = []
         for agg in self.aggregators:
@@ -239,6 +243,7 @@ class V2GModel(mesa.Model):
         self.recorder.departure_soc(f.e_kwh[v] / f.capacity_kwh[v])
         f.plugged[v] = False
         f.site[v] = -1
+        self._owner_v[v] = -1
         f.location[v] = DRIVING
         f.p_plug_max_kw[v] = 0.0
         f.can_discharge[v] = False
@@ -297,6 +302,7 @@ class V2GModel(mesa.Model):
         self.site_occupied += np.bincount(ss, minlength=self.n_sites)
         f.plugged[vv] = True
         f.site[vv] = ss
+        self._owner_v[vv] = self.site_owner[ss]
         veh_max = np.where(self.site_is_dc[ss], f.p_dc_max_kw[vv], f.p_ac_max_kw[vv])
         f.p_plug_max_kw[vv] = np.minimum(np.minimum(self.site_p_max_kw[ss], veh_max), p_max_kw[c])
         bidir_port = f.home_pile_bidir[vv]
@@ -372,7 +378,7 @@ class V2GModel(mesa.Model):
         # 3. decide
         idx_parts, p_parts, own = [], [], []
         for k, agg in enumerate(self.aggregators):
-            mine = f.plugged if self._single_owner else f.plugged & (self.site_owner[np.maximum(f.site, 0)] == k)
+            mine = f.plugged if self._single_owner else self._owner_v == k
             obs = Observation(s, self.clock[s], self.dt_h, float(self.price_cny_per_kwh[s]), float(self.v2g_price_cny_per_kwh[s]),
                               self.fleet_view, _readonly(mine), self._below_stop_ro, self.feeder.headroom_kw)
             d = agg.decide(obs)

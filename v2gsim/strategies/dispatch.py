@@ -52,7 +52,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from types import SimpleNamespace
 from typing import Literal
 
@@ -71,6 +71,8 @@ __all__ = [
     "evaluate_schedule",
     "flexibility_envelopes",
     "split_llf",
+    "trusted_problem",
+    "prepare_solver",
     "coarsen",
     "coarsen_blocks",
     "plan_grouped",
@@ -370,19 +372,29 @@ _PRESOLVE_MIN_COLS = 5000  # smaller LPs solve faster without HiGHS's presolve (
 _highs = None
 
 
-def _solve_lp(c, A, lo, hi, lb, ub) -> SimpleNamespace:
-    """A plain LP through highspy directly (scipy's ``milp`` wrapper costs ~0.7 ms a call in
-    option checks and validation, more than a small aggregate LP's solve). One reused solver per
-    process; presolve off for small LPs."""
-    global _highs
-    import highspy
+def prepare_solver():
+    """The process's reused HiGHS instance, created (and highspy imported, ~70 ms) on first call.
 
+    A strategy that will solve LPs calls this when it is built, so that the one-off set-up is
+    part of building the model rather than of its first step."""
+    global _highs
     if _highs is None:
+        import highspy
+
         # the core class: highspy.Highs() prints HiGHS's banner on construction
         core = getattr(getattr(highspy, "_core", None), "_Highs", None)
         _highs = core() if core is not None else highspy.Highs()
         _highs.setOptionValue("output_flag", False)
-    h = _highs
+    return _highs
+
+
+def _solve_lp(c, A, lo, hi, lb, ub) -> SimpleNamespace:
+    """A plain LP through highspy directly (scipy's ``milp`` wrapper costs ~0.7 ms a call in
+    option checks and validation, more than a small aggregate LP's solve). One reused solver per
+    process; presolve off for small LPs."""
+    import highspy
+
+    h = prepare_solver()
     h.clearModel()
     h.setOptionValue("presolve", "off" if A.shape[1] < _PRESOLVE_MIN_COLS else "choose")
     Ar = A if A.format == "csr" else sp.csr_array(A)
@@ -656,6 +668,58 @@ def _interval_bounds(
     return L, U
 
 
+@dataclass(frozen=True)
+class _CsrParts:
+    """A CSR matrix as its raw parts (what :func:`_solve_lp` passes to HiGHS)."""
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    shape: tuple[int, int]
+    format = "csr"
+
+    def scipy(self) -> sp.csr_array:
+        return sp.csr_array((self.data, self.indices, self.indptr), shape=self.shape)
+
+
+@lru_cache(maxsize=64)
+def _aggregate_structure(T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sparsity of the aggregate LP's base rows for T steps, in CSR order: the permutation that
+    puts :func:`_aggregate_lp`'s value list in row-major order, the column indices and the row
+    pointers (the pattern depends on T only; a strategy re-plans the same T every hour).
+
+    Rows: energy balance (T), site power (T), present-energy envelope (T + 1), departing-energy
+    envelope (T + 1), soft cap (T). Columns: Pc (T), Pd (T), E (T + 1), D (T + 1), vE (T + 1),
+    vD (T + 1), s (T)."""
+    o_pc, o_pd, o_e = 0, T, 2 * T
+    o_d = o_e + T + 1
+    o_ve = o_d + T + 1
+    o_vd = o_ve + T + 1
+    o_s = o_vd + T + 1
+    t = np.arange(T)
+    t1 = np.arange(T + 1)
+    r_bal, r_site, r_e, r_d, r_cap = 0, T, 2 * T, 3 * T + 1, 4 * T + 2
+    rows = np.concatenate([
+        r_bal + t, r_bal + t, r_bal + t, r_bal + t, r_bal + t,
+        r_site + t, r_site + t,
+        r_e + t1, r_e + t1,
+        r_d + t1, r_d + t1,
+        r_cap + t, r_cap + t, r_cap + t,
+    ])
+    cols = np.concatenate([
+        o_e + t + 1, o_e + t, o_pc + t, o_pd + t, o_d + t + 1,
+        o_pc + t, o_pd + t,
+        o_e + t1, o_ve + t1,
+        o_d + t1, o_vd + t1,
+        o_pc + t, o_pd + t, o_s + t,
+    ])
+    perm = np.lexsort((cols, rows))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=5 * T + 2))])
+    for a in (perm, cols, indptr):
+        a.setflags(write=False)
+    return perm, cols[perm].astype(np.int32), indptr.astype(np.int32)
+
+
 def _aggregate_lp(prob: DispatchProblem, interval_bounds: bool):
     """Arrays of the aggregate LP of :func:`plan_aggregate` and its variable offsets."""
     T, dt = prob.n_steps, prob.dt_h
@@ -708,21 +772,7 @@ def _aggregate_lp(prob: DispatchProblem, interval_bounds: bool):
     t = np.arange(T)
     t1 = np.arange(T + 1)
     ones, ones1 = np.ones(T), np.ones(T + 1)
-    r_bal, r_site, r_e, r_d, r_cap = 0, T, 2 * T, 3 * T + 1, 4 * T + 2
-    rows = np.concatenate([
-        r_bal + t, r_bal + t, r_bal + t, r_bal + t, r_bal + t,
-        r_site + t, r_site + t,
-        r_e + t1, r_e + t1,
-        r_d + t1, r_d + t1,
-        r_cap + t, r_cap + t, r_cap + t,
-    ])
-    cols = np.concatenate([
-        o_e + t + 1, o_e + t, o_pc + t, o_pd + t, o_d + t + 1,
-        o_pc + t, o_pd + t,
-        o_e + t1, o_ve + t1,
-        o_d + t1, o_vd + t1,
-        o_pc + t, o_pd + t, o_s + t,
-    ])
+    perm, indices, indptr = _aggregate_structure(T)
     vals = np.concatenate([
         ones, -ones, -dt * env["eta_ch"], dt / env["eta_dis"], ones,
         ones, -ones,
@@ -730,7 +780,9 @@ def _aggregate_lp(prob: DispatchProblem, interval_bounds: bool):
         ones1, ones1,
         ones, -ones, -ones,
     ])
-    A = sp.csr_array((vals, (rows, cols)), shape=(5 * T + 2, nv))
+    # the solver takes the CSR parts as they are; scipy's constructor checks cost as much as a
+    # small LP's solve, so the matrix is wrapped only where it is combined with others
+    A = _CsrParts(vals[perm], indices, indptr, (5 * T + 2, nv))
     lo = np.concatenate([e_arr[1:], prob.p_site_min_kw, e_lo, d_lo, np.full(T, -np.inf)])
     hi = np.concatenate([e_arr[1:], prob.p_site_max_kw, np.full(2 * (T + 1), np.inf),
                          np.where(np.isfinite(cap), cap, np.inf)])
@@ -762,7 +814,7 @@ def _aggregate_lp(prob: DispatchProblem, interval_bounds: bool):
         vals2 = np.concatenate([ones, -ones, -dt * env["eta_ch"], dt / env["eta_dis"],
                                 np.ones(K), -np.ones(K), np.ones(K), -np.ones(K), np.ones(K)])
         A2 = sp.csr_array((vals2, (rows2, cols2)), shape=(r0 + T + 2 * K, nv2))
-        A = sp.vstack([sp.hstack([A, sp.csr_array((r0, nv2 - nv))]), A2[r0:]], format="csr")
+        A = sp.vstack([sp.hstack([A.scipy(), sp.csr_array((r0, nv2 - nv))]), A2[r0:]], format="csr")
         lo = np.concatenate([lo, np.zeros(T), np.full(K, -np.inf), L[s_idx, t_idx]])
         hi = np.concatenate([hi, np.zeros(T), U[s_idx, t_idx], np.full(K, np.inf)])
     off = {"pc": o_pc, "pd": o_pd, "e": o_e, "d": o_d, "ve": o_ve, "vd": o_vd, "s": o_s}
@@ -951,6 +1003,19 @@ def disaggregate_llf(prob: DispatchProblem, p_agg_kw: np.ndarray | AggregatePlan
         e[m] = e[m] + np.where(pt > 0, prob.eta_ch[m] * pt * dt, pt * dt / prob.eta_dis[m])
     plan = evaluate_schedule(prob, p, solve_time_s=time.perf_counter() - t0)
     return plan
+
+
+def trusted_problem(**fields) -> DispatchProblem:
+    """A :class:`DispatchProblem` from fields already in validated form, without its checks.
+
+    For callers whose inputs are valid by construction (a strategy re-planning from fleet
+    state, a problem derived from a validated one): per-step fields float64 arrays of shape
+    (T,), per-vehicle fields float64 arrays of shape (n,), arrivals / departures int64, scalars
+    as documented on :class:`DispatchProblem`; ``n_vehicles`` and ``n_steps`` are filled in
+    when omitted. The arrays are made read-only (pass copies)."""
+    fields.setdefault("n_vehicles", int(np.asarray(fields["e0_kwh"]).size))
+    fields.setdefault("n_steps", int(np.asarray(fields["price_buy_cny_per_kwh"]).size))
+    return _derived_problem(**fields)
 
 
 def _derived_problem(**fields) -> DispatchProblem:
@@ -1157,7 +1222,7 @@ def plan_grouped(
         sub = _subset(prob, idx)
         c, A, lo, hi, lb, ub, off, _, _ = _aggregate_lp(sub, interval_bounds)
         subs.append((idx, sub))
-        blocks.append(A)
+        blocks.append(A.scipy() if isinstance(A, _CsrParts) else A)
         offs.append(col0)
         c_l.append(c), lo_l.append(lo), hi_l.append(hi), lb_l.append(lb), ub_l.append(ub)
         col0 += A.shape[1]
