@@ -1,0 +1,241 @@
+"""How far aggregate dispatch plans are from the exact per-vehicle LP (issue 4's 2 % question).
+
+Usage:
+    python bench/bench_aggregate_quality.py            # every variant, 12 seeded fleets each
+    python bench/bench_aggregate_quality.py --seeds 4  # quicker
+
+Fleets: ``tests/test_dispatch.py::random_problem`` (20-200 vehicles over 24-96 steps of one day,
+random arrivals, needs, chargers, half bidirectional with V2G; sinusoidal purchase price, V2G
+price 0.8x). Each variant's schedule is evaluated at real cost (no penalties) and compared with
+``plan_exact``; the table goes to ``docs/business_models.md`` by hand.
+
+Variants: one-shot plans (``plan_aggregate`` + ``disaggregate_llf``, ``plan_grouped``), and a
+rolling driver that re-plans the grouped LP every hour from the realised per-vehicle energies (as
+the centralized strategy does in a run) and splits each group's profile by ``split_llf`` per step;
+optionally with groups split further by energy above the reserve, and an alternative split that
+keeps every vehicle at the same relative position within its own envelope.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+
+from test_dispatch import random_problem  # noqa: E402
+
+from v2gsim.strategies import dispatch as D  # noqa: E402
+
+
+def _quantile_bins(x: np.ndarray, k: int) -> np.ndarray:
+    if k <= 1:
+        return np.zeros(x.size, np.int64)
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, k + 1)[1:-1]))
+    return np.searchsorted(edges, x, side="right")
+
+
+def groups(prob: D.DispatchProblem, energy_bins: int) -> np.ndarray:
+    """Departure bin x power class (``departure_groups``), optionally x energy-above-reserve bin."""
+    lab = D.departure_groups(prob)
+    if energy_bins <= 1:
+        return lab
+    head = (prob.e0_kwh - prob.e_lb_kwh) / np.maximum(np.maximum(prob.p_dis_max_kw, prob.p_ch_max_kw), 1e-9)
+    _, out = np.unique(np.stack([lab, _quantile_bins(head, energy_bins)]), axis=1, return_inverse=True)
+    out = out.reshape(-1)
+    if (lab < 0).any():  # keep -1 for vehicles with no plugged step
+        out = np.where(lab < 0, -1, out - 1)
+    return out
+
+
+def grouped_profiles(prob: D.DispatchProblem, lab: np.ndarray, interval_bounds: bool) -> np.ndarray:
+    """One coupled LP over the groups' envelopes (as in ``plan_grouped``); (G, T) profiles, kW."""
+    import scipy.sparse as sp
+
+    T = prob.n_steps
+    G = int(lab.max()) + 1
+    mats, offs, parts = [], [], []
+    col0 = 0
+    for g in range(G):
+        c, A, lo, hi, lb, ub, _, _, _ = D._aggregate_lp(D._subset(prob, np.flatnonzero(lab == g)), interval_bounds)
+        mats.append(A.scipy() if hasattr(A, "scipy") else A)
+        offs.append(col0)
+        parts.append((c, lo, hi, lb, ub))
+        col0 += A.shape[1]
+    t = np.arange(T)
+    rows = np.concatenate([np.concatenate([t, t]) for _ in offs])
+    cols = np.concatenate([np.concatenate([o + t, o + T + t]) for o in offs])
+    vals = np.concatenate([np.concatenate([np.ones(T), -np.ones(T)]) for _ in offs])
+    site = sp.csr_array((vals, (rows, cols)), shape=(T, col0))
+    A = sp.vstack([sp.block_diag(mats, format="csr"), site], format="csr")
+    c, lo, hi, lb, ub = (np.concatenate([p[i] for p in parts]) for i in range(5))
+    lo = np.concatenate([lo, prob.p_site_min_kw])
+    hi = np.concatenate([hi, prob.p_site_max_kw])
+    res = D._solve(c, A, lo, hi, lb, ub)
+    if res.x is None:
+        raise RuntimeError(res.message)
+    x = res.x
+    return np.array([np.clip(x[o:o + T], 0, None) - np.clip(x[o + T:o + 2 * T], 0, None) for o in offs])
+
+
+def split_position(target_kw, e, lo1, hi1, r_lo, r_hi, eta_ch, eta_dis, dt):
+    """Every vehicle to the same relative position within its own envelope at the next step
+    (bisection on that position so that the powers add up to the target)."""
+    w = np.maximum(hi1 - lo1, 0.0)
+
+    def power(lam):
+        de = np.clip(lo1 + lam * w, r_lo, r_hi) - e
+        return np.where(de > 0, de / (eta_ch * dt), de * eta_dis / dt)
+
+    a, b = -2.0, 3.0
+    if target_kw <= power(a).sum():
+        return power(a)
+    if target_kw >= power(b).sum():
+        return power(b)
+    for _ in range(50):
+        m = 0.5 * (a + b)
+        a, b = (m, b) if power(m).sum() < target_kw else (a, m)
+    return power(0.5 * (a + b))
+
+
+def rolling(prob: D.DispatchProblem, every: int, *, interval_bounds: bool, energy_bins: int = 1,
+            position_split: bool = False) -> D.DispatchPlan:
+    """Re-plan the grouped LP every ``every`` steps from the realised energies; split per step."""
+    n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
+    a, d = prob.window
+    need = prob.need_eff_kwh
+    plug = prob.plugged
+    ch = prob.eta_ch * prob.p_ch_max_kw * dt
+    dis = prob.p_dis_max_kw * dt / prob.eta_dis
+    e = prob.e0_kwh.astype(float).copy()
+    p = np.zeros((n, T))
+    for t0 in range(0, T, every):
+        keep = np.flatnonzero(d > t0)
+        e_now = np.where(a[keep] <= t0, e[keep], prob.e0_kwh[keep])
+        sub = D.DispatchProblem(
+            dt_h=dt, price_buy_cny_per_kwh=prob.price_buy_cny_per_kwh[t0:],
+            price_v2g_cny_per_kwh=prob.price_v2g_cny_per_kwh[t0:],
+            arrival_step=np.maximum(a[keep] - t0, 0), departure_step=prob.departure_step[keep] - t0,
+            e0_kwh=np.minimum(e_now, prob.e_cap_kwh[keep]), e_cap_kwh=prob.e_cap_kwh[keep],
+            e_min_kwh=prob.e_lb_kwh[keep], e_need_kwh=prob.e_need_kwh[keep],
+            p_ch_max_kw=prob.p_ch_max_kw[keep], p_dis_max_kw=prob.p_dis_max_kw[keep],
+            eta_ch=prob.eta_ch[keep], eta_dis=prob.eta_dis[keep], wear_cny_per_kwh=prob.wear_cny_per_kwh,
+            p_site_max_kw=prob.p_site_max_kw[t0:], p_site_min_kw=prob.p_site_min_kw[t0:],
+            penalty_need_cny_per_kwh=prob.penalty_need_cny_per_kwh,
+        )
+        lab = groups(sub, energy_bins)
+        profs = grouped_profiles(sub, lab, interval_bounds)
+        env = D.flexibility_envelopes(sub) if position_split else None
+        for t in range(t0, min(T, t0 + every)):
+            for g in range(profs.shape[0]):
+                sel = (lab == g) & plug[keep, t]
+                m = keep[sel]
+                if m.size == 0:
+                    continue
+                if position_split:
+                    need_lo = np.where(np.isfinite(need[m]), need[m] - ch[m] * (d[m] - t - 1), -np.inf)
+                    r_hi = np.minimum(prob.e_cap_kwh[m], e[m] + ch[m])
+                    r_lo = np.minimum(np.maximum(np.maximum(e[m] - dis[m], prob.e_lb_kwh[m]), need_lo), r_hi)
+                    k = t - t0 + 1
+                    pt = split_position(profs[g, t - t0], e[m], env["e_lo_kwh"][sel, k], env["e_hi_kwh"][sel, k],
+                                        r_lo, r_hi, prob.eta_ch[m], prob.eta_dis[m], dt)
+                else:
+                    pt = D.split_llf(
+                        float(profs[g, t - t0]), e[m], e_cap_kwh=prob.e_cap_kwh[m], e_lb_kwh=prob.e_lb_kwh[m],
+                        need_kwh=need[m], steps_left=d[m] - t, p_ch_max_kw=prob.p_ch_max_kw[m],
+                        p_dis_max_kw=prob.p_dis_max_kw[m], eta_ch=prob.eta_ch[m], eta_dis=prob.eta_dis[m],
+                        dt_h=dt, p_site_max_kw=float(prob.p_site_max_kw[t]))
+                p[m, t] = pt
+                e[m] += np.where(pt > 0, prob.eta_ch[m] * pt * dt, pt * dt / prob.eta_dis[m])
+    return D.evaluate_schedule(prob, p)
+
+
+VARIANTS = {
+    "fleet-wide LP -> LLF (the strategy's aggregate LP)":
+        lambda pr: D.disaggregate_llf(pr, D.plan_aggregate(pr, interval_bounds=False)),
+    "fleet-wide LP, interval bounds -> LLF": lambda pr: D.disaggregate_llf(pr, D.plan_aggregate(pr)),
+    "grouped -> LLF per group": lambda pr: D.plan_grouped(pr),
+    "grouped, interval bounds -> LLF per group": lambda pr: D.plan_grouped(pr, interval_bounds=True),
+    "rolling hourly, grouped -> LLF": lambda pr: rolling(pr, _hour(pr), interval_bounds=False),
+    "rolling hourly, grouped, interval bounds -> LLF": lambda pr: rolling(pr, _hour(pr), interval_bounds=True),
+    "rolling hourly, grouped x 3 energy bins, interval bounds -> LLF":
+        lambda pr: rolling(pr, _hour(pr), interval_bounds=True, energy_bins=3),
+    "rolling hourly, grouped, interval bounds -> equal envelope position":
+        lambda pr: rolling(pr, _hour(pr), interval_bounds=True, position_split=True),
+    "grouped -> per-group LP (track)": lambda pr: D.plan_grouped(pr, split="track"),
+}
+
+
+def _hour(prob: D.DispatchProblem) -> int:
+    return max(1, int(round(1.0 / prob.dt_h)))
+
+
+def closed_loop() -> None:
+    """The bundled hub scenario with each planning mode: the hub's money, V2G and unmet needs."""
+    import time
+
+    from v2gsim.model import V2GModel
+    from v2gsim.scenario import load_scenario
+    from v2gsim.scenario.schema import Scenario
+
+    path = os.path.join(os.path.dirname(__file__), "..", "scenarios", "centralized_hub.yaml")
+    base = load_scenario(path).model_dump(mode="python")
+    print("| mode | run s | hub cost - V2G revenue + wear, CNY | charged kWh | discharged kWh | unmet at departure, all vehicles, kWh |")
+    print("|---|---|---|---|---|---|")
+    for mode in ("exact", "aggregate"):
+        base["business_models"][0]["mode"] = mode
+        model = V2GModel(Scenario.model_validate(base))
+        t0 = time.perf_counter()
+        res = model.run()
+        run_s = time.perf_counter() - t0
+        p = res.sites.loc[res.sites.site_id == "lianhua_hub", "p_kw"].to_numpy()
+        buy = res.system["price_cny_per_kwh"].to_numpy()
+        v2g = res.system["v2g_price_cny_per_kwh"].to_numpy()
+        wear = base["business_models"][0]["wear_cny_per_kwh"]
+        dt = res.dt_h
+        net = (np.maximum(p, 0) @ buy - np.maximum(-p, 0) @ v2g + wear * np.abs(p).sum()) * dt
+        print(f"| {mode} | {run_s:.2f} | {net:,.0f} | {np.maximum(p, 0).sum() * dt:,.0f} | "
+              f"{np.maximum(-p, 0).sum() * dt:,.0f} | {res.kpis['unmet_energy_kwh']:,.0f} |", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=12)
+    ap.add_argument("--only", help="run the variants whose name contains this text")
+    ap.add_argument("--closed-loop", action="store_true",
+                    help="instead: scenarios/centralized_hub.yaml run with mode exact and mode aggregate")
+    args = ap.parse_args()
+    if args.closed_loop:
+        closed_loop()
+        return
+    print("| plan -> split | charge-only worst / mean | with V2G worst / mean |")
+    print("|---|---|---|")
+    cases = {}
+    for v2g in (False, True):
+        for seed in range(args.seeds):
+            rng = np.random.default_rng(1000 + seed)  # the fleets of tests/test_dispatch.py::_gap
+            n = int(rng.integers(20, 201))
+            T = int(rng.choice([24, 48, 96]))
+            prob = random_problem(rng, n, T, dt=24 / T, v2g=v2g)
+            cases[(v2g, seed)] = (prob, D.plan_exact(prob).cost_cny)
+    for name, fn in VARIANTS.items():
+        if args.only and args.only not in name:
+            continue
+        cells = []
+        for v2g in (False, True):
+            gaps = []
+            for seed in range(args.seeds):
+                prob, ex = cases[(v2g, seed)]
+                plan = fn(prob)
+                if plan.unmet_need_kwh.max() > 1e-6:
+                    raise AssertionError(f"{name}: a need unmet (seed {seed})")
+                gaps.append((plan.cost_cny - ex) / abs(ex))
+            cells.append(f"{max(gaps):.1%} / {np.mean(gaps):.1%}")
+        print(f"| {name} | {cells[0]} | {cells[1]} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
