@@ -52,7 +52,8 @@ def groups(prob: D.DispatchProblem, energy_bins: int) -> np.ndarray:
 
 
 def grouped_profiles(prob: D.DispatchProblem, lab: np.ndarray, interval_bounds: bool) -> np.ndarray:
-    """One coupled LP over the groups' envelopes (as in ``plan_grouped``); (G, T) profiles, kW."""
+    """One coupled LP over the groups' envelopes (as in ``plan_grouped``, but without the soft
+    cap: the random fleets have no requests or feeder headroom); (G, T) profiles, kW."""
     import scipy.sparse as sp
 
     T = prob.n_steps
