@@ -25,6 +25,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+sys.path.insert(0, os.path.dirname(__file__))  # bench_business_models
 
 from test_dispatch import random_problem  # noqa: E402
 
@@ -175,31 +176,47 @@ def _hour(prob: D.DispatchProblem) -> int:
 
 
 def closed_loop() -> None:
-    """The bundled hub scenario with each planning mode: the hub's money, V2G and unmet needs."""
+    """Whole runs with each planning mode: the operator's money, V2G and unmet needs at its sites.
+
+    The bundled hub scenario (one week), and the city of ``bench_business_models.py`` at 2,000
+    vehicles for three days (the operator runs the public chargers and the bus depot)."""
     import time
+
+    from bench_business_models import MODELS, scenario_dict
 
     from v2gsim.model import V2GModel
     from v2gsim.scenario import load_scenario
     from v2gsim.scenario.schema import Scenario
 
-    path = os.path.join(os.path.dirname(__file__), "..", "scenarios", "centralized_hub.yaml")
-    base = load_scenario(path).model_dump(mode="python")
-    print("| mode | run s | hub cost - V2G revenue + wear, CNY | charged kWh | discharged kWh | unmet at departure, all vehicles, kWh |")
-    print("|---|---|---|---|---|---|")
-    for mode in ("exact", "aggregate"):
-        base["business_models"][0]["mode"] = mode
-        model = V2GModel(Scenario.model_validate(base))
+    hub = load_scenario(os.path.join(os.path.dirname(__file__), "..", "scenarios", "centralized_hub.yaml"))
+    cases = [("hub, " + mode, hub.model_dump(mode="python"), {"mode": mode}, ["lianhua_hub"])
+             for mode in ("exact", "aggregate")]
+    city_bm = MODELS["centralized"]
+    for label, over in (("exact", {"mode": "exact"}), ("aggregate", {"mode": "aggregate"}),
+                        ("aggregate, 60 min margin", {"mode": "aggregate", "departure_margin_min": 60})):
+        cases.append(("city 2,000 x 3 d, " + label, scenario_dict(2000, 3, city_bm), over, ["public", "depot"]))
+    print("| run | mode | run s | cost - V2G revenue + wear, CNY | charged kWh | discharged kWh | unmet at its sites, kWh |")
+    print("|---|---|---|---|---|---|---|")
+    for label, d, over, sites in cases:
+        d["business_models"][0].update(over)
+        d.setdefault("outputs", {})["session_sample"] = 10**7
+        model = V2GModel(Scenario.model_validate(d))
         t0 = time.perf_counter()
         res = model.run()
         run_s = time.perf_counter() - t0
-        p = res.sites.loc[res.sites.site_id == "lianhua_hub", "p_kw"].to_numpy()
         buy = res.system["price_cny_per_kwh"].to_numpy()
         v2g = res.system["v2g_price_cny_per_kwh"].to_numpy()
-        wear = base["business_models"][0]["wear_cny_per_kwh"]
+        wear = d["business_models"][0].get("wear_cny_per_kwh", 0.05)
         dt = res.dt_h
-        net = (np.maximum(p, 0) @ buy - np.maximum(-p, 0) @ v2g + wear * np.abs(p).sum()) * dt
-        print(f"| {mode} | {run_s:.2f} | {net:,.0f} | {np.maximum(p, 0).sum() * dt:,.0f} | "
-              f"{np.maximum(-p, 0).sum() * dt:,.0f} | {res.kpis['unmet_energy_kwh']:,.0f} |", flush=True)
+        net = ch = dis = 0.0
+        for site in sites:
+            p = res.sites.loc[res.sites.site_id == site, "p_kw"].to_numpy()
+            net += (np.maximum(p, 0) @ buy - np.maximum(-p, 0) @ v2g + wear * np.abs(p).sum()) * dt
+            ch += np.maximum(p, 0).sum() * dt
+            dis += np.maximum(-p, 0).sum() * dt
+        unmet = res.sessions.loc[res.sessions.site_id.isin(sites), "unmet_kwh"].sum()
+        print(f"| {label.split(', ')[0]} | {', '.join(label.split(', ')[1:])} | {run_s:.2f} | {net:,.0f} | {ch:,.0f} | "
+              f"{dis:,.0f} | {unmet:,.0f} |", flush=True)
 
 
 def main() -> None:
