@@ -51,15 +51,14 @@ def test_presets_carry_domain_figures():
     assert p["nio_gen2"].packs == 13
 
 
-def test_packs_conserved_one_each_way_energy_balanced_and_limits():
-    m = V2GModel(_swap_scenario())
-    net = m.hooks[0]
-    f = m.fleet
+def run_checking_packs(m) -> int:
+    """Step ``m`` to its end, checking after every step that no pack is created or lost (in
+    total, per standard, per rack), that a swap moves exactly one pack each way and that the
+    stations keep their grid limit; returns the number of swaps."""
+    net, f = m.hooks[0], m.fleet
     P0 = net.packs.n
     per_std0 = np.bincount(net.packs.standard, minlength=len(net.standards))
     per_station0 = np.bincount(net.slot_station, minlength=net.n_stations)
-    e0_f = f.e_kwh.copy()
-    e0_rack = net.packs.e_kwh[net.slot_pack].sum()
     _check_layout(net, f)
     n_swaps = 0
     for _ in range(m.n_clock):
@@ -76,6 +75,16 @@ def test_packs_conserved_one_each_way_energy_balanced_and_limits():
         assert set(before[changed].tolist()) <= set(net.slot_pack.tolist())
         assert set(net.veh_pack[changed].tolist()) <= rack_before
         assert np.all(np.abs(net.p_kw) <= net.st_grid_limit_kw + 1e-6)
+    return n_swaps
+
+
+def test_packs_conserved_one_each_way_energy_balanced_and_limits():
+    m = V2GModel(_swap_scenario())
+    net = m.hooks[0]
+    f = m.fleet
+    e0_f = f.e_kwh.copy()
+    e0_rack = net.packs.e_kwh[net.slot_pack].sum()
+    n_swaps = run_checking_packs(m)
     assert n_swaps > 20
     res_tables = net.tables(m.times, m.clock)
     sw = res_tables["swaps"]

@@ -14,7 +14,7 @@ from v2gsim.scenario import load_scenario
 from v2gsim.scenario.schema import Scenario
 
 from helpers import scenario
-from test_battery_swap import _check_layout, _swap_scenario
+from test_battery_swap import _check_layout, _swap_scenario, run_checking_packs
 
 BUNDLED = Path(__file__).resolve().parents[1] / "scenarios" / "battery_swapping.yaml"
 OFF = ["population.0.swap_before_trip_reserve_soc=null", "population.1.swap_before_trip_reserve_soc=null"]
@@ -85,21 +85,8 @@ def test_hand_built_long_trip_swaps_short_trip_does_not():
 def test_long_trip_swaps_conserve_packs_and_are_counted_by_reason():
     m = V2GModel(_with_reserve(_swap_scenario(), 0.2))
     net, f = m.hooks[0], m.fleet
-    P0 = net.packs.n
-    per_std0 = np.bincount(net.packs.standard, minlength=len(net.standards))
-    per_station0 = np.bincount(net.slot_station, minlength=net.n_stations)
     e0_f = f.e_kwh.copy()
-    for _ in range(m.n_clock):
-        before = net.veh_pack.copy()
-        rack_before = set(net.slot_pack.tolist())
-        m.step()
-        _check_layout(net, f)
-        assert net.packs.n == P0
-        np.testing.assert_array_equal(np.bincount(net.packs.standard, minlength=len(net.standards)), per_std0)
-        np.testing.assert_array_equal(np.bincount(net.packs.station[net.packs.station >= 0], minlength=net.n_stations), per_station0)
-        changed = np.flatnonzero(before != net.veh_pack)
-        assert set(before[changed].tolist()) <= set(net.slot_pack.tolist())
-        assert set(net.veh_pack[changed].tolist()) <= rack_before
+    run_checking_packs(m)
     lhs = f.e_kwh - e0_f
     rhs = f.e_charged_kwh - f.e_discharged_kwh - f.e_loss_kwh - f.e_driven_kwh + net.veh_swap_net_kwh
     np.testing.assert_allclose(lhs, rhs, atol=1e-9)
