@@ -14,8 +14,9 @@ It re-plans every ``replan_every_min`` minutes, at the end of the plan, and (wit
 departure since the last plan.
 
 Aggregate sites (``mode: aggregate``, or ``auto`` at a site with more than ``exact_max_vehicles``
-charging points, or once more than that many are plugged there; it then stays aggregate): every ``replan_every_min`` only, the site's power
-profile is planned on the aggregate energy/power envelopes of the vehicles plugged there, on
+charging points, or once more than that many are plugged there; it then stays aggregate):
+every ``replan_every_min`` only, the site's power profile is planned on the aggregate
+energy/power envelopes of the vehicles plugged there, on
 ``aggregate_step_min`` blocks for ``aggregate_near_h``, ``aggregate_far_step_min`` blocks after
 that (a T-variable LP, under a millisecond). Each step that profile's value is split
 among the vehicles plugged *now* -- arrivals since the plan included -- by least laxity first,
@@ -101,7 +102,7 @@ class CentralizedConfig(StrategyConfig):
         "auto: exact for a site with at most exact_max_vehicles charging points while at most that many vehicles are "
         "plugged there, aggregate from the first re-plan with more (and from the start at larger sites)",
     )
-    exact_max_vehicles: Annotated[int, Field(ge=1, le=100_000, description="auto mode: largest site fleet planned exactly")] = 50
+    exact_max_vehicles: Annotated[int, Field(ge=1, le=100_000, description="auto mode: largest site planned exactly, in charging points and in vehicles plugged")] = 50
     aggregate_step_min: Annotated[int, Field(ge=1, le=1440)] = Field(
         default=60,
         description="aggregate mode: step of the site's planned profile, min (rounded to whole simulation steps); "

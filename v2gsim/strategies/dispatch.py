@@ -714,10 +714,11 @@ def _aggregate_structure(T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         o_pc + t, o_pd + t, o_s + t,
     ])
     perm = np.lexsort((cols, rows))
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=5 * T + 2))])
-    for a in (perm, cols, indptr):
+    indices = cols[perm].astype(np.int32)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=5 * T + 2))]).astype(np.int32)
+    for a in (perm, indices, indptr):  # shared by every call through the cache
         a.setflags(write=False)
-    return perm, cols[perm].astype(np.int32), indptr.astype(np.int32)
+    return perm, indices, indptr
 
 
 def _aggregate_lp(prob: DispatchProblem, interval_bounds: bool):
