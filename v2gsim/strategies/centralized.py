@@ -102,7 +102,9 @@ class CentralizedConfig(StrategyConfig):
         "auto: exact for a site with at most exact_max_vehicles charging points while at most that many vehicles are "
         "plugged there, aggregate from the first re-plan with more (and from the start at larger sites)",
     )
-    exact_max_vehicles: Annotated[int, Field(ge=1, le=100_000, description="auto mode: largest site planned exactly, in charging points and in vehicles plugged")] = 50
+    exact_max_vehicles: Annotated[int, Field(
+        ge=1, le=100_000, description="auto mode: largest site planned exactly, in charging points and in vehicles plugged",
+    )] = 50
     aggregate_step_min: Annotated[int, Field(ge=1, le=1440)] = Field(
         default=60,
         description="aggregate mode: step of the site's planned profile, min (rounded to whole simulation steps); "
