@@ -180,7 +180,7 @@ def test_plan_matches_independent_lp(seed, mode):
     kw["e_min"] = 0.2 * kw["cap"]
     kw["e_stop"] = np.minimum(kw["cap"], kw["e0"] + rng.uniform(0, 1, n) * kw["p"] * (kw["dep"] - 1) * 0.5 * 0.9)
     cfg = dict(mode=mode, horizon_h=T * 0.5, departure_margin_min=0, requests=reqs, respect_feeder_headroom=False,
-               wear_cny_per_kwh=0.03)
+               wear_cny_per_kwh=0.03, charge_early_cny_per_kwh_h=0.0)  # the raw prices, as the reference LP
     h = Harness(n, T, **kw, **cfg)
     c = h.strategy.config
     ref = independent_plan_cost(h, c)
@@ -191,7 +191,7 @@ def test_plan_matches_independent_lp(seed, mode):
         got = plan_objective(h, c)
         assert got == pytest.approx(ref, rel=1e-6, abs=1e-6)
     else:  # aggregate: no per-vehicle plan is held; the realised schedule is feasible, so no better
-        # than the optimum (the 2 % target is tested in test_dispatch)
+        # than the optimum (the 2 % question: test_dispatch)
         h.run()
         h.e = e0
         short = np.maximum(h.net_hist - request_caps(h, c), 0.0)
@@ -438,3 +438,26 @@ def test_auto_mode_plans_sites_with_many_charging_points_in_aggregate_from_the_s
     assert big["exact_solves"] == 0 and big["aggregate_solves"] > 0
     small = run(8)
     assert small["exact_solves"] > 0 and small["aggregate_solves"] == 0
+
+
+@pytest.mark.parametrize("mode", ["exact", "aggregate"])
+def test_equal_prices_charge_early(mode):
+    # A flat tariff: every hour costs the same, so only the time preference decides when to
+    # charge. With it the plan charges at once (a driver who leaves early leaves full); the
+    # energy and its cost are the same either way.
+    T, dt = 16, 0.5
+    def run(eps):
+        h = Harness(3, T, dt=dt, e0=10.0, cap=50.0, e_stop=40.0, p=11.0, dis=False, dep=T, buy=np.full(T, 0.6),
+                    v2g=np.full(T, 0.4), mode=mode, departure_margin_min=0, respect_feeder_headroom=False,
+                    charge_early_cny_per_kwh_h=eps)
+        h.run()
+        return h
+    early, late = run(1e-4), run(0.0)
+    need_steps = int(np.ceil(30.0 / (0.95 * 11.0 * dt)))  # 30 kWh at 11 kW, eta 0.95: 6 steps
+    np.testing.assert_allclose(early.p_hist[:, :need_steps - 2], 11.0)  # full power from the first step
+    # and done within an hour (the aggregate plan's block) of the fastest
+    assert np.all(np.abs(early.p_hist[:, need_steps + 2:]) < 1e-9)
+    assert np.all(np.abs(late.p_hist[:, :T // 2]) < 1e-9)  # without it the optimum happens to be the latest hours
+    np.testing.assert_allclose(early.e, 40.0, atol=1e-6)
+    np.testing.assert_allclose(late.e, 40.0, atol=1e-6)
+    assert early.p_hist.sum() == pytest.approx(late.p_hist.sum(), rel=1e-9)
