@@ -461,3 +461,24 @@ def test_equal_prices_charge_early(mode):
     np.testing.assert_allclose(early.e, 40.0, atol=1e-6)
     np.testing.assert_allclose(late.e, 40.0, atol=1e-6)
     assert early.p_hist.sum() == pytest.approx(late.p_hist.sum(), rel=1e-9)
+
+
+def test_aggregate_plan_sees_vehicles_staying_under_an_hour():
+    # Drivers on a 45-minute break at a V2G hub, a discharge call in that time: with the default
+    # blocks (15-minute near the start of the plan) the aggregate plan has them plugged and
+    # answers the call; with one-hour blocks they do not fill a whole block, drop out of the
+    # plan and only charge what they must.
+    T, dt = 12, 0.25
+    calls = [{"kind": "discharge_call", "start": "2026-07-06T00:00", "hours": 0.75, "p_kw": 40.0}]
+
+    def run(**cfg):
+        h = Harness(4, T, dt=dt, e0=40.0, cap=50.0, e_stop=25.0, e_min=10.0, p=20.0, dis=True, dep=3,
+                    mode="aggregate", departure_margin_min=0, respect_feeder_headroom=False, requests=calls, **cfg)
+        return h.run()
+
+    fine = run()
+    assert fine.strategy.config.aggregate_step_min == 15
+    assert np.all(fine.net_hist[:3] <= -40.0 + 1e-6)  # the call is answered in each of its steps
+    np.testing.assert_array_less(25.0 - 1e-6, fine.e)  # and the drivers leave with what they wanted
+    coarse = run(aggregate_step_min=60, aggregate_near_h=6)
+    assert np.all(coarse.net_hist[:3] >= -1e-9)  # out of the plan: no discharge

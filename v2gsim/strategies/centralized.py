@@ -111,7 +111,7 @@ class CentralizedConfig(StrategyConfig):
         ge=1, le=100_000, description="auto mode: largest site planned exactly, in charging points and in vehicles plugged",
     )] = 50
     aggregate_step_min: Annotated[int, Field(ge=1, le=1440)] = Field(
-        default=60,
+        default=15,
         description="aggregate mode: step of the site's planned profile, min (rounded to whole simulation steps); "
         "requests covering part of a block apply to all of it",
     )
@@ -121,7 +121,7 @@ class CentralizedConfig(StrategyConfig):
         "only the first hours are executed before the next re-plan); set equal to aggregate_step_min for even blocks",
     )
     aggregate_near_h: Annotated[float, Field(ge=0, le=168)] = Field(
-        default=6.0, description="aggregate mode: hours planned on aggregate_step_min blocks before the coarser ones",
+        default=2.0, description="aggregate mode: hours planned on aggregate_step_min blocks before the coarser ones",
     )
     aggregate_interval_bounds: bool = Field(
         default=False,
