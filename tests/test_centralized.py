@@ -482,3 +482,29 @@ def test_aggregate_plan_sees_vehicles_staying_under_an_hour():
     np.testing.assert_array_less(25.0 - 1e-6, fine.e)  # and the drivers leave with what they wanted
     coarse = run(aggregate_step_min=60, aggregate_near_h=6)
     assert np.all(coarse.net_hist[:3] >= -1e-9)  # out of the plan: no discharge
+
+
+def test_aggregate_operator_in_a_run_close_to_exact_on_the_bundled_hub():
+    # Closed loop on scenarios/centralized_hub.yaml (150 EVs, 36 guns, 3 days): the aggregate
+    # operator, re-planned hourly, against the exact one. Measured: cost 0.98x, V2G 0.71x, unmet
+    # need 1.11x (with hourly near blocks instead: V2G 0.39x, unmet 1.33x). Issue 4's offline 2 %
+    # bound on random fleets is not met (test_dispatch, xfail); this guards what a run shows.
+    from pathlib import Path
+
+    from v2gsim.scenario import load_scenario
+
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "centralized_hub.yaml"
+    out = {}
+    for mode in ("exact", "aggregate"):
+        sc = load_scenario(path, ["time.horizon_days=3", f"business_models.0.mode={mode}", "outputs.session_sample=100000"])
+        res = V2GModel(sc).run()
+        p = res.sites.loc[res.sites.site_id == "lianhua_hub", "p_kw"].to_numpy()
+        buy = res.system["price_cny_per_kwh"].to_numpy()
+        v2g = res.system["v2g_price_cny_per_kwh"].to_numpy()
+        cost = (np.maximum(p, 0) @ buy - np.maximum(-p, 0) @ v2g + 0.05 * np.abs(p).sum()) * res.dt_h
+        hub = res.sessions[res.sessions.site_id == "lianhua_hub"]
+        out[mode] = (cost, np.maximum(-p, 0).sum() * res.dt_h, hub.unmet_kwh.sum())
+    (c_ex, v_ex, u_ex), (c_ag, v_ag, u_ag) = out["exact"], out["aggregate"]
+    assert c_ag <= 1.02 * c_ex
+    assert v_ag >= 0.5 * v_ex
+    assert u_ag <= 1.25 * u_ex
