@@ -151,6 +151,15 @@ class _WearModel:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+    @staticmethod
+    def _stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate):
+        """``update``'s cells as indices and its stressors broadcast to one value per cell."""
+        idx = _as_index(idx, len(state))
+        m = idx.size
+        names = ("dt_s", "t_degc", "soc_mean", "fec", "dod", "c_rate")
+        values = (dt_s, t_degc, soc_mean, fec, dod, c_rate)
+        return (idx, *(_bcast(x, m, name) for x, name in zip(values, names, strict=True)))
+
     def _finish(self, state, idx, dt_s, fec, bad) -> int:
         state.t_s[idx] += dt_s
         state.fec[idx] += fec
@@ -273,15 +282,7 @@ class NaumannLfp(_WearModel):
         Returns:
             Number of cells in ``idx`` whose stressors were outside ``validity``.
         """
-        idx = _as_index(idx, len(state))
-        m = idx.size
-        dt_s = _bcast(dt_s, m, "dt_s")
-        t_degc = _bcast(t_degc, m, "t_degc")
-        soc_mean = _bcast(soc_mean, m, "soc_mean")
-        fec = _bcast(fec, m, "fec")
-        dod = _bcast(dod, m, "dod")
-        c_rate = _bcast(c_rate, m, "c_rate")
-
+        idx, dt_s, t_degc, soc_mean, fec, dod, c_rate = self._stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate)
         state.q_loss_cal[idx] = _continue_power_law(state.q_loss_cal[idx], self.calendar_rate(soc_mean, t_degc), dt_s, 0.5)
         state.q_loss_cyc[idx] = _continue_power_law(state.q_loss_cyc[idx], self.cycle_rate(dod, c_rate), fec, 0.5)
         bad = _out_of_range(self.validity, t_degc, soc_mean, dod, c_rate, fec > 0.0)
@@ -436,14 +437,8 @@ class SchmalstiegNmc(_WearModel):
         Returns:
             Number of cells in ``idx`` whose stressors were outside ``validity``.
         """
-        idx = _as_index(idx, len(state))
+        idx, dt_s, t_degc, soc_mean, fec, dod, c_rate = self._stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate)
         m = idx.size
-        dt_s = _bcast(dt_s, m, "dt_s")
-        t_degc = _bcast(t_degc, m, "t_degc")
-        soc_mean = _bcast(soc_mean, m, "soc_mean")
-        fec = _bcast(fec, m, "fec")
-        dod = _bcast(dod, m, "dod")
-        c_rate = _bcast(c_rate, m, "c_rate")
         if soc_history is not None and (v_mean is None or v_rms is None):
             v_hist = nmc_sanyo_ocv_v(np.asarray(soc_history, dtype=np.float64).reshape(m, -1))
             v_mean = v_hist.mean(axis=1) if v_mean is None else v_mean
@@ -606,14 +601,8 @@ class XuRainflow(_WearModel):
         Returns:
             Number of cells in ``idx`` whose stressors were outside ``validity``.
         """
-        idx = _as_index(idx, len(state))
+        idx, dt_s, t_degc, soc_mean, fec, dod, c_rate = self._stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate)
         m = idx.size
-        dt_s = _bcast(dt_s, m, "dt_s")
-        t_degc = _bcast(t_degc, m, "t_degc")
-        soc_mean = _bcast(soc_mean, m, "soc_mean")
-        fec = _bcast(fec, m, "fec")
-        dod = _bcast(dod, m, "dod")
-        c_rate = _bcast(c_rate, m, "c_rate")
         s_t = self.s_temp(t_degc)
 
         df_cal = self.k_t_per_s * np.maximum(dt_s, 0.0) * self.s_soc(soc_mean) * s_t
