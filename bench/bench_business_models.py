@@ -47,28 +47,19 @@ MODELS: dict[str, list[dict] | Callable[[int], list[dict]]] = {
 
 
 def scenario_dict(n: int, days: int, business_models: list[dict]) -> dict:
-    return {
-        "name": f"bench business models {n} x {days} d",
-        "seed": 1,
-        "time": {"start": "2026-07-06T00:00", "step_min": 15, "horizon_days": days, "warmup_days": 0},
-        "feeder": {"transformer_kva": max(630, n * 4), "households": n * 3},
-        "tariff": {"preset": "guangdong"},
-        "sites": [
-            {"id": "homes", "kind": "home", "p_max_kw": 7, "bidirectional_share": 0.2},
-            {"id": "work", "kind": "work", "p_max_kw": 7, "chargers": max(1, n // 10)},
-            {"id": "public", "kind": "public", "p_max_kw": 60, "chargers": max(1, n // 50), "bidirectional_share": 0.3},
-            {"id": "depot", "kind": "depot", "p_max_kw": 150, "chargers": max(1, n // 40), "bidirectional_share": 0.5},
-        ],
-        "population": [
-            {"archetype": "private_commuter", "count": int(n * 0.85), "vehicle": "byd_dolphin_44_v2g", "home_site": "homes",
-             "home_charger_share": 0.7, "work_site": "work", "public_site": "public"},
-            {"archetype": "ride_hailing", "count": int(n * 0.10), "vehicle": "roewe_ei5_52", "home_site": "homes",
-             "home_charger_share": 0.3, "public_site": "public"},
-            {"archetype": "city_bus", "count": n - int(n * 0.85) - int(n * 0.10), "vehicle": "city_bus_350", "home_site": "depot"},
-        ],
-        "business_models": business_models,
-        "outputs": {"session_sample": 1000, "plots": False},
-    }
+    """The city of ``bench_core.py`` in a summer week, made V2G-capable, under ``business_models``."""
+    from bench_core import scenario_dict as core_city
+
+    d = core_city(n, days)
+    d["name"] = f"bench business models {n} x {days} d"
+    d["time"]["start"] = "2026-07-06T00:00"
+    bidirectional = {"homes": 0.2, "public": 0.3, "depot": 0.5}
+    for site in d["sites"]:
+        if site["id"] in bidirectional:
+            site["bidirectional_share"] = bidirectional[site["id"]]
+    d["population"][0]["vehicle"] = "byd_dolphin_44_v2g"  # the private commuters
+    d["business_models"] = business_models
+    return d
 
 
 def _measure(model_name: str, n: int, days: int, q) -> None:
