@@ -58,3 +58,35 @@ def test_base_load_scales_with_households():
     # 100 households x 2,700 kWh/yr: one day carries about a 365th of it
     assert r1.kpis["energy_base_kwh"] == pytest.approx(100 * 2700 / 365, rel=0.2)
     assert r1.kpis["base_peak_kw"] < 3 * 100 * 2700 / 8760  # an aggregate, not a single home
+
+
+def test_user_series_files_name_every_bad_row_and_column(tmp_path):
+    # base load (feeder.base_load.csv) and ambient temperature (wear.ambient.csv) files are read
+    # by one reader; each problem names the YAML path, the file, the row and the column
+    from v2gsim.data.profiles import read_load_csv
+    from v2gsim.physics.ambient import read_ambient_csv
+
+    load = tmp_path / "load.csv"
+    load.write_text("time,p_kw\n2026-07-06 00:00,10\nyesterday,11\n2026-07-06 00:30,abc\n2026-07-06 00:15,12\n")
+    series, problems = read_load_csv(load, "feeder.base_load.csv")
+    assert series is None
+    msgs = [str(p) for p in problems]
+    assert all("feeder.base_load.csv" in m for m in msgs)
+    assert any("load.csv row 3, column time: not a date-time" in m for m in msgs)
+    assert any("load.csv row 4, column p_kw: not a number" in m for m in msgs)
+    assert any("load.csv row 5, column time: not after the previous row" in m for m in msgs)
+
+    temp = tmp_path / "temp.csv"
+    temp.write_text("time,t_degc\n2026-07-06 00:00,25\n2026-07-06 01:00,85\n")
+    series, problems = read_ambient_csv(temp)
+    assert series is None and len(problems) == 1
+    assert "temp.csv row 3, column t_degc: not a number in -60..70 degC; got '85'" in str(problems[0])
+    _, problems = read_ambient_csv(tmp_path / "none.csv")
+    assert "does not exist" in str(problems[0])
+    _, problems = read_load_csv(temp, "feeder.base_load.csv")
+    assert "missing column(s) p_kw" in str(problems[0])
+
+    temp.write_text("time,t_degc\n2026-07-06 00:00,25\n2026-07-06 01:00,27.5\n")
+    series, problems = read_ambient_csv(temp)
+    assert problems == [] and series.tolist() == [25.0, 27.5]
+    assert series.index[1] == pd.Timestamp("2026-07-06 01:00")

@@ -97,28 +97,47 @@ def profile_on_clock(name: str, times: pd.DatetimeIndex, step_min: int) -> np.nd
     return _step_means(days.ravel(), times, step_min, slot_of)
 
 
-def read_load_csv(path: str | Path, yaml_path: str) -> tuple[pd.Series | None, list[Problem]]:
-    """A user base-load file with columns ``time`` and ``p_kw``; problems name file, row, column."""
+def read_series_csv(
+    path: str | Path, value_col: str, yaml_path: str, *, lo: float = -np.inf, hi: float = np.inf, unit: str = "",
+) -> tuple[pd.Series | None, list[Problem]]:
+    """A user time series: a CSV file with columns ``time`` and ``value_col``.
+
+    Returns the series (index: the times) or None and the problems, each naming the scenario's
+    ``yaml_path``, the file, and the row (as a spreadsheet counts it, header = row 1) and column
+    of up to ten bad values per column: a time that is not a date-time or not after the previous
+    row's, a value that is not a number or outside [``lo``, ``hi``] (``unit`` in the message)."""
     path = Path(path)
     if not path.is_file():
-        return None, [Problem(yaml_path, f"load file {str(path)!r} does not exist", "check the path (relative to the scenario file)")]
-    df = pd.read_csv(path)
-    missing = [c for c in ("time", "p_kw") if c not in df.columns]
+        return None, [Problem(yaml_path, f"file {str(path)!r} does not exist", "check the path (relative to the scenario file)")]
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError) as e:
+        return None, [Problem(yaml_path, f"cannot read {path.name}: {e}", f"give a CSV file with columns time, {value_col}")]
+    missing = [c for c in ("time", value_col) if c not in df.columns]
     if missing:
-        return None, [Problem(yaml_path, f"{path.name}: missing column(s) {', '.join(missing)}", "columns: time, p_kw")]
+        return None, [Problem(yaml_path, f"{path.name}: missing column(s) {', '.join(missing)}; has {', '.join(map(str, df.columns))}",
+                              f"columns: time, {value_col}")]
     t = pd.to_datetime(df["time"], errors="coerce")
-    p = pd.to_numeric(df["p_kw"], errors="coerce")
+    v = pd.to_numeric(df[value_col], errors="coerce")
     problems = []
     for r in np.flatnonzero(t.isna().to_numpy())[:10]:
-        problems.append(Problem(yaml_path, f"{path.name} row {r + 2}, column time: not a date-time; got {df['time'].iloc[r]!r}"))
-    for r in np.flatnonzero(p.isna().to_numpy())[:10]:
-        problems.append(Problem(yaml_path, f"{path.name} row {r + 2}, column p_kw: not a number; got {df['p_kw'].iloc[r]!r}"))
+        problems.append(Problem(yaml_path, f"{path.name} row {r + 2}, column time: not a date-time; got {str(df['time'].iloc[r])!r}"))
+    bad_v = (v.isna() | (v < lo) | (v > hi)).to_numpy()
+    for r in np.flatnonzero(bad_v)[:10]:
+        problems.append(Problem(yaml_path, f"{path.name} row {r + 2}, column {value_col}: not a number in {lo:g}..{hi:g}{unit}; "
+                                           f"got {str(df[value_col].iloc[r])!r}"))
     tv = t.to_numpy()
     for r in np.flatnonzero(tv[1:] <= tv[:-1])[:10]:
-        problems.append(Problem(yaml_path, f"{path.name} row {r + 3}, column time: not after the previous row (times out of order)"))
+        problems.append(Problem(yaml_path, f"{path.name} row {r + 3}, column time: not after the previous row (times out of order)",
+                                "sort the file by time; one row per time"))
     if problems:
         return None, problems
-    return pd.Series(p.to_numpy(float), index=pd.DatetimeIndex(t)), []
+    return pd.Series(v.to_numpy(np.float64), index=pd.DatetimeIndex(t)), []
+
+
+def read_load_csv(path: str | Path, yaml_path: str) -> tuple[pd.Series | None, list[Problem]]:
+    """A user base-load file with columns ``time`` and ``p_kw`` (:func:`read_series_csv`)."""
+    return read_series_csv(path, "p_kw", yaml_path, unit=" kW")
 
 
 def series_to_clock(series: pd.Series, times: pd.DatetimeIndex) -> np.ndarray:

@@ -27,6 +27,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from v2gsim.data.profiles import read_series_csv
 from v2gsim.errors import Problem
 
 __all__ = ["AmbientConfig", "ambient_presets", "ambient_on_clock", "read_ambient_csv"]
@@ -77,28 +78,9 @@ class AmbientConfig(BaseModel):
 
 
 def read_ambient_csv(path: str | Path, label: str = "wear.ambient.csv") -> tuple[pd.Series | None, list[Problem]]:
-    """Read a temperature CSV (``time``, ``t_degc``); problems name file, row and column."""
-    try:
-        df = pd.read_csv(path)
-    except (OSError, ValueError) as e:
-        return None, [Problem(label, f"cannot read {path}: {e}", "give a CSV file with columns time, t_degc")]
-    missing = [c for c in ("time", "t_degc") if c not in df.columns]
-    if missing:
-        return None, [Problem(label, f"{path} lacks column(s) {', '.join(missing)}; has {', '.join(map(str, df.columns))}", "columns: time, t_degc")]
-    t = pd.to_datetime(df["time"], errors="coerce")
-    v = pd.to_numeric(df["t_degc"], errors="coerce")
-    problems = []
-    for col, bad in (("time", t.isna()), ("t_degc", v.isna() | (v < -60) | (v > 70))):
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0]) + 2
-            problems.append(Problem(label, f"{path} row {row} column {col}: not a valid value ({df[col].iloc[row - 2]!r})",
-                                    "times as ISO timestamps, temperatures in degC within -60..70"))
-    if not problems and not t.is_monotonic_increasing:
-        row = int(np.flatnonzero(np.diff(t.to_numpy()) < np.timedelta64(0))[0]) + 3
-        problems.append(Problem(label, f"{path} row {row} column time: times out of order", "sort the file by time"))
-    if problems:
-        return None, problems
-    return pd.Series(v.to_numpy(dtype=np.float64), index=pd.DatetimeIndex(t)), []
+    """A temperature file with columns ``time`` and ``t_degc`` within -60..70 degC
+    (:func:`~v2gsim.data.profiles.read_series_csv`)."""
+    return read_series_csv(path, "t_degc", label, lo=-60.0, hi=70.0, unit=" degC")
 
 
 def _preset_profile(name: str, clock: pd.DatetimeIndex) -> np.ndarray:
