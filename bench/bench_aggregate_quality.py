@@ -52,37 +52,6 @@ def groups(prob: D.DispatchProblem, energy_bins: int) -> np.ndarray:
     return out
 
 
-def grouped_profiles(prob: D.DispatchProblem, lab: np.ndarray, interval_bounds: bool) -> np.ndarray:
-    """One coupled LP over the groups' envelopes (as in ``plan_grouped``, but without the soft
-    cap: the random fleets have no requests or feeder headroom); (G, T) profiles, kW."""
-    import scipy.sparse as sp
-
-    T = prob.n_steps
-    G = int(lab.max()) + 1
-    mats, offs, parts = [], [], []
-    col0 = 0
-    for g in range(G):
-        c, A, lo, hi, lb, ub, _, _, _ = D._aggregate_lp(D._subset(prob, np.flatnonzero(lab == g)), interval_bounds)
-        mats.append(A.scipy() if hasattr(A, "scipy") else A)
-        offs.append(col0)
-        parts.append((c, lo, hi, lb, ub))
-        col0 += A.shape[1]
-    t = np.arange(T)
-    rows = np.concatenate([np.concatenate([t, t]) for _ in offs])
-    cols = np.concatenate([np.concatenate([o + t, o + T + t]) for o in offs])
-    vals = np.concatenate([np.concatenate([np.ones(T), -np.ones(T)]) for _ in offs])
-    site = sp.csr_array((vals, (rows, cols)), shape=(T, col0))
-    A = sp.vstack([sp.block_diag(mats, format="csr"), site], format="csr")
-    c, lo, hi, lb, ub = (np.concatenate([p[i] for p in parts]) for i in range(5))
-    lo = np.concatenate([lo, prob.p_site_min_kw])
-    hi = np.concatenate([hi, prob.p_site_max_kw])
-    res = D._solve(c, A, lo, hi, lb, ub)
-    if res.x is None:
-        raise RuntimeError(res.message)
-    x = res.x
-    return np.array([np.clip(x[o:o + T], 0, None) - np.clip(x[o + T:o + 2 * T], 0, None) for o in offs])
-
-
 def split_position(target_kw, e, lo1, hi1, r_lo, r_hi, eta_ch, eta_dis, dt):
     """Every vehicle to the same relative position within its own envelope at the next step
     (bisection on that position so that the powers add up to the target)."""
@@ -129,7 +98,7 @@ def rolling(prob: D.DispatchProblem, every: int, *, interval_bounds: bool, energ
             penalty_need_cny_per_kwh=prob.penalty_need_cny_per_kwh,
         )
         lab = groups(sub, energy_bins)
-        profs = grouped_profiles(sub, lab, interval_bounds)
+        profs = np.array(D.grouped_profiles(sub, lab, interval_bounds=interval_bounds)[1])
         env = D.flexibility_envelopes(sub) if position_split else None
         for t in range(t0, min(T, t0 + every)):
             for g in range(profs.shape[0]):

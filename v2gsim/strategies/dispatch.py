@@ -76,6 +76,7 @@ __all__ = [
     "coarsen",
     "coarsen_blocks",
     "plan_grouped",
+    "grouped_profiles",
     "departure_groups",
 ]
 
@@ -1186,34 +1187,15 @@ def departure_groups(prob: DispatchProblem, max_groups: int = 96, by_power: bool
     return lab
 
 
-def plan_grouped(
-    prob: DispatchProblem, *, max_groups: int = 96, interval_bounds: bool = False,
-    split: Literal["llf", "track"] = "llf", track_cny_per_kwh: float = 0.01,
-) -> DispatchPlan:
-    """Aggregate plan with one flexibility envelope per departure group, then LLF per group.
+def grouped_profiles(prob: DispatchProblem, labels: np.ndarray, *, interval_bounds: bool = False):
+    """The grouped aggregate LP of :func:`plan_grouped` for any grouping of the vehicles.
 
-    The vehicles are grouped by :func:`departure_groups` (departure bin x can discharge); each
-    group gets the aggregate model of :func:`plan_aggregate` (its own energy, departure and power
-    variables), the groups share the hard site limits and the soft cap in one LP
-    (about ``7 * groups * T`` variables), and each group's profile is split among its vehicles by
-    :func:`disaggregate_llf`. Vehicles that leave together with the same chargers can hardly pass
-    energy to each other through the envelope sum, and the split knows which group's energy the
-    plan sells, so this is much closer to :func:`plan_exact` than one fleet-wide envelope. On the
-    seeded random fleets of tests/test_dispatch.py (20-200 vehicles, 24-48 steps, 12 seeds) it
-    costs 0.1-1.6 % (mean 0.8 %) more than the exact plan charge-only, and 4-18 % (mean 11 %)
-    with V2G (the per-step split cannot keep every group member's surplus where the plan will
-    sell it). With ``split="track"`` each group's members instead solve one small per-vehicle
-    LP (:func:`_track_groups`): within the group's share of the site limits and soft cap, at
-    real cost plus ``track_cny_per_kwh`` per kWh away from the group's profile; on the same
-    fleets that costs 0.0-0.3 % (mean 0.1 %) more than exact with V2G and 0.0-0.03 %
-    charge-only, but it is as many LP variables in total as :func:`plan_exact` in up to
-    ``max_groups`` small LPs (slower than the one exact LP at these sizes, 0.02-0.2 s against
-    0.005-0.06 s; it bounds the size of each LP, not their sum). Returns the per-vehicle plan
-    (``objective_cny`` is the grouped LP's objective).
-    """
-    t0 = time.perf_counter()
+    Each group ``labels == g`` (0..G-1; -1: left out) gets the aggregate model of
+    :func:`plan_aggregate`; the groups share the hard site limits and the soft cap (requests,
+    feeder headroom) in one LP. Returns ``(subs, profiles, result)``: ``(indices, sub-problem)``
+    per group, each group's net power profile (T,) kW, and the solver's result."""
     n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
-    lab = departure_groups(prob, max_groups)
+    lab = np.asarray(labels)
     G = int(lab.max()) + 1 if n else 0
     subs, blocks, offs = [], [], []
     c_l, lo_l, hi_l, lb_l, ub_l = [], [], [], [], []
@@ -1256,6 +1238,37 @@ def plan_grouped(
         raise RuntimeError(f"grouped aggregate dispatch LP failed: {res.message}")
     x = res.x
     profs = [np.clip(x[o:o + T], 0.0, None) - np.clip(x[o + T:o + 2 * T], 0.0, None) for o in offs]
+    return subs, profs, res
+
+
+def plan_grouped(
+    prob: DispatchProblem, *, max_groups: int = 96, interval_bounds: bool = False,
+    split: Literal["llf", "track"] = "llf", track_cny_per_kwh: float = 0.01,
+) -> DispatchPlan:
+    """Aggregate plan with one flexibility envelope per departure group, then LLF per group.
+
+    The vehicles are grouped by :func:`departure_groups` (departure bin x can discharge); each
+    group gets the aggregate model of :func:`plan_aggregate` (its own energy, departure and power
+    variables), the groups share the hard site limits and the soft cap in one LP
+    (about ``7 * groups * T`` variables), and each group's profile is split among its vehicles by
+    :func:`disaggregate_llf`. Vehicles that leave together with the same chargers can hardly pass
+    energy to each other through the envelope sum, and the split knows which group's energy the
+    plan sells, so this is much closer to :func:`plan_exact` than one fleet-wide envelope. On the
+    seeded random fleets of tests/test_dispatch.py (20-200 vehicles, 24-48 steps, 12 seeds) it
+    costs 0.1-1.6 % (mean 0.8 %) more than the exact plan charge-only, and 4-18 % (mean 11 %)
+    with V2G (the per-step split cannot keep every group member's surplus where the plan will
+    sell it). With ``split="track"`` each group's members instead solve one small per-vehicle
+    LP (:func:`_track_groups`): within the group's share of the site limits and soft cap, at
+    real cost plus ``track_cny_per_kwh`` per kWh away from the group's profile; on the same
+    fleets that costs 0.0-0.3 % (mean 0.1 %) more than exact with V2G and 0.0-0.03 %
+    charge-only, but it is as many LP variables in total as :func:`plan_exact` in up to
+    ``max_groups`` small LPs (slower than the one exact LP at these sizes, 0.02-0.2 s against
+    0.005-0.06 s; it bounds the size of each LP, not their sum). Returns the per-vehicle plan
+    (``objective_cny`` is the grouped LP's objective).
+    """
+    t0 = time.perf_counter()
+    n, T = prob.n_vehicles, prob.n_steps
+    subs, profs, res = grouped_profiles(prob, departure_groups(prob, max_groups), interval_bounds=interval_bounds)
     p = None
     if split == "track":
         p = _track_groups(prob, subs, profs, track_cny_per_kwh)
