@@ -199,6 +199,7 @@ class Centralized(Strategy):
         self._site_index = np.asarray(extra.get("site_index", ()), dtype=np.int64)
         self._site_limit = np.asarray(extra.get("site_p_limit_kw", np.full(self._site_index.size, np.inf)), dtype=float)
         self._site_ports = np.asarray(extra.get("site_ports", np.zeros(self._site_index.size)), dtype=np.int64)
+        self._site_pos = {int(k): i for i, k in enumerate(self._site_index)}  # model site index -> position here
         dt_h = context.dt_h
         self._replan_steps = max(1, int(round(config.replan_every_min / 60.0 / dt_h)))
         self._margin_steps = int(round(config.departure_margin_min / 60.0 / dt_h))
@@ -608,16 +609,16 @@ class Centralized(Strategy):
 
     def _ports(self, site_k: int) -> int:
         """Charging points of site ``site_k`` (0 if unknown)."""
-        pos = np.flatnonzero(self._site_index == site_k)
-        return int(self._site_ports[pos[0]]) if pos.size else 0
+        pos = self._site_pos.get(int(site_k))
+        return 0 if pos is None else int(self._site_ports[pos])
 
     def _limit(self, site_k: int) -> float:
-        pos = np.flatnonzero(self._site_index == site_k)
-        return float(self._site_limit[pos[0]]) if pos.size else np.inf
+        pos = self._site_pos.get(int(site_k))
+        return np.inf if pos is None else float(self._site_limit[pos])
 
     def _site_id(self, site_k: int) -> str | None:
-        pos = np.flatnonzero(self._site_index == site_k)
-        return self.context.site_ids[pos[0]] if pos.size else None
+        pos = self._site_pos.get(int(site_k))
+        return None if pos is None else self.context.site_ids[pos]
 
     def kpis(self) -> dict[str, float]:
         """Operator-side counters of the recorded run, flat name -> number (the results add them
