@@ -263,8 +263,6 @@ class V2GModel(mesa.Model):
         f.e_driven_kwh[v] += used
         f.distance_km[v] += km
         f.e_kwh[v] = e_new
-        if hooks and next_trip_kwh is None:  # no next trip known
-            next_trip_kwh = np.zeros(v.size)
         for h in self.hooks if hooks else ():  # swappable vehicles low or before a long trip queue at a swap station first
             held = h.arrive(step, v, e_new, loc, site, p_max_kw, est_step, replay, next_trip_kwh)
             if held.any():
