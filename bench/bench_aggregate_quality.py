@@ -3,6 +3,7 @@
 Usage:
     python bench/bench_aggregate_quality.py            # every variant, 12 seeded fleets each
     python bench/bench_aggregate_quality.py --seeds 4  # quicker
+    python bench/bench_aggregate_quality.py --common-start  # the fleets as a depot's re-plan sees them
 
 Fleets: ``tests/test_dispatch.py::random_problem`` (20-200 vehicles over 24-96 steps of one day,
 random arrivals, needs, chargers, half bidirectional with V2G; sinusoidal purchase price, V2G
@@ -73,8 +74,11 @@ def split_position(target_kw, e, lo1, hi1, r_lo, r_hi, eta_ch, eta_dis, dt):
 
 
 def rolling(prob: D.DispatchProblem, every: int, *, interval_bounds: bool, energy_bins: int = 1,
-            position_split: bool = False) -> D.DispatchPlan:
-    """Re-plan the grouped LP every ``every`` steps from the realised energies; split per step."""
+            position_split: bool = False, exact_profiles: bool = False) -> D.DispatchPlan:
+    """Re-plan the grouped LP every ``every`` steps from the realised energies; split per step.
+
+    With ``exact_profiles`` each group's target is instead its members' summed power in the exact
+    plan (``plan_exact``): what any split of a perfect group profile loses on its own."""
     n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
     a, d = prob.window
     need = prob.need_eff_kwh
@@ -98,7 +102,11 @@ def rolling(prob: D.DispatchProblem, every: int, *, interval_bounds: bool, energ
             penalty_need_cny_per_kwh=prob.penalty_need_cny_per_kwh,
         )
         lab = groups(sub, energy_bins)
-        profs = np.array(D.grouped_profiles(sub, lab, interval_bounds=interval_bounds)[1])
+        if exact_profiles:
+            p_ex = D.plan_exact(sub).p_kw
+            profs = np.array([p_ex[lab == g].sum(0) for g in range(lab.max() + 1)])
+        else:
+            profs = np.array(D.grouped_profiles(sub, lab, interval_bounds=interval_bounds)[1])
         env = D.flexibility_envelopes(sub) if position_split else None
         for t in range(t0, min(T, t0 + every)):
             for g in range(profs.shape[0]):
@@ -137,7 +145,29 @@ VARIANTS = {
     "rolling hourly, grouped, interval bounds -> equal envelope position":
         lambda pr: rolling(pr, _hour(pr), interval_bounds=True, position_split=True),
     "grouped -> per-group LP (track)": lambda pr: D.plan_grouped(pr, split="track"),
+    "the exact plan's own group profiles -> LLF per group":
+        lambda pr: rolling(pr, pr.n_steps, interval_bounds=False, exact_profiles=True),
+    "the exact plan's own group profiles -> equal envelope position":
+        lambda pr: rolling(pr, pr.n_steps, interval_bounds=False, exact_profiles=True, position_split=True),
 }
+
+
+def common_start(prob: D.DispatchProblem, rng: np.random.Generator) -> D.DispatchProblem:
+    """The same fleet as a depot's re-plan sees it: every vehicle plugged from step 0 (a plan
+    never holds future arrivals) and one vehicle model (60 kWh, 22 kW, efficiencies 0.93; the
+    same half bidirectional); needs redrawn for the longer stays."""
+    import dataclasses
+
+    n, T = prob.n_vehicles, prob.n_steps
+    cap = np.full(n, 60.0)
+    p = np.full(n, 22.0)
+    e0 = cap * rng.uniform(0.15, 0.6, n)
+    plugged = np.clip(np.minimum(prob.departure_step, T), 0, None)
+    need = np.minimum(cap, e0 + rng.uniform(0, 0.8, n) * p * plugged * prob.dt_h * 0.9)
+    return dataclasses.replace(
+        prob, arrival_step=np.zeros(n, np.int64), e0_kwh=e0, e_cap_kwh=cap, e_min_kwh=0.2 * cap,
+        e_need_kwh=need, p_ch_max_kw=p, p_dis_max_kw=np.where(prob.p_dis_max_kw > 0, p, 0.0),
+        eta_ch=0.93, eta_dis=0.93, p_site_max_kw=0.5 * p.sum(), p_site_min_kw=-0.3 * p.sum())
 
 
 def _hour(prob: D.DispatchProblem) -> int:
@@ -229,6 +259,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=12)
     ap.add_argument("--only", help="run the variants whose name contains this text")
+    ap.add_argument("--common-start", action="store_true",
+                    help="fleets as a re-plan sees them: all plugged from step 0, one vehicle model")
     ap.add_argument("--timing", action="store_true",
                     help="instead: time each plan on 200-vehicle fleets over 24 hourly steps (a site re-plan)")
     ap.add_argument("--closed-loop", action="store_true",
@@ -249,20 +281,21 @@ def main() -> None:
             n = int(rng.integers(20, 201))
             T = int(rng.choice([24, 48, 96]))
             prob = random_problem(rng, n, T, dt=24 / T, v2g=v2g)
+            if args.common_start:
+                prob = common_start(prob, rng)
             cases[(v2g, seed)] = (prob, D.plan_exact(prob).cost_cny)
     for name, fn in VARIANTS.items():
         if args.only and args.only not in name:
             continue
         cells = []
         for v2g in (False, True):
-            gaps = []
+            gaps, short = [], 0
             for seed in range(args.seeds):
                 prob, ex = cases[(v2g, seed)]
                 plan = fn(prob)
-                if plan.unmet_need_kwh.max() > 1e-6:
-                    raise AssertionError(f"{name}: a need unmet (seed {seed})")
+                short += plan.unmet_need_kwh.max() > 1e-6  # cheaper than exact only by leaving needs unmet
                 gaps.append((plan.cost_cny - ex) / abs(ex))
-            cells.append(f"{max(gaps):.1%} / {np.mean(gaps):.1%}")
+            cells.append(f"{max(gaps):.1%} / {np.mean(gaps):.1%}" + (f" (needs unmet in {short})" if short else ""))
         print(f"| {name} | {cells[0]} | {cells[1]} |", flush=True)
 
 
