@@ -71,6 +71,9 @@ __all__ = [
     "evaluate_schedule",
     "flexibility_envelopes",
     "split_llf",
+    "value_thresholds",
+    "split_value",
+    "disaggregate_value",
     "trusted_problem",
     "prepare_solver",
     "coarsen",
@@ -311,6 +314,11 @@ class AggregatePlan:
         cap_shortfall_kw: (T,) site net power above the soft cap.
         objective_cny: LP objective incl. penalties.
         status, solve_time_s: solver outcome.
+        price_shift_cny_per_kwh: (T,) what a kWh of site net power is worth beyond its price in
+            each step: minus the duals of the site-limit and soft-cap rows per kWh (> 0 where the
+            import limit or the cap binds, < 0 where the export limit binds). Added to both the
+            purchase and the V2G price, it lets each vehicle optimise alone against the prices
+            the site's limits imply (:func:`value_thresholds`).
     """
 
     p_kw: np.ndarray
@@ -325,6 +333,7 @@ class AggregatePlan:
     objective_cny: float
     status: str
     solve_time_s: float
+    price_shift_cny_per_kwh: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,7 +424,9 @@ def _solve_lp(c, A, lo, hi, lb, ub) -> SimpleNamespace:
     st = h.getModelStatus()
     if st != highspy.HighsModelStatus.kOptimal:
         return SimpleNamespace(x=None, fun=float("nan"), status=1, message=h.modelStatusToString(st))
-    return SimpleNamespace(x=np.array(h.getSolution().col_value), fun=float(h.getInfo().objective_function_value),
+    sol = h.getSolution()
+    return SimpleNamespace(x=np.array(sol.col_value), row_dual=np.array(sol.row_dual),
+                           fun=float(h.getInfo().objective_function_value),
                            status=0, message="Optimization terminated successfully.")
 
 
@@ -850,13 +861,15 @@ def plan_aggregate(prob: DispatchProblem, *, interval_bounds: bool = True) -> Ag
     pc = np.clip(x[o_pc:o_pd], 0.0, None)
     pd = np.clip(x[o_pd:o_e], 0.0, None)
     p = pc - pd
+    y = res.row_dual
+    shift = -(y[T:2 * T] + y[4 * T + 2:5 * T + 2]) / prob.dt_h  # site-limit and soft-cap rows
     return AggregatePlan(
         p_kw=p, p_ch_kw=pc, p_dis_kw=pd, e_kwh=x[o_e:o_d], e_lo_kwh=e_lo, e_hi_kwh=e_hi,
         e_departing_kwh=x[o_d:o_ve],
         envelope_shortfall_kwh=np.clip(x[o_ve:o_vd], 0.0, None) + np.clip(x[o_vd:o_s], 0.0, None),
         cap_shortfall_kw=np.maximum(p - cap, 0.0), objective_cny=float(res.fun),
         status="optimal" if res.status == 0 else str(res.message),
-        solve_time_s=time.perf_counter() - t0,
+        solve_time_s=time.perf_counter() - t0, price_shift_cny_per_kwh=shift,
     )
 
 
@@ -869,6 +882,17 @@ def _fill(amount: float, cap: np.ndarray, order: np.ndarray) -> np.ndarray:
     before = np.cumsum(c) - c
     out[order] = np.clip(amount - before, 0.0, c)
     return out
+
+
+def _laxity(e_kwh, need_kwh, steps_left, ch_step_kwh) -> np.ndarray:
+    """Steps left before departure minus the full-power charging steps still needed to reach the
+    need (+inf without a need, -inf where the need cannot be charged at all)."""
+    has_need = np.isfinite(need_kwh)
+    gap = np.where(has_need, need_kwh, 0.0) - e_kwh
+    with np.errstate(divide="ignore", invalid="ignore"):
+        steps_needed = np.where(gap > 0, gap / ch_step_kwh, 0.0)
+    lax = np.where(has_need, steps_left - steps_needed, np.inf)
+    return np.where(np.isnan(lax), -np.inf, lax)  # need > e with no charging power
 
 
 def split_llf(
@@ -929,10 +953,7 @@ def split_llf(
     order = None
 
     def least_laxity_first():
-        with np.errstate(divide="ignore", invalid="ignore"):
-            steps_needed = np.where(need0 - e_kwh > 0, (need0 - e_kwh) / ch_step, 0.0)
-        lax = np.where(has_need, steps_left - steps_needed, np.inf)
-        lax = np.where(np.isnan(lax), -np.inf, lax)  # need > e with no charging power
+        lax = _laxity(e_kwh, need_kwh, steps_left, ch_step)
         return lax, np.argsort(lax, kind="stable")
 
     if s_must > p_site_max_kw:
@@ -1005,6 +1026,197 @@ def disaggregate_llf(prob: DispatchProblem, p_agg_kw: np.ndarray | AggregatePlan
         e[m] = e[m] + np.where(pt > 0, prob.eta_ch[m] * pt * dt, pt * dt / prob.eta_dis[m])
     plan = evaluate_schedule(prob, p, solve_time_s=time.perf_counter() - t0)
     return plan
+
+
+# --------------------------------------------------------------------------------------------
+# per-vehicle value functions: disaggregation by each vehicle's own optimum
+
+
+def value_thresholds(prob: DispatchProblem, price_shift_cny_per_kwh=None) -> np.ndarray:
+    """Each vehicle's optimal policy against the prices, alone: charge-to / discharge-to levels.
+
+    Without site limits the dispatch problem splits into one small LP per vehicle: a battery with
+    power and energy bounds facing known prices. Its cost-to-go ``V_t(e)`` is convex and
+    piecewise linear in the battery energy, and one step back is the infimal convolution of
+    ``V_{t+1}`` with the step's cost of moving energy: in slopes, the step adds a segment as long
+    as a full-power step's charge at slope ``-(buy + wear) / eta_ch`` and one as long as its
+    discharge at ``-(v2g - wear) * eta_dis``, and the energy bounds cut the ends off. Every slope
+    is one of the 2T step prices (per vehicle: efficiencies and wear differ) or the terminal
+    ones (the need penalty below the need, 0 above), so each vehicle's ``V_t`` is an array of
+    segment lengths over its own sorted slopes, and the backward pass is T vectorised updates
+    over all vehicles (no LP, no loop over vehicles, exact: no energy grid). The optimal move
+    from energy ``e`` in step ``t`` is to charge up to where ``V_{t+1}``'s slope reaches the
+    charging price, or discharge down to where it reaches the V2G revenue (a two-threshold,
+    base-stock policy); ties (equal slopes) give a range of optimal levels.
+
+    With ``price_shift_cny_per_kwh`` (T,) -- e.g. :attr:`AggregatePlan.price_shift_cny_per_kwh`,
+    the value of site power implied by the site's limits -- both prices are shifted first, so the
+    vehicles respond to the limits the aggregate plan saw (a Lagrangian split of the coupled
+    problem). With no shift and no site limits the policy is the exact plan (same cost as
+    :func:`plan_exact` to 1e-9 on the random fleets of tests/test_dispatch.py).
+
+    Returns:
+        (n, T, 4) battery energies, kWh: for the end of step t, the lowest and highest optimal
+        charge-to level and the lowest and highest optimal discharge-to level.
+    """
+    n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
+    shift = np.zeros(T) if price_shift_cny_per_kwh is None else np.asarray(price_shift_cny_per_kwh, float)
+    w = prob.wear_total_cny_per_kwh[:, None]
+    # slopes: -charging cost per battery kWh (T), -discharge revenue per battery kWh (T), need
+    # penalty, zero
+    S = np.empty((n, 2 * T + 2))
+    np.divide(-(prob.price_buy_cny_per_kwh + shift)[None, :] - w, prob.eta_ch[:, None], out=S[:, :T])
+    np.multiply(w - (prob.price_v2g_cny_per_kwh + shift)[None, :], prob.eta_dis[:, None], out=S[:, T:2 * T])
+    S[:, 2 * T] = -prob.penalty_need_cny_per_kwh
+    S[:, 2 * T + 1] = 0.0
+    K = S.shape[1]
+    order = np.argsort(S, axis=1, kind="stable")
+    S_sorted = np.take_along_axis(S, order, axis=1)
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(K), (n, K)), axis=1)
+    # each rank's tie group [first, one past last] in the sorted order
+    k_idx = np.broadcast_to(np.arange(K), (n, K))
+    new = np.ones((n, K), bool)
+    new[:, 1:] = S_sorted[:, 1:] != S_sorted[:, :-1]
+    first = np.maximum.accumulate(np.where(new, k_idx, 0), axis=1)
+    last = np.ones((n, K), bool)
+    last[:, :-1] = new[:, 1:]
+    stop = np.minimum.accumulate(np.where(last, k_idx + 1, K)[:, ::-1], axis=1)[:, ::-1]
+    rows = np.arange(n)
+    lb, cap = prob.e_lb_kwh, prob.e_cap_kwh
+    need = prob.need_eff_kwh
+    # terminal cost: the need penalty below the need, nothing above (the domain is [lb, cap]
+    # at every step: the need is soft, so no energy in the bounds is infeasible)
+    below = np.clip(np.where(np.isfinite(need), need, lb) - lb, 0.0, cap - lb)
+    L = np.zeros((n, K))
+    L[rows, rank[:, 2 * T]] = below
+    L[rows, rank[:, 2 * T + 1]] = cap - lb - below
+    dt_t = np.broadcast_to(np.asarray(dt, float), (T,))
+    up = prob.eta_ch * prob.p_ch_max_kw
+    down = prob.p_dis_max_kw / prob.eta_dis
+    plug = prob.plugged
+    out = np.empty((n, T, 4))
+    cum0 = np.zeros((n, K + 1))
+    for t in range(T - 1, -1, -1):
+        np.cumsum(L, axis=1, out=cum0[:, 1:])
+        r_c, r_d = rank[:, t], rank[:, T + t]
+        out[:, t, 0] = cum0[rows, first[rows, r_c]]
+        out[:, t, 1] = cum0[rows, stop[rows, r_c]]
+        out[:, t, 2] = cum0[rows, first[rows, r_d]]
+        out[:, t, 3] = cum0[rows, stop[rows, r_d]]
+        on = plug[:, t]
+        c_t = np.where(on, up * dt_t[t], 0.0)
+        d_t = np.where(on, down * dt_t[t], 0.0)
+        L[rows, r_c] += c_t
+        L[rows, r_d] += d_t
+        cum = np.cumsum(L, axis=1)
+        L = np.clip(cum - c_t[:, None], 0.0, L)  # energy below lb after charging: cut on the left
+        cum = np.maximum(cum - c_t[:, None], 0.0)
+        L = np.clip((cum[:, -1] - d_t)[:, None] - (cum - L), 0.0, L)  # above cap: cut on the right
+    out += lb[:, None, None]
+    return out
+
+
+def split_value(
+    thresholds_kwh: np.ndarray,
+    e_kwh: np.ndarray,
+    *,
+    up_kwh: np.ndarray,
+    down_kwh: np.ndarray,
+    eta_ch: np.ndarray,
+    eta_dis: np.ndarray,
+    dt_h: float,
+    p_site_min_kw: float,
+    p_site_max_kw: float,
+    p_cap_kw: float = np.inf,
+    laxity: np.ndarray,
+) -> np.ndarray:
+    """One step's powers for the vehicles plugged now, from their :func:`value_thresholds`.
+
+    Each vehicle's optimal moves this step form a range (ties); every vehicle takes the top of
+    its range, and if the sum is above the soft cap ``p_cap_kw`` or the hard site limits, all
+    ranges are taken down in proportion. Only the hard limits may push vehicles beyond their
+    optimal ranges: then the most lax vehicles give way first (charge less or discharge more),
+    or below ``p_site_min_kw`` the least lax discharge less first.
+
+    Args:
+        thresholds_kwh: (k, 4) this step's levels from :func:`value_thresholds`.
+        e_kwh: (k,) battery energy now.
+        up_kwh, down_kwh: (k,) battery energy the vehicle can gain / lose this step (its
+            charger, the step, its capacity and its reserve).
+        eta_ch, eta_dis: (k,) efficiencies. dt_h: step length.
+        p_site_min_kw, p_site_max_kw: hard site limits this step; p_cap_kw: soft cap.
+        laxity: (k,) steps to spare before departure (see :func:`split_llf`).
+
+    Returns:
+        (k,) grid-side power, kW.
+    """
+    if e_kwh.size == 0:
+        return np.zeros(0)
+    lo_e, hi_e = e_kwh - down_kwh, e_kwh + up_kwh
+    th = thresholds_kwh
+    y_lo = np.clip(np.clip(e_kwh, th[:, 0], th[:, 2]), lo_e, hi_e)
+    y_hi = np.clip(np.clip(e_kwh, th[:, 1], th[:, 3]), lo_e, hi_e)
+
+    def power(de):
+        return np.where(de > 0, de / (eta_ch * dt_h), de * eta_dis / dt_h)
+
+    p_lo, p_hi = power(y_lo - e_kwh), power(y_hi - e_kwh)
+    total = float(p_hi.sum())
+    top = min(p_site_max_kw, max(p_cap_kw, p_site_min_kw))
+    if total <= top + _TOL_KW and total >= p_site_min_kw - _TOL_KW:
+        return p_hi
+    if total > top:
+        span = p_hi - p_lo
+        f = min(1.0, (total - top) / max(float(span.sum()), 1e-12))
+        p = p_hi - f * span
+        over = float(p.sum()) - p_site_max_kw
+        if over > _TOL_KW:
+            room = np.clip(p - power(lo_e - e_kwh), 0.0, None)
+            p = p - _fill(over, room, np.argsort(-laxity, kind="stable"))
+        return p
+    room = np.clip(power(hi_e - e_kwh) - p_hi, 0.0, None)
+    return p_hi + _fill(p_site_min_kw - total, room, np.argsort(laxity, kind="stable"))
+
+
+def disaggregate_value(prob: DispatchProblem, plan: AggregatePlan | None = None) -> DispatchPlan:
+    """Split an aggregate plan by each vehicle's own optimum against the plan's implied prices.
+
+    :func:`value_thresholds` with the plan's ``price_shift_cny_per_kwh`` (no shift without a
+    plan), then a loop over steps, each a :func:`split_value` over the vehicles plugged in that
+    step within the site limits and the soft cap. Unlike a per-step split of the plan's profile
+    (:func:`disaggregate_llf`), every vehicle's move looks ahead to its own departure, so energy
+    is never sold now that the same vehicle must buy back dearly later.
+
+    Returns:
+        DispatchPlan (``objective_cny`` is NaN; ``solve_time_s`` the split's wall time).
+    """
+    t0 = time.perf_counter()
+    n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
+    shift = None if plan is None else plan.price_shift_cny_per_kwh
+    th = value_thresholds(prob, shift)
+    _, d = prob.window
+    plug = prob.plugged
+    need = prob.need_eff_kwh
+    cap = prob.p_cap_kw
+    dt_t = np.broadcast_to(np.asarray(dt, float), (T,))
+    e = prob.e0_kwh.astype(float).copy()
+    p = np.zeros((n, T))
+    for t in range(T):
+        m = np.flatnonzero(plug[:, t])
+        if m.size == 0:
+            continue
+        h = dt_t[t]
+        em = e[m]
+        up = np.minimum(prob.eta_ch[m] * prob.p_ch_max_kw[m] * h, np.maximum(prob.e_cap_kwh[m] - em, 0.0))
+        down = np.minimum(prob.p_dis_max_kw[m] * h / prob.eta_dis[m], np.maximum(em - prob.e_lb_kwh[m], 0.0))
+        lax = _laxity(em, need[m], d[m] - t, prob.eta_ch[m] * prob.p_ch_max_kw[m] * h)
+        pt = split_value(th[m, t], em, up_kwh=up, down_kwh=down, eta_ch=prob.eta_ch[m],
+                         eta_dis=prob.eta_dis[m], dt_h=h, p_site_min_kw=float(prob.p_site_min_kw[t]),
+                         p_site_max_kw=float(prob.p_site_max_kw[t]), p_cap_kw=float(cap[t]), laxity=lax)
+        p[m, t] = pt
+        e[m] = em + np.where(pt > 0, prob.eta_ch[m] * pt * h, pt * h / prob.eta_dis[m])
+    return evaluate_schedule(prob, p, solve_time_s=time.perf_counter() - t0)
 
 
 def trusted_problem(**fields) -> DispatchProblem:
