@@ -62,7 +62,9 @@ from v2gsim.strategies.dispatch import (
     plan_exact,
     prepare_solver,
     split_llf,
+    split_value,
     trusted_problem,
+    value_thresholds,
 )
 
 __all__ = ["CentralizedConfig", "GridRequestConfig", "Centralized"]
@@ -122,6 +124,12 @@ class CentralizedConfig(StrategyConfig):
     )
     aggregate_near_h: Annotated[float, Field(ge=0, le=168)] = Field(
         default=2.0, description="aggregate mode: hours planned on aggregate_step_min blocks before the coarser ones",
+    )
+    aggregate_split: Literal["value", "llf"] = Field(
+        default="value",
+        description="aggregate mode: how the site's plan reaches its vehicles. value: each vehicle planned in the "
+        "plan follows its own optimum against the prices, shifted by what the site's limits are worth in the plan "
+        "(dispatch.value_thresholds); llf: the site's planned power split each step least laxity first",
     )
     aggregate_interval_bounds: bool = Field(
         default=False,
@@ -216,6 +224,9 @@ class Centralized(Strategy):
         # power, need gap kWh) at plan time, and the next step a due re-plan is checked
         self._agg_ref: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         self._agg_next: dict[int, int] = {}
+        # aggregate sites with aggregate_split "value": site index -> (vehicles planned (sorted), their
+        # levels (n, blocks, 4) from value_thresholds, each block's end step, soft cap (T,) kW)
+        self._agg_val: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         self._skip_max_steps = int(round(config.replan_skip_max_h / dt_h))
         self._agg_lut: np.ndarray | None = None  # site index -> is an aggregate site
         self._agg_lut_keys = 0
@@ -286,7 +297,7 @@ class Centralized(Strategy):
             if col < short.size:
                 self.stats["planned_cap_shortfall_kwh"] += float(short[col]) * obs.dt_h
             if rows.size:
-                p[rows] = self._split(obs, cur[rows], k, float(prof[col]) if col < prof.size else 0.0)
+                p[rows] = self._split(obs, cur[rows], k, float(prof[col]) if col < prof.size else 0.0, col)
         # The plan assumes linear charging; the battery tapers near full and drivers may overstay or
         # the plan may be stale. Never give a vehicle less than it must have now to reach its need
         # at full power over the steps left before its stated departure.
@@ -359,25 +370,60 @@ class Centralized(Strategy):
             p[~known] = np.minimum(f.p_plug_max_kw[u], np.maximum(f.e_stop_kwh[u] - f.e_kwh[u], 0.0) / (f.eta_charge[u] * obs.dt_h))
         return p
 
-    def _split(self, obs: Observation, v: np.ndarray, site_k: int, target_kw: float) -> np.ndarray:
-        """This step's share of an aggregate site's planned power for its plugged vehicles ``v``."""
+    def _split(self, obs: Observation, v: np.ndarray, site_k: int, target_kw: float, col: int) -> np.ndarray:
+        """This step (``col`` steps into the plan) of an aggregate site's plan for its plugged
+        vehicles ``v``: vehicles in the plan follow their own optimal levels (``aggregate_split:
+        value``), the others (arrivals since) share the planned power those leave unused, least
+        laxity first; with ``llf`` all share the planned power least laxity first."""
         f = obs.fleet
         s = obs.step
         cap = f.capacity_kwh[v]
         e = np.minimum(f.e_kwh[v], cap)
         dep_est = f.t_depart_est_step[v]
-        known = dep_est >= 0
+        stated = dep_est >= 0
         limit = self._limit(site_k)
         p_ch = f.p_plug_max_kw[v]
-        return split_llf(
-            min(max(target_kw, -limit), limit), e, e_cap_kwh=cap,
-            e_lb_kwh=np.minimum(np.minimum(f.e_min_departure_kwh[v], cap), e),
-            need_kwh=np.where(known, self._need_kwh(f, v), -np.inf),
-            steps_left=np.where(known, np.maximum(dep_est - self._margin_steps - s, 1), 1),
-            p_ch_max_kw=p_ch, p_dis_max_kw=p_ch * (f.can_discharge[v] & self.config.allow_v2g),
-            eta_ch=f.eta_charge[v], eta_dis=f.eta_discharge[v], dt_h=obs.dt_h, p_site_max_kw=limit,
-            store_in_unidirectional=self._store_uni,
-        )
+        p_dis = p_ch * (f.can_discharge[v] & self.config.allow_v2g)
+        e_lb = np.minimum(np.minimum(f.e_min_departure_kwh[v], cap), e)
+        need = np.where(stated, self._need_kwh(f, v), -np.inf)
+        steps_left = np.where(stated, np.maximum(dep_est - self._margin_steps - s, 1), 1)
+        eta_c, eta_d, dt = f.eta_charge[v], f.eta_discharge[v], obs.dt_h
+        p = np.zeros(v.size)
+        rest = np.ones(v.size, bool)
+        val = self._agg_val.get(site_k)
+        if val is not None:
+            idx, levels, ends, soft = val
+            b = int(np.searchsorted(ends, col, side="right"))
+            if b < levels.shape[1] and idx.size:
+                pos = np.minimum(np.searchsorted(idx, v), idx.size - 1)
+                kn = np.flatnonzero(idx[pos] == v)
+                # a block's levels are for its end: move there evenly over the steps it has left
+                # (at once with a time preference: the earliest of equally priced steps)
+                left = 1 if self.config.charge_early_cny_per_kwh_h > 0 else ends[b] - col
+                ek = e[kn, None]
+                lv = ek + (levels[pos[kn], b] - ek) / left
+                cap_kw = float(soft[col]) if col < soft.size else np.inf
+                p[kn] = split_value(
+                    lv, e[kn], up_kwh=np.minimum(eta_c[kn] * p_ch[kn] * dt, cap[kn] - e[kn]),
+                    down_kwh=np.minimum(p_dis[kn] * dt / eta_d[kn], e[kn] - e_lb[kn]),
+                    eta_ch=eta_c[kn], eta_dis=eta_d[kn], dt_h=dt, target_kw=target_kw,
+                    p_site_min_kw=-limit, p_site_max_kw=limit,
+                    p_cap_kw=cap_kw, need_kwh=need[kn], steps_left=steps_left[kn], p_ch_max_kw=p_ch[kn],
+                )
+                rest[kn] = False
+                # arrivals take up planned charging the planned vehicles leave, and help keep a
+                # request's cap that those could not
+                sum_kn = float(p[kn].sum())
+                target_kw = min(max(target_kw - sum_kn, 0.0), cap_kw - sum_kn)
+        r = np.flatnonzero(rest)
+        if r.size:
+            room = limit - float(p.sum())
+            p[r] = split_llf(
+                min(max(target_kw, -limit), room), e[r], e_cap_kwh=cap[r], e_lb_kwh=e_lb[r], need_kwh=need[r],
+                steps_left=steps_left[r], p_ch_max_kw=p_ch[r], p_dis_max_kw=p_dis[r], eta_ch=eta_c[r],
+                eta_dis=eta_d[r], dt_h=dt, p_site_max_kw=max(room, 0.0), store_in_unidirectional=self._store_uni,
+            )
+        return p
 
     def _needs_replan(self, obs: Observation, cur: np.ndarray) -> bool:
         """Whether the exact plan (vehicles ``cur``, those plugged at non-aggregate sites) is due."""
@@ -475,13 +521,21 @@ class Centralized(Strategy):
             rows = np.flatnonzero(site == site_k)
             prof = np.zeros(T)
             short = np.zeros(T)
+            self._agg_val.pop(int(site_k), None)
             if rows.size:
                 try:
                     blocks = self._blocks(T)
-                    ag = plan_aggregate(coarsen_blocks(problem(rows, site_k), blocks),
-                                        interval_bounds=cfg.aggregate_interval_bounds)
+                    coarse = coarsen_blocks(problem(rows, site_k), blocks)
+                    ag = plan_aggregate(coarse, interval_bounds=cfg.aggregate_interval_bounds)
                     prof = np.repeat(ag.p_kw, blocks)[:T]
                     short = np.repeat(ag.cap_shortfall_kw, blocks)[:T]
+                    if cfg.aggregate_split == "value":
+                        # vehicles that leave before the first block ends are not in the plan
+                        a_c, d_c = coarse.window
+                        inp = d_c > a_c
+                        self._agg_val[int(site_k)] = (
+                            cur[rows][inp], value_thresholds(coarse, ag.price_shift_cny_per_kwh)[inp],
+                            np.cumsum(blocks), np.repeat(coarse.p_cap_kw, blocks)[:T])
                 except (RuntimeError, ValueError) as exc:  # keep the run going: must-charge only
                     self.stats["solve_failures"] += 1
                     _log.warning("centralized aggregate plan failed at step %d (site %d, %d vehicles): %s",

@@ -1126,18 +1126,24 @@ def split_value(
     eta_ch: np.ndarray,
     eta_dis: np.ndarray,
     dt_h: float,
-    p_site_min_kw: float,
-    p_site_max_kw: float,
+    target_kw: float | None = None,
+    p_site_min_kw: float = -np.inf,
+    p_site_max_kw: float = np.inf,
     p_cap_kw: float = np.inf,
-    laxity: np.ndarray,
+    need_kwh: np.ndarray,
+    steps_left: np.ndarray,
+    p_ch_max_kw: np.ndarray,
 ) -> np.ndarray:
     """One step's powers for the vehicles plugged now, from their :func:`value_thresholds`.
 
-    Each vehicle's optimal moves this step form a range (ties); every vehicle takes the top of
-    its range, and if the sum is above the soft cap ``p_cap_kw`` or the hard site limits, all
-    ranges are taken down in proportion. Only the hard limits may push vehicles beyond their
-    optimal ranges: then the most lax vehicles give way first (charge less or discharge more),
-    or below ``p_site_min_kw`` the least lax discharge less first.
+    Each vehicle's optimal moves this step form a range (ties between equally valued steps).
+    Within the ranges the site takes the aggregate plan's power ``target_kw``, shared in
+    proportion to each range (without a target, every vehicle the bottom of its range: a tie is
+    left to later steps, as the LP does), and never more than the soft cap ``p_cap_kw`` or
+    outside the hard site limits. Where the ranges cannot fit those, vehicles go beyond them: the
+    most lax give way first (charge less or discharge more; for the soft cap never below what
+    they must charge now to still reach their need), or below ``p_site_min_kw`` the least lax
+    discharge less first.
 
     Args:
         thresholds_kwh: (k, 4) this step's levels from :func:`value_thresholds`.
@@ -1145,8 +1151,9 @@ def split_value(
         up_kwh, down_kwh: (k,) battery energy the vehicle can gain / lose this step (its
             charger, the step, its capacity and its reserve).
         eta_ch, eta_dis: (k,) efficiencies. dt_h: step length.
+        target_kw: the site's planned net power this step, or None.
         p_site_min_kw, p_site_max_kw: hard site limits this step; p_cap_kw: soft cap.
-        laxity: (k,) steps to spare before departure (see :func:`split_llf`).
+        need_kwh, steps_left, p_ch_max_kw: (k,) as in :func:`split_llf` (for the laxity).
 
     Returns:
         (k,) grid-side power, kW.
@@ -1162,21 +1169,30 @@ def split_value(
         return np.where(de > 0, de / (eta_ch * dt_h), de * eta_dis / dt_h)
 
     p_lo, p_hi = power(y_lo - e_kwh), power(y_hi - e_kwh)
-    total = float(p_hi.sum())
+    s_lo, s_hi = float(p_lo.sum()), float(p_hi.sum())
     top = min(p_site_max_kw, max(p_cap_kw, p_site_min_kw))
-    if total <= top + _TOL_KW and total >= p_site_min_kw - _TOL_KW:
-        return p_hi
-    if total > top:
-        span = p_hi - p_lo
-        f = min(1.0, (total - top) / max(float(span.sum()), 1e-12))
-        p = p_hi - f * span
-        over = float(p.sum()) - p_site_max_kw
-        if over > _TOL_KW:
-            room = np.clip(p - power(lo_e - e_kwh), 0.0, None)
-            p = p - _fill(over, room, np.argsort(-laxity, kind="stable"))
-        return p
-    room = np.clip(power(hi_e - e_kwh) - p_hi, 0.0, None)
-    return p_hi + _fill(p_site_min_kw - total, room, np.argsort(laxity, kind="stable"))
+    goal = s_lo if target_kw is None else min(max(target_kw, s_lo), s_hi)
+    goal = max(min(goal, top), p_site_min_kw)
+    if goal <= s_hi + _TOL_KW and goal >= s_lo - _TOL_KW:
+        f = (goal - s_lo) / (s_hi - s_lo) if s_hi - s_lo > _TOL_KW else 0.0
+        return p_lo + min(max(f, 0.0), 1.0) * (p_hi - p_lo)
+    ch_step = eta_ch * p_ch_max_kw * dt_h
+    lax = _laxity(e_kwh, need_kwh, steps_left, ch_step)
+    if goal > s_hi:  # discharging more than the export limit allows
+        room = np.clip(power(hi_e - e_kwh) - p_hi, 0.0, None)
+        return p_hi + _fill(goal - s_hi, room, np.argsort(lax, kind="stable"))
+    order = np.argsort(-lax, kind="stable")
+    floor = power(lo_e - e_kwh)
+    # beyond the optimal ranges: for the soft cap down to what each vehicle must charge now to
+    # still reach its need (as the plan, whose need penalty outweighs the cap's), for the hard
+    # limit down to the physical floor
+    req = np.where(np.isfinite(need_kwh), need_kwh, 0.0) - e_kwh - ch_step * np.maximum(steps_left - 1, 0)
+    must = np.where(np.isfinite(need_kwh) & (req > 0), np.minimum(req / (eta_ch * dt_h), power(up_kwh)), 0.0)
+    p = p_lo - _fill(s_lo - goal, np.clip(p_lo - np.maximum(must, floor), 0.0, None), order)
+    over = float(p.sum()) - p_site_max_kw
+    if over > _TOL_KW:
+        p = p - _fill(over, np.clip(p - floor, 0.0, None), order)
+    return p
 
 
 def disaggregate_value(prob: DispatchProblem, plan: AggregatePlan | None = None) -> DispatchPlan:
@@ -1210,10 +1226,11 @@ def disaggregate_value(prob: DispatchProblem, plan: AggregatePlan | None = None)
         em = e[m]
         up = np.minimum(prob.eta_ch[m] * prob.p_ch_max_kw[m] * h, np.maximum(prob.e_cap_kwh[m] - em, 0.0))
         down = np.minimum(prob.p_dis_max_kw[m] * h / prob.eta_dis[m], np.maximum(em - prob.e_lb_kwh[m], 0.0))
-        lax = _laxity(em, need[m], d[m] - t, prob.eta_ch[m] * prob.p_ch_max_kw[m] * h)
         pt = split_value(th[m, t], em, up_kwh=up, down_kwh=down, eta_ch=prob.eta_ch[m],
-                         eta_dis=prob.eta_dis[m], dt_h=h, p_site_min_kw=float(prob.p_site_min_kw[t]),
-                         p_site_max_kw=float(prob.p_site_max_kw[t]), p_cap_kw=float(cap[t]), laxity=lax)
+                         eta_dis=prob.eta_dis[m], dt_h=h, target_kw=None if plan is None else float(plan.p_kw[t]),
+                         p_site_min_kw=float(prob.p_site_min_kw[t]),
+                         p_site_max_kw=float(prob.p_site_max_kw[t]), p_cap_kw=float(cap[t]),
+                         need_kwh=need[m], steps_left=d[m] - t, p_ch_max_kw=prob.p_ch_max_kw[m])
         p[m, t] = pt
         e[m] = em + np.where(pt > 0, prob.eta_ch[m] * pt * h, pt * h / prob.eta_dis[m])
     return evaluate_schedule(prob, p, solve_time_s=time.perf_counter() - t0)
