@@ -1060,61 +1060,68 @@ def value_thresholds(prob: DispatchProblem, price_shift_cny_per_kwh=None) -> np.
         charge-to level and the lowest and highest optimal discharge-to level.
     """
     n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
-    shift = np.zeros(T) if price_shift_cny_per_kwh is None else np.asarray(price_shift_cny_per_kwh, float)
+    shift = 0.0 if price_shift_cny_per_kwh is None else np.asarray(price_shift_cny_per_kwh, float)
+    # Slopes, one per distinct price (steps with equal prices share one; a TOU day has few):
+    # -charging cost per battery kWh, -discharge revenue per battery kWh, the need penalty, zero.
+    u_b, i_b = np.unique(prob.price_buy_cny_per_kwh + shift, return_inverse=True)
+    u_v, i_v = np.unique(prob.price_v2g_cny_per_kwh + shift, return_inverse=True)
+    nb, nv = u_b.size, u_v.size
+    K = nb + nv + 2
     w = prob.wear_total_cny_per_kwh[:, None]
-    # slopes: -charging cost per battery kWh (T), -discharge revenue per battery kWh (T), need
-    # penalty, zero
-    S = np.empty((n, 2 * T + 2))
-    np.divide(-(prob.price_buy_cny_per_kwh + shift)[None, :] - w, prob.eta_ch[:, None], out=S[:, :T])
-    np.multiply(w - (prob.price_v2g_cny_per_kwh + shift)[None, :], prob.eta_dis[:, None], out=S[:, T:2 * T])
-    S[:, 2 * T] = -prob.penalty_need_cny_per_kwh
-    S[:, 2 * T + 1] = 0.0
-    K = S.shape[1]
-    order = np.argsort(S, axis=1, kind="stable")
-    S_sorted = np.take_along_axis(S, order, axis=1)
+    S = np.empty((n, K))
+    np.divide(-u_b[None, :] - w, prob.eta_ch[:, None], out=S[:, :nb])
+    np.multiply(w - u_v[None, :], prob.eta_dis[:, None], out=S[:, nb:nb + nv])
+    S[:, -2] = -prob.penalty_need_cny_per_kwh
+    S[:, -1] = 0.0
+    rows = np.arange(n)[:, None]
+    kk = np.arange(K)
+    order = np.argsort(S, axis=1, kind="stable")  # per vehicle: efficiencies and wear differ
     rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.broadcast_to(np.arange(K), (n, K)), axis=1)
-    # each rank's tie group [first, one past last] in the sorted order
-    k_idx = np.broadcast_to(np.arange(K), (n, K))
-    new = np.ones((n, K), bool)
-    new[:, 1:] = S_sorted[:, 1:] != S_sorted[:, :-1]
-    first = np.maximum.accumulate(np.where(new, k_idx, 0), axis=1)
-    last = np.ones((n, K), bool)
-    last[:, :-1] = new[:, 1:]
-    stop = np.minimum.accumulate(np.where(last, k_idx + 1, K)[:, ::-1], axis=1)[:, ::-1]
-    rows = np.arange(n)
+    rank[rows, order] = kk
+    # each slope's tie group in the sorted order: [first position, one past the last)
+    S_sorted = S[rows, order]
+    same = S_sorted[:, 1:] == S_sorted[:, :-1]
+    if same.any():
+        z = np.zeros((n, 1), bool)
+        first = np.maximum.accumulate(np.where(np.concatenate([z, same], 1), 0, kk), axis=1)
+        stop = np.minimum.accumulate(np.where(np.concatenate([same, z], 1), K, kk + 1)[:, ::-1], axis=1)[:, ::-1]
+        first, stop = first[rows, rank], stop[rows, rank]
+    else:
+        first, stop = rank, rank + 1
+    # V_t as G[:, j], the total length of its segments at the j lowest slopes (j = 0..K); the
+    # domain is [lb, cap] at every step (the need is soft: no energy within the bounds is
+    # infeasible), so the total is cap - lb throughout. Terminal: the need penalty below the
+    # need, nothing above.
     lb, cap = prob.e_lb_kwh, prob.e_cap_kwh
     need = prob.need_eff_kwh
-    # terminal cost: the need penalty below the need, nothing above (the domain is [lb, cap]
-    # at every step: the need is soft, so no energy in the bounds is infeasible)
-    below = np.clip(np.where(np.isfinite(need), need, lb) - lb, 0.0, cap - lb)
-    L = np.zeros((n, K))
-    L[rows, rank[:, 2 * T]] = below
-    L[rows, rank[:, 2 * T + 1]] = cap - lb - below
+    span = cap - lb
+    below = np.clip(np.where(np.isfinite(need), need, lb) - lb, 0.0, span)
+    j = np.arange(K + 1)
+    G = (np.where(j > rank[:, -2:-1], below[:, None], 0.0)
+         + np.where(j > rank[:, -1:], (span - below)[:, None], 0.0))
+    # where each step's four levels sit in G (flat indices, (T, 4n))
+    idx = np.concatenate([first[rows, i_b], stop[rows, i_b], first[rows, nb + i_v], stop[rows, nb + i_v]])
+    idx = (idx + np.tile(rows * (K + 1), (4, 1))).T.copy()
     dt_t = np.broadcast_to(np.asarray(dt, float), (T,))
-    up = prob.eta_ch * prob.p_ch_max_kw
-    down = prob.p_dis_max_kw / prob.eta_dis
-    plug = prob.plugged
-    out = np.empty((n, T, 4))
-    cum0 = np.zeros((n, K + 1))
+    plug = prob.plugged.T
+    c_kwh = np.where(plug, dt_t[:, None] * (prob.eta_ch * prob.p_ch_max_kw)[None, :], 0.0)  # (T, n)
+    d_kwh = np.where(plug, dt_t[:, None] * (prob.p_dis_max_kw / prob.eta_dis)[None, :], 0.0)
+    # One step back: a full-power step's charge goes in at the step's charging slope and as much
+    # is cut off at the bottom; its discharge at the discharge slope, cut off at the top. In G
+    # that is: minus the charge at and below the charging slope's position, plus the discharge
+    # above the discharge slope's, clipped to [0, cap - lb].
+    at_or_below_c = j[None, None, :] <= rank[:, i_b].T[:, :, None]  # (T, n, K + 1)
+    above_d = j[None, None, :] > rank[:, nb + i_v].T[:, :, None]
+    out = np.empty((T, 4 * n))
+    G_flat = G.reshape(-1)
+    hi = span[:, None]
     for t in range(T - 1, -1, -1):
-        np.cumsum(L, axis=1, out=cum0[:, 1:])
-        r_c, r_d = rank[:, t], rank[:, T + t]
-        out[:, t, 0] = cum0[rows, first[rows, r_c]]
-        out[:, t, 1] = cum0[rows, stop[rows, r_c]]
-        out[:, t, 2] = cum0[rows, first[rows, r_d]]
-        out[:, t, 3] = cum0[rows, stop[rows, r_d]]
-        on = plug[:, t]
-        c_t = np.where(on, up * dt_t[t], 0.0)
-        d_t = np.where(on, down * dt_t[t], 0.0)
-        L[rows, r_c] += c_t
-        L[rows, r_d] += d_t
-        cum = np.cumsum(L, axis=1)
-        L = np.clip(cum - c_t[:, None], 0.0, L)  # energy below lb after charging: cut on the left
-        cum = np.maximum(cum - c_t[:, None], 0.0)
-        L = np.clip((cum[:, -1] - d_t)[:, None] - (cum - L), 0.0, L)  # above cap: cut on the right
-    out += lb[:, None, None]
-    return out
+        out[t] = G_flat[idx[t]]
+        np.subtract(G, c_kwh[t][:, None], out=G, where=at_or_below_c[t])
+        np.add(G, d_kwh[t][:, None], out=G, where=above_d[t])
+        np.maximum(G, 0.0, out=G)
+        np.minimum(G, hi, out=G)
+    return out.reshape(T, 4, n).transpose(2, 0, 1) + lb[:, None, None]
 
 
 def split_value(
