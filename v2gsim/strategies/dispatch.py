@@ -1168,14 +1168,15 @@ def split_value(
     if e_kwh.size == 0:
         return np.zeros(0)
     lo_e, hi_e = e_kwh - down_kwh, e_kwh + up_kwh
-    th = thresholds_kwh
-    y_lo = np.clip(np.clip(e_kwh, th[:, 0], th[:, 2]), lo_e, hi_e)
-    y_hi = np.clip(np.clip(e_kwh, th[:, 1], th[:, 3]), lo_e, hi_e)
+    th = thresholds_kwh.T  # (4, k): the lowest and highest optimal level to charge / discharge to
+    # the lowest and highest optimal energy after this step, (2, k): charge up to the charging
+    # level, discharge down to the discharge level, within what the step allows
+    y = np.minimum(np.maximum(np.minimum(np.maximum(e_kwh, th[:2]), th[2:]), lo_e), hi_e)
 
     def power(de):
         return np.where(de > 0, de / (eta_ch * dt_h), de * eta_dis / dt_h)
 
-    p_lo, p_hi = power(y_lo - e_kwh), power(y_hi - e_kwh)
+    p_lo, p_hi = power(y - e_kwh)
     s_lo, s_hi = float(p_lo.sum()), float(p_hi.sum())
     top = min(p_site_max_kw, max(p_cap_kw, p_site_min_kw))
     goal = s_lo if target_kw is None else min(max(target_kw, s_lo), s_hi)
