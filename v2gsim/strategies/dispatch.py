@@ -1063,8 +1063,8 @@ def value_thresholds(prob: DispatchProblem, price_shift_cny_per_kwh=None) -> np.
     shift = 0.0 if price_shift_cny_per_kwh is None else np.asarray(price_shift_cny_per_kwh, float)
     # Slopes, one per distinct price (steps with equal prices share one; a TOU day has few):
     # -charging cost per battery kWh, -discharge revenue per battery kWh, the need penalty, zero.
-    u_b, i_b = np.unique(prob.price_buy_cny_per_kwh + shift, return_inverse=True)
-    u_v, i_v = np.unique(prob.price_v2g_cny_per_kwh + shift, return_inverse=True)
+    u_b, i_b = _unique_inverse(prob.price_buy_cny_per_kwh + shift)
+    u_v, i_v = _unique_inverse(prob.price_v2g_cny_per_kwh + shift)
     nb, nv = u_b.size, u_v.size
     K = nb + nv + 2
     w = prob.wear_total_cny_per_kwh[:, None]
@@ -1095,33 +1095,45 @@ def value_thresholds(prob: DispatchProblem, price_shift_cny_per_kwh=None) -> np.
     lb, cap = prob.e_lb_kwh, prob.e_cap_kwh
     need = prob.need_eff_kwh
     span = cap - lb
-    below = np.clip(np.where(np.isfinite(need), need, lb) - lb, 0.0, span)
+    below = np.minimum(np.maximum(np.where(np.isfinite(need), need, lb) - lb, 0.0), span)
     j = np.arange(K + 1)
     G = (np.where(j > rank[:, -2:-1], below[:, None], 0.0)
          + np.where(j > rank[:, -1:], (span - below)[:, None], 0.0))
-    # where each step's four levels sit in G (flat indices, (T, 4n))
-    idx = np.concatenate([first[rows, i_b], stop[rows, i_b], first[rows, nb + i_v], stop[rows, nb + i_v]])
-    idx = (idx + np.tile(rows * (K + 1), (4, 1))).T.copy()
-    dt_t = np.broadcast_to(np.asarray(dt, float), (T,))
+    dt_t = np.asarray(dt, float) if np.ndim(dt) else np.full(T, float(dt))
     plug = prob.plugged.T
     c_kwh = np.where(plug, dt_t[:, None] * (prob.eta_ch * prob.p_ch_max_kw)[None, :], 0.0)  # (T, n)
     d_kwh = np.where(plug, dt_t[:, None] * (prob.p_dis_max_kw / prob.eta_dis)[None, :], 0.0)
     # One step back: a full-power step's charge goes in at the step's charging slope and as much
     # is cut off at the bottom; its discharge at the discharge slope, cut off at the top. In G
     # that is: minus the charge at and below the charging slope's position, plus the discharge
-    # above the discharge slope's, clipped to [0, cap - lb].
-    at_or_below_c = j[None, None, :] <= rank[:, i_b].T[:, :, None]  # (T, n, K + 1)
-    above_d = j[None, None, :] > rank[:, nb + i_v].T[:, :, None]
-    out = np.empty((T, 4 * n))
-    G_flat = G.reshape(-1)
+    # above the discharge slope's, clipped to [0, cap - lb]. Masks per distinct price, (n, ., K+1).
+    at_or_below_c = j <= rank[:, :nb, None]
+    above_d = j > rank[:, nb:nb + nv, None]
+    snap = np.empty((n, T, K + 1))  # G_{t+1}, from which step t's levels are read
     hi = span[:, None]
     for t in range(T - 1, -1, -1):
-        out[t] = G_flat[idx[t]]
-        np.subtract(G, c_kwh[t][:, None], out=G, where=at_or_below_c[t])
-        np.add(G, d_kwh[t][:, None], out=G, where=above_d[t])
+        snap[:, t] = G
+        np.subtract(G, c_kwh[t][:, None], out=G, where=at_or_below_c[:, i_b[t]])
+        np.add(G, d_kwh[t][:, None], out=G, where=above_d[:, i_v[t]])
         np.maximum(G, 0.0, out=G)
         np.minimum(G, hi, out=G)
-    return out.reshape(T, 4, n).transpose(2, 0, 1) + lb[:, None, None]
+    # the levels: G_{t+1} at the ends of the tie group of step t's charging / discharge slope
+    flat = snap.reshape(-1)
+    base = (rows * T + np.arange(T)) * (K + 1)  # (n, T): where each G_{t+1} of vehicle i starts
+    return np.stack([flat[base + first[:, i_b]], flat[base + stop[:, i_b]],
+                     flat[base + first[:, nb + i_v]], flat[base + stop[:, nb + i_v]]], axis=-1) + lb[:, None, None]
+
+
+def _unique_inverse(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(x, return_inverse=True)`` for a short 1-D array, without its overhead."""
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    new = np.empty(x.size, bool)
+    new[:1] = True
+    np.not_equal(xs[1:], xs[:-1], out=new[1:])
+    inv = np.empty(x.size, np.int64)
+    inv[order] = np.cumsum(new) - 1
+    return xs[new], inv
 
 
 def split_value(
