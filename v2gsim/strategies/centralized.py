@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import time as _time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -184,6 +185,27 @@ class CentralizedConfig(StrategyConfig):
         return self
 
 
+@dataclass(frozen=True)
+class _ValuePlan:
+    """An aggregate site's plan as each planned vehicle's optimal levels (``aggregate_split:
+    value``): the vehicles (sorted) and their stated departure step when planned, the levels
+    (k, blocks, 4) from :func:`value_thresholds`, each block's end (steps from the plan's start),
+    the soft cap per step (kW), and the planned vehicles' parameters (k,) as the plan saw them."""
+
+    idx: np.ndarray
+    dep: np.ndarray
+    levels: np.ndarray
+    ends: np.ndarray
+    cap_kw: np.ndarray
+    e_cap: np.ndarray
+    e_min: np.ndarray
+    need: np.ndarray
+    p_ch: np.ndarray
+    p_dis: np.ndarray
+    eta_ch: np.ndarray
+    eta_dis: np.ndarray
+
+
 @register("centralized")
 class Centralized(Strategy):
     """Rolling-horizon LP dispatch of the operator's plugged vehicles.
@@ -226,7 +248,7 @@ class Centralized(Strategy):
         self._agg_next: dict[int, int] = {}
         # aggregate sites with aggregate_split "value": site index -> (vehicles planned (sorted), their
         # levels (n, blocks, 4) from value_thresholds, each block's end step, soft cap (T,) kW)
-        self._agg_val: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._agg_val: dict[int, _ValuePlan] = {}
         self._skip_max_steps = int(round(config.replan_skip_max_h / dt_h))
         self._agg_lut: np.ndarray | None = None  # site index -> is an aggregate site
         self._agg_lut_keys = 0
@@ -377,52 +399,58 @@ class Centralized(Strategy):
         laxity first; with ``llf`` all share the planned power least laxity first."""
         f = obs.fleet
         s = obs.step
-        cap = f.capacity_kwh[v]
-        e = np.minimum(f.e_kwh[v], cap)
-        dep_est = f.t_depart_est_step[v]
-        stated = dep_est >= 0
+        dt = obs.dt_h
         limit = self._limit(site_k)
-        p_ch = f.p_plug_max_kw[v]
-        p_dis = p_ch * (f.can_discharge[v] & self.config.allow_v2g)
-        e_lb = np.minimum(np.minimum(f.e_min_departure_kwh[v], cap), e)
-        need = np.where(stated, self._need_kwh(f, v), -np.inf)
-        steps_left = np.where(stated, np.maximum(dep_est - self._margin_steps - s, 1), 1)
-        eta_c, eta_d, dt = f.eta_charge[v], f.eta_discharge[v], obs.dt_h
         p = np.zeros(v.size)
-        rest = np.ones(v.size, bool)
-        val = self._agg_val.get(site_k)
-        if val is not None:
-            idx, levels, ends, soft = val
-            b = int(np.searchsorted(ends, col, side="right"))
-            if b < levels.shape[1] and idx.size:
-                pos = np.minimum(np.searchsorted(idx, v), idx.size - 1)
-                kn = np.flatnonzero(idx[pos] == v)
-                # a block's levels are for its end: move there evenly over the steps it has left
-                # (at once with a time preference: the earliest of equally priced steps)
-                left = 1 if self.config.charge_early_cny_per_kwh_h > 0 else ends[b] - col
-                ek = e[kn, None]
-                lv = ek + (levels[pos[kn], b] - ek) / left
-                cap_kw = float(soft[col]) if col < soft.size else np.inf
-                p[kn] = split_value(
-                    lv, e[kn], up_kwh=np.minimum(eta_c[kn] * p_ch[kn] * dt, cap[kn] - e[kn]),
-                    down_kwh=np.minimum(p_dis[kn] * dt / eta_d[kn], e[kn] - e_lb[kn]),
-                    eta_ch=eta_c[kn], eta_dis=eta_d[kn], dt_h=dt, target_kw=target_kw,
-                    p_site_min_kw=-limit, p_site_max_kw=limit,
-                    p_cap_kw=cap_kw, need_kwh=need[kn], steps_left=steps_left[kn], p_ch_max_kw=p_ch[kn],
-                )
-                rest[kn] = False
-                # arrivals take up planned charging the planned vehicles leave, and help keep a
-                # request's cap that those could not
-                sum_kn = float(p[kn].sum())
-                target_kw = min(max(target_kw - sum_kn, 0.0), cap_kw - sum_kn)
-        r = np.flatnonzero(rest)
-        if r.size:
-            room = limit - float(p.sum())
-            p[r] = split_llf(
-                min(max(target_kw, -limit), room), e[r], e_cap_kwh=cap[r], e_lb_kwh=e_lb[r], need_kwh=need[r],
-                steps_left=steps_left[r], p_ch_max_kw=p_ch[r], p_dis_max_kw=p_dis[r], eta_ch=eta_c[r],
-                eta_dis=eta_d[r], dt_h=dt, p_site_max_kw=max(room, 0.0), store_in_unidirectional=self._store_uni,
+        rest = slice(None)
+        vp = self._agg_val.get(site_k)
+        b = int(np.searchsorted(vp.ends, col, side="right")) if vp is not None else 0
+        if vp is not None and b < vp.levels.shape[1] and vp.idx.size:
+            pos = np.minimum(np.searchsorted(vp.idx, v), vp.idx.size - 1)
+            # in the plan, and in the same stay (a driver who left and came back is not)
+            known = (vp.idx[pos] == v) & (vp.dep[pos] == f.t_depart_est_step[v])
+            kn = np.flatnonzero(known)
+            q = pos[kn]
+            cap = vp.e_cap[q]
+            e = np.minimum(f.e_kwh[v[kn]], cap)
+            eta_c, eta_d, p_ch = vp.eta_ch[q], vp.eta_dis[q], vp.p_ch[q]
+            dep = vp.dep[q]
+            # a block's levels are for its end: move there evenly over the steps it has left
+            # (at once with a time preference: the earliest of equally priced steps)
+            left = 1 if self.config.charge_early_cny_per_kwh_h > 0 else vp.ends[b] - col
+            ek = e[:, None]
+            cap_kw = float(vp.cap_kw[col]) if col < vp.cap_kw.size else np.inf
+            p[kn] = split_value(
+                ek + (vp.levels[q, b] - ek) / left, e,
+                up_kwh=np.minimum(eta_c * p_ch * dt, cap - e),
+                down_kwh=np.minimum(vp.p_dis[q] * dt / eta_d, np.maximum(e - vp.e_min[q], 0.0)),
+                eta_ch=eta_c, eta_dis=eta_d, dt_h=dt, target_kw=target_kw, p_site_min_kw=-limit,
+                p_site_max_kw=limit, p_cap_kw=cap_kw, need_kwh=np.where(dep >= 0, vp.need[q], -np.inf),
+                steps_left=np.where(dep >= 0, np.maximum(dep - self._margin_steps - s, 1), 1), p_ch_max_kw=p_ch,
             )
+            # arrivals take up planned charging the planned vehicles leave, and help keep a
+            # request's cap that those could not (else they charge what they must: decide())
+            sum_kn = float(p[kn].sum())
+            target_kw = min(max(target_kw - sum_kn, 0.0), cap_kw - sum_kn)
+            if abs(target_kw) <= 1e-6 or kn.size == v.size:
+                return p
+            rest = np.flatnonzero(~known)
+        r = v[rest]
+        cap = f.capacity_kwh[r]
+        e = np.minimum(f.e_kwh[r], cap)
+        dep_est = f.t_depart_est_step[r]
+        stated = dep_est >= 0
+        p_ch = f.p_plug_max_kw[r]
+        room = limit - float(p.sum())
+        p[rest] = split_llf(
+            min(max(target_kw, -limit), room), e, e_cap_kwh=cap,
+            e_lb_kwh=np.minimum(np.minimum(f.e_min_departure_kwh[r], cap), e),
+            need_kwh=np.where(stated, self._need_kwh(f, r), -np.inf),
+            steps_left=np.where(stated, np.maximum(dep_est - self._margin_steps - s, 1), 1), p_ch_max_kw=p_ch,
+            p_dis_max_kw=p_ch * (f.can_discharge[r] & self.config.allow_v2g), eta_ch=f.eta_charge[r],
+            eta_dis=f.eta_discharge[r], dt_h=dt, p_site_max_kw=max(room, 0.0),
+            store_in_unidirectional=self._store_uni,
+        )
         return p
 
     def _needs_replan(self, obs: Observation, cur: np.ndarray) -> bool:
@@ -532,10 +560,15 @@ class Centralized(Strategy):
                     if cfg.aggregate_split == "value":
                         # vehicles that leave before the first block ends are not in the plan
                         a_c, d_c = coarse.window
-                        inp = d_c > a_c
-                        self._agg_val[int(site_k)] = (
-                            cur[rows][inp], value_thresholds(coarse, ag.price_shift_cny_per_kwh)[inp],
-                            np.cumsum(blocks), np.repeat(coarse.p_cap_kw, blocks)[:T])
+                        inp = np.flatnonzero(d_c > a_c)
+                        vi = cur[rows][inp]
+                        self._agg_val[int(site_k)] = _ValuePlan(
+                            idx=vi, dep=f.t_depart_est_step[vi].copy(),
+                            levels=value_thresholds(coarse, ag.price_shift_cny_per_kwh)[inp],
+                            ends=np.cumsum(blocks), cap_kw=np.repeat(coarse.p_cap_kw, blocks)[:T],
+                            e_cap=coarse.e_cap_kwh[inp], e_min=coarse.e_min_kwh[inp], need=coarse.e_need_kwh[inp],
+                            p_ch=coarse.p_ch_max_kw[inp], p_dis=coarse.p_dis_max_kw[inp],
+                            eta_ch=coarse.eta_ch[inp], eta_dis=coarse.eta_dis[inp])
                 except (RuntimeError, ValueError) as exc:  # keep the run going: must-charge only
                     self.stats["solve_failures"] += 1
                     _log.warning("centralized aggregate plan failed at step %d (site %d, %d vehicles): %s",
