@@ -325,7 +325,8 @@ class Centralized(Strategy):
         # at full power over the steps left before its stated departure.
         must = self._must_kw(obs, cur)
         p = np.where(must > 0, np.maximum(p, must), p)
-        p = np.clip(p, -f.p_plug_max_kw[cur] * f.can_discharge[cur] * self.config.allow_v2g, f.p_plug_max_kw[cur])
+        p_max = f.p_plug_max_kw[cur]
+        p = np.minimum(np.maximum(p, -p_max * (f.can_discharge[cur] & self.config.allow_v2g)), p_max)
         if self.config.respect_feeder_headroom and np.isfinite(obs.feeder_headroom_kw):
             p = self._within_headroom(obs, cur, p)
         self._prev_net_kw = float(p.sum())
@@ -505,11 +506,11 @@ class Centralized(Strategy):
         dt = obs.dt_h
         if cur.size == 0:
             return np.zeros(0)
-        dep = f.t_depart_est_step[cur] - self._margin_steps
-        after = np.maximum(dep - obs.step - 1, 0)
-        ch_step = f.eta_charge[cur] * f.p_plug_max_kw[cur] * dt
-        must = np.clip((self._need_kwh(f, cur) - f.e_kwh[cur] - ch_step * after) / (f.eta_charge[cur] * dt), 0.0, None)
-        return np.where(f.t_depart_est_step[cur] >= 0, np.minimum(must, f.p_plug_max_kw[cur]), 0.0)
+        dep_est = f.t_depart_est_step[cur]
+        after = np.maximum(dep_est - (self._margin_steps + obs.step + 1), 0)
+        eta, p_max = f.eta_charge[cur], f.p_plug_max_kw[cur]
+        must = (self._need_kwh(f, cur) - f.e_kwh[cur]) / (eta * dt) - p_max * after
+        return np.where(dep_est >= 0, np.minimum(np.maximum(must, 0.0), p_max), 0.0)
 
     def _need_kwh(self, f, idx: np.ndarray) -> np.ndarray:
         need = f.e_stop_kwh[idx] if self.config.need == "stop" else f.e_min_departure_kwh[idx]
@@ -685,7 +686,7 @@ class Centralized(Strategy):
             eta_ch=f.eta_charge[v].astype(float),
             eta_dis=f.eta_discharge[v].astype(float),
             wear_cny_per_kwh=wear_c,
-            wear_vehicle_cny_per_kwh=np.broadcast_to(np.asarray(wear_v, dtype=float), (v.size,)).copy(),
+            wear_vehicle_cny_per_kwh=wear_v if np.ndim(wear_v) else np.full(v.size, wear_v),
             p_site_max_kw=np.full(T, limit),
             p_site_min_kw=np.full(T, -limit),
             p_feeder_headroom_kw=headroom,

@@ -1273,12 +1273,17 @@ def _derived_problem(**fields) -> DispatchProblem:
     """A :class:`DispatchProblem` from fields already in validated form (1-D float arrays of the
     right shapes, whole-step int64 arrivals / departures), without ``__post_init__``."""
     obj = object.__new__(DispatchProblem)
-    for f in dataclasses.fields(DispatchProblem):
-        v = fields[f.name] if f.name in fields else f.default
+    for name, default in _problem_fields():
+        v = fields.get(name, default)
         if isinstance(v, np.ndarray):
             v.setflags(write=False)
-        object.__setattr__(obj, f.name, v)
+        object.__setattr__(obj, name, v)
     return obj
+
+
+@lru_cache(maxsize=1)
+def _problem_fields() -> tuple[tuple[str, object], ...]:
+    return tuple((f.name, f.default) for f in dataclasses.fields(DispatchProblem))
 
 
 def coarsen_blocks(prob: DispatchProblem, blocks: np.ndarray) -> DispatchProblem:
