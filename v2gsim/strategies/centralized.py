@@ -538,7 +538,7 @@ class Centralized(Strategy):
         headroom = obs.feeder_headroom_kw + self._prev_net_kw if cfg.respect_feeder_headroom else np.inf
         counts = np.bincount(gi, minlength=groups.size)
 
-        def problem(rows, site_k):
+        def problem(rows, site_k, T=T):
             g = np.searchsorted(groups, site_k)
             in_g = g < groups.size and groups[min(g, groups.size - 1)] == site_k
             return self._problem(obs, cur[rows], int(site_k), T,
@@ -553,11 +553,15 @@ class Centralized(Strategy):
             self._agg_val.pop(int(site_k), None)
             if rows.size:
                 try:
-                    blocks = self._blocks(T)
-                    coarse = coarsen_blocks(problem(rows, site_k), blocks)
+                    # plan until the last stated departure: nothing happens there after (the plan
+                    # holds no future arrivals)
+                    dep = f.t_depart_est_step[cur[rows]]
+                    T_site = T if dep.min() < 0 else max(1, min(T, int(dep.max()) - self._margin_steps - s))
+                    blocks = self._blocks(T_site)
+                    coarse = coarsen_blocks(problem(rows, site_k, T_site), blocks)
                     ag = plan_aggregate(coarse, interval_bounds=cfg.aggregate_interval_bounds)
-                    prof = np.repeat(ag.p_kw, blocks)[:T]
-                    short = np.repeat(ag.cap_shortfall_kw, blocks)[:T]
+                    prof[:T_site] = np.repeat(ag.p_kw, blocks)[:T_site]
+                    short[:T_site] = np.repeat(ag.cap_shortfall_kw, blocks)[:T_site]
                     if cfg.aggregate_split == "value":
                         # vehicles that leave before the first block ends are not in the plan
                         a_c, d_c = coarse.window
@@ -566,7 +570,7 @@ class Centralized(Strategy):
                         self._agg_val[int(site_k)] = _ValuePlan(
                             idx=vi, dep=f.t_depart_est_step[vi].copy(),
                             levels=value_thresholds(coarse, ag.price_shift_cny_per_kwh)[inp],
-                            ends=np.cumsum(blocks), cap_kw=np.repeat(coarse.p_cap_kw, blocks)[:T],
+                            ends=np.cumsum(blocks), cap_kw=np.repeat(coarse.p_cap_kw, blocks)[:T_site],
                             e_cap=coarse.e_cap_kwh[inp], e_min=coarse.e_min_kwh[inp], need=coarse.e_need_kwh[inp],
                             p_ch=coarse.p_ch_max_kw[inp], p_dis=coarse.p_dis_max_kw[inp],
                             eta_ch=coarse.eta_ch[inp], eta_dis=coarse.eta_dis[inp])
