@@ -1059,18 +1059,61 @@ def value_thresholds(prob: DispatchProblem, price_shift_cny_per_kwh=None) -> np.
         (n, T, 4) battery energies, kWh: for the end of step t, the lowest and highest optimal
         charge-to level and the lowest and highest optimal discharge-to level.
     """
-    n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
+    n, T = prob.n_vehicles, prob.n_steps
     shift = 0.0 if price_shift_cny_per_kwh is None else np.asarray(price_shift_cny_per_kwh, float)
+    bi = prob.p_dis_max_kw > 0
+    out = np.empty((n, T, 4))
+    if not bi.all():
+        uni = np.flatnonzero(~bi)
+        out[uni] = _charge_only_levels(prob, uni, shift)
+    if bi.any():
+        bid = np.flatnonzero(bi)
+        out[bid] = _value_pass(prob, bid, shift)
+    return out
+
+
+def _charge_only_levels(prob: DispatchProblem, idx: np.ndarray, shift) -> np.ndarray:
+    """:func:`value_thresholds` of vehicles that cannot discharge, in closed form.
+
+    With charging only, each step back just takes its charge off the bottom of the cost-to-go,
+    so a level's position after the remaining steps is its terminal position less the charge of
+    every later step priced at most (or below) the current step's, floored at zero: charge now
+    up to the need less what later, cheaper steps can still bring (up to capacity where the
+    price plus wear is negative). One matrix product over the steps; the same levels as the
+    value pass (tested)."""
+    T, dt = prob.n_steps, prob.dt_h
+    price = prob.price_buy_cny_per_kwh + shift
+    w = prob.wear_total_cny_per_kwh[idx]
+    lb, cap = prob.e_lb_kwh[idx], prob.e_cap_kwh[idx]
+    span = cap - lb
+    need = prob.need_eff_kwh[idx]
+    below = np.minimum(np.maximum(np.where(np.isfinite(need), need, lb) - lb, 0.0), span)
+    dt_t = np.asarray(dt, float) if np.ndim(dt) else np.full(T, float(dt))
+    c = np.where(prob.plugged[idx], (prob.eta_ch * prob.p_ch_max_kw)[idx, None] * dt_t[None, :], 0.0)
+    later = np.arange(T)[:, None] > np.arange(T)[None, :]  # [s, t]: s after t
+    at_most = c @ ((price[:, None] <= price[None, :]) & later).astype(float)  # later steps priced <= step t's
+    cheaper = c @ ((price[:, None] < price[None, :]) & later).astype(float)
+    pays = price[None, :] + w[:, None]  # < 0: energy beyond the need is worth storing
+    rest = (span - below)[:, None]
+    lo = lb[:, None] + np.maximum(below[:, None] + np.where(pays < 0, rest, 0.0) - at_most, 0.0)
+    hi = lb[:, None] + np.maximum(below[:, None] + np.where(pays <= 0, rest, 0.0) - cheaper, 0.0)
+    full = np.broadcast_to(cap[:, None], lo.shape)
+    return np.stack([lo, hi, full, full], axis=-1)
+
+
+def _value_pass(prob: DispatchProblem, idx: np.ndarray, shift) -> np.ndarray:
+    """:func:`value_thresholds` of the vehicles ``idx`` by the backward pass (see there)."""
+    n, T, dt = idx.size, prob.n_steps, prob.dt_h
     # Slopes, one per distinct price (steps with equal prices share one; a TOU day has few):
     # -charging cost per battery kWh, -discharge revenue per battery kWh, the need penalty, zero.
     u_b, i_b = _unique_inverse(prob.price_buy_cny_per_kwh + shift)
     u_v, i_v = _unique_inverse(prob.price_v2g_cny_per_kwh + shift)
     nb, nv = u_b.size, u_v.size
     K = nb + nv + 2
-    w = prob.wear_total_cny_per_kwh[:, None]
+    w = prob.wear_total_cny_per_kwh[idx][:, None]
     S = np.empty((n, K))
-    np.divide(-u_b[None, :] - w, prob.eta_ch[:, None], out=S[:, :nb])
-    np.multiply(w - u_v[None, :], prob.eta_dis[:, None], out=S[:, nb:nb + nv])
+    np.divide(-u_b[None, :] - w, prob.eta_ch[idx][:, None], out=S[:, :nb])
+    np.multiply(w - u_v[None, :], prob.eta_dis[idx][:, None], out=S[:, nb:nb + nv])
     S[:, -2] = -prob.penalty_need_cny_per_kwh
     S[:, -1] = 0.0
     rows = np.arange(n)[:, None]
@@ -1092,17 +1135,17 @@ def value_thresholds(prob: DispatchProblem, price_shift_cny_per_kwh=None) -> np.
     # domain is [lb, cap] at every step (the need is soft: no energy within the bounds is
     # infeasible), so the total is cap - lb throughout. Terminal: the need penalty below the
     # need, nothing above.
-    lb, cap = prob.e_lb_kwh, prob.e_cap_kwh
-    need = prob.need_eff_kwh
+    lb, cap = prob.e_lb_kwh[idx], prob.e_cap_kwh[idx]
+    need = prob.need_eff_kwh[idx]
     span = cap - lb
     below = np.minimum(np.maximum(np.where(np.isfinite(need), need, lb) - lb, 0.0), span)
     j = np.arange(K + 1)
     G = (np.where(j > rank[:, -2:-1], below[:, None], 0.0)
          + np.where(j > rank[:, -1:], (span - below)[:, None], 0.0))
     dt_t = np.asarray(dt, float) if np.ndim(dt) else np.full(T, float(dt))
-    plug = prob.plugged.T
-    c_kwh = np.where(plug, dt_t[:, None] * (prob.eta_ch * prob.p_ch_max_kw)[None, :], 0.0)  # (T, n)
-    d_kwh = np.where(plug, dt_t[:, None] * (prob.p_dis_max_kw / prob.eta_dis)[None, :], 0.0)
+    plug = prob.plugged[idx].T
+    c_kwh = np.where(plug, dt_t[:, None] * (prob.eta_ch[idx] * prob.p_ch_max_kw[idx])[None, :], 0.0)  # (T, n)
+    d_kwh = np.where(plug, dt_t[:, None] * (prob.p_dis_max_kw[idx] / prob.eta_dis[idx])[None, :], 0.0)
     # One step back: a full-power step's charge goes in at the step's charging slope and as much
     # is cut off at the bottom; its discharge at the discharge slope, cut off at the top. In G
     # that is: minus the charge at and below the charging slope's position, plus the discharge
