@@ -330,7 +330,8 @@ class Centralized(Strategy):
         if self.config.respect_feeder_headroom and np.isfinite(obs.feeder_headroom_kw):
             p = self._within_headroom(obs, cur, p)
         self._prev_net_kw = float(p.sum())
-        return Dispatch(cur, p)
+        keep = p != 0.0  # vehicles left out draw nothing; the engine need not step them
+        return Dispatch(cur[keep], p[keep])
 
     def _agg_rows(self, site_cur: np.ndarray) -> np.ndarray:
         """Which of the plugged vehicles (by their sites ``site_cur``) are at aggregate sites."""
