@@ -457,6 +457,8 @@ class Centralized(Strategy):
 
     def _needs_replan(self, obs: Observation, cur: np.ndarray) -> bool:
         """Whether the exact plan (vehicles ``cur``, those plugged at non-aggregate sites) is due."""
+        if cur.size == 0 and self._idx.size == 0:
+            return False  # nobody to plan exactly, and nobody planned
         col = obs.step - self._t0
         if col >= min(self._P.shape[1], self._replan_steps) or col < 0:
             return True
