@@ -137,7 +137,7 @@ class CentralizedConfig(StrategyConfig):
         description="aggregate mode: add the interval-energy bounds to the aggregate LP (tighter, about 5x slower)",
     )
     replan_skip_tolerance: Annotated[float, Field(ge=0, le=1)] = Field(
-        default=0.05,
+        default=0.5,
         description="aggregate sites: skip a due hourly re-plan while the vehicles that arrived or left early since "
         "the plan add up to at most this share of the plugged charging power and of the energy need the plan "
         "assumed (0: never skip)",
