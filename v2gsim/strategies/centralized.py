@@ -37,6 +37,7 @@ plan is an intention; re-planning corrects the drift.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time as _time
 from dataclasses import dataclass
@@ -195,7 +196,7 @@ class _ValuePlan:
     idx: np.ndarray
     dep: np.ndarray
     levels: np.ndarray
-    ends: np.ndarray
+    ends: list[int]
     cap_kw: np.ndarray
     e_cap: np.ndarray
     e_min: np.ndarray
@@ -406,7 +407,7 @@ class Centralized(Strategy):
         p = np.zeros(v.size)
         rest = slice(None)
         vp = self._agg_val.get(site_k)
-        b = int(np.searchsorted(vp.ends, col, side="right")) if vp is not None else 0
+        b = bisect.bisect_right(vp.ends, col) if vp is not None else 0
         if vp is not None and b < vp.levels.shape[1] and vp.idx.size:
             pos = np.minimum(np.searchsorted(vp.idx, v), vp.idx.size - 1)
             # in the plan, and in the same stay (a driver who left and came back is not)
@@ -573,7 +574,7 @@ class Centralized(Strategy):
                         self._agg_val[int(site_k)] = _ValuePlan(
                             idx=vi, dep=f.t_depart_est_step[vi].copy(),
                             levels=value_thresholds(coarse, ag.price_shift_cny_per_kwh)[inp],
-                            ends=np.cumsum(blocks), cap_kw=np.repeat(coarse.p_cap_kw, blocks)[:T_site],
+                            ends=np.cumsum(blocks).tolist(), cap_kw=np.repeat(coarse.p_cap_kw, blocks)[:T_site],
                             e_cap=coarse.e_cap_kwh[inp], e_min=coarse.e_min_kwh[inp], need=coarse.e_need_kwh[inp],
                             p_ch=coarse.p_ch_max_kw[inp], p_dis=coarse.p_dis_max_kw[inp],
                             eta_ch=coarse.eta_ch[inp], eta_dis=coarse.eta_dis[inp])

@@ -647,12 +647,12 @@ def flexibility_envelopes(
     need = prob.need_eff_kwh[:, None]
     lo = np.maximum(lo, np.where(np.isfinite(need), need - ch * after, -np.inf))
     lo = np.minimum(lo, hi)  # infeasible needs: the soft bound in the LP reports the shortfall
-    plug = prob.plugged.astype(float)
-    pch = plug.T @ prob.p_ch_max_kw
-    pdis = plug.T @ prob.p_dis_max_kw
-    with np.errstate(invalid="ignore", divide="ignore"):
-        eta_c = np.where(pch > 0, (plug.T @ (prob.p_ch_max_kw * prob.eta_ch)) / pch, 1.0)
-        eta_d = np.where(pdis > 0, (plug.T @ (prob.p_dis_max_kw * prob.eta_dis)) / pdis, 1.0)
+    # the plugged fleet's powers and power-weighted efficiencies per step, in one product
+    pch, pdis, w_c, w_d = np.stack(
+        [prob.p_ch_max_kw, prob.p_dis_max_kw, prob.p_ch_max_kw * prob.eta_ch, prob.p_dis_max_kw * prob.eta_dis]
+    ) @ prob.plugged.astype(float)
+    eta_c = np.divide(w_c, pch, out=np.ones(T), where=pch > 0)
+    eta_d = np.divide(w_d, pdis, out=np.ones(T), where=pdis > 0)
     return {"e_hi_kwh": hi, "e_lo_kwh": lo, "p_ch_max_kw": pch, "p_dis_max_kw": pdis,
             "eta_ch": eta_c, "eta_dis": eta_d}
 
@@ -858,15 +858,15 @@ def plan_aggregate(prob: DispatchProblem, *, interval_bounds: bool = True) -> Ag
     if res.x is None:
         raise RuntimeError(f"aggregate dispatch LP failed: {res.message}")
     x = res.x
-    pc = np.clip(x[o_pc:o_pd], 0.0, None)
-    pd = np.clip(x[o_pd:o_e], 0.0, None)
+    pc = np.maximum(x[o_pc:o_pd], 0.0)
+    pd = np.maximum(x[o_pd:o_e], 0.0)
     p = pc - pd
     y = res.row_dual
     shift = -(y[T:2 * T] + y[4 * T + 2:5 * T + 2]) / prob.dt_h  # site-limit and soft-cap rows
     return AggregatePlan(
         p_kw=p, p_ch_kw=pc, p_dis_kw=pd, e_kwh=x[o_e:o_d], e_lo_kwh=e_lo, e_hi_kwh=e_hi,
         e_departing_kwh=x[o_d:o_ve],
-        envelope_shortfall_kwh=np.clip(x[o_ve:o_vd], 0.0, None) + np.clip(x[o_vd:o_s], 0.0, None),
+        envelope_shortfall_kwh=np.maximum(x[o_ve:o_vd], 0.0) + np.maximum(x[o_vd:o_s], 0.0),
         cap_shortfall_kw=np.maximum(p - cap, 0.0), objective_cny=float(res.fun),
         status="optimal" if res.status == 0 else str(res.message),
         solve_time_s=time.perf_counter() - t0, price_shift_cny_per_kwh=shift,
