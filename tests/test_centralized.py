@@ -485,9 +485,9 @@ def test_aggregate_plan_sees_vehicles_staying_under_an_hour():
 
 def test_aggregate_operator_in_a_run_close_to_exact_on_the_bundled_hub():
     # Closed loop on scenarios/centralized_hub.yaml (150 EVs, 36 guns, 3 days): the aggregate
-    # operator, re-planned hourly, against the exact one. Measured: cost 0.98x, V2G 0.71x, unmet
-    # need 1.11x (with hourly near blocks instead: V2G 0.39x, unmet 1.33x). Issue 4's offline 2 %
-    # bound on random fleets is not met (test_dispatch, xfail); this guards what a run shows.
+    # operator against the exact one. Measured: cost 0.99x, V2G 0.71x, unmet need 0.96x (the
+    # earlier least-laxity split, aggregate_split llf with re-plans every hour: 0.98x, 0.66x,
+    # 1.14x; with hourly near blocks too: V2G 0.39x, unmet 1.33x).
     from pathlib import Path
 
     from v2gsim.scenario import load_scenario
@@ -504,6 +504,6 @@ def test_aggregate_operator_in_a_run_close_to_exact_on_the_bundled_hub():
         hub = res.sessions[res.sessions.site_id == "lianhua_hub"]
         out[mode] = (cost, np.maximum(-p, 0).sum() * res.dt_h, hub.unmet_kwh.sum())
     (c_ex, v_ex, u_ex), (c_ag, v_ag, u_ag) = out["exact"], out["aggregate"]
-    assert c_ag <= 1.02 * c_ex
-    assert v_ag >= 0.5 * v_ex
-    assert u_ag <= 1.25 * u_ex
+    assert abs(c_ag / c_ex - 1.0) <= 0.02
+    assert v_ag >= 0.6 * v_ex
+    assert u_ag <= 1.05 * u_ex

@@ -319,30 +319,10 @@ def _gap(seed, v2g, grouped=True, split="track"):
 def test_grouped_tracking_plan_within_2_percent_of_exact(seed, v2g):
     # plan_grouped with split="track" (group envelopes, then one small per-vehicle LP per group):
     # 12 seeds, worst 0.30 % (mean 0.10 %) with V2G, 0.03 % charge-only. Not what the centralized
-    # strategy runs (see the xfail below).
+    # strategy runs (tests/test_value_split.py).
     gap, _ = _gap(seed, v2g)
     print(f"seed {seed} v2g={v2g}: gap {gap:.3%}")
     assert gap <= 0.02
-
-
-@pytest.mark.xfail(strict=True, reason="issue 4 open: the strategy's aggregate path (fleet-wide envelope LP + "
-                   "least-laxity split) is 8.6-15.5 % (charge-only) / 23-36 % (V2G) above exact on these "
-                   "fleets; docs/business_models.md 'Known limits', bench/bench_aggregate_quality.py")
-@pytest.mark.parametrize("v2g", [False, True])
-def test_strategy_aggregate_path_within_2_percent_of_exact(v2g):
-    # What the centralized strategy's aggregate sites do, offline over the whole horizon: one LP
-    # over the fleet's summed envelopes (no interval bounds), split each step by least laxity.
-    gaps = []
-    for seed in range(6):
-        rng = np.random.default_rng(1000 + seed)
-        n = int(rng.integers(20, 201))
-        T = int(rng.choice([24, 48, 96]))
-        prob = random_problem(rng, n, T, dt=24 / T, v2g=v2g)
-        ex = plan_exact(prob)
-        ds = disaggregate_llf(prob, plan_aggregate(prob, interval_bounds=False))
-        assert ds.unmet_need_kwh.max() < 1e-6
-        gaps.append((ds.cost_cny - ex.cost_cny) / abs(ex.cost_cny))
-    assert max(gaps) <= 0.02, f"worst {max(gaps):.1%}"
 
 
 @pytest.mark.slow

@@ -1061,18 +1061,22 @@ def value_thresholds(prob: DispatchProblem, price_shift_cny_per_kwh=None) -> np.
     """
     n, T = prob.n_vehicles, prob.n_steps
     shift = 0.0 if price_shift_cny_per_kwh is None else np.asarray(price_shift_cny_per_kwh, float)
+    buy = prob.price_buy_cny_per_kwh + shift
+    # a V2G price above the purchase price of the same step counts as the purchase price: a
+    # vehicle cannot charge and discharge at once, and the pass needs each step's cost convex
+    v2g = np.minimum(prob.price_v2g_cny_per_kwh + shift, buy)
     bi = prob.p_dis_max_kw > 0
     out = np.empty((n, T, 4))
     if not bi.all():
         uni = np.flatnonzero(~bi)
-        out[uni] = _charge_only_levels(prob, uni, shift)
+        out[uni] = _charge_only_levels(prob, uni, buy)
     if bi.any():
         bid = np.flatnonzero(bi)
-        out[bid] = _value_pass(prob, bid, shift)
+        out[bid] = _value_pass(prob, bid, buy, v2g)
     return out
 
 
-def _charge_only_levels(prob: DispatchProblem, idx: np.ndarray, shift) -> np.ndarray:
+def _charge_only_levels(prob: DispatchProblem, idx: np.ndarray, price: np.ndarray) -> np.ndarray:
     """:func:`value_thresholds` of vehicles that cannot discharge, in closed form.
 
     With charging only, each step back just takes its charge off the bottom of the cost-to-go,
@@ -1082,7 +1086,6 @@ def _charge_only_levels(prob: DispatchProblem, idx: np.ndarray, shift) -> np.nda
     price plus wear is negative). One matrix product over the steps; the same levels as the
     value pass (tested)."""
     T, dt = prob.n_steps, prob.dt_h
-    price = prob.price_buy_cny_per_kwh + shift
     w = prob.wear_total_cny_per_kwh[idx]
     lb, cap = prob.e_lb_kwh[idx], prob.e_cap_kwh[idx]
     span = cap - lb
@@ -1101,13 +1104,14 @@ def _charge_only_levels(prob: DispatchProblem, idx: np.ndarray, shift) -> np.nda
     return np.stack([lo, hi, full, full], axis=-1)
 
 
-def _value_pass(prob: DispatchProblem, idx: np.ndarray, shift) -> np.ndarray:
-    """:func:`value_thresholds` of the vehicles ``idx`` by the backward pass (see there)."""
+def _value_pass(prob: DispatchProblem, idx: np.ndarray, buy: np.ndarray, v2g: np.ndarray) -> np.ndarray:
+    """:func:`value_thresholds` of the vehicles ``idx`` by the backward pass (see there), for the
+    step prices ``buy`` and ``v2g`` (T,)."""
     n, T, dt = idx.size, prob.n_steps, prob.dt_h
     # Slopes, one per distinct price (steps with equal prices share one; a TOU day has few):
     # -charging cost per battery kWh, -discharge revenue per battery kWh, the need penalty, zero.
-    u_b, i_b = _unique_inverse(prob.price_buy_cny_per_kwh + shift)
-    u_v, i_v = _unique_inverse(prob.price_v2g_cny_per_kwh + shift)
+    u_b, i_b = _unique_inverse(buy)
+    u_v, i_v = _unique_inverse(v2g)
     nb, nv = u_b.size, u_v.size
     K = nb + nv + 2
     w = prob.wear_total_cny_per_kwh[idx][:, None]
