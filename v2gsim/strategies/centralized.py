@@ -16,15 +16,28 @@ departure since the last plan.
 Aggregate sites (``mode: aggregate``, or ``auto`` at a site with more than ``exact_max_vehicles``
 charging points, or once more than that many are plugged there; it then stays aggregate):
 every ``replan_every_min`` only, the site's power profile is planned on the aggregate
-energy/power envelopes of the vehicles plugged there, on
-``aggregate_step_min`` blocks for ``aggregate_near_h``, ``aggregate_far_step_min`` blocks after
-that (a T-variable LP, under a millisecond). Each step that profile's value is split
-among the vehicles plugged *now* -- arrivals since the plan included -- by least laxity first,
-vectorised (:func:`~v2gsim.strategies.dispatch.split_llf`), with every vehicle's must-charge-now
-minimum guaranteed. Arrivals and early departures do not trigger a re-plan there, and a due
-re-plan is skipped (up to ``replan_skip_max_h`` after the plan) while the vehicles that arrived
-or left early since the plan add up to at most ``replan_skip_tolerance`` of the charging power
-and energy need it assumed.
+energy/power envelopes of the vehicles plugged there, on ``aggregate_step_min`` blocks for
+``aggregate_near_h``, ``aggregate_far_step_min`` blocks after that, until the last stated
+departure (a T-variable LP, under a millisecond). How the plan reaches the vehicles
+(``aggregate_split``):
+
+* ``value`` (default): the LP's duals of the site limits and soft cap say what a kWh of site
+  power is worth beyond its price in each block; with the prices shifted by that, every planned
+  vehicle gets its own optimal policy, exactly and vectorised
+  (:func:`~v2gsim.strategies.dispatch.value_thresholds`: a level to charge up to and one to
+  discharge down to, per block). Each step the planned vehicles move towards their levels, the
+  site taking the planned power where they are indifferent, and within the site limits and
+  the soft cap (:func:`~v2gsim.strategies.dispatch.split_value`); vehicles that arrived since the
+  plan share the planned power the others leave, least laxity first. Each vehicle looks ahead to
+  its own departure, so energy is not sold now that the same vehicle must buy back dearly later
+  -- the failure of a per-step split of the site's profile.
+* ``llf``: the profile's value is split each step among the vehicles plugged *now* by least
+  laxity first (:func:`~v2gsim.strategies.dispatch.split_llf`).
+
+Either way every vehicle's must-charge-now minimum is guaranteed. Arrivals and early departures
+do not trigger a re-plan there, and a due re-plan is skipped (up to ``replan_skip_max_h`` after
+the plan) while the vehicles that arrived or left early since the plan add up to at most
+``replan_skip_tolerance`` of the charging power and energy need it assumed.
 
 With ``charge_early_cny_per_kwh_h`` > 0 the plan's purchase prices carry a small time
 preference: among equally priced hours it charges the earliest, so drivers who leave before
@@ -107,7 +120,7 @@ class CentralizedConfig(StrategyConfig):
     horizon_h: Annotated[float, Field(gt=0, le=168, description="planning horizon, h")] = 24.0
     mode: Literal["exact", "aggregate", "auto"] = Field(
         default="auto",
-        description="exact: one LP over every vehicle; aggregate: LP over the fleet envelope, split least laxity first; "
+        description="exact: one LP over every vehicle; aggregate: LP over the fleet envelope, split by aggregate_split; "
         "auto: exact for a site with at most exact_max_vehicles charging points while at most that many vehicles are "
         "plugged there, aggregate from the first re-plan with more (and from the start at larger sites)",
     )

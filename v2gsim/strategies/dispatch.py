@@ -1,4 +1,4 @@
-"""Charging / V2G dispatch as linear programs (HiGHS through scipy), plus LLF disaggregation.
+"""Charging / V2G dispatch as linear programs (HiGHS), and the splits of aggregate plans.
 
 Pure functions of plain arrays; nothing here knows about the simulator. A strategy builds a
 :class:`DispatchProblem` at each re-plan and calls one of
@@ -6,19 +6,26 @@ Pure functions of plain arrays; nothing here knows about the simulator. A strate
 * :func:`plan_exact` -- one LP over every vehicle and step (n x T charge, discharge and energy
   variables), optimal for the stated problem;
 * :func:`plan_aggregate` -- one LP over the fleet's aggregate flexibility (T-sized), followed by
-  :func:`disaggregate_llf`, which splits each step's aggregate power among the vehicles by least
-  laxity first. Smaller and faster to scale, but not as good: on seeded random fleets
-  (20-200 vehicles, 24-96 steps) it costs 0.1-7 % (mean 3 %) more than :func:`plan_exact` when
-  no vehicle discharges, and 11-39 % (mean 22 %) more with V2G (tests/test_dispatch.py). Prefer
-  :func:`plan_exact` where it is fast enough (200 x 96 solves in about 0.25 s).
+  a split among the vehicles:
+
+  - :func:`disaggregate_value` -- the LP's site-limit duals shift the prices, and every vehicle
+    follows its own exact optimum against them (:func:`value_thresholds`, a vectorised backward
+    pass over each vehicle's piecewise-linear cost-to-go; :func:`split_value` per step). Without
+    binding site limits this *is* the exact plan; on the seeded random fleets of
+    tests/test_value_split.py (20-200 vehicles, 24-96 steps, binding limits) it costs 0.0 %
+    (charge-only) / at most 0.43 % (V2G) more than :func:`plan_exact`. What the centralized
+    strategy runs.
+  - :func:`disaggregate_llf` -- each step's aggregate power split among the vehicles by least
+    laxity first: on the same fleets up to 15.5 % more than exact charge-only and up to 63 % with
+    V2G (a per-step split cannot know which vehicle's energy the plan sells later).
 * :func:`plan_grouped` -- the aggregate LP with one envelope per group of vehicles that leave
   together with the same chargers (:func:`departure_groups`; about 7 x groups x T variables),
   split per group: by LLF 0.1-1.6 % (mean 0.8 %) above :func:`plan_exact` charge-only, 4-18 %
   (mean 11 %) with V2G on the same fleets; with ``split="track"`` (one small per-vehicle LP per
   group within its share of the site limits) 0.0-0.3 % with V2G, 0.0-0.03 % charge-only.
-* :func:`split_llf` -- the per-step split alone, over the vehicles plugged in that step (what
-  :func:`disaggregate_llf` loops over, and what a rolling strategy calls each step);
-  :func:`coarsen` -- the same problem on longer steps, for cheap aggregate profiles.
+* :func:`split_llf`, :func:`split_value` -- the per-step splits alone, over the vehicles plugged
+  in that step (what a rolling strategy calls each step); :func:`coarsen` -- the same problem on
+  longer steps, for cheap aggregate profiles.
 
 Conventions: ``p_kw > 0`` charges from the grid, ``< 0`` discharges into it (grid side). A vehicle
 is plugged for steps ``arrival_step <= t < departure_step`` (departure is the driver's estimate).
@@ -1040,24 +1047,27 @@ def value_thresholds(prob: DispatchProblem, price_shift_cny_per_kwh=None) -> np.
     piecewise linear in the battery energy, and one step back is the infimal convolution of
     ``V_{t+1}`` with the step's cost of moving energy: in slopes, the step adds a segment as long
     as a full-power step's charge at slope ``-(buy + wear) / eta_ch`` and one as long as its
-    discharge at ``-(v2g - wear) * eta_dis``, and the energy bounds cut the ends off. Every slope
-    is one of the 2T step prices (per vehicle: efficiencies and wear differ) or the terminal
-    ones (the need penalty below the need, 0 above), so each vehicle's ``V_t`` is an array of
-    segment lengths over its own sorted slopes, and the backward pass is T vectorised updates
-    over all vehicles (no LP, no loop over vehicles, exact: no energy grid). The optimal move
-    from energy ``e`` in step ``t`` is to charge up to where ``V_{t+1}``'s slope reaches the
-    charging price, or discharge down to where it reaches the V2G revenue (a two-threshold,
-    base-stock policy); ties (equal slopes) give a range of optimal levels.
+    discharge at ``-(v2g - wear) * eta_dis``, and the energy bounds cut as much off the ends.
+    Every slope is one of the step prices (one per distinct price; per vehicle, as efficiencies
+    and wear differ) or a terminal one (the need penalty below the need, 0 above), so ``V_t`` is
+    held as the cumulative segment lengths over each vehicle's sorted slopes, and the backward
+    pass is T vectorised updates over all vehicles: no LP, no loop over vehicles, and exact (no
+    energy grid). Vehicles that cannot discharge need no pass: their levels have a closed form
+    (:func:`_charge_only_levels`). The optimal move from energy ``e`` in step ``t`` is to charge
+    up to where ``V_{t+1}``'s slope reaches the charging cost, or discharge down to where it
+    reaches the V2G revenue (a two-level, base-stock policy); ties give a range of optimal levels.
 
     With ``price_shift_cny_per_kwh`` (T,) -- e.g. :attr:`AggregatePlan.price_shift_cny_per_kwh`,
     the value of site power implied by the site's limits -- both prices are shifted first, so the
     vehicles respond to the limits the aggregate plan saw (a Lagrangian split of the coupled
-    problem). With no shift and no site limits the policy is the exact plan (same cost as
-    :func:`plan_exact` to 1e-9 on the random fleets of tests/test_dispatch.py).
+    problem). A V2G price above the same step's purchase price counts as the purchase price (a
+    vehicle cannot charge and discharge at once; the pass needs each step's cost convex). With no
+    shift and no site limits the policy is the exact plan (:func:`plan_exact`'s cost to 1e-9 on
+    the random fleets of tests/test_value_split.py).
 
     Returns:
         (n, T, 4) battery energies, kWh: for the end of step t, the lowest and highest optimal
-        charge-to level and the lowest and highest optimal discharge-to level.
+        level to charge up to, and the lowest and highest optimal level to discharge down to.
     """
     n, T = prob.n_vehicles, prob.n_steps
     shift = 0.0 if price_shift_cny_per_kwh is None else np.asarray(price_shift_cny_per_kwh, float)
