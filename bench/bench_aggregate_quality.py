@@ -75,8 +75,11 @@ def split_position(target_kw, e, lo1, hi1, r_lo, r_hi, eta_ch, eta_dis, dt):
 
 
 def rolling(prob: D.DispatchProblem, every: int, *, interval_bounds: bool, energy_bins: int = 1,
-            position_split: bool = False, exact_profiles: bool = False) -> D.DispatchPlan:
+            position_split: bool = False, exact_profiles: bool = False, value: bool = False) -> D.DispatchPlan:
     """Re-plan the grouped LP every ``every`` steps from the realised energies; split per step.
+
+    With ``value`` the plan is instead the fleet-wide LP followed by each vehicle's own optimum
+    at its prices (``disaggregate_value``, re-planned as the strategy does).
 
     With ``exact_profiles`` each group's target is instead its members' summed power in the exact
     plan (``plan_exact``): what any split of a perfect group profile loses on its own."""
@@ -102,6 +105,22 @@ def rolling(prob: D.DispatchProblem, every: int, *, interval_bounds: bool, energ
             p_site_max_kw=prob.p_site_max_kw[t0:], p_site_min_kw=prob.p_site_min_kw[t0:],
             penalty_need_cny_per_kwh=prob.penalty_need_cny_per_kwh,
         )
+        if value:
+            ag = D.plan_aggregate(sub, interval_bounds=interval_bounds)
+            lv = D.plan_levels(sub, ag)
+            for t in range(t0, min(T, t0 + every)):
+                sel = plug[keep, t]
+                m = keep[sel]
+                if m.size:
+                    pt = D.split_value(
+                        lv[sel, t - t0], e[m], up_kwh=np.minimum(ch[m], prob.e_cap_kwh[m] - e[m]),
+                        down_kwh=np.minimum(dis[m], np.maximum(e[m] - prob.e_lb_kwh[m], 0.0)),
+                        eta_ch=prob.eta_ch[m], eta_dis=prob.eta_dis[m], dt_h=dt, target_kw=float(ag.p_kw[t - t0]),
+                        p_site_min_kw=float(prob.p_site_min_kw[t]), p_site_max_kw=float(prob.p_site_max_kw[t]),
+                        need_kwh=need[m], steps_left=d[m] - t, p_ch_max_kw=prob.p_ch_max_kw[m])
+                    p[m, t] = pt
+                    e[m] += np.where(pt > 0, prob.eta_ch[m] * pt * dt, pt * dt / prob.eta_dis[m])
+            continue
         lab = groups(sub, energy_bins)
         if exact_profiles:
             p_ex = D.plan_exact(sub).p_kw
@@ -138,6 +157,8 @@ VARIANTS = {
         lambda pr: D.disaggregate_value(pr, D.plan_aggregate(pr, interval_bounds=False)),
     "fleet-wide LP, interval bounds -> each vehicle's own optimum":
         lambda pr: D.disaggregate_value(pr, D.plan_aggregate(pr)),
+    "rolling hourly, fleet-wide LP -> each vehicle's own optimum (as the strategy re-plans)":
+        lambda pr: rolling(pr, _hour(pr), interval_bounds=False, value=True),
     "fleet-wide LP -> LLF (the strategy's split until session 3)":
         lambda pr: D.disaggregate_llf(pr, D.plan_aggregate(pr, interval_bounds=False)),
     "fleet-wide LP, interval bounds -> LLF": lambda pr: D.disaggregate_llf(pr, D.plan_aggregate(pr)),

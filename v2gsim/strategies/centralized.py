@@ -77,9 +77,9 @@ from v2gsim.strategies.dispatch import (
     plan_exact,
     prepare_solver,
     split_llf,
+    plan_levels,
     split_value,
     trusted_problem,
-    value_thresholds,
 )
 
 __all__ = ["CentralizedConfig", "GridRequestConfig", "Centralized"]
@@ -586,7 +586,7 @@ class Centralized(Strategy):
                         vi = cur[rows][inp]
                         self._agg_val[int(site_k)] = _ValuePlan(
                             idx=vi, dep=f.t_depart_est_step[vi].copy(),
-                            levels=value_thresholds(coarse, ag.price_shift_cny_per_kwh)[inp],
+                            levels=plan_levels(coarse, ag)[inp],
                             ends=np.cumsum(blocks).tolist(), cap_kw=np.repeat(coarse.p_cap_kw, blocks)[:T_site],
                             e_cap=coarse.e_cap_kwh[inp], e_min=coarse.e_min_kwh[inp], need=coarse.e_need_kwh[inp],
                             p_ch=coarse.p_ch_max_kw[inp], p_dis=coarse.p_dis_max_kw[inp],
