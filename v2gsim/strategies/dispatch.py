@@ -13,7 +13,7 @@ Pure functions of plain arrays; nothing here knows about the simulator. A strate
     pass over each vehicle's piecewise-linear cost-to-go; :func:`split_value` per step). Without
     binding site limits this *is* the exact plan; on the seeded random fleets of
     tests/test_value_split.py (20-200 vehicles, 24-96 steps, binding limits) it costs 0.0 %
-    (charge-only) / at most 0.43 % (V2G) more than :func:`plan_exact`. What the centralized
+    (charge-only) / at most 0.6 % (V2G) more than :func:`plan_exact`. What the centralized
     strategy runs.
   - :func:`disaggregate_llf` -- each step's aggregate power split among the vehicles by least
     laxity first: on the same fleets up to 15.5 % more than exact charge-only and up to 63 % with
