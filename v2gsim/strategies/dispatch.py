@@ -1019,30 +1019,42 @@ def disaggregate_llf(prob: DispatchProblem, p_agg_kw: np.ndarray | AggregatePlan
     """
     t0 = time.perf_counter()
     target = p_agg_kw.p_kw if isinstance(p_agg_kw, AggregatePlan) else np.asarray(p_agg_kw, float)
-    n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
+    T = prob.n_steps
     if target.shape != (T,):
         raise ValueError(f"p_agg_kw must have shape ({T},); got {target.shape}")
     target = np.clip(target, prob.p_site_min_kw, prob.p_site_max_kw)
-    plug = prob.plugged
     _, d = prob.window
     need = prob.need_eff_kwh
     store_uni = not bool(np.all(prob.price_buy_cny_per_kwh >= 0))
+
+    def step(t, m, e, h):
+        return split_llf(
+            float(target[t]), e, e_cap_kwh=prob.e_cap_kwh[m], e_lb_kwh=prob.e_lb_kwh[m],
+            need_kwh=need[m], steps_left=d[m] - t, p_ch_max_kw=prob.p_ch_max_kw[m],
+            p_dis_max_kw=prob.p_dis_max_kw[m], eta_ch=prob.eta_ch[m], eta_dis=prob.eta_dis[m],
+            dt_h=h, p_site_max_kw=float(prob.p_site_max_kw[t]), store_in_unidirectional=store_uni,
+        )
+
+    return _run_split(prob, step, t0)
+
+
+def _run_split(prob: DispatchProblem, step, t0: float) -> DispatchPlan:
+    """Run a per-step split over the horizon: ``step(t, m, e_m, dt)`` gives the powers of the
+    vehicles ``m`` plugged in step t at energies ``e_m``; the energies follow from them."""
+    n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
+    dt_t = np.broadcast_to(np.asarray(dt, float), (T,))
+    plug = prob.plugged
     e = prob.e0_kwh.astype(float).copy()
     p = np.zeros((n, T))
     for t in range(T):
         m = np.flatnonzero(plug[:, t])
         if m.size == 0:
             continue
-        pt = split_llf(
-            float(target[t]), e[m], e_cap_kwh=prob.e_cap_kwh[m], e_lb_kwh=prob.e_lb_kwh[m],
-            need_kwh=need[m], steps_left=d[m] - t, p_ch_max_kw=prob.p_ch_max_kw[m],
-            p_dis_max_kw=prob.p_dis_max_kw[m], eta_ch=prob.eta_ch[m], eta_dis=prob.eta_dis[m],
-            dt_h=dt, p_site_max_kw=float(prob.p_site_max_kw[t]), store_in_unidirectional=store_uni,
-        )
+        h = float(dt_t[t])
+        pt = step(t, m, e[m], h)
         p[m, t] = pt
-        e[m] = e[m] + np.where(pt > 0, prob.eta_ch[m] * pt * dt, pt * dt / prob.eta_dis[m])
-    plan = evaluate_schedule(prob, p, solve_time_s=time.perf_counter() - t0)
-    return plan
+        e[m] = e[m] + np.where(pt > 0, prob.eta_ch[m] * pt * h, pt * h / prob.eta_dis[m])
+    return evaluate_schedule(prob, p, solve_time_s=time.perf_counter() - t0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1353,31 +1365,22 @@ def disaggregate_value(
         DispatchPlan (``objective_cny`` is NaN; ``solve_time_s`` the split's wall time).
     """
     t0 = time.perf_counter()
-    n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
     th = plan_levels(prob, plan, band=band)
     _, d = prob.window
-    plug = prob.plugged
     need = prob.need_eff_kwh
     cap = prob.p_cap_kw
-    dt_t = np.broadcast_to(np.asarray(dt, float), (T,))
-    e = prob.e0_kwh.astype(float).copy()
-    p = np.zeros((n, T))
-    for t in range(T):
-        m = np.flatnonzero(plug[:, t])
-        if m.size == 0:
-            continue
-        h = dt_t[t]
-        em = e[m]
-        up = np.minimum(prob.eta_ch[m] * prob.p_ch_max_kw[m] * h, np.maximum(prob.e_cap_kwh[m] - em, 0.0))
-        down = np.minimum(prob.p_dis_max_kw[m] * h / prob.eta_dis[m], np.maximum(em - prob.e_lb_kwh[m], 0.0))
-        pt = split_value(th[m, t], em, up_kwh=up, down_kwh=down, eta_ch=prob.eta_ch[m],
-                         eta_dis=prob.eta_dis[m], dt_h=h, target_kw=None if plan is None else float(plan.p_kw[t]),
-                         p_site_min_kw=float(prob.p_site_min_kw[t]),
-                         p_site_max_kw=float(prob.p_site_max_kw[t]), p_cap_kw=float(cap[t]),
-                         need_kwh=need[m], steps_left=d[m] - t, p_ch_max_kw=prob.p_ch_max_kw[m])
-        p[m, t] = pt
-        e[m] = em + np.where(pt > 0, prob.eta_ch[m] * pt * h, pt * h / prob.eta_dis[m])
-    return evaluate_schedule(prob, p, solve_time_s=time.perf_counter() - t0)
+
+    def step(t, m, e, h):
+        up = np.minimum(prob.eta_ch[m] * prob.p_ch_max_kw[m] * h, np.maximum(prob.e_cap_kwh[m] - e, 0.0))
+        down = np.minimum(prob.p_dis_max_kw[m] * h / prob.eta_dis[m], np.maximum(e - prob.e_lb_kwh[m], 0.0))
+        return split_value(
+            th[m, t], e, up_kwh=up, down_kwh=down, eta_ch=prob.eta_ch[m], eta_dis=prob.eta_dis[m], dt_h=h,
+            target_kw=None if plan is None else float(plan.p_kw[t]), p_site_min_kw=float(prob.p_site_min_kw[t]),
+            p_site_max_kw=float(prob.p_site_max_kw[t]), p_cap_kw=float(cap[t]), need_kwh=need[m],
+            steps_left=d[m] - t, p_ch_max_kw=prob.p_ch_max_kw[m],
+        )
+
+    return _run_split(prob, step, t0)
 
 
 def trusted_problem(**fields) -> DispatchProblem:
