@@ -75,9 +75,9 @@ from v2gsim.strategies.dispatch import (
     coarsen_blocks,
     plan_aggregate,
     plan_exact,
+    plan_levels,
     prepare_solver,
     split_llf,
-    plan_levels,
     split_value,
     trusted_problem,
 )
@@ -203,7 +203,7 @@ class CentralizedConfig(StrategyConfig):
 class _ValuePlan:
     """An aggregate site's plan as each planned vehicle's optimal levels (``aggregate_split:
     value``): the vehicles (sorted) and their stated departure step when planned, the levels
-    (k, blocks, 4) from :func:`value_thresholds`, each block's end (steps from the plan's start),
+    (k, blocks, 4) from :func:`plan_levels`, each block's end (steps from the plan's start),
     the soft cap per step (kW), and the planned vehicles' parameters (k,) as the plan saw them."""
 
     idx: np.ndarray
@@ -260,8 +260,7 @@ class Centralized(Strategy):
         # power, need gap kWh) at plan time, and the next step a due re-plan is checked
         self._agg_ref: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         self._agg_next: dict[int, int] = {}
-        # aggregate sites with aggregate_split "value": site index -> (vehicles planned (sorted), their
-        # levels (n, blocks, 4) from value_thresholds, each block's end step, soft cap (T,) kW)
+        # aggregate sites with aggregate_split "value": site index -> its vehicles' levels
         self._agg_val: dict[int, _ValuePlan] = {}
         self._skip_max_steps = int(round(config.replan_skip_max_h / dt_h))
         self._agg_lut: np.ndarray | None = None  # site index -> is an aggregate site

@@ -1110,7 +1110,7 @@ def value_thresholds(
         lo, hi = band
         if not lo <= 1.0 <= hi:
             raise ValueError(f"band must be (a, b) with a <= 1 <= b; got {band}")
-        shifts = [shift + (hi - 1.0) * var, shift + (lo - 1.0) * var]  # dearer, cheaper
+        shifts = [shift + (hi - 1.0) * var, shift + (lo - 1.0) * var]  # the two ends of the band
     # a V2G price above the purchase price of the same step counts as the purchase price: a
     # vehicle cannot charge and discharge at once, and the pass needs each step's cost convex
     buy = [prob.price_buy_cny_per_kwh + sh for sh in shifts]
