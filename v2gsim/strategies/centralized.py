@@ -213,11 +213,12 @@ class _ValuePlan:
     cap_kw: np.ndarray
     e_cap: np.ndarray
     e_min: np.ndarray
-    need: np.ndarray
+    need: np.ndarray  # -inf where the departure is unknown
     p_ch: np.ndarray
-    p_dis: np.ndarray
     eta_ch: np.ndarray
     eta_dis: np.ndarray
+    up_kwh: np.ndarray  # battery energy a full step can add / take (charger, discharge power)
+    down_kwh: np.ndarray
 
 
 @register("centralized")
@@ -428,7 +429,6 @@ class Centralized(Strategy):
             q = pos[kn]
             cap = vp.e_cap[q]
             e = np.minimum(f.e_kwh[v[kn]], cap)
-            eta_c, eta_d, p_ch = vp.eta_ch[q], vp.eta_dis[q], vp.p_ch[q]
             dep = vp.dep[q]
             # a block's levels are for its end: move there evenly over the steps it has left
             # (at once with a time preference: the earliest of equally priced steps)
@@ -437,11 +437,10 @@ class Centralized(Strategy):
             cap_kw = float(vp.cap_kw[col]) if col < vp.cap_kw.size else np.inf
             p[kn] = split_value(
                 ek + (vp.levels[q, b] - ek) / left, e,
-                up_kwh=np.minimum(eta_c * p_ch * dt, cap - e),
-                down_kwh=np.minimum(vp.p_dis[q] * dt / eta_d, np.maximum(e - vp.e_min[q], 0.0)),
-                eta_ch=eta_c, eta_dis=eta_d, dt_h=dt, target_kw=target_kw, p_site_min_kw=-limit,
-                p_site_max_kw=limit, p_cap_kw=cap_kw, need_kwh=np.where(dep >= 0, vp.need[q], -np.inf),
-                steps_left=np.where(dep >= 0, np.maximum(dep - self._margin_steps - s, 1), 1), p_ch_max_kw=p_ch,
+                up_kwh=np.minimum(vp.up_kwh[q], cap - e), down_kwh=np.minimum(vp.down_kwh[q], np.maximum(e - vp.e_min[q], 0.0)),
+                eta_ch=vp.eta_ch[q], eta_dis=vp.eta_dis[q], dt_h=dt, target_kw=target_kw, p_site_min_kw=-limit,
+                p_site_max_kw=limit, p_cap_kw=cap_kw, need_kwh=vp.need[q],
+                steps_left=np.maximum(dep - (self._margin_steps + s), 1), p_ch_max_kw=vp.p_ch[q],
             )
             # arrivals take up planned charging the planned vehicles leave, and help keep a
             # request's cap that those could not (else they charge what they must: decide())
@@ -583,13 +582,15 @@ class Centralized(Strategy):
                         a_c, d_c = coarse.window
                         inp = np.flatnonzero(d_c > a_c)
                         vi = cur[rows][inp]
+                        dep_i = f.t_depart_est_step[vi]
+                        p_ch, eta_c, eta_d = coarse.p_ch_max_kw[inp], coarse.eta_ch[inp], coarse.eta_dis[inp]
                         self._agg_val[int(site_k)] = _ValuePlan(
-                            idx=vi, dep=f.t_depart_est_step[vi].copy(),
-                            levels=plan_levels(coarse, ag)[inp],
+                            idx=vi, dep=dep_i.copy(), levels=plan_levels(coarse, ag)[inp],
                             ends=np.cumsum(blocks).tolist(), cap_kw=np.repeat(coarse.p_cap_kw, blocks)[:T_site],
-                            e_cap=coarse.e_cap_kwh[inp], e_min=coarse.e_min_kwh[inp], need=coarse.e_need_kwh[inp],
-                            p_ch=coarse.p_ch_max_kw[inp], p_dis=coarse.p_dis_max_kw[inp],
-                            eta_ch=coarse.eta_ch[inp], eta_dis=coarse.eta_dis[inp])
+                            e_cap=coarse.e_cap_kwh[inp], e_min=coarse.e_min_kwh[inp],
+                            need=np.where(dep_i >= 0, coarse.e_need_kwh[inp], -np.inf),
+                            p_ch=p_ch, eta_ch=eta_c, eta_dis=eta_d, up_kwh=eta_c * p_ch * obs.dt_h,
+                            down_kwh=coarse.p_dis_max_kw[inp] * obs.dt_h / eta_d)
                 except (RuntimeError, ValueError) as exc:  # keep the run going: must-charge only
                     self.stats["solve_failures"] += 1
                     _log.warning("centralized aggregate plan failed at step %d (site %d, %d vehicles): %s",
