@@ -157,7 +157,7 @@ class CentralizedConfig(StrategyConfig):
         "assumed (0: never skip)",
     )
     replan_skip_max_h: Annotated[float, Field(ge=0, le=24)] = Field(
-        default=3.0, description="aggregate sites: re-plan at least this often however little the fleet drifted, h",
+        default=6.0, description="aggregate sites: re-plan at least this often however little the fleet drifted, h",
     )
     need: Literal["stop", "min_departure"] = Field(
         default="stop",
