@@ -241,7 +241,8 @@ def closed_loop() -> None:
 
     hub = load_scenario(os.path.join(os.path.dirname(__file__), "..", "scenarios", "centralized_hub.yaml"))
     early = {"charge_early_cny_per_kwh_h": 1e-4}
-    llf = {"mode": "aggregate", "aggregate_split": "llf", "replan_skip_tolerance": 0.05}  # the earlier default
+    llf = {"mode": "aggregate", "aggregate_split": "llf", "replan_skip_tolerance": 0.05,  # the earlier defaults
+           "replan_skip_max_h": 3}
     variants = (("exact", {"mode": "exact"}), ("aggregate", {"mode": "aggregate"}),
                 ("aggregate, least-laxity split", llf),
                 ("exact, time preference", {"mode": "exact", **early}),
