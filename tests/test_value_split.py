@@ -171,5 +171,6 @@ def test_alike_fleets_from_a_common_start(v2g, tol):
         ex = plan_exact(prob)
         plan = disaggregate_value(prob, plan_aggregate(prob, interval_bounds=False))
         assert plan.unmet_need_kwh.max() < 1e-6
+        assert_limits(prob, plan)
         gaps.append((plan.cost_cny - ex.cost_cny) / abs(ex.cost_cny))
     assert max(gaps) <= tol, f"worst {max(gaps):.2%}"
