@@ -969,7 +969,7 @@ class SwapPackWear:
 
     # ------------------------------------------------------------------ the period update
     def close(self, s_next: int, dt_s: float, t_amb: float) -> None:
-        fw, net, cfg = self.fw, self.net, self.fw.cfg
+        net, cfg = self.net, self.fw.cfg
         pk = net.packs
         self._flush(self.veh)
         stress = self.pop.close_period(dt_s=dt_s, cap_kwh=pk.capacity_kwh * pk.soh, thr_drive=self.thr[0], thr_charge=self.thr[1],

@@ -634,7 +634,7 @@ def flexibility_envelopes(
     """
     if unidirectional_cap_at_need is None:
         unidirectional_cap_at_need = bool(np.all(prob.price_buy_cny_per_kwh >= 0))
-    n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
+    T, dt = prob.n_steps, prob.dt_h
     a, d = prob.window
     t = np.arange(T + 1)
     if np.ndim(dt) == 0:
@@ -798,7 +798,6 @@ def _aggregate_lp(prob: DispatchProblem, interval_bounds: bool):
     c[o_ve:o_s] = prob.penalty_need_cny_per_kwh
     c[o_s:] = prob.penalty_request_cny_per_kwh * dt
     t = np.arange(T)
-    t1 = np.arange(T + 1)
     ones, ones1 = np.ones(T), np.ones(T + 1)
     perm, indices, indptr = _aggregate_structure(T)
     vals = np.concatenate([

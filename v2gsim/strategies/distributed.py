@@ -337,7 +337,6 @@ class Distributed(Strategy):
     def _cheap_enough(self, w: np.ndarray, f, s: int, dt_h: float) -> np.ndarray:
         """Smart drivers ``w``: is this step within their threshold price level? Shape (k,)."""
         d = np.clip(f.t_depart_est_step[w], s, self.level.size)
-        window = d - s
         need_kwh = np.maximum(0.0, f.e_min_departure_kwh[w] - f.e_kwh[w])
         per_slot = np.maximum(f.p_plug_max_kw[w] * f.eta_charge[w] * dt_h, 1e-12)
         k_req = np.ceil(need_kwh / per_slot - 1e-9).astype(np.int64)
