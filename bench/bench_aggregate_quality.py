@@ -105,21 +105,11 @@ def rolling(prob: D.DispatchProblem, every: int, *, interval_bounds: bool, energ
             p_site_max_kw=prob.p_site_max_kw[t0:], p_site_min_kw=prob.p_site_min_kw[t0:],
             penalty_need_cny_per_kwh=prob.penalty_need_cny_per_kwh,
         )
-        if value:
-            ag = D.plan_aggregate(sub, interval_bounds=interval_bounds)
-            lv = D.plan_levels(sub, ag)
-            for t in range(t0, min(T, t0 + every)):
-                sel = plug[keep, t]
-                m = keep[sel]
-                if m.size:
-                    pt = D.split_value(
-                        lv[sel, t - t0], e[m], up_kwh=np.minimum(ch[m], prob.e_cap_kwh[m] - e[m]),
-                        down_kwh=np.minimum(dis[m], np.maximum(e[m] - prob.e_lb_kwh[m], 0.0)),
-                        eta_ch=prob.eta_ch[m], eta_dis=prob.eta_dis[m], dt_h=dt, target_kw=float(ag.p_kw[t - t0]),
-                        p_site_min_kw=float(prob.p_site_min_kw[t]), p_site_max_kw=float(prob.p_site_max_kw[t]),
-                        need_kwh=need[m], steps_left=d[m] - t, p_ch_max_kw=prob.p_ch_max_kw[m])
-                    p[m, t] = pt
-                    e[m] += np.where(pt > 0, prob.eta_ch[m] * pt * dt, pt * dt / prob.eta_dis[m])
+        if value:  # the sub-problem's own value split, its first `every` steps kept
+            plan = D.disaggregate_value(sub, D.plan_aggregate(sub, interval_bounds=interval_bounds))
+            k = min(T, t0 + every) - t0
+            p[keep, t0:t0 + k] = plan.p_kw[:, :k]
+            e[keep] = plan.e_kwh[:, k]
             continue
         lab = groups(sub, energy_bins)
         if exact_profiles:
