@@ -2,6 +2,7 @@
 # One entry point for a fresh machine.
 #   bash setup.sh demo   install, then run the bundled baseline scenario end to end
 #   bash setup.sh test   install, then run the whole test suite
+#   bash setup.sh notebooks   install with JupyterLab, then open notebooks/ in it
 # Finds a Python >= 3.12 by itself (PATH, then pyenv), builds .venv, installs v2gsim[dev].
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -30,7 +31,9 @@ if [ ! -x .venv/bin/python ] || ! is_ok .venv/bin/python; then
     rm -rf .venv
     "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+extras=dev
+[ "${1:-demo}" = notebooks ] && extras=dev,notebooks
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$extras]"
 
 case "${1:-demo}" in
     demo)
@@ -38,6 +41,9 @@ case "${1:-demo}" in
     test)
         shift || true
         .venv/bin/python -m pytest -n 2 "$@" ;;
+    notebooks)
+        shift || true
+        exec .venv/bin/jupyter lab notebooks/ "$@" ;;
     *)
-        echo "usage: bash setup.sh [demo|test]" >&2; exit 2 ;;
+        echo "usage: bash setup.sh [demo|test|notebooks]" >&2; exit 2 ;;
 esac

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from v2gsim.plotting.figure import new_figure
 from v2gsim.results import Results
 
 
@@ -33,7 +34,7 @@ def kpi_table(runs: dict[str, Results]) -> pd.DataFrame:
 
 def plot_compare(runs: dict[str, Results], column: str = "net_load_kw") -> Figure:
     """Overlaid load curves (top) and their mean daily profile (bottom)."""
-    fig = Figure(figsize=(11, 7), layout="constrained")
+    fig = new_figure((11, 7))
     ax, ax2 = fig.subplots(2, 1)
     for label, r in runs.items():
         s = r.system[column]

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from v2gsim.plotting.figure import new_figure
+
 __all__ = ["kpi_heatmap", "kpi_vs_parameter", "save_sweep_plots"]
 
 _MAX_GROUPS = 8
@@ -45,7 +47,7 @@ def kpi_vs_parameter(summary: pd.DataFrame, kpi: str, x: str, *, group: str | No
     keys = [x] + ([group] if group else [])
     agg = df.groupby(keys, sort=True, dropna=False).agg(
         mean=("mean", "mean"), ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean")).reset_index()
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    fig = new_figure((6.4, 4.2))
     ax = fig.add_subplot()
     numeric = _is_numeric(agg[x])
     cats = list(dict.fromkeys(agg[x])) if not numeric else []
@@ -78,7 +80,7 @@ def kpi_heatmap(summary: pd.DataFrame, kpi: str, x: str, y: str, *, others: Sequ
     """Heat map of the mean of ``kpi`` over parameters ``x`` (columns) and ``y`` (rows)."""
     df = summary[summary["kpi"] == kpi]
     grid = df.pivot_table(index=y, columns=x, values="mean", aggfunc="mean", dropna=False).sort_index().sort_index(axis=1)
-    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
+    fig = new_figure((6.4, 4.8))
     ax = fig.add_subplot()
     values = grid.to_numpy(dtype=float)
     im = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis")

@@ -14,6 +14,7 @@ Two sources, both normalised to mean 1 over their year so that ``annual_kwh`` fi
 from __future__ import annotations
 
 import functools
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,10 @@ def bdew_profile(kind: str, year: int) -> np.ndarray:
     """A BDEW profile (demandlib) for one calendar year, mean 1, 15-minute steps from 1 January."""
     from demandlib import bdew
 
-    values = bdew.ElecSlp(year).get_scaled_profiles({kind: 1.0})[kind].to_numpy(np.float64)
+    # demandlib 0.2.2 calls warnings.simplefilter("error") for the whole process while it builds
+    # a profile; catch_warnings puts the caller's filters back afterwards.
+    with warnings.catch_warnings():
+        values = bdew.ElecSlp(year).get_scaled_profiles({kind: 1.0})[kind].to_numpy(np.float64)
     return values / values.mean()
 
 

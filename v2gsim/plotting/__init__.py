@@ -1,5 +1,6 @@
 """Figures from Results (never from a model). Functions return matplotlib Figures built without
-pyplot's global state, so they work in scripts, notebooks and worker processes alike."""
+pyplot's global state (`v2gsim.plotting.figure.V2GFigure`), so they work in scripts, notebooks
+(shown inline) and worker processes alike, with Chinese text."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+
+from v2gsim.plotting.figure import new_figure
 
 __all__ = [
     "plot_daily_envelope",
@@ -23,7 +26,7 @@ __all__ = [
 def _ax(ax, size=(10, 4)):
     if ax is not None:
         return ax.figure, ax
-    fig = Figure(figsize=size, layout="constrained")
+    fig = new_figure(size)
     return fig, fig.add_subplot()
 
 
