@@ -223,3 +223,12 @@ def test_bad_configs_give_one_clear_sentence(kw, fragment):
     errors = exc.value.errors()
     assert len(errors) == 1, errors
     assert fragment in str(exc.value)
+
+
+def test_a_preset_that_is_not_a_name_is_a_scenario_error():
+    import v2gsim
+    from v2gsim.errors import ScenarioError
+
+    for bad in ({"a": 1}, [1], 3):
+        with pytest.raises(ScenarioError, match="preset must be the name of a tariff preset"):
+            v2gsim.load_scenario("smoke", {"tariff.preset": bad})

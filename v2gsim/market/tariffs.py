@@ -171,6 +171,8 @@ class TariffConfig(BaseModel):
             return data
         name = data["preset"]
         presets = _presets_cached()
+        if not isinstance(name, str):
+            raise ValueError(f"preset must be the name of a tariff preset; known presets: {', '.join(sorted(presets))}")
         if name not in presets:
             raise ValueError(
                 f"unknown tariff preset {name!r}; known presets: {', '.join(sorted(presets))}"
