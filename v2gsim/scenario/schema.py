@@ -250,7 +250,8 @@ class FeederConfig(_Frozen):
 
 
 class SessionsConfig(_Frozen):
-    csv: str = Field(description="charging sessions file: arrival, departure, energy_kwh[, site_id, max_power_kw, vehicle_id]")
+    csv: str = Field(description="charging sessions file: arrival, departure, energy_kwh[, site_id, max_power_kw, vehicle_id]; "
+                     "times local to time.timezone or with a UTC offset")
     vehicle: str | VehicleSpec = Field(default="generic_private_50", description="vehicle preset for session vehicles")
     default_site: str | None = Field(default=None, description="site for rows without site_id")
 
