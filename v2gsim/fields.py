@@ -175,8 +175,8 @@ LocalDateTime = Annotated[dt.datetime, AfterValidator(_to_wall_clock)]
 
 # --------------------------------------------------------------------------- CSV columns
 
-# a time of day followed by a UTC offset: ...08:15Z, ...08:15:00+08:00, ...08:15 +0800, ...08:15 UTC
-_OFFSET = r"\d:\d\d(?::\d\d(?:\.\d*)?)?\s*(?:[zZ]|UTC|GMT|[+-]\d\d(?::?\d\d)?)$"
+# a time of day followed by a UTC offset: ...08:15Z, ...08:15:00.5+08:00, ...08:15 +0800, ...08:15 UTC, ...T0815Z
+_OFFSET = r"(?:\d:\d\d|T\d{4})(?::?\d\d(?:\.\d*)?)?\s*(?:[zZ]|UTC|GMT|[+-]\d\d(?::?\d\d)?)$"
 
 
 @dataclass
@@ -210,12 +210,22 @@ class WallClock:
         return WallClock(self.wall.iloc[rows].reset_index(drop=True), self.utc.iloc[rows].reset_index(drop=True))
 
 
+def _parse(text: pd.Series, utc: bool) -> pd.Series:
+    """ISO 8601 times in any of its forms; other rows in the one format pandas infers from the first of them."""
+    out = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=utc)
+    rest = (out.isna() & text.notna()).to_numpy()
+    if rest.any():
+        other = pd.to_datetime(text[rest], errors="coerce", utc=utc)
+        if other.dtype == out.dtype:
+            out[rest] = other
+    return out
+
+
 def wall_clock(values: pd.Series, zone: str | None) -> WallClock:
     """Parse a CSV column of times by the scenario's rule (module doc).
 
-    Rows with and without offsets may be mixed; each group's format is inferred by pandas as
-    before. ``zone`` None or unknown: offsets are converted to UTC (the zone's own problem is
-    reported elsewhere).
+    Rows with and without offsets may be mixed. ``zone`` None or unknown: offsets are converted
+    to UTC (the zone's own problem is reported elsewhere). A time that cannot be read is NaT.
     """
     text = values.astype("string").str.strip()
     aware = text.str.contains(_OFFSET, regex=True).fillna(False).to_numpy(bool)
@@ -226,13 +236,12 @@ def wall_clock(values: pd.Series, zone: str | None) -> WallClock:
     wall = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
     utc = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
     if aware.any():
-        inst = pd.to_datetime(text[aware], utc=True, errors="coerce")
+        inst = _parse(text[aware], utc=True)
         utc[aware] = inst
         wall[aware] = inst.dt.tz_convert(tz).dt.tz_localize(None)
     if (~aware).any():
-        naive = pd.to_datetime(text[~aware], errors="coerce")
-        if getattr(naive.dtype, "tz", None) is not None:  # pandas found an offset the pattern missed
-            utc[~aware] = naive
-            naive = naive.dt.tz_convert(tz).dt.tz_localize(None)
-        wall[~aware] = naive
+        naive = _parse(text[~aware], utc=False)
+        # an offset the pattern missed would make pandas read the naive rows in its zone: read none
+        if pd.api.types.is_datetime64_dtype(naive) and getattr(naive.dtype, "tz", None) is None:
+            wall[~aware] = naive
     return WallClock(wall, utc)
