@@ -227,7 +227,7 @@ def wall_clock(values: pd.Series, zone: str | None) -> WallClock:
     Rows with and without offsets may be mixed. ``zone`` None or unknown: offsets are converted
     to UTC (the zone's own problem is reported elsewhere). A time that cannot be read is NaT.
     """
-    text = values.astype("string").str.strip()
+    text = values.astype("string[pyarrow]").str.strip()  # pyarrow: the pattern search is vectorised
     aware = text.str.contains(_OFFSET, regex=True).fillna(False).to_numpy(bool)
     try:
         tz = check_zone(zone) if zone is not None else dt.timezone.utc
