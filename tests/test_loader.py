@@ -456,6 +456,8 @@ def test_top_level_must_be_mapping(tmp_path):
     ("m={a: 1}", ("m",), {"a": 1}),
     ("population.0.count=5", ("population", 0, "count"), 5),
     ("population[1].count=5", ("population", 1, "count"), 5),
+    ("population.-1.count=5", ("population", -1, "count"), 5),
+    ("population[-2].count=5", ("population", -2, "count"), 5),
     ("name=Guangzhou: week 1", ("name",), "Guangzhou: week 1"),
     ("time.start=2026-07-01T00:00", ("time", "start"), "2026-07-01T00:00"),
     ("solver=", ("solver",), None),
@@ -494,6 +496,17 @@ def test_overrides_applied_types_index_and_created_keys(tmp_path):
     assert "(--set)" in str(p)
 
 
+def test_negative_indices_count_from_the_end(tmp_path):
+    path = write(tmp_path, "s.yaml", GOOD)
+    raw, lines = resolve(path, ["population.-1.count=50", "population[-2].share=0.5"])
+    assert raw["population"][1]["count"] == 50 and raw["population"][0]["share"] == 0.5
+    assert lines.lookup(("population", 1, "count")) == ("--set", None)
+    with pytest.raises(ScenarioError) as exc:
+        load(path, Scenario, overrides=["population.-1.count=-1"])
+    (p,) = exc.value.problems
+    assert (p.path, p.file) == ("population[1].count", "--set")  # the item it names, counted from the start
+
+
 def test_override_replacing_subtree_forgets_old_lines(tmp_path):
     path = write(tmp_path, "s.yaml", GOOD)
     raw, lines = resolve(path, ["population=[{archetype: taxi, count: 1}]"])
@@ -513,6 +526,7 @@ def test_bad_overrides_all_reported(tmp_path):
     assert "2 item" in probs[0].message
     assert "seed.x=1" in probs[1].message and "single value" in probs[1].message
     assert "is a list" in probs[2].message
+    assert probs[2].hint == "e.g. population.0.count (the first item) or population.-1.count (the last)"
     assert probs[3].hint == "use --set path.to.field=value"
 
 

@@ -110,3 +110,61 @@ def test_every_bundled_scenario_runs_a_day(name):
     r = v2gsim.run(v2gsim.load_scenario(name, {"time.horizon_days": 1, "time.warmup_days": 0}), baseline=False)
     assert r.kpis["n_vehicles"] > 0 and r.kpis["peak_load_kw"] > 0
     assert len(r.system) == 1440 // r.metadata["scenario"]["time"]["step_min"]
+
+
+STRICT = """\
+name: strict
+time: {start: 2026-07-06T00:00, step_min: 15, horizon_days: 1, warmup_days: 0}
+feeder: {transformer_kva: "100", households: 10}
+tariff: {periods: {peak: [[10, true]]}, prices_cny_per_kwh: {peak: 1.1, flat: 0.6}}
+sites:
+  - {id: homes, kind: home, p_max_kw: 7, bidirectional_share: false}
+population:
+  - {archetype: private_commuter, count: true, vehicle: byd_dolphin_44, home_site: homes}
+business_models:
+  - {kind: distributed, invitations: [{start: 2026-07-06T18:00, hours: yes}]}
+wear: {model: auto, ambient: {constant_degc: "30"}}
+"""
+
+
+def test_numbers_refuse_booleans_and_text_in_every_section(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text(STRICT)
+    with pytest.raises(ScenarioError) as exc:
+        v2gsim.load_scenario(p)
+    got = {pr.path: (pr.line, pr.message) for pr in exc.value.problems}
+    assert got == {
+        "feeder.transformer_kva": (3, "must be a number; got '100' (text; write numbers without quotes)"),
+        "tariff.periods.peak[0][1]": (4, "must be a number; got true"),
+        "sites[0].bidirectional_share": (6, "must be a number; got false"),
+        "population[0].count": (8, "must be an integer; got true"),
+        "business_models[0].invitations[0].hours": (10, "must be a number; got true"),
+        "wear.ambient.constant_degc": (11, "must be a number; got '30' (text; write numbers without quotes)"),
+    }
+
+
+def test_yaml_integers_fill_number_fields_and_whole_numbers_integer_fields():
+    sc = v2gsim.load_scenario("smoke", ["feeder.transformer_kva=100", "population.0.count=5.0", "sites.0.p_max_kw=7"])
+    assert sc.feeder.transformer_kva == 100.0 and isinstance(sc.feeder.transformer_kva, float)
+    assert sc.population[0].count == 5 and isinstance(sc.population[0].count, int)
+    with pytest.raises(ScenarioError, match="must be a whole number; got 5.5"):
+        v2gsim.load_scenario("smoke", ["population.0.count=5.5"])
+
+
+def test_horizon_must_be_whole_steps():
+    with pytest.raises(ScenarioError) as exc:
+        v2gsim.load_scenario("smoke", {"time.horizon_days": 1.01})
+    (p,) = exc.value.problems
+    assert p.path == "time.horizon_days"
+    assert p.message == "must be a whole number of 15-minute steps; 1.01 days are 96.96 steps (nearest: 1 or 1.010416667 days)"
+    sc = v2gsim.load_scenario("smoke", {"time.horizon_days": 1.25, "time.step_min": 60})
+    assert sc.time.n_steps == 30 and v2gsim.V2GModel(sc).n_steps == 30
+
+
+def test_negative_list_indices_in_set_count_from_the_end():
+    sc = v2gsim.load_scenario("smoke", ["population.-1.count=7", "population[-2].count=3"])
+    assert [g.count for g in sc.population] == [3, 7]
+    with pytest.raises(ScenarioError) as exc:
+        v2gsim.load_scenario("smoke", ["population.-3.count=7"])
+    (p,) = exc.value.problems
+    assert "index -3 is out of range; population has 2 item(s)" in p.message and p.hint == "valid indices: 0..1, or -2..-1 from the end"

@@ -67,8 +67,15 @@ def _cmd_run(args) -> int:
     print(f"{scenario.name}: {int(k['n_vehicles'])} vehicles, {results.metadata['n_steps']} steps in {results.metadata['wall_time_s']:.1f} s")
     if k["peak_reduction_pct"] != 0:
         print(f"  peak reduced by {k['peak_reduction_pct']:.1f} % against uncontrolled charging ({k['uncontrolled_peak_kw']:.1f} kW)")
-    print(f"  peak {k['peak_load_kw']:.1f} kW (+{k['peak_increase_pct']:.1f} % over base), max transformer loading {k['max_transformer_loading_pct']:.1f} %, overload {k['transformer_overload_h']:.2f} h")
+    print(f"  peak {k['peak_load_kw']:.1f} kW ({k['peak_increase_pct']:+.1f} % over base), max transformer loading {k['max_transformer_loading_pct']:.1f} %, overload {k['transformer_overload_h']:.2f} h")
     print(f"  charged {k['energy_charged_kwh']:.0f} kWh, unmet {k['unmet_energy_kwh']:.1f} kWh, stranded trips {int(k['stranded_trips'])}")
+    warnings = [text for n, text in (
+        (k["sessions_dropped_outside_horizon"], f"{k['sessions_dropped_outside_horizon']:.0f} session(s) dropped: they arrive outside the run"),
+        (k["sessions_energy_capped"], f"{k['sessions_energy_capped']:.0f} session(s) asked more than the battery takes ({k['session_energy_capped_kwh']:.1f} kWh cut)"),
+        (k["sessions_turned_away"], f"{k['sessions_turned_away']:.0f} session(s) turned away, no free charger ({k['unmet_energy_turned_away_kwh']:.1f} kWh unmet)"),
+    ) if n]
+    if warnings:
+        print("  warning: " + "; ".join(warnings))
     if "voltage_violation_h" in k:
         print(f"  voltage {k['min_voltage_pu']:.3f}-{k['max_voltage_pu']:.3f} pu, outside band {k['voltage_violation_h']:.2f} h, "
               f"max line loading {k['max_line_loading_pct']:.1f} %, line overload {k['line_overload_h']:.2f} h, "

@@ -13,21 +13,33 @@ def peak_valley_diff_ratio(net_kw: pd.Series) -> float:
     return float(((daily["max"] - daily["min"]) / daily["max"]).mean()) if len(daily) else float("nan")
 
 
+def base_net_kw(system: pd.DataFrame) -> pd.Series:
+    """The base every KPI and plot compares with: the load without EVs minus PV (``pv_kw``,
+    networks only), i.e. the net load before EVs, swap stations and storage."""
+    base = system["base_load_kw"]
+    return base - system["pv_kw"] if "pv_kw" in system else base.copy()
+
+
 def compute_kpis(system: pd.DataFrame, vehicles: pd.DataFrame, dt_h: float, transformer_kva: float,
                  v_band_pu: tuple[float, float] = (0.93, 1.07), loading_limit_pct: float = 100.0) -> dict[str, float]:
     """The headline numbers of one run; names carry units.
 
     Args:
-        system: time series with base_load_kw, ev_charge_kw, v2g_discharge_kw, net_load_kw,
-            transformer_loading_pct (one row per step).
+        system: time series with base_load_kw (pv_kw), ev_charge_kw, v2g_discharge_kw,
+            net_load_kw, transformer_loading_pct (one row per step).
         vehicles: per-vehicle summary table.
+
+    ``base_peak_kw``, ``peak_increase_*`` and ``energy_base_kwh`` are of :func:`base_net_kw`
+    (load − PV); ``unmet_energy_kwh`` includes turned-away sessions
+    (``unmet_energy_turned_away_kwh``) and the part of sessions open at the end that can no
+    longer be met (``energy_pending_at_end_kwh`` is all they still ask for).
         dt_h: step length in hours.
         transformer_kva: rating, for reference.
         v_band_pu: allowed voltage band (min, max) for the violation hours (network runs).
         loading_limit_pct: line loading above which a step counts as overloaded (network runs).
     """
     net = system["net_load_kw"]
-    base = system["base_load_kw"]
+    base = base_net_kw(system)
     peak = float(net.max())
     base_peak = float(base.max())
     mean = float(net.mean())
@@ -56,6 +68,10 @@ def compute_kpis(system: pd.DataFrame, vehicles: pd.DataFrame, dt_h: float, tran
         "departures": float(vehicles["departures"].sum()),
         "no_charger_events": float(vehicles["no_charger_events"].sum()),
         "sessions": float(vehicles["sessions"].sum()),
+        "sessions_turned_away": float(vehicles["sessions_turned_away"].sum()),
+        "unmet_energy_turned_away_kwh": float(vehicles["unmet_turned_away_kwh"].sum()),
+        "sessions_open_at_end": float(vehicles["plugged_at_end"].sum()),
+        "energy_pending_at_end_kwh": float(vehicles["pending_kwh"].sum()),
         "charging_cost_cny": float(vehicles["cost_cny"].sum()),
         "v2g_revenue_cny": float(vehicles["revenue_cny"].sum()),
         "mean_final_soc": float(np.mean(vehicles["soc_final"])) if len(vehicles) else float("nan"),

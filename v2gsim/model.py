@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from v2gsim.agents import Aggregator, Driver, Feeder, NetworkFeeder, Vehicle
-from v2gsim.data.profiles import profile_on_clock, read_load_csv, series_to_clock
+from v2gsim.data.profiles import coverage_problems, profile_on_clock, read_load_csv, series_to_clock
 from v2gsim.errors import Problem, ScenarioError, SimulationError
 from v2gsim.market.tariffs import Tariff
 from v2gsim.physics.battery import apply_power
@@ -60,7 +60,7 @@ class V2GModel(mesa.Model):
         # the clock starts warmup_days early so that the recorded run begins in a settled state
         self.n_warmup = tc.warmup_days * self.steps_per_day
         self.n_clock = self.n_warmup + self.n_steps
-        self.clock = pd.date_range(pd.Timestamp(tc.start) - pd.Timedelta(days=tc.warmup_days), periods=self.n_clock, freq=f"{tc.step_min}min")
+        self.clock = tc.clock()  # naive local wall-clock times of tc.timezone
         self.times = self.clock[self.n_warmup :]
         self.step_index = 0  # position on the clock
 
@@ -83,7 +83,8 @@ class V2GModel(mesa.Model):
         sessions = None
         if scenario.mobility_sessions is not None:
             ms = scenario.mobility_sessions
-            sessions, problems = read_sessions(ms.csv, [s.id for s in sites], ms.default_site, "mobility_sessions.csv")
+            sessions, problems = read_sessions(ms.csv, [s.id for s in sites], ms.default_site, "mobility_sessions.csv", tc.timezone,
+                                               (self.clock[0], self.clock[-1] + pd.Timedelta(minutes=tc.step_min)))
             if problems:
                 raise ScenarioError(problems)
         self.fleet, self.blocks, self.vehicle_models = build_fleet(
@@ -115,10 +116,11 @@ class V2GModel(mesa.Model):
         self.sources = []
         if scenario.population:
             self.sources.append(GeneratedMobility(f, self.blocks, self.clock[0], tc.step_min, self.seed_value))
-        self.sessions_dropped = 0
+        # replayed sessions the clock cannot replay as given (counted, reported as KPIs)
+        self.session_stats = {"sessions_dropped_outside_horizon": 0.0, "sessions_energy_capped": 0.0, "session_energy_capped_kwh": 0.0}
         if sessions is not None:
             sm = SessionMobility(sessions, f, self.blocks[-1].start, self.clock[0], tc.step_min, self.n_clock, scenario.site_index())
-            self.sessions_dropped = sm.n_dropped
+            self.session_stats = sm.stats
             self.sources.append(sm)
         self._day = None
         self._events: DayEvents | None = None
@@ -173,12 +175,14 @@ class V2GModel(mesa.Model):
         # settlement prices per vehicle, used only at steps where a dispatch sets its own prices
         self._buy_price_v, self._v2g_price_v, self._own_prices = np.zeros(n), np.zeros(n), False
         self.wall_time_s = 0.0
+        self.finished = False  # finish() closed the open sessions
         self.wear = None  # battery ageing (v2gsim.physics.ageing): stressors every step, fade once per period
         if scenario.wear.enabled:
             from v2gsim.physics.ageing import FleetWear
             from v2gsim.population.fleet import CHEMISTRIES
 
-            self.wear = FleetWear(scenario.wear, f, self.clock, tc.step_min, self.n_warmup, self.n_clock, self.price_cny_per_kwh, CHEMISTRIES)
+            self.wear = FleetWear(scenario.wear, f, self.clock, tc.step_min, self.n_warmup, self.n_clock, self.price_cny_per_kwh, CHEMISTRIES,
+                                  zone=tc.timezone)
             self.wear.attach(self.hooks, site_idx)  # swap packs age as a second population; second-life site
         self._initial_plug_in()
         if self.wear is not None and self.n_warmup == 0:
@@ -192,11 +196,10 @@ class V2GModel(mesa.Model):
         if fc.base_load.source == "network_profiles":
             return None  # per network load, built by the NetworkFeeder
         if bl.csv is not None:
-            series, problems = read_load_csv(bl.csv, "feeder.base_load.csv")
+            series, problems = read_load_csv(bl.csv, "feeder.base_load.csv", self.config.time.timezone)
+            problems = problems or coverage_problems(series, self.times[0], self.times[-1], "feeder.base_load.csv")
             if problems:
                 raise ScenarioError(problems)
-            if series.index[0] > self.times[0] or series.index[-1] < self.times[-1]:
-                raise ScenarioError([Problem("feeder.base_load.csv", f"covers {series.index[0]} to {series.index[-1]}, not the run {self.times[0]} to {self.times[-1]}", "extend the file or shorten time.horizon_days")])
             return series_to_clock(series, self.clock)
         shape = profile_on_clock(bl.profile, self.clock, self.config.time.step_min)
         return shape * (bl.annual_kwh_per_household * fc.households / 8760.0)
@@ -232,12 +235,8 @@ class V2GModel(mesa.Model):
         vp = v[was]
         if vp.size:
             unmet = np.maximum(0.0, f.session_e_request_kwh[vp] - f.session_grid_kwh[vp])
-            f.unmet_kwh[vp] += unmet
-            f.n_sessions[vp] += 1
+            self._close_sessions(vp, unmet, step)
             self.site_occupied -= np.bincount(f.site[vp], minlength=self.n_sites)
-            rec = vp[self.session_sampled[vp]]
-            if rec.size:
-                self.recorder.session_rows(rec, f, step)
         f.n_departures[v] += 1
         f.departures_below_min[v] += f.e_kwh[v] < f.e_min_departure_kwh[v] - 1e-9
         self.recorder.departure_soc(f.e_kwh[v] / f.capacity_kwh[v])
@@ -294,7 +293,15 @@ class V2GModel(mesa.Model):
             rank = np.empty(shared.size, np.int64)
             rank[order] = np.arange(shared.size) - np.searchsorted(s_sorted, s_sorted, side="left")
             gets[shared] = rank < (self.site_ports[ss] - self.site_occupied[ss])
-        f.no_charger_events[v[cand[~gets]]] += 1
+        away = cand[~gets]
+        f.no_charger_events[v[away]] += 1
+        away = away[replay[away]]  # a replayed session has nowhere else to charge: its whole request is unmet
+        if away.size:
+            va = v[away]
+            need = np.maximum(0.0, e_stop[away] - e_new[away]) / f.eta_charge[va]
+            f.sessions_turned_away[va] += 1
+            f.unmet_turned_away_kwh[va] += need
+            f.unmet_kwh[va] += need
         c = cand[gets]
         vv, ss = v[c], site[c]
         self.site_occupied += np.bincount(ss, minlength=self.n_sites)
@@ -313,6 +320,34 @@ class V2GModel(mesa.Model):
         f.session_e_start_kwh[vv] = e_new[c]
         f.session_e_request_kwh[vv] = np.maximum(0.0, e_stop[c] - e_new[c]) / f.eta_charge[vv]
         f.session_grid_kwh[vv] = 0.0
+
+    def _close_sessions(self, v: np.ndarray, unmet_kwh: np.ndarray, step: int | None) -> None:
+        """Count the sessions of plugged vehicles ``v`` as ended with ``unmet_kwh`` each (step None: at the horizon)."""
+        f = self.fleet
+        f.unmet_kwh[v] += unmet_kwh
+        f.n_sessions[v] += 1
+        rec = self.session_sampled[v]
+        if rec.any():
+            self.recorder.session_rows(v[rec], f, step, unmet_kwh[rec])
+
+    def finish(self) -> None:
+        """Close the sessions still open at the end of the run, once (``run`` calls it; stepping on is refused).
+
+        Each counts in ``sessions``. Its unmet energy is the part of the remaining request that
+        can no longer be delivered by the driver's stated departure even at the plug's full power
+        (none while there is time; all of it once the stated departure has passed), so a run cut
+        off in the middle of the night does not count cars that would still be charged as unmet.
+        The whole remaining request is ``Results.vehicles.pending_kwh``.
+        """
+        if self.finished:
+            return
+        self.finished = True
+        f = self.fleet
+        v = np.flatnonzero(f.plugged)
+        if v.size:
+            remaining = np.maximum(0.0, f.session_e_request_kwh[v] - f.session_grid_kwh[v])
+            hours_left = np.maximum(0, f.t_depart_est_step[v] - self.step_index) * self.dt_h
+            self._close_sessions(v, np.maximum(0.0, remaining - f.p_plug_max_kw[v] * hours_left), None)
 
     # ------------------------------------------------------------------ phase 4: physics
 
@@ -351,6 +386,8 @@ class V2GModel(mesa.Model):
         s = self.step_index
         if s >= self.n_clock:
             raise SimulationError(f"the run has {self.n_clock} steps; step {s} is past its horizon")
+        if self.finished:
+            raise SimulationError("the run was finished (its open sessions are closed); build a new model to step further")
         f = self.fleet
         if s == self.n_warmup and s > 0:
             f.reset_accumulators()
@@ -461,6 +498,7 @@ class V2GModel(mesa.Model):
                 self.step()
             bar.update(end - bar.n)
         bar.close()
+        self.finish()
         self.wall_time_s = _time.perf_counter() - t0
         return Results.from_model(self)
 

@@ -86,8 +86,9 @@ class Recorder:
     def departure_soc(self, soc: np.ndarray) -> None:
         self.departure_soc_counts += np.histogram(soc, bins=SOC_BINS)[0]
 
-    def session_rows(self, v: np.ndarray, fleet, departure_step: int | None) -> None:
-        """Close the sessions of vehicles v (departure_step None: still plugged at the end)."""
+    def session_rows(self, v: np.ndarray, fleet, departure_step: int | None, unmet_kwh: np.ndarray) -> None:
+        """Record the ended sessions of vehicles v (departure_step None: still plugged at the end)
+        with the unmet energy the model counted for each."""
         self._sessions.append(
             {
                 "vehicle": v.copy(),
@@ -99,6 +100,7 @@ class Recorder:
                 "e_departure_kwh": fleet.e_kwh[v].copy(),
                 "e_request_kwh": fleet.session_e_request_kwh[v].copy(),
                 "e_delivered_kwh": fleet.session_grid_kwh[v].copy(),
+                "unmet_kwh": np.asarray(unmet_kwh, dtype=np.float64).copy(),
                 "capacity_kwh": fleet.capacity_kwh[v].copy(),
             }
         )

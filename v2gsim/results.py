@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from v2gsim.metrics import compute_kpis, swap_kpis, swap_pack_wear_kpis, wear_kpis
+from v2gsim.metrics import base_net_kw, compute_kpis, swap_kpis, swap_pack_wear_kpis, wear_kpis
 from v2gsim.population.fleet import ARCHETYPES
 from v2gsim.recorder import SOC_BINS
 
@@ -38,7 +38,8 @@ class Results:
     """Everything a finished run produced.
 
     Attributes:
-        system: one row per step (index ``time``): base_load_kw, ev_charge_kw,
+        system: one row per step (index ``time``): base_load_kw (the load without EVs),
+            base_net_kw (base load − PV: the base KPIs compare with), ev_charge_kw,
             v2g_discharge_kw, net_load_kw, transformer_loading_pct, price_cny_per_kwh, ...
         sites: long table time, site_id, p_kw.
         vehicles: one row per vehicle: energies (kWh), distance, unmet energy, money (CNY).
@@ -80,11 +81,9 @@ class Results:
         f = model.fleet
         times = model.times
         rec = model.recorder
-        # close still-open sessions of sampled vehicles so the table shows them (no departure)
-        open_ = np.flatnonzero(f.plugged & model.session_sampled)
-        if open_.size:
-            rec.session_rows(open_, f, None)
+        model.finish()  # sessions still open at the horizon are counted (once)
         system = pd.DataFrame(rec.cols, index=pd.Index(times, name="time"))
+        system.insert(1, "base_net_kw", base_net_kw(system))
         extra: dict[str, pd.DataFrame] = {}
         for h in getattr(model, "hooks", ()):  # swap stations: system columns and their own tables
             for c, a in h.system_columns().items():
@@ -119,6 +118,10 @@ class Results:
                 "departures": f.n_departures,
                 "departures_below_min": f.departures_below_min,
                 "no_charger_events": f.no_charger_events,
+                "sessions_turned_away": f.sessions_turned_away,
+                "unmet_turned_away_kwh": f.unmet_turned_away_kwh,
+                "plugged_at_end": f.plugged.copy(),
+                "pending_kwh": np.where(f.plugged, np.maximum(0.0, f.session_e_request_kwh - f.session_grid_kwh), 0.0),
                 "cost_cny": f.cost_cny,
                 "revenue_cny": f.revenue_cny,
                 "soc_final": f.e_kwh / f.capacity_kwh,
@@ -140,7 +143,7 @@ class Results:
                     "soc_departure": s["e_departure_kwh"] / s["capacity_kwh"],
                     "e_request_kwh": s["e_request_kwh"],
                     "e_delivered_kwh": s["e_delivered_kwh"],
-                    "unmet_kwh": np.where(s["departure_step"] >= 0, np.maximum(0.0, s["e_request_kwh"] - s["e_delivered_kwh"]), np.nan),
+                    "unmet_kwh": s["unmet_kwh"],
                 }
             ).sort_values(["arrival", "vehicle"], kind="stable", ignore_index=True)
         else:
@@ -165,7 +168,6 @@ class Results:
             "wall_time_s": model.wall_time_s,
             "n_steps": model.n_steps,
             "n_vehicles": f.n,
-            "sessions_dropped_outside_horizon": model.sessions_dropped,
         }
         kva = model.feeder.transformer_kva
         meta["transformer_kva"] = kva
@@ -181,6 +183,7 @@ class Results:
             )
         kpis = compute_kpis(system, vehicles, model.dt_h, kva, v_band_pu=(sc.feeder.v_min_pu, sc.feeder.v_max_pu),
                             loading_limit_pct=sc.feeder.loading_limit_pct)
+        kpis.update(model.session_stats)
         kinds = [agg.kind for agg in model.aggregators]
         for k, agg in enumerate(model.aggregators):  # each strategy's own counters, as <kind>_<name>
             prefix = agg.kind if kinds.count(agg.kind) == 1 else f"{agg.kind}{k}"

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from v2gsim.errors import Problem
+from v2gsim.fields import wall_clock
 
 PROFILE_STEP_MIN = 15
 SIMBENCH_DAYS = 366  # SimBench profiles cover 2016, a leap year
@@ -102,14 +103,21 @@ def profile_on_clock(name: str, times: pd.DatetimeIndex, step_min: int) -> np.nd
 
 
 def read_series_csv(
-    path: str | Path, value_col: str, yaml_path: str, *, lo: float = -np.inf, hi: float = np.inf, unit: str = "",
+    path: str | Path, value_col: str, yaml_path: str, *, zone: str | None = None, lo: float = -np.inf, hi: float = np.inf,
+    unit: str = "",
 ) -> tuple[pd.Series | None, list[Problem]]:
     """A user time series: a CSV file with columns ``time`` and ``value_col``.
 
-    Returns the series (index: the times) or None and the problems, each naming the scenario's
-    ``yaml_path``, the file, and the row (as a spreadsheet counts it, header = row 1) and column
-    of up to ten bad values per column: a time that is not a date-time or not after the previous
-    row's, a value that is not a number or outside [``lo``, ``hi``] (``unit`` in the message)."""
+    Times follow the scenario's rule (:mod:`v2gsim.fields`): without a UTC offset they are
+    wall-clock times of ``zone``, with one they are converted to it; rows may mix both. Where
+    converted times repeat the hour that daylight saving time repeats in autumn, the model's
+    wall clock passes that hour once and keeps the first pass (summer time).
+
+    Returns the series (index: naive wall-clock times) or None and the problems, each naming the
+    scenario's ``yaml_path``, the file, and the row (as a spreadsheet counts it, header = row 1)
+    and column of up to ten bad values per column: a time that is not a date-time or not after
+    the previous row's, a value that is not a number or outside [``lo``, ``hi``] (``unit`` in the
+    message); or a file without data rows."""
     path = Path(path)
     if not path.is_file():
         return None, [Problem(yaml_path, f"file {str(path)!r} does not exist", "check the path (relative to the scenario file)")]
@@ -121,27 +129,40 @@ def read_series_csv(
     if missing:
         return None, [Problem(yaml_path, f"{path.name}: missing column(s) {', '.join(missing)}; has {', '.join(map(str, df.columns))}",
                               f"columns: time, {value_col}")]
-    t = pd.to_datetime(df["time"], errors="coerce")
+    if df.empty:
+        return None, [Problem(yaml_path, f"{path.name}: has a header but no data rows", f"give one row per time: time, {value_col}")]
+    t = wall_clock(df["time"], zone)
     v = pd.to_numeric(df[value_col], errors="coerce")
     problems = []
-    for r in np.flatnonzero(t.isna().to_numpy())[:10]:
+    for r in np.flatnonzero(t.bad)[:10]:
         problems.append(Problem(yaml_path, f"{path.name} row {r + 2}, column time: not a date-time; got {str(df['time'].iloc[r])!r}"))
     bad_v = (v.isna() | (v < lo) | (v > hi)).to_numpy()
     for r in np.flatnonzero(bad_v)[:10]:
         problems.append(Problem(yaml_path, f"{path.name} row {r + 2}, column {value_col}: not a number in {lo:g}..{hi:g}{unit}; "
                                            f"got {str(df[value_col].iloc[r])!r}"))
-    tv = t.to_numpy()
-    for r in np.flatnonzero(tv[1:] <= tv[:-1])[:10]:
+    unordered = ~t.after(t.shift(1))[1:] & ~t.bad[1:] & ~t.bad[:-1]
+    for r in np.flatnonzero(unordered)[:10]:
         problems.append(Problem(yaml_path, f"{path.name} row {r + 3}, column time: not after the previous row (times out of order)",
-                                "sort the file by time; one row per time"))
+                                "sort the file by time; one row per time (where daylight saving time repeats an hour, give "
+                                "the times with their UTC offset, e.g. 2026-10-25T02:30+01:00)"))
     if problems:
         return None, problems
-    return pd.Series(v.to_numpy(np.float64), index=pd.DatetimeIndex(t)), []
+    wall = t.wall.to_numpy()
+    first_pass = np.r_[True, wall[1:] > np.maximum.accumulate(wall)[:-1]]
+    return pd.Series(v.to_numpy(np.float64)[first_pass], index=pd.DatetimeIndex(wall[first_pass])), []
 
 
-def read_load_csv(path: str | Path, yaml_path: str) -> tuple[pd.Series | None, list[Problem]]:
+def coverage_problems(series: pd.Series, first: pd.Timestamp, last: pd.Timestamp, yaml_path: str) -> list[Problem]:
+    """A problem if ``series`` does not cover ``first``..``last`` (values are interpolated, never extrapolated)."""
+    if series.index[0] <= first and series.index[-1] >= last:
+        return []
+    return [Problem(yaml_path, f"covers {series.index[0]} to {series.index[-1]}, not the run {first} to {last} (local time)",
+                    "extend the file, or check time.start, time.horizon_days and the file's time zone")]
+
+
+def read_load_csv(path: str | Path, yaml_path: str, zone: str | None = None) -> tuple[pd.Series | None, list[Problem]]:
     """A user base-load file with columns ``time`` and ``p_kw`` (:func:`read_series_csv`)."""
-    return read_series_csv(path, "p_kw", yaml_path, unit=" kW")
+    return read_series_csv(path, "p_kw", yaml_path, zone=zone, unit=" kW")
 
 
 def series_to_clock(series: pd.Series, times: pd.DatetimeIndex) -> np.ndarray:

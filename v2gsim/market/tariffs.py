@@ -38,7 +38,9 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from v2gsim.fields import StrictNumbers
 
 __all__ = [
     "PERIOD_NAMES",
@@ -85,7 +87,7 @@ def _fmt_minutes(m: int) -> str:
     return f"{m // 60:02d}:{m % 60:02d}"
 
 
-class CriticalPeakConfig(BaseModel):
+class CriticalPeakConfig(StrictNumbers):
     """Critical peak: a price multiplier at some hours in some months."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -124,7 +126,7 @@ def load_tariff_presets() -> dict[str, dict[str, Any]]:
     return copy.deepcopy(_presets_cached())
 
 
-class TariffConfig(BaseModel):
+class TariffConfig(StrictNumbers):
     """Validated tariff description (see the module docstring for the rules).
 
     Examples:

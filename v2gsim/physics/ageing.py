@@ -29,8 +29,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from v2gsim.fields import StrictNumbers
 from v2gsim.physics.ambient import AmbientConfig, ambient_on_clock
 from v2gsim.physics.wear import WEAR_MODELS, WearState, XuRainflow, model_for_chemistry
 
@@ -39,7 +40,7 @@ __all__ = ["WearConfig", "SecondLifeConfig", "WearPopulation", "FleetWear", "Swa
 WearModelName = Literal["auto", "naumann_lfp", "schmalstieg_nmc", "xu_rainflow", "off"]
 
 
-class _Frozen(BaseModel):
+class _Frozen(StrictNumbers):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -494,7 +495,8 @@ class FleetWear:
     after retirement is fitted at the same state of charge and books the difference (positive).
     """
 
-    def __init__(self, cfg: WearConfig, fleet, clock, step_min: int, start_step: int, n_clock: int, price_cny_per_kwh, chemistry_names):
+    def __init__(self, cfg: WearConfig, fleet, clock, step_min: int, start_step: int, n_clock: int, price_cny_per_kwh, chemistry_names,
+                 zone: str | None = None):
         self.cfg = cfg
         self.fleet = fleet
         f = fleet
@@ -509,7 +511,7 @@ class FleetWear:
         self.period_steps = int(round(steps))
         self.start_step = start_step
         self.n_clock = n_clock
-        self.t_amb_degc = ambient_on_clock(cfg.ambient, clock, step_min)
+        self.t_amb_degc = ambient_on_clock(cfg.ambient, clock, step_min, zone)  # zone: time.timezone, for CSV times
         self.models, chem_model, self.model_names = _resolve_models(cfg, list(chemistry_names))
         self.chem_model = np.asarray(chem_model, dtype=np.int64)  # model index per fleet.CHEMISTRIES entry
         model_ids = self.chem_model[f.chemistry.astype(np.int64)]

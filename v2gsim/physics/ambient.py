@@ -25,10 +25,11 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from v2gsim.data.profiles import read_series_csv
+from v2gsim.data.profiles import coverage_problems, read_series_csv
 from v2gsim.errors import Problem
+from v2gsim.fields import StrictNumbers
 
 __all__ = ["AmbientConfig", "ambient_presets", "ambient_on_clock", "read_ambient_csv"]
 
@@ -42,7 +43,7 @@ def ambient_presets() -> dict[str, dict]:
     return yaml.safe_load(text)
 
 
-class AmbientConfig(BaseModel):
+class AmbientConfig(StrictNumbers):
     """Where the ambient temperature comes from: one of ``preset``, ``csv`` or ``constant_degc``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -77,10 +78,10 @@ class AmbientConfig(BaseModel):
         return None
 
 
-def read_ambient_csv(path: str | Path, label: str = "wear.ambient.csv") -> tuple[pd.Series | None, list[Problem]]:
-    """A temperature file with columns ``time`` and ``t_degc`` within -60..70 degC
-    (:func:`~v2gsim.data.profiles.read_series_csv`)."""
-    return read_series_csv(path, "t_degc", label, lo=-60.0, hi=70.0, unit=" degC")
+def read_ambient_csv(path: str | Path, label: str = "wear.ambient.csv", zone: str | None = None) -> tuple[pd.Series | None, list[Problem]]:
+    """A temperature file with columns ``time`` and ``t_degc`` within -60..70 degC, times by
+    the scenario's rule in ``zone`` (:func:`~v2gsim.data.profiles.read_series_csv`)."""
+    return read_series_csv(path, "t_degc", label, zone=zone, lo=-60.0, hi=70.0, unit=" degC")
 
 
 def _preset_profile(name: str, clock: pd.DatetimeIndex) -> np.ndarray:
@@ -95,19 +96,18 @@ def _preset_profile(name: str, clock: pd.DatetimeIndex) -> np.ndarray:
     return daily + float(p["diurnal_half_range_degc"]) * np.cos(2.0 * np.pi * (hour - 15.0) / 24.0)
 
 
-def ambient_on_clock(cfg: AmbientConfig, clock: pd.DatetimeIndex, step_min: int) -> np.ndarray:
+def ambient_on_clock(cfg: AmbientConfig, clock: pd.DatetimeIndex, step_min: int, zone: str | None = None) -> np.ndarray:
     """Mean ambient temperature of each step (degC), shape (len(clock),).
 
-    Evaluated at the middle of each step. A CSV must cover the clock (else ``ScenarioError``).
+    Evaluated at the middle of each step. A CSV (times in ``zone``, the scenario's
+    ``time.timezone``) must cover the clock (else ``ScenarioError``).
     """
     mid = clock + pd.Timedelta(minutes=step_min / 2.0)
     if cfg.constant_degc is not None:
         t = np.full(len(clock), float(cfg.constant_degc))
     elif cfg.csv is not None:
-        series, problems = read_ambient_csv(cfg.csv)
-        if not problems and (series.index[0] > clock[0] or series.index[-1] < clock[-1]):
-            problems = [Problem("wear.ambient.csv", f"covers {series.index[0]} to {series.index[-1]}, not the run {clock[0]} to {clock[-1]}",
-                                "extend the file or shorten time.horizon_days")]
+        series, problems = read_ambient_csv(cfg.csv, zone=zone)
+        problems = problems or coverage_problems(series, clock[0], clock[-1], "wear.ambient.csv")
         if problems:
             from v2gsim.errors import ScenarioError
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from v2gsim.metrics import base_net_kw
 from v2gsim.plotting.figure import new_figure
 
 __all__ = [
@@ -67,8 +68,10 @@ def plot_daily_envelope(results, ax=None) -> Figure:
     fig, ax = _ax(ax, (8, 4))
     sy = results.system
     tod = sy.index.hour + sy.index.minute / 60.0
-    for col, color, label in (("net_load_kw", "k", "net load"), ("ev_charge_kw", "#fc8d62", "EV charging"), ("base_load_kw", "#8da0cb", "base load")):
-        g = sy[col].groupby(tod).agg(["min", "mean", "max"])
+    base_label = "base load − PV" if "pv_kw" in sy else "base load"  # the base the KPIs compare with
+    for series, color, label in ((sy["net_load_kw"], "k", "net load"), (sy["ev_charge_kw"], "#fc8d62", "EV charging"),
+                                 (base_net_kw(sy), "#8da0cb", base_label)):
+        g = series.groupby(tod).agg(["min", "mean", "max"])
         ax.fill_between(g.index, g["min"], g["max"], color=color, alpha=0.15)
         ax.plot(g.index, g["mean"], color=color, label=f"{label} (mean, min-max band)")
     ax.set_xlim(0, 24)

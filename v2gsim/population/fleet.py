@@ -21,7 +21,7 @@ ARCHETYPES = ("private_commuter", "ride_hailing", "city_bus", "session")
 CHEMISTRIES = ("LFP", "NMC")
 ACCUMULATORS = (
     "e_charged_kwh e_discharged_kwh e_loss_kwh e_driven_kwh distance_km unmet_kwh stranded_trips stranded_kwh "
-    "n_sessions n_departures departures_below_min no_charger_events cost_cny revenue_cny"
+    "n_sessions n_departures departures_below_min no_charger_events sessions_turned_away unmet_turned_away_kwh cost_cny revenue_cny"
 ).split()
 
 
@@ -84,6 +84,8 @@ class Fleet:
     n_departures: np.ndarray
     departures_below_min: np.ndarray
     no_charger_events: np.ndarray
+    sessions_turned_away: np.ndarray  # replayed sessions that found no free charger
+    unmet_turned_away_kwh: np.ndarray  # their requested energy (also in unmet_kwh)
     cost_cny: np.ndarray
     revenue_cny: np.ndarray
 
@@ -149,7 +151,7 @@ def build_fleet(
                 "capacity_kwh consumption_kwh_per_km p_ac_max_kw p_dc_max_kw eta_charge eta_discharge soc_knee p_batt_max_kw "
                 "e_full_kwh e_stop_kwh e_min_departure_kwh e_public_below_kwh wear_cost_cny_per_kwh departure_estimate_sd_h daily_km_scale e_kwh "
                 "p_plug_max_kw p_kw session_e_request_kwh session_grid_kwh session_e_start_kwh e_charged_kwh "
-                "e_discharged_kwh e_loss_kwh e_driven_kwh distance_km unmet_kwh stranded_kwh cost_cny revenue_cny"
+                "e_discharged_kwh e_loss_kwh e_driven_kwh distance_km unmet_kwh unmet_turned_away_kwh stranded_kwh cost_cny revenue_cny"
             ).split()
         },
         bidirectional=_zeros(n, bool),
@@ -171,6 +173,7 @@ def build_fleet(
         n_departures=_zeros(n, np.int32),
         departures_below_min=_zeros(n, np.int32),
         no_charger_events=_zeros(n, np.int32),
+        sessions_turned_away=_zeros(n, np.int32),
     )
     for gi, b in enumerate(blocks):
         sl = slice(b.start, b.start + b.count)

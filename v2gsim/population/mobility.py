@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from v2gsim.errors import Problem
+from v2gsim.fields import wall_clock
 from v2gsim.population.archetypes import PLANNERS, DayPlan
 from v2gsim.population.fleet import PUBLIC, Fleet, GroupSpec
 
@@ -203,10 +204,15 @@ class SessionTable:
     vehicle_slot: np.ndarray  # (rows,) index of the session's vehicle among the session vehicles
 
 
-def read_sessions(path: str | Path, site_ids: list[str], default_site: str | None, yaml_path: str) -> tuple[SessionTable | None, list[Problem]]:
+def read_sessions(path: str | Path, site_ids: list[str], default_site: str | None, yaml_path: str, zone: str | None = None,
+                  window: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> tuple[SessionTable | None, list[Problem]]:
     """Read and check a session CSV; every bad row is named by file, row and column.
 
-    Rows are numbered as in a spreadsheet (header = row 1).
+    Rows are numbered as in a spreadsheet (header = row 1). Times follow the scenario's rule
+    (:mod:`v2gsim.fields`): without a UTC offset they are wall-clock times of ``zone``, with one
+    they are converted to it. With ``window`` = (first step, end of the clock), a file none of
+    whose sessions arrives within it is a problem (sessions partly outside are dropped at run
+    time and counted, see :class:`SessionMobility`).
     """
     path = Path(path)
     name = path.name
@@ -221,6 +227,8 @@ def read_sessions(path: str | Path, site_ids: list[str], default_site: str | Non
         return None, [
             Problem(yaml_path, f"{name}: missing column(s) {', '.join(missing)}", f"required: {', '.join(SESSION_COLUMNS)}; optional: {', '.join(OPTIONAL_COLUMNS)}")
         ]
+    if df.empty:
+        return None, [Problem(yaml_path, f"{name}: has a header but no sessions", "give one row per charging session")]
     problems: list[Problem] = []
 
     def bad(mask: np.ndarray, column: str, what: str):
@@ -230,15 +238,15 @@ def read_sessions(path: str | Path, site_ids: list[str], default_site: str | Non
         if rows.size > MAX_ROW_PROBLEMS:
             problems.append(Problem(yaml_path, f"{name}: {rows.size - MAX_ROW_PROBLEMS} more rows with the same problem in column {column}"))
 
-    arrival = pd.to_datetime(df["arrival"], errors="coerce")
-    departure = pd.to_datetime(df["departure"], errors="coerce")
+    arrival = wall_clock(df["arrival"], zone)
+    departure = wall_clock(df["departure"], zone)
     energy = pd.to_numeric(df["energy_kwh"], errors="coerce")
-    bad(arrival.isna().to_numpy(), "arrival", "not a date-time like 2026-07-06 08:15")
-    bad(departure.isna().to_numpy(), "departure", "not a date-time like 2026-07-06 17:30")
+    bad(arrival.bad, "arrival", "not a date-time like 2026-07-06 08:15")
+    bad(departure.bad, "departure", "not a date-time like 2026-07-06 17:30")
     bad(energy.isna().to_numpy(), "energy_kwh", "not a number")
     bad((energy < 0).to_numpy(), "energy_kwh", "negative energy (kWh must be >= 0)")
-    both = (~arrival.isna() & ~departure.isna()).to_numpy()
-    bad(both & (departure <= arrival).to_numpy(), "departure", "not after the arrival (times out of order)")
+    both = ~arrival.bad & ~departure.bad
+    bad(both & ~departure.after(arrival), "departure", "not after the arrival (times out of order)")
     p_max = pd.Series(np.inf, index=df.index)
     if "max_power_kw" in df.columns:
         given = df["max_power_kw"].notna()  # an empty cell means no limit
@@ -257,21 +265,37 @@ def read_sessions(path: str | Path, site_ids: list[str], default_site: str | Non
         vid = df["vehicle_id"].fillna("").astype(str)
         codes, uniques = pd.factorize(vid)
         n_vehicles = len(uniques)
-        order = np.lexsort((arrival.to_numpy(), codes))
+        order = np.lexsort((arrival.wall.to_numpy(), codes))
         same = codes[order][1:] == codes[order][:-1]
-        overlap = same & (arrival.to_numpy()[order][1:] < departure.to_numpy()[order][:-1])
+        overlap = same & departure.take(order[:-1]).after(arrival.take(order[1:]))
         bad(np.isin(np.arange(len(df)), order[1:][overlap]), "arrival", "this vehicle is still plugged in from its previous session (sessions overlap)")
     else:
         codes = np.arange(len(df))
         n_vehicles = len(df)
+    if window is not None and not problems:
+        first, end = window
+        inside = ((arrival.wall >= first) & (arrival.wall < end)).to_numpy()
+        if not inside.any():
+            problems.append(Problem(
+                yaml_path, f"{name}, column arrival: none of its {len(df)} sessions arrives within the run ({first} to {end}, local "
+                           f"time); they arrive from {arrival.wall.min()} to {arrival.wall.max()}",
+                "check time.start, time.horizon_days and time.warmup_days, and the file's dates and time zone"))
     if problems:
         return None, problems
-    frame = pd.DataFrame({"arrival": arrival, "departure": departure, "energy_kwh": energy.astype(float), "site_id": site, "max_power_kw": p_max.astype(float)})
+    frame = pd.DataFrame({"arrival": arrival.wall, "departure": departure.wall, "energy_kwh": energy.astype(float), "site_id": site,
+                          "max_power_kw": p_max.astype(float)})
     return SessionTable(frame, n_vehicles, np.asarray(codes, np.int64)), []
 
 
 class SessionMobility:
-    """Replays imported sessions: each arrives with just enough room for its requested energy."""
+    """Replays imported sessions: each arrives with just enough room for its requested energy.
+
+    Input the clock cannot replay is counted in ``stats`` (KPIs of the run):
+    ``sessions_dropped_outside_horizon`` (arriving before the clock's first step, warm-up
+    included, or after its end), ``sessions_energy_capped`` and ``session_energy_capped_kwh``
+    (sessions asking more than the vehicle's battery takes, grid side: the car arrives empty and
+    the request is cut to a full charge).
+    """
 
     def __init__(self, table: SessionTable, fleet: Fleet, first_vehicle: int, start: pd.Timestamp, step_min: int, n_steps: int, site_index: dict[str, int]):
         fr = table.frame
@@ -280,11 +304,16 @@ class SessionMobility:
         dsteps = np.floor((fr["departure"] - start) / step).to_numpy().astype(np.int64)
         dsteps = np.maximum(dsteps, a + 1)
         keep = (a >= 0) & (a < n_steps)
-        self.n_dropped = int((~keep).sum())
         v = first_vehicle + table.vehicle_slot[keep]
         e_req = fr["energy_kwh"].to_numpy()[keep]
         # sessions carry grid-side energy; the car arrives with room for it in its battery
         e_set = np.maximum(0.0, fleet.e_stop_kwh[v] - e_req * fleet.eta_charge[v])
+        capped_kwh = np.maximum(0.0, e_req - fleet.e_stop_kwh[v] / fleet.eta_charge[v])
+        self.stats = {
+            "sessions_dropped_outside_horizon": float((~keep).sum()),
+            "sessions_energy_capped": float((capped_kwh > 1e-9).sum()),
+            "session_energy_capped_kwh": float(capped_kwh.sum()),
+        }
         self.steps_per_day = 1440 // step_min
         self.offset_steps = int((start - start.normalize()) / step)
         self.dep = {"step": dsteps[keep], "vehicle": v}

@@ -6,10 +6,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
 from v2gsim.errors import Problem
 from v2gsim.scenario import loader
-from v2gsim.scenario.schema import Scenario, cross_checks, resolve_paths
+from v2gsim.scenario.schema import Scenario, TimeConfig, cross_checks, resolve_paths
 
 __all__ = ["Scenario", "bundled_scenarios", "find_scenario", "load_scenario"]
 
@@ -35,23 +36,47 @@ def find_scenario(name_or_path: str | Path) -> Path:
 
 
 def _data_file_checks(raw) -> list[Problem]:
-    from v2gsim.data.profiles import available_profiles, read_load_csv
+    """Problems of the data files a scenario names, found at validate as they would be at run time."""
+    from v2gsim.data.profiles import available_profiles, coverage_problems, read_load_csv
+    from v2gsim.physics.ambient import read_ambient_csv
     from v2gsim.population.mobility import read_sessions
 
     problems: list[Problem] = []
     if not isinstance(raw, dict):
         return problems
-    feeder = raw.get("feeder") if isinstance(raw.get("feeder"), dict) else {}
-    bl = feeder.get("base_load") if isinstance(feeder.get("base_load"), dict) else {}
+    try:  # the clock, to check the files cover it (a bad time section is reported by pydantic)
+        tc = TimeConfig.model_validate(raw.get("time"))
+        clock, zone = tc.clock(), tc.timezone
+    except ValidationError:
+        clock, zone = None, None
+
+    def section(*keys):
+        node = raw
+        for k in keys:
+            node = node.get(k) if isinstance(node, dict) else None
+        return node if isinstance(node, dict) else {}
+
+    bl = section("feeder", "base_load")
     prof = bl.get("profile")
     if isinstance(prof, str) and prof not in available_profiles():
         problems.append(Problem("feeder.base_load.profile", f"unknown standard load profile {prof!r}", "known: " + ", ".join(available_profiles())))
     if isinstance(bl.get("csv"), str):
-        problems += read_load_csv(bl["csv"], "feeder.base_load.csv")[1]
+        series, found = read_load_csv(bl["csv"], "feeder.base_load.csv", zone)
+        if not found and clock is not None:
+            recorded = clock[tc.warmup_days * tc.steps_per_day:]
+            found = coverage_problems(series, recorded[0], recorded[-1], "feeder.base_load.csv")
+        problems += found
+    amb = section("wear", "ambient")
+    if isinstance(amb.get("csv"), str):
+        series, found = read_ambient_csv(amb["csv"], zone=zone)
+        if not found and clock is not None:
+            found = coverage_problems(series, clock[0], clock[-1], "wear.ambient.csv")
+        problems += found
     ms = raw.get("mobility_sessions")
     if isinstance(ms, dict) and isinstance(ms.get("csv"), str):
         sites = [s.get("id") for s in raw.get("sites", []) if isinstance(s, dict)] if isinstance(raw.get("sites"), list) else []
-        problems += read_sessions(ms["csv"], sites, ms.get("default_site"), "mobility_sessions.csv")[1]
+        window = (clock[0], clock[-1] + clock.freq) if clock is not None else None
+        problems += read_sessions(ms["csv"], sites, ms.get("default_site"), "mobility_sessions.csv", zone, window)[1]
     return problems
 
 

@@ -62,13 +62,15 @@ def format_path(path: Sequence[Any]) -> str:
     return out
 
 
-_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]|(\.)")
+_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]|(\.)")
+_INDEX = re.compile(r"-?\d+")
 
 
 def parse_path(text: str) -> PathT:
     """Parse ``"population[0].count"`` or ``"population.0.count"`` into a path tuple.
 
-    Parts made of digits only become list indices (ints).
+    Parts made of digits only become list indices (ints); a leading minus counts from the end
+    of the list, as in Python (``population.-1.count``).
 
     Raises:
         ValueError: on empty parts or unbalanced brackets.
@@ -97,7 +99,7 @@ def parse_path(text: str) -> PathT:
             if not expect_part:
                 raise ValueError(f"missing '.' in path {text!r}")
             name = name.strip()
-            parts.append(int(name) if name.isdigit() else name)
+            parts.append(int(name) if _INDEX.fullmatch(name) else name)
             expect_part = False
         pos = m.end()
     if expect_part:
@@ -393,7 +395,8 @@ def parse_override(text: str) -> tuple[PathT, Any]:
     The value is read as a YAML scalar or flow collection: ``"3"`` -> 3, ``"0.5"`` -> 0.5,
     ``"true"`` -> True, ``"[1, 2]"`` -> [1, 2], ``"{a: 1}"`` -> {"a": 1}. Anything else stays
     a string (so ``name=Guangzhou: week 1`` keeps its colon). Digit-only path parts are list
-    indices: ``population.0.count=5`` (``population[0].count=5`` works too).
+    indices: ``population.0.count=5`` (``population[0].count=5`` works too; ``population.-1`` is
+    the last group).
 
     Raises:
         ScenarioError: no ``=``, an empty or malformed path, or an unreadable flow value.
@@ -448,11 +451,16 @@ def _apply_override(data: dict, path: PathT, value: Any, lines: LineMap, text: s
                 cur = cur[part]
         elif isinstance(cur, list):
             if not isinstance(part, int):
+                def example(i: int) -> str:
+                    return ".".join(str(x) for x in done + (i,) + path[n:])
+
                 return problem(f"{here} is a list; index it with a number",
-                               hint=f"e.g. {format_path(done)}.0.{part}")
-            if part >= len(cur):
+                               hint=f"e.g. {example(0)} (the first item) or {example(-1)} (the last)")
+            if not -len(cur) <= part < len(cur):
                 return problem(f"index {part} is out of range; {here} has {len(cur)} item(s)",
-                               hint=f"valid indices: 0..{len(cur) - 1}" if cur else "the list is empty")
+                               hint=f"valid indices: 0..{len(cur) - 1}, or -{len(cur)}..-1 from the end"
+                               if cur else "the list is empty")
+            part %= len(cur)  # -1 is the last item, as in Python
             if last:
                 cur[part] = value
             else:

@@ -10,22 +10,24 @@ from __future__ import annotations
 
 import difflib
 import functools
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
+import numpy as np
+import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from v2gsim.errors import Problem
+from v2gsim.fields import DEFAULT_ZONE, LocalDateTime, StrictNumbers, check_zone, local_zone
 from v2gsim.market.tariffs import TariffConfig
 from v2gsim.physics.ageing import WearConfig
 from v2gsim.strategies import STRATEGIES
 from v2gsim.strategies.uncontrolled import UncontrolledConfig
 
 
-class _Frozen(BaseModel):
+class _Frozen(StrictNumbers):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -34,13 +36,29 @@ def _pct(lo: float = 0.0, hi: float = 1.0):
 
 
 class TimeConfig(_Frozen):
-    start: datetime = Field(description="start of the run, local wall-clock time (e.g. 2026-07-06T00:00)")
+    start: LocalDateTime = Field(
+        description="start of the run, local wall-clock time (e.g. 2026-07-06T00:00); a time with a UTC offset "
+        "(2026-07-05T16:00Z) is converted to the local time of timezone"
+    )
     step_min: Annotated[int, Field(ge=1, le=60, description="step length in minutes; must divide a day")] = 15
-    horizon_days: Annotated[float, Field(ge=1, le=3660, description="length of the run in days")]
+    horizon_days: Annotated[
+        float, Field(ge=1, le=3660, description="length of the run in days; must be a whole number of steps")
+    ]
     warmup_days: Annotated[
         int, Field(ge=0, le=60, description="days simulated before start so the run begins settled; not recorded")
     ] = 1
-    timezone: str = Field(default="Asia/Shanghai", description="label of the local time zone (times are local)")
+    timezone: str = Field(
+        default=DEFAULT_ZONE,
+        description="IANA time zone of the run; the model's clock is its local wall-clock time, times with a UTC "
+        "offset (in YAML or CSV files) are converted to it",
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _in_zone(cls, data: Any, handler):
+        # times with an offset are converted to this section's own zone (see v2gsim.fields)
+        with local_zone(data.get("timezone", DEFAULT_ZONE) if isinstance(data, dict) else None):
+            return handler(data)
 
     @field_validator("step_min")
     @classmethod
@@ -49,17 +67,42 @@ class TimeConfig(_Frozen):
             raise ValueError(f"must divide a day (1440 min) evenly, e.g. 1, 5, 10, 15, 20, 30, 60; got {v}")
         return v
 
+    @field_validator("horizon_days")
+    @classmethod
+    def _whole_steps(cls, v: float, info: ValidationInfo) -> float:
+        step = info.data.get("step_min")
+        if step is None:
+            return v  # step_min's own problem is reported
+        steps = v * 1440 / step
+        if abs(steps - round(steps)) > 1e-6:
+            lo, hi = np.floor(steps) * step / 1440, np.ceil(steps) * step / 1440
+            raise ValueError(f"must be a whole number of {step}-minute steps; {v:g} days are {steps:.6g} steps "
+                             f"(nearest: {lo:.10g} or {hi:.10g} days)")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        check_zone(v)
+        return v
+
     @property
     def dt_h(self) -> float:
         return self.step_min / 60.0
 
     @property
     def n_steps(self) -> int:
-        return int(round(self.horizon_days * 1440)) // self.step_min
+        """Recorded steps (horizon_days is a whole number of steps)."""
+        return int(round(self.horizon_days * 1440 / self.step_min))
 
     @property
     def steps_per_day(self) -> int:
         return 1440 // self.step_min
+
+    def clock(self) -> pd.DatetimeIndex:
+        """Start of every step simulated, warm-up included: naive local wall-clock times."""
+        n = self.warmup_days * self.steps_per_day + self.n_steps
+        return pd.date_range(pd.Timestamp(self.start) - pd.Timedelta(days=self.warmup_days), periods=n, freq=f"{self.step_min}min")
 
 
 class VehicleSpec(_Frozen):
@@ -207,7 +250,8 @@ class FeederConfig(_Frozen):
 
 
 class SessionsConfig(_Frozen):
-    csv: str = Field(description="charging sessions file: arrival, departure, energy_kwh[, site_id, max_power_kw, vehicle_id]")
+    csv: str = Field(description="charging sessions file: arrival, departure, energy_kwh[, site_id, max_power_kw, vehicle_id]; "
+                     "times local to time.timezone or with a UTC offset")
     vehicle: str | VehicleSpec = Field(default="generic_private_50", description="vehicle preset for session vehicles")
     default_site: str | None = Field(default=None, description="site for rows without site_id")
 
@@ -242,6 +286,21 @@ class Scenario(_Frozen):
     business_models: list[BusinessModel] = Field(default_factory=lambda: [UncontrolledConfig()])  # type: ignore[valid-type]
     outputs: OutputsConfig = OutputsConfig()
     wear: WearConfig = Field(default_factory=WearConfig, description="battery ageing, its attribution, price and second life")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _in_zone(cls, data: Any, handler):
+        """Times with an offset anywhere in the scenario are converted to time.timezone."""
+        if not isinstance(data, dict):
+            return handler(data)
+        time = data.get("time")
+        zone = time.timezone if isinstance(time, TimeConfig) else time.get("timezone", DEFAULT_ZONE) if isinstance(time, dict) else None
+        bms = data.get("business_models")
+        if isinstance(bms, list) and any(isinstance(bm, BaseModel) for bm in bms):
+            # configs built outside the scenario kept their offsets; validate them again in its zone
+            data = {**data, "business_models": [bm.model_dump(by_alias=True) if isinstance(bm, BaseModel) else bm for bm in bms]}
+        with local_zone(zone):
+            return handler(data)
 
     @model_validator(mode="after")
     def _has_vehicles(self):

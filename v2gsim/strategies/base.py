@@ -16,13 +16,15 @@ from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from v2gsim.fields import StrictNumbers
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 
-class StrategyConfig(BaseModel):
+class StrategyConfig(StrictNumbers):
     """Fields shared by every business-model entry of a scenario."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -35,18 +35,18 @@ The EMS, vectorised over all rack packs (``R`` of them):
 from __future__ import annotations
 
 import functools
-from datetime import datetime
 from importlib import resources
 from typing import Annotated, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
+from v2gsim.fields import LocalDateTime, StrictNumbers
 from v2gsim.strategies.base import Dispatch, Observation, Strategy, StrategyConfig, register
 
 
-class _Frozen(BaseModel):
+class _Frozen(StrictNumbers):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -116,7 +116,7 @@ class SwapStationConfig(_Frozen):
 class DischargeRequest(_Frozen):
     """A grid operator's call on the swap stations to feed back during a window."""
 
-    start: datetime = Field(description="start of the window, local time")
+    start: LocalDateTime = Field(description="start of the window, local time")
     hours: Annotated[float, Field(gt=0, le=24, description="length of the window")]
     p_kw: Annotated[float, Field(gt=0)] | None = Field(default=None, description="requested discharge per station; None = as much as idle packs give")
     reward_cny_per_kwh: Annotated[float, Field(ge=0, le=100, description="paid per kWh fed back on top of the V2G price")] = 0.0

@@ -54,13 +54,13 @@ import bisect
 import logging
 import time as _time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from v2gsim.fields import LocalDateTime, StrictNumbers
 from v2gsim.strategies.base import (
     Dispatch,
     Observation,
@@ -87,7 +87,7 @@ __all__ = ["CentralizedConfig", "GridRequestConfig", "Centralized"]
 _log = logging.getLogger(__name__)
 
 
-class GridRequestConfig(BaseModel):
+class GridRequestConfig(StrictNumbers):
     """A grid-operator request to the operator's sites for a time window.
 
     ``peak_shaving``: the sites' net power must stay at or below ``p_kw`` (kW import).
@@ -99,7 +99,7 @@ class GridRequestConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["peak_shaving", "discharge_call"]
-    start: datetime = Field(description="window start, local wall-clock time of the scenario")
+    start: LocalDateTime = Field(description="window start, local wall-clock time of the scenario")
     hours: Annotated[float, Field(gt=0, le=24 * 366, description="window length, h")]
     p_kw: Annotated[float, Field(ge=0, le=1e7, description="peak_shaving: import cap, kW; discharge_call: export, kW")]
     daily: bool = Field(default=False, description="repeat the window every day of the run at the same time of day")

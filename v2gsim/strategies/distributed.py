@@ -51,22 +51,23 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from v2gsim.fields import LocalDateTime, StrictNumbers
 from v2gsim.strategies.base import Dispatch, Observation, Strategy, StrategyConfig, StrategyContext, register
 
 SHENZHEN_2024_ENROLLED, SHENZHEN_2024_DISCHARGED = 1473, 53  # 15 May 2024, 4 CNY/kWh [A]
 _MAX_PRICE_LEVELS = 64
 
 
-class _Frozen(BaseModel):
+class _Frozen(StrictNumbers):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Invitation(_Frozen):
     """A V2G invitation broadcast to every enrolled driver."""
 
-    start: datetime = Field(description="start of the discharge window, local wall-clock time")
+    start: LocalDateTime = Field(description="start of the discharge window, local wall-clock time")
     hours: Annotated[float, Field(gt=0, le=24, description="length of the discharge window, h")] = 1.0
     reward_cny_per_kwh: Annotated[
         float, Field(ge=0, le=50, description="paid per kWh fed back during the window (replaces the tariff's V2G price)")
@@ -77,7 +78,7 @@ class Invitation(_Frozen):
 class PriceOffer(_Frozen):
     """The aggregator's own charging price for a window (e.g. a valley-filling discount)."""
 
-    start: datetime = Field(description="start of the offer, local wall-clock time")
+    start: LocalDateTime = Field(description="start of the offer, local wall-clock time")
     hours: Annotated[float, Field(gt=0, le=24 * 31, description="length of the offer, h")]
     price_cny_per_kwh: Annotated[float, Field(ge=0, le=20, description="charging price during the offer")]
 
