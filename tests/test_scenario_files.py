@@ -168,3 +168,26 @@ def test_negative_list_indices_in_set_count_from_the_end():
         v2gsim.load_scenario("smoke", ["population.-3.count=7"])
     (p,) = exc.value.problems
     assert "index -3 is out of range; population has 2 item(s)" in p.message and p.hint == "valid indices: 0..1, or -2..-1 from the end"
+
+
+def test_empty_business_models_is_rejected_with_its_line(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text(bundled_scenarios()["smoke"].read_text() + "business_models: []\n")
+    with pytest.raises(ScenarioError) as exc:
+        v2gsim.load_scenario(p)
+    (pr,) = exc.value.problems
+    assert pr.path == "business_models" and pr.line is not None and "at least 1 item" in pr.message
+
+
+def test_chinese_site_and_station_ids_run_end_to_end(tmp_path):
+    sc = v2gsim.load_scenario("battery_swapping", {
+        "time.horizon_days": 1, "name": "换电站 一天",
+        "sites.0.id": "小区", "population.0.home_site": "小区", "population.1.home_site": "小区", "population.2.home_site": "小区",
+        "business_models.0.stations.0.id": "蔚来_第三代-1"})
+    res = v2gsim.run(sc)
+    assert "小区" in list(res.sites["site_id"].cat.categories)
+    assert "蔚来_第三代-1" in set(res.extra["stations"]["station_id"].astype(str))
+    res.save(tmp_path / "out", plots=True)
+    for bad in ("a b", "a/b", ""):
+        with pytest.raises(ScenarioError, match="sites\\[0\\].id"):
+            v2gsim.load_scenario("smoke", {"sites.0.id": bad})

@@ -35,9 +35,12 @@ import numpy as np
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, model_validator
 
-__all__ = ["DEFAULT_ZONE", "LocalDateTime", "NotANumber", "StrictNumbers", "WallClock", "check_zone", "local_zone", "wall_clock"]
+__all__ = ["DEFAULT_ZONE", "ID_PATTERN", "LocalDateTime", "NotANumber", "StrictNumbers", "WallClock", "check_zone", "local_zone", "wall_clock"]
 
 DEFAULT_ZONE = "Asia/Shanghai"
+# ids of sites, stations, ...: letters of any script (深圳_hub_1 is fine), digits, '_', '.', '-';
+# no spaces or slashes, so an id is also a safe file-name part and a --set path part
+ID_PATTERN = r"^[\w.-]+$"
 
 # --------------------------------------------------------------------------- numbers
 

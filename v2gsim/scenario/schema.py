@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from v2gsim.errors import Problem
-from v2gsim.fields import DEFAULT_ZONE, LocalDateTime, StrictNumbers, check_zone, local_zone
+from v2gsim.fields import DEFAULT_ZONE, ID_PATTERN, LocalDateTime, StrictNumbers, check_zone, local_zone
 from v2gsim.market.tariffs import TariffConfig
 from v2gsim.physics.ageing import WearConfig
 from v2gsim.strategies import STRATEGIES
@@ -172,7 +172,7 @@ class PopulationGroup(_Frozen):
 
 
 class Site(_Frozen):
-    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", description="unique site id")]
+    id: Annotated[str, Field(pattern=ID_PATTERN, description="unique site id")]
     kind: Literal["home", "work", "public", "depot"]
     p_max_kw: Annotated[float, Field(gt=0, le=1000, description="power limit of one charger, grid side")]
     chargers: Annotated[int, Field(gt=0, le=1_000_000)] | None = Field(
@@ -283,7 +283,9 @@ class Scenario(_Frozen):
     sites: list[Site] = []
     population: list[PopulationGroup] = []
     mobility_sessions: SessionsConfig | None = None
-    business_models: list[BusinessModel] = Field(default_factory=lambda: [UncontrolledConfig()])  # type: ignore[valid-type]
+    business_models: list[BusinessModel] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: [UncontrolledConfig()], min_length=1,
+        description="who controls the chargers (and swap stations); omitted: uncontrolled charging everywhere")
     outputs: OutputsConfig = OutputsConfig()
     wear: WearConfig = Field(default_factory=WearConfig, description="battery ageing, its attribution, price and second life")
 

@@ -42,7 +42,7 @@ import numpy as np
 import yaml
 from pydantic import ConfigDict, Field, field_validator
 
-from v2gsim.fields import LocalDateTime, StrictNumbers
+from v2gsim.fields import ID_PATTERN, LocalDateTime, StrictNumbers
 from v2gsim.strategies.base import Dispatch, Observation, Strategy, StrategyConfig, register
 
 
@@ -73,7 +73,7 @@ def station_presets() -> dict[str, SwapStationPreset]:
 class SwapStationConfig(_Frozen):
     """One swap station; any preset figure can be overridden."""
 
-    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", description="unique station id")]
+    id: Annotated[str, Field(pattern=ID_PATTERN, description="unique station id")]
     preset: str = Field(default="nio_gen3", description="station generation: nio_gen2, nio_gen3, nio_gen4, aulton, catl_choco")
     bus: Annotated[int, Field(ge=0)] | Literal["auto"] | None = Field(
         default=None, description="feeder.network bus of the station (auto: a load bus drawn by load, the default with a network)"
