@@ -107,6 +107,9 @@ def _state(target: Path, given: str, overwrite: bool) -> tuple[str, set[str]]:
     if not target.exists():
         if target.is_symlink():
             raise OutputError(f"{given} is a broken symbolic link; remove it or choose another folder")
+        above = next(p for p in target.parents if p.exists())
+        if not above.is_dir():
+            raise OutputError(f"{above} is a file, not a folder, so {given} cannot be made; choose another folder")
         return "new", set()
     if not target.is_dir():
         raise OutputError(f"{given} is a file, not a folder: results go into a folder (created if missing); choose another name")
