@@ -121,7 +121,7 @@ def _state(target: Path, given: str, overwrite: bool) -> tuple[str, set[str]]:
     if files is None:
         raise OutputError(f"{given} already holds files that are not a v2gsim result ({_listing(names)}); "
                           "v2gsim never deletes them: choose a new or empty folder")
-    others = names - files
+    others = {n for n in names if n not in files or ((target / n).is_dir() and not (target / n).is_symlink())}
     if others:
         raise OutputError(f"{given} holds a v2gsim result and other files ({_listing(others)}); overwriting replaces "
                           "only a folder holding nothing but a v2gsim result: move those files or choose another folder")
@@ -134,11 +134,7 @@ def _state(target: Path, given: str, overwrite: bool) -> tuple[str, set[str]]:
 def _remove_result(folder: Path, names: set[str]) -> None:
     """Delete a replaced result: its own files, then the folder if nothing else appeared in it."""
     for name in names:
-        p = folder / name
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
+        (folder / name).unlink(missing_ok=True)
     try:
         folder.rmdir()
     except OSError:
@@ -191,7 +187,8 @@ def _write_failure(given: str, target: Path, exc: OSError) -> OutputError:
     msg = f"cannot write the results to {given}: {reason}"
     where = Path(exc.filename) if isinstance(exc.filename, str) else None
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and where is not None and target not in (where, *where.parents):
-        msg += f" (in {target.parent}: v2gsim writes the results next to {target.name} first, so that folder must be writable)"
+        # a folder above the output: the parents it needs, or where the result is first written
+        msg += f" (cannot create anything in {where.parent})"
     return OutputError(msg, refused=False)
 
 
