@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,22 +23,15 @@ EXE = Path(sys.executable).parent / "v2gsim"
 QUICK = ["--no-progress", "--no-plots"]
 
 
-def cli(args, *, cwd=None, umask=None, bound_by_modes=False):
-    """The installed command in a subprocess (exit status, stdout, stderr).
-
-    ``bound_by_modes``: as root, drop the capabilities that let root ignore permission bits
-    (``setpriv``), so that a read-only folder is read-only.
-    """
-    cmd = " ".join(["exec", str(EXE), *map(shlex.quote, map(str, args))])
-    if umask is not None:
-        cmd = f"umask {umask:03o} && {cmd}"
-    argv = ["sh", "-c", cmd]
-    if bound_by_modes and os.geteuid() == 0:
+def cli(args, *, cwd):
+    """The installed command in a subprocess, bound by permission bits even as root (``setpriv``
+    drops the capabilities that let root write into a read-only folder)."""
+    argv = [str(EXE), *map(str, args)]
+    if os.geteuid() == 0:
         if shutil.which("setpriv") is None:
             pytest.skip("running as root without setpriv: permission bits do not bind")
         argv = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--", *argv]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(argv, capture_output=True, text=True, cwd=cwd or ROOT, env=env, timeout=600)
+    return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=600)
 
 
 def listing(folder: Path) -> dict[str, bytes | None]:
@@ -247,7 +238,7 @@ def test_unwritable_parent_names_the_output_folder(tmp_path):
     locked.mkdir()
     os.chmod(locked, 0o555)
     try:
-        p = cli(["run", "smoke", "-o", "locked/out", *QUICK], cwd=tmp_path, bound_by_modes=True)
+        p = cli(["run", "smoke", "-o", "locked/out", *QUICK], cwd=tmp_path)
     finally:
         os.chmod(locked, 0o755)
     assert p.returncode == 1 and "Traceback" not in p.stderr
