@@ -37,7 +37,8 @@ extras=dev
 
 case "${1:-demo}" in
     demo)
-        .venv/bin/v2gsim run scenarios/baseline_uncontrolled.yaml -o results/baseline_uncontrolled ;;
+        # --overwrite: a second demo replaces the first one's result (and refuses anything else there)
+        .venv/bin/v2gsim run scenarios/baseline_uncontrolled.yaml -o results/baseline_uncontrolled --overwrite ;;
     test)
         shift || true
         .venv/bin/python -m pytest -n 2 "$@" ;;

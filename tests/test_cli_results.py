@@ -52,7 +52,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr("v2gsim.plotting.save_standard_plots", boom)
     with pytest.raises(RuntimeError):
-        r.save(target, plots=True)
+        r.save(target, plots=True, overwrite=True)
     assert (target / "kpis.json").read_text() == before  # the old result is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no temp folder left behind
 

@@ -1,7 +1,8 @@
 """The ``v2gsim`` command: run | validate | schema | scenarios | compare | sweep.
 
-Logging is configured here and only here. Scenario problems exit with status 2 and a list of
-problems, never a traceback; other failures exit with 1 (``--debug`` shows the traceback).
+Logging is configured here and only here. Scenario problems and an output folder v2gsim refuses
+to write into exit with status 2 and a plain message, never a traceback; other failures exit
+with 1 (``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a scenario and write its tables, KPIs and plots")
     r.add_argument("file", help="scenario YAML file, or the name of a bundled scenario")
-    r.add_argument("-o", "--out", required=True, help="output folder (replaced atomically)")
+    r.add_argument("-o", "--out", required=True, help="output folder: new, empty, or (with --overwrite) a previous result; written atomically")
+    r.add_argument("--overwrite", action="store_true", help="replace a previous v2gsim result in the output folder (never other files)")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE", help="override a field, e.g. --set population.0.count=500 (repeatable)")
     r.add_argument("--seed", type=int, help="override the scenario's seed")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -53,21 +55,37 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _steps(tc) -> str:
+    """Steps simulated (what the progress bar counts) and how many of them were recorded."""
+    n, days = tc.n_steps, tc.warmup_days
+    if not days:
+        return f"{n} steps"
+    return f"{n + days * tc.steps_per_day} steps ({n} recorded after {days} warm-up day{'s' if days != 1 else ''})"
+
+
 def _cmd_run(args) -> int:
+    import math
+
     import v2gsim
+    from v2gsim.result_folder import check_result_folder
     from v2gsim.runner import run_scenario
 
     scenario = v2gsim.load_scenario(args.file, args.overrides)
     if args.seed is not None and args.seed < 0:
         print("v2gsim: --seed must be >= 0", file=sys.stderr)
         return EXIT_SCENARIO
+    check_result_folder(args.out, overwrite=args.overwrite)  # before the run, not after it
     results = run_scenario(scenario, seed=args.seed, progress=not args.no_progress)
-    out = results.save(args.out, plots=scenario.outputs.plots and not args.no_plots)
+    out = results.save(args.out, plots=scenario.outputs.plots and not args.no_plots, overwrite=args.overwrite)
     k = results.kpis
-    print(f"{scenario.name}: {int(k['n_vehicles'])} vehicles, {results.metadata['n_steps']} steps in {results.metadata['wall_time_s']:.1f} s")
-    if k["peak_reduction_pct"] != 0:
-        print(f"  peak reduced by {k['peak_reduction_pct']:.1f} % against uncontrolled charging ({k['uncontrolled_peak_kw']:.1f} kW)")
-    print(f"  peak {k['peak_load_kw']:.1f} kW ({k['peak_increase_pct']:+.1f} % over base), max transformer loading {k['max_transformer_loading_pct']:.1f} %, overload {k['transformer_overload_h']:.2f} h")
+    print(f"{scenario.name}: {int(k['n_vehicles'])} vehicles, {_steps(scenario.time)} "
+          f"in {results.metadata['wall_time_s']:.1f} s")
+    # signed percentages in words, so that a negative one never reads "reduced by -5 %" or "+-3 %"
+    cut, rise = k["peak_reduction_pct"], k["peak_increase_pct"]
+    if cut != 0 and math.isfinite(cut):
+        print(f"  peak {'reduced' if cut > 0 else 'raised'} by {abs(cut):.1f} % against uncontrolled charging ({k['uncontrolled_peak_kw']:.1f} kW)")
+    over_base = f" ({abs(rise):.1f} % {'above' if rise >= 0 else 'below'} the peak before EVs)" if math.isfinite(rise) else ""
+    print(f"  peak {k['peak_load_kw']:.1f} kW{over_base}, max transformer loading {k['max_transformer_loading_pct']:.1f} %, overload {k['transformer_overload_h']:.2f} h")
     print(f"  charged {k['energy_charged_kwh']:.0f} kWh, unmet {k['unmet_energy_kwh']:.1f} kWh, stranded trips {int(k['stranded_trips'])}")
     warnings = [text for n, text in (
         (k["sessions_dropped_outside_horizon"], f"{k['sessions_dropped_outside_horizon']:.0f} session(s) dropped: they arrive outside the run"),
@@ -138,26 +156,45 @@ def _models_in(tp):
     return out
 
 
-def schema_rows(model_cls, prefix: str = ""):
-    """(path, type, default, range, description) for every field, depth first."""
+def _yaml_default(value) -> str:
+    """A default as it would be written in YAML (models: their fields that differ from their
+    own defaults, ``(defaults)`` when none do)."""
+    import yaml
     from pydantic import BaseModel
-    from pydantic_core import PydanticUndefined
 
+    def plain(v):
+        if isinstance(v, BaseModel):
+            d = v.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+            return {"kind": v.kind, **d} if "kind" in type(v).model_fields else d
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+
+    if isinstance(value, BaseModel) and not plain(value):
+        return "(defaults)"
+    v = plain(value)
+    if isinstance(v, str):  # a bare word reads better than its quoted repr; '' stays visible
+        return v or "''"
+    return yaml.safe_dump(v, default_flow_style=True, width=10**6, sort_keys=False).strip().removesuffix("...").strip()
+
+
+# `extends:` is read by the loader (it is not a field of the scenario), so it is listed here
+EXTENDS_ROW = ("extends", "str | null", "null", "", "parent scenario file (relative to this one), deep-merged: this file's values win")
+
+
+def schema_rows(model_cls, prefix: str = ""):
+    """(path, type, default, range, description) for every field, depth first; a field with
+    an alias is listed under its YAML name (``feeder.base_load.from``)."""
     rows = []
     for name, f in model_cls.model_fields.items():
-        path = f"{prefix}{name}"
-        if f.is_required():
-            default = "required"
-        elif f.default is PydanticUndefined:
-            default = "(computed)"
-        elif isinstance(f.default, BaseModel):
-            default = "(defaults)"
-        else:
-            default = repr(f.default)
+        path = f"{prefix}{f.alias or name}"
+        default = "required" if f.is_required() else _yaml_default(f.get_default(call_default_factory=True))
         rows.append((path, _type_name(f.annotation), default, _range(f), f.description or ""))
         is_list = typing.get_origin(f.annotation) is list
         for sub in dict.fromkeys(_models_in(f.annotation)):
-            label = f" ({sub.model_fields['kind'].default})" if "kind" in sub.model_fields else ""
+            kind = sub.model_fields.get("kind")
+            # label the members of a union told apart by `kind` (business models), not a plain `kind` field
+            label = f" ({kind.default})" if kind is not None and not kind.is_required() else ""
             rows += schema_rows(sub, f"{path}{'[]' if is_list else ''}{label}.")
     return rows
 
@@ -165,7 +202,7 @@ def schema_rows(model_cls, prefix: str = ""):
 def _cmd_schema(args) -> int:
     from v2gsim.scenario.schema import Scenario
 
-    rows = schema_rows(Scenario)
+    rows = [EXTENDS_ROW, *schema_rows(Scenario)]
     if args.format == "markdown":
         print("| field | type | default | range | meaning |\n|---|---|---|---|---|")
         for r in rows:
@@ -200,9 +237,9 @@ def _cmd_scenarios(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    import pandas as pd
+    import shutil
 
-    from v2gsim.compare import kpi_table, load_or_run, plot_compare
+    from v2gsim.compare import format_kpi_table, kpi_table, load_or_run, plot_compare
 
     runs = dict(load_or_run(item) for item in args.items)
     if len(runs) < len(args.items):
@@ -216,8 +253,7 @@ def _cmd_compare(args) -> int:
             print(f"v2gsim: unknown KPI(s) {', '.join(unknown)}; known: {', '.join(table.index)}", file=sys.stderr)
             return EXIT_FAIL
         table = table.loc[wanted]
-    with pd.option_context("display.max_rows", None, "display.width", 200, "display.float_format", "{:,.3f}".format):
-        print(table)
+    print(format_kpi_table(table, shutil.get_terminal_size((120, 24)).columns))
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -250,13 +286,16 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from v2gsim.errors import ScenarioError, SimulationError
+    from v2gsim.errors import OutputError, ScenarioError, SimulationError
 
     try:
         return COMMANDS[args.command](args)
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_SCENARIO
+    except OutputError as exc:  # the output folder: refused (a usage problem) or not writable
+        print(f"v2gsim: {exc}", file=sys.stderr)
+        return EXIT_SCENARIO if exc.refused else EXIT_FAIL
     except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
         sys.stderr.close()
         return EXIT_OK

@@ -32,6 +32,46 @@ def kpi_table(runs: dict[str, Results]) -> pd.DataFrame:
     return pd.DataFrame({label: pd.Series(r.kpis, dtype=float) for label, r in runs.items()})
 
 
+def _shorten(text: str, width: int) -> str:
+    """``text`` cut in the middle to ``width`` characters (run labels differ at both ends)."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
+def format_kpi_table(table: pd.DataFrame, width: int) -> str:
+    """The KPI table as text at most ``width`` characters wide.
+
+    Run labels are cut in the middle to their share of the width (never below 12 characters or
+    their numbers); runs that still do not fit side by side continue in further blocks below,
+    each repeating the KPI names, so no run is ever hidden.
+    """
+    gap = 2
+    names = [str(i) for i in table.index]
+    name_w = min(max(map(len, names), default=0), max(width // 2, 10))
+    cells = [[f"{v:,.3f}" for v in table[label]] for label in table.columns]
+    share = max((width - name_w) // max(len(cells), 1) - gap, 12)
+    col_w = [max(max(map(len, c), default=0), min(len(str(label)), share)) for label, c in zip(table.columns, cells)]
+    heads = [_shorten(str(label), w) for label, w in zip(table.columns, col_w)]
+    blocks: list[list[int]] = [[]]
+    used = name_w
+    for j, w in enumerate(col_w):
+        if blocks[-1] and used + gap + w > width:
+            blocks.append([])
+            used = name_w
+        blocks[-1].append(j)
+        used += gap + w
+    lines: list[str] = []
+    for b in blocks:
+        if lines:
+            lines.append("")
+        lines.append(" " * name_w + "".join(" " * gap + heads[j].rjust(col_w[j]) for j in b))
+        for i, name in enumerate(names):
+            lines.append(_shorten(name, name_w).ljust(name_w) + "".join(" " * gap + cells[j][i].rjust(col_w[j]) for j in b))
+    return "\n".join(lines)
+
+
 def plot_compare(runs: dict[str, Results], column: str = "net_load_kw") -> Figure:
     """Overlaid load curves (top) and their mean daily profile (bottom)."""
     fig = new_figure((11, 7))

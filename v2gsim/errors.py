@@ -2,7 +2,8 @@
 
 `ScenarioError` carries every problem found in a scenario (never just the first), each one a
 `Problem` with the YAML path, the file and line it came from, a plain message and a hint.
-`SimulationError` is for failures while a model runs.
+`SimulationError` is for failures while a model runs; `OutputError` for a result folder that
+cannot be written as asked.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Problem", "ScenarioError", "SimulationError"]
+__all__ = ["OutputError", "Problem", "ScenarioError", "SimulationError"]
 
 
 @dataclass(frozen=True)
@@ -79,3 +80,16 @@ class ScenarioError(Exception):
 
 class SimulationError(Exception):
     """A model failed while running (bad state, solver failure, inconsistent data)."""
+
+
+class OutputError(OSError):
+    """A result folder cannot be written as asked; the message names the folder and what to do.
+
+    Attributes:
+        refused: True when v2gsim declined (the folder holds other files, is a file, holds a
+            previous result without overwrite) and wrote nothing; False when writing failed.
+    """
+
+    def __init__(self, message: str, *, refused: bool = True):
+        super().__init__(message)
+        self.refused = refused

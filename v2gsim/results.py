@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata as _md
 from pathlib import Path
@@ -17,6 +15,7 @@ import pandas as pd
 from v2gsim.metrics import base_net_kw, compute_kpis, swap_kpis, swap_pack_wear_kpis, wear_kpis
 from v2gsim.population.fleet import ARCHETYPES
 from v2gsim.recorder import SOC_BINS
+from v2gsim.result_folder import write_result_folder
 
 TABLES = ("system", "sites", "vehicles", "sessions", "traces", "departure_soc")
 
@@ -47,7 +46,8 @@ class Results:
         traces: long table time, vehicle, soc for ``outputs.trace_sample`` vehicles.
         departure_soc: histogram of state of charge at every departure.
         kpis: flat name -> number.
-        metadata: scenario as resolved, its hash, seed, package version, wall time.
+        metadata: scenario as resolved, its hash, seed, package version, wall time and the
+            strategies' wall-clock figures (``timings``, e.g. ``centralized_solve_time_s``).
     """
 
     system: pd.DataFrame
@@ -202,43 +202,41 @@ class Results:
         if "stations" in extra:
             kpis.update(swap_kpis(extra["stations"], extra["swaps"], model.dt_h))
         meta["extra_tables"] = list(extra)
+        # wall-clock figures (e.g. centralized_solve_time_s) differ between two runs of one seed:
+        # they describe the run, not its results, so they go to the metadata
+        meta["timings"] = {k: kpis.pop(k) for k in [k for k in kpis if k.endswith("_time_s")]}
         return cls(system, sites, vehicles, sessions, traces, departure_soc, kpis, meta, bus_voltages, extra)
 
     # ------------------------------------------------------------------ files
 
-    def save(self, directory: str | Path, *, plots: bool = True) -> Path:
-        """Write Parquet tables, kpis.json, metadata.json (and PNG plots) atomically.
+    def save(self, directory: str | Path, *, plots: bool = True, overwrite: bool = False) -> Path:
+        """Write Parquet tables, kpis.json, metadata.json (and PNG plots) into ``directory``.
 
-        Everything is written into a temporary sibling folder, which then replaces
-        ``directory`` in one rename, so a crash never leaves a half-written result.
+        The folder may be new, empty, or, with ``overwrite``, hold a previous v2gsim result and
+        nothing else; v2gsim never deletes files it did not write. The result appears
+        atomically: a crash never leaves half of it (see :mod:`v2gsim.result_folder`).
+        ``metadata.json`` lists the files written (``files``).
+
+        Raises:
+            v2gsim.errors.OutputError: the folder holds other files, is a file, holds a previous
+                result and ``overwrite`` is False, or cannot be written.
         """
-        directory = Path(directory).resolve()
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-        try:
-            for name in TABLES:
-                getattr(self, name).to_parquet(tmp / f"{name}.parquet", index=(name == "system"))
-            if self.bus_voltages is not None:
-                self.bus_voltages.to_parquet(tmp / "bus_voltages.parquet", index=False)
-            for name, t in self.extra.items():
-                t.to_parquet(tmp / f"{name}.parquet", index=False)
-            (tmp / "kpis.json").write_text(json.dumps(self.kpis, indent=2, allow_nan=True))
-            (tmp / "metadata.json").write_text(json.dumps(self.metadata, indent=2, default=str))
-            if plots:
-                from v2gsim.plotting import save_standard_plots
+        return write_result_folder(directory, lambda folder: self._write_files(folder, plots), overwrite=overwrite)
 
-                save_standard_plots(self, tmp)
-            if directory.exists():
-                old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-                os.replace(directory, old)
-                os.replace(tmp, directory)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return directory
+    def _write_files(self, folder: Path, plots: bool) -> None:
+        for name in TABLES:
+            getattr(self, name).to_parquet(folder / f"{name}.parquet", index=(name == "system"))
+        if self.bus_voltages is not None:
+            self.bus_voltages.to_parquet(folder / "bus_voltages.parquet", index=False)
+        for name, t in self.extra.items():
+            t.to_parquet(folder / f"{name}.parquet", index=False)
+        (folder / "kpis.json").write_text(json.dumps(self.kpis, indent=2, allow_nan=True))
+        if plots:
+            from v2gsim.plotting import save_standard_plots
+
+            save_standard_plots(self, folder)
+        files = sorted([*os.listdir(folder), "metadata.json"])
+        (folder / "metadata.json").write_text(json.dumps({**self.metadata, "files": files}, indent=2, default=str))
 
     @classmethod
     def load(cls, directory: str | Path) -> Results:

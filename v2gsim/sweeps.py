@@ -721,7 +721,7 @@ def run_sweep(
                           RuntimeWarning, stacklevel=2)
         res = outcome.get("results")
         if res is not None:
-            res.save(_result_dir(out, task.key), plots=False)
+            res.save(_result_dir(out, task.key), plots=False, overwrite=True)  # a resumed sweep redoes a run whose record was lost
             record["result_dir"] = str(_result_dir(out, task.key).relative_to(out))
         _write_atomic(runs_dir / f"{task.key}.json", json.dumps(record, indent=1, allow_nan=True))
         records[task.key] = record

@@ -54,8 +54,9 @@ def plot_load_curve(results, ax=None) -> Figure:
     if down:
         ax.stackplot(t, *[-sy[c] for c, _, _ in down], labels=[lb for _, lb, _ in down], colors=[co for _, _, co in down], alpha=0.9)
     ax.plot(t, sy["net_load_kw"], color="k", lw=0.7, label="net load")
-    rating_kw = results.transformer_kva * results.metadata["scenario"]["feeder"]["power_factor"]
-    ax.axhline(rating_kw, color="firebrick", ls="--", lw=1.2, label=f"transformer rating ({results.transformer_kva:.0f} kVA)")
+    # the axis is in kW: the kVA rating is drawn at the scenario's power factor, and says so
+    kva, pf = results.transformer_kva, results.metadata["scenario"]["feeder"]["power_factor"]
+    ax.axhline(kva * pf, color="firebrick", ls="--", lw=1.2, label=f"transformer {f'{kva:.1f}'.removesuffix('.0')} kVA × pf {pf:g} = {kva * pf:.1f} kW")
     ax.set_ylabel("power (kW)")
     ax.set_title(f"{results.metadata['scenario']['name']}: load on the transformer")
     ax.legend(loc="upper left", fontsize=8, ncols=3)

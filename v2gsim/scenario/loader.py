@@ -350,7 +350,18 @@ def _merge_lines(merged: Any, parent: LineMap, child: LineMap) -> LineMap:
     return out
 
 
+def _folder_problem(path: Path, referrer: Problem | None) -> Problem:
+    found = sorted(p.name for p in path.glob("*.yaml")) + sorted(p.name for p in path.glob("*.yml"))
+    hint = (f"give one of its scenario files, e.g. {path / found[0]} (it holds {', '.join(found[:5])}"
+            f"{' ...' if len(found) > 5 else ''})" if found else "give the path of a scenario .yaml file")
+    if referrer is not None:
+        return dataclasses.replace(referrer, message=f"extends a folder, not a scenario file: {path}", hint=hint)
+    return Problem("", f"{path} is a folder, not a scenario file", hint=hint, file=str(path))
+
+
 def _resolve_file(path: Path, chain: list[Path], referrer: Problem | None) -> tuple[Any, LineMap]:
+    if path.is_dir():
+        raise ScenarioError(_folder_problem(path, referrer), file=str(chain[0] if chain else path))
     if not path.is_file():
         if referrer is not None:
             raise ScenarioError(dataclasses.replace(

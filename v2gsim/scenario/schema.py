@@ -274,8 +274,9 @@ BusinessModel = _business_model_type()
 
 
 class Scenario(_Frozen):
-    name: str
-    description: str = ""
+    # bounded: both are printed (progress bar, summaries, plot titles) and stored with every result
+    name: Annotated[str, Field(max_length=200, description="short title, printed and stored with the results")]
+    description: Annotated[str, Field(max_length=5000, description="free text about the scenario")] = ""
     seed: Annotated[int, Field(ge=0, le=2**63 - 1, description="master seed of every random stream")] = 0
     time: TimeConfig
     feeder: FeederConfig

@@ -172,7 +172,8 @@ class Strategy:
 
     def kpis(self) -> dict[str, float]:
         """Counters of the recorded run this strategy keeps (flat name -> number); the results
-        add them to their KPIs as ``<kind>_<name>``. Default: none."""
+        add them to their KPIs as ``<kind>_<name>``, except wall-clock figures (names ending in
+        ``_time_s``), which go to the metadata's ``timings``. Default: none."""
         return {}
 
     def bind(self, model) -> None:
