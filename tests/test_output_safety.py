@@ -278,10 +278,12 @@ def test_two_runs_of_one_seed_write_identical_kpis_and_tables(name, tmp_path, ca
         assert f"peak raised by {-cut:.1f} % against uncontrolled charging" in out
     if rise < 0:
         assert f"({-rise:.1f} % below the peak before EVs)" in out
-    if name == "battery_swapping":  # the cases of the issue occur in the bundled set
+    else:
+        assert f"({rise:.1f} % above the peak before EVs)" in out
+    if name == "battery_swapping":  # the case of the issue occurs in the bundled set
         assert cut < 0
-    if name == "city_feeder":
-        assert rise < 0
+    # city_feeder printed "+-3.1 % over base" because its base ignored PV; with the base net of PV
+    # (load - PV) the EVs raise its peak (tests/test_metrics.py), so no bundled run is below base
 
 
 # ------------------------------------------------------------------ what the commands print
