@@ -18,8 +18,10 @@ from scipy import stats
 import v2gsim
 from v2gsim.errors import ScenarioError
 from v2gsim.results import scenario_hash
-from v2gsim.sweeps import FAULT_ENV, cli_main, load_sweep, run_sweep, summarize
+from v2gsim.sweeps import cli_main, load_sweep, run_sweep, summarize
 from v2gsim.sweep_plots import kpi_heatmap, kpi_vs_parameter
+
+from sweep_faults import inject
 
 KPIS = ["peak_load_kw", "energy_charged_kwh", "unmet_energy_kwh"]
 
@@ -176,7 +178,7 @@ def test_dask_local_cluster_and_local_processes_give_identical_tables(reference,
 
 
 def test_failing_runs_are_recorded_and_the_others_finish(tmp_path, monkeypatch):
-    monkeypatch.setenv(FAULT_ENV, "raise:1")  # run 1 raises inside its worker
+    inject(monkeypatch, "raise", 1)  # run 1 raises inside its worker
     path = write(tmp_path, SMALL.replace("[4, 8, 12]", "[4, -3, 12]"))  # -3 fails validation
     t = run_sweep(path, tmp_path / "out", scheduler="processes", workers=2, progress=False, plots=False)
     assert len(t) == 6
@@ -195,7 +197,7 @@ def test_failing_runs_are_recorded_and_the_others_finish(tmp_path, monkeypatch):
 @pytest.mark.parametrize("backend", ["processes", "dask"])
 def test_a_killed_worker_is_retried_and_every_run_appears_once(backend, tmp_path, monkeypatch, reference):
     once = tmp_path / "crashed-once"
-    monkeypatch.setenv(FAULT_ENV, f"exit:2:{once}")
+    inject(monkeypatch, "exit", 2, once)
     kwargs = {"scheduler": "processes"} if backend == "processes" else {}
     t = run_sweep(write(tmp_path, SMALL), tmp_path / "out", workers=2, progress=False, plots=False, **kwargs)
     assert once.exists()  # the worker really died (os._exit) while running run 2
@@ -206,7 +208,7 @@ def test_a_killed_worker_is_retried_and_every_run_appears_once(backend, tmp_path
 
 
 def test_a_run_that_always_kills_its_worker_is_recorded_failed(tmp_path, monkeypatch):
-    monkeypatch.setenv(FAULT_ENV, "exit:4")  # no once-file: dies every time
+    inject(monkeypatch, "exit", 4)  # no once-file: dies every time
     t = run_sweep(write(tmp_path, SMALL), tmp_path / "out", scheduler="processes", workers=2,
                   progress=False, plots=False)
     assert t["run_id"].tolist() == list(range(6))
