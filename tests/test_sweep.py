@@ -5,8 +5,11 @@ worker has imported the model)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import socket
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -167,9 +170,24 @@ def test_table_shape_and_reproducibility(reference, tmp_path):
     assert t.loc[t["population.0.count"] == 12, "energy_charged_kwh"].nunique() == 2
 
 
+@contextlib.contextmanager
+def port_taken(port: int):
+    """Hold ``port`` as another program (another sweep's Dask dashboard) would."""
+    with socket.socket() as s:
+        try:
+            s.bind(("", port))
+            s.listen()
+        except OSError:
+            pass  # taken already
+        yield
+
+
 def test_dask_local_cluster_and_local_processes_give_identical_tables(reference, tmp_path):
     path = write(tmp_path, SMALL)
-    dask_table = run_sweep(path, tmp_path / "dask", workers=2, progress=False, plots=False)
+    with port_taken(8787), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dask_table = run_sweep(path, tmp_path / "dask", workers=2, progress=False, plots=False)
+    assert not [w for w in caught if "8787" in str(w.message)]  # no dashboard fighting for its port
     proc_table = run_sweep(path, tmp_path / "proc", scheduler="processes", workers=2, progress=False, plots=False)
     pd.testing.assert_frame_equal(comparable(dask_table), comparable(proc_table))
     pd.testing.assert_frame_equal(comparable(dask_table), comparable(reference))  # 1 worker, serial

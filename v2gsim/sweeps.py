@@ -1120,8 +1120,12 @@ def _dispatch(tasks: Iterable[_Task], n_tasks: int, workers: int | None, schedul
         from distributed import Client, LocalCluster
 
         n = workers or _available_cores()
+        # no dashboard; the scheduler's HTTP server (health checks) on a free port, not on 8787,
+        # where a second sweep's cluster would warn that the port is taken
+        no_dashboard = {"dashboard": False, "dashboard_address": ":0"}
         with _quiet_dask_logs(), LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                              dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+                                              dashboard_address=None, scheduler_kwargs=no_dashboard,
+                                              silence_logs=logging.ERROR) as cluster, \
                 Client(cluster) as client:
             return _run_dask(tasks, client, on_done)
     if isinstance(scheduler, str):
