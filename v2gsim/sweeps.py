@@ -319,6 +319,7 @@ class Sweep:
         return (dict(zip(names, row)) for row in zip(*columns))
 
     def combinations(self) -> list[dict[str, Any]]:
+        """Parameter combinations in the fixed order (a list; see `iter_combinations`)."""
         return list(self.iter_combinations())
 
     def iter_runs(self) -> Iterator[PlannedRun]:
