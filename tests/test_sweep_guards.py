@@ -400,6 +400,6 @@ seed: 5
         run_sweep(path, tmp_path / f"w{n}", scheduler="processes", workers=n, progress=False, plots=False)
         tables[n] = pd.read_parquet(tmp_path / f"w{n}" / "runs.parquet")
     timed = [c for c in tables[1].columns if c.endswith("_time_s")]
-    assert "centralized_solve_time_s" in timed and "centralized_replans" in tables[1].columns
+    assert "centralized_replans" in tables[1].columns  # the LP planner ran
     assert (tables[1]["status"] == "ok").all()
     pd.testing.assert_frame_equal(tables[1].drop(columns=timed), tables[2].drop(columns=timed))

@@ -844,17 +844,17 @@ def _folder_lock(out: Path) -> Iterator[None]:
     message a second sweep gets. Worker processes do not inherit it (spawned, and Python opens
     files non-inheritable).
     """
-    import fcntl
-
     out.mkdir(parents=True, exist_ok=True)
     fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
+            import fcntl
+
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise SweepFolderError(f"{out} is in use by another sweep ({_lock_holder(fd)}); wait for it "
                                    "to finish, or write to another folder") from None
-        except OSError as exc:  # a file system without locks
+        except (OSError, ImportError) as exc:  # a file system (or a system) without locks
             warnings.warn(f"cannot lock {out} ({exc}); make sure no other sweep writes to it",
                           RuntimeWarning, stacklevel=3)
         holder = {"pid": os.getpid(), "host": socket.gethostname(),
