@@ -127,11 +127,14 @@ class RangeSpec(_Frozen):
         """How many values `values` gives, without making them."""
         return int(math.floor((self.stop - self.start) / self.step + 1e-9)) + 1
 
-    def values(self) -> list[int | float]:
-        n = self.n_values
+    def value(self, k: int) -> int | float:
+        """Value number ``k`` (0-based)."""
         if all(isinstance(v, int) and not isinstance(v, bool) for v in (self.start, self.stop, self.step)):
-            return [int(self.start + k * self.step) for k in range(n)]
-        return [float(f"{self.start + k * self.step:.12g}") for k in range(n)]
+            return int(self.start + k * self.step)
+        return float(f"{self.start + k * self.step:.12g}")
+
+    def values(self) -> list[int | float]:
+        return [self.value(k) for k in range(self.n_values)]
 
 
 class IntervalSpec(_Frozen):
@@ -313,9 +316,9 @@ class Sweep:
             if isinstance(p, IntervalSpec):
                 columns.append(p.map(u[:, j]))
             else:  # a list or range is a categorical axis: stratum -> item
-                vals = _values(p)
-                idx = np.minimum((u[:, j] * len(vals)).astype(int), len(vals) - 1)
-                columns.append([vals[i] for i in idx])
+                n = _n_values(p)
+                idx = np.minimum((u[:, j] * n).astype(int), n - 1)
+                columns.append([_value(p, int(i)) for i in idx])
         return (dict(zip(names, row)) for row in zip(*columns))
 
     def combinations(self) -> list[dict[str, Any]]:
@@ -340,6 +343,10 @@ class Sweep:
 
 def _n_values(p: list | RangeSpec) -> int:
     return p.n_values if isinstance(p, RangeSpec) else len(p)
+
+
+def _value(p: list | RangeSpec, k: int) -> Any:
+    return p.value(k) if isinstance(p, RangeSpec) else p[k]
 
 
 def _child_seed(seq: np.random.SeedSequence, i: int) -> int:
@@ -418,7 +425,7 @@ def _check_paths(sweep: Sweep, lines: loader.LineMap) -> None:
         raise ScenarioError(problems, file=str(sweep.file)) from None
     problems = []
     for key, p_spec in spec.parameters.items():
-        first = _values(p_spec)[0] if not isinstance(p_spec, IntervalSpec) else p_spec.low
+        first = _value(p_spec, 0) if not isinstance(p_spec, IntervalSpec) else p_spec.low
         try:
             load_scenario(sweep.base_path, overrides={**spec.overrides, key: first})
         except ScenarioError as exc:
@@ -572,7 +579,7 @@ def _kpi_probe_points(sweep: Sweep) -> Iterator[dict[str, Any]]:
     axes = []
     for p in sweep.spec.parameters.values():
         if isinstance(p, (IntervalSpec, RangeSpec)):  # numbers only
-            axes.append([p.low if isinstance(p, IntervalSpec) else p.values()[0]])
+            axes.append([p.low if isinstance(p, IntervalSpec) else p.value(0)])
             continue
         first, rest = p[0], [v for v in dict.fromkeys(p[1:]) if not _is_number(v)]
         axes.append([first, *(v for v in rest if v != first)])
