@@ -11,8 +11,11 @@ the runs, the per-run record files and the final tables.
 - fixed cost = wall time of a 1-run sweep (worker start-up, imports, table writing).
 - overhead per run = steady per-run time on one worker - t_loop, where t_loop is the time per
   run of a plain ``for`` loop over the 64 pre-loaded scenarios in a warm process.
+- resolving: the time per run to resolve and hash every run's scenario before anything runs,
+  on a ``--resolve-runs`` grid (default 10,000): the sweep's resolver (base file read once)
+  against ``load_scenario`` per run (what sweeps did before; timed on the first 300 runs).
 
-    .venv/bin/python bench/bench_sweep.py [--runs 64] [--repeat 2] [--base smoke] [--out FILE [--append]]
+    .venv/bin/python bench/bench_sweep.py [--runs 64] [--repeat 2] [--base smoke] [--resolve-runs N] [--out FILE [--append]]
 """
 
 from __future__ import annotations
@@ -72,11 +75,31 @@ def time_loop(path: Path) -> tuple[float, float]:
     return (time.perf_counter() - t0) / len(scenarios), t_load
 
 
+def time_resolution(directory: Path, n_runs: int, base: str) -> tuple[float, float]:
+    """(s per run with the sweep's resolver, s per run with load_scenario per run)."""
+    import v2gsim
+    from v2gsim.sweeps import _plan, _Resolver, _scenario_key, load_sweep
+
+    sw = load_sweep(write_sweep(directory, n_runs, base))
+    resolver = _Resolver(sw)
+    t0 = time.perf_counter()
+    keys, _, errors = _plan(sw, resolver, progress=False)
+    t_new = (time.perf_counter() - t0) / n_runs
+    assert not errors and len(keys) == n_runs
+    sample = [r for _, r in zip(range(300), sw.iter_runs())]
+    t0 = time.perf_counter()
+    old = [_scenario_key(v2gsim.load_scenario(sw.base_path, overrides=r.overrides(sw.spec.overrides))) for r in sample]
+    t_old = (time.perf_counter() - t0) / len(sample)
+    assert old == keys[:len(sample)]  # the same identities
+    return t_new, t_old
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=2, help="take the best of this many timings")
     ap.add_argument("--base", default="smoke", help="bundled scenario (or file) to sweep")
+    ap.add_argument("--resolve-runs", type=int, default=10_000, help="runs of the grid whose resolving is timed")
     ap.add_argument("--out", help="also write the markdown table to this file")
     ap.add_argument("--append", action="store_true", help="append to --out instead of replacing it")
     args = ap.parse_args()
@@ -101,6 +124,7 @@ def main() -> None:
             rows.append((label, t[1], t[2], args.runs / t[1], args.runs / t[2], t[1] / (2 * t[2]),
                          steady[1] / (2 * steady[2]), fixed, overhead))
         t_serial = min(time_sweep(big, tmp, scheduler="serial")[0] for _ in range(args.repeat))
+        t_resolve, t_resolve_old = min(time_resolution(tmp, args.resolve_runs, args.base) for _ in range(args.repeat))
         load_after = os.getloadavg()[0]
 
     lines = [
@@ -122,6 +146,11 @@ def main() -> None:
         f"validate the scenario; `scheduler=\"serial\"` (the sweep machinery without workers) takes "
         f"{t_serial:.2f} s for the {args.runs} runs, i.e. {(t_serial / args.runs - t_run) * 1e3:.1f} ms per run "
         "more than the bare loop (scenario resolution and hashing, the atomic per-run record file, tables).",
+        "",
+        f"Resolving and hashing every run's scenario before the runs, {args.resolve_runs:,}-run grid: "
+        f"{t_resolve * 1e3:.2f} ms per run ({t_resolve * args.resolve_runs:.1f} s in all) with the base read once; "
+        f"`load_scenario` per run (sweeps before 2026-12) took {t_resolve_old * 1e3:.2f} ms per run "
+        f"({t_resolve_old / t_resolve:.0f}× longer; same scenario hashes).",
     ]
     if not args.append:
         lines += [

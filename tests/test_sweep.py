@@ -5,8 +5,11 @@ worker has imported the model)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import socket
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +21,10 @@ from scipy import stats
 import v2gsim
 from v2gsim.errors import ScenarioError
 from v2gsim.results import scenario_hash
-from v2gsim.sweeps import FAULT_ENV, cli_main, load_sweep, run_sweep, summarize
+from v2gsim.sweeps import cli_main, load_sweep, run_sweep, summarize
 from v2gsim.sweep_plots import kpi_heatmap, kpi_vs_parameter
+
+from sweep_faults import inject
 
 KPIS = ["peak_load_kw", "energy_charged_kwh", "unmet_energy_kwh"]
 
@@ -165,9 +170,24 @@ def test_table_shape_and_reproducibility(reference, tmp_path):
     assert t.loc[t["population.0.count"] == 12, "energy_charged_kwh"].nunique() == 2
 
 
+@contextlib.contextmanager
+def port_taken(port: int):
+    """Hold ``port`` as another program (another sweep's Dask dashboard) would."""
+    with socket.socket() as s:
+        try:
+            s.bind(("", port))
+            s.listen()
+        except OSError:
+            pass  # taken already
+        yield
+
+
 def test_dask_local_cluster_and_local_processes_give_identical_tables(reference, tmp_path):
     path = write(tmp_path, SMALL)
-    dask_table = run_sweep(path, tmp_path / "dask", workers=2, progress=False, plots=False)
+    with port_taken(8787), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dask_table = run_sweep(path, tmp_path / "dask", workers=2, progress=False, plots=False)
+    assert not [w for w in caught if "8787" in str(w.message)]  # no dashboard fighting for its port
     proc_table = run_sweep(path, tmp_path / "proc", scheduler="processes", workers=2, progress=False, plots=False)
     pd.testing.assert_frame_equal(comparable(dask_table), comparable(proc_table))
     pd.testing.assert_frame_equal(comparable(dask_table), comparable(reference))  # 1 worker, serial
@@ -176,7 +196,7 @@ def test_dask_local_cluster_and_local_processes_give_identical_tables(reference,
 
 
 def test_failing_runs_are_recorded_and_the_others_finish(tmp_path, monkeypatch):
-    monkeypatch.setenv(FAULT_ENV, "raise:1")  # run 1 raises inside its worker
+    inject(monkeypatch, "raise", 1)  # run 1 raises inside its worker
     path = write(tmp_path, SMALL.replace("[4, 8, 12]", "[4, -3, 12]"))  # -3 fails validation
     t = run_sweep(path, tmp_path / "out", scheduler="processes", workers=2, progress=False, plots=False)
     assert len(t) == 6
@@ -195,7 +215,7 @@ def test_failing_runs_are_recorded_and_the_others_finish(tmp_path, monkeypatch):
 @pytest.mark.parametrize("backend", ["processes", "dask"])
 def test_a_killed_worker_is_retried_and_every_run_appears_once(backend, tmp_path, monkeypatch, reference):
     once = tmp_path / "crashed-once"
-    monkeypatch.setenv(FAULT_ENV, f"exit:2:{once}")
+    inject(monkeypatch, "exit", 2, once)
     kwargs = {"scheduler": "processes"} if backend == "processes" else {}
     t = run_sweep(write(tmp_path, SMALL), tmp_path / "out", workers=2, progress=False, plots=False, **kwargs)
     assert once.exists()  # the worker really died (os._exit) while running run 2
@@ -206,7 +226,7 @@ def test_a_killed_worker_is_retried_and_every_run_appears_once(backend, tmp_path
 
 
 def test_a_run_that_always_kills_its_worker_is_recorded_failed(tmp_path, monkeypatch):
-    monkeypatch.setenv(FAULT_ENV, "exit:4")  # no once-file: dies every time
+    inject(monkeypatch, "exit", 4)  # no once-file: dies every time
     t = run_sweep(write(tmp_path, SMALL), tmp_path / "out", scheduler="processes", workers=2,
                   progress=False, plots=False)
     assert t["run_id"].tolist() == list(range(6))

@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--workers", type=int, help="embedded Dask LocalCluster with N workers")
     w.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
     w.add_argument("--keep-results", action="store_true", help="also keep every run's result folder")
+    w.add_argument("--max-runs", type=int, metavar="N", help="refuse sweeps with more runs than N (default 100000)")
+    w.add_argument("--extend", action="store_true", help="add this sweep's runs to a folder holding a different sweep")
     w.add_argument("--no-progress", action="store_true")
     return p
 

@@ -24,11 +24,13 @@ Seeds: the master seed is split with `numpy.random.SeedSequence`; run ``i`` (in 
 order) gets child ``i`` and its scenario ``seed`` is overridden with it, so the table does not
 depend on the number or kind of workers.
 
-Test hook: the environment variable ``V2GSIM_SWEEP_FAULT`` makes a worker misbehave on purpose,
-so tests can check crash handling. Its value is ``ACTION:RUN_ID[:ONCE_FILE]`` with ACTION
-``exit`` (the worker process dies with ``os._exit``) or ``raise`` (the run raises). With
-ONCE_FILE the fault fires only if that file does not exist yet (it is created atomically first),
-i.e. once per sweep, so the retry succeeds.
+Every run goes through `v2gsim.runner.run_scenario`, the function behind ``v2gsim run`` and
+`v2gsim.run`. Its uncontrolled reference run (which doubles the time of a controlled run) is on
+only when the sweep's ``kpis`` ask for ``uncontrolled_peak_kw`` or ``peak_reduction_pct``.
+
+The output folder is locked while a sweep writes to it (``out_dir/.sweep.lock``, an ``flock``
+that dies with its process), and it takes only the sweep recorded in ``out_dir/sweep.json``
+(same validated sweep file and base scenario) unless ``extend`` is given.
 """
 
 from __future__ import annotations
@@ -36,21 +38,27 @@ from __future__ import annotations
 import argparse
 import collections
 import concurrent.futures as cf
+import contextlib
+import ctypes
 import dataclasses
 import datetime as _dt
 import hashlib
 import itertools
 import json
+import logging
 import math
 import multiprocessing
 import os
 import platform
+import signal
+import socket
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -59,14 +67,17 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from v2gsim.errors import Problem, ScenarioError
-from v2gsim.scenario import find_scenario, load_scenario, loader
+from v2gsim.scenario import Scenario, find_scenario, load_scenario, loader
+from v2gsim.scenario import _checks as _scenario_checks  # the checks load_scenario runs
+from v2gsim.scenario.schema import resolve_paths
 
 __all__ = [
-    "FAULT_ENV",
+    "DEFAULT_MAX_RUNS",
     "IntervalSpec",
     "PlannedRun",
     "RangeSpec",
     "Sweep",
+    "SweepFolderError",
     "SweepSpec",
     "cli_main",
     "load_sweep",
@@ -75,9 +86,12 @@ __all__ = [
     "sweep",
 ]
 
-FAULT_ENV = "V2GSIM_SWEEP_FAULT"
 MAX_WORKER_DEATHS = 3  # a run whose worker dies this often is recorded as failed
-_MAX_RUNS = 1_000_000
+DEFAULT_MAX_RUNS = 100_000  # a larger sweep must be asked for (max_runs=, --max-runs)
+LOCK_FILE = ".sweep.lock"
+_KPI_PROBES_MAX = 32  # one-step runs spent at most on finding the KPI names a sweep can produce
+_RESOLVE_BAR_DELAY_S = 1.0  # the bar of the resolving phase shows once it takes longer than this
+_PARENT_POLL_S = 0.5  # a worker notices this fast that the sweep process is gone (without prctl)
 _DEFAULT_PLOT_KPIS = ("peak_load_kw", "max_transformer_loading_pct", "unmet_energy_kwh")
 
 Scalar = bool | int | float | str
@@ -106,15 +120,21 @@ class RangeSpec(_Frozen):
     def _ordered(self):
         if self.stop < self.start:
             raise ValueError(f"stop ({self.stop}) must be ≥ start ({self.start})")
-        if (self.stop - self.start) / self.step >= _MAX_RUNS:
-            raise ValueError(f"gives more than {_MAX_RUNS} values; use a larger step")
         return self
 
-    def values(self) -> list[int | float]:
-        n = int(math.floor((self.stop - self.start) / self.step + 1e-9)) + 1
+    @property
+    def n_values(self) -> int:
+        """How many values `values` gives, without making them."""
+        return int(math.floor((self.stop - self.start) / self.step + 1e-9)) + 1
+
+    def value(self, k: int) -> int | float:
+        """Value number ``k`` (0-based)."""
         if all(isinstance(v, int) and not isinstance(v, bool) for v in (self.start, self.stop, self.step)):
-            return [int(self.start + k * self.step) for k in range(n)]
-        return [float(f"{self.start + k * self.step:.12g}") for k in range(n)]
+            return int(self.start + k * self.step)
+        return float(f"{self.start + k * self.step:.12g}")
+
+    def values(self) -> list[int | float]:
+        return [self.value(k) for k in range(self.n_values)]
 
 
 class IntervalSpec(_Frozen):
@@ -173,9 +193,9 @@ class SweepSpec(_Frozen):
     base: str = Field(description="base scenario: a file relative to the sweep file, or a bundled name")
     overrides: dict[str, Any] = Field(default_factory=dict, description="fixed dotted-path overrides applied to every run")
     design: Literal["grid", "lhs"] = Field("grid", description="grid: cartesian product; lhs: Latin hypercube")
-    samples: Annotated[int, Field(ge=1, le=_MAX_RUNS)] | None = Field(None, description="number of Latin-hypercube points (design: lhs)")
+    samples: Annotated[int, Field(ge=1)] | None = Field(None, description="number of Latin-hypercube points (design: lhs)")
     parameters: Annotated[dict[str, ParamSpec], Field(min_length=1)] = Field(description="dotted path -> list, range or interval")
-    replications: Annotated[int, Field(ge=1, le=10_000)] = 1
+    replications: Annotated[int, Field(ge=1)] = 1
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
     seeds: Literal["per_run", "per_replication"] = Field(
         "per_run", description="per_run: an independent stream per run; per_replication: "
@@ -253,23 +273,39 @@ class PlannedRun:
 
 @dataclasses.dataclass(frozen=True)
 class Sweep:
-    """A loaded sweep file: its spec, where it lives and its base scenario."""
+    """A loaded sweep file: its spec, where it lives, its base scenario and its lines."""
 
     spec: SweepSpec
     file: Path
     base_path: Path
+    lines: loader.LineMap | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def parameter_names(self) -> list[str]:
         return list(self.spec.parameters)
 
-    def combinations(self) -> list[dict[str, Any]]:
-        """Parameter combinations in the fixed order (grid: last parameter varies fastest)."""
+    @property
+    def n_runs(self) -> int:
+        """Number of planned runs, counted without making them (combinations × replications)."""
+        spec = self.spec
+        points = spec.samples if spec.design == "lhs" else math.prod(_n_values(p) for p in spec.parameters.values())
+        return points * spec.replications
+
+    @property
+    def baseline(self) -> bool:
+        """Whether runs also run their uncontrolled reference: only when the KPIs ask for it."""
+        from v2gsim.runner import BASELINE_KPIS
+
+        return bool(set(self.spec.kpis or ()) & set(BASELINE_KPIS))
+
+    def iter_combinations(self) -> Iterator[dict[str, Any]]:
+        """Parameter combinations in the fixed order (grid: last parameter varies fastest), one
+        at a time (a grid is never held in memory whole)."""
         spec = self.spec
         names = list(spec.parameters)
         if spec.design == "grid":
             axes = [_values(p) for p in spec.parameters.values()]
-            return [dict(zip(names, combo)) for combo in itertools.product(*axes)]
+            return (dict(zip(names, combo)) for combo in itertools.product(*axes))
         from scipy.stats import qmc
 
         design_seq, _ = np.random.SeedSequence(spec.seed).spawn(2)
@@ -280,28 +316,61 @@ class Sweep:
             if isinstance(p, IntervalSpec):
                 columns.append(p.map(u[:, j]))
             else:  # a list or range is a categorical axis: stratum -> item
-                vals = _values(p)
-                idx = np.minimum((u[:, j] * len(vals)).astype(int), len(vals) - 1)
-                columns.append([vals[i] for i in idx])
-        return [dict(zip(names, row)) for row in zip(*columns)]
+                n = _n_values(p)
+                idx = np.minimum((u[:, j] * n).astype(int), n - 1)
+                columns.append([_value(p, int(i)) for i in idx])
+        return (dict(zip(names, row)) for row in zip(*columns))
 
-    def runs(self) -> list[PlannedRun]:
-        """Every run in the fixed run order, each with its own seed."""
-        combos = self.combinations()
+    def combinations(self) -> list[dict[str, Any]]:
+        """Parameter combinations in the fixed order (a list; see `iter_combinations`)."""
+        return list(self.iter_combinations())
+
+    def iter_runs(self) -> Iterator[PlannedRun]:
+        """Every run in the fixed run order, each with its own seed, one at a time."""
         reps = self.spec.replications
-        n = len(combos) * reps
-        if n > _MAX_RUNS:
-            raise ScenarioError(Problem("parameters", f"the sweep has {n} runs; at most {_MAX_RUNS} are allowed",
-                                        file=str(self.file)), file=str(self.file))
+        per_replication = self.spec.seeds == "per_replication"
         _, run_seq = np.random.SeedSequence(self.spec.seed).spawn(2)
-        children = run_seq.spawn(reps if self.spec.seeds == "per_replication" else n)
-        out = []
-        for c, params in enumerate(combos):
+        rep_seeds = [_child_seed(run_seq, r) for r in range(reps)] if per_replication else None
+        for c, params in enumerate(self.iter_combinations()):
             for r in range(reps):
                 i = c * reps + r
-                child = children[r] if self.spec.seeds == "per_replication" else children[i]
-                out.append(PlannedRun(i, c, params, r, _seed_of(child)))
-        return out
+                yield PlannedRun(i, c, params, r, rep_seeds[r] if rep_seeds else _child_seed(run_seq, i))
+
+    def runs(self) -> list[PlannedRun]:
+        """Every run in the fixed run order (a list; see `iter_runs` for big sweeps)."""
+        return list(self.iter_runs())
+
+
+def _n_values(p: list | RangeSpec) -> int:
+    return p.n_values if isinstance(p, RangeSpec) else len(p)
+
+
+def _value(p: list | RangeSpec, k: int) -> Any:
+    return p.value(k) if isinstance(p, RangeSpec) else p[k]
+
+
+def _child_seed(seq: np.random.SeedSequence, i: int) -> int:
+    """The seed of ``seq.spawn(n)[i]`` (for a fresh ``seq``) without making the other children."""
+    child = np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, i), pool_size=seq.pool_size)
+    return _seed_of(child)
+
+
+def _check_size(sweep: Sweep, max_runs: int) -> None:
+    """Refuse a sweep with more than ``max_runs`` runs before making any of them."""
+    n = sweep.n_runs
+    if n <= max_runs:
+        return
+    spec = sweep.spec
+    if spec.design == "lhs":
+        parts, where = [f"{spec.samples:,} samples"], ("samples",)
+    else:
+        parts, where = [f"{_n_values(p):,} values of {k}" for k, p in spec.parameters.items()], ("parameters",)
+    parts.append(f"{spec.replications:,} replication{'s' if spec.replications != 1 else ''}")
+    file, line = sweep.lines.lookup(where) if sweep.lines else (str(sweep.file), None)
+    raise ScenarioError(Problem(
+        where[0], f"the sweep has {n:,} runs ({' × '.join(parts)}); the limit is {max_runs:,}",
+        hint="use fewer values or replications, or raise the limit: --max-runs N (run_sweep(..., max_runs=N))",
+        file=file, line=line), file=str(sweep.file))
 
 
 def _values(p: list | RangeSpec) -> list:
@@ -333,7 +402,7 @@ def load_sweep(path: str | os.PathLike) -> Sweep:
         raise ScenarioError(Problem("base", f"no scenario file or bundled scenario named {spec.base!r}",
                                     hint="give a path relative to the sweep file, or a name such as 'smoke'",
                                     file=base_file, line=base_line), file=str(path))
-    sweep = Sweep(spec, path, base_path.resolve())
+    sweep = Sweep(spec, path, base_path.resolve(), lines)
     _check_paths(sweep, lines)
     return sweep
 
@@ -356,7 +425,7 @@ def _check_paths(sweep: Sweep, lines: loader.LineMap) -> None:
         raise ScenarioError(problems, file=str(sweep.file)) from None
     problems = []
     for key, p_spec in spec.parameters.items():
-        first = _values(p_spec)[0] if not isinstance(p_spec, IntervalSpec) else p_spec.low
+        first = _value(p_spec, 0) if not isinstance(p_spec, IntervalSpec) else p_spec.low
         try:
             load_scenario(sweep.base_path, overrides={**spec.overrides, key: first})
         except ScenarioError as exc:
@@ -389,15 +458,150 @@ def _matching_key(problem: Problem, mapping: Mapping[str, Any]) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------
+# resolving runs
+
+
+class _Resolver:
+    """Each run's scenario, as ``load_scenario(base, overrides)`` gives it, without reading YAML
+    per run.
+
+    The base file (and its ``extends:`` chain) is read once; a run copies that data, applies the
+    sweep's overrides, its parameters and its seed the way ``--set`` does (`loader` rules, so
+    data-file paths and error lines are the same) and validates it with the checks
+    `load_scenario` runs. Reading YAML is what made resolving slow (3–15 ms per run); copying
+    and validating takes well under 1 ms. A run that does not validate is resolved again through
+    `load_scenario` itself, so its message is exactly that of ``v2gsim run --set``.
+    """
+
+    def __init__(self, sweep: Sweep):
+        self.base_path = sweep.base_path
+        self.fixed = dict(sweep.spec.overrides)
+        self._raw, self._lines = loader.resolve(sweep.base_path)
+
+    def overrides(self, params: Mapping[str, Any], seed: int) -> dict[str, Any]:
+        return {**self.fixed, **params, "seed": seed}
+
+    def scenario(self, params: Mapping[str, Any], seed: int) -> Scenario:
+        """Raises: ScenarioError, as `load_scenario` would."""
+        overrides = self.overrides(params, seed)
+        raw = _copy_tree(self._raw)
+        lines = loader.LineMap(self._lines.root_file, dict(self._lines.items()))
+        applied = all(loader._apply_override(raw, loader.parse_path(k), v, lines, k) is None
+                      for k, v in overrides.items())
+        if applied:
+            try:
+                return loader.validate(resolve_paths(raw, lines), Scenario, lines,  # type: ignore[return-value]
+                                       extra_checks=_scenario_checks)
+            except ScenarioError:
+                pass
+        return load_scenario(self.base_path, overrides=overrides)
+
+
+def _copy_tree(data: Any) -> Any:
+    """Copy the mappings and lists of YAML data (their leaves are immutable): 2–3× faster than
+    `copy.deepcopy`, which took a third of the time to resolve a run."""
+    if isinstance(data, dict):
+        return {k: _copy_tree(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_copy_tree(v) for v in data]
+    return data
+
+
+def _plan(sweep: Sweep, resolver: _Resolver, progress: bool) -> tuple[list[str], dict[str, int], dict[str, str]]:
+    """Resolve every run once, in order, keeping only its key (the hash of its scenario).
+
+    Returns:
+        (key of each planned run, first run_id of each key, error of each unresolvable key).
+    """
+    keys: list[str] = []
+    first_run: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    bar = _progress_bar(total=sweep.n_runs, initial=0, enabled=progress, desc="resolving runs",
+                        delay=_RESOLVE_BAR_DELAY_S)
+    try:
+        for run in sweep.iter_runs():
+            try:
+                key = _scenario_key(resolver.scenario(run.params, run.seed))
+            except ScenarioError as exc:
+                key = _unresolved_key(sweep.base_path, resolver.overrides(run.params, run.seed))
+                errors[key] = f"ScenarioError: {exc}"
+            keys.append(key)
+            first_run.setdefault(key, run.run_id)
+            bar.update(1)
+    finally:
+        bar.close()
+    return keys, first_run, errors
+
+
+def _check_kpis(sweep: Sweep, resolver: _Resolver) -> None:
+    """Refuse KPI names no run of the sweep reports, before running anything.
+
+    Which KPIs a run reports depends on its scenario (a business model's counters, wear, a
+    network, swap stations), so the names come from one-step runs (`runner.kpi_names`): of the
+    first value of every parameter, then, while a name is still missing, of each mix of the
+    parameters' non-numeric values (kinds, switches, names: what changes which KPIs exist),
+    at most `_KPI_PROBES_MAX` of them.
+
+    Raises:
+        ScenarioError: each unknown name with its line in the sweep file and a did-you-mean.
+    """
+    wanted = sweep.spec.kpis
+    if not wanted:
+        return
+    from v2gsim.runner import BASELINE_KPIS, kpi_names
+
+    known: set[str] = set()
+    probed = 0
+    for params in itertools.islice(_kpi_probe_points(sweep), _KPI_PROBES_MAX):
+        try:
+            known |= kpi_names(resolver.scenario(params, sweep.spec.seed), baseline=sweep.baseline)
+        except Exception:  # noqa: BLE001 - a value or model that fails is reported by its runs
+            continue
+        probed += 1
+        if known.issuperset(wanted):
+            return
+    if not probed:
+        return  # nothing could run: every run will fail and say why
+    candidates = sorted(known | set(BASELINE_KPIS))
+    problems = []
+    for i, name in enumerate(wanted):
+        if name in known:
+            continue
+        file, line = sweep.lines.lookup(("kpis", i)) if sweep.lines else (str(sweep.file), None)
+        close = loader._suggest(name, candidates)
+        hint = f"did you mean {close!r}?" if close else f"known KPIs: {', '.join(candidates)}"
+        problems.append(Problem(loader.format_path(("kpis", i)), f"no run of this sweep reports a KPI {name!r}",
+                                hint=hint, file=file, line=line))
+    raise ScenarioError(problems, file=str(sweep.file))
+
+
+def _kpi_probe_points(sweep: Sweep) -> Iterator[dict[str, Any]]:
+    axes = []
+    for p in sweep.spec.parameters.values():
+        if isinstance(p, (IntervalSpec, RangeSpec)):  # numbers only
+            axes.append([p.low if isinstance(p, IntervalSpec) else p.value(0)])
+            continue
+        first, rest = p[0], [v for v in dict.fromkeys(p[1:]) if not _is_number(v)]
+        axes.append([first, *(v for v in rest if v != first)])
+    names = list(sweep.spec.parameters)
+    return (dict(zip(names, combo)) for combo in itertools.product(*axes))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# --------------------------------------------------------------------------------------------
 # tasks and workers
 
 
 @dataclasses.dataclass(frozen=True)
 class _Task:
     key: str
-    run_id: int  # first planned run with this key (used by the fault hook and for naming)
-    scenario: Any  # v2gsim.Scenario
+    run_id: int  # first planned run with this key
+    scenario: Scenario
     keep_results: bool
+    baseline: bool  # also run the uncontrolled reference (runner.run_scenario)
 
 
 def _scenario_key(scenario) -> str:
@@ -411,34 +615,15 @@ def _unresolved_key(base: Path, overrides: Mapping[str, Any]) -> str:
     return "unresolved-" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def _maybe_fault(run_id: int) -> None:
-    spec = os.environ.get(FAULT_ENV)
-    if not spec:
-        return
-    action, _, rest = spec.partition(":")
-    target, _, once_file = rest.partition(":")
-    if target != str(run_id):
-        return
-    if once_file:
-        try:
-            os.close(os.open(once_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            return
-    if action == "exit":
-        os._exit(70)
-    if action == "raise":
-        raise RuntimeError(f"fault injected by {FAULT_ENV} into run {run_id}")
-
-
 def _execute(task: _Task) -> dict:
-    """Run one scenario in a worker; never raises for a failing run (the error is returned)."""
+    """Run one scenario in a worker, the way ``v2gsim run`` does; never raises for a failing run
+    (the error is returned)."""
     t0 = time.perf_counter()
     out: dict[str, Any] = {"status": "ok", "error": None, "traceback": None, "kpis": {}}
     try:
-        _maybe_fault(task.run_id)
-        from v2gsim.model import V2GModel
+        from v2gsim.runner import run_scenario
 
-        res = V2GModel(task.scenario).run(progress=False)
+        res = run_scenario(task.scenario, baseline=task.baseline)
         out["kpis"] = {k: float(v) for k, v in res.kpis.items()}
         out["result_hash"] = res.metadata.get("scenario_hash")
         if task.keep_results:
@@ -464,6 +649,36 @@ def _warm_up() -> None:
             pass
 
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _init_local_worker(parent_pid: int) -> None:
+    """Initializer of a local worker process: die with the sweep process, then warm up.
+
+    A worker blocked on its task queue never notices that the sweep process is gone (a SIGKILL
+    closes no pipe it waits on), and would live on for minutes with ~260 MB. On Linux the kernel
+    sends it SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere, and as a
+    fallback, a thread polls the parent pid. (Dask's worker processes already exit when their
+    nanny's pipe closes.)
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no usable libc
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the kernel was asked to tell us
+        os._exit(1)
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), name="v2gsim-parent-watch",
+                     daemon=True).start()
+    _warm_up()
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(_PARENT_POLL_S)
+    os._exit(1)
+
+
 def _failed(error: str) -> dict:
     return {"status": "failed", "error": error, "traceback": None, "kpis": {}, "wall_time_s": float("nan")}
 
@@ -471,31 +686,42 @@ def _failed(error: str) -> dict:
 OnDone = Callable[[_Task, dict], None]
 
 
-def _run_serial(tasks: Sequence[_Task], on_done: OnDone) -> None:
+def _run_serial(tasks: Iterable[_Task], on_done: OnDone) -> None:
     for t in tasks:
         on_done(t, _execute(t))
 
 
-def _run_processes(tasks: Sequence[_Task], n_workers: int, on_done: OnDone) -> None:
+def _run_processes(tasks: Iterable[_Task], n_workers: int, on_done: OnDone) -> None:
     """Local worker processes (spawn). A dead worker breaks the pool: it is restarted, and the
     runs that were in flight are retried one at a time so the culprit is found; a run whose
-    worker dies `MAX_WORKER_DEATHS` times is recorded as failed."""
+    worker dies `MAX_WORKER_DEATHS` times is recorded as failed. Tasks are taken from ``tasks``
+    only as workers free up."""
     from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context("spawn")
-    pending = collections.deque(tasks)
+    source = iter(tasks)
+    pending: collections.deque[_Task] = collections.deque()  # retries first, then the next task
     deaths: dict[str, int] = collections.defaultdict(int)
     in_flight: dict[cf.Future, _Task] = {}
     pool: cf.ProcessPoolExecutor | None = None
     window = 2 * n_workers  # a little prefetch hides the round trip
+
+    def has_next() -> bool:
+        if not pending:
+            t = next(source, None)
+            if t is not None:
+                pending.append(t)
+        return bool(pending)
+
     try:
-        while pending or in_flight:
+        while has_next() or in_flight:
             if pool is None:
-                pool = cf.ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_warm_up)
+                pool = cf.ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_local_worker,
+                                              initargs=(os.getpid(),))
                 _check_pool_starts(pool)
             broken = False
             isolated = any(deaths[t.key] for t in in_flight.values())
-            while pending and not isolated and len(in_flight) < window:
+            while not isolated and len(in_flight) < window and has_next():
                 t = pending[0]
                 if deaths[t.key] and in_flight:
                     break  # a suspect runs alone
@@ -554,28 +780,127 @@ def _check_pool_starts(pool: cf.ProcessPoolExecutor) -> None:
             "`if __name__ == \"__main__\":` (workers are spawned and re-import it)") from exc
 
 
-def _run_dask(tasks: Sequence[_Task], client, on_done: OnDone) -> None:
-    """Submit every run to a Dask cluster; Dask itself retries tasks whose worker died
-    (up to ``distributed.scheduler.allowed-failures``), after which the run is recorded failed."""
+def _run_dask(tasks: Iterable[_Task], client, on_done: OnDone) -> None:
+    """Run on a Dask cluster, a window of tasks at a time (so a big sweep's scenarios are never
+    all in memory); Dask itself retries tasks whose worker died (up to
+    ``distributed.scheduler.allowed-failures``), after which the run is recorded failed."""
     from distributed import as_completed
 
     token = os.urandom(4).hex()
     client.run(_warm_up)
-    futures = {client.submit(_execute, t, key=f"v2gsim-run-{t.run_id}-{t.key[:12]}-{token}", pure=False): t
-               for t in tasks}
+    window = max(64, 4 * sum(client.nthreads().values()))
+    source = iter(tasks)
+    in_flight: dict[Any, _Task] = {}
+
+    def submit(t: _Task):
+        fut = client.submit(_execute, t, key=f"v2gsim-run-{t.run_id}-{t.key[:12]}-{token}", pure=False)
+        in_flight[fut] = t
+        return fut
+
+    finished = as_completed([submit(t) for t in itertools.islice(source, window)])
     try:
-        for fut in as_completed(list(futures)):
-            t = futures[fut]
+        for fut in finished:
+            t = in_flight.pop(fut)
             try:
                 outcome = fut.result()
             except Exception as exc:  # KilledWorker, lost connection, ...
                 outcome = _failed(f"{type(exc).__name__}: {exc}")
             on_done(t, outcome)
             fut.release()
+            nxt = next(source, None)
+            if nxt is not None:
+                finished.add(submit(nxt))
     finally:
-        pending = [f for f in futures if not f.done()]
-        if pending:
-            client.cancel(pending)
+        if in_flight:
+            client.cancel(list(in_flight))
+
+
+@contextlib.contextmanager
+def _quiet_dask_logs() -> Iterator[None]:
+    """Keep Dask's INFO lines (scheduler, nanny and worker start and stop) off stderr under the
+    progress bar, unless the application asked for INFO on its root logger (``v2gsim --debug``).
+
+    Importing ``distributed`` sets its logger to INFO; an application that configured logging
+    (the CLI does) then prints every line. Only the ``distributed`` logger's level changes, for
+    the duration of the sweep; nothing is configured on import.
+    """
+    logger = logging.getLogger("distributed")
+    old = logger.level
+    logger.setLevel(max(old, logging.getLogger().getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
+
+
+# --------------------------------------------------------------------------------------------
+# the output folder
+
+
+class SweepFolderError(Exception):
+    """The output folder cannot take this sweep: another sweep is writing to it, or it holds the
+    results of a different sweep (the CLI exits with status 2)."""
+
+
+@contextlib.contextmanager
+def _folder_lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.sweep.lock`` (``flock``) while the sweep writes to ``out``.
+
+    The kernel drops the lock when its process dies, however it dies, so a lock left by a killed
+    sweep never blocks the next one. The file names the holder (pid, host, start) for the
+    message a second sweep gets. Worker processes do not inherit it (spawned, and Python opens
+    files non-inheritable).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SweepFolderError(f"{out} is in use by another sweep ({_lock_holder(fd)}); wait for it "
+                                   "to finish, or write to another folder") from None
+        except (OSError, ImportError) as exc:  # a file system (or a system) without locks
+            warnings.warn(f"cannot lock {out} ({exc}); make sure no other sweep writes to it",
+                          RuntimeWarning, stacklevel=3)
+        holder = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "started": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # nobody holds it now
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock_holder(fd: int) -> str:
+    try:
+        h = json.loads(os.pread(fd, 4096, 0).decode())
+        return f"pid {h['pid']} on host {h['host']}, started {h['started']}"
+    except (OSError, ValueError, KeyError, TypeError):  # the holder is still writing its name
+        return "a process that has just started"
+
+
+def _claim_folder(out: Path, meta: dict, extend: bool) -> None:
+    """Write ``sweep.json``, refusing a folder that holds a different sweep unless extending."""
+    path = out / "sweep.json"
+    if path.is_file() and not extend:
+        try:
+            prev = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            prev = {}
+        same = prev.get("sweep_id") == meta["sweep_id"] or (  # a folder of v2gsim before sweep ids
+            "sweep_id" not in prev and prev.get("spec") == meta["spec"])
+        if not same:
+            what = prev.get("sweep_file") or "an unreadable sweep.json"
+            raise SweepFolderError(
+                f"{out} holds the results of a different sweep ({what}); a sweep resumes only "
+                "with the same sweep file and base scenario. Write to another folder, or add "
+                "this sweep's runs to that folder on purpose with --extend (extend=True).")
+    _write_atomic(path, json.dumps(meta, indent=2))
 
 
 # --------------------------------------------------------------------------------------------
@@ -629,12 +954,19 @@ def run_sweep(
     retry_failed: bool = False,
     plots: bool = True,
     callback: Callable[[dict], None] | None = None,
+    max_runs: int = DEFAULT_MAX_RUNS,
+    extend: bool = False,
 ) -> pd.DataFrame:
     """Run every run of a sweep that is not already in ``out_dir`` and return the run table.
 
+    Before anything runs: the sweep's runs are counted (refused above ``max_runs``), its KPI
+    names are checked (one-step runs), and ``out_dir`` is locked and checked to hold no other
+    sweep. Each run goes through `v2gsim.runner.run_scenario`, with the uncontrolled reference
+    run only when the KPIs ask for ``uncontrolled_peak_kw`` or ``peak_reduction_pct``.
+
     Args:
         sweep_file: A sweep YAML file (or a `Sweep` from `load_sweep`).
-        out_dir: Output folder; created if needed. Rerunning into the same folder resumes.
+        out_dir: Output folder; created if needed. Rerunning the same sweep into it resumes.
         workers: Number of worker processes. With ``scheduler=None``, giving it starts an
             embedded Dask ``LocalCluster`` with that many single-threaded worker processes;
             leaving it out uses local worker processes, one per available core.
@@ -644,11 +976,15 @@ def run_sweep(
             ``distributed.Client``: an existing cluster (v2gsim must be installed on its workers).
         keep_results: Also save each run's full `Results` under ``out_dir/results/<hash16>/``.
             Resuming with it re-runs finished runs whose results folder is missing.
-        progress: Show a progress bar (runs done, failed, time left) on stderr.
+        progress: Show progress bars (resolving the runs when that takes over a second; runs
+            done, failed, time left) on stderr.
         retry_failed: Run again the runs recorded as failed by an earlier attempt.
         plots: Write the summary plots to ``out_dir/plots/``.
         callback: Called in this process with each run's record right after it is written
             (for notebooks and tests; raising `KeyboardInterrupt` there stops the sweep).
+        max_runs: Refuse a sweep with more runs than this (default `DEFAULT_MAX_RUNS`).
+        extend: Accept an ``out_dir`` that holds a different sweep: its finished runs whose
+            scenarios this sweep also has are reused, the tables and plots become this sweep's.
 
     Returns:
         The run table, also written to ``out_dir/runs.parquet``: one row per run with run_id,
@@ -656,36 +992,42 @@ def run_sweep(
         status (``"ok"``/``"failed"``), error, wall_time_s (s), scenario_hash.
 
     Raises:
-        ScenarioError: the sweep file (or its base scenario, or a parameter path) is invalid.
+        ScenarioError: the sweep file (or its base scenario, a parameter path, a KPI name) is
+            invalid, or the sweep has more than ``max_runs`` runs.
+        SweepFolderError: another sweep is writing to ``out_dir``, or it holds a different sweep.
         KeyboardInterrupt: interrupted; every run finished so far is kept in ``out_dir/runs/``.
     """
+    if max_runs < 1:
+        raise ValueError(f"max_runs must be ≥ 1; got {max_runs}")
     sweep_obj = sweep_file if isinstance(sweep_file, Sweep) else load_sweep(sweep_file)
-    spec = sweep_obj.spec
+    _check_size(sweep_obj, max_runs)
+    resolver = _Resolver(sweep_obj)
+    _check_kpis(sweep_obj, resolver)
     out = Path(out_dir)
+    with _folder_lock(out):
+        base = resolver.scenario({}, sweep_obj.spec.seed)
+        spec_json = sweep_obj.spec.model_dump(mode="json")
+        base_hash = _scenario_key(base)
+        _claim_folder(out, {
+            "sweep_id": hashlib.sha256(json.dumps([spec_json, base_hash], sort_keys=True).encode()).hexdigest(),
+            "sweep_file": str(sweep_obj.file), "base": str(sweep_obj.base_path), "base_scenario_hash": base_hash,
+            "spec": spec_json, "n_runs": sweep_obj.n_runs, "baseline": sweep_obj.baseline}, extend)
+        return _run_locked(sweep_obj, resolver, out, workers=workers, scheduler=scheduler,
+                           keep_results=keep_results, progress=progress, retry_failed=retry_failed,
+                           plots=plots, callback=callback)
+
+
+sweep = run_sweep
+
+
+def _run_locked(sweep_obj: Sweep, resolver: _Resolver, out: Path, *, workers, scheduler, keep_results: bool,
+                progress: bool, retry_failed: bool, plots: bool, callback) -> pd.DataFrame:
+    spec = sweep_obj.spec
+    baseline = sweep_obj.baseline
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    planned = sweep_obj.runs()
-    _write_atomic(out / "sweep.json", json.dumps({
-        "sweep_file": str(sweep_obj.file), "base": str(sweep_obj.base_path),
-        "spec": spec.model_dump(mode="json"), "n_runs": len(planned)}, indent=2))
-
-    # Resolve every run's scenario here: its hash is the run's identity on disk.
-    keys: list[str] = []
-    scenarios: dict[str, Any] = {}
-    resolve_errors: dict[str, str] = {}
-    first_run: dict[str, int] = {}
-    for run in planned:
-        overrides = run.overrides(spec.overrides)
-        try:
-            sc = load_scenario(sweep_obj.base_path, overrides=overrides)
-            key = _scenario_key(sc)
-            scenarios[key] = sc
-        except ScenarioError as exc:
-            key = _unresolved_key(sweep_obj.base_path, overrides)
-            resolve_errors[key] = f"ScenarioError: {exc}"
-        keys.append(key)
-        first_run.setdefault(key, run.run_id)
-
+    # Every run's key is the hash of its resolved scenario: its identity on disk.
+    keys, first_run, resolve_errors = _plan(sweep_obj, resolver, progress)
     records = _read_records(runs_dir)
 
     def finished(key: str) -> bool:
@@ -694,14 +1036,15 @@ def run_sweep(
             return False
         if rec["status"] != "ok":
             return not retry_failed
+        if baseline and not rec.get("baseline"):
+            return False  # run without the reference run, whose KPIs are asked for now
         return not keep_results or (_result_dir(out, key) / "metadata.json").is_file()
 
-    todo_keys = [k for k in dict.fromkeys(keys) if not finished(k)]
-    n_unique = len(dict.fromkeys(keys))
-    bar = _progress_bar(total=n_unique, initial=n_unique - len(todo_keys), enabled=progress,
+    unique = list(dict.fromkeys(keys))
+    todo_keys = [k for k in unique if not finished(k)]
+    n_failed = sum(1 for k in unique if k in records and records[k]["status"] != "ok" and finished(k))
+    bar = _progress_bar(total=len(unique), initial=len(unique) - len(todo_keys), enabled=progress,
                         desc=spec.name or sweep_obj.file.stem)
-    n_failed = sum(1 for k in dict.fromkeys(keys) if k in records and records[k]["status"] != "ok"
-                   and finished(k))
 
     def on_done(task: _Task, outcome: dict) -> None:
         nonlocal n_failed
@@ -713,6 +1056,7 @@ def run_sweep(
             "traceback": outcome.get("traceback"),
             "wall_time_s": outcome["wall_time_s"],
             "kpis": outcome["kpis"],
+            "baseline": task.baseline,
             "run_id": task.run_id,
             "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
@@ -732,26 +1076,37 @@ def run_sweep(
         if callback is not None:
             callback(record)
 
-    tasks = []
-    for key in todo_keys:
-        if key in resolve_errors:
-            continue
-        tasks.append(_Task(key, first_run[key], scenarios[key], keep_results))
+    to_run = {first_run[k]: k for k in todo_keys if k not in resolve_errors}
+
+    def tasks() -> Iterator[_Task]:
+        """The runs to do, their scenarios resolved (again) only as workers ask for them."""
+        left = len(to_run)
+        for run in sweep_obj.iter_runs() if left else ():
+            key = to_run.get(run.run_id)
+            if key is not None:
+                yield _Task(key, run.run_id, resolver.scenario(run.params, run.seed), keep_results, baseline)
+                left -= 1
+                if not left:
+                    return
+
     try:
         # Runs whose scenario does not validate fail here, without a worker.
         for key in todo_keys:
             if key in resolve_errors:
-                on_done(_Task(key, first_run[key], None, keep_results), _failed(resolve_errors[key]))
-        if tasks:
-            _dispatch(tasks, workers, scheduler, on_done)
+                on_done(_Task(key, first_run[key], None, keep_results, baseline), _failed(resolve_errors[key]))
+        if to_run:
+            _dispatch(tasks(), len(to_run), workers, scheduler, on_done)
     finally:
         bar.close()
 
-    table = _assemble(sweep_obj, planned, keys, records, keep_results)
+    table = _assemble(sweep_obj, keys, records, keep_results)
+    n_unique = len(unique)
     table.attrs.update(n_unique_runs=n_unique, n_executed=len(todo_keys), n_reused=n_unique - len(todo_keys))
     _write_table(table, out / "runs.parquet")
     summary = summarize(table, sweep_obj.parameter_names, _kpi_columns(table, sweep_obj))
     _write_table(summary, out / "summary.parquet")
+    for old in (out / "plots").glob("*.png"):  # an earlier attempt's, perhaps of other KPIs
+        old.unlink()
     if plots:
         from v2gsim.sweep_plots import save_sweep_plots
 
@@ -761,30 +1116,30 @@ def run_sweep(
     return table
 
 
-sweep = run_sweep
-
-
-def _dispatch(tasks: Sequence[_Task], workers: int | None, scheduler: Any, on_done: OnDone) -> None:
+def _dispatch(tasks: Iterable[_Task], n_tasks: int, workers: int | None, scheduler: Any, on_done: OnDone) -> None:
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be ≥ 1; got {workers}")
     if scheduler == "serial":
         return _run_serial(tasks, on_done)
     if scheduler == "processes" or (scheduler is None and workers is None):
         n = workers or _available_cores()
-        return _run_processes(tasks, min(n, len(tasks)), on_done)
+        return _run_processes(tasks, min(n, n_tasks), on_done)
     if scheduler is None or scheduler == "dask":
-        import logging
-
         from distributed import Client, LocalCluster
 
         n = workers or _available_cores()
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        # no dashboard; the scheduler's HTTP server (health checks) on a free port, not on 8787,
+        # where a second sweep's cluster would warn that the port is taken
+        no_dashboard = {"dashboard": False, "dashboard_address": ":0"}
+        with _quiet_dask_logs(), LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                              dashboard_address=None, scheduler_kwargs=no_dashboard,
+                                              silence_logs=logging.ERROR) as cluster, \
+                Client(cluster) as client:
             return _run_dask(tasks, client, on_done)
     if isinstance(scheduler, str):
         from distributed import Client
 
-        with Client(scheduler) as client:
+        with _quiet_dask_logs(), Client(scheduler) as client:
             return _run_dask(tasks, client, on_done)
     if hasattr(scheduler, "submit"):  # a distributed.Client the caller owns
         return _run_dask(tasks, scheduler, on_done)
@@ -804,13 +1159,13 @@ class _NoBar:
     def close(self) -> None: ...
 
 
-def _progress_bar(total: int, initial: int, enabled: bool, desc: str):
+def _progress_bar(total: int, initial: int, enabled: bool, desc: str, delay: float = 0.0):
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc=desc, unit="run", dynamic_ncols=True,
-                mininterval=0.5, file=sys.stderr)
+                mininterval=0.5, delay=delay, file=sys.stderr)
 
 
 # --------------------------------------------------------------------------------------------
@@ -823,8 +1178,8 @@ def _kpi_columns(table: pd.DataFrame, sweep_obj: Sweep) -> list[str]:
     return [c for c in table.columns if c not in fixed and c not in params]
 
 
-def _assemble(sweep_obj: Sweep, planned: Sequence[PlannedRun], keys: Sequence[str],
-              records: Mapping[str, dict], keep_results: bool) -> pd.DataFrame:
+def _assemble(sweep_obj: Sweep, keys: Sequence[str], records: Mapping[str, dict],
+              keep_results: bool) -> pd.DataFrame:
     spec = sweep_obj.spec
     if spec.kpis is not None:
         kpi_names = list(spec.kpis)
@@ -836,7 +1191,7 @@ def _assemble(sweep_obj: Sweep, planned: Sequence[PlannedRun], keys: Sequence[st
     else:
         kpi_names = list(dict.fromkeys(k for key in keys if key in records for k in records[key].get("kpis", {})))
     rows = []
-    for run, key in zip(planned, keys):
+    for run, key in zip(sweep_obj.iter_runs(), keys):
         rec = records.get(key)
         if rec is None:
             continue
@@ -916,14 +1271,16 @@ def summarize(table: pd.DataFrame, parameters: Sequence[str], kpis: Sequence[str
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    """Entry point for ``v2gsim sweep FILE -o DIR [--workers N] [--scheduler ADDRESS]``.
+    """Entry point for ``v2gsim sweep FILE -o DIR [--workers N] [--scheduler ADDRESS] ...``.
 
     Reads ``args.file``, ``args.out``, ``args.workers``, ``args.scheduler``,
-    ``args.keep_results`` and ``args.progress`` (missing ones take their defaults).
+    ``args.keep_results``, ``args.progress``, ``args.max_runs`` and ``args.extend`` (missing
+    ones take their defaults).
 
     Returns:
-        0 when every run succeeded, 1 when some failed, 2 for an invalid sweep file,
-        130 when interrupted (rerun the same command to resume).
+        0 when every run succeeded, 1 when some failed, 2 for an invalid sweep file, a sweep
+        over the run limit, or an output folder in use or holding another sweep, 130 when
+        interrupted (rerun the same command to resume).
     """
     out = Path(args.out)
     t0 = time.perf_counter()
@@ -931,8 +1288,10 @@ def cli_main(args: argparse.Namespace) -> int:
         table = run_sweep(args.file, out, workers=getattr(args, "workers", None),
                           scheduler=getattr(args, "scheduler", None),
                           keep_results=bool(getattr(args, "keep_results", False)),
-                          progress=bool(getattr(args, "progress", True)))
-    except ScenarioError as exc:
+                          progress=bool(getattr(args, "progress", True)),
+                          max_runs=DEFAULT_MAX_RUNS if getattr(args, "max_runs", None) is None else args.max_runs,
+                          extend=bool(getattr(args, "extend", False)))
+    except (ScenarioError, SweepFolderError) as exc:
         print(exc, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
