@@ -376,3 +376,29 @@ def test_schema_lists_every_field_with_a_meaningful_default(capsys):
     assert main(["schema", "--format", "markdown"]) == 0
     md = capsys.readouterr().out
     assert "| extends |" in md and "| feeder.base_load.from |" in md and "PydanticUndefined" not in md
+
+
+def test_unwritable_parent_is_found_before_the_run(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o555)
+    try:  # with the progress bar on: it must never start
+        p = cli(["run", "smoke", "-o", "locked/out", "--no-plots"], cwd=tmp_path)
+    finally:
+        os.chmod(locked, 0o755)
+    assert p.returncode == 1 and "cannot write the results to locked/out" in p.stderr
+    assert "step/s" not in p.stderr and "192/" not in p.stderr and "96/" not in p.stderr, p.stderr
+
+
+def test_compare_never_replaces_a_users_files_without_overwrite(tmp_path, capsys):
+    run_smoke(tmp_path / "a")
+    out = tmp_path / "cmp"
+    out.mkdir()
+    (out / "kpis.csv").write_text("my own table\n")
+    (out / "notes.txt").write_text("mine\n")
+    assert main(["compare", str(tmp_path / "a"), "smoke", "-o", str(out)]) == 2
+    assert "already holds kpis.csv" in capsys.readouterr().err
+    assert (out / "kpis.csv").read_text() == "my own table\n"
+    assert main(["compare", str(tmp_path / "a"), "smoke", "-o", str(out), "--overwrite"]) == 0
+    assert (out / "kpis.csv").read_text() != "my own table\n" and (out / "load_curves.png").stat().st_size > 5000
+    assert sorted(p.name for p in out.iterdir()) == ["kpis.csv", "load_curves.png", "notes.txt"]

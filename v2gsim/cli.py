@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import types
 import typing
@@ -44,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("items", nargs="+", metavar="DIR_OR_SCENARIO", help="result folders (v2gsim run -o DIR) or scenarios to run")
     c.add_argument("-o", "--out", help="write the KPI table (CSV) and the overlaid plot (PNG) into this folder")
     c.add_argument("--kpis", help="comma-separated KPI names to show (default: all)")
+    c.add_argument("--overwrite", action="store_true", help="replace kpis.csv and load_curves.png in the -o folder")
 
     w = sub.add_parser("sweep", help="run a parameter sweep (local processes or Dask)")
     w.add_argument("file", help="sweep YAML file")
@@ -241,8 +243,18 @@ def _cmd_scenarios(args) -> int:
 def _cmd_compare(args) -> int:
     import shutil
 
+    from v2gsim.errors import OutputError
+
     from v2gsim.compare import format_kpi_table, kpi_table, load_or_run, plot_compare
 
+    files = ("kpis.csv", "load_curves.png")
+    if args.out:  # before any scenario runs: never replace a user's files silently
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"{args.out} is a file, not a folder; choose another -o")
+        taken = [f for f in files if (out / f).exists()]
+        if taken and not args.overwrite:
+            raise OutputError(f"{args.out} already holds {', '.join(taken)}; replace them with --overwrite or choose another folder")
     runs = dict(load_or_run(item) for item in args.items)
     if len(runs) < len(args.items):
         print("v2gsim: two items have the same name; rename a result folder", file=sys.stderr)
@@ -257,10 +269,14 @@ def _cmd_compare(args) -> int:
         table = table.loc[wanted]
     print(format_kpi_table(table, shutil.get_terminal_size((120, 24)).columns))
     if args.out:
-        out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / "kpis.csv")
-        plot_compare(runs).savefig(out / "load_curves.png", dpi=110)
+        for name, write in zip(files, (table.to_csv, lambda p: plot_compare(runs).savefig(p, dpi=110, format="png"))):
+            tmp = out / f".{name}.v2gsim-tmp-{os.getpid()}"  # written whole, then renamed over
+            try:
+                write(tmp)
+                os.replace(tmp, out / name)
+            finally:
+                tmp.unlink(missing_ok=True)
         print(f"table: {out / 'kpis.csv'}\nplot:  {out / 'load_curves.png'}")
     return EXIT_OK
 

@@ -204,8 +204,19 @@ def _in_user_terms(directory: str | os.PathLike, action: Callable[[str, Path], o
 
 
 def check_result_folder(directory: str | os.PathLike, *, overwrite: bool = False) -> None:
-    """Raise the OutputError that writing into ``directory`` would raise (before a long run)."""
-    _in_user_terms(directory, lambda given, target: _state(target, given, overwrite))
+    """Raise the OutputError that writing into ``directory`` would raise (before a long run):
+    what the folder holds, and whether the first folder the result is written into can be
+    written (probed by making and removing a temporary folder there)."""
+
+    def check(given: str, target: Path) -> None:
+        state, _ = _state(target, given, overwrite)
+        if state == "empty":
+            where, prefix = target, "."
+        else:  # written beside the target: in its parent, or the nearest folder above that exists
+            where, prefix = next(p for p in target.parents if p.exists()), f".{target.name}."
+        _new_temp(where, prefix).rmdir()
+
+    _in_user_terms(directory, check)
 
 
 def write_result_folder(directory: str | os.PathLike, write: Callable[[Path], None], *, overwrite: bool = False) -> Path:
