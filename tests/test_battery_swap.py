@@ -158,7 +158,7 @@ def test_stations_are_agents_and_default_config_has_none():
 def test_bad_station_configs_are_reported():
     with pytest.raises(Exception, match="unknown swap-station preset"):
         _swap_scenario(stations=[{"id": "x", "preset": "nio_gen9"}])
-    with pytest.raises(ScenarioError, match="no capacity"):
+    with pytest.raises(ScenarioError, match="no vehicle carries pack standard 'choco'"):
         V2GModel(_swap_scenario(stations=[{"id": "c", "preset": "catl_choco"}]))
 
 
@@ -173,3 +173,28 @@ def test_station_on_a_network_bus():
         ev_mw = fd.last_p_mw[fd.n_base:].sum()
         assert ev_mw * 1e3 == pytest.approx(m.fleet.p_kw.sum() + m.hooks[0].p_kw.sum(), abs=1e-6)
     assert m.hooks[0].p_kw[0] > 0  # the rack charges at night
+
+
+def test_station_configuration_problems_are_found_at_validate_with_lines(tmp_path):
+    """Found by the fuzzer: a duplicated station passed `validate` and failed when the model was built."""
+    import v2gsim
+    from v2gsim.errors import ScenarioError
+    from v2gsim.scenario import bundled_scenarios
+
+    text = bundled_scenarios()["battery_swapping"].read_text()
+    p = tmp_path / "s.yaml"
+    p.write_text(text)
+    sc = v2gsim.load_scenario(p)
+    first = sc.business_models[0].stations[0].id
+    with pytest.raises(ScenarioError) as exc:
+        v2gsim.load_scenario(p, {"business_models.0.stations.1.id": first})
+    (pr,) = exc.value.problems
+    assert pr.path == "business_models[0].stations[1].id" and f"duplicate station id {first!r}" in pr.message
+    # a standard no vehicle carries and no station sizes
+    with pytest.raises(ScenarioError, match="stations.0.\\.pack_capacity_kwh.*no vehicle carries pack standard 'choco'"):
+        v2gsim.load_scenario(p, {"business_models.0.stations.0.preset": "catl_choco"})
+    # the same checks guard a Scenario built in Python (no YAML lines there)
+    bad = sc.model_copy(update={"business_models": [sc.business_models[0].model_copy(update={
+        "stations": [sc.business_models[0].stations[0]] * 2})]})
+    with pytest.raises(ScenarioError, match="duplicate station id"):
+        v2gsim.V2GModel(bad)

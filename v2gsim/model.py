@@ -22,7 +22,7 @@ from v2gsim.physics.battery import apply_power
 from v2gsim.population.fleet import DEPOT, DRIVING, HOME, PUBLIC, build_fleet
 from v2gsim.population.mobility import DayEvents, GeneratedMobility, SessionMobility, merge_days, read_sessions
 from v2gsim.recorder import Recorder
-from v2gsim.scenario.schema import Scenario
+from v2gsim.scenario.schema import Scenario, model_checks
 from v2gsim.strategies.base import FleetView, Observation, StrategyContext, strategy_for
 
 # Named random streams, each from SeedSequence(seed, spawn_key=(stream,)).
@@ -52,6 +52,9 @@ class V2GModel(mesa.Model):
         if vehicle_stepping not in ("population", "agents"):
             raise ValueError(f"vehicle_stepping must be 'population' or 'agents'; got {vehicle_stepping!r}")
         self.config = scenario  # (Mesa reserves model.scenario for its own Scenario class)
+        problems = model_checks(scenario)  # load_scenario ran them with YAML lines; a Scenario built in Python has not
+        if problems:
+            raise ScenarioError(problems)
         self.vehicle_stepping = vehicle_stepping
         tc = scenario.time
         self.dt_h = tc.dt_h

@@ -67,8 +67,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from v2gsim.errors import Problem, ScenarioError
-from v2gsim.scenario import Scenario, find_scenario, load_scenario, loader
-from v2gsim.scenario import _checks as _scenario_checks  # the checks load_scenario runs
+from v2gsim.scenario import Scenario, find_scenario, load_scenario, loader, validate_scenario
 from v2gsim.scenario.schema import resolve_paths
 
 __all__ = [
@@ -490,8 +489,7 @@ class _Resolver:
                       for k, v in overrides.items())
         if applied:
             try:
-                return loader.validate(resolve_paths(raw, lines), Scenario, lines,  # type: ignore[return-value]
-                                       extra_checks=_scenario_checks)
+                return validate_scenario(resolve_paths(raw, lines), lines)
             except ScenarioError:
                 pass
         return load_scenario(self.base_path, overrides=overrides)

@@ -53,7 +53,6 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from v2gsim.errors import Problem, ScenarioError
 from v2gsim.physics.battery import charge_to, discharge_to
 from v2gsim.population.fleet import CHEMISTRIES, DRIVING
 
@@ -182,10 +181,6 @@ class SwapNetwork:
         specs = [s.resolved() for s in cfg.stations]
         self.station_ids = [s.id for s in cfg.stations]
         self.buses = [s.bus for s in cfg.stations]
-        problems = []
-        dup = {i for i in self.station_ids if self.station_ids.count(i) > 1}
-        if dup:
-            problems.append(Problem("business_models[].stations", f"duplicate station id(s) {sorted(dup)}", "station ids must be unique"))
         self.standards = sorted({p.pack_standard for p in specs})
         S = len(specs)
         self.n_stations = S
@@ -196,7 +191,6 @@ class SwapNetwork:
         veh_std = np.full(n, -1, np.int64)
         below = np.zeros(n)
         trip_reserve = np.full(n, -np.inf)  # -inf: never swaps before a trip
-        std_cap: dict[int, set] = {}
         std_vspec: dict[int, object] = {}
         for b in model.blocks:
             ps = b.vehicle.pack_standard
@@ -209,12 +203,7 @@ class SwapNetwork:
             reserve_soc = getattr(b.group, "swap_before_trip_reserve_soc", None)
             if reserve_soc is not None:
                 trip_reserve[sl] = reserve_soc * b.vehicle.capacity_kwh
-            std_cap.setdefault(k, set()).add(b.vehicle.capacity_kwh)
             std_vspec.setdefault(k, b.vehicle)
-        for k, caps in std_cap.items():
-            if len(caps) > 1:
-                problems.append(Problem("population", f"vehicles with pack standard {self.standards[k]!r} have different capacities {sorted(caps)}",
-                                        "one pack capacity per standard: use one vehicle model per swap standard"))
         std_capacity = np.zeros(len(self.standards))
         std_chem = np.zeros(len(self.standards), np.int8)
         std_knee = np.full(len(self.standards), 0.8)
@@ -229,14 +218,8 @@ class SwapNetwork:
                 std_knee[k], std_cutoff[k] = v.soc_knee, v.taper_cutoff_frac
                 std_eta_c[k], std_eta_d[k] = v.eta_charge, v.eta_discharge
             else:
-                caps = [p.pack_capacity_kwh for p in specs if p.pack_standard == self.standards[k] and p.pack_capacity_kwh]
-                if not caps:
-                    problems.append(Problem("business_models[].stations", f"no capacity for pack standard {self.standards[k]!r}",
-                                            "give stations[].pack_capacity_kwh or add vehicles with that pack_standard"))
-                    continue
-                std_capacity[k] = caps[0]
-        if problems:
-            raise ScenarioError(problems)
+                # validation (BatterySwapConfig.scenario_problems) made sure a station gives it
+                std_capacity[k] = next(p.pack_capacity_kwh for p in specs if p.pack_standard == self.standards[k] and p.pack_capacity_kwh)
         # station (S,) arrays
         self.st_packs = np.array([p.packs for p in specs], np.int64)
         self.st_grid_limit_kw = np.array([p.grid_limit_kw for p in specs], float)

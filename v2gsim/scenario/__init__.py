@@ -10,9 +10,9 @@ from pydantic import ValidationError
 
 from v2gsim.errors import Problem
 from v2gsim.scenario import loader
-from v2gsim.scenario.schema import Scenario, TimeConfig, cross_checks, resolve_paths
+from v2gsim.scenario.schema import Scenario, TimeConfig, cross_checks, model_checks, resolve_paths
 
-__all__ = ["Scenario", "bundled_scenarios", "find_scenario", "load_scenario"]
+__all__ = ["Scenario", "bundled_scenarios", "find_scenario", "load_scenario", "validate_scenario"]
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -97,5 +97,10 @@ def load_scenario(path: str | Path, overrides: Sequence[str] | Mapping[str, obje
     if isinstance(overrides, Mapping):
         overrides = [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}" for k, v in overrides.items()]
     raw, lines = loader.resolve(find_scenario(path), list(overrides))
-    raw = resolve_paths(raw, lines)
-    return loader.validate(raw, Scenario, lines, extra_checks=_checks)
+    return validate_scenario(resolve_paths(raw, lines), lines)
+
+
+def validate_scenario(raw: dict, lines: loader.LineMap) -> Scenario:
+    """Validate resolved scenario data (paths already resolved): the schema, the checks between
+    sections and of data files, then the checks on the typed scenario; every problem placed."""
+    return loader.validate(raw, Scenario, lines, extra_checks=_checks, model_checks=model_checks)  # type: ignore[return-value]

@@ -875,7 +875,8 @@ def _place(problem: Problem, lines: LineMap) -> Problem:
 
 
 def validate(raw: dict, model_cls: type[BaseModel], lines: LineMap,
-             extra_checks: Callable[[dict], list[Problem]] | None = None) -> BaseModel:
+             extra_checks: Callable[[dict], list[Problem]] | None = None,
+             model_checks: Callable[[BaseModel], list[Problem]] | None = None) -> BaseModel:
     """Validate resolved scenario data with ``model_cls``, collecting every problem.
 
     Args:
@@ -885,12 +886,15 @@ def validate(raw: dict, model_cls: type[BaseModel], lines: LineMap,
         extra_checks: Optional cross-field checks run on ``raw`` even when pydantic failed
             (so they must cope with missing or malformed values). Their problems get file and
             line from ``lines`` when they do not carry them.
+        model_checks: Optional checks on the validated instance (typed, so simpler to write),
+            run only when nothing else was found; their problems are placed the same way.
 
     Returns:
         The validated model instance.
 
     Raises:
-        ScenarioError: with all pydantic problems followed by all extra-check problems.
+        ScenarioError: with all pydantic problems followed by all extra-check problems (or the
+            model-check problems).
     """
     problems: list[Problem] = []
     result = None
@@ -916,6 +920,8 @@ def validate(raw: dict, model_cls: type[BaseModel], lines: LineMap,
                 raise
             extra = []  # the check tripped over data pydantic already reported as wrong
         problems.extend(_place(p, lines) for p in extra)
+    if not problems and model_checks is not None:
+        problems.extend(_place(p, lines) for p in model_checks(result))
     if problems:
         unique = list(dict.fromkeys(problems))
         raise ScenarioError(unique, file=lines.root_file)

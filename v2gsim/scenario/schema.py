@@ -324,6 +324,12 @@ def _suggest(name: str, known: list[str]) -> str:
     return f"did you mean {close[0]!r}? known: {listing}" if close else f"known: {listing}"
 
 
+def model_checks(sc: Scenario) -> list[Problem]:
+    """Problems of a validated scenario that its business models find (see
+    ``StrategyConfig.scenario_problems``)."""
+    return [p for i, bm in enumerate(sc.business_models) for p in bm.scenario_problems(sc, f"business_models[{i}]")]
+
+
 def cross_checks(raw: Any) -> list[Problem]:
     """Problems between sections, on the raw dict (tolerant of any shape; pydantic reports shapes)."""
     if not isinstance(raw, dict):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 from pydantic import ConfigDict, Field
 
+from v2gsim.errors import Problem
 from v2gsim.fields import StrictNumbers
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,6 +35,12 @@ class StrategyConfig(StrictNumbers):
         default=None,
         description="site ids this business model controls; omitted = every site no other entry claims",
     )
+
+    def scenario_problems(self, scenario, path: str) -> list[Problem]:
+        """Problems of this entry that only the whole validated scenario shows (its vehicles,
+        sites, the other entries), each with a YAML path below ``path`` (e.g.
+        ``"business_models[2]"``); found at validation, not when the model is built. Default: none."""
+        return []
 
 
 @dataclass(frozen=True)

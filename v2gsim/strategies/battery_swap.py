@@ -42,6 +42,7 @@ import numpy as np
 import yaml
 from pydantic import ConfigDict, Field, field_validator
 
+from v2gsim.errors import Problem
 from v2gsim.fields import ID_PATTERN, LocalDateTime, StrictNumbers
 from v2gsim.strategies.base import Dispatch, Observation, Strategy, StrategyConfig, register
 
@@ -144,6 +145,36 @@ class BatterySwapConfig(StrategyConfig):
         "wear_cost_cny_per_kwh (set by the wear model)",
     )
     discharge_requests: list[DischargeRequest] = Field(default_factory=list, description="grid request windows")
+
+    def scenario_problems(self, scenario, path: str) -> list[Problem]:
+        """Station ids unique over every battery_swap entry; one pack capacity per standard among
+        the vehicles that carry it; a capacity for every standard no vehicle carries."""
+        from v2gsim.population.fleet import vehicle_spec
+
+        out: list[Problem] = []
+        me = next(k for k, bm in enumerate(scenario.business_models) if bm is self)
+        earlier = {st.id for bm in scenario.business_models[:me] if bm.kind == self.kind for st in bm.stations}
+        seen: set[str] = set()
+        for j, st in enumerate(self.stations):
+            if st.id in earlier or st.id in seen:
+                out.append(Problem(f"{path}.stations[{j}].id", f"duplicate station id {st.id!r}", "station ids must be unique"))
+            seen.add(st.id)
+        caps: dict[str, dict[float, int]] = {}  # standard -> capacity -> first group carrying it
+        for i, g in enumerate(scenario.population):
+            v = vehicle_spec(g.vehicle)
+            if v.pack_standard is not None:
+                caps.setdefault(v.pack_standard, {}).setdefault(v.capacity_kwh, i)
+        for j, st in enumerate(self.stations):
+            spec = st.resolved()
+            found = caps.get(spec.pack_standard, {})
+            if len(found) > 1:
+                groups = ", ".join(f"population[{i}] {c:g} kWh" for c, i in found.items())
+                out.append(Problem(f"{path}.stations[{j}]", f"vehicles with pack standard {spec.pack_standard!r} carry packs "
+                                   f"of different capacities ({groups})", "one pack capacity per standard: use one vehicle model per swap standard"))
+            elif not found and spec.pack_capacity_kwh is None:
+                out.append(Problem(f"{path}.stations[{j}].pack_capacity_kwh", f"no vehicle carries pack standard {spec.pack_standard!r}, "
+                                   "so the pack capacity is unknown", "give pack_capacity_kwh or add vehicles with that pack_standard"))
+        return list(dict.fromkeys(out))
 
 
 def _window_stats(x: np.ndarray, w: int, q: float) -> tuple[np.ndarray, np.ndarray]:
