@@ -89,6 +89,13 @@ __all__ = [
     "plan_grouped",
     "grouped_profiles",
     "departure_groups",
+    "split_llf_segments",
+    "need_floor_kwh",
+    "fleet_classes",
+    "ClassPlan",
+    "plan_classes",
+    "split_classes",
+    "disaggregate_classes",
 ]
 
 _TOL_KW = 1e-6
@@ -911,6 +918,23 @@ def _laxity(e_kwh, need_kwh, steps_left, ch_step_kwh) -> np.ndarray:
     return np.where(np.isnan(lax), -np.inf, lax)  # need > e with no charging power
 
 
+def _fill_seg(amount: np.ndarray, cap: np.ndarray, order: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """:func:`_fill` in every segment at once: segment ``s`` gives ``amount[s]`` to its entries in
+    ``order`` (sorted by segment first), each up to ``cap``."""
+    out = np.zeros_like(cap)
+    if order.size == 0:
+        return out
+    c = cap[order]
+    g = seg[order]
+    before = np.cumsum(c) - c
+    first = np.empty(g.size, bool)
+    first[0] = True
+    np.not_equal(g[1:], g[:-1], out=first[1:])
+    before -= np.maximum.accumulate(np.where(first, before, 0.0))  # from each segment's start
+    out[order] = np.clip(amount[g] - before, 0.0, c)
+    return out
+
+
 def split_llf(
     target_kw: float,
     e_kwh: np.ndarray,
@@ -936,7 +960,8 @@ def split_llf(
     discharge only with ``store_in_unidirectional``); if it is lower, vehicles discharge (up to
     discharge power, the reserve ``e_lb_kwh``, and without endangering their need), most laxity
     first. The sum never exceeds ``p_site_max_kw``, even if the mandatory charging would.
-    Laxity = steps left - full-power charging steps still needed.
+    Laxity = steps left - full-power charging steps still needed. (:func:`split_llf_segments`
+    with one segment.)
 
     Args:
         target_kw: site net power wanted this step, kW (> 0 charging).
@@ -953,9 +978,47 @@ def split_llf(
     Returns:
         (k,) grid-side power per vehicle, kW.
     """
+    return split_llf_segments(
+        np.array([float(target_kw)]), np.zeros(e_kwh.size, np.int64), e_kwh, e_cap_kwh=e_cap_kwh,
+        e_lb_kwh=e_lb_kwh, need_kwh=need_kwh, steps_left=steps_left, p_ch_max_kw=p_ch_max_kw,
+        p_dis_max_kw=p_dis_max_kw, eta_ch=eta_ch, eta_dis=eta_dis, dt_h=dt_h,
+        p_segment_max_kw=np.array([float(p_site_max_kw)]), store_in_unidirectional=store_in_unidirectional)
+
+
+def split_llf_segments(
+    target_kw: np.ndarray,
+    segment: np.ndarray,
+    e_kwh: np.ndarray,
+    *,
+    e_cap_kwh: np.ndarray,
+    e_lb_kwh: np.ndarray,
+    need_kwh: np.ndarray,
+    steps_left: np.ndarray,
+    p_ch_max_kw: np.ndarray,
+    p_dis_max_kw: np.ndarray,
+    eta_ch: np.ndarray,
+    eta_dis: np.ndarray,
+    dt_h: float,
+    p_segment_max_kw: np.ndarray | None = None,
+    floor_kwh: np.ndarray | None = None,
+    store_in_unidirectional: bool = False,
+) -> np.ndarray:
+    """:func:`split_llf` in several segments of the vehicles at once: segment ``s`` (the vehicles
+    with ``segment == s``) shares ``target_kw[s]`` by the rules of :func:`split_llf`, within
+    ``p_segment_max_kw[s]`` (default none). One sort and segmented cumulative sums, no loop.
+
+    ``floor_kwh`` (k,), optional: battery energy each vehicle must gain this step (< 0: the most
+    it may lose), e.g. :func:`need_floor_kwh`; it raises the charging a vehicle must have and
+    bounds what it may discharge.
+
+    Returns:
+        (k,) grid-side power per vehicle, kW.
+    """
     k = e_kwh.size
     if k == 0:
         return np.zeros(0)
+    S = target_kw.size
+    seg = segment
     dt = dt_h
     has_need = np.isfinite(need_kwh)
     need0 = np.where(has_need, need_kwh, 0.0)
@@ -964,41 +1027,43 @@ def split_llf(
     pc_max = np.clip((e_cap_kwh - e_kwh) / (eta_ch * dt), 0.0, p_ch_max_kw)
     req = np.where(has_need, need0 - e_kwh - ch_step * left_after, -np.inf)
     must = np.where(req > 0, np.minimum(req / (eta_ch * dt), pc_max), 0.0)
-    must0 = must
-    s_must = must.sum()
-    order = None
-
-    def least_laxity_first():
-        lax = _laxity(e_kwh, need_kwh, steps_left, ch_step)
-        return lax, np.argsort(lax, kind="stable")
-
-    if s_must > p_site_max_kw:
-        lax, order = least_laxity_first()
-        must = _fill(p_site_max_kw, must, order)
-        s_must = must.sum()
-    if target_kw >= s_must:
-        extra = min(target_kw, p_site_max_kw) - s_must
-        if extra <= _TOL_KW:
-            return must
-        if order is None:
-            lax, order = least_laxity_first()
-        # First towards unmet needs (least laxity first), then into spare capacity.
-        to_need = np.clip((need0 - e_kwh) / (eta_ch * dt), 0.0, None) - must
-        tier1 = _fill(extra, np.clip(np.minimum(pc_max - must, to_need), 0.0, None), order)
-        rest = extra - tier1.sum()
-        if rest <= _TOL_KW:
-            return must + tier1
-        order_spare = np.lexsort((lax, -p_dis_max_kw))
-        spare_kw = np.clip(pc_max - must - tier1, 0.0, None)
-        if not store_in_unidirectional:  # as in the aggregate envelope: no use storing in them
-            spare_kw = np.where(p_dis_max_kw > 0, spare_kw, 0.0)
-        return must + tier1 + _fill(rest, spare_kw, order_spare)
     # Battery energy that may leave this step: above the reserve and not needed later.
     spare = np.minimum(e_kwh - e_lb_kwh, np.where(has_need, -req, np.inf))
-    pd_max = np.where(must0 == 0, np.clip(spare * eta_dis / dt, 0.0, p_dis_max_kw), 0.0)
-    if order is None:
-        lax, order = least_laxity_first()
-    return must - _fill(s_must - target_kw, pd_max, order[::-1])
+    if floor_kwh is not None:
+        must = np.maximum(must, np.minimum(np.maximum(floor_kwh, 0.0) / (eta_ch * dt), pc_max))
+        spare = np.minimum(spare, -floor_kwh)
+    must0 = must
+    lax = _laxity(e_kwh, need_kwh, steps_left, ch_step)
+    idx = np.arange(k)
+    order = np.lexsort((idx, lax, seg))  # least laxity first within each segment
+    s_must = np.bincount(seg, must, S)
+    seg_max = np.full(S, np.inf) if p_segment_max_kw is None else p_segment_max_kw
+    over = s_must > seg_max
+    if over.any():
+        must = _fill_seg(np.where(over, seg_max, s_must), must, order, seg)
+        s_must = np.bincount(seg, must, S)
+    up = target_kw >= s_must
+    p = must.copy()
+    # charging segments: first towards unmet needs (least laxity first), then into spare capacity
+    extra = np.where(up, np.minimum(target_kw, seg_max) - s_must, 0.0)
+    extra = np.where(extra > _TOL_KW, extra, 0.0)
+    if extra.any():
+        to_need = np.clip((need0 - e_kwh) / (eta_ch * dt), 0.0, None) - must
+        tier1 = _fill_seg(extra, np.clip(np.minimum(pc_max - must, to_need), 0.0, None), order, seg)
+        rest = extra - np.bincount(seg, tier1, S)
+        rest = np.where(rest > _TOL_KW, rest, 0.0)
+        p += tier1
+        if rest.any():
+            order_spare = np.lexsort((idx, lax, -p_dis_max_kw, seg))
+            spare_kw = np.clip(pc_max - must - tier1, 0.0, None)
+            if not store_in_unidirectional:  # as in the aggregate envelope: no use storing in them
+                spare_kw = np.where(p_dis_max_kw > 0, spare_kw, 0.0)
+            p += _fill_seg(rest, spare_kw, order_spare, seg)
+    if not up.all():  # discharging segments: the most lax first
+        pd_max = np.where(must0 == 0, np.clip(spare * eta_dis / dt, 0.0, p_dis_max_kw), 0.0)
+        order_dis = np.lexsort((-idx, -lax, seg))
+        p -= _fill_seg(np.where(up, 0.0, s_must - target_kw), pd_max, order_dis, seg)
+    return p
 
 
 def disaggregate_llf(prob: DispatchProblem, p_agg_kw: np.ndarray | AggregatePlan) -> DispatchPlan:
@@ -1524,8 +1589,10 @@ def coarsen(prob: DispatchProblem, block: int) -> DispatchProblem:
 
 
 def _subset(prob: DispatchProblem, idx: np.ndarray) -> DispatchProblem:
-    """The vehicles ``idx`` of ``prob`` alone, without site limits, soft cap or requests."""
-    return DispatchProblem(
+    """The vehicles ``idx`` of ``prob`` alone, without site limits, soft cap or requests (its own
+    need at the horizon end, also for a problem on unequal blocks from :func:`coarsen_blocks`)."""
+    sub = _derived_problem(
+        n_vehicles=int(idx.size), n_steps=prob.n_steps,
         dt_h=prob.dt_h, price_buy_cny_per_kwh=prob.price_buy_cny_per_kwh,
         price_v2g_cny_per_kwh=prob.price_v2g_cny_per_kwh,
         arrival_step=prob.arrival_step[idx], departure_step=prob.departure_step[idx],
@@ -1534,9 +1601,13 @@ def _subset(prob: DispatchProblem, idx: np.ndarray) -> DispatchProblem:
         p_dis_max_kw=prob.p_dis_max_kw[idx], eta_ch=prob.eta_ch[idx], eta_dis=prob.eta_dis[idx],
         wear_cny_per_kwh=prob.wear_cny_per_kwh,
         wear_vehicle_cny_per_kwh=prob.wear_vehicle_cny_per_kwh[idx],
+        p_site_max_kw=np.full(prob.n_steps, np.inf), p_site_min_kw=np.full(prob.n_steps, -np.inf),
+        p_feeder_headroom_kw=None, requests=(),
         penalty_need_cny_per_kwh=prob.penalty_need_cny_per_kwh,
         penalty_request_cny_per_kwh=prob.penalty_request_cny_per_kwh,
     )
+    sub.__dict__["need_eff_kwh"] = prob.need_eff_kwh[idx]
+    return sub
 
 
 def departure_groups(prob: DispatchProblem, max_groups: int = 96, by_power: bool = True) -> np.ndarray:
@@ -1697,3 +1768,337 @@ def _track_groups(prob: DispatchProblem, subs, profs, track_cny_per_kwh: float) 
     if np.any(site > prob.p_site_max_kw + 1e-6) or np.any(site < prob.p_site_min_kw - 1e-6):
         return None
     return p
+
+
+# --------------------------------------------------------------------------------------------
+# class plans: one envelope per class of alike vehicles, split least laxity first per class
+
+# Classes of a class plan (:func:`fleet_classes`): an LP of about 7 x classes x T variables.
+MAX_CLASSES = 48
+
+
+def need_floor_kwh(
+    e_kwh: np.ndarray, need_kwh: np.ndarray, steps_left: np.ndarray, ch_step_kwh: np.ndarray,
+    up_kwh: np.ndarray, down_kwh: np.ndarray, eta_ch: np.ndarray, site_kwh_ahead: np.ndarray | None = None,
+    dis_step_kwh: np.ndarray | None = None, proposal_kwh: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """Battery energy each vehicle must gain this step so that every need stays reachable, (k,)
+    kWh (< 0: the most it may lose; ``-down_kwh`` where nothing binds).
+
+    Alone, a vehicle must gain what it cannot charge in its later steps at full power. Under a
+    site import limit that is not enough: vehicles leaving together may each have time alone, but
+    not together. After this step, every set ``V`` of vehicles must still be able to receive its
+    gaps: ``sum_V (gap_i - x_i) <= F(V)``, ``F(V) = sum_s min(site_s, sum_{i in V, plugged at s}
+    ch_i)`` over the later steps. ``F`` is submodular, so the requirements ``x(V) >= gap(V) -
+    F(V)`` form a contra-polymatroid, and greedy over one order of the vehicles gives a vector
+    that meets every set's requirement at once (its total is the least the site must deliver
+    now). The order is least laxity first: the tightest vehicles count on their later steps, the
+    looser ones take what the limit will not let them have later. A vehicle that cannot take its
+    share now passes it on (least laxity first). Each vehicle is assumed plugged until its
+    departure; vehicles yet to arrive are not counted; every vehicle able to discharge is counted
+    as if it could feed the site at full power in every later step (the import limit is on net
+    power), so the requirement is never more than the needs call for.
+
+    With ``proposal_kwh`` (k,), the energies a split proposes: None when they already meet the
+    requirement of every set of vehicles leaving by the same step (and of every vehicle alone);
+    the vector above otherwise. (The vector fixes *who* gets the energy, which a plan may have
+    decided differently and as well; so a split asks for it only when the proposal falls short.)
+
+    Args:
+        e_kwh, need_kwh: energy now and need at departure (k,), kWh (``-inf``: no need).
+        steps_left: steps to departure, this one included (k,).
+        ch_step_kwh: battery energy of a full-power charging step (k,), kWh.
+        up_kwh, down_kwh: battery energy the vehicle can gain / lose this step (k,), kWh.
+        eta_ch: charging efficiencies (k,) (the best of them turns the site's energy into
+            battery energy).
+        site_kwh_ahead: grid-side energy the site's import limit allows in each later step
+            (H,), kWh (beyond H: none); None for no limit.
+        dis_step_kwh: grid-side energy of a full-power discharging step (k,), kWh (None: none).
+    """
+    out = -down_kwh.astype(float)
+    gap = np.where(np.isfinite(need_kwh), need_kwh - e_kwh, 0.0)
+    act = np.flatnonzero(gap > 0)
+    if act.size == 0:
+        return None if proposal_kwh is not None else out
+    later = np.maximum(steps_left[act] - 1, 0)
+    ch = ch_step_kwh[act]
+    g = gap[act]
+    x = g - ch * later  # alone
+    H = int(later.max())
+    ell = None
+    if site_kwh_ahead is not None and H > 0:
+        ell = np.zeros(H)
+        h = min(H, site_kwh_ahead.size)
+        ell[:h] = site_kwh_ahead[:h]
+        if dis_step_kwh is not None and np.any(dis_step_kwh > 0):
+            bi = np.flatnonzero(dis_step_kwh > 0)
+            n_late = np.bincount(np.clip(steps_left[bi] - 1, 0, H), dis_step_kwh[bi], H + 1)
+            ell += np.cumsum(n_late[::-1])[::-1][1:]  # of those still plugged in each later step
+        ell *= float(eta_ch[act].max())
+        if ch.sum() <= ell.min():  # the site can never hold them back
+            ell = None
+
+    def supply(order):  # F of each prefix of ``order``
+        A = np.where(np.arange(H)[None, :] < later[order][:, None], ch[order][:, None], 0.0)
+        return np.minimum(np.cumsum(A, axis=0), ell[None, :]).sum(1)
+
+    if proposal_kwh is not None:
+        y = proposal_kwh[act]
+        if np.any(y < x - 1e-9):
+            pass  # a vehicle alone falls short
+        elif ell is None:
+            return None
+        else:  # the sets of vehicles leaving by each step
+            order = np.argsort(later, kind="stable")
+            last = np.r_[later[order][1:] != later[order][:-1], True]
+            if np.all((np.cumsum(y[order]) - np.cumsum(g[order]) + supply(order))[last] >= -1e-9):
+                return None
+    lax = _laxity(e_kwh[act], need_kwh[act], steps_left[act], ch)
+    if ell is not None:
+        order = np.argsort(lax, kind="stable")
+        x = np.empty_like(g)
+        x[order] = g[order] - np.diff(supply(order), prepend=0.0)
+    room = up_kwh[act]
+    short = float(np.maximum(x - room, 0.0).sum())
+    x = np.minimum(x, room)
+    if short > 1e-12:  # passed on, least laxity first
+        x += _fill(short, np.clip(room - np.maximum(x, 0.0), 0.0, None), np.argsort(lax, kind="stable"))
+    out[act] = np.maximum(x, -down_kwh[act])
+    return out
+
+
+# (departure bins, arrival bins) tried in turn until there are at most max_classes cells of them
+_CLASS_CELLS = ((16, 8), (16, 4), (12, 4), (8, 2), (4, 1), (2, 1), (1, 1))
+
+
+def _value_bins(x: np.ndarray, k: int) -> np.ndarray:
+    """Bin of each value: its rank among the distinct values if there are at most ``k``, else
+    one of ``k`` equal-count bins (equal values share a bin)."""
+    u = np.unique(x)
+    if u.size <= k:
+        return np.searchsorted(u, x)
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, k + 1)[1:-1], method="lower"))
+    return np.searchsorted(edges, x, side="right")
+
+
+def _rank_bins(x: np.ndarray, k: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """Equal-count bins of ``x`` within each cell: ``k`` (per entry) bins by rank."""
+    order = np.lexsort((x, cell))
+    c = cell[order]
+    i = np.arange(c.size)
+    first = np.r_[True, c[1:] != c[:-1]]
+    pos = i - np.maximum.accumulate(np.where(first, i, 0))
+    out = np.empty(c.size, np.int64)
+    out[order] = pos * k[order] // np.bincount(c)[c]
+    return out
+
+
+def fleet_classes(prob: DispatchProblem, max_classes: int = MAX_CLASSES) -> np.ndarray:
+    """Class of each vehicle (n,), 0..G-1 with G <= ``max_classes`` (-1: no plugged step).
+
+    Vehicles of a class are alike as the aggregate LP sees them: in the same departure and
+    arrival bins, all able to discharge or none, and close in their energy need and discharge
+    headroom counted in hours of their own full power (``(need - e0) / (eta_ch * p_ch)`` and
+    ``(e0 - reserve) * eta_dis / p_dis``). Why: the sum of the envelopes of vehicles whose
+    feasible schedules are scaled copies of one another (same window, same energies in hours of
+    their power) *is* their joint flexibility; the fleet-wide sum is not, and under a binding
+    site limit its plan lets energy be delivered that no vehicle can take before it leaves.
+
+    The cells (departure bin x arrival bin x can discharge) are as fine as ``max_classes``
+    allows (``_CLASS_CELLS``, finest first; a bin holds equal values together); the classes
+    left over go to the cells in proportion to their vehicles, each cell cut into equal-count
+    bins by need (charge-only) or by need and then headroom (bidirectional)."""
+    n = prob.n_vehicles
+    a, d = prob.window
+    act = np.flatnonzero(d > a)
+    lab = np.full(n, -1, np.int64)
+    if act.size == 0:
+        return lab
+    need = np.where(np.isfinite(prob.need_eff_kwh), prob.need_eff_kwh, prob.e0_kwh)[act]
+    e0 = prob.e0_kwh[act]
+    pch, pdis = prob.p_ch_max_kw[act], prob.p_dis_max_kw[act]
+    bi = pdis > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap_h = np.where(pch > 0, np.maximum(need - e0, 0.0) / (prob.eta_ch[act] * pch), np.inf)
+        head_h = np.where(bi, np.maximum(e0 - prob.e_lb_kwh[act], 0.0) * prob.eta_dis[act] / pdis, 0.0)
+    for dep_k, arr_k in _CLASS_CELLS:
+        _, cell = np.unique(np.stack([_value_bins(d[act], dep_k), _value_bins(a[act], arr_k), bi]), axis=1,
+                            return_inverse=True)
+        cell = cell.reshape(-1)
+        n_cells = int(cell.max()) + 1
+        if n_cells <= max_classes:
+            break
+    size = np.bincount(cell)
+    k = (1 + (max(max_classes - n_cells, 0) * size) // act.size)[cell]  # classes per cell
+    k_gap = np.where(bi, np.ceil(np.sqrt(k)).astype(np.int64), k)
+    gb = _rank_bins(gap_h, k_gap, cell)
+    _, sub = np.unique(np.stack([cell, gb]), axis=1, return_inverse=True)
+    hb = _rank_bins(head_h, np.maximum(k // k_gap, 1), sub.reshape(-1))
+    _, g = np.unique(np.stack([cell, gb, hb]), axis=1, return_inverse=True)
+    lab[act] = g.reshape(-1)
+    return lab
+
+
+@dataclass(frozen=True, eq=False)
+class ClassPlan:
+    """Plan of :func:`plan_classes`.
+
+    Attributes:
+        labels: (n,) class of each vehicle (-1: not planned).
+        p_class_kw: (G, T) each class's planned net power, kW.
+        p_kw: (T,) the site's planned net power (their sum), kW.
+        objective_cny: the LP's objective incl. penalties.
+        status, solve_time_s: solver outcome.
+    """
+
+    labels: np.ndarray
+    p_class_kw: np.ndarray
+    p_kw: np.ndarray
+    objective_cny: float
+    status: str
+    solve_time_s: float
+
+
+def plan_classes(prob: DispatchProblem, *, max_classes: int = MAX_CLASSES, labels: np.ndarray | None = None) -> ClassPlan:
+    """Aggregate plan with one flexibility envelope per class of alike vehicles
+    (:func:`fleet_classes`): the aggregate model of :func:`plan_aggregate` per class, the classes
+    sharing the hard site limits and the soft cap in one LP (:func:`grouped_profiles`; about
+    ``7 * classes * T`` variables however large the fleet). Split it with
+    :func:`disaggregate_classes` (or per step with :func:`split_classes`)."""
+    t0 = time.perf_counter()
+    lab = fleet_classes(prob, max_classes) if labels is None else np.asarray(labels)
+    _, profs, res = grouped_profiles(prob, lab)
+    P = np.array(profs).reshape(-1, prob.n_steps)
+    return ClassPlan(labels=lab, p_class_kw=P, p_kw=P.sum(0), objective_cny=float(res.fun),
+                     status="optimal" if res.status == 0 else str(res.message),
+                     solve_time_s=time.perf_counter() - t0)
+
+
+def split_classes(
+    target_kw: np.ndarray,
+    labels: np.ndarray,
+    e_kwh: np.ndarray,
+    *,
+    e_cap_kwh: np.ndarray,
+    e_lb_kwh: np.ndarray,
+    need_kwh: np.ndarray,
+    steps_left: np.ndarray,
+    p_ch_max_kw: np.ndarray,
+    p_dis_max_kw: np.ndarray,
+    eta_ch: np.ndarray,
+    eta_dis: np.ndarray,
+    dt_h: float,
+    p_site_min_kw: float = -np.inf,
+    p_site_max_kw: float = np.inf,
+    p_cap_kw: float = np.inf,
+    site_kwh_ahead: np.ndarray | None = None,
+    store_in_unidirectional: bool = False,
+) -> np.ndarray:
+    """One step of a class plan for the vehicles plugged now.
+
+    Each class shares its planned power ``target_kw[g]`` among its members least laxity first
+    (:func:`split_llf_segments`); vehicles outside the plan (``labels == -1``: arrivals since)
+    share what the classes leave of the planned total. No vehicle gets less than its
+    :func:`need_floor_kwh` (what it must have now so that every need stays reachable under the
+    site's import limit, ``site_kwh_ahead``); the site's net power is then kept within the soft
+    cap (the most lax give way first, not below their floor) and the hard limits.
+
+    Args:
+        target_kw: (G,) each class's planned net power this step, kW.
+        labels: (k,) class of each vehicle plugged now, -1 outside the plan.
+        e_kwh, e_cap_kwh, e_lb_kwh, need_kwh, steps_left, p_ch_max_kw, p_dis_max_kw, eta_ch,
+            eta_dis, dt_h, store_in_unidirectional: as in :func:`split_llf`.
+        p_site_min_kw, p_site_max_kw, p_cap_kw: hard site limits and soft cap this step, kW.
+        site_kwh_ahead: grid-side energy the site's import limit allows in each later step, kWh.
+
+    Returns:
+        (k,) grid-side power per vehicle, kW.
+    """
+    if e_kwh.size == 0:
+        return np.zeros(0)
+    dt = dt_h
+    ch_step = eta_ch * p_ch_max_kw * dt
+    up = np.minimum(ch_step, np.maximum(e_cap_kwh - e_kwh, 0.0))
+    down = np.minimum(p_dis_max_kw * dt / eta_dis, np.maximum(e_kwh - e_lb_kwh, 0.0))
+    kw = dict(e_cap_kwh=e_cap_kwh, e_lb_kwh=e_lb_kwh, need_kwh=need_kwh, steps_left=steps_left,
+              p_ch_max_kw=p_ch_max_kw, p_dis_max_kw=p_dis_max_kw, eta_ch=eta_ch, eta_dis=eta_dis, dt_h=dt,
+              store_in_unidirectional=store_in_unidirectional)
+
+    lax = _laxity(e_kwh, need_kwh, steps_left, ch_step)
+    top = min(p_site_max_kw, max(p_cap_kw, p_site_min_kw))
+
+    def split(floor):
+        p = np.zeros(e_kwh.size)
+        planned = labels >= 0
+        if planned.any():
+            p[planned] = split_llf_segments(target_kw, labels[planned], e_kwh[planned], floor_kwh=_at(floor, planned),
+                                            **{k: _at(v, planned) for k, v in kw.items()})
+        if not planned.all():
+            rest = ~planned
+            left = max(float(target_kw.sum()) - float(p[planned].sum()), 0.0)
+            p[rest] = split_llf_segments(np.array([left]), np.zeros(int(rest.sum()), np.int64), e_kwh[rest],
+                                         floor_kwh=_at(floor, rest), **{k: _at(v, rest) for k, v in kw.items()})
+        # within the soft cap (not below the floors) and the hard limits: the most lax give way first
+        if floor is None:
+            floor = need_floor_kwh(e_kwh, need_kwh, steps_left, ch_step, up, down, eta_ch)
+        s = float(p.sum())
+        if s > top + _TOL_KW:
+            order = np.argsort(-lax, kind="stable")
+            p = p - _fill(s - top, np.clip(p - _grid_kw(floor, eta_ch, eta_dis, dt), 0.0, None), order)
+            over = float(p.sum()) - p_site_max_kw
+            if over > _TOL_KW:
+                p = p - _fill(over, np.clip(p - _grid_kw(-down, eta_ch, eta_dis, dt), 0.0, None), order)
+        elif s < p_site_min_kw - _TOL_KW:
+            p = p + _fill(p_site_min_kw - s, np.clip(_grid_kw(up, eta_ch, eta_dis, dt) - p, 0.0, None),
+                          np.argsort(lax, kind="stable"))
+        return p
+
+    # first as planned; only if that leaves a set of vehicles short of their needs, again with
+    # the floor (:func:`need_floor_kwh`)
+    p = split(None)
+    floor = need_floor_kwh(e_kwh, need_kwh, steps_left, ch_step, up, down, eta_ch, site_kwh_ahead,
+                           dis_step_kwh=p_dis_max_kw * dt, proposal_kwh=_battery_kwh(p, eta_ch, eta_dis, dt))
+    return p if floor is None else split(floor)
+
+
+def _grid_kw(de_kwh: np.ndarray, eta_ch, eta_dis, dt_h) -> np.ndarray:
+    """Grid-side power that changes battery energy by ``de_kwh`` in a step of ``dt_h``."""
+    return np.where(de_kwh > 0, de_kwh / (eta_ch * dt_h), de_kwh * eta_dis / dt_h)
+
+
+def _battery_kwh(p_kw: np.ndarray, eta_ch, eta_dis, dt_h) -> np.ndarray:
+    """Battery energy change of grid-side power ``p_kw`` over a step of ``dt_h``."""
+    return np.where(p_kw > 0, p_kw * eta_ch * dt_h, p_kw * dt_h / eta_dis)
+
+
+def _at(v, m):
+    """``v[m]`` for an array, ``v`` itself otherwise (scalars, None)."""
+    return v[m] if isinstance(v, np.ndarray) else v
+
+
+def disaggregate_classes(prob: DispatchProblem, plan: ClassPlan) -> DispatchPlan:
+    """Split a :func:`plan_classes` plan among the vehicles: a loop over steps, each a
+    :func:`split_classes` over the vehicles plugged in that step.
+
+    Returns:
+        DispatchPlan (``objective_cny`` is NaN; ``solve_time_s`` the split's wall time).
+    """
+    t0 = time.perf_counter()
+    _, d = prob.window
+    need = prob.need_eff_kwh
+    cap = prob.p_cap_kw
+    dt_t = np.broadcast_to(np.asarray(prob.dt_h, float), (prob.n_steps,))
+    lim = prob.p_site_max_kw * dt_t if np.isfinite(prob.p_site_max_kw).any() else None
+    store_uni = not bool(np.all(prob.price_buy_cny_per_kwh >= 0))
+
+    def step(t, m, e, h):
+        return split_classes(
+            plan.p_class_kw[:, t], plan.labels[m], e, e_cap_kwh=prob.e_cap_kwh[m], e_lb_kwh=prob.e_lb_kwh[m],
+            need_kwh=need[m], steps_left=d[m] - t, p_ch_max_kw=prob.p_ch_max_kw[m],
+            p_dis_max_kw=prob.p_dis_max_kw[m], eta_ch=prob.eta_ch[m], eta_dis=prob.eta_dis[m], dt_h=h,
+            p_site_min_kw=float(prob.p_site_min_kw[t]), p_site_max_kw=float(prob.p_site_max_kw[t]),
+            p_cap_kw=float(cap[t]), site_kwh_ahead=None if lim is None else lim[t + 1:],
+            store_in_unidirectional=store_uni,
+        )
+
+    return _run_split(prob, step, t0)
