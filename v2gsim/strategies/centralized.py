@@ -74,9 +74,11 @@ from v2gsim.strategies.dispatch import (
     GridRequest,
     coarsen_blocks,
     plan_aggregate,
+    plan_classes,
     plan_exact,
     plan_levels,
     prepare_solver,
+    split_classes,
     split_llf,
     split_value,
     trusted_problem,
@@ -140,11 +142,14 @@ class CentralizedConfig(StrategyConfig):
     aggregate_near_h: Annotated[float, Field(ge=0, le=168)] = Field(
         default=2.0, description="aggregate mode: hours planned on aggregate_step_min blocks before the coarser ones",
     )
-    aggregate_split: Literal["value", "llf"] = Field(
-        default="value",
+    aggregate_split: Literal["auto", "value", "classes", "llf"] = Field(
+        default="auto",
         description="aggregate mode: how the site's plan reaches its vehicles. value: each vehicle planned in the "
         "plan follows its own optimum against the prices, shifted by what the site's limits are worth in the plan "
-        "(dispatch.value_thresholds); llf: the site's planned power split each step least laxity first",
+        "(dispatch.value_thresholds); classes: the plan is one LP over classes of alike vehicles and each class's "
+        "power is split among its vehicles least laxity first (dispatch.plan_classes); auto: classes at a site "
+        "whose limit the vehicles plugged there could exceed (their charging or discharging power above it), "
+        "value elsewhere; llf: one fleet-wide profile split each step least laxity first",
     )
     aggregate_interval_bounds: bool = Field(
         default=False,
@@ -221,6 +226,19 @@ class _ValuePlan:
     down_kwh: np.ndarray
 
 
+@dataclass(frozen=True)
+class _ClassSitePlan:
+    """An aggregate site's class plan (``aggregate_split: classes``): the vehicles planned
+    (sorted), their stated departure step when planned, their classes (k,), each class's power
+    per step from the plan's start (G, T), kW, and the soft cap per step, kW."""
+
+    idx: np.ndarray
+    dep: np.ndarray
+    labels: np.ndarray
+    p_class_kw: np.ndarray
+    cap_kw: np.ndarray
+
+
 @register("centralized")
 class Centralized(Strategy):
     """Rolling-horizon LP dispatch of the operator's plugged vehicles.
@@ -263,6 +281,8 @@ class Centralized(Strategy):
         self._agg_next: dict[int, int] = {}
         # aggregate sites with aggregate_split "value": site index -> its vehicles' levels
         self._agg_val: dict[int, _ValuePlan] = {}
+        # aggregate sites planned by classes: site index -> the class plan
+        self._agg_cls: dict[int, _ClassSitePlan] = {}
         self._skip_max_steps = int(round(config.replan_skip_max_h / dt_h))
         self._agg_lut: np.ndarray | None = None  # site index -> is an aggregate site
         self._agg_lut_keys = 0
@@ -417,6 +437,9 @@ class Centralized(Strategy):
         s = obs.step
         dt = obs.dt_h
         limit = self._limit(site_k)
+        cp = self._agg_cls.get(site_k)
+        if cp is not None:
+            return self._split_classes(obs, v, cp, col, limit)
         p = np.zeros(v.size)
         rest = slice(None)
         vp = self._agg_val.get(site_k)
@@ -466,6 +489,35 @@ class Centralized(Strategy):
             store_in_unidirectional=self._store_uni,
         )
         return p
+
+    def _split_classes(self, obs: Observation, v: np.ndarray, cp: _ClassSitePlan, col: int, limit: float) -> np.ndarray:
+        """This step of a class plan for the site's plugged vehicles ``v``
+        (:func:`~v2gsim.strategies.dispatch.split_classes`): each class's planned power least
+        laxity first among its members plugged now, arrivals since the plan sharing what the
+        classes leave, every need kept reachable under the site limit, within the limits."""
+        f = obs.fleet
+        s = obs.step
+        dt = obs.dt_h
+        pos = np.minimum(np.searchsorted(cp.idx, v), max(cp.idx.size - 1, 0))
+        known = ((cp.idx[pos] == v) & (cp.dep[pos] == f.t_depart_est_step[v])) if cp.idx.size else np.zeros(v.size, bool)
+        G = cp.p_class_kw.shape[0]
+        target = cp.p_class_kw[:, col] if col < cp.p_class_kw.shape[1] else np.zeros(G)
+        cap = f.capacity_kwh[v]
+        e = np.minimum(f.e_kwh[v], cap)
+        dep_est = f.t_depart_est_step[v]
+        stated = dep_est >= 0
+        steps_left = np.where(stated, np.maximum(dep_est - self._margin_steps - s, 1), 1)
+        p_ch = f.p_plug_max_kw[v]
+        return split_classes(
+            target, np.where(known, cp.labels[pos], -1), e, e_cap_kwh=cap,
+            e_lb_kwh=np.minimum(np.minimum(f.e_min_departure_kwh[v], cap), e),
+            need_kwh=np.where(stated, self._need_kwh(f, v), -np.inf), steps_left=steps_left, p_ch_max_kw=p_ch,
+            p_dis_max_kw=p_ch * (f.can_discharge[v] & self.config.allow_v2g), eta_ch=f.eta_charge[v],
+            eta_dis=f.eta_discharge[v], dt_h=dt, p_site_min_kw=-limit, p_site_max_kw=limit,
+            p_cap_kw=float(cp.cap_kw[col]) if col < cp.cap_kw.size else np.inf,
+            site_kwh_ahead=np.full(int(steps_left.max()), limit * dt) if np.isfinite(limit) else None,
+            store_in_unidirectional=self._store_uni,
+        )
 
     def _needs_replan(self, obs: Observation, cur: np.ndarray) -> bool:
         """Whether the exact plan (vehicles ``cur``, those plugged at non-aggregate sites) is due."""
@@ -566,6 +618,7 @@ class Centralized(Strategy):
             prof = np.zeros(T)
             short = np.zeros(T)
             self._agg_val.pop(int(site_k), None)
+            self._agg_cls.pop(int(site_k), None)
             if rows.size:
                 try:
                     # plan until the last stated departure: nothing happens there after (the plan
@@ -574,10 +627,20 @@ class Centralized(Strategy):
                     T_site = T if dep.min() < 0 else max(1, min(T, int(dep.max()) - self._margin_steps - s))
                     blocks = self._blocks(T_site)
                     coarse = coarsen_blocks(problem(rows, site_k, T_site), blocks)
-                    ag = plan_aggregate(coarse, interval_bounds=cfg.aggregate_interval_bounds)
-                    prof[:T_site] = np.repeat(ag.p_kw, blocks)[:T_site]
-                    short[:T_site] = np.repeat(ag.cap_shortfall_kw, blocks)[:T_site]
-                    if cfg.aggregate_split == "value":
+                    cap_kw = np.repeat(coarse.p_cap_kw, blocks)[:T_site]
+                    if self._by_classes(coarse, site_k):
+                        cp = plan_classes(coarse)
+                        prof[:T_site] = np.repeat(cp.p_kw, blocks)[:T_site]
+                        short[:T_site] = np.maximum(prof[:T_site] - cap_kw, 0.0)
+                        vi = cur[rows]
+                        self._agg_cls[int(site_k)] = _ClassSitePlan(
+                            idx=vi, dep=f.t_depart_est_step[vi].copy(), labels=cp.labels,
+                            p_class_kw=np.repeat(cp.p_class_kw, blocks, axis=1)[:, :T_site], cap_kw=cap_kw)
+                    else:
+                        ag = plan_aggregate(coarse, interval_bounds=cfg.aggregate_interval_bounds)
+                        prof[:T_site] = np.repeat(ag.p_kw, blocks)[:T_site]
+                        short[:T_site] = np.repeat(ag.cap_shortfall_kw, blocks)[:T_site]
+                    if cfg.aggregate_split in ("value", "auto") and int(site_k) not in self._agg_cls:
                         # vehicles that leave before the first block ends are not in the plan
                         a_c, d_c = coarse.window
                         inp = np.flatnonzero(d_c > a_c)
@@ -586,7 +649,7 @@ class Centralized(Strategy):
                         p_ch, eta_c, eta_d = coarse.p_ch_max_kw[inp], coarse.eta_ch[inp], coarse.eta_dis[inp]
                         self._agg_val[int(site_k)] = _ValuePlan(
                             idx=vi, dep=dep_i.copy(), levels=plan_levels(coarse, ag)[inp],
-                            ends=np.cumsum(blocks).tolist(), cap_kw=np.repeat(coarse.p_cap_kw, blocks)[:T_site],
+                            ends=np.cumsum(blocks).tolist(), cap_kw=cap_kw,
                             e_cap=coarse.e_cap_kwh[inp], e_min=coarse.e_min_kwh[inp],
                             need=np.where(dep_i >= 0, coarse.e_need_kwh[inp], -np.inf),
                             p_ch=p_ch, eta_ch=eta_c, eta_dis=eta_d, up_kwh=eta_c * p_ch * obs.dt_h,
@@ -638,6 +701,16 @@ class Centralized(Strategy):
             self._P[sub] = plan.p_kw
             self._short += plan.cap_shortfall_kw
         self.stats["solve_time_s"] += _time.perf_counter() - t_start
+
+    def _by_classes(self, prob: DispatchProblem, site_k: int) -> bool:
+        """Whether an aggregate site is planned by classes (``aggregate_split``): always with
+        ``classes``; with ``auto`` where the vehicles plugged there could together exceed its
+        import or export limit (elsewhere the value split is the exact plan)."""
+        mode = self.config.aggregate_split
+        if mode != "auto":
+            return mode == "classes"
+        limit = self._limit(site_k)
+        return bool(np.isfinite(limit) and max(prob.p_ch_max_kw.sum(), prob.p_dis_max_kw.sum()) > limit)
 
     def _blocks(self, T: int) -> np.ndarray:
         """Block lengths (steps) of an aggregate plan over T steps: ``aggregate_step_min`` blocks

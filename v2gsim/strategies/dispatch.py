@@ -855,7 +855,7 @@ def _aggregate_lp(prob: DispatchProblem, interval_bounds: bool):
     return c, A, lo, hi, lb, ub, off, e_lo, e_hi
 
 
-def plan_aggregate(prob: DispatchProblem, *, interval_bounds: bool = True) -> AggregatePlan:
+def plan_aggregate(prob: DispatchProblem, *, interval_bounds: bool = True, need_sets: bool | None = None) -> AggregatePlan:
     """LP over the aggregate flexibility of the fleet (about 7T variables instead of 3nT).
 
     The state is the energy of the vehicles *present* at each step boundary,
@@ -875,6 +875,10 @@ def plan_aggregate(prob: DispatchProblem, *, interval_bounds: bool = True) -> Ag
     cap = prob.p_cap_kw
     c, A, lo, hi, lb, ub, off, e_lo, e_hi = _aggregate_lp(prob, interval_bounds)
     o_pc, o_pd, o_e, o_d, o_ve, o_vd, o_s = (off[k] for k in ("pc", "pd", "e", "d", "ve", "vd", "s"))
+    if need_sets is None:  # they matter only where the site's import limit can bind
+        need_sets = bool(np.any(prob.p_ch_max_kw @ prob.plugged > prob.p_site_max_kw))
+    if need_sets:
+        c, A, lo, hi, lb, ub = _with_need_sets(prob, c, A, lo, hi, lb, ub, o_pc)
     res = _solve(c, A, lo, hi, lb, ub)
     if res.x is None:
         raise RuntimeError(f"aggregate dispatch LP failed: {res.message}")
@@ -894,6 +898,48 @@ def plan_aggregate(prob: DispatchProblem, *, interval_bounds: bool = True) -> Ag
         solve_time_s=time.perf_counter() - t0, price_shift_cny_per_kwh=shift,
         limit_shift_cny_per_kwh=limit_shift,
     )
+
+
+def _with_need_sets(prob: DispatchProblem, c, A, lo, hi, lb, ub, o_pc: int):
+    """The aggregate LP's arrays with the needs of every set of vehicles leaving together.
+
+    The envelope sum lets the fleet's charging count for any vehicle present; under a binding
+    import limit that lets a plan serve vehicles leaving together from power they cannot take
+    (their chargers) or time they do not have. For each departure step ``tau`` with needs, the
+    vehicles leaving by then (``W``, their gaps ``G``) must receive them before it:
+    ``sum_{s < tau} z_s + u >= G`` with ``z_s <= eta_s dt_s Pc_s`` (battery energy of the
+    fleet's charging) and ``z_s <= sum_{i in W, plugged at s} eta_i p_i dt_s``, ``u`` a slack at
+    the need penalty. The exact plan meets these, so the LP stays a relaxation; about K x T more
+    variables and rows for K departure steps."""
+    T = prob.n_steps
+    dt_t = np.broadcast_to(np.asarray(prob.dt_h, float), (T,))
+    a, d = prob.window
+    need = prob.need_eff_kwh
+    gap = np.where(np.isfinite(need) & (d > a), np.maximum(need - prob.e0_kwh, 0.0), 0.0)
+    has = gap > 0
+    if not has.any():
+        return c, A, lo, hi, lb, ub
+    taus = np.unique(d[has])
+    member = (has[None, :] & (d[None, :] <= taus[:, None])).astype(float)  # (K, n)
+    plug = prob.plugged.astype(float)
+    P = member @ (plug * (prob.eta_ch * prob.p_ch_max_kw)[:, None]) * dt_t[None, :]  # (K, T)
+    G = member @ gap
+    pch = prob.p_ch_max_kw @ plug
+    eta = np.divide((prob.p_ch_max_kw * prob.eta_ch) @ plug, pch, out=np.ones(T), where=pch > 0)
+    kk, ss = np.nonzero(P > 0)
+    K, nz = taus.size, kk.size
+    A0 = A.scipy() if isinstance(A, _CsrParts) else A
+    nv0, r0 = A0.shape[1], A0.shape[0]
+    o_z, o_u = nv0, nv0 + nz
+    # rows r0 + j: z_j - eta dt Pc_s <= 0; rows r0 + nz + k: sum z + u_k >= G_k
+    rows = np.concatenate([r0 + np.arange(nz), r0 + np.arange(nz), r0 + nz + kk, r0 + nz + np.arange(K)])
+    cols = np.concatenate([o_z + np.arange(nz), o_pc + ss, o_z + np.arange(nz), o_u + np.arange(K)])
+    vals = np.concatenate([np.ones(nz), -eta[ss] * dt_t[ss], np.ones(nz), np.ones(K)])
+    A2 = sp.csr_array((vals, (rows, cols)), shape=(r0 + nz + K, o_u + K))
+    A_new = sp.vstack([sp.hstack([A0, sp.csr_array((r0, nz + K))]), A2[r0:]], format="csr")
+    return (np.concatenate([c, np.zeros(nz), np.full(K, prob.penalty_need_cny_per_kwh)]), A_new,
+            np.concatenate([lo, np.full(nz, -np.inf), G]), np.concatenate([hi, np.zeros(nz), np.full(K, np.inf)]),
+            np.concatenate([lb, np.zeros(nz + K)]), np.concatenate([ub, P[kk, ss], np.full(K, np.inf)]))
 
 
 def _fill(amount: float, cap: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -1339,6 +1385,9 @@ def split_value(
     need_kwh: np.ndarray,
     steps_left: np.ndarray,
     p_ch_max_kw: np.ndarray,
+    site_kwh_ahead: np.ndarray | None = None,
+    dis_step_kwh: np.ndarray | None = None,
+    dis_total_kwh: np.ndarray | None = None,
 ) -> np.ndarray:
     """One step's powers for the vehicles plugged now, from their :func:`value_thresholds`.
 
@@ -1349,7 +1398,9 @@ def split_value(
     outside the hard site limits. Where the ranges cannot fit those, vehicles go beyond them: the
     most lax give way first (charge less or discharge more; for the soft cap never below what
     they must charge now to still reach their need), or below ``p_site_min_kw`` the least lax
-    discharge less first.
+    discharge less first. If those moves leave a set of vehicles unable to reach their needs
+    under the site's import limit (``site_kwh_ahead``; :func:`need_floor_kwh`), the step is
+    split again with every vehicle at least at its floor.
 
     Args:
         thresholds_kwh: (k, 4) this step's levels from :func:`value_thresholds`.
@@ -1360,13 +1411,30 @@ def split_value(
         target_kw: the site's planned net power this step, or None.
         p_site_min_kw, p_site_max_kw: hard site limits this step; p_cap_kw: soft cap.
         need_kwh, steps_left, p_ch_max_kw: (k,) as in :func:`split_llf` (for the laxity).
+        site_kwh_ahead, dis_step_kwh, dis_total_kwh: as in :func:`need_floor_kwh` (None: no check).
 
     Returns:
         (k,) grid-side power, kW.
     """
     if e_kwh.size == 0:
         return np.zeros(0)
-    lo_e, hi_e = e_kwh - down_kwh, e_kwh + up_kwh
+    args = (thresholds_kwh, e_kwh, up_kwh, down_kwh, eta_ch, eta_dis, dt_h, target_kw, p_site_min_kw,
+            p_site_max_kw, p_cap_kw, need_kwh, steps_left, p_ch_max_kw)
+    p = _split_value(*args, None)
+    if site_kwh_ahead is None:
+        return p
+    ch_step = eta_ch * p_ch_max_kw * dt_h
+    floor = need_floor_kwh(e_kwh, need_kwh, steps_left, ch_step, up_kwh, down_kwh, eta_ch, site_kwh_ahead,
+                           dis_step_kwh=dis_step_kwh, dis_total_kwh=dis_total_kwh,
+                           proposal_kwh=_battery_kwh(p, eta_ch, eta_dis, dt_h))
+    return p if floor is None else _split_value(*args, floor)
+
+
+def _split_value(thresholds_kwh, e_kwh, up_kwh, down_kwh, eta_ch, eta_dis, dt_h, target_kw, p_site_min_kw,
+                 p_site_max_kw, p_cap_kw, need_kwh, steps_left, p_ch_max_kw, floor_kwh) -> np.ndarray:
+    """:func:`split_value`, every vehicle gaining at least ``floor_kwh`` (None: its reserve)."""
+    lo_phys = e_kwh - down_kwh
+    lo_e, hi_e = (lo_phys if floor_kwh is None else np.maximum(lo_phys, e_kwh + floor_kwh)), e_kwh + up_kwh
     th = thresholds_kwh.T  # (4, k): the lowest and highest optimal level to charge / discharge to
     # the lowest and highest optimal energy after this step, (2, k): charge up to the charging
     # level, discharge down to the discharge level, within what the step allows
@@ -1397,8 +1465,9 @@ def split_value(
     must = np.where(np.isfinite(need_kwh) & (req > 0), np.minimum(req / (eta_ch * dt_h), power(up_kwh)), 0.0)
     p = p_lo - _fill(s_lo - goal, np.clip(p_lo - np.maximum(must, floor), 0.0, None), order)
     over = float(p.sum()) - p_site_max_kw
-    if over > _TOL_KW:
-        p = p - _fill(over, np.clip(p - floor, 0.0, None), order)
+    if over > _TOL_KW:  # the hard limit: a vehicle keeps its own need reachable as long as it can
+        alone = need_floor_kwh(e_kwh, need_kwh, steps_left, ch_step, up_kwh, down_kwh, eta_ch)
+        p = _give_way(p, over, order, (power(alone), power(lo_phys - e_kwh)))
     return p
 
 
@@ -1433,6 +1502,7 @@ def disaggregate_value(
     _, d = prob.window
     need = prob.need_eff_kwh
     cap = prob.p_cap_kw
+    lim = _site_kwh(prob)
 
     def step(t, m, e, h):
         up = np.minimum(prob.eta_ch[m] * prob.p_ch_max_kw[m] * h, np.maximum(prob.e_cap_kwh[m] - e, 0.0))
@@ -1442,9 +1512,18 @@ def disaggregate_value(
             target_kw=None if plan is None else float(plan.p_kw[t]), p_site_min_kw=float(prob.p_site_min_kw[t]),
             p_site_max_kw=float(prob.p_site_max_kw[t]), p_cap_kw=float(cap[t]), need_kwh=need[m],
             steps_left=d[m] - t, p_ch_max_kw=prob.p_ch_max_kw[m],
+            site_kwh_ahead=None if lim is None else lim[t + 1:], dis_step_kwh=prob.p_dis_max_kw[m] * h,
+            dis_total_kwh=np.maximum(e - prob.e_lb_kwh[m], 0.0) * prob.eta_dis[m],
         )
 
     return _run_split(prob, step, t0)
+
+
+def _site_kwh(prob: DispatchProblem) -> np.ndarray | None:
+    """Grid-side energy the site's import limit allows in each step (T,), kWh; None if unlimited."""
+    if not np.isfinite(prob.p_site_max_kw).any():
+        return None
+    return prob.p_site_max_kw * np.broadcast_to(np.asarray(prob.dt_h, float), (prob.n_steps,))
 
 
 def trusted_problem(**fields) -> DispatchProblem:
@@ -1780,7 +1859,8 @@ MAX_CLASSES = 48
 def need_floor_kwh(
     e_kwh: np.ndarray, need_kwh: np.ndarray, steps_left: np.ndarray, ch_step_kwh: np.ndarray,
     up_kwh: np.ndarray, down_kwh: np.ndarray, eta_ch: np.ndarray, site_kwh_ahead: np.ndarray | None = None,
-    dis_step_kwh: np.ndarray | None = None, proposal_kwh: np.ndarray | None = None,
+    dis_step_kwh: np.ndarray | None = None, dis_total_kwh: np.ndarray | None = None,
+    proposal_kwh: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Battery energy each vehicle must gain this step so that every need stays reachable, (k,)
     kWh (< 0: the most it may lose; ``-down_kwh`` where nothing binds).
@@ -1795,14 +1875,17 @@ def need_floor_kwh(
     now). The order is least laxity first: the tightest vehicles count on their later steps, the
     looser ones take what the limit will not let them have later. A vehicle that cannot take its
     share now passes it on (least laxity first). Each vehicle is assumed plugged until its
-    departure; vehicles yet to arrive are not counted; every vehicle able to discharge is counted
-    as if it could feed the site at full power in every later step (the import limit is on net
-    power), so the requirement is never more than the needs call for.
+    departure; vehicles yet to arrive are not counted.
 
     With ``proposal_kwh`` (k,), the energies a split proposes: None when they already meet the
     requirement of every set of vehicles leaving by the same step (and of every vehicle alone);
     the vector above otherwise. (The vector fixes *who* gets the energy, which a plan may have
     decided differently and as well; so a split asks for it only when the proposal falls short.)
+    The import limit is on net power, so in this check the vehicles leaving later may feed the
+    site for those leaving earlier: up to ``dis_step_kwh`` a step and ``dis_total_kwh`` in all.
+    Where some vehicle cannot take its share of the vector now, the needs cannot all be met any
+    more (under these assumptions); then the proposal stands (None): which needs to miss is the
+    plan's choice, made with the need penalty against the costs.
 
     Args:
         e_kwh, need_kwh: energy now and need at departure (k,), kWh (``-inf``: no need).
@@ -1813,7 +1896,8 @@ def need_floor_kwh(
             battery energy).
         site_kwh_ahead: grid-side energy the site's import limit allows in each later step
             (H,), kWh (beyond H: none); None for no limit.
-        dis_step_kwh: grid-side energy of a full-power discharging step (k,), kWh (None: none).
+        dis_step_kwh, dis_total_kwh: grid-side energy each vehicle can feed in a step and in all
+            (above its reserve) (k,), kWh (None: none).
     """
     out = -down_kwh.astype(float)
     gap = np.where(np.isfinite(need_kwh), need_kwh - e_kwh, 0.0)
@@ -1830,17 +1914,9 @@ def need_floor_kwh(
         ell = np.zeros(H)
         h = min(H, site_kwh_ahead.size)
         ell[:h] = site_kwh_ahead[:h]
-        if dis_step_kwh is not None and np.any(dis_step_kwh > 0):
-            bi = np.flatnonzero(dis_step_kwh > 0)
-            n_late = np.bincount(np.clip(steps_left[bi] - 1, 0, H), dis_step_kwh[bi], H + 1)
-            ell += np.cumsum(n_late[::-1])[::-1][1:]  # of those still plugged in each later step
-        ell *= float(eta_ch[act].max())
         if ch.sum() <= ell.min():  # the site can never hold them back
             ell = None
-
-    def supply(order):  # F of each prefix of ``order``
-        A = np.where(np.arange(H)[None, :] < later[order][:, None], ch[order][:, None], 0.0)
-        return np.minimum(np.cumsum(A, axis=0), ell[None, :]).sum(1)
+    eta = float(eta_ch[act].max()) if act.size else 1.0  # site energy into battery energy
 
     if proposal_kwh is not None:
         y = proposal_kwh[act]
@@ -1851,20 +1927,49 @@ def need_floor_kwh(
         else:  # the sets of vehicles leaving by each step
             order = np.argsort(later, kind="stable")
             last = np.r_[later[order][1:] != later[order][:-1], True]
-            if np.all((np.cumsum(y[order]) - np.cumsum(g[order]) + supply(order))[last] >= -1e-9):
+            C = _cum_charge(ch[order], later[order], H)[last]  # (sets, H), zero after each set leaves
+            F = np.minimum(C, eta * ell).sum(1)
+            if dis_step_kwh is not None:  # helped by vehicles leaving later feeding the site
+                tau = later[order][last]
+                late = np.maximum(steps_left - 1, 0)
+                total = np.inf if dis_total_kwh is None else dis_total_kwh[None, :]
+                feed = np.minimum(dis_step_kwh[None, :] * np.minimum(late[None, :], tau[:, None]), total)
+                feed = np.where(late[None, :] > tau[:, None], feed, 0.0).sum(1)
+                F += np.minimum(np.maximum(C - eta * ell, 0.0).sum(1), eta * feed)
+            if np.all((np.cumsum(y[order]) - np.cumsum(g[order]))[last] + F >= -1e-9):
                 return None
     lax = _laxity(e_kwh[act], need_kwh[act], steps_left[act], ch)
     if ell is not None:
         order = np.argsort(lax, kind="stable")
         x = np.empty_like(g)
-        x[order] = g[order] - np.diff(supply(order), prepend=0.0)
+        x[order] = g[order] - np.diff(np.minimum(_cum_charge(ch[order], later[order], H), eta * ell).sum(1), prepend=0.0)
     room = up_kwh[act]
     short = float(np.maximum(x - room, 0.0).sum())
+    if short > 1e-9 and proposal_kwh is not None:
+        return None  # needs that cannot all be met any more: which to miss is the plan's choice
     x = np.minimum(x, room)
     if short > 1e-12:  # passed on, least laxity first
         x += _fill(short, np.clip(room - np.maximum(x, 0.0), 0.0, None), np.argsort(lax, kind="stable"))
     out[act] = np.maximum(x, -down_kwh[act])
     return out
+
+
+def _cum_charge(ch: np.ndarray, later: np.ndarray, H: int) -> np.ndarray:
+    """(m, H): battery energy the first j + 1 vehicles can take in each of the next H steps at
+    full power (vehicle i for its ``later[i]`` steps)."""
+    return np.cumsum(np.where(np.arange(H)[None, :] < later[:, None], ch[:, None], 0.0), axis=0)
+
+
+def _give_way(p: np.ndarray, amount: float, order: np.ndarray, floors) -> np.ndarray:
+    """Lower ``p`` by ``amount`` in total, the vehicles in ``order`` first: down to each of
+    ``floors`` in turn (the next only where the last was not enough)."""
+    for floor in floors:
+        if amount <= _TOL_KW:
+            break
+        cut = _fill(amount, np.clip(p - floor, 0.0, None), order)
+        p = p - cut
+        amount -= float(cut.sum())
+    return p
 
 
 # (departure bins, arrival bins) tried in turn until there are at most max_classes cells of them
@@ -2039,15 +2144,13 @@ def split_classes(
             p[rest] = split_llf_segments(np.array([left]), np.zeros(int(rest.sum()), np.int64), e_kwh[rest],
                                          floor_kwh=_at(floor, rest), **{k: _at(v, rest) for k, v in kw.items()})
         # within the soft cap (not below the floors) and the hard limits: the most lax give way first
-        if floor is None:
-            floor = need_floor_kwh(e_kwh, need_kwh, steps_left, ch_step, up, down, eta_ch)
         s = float(p.sum())
         if s > top + _TOL_KW:
             order = np.argsort(-lax, kind="stable")
-            p = p - _fill(s - top, np.clip(p - _grid_kw(floor, eta_ch, eta_dis, dt), 0.0, None), order)
-            over = float(p.sum()) - p_site_max_kw
-            if over > _TOL_KW:
-                p = p - _fill(over, np.clip(p - _grid_kw(-down, eta_ch, eta_dis, dt), 0.0, None), order)
+            alone = _grid_kw(need_floor_kwh(e_kwh, need_kwh, steps_left, ch_step, up, down, eta_ch), eta_ch, eta_dis, dt)
+            p = _give_way(p, s - top, order, (alone if floor is None else _grid_kw(floor, eta_ch, eta_dis, dt),))
+            # the hard limit: a vehicle keeps its own need reachable as long as it can
+            p = _give_way(p, float(p.sum()) - p_site_max_kw, order, (alone, _grid_kw(-down, eta_ch, eta_dis, dt)))
         elif s < p_site_min_kw - _TOL_KW:
             p = p + _fill(p_site_min_kw - s, np.clip(_grid_kw(up, eta_ch, eta_dis, dt) - p, 0.0, None),
                           np.argsort(lax, kind="stable"))
@@ -2057,7 +2160,8 @@ def split_classes(
     # the floor (:func:`need_floor_kwh`)
     p = split(None)
     floor = need_floor_kwh(e_kwh, need_kwh, steps_left, ch_step, up, down, eta_ch, site_kwh_ahead,
-                           dis_step_kwh=p_dis_max_kw * dt, proposal_kwh=_battery_kwh(p, eta_ch, eta_dis, dt))
+                           dis_step_kwh=p_dis_max_kw * dt, dis_total_kwh=np.maximum(e_kwh - e_lb_kwh, 0.0) * eta_dis,
+                           proposal_kwh=_battery_kwh(p, eta_ch, eta_dis, dt))
     return p if floor is None else split(floor)
 
 
@@ -2087,8 +2191,7 @@ def disaggregate_classes(prob: DispatchProblem, plan: ClassPlan) -> DispatchPlan
     _, d = prob.window
     need = prob.need_eff_kwh
     cap = prob.p_cap_kw
-    dt_t = np.broadcast_to(np.asarray(prob.dt_h, float), (prob.n_steps,))
-    lim = prob.p_site_max_kw * dt_t if np.isfinite(prob.p_site_max_kw).any() else None
+    lim = _site_kwh(prob)
     store_uni = not bool(np.all(prob.price_buy_cny_per_kwh >= 0))
 
     def step(t, m, e, h):
