@@ -186,6 +186,67 @@ def common_start(prob: D.DispatchProblem, rng: np.random.Generator) -> D.Dispatc
         eta_ch=0.93, eta_dis=0.93, p_site_max_kw=0.5 * p.sum(), p_site_min_kw=-0.3 * p.sum())
 
 
+def binding_fleet(seed: int, n: int, *, v2g: bool, common_start: bool, short_h: tuple[int, int] = (1, 5),
+                  limit_share: tuple[float, float] = (0.2, 0.5)) -> D.DispatchProblem:
+    """A site whose limit binds, with short stays leaving together (issue 5, section 3).
+
+    One day on 48 half-hour steps; ``n`` vehicles (40-80 kWh, 7 / 11 / 22 kW chargers, half of
+    them bidirectional with ``v2g``); 80 % of them leave at one of two common steps after
+    ``short_h`` hours, the rest at random; with ``common_start`` everyone is plugged from step 0
+    (as a re-plan sees a site, mid-charge energies 15-70 %), else they arrive over the first six
+    hours (the common leavers before their step). Needs: 20-90 % of what each could charge alone
+    by its departure, above its arrival energy. Site limit: ``limit_share`` of the chargers'
+    power both ways (binding). Prices: the sinusoid of ``random_problem`` (V2G 0.8x purchase; no
+    same-step arbitrage at efficiencies 0.93: 0.8 x 0.93^2 < 1). Deterministic in the seed."""
+    rng = np.random.default_rng(seed)
+    dt = 0.5
+    T = 48
+    h = 2  # steps per hour
+    cap = rng.uniform(40, 80, n)
+    pch = rng.choice([7.0, 11.0, 22.0], n)
+    pdis = np.where(rng.random(n) < 0.5, pch, 0.0) if v2g else np.zeros(n)
+    common = rng.integers(short_h[0] * h, short_h[1] * h + 1, 2)
+    grp = rng.integers(0, 2, n)
+    is_c = rng.random(n) < 0.8
+    if common_start:
+        a = np.zeros(n, np.int64)
+        d = np.where(is_c, common[grp], rng.integers(2 * h, T + 4 * h, n))
+    else:
+        a = rng.integers(-2, 6 * h, n)
+        base = 6 * h + common
+        d = np.where(is_c, base[grp], a + rng.integers(2 * h, T, n))
+        a = np.where(is_c, np.minimum(a, base[grp] - h), a)
+    e0 = cap * rng.uniform(0.15, 0.7, n)
+    stay = np.clip(np.minimum(d, T) - np.maximum(a, 0), 0, None)
+    need = np.minimum(cap, e0 + rng.uniform(0.2, 0.9, n) * pch * stay * dt * 0.93)
+    t_h = np.arange(T) * dt
+    buy = 0.65 + 0.45 * np.sin(2 * np.pi * (t_h - 6) / 24) + 0.1 * rng.random(T)
+    limit = rng.uniform(*limit_share) * pch.sum()
+    return D.DispatchProblem(
+        dt_h=dt, price_buy_cny_per_kwh=buy, price_v2g_cny_per_kwh=0.8 * buy,
+        arrival_step=a, departure_step=d, e0_kwh=e0, e_cap_kwh=cap, e_min_kwh=0.2 * cap,
+        e_need_kwh=need, p_ch_max_kw=pch, p_dis_max_kw=pdis, eta_ch=0.93, eta_dis=0.93,
+        wear_cny_per_kwh=0.05, p_site_max_kw=limit, p_site_min_kw=-limit)
+
+
+def binding_family(sizes=(10, 20, 40, 60, 100, 200), seeds_per_size: int = 2, *, v2g: bool, common_start: bool,
+                   **kw) -> list[tuple[D.DispatchProblem, D.DispatchPlan]]:
+    """Members of :func:`binding_fleet` whose needs the exact plan meets, with that plan: for each
+    size the first ``seeds_per_size`` seeds from 500 on (skipping fleets with a need the exact
+    plan cannot meet)."""
+    out = []
+    for n in sizes:
+        seed, got = 500 + 1000 * int(v2g) + 2000 * int(common_start), 0
+        while got < seeds_per_size:
+            prob = binding_fleet(seed * 7 + n, n, v2g=v2g, common_start=common_start, **kw)
+            seed += 1
+            ex = D.plan_exact(prob)
+            if ex.unmet_need_kwh.max() <= 1e-6:
+                out.append((prob, ex))
+                got += 1
+    return out
+
+
 def _hour(prob: D.DispatchProblem) -> int:
     return max(1, int(round(1.0 / prob.dt_h)))
 

@@ -458,12 +458,16 @@ class Centralized(Strategy):
             left = 1 if self.config.charge_early_cny_per_kwh_h > 0 else vp.ends[b] - col
             ek = e[:, None]
             cap_kw = float(vp.cap_kw[col]) if col < vp.cap_kw.size else np.inf
+            steps_left = np.maximum(dep - (self._margin_steps + s), 1)
+            # where the site's limit can bind (aggregate_split: value there), keep every need reachable
+            binds = bool(np.isfinite(limit) and vp.p_ch.sum() > limit)
             p[kn] = split_value(
                 ek + (vp.levels[q, b] - ek) / left, e,
                 up_kwh=np.minimum(vp.up_kwh[q], cap - e), down_kwh=np.minimum(vp.down_kwh[q], np.maximum(e - vp.e_min[q], 0.0)),
                 eta_ch=vp.eta_ch[q], eta_dis=vp.eta_dis[q], dt_h=dt, target_kw=target_kw, p_site_min_kw=-limit,
-                p_site_max_kw=limit, p_cap_kw=cap_kw, need_kwh=vp.need[q],
-                steps_left=np.maximum(dep - (self._margin_steps + s), 1), p_ch_max_kw=vp.p_ch[q],
+                p_site_max_kw=limit, p_cap_kw=cap_kw, need_kwh=vp.need[q], steps_left=steps_left, p_ch_max_kw=vp.p_ch[q],
+                site_kwh_ahead=np.full(int(steps_left.max()), limit * dt) if binds else None,
+                dis_step_kwh=vp.down_kwh[q] * vp.eta_dis[q], dis_total_kwh=np.maximum(e - vp.e_min[q], 0.0) * vp.eta_dis[q],
             )
             # arrivals take up planned charging the planned vehicles leave, and help keep a
             # request's cap that those could not (else they charge what they must: decide())

@@ -820,42 +820,53 @@ def _aggregate_lp(prob: DispatchProblem, interval_bounds: bool):
     lo = np.concatenate([e_arr[1:], prob.p_site_min_kw, e_lo, d_lo, np.full(T, -np.inf)])
     hi = np.concatenate([e_arr[1:], prob.p_site_max_kw, np.full(2 * (T + 1), np.inf),
                          np.where(np.isfinite(cap), cap, np.inf)])
-    if interval_bounds and np.ndim(dt) > 0:
-        raise ValueError("interval_bounds needs steps of equal length")
     if interval_bounds:
-        # Cumulative battery energy Y_t into the fleet, and for every interval [s, t) the sums of
-        # the per-vehicle bounds on e_i(t) - e_i(s): this stops one vehicle's charger from being
-        # used for another vehicle's energy in a cheap window (the sum-of-envelopes relaxation's
-        # main looseness). Upper bounds hard (zero power satisfies them), lower ones soft.
-        L, U = _interval_bounds(prob, env)
-        s_idx, t_idx = np.triu_indices(T + 1, k=1)
-        K = s_idx.size
-        o_y, o_w = nv, nv + T + 1
-        nv2 = o_w + K
-        lb = np.concatenate([lb, np.zeros(T + 1), np.zeros(K)])
-        ub = np.concatenate([ub, np.full(T + 1, np.inf), np.full(K, np.inf)])
-        lb[o_y] = ub[o_y] = 0.0
-        lb[o_y + 1:o_w] = -np.inf
-        c = np.concatenate([c, np.zeros(T + 1), np.full(K, prob.penalty_need_cny_per_kwh)])
         r0 = A.shape[0]
-        rows2 = np.concatenate([r0 + t, r0 + t, r0 + t, r0 + t,
-                                r0 + T + np.arange(K), r0 + T + np.arange(K),
-                                r0 + T + K + np.arange(K), r0 + T + K + np.arange(K),
-                                r0 + T + K + np.arange(K)])
-        cols2 = np.concatenate([o_y + t + 1, o_y + t, o_pc + t, o_pd + t,
-                                o_y + t_idx, o_y + s_idx,
-                                o_y + t_idx, o_y + s_idx, o_w + np.arange(K)])
-        vals2 = np.concatenate([ones, -ones, -dt * env["eta_ch"], dt / env["eta_dis"],
-                                np.ones(K), -np.ones(K), np.ones(K), -np.ones(K), np.ones(K)])
-        A2 = sp.csr_array((vals2, (rows2, cols2)), shape=(r0 + T + 2 * K, nv2))
-        A = sp.vstack([sp.hstack([A.scipy(), sp.csr_array((r0, nv2 - nv))]), A2[r0:]], format="csr")
-        lo = np.concatenate([lo, np.zeros(T), np.full(K, -np.inf), L[s_idx, t_idx]])
-        hi = np.concatenate([hi, np.zeros(T), U[s_idx, t_idx], np.full(K, np.inf)])
+        rows2, cols2, vals2, lo2, hi2, c2, lb2, ub2 = _interval_block(prob, env, o_pc, o_pd, nv)
+        A2 = sp.csr_array((vals2, (r0 + rows2, cols2)), shape=(r0 + lo2.size, nv + c2.size))
+        A = sp.vstack([sp.hstack([A.scipy(), sp.csr_array((r0, c2.size))]), A2[r0:]], format="csr")
+        c, lo, hi = np.concatenate([c, c2]), np.concatenate([lo, lo2]), np.concatenate([hi, hi2])
+        lb, ub = np.concatenate([lb, lb2]), np.concatenate([ub, ub2])
     off = {"pc": o_pc, "pd": o_pd, "e": o_e, "d": o_d, "ve": o_ve, "vd": o_vd, "s": o_s}
     return c, A, lo, hi, lb, ub, off, e_lo, e_hi
 
 
-def plan_aggregate(prob: DispatchProblem, *, interval_bounds: bool = True, need_sets: bool | None = None) -> AggregatePlan:
+def _interval_block(prob: DispatchProblem, env: dict[str, np.ndarray], o_pc: int, o_pd: int, col0: int):
+    """The interval bounds of the aggregate LP for the vehicles of ``prob`` (envelopes ``env``),
+    whose summed charge / discharge columns start at ``o_pc`` / ``o_pd``: cumulative battery
+    energy ``Y_t`` into them (new columns from ``col0``), and for every interval [s, t) of steps
+    the sums of the per-vehicle bounds on ``e_i(t) - e_i(s)``. This stops one vehicle's charger
+    from being used for another vehicle's energy in a cheap window (the sum-of-envelopes
+    relaxation's main looseness). Upper bounds hard (zero power satisfies them), lower ones soft.
+
+    Returns the new rows as triplets (rows from 0, columns, values), their bounds, and the new
+    columns' costs and bounds."""
+    T, dt = prob.n_steps, prob.dt_h
+    if np.ndim(dt) > 0:
+        raise ValueError("interval_bounds needs steps of equal length")
+    L, U = _interval_bounds(prob, env)
+    t = np.arange(T)
+    ones = np.ones(T)
+    s_idx, t_idx = np.triu_indices(T + 1, k=1)
+    K = s_idx.size
+    o_y, o_w = col0, col0 + T + 1
+    lb = np.zeros(T + 1 + K)
+    ub = np.full(T + 1 + K, np.inf)
+    ub[0] = 0.0
+    lb[1:T + 1] = -np.inf
+    c = np.concatenate([np.zeros(T + 1), np.full(K, prob.penalty_need_cny_per_kwh)])
+    k = np.arange(K)
+    rows = np.concatenate([t, t, t, t, T + k, T + k, T + K + k, T + K + k, T + K + k])
+    cols = np.concatenate([o_y + t + 1, o_y + t, o_pc + t, o_pd + t, o_y + t_idx, o_y + s_idx,
+                           o_y + t_idx, o_y + s_idx, o_w + k])
+    vals = np.concatenate([ones, -ones, -dt * env["eta_ch"], dt / env["eta_dis"],
+                           np.ones(K), -np.ones(K), np.ones(K), -np.ones(K), np.ones(K)])
+    lo = np.concatenate([np.zeros(T), np.full(K, -np.inf), L[s_idx, t_idx]])
+    hi = np.concatenate([np.zeros(T), U[s_idx, t_idx], np.full(K, np.inf)])
+    return rows, cols, vals, lo, hi, c, lb, ub
+
+
+def plan_aggregate(prob: DispatchProblem, *, interval_bounds: bool = True) -> AggregatePlan:
     """LP over the aggregate flexibility of the fleet (about 7T variables instead of 3nT).
 
     The state is the energy of the vehicles *present* at each step boundary,
@@ -875,10 +886,6 @@ def plan_aggregate(prob: DispatchProblem, *, interval_bounds: bool = True, need_
     cap = prob.p_cap_kw
     c, A, lo, hi, lb, ub, off, e_lo, e_hi = _aggregate_lp(prob, interval_bounds)
     o_pc, o_pd, o_e, o_d, o_ve, o_vd, o_s = (off[k] for k in ("pc", "pd", "e", "d", "ve", "vd", "s"))
-    if need_sets is None:  # they matter only where the site's import limit can bind
-        need_sets = bool(np.any(prob.p_ch_max_kw @ prob.plugged > prob.p_site_max_kw))
-    if need_sets:
-        c, A, lo, hi, lb, ub = _with_need_sets(prob, c, A, lo, hi, lb, ub, o_pc)
     res = _solve(c, A, lo, hi, lb, ub)
     if res.x is None:
         raise RuntimeError(f"aggregate dispatch LP failed: {res.message}")
@@ -898,48 +905,6 @@ def plan_aggregate(prob: DispatchProblem, *, interval_bounds: bool = True, need_
         solve_time_s=time.perf_counter() - t0, price_shift_cny_per_kwh=shift,
         limit_shift_cny_per_kwh=limit_shift,
     )
-
-
-def _with_need_sets(prob: DispatchProblem, c, A, lo, hi, lb, ub, o_pc: int):
-    """The aggregate LP's arrays with the needs of every set of vehicles leaving together.
-
-    The envelope sum lets the fleet's charging count for any vehicle present; under a binding
-    import limit that lets a plan serve vehicles leaving together from power they cannot take
-    (their chargers) or time they do not have. For each departure step ``tau`` with needs, the
-    vehicles leaving by then (``W``, their gaps ``G``) must receive them before it:
-    ``sum_{s < tau} z_s + u >= G`` with ``z_s <= eta_s dt_s Pc_s`` (battery energy of the
-    fleet's charging) and ``z_s <= sum_{i in W, plugged at s} eta_i p_i dt_s``, ``u`` a slack at
-    the need penalty. The exact plan meets these, so the LP stays a relaxation; about K x T more
-    variables and rows for K departure steps."""
-    T = prob.n_steps
-    dt_t = np.broadcast_to(np.asarray(prob.dt_h, float), (T,))
-    a, d = prob.window
-    need = prob.need_eff_kwh
-    gap = np.where(np.isfinite(need) & (d > a), np.maximum(need - prob.e0_kwh, 0.0), 0.0)
-    has = gap > 0
-    if not has.any():
-        return c, A, lo, hi, lb, ub
-    taus = np.unique(d[has])
-    member = (has[None, :] & (d[None, :] <= taus[:, None])).astype(float)  # (K, n)
-    plug = prob.plugged.astype(float)
-    P = member @ (plug * (prob.eta_ch * prob.p_ch_max_kw)[:, None]) * dt_t[None, :]  # (K, T)
-    G = member @ gap
-    pch = prob.p_ch_max_kw @ plug
-    eta = np.divide((prob.p_ch_max_kw * prob.eta_ch) @ plug, pch, out=np.ones(T), where=pch > 0)
-    kk, ss = np.nonzero(P > 0)
-    K, nz = taus.size, kk.size
-    A0 = A.scipy() if isinstance(A, _CsrParts) else A
-    nv0, r0 = A0.shape[1], A0.shape[0]
-    o_z, o_u = nv0, nv0 + nz
-    # rows r0 + j: z_j - eta dt Pc_s <= 0; rows r0 + nz + k: sum z + u_k >= G_k
-    rows = np.concatenate([r0 + np.arange(nz), r0 + np.arange(nz), r0 + nz + kk, r0 + nz + np.arange(K)])
-    cols = np.concatenate([o_z + np.arange(nz), o_pc + ss, o_z + np.arange(nz), o_u + np.arange(K)])
-    vals = np.concatenate([np.ones(nz), -eta[ss] * dt_t[ss], np.ones(nz), np.ones(K)])
-    A2 = sp.csr_array((vals, (rows, cols)), shape=(r0 + nz + K, o_u + K))
-    A_new = sp.vstack([sp.hstack([A0, sp.csr_array((r0, nz + K))]), A2[r0:]], format="csr")
-    return (np.concatenate([c, np.zeros(nz), np.full(K, prob.penalty_need_cny_per_kwh)]), A_new,
-            np.concatenate([lo, np.full(nz, -np.inf), G]), np.concatenate([hi, np.zeros(nz), np.full(K, np.inf)]),
-            np.concatenate([lb, np.zeros(nz + K)]), np.concatenate([ub, P[kk, ss], np.full(K, np.inf)]))
 
 
 def _fill(amount: float, cap: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -1722,53 +1687,111 @@ def grouped_profiles(prob: DispatchProblem, labels: np.ndarray, *, interval_boun
 
     Each group ``labels == g`` (0..G-1; -1: left out) gets the aggregate model of
     :func:`plan_aggregate`; the groups share the hard site limits and the soft cap (requests,
-    feeder headroom) in one LP. Returns ``(subs, profiles, result)``: ``(indices, sub-problem)``
-    per group, each group's net power profile (T,) kW, and the solver's result."""
+    feeder headroom) in one LP (:func:`_group_lp`). Returns ``(subs, profiles, result)``:
+    ``(indices, sub-problem)`` per group, each group's net power profile (T,) kW, and the
+    solver's result."""
+    lab = np.asarray(labels)
+    P, res = _group_lp(prob, lab, interval_bounds=interval_bounds)
+    subs = [(idx, _subset(prob, idx)) for idx in (np.flatnonzero(lab == g) for g in range(P.shape[0]))]
+    return subs, list(P), res
+
+
+def _group_lp(prob: DispatchProblem, labels: np.ndarray, *, interval_bounds: bool = False):
+    """Solve the aggregate LP with one envelope per group (``labels``, -1: left out), built for
+    all groups at once: each group's sums (envelopes, powers, efficiencies, wear) are one matrix
+    product over the vehicles, and every group has the same rows as :func:`plan_aggregate`'s LP
+    (energy balance, present and departing energy within the envelopes, lower bounds soft) but
+    none of its own site or cap rows; the site limits and the soft cap are shared rows.
+
+    Returns ``(P, result)``: each group's net power (G, T), kW, and the solver's result."""
     n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
     lab = np.asarray(labels)
-    G = int(lab.max()) + 1 if n else 0
-    subs, blocks, offs = [], [], []
-    c_l, lo_l, hi_l, lb_l, ub_l = [], [], [], [], []
-    col0 = 0
-    for g in range(G):
-        idx = np.flatnonzero(lab == g)
-        sub = _subset(prob, idx)
-        c, A, lo, hi, lb, ub, off, _, _ = _aggregate_lp(sub, interval_bounds)
-        subs.append((idx, sub))
-        blocks.append(A.scipy() if isinstance(A, _CsrParts) else A)
-        offs.append(col0)
-        c_l.append(c), lo_l.append(lo), hi_l.append(hi), lb_l.append(lb), ub_l.append(ub)
-        col0 += A.shape[1]
-    # global soft-cap slack S (T) after all group columns
+    G = int(lab.max()) + 1 if n and lab.size else 0
+    if G == 0:
+        return np.zeros((0, T)), SimpleNamespace(fun=0.0, status=0, message="no groups", x=np.zeros(0))
+    M = sp.csr_array((np.ones(int((lab >= 0).sum())), (lab[lab >= 0], np.flatnonzero(lab >= 0))), shape=(G, n))
+    env = flexibility_envelopes(prob)
+    a, d = prob.window
+    active = d > a
+    tb = np.arange(T + 1)
+    present = active[:, None] & (tb[None, :] >= a[:, None]) & (tb[None, :] < d[:, None])
+    departs = active[:, None] & (tb[None, :] == d[:, None])
+    arrives = active[:, None] & (tb[None, :] == a[:, None])
+    lo_i, hi_i = env["e_lo_kwh"], env["e_hi_kwh"]
+    e_lo, e_hi = M @ (lo_i * present), M @ (hi_i * present)  # (G, T + 1)
+    d_lo, d_hi = M @ (lo_i * departs), M @ (hi_i * departs)
+    e_arr = M @ (prob.e0_kwh[:, None] * arrives)
+    plug = prob.plugged.astype(float)
+    pch, pdis = M @ (prob.p_ch_max_kw[:, None] * plug), M @ (prob.p_dis_max_kw[:, None] * plug)  # (G, T)
+    eta_c = np.divide(M @ ((prob.p_ch_max_kw * prob.eta_ch)[:, None] * plug), pch, out=np.ones((G, T)), where=pch > 0)
+    eta_d = np.divide(M @ ((prob.p_dis_max_kw * prob.eta_dis)[:, None] * plug), pdis, out=np.ones((G, T)), where=pdis > 0)
+    w = np.full((G, T), prob.wear_cny_per_kwh)
+    wv = prob.wear_vehicle_cny_per_kwh
+    if np.any(wv > 0):  # each group's per-vehicle wear, weighted by charger power, per step
+        pm = np.maximum(prob.p_ch_max_kw, prob.p_dis_max_kw)
+        wgt = M @ (pm[:, None] * plug)
+        w = w + np.divide(M @ ((wv * pm)[:, None] * plug), wgt, out=np.zeros((G, T)), where=wgt > 0)
+    dt_t = np.broadcast_to(np.asarray(dt, float), (T,))
+    # per group: columns Pc (T), Pd (T), E (T+1), D (T+1), vE (T+1), vD (T+1); rows: balance (T),
+    # present-energy envelope (T+1), departing-energy envelope (T+1)
+    nc, nr = 6 * T + 4, 3 * T + 2
+    o_pc, o_pd, o_e, o_d, o_ve, o_vd = 0, T, 2 * T, 3 * T + 1, 4 * T + 2, 5 * T + 3
+    t, t1 = np.arange(T), np.arange(T + 1)
+    rows = np.concatenate([t, t, t, t, t, T + t1, T + t1, 2 * T + 1 + t1, 2 * T + 1 + t1])
+    cols = np.concatenate([o_e + t + 1, o_e + t, o_pc + t, o_pd + t, o_d + t + 1,
+                           o_e + t1, o_ve + t1, o_d + t1, o_vd + t1])
+    one, one1 = np.ones((G, T)), np.ones((G, T + 1))
+    vals = np.concatenate([one, -one, -dt_t * eta_c, dt_t / eta_d, one, one1, one1, one1, one1], axis=1)
+    g0 = np.arange(G)[:, None]
+    R, C, V = [(rows + g0 * nr).ravel()], [(cols + g0 * nc).ravel()], [vals.ravel()]
+    lb = np.zeros((G, nc))
+    ub = np.full((G, nc), np.inf)
+    ub[:, o_pc:o_pd], ub[:, o_pd:o_e] = pch, pdis
+    ub[:, o_e:o_d] = e_hi
+    lb[:, o_e] = ub[:, o_e] = e_arr[:, 0]  # present at the start, with their current energy
+    ub[:, o_d:o_ve] = d_hi
+    ub[:, o_d] = ub[:, o_ve] = ub[:, o_vd] = 0.0  # departures at t = 0: no plugged step
+    c = np.zeros((G, nc))
+    c[:, o_pc:o_pd] = dt_t * (prob.price_buy_cny_per_kwh + w)
+    c[:, o_pd:o_e] = dt_t * (w - prob.price_v2g_cny_per_kwh)
+    c[:, o_ve:] = prob.penalty_need_cny_per_kwh
+    lo = np.concatenate([e_arr[:, 1:], e_lo, d_lo], axis=1)
+    hi = np.concatenate([e_arr[:, 1:], np.full((G, 2 * (T + 1)), np.inf)], axis=1)
+    c, lb, ub, lo, hi = (x.ravel() for x in (c, lb, ub, lo, hi))
+    nv, nrow = G * nc, G * nr
+    if interval_bounds:  # each group's interval bounds, after all groups' columns and rows
+        extra = []
+        for g in range(G):
+            idx = np.flatnonzero(lab == g)
+            sub = _subset(prob, idx)
+            env_g = {k: env[k][idx] for k in ("e_lo_kwh", "e_hi_kwh")}
+            env_g.update(eta_ch=eta_c[g], eta_dis=eta_d[g])
+            r2, c2, v2, lo2, hi2, cc, lb2, ub2 = _interval_block(sub, env_g, g * nc + o_pc, g * nc + o_pd, nv)
+            R.append(nrow + r2), C.append(c2), V.append(v2)
+            extra.append((lo2, hi2, cc, lb2, ub2))
+            nv, nrow = nv + cc.size, nrow + lo2.size
+        lo, hi, c, lb, ub = (np.concatenate([x] + [e[i] for e in extra]) for i, x in enumerate((lo, hi, c, lb, ub)))
+    # shared rows: site limits (T), soft cap (T) with its slack S (T) after all columns
     cap = prob.p_cap_kw
-    o_S = col0
-    nv = col0 + T
-    A_g = sp.block_diag(blocks, format="csr") if blocks else sp.csr_array((0, 0))
-    t = np.arange(T)
-    rows, cols, vals = [], [], []
-    for g, o in enumerate(offs):
-        for r0 in (0, T):  # site rows 0..T-1, cap rows T..2T-1
-            rows += [r0 + t, r0 + t]
-            cols += [o + t, o + T + t]
-            vals += [np.ones(T), -np.ones(T)]
-    rows.append(T + t)
-    cols.append(o_S + t)
-    vals.append(-np.ones(T))
-    C = sp.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                     shape=(2 * T, nv))
-    A = sp.vstack([sp.hstack([A_g, sp.csr_array((A_g.shape[0], T))]), C], format="csr")
     fin = np.isfinite(cap)
-    lo = np.concatenate(lo_l + [prob.p_site_min_kw, np.full(T, -np.inf)])
-    hi = np.concatenate(hi_l + [prob.p_site_max_kw, np.where(fin, cap, np.inf)])
-    lb = np.concatenate(lb_l + [np.zeros(T)])
-    ub = np.concatenate(ub_l + [np.where(fin, np.inf, 0.0)])
-    c = np.concatenate(c_l + [np.full(T, prob.penalty_request_cny_per_kwh * dt)])
+    gc = np.repeat(np.arange(G) * nc, T)
+    tt = np.tile(t, G)
+    for r0 in (nrow, nrow + T):
+        R += [r0 + tt, r0 + tt]
+        C += [gc + o_pc + tt, gc + o_pd + tt]
+        V += [np.ones(G * T), -np.ones(G * T)]
+    R.append(nrow + T + t), C.append(nv + t), V.append(-np.ones(T))
+    A = sp.csr_array((np.concatenate(V), (np.concatenate(R), np.concatenate(C))), shape=(nrow + 2 * T, nv + T))
+    lo = np.concatenate([lo, prob.p_site_min_kw, np.full(T, -np.inf)])
+    hi = np.concatenate([hi, prob.p_site_max_kw, np.where(fin, cap, np.inf)])
+    lb = np.concatenate([lb, np.zeros(T)])
+    ub = np.concatenate([ub, np.where(fin, np.inf, 0.0)])
+    c = np.concatenate([c, np.full(T, prob.penalty_request_cny_per_kwh) * dt_t])
     res = _solve(c, A, lo, hi, lb, ub)
     if res.x is None:
         raise RuntimeError(f"grouped aggregate dispatch LP failed: {res.message}")
-    x = res.x
-    profs = [np.clip(x[o:o + T], 0.0, None) - np.clip(x[o + T:o + 2 * T], 0.0, None) for o in offs]
-    return subs, profs, res
+    x = res.x[:G * nc].reshape(G, nc)
+    return np.clip(x[:, o_pc:o_pd], 0.0, None) - np.clip(x[:, o_pd:o_e], 0.0, None), res
 
 
 def plan_grouped(
@@ -1853,7 +1876,7 @@ def _track_groups(prob: DispatchProblem, subs, profs, track_cny_per_kwh: float) 
 # class plans: one envelope per class of alike vehicles, split least laxity first per class
 
 # Classes of a class plan (:func:`fleet_classes`): an LP of about 7 x classes x T variables.
-MAX_CLASSES = 48
+MAX_CLASSES = 96
 
 
 def need_floor_kwh(
@@ -2072,8 +2095,7 @@ def plan_classes(prob: DispatchProblem, *, max_classes: int = MAX_CLASSES, label
     :func:`disaggregate_classes` (or per step with :func:`split_classes`)."""
     t0 = time.perf_counter()
     lab = fleet_classes(prob, max_classes) if labels is None else np.asarray(labels)
-    _, profs, res = grouped_profiles(prob, lab)
-    P = np.array(profs).reshape(-1, prob.n_steps)
+    P, res = _group_lp(prob, lab)
     return ClassPlan(labels=lab, p_class_kw=P, p_kw=P.sum(0), objective_cny=float(res.fun),
                      status="optimal" if res.status == 0 else str(res.message),
                      solve_time_s=time.perf_counter() - t0)
