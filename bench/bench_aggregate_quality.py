@@ -4,6 +4,7 @@ Usage:
     python bench/bench_aggregate_quality.py            # every variant, 12 seeded fleets each
     python bench/bench_aggregate_quality.py --seeds 4  # quicker
     python bench/bench_aggregate_quality.py --common-start  # the fleets as a depot's re-plan sees them
+    python bench/bench_aggregate_quality.py --binding  # binding limits, short stays leaving together
 
 Fleets: ``tests/test_dispatch.py::random_problem`` (20-200 vehicles over 24-96 steps of one day,
 random arrivals, needs, chargers, half bidirectional with V2G; sinusoidal purchase price, V2G
@@ -15,7 +16,13 @@ Variants: one-shot plans (``plan_aggregate`` + ``disaggregate_value`` or ``disag
 rolling driver that re-plans the grouped LP every hour from the realised per-vehicle energies (as
 the centralized strategy does in a run) and splits each group's profile by ``split_llf`` per step;
 optionally with groups split further by energy above the reserve, and an alternative split that
-keeps every vehicle at the same relative position within its own envelope.
+keeps every vehicle at the same relative position within its own envelope. Class plans
+(``plan_classes`` + ``disaggregate_classes``, what the strategy runs where its site's limit can
+bind) one-shot and re-planned hourly (``replanned``).
+
+``--binding``: the fleets of ``binding_family`` (binding site limits, short stays leaving
+together, spread arrivals or everyone plugged from step 0; needs the exact plan meets), per
+variant the worst and mean cost above exact and the needs left unmet.
 """
 
 from __future__ import annotations
@@ -74,12 +81,27 @@ def split_position(target_kw, e, lo1, hi1, r_lo, r_hi, eta_ch, eta_dis, dt):
     return power(0.5 * (a + b))
 
 
-def rolling(prob: D.DispatchProblem, every: int, *, interval_bounds: bool, energy_bins: int = 1,
-            position_split: bool = False, exact_profiles: bool = False, value: bool = False) -> D.DispatchPlan:
-    """Re-plan the grouped LP every ``every`` steps from the realised energies; split per step.
+def _from_step(prob: D.DispatchProblem, t0: int, keep: np.ndarray, e: np.ndarray) -> D.DispatchProblem:
+    """The vehicles ``keep`` from step ``t0`` on, with the realised energies ``e`` of those
+    already plugged (the others at their arrival energy)."""
+    a = prob.window[0][keep]
+    e_now = np.where(a <= t0, e[keep], prob.e0_kwh[keep])
+    return D.DispatchProblem(
+        dt_h=prob.dt_h, price_buy_cny_per_kwh=prob.price_buy_cny_per_kwh[t0:],
+        price_v2g_cny_per_kwh=prob.price_v2g_cny_per_kwh[t0:],
+        arrival_step=np.maximum(a - t0, 0), departure_step=prob.departure_step[keep] - t0,
+        e0_kwh=np.minimum(e_now, prob.e_cap_kwh[keep]), e_cap_kwh=prob.e_cap_kwh[keep],
+        e_min_kwh=prob.e_lb_kwh[keep], e_need_kwh=prob.e_need_kwh[keep],
+        p_ch_max_kw=prob.p_ch_max_kw[keep], p_dis_max_kw=prob.p_dis_max_kw[keep],
+        eta_ch=prob.eta_ch[keep], eta_dis=prob.eta_dis[keep], wear_cny_per_kwh=prob.wear_cny_per_kwh,
+        p_site_max_kw=prob.p_site_max_kw[t0:], p_site_min_kw=prob.p_site_min_kw[t0:],
+        penalty_need_cny_per_kwh=prob.penalty_need_cny_per_kwh,
+    )
 
-    With ``value`` the plan is instead the fleet-wide LP followed by each vehicle's own optimum
-    at its prices (``disaggregate_value``, re-planned as the strategy does).
+
+def rolling(prob: D.DispatchProblem, every: int, *, interval_bounds: bool, energy_bins: int = 1,
+            position_split: bool = False, exact_profiles: bool = False) -> D.DispatchPlan:
+    """Re-plan the grouped LP every ``every`` steps from the realised energies; split per step.
 
     With ``exact_profiles`` each group's target is instead its members' summed power in the exact
     plan (``plan_exact``): what any split of a perfect group profile loses on its own."""
@@ -93,24 +115,7 @@ def rolling(prob: D.DispatchProblem, every: int, *, interval_bounds: bool, energ
     p = np.zeros((n, T))
     for t0 in range(0, T, every):
         keep = np.flatnonzero(d > t0)
-        e_now = np.where(a[keep] <= t0, e[keep], prob.e0_kwh[keep])
-        sub = D.DispatchProblem(
-            dt_h=dt, price_buy_cny_per_kwh=prob.price_buy_cny_per_kwh[t0:],
-            price_v2g_cny_per_kwh=prob.price_v2g_cny_per_kwh[t0:],
-            arrival_step=np.maximum(a[keep] - t0, 0), departure_step=prob.departure_step[keep] - t0,
-            e0_kwh=np.minimum(e_now, prob.e_cap_kwh[keep]), e_cap_kwh=prob.e_cap_kwh[keep],
-            e_min_kwh=prob.e_lb_kwh[keep], e_need_kwh=prob.e_need_kwh[keep],
-            p_ch_max_kw=prob.p_ch_max_kw[keep], p_dis_max_kw=prob.p_dis_max_kw[keep],
-            eta_ch=prob.eta_ch[keep], eta_dis=prob.eta_dis[keep], wear_cny_per_kwh=prob.wear_cny_per_kwh,
-            p_site_max_kw=prob.p_site_max_kw[t0:], p_site_min_kw=prob.p_site_min_kw[t0:],
-            penalty_need_cny_per_kwh=prob.penalty_need_cny_per_kwh,
-        )
-        if value:  # the sub-problem's own value split, its first `every` steps kept
-            plan = D.disaggregate_value(sub, D.plan_aggregate(sub, interval_bounds=interval_bounds))
-            k = min(T, t0 + every) - t0
-            p[keep, t0:t0 + k] = plan.p_kw[:, :k]
-            e[keep] = plan.e_kwh[:, k]
-            continue
+        sub = _from_step(prob, t0, keep, e)
         lab = groups(sub, energy_bins)
         if exact_profiles:
             p_ex = D.plan_exact(sub).p_kw
@@ -142,13 +147,44 @@ def rolling(prob: D.DispatchProblem, every: int, *, interval_bounds: bool, energ
     return D.evaluate_schedule(prob, p)
 
 
+def replanned(prob: D.DispatchProblem, every: int, method) -> D.DispatchPlan:
+    """The plan re-made every ``every`` steps from the realised energies, as the centralized
+    strategy re-plans (here with the future arrivals known, as the exact plan knows them):
+    ``method(sub_problem)`` gives a schedule whose first ``every`` steps are kept."""
+    n, T = prob.n_vehicles, prob.n_steps
+    _, d = prob.window
+    e = prob.e0_kwh.astype(float).copy()
+    p = np.zeros((n, T))
+    for t0 in range(0, T, every):
+        keep = np.flatnonzero(d > t0)
+        if keep.size == 0:
+            continue
+        sub = _from_step(prob, t0, keep, e)
+        plan = method(sub)
+        k = min(T, t0 + every) - t0
+        p[keep, t0:t0 + k] = plan.p_kw[:, :k]
+        e[keep] = plan.e_kwh[:, k]
+    return D.evaluate_schedule(prob, p)
+
+
+def _value(prob: D.DispatchProblem) -> D.DispatchPlan:
+    return D.disaggregate_value(prob, D.plan_aggregate(prob, interval_bounds=False))
+
+
+def _classes(prob: D.DispatchProblem) -> D.DispatchPlan:
+    return D.disaggregate_classes(prob, D.plan_classes(prob))
+
+
 VARIANTS = {
     "fleet-wide LP -> each vehicle's own optimum at the LP's prices (the strategy's)":
         lambda pr: D.disaggregate_value(pr, D.plan_aggregate(pr, interval_bounds=False)),
     "fleet-wide LP, interval bounds -> each vehicle's own optimum":
         lambda pr: D.disaggregate_value(pr, D.plan_aggregate(pr)),
     "rolling hourly, fleet-wide LP -> each vehicle's own optimum (as the strategy re-plans)":
-        lambda pr: rolling(pr, _hour(pr), interval_bounds=False, value=True),
+        lambda pr: replanned(pr, _hour(pr), _value),
+    "class plan -> least laxity first per class (the strategy's where the site limit can bind)": _classes,
+    "rolling hourly, class plan -> least laxity first per class (as the strategy re-plans)":
+        lambda pr: replanned(pr, _hour(pr), _classes),
     "fleet-wide LP -> LLF (the strategy's split until session 3)":
         lambda pr: D.disaggregate_llf(pr, D.plan_aggregate(pr, interval_bounds=False)),
     "fleet-wide LP, interval bounds -> LLF": lambda pr: D.disaggregate_llf(pr, D.plan_aggregate(pr)),
@@ -337,12 +373,50 @@ def closed_loop() -> None:
               f"{dis:,.0f} | {unmet:,.0f} ({unmet_early:,.0f}) | {np.max(p_sites):,.0f} |", flush=True)
 
 
+BINDING_VARIANTS = {
+    "fleet-wide LP -> each vehicle's own optimum (value; the strategy's until session 4)": _value,
+    "rolling hourly, value": lambda pr: replanned(pr, _hour(pr), _value),
+    "class plan -> least laxity first per class": _classes,
+    "rolling hourly, class plan (the strategy's where the limit can bind)": lambda pr: replanned(pr, _hour(pr), _classes),
+    "fleet-wide LP -> LLF": lambda pr: D.disaggregate_llf(pr, D.plan_aggregate(pr, interval_bounds=False)),
+    "rolling hourly, fleet-wide LP with interval bounds -> value":
+        lambda pr: replanned(pr, _hour(pr), lambda sub: D.disaggregate_value(sub, D.plan_aggregate(sub))),
+}
+
+
+def binding_table(only: str | None = None) -> None:
+    """Each variant on the binding family: worst / mean cost above exact, and in how many fleets
+    (and by how much in all) needs the exact plan meets are left unmet (more than 0.01 kWh)."""
+    cols = [(v2g, cs, kw) for v2g in (False, True) for cs in (False, True)
+            for kw in ({}, {"short_h": (1, 3), "limit_share": (0.15, 0.35)})]
+    fams = {c: binding_family(v2g=c[0], common_start=c[1], **c[2]) for c in cols}
+    head = ["charge-only" if not v2g else "V2G" for v2g, _, _ in cols]
+    head = [f"{h}, {'common start' if cs else 'spread'}{', tight' if kw else ''}" for h, (_, cs, kw) in zip(head, cols)]
+    print("| plan -> split | " + " | ".join(head) + " |")
+    print("|---" * (len(cols) + 1) + "|")
+    for name, fn in BINDING_VARIANTS.items():
+        if only and only not in name:
+            continue
+        cells = []
+        for c in cols:
+            gaps, unmet, n_short = [], 0.0, 0
+            for prob, ex in fams[c]:
+                plan = fn(prob)
+                gaps.append((plan.cost_cny - ex.cost_cny) / abs(ex.cost_cny))
+                unmet += plan.unmet_need_kwh.sum()
+                n_short += plan.unmet_need_kwh.max() > 0.01
+            cells.append(f"{max(gaps):.1%} / {np.mean(gaps):.1%}" + (f", unmet {unmet:.0f} kWh in {n_short}" if n_short else ""))
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=12)
     ap.add_argument("--only", help="run the variants whose name contains this text")
     ap.add_argument("--common-start", action="store_true",
                     help="fleets as a re-plan sees them: all plugged from step 0, one vehicle model")
+    ap.add_argument("--binding", action="store_true",
+                    help="instead: the binding-limit family (binding_family), charge-only and V2G, spread and common start")
     ap.add_argument("--timing", action="store_true",
                     help="instead: time each plan on 200-vehicle fleets over 24 hourly steps (a site re-plan)")
     ap.add_argument("--closed-loop", action="store_true",
@@ -353,6 +427,9 @@ def main() -> None:
         return
     if args.timing:
         timing()
+        return
+    if args.binding:
+        binding_table(args.only)
         return
     print("| plan -> split | charge-only worst / mean | with V2G worst / mean |")
     print("|---|---|---|")

@@ -78,6 +78,7 @@ from v2gsim.strategies.dispatch import (
     plan_exact,
     plan_levels,
     prepare_solver,
+    site_limit_can_bind,
     split_classes,
     split_llf,
     split_value,
@@ -281,8 +282,10 @@ class Centralized(Strategy):
         self._agg_next: dict[int, int] = {}
         # aggregate sites with aggregate_split "value": site index -> its vehicles' levels
         self._agg_val: dict[int, _ValuePlan] = {}
-        # aggregate sites planned by classes: site index -> the class plan
+        # aggregate sites planned by classes: site index -> the class plan; and those where a
+        # vehicle arrived since their plan
         self._agg_cls: dict[int, _ClassSitePlan] = {}
+        self._agg_arrived: set[int] = set()
         self._skip_max_steps = int(round(config.replan_skip_max_h / dt_h))
         self._agg_lut: np.ndarray | None = None  # site index -> is an aggregate site
         self._agg_lut_keys = 0
@@ -339,6 +342,9 @@ class Centralized(Strategy):
                if s - t0 >= min(prof.size, self._replan_steps) and s >= self._agg_next.get(k, s)]
         if due and self.config.replan_skip_tolerance > 0:
             due = [k for k in due if not self._skip_agg(obs, k, cur[site_cur == k])]
+        # a class plan holds no power for vehicles that arrived since: re-plan for them (at most
+        # every aggregate_step_min)
+        due += [k for k in self._agg_arrived if k not in due and s - self._agg[k][0] >= self._block]
         exact_due = self._needs_replan(obs, cur[~agg_rows])
         if due or exact_due:
             self._replan(obs, cur, due, exact_due)
@@ -439,7 +445,7 @@ class Centralized(Strategy):
         limit = self._limit(site_k)
         cp = self._agg_cls.get(site_k)
         if cp is not None:
-            return self._split_classes(obs, v, cp, col, limit)
+            return self._split_classes(obs, v, site_k, cp, col, limit)
         p = np.zeros(v.size)
         rest = slice(None)
         vp = self._agg_val.get(site_k)
@@ -494,7 +500,8 @@ class Centralized(Strategy):
         )
         return p
 
-    def _split_classes(self, obs: Observation, v: np.ndarray, cp: _ClassSitePlan, col: int, limit: float) -> np.ndarray:
+    def _split_classes(self, obs: Observation, v: np.ndarray, site_k: int, cp: _ClassSitePlan, col: int,
+                       limit: float) -> np.ndarray:
         """This step of a class plan for the site's plugged vehicles ``v``
         (:func:`~v2gsim.strategies.dispatch.split_classes`): each class's planned power least
         laxity first among its members plugged now, arrivals since the plan sharing what the
@@ -504,6 +511,8 @@ class Centralized(Strategy):
         dt = obs.dt_h
         pos = np.minimum(np.searchsorted(cp.idx, v), max(cp.idx.size - 1, 0))
         known = ((cp.idx[pos] == v) & (cp.dep[pos] == f.t_depart_est_step[v])) if cp.idx.size else np.zeros(v.size, bool)
+        if not known.all():
+            self._agg_arrived.add(site_k)
         G = cp.p_class_kw.shape[0]
         target = cp.p_class_kw[:, col] if col < cp.p_class_kw.shape[1] else np.zeros(G)
         cap = f.capacity_kwh[v]
@@ -623,6 +632,7 @@ class Centralized(Strategy):
             short = np.zeros(T)
             self._agg_val.pop(int(site_k), None)
             self._agg_cls.pop(int(site_k), None)
+            self._agg_arrived.discard(int(site_k))
             if rows.size:
                 try:
                     # plan until the last stated departure: nothing happens there after (the plan
@@ -711,10 +721,7 @@ class Centralized(Strategy):
         ``classes``; with ``auto`` where the vehicles plugged there could together exceed its
         import or export limit (elsewhere the value split is the exact plan)."""
         mode = self.config.aggregate_split
-        if mode != "auto":
-            return mode == "classes"
-        limit = self._limit(site_k)
-        return bool(np.isfinite(limit) and max(prob.p_ch_max_kw.sum(), prob.p_dis_max_kw.sum()) > limit)
+        return mode == "classes" or (mode == "auto" and site_limit_can_bind(prob))
 
     def _blocks(self, T: int) -> np.ndarray:
         """Block lengths (steps) of an aggregate plan over T steps: ``aggregate_step_min`` blocks

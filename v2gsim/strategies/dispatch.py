@@ -96,6 +96,8 @@ __all__ = [
     "plan_classes",
     "split_classes",
     "disaggregate_classes",
+    "site_limit_can_bind",
+    "aggregate_schedule",
 ]
 
 _TOL_KW = 1e-6
@@ -2200,6 +2202,26 @@ def _battery_kwh(p_kw: np.ndarray, eta_ch, eta_dis, dt_h) -> np.ndarray:
 def _at(v, m):
     """``v[m]`` for an array, ``v`` itself otherwise (scalars, None)."""
     return v[m] if isinstance(v, np.ndarray) else v
+
+
+def site_limit_can_bind(prob: DispatchProblem) -> bool:
+    """Whether the vehicles plugged together could exceed the site's import or export limit in
+    some step (their charging or discharging power above it). Where they cannot, the vehicles do
+    not compete for the site and each one's own optimum is the exact plan (:func:`disaggregate_value`)."""
+    plug = prob.plugged
+    return bool(np.any(prob.p_ch_max_kw @ plug > prob.p_site_max_kw)
+                or np.any(prob.p_dis_max_kw @ plug > -prob.p_site_min_kw))
+
+
+def aggregate_schedule(prob: DispatchProblem, *, split: Literal["auto", "value", "classes"] = "auto") -> DispatchPlan:
+    """The aggregate path for one plan, as the centralized strategy takes it (``aggregate_split``):
+    with ``auto``, a class plan split least laxity first per class (:func:`plan_classes`,
+    :func:`disaggregate_classes`) where the site's limit can bind (:func:`site_limit_can_bind`),
+    else the fleet-wide LP with each vehicle on its own optimum (:func:`plan_aggregate`,
+    :func:`disaggregate_value`)."""
+    if split == "classes" or (split == "auto" and site_limit_can_bind(prob)):
+        return disaggregate_classes(prob, plan_classes(prob))
+    return disaggregate_value(prob, plan_aggregate(prob, interval_bounds=False))
 
 
 def disaggregate_classes(prob: DispatchProblem, plan: ClassPlan) -> DispatchPlan:
