@@ -389,7 +389,7 @@ def binding_table(only: str | None = None) -> None:
     (and by how much in all) needs the exact plan meets are left unmet (more than 0.01 kWh)."""
     cols = [(v2g, cs, kw) for v2g in (False, True) for cs in (False, True)
             for kw in ({}, {"short_h": (1, 3), "limit_share": (0.15, 0.35)})]
-    fams = {c: binding_family(v2g=c[0], common_start=c[1], **c[2]) for c in cols}
+    fams = [binding_family(v2g=v2g, common_start=cs, **kw) for v2g, cs, kw in cols]
     head = ["charge-only" if not v2g else "V2G" for v2g, _, _ in cols]
     head = [f"{h}, {'common start' if cs else 'spread'}{', tight' if kw else ''}" for h, (_, cs, kw) in zip(head, cols)]
     print("| plan -> split | " + " | ".join(head) + " |")
@@ -398,9 +398,9 @@ def binding_table(only: str | None = None) -> None:
         if only and only not in name:
             continue
         cells = []
-        for c in cols:
+        for fam in fams:
             gaps, unmet, n_short = [], 0.0, 0
-            for prob, ex in fams[c]:
+            for prob, ex in fam:
                 plan = fn(prob)
                 gaps.append((plan.cost_cny - ex.cost_cny) / abs(ex.cost_cny))
                 unmet += plan.unmet_need_kwh.sum()

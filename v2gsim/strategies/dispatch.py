@@ -2058,6 +2058,8 @@ def fleet_classes(prob: DispatchProblem, max_classes: int = MAX_CLASSES) -> np.n
         n_cells = int(cell.max()) + 1
         if n_cells <= max_classes:
             break
+    else:  # fewer classes than kinds of vehicle: one class
+        cell, n_cells = np.zeros(act.size, np.int64), 1
     size = np.bincount(cell)
     k = (1 + (max(max_classes - n_cells, 0) * size) // act.size)[cell]  # classes per cell
     k_gap = np.where(bi, np.ceil(np.sqrt(k)).astype(np.int64), k)
