@@ -176,15 +176,15 @@ def _classes(prob: D.DispatchProblem) -> D.DispatchPlan:
 
 
 VARIANTS = {
-    "fleet-wide LP -> each vehicle's own optimum at the LP's prices (the strategy's)":
+    "fleet-wide LP -> each vehicle's own optimum at the LP's prices (the strategy's where the limit cannot bind)":
         lambda pr: D.disaggregate_value(pr, D.plan_aggregate(pr, interval_bounds=False)),
     "fleet-wide LP, interval bounds -> each vehicle's own optimum":
         lambda pr: D.disaggregate_value(pr, D.plan_aggregate(pr)),
     "rolling hourly, fleet-wide LP -> each vehicle's own optimum (as the strategy re-plans)":
         lambda pr: replanned(pr, _hour(pr), _value),
-    "class plan -> least laxity first per class (the strategy's where the site limit can bind)": _classes,
-    "rolling hourly, class plan -> least laxity first per class (as the strategy re-plans)":
-        lambda pr: replanned(pr, _hour(pr), _classes),
+    "class plan -> least laxity first per class": _classes,
+    "the better of the value split and the class plan (the strategy's, aggregate_split auto)": D.aggregate_schedule,
+    "rolling hourly, the better of the two (the strategy's)": lambda pr: replanned(pr, _hour(pr), D.aggregate_schedule),
     "fleet-wide LP -> LLF (the strategy's split until session 3)":
         lambda pr: D.disaggregate_llf(pr, D.plan_aggregate(pr, interval_bounds=False)),
     "fleet-wide LP, interval bounds -> LLF": lambda pr: D.disaggregate_llf(pr, D.plan_aggregate(pr)),
@@ -377,7 +377,9 @@ BINDING_VARIANTS = {
     "fleet-wide LP -> each vehicle's own optimum (value; the strategy's until session 4)": _value,
     "rolling hourly, value": lambda pr: replanned(pr, _hour(pr), _value),
     "class plan -> least laxity first per class": _classes,
-    "rolling hourly, class plan (the strategy's where the limit can bind)": lambda pr: replanned(pr, _hour(pr), _classes),
+    "rolling hourly, class plan": lambda pr: replanned(pr, _hour(pr), _classes),
+    "the better of the two (aggregate_schedule; the strategy's, aggregate_split auto)": D.aggregate_schedule,
+    "rolling hourly, the better of the two (the strategy's)": lambda pr: replanned(pr, _hour(pr), D.aggregate_schedule),
     "fleet-wide LP -> LLF": lambda pr: D.disaggregate_llf(pr, D.plan_aggregate(pr, interval_bounds=False)),
     "rolling hourly, fleet-wide LP with interval bounds -> value":
         lambda pr: replanned(pr, _hour(pr), lambda sub: D.disaggregate_value(sub, D.plan_aggregate(sub))),

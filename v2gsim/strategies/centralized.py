@@ -72,6 +72,7 @@ from v2gsim.strategies.base import (
 from v2gsim.strategies.dispatch import (
     DispatchProblem,
     GridRequest,
+    classes_do_better,
     coarsen_blocks,
     plan_aggregate,
     plan_classes,
@@ -642,19 +643,26 @@ class Centralized(Strategy):
                     blocks = self._blocks(T_site)
                     coarse = coarsen_blocks(problem(rows, site_k, T_site), blocks)
                     cap_kw = np.repeat(coarse.p_cap_kw, blocks)[:T_site]
-                    if self._by_classes(coarse, site_k):
-                        cp = plan_classes(coarse)
-                        prof[:T_site] = np.repeat(cp.p_kw, blocks)[:T_site]
-                        short[:T_site] = np.maximum(prof[:T_site] - cap_kw, 0.0)
-                        vi = cur[rows]
-                        self._agg_cls[int(site_k)] = _ClassSitePlan(
-                            idx=vi, dep=f.t_depart_est_step[vi].copy(), labels=cp.labels,
-                            p_class_kw=np.repeat(cp.p_class_kw, blocks, axis=1)[:, :T_site], cap_kw=cap_kw)
-                    else:
+                    mode = cfg.aggregate_split
+                    by_classes = mode == "classes" or (mode == "auto" and site_limit_can_bind(coarse))
+                    ag = levels = None
+                    if mode != "classes":
                         ag = plan_aggregate(coarse, interval_bounds=cfg.aggregate_interval_bounds)
                         prof[:T_site] = np.repeat(ag.p_kw, blocks)[:T_site]
                         short[:T_site] = np.repeat(ag.cap_shortfall_kw, blocks)[:T_site]
-                    if cfg.aggregate_split in ("value", "auto") and int(site_k) not in self._agg_cls:
+                        levels = plan_levels(coarse, ag) if mode != "llf" else None
+                    if by_classes:
+                        cp = plan_classes(coarse)
+                        # auto: the class plan only if it does better than the value split (each
+                        # run over the plan's blocks; dispatch.aggregate_schedule)
+                        if ag is None or classes_do_better(coarse, ag, cp, levels):
+                            prof[:T_site] = np.repeat(cp.p_kw, blocks)[:T_site]
+                            short[:T_site] = np.maximum(prof[:T_site] - cap_kw, 0.0)
+                            vi = cur[rows]
+                            self._agg_cls[int(site_k)] = _ClassSitePlan(
+                                idx=vi, dep=f.t_depart_est_step[vi].copy(), labels=cp.labels,
+                                p_class_kw=np.repeat(cp.p_class_kw, blocks, axis=1)[:, :T_site], cap_kw=cap_kw)
+                    if levels is not None and int(site_k) not in self._agg_cls:
                         # vehicles that leave before the first block ends are not in the plan
                         a_c, d_c = coarse.window
                         inp = np.flatnonzero(d_c > a_c)
@@ -662,7 +670,7 @@ class Centralized(Strategy):
                         dep_i = f.t_depart_est_step[vi]
                         p_ch, eta_c, eta_d = coarse.p_ch_max_kw[inp], coarse.eta_ch[inp], coarse.eta_dis[inp]
                         self._agg_val[int(site_k)] = _ValuePlan(
-                            idx=vi, dep=dep_i.copy(), levels=plan_levels(coarse, ag)[inp],
+                            idx=vi, dep=dep_i.copy(), levels=levels[inp],
                             ends=np.cumsum(blocks).tolist(), cap_kw=cap_kw,
                             e_cap=coarse.e_cap_kwh[inp], e_min=coarse.e_min_kwh[inp],
                             need=np.where(dep_i >= 0, coarse.e_need_kwh[inp], -np.inf),
@@ -715,13 +723,6 @@ class Centralized(Strategy):
             self._P[sub] = plan.p_kw
             self._short += plan.cap_shortfall_kw
         self.stats["solve_time_s"] += _time.perf_counter() - t_start
-
-    def _by_classes(self, prob: DispatchProblem, site_k: int) -> bool:
-        """Whether an aggregate site is planned by classes (``aggregate_split``): always with
-        ``classes``; with ``auto`` where the vehicles plugged there could together exceed its
-        import or export limit (elsewhere the value split is the exact plan)."""
-        mode = self.config.aggregate_split
-        return mode == "classes" or (mode == "auto" and site_limit_can_bind(prob))
 
     def _blocks(self, T: int) -> np.ndarray:
         """Block lengths (steps) of an aggregate plan over T steps: ``aggregate_step_min`` blocks

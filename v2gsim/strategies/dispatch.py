@@ -98,6 +98,8 @@ __all__ = [
     "disaggregate_classes",
     "site_limit_can_bind",
     "aggregate_schedule",
+    "schedule_score",
+    "classes_do_better",
 ]
 
 _TOL_KW = 1e-6
@@ -1116,7 +1118,12 @@ def disaggregate_llf(prob: DispatchProblem, p_agg_kw: np.ndarray | AggregatePlan
 
 
 def _run_split(prob: DispatchProblem, step, t0: float) -> DispatchPlan:
-    """Run a per-step split over the horizon: ``step(t, m, e_m, dt)`` gives the powers of the
+    """Run a per-step split over the horizon (:func:`_split_powers`) and evaluate it."""
+    return evaluate_schedule(prob, _split_powers(prob, step), solve_time_s=time.perf_counter() - t0)
+
+
+def _split_powers(prob: DispatchProblem, step) -> np.ndarray:
+    """(n, T) powers of a per-step split: ``step(t, m, e_m, dt)`` gives the powers of the
     vehicles ``m`` plugged in step t at energies ``e_m``; the energies follow from them."""
     n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
     dt_t = np.broadcast_to(np.asarray(dt, float), (T,))
@@ -1131,7 +1138,7 @@ def _run_split(prob: DispatchProblem, step, t0: float) -> DispatchPlan:
         pt = step(t, m, e[m], h)
         p[m, t] = pt
         e[m] = e[m] + np.where(pt > 0, prob.eta_ch[m] * pt * h, pt * h / prob.eta_dis[m])
-    return evaluate_schedule(prob, p, solve_time_s=time.perf_counter() - t0)
+    return p
 
 
 # --------------------------------------------------------------------------------------------
@@ -1451,7 +1458,8 @@ def plan_levels(
 
 
 def disaggregate_value(
-    prob: DispatchProblem, plan: AggregatePlan | None = None, *, band: tuple[float, float] | None = VALUE_PRICE_BAND
+    prob: DispatchProblem, plan: AggregatePlan | None = None, *, band: tuple[float, float] | None = VALUE_PRICE_BAND,
+    levels: np.ndarray | None = None,
 ) -> DispatchPlan:
     """Split an aggregate plan by each vehicle's own optimum against the plan's implied prices.
 
@@ -1459,13 +1467,19 @@ def disaggregate_value(
     vehicles plugged in that step: the plan's power where they are indifferent, within the site
     limits and the soft cap. Unlike a per-step split of the plan's profile
     (:func:`disaggregate_llf`), every vehicle's move looks ahead to its own departure, so energy
-    is never sold now that the same vehicle must buy back dearly later.
+    is never sold now that the same vehicle must buy back dearly later. ``levels``: the plan's
+    levels if already computed.
 
     Returns:
         DispatchPlan (``objective_cny`` is NaN; ``solve_time_s`` the split's wall time).
     """
     t0 = time.perf_counter()
-    th = plan_levels(prob, plan, band=band)
+    return _run_split(prob, _value_step(prob, plan, band, levels), t0)
+
+
+def _value_step(prob: DispatchProblem, plan: AggregatePlan | None, band, levels: np.ndarray | None):
+    """The step function of :func:`disaggregate_value` (see :func:`_split_powers`)."""
+    th = plan_levels(prob, plan, band=band) if levels is None else levels
     _, d = prob.window
     need = prob.need_eff_kwh
     cap = prob.p_cap_kw
@@ -1483,7 +1497,7 @@ def disaggregate_value(
             dis_total_kwh=np.maximum(e - prob.e_lb_kwh[m], 0.0) * prob.eta_dis[m],
         )
 
-    return _run_split(prob, step, t0)
+    return step
 
 
 def _site_kwh(prob: DispatchProblem) -> np.ndarray | None:
@@ -2216,14 +2230,42 @@ def site_limit_can_bind(prob: DispatchProblem) -> bool:
 
 
 def aggregate_schedule(prob: DispatchProblem, *, split: Literal["auto", "value", "classes"] = "auto") -> DispatchPlan:
-    """The aggregate path for one plan, as the centralized strategy takes it (``aggregate_split``):
-    with ``auto``, a class plan split least laxity first per class (:func:`plan_classes`,
-    :func:`disaggregate_classes`) where the site's limit can bind (:func:`site_limit_can_bind`),
-    else the fleet-wide LP with each vehicle on its own optimum (:func:`plan_aggregate`,
-    :func:`disaggregate_value`)."""
-    if split == "classes" or (split == "auto" and site_limit_can_bind(prob)):
-        return disaggregate_classes(prob, plan_classes(prob))
-    return disaggregate_value(prob, plan_aggregate(prob, interval_bounds=False))
+    """The aggregate path for one plan, as the centralized strategy takes it (``aggregate_split``).
+
+    ``value``: the fleet-wide LP with each vehicle on its own optimum (:func:`plan_aggregate`,
+    :func:`disaggregate_value`); ``classes``: a class plan split least laxity first per class
+    (:func:`plan_classes`, :func:`disaggregate_classes`); ``auto``: where the site's limit can
+    bind (:func:`site_limit_can_bind`) both, and the better of them (:func:`schedule_score`),
+    else the value split (then the exact plan). Neither is best everywhere: with alike windows
+    (vehicles leaving together) the class plan meets needs the value split misses; with windows
+    all different, classes of them are loose and the value split is the better (measured:
+    ``bench/bench_aggregate_quality.py``)."""
+    value = None
+    if split != "classes":
+        value = disaggregate_value(prob, plan_aggregate(prob, interval_bounds=False))
+        if split == "value" or not site_limit_can_bind(prob):
+            return value
+    classes = disaggregate_classes(prob, plan_classes(prob))
+    return classes if value is None or schedule_score(prob, classes.p_kw) < schedule_score(prob, value.p_kw) else value
+
+
+def schedule_score(prob: DispatchProblem, p_kw: np.ndarray) -> float:
+    """A schedule's cost with the problem's penalties: energy cost - V2G revenue + wear, unmet
+    needs at the need penalty and site power above the soft cap at the request penalty -- what
+    two candidate splits are compared by. (As :func:`evaluate_schedule`, also for steps of
+    unequal length.)"""
+    p = np.asarray(p_kw, float)
+    n, T = prob.n_vehicles, prob.n_steps
+    dt = np.broadcast_to(np.asarray(prob.dt_h, float), (T,))
+    pc, pd = np.maximum(p, 0.0), np.maximum(-p, 0.0)
+    e_end = prob.e0_kwh[:, None] + np.cumsum((prob.eta_ch[:, None] * pc - pd / prob.eta_dis[:, None]) * dt, axis=1)
+    _, d = prob.window
+    e_dep = np.where(d > 0, e_end[np.arange(n), np.maximum(d - 1, 0)], prob.e0_kwh)
+    unmet = np.maximum(prob.need_eff_kwh - e_dep, 0.0)
+    cost = pc.sum(0) @ (prob.price_buy_cny_per_kwh * dt) - pd.sum(0) @ (prob.price_v2g_cny_per_kwh * dt)
+    cost += prob.wear_total_cny_per_kwh @ ((pc + pd) @ dt)
+    short = np.maximum(p.sum(0) - prob.p_cap_kw, 0.0) @ dt
+    return float(cost + prob.penalty_need_cny_per_kwh * unmet.sum() + prob.penalty_request_cny_per_kwh * short)
 
 
 def disaggregate_classes(prob: DispatchProblem, plan: ClassPlan) -> DispatchPlan:
@@ -2234,6 +2276,11 @@ def disaggregate_classes(prob: DispatchProblem, plan: ClassPlan) -> DispatchPlan
         DispatchPlan (``objective_cny`` is NaN; ``solve_time_s`` the split's wall time).
     """
     t0 = time.perf_counter()
+    return _run_split(prob, _classes_step(prob, plan), t0)
+
+
+def _classes_step(prob: DispatchProblem, plan: ClassPlan):
+    """The step function of :func:`disaggregate_classes` (see :func:`_split_powers`)."""
     _, d = prob.window
     need = prob.need_eff_kwh
     cap = prob.p_cap_kw
@@ -2250,4 +2297,14 @@ def disaggregate_classes(prob: DispatchProblem, plan: ClassPlan) -> DispatchPlan
             store_in_unidirectional=store_uni,
         )
 
-    return _run_split(prob, step, t0)
+    return step
+
+
+def classes_do_better(prob: DispatchProblem, agg_plan: AggregatePlan, class_plan: ClassPlan,
+                      levels: np.ndarray | None = None) -> bool:
+    """Whether the class plan's split scores better than the value split of the fleet-wide plan
+    (:func:`schedule_score`), each run over the problem's steps (blocks of unequal length too).
+    ``levels``: the fleet-wide plan's :func:`plan_levels` if already computed."""
+    p_cls = _split_powers(prob, _classes_step(prob, class_plan))
+    p_val = _split_powers(prob, _value_step(prob, agg_plan, VALUE_PRICE_BAND, levels))
+    return schedule_score(prob, p_cls) < schedule_score(prob, p_val)
