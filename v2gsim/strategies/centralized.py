@@ -21,7 +21,11 @@ energy/power envelopes of the vehicles plugged there, on ``aggregate_step_min`` 
 departure (a T-variable LP, under a millisecond). How the plan reaches the vehicles
 (``aggregate_split``):
 
-* ``value`` (default): the LP's duals of the site limits and soft cap say what a kWh of site
+* ``auto`` (default): where the vehicles plugged at the site could together exceed its limit,
+  both splits below are run over the plan's blocks and the one that scores better (cost plus
+  penalties) is kept (:func:`~v2gsim.strategies.dispatch.classes_do_better`); elsewhere
+  ``value``, which is then the exact plan.
+* ``value``: the LP's duals of the site limits and soft cap say what a kWh of site
   power is worth beyond its price in each block; with the prices shifted by that, every planned
   vehicle gets its own optimal policy, exactly and vectorised
   (:func:`~v2gsim.strategies.dispatch.value_thresholds`: a level to charge up to and one to
@@ -31,11 +35,19 @@ departure (a T-variable LP, under a millisecond). How the plan reaches the vehic
   plan share the planned power the others leave, least laxity first. Each vehicle looks ahead to
   its own departure, so energy is not sold now that the same vehicle must buy back dearly later
   -- the failure of a per-step split of the site's profile.
+* ``classes``: the plan is one LP over classes of alike vehicles (same departure and arrival
+  bins, close in need and headroom in hours of their own power;
+  :func:`~v2gsim.strategies.dispatch.plan_classes`), each class's power shared among its members
+  least laxity first each step (:func:`~v2gsim.strategies.dispatch.split_classes`); vehicles that
+  arrived since share what the classes leave, and trigger a re-plan (at most every
+  ``aggregate_step_min``). Vehicles leaving together get what they need before they leave.
 * ``llf``: the profile's value is split each step among the vehicles plugged *now* by least
   laxity first (:func:`~v2gsim.strategies.dispatch.split_llf`).
 
-Either way every vehicle's must-charge-now minimum is guaranteed. Arrivals and early departures
-do not trigger a re-plan there, and a due re-plan is skipped (up to ``replan_skip_max_h`` after
+Every vehicle's must-charge-now minimum is guaranteed, and (``auto``, ``value`` where the limit
+can bind, ``classes``) so is what a set of vehicles leaving together must have now under the
+site limit (:func:`~v2gsim.strategies.dispatch.need_floor_kwh`). Arrivals (except at a site on a
+class plan) and early departures do not trigger a re-plan there, and a due re-plan is skipped (up to ``replan_skip_max_h`` after
 the plan) while the vehicles that arrived or left early since the plan add up to at most
 ``replan_skip_tolerance`` of the charging power and energy need it assumed.
 

@@ -13,19 +13,28 @@ Pure functions of plain arrays; nothing here knows about the simulator. A strate
     pass over each vehicle's piecewise-linear cost-to-go; :func:`split_value` per step). Without
     binding site limits this *is* the exact plan; on the seeded random fleets of
     tests/test_value_split.py (20-200 vehicles, 24-96 steps, binding limits) it costs 0.0 %
-    (charge-only) / at most 0.6 % (V2G) more than :func:`plan_exact`. What the centralized
-    strategy runs.
+    (charge-only) / at most 0.6 % (V2G) more than :func:`plan_exact`. With short stays leaving
+    together under a binding limit it leaves needs unmet that the exact plan meets.
   - :func:`disaggregate_llf` -- each step's aggregate power split among the vehicles by least
     laxity first: on the same fleets up to 15.5 % more than exact charge-only and up to 63 % with
     V2G (a per-step split cannot know which vehicle's energy the plan sells later).
+* :func:`plan_classes` -- one envelope per class of alike vehicles (:func:`fleet_classes`; at most
+  :data:`MAX_CLASSES`), followed by :func:`disaggregate_classes` (each class's power least laxity
+  first among its members, :func:`split_classes`). Meets the needs of vehicles leaving together
+  under a binding limit; re-planned hourly within 2 % of exact on the binding fleets of
+  tests/test_aggregate_binding.py.
+* :func:`aggregate_schedule` -- what the centralized strategy runs: the better of the two (by
+  :func:`schedule_score`) where the site's limit can bind (:func:`site_limit_can_bind`), the
+  value split elsewhere.
 * :func:`plan_grouped` -- the aggregate LP with one envelope per group of vehicles that leave
   together with the same chargers (:func:`departure_groups`; about 7 x groups x T variables),
   split per group: by LLF 0.1-1.6 % (mean 0.8 %) above :func:`plan_exact` charge-only, 4-18 %
   (mean 11 %) with V2G on the same fleets; with ``split="track"`` (one small per-vehicle LP per
   group within its share of the site limits) 0.0-0.3 % with V2G, 0.0-0.03 % charge-only.
-* :func:`split_llf`, :func:`split_value` -- the per-step splits alone, over the vehicles plugged
-  in that step (what a rolling strategy calls each step); :func:`coarsen` -- the same problem on
-  longer steps, for cheap aggregate profiles.
+* :func:`split_llf`, :func:`split_value`, :func:`split_classes` -- the per-step splits alone,
+  over the vehicles plugged in that step (what a rolling strategy calls each step), each keeping
+  every need reachable under the site limit (:func:`need_floor_kwh`); :func:`coarsen` -- the
+  same problem on longer steps, for cheap aggregate profiles.
 
 Conventions: ``p_kw > 0`` charges from the grid, ``< 0`` discharges into it (grid side). A vehicle
 is plugged for steps ``arrival_step <= t < departure_step`` (departure is the driver's estimate).
@@ -1035,6 +1044,18 @@ def split_llf_segments(
     S = target_kw.size
     seg = segment
     dt = dt_h
+    if S == 1:  # the plain sums and fill (what split_llf calls each step: keep it lean)
+        def seg_sum(x):
+            return np.array([x.sum()])
+
+        def fill(amount, cap, order):
+            return _fill(float(amount[0]), cap, order)
+    else:
+        def seg_sum(x):
+            return np.bincount(seg, x, S)
+
+        def fill(amount, cap, order):
+            return _fill_seg(amount, cap, order, seg)
     has_need = np.isfinite(need_kwh)
     need0 = np.where(has_need, need_kwh, 0.0)
     ch_step = eta_ch * p_ch_max_kw * dt  # battery kWh per full-power charging step
@@ -1042,42 +1063,53 @@ def split_llf_segments(
     pc_max = np.clip((e_cap_kwh - e_kwh) / (eta_ch * dt), 0.0, p_ch_max_kw)
     req = np.where(has_need, need0 - e_kwh - ch_step * left_after, -np.inf)
     must = np.where(req > 0, np.minimum(req / (eta_ch * dt), pc_max), 0.0)
-    # Battery energy that may leave this step: above the reserve and not needed later.
-    spare = np.minimum(e_kwh - e_lb_kwh, np.where(has_need, -req, np.inf))
     if floor_kwh is not None:
         must = np.maximum(must, np.minimum(np.maximum(floor_kwh, 0.0) / (eta_ch * dt), pc_max))
-        spare = np.minimum(spare, -floor_kwh)
     must0 = must
-    lax = _laxity(e_kwh, need_kwh, steps_left, ch_step)
-    idx = np.arange(k)
-    order = np.lexsort((idx, lax, seg))  # least laxity first within each segment
-    s_must = np.bincount(seg, must, S)
+    s_must = seg_sum(must)
     seg_max = np.full(S, np.inf) if p_segment_max_kw is None else p_segment_max_kw
+    lax = order = None
+
+    def least_laxity_first():  # within each segment
+        lx = _laxity(e_kwh, need_kwh, steps_left, ch_step)
+        return lx, (np.argsort(lx, kind="stable") if S == 1 else np.lexsort((lx, seg)))
+
     over = s_must > seg_max
     if over.any():
-        must = _fill_seg(np.where(over, seg_max, s_must), must, order, seg)
-        s_must = np.bincount(seg, must, S)
+        lax, order = least_laxity_first()
+        must = fill(np.where(over, seg_max, s_must), must, order)
+        s_must = seg_sum(must)
     up = target_kw >= s_must
-    p = must.copy()
+    p = must
     # charging segments: first towards unmet needs (least laxity first), then into spare capacity
     extra = np.where(up, np.minimum(target_kw, seg_max) - s_must, 0.0)
     extra = np.where(extra > _TOL_KW, extra, 0.0)
     if extra.any():
+        if order is None:
+            lax, order = least_laxity_first()
         to_need = np.clip((need0 - e_kwh) / (eta_ch * dt), 0.0, None) - must
-        tier1 = _fill_seg(extra, np.clip(np.minimum(pc_max - must, to_need), 0.0, None), order, seg)
-        rest = extra - np.bincount(seg, tier1, S)
+        tier1 = fill(extra, np.clip(np.minimum(pc_max - must, to_need), 0.0, None), order)
+        rest = extra - seg_sum(tier1)
         rest = np.where(rest > _TOL_KW, rest, 0.0)
-        p += tier1
+        p = must + tier1
         if rest.any():
-            order_spare = np.lexsort((idx, lax, -p_dis_max_kw, seg))
+            order_spare = np.lexsort((lax, -p_dis_max_kw) if S == 1 else (lax, -p_dis_max_kw, seg))
             spare_kw = np.clip(pc_max - must - tier1, 0.0, None)
             if not store_in_unidirectional:  # as in the aggregate envelope: no use storing in them
                 spare_kw = np.where(p_dis_max_kw > 0, spare_kw, 0.0)
-            p += _fill_seg(rest, spare_kw, order_spare, seg)
+            p = p + fill(rest, spare_kw, order_spare)
     if not up.all():  # discharging segments: the most lax first
+        # battery energy that may leave this step: above the reserve and not needed later
+        spare = np.minimum(e_kwh - e_lb_kwh, np.where(has_need, -req, np.inf))
+        if floor_kwh is not None:
+            spare = np.minimum(spare, -floor_kwh)
         pd_max = np.where(must0 == 0, np.clip(spare * eta_dis / dt, 0.0, p_dis_max_kw), 0.0)
-        order_dis = np.lexsort((-idx, -lax, seg))
-        p -= _fill_seg(np.where(up, 0.0, s_must - target_kw), pd_max, order_dis, seg)
+        if order is None:
+            lax, order = least_laxity_first()
+        order_dis = order[::-1]
+        if S > 1:
+            order_dis = order_dis[np.argsort(seg[order_dis], kind="stable")]
+        p = p - fill(np.where(up, 0.0, s_must - target_kw), pd_max, order_dis)
     return p
 
 
@@ -2224,6 +2256,8 @@ def site_limit_can_bind(prob: DispatchProblem) -> bool:
     """Whether the vehicles plugged together could exceed the site's import or export limit in
     some step (their charging or discharging power above it). Where they cannot, the vehicles do
     not compete for the site and each one's own optimum is the exact plan (:func:`disaggregate_value`)."""
+    if not (np.isfinite(prob.p_site_max_kw).any() or np.isfinite(prob.p_site_min_kw).any()):
+        return False
     plug = prob.plugged
     return bool(np.any(prob.p_ch_max_kw @ plug > prob.p_site_max_kw)
                 or np.any(prob.p_dis_max_kw @ plug > -prob.p_site_min_kw))
