@@ -5,6 +5,7 @@ Usage:
     python bench/bench_aggregate_quality.py --seeds 4  # quicker
     python bench/bench_aggregate_quality.py --common-start  # the fleets as a depot's re-plan sees them
     python bench/bench_aggregate_quality.py --binding  # binding limits, short stays leaving together
+    python bench/bench_aggregate_quality.py --closed-loop [binding]  # whole runs, exact against aggregate
 
 Fleets: ``tests/test_dispatch.py::random_problem`` (20-200 vehicles over 24-96 steps of one day,
 random arrivals, needs, chargers, half bidirectional with V2G; sinusoidal purchase price, V2G
@@ -311,12 +312,13 @@ def timing(seeds: int = 5) -> None:
         print(f"| {name} | {(time.perf_counter() - t0) / len(probs) * 1e3:.1f} |", flush=True)
 
 
-def closed_loop() -> None:
+def closed_loop(which: str = "all") -> None:
     """Whole runs with each planning mode: the operator's money, V2G and unmet needs at its sites.
 
-    The bundled hub scenario (one week), and the city of ``bench_business_models.py`` at 2,000
-    vehicles for three days and, on two seeds, a week (the operator runs the public chargers and
-    the bus depot)."""
+    The bundled hub scenario (one week), the same with its connection cut to 600 kW (the limit
+    binds; ``which="binding"``: these runs only), and the city of ``bench_business_models.py`` at
+    2,000 vehicles for three days and, on two seeds, a week (the operator runs the public chargers
+    and the bus depot)."""
     import copy
     import time
 
@@ -335,10 +337,20 @@ def closed_loop() -> None:
                 ("exact, time preference", {"mode": "exact", **early}),
                 ("aggregate, time preference", {"mode": "aggregate", **early}))
     cases = [("hub, " + label, hub.model_dump(mode="python"), over, ["lianhua_hub"]) for label, over in variants]
+    binding = []
+    for label, over in (("exact", {"mode": "exact"}), ("aggregate (auto)", {"mode": "aggregate"}),
+                        ("aggregate, classes", {"mode": "aggregate", "aggregate_split": "classes"}),
+                        ("aggregate, value", {"mode": "aggregate", "aggregate_split": "value"})):
+        d = hub.model_dump(mode="python")
+        d["sites"][0]["p_limit_kw"] = 600.0  # lianhua_hub: 36 x 60 kW guns, so the limit binds
+        binding.append(("hub at 600 kW, " + label, d, over, ["lianhua_hub"]))
+    cases = binding if which == "binding" else cases + binding
     city_bm = MODELS["centralized"]
     for label, over in variants + (("aggregate, 60 min margin", {"mode": "aggregate", "departure_margin_min": 60}),):
+        if which != "all":
+            break
         cases.append(("city 2,000 x 3 d, " + label, scenario_dict(2000, 3, copy.deepcopy(city_bm)), over, ["public", "depot"]))
-    for seed in (1, 2):  # a week, two seeds
+    for seed in (1, 2) if which == "all" else ():  # a week, two seeds
         for label, over in (("exact", {"mode": "exact"}), ("aggregate", {"mode": "aggregate"}),
                             ("aggregate, least-laxity split", llf)):
             d = scenario_dict(2000, 7, copy.deepcopy(city_bm))
@@ -421,11 +433,12 @@ def main() -> None:
                     help="instead: the binding-limit family (binding_family), charge-only and V2G, spread and common start")
     ap.add_argument("--timing", action="store_true",
                     help="instead: time each plan on 200-vehicle fleets over 24 hourly steps (a site re-plan)")
-    ap.add_argument("--closed-loop", action="store_true",
-                    help="instead: scenarios/centralized_hub.yaml run with mode exact and mode aggregate")
+    ap.add_argument("--closed-loop", nargs="?", const="all", choices=["all", "binding"],
+                    help="instead: whole runs (the bundled hub, the hub at a binding 600 kW limit, the city) with "
+                    "mode exact and mode aggregate; 'binding': the binding-limit runs only")
     args = ap.parse_args()
     if args.closed_loop:
-        closed_loop()
+        closed_loop(args.closed_loop)
         return
     if args.timing:
         timing()
