@@ -297,6 +297,8 @@ def timing(seeds: int = 5) -> None:
     methods = {
         "fleet-wide LP (the strategy's)": lambda pr: D.plan_aggregate(pr, interval_bounds=False),
         "each vehicle's levels (value_thresholds, the strategy's)": lambda pr: D.value_thresholds(pr),
+        "class LP (plan_classes, 96 classes)": D.plan_classes,
+        "both, split and compared (aggregate_schedule, the strategy's where the limit binds)": D.aggregate_schedule,
         "grouped LP -> LLF": lambda pr: D.plan_grouped(pr),
         "grouped -> per-group LPs (track)": lambda pr: D.plan_grouped(pr, split="track"),
         "exact LP": D.plan_exact,
@@ -310,6 +312,27 @@ def timing(seeds: int = 5) -> None:
         for pr in probs:
             fn(pr)
         print(f"| {name} | {(time.perf_counter() - t0) / len(probs) * 1e3:.1f} |", flush=True)
+    # a large site as the strategy plans it: binding_fleet (half-hour steps) on 4 half-hour then
+    # 8 three-hour blocks, the fleet LP against the class LP
+    print("\n| vehicles | fleet LP ms | class LP ms (96 classes) | class split, one step, ms |")
+    print("|---|---|---|---|")
+    for n in (100, 500, 2000):
+        prob = binding_fleet(7, n, v2g=True, common_start=True)
+        coarse = D.coarsen_blocks(prob, np.r_[np.full(4, 1), np.full(8, 6)])
+        t = []
+        for fn in (lambda: D.plan_aggregate(coarse, interval_bounds=False), lambda: D.plan_classes(coarse)):
+            fn()
+            t0 = time.perf_counter()
+            for _ in range(seeds):
+                out = fn()
+            t.append((time.perf_counter() - t0) / seeds * 1e3)
+        step = D._classes_step(coarse, out)
+        a, d = coarse.window
+        m = np.flatnonzero(d > 0)
+        t0 = time.perf_counter()
+        for _ in range(20):
+            step(0, m, coarse.e0_kwh[m], 0.5)
+        print(f"| {n:,} | {t[0]:.1f} | {t[1]:.1f} | {(time.perf_counter() - t0) / 20 * 1e3:.2f} |", flush=True)
 
 
 def closed_loop(which: str = "all") -> None:
