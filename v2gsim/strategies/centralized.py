@@ -47,8 +47,8 @@ departure (a T-variable LP, under a millisecond). How the plan reaches the vehic
 Every vehicle's must-charge-now minimum is guaranteed, and (``auto``, ``value`` where the limit
 can bind, ``classes``) so is what a set of vehicles leaving together must have now under the
 site limit (:func:`~v2gsim.strategies.dispatch.need_floor_kwh`). Arrivals (except at a site on a
-class plan) and early departures do not trigger a re-plan there, and a due re-plan is skipped (up to ``replan_skip_max_h`` after
-the plan) while the vehicles that arrived or left early since the plan add up to at most
+class plan) and early departures do not trigger a re-plan there, and a due re-plan is skipped (up
+to ``replan_skip_max_h`` after the plan) while the vehicles that arrived or left early since the plan add up to at most
 ``replan_skip_tolerance`` of the charging power and energy need it assumed.
 
 With ``charge_early_cny_per_kwh_h`` > 0 the plan's purchase prices carry a small time
@@ -161,9 +161,10 @@ class CentralizedConfig(StrategyConfig):
         description="aggregate mode: how the site's plan reaches its vehicles. value: each vehicle planned in the "
         "plan follows its own optimum against the prices, shifted by what the site's limits are worth in the plan "
         "(dispatch.value_thresholds); classes: the plan is one LP over classes of alike vehicles and each class's "
-        "power is split among its vehicles least laxity first (dispatch.plan_classes); auto: classes at a site "
-        "whose limit the vehicles plugged there could exceed (their charging or discharging power above it), "
-        "value elsewhere; llf: one fleet-wide profile split each step least laxity first",
+        "power is split among its vehicles least laxity first (dispatch.plan_classes); auto: at a site whose limit "
+        "the vehicles plugged there could exceed (their charging or discharging power above it) both, and the one "
+        "that does better over the plan (dispatch.classes_do_better), value elsewhere; llf: one fleet-wide profile "
+        "split each step least laxity first",
     )
     aggregate_interval_bounds: bool = Field(
         default=False,

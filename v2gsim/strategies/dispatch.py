@@ -2174,11 +2174,13 @@ def split_classes(
     """One step of a class plan for the vehicles plugged now.
 
     Each class shares its planned power ``target_kw[g]`` among its members least laxity first
-    (:func:`split_llf_segments`); vehicles outside the plan (``labels == -1``: arrivals since)
-    share what the classes leave of the planned total. No vehicle gets less than its
-    :func:`need_floor_kwh` (what it must have now so that every need stays reachable under the
-    site's import limit, ``site_kwh_ahead``); the site's net power is then kept within the soft
-    cap (the most lax give way first, not below their floor) and the hard limits.
+    (:func:`split_llf_segments`: first what each must have now, then towards needs, then spare
+    room); vehicles outside the plan (``labels == -1``: arrivals since) share what the classes
+    leave of the planned total. The site's net power is then kept within the soft cap (the most
+    lax give way first, not below what keeps their own needs reachable) and the hard limits. If
+    that leaves a set of vehicles unable to reach their needs under the site's import limit
+    (``site_kwh_ahead``; :func:`need_floor_kwh`), the step is split again with every vehicle at
+    least at its floor.
 
     Args:
         target_kw: (G,) each class's planned net power this step, kW.
