@@ -21,7 +21,11 @@ energy/power envelopes of the vehicles plugged there, on ``aggregate_step_min`` 
 departure (a T-variable LP, under a millisecond). How the plan reaches the vehicles
 (``aggregate_split``):
 
-* ``value`` (default): the LP's duals of the site limits and soft cap say what a kWh of site
+* ``auto`` (default): where the vehicles plugged at the site could together exceed its limit,
+  both splits below are run over the plan's blocks and the one that scores better (cost plus
+  penalties) is kept (:func:`~v2gsim.strategies.dispatch.classes_do_better`); elsewhere
+  ``value``, which is then the exact plan.
+* ``value``: the LP's duals of the site limits and soft cap say what a kWh of site
   power is worth beyond its price in each block; with the prices shifted by that, every planned
   vehicle gets its own optimal policy, exactly and vectorised
   (:func:`~v2gsim.strategies.dispatch.value_thresholds`: a level to charge up to and one to
@@ -31,12 +35,20 @@ departure (a T-variable LP, under a millisecond). How the plan reaches the vehic
   plan share the planned power the others leave, least laxity first. Each vehicle looks ahead to
   its own departure, so energy is not sold now that the same vehicle must buy back dearly later
   -- the failure of a per-step split of the site's profile.
+* ``classes``: the plan is one LP over classes of alike vehicles (same departure and arrival
+  bins, close in need and headroom in hours of their own power;
+  :func:`~v2gsim.strategies.dispatch.plan_classes`), each class's power shared among its members
+  least laxity first each step (:func:`~v2gsim.strategies.dispatch.split_classes`); vehicles that
+  arrived since share what the classes leave, and trigger a re-plan (at most every
+  ``aggregate_step_min``). Vehicles leaving together get what they need before they leave.
 * ``llf``: the profile's value is split each step among the vehicles plugged *now* by least
   laxity first (:func:`~v2gsim.strategies.dispatch.split_llf`).
 
-Either way every vehicle's must-charge-now minimum is guaranteed. Arrivals and early departures
-do not trigger a re-plan there, and a due re-plan is skipped (up to ``replan_skip_max_h`` after
-the plan) while the vehicles that arrived or left early since the plan add up to at most
+Every vehicle's must-charge-now minimum is guaranteed, and (``auto``, ``value`` where the limit
+can bind, ``classes``) so is what a set of vehicles leaving together must have now under the
+site limit (:func:`~v2gsim.strategies.dispatch.need_floor_kwh`). Arrivals (except at a site on a
+class plan) and early departures do not trigger a re-plan there, and a due re-plan is skipped (up
+to ``replan_skip_max_h`` after the plan) while the vehicles that arrived or left early since the plan add up to at most
 ``replan_skip_tolerance`` of the charging power and energy need it assumed.
 
 With ``charge_early_cny_per_kwh_h`` > 0 the plan's purchase prices carry a small time
@@ -72,11 +84,15 @@ from v2gsim.strategies.base import (
 from v2gsim.strategies.dispatch import (
     DispatchProblem,
     GridRequest,
+    classes_do_better,
     coarsen_blocks,
     plan_aggregate,
+    plan_classes,
     plan_exact,
     plan_levels,
     prepare_solver,
+    site_limit_can_bind,
+    split_classes,
     split_llf,
     split_value,
     trusted_problem,
@@ -140,11 +156,15 @@ class CentralizedConfig(StrategyConfig):
     aggregate_near_h: Annotated[float, Field(ge=0, le=168)] = Field(
         default=2.0, description="aggregate mode: hours planned on aggregate_step_min blocks before the coarser ones",
     )
-    aggregate_split: Literal["value", "llf"] = Field(
-        default="value",
+    aggregate_split: Literal["auto", "value", "classes", "llf"] = Field(
+        default="auto",
         description="aggregate mode: how the site's plan reaches its vehicles. value: each vehicle planned in the "
         "plan follows its own optimum against the prices, shifted by what the site's limits are worth in the plan "
-        "(dispatch.value_thresholds); llf: the site's planned power split each step least laxity first",
+        "(dispatch.value_thresholds); classes: the plan is one LP over classes of alike vehicles and each class's "
+        "power is split among its vehicles least laxity first (dispatch.plan_classes); auto: at a site whose limit "
+        "the vehicles plugged there could exceed (their charging or discharging power above it) both, and the one "
+        "that does better over the plan (dispatch.classes_do_better), value elsewhere; llf: one fleet-wide profile "
+        "split each step least laxity first",
     )
     aggregate_interval_bounds: bool = Field(
         default=False,
@@ -221,6 +241,19 @@ class _ValuePlan:
     down_kwh: np.ndarray
 
 
+@dataclass(frozen=True)
+class _ClassSitePlan:
+    """An aggregate site's class plan (``aggregate_split: classes``): the vehicles planned
+    (sorted), their stated departure step when planned, their classes (k,), each class's power
+    per step from the plan's start (G, T), kW, and the soft cap per step, kW."""
+
+    idx: np.ndarray
+    dep: np.ndarray
+    labels: np.ndarray
+    p_class_kw: np.ndarray
+    cap_kw: np.ndarray
+
+
 @register("centralized")
 class Centralized(Strategy):
     """Rolling-horizon LP dispatch of the operator's plugged vehicles.
@@ -263,6 +296,10 @@ class Centralized(Strategy):
         self._agg_next: dict[int, int] = {}
         # aggregate sites with aggregate_split "value": site index -> its vehicles' levels
         self._agg_val: dict[int, _ValuePlan] = {}
+        # aggregate sites planned by classes: site index -> the class plan; and those where a
+        # vehicle arrived since their plan
+        self._agg_cls: dict[int, _ClassSitePlan] = {}
+        self._agg_arrived: set[int] = set()
         self._skip_max_steps = int(round(config.replan_skip_max_h / dt_h))
         self._agg_lut: np.ndarray | None = None  # site index -> is an aggregate site
         self._agg_lut_keys = 0
@@ -319,6 +356,9 @@ class Centralized(Strategy):
                if s - t0 >= min(prof.size, self._replan_steps) and s >= self._agg_next.get(k, s)]
         if due and self.config.replan_skip_tolerance > 0:
             due = [k for k in due if not self._skip_agg(obs, k, cur[site_cur == k])]
+        # a class plan holds no power for vehicles that arrived since: re-plan for them (at most
+        # every aggregate_step_min)
+        due += [k for k in self._agg_arrived if k not in due and s - self._agg[k][0] >= self._block]
         exact_due = self._needs_replan(obs, cur[~agg_rows])
         if due or exact_due:
             self._replan(obs, cur, due, exact_due)
@@ -417,6 +457,9 @@ class Centralized(Strategy):
         s = obs.step
         dt = obs.dt_h
         limit = self._limit(site_k)
+        cp = self._agg_cls.get(site_k)
+        if cp is not None:
+            return self._split_classes(obs, v, site_k, cp, col, limit)
         p = np.zeros(v.size)
         rest = slice(None)
         vp = self._agg_val.get(site_k)
@@ -435,12 +478,16 @@ class Centralized(Strategy):
             left = 1 if self.config.charge_early_cny_per_kwh_h > 0 else vp.ends[b] - col
             ek = e[:, None]
             cap_kw = float(vp.cap_kw[col]) if col < vp.cap_kw.size else np.inf
+            steps_left = np.maximum(dep - (self._margin_steps + s), 1)
+            # where the site's limit can bind (aggregate_split: value there), keep every need reachable
+            binds = bool(np.isfinite(limit) and vp.p_ch.sum() > limit)
             p[kn] = split_value(
                 ek + (vp.levels[q, b] - ek) / left, e,
                 up_kwh=np.minimum(vp.up_kwh[q], cap - e), down_kwh=np.minimum(vp.down_kwh[q], np.maximum(e - vp.e_min[q], 0.0)),
                 eta_ch=vp.eta_ch[q], eta_dis=vp.eta_dis[q], dt_h=dt, target_kw=target_kw, p_site_min_kw=-limit,
-                p_site_max_kw=limit, p_cap_kw=cap_kw, need_kwh=vp.need[q],
-                steps_left=np.maximum(dep - (self._margin_steps + s), 1), p_ch_max_kw=vp.p_ch[q],
+                p_site_max_kw=limit, p_cap_kw=cap_kw, need_kwh=vp.need[q], steps_left=steps_left, p_ch_max_kw=vp.p_ch[q],
+                site_kwh_ahead=np.full(int(steps_left.max()), limit * dt) if binds else None,
+                dis_step_kwh=vp.down_kwh[q] * vp.eta_dis[q], dis_total_kwh=np.maximum(e - vp.e_min[q], 0.0) * vp.eta_dis[q],
             )
             # arrivals take up planned charging the planned vehicles leave, and help keep a
             # request's cap that those could not (else they charge what they must: decide())
@@ -466,6 +513,38 @@ class Centralized(Strategy):
             store_in_unidirectional=self._store_uni,
         )
         return p
+
+    def _split_classes(self, obs: Observation, v: np.ndarray, site_k: int, cp: _ClassSitePlan, col: int,
+                       limit: float) -> np.ndarray:
+        """This step of a class plan for the site's plugged vehicles ``v``
+        (:func:`~v2gsim.strategies.dispatch.split_classes`): each class's planned power least
+        laxity first among its members plugged now, arrivals since the plan sharing what the
+        classes leave, every need kept reachable under the site limit, within the limits."""
+        f = obs.fleet
+        s = obs.step
+        dt = obs.dt_h
+        pos = np.minimum(np.searchsorted(cp.idx, v), max(cp.idx.size - 1, 0))
+        known = ((cp.idx[pos] == v) & (cp.dep[pos] == f.t_depart_est_step[v])) if cp.idx.size else np.zeros(v.size, bool)
+        if not known.all():
+            self._agg_arrived.add(site_k)
+        G = cp.p_class_kw.shape[0]
+        target = cp.p_class_kw[:, col] if col < cp.p_class_kw.shape[1] else np.zeros(G)
+        cap = f.capacity_kwh[v]
+        e = np.minimum(f.e_kwh[v], cap)
+        dep_est = f.t_depart_est_step[v]
+        stated = dep_est >= 0
+        steps_left = np.where(stated, np.maximum(dep_est - self._margin_steps - s, 1), 1)
+        p_ch = f.p_plug_max_kw[v]
+        return split_classes(
+            target, np.where(known, cp.labels[pos], -1), e, e_cap_kwh=cap,
+            e_lb_kwh=np.minimum(np.minimum(f.e_min_departure_kwh[v], cap), e),
+            need_kwh=np.where(stated, self._need_kwh(f, v), -np.inf), steps_left=steps_left, p_ch_max_kw=p_ch,
+            p_dis_max_kw=p_ch * (f.can_discharge[v] & self.config.allow_v2g), eta_ch=f.eta_charge[v],
+            eta_dis=f.eta_discharge[v], dt_h=dt, p_site_min_kw=-limit, p_site_max_kw=limit,
+            p_cap_kw=float(cp.cap_kw[col]) if col < cp.cap_kw.size else np.inf,
+            site_kwh_ahead=np.full(int(steps_left.max()), limit * dt) if np.isfinite(limit) else None,
+            store_in_unidirectional=self._store_uni,
+        )
 
     def _needs_replan(self, obs: Observation, cur: np.ndarray) -> bool:
         """Whether the exact plan (vehicles ``cur``, those plugged at non-aggregate sites) is due."""
@@ -566,6 +645,8 @@ class Centralized(Strategy):
             prof = np.zeros(T)
             short = np.zeros(T)
             self._agg_val.pop(int(site_k), None)
+            self._agg_cls.pop(int(site_k), None)
+            self._agg_arrived.discard(int(site_k))
             if rows.size:
                 try:
                     # plan until the last stated departure: nothing happens there after (the plan
@@ -574,10 +655,27 @@ class Centralized(Strategy):
                     T_site = T if dep.min() < 0 else max(1, min(T, int(dep.max()) - self._margin_steps - s))
                     blocks = self._blocks(T_site)
                     coarse = coarsen_blocks(problem(rows, site_k, T_site), blocks)
-                    ag = plan_aggregate(coarse, interval_bounds=cfg.aggregate_interval_bounds)
-                    prof[:T_site] = np.repeat(ag.p_kw, blocks)[:T_site]
-                    short[:T_site] = np.repeat(ag.cap_shortfall_kw, blocks)[:T_site]
-                    if cfg.aggregate_split == "value":
+                    cap_kw = np.repeat(coarse.p_cap_kw, blocks)[:T_site]
+                    mode = cfg.aggregate_split
+                    by_classes = mode == "classes" or (mode == "auto" and site_limit_can_bind(coarse))
+                    ag = levels = None
+                    if mode != "classes":
+                        ag = plan_aggregate(coarse, interval_bounds=cfg.aggregate_interval_bounds)
+                        prof[:T_site] = np.repeat(ag.p_kw, blocks)[:T_site]
+                        short[:T_site] = np.repeat(ag.cap_shortfall_kw, blocks)[:T_site]
+                        levels = plan_levels(coarse, ag) if mode != "llf" else None
+                    if by_classes:
+                        cp = plan_classes(coarse)
+                        # auto: the class plan only if it does better than the value split (each
+                        # run over the plan's blocks; dispatch.aggregate_schedule)
+                        if ag is None or classes_do_better(coarse, ag, cp, levels):
+                            prof[:T_site] = np.repeat(cp.p_kw, blocks)[:T_site]
+                            short[:T_site] = np.maximum(prof[:T_site] - cap_kw, 0.0)
+                            vi = cur[rows]
+                            self._agg_cls[int(site_k)] = _ClassSitePlan(
+                                idx=vi, dep=f.t_depart_est_step[vi].copy(), labels=cp.labels,
+                                p_class_kw=np.repeat(cp.p_class_kw, blocks, axis=1)[:, :T_site], cap_kw=cap_kw)
+                    if levels is not None and int(site_k) not in self._agg_cls:
                         # vehicles that leave before the first block ends are not in the plan
                         a_c, d_c = coarse.window
                         inp = np.flatnonzero(d_c > a_c)
@@ -585,8 +683,8 @@ class Centralized(Strategy):
                         dep_i = f.t_depart_est_step[vi]
                         p_ch, eta_c, eta_d = coarse.p_ch_max_kw[inp], coarse.eta_ch[inp], coarse.eta_dis[inp]
                         self._agg_val[int(site_k)] = _ValuePlan(
-                            idx=vi, dep=dep_i.copy(), levels=plan_levels(coarse, ag)[inp],
-                            ends=np.cumsum(blocks).tolist(), cap_kw=np.repeat(coarse.p_cap_kw, blocks)[:T_site],
+                            idx=vi, dep=dep_i.copy(), levels=levels[inp],
+                            ends=np.cumsum(blocks).tolist(), cap_kw=cap_kw,
                             e_cap=coarse.e_cap_kwh[inp], e_min=coarse.e_min_kwh[inp],
                             need=np.where(dep_i >= 0, coarse.e_need_kwh[inp], -np.inf),
                             p_ch=p_ch, eta_ch=eta_c, eta_dis=eta_d, up_kwh=eta_c * p_ch * obs.dt_h,

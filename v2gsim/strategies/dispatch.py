@@ -13,19 +13,28 @@ Pure functions of plain arrays; nothing here knows about the simulator. A strate
     pass over each vehicle's piecewise-linear cost-to-go; :func:`split_value` per step). Without
     binding site limits this *is* the exact plan; on the seeded random fleets of
     tests/test_value_split.py (20-200 vehicles, 24-96 steps, binding limits) it costs 0.0 %
-    (charge-only) / at most 0.6 % (V2G) more than :func:`plan_exact`. What the centralized
-    strategy runs.
+    (charge-only) / at most 0.6 % (V2G) more than :func:`plan_exact`. With short stays leaving
+    together under a binding limit it leaves needs unmet that the exact plan meets.
   - :func:`disaggregate_llf` -- each step's aggregate power split among the vehicles by least
     laxity first: on the same fleets up to 15.5 % more than exact charge-only and up to 63 % with
     V2G (a per-step split cannot know which vehicle's energy the plan sells later).
+* :func:`plan_classes` -- one envelope per class of alike vehicles (:func:`fleet_classes`; at most
+  :data:`MAX_CLASSES`), followed by :func:`disaggregate_classes` (each class's power least laxity
+  first among its members, :func:`split_classes`). Meets the needs of vehicles leaving together
+  under a binding limit; re-planned hourly within 2 % of exact on the binding fleets of
+  tests/test_aggregate_binding.py.
+* :func:`aggregate_schedule` -- what the centralized strategy runs: the better of the two (by
+  :func:`schedule_score`) where the site's limit can bind (:func:`site_limit_can_bind`), the
+  value split elsewhere.
 * :func:`plan_grouped` -- the aggregate LP with one envelope per group of vehicles that leave
   together with the same chargers (:func:`departure_groups`; about 7 x groups x T variables),
   split per group: by LLF 0.1-1.6 % (mean 0.8 %) above :func:`plan_exact` charge-only, 4-18 %
   (mean 11 %) with V2G on the same fleets; with ``split="track"`` (one small per-vehicle LP per
   group within its share of the site limits) 0.0-0.3 % with V2G, 0.0-0.03 % charge-only.
-* :func:`split_llf`, :func:`split_value` -- the per-step splits alone, over the vehicles plugged
-  in that step (what a rolling strategy calls each step); :func:`coarsen` -- the same problem on
-  longer steps, for cheap aggregate profiles.
+* :func:`split_llf`, :func:`split_value`, :func:`split_classes` -- the per-step splits alone,
+  over the vehicles plugged in that step (what a rolling strategy calls each step), each keeping
+  every need reachable under the site limit (:func:`need_floor_kwh`); :func:`coarsen` -- the
+  same problem on longer steps, for cheap aggregate profiles.
 
 Conventions: ``p_kw > 0`` charges from the grid, ``< 0`` discharges into it (grid side). A vehicle
 is plugged for steps ``arrival_step <= t < departure_step`` (departure is the driver's estimate).
@@ -89,6 +98,17 @@ __all__ = [
     "plan_grouped",
     "grouped_profiles",
     "departure_groups",
+    "split_llf_segments",
+    "need_floor_kwh",
+    "fleet_classes",
+    "ClassPlan",
+    "plan_classes",
+    "split_classes",
+    "disaggregate_classes",
+    "site_limit_can_bind",
+    "aggregate_schedule",
+    "schedule_score",
+    "classes_do_better",
 ]
 
 _TOL_KW = 1e-6
@@ -813,39 +833,50 @@ def _aggregate_lp(prob: DispatchProblem, interval_bounds: bool):
     lo = np.concatenate([e_arr[1:], prob.p_site_min_kw, e_lo, d_lo, np.full(T, -np.inf)])
     hi = np.concatenate([e_arr[1:], prob.p_site_max_kw, np.full(2 * (T + 1), np.inf),
                          np.where(np.isfinite(cap), cap, np.inf)])
-    if interval_bounds and np.ndim(dt) > 0:
-        raise ValueError("interval_bounds needs steps of equal length")
     if interval_bounds:
-        # Cumulative battery energy Y_t into the fleet, and for every interval [s, t) the sums of
-        # the per-vehicle bounds on e_i(t) - e_i(s): this stops one vehicle's charger from being
-        # used for another vehicle's energy in a cheap window (the sum-of-envelopes relaxation's
-        # main looseness). Upper bounds hard (zero power satisfies them), lower ones soft.
-        L, U = _interval_bounds(prob, env)
-        s_idx, t_idx = np.triu_indices(T + 1, k=1)
-        K = s_idx.size
-        o_y, o_w = nv, nv + T + 1
-        nv2 = o_w + K
-        lb = np.concatenate([lb, np.zeros(T + 1), np.zeros(K)])
-        ub = np.concatenate([ub, np.full(T + 1, np.inf), np.full(K, np.inf)])
-        lb[o_y] = ub[o_y] = 0.0
-        lb[o_y + 1:o_w] = -np.inf
-        c = np.concatenate([c, np.zeros(T + 1), np.full(K, prob.penalty_need_cny_per_kwh)])
         r0 = A.shape[0]
-        rows2 = np.concatenate([r0 + t, r0 + t, r0 + t, r0 + t,
-                                r0 + T + np.arange(K), r0 + T + np.arange(K),
-                                r0 + T + K + np.arange(K), r0 + T + K + np.arange(K),
-                                r0 + T + K + np.arange(K)])
-        cols2 = np.concatenate([o_y + t + 1, o_y + t, o_pc + t, o_pd + t,
-                                o_y + t_idx, o_y + s_idx,
-                                o_y + t_idx, o_y + s_idx, o_w + np.arange(K)])
-        vals2 = np.concatenate([ones, -ones, -dt * env["eta_ch"], dt / env["eta_dis"],
-                                np.ones(K), -np.ones(K), np.ones(K), -np.ones(K), np.ones(K)])
-        A2 = sp.csr_array((vals2, (rows2, cols2)), shape=(r0 + T + 2 * K, nv2))
-        A = sp.vstack([sp.hstack([A.scipy(), sp.csr_array((r0, nv2 - nv))]), A2[r0:]], format="csr")
-        lo = np.concatenate([lo, np.zeros(T), np.full(K, -np.inf), L[s_idx, t_idx]])
-        hi = np.concatenate([hi, np.zeros(T), U[s_idx, t_idx], np.full(K, np.inf)])
+        rows2, cols2, vals2, lo2, hi2, c2, lb2, ub2 = _interval_block(prob, env, o_pc, o_pd, nv)
+        A2 = sp.csr_array((vals2, (r0 + rows2, cols2)), shape=(r0 + lo2.size, nv + c2.size))
+        A = sp.vstack([sp.hstack([A.scipy(), sp.csr_array((r0, c2.size))]), A2[r0:]], format="csr")
+        c, lo, hi = np.concatenate([c, c2]), np.concatenate([lo, lo2]), np.concatenate([hi, hi2])
+        lb, ub = np.concatenate([lb, lb2]), np.concatenate([ub, ub2])
     off = {"pc": o_pc, "pd": o_pd, "e": o_e, "d": o_d, "ve": o_ve, "vd": o_vd, "s": o_s}
     return c, A, lo, hi, lb, ub, off, e_lo, e_hi
+
+
+def _interval_block(prob: DispatchProblem, env: dict[str, np.ndarray], o_pc: int, o_pd: int, col0: int):
+    """The interval bounds of the aggregate LP for the vehicles of ``prob`` (envelopes ``env``),
+    whose summed charge / discharge columns start at ``o_pc`` / ``o_pd``: cumulative battery
+    energy ``Y_t`` into them (new columns from ``col0``), and for every interval [s, t) of steps
+    the sums of the per-vehicle bounds on ``e_i(t) - e_i(s)``. This stops one vehicle's charger
+    from being used for another vehicle's energy in a cheap window (the sum-of-envelopes
+    relaxation's main looseness). Upper bounds hard (zero power satisfies them), lower ones soft.
+
+    Returns the new rows as triplets (rows from 0, columns, values), their bounds, and the new
+    columns' costs and bounds."""
+    T, dt = prob.n_steps, prob.dt_h
+    if np.ndim(dt) > 0:
+        raise ValueError("interval_bounds needs steps of equal length")
+    L, U = _interval_bounds(prob, env)
+    t = np.arange(T)
+    ones = np.ones(T)
+    s_idx, t_idx = np.triu_indices(T + 1, k=1)
+    K = s_idx.size
+    o_y, o_w = col0, col0 + T + 1
+    lb = np.zeros(T + 1 + K)
+    ub = np.full(T + 1 + K, np.inf)
+    ub[0] = 0.0
+    lb[1:T + 1] = -np.inf
+    c = np.concatenate([np.zeros(T + 1), np.full(K, prob.penalty_need_cny_per_kwh)])
+    k = np.arange(K)
+    rows = np.concatenate([t, t, t, t, T + k, T + k, T + K + k, T + K + k, T + K + k])
+    cols = np.concatenate([o_y + t + 1, o_y + t, o_pc + t, o_pd + t, o_y + t_idx, o_y + s_idx,
+                           o_y + t_idx, o_y + s_idx, o_w + k])
+    vals = np.concatenate([ones, -ones, -dt * env["eta_ch"], dt / env["eta_dis"],
+                           np.ones(K), -np.ones(K), np.ones(K), -np.ones(K), np.ones(K)])
+    lo = np.concatenate([np.zeros(T), np.full(K, -np.inf), L[s_idx, t_idx]])
+    hi = np.concatenate([np.zeros(T), U[s_idx, t_idx], np.full(K, np.inf)])
+    return rows, cols, vals, lo, hi, c, lb, ub
 
 
 def plan_aggregate(prob: DispatchProblem, *, interval_bounds: bool = True) -> AggregatePlan:
@@ -911,6 +942,23 @@ def _laxity(e_kwh, need_kwh, steps_left, ch_step_kwh) -> np.ndarray:
     return np.where(np.isnan(lax), -np.inf, lax)  # need > e with no charging power
 
 
+def _fill_seg(amount: np.ndarray, cap: np.ndarray, order: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """:func:`_fill` in every segment at once: segment ``s`` gives ``amount[s]`` to its entries in
+    ``order`` (sorted by segment first), each up to ``cap``."""
+    out = np.zeros_like(cap)
+    if order.size == 0:
+        return out
+    c = cap[order]
+    g = seg[order]
+    before = np.cumsum(c) - c
+    first = np.empty(g.size, bool)
+    first[0] = True
+    np.not_equal(g[1:], g[:-1], out=first[1:])
+    before -= np.maximum.accumulate(np.where(first, before, 0.0))  # from each segment's start
+    out[order] = np.clip(amount[g] - before, 0.0, c)
+    return out
+
+
 def split_llf(
     target_kw: float,
     e_kwh: np.ndarray,
@@ -936,7 +984,8 @@ def split_llf(
     discharge only with ``store_in_unidirectional``); if it is lower, vehicles discharge (up to
     discharge power, the reserve ``e_lb_kwh``, and without endangering their need), most laxity
     first. The sum never exceeds ``p_site_max_kw``, even if the mandatory charging would.
-    Laxity = steps left - full-power charging steps still needed.
+    Laxity = steps left - full-power charging steps still needed. (:func:`split_llf_segments`
+    with one segment.)
 
     Args:
         target_kw: site net power wanted this step, kW (> 0 charging).
@@ -953,10 +1002,60 @@ def split_llf(
     Returns:
         (k,) grid-side power per vehicle, kW.
     """
+    return split_llf_segments(
+        np.array([float(target_kw)]), np.zeros(e_kwh.size, np.int64), e_kwh, e_cap_kwh=e_cap_kwh,
+        e_lb_kwh=e_lb_kwh, need_kwh=need_kwh, steps_left=steps_left, p_ch_max_kw=p_ch_max_kw,
+        p_dis_max_kw=p_dis_max_kw, eta_ch=eta_ch, eta_dis=eta_dis, dt_h=dt_h,
+        p_segment_max_kw=np.array([float(p_site_max_kw)]), store_in_unidirectional=store_in_unidirectional)
+
+
+def split_llf_segments(
+    target_kw: np.ndarray,
+    segment: np.ndarray,
+    e_kwh: np.ndarray,
+    *,
+    e_cap_kwh: np.ndarray,
+    e_lb_kwh: np.ndarray,
+    need_kwh: np.ndarray,
+    steps_left: np.ndarray,
+    p_ch_max_kw: np.ndarray,
+    p_dis_max_kw: np.ndarray,
+    eta_ch: np.ndarray,
+    eta_dis: np.ndarray,
+    dt_h: float,
+    p_segment_max_kw: np.ndarray | None = None,
+    floor_kwh: np.ndarray | None = None,
+    store_in_unidirectional: bool = False,
+) -> np.ndarray:
+    """:func:`split_llf` in several segments of the vehicles at once: segment ``s`` (the vehicles
+    with ``segment == s``) shares ``target_kw[s]`` by the rules of :func:`split_llf`, within
+    ``p_segment_max_kw[s]`` (default none). One sort and segmented cumulative sums, no loop.
+
+    ``floor_kwh`` (k,), optional: battery energy each vehicle must gain this step (< 0: the most
+    it may lose), e.g. :func:`need_floor_kwh`; it raises the charging a vehicle must have and
+    bounds what it may discharge.
+
+    Returns:
+        (k,) grid-side power per vehicle, kW.
+    """
     k = e_kwh.size
     if k == 0:
         return np.zeros(0)
+    S = target_kw.size
+    seg = segment
     dt = dt_h
+    if S == 1:  # the plain sums and fill (what split_llf calls each step: keep it lean)
+        def seg_sum(x):
+            return np.array([x.sum()])
+
+        def fill(amount, cap, order):
+            return _fill(float(amount[0]), cap, order)
+    else:
+        def seg_sum(x):
+            return np.bincount(seg, x, S)
+
+        def fill(amount, cap, order):
+            return _fill_seg(amount, cap, order, seg)
     has_need = np.isfinite(need_kwh)
     need0 = np.where(has_need, need_kwh, 0.0)
     ch_step = eta_ch * p_ch_max_kw * dt  # battery kWh per full-power charging step
@@ -964,41 +1063,54 @@ def split_llf(
     pc_max = np.clip((e_cap_kwh - e_kwh) / (eta_ch * dt), 0.0, p_ch_max_kw)
     req = np.where(has_need, need0 - e_kwh - ch_step * left_after, -np.inf)
     must = np.where(req > 0, np.minimum(req / (eta_ch * dt), pc_max), 0.0)
+    if floor_kwh is not None:
+        must = np.maximum(must, np.minimum(np.maximum(floor_kwh, 0.0) / (eta_ch * dt), pc_max))
     must0 = must
-    s_must = must.sum()
-    order = None
+    s_must = seg_sum(must)
+    seg_max = np.full(S, np.inf) if p_segment_max_kw is None else p_segment_max_kw
+    lax = order = None
 
-    def least_laxity_first():
-        lax = _laxity(e_kwh, need_kwh, steps_left, ch_step)
-        return lax, np.argsort(lax, kind="stable")
+    def least_laxity_first():  # within each segment
+        lx = _laxity(e_kwh, need_kwh, steps_left, ch_step)
+        return lx, (np.argsort(lx, kind="stable") if S == 1 else np.lexsort((lx, seg)))
 
-    if s_must > p_site_max_kw:
+    over = s_must > seg_max
+    if over.any():
         lax, order = least_laxity_first()
-        must = _fill(p_site_max_kw, must, order)
-        s_must = must.sum()
-    if target_kw >= s_must:
-        extra = min(target_kw, p_site_max_kw) - s_must
-        if extra <= _TOL_KW:
-            return must
+        must = fill(np.where(over, seg_max, s_must), must, order)
+        s_must = seg_sum(must)
+    up = target_kw >= s_must
+    p = must
+    # charging segments: first towards unmet needs (least laxity first), then into spare capacity
+    extra = np.where(up, np.minimum(target_kw, seg_max) - s_must, 0.0)
+    extra = np.where(extra > _TOL_KW, extra, 0.0)
+    if extra.any():
         if order is None:
             lax, order = least_laxity_first()
-        # First towards unmet needs (least laxity first), then into spare capacity.
         to_need = np.clip((need0 - e_kwh) / (eta_ch * dt), 0.0, None) - must
-        tier1 = _fill(extra, np.clip(np.minimum(pc_max - must, to_need), 0.0, None), order)
-        rest = extra - tier1.sum()
-        if rest <= _TOL_KW:
-            return must + tier1
-        order_spare = np.lexsort((lax, -p_dis_max_kw))
-        spare_kw = np.clip(pc_max - must - tier1, 0.0, None)
-        if not store_in_unidirectional:  # as in the aggregate envelope: no use storing in them
-            spare_kw = np.where(p_dis_max_kw > 0, spare_kw, 0.0)
-        return must + tier1 + _fill(rest, spare_kw, order_spare)
-    # Battery energy that may leave this step: above the reserve and not needed later.
-    spare = np.minimum(e_kwh - e_lb_kwh, np.where(has_need, -req, np.inf))
-    pd_max = np.where(must0 == 0, np.clip(spare * eta_dis / dt, 0.0, p_dis_max_kw), 0.0)
-    if order is None:
-        lax, order = least_laxity_first()
-    return must - _fill(s_must - target_kw, pd_max, order[::-1])
+        tier1 = fill(extra, np.clip(np.minimum(pc_max - must, to_need), 0.0, None), order)
+        rest = extra - seg_sum(tier1)
+        rest = np.where(rest > _TOL_KW, rest, 0.0)
+        p = must + tier1
+        if rest.any():
+            order_spare = np.lexsort((lax, -p_dis_max_kw) if S == 1 else (lax, -p_dis_max_kw, seg))
+            spare_kw = np.clip(pc_max - must - tier1, 0.0, None)
+            if not store_in_unidirectional:  # as in the aggregate envelope: no use storing in them
+                spare_kw = np.where(p_dis_max_kw > 0, spare_kw, 0.0)
+            p = p + fill(rest, spare_kw, order_spare)
+    if not up.all():  # discharging segments: the most lax first
+        # battery energy that may leave this step: above the reserve and not needed later
+        spare = np.minimum(e_kwh - e_lb_kwh, np.where(has_need, -req, np.inf))
+        if floor_kwh is not None:
+            spare = np.minimum(spare, -floor_kwh)
+        pd_max = np.where(must0 == 0, np.clip(spare * eta_dis / dt, 0.0, p_dis_max_kw), 0.0)
+        if order is None:
+            lax, order = least_laxity_first()
+        order_dis = order[::-1]
+        if S > 1:
+            order_dis = order_dis[np.argsort(seg[order_dis], kind="stable")]
+        p = p - fill(np.where(up, 0.0, s_must - target_kw), pd_max, order_dis)
+    return p
 
 
 def disaggregate_llf(prob: DispatchProblem, p_agg_kw: np.ndarray | AggregatePlan) -> DispatchPlan:
@@ -1038,7 +1150,12 @@ def disaggregate_llf(prob: DispatchProblem, p_agg_kw: np.ndarray | AggregatePlan
 
 
 def _run_split(prob: DispatchProblem, step, t0: float) -> DispatchPlan:
-    """Run a per-step split over the horizon: ``step(t, m, e_m, dt)`` gives the powers of the
+    """Run a per-step split over the horizon (:func:`_split_powers`) and evaluate it."""
+    return evaluate_schedule(prob, _split_powers(prob, step), solve_time_s=time.perf_counter() - t0)
+
+
+def _split_powers(prob: DispatchProblem, step) -> np.ndarray:
+    """(n, T) powers of a per-step split: ``step(t, m, e_m, dt)`` gives the powers of the
     vehicles ``m`` plugged in step t at energies ``e_m``; the energies follow from them."""
     n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
     dt_t = np.broadcast_to(np.asarray(dt, float), (T,))
@@ -1053,7 +1170,7 @@ def _run_split(prob: DispatchProblem, step, t0: float) -> DispatchPlan:
         pt = step(t, m, e[m], h)
         p[m, t] = pt
         e[m] = e[m] + np.where(pt > 0, prob.eta_ch[m] * pt * h, pt * h / prob.eta_dis[m])
-    return evaluate_schedule(prob, p, solve_time_s=time.perf_counter() - t0)
+    return p
 
 
 # --------------------------------------------------------------------------------------------
@@ -1274,6 +1391,9 @@ def split_value(
     need_kwh: np.ndarray,
     steps_left: np.ndarray,
     p_ch_max_kw: np.ndarray,
+    site_kwh_ahead: np.ndarray | None = None,
+    dis_step_kwh: np.ndarray | None = None,
+    dis_total_kwh: np.ndarray | None = None,
 ) -> np.ndarray:
     """One step's powers for the vehicles plugged now, from their :func:`value_thresholds`.
 
@@ -1284,7 +1404,9 @@ def split_value(
     outside the hard site limits. Where the ranges cannot fit those, vehicles go beyond them: the
     most lax give way first (charge less or discharge more; for the soft cap never below what
     they must charge now to still reach their need), or below ``p_site_min_kw`` the least lax
-    discharge less first.
+    discharge less first. If those moves leave a set of vehicles unable to reach their needs
+    under the site's import limit (``site_kwh_ahead``; :func:`need_floor_kwh`), the step is
+    split again with every vehicle at least at its floor.
 
     Args:
         thresholds_kwh: (k, 4) this step's levels from :func:`value_thresholds`.
@@ -1295,13 +1417,30 @@ def split_value(
         target_kw: the site's planned net power this step, or None.
         p_site_min_kw, p_site_max_kw: hard site limits this step; p_cap_kw: soft cap.
         need_kwh, steps_left, p_ch_max_kw: (k,) as in :func:`split_llf` (for the laxity).
+        site_kwh_ahead, dis_step_kwh, dis_total_kwh: as in :func:`need_floor_kwh` (None: no check).
 
     Returns:
         (k,) grid-side power, kW.
     """
     if e_kwh.size == 0:
         return np.zeros(0)
-    lo_e, hi_e = e_kwh - down_kwh, e_kwh + up_kwh
+    args = (thresholds_kwh, e_kwh, up_kwh, down_kwh, eta_ch, eta_dis, dt_h, target_kw, p_site_min_kw,
+            p_site_max_kw, p_cap_kw, need_kwh, steps_left, p_ch_max_kw)
+    p = _split_value(*args, None)
+    if site_kwh_ahead is None:
+        return p
+    ch_step = eta_ch * p_ch_max_kw * dt_h
+    floor = need_floor_kwh(e_kwh, need_kwh, steps_left, ch_step, up_kwh, down_kwh, eta_ch, site_kwh_ahead,
+                           dis_step_kwh=dis_step_kwh, dis_total_kwh=dis_total_kwh,
+                           proposal_kwh=_battery_kwh(p, eta_ch, eta_dis, dt_h))
+    return p if floor is None else _split_value(*args, floor)
+
+
+def _split_value(thresholds_kwh, e_kwh, up_kwh, down_kwh, eta_ch, eta_dis, dt_h, target_kw, p_site_min_kw,
+                 p_site_max_kw, p_cap_kw, need_kwh, steps_left, p_ch_max_kw, floor_kwh) -> np.ndarray:
+    """:func:`split_value`, every vehicle gaining at least ``floor_kwh`` (None: its reserve)."""
+    lo_phys = e_kwh - down_kwh
+    lo_e, hi_e = (lo_phys if floor_kwh is None else np.maximum(lo_phys, e_kwh + floor_kwh)), e_kwh + up_kwh
     th = thresholds_kwh.T  # (4, k): the lowest and highest optimal level to charge / discharge to
     # the lowest and highest optimal energy after this step, (2, k): charge up to the charging
     # level, discharge down to the discharge level, within what the step allows
@@ -1332,8 +1471,9 @@ def split_value(
     must = np.where(np.isfinite(need_kwh) & (req > 0), np.minimum(req / (eta_ch * dt_h), power(up_kwh)), 0.0)
     p = p_lo - _fill(s_lo - goal, np.clip(p_lo - np.maximum(must, floor), 0.0, None), order)
     over = float(p.sum()) - p_site_max_kw
-    if over > _TOL_KW:
-        p = p - _fill(over, np.clip(p - floor, 0.0, None), order)
+    if over > _TOL_KW:  # the hard limit: a vehicle keeps its own need reachable as long as it can
+        alone = need_floor_kwh(e_kwh, need_kwh, steps_left, ch_step, up_kwh, down_kwh, eta_ch)
+        p = _give_way(p, over, order, (power(alone), power(lo_phys - e_kwh)))
     return p
 
 
@@ -1350,7 +1490,8 @@ def plan_levels(
 
 
 def disaggregate_value(
-    prob: DispatchProblem, plan: AggregatePlan | None = None, *, band: tuple[float, float] | None = VALUE_PRICE_BAND
+    prob: DispatchProblem, plan: AggregatePlan | None = None, *, band: tuple[float, float] | None = VALUE_PRICE_BAND,
+    levels: np.ndarray | None = None,
 ) -> DispatchPlan:
     """Split an aggregate plan by each vehicle's own optimum against the plan's implied prices.
 
@@ -1358,16 +1499,23 @@ def disaggregate_value(
     vehicles plugged in that step: the plan's power where they are indifferent, within the site
     limits and the soft cap. Unlike a per-step split of the plan's profile
     (:func:`disaggregate_llf`), every vehicle's move looks ahead to its own departure, so energy
-    is never sold now that the same vehicle must buy back dearly later.
+    is never sold now that the same vehicle must buy back dearly later. ``levels``: the plan's
+    levels if already computed.
 
     Returns:
         DispatchPlan (``objective_cny`` is NaN; ``solve_time_s`` the split's wall time).
     """
     t0 = time.perf_counter()
-    th = plan_levels(prob, plan, band=band)
+    return _run_split(prob, _value_step(prob, plan, band, levels), t0)
+
+
+def _value_step(prob: DispatchProblem, plan: AggregatePlan | None, band, levels: np.ndarray | None):
+    """The step function of :func:`disaggregate_value` (see :func:`_split_powers`)."""
+    th = plan_levels(prob, plan, band=band) if levels is None else levels
     _, d = prob.window
     need = prob.need_eff_kwh
     cap = prob.p_cap_kw
+    lim = _site_kwh(prob)
 
     def step(t, m, e, h):
         up = np.minimum(prob.eta_ch[m] * prob.p_ch_max_kw[m] * h, np.maximum(prob.e_cap_kwh[m] - e, 0.0))
@@ -1377,9 +1525,18 @@ def disaggregate_value(
             target_kw=None if plan is None else float(plan.p_kw[t]), p_site_min_kw=float(prob.p_site_min_kw[t]),
             p_site_max_kw=float(prob.p_site_max_kw[t]), p_cap_kw=float(cap[t]), need_kwh=need[m],
             steps_left=d[m] - t, p_ch_max_kw=prob.p_ch_max_kw[m],
+            site_kwh_ahead=None if lim is None else lim[t + 1:], dis_step_kwh=prob.p_dis_max_kw[m] * h,
+            dis_total_kwh=np.maximum(e - prob.e_lb_kwh[m], 0.0) * prob.eta_dis[m],
         )
 
-    return _run_split(prob, step, t0)
+    return step
+
+
+def _site_kwh(prob: DispatchProblem) -> np.ndarray | None:
+    """Grid-side energy the site's import limit allows in each step (T,), kWh; None if unlimited."""
+    if not np.isfinite(prob.p_site_max_kw).any():
+        return None
+    return prob.p_site_max_kw * np.broadcast_to(np.asarray(prob.dt_h, float), (prob.n_steps,))
 
 
 def trusted_problem(**fields) -> DispatchProblem:
@@ -1524,8 +1681,10 @@ def coarsen(prob: DispatchProblem, block: int) -> DispatchProblem:
 
 
 def _subset(prob: DispatchProblem, idx: np.ndarray) -> DispatchProblem:
-    """The vehicles ``idx`` of ``prob`` alone, without site limits, soft cap or requests."""
-    return DispatchProblem(
+    """The vehicles ``idx`` of ``prob`` alone, without site limits, soft cap or requests (its own
+    need at the horizon end, also for a problem on unequal blocks from :func:`coarsen_blocks`)."""
+    sub = _derived_problem(
+        n_vehicles=int(idx.size), n_steps=prob.n_steps,
         dt_h=prob.dt_h, price_buy_cny_per_kwh=prob.price_buy_cny_per_kwh,
         price_v2g_cny_per_kwh=prob.price_v2g_cny_per_kwh,
         arrival_step=prob.arrival_step[idx], departure_step=prob.departure_step[idx],
@@ -1534,9 +1693,13 @@ def _subset(prob: DispatchProblem, idx: np.ndarray) -> DispatchProblem:
         p_dis_max_kw=prob.p_dis_max_kw[idx], eta_ch=prob.eta_ch[idx], eta_dis=prob.eta_dis[idx],
         wear_cny_per_kwh=prob.wear_cny_per_kwh,
         wear_vehicle_cny_per_kwh=prob.wear_vehicle_cny_per_kwh[idx],
+        p_site_max_kw=np.full(prob.n_steps, np.inf), p_site_min_kw=np.full(prob.n_steps, -np.inf),
+        p_feeder_headroom_kw=None, requests=(),
         penalty_need_cny_per_kwh=prob.penalty_need_cny_per_kwh,
         penalty_request_cny_per_kwh=prob.penalty_request_cny_per_kwh,
     )
+    sub.__dict__["need_eff_kwh"] = prob.need_eff_kwh[idx]
+    return sub
 
 
 def departure_groups(prob: DispatchProblem, max_groups: int = 96, by_power: bool = True) -> np.ndarray:
@@ -1572,53 +1735,111 @@ def grouped_profiles(prob: DispatchProblem, labels: np.ndarray, *, interval_boun
 
     Each group ``labels == g`` (0..G-1; -1: left out) gets the aggregate model of
     :func:`plan_aggregate`; the groups share the hard site limits and the soft cap (requests,
-    feeder headroom) in one LP. Returns ``(subs, profiles, result)``: ``(indices, sub-problem)``
-    per group, each group's net power profile (T,) kW, and the solver's result."""
+    feeder headroom) in one LP (:func:`_group_lp`). Returns ``(subs, profiles, result)``:
+    ``(indices, sub-problem)`` per group, each group's net power profile (T,) kW, and the
+    solver's result."""
+    lab = np.asarray(labels)
+    P, res = _group_lp(prob, lab, interval_bounds=interval_bounds)
+    subs = [(idx, _subset(prob, idx)) for idx in (np.flatnonzero(lab == g) for g in range(P.shape[0]))]
+    return subs, list(P), res
+
+
+def _group_lp(prob: DispatchProblem, labels: np.ndarray, *, interval_bounds: bool = False):
+    """Solve the aggregate LP with one envelope per group (``labels``, -1: left out), built for
+    all groups at once: each group's sums (envelopes, powers, efficiencies, wear) are one matrix
+    product over the vehicles, and every group has the same rows as :func:`plan_aggregate`'s LP
+    (energy balance, present and departing energy within the envelopes, lower bounds soft) but
+    none of its own site or cap rows; the site limits and the soft cap are shared rows.
+
+    Returns ``(P, result)``: each group's net power (G, T), kW, and the solver's result."""
     n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
     lab = np.asarray(labels)
-    G = int(lab.max()) + 1 if n else 0
-    subs, blocks, offs = [], [], []
-    c_l, lo_l, hi_l, lb_l, ub_l = [], [], [], [], []
-    col0 = 0
-    for g in range(G):
-        idx = np.flatnonzero(lab == g)
-        sub = _subset(prob, idx)
-        c, A, lo, hi, lb, ub, off, _, _ = _aggregate_lp(sub, interval_bounds)
-        subs.append((idx, sub))
-        blocks.append(A.scipy() if isinstance(A, _CsrParts) else A)
-        offs.append(col0)
-        c_l.append(c), lo_l.append(lo), hi_l.append(hi), lb_l.append(lb), ub_l.append(ub)
-        col0 += A.shape[1]
-    # global soft-cap slack S (T) after all group columns
+    G = int(lab.max()) + 1 if n and lab.size else 0
+    if G == 0:
+        return np.zeros((0, T)), SimpleNamespace(fun=0.0, status=0, message="no groups", x=np.zeros(0))
+    M = sp.csr_array((np.ones(int((lab >= 0).sum())), (lab[lab >= 0], np.flatnonzero(lab >= 0))), shape=(G, n))
+    env = flexibility_envelopes(prob)
+    a, d = prob.window
+    active = d > a
+    tb = np.arange(T + 1)
+    present = active[:, None] & (tb[None, :] >= a[:, None]) & (tb[None, :] < d[:, None])
+    departs = active[:, None] & (tb[None, :] == d[:, None])
+    arrives = active[:, None] & (tb[None, :] == a[:, None])
+    lo_i, hi_i = env["e_lo_kwh"], env["e_hi_kwh"]
+    e_lo, e_hi = M @ (lo_i * present), M @ (hi_i * present)  # (G, T + 1)
+    d_lo, d_hi = M @ (lo_i * departs), M @ (hi_i * departs)
+    e_arr = M @ (prob.e0_kwh[:, None] * arrives)
+    plug = prob.plugged.astype(float)
+    pch, pdis = M @ (prob.p_ch_max_kw[:, None] * plug), M @ (prob.p_dis_max_kw[:, None] * plug)  # (G, T)
+    eta_c = np.divide(M @ ((prob.p_ch_max_kw * prob.eta_ch)[:, None] * plug), pch, out=np.ones((G, T)), where=pch > 0)
+    eta_d = np.divide(M @ ((prob.p_dis_max_kw * prob.eta_dis)[:, None] * plug), pdis, out=np.ones((G, T)), where=pdis > 0)
+    w = np.full((G, T), prob.wear_cny_per_kwh)
+    wv = prob.wear_vehicle_cny_per_kwh
+    if np.any(wv > 0):  # each group's per-vehicle wear, weighted by charger power, per step
+        pm = np.maximum(prob.p_ch_max_kw, prob.p_dis_max_kw)
+        wgt = M @ (pm[:, None] * plug)
+        w = w + np.divide(M @ ((wv * pm)[:, None] * plug), wgt, out=np.zeros((G, T)), where=wgt > 0)
+    dt_t = np.broadcast_to(np.asarray(dt, float), (T,))
+    # per group: columns Pc (T), Pd (T), E (T+1), D (T+1), vE (T+1), vD (T+1); rows: balance (T),
+    # present-energy envelope (T+1), departing-energy envelope (T+1)
+    nc, nr = 6 * T + 4, 3 * T + 2
+    o_pc, o_pd, o_e, o_d, o_ve, o_vd = 0, T, 2 * T, 3 * T + 1, 4 * T + 2, 5 * T + 3
+    t, t1 = np.arange(T), np.arange(T + 1)
+    rows = np.concatenate([t, t, t, t, t, T + t1, T + t1, 2 * T + 1 + t1, 2 * T + 1 + t1])
+    cols = np.concatenate([o_e + t + 1, o_e + t, o_pc + t, o_pd + t, o_d + t + 1,
+                           o_e + t1, o_ve + t1, o_d + t1, o_vd + t1])
+    one, one1 = np.ones((G, T)), np.ones((G, T + 1))
+    vals = np.concatenate([one, -one, -dt_t * eta_c, dt_t / eta_d, one, one1, one1, one1, one1], axis=1)
+    g0 = np.arange(G)[:, None]
+    R, C, V = [(rows + g0 * nr).ravel()], [(cols + g0 * nc).ravel()], [vals.ravel()]
+    lb = np.zeros((G, nc))
+    ub = np.full((G, nc), np.inf)
+    ub[:, o_pc:o_pd], ub[:, o_pd:o_e] = pch, pdis
+    ub[:, o_e:o_d] = e_hi
+    lb[:, o_e] = ub[:, o_e] = e_arr[:, 0]  # present at the start, with their current energy
+    ub[:, o_d:o_ve] = d_hi
+    ub[:, o_d] = ub[:, o_ve] = ub[:, o_vd] = 0.0  # departures at t = 0: no plugged step
+    c = np.zeros((G, nc))
+    c[:, o_pc:o_pd] = dt_t * (prob.price_buy_cny_per_kwh + w)
+    c[:, o_pd:o_e] = dt_t * (w - prob.price_v2g_cny_per_kwh)
+    c[:, o_ve:] = prob.penalty_need_cny_per_kwh
+    lo = np.concatenate([e_arr[:, 1:], e_lo, d_lo], axis=1)
+    hi = np.concatenate([e_arr[:, 1:], np.full((G, 2 * (T + 1)), np.inf)], axis=1)
+    c, lb, ub, lo, hi = (x.ravel() for x in (c, lb, ub, lo, hi))
+    nv, nrow = G * nc, G * nr
+    if interval_bounds:  # each group's interval bounds, after all groups' columns and rows
+        extra = []
+        for g in range(G):
+            idx = np.flatnonzero(lab == g)
+            sub = _subset(prob, idx)
+            env_g = {k: env[k][idx] for k in ("e_lo_kwh", "e_hi_kwh")}
+            env_g.update(eta_ch=eta_c[g], eta_dis=eta_d[g])
+            r2, c2, v2, lo2, hi2, cc, lb2, ub2 = _interval_block(sub, env_g, g * nc + o_pc, g * nc + o_pd, nv)
+            R.append(nrow + r2), C.append(c2), V.append(v2)
+            extra.append((lo2, hi2, cc, lb2, ub2))
+            nv, nrow = nv + cc.size, nrow + lo2.size
+        lo, hi, c, lb, ub = (np.concatenate([x] + [e[i] for e in extra]) for i, x in enumerate((lo, hi, c, lb, ub)))
+    # shared rows: site limits (T), soft cap (T) with its slack S (T) after all columns
     cap = prob.p_cap_kw
-    o_S = col0
-    nv = col0 + T
-    A_g = sp.block_diag(blocks, format="csr") if blocks else sp.csr_array((0, 0))
-    t = np.arange(T)
-    rows, cols, vals = [], [], []
-    for g, o in enumerate(offs):
-        for r0 in (0, T):  # site rows 0..T-1, cap rows T..2T-1
-            rows += [r0 + t, r0 + t]
-            cols += [o + t, o + T + t]
-            vals += [np.ones(T), -np.ones(T)]
-    rows.append(T + t)
-    cols.append(o_S + t)
-    vals.append(-np.ones(T))
-    C = sp.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                     shape=(2 * T, nv))
-    A = sp.vstack([sp.hstack([A_g, sp.csr_array((A_g.shape[0], T))]), C], format="csr")
     fin = np.isfinite(cap)
-    lo = np.concatenate(lo_l + [prob.p_site_min_kw, np.full(T, -np.inf)])
-    hi = np.concatenate(hi_l + [prob.p_site_max_kw, np.where(fin, cap, np.inf)])
-    lb = np.concatenate(lb_l + [np.zeros(T)])
-    ub = np.concatenate(ub_l + [np.where(fin, np.inf, 0.0)])
-    c = np.concatenate(c_l + [np.full(T, prob.penalty_request_cny_per_kwh * dt)])
+    gc = np.repeat(np.arange(G) * nc, T)
+    tt = np.tile(t, G)
+    for r0 in (nrow, nrow + T):
+        R += [r0 + tt, r0 + tt]
+        C += [gc + o_pc + tt, gc + o_pd + tt]
+        V += [np.ones(G * T), -np.ones(G * T)]
+    R.append(nrow + T + t), C.append(nv + t), V.append(-np.ones(T))
+    A = sp.csr_array((np.concatenate(V), (np.concatenate(R), np.concatenate(C))), shape=(nrow + 2 * T, nv + T))
+    lo = np.concatenate([lo, prob.p_site_min_kw, np.full(T, -np.inf)])
+    hi = np.concatenate([hi, prob.p_site_max_kw, np.where(fin, cap, np.inf)])
+    lb = np.concatenate([lb, np.zeros(T)])
+    ub = np.concatenate([ub, np.where(fin, np.inf, 0.0)])
+    c = np.concatenate([c, np.full(T, prob.penalty_request_cny_per_kwh) * dt_t])
     res = _solve(c, A, lo, hi, lb, ub)
     if res.x is None:
         raise RuntimeError(f"grouped aggregate dispatch LP failed: {res.message}")
-    x = res.x
-    profs = [np.clip(x[o:o + T], 0.0, None) - np.clip(x[o + T:o + 2 * T], 0.0, None) for o in offs]
-    return subs, profs, res
+    x = res.x[:G * nc].reshape(G, nc)
+    return np.clip(x[:, o_pc:o_pd], 0.0, None) - np.clip(x[:, o_pd:o_e], 0.0, None), res
 
 
 def plan_grouped(
@@ -1697,3 +1918,429 @@ def _track_groups(prob: DispatchProblem, subs, profs, track_cny_per_kwh: float) 
     if np.any(site > prob.p_site_max_kw + 1e-6) or np.any(site < prob.p_site_min_kw - 1e-6):
         return None
     return p
+
+
+# --------------------------------------------------------------------------------------------
+# class plans: one envelope per class of alike vehicles, split least laxity first per class
+
+# Classes of a class plan (:func:`fleet_classes`): an LP of about 7 x classes x T variables.
+MAX_CLASSES = 96
+
+
+def need_floor_kwh(
+    e_kwh: np.ndarray, need_kwh: np.ndarray, steps_left: np.ndarray, ch_step_kwh: np.ndarray,
+    up_kwh: np.ndarray, down_kwh: np.ndarray, eta_ch: np.ndarray, site_kwh_ahead: np.ndarray | None = None,
+    dis_step_kwh: np.ndarray | None = None, dis_total_kwh: np.ndarray | None = None,
+    proposal_kwh: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """Battery energy each vehicle must gain this step so that every need stays reachable, (k,)
+    kWh (< 0: the most it may lose; ``-down_kwh`` where nothing binds).
+
+    Alone, a vehicle must gain what it cannot charge in its later steps at full power. Under a
+    site import limit that is not enough: vehicles leaving together may each have time alone, but
+    not together. After this step, every set ``V`` of vehicles must still be able to receive its
+    gaps: ``sum_V (gap_i - x_i) <= F(V)``, ``F(V) = sum_s min(site_s, sum_{i in V, plugged at s}
+    ch_i)`` over the later steps. ``F`` is submodular, so the requirements ``x(V) >= gap(V) -
+    F(V)`` form a contra-polymatroid, and greedy over one order of the vehicles gives a vector
+    that meets every set's requirement at once (its total is the least the site must deliver
+    now). The order is least laxity first: the tightest vehicles count on their later steps, the
+    looser ones take what the limit will not let them have later. A vehicle that cannot take its
+    share now passes it on (least laxity first). Each vehicle is assumed plugged until its
+    departure; vehicles yet to arrive are not counted.
+
+    With ``proposal_kwh`` (k,), the energies a split proposes: None when they already meet the
+    requirement of every set of vehicles leaving by the same step (and of every vehicle alone);
+    the vector above otherwise. (The vector fixes *who* gets the energy, which a plan may have
+    decided differently and as well; so a split asks for it only when the proposal falls short.)
+    The import limit is on net power, so in this check the vehicles leaving later may feed the
+    site for those leaving earlier: up to ``dis_step_kwh`` a step and ``dis_total_kwh`` in all.
+    Where some vehicle cannot take its share of the vector now, the needs cannot all be met any
+    more (under these assumptions); then the proposal stands (None): which needs to miss is the
+    plan's choice, made with the need penalty against the costs.
+
+    Args:
+        e_kwh, need_kwh: energy now and need at departure (k,), kWh (``-inf``: no need).
+        steps_left: steps to departure, this one included (k,).
+        ch_step_kwh: battery energy of a full-power charging step (k,), kWh.
+        up_kwh, down_kwh: battery energy the vehicle can gain / lose this step (k,), kWh.
+        eta_ch: charging efficiencies (k,) (the best of them turns the site's energy into
+            battery energy).
+        site_kwh_ahead: grid-side energy the site's import limit allows in each later step
+            (H,), kWh (beyond H: none); None for no limit.
+        dis_step_kwh, dis_total_kwh: grid-side energy each vehicle can feed in a step and in all
+            (above its reserve) (k,), kWh (None: none).
+    """
+    out = -down_kwh.astype(float)
+    gap = np.where(np.isfinite(need_kwh), need_kwh - e_kwh, 0.0)
+    act = np.flatnonzero(gap > 0)
+    if act.size == 0:
+        return None if proposal_kwh is not None else out
+    later = np.maximum(steps_left[act] - 1, 0)
+    ch = ch_step_kwh[act]
+    g = gap[act]
+    x = g - ch * later  # alone
+    H = int(later.max())
+    ell = None
+    if site_kwh_ahead is not None and H > 0:
+        ell = np.zeros(H)
+        h = min(H, site_kwh_ahead.size)
+        ell[:h] = site_kwh_ahead[:h]
+        if ch.sum() <= ell.min():  # the site can never hold them back
+            ell = None
+    eta = float(eta_ch[act].max()) if act.size else 1.0  # site energy into battery energy
+
+    if proposal_kwh is not None:
+        y = proposal_kwh[act]
+        if np.any(y < x - 1e-9):
+            pass  # a vehicle alone falls short
+        elif ell is None:
+            return None
+        else:  # the sets of vehicles leaving by each step
+            order = np.argsort(later, kind="stable")
+            last = np.r_[later[order][1:] != later[order][:-1], True]
+            C = _cum_charge(ch[order], later[order], H)[last]  # (sets, H), zero after each set leaves
+            F = np.minimum(C, eta * ell).sum(1)
+            if dis_step_kwh is not None:  # helped by vehicles leaving later feeding the site
+                tau = later[order][last]
+                late = np.maximum(steps_left - 1, 0)
+                total = np.inf if dis_total_kwh is None else dis_total_kwh[None, :]
+                feed = np.minimum(dis_step_kwh[None, :] * np.minimum(late[None, :], tau[:, None]), total)
+                feed = np.where(late[None, :] > tau[:, None], feed, 0.0).sum(1)
+                F += np.minimum(np.maximum(C - eta * ell, 0.0).sum(1), eta * feed)
+            if np.all((np.cumsum(y[order]) - np.cumsum(g[order]))[last] + F >= -1e-9):
+                return None
+    lax = _laxity(e_kwh[act], need_kwh[act], steps_left[act], ch)
+    if ell is not None:
+        order = np.argsort(lax, kind="stable")
+        x = np.empty_like(g)
+        x[order] = g[order] - np.diff(np.minimum(_cum_charge(ch[order], later[order], H), eta * ell).sum(1), prepend=0.0)
+    room = up_kwh[act]
+    short = float(np.maximum(x - room, 0.0).sum())
+    if short > 1e-9 and proposal_kwh is not None:
+        return None  # needs that cannot all be met any more: which to miss is the plan's choice
+    x = np.minimum(x, room)
+    if short > 1e-12:  # passed on, least laxity first
+        x += _fill(short, np.clip(room - np.maximum(x, 0.0), 0.0, None), np.argsort(lax, kind="stable"))
+    out[act] = np.maximum(x, -down_kwh[act])
+    return out
+
+
+def _cum_charge(ch: np.ndarray, later: np.ndarray, H: int) -> np.ndarray:
+    """(m, H): battery energy the first j + 1 vehicles can take in each of the next H steps at
+    full power (vehicle i for its ``later[i]`` steps)."""
+    return np.cumsum(np.where(np.arange(H)[None, :] < later[:, None], ch[:, None], 0.0), axis=0)
+
+
+def _give_way(p: np.ndarray, amount: float, order: np.ndarray, floors) -> np.ndarray:
+    """Lower ``p`` by ``amount`` in total, the vehicles in ``order`` first: down to each of
+    ``floors`` in turn (the next only where the last was not enough)."""
+    for floor in floors:
+        if amount <= _TOL_KW:
+            break
+        cut = _fill(amount, np.clip(p - floor, 0.0, None), order)
+        p = p - cut
+        amount -= float(cut.sum())
+    return p
+
+
+# (departure bins, arrival bins) tried in turn until there are at most max_classes cells of them
+_CLASS_CELLS = ((16, 8), (16, 4), (12, 4), (8, 2), (4, 1), (2, 1), (1, 1))
+
+
+def _value_bins(x: np.ndarray, k: int) -> np.ndarray:
+    """Bin of each value: its rank among the distinct values if there are at most ``k``, else
+    one of ``k`` equal-count bins (equal values share a bin)."""
+    u = np.unique(x)
+    if u.size <= k:
+        return np.searchsorted(u, x)
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, k + 1)[1:-1], method="lower"))
+    return np.searchsorted(edges, x, side="right")
+
+
+def _rank_bins(x: np.ndarray, k: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """Equal-count bins of ``x`` within each cell: ``k`` (per entry) bins by rank."""
+    order = np.lexsort((x, cell))
+    c = cell[order]
+    i = np.arange(c.size)
+    first = np.r_[True, c[1:] != c[:-1]]
+    pos = i - np.maximum.accumulate(np.where(first, i, 0))
+    out = np.empty(c.size, np.int64)
+    out[order] = pos * k[order] // np.bincount(c)[c]
+    return out
+
+
+def fleet_classes(prob: DispatchProblem, max_classes: int = MAX_CLASSES) -> np.ndarray:
+    """Class of each vehicle (n,), 0..G-1 with G <= ``max_classes`` (-1: no plugged step).
+
+    Vehicles of a class are alike as the aggregate LP sees them: in the same departure and
+    arrival bins, all able to discharge or none, and close in their energy need and discharge
+    headroom counted in hours of their own full power (``(need - e0) / (eta_ch * p_ch)`` and
+    ``(e0 - reserve) * eta_dis / p_dis``). Why: the sum of the envelopes of vehicles whose
+    feasible schedules are scaled copies of one another (same window, same energies in hours of
+    their power) *is* their joint flexibility; the fleet-wide sum is not, and under a binding
+    site limit its plan lets energy be delivered that no vehicle can take before it leaves.
+
+    The cells (departure bin x arrival bin x can discharge) are as fine as ``max_classes``
+    allows (``_CLASS_CELLS``, finest first; a bin holds equal values together); the classes
+    left over go to the cells in proportion to their vehicles, each cell cut into equal-count
+    bins by need (charge-only) or by need and then headroom (bidirectional)."""
+    n = prob.n_vehicles
+    a, d = prob.window
+    act = np.flatnonzero(d > a)
+    lab = np.full(n, -1, np.int64)
+    if act.size == 0:
+        return lab
+    need = np.where(np.isfinite(prob.need_eff_kwh), prob.need_eff_kwh, prob.e0_kwh)[act]
+    e0 = prob.e0_kwh[act]
+    pch, pdis = prob.p_ch_max_kw[act], prob.p_dis_max_kw[act]
+    bi = pdis > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap_h = np.where(pch > 0, np.maximum(need - e0, 0.0) / (prob.eta_ch[act] * pch), np.inf)
+        head_h = np.where(bi, np.maximum(e0 - prob.e_lb_kwh[act], 0.0) * prob.eta_dis[act] / pdis, 0.0)
+    for dep_k, arr_k in _CLASS_CELLS:
+        _, cell = np.unique(np.stack([_value_bins(d[act], dep_k), _value_bins(a[act], arr_k), bi]), axis=1,
+                            return_inverse=True)
+        cell = cell.reshape(-1)
+        n_cells = int(cell.max()) + 1
+        if n_cells <= max_classes:
+            break
+    else:  # fewer classes than kinds of vehicle: one class
+        cell, n_cells = np.zeros(act.size, np.int64), 1
+    size = np.bincount(cell)
+    k = (1 + (max(max_classes - n_cells, 0) * size) // act.size)[cell]  # classes per cell
+    k_gap = np.where(bi, np.ceil(np.sqrt(k)).astype(np.int64), k)
+    gb = _rank_bins(gap_h, k_gap, cell)
+    _, sub = np.unique(np.stack([cell, gb]), axis=1, return_inverse=True)
+    hb = _rank_bins(head_h, np.maximum(k // k_gap, 1), sub.reshape(-1))
+    _, g = np.unique(np.stack([cell, gb, hb]), axis=1, return_inverse=True)
+    lab[act] = g.reshape(-1)
+    return lab
+
+
+@dataclass(frozen=True, eq=False)
+class ClassPlan:
+    """Plan of :func:`plan_classes`.
+
+    Attributes:
+        labels: (n,) class of each vehicle (-1: not planned).
+        p_class_kw: (G, T) each class's planned net power, kW.
+        p_kw: (T,) the site's planned net power (their sum), kW.
+        objective_cny: the LP's objective incl. penalties.
+        status, solve_time_s: solver outcome.
+    """
+
+    labels: np.ndarray
+    p_class_kw: np.ndarray
+    p_kw: np.ndarray
+    objective_cny: float
+    status: str
+    solve_time_s: float
+
+
+def plan_classes(prob: DispatchProblem, *, max_classes: int = MAX_CLASSES, labels: np.ndarray | None = None) -> ClassPlan:
+    """Aggregate plan with one flexibility envelope per class of alike vehicles
+    (:func:`fleet_classes`): the aggregate model of :func:`plan_aggregate` per class, the classes
+    sharing the hard site limits and the soft cap in one LP (:func:`grouped_profiles`; about
+    ``7 * classes * T`` variables however large the fleet). Split it with
+    :func:`disaggregate_classes` (or per step with :func:`split_classes`)."""
+    t0 = time.perf_counter()
+    lab = fleet_classes(prob, max_classes) if labels is None else np.asarray(labels)
+    P, res = _group_lp(prob, lab)
+    return ClassPlan(labels=lab, p_class_kw=P, p_kw=P.sum(0), objective_cny=float(res.fun),
+                     status="optimal" if res.status == 0 else str(res.message),
+                     solve_time_s=time.perf_counter() - t0)
+
+
+def split_classes(
+    target_kw: np.ndarray,
+    labels: np.ndarray,
+    e_kwh: np.ndarray,
+    *,
+    e_cap_kwh: np.ndarray,
+    e_lb_kwh: np.ndarray,
+    need_kwh: np.ndarray,
+    steps_left: np.ndarray,
+    p_ch_max_kw: np.ndarray,
+    p_dis_max_kw: np.ndarray,
+    eta_ch: np.ndarray,
+    eta_dis: np.ndarray,
+    dt_h: float,
+    p_site_min_kw: float = -np.inf,
+    p_site_max_kw: float = np.inf,
+    p_cap_kw: float = np.inf,
+    site_kwh_ahead: np.ndarray | None = None,
+    store_in_unidirectional: bool = False,
+) -> np.ndarray:
+    """One step of a class plan for the vehicles plugged now.
+
+    Each class shares its planned power ``target_kw[g]`` among its members least laxity first
+    (:func:`split_llf_segments`: first what each must have now, then towards needs, then spare
+    room); vehicles outside the plan (``labels == -1``: arrivals since) share what the classes
+    leave of the planned total. The site's net power is then kept within the soft cap (the most
+    lax give way first, not below what keeps their own needs reachable) and the hard limits. If
+    that leaves a set of vehicles unable to reach their needs under the site's import limit
+    (``site_kwh_ahead``; :func:`need_floor_kwh`), the step is split again with every vehicle at
+    least at its floor.
+
+    Args:
+        target_kw: (G,) each class's planned net power this step, kW.
+        labels: (k,) class of each vehicle plugged now, -1 outside the plan.
+        e_kwh, e_cap_kwh, e_lb_kwh, need_kwh, steps_left, p_ch_max_kw, p_dis_max_kw, eta_ch,
+            eta_dis, dt_h, store_in_unidirectional: as in :func:`split_llf`.
+        p_site_min_kw, p_site_max_kw, p_cap_kw: hard site limits and soft cap this step, kW.
+        site_kwh_ahead: grid-side energy the site's import limit allows in each later step, kWh.
+
+    Returns:
+        (k,) grid-side power per vehicle, kW.
+    """
+    if e_kwh.size == 0:
+        return np.zeros(0)
+    dt = dt_h
+    ch_step = eta_ch * p_ch_max_kw * dt
+    up = np.minimum(ch_step, np.maximum(e_cap_kwh - e_kwh, 0.0))
+    down = np.minimum(p_dis_max_kw * dt / eta_dis, np.maximum(e_kwh - e_lb_kwh, 0.0))
+    kw = dict(e_cap_kwh=e_cap_kwh, e_lb_kwh=e_lb_kwh, need_kwh=need_kwh, steps_left=steps_left,
+              p_ch_max_kw=p_ch_max_kw, p_dis_max_kw=p_dis_max_kw, eta_ch=eta_ch, eta_dis=eta_dis, dt_h=dt,
+              store_in_unidirectional=store_in_unidirectional)
+
+    lax = _laxity(e_kwh, need_kwh, steps_left, ch_step)
+    top = min(p_site_max_kw, max(p_cap_kw, p_site_min_kw))
+
+    def split(floor):
+        p = np.zeros(e_kwh.size)
+        planned = labels >= 0
+        if planned.any():
+            p[planned] = split_llf_segments(target_kw, labels[planned], e_kwh[planned], floor_kwh=_at(floor, planned),
+                                            **{k: _at(v, planned) for k, v in kw.items()})
+        if not planned.all():
+            rest = ~planned
+            left = max(float(target_kw.sum()) - float(p[planned].sum()), 0.0)
+            p[rest] = split_llf_segments(np.array([left]), np.zeros(int(rest.sum()), np.int64), e_kwh[rest],
+                                         floor_kwh=_at(floor, rest), **{k: _at(v, rest) for k, v in kw.items()})
+        # within the soft cap (not below the floors) and the hard limits: the most lax give way first
+        s = float(p.sum())
+        if s > top + _TOL_KW:
+            order = np.argsort(-lax, kind="stable")
+            alone = _grid_kw(need_floor_kwh(e_kwh, need_kwh, steps_left, ch_step, up, down, eta_ch), eta_ch, eta_dis, dt)
+            p = _give_way(p, s - top, order, (alone if floor is None else _grid_kw(floor, eta_ch, eta_dis, dt),))
+            # the hard limit: a vehicle keeps its own need reachable as long as it can
+            p = _give_way(p, float(p.sum()) - p_site_max_kw, order, (alone, _grid_kw(-down, eta_ch, eta_dis, dt)))
+        elif s < p_site_min_kw - _TOL_KW:
+            p = p + _fill(p_site_min_kw - s, np.clip(_grid_kw(up, eta_ch, eta_dis, dt) - p, 0.0, None),
+                          np.argsort(lax, kind="stable"))
+        return p
+
+    # first as planned; only if that leaves a set of vehicles short of their needs, again with
+    # the floor (:func:`need_floor_kwh`)
+    p = split(None)
+    floor = need_floor_kwh(e_kwh, need_kwh, steps_left, ch_step, up, down, eta_ch, site_kwh_ahead,
+                           dis_step_kwh=p_dis_max_kw * dt, dis_total_kwh=np.maximum(e_kwh - e_lb_kwh, 0.0) * eta_dis,
+                           proposal_kwh=_battery_kwh(p, eta_ch, eta_dis, dt))
+    return p if floor is None else split(floor)
+
+
+def _grid_kw(de_kwh: np.ndarray, eta_ch, eta_dis, dt_h) -> np.ndarray:
+    """Grid-side power that changes battery energy by ``de_kwh`` in a step of ``dt_h``."""
+    return np.where(de_kwh > 0, de_kwh / (eta_ch * dt_h), de_kwh * eta_dis / dt_h)
+
+
+def _battery_kwh(p_kw: np.ndarray, eta_ch, eta_dis, dt_h) -> np.ndarray:
+    """Battery energy change of grid-side power ``p_kw`` over a step of ``dt_h``."""
+    return np.where(p_kw > 0, p_kw * eta_ch * dt_h, p_kw * dt_h / eta_dis)
+
+
+def _at(v, m):
+    """``v[m]`` for an array, ``v`` itself otherwise (scalars, None)."""
+    return v[m] if isinstance(v, np.ndarray) else v
+
+
+def site_limit_can_bind(prob: DispatchProblem) -> bool:
+    """Whether the vehicles plugged together could exceed the site's import or export limit in
+    some step (their charging or discharging power above it). Where they cannot, the vehicles do
+    not compete for the site and each one's own optimum is the exact plan (:func:`disaggregate_value`)."""
+    if not (np.isfinite(prob.p_site_max_kw).any() or np.isfinite(prob.p_site_min_kw).any()):
+        return False
+    plug = prob.plugged
+    return bool(np.any(prob.p_ch_max_kw @ plug > prob.p_site_max_kw)
+                or np.any(prob.p_dis_max_kw @ plug > -prob.p_site_min_kw))
+
+
+def aggregate_schedule(prob: DispatchProblem, *, split: Literal["auto", "value", "classes"] = "auto") -> DispatchPlan:
+    """The aggregate path for one plan, as the centralized strategy takes it (``aggregate_split``).
+
+    ``value``: the fleet-wide LP with each vehicle on its own optimum (:func:`plan_aggregate`,
+    :func:`disaggregate_value`); ``classes``: a class plan split least laxity first per class
+    (:func:`plan_classes`, :func:`disaggregate_classes`); ``auto``: where the site's limit can
+    bind (:func:`site_limit_can_bind`) both, and the better of them (:func:`schedule_score`),
+    else the value split (then the exact plan). Neither is best everywhere: with alike windows
+    (vehicles leaving together) the class plan meets needs the value split misses; with windows
+    all different, classes of them are loose and the value split is the better (measured:
+    ``bench/bench_aggregate_quality.py``)."""
+    value = None
+    if split != "classes":
+        value = disaggregate_value(prob, plan_aggregate(prob, interval_bounds=False))
+        if split == "value" or not site_limit_can_bind(prob):
+            return value
+    classes = disaggregate_classes(prob, plan_classes(prob))
+    return classes if value is None or schedule_score(prob, classes.p_kw) < schedule_score(prob, value.p_kw) else value
+
+
+def schedule_score(prob: DispatchProblem, p_kw: np.ndarray) -> float:
+    """A schedule's cost with the problem's penalties: energy cost - V2G revenue + wear, unmet
+    needs at the need penalty and site power above the soft cap at the request penalty -- what
+    two candidate splits are compared by. (As :func:`evaluate_schedule`, also for steps of
+    unequal length.)"""
+    p = np.asarray(p_kw, float)
+    n, T = prob.n_vehicles, prob.n_steps
+    dt = np.broadcast_to(np.asarray(prob.dt_h, float), (T,))
+    pc, pd = np.maximum(p, 0.0), np.maximum(-p, 0.0)
+    e_end = prob.e0_kwh[:, None] + np.cumsum((prob.eta_ch[:, None] * pc - pd / prob.eta_dis[:, None]) * dt, axis=1)
+    _, d = prob.window
+    e_dep = np.where(d > 0, e_end[np.arange(n), np.maximum(d - 1, 0)], prob.e0_kwh)
+    unmet = np.maximum(prob.need_eff_kwh - e_dep, 0.0)
+    cost = pc.sum(0) @ (prob.price_buy_cny_per_kwh * dt) - pd.sum(0) @ (prob.price_v2g_cny_per_kwh * dt)
+    cost += prob.wear_total_cny_per_kwh @ ((pc + pd) @ dt)
+    short = np.maximum(p.sum(0) - prob.p_cap_kw, 0.0) @ dt
+    return float(cost + prob.penalty_need_cny_per_kwh * unmet.sum() + prob.penalty_request_cny_per_kwh * short)
+
+
+def disaggregate_classes(prob: DispatchProblem, plan: ClassPlan) -> DispatchPlan:
+    """Split a :func:`plan_classes` plan among the vehicles: a loop over steps, each a
+    :func:`split_classes` over the vehicles plugged in that step.
+
+    Returns:
+        DispatchPlan (``objective_cny`` is NaN; ``solve_time_s`` the split's wall time).
+    """
+    t0 = time.perf_counter()
+    return _run_split(prob, _classes_step(prob, plan), t0)
+
+
+def _classes_step(prob: DispatchProblem, plan: ClassPlan):
+    """The step function of :func:`disaggregate_classes` (see :func:`_split_powers`)."""
+    _, d = prob.window
+    need = prob.need_eff_kwh
+    cap = prob.p_cap_kw
+    lim = _site_kwh(prob)
+    store_uni = not bool(np.all(prob.price_buy_cny_per_kwh >= 0))
+
+    def step(t, m, e, h):
+        return split_classes(
+            plan.p_class_kw[:, t], plan.labels[m], e, e_cap_kwh=prob.e_cap_kwh[m], e_lb_kwh=prob.e_lb_kwh[m],
+            need_kwh=need[m], steps_left=d[m] - t, p_ch_max_kw=prob.p_ch_max_kw[m],
+            p_dis_max_kw=prob.p_dis_max_kw[m], eta_ch=prob.eta_ch[m], eta_dis=prob.eta_dis[m], dt_h=h,
+            p_site_min_kw=float(prob.p_site_min_kw[t]), p_site_max_kw=float(prob.p_site_max_kw[t]),
+            p_cap_kw=float(cap[t]), site_kwh_ahead=None if lim is None else lim[t + 1:],
+            store_in_unidirectional=store_uni,
+        )
+
+    return step
+
+
+def classes_do_better(prob: DispatchProblem, agg_plan: AggregatePlan, class_plan: ClassPlan,
+                      levels: np.ndarray | None = None) -> bool:
+    """Whether the class plan's split scores better than the value split of the fleet-wide plan
+    (:func:`schedule_score`), each run over the problem's steps (blocks of unequal length too).
+    ``levels``: the fleet-wide plan's :func:`plan_levels` if already computed."""
+    p_cls = _split_powers(prob, _classes_step(prob, class_plan))
+    p_val = _split_powers(prob, _value_step(prob, agg_plan, VALUE_PRICE_BAND, levels))
+    return schedule_score(prob, p_cls) < schedule_score(prob, p_val)
