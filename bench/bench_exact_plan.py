@@ -4,7 +4,9 @@ of the centralized strategy solves.
 Usage:
     python bench/bench_exact_plan.py                     # 10 / 25 / 50 vehicles x 96 steps, 3 seeds
     python bench/bench_exact_plan.py --time-limit 2      # another per-plan time limit
-    python bench/bench_exact_plan.py --wall 120          # code without a time limit: stop a plan after 120 s
+    python bench/bench_exact_plan.py --dispatch old_dispatch.py --wall 120
+        # another version of v2gsim/strategies/dispatch.py (e.g. from `git show <rev>:<path>`; it
+        # imports only numpy and scipy); code without a time limit: stop a plan after 120 s
 
 Sites: every vehicle plugged from step 0 (a re-plan sees the vehicles plugged now), a quarter of
 them leaving at the same step, half bidirectional, 30-60 kW guns, the site limit at 40 % of the
@@ -18,13 +20,16 @@ stopped after ``--wall`` seconds (for code whose MIP has no time limit).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import inspect
 import multiprocessing as mp
+import sys
 import time
 
 import numpy as np
 
 from v2gsim.strategies import dispatch as D
+from v2gsim.strategies.dispatch import check_plan
 
 
 def site_problem(seed: int, n: int, v2g: str, T: int = 96, dt: float = 0.25) -> D.DispatchProblem:
@@ -44,15 +49,26 @@ def site_problem(seed: int, n: int, v2g: str, T: int = 96, dt: float = 0.25) -> 
         wear_cny_per_kwh=0.05, p_site_max_kw=0.4 * p.sum(), p_site_min_kw=-0.4 * p.sum())
 
 
+def _load(path: str):
+    spec = importlib.util.spec_from_file_location("dispatch_under_test", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def _one(args, q) -> None:
-    seed, n, v2g, limit = args
+    global D
+    seed, n, v2g, limit, path = args
+    if path:
+        D = _load(path)
     prob = site_problem(seed, n, v2g)
     D.prepare_solver()
     kw = {"time_limit_s": limit} if "time_limit_s" in inspect.signature(D.plan_exact).parameters else {}
     t0 = time.perf_counter()
     plan = D.plan_exact(prob, **kw)
     wall = time.perf_counter() - t0
-    problems = D.check_plan(prob, plan) if hasattr(D, "check_plan") else []
+    problems = check_plan(prob, plan)  # this version's check, whichever version planned
     bound = getattr(plan, "objective_bound_cny", float("nan"))
     q.put((wall, plan.status, plan.n_binary_steps, plan.objective_cny, bound, len(problems)))
 
@@ -63,6 +79,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--time-limit", type=float, default=D.__dict__.get("EXACT_TIME_LIMIT_S", 5.0))
     ap.add_argument("--wall", type=float, default=300.0, help="stop a plan after this long, s")
+    ap.add_argument("--dispatch", help="plan with this dispatch.py instead of v2gsim's")
     args = ap.parse_args()
     ctx = mp.get_context("fork")
     print("| V2G price | vehicles | seed | plan s | status | binaries | objective CNY | gap to bound | limits broken |")
@@ -71,7 +88,7 @@ def main() -> None:
         for n in args.sizes:
             for seed in range(args.seeds):
                 q = ctx.Queue()
-                proc = ctx.Process(target=_one, args=((seed, n, v2g, args.time_limit), q))
+                proc = ctx.Process(target=_one, args=((seed, n, v2g, args.time_limit, args.dispatch), q))
                 proc.start()
                 proc.join(args.wall)
                 label = "Guangdong (0.697 x buy)" if v2g == "tou" else "flat 0.6"
@@ -79,6 +96,9 @@ def main() -> None:
                     proc.kill()
                     proc.join()
                     print(f"| {label} | {n} | {seed} | > {args.wall:.0f} (stopped) | | | | | |", flush=True)
+                    continue
+                if proc.exitcode != 0:
+                    print(f"| {label} | {n} | {seed} | failed (exit code {proc.exitcode}) | | | | | |", flush=True)
                     continue
                 wall, status, nb, obj, bound, broken = q.get()
                 gap = (obj - bound) / max(abs(obj), 1e-9) if np.isfinite(bound) else float("nan")

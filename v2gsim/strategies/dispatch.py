@@ -4,7 +4,8 @@ Pure functions of plain arrays; nothing here knows about the simulator. A strate
 :class:`DispatchProblem` at each re-plan and calls one of
 
 * :func:`plan_exact` -- one LP over every vehicle and step (n x T charge, discharge and energy
-  variables), optimal for the stated problem;
+  variables), optimal for the stated problem; a time-limited MIP where a vehicle would charge
+  and discharge at once; every plan checked by :func:`check_plan` (else :func:`safe_plan`);
 * :func:`plan_aggregate` -- one LP over the fleet's aggregate flexibility (T-sized), followed by
   a split among the vehicles:
 
@@ -47,11 +48,11 @@ Modelling choices (documented, tested):
   always feasible since ``p_site_min_kw <= 0 <= p_site_max_kw``). Feeder headroom and grid
   requests (peak shaving, discharge calls) are soft upper bounds on site net power with penalty
   ``penalty_request_cny_per_kwh`` per kWh over; the shortfall per step is reported.
-* No vehicle charges and discharges in the same step. The LP optimum never does so unless it pays
-  (e.g. the V2G price exceeds the purchase price over the round-trip efficiency) or ties; if the
-  LP solution has any such step, the problem is re-solved as a MILP with an on/off binary for the
-  offending vehicle-steps (repeated until clean), so the returned schedule is optimal subject to
-  that rule.
+* No vehicle charges and discharges in the same step. The LP does so only where it earns money
+  in itself (the V2G price above the purchase price plus twice the wear) or to get rid of
+  energy; then :func:`plan_exact` nets it where that is provably as good, else solves a MIP
+  with a charge-or-discharge binary per such vehicle-step, within a time limit, from a feasible
+  start, and says in the plan's ``status`` whether the result is proven optimal.
 """
 
 from __future__ import annotations
@@ -427,13 +428,19 @@ def prepare_solver():
     part of building the model rather than of its first step."""
     global _highs
     if _highs is None:
-        import highspy
-
-        # the core class: highspy.Highs() prints HiGHS's banner on construction
-        core = getattr(getattr(highspy, "_core", None), "_Highs", None)
-        _highs = core() if core is not None else highspy.Highs()
-        _highs.setOptionValue("output_flag", False)
+        _highs = _new_highs()
     return _highs
+
+
+def _new_highs():
+    """A silent HiGHS instance."""
+    import highspy
+
+    # the core class: highspy.Highs() prints HiGHS's banner on construction
+    core = getattr(getattr(highspy, "_core", None), "_Highs", None)
+    h = core() if core is not None else highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 def _run_highs(c, A, lo, hi, lb, ub, *, integer=None, x0=None, time_limit_s=np.inf):
@@ -443,10 +450,8 @@ def _run_highs(c, A, lo, hi, lb, ub, *, integer=None, x0=None, time_limit_s=np.i
     limit against the instance's run time summed over all its solves (a MIP's against its own)."""
     import highspy
 
-    timed = np.isfinite(time_limit_s)
-    if timed:
-        h = highspy._core._Highs() if hasattr(highspy, "_core") else highspy.Highs()
-        h.setOptionValue("output_flag", False)
+    if np.isfinite(time_limit_s):
+        h = _new_highs()
         h.setOptionValue("time_limit", float(max(time_limit_s, 0.0)))
     else:
         h = prepare_solver()
@@ -512,11 +517,9 @@ def _solve_mip(c, A, lo, hi, lb, ub, integer, *, x0=None, time_limit_s=np.inf) -
         message=h.modelStatusToString(st))
 
 
-def _solve(c, A, lo, hi, lb, ub, integrality=None):
-    """An LP, or a MIP where ``integrality`` (per column) is 1 (no time limit)."""
-    if integrality is None:
-        return _solve_lp(c, A, lo, hi, lb, ub)
-    return _solve_mip(c, A, lo, hi, lb, ub, np.asarray(integrality) > 0)
+def _solve(c, A, lo, hi, lb, ub):
+    """An LP without a time limit (the aggregate plans')."""
+    return _solve_lp(c, A, lo, hi, lb, ub)
 
 
 @dataclass(frozen=True, eq=False)
@@ -717,8 +720,8 @@ def _rounded_directions(m: _ExactModel, x: np.ndarray, k: np.ndarray) -> np.ndar
     p_dis)`` over its steps in ``k`` (0.5 where it does neither) is rounded by error diffusion
     along time, so that a vehicle the LP half-charges and half-discharges over a run of steps
     alternates between the two -- what the optimum does where cycling pays -- rather than taking
-    one side throughout (on the flat-V2G-price sites of bench/bench_exact_plan.py the side of
-    the net power gave plans costing 70-320 CNY a day more than this)."""
+    one side throughout (on the flat-V2G-price sites of bench/bench_exact_plan.py, 10-50
+    vehicles, the side of the net power gave plans costing 60-700 CNY a day more than this)."""
     n, T = m.prob.n_vehicles, m.prob.n_steps
     pc, pd = m.parts(x)
     tot = pc[k] + pd[k]
@@ -773,10 +776,12 @@ def plan_exact(
     2. Otherwise its schedule with each overlap netted (site power unchanged, more energy kept:
        no dearer unless the step is an arbitrage step) is ``"optimal"`` if it keeps every limit
        and its objective is within ``_MIP_REL_GAP`` of the bound.
-    3. Otherwise a feasible fallback (:func:`_direction_fixed`: the LP with those steps fixed to
-       one direction), then a MIP with a binary per arbitrage or overlapping vehicle-step, started
-       from the fallback and stopped by the time limit; any step that still overlaps (netting
-       cannot repair it) gets a binary too and the MIP runs again while time is left.
+    3. Otherwise, over the arbitrage and overlapping vehicle-steps: the LP with what a binary
+       implies there (:func:`_with_hull`, a tighter bound); the best feasible plan from either
+       LP, netted or with those steps fixed to one direction (:func:`_direction_fixed`); then a
+       MIP with a binary per such step, started from that plan and stopped by the time limit.
+       A step that still overlaps where netting cannot repair it gets a binary too and the MIP
+       runs again while time is left.
 
     The status is honest: ``"optimal"`` (proven within the gap), ``"time_limit_feasible"`` (the
     MIP's best plan when the time limit stopped it; ``objective_bound_cny`` says how far off it
