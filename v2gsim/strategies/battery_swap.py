@@ -28,8 +28,8 @@ The EMS, vectorised over all rack packs (``R`` of them):
    ``v2g_price * eta_d - wear_cost > min price of the next 24 h / eta_c + v2g_margin`` (per
    battery kWh).
 4. All charging stays within the feeder's headroom (as seen in the last step): urgent packs
-   first (each station's most urgent first, station by station in turn), then the others; the
-   station's grid limit is shared fullest pack first (reserved packs are the fullest);
+   first, by their place in their station's line (every station's fullest before any station's
+   next), then the others; the station's grid limit is shared fullest pack first (reserved packs are the fullest);
    discharge is shared the same way.
 """
 
@@ -265,7 +265,7 @@ class BatterySwap(Strategy):
         p = np.where(short & ~urgent, pace, p)
         p = np.where(room & (cheap | self.request_soon[s]), p_max, p)  # cheap hours, or before a request: fill every pack
         # all charging stays within the feeder's headroom (seen last step, with the racks' own
-        # charging then): the urgent packs first, each station's most urgent first, then the rest
+        # charging then): the urgent packs first, by rank at their station, then the rest
         budget = max(0.0, obs.feeder_headroom_kw + obs.prev_charge_kw)
         if p.sum() > budget:
             zero = np.zeros(e.size, np.int64)

@@ -242,8 +242,9 @@ class Centralized(Strategy):
             ``solve_time_s``, ``solve_failures`` (site plans that failed: an aggregate LP, or an
             exact plan replaced by the safe plan), ``exact_solves``, ``exact_time_limited`` (exact
             site plans stopped by ``exact_time_limit_s`` before they were proven optimal; feasible),
-            ``aggregate_solves`` (one per site LP), ``aggregate_replans_skipped`` (due aggregate-site re-plans skipped: the
-            fleet had not drifted from the plan, ``replan_skip_tolerance``),
+            ``aggregate_solves`` (one per site LP), ``aggregate_replans_skipped`` (due
+            aggregate-site re-plans skipped: the fleet had not drifted from the plan,
+            ``replan_skip_tolerance``),
             ``planned_cap_shortfall_kwh`` (energy the executed plan columns sat above a request
             cap or the feeder headroom), ``headroom_curtailed_kwh`` (charging held back each step
             to stay within the feeder headroom).
