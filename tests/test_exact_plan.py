@@ -169,7 +169,7 @@ def test_flat_v2g_price_many_leaving_together_matches_independent_milp(seed):
        dt=st.sampled_from([0.25, 1.0]))
 def test_property_plan_is_sound_and_optimal(seed, n, T, same, dt):
     prob = flat_v2g_site(np.random.default_rng(seed), n, T, dt=dt, same_departure=same)
-    plan = plan_exact(prob)
+    plan = plan_exact(prob, time_limit_s=60.0)  # optimality is the question here, not time
     assert_sound(prob, plan)
     assert plan.status == "optimal"  # small sites: the MIP is done long before the time limit
     ref = independent_milp(prob)
@@ -178,6 +178,33 @@ def test_property_plan_is_sound_and_optimal(seed, n, T, same, dt):
     pen = (prob.penalty_need_cny_per_kwh * plan.unmet_need_kwh.sum()
            + prob.penalty_request_cny_per_kwh * prob.dt_h * plan.cap_shortfall_kw.sum())
     assert plan.cost_cny + pen == pytest.approx(plan.objective_cny, rel=1e-9, abs=1e-9)
+
+
+def tight_site(rng):
+    """Many vehicles that must keep (about) their arrival energy, a site limit of a few kW on
+    the net, V2G paying more than charging costs in some steps, every vehicle of its own
+    efficiency: the LP would trade through the vehicles that lose least, one after the other
+    (the family of :func:`binaries_run_out_problem`)."""
+    n, T = int(rng.integers(4, 9)), int(rng.integers(2, 6))
+    eta = rng.uniform(0.85, 0.98, n)
+    e0 = rng.uniform(10.0, 40.0, n)
+    limit = float(rng.uniform(0.5, 5.0))
+    return DispatchProblem(
+        dt_h=1.0, price_buy_cny_per_kwh=rng.choice([0.1, 0.3, 2.0], T), price_v2g_cny_per_kwh=rng.choice([0.0, 0.5, 1.0], T),
+        arrival_step=0, departure_step=T, e0_kwh=e0, e_cap_kwh=e0 + rng.uniform(5.0, 30.0, n),
+        e_min_kwh=e0 * rng.uniform(0.9, 1.0, n), e_need_kwh=e0, p_ch_max_kw=rng.choice([11.0, 22.0], n),
+        p_dis_max_kw=rng.choice([11.0, 22.0], n), eta_ch=eta, eta_dis=eta, p_site_max_kw=limit, p_site_min_kw=-limit)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_property_many_vehicles_tight_site_limit(seed):
+    # the old round-limited MILP broke the site limit or a reserve on 32 of 200 such sites
+    prob = tight_site(np.random.default_rng(seed))
+    plan = plan_exact(prob, time_limit_s=60.0)  # some take seconds (so does the reference MILP)
+    assert_sound(prob, plan)
+    assert plan.status == "optimal"
+    assert plan.objective_cny == pytest.approx(independent_milp(prob), rel=2e-6, abs=1e-6)
 
 
 # ------------------------------------------------------------------------------------------
