@@ -198,3 +198,38 @@ def test_station_configuration_problems_are_found_at_validate_with_lines(tmp_pat
         "stations": [sc.business_models[0].stations[0]] * 2})]})
     with pytest.raises(ScenarioError, match="duplicate station id"):
         v2gsim.V2GModel(bad)
+
+
+def test_urgent_rack_charging_keeps_within_the_feeder_headroom():
+    # Drivers queue at every station and no pack is ready: every station's packs are urgent.
+    # The feeder has room for 150 kW more than the racks drew last step (50 kW): the racks get
+    # 200 kW in all, the urgent packs first, each station's next pack before any station's second.
+    import dataclasses
+
+    m = V2GModel(_swap_scenario())
+    net, ems = m.hooks[0], m.hooks[0].strategy
+    net.packs.e_kwh[net.slot_pack] = 0.2 * net.packs.capacity_kwh[net.slot_pack]
+    s = 40  # 10:00, a peak hour: no cheap filling of idle packs
+    obs = dataclasses.replace(net.observation(s), queue=np.full(net.n_stations, 4), feeder_headroom_kw=150.0,
+                              prev_charge_kw=50.0)
+    p = ems.plan_packs(obs)
+    assert np.maximum(p, 0.0).sum() == pytest.approx(200.0, abs=1e-9)
+    # without the headroom each station's urgent packs would take far more than that
+    free = ems.plan_packs(dataclasses.replace(obs, feeder_headroom_kw=np.inf))
+    assert np.maximum(free, 0.0).sum() > 1000.0
+    # the first packs in line at each station (one per station) are served before any second one
+    first = np.zeros(p.size, bool)
+    for k in range(net.n_stations):
+        lo, hi = net.slot_start[k], net.slot_start[k + 1]
+        first[lo + np.argmax(obs.e_kwh[lo:hi])] = True  # all equal: the first slot
+    np.testing.assert_allclose(p[first], free[first])
+    # a run on a small transformer: the racks never charge beyond the room the feeder showed
+    sc = _swap_scenario()
+    sc = sc.model_copy(update={"feeder": sc.feeder.model_copy(update={"transformer_kva": 400})})
+    m = V2GModel(sc)
+    sy = m.run().system
+    headroom = m.feeder.rating_kw - sy["net_load_kw"].to_numpy()  # what the feeder reports after each step
+    charge = sy["swap_charge_kw"].to_numpy()
+    room = np.maximum(headroom[:-1] + charge[:-1], 0.0)
+    assert np.all(charge[1:] <= room + 1e-6)
+    assert np.max(charge[1:] / room) > 0.95  # and the bound was reached

@@ -207,8 +207,8 @@ def test_exact_never_charges_and_discharges_a_vehicle_in_one_step_even_when_it_p
 
     orig = mod.plan_exact
 
-    def spy(prob):
-        plan = orig(prob)
+    def spy(prob, **kw):
+        plan = orig(prob, **kw)
         plans.append(plan)
         return plan
 
@@ -224,6 +224,57 @@ def test_exact_never_charges_and_discharges_a_vehicle_in_one_step_even_when_it_p
     assert plans and any(pl.n_binary_steps > 0 for pl in plans)  # the rule was binding
     for pl in plans:
         assert np.all(np.minimum(pl.p_ch_kw, pl.p_dis_kw) == 0.0)
+
+
+def test_exact_plans_keep_every_limit_with_a_flat_v2g_price_and_vehicles_leaving_together(monkeypatch):
+    # A flat V2G price above the night price (charging and discharging a vehicle at once would
+    # pay), a site limit that binds, and all but one vehicle leaving in the same step: every
+    # plan the strategy uses keeps every limit, with the strategy's time limit.
+    import v2gsim.strategies.centralized as mod
+    from v2gsim.strategies.dispatch import check_plan
+
+    seen = []
+    orig = mod.plan_exact
+
+    def spy(prob, **kw):
+        plan = orig(prob, **kw)
+        seen.append((prob, plan, kw))
+        return plan
+
+    monkeypatch.setattr(mod, "plan_exact", spy)
+    T, n = 24, 6
+    buy = np.where(np.arange(T) < 10, 0.25, 1.1)
+    dep = np.full(n, 16)
+    dep[0] = T
+    h = Harness(n, T, dt=0.5, buy=buy, v2g=np.full(T, 0.6), e0=np.linspace(15, 40, n), cap=50.0, e_min=10.0,
+                e_stop=45.0, p=22.0, dis=np.arange(n) % 3 != 0, dep=dep, limit=40.0, mode="exact",
+                wear_cny_per_kwh=0.02, departure_margin_min=0, respect_feeder_headroom=False, exact_time_limit_s=3.0)
+    h.run()
+    assert seen
+    st = h.strategy.stats
+    for prob, plan, kw in seen:
+        assert kw == {"time_limit_s": 3.0}
+        assert check_plan(prob, plan) == []
+        assert plan.status in ("optimal", "time_limit_feasible", "fallback")
+        assert np.abs(plan.p_site_kw).max() <= 40.0 + 1e-6
+    assert any(plan.n_binary_steps > 0 for _, plan, _ in seen)  # the MIP was needed
+    assert st["solve_failures"] == 0
+    assert st["exact_time_limited"] == sum(plan.status != "optimal" for _, plan, _ in seen)
+
+
+def test_full_run_with_a_flat_v2g_price_keeps_the_site_limit():
+    # The engine's limiter clips whatever the strategy asks (the plan keeps the limit; the
+    # must-charge top-ups may not), both ways.
+    bm = {"kind": "centralized", "sites": ["hub"], "mode": "exact", "exact_time_limit_s": 0.5}
+    hub = dict(HUB, sites=[HUB["sites"][0], dict(HUB["sites"][1], p_limit_kw=90)])
+    sc = scenario(business_models=[bm, {"kind": "uncontrolled"}], tariff={"preset": "guangdong", "v2g_price_cny_per_kwh": 0.6},
+                  time={"start": "2026-07-06T00:00", "step_min": 15, "horizon_days": 1, "warmup_days": 0}, **hub)
+    res = V2GModel(sc).run()
+    p_hub = res.sites.loc[res.sites.site_id == "hub", "p_kw"].to_numpy()
+    assert np.abs(p_hub).max() <= 90 + 1e-9
+    assert (p_hub < 0).any()  # V2G happened
+    assert res.kpis["centralized_solve_failures"] == 0
+    assert "centralized_exact_time_limited" in res.kpis
 
 
 def test_needs_met_at_stated_departure_when_feasible():

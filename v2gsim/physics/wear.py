@@ -203,7 +203,7 @@ class NaumannLfp(_WearModel):
         self,
         k_ref_per_sqrt_s: float = 1.2571e-5,
         ea_j_per_mol: float = 17126.0,
-        r_j_per_mol_k: float = 8.314,
+        r_j_per_mol_k: float = 8.3144598,  # the value Naumann et al. fitted with (CODATA 2014)
         t_ref_k: float = 298.15,
         c_soc: float = 2.8575,
         d_soc: float = 0.60225,

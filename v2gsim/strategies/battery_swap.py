@@ -19,16 +19,17 @@ The EMS, vectorised over all rack packs (``R`` of them):
 2. Packs needed ready over the next ``forecast_horizon_h`` hours (+ the queue + a reserve). The
    fullest packs of each station, up to that number, are *reserved*. Those for the queue, the
    reserve and the next hour's swaps are *urgent*: if not ready they charge at full slot power
-   whatever the price or the feeder. The other reserved packs charge at the pace that has them
-   ready when the forecast expects to need them.
+   whatever the price. The other reserved packs charge at the pace that has them ready when the
+   forecast expects to need them.
 3. Other rack packs are *idle*: they charge when the price is cheap (at or below the
    ``cheap_quantile`` of the next 24 h) or a request window starts within the horizon. Packs
    beyond those the forecast needs until the next cheap hour discharge (bidirectional stations
    only) down to ``discharge_floor_soc`` when a grid request window is active, or when it pays:
    ``v2g_price * eta_d - wear_cost > min price of the next 24 h / eta_c + v2g_margin`` (per
    battery kWh).
-4. All but the urgent charging stays within the feeder's headroom (as seen in the last step);
-   the station's grid limit is shared fullest pack first (reserved packs are the fullest);
+4. All charging stays within the feeder's headroom (as seen in the last step): urgent packs
+   first, by their place in their station's line (every station's fullest before any station's
+   next), then the others; the station's grid limit is shared fullest pack first (reserved packs are the fullest);
    discharge is shared the same way.
 """
 
@@ -294,12 +295,14 @@ class BatterySwap(Strategy):
         p = np.where(urgent, p_max, 0.0)
         p = np.where(short & ~urgent, pace, p)
         p = np.where(room & (cheap | self.request_soon[s]), p_max, p)  # cheap hours, or before a request: fill every pack
-        # everything but the urgent part stays within the feeder's headroom (seen last step)
-        budget = max(0.0, obs.feeder_headroom_kw + obs.prev_charge_kw - float(p[urgent].sum()))
-        flex = np.where(urgent, 0.0, p)
-        if flex.sum() > budget:
+        # all charging stays within the feeder's headroom (seen last step, with the racks' own
+        # charging then): the urgent packs first, by rank at their station, then the rest
+        budget = max(0.0, obs.feeder_headroom_kw + obs.prev_charge_kw)
+        if p.sum() > budget:
             zero = np.zeros(e.size, np.int64)
-            p = np.where(urgent, p, _share(flex, zero, np.array([budget]), order, 1))
+            p_urgent = _share(np.where(urgent, p, 0.0), zero, np.array([budget]), np.lexsort((st, rank)), 1)
+            rest = budget - float(p_urgent.sum())
+            p = p_urgent + _share(np.where(urgent, 0.0, p), zero, np.array([max(rest, 0.0)]), order, 1)
         # discharge idle packs when asked or when it pays
         floor = cfg.discharge_floor_soc * cap
         # only packs not needed before the next cheap refill may be discharged

@@ -11,7 +11,12 @@ exact per-vehicle for small sites, aggregate for large ones.
 Exact sites: the strategy holds the per-vehicle plan and returns its column for the current step.
 It re-plans every ``replan_every_min`` minutes, at the end of the plan, and (with
 ``replan_on_events``) whenever a vehicle arrived, re-plugged, or left before its stated
-departure since the last plan.
+departure since the last plan. A site plan in which no vehicle may charge and discharge in the
+same step is an LP unless doing both at once would pay (a V2G price above the purchase price
+plus twice the wear); then a MIP, stopped after ``exact_time_limit_s`` with its best plan
+(:func:`~v2gsim.strategies.dispatch.plan_exact`). Every plan is checked against every limit
+before it is used; one that fails is replaced by a safe plan (charge only, as early as the
+limits allow).
 
 Aggregate sites (``mode: aggregate``, or ``auto`` at a site with more than ``exact_max_vehicles``
 charging points, or once more than that many are plugged there; it then stays aggregate):
@@ -82,6 +87,7 @@ from v2gsim.strategies.base import (
     register,
 )
 from v2gsim.strategies.dispatch import (
+    EXACT_TIME_LIMIT_S,
     DispatchProblem,
     GridRequest,
     classes_do_better,
@@ -143,6 +149,12 @@ class CentralizedConfig(StrategyConfig):
     exact_max_vehicles: Annotated[int, Field(
         ge=1, le=100_000, description="auto mode: largest site planned exactly, in charging points and in vehicles plugged",
     )] = 50
+    exact_time_limit_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=EXACT_TIME_LIMIT_S,
+        description="exact sites: bound on the solver time of one site plan, s. Only a plan the LP cannot settle (a "
+        "vehicle would charge and discharge at once, e.g. a V2G price above the purchase price plus twice the wear) "
+        "comes near it: a MIP then runs until this limit and the best plan it has (never one breaking a limit) is used",
+    )
     aggregate_step_min: Annotated[int, Field(ge=1, le=1440)] = Field(
         default=15,
         description="aggregate mode: step of the site's planned profile, min (rounded to whole simulation steps); "
@@ -260,9 +272,12 @@ class Centralized(Strategy):
 
     Attributes:
         stats: counters for KPIs (read after a run): ``replans`` (re-planning rounds),
-            ``solve_time_s``, ``solve_failures``, ``exact_solves``, ``aggregate_solves`` (one per
-            site LP), ``aggregate_replans_skipped`` (due aggregate-site re-plans skipped: the
-            fleet had not drifted from the plan, ``replan_skip_tolerance``),
+            ``solve_time_s``, ``solve_failures`` (site plans that failed: an aggregate LP, or an
+            exact plan replaced by the safe plan), ``exact_solves``, ``exact_time_limited`` (exact
+            site plans stopped by ``exact_time_limit_s`` before they were proven optimal; feasible),
+            ``aggregate_solves`` (one per site LP), ``aggregate_replans_skipped`` (due
+            aggregate-site re-plans skipped: the fleet had not drifted from the plan,
+            ``replan_skip_tolerance``),
             ``planned_cap_shortfall_kwh`` (energy the executed plan columns sat above a request
             cap or the feeder headroom), ``headroom_curtailed_kwh`` (charging held back each step
             to stay within the feeder headroom).
@@ -311,7 +326,8 @@ class Centralized(Strategy):
         self._t0 = -(10**9)
         self._prev_net_kw = 0.0
         self.stats: dict[str, float] = {
-            "replans": 0, "solve_time_s": 0.0, "solve_failures": 0, "exact_solves": 0, "aggregate_solves": 0,
+            "replans": 0, "solve_time_s": 0.0, "solve_failures": 0, "exact_solves": 0, "exact_time_limited": 0,
+            "aggregate_solves": 0,
             "aggregate_replans_skipped": 0,
             "planned_cap_shortfall_kwh": 0.0, "headroom_curtailed_kwh": 0.0,
         }
@@ -723,16 +739,14 @@ class Centralized(Strategy):
         ex_site = site[ex_rows]
         for site_k in np.unique(ex_site):
             sub = np.flatnonzero(ex_site == site_k)
-            try:
-                plan = plan_exact(problem(ex_rows[sub], site_k))
-                self.stats["exact_solves"] += 1
-            except (RuntimeError, ValueError) as exc:  # keep the run going; charge uncontrolled
+            # every plan plan_exact returns keeps the limits (dispatch.check_plan); one it could not
+            # solve is its safe plan (charge only, as early as the limits allow; logged there)
+            plan = plan_exact(problem(ex_rows[sub], site_k), time_limit_s=cfg.exact_time_limit_s)
+            self.stats["exact_solves"] += 1
+            if plan.status == "safe":
                 self.stats["solve_failures"] += 1
-                _log.warning("centralized plan failed at step %d (site %d, %d vehicles): %s", s, site_k, sub.size, exc)
-                v = self._idx[sub]
-                p0 = np.minimum(f.p_plug_max_kw[v], np.maximum(f.e_stop_kwh[v] - f.e_kwh[v], 0.0) / (f.eta_charge[v] * obs.dt_h))
-                self._P[sub, 0] = p0
-                continue
+            elif plan.status != "optimal":
+                self.stats["exact_time_limited"] += 1
             self._P[sub] = plan.p_kw
             self._short += plan.cap_shortfall_kw
         self.stats["solve_time_s"] += _time.perf_counter() - t_start

@@ -4,7 +4,8 @@ Pure functions of plain arrays; nothing here knows about the simulator. A strate
 :class:`DispatchProblem` at each re-plan and calls one of
 
 * :func:`plan_exact` -- one LP over every vehicle and step (n x T charge, discharge and energy
-  variables), optimal for the stated problem;
+  variables), optimal for the stated problem; a time-limited MIP where a vehicle would charge
+  and discharge at once; every plan checked by :func:`check_plan` (else :func:`safe_plan`);
 * :func:`plan_aggregate` -- one LP over the fleet's aggregate flexibility (T-sized), followed by
   a split among the vehicles:
 
@@ -56,16 +57,17 @@ Modelling choices (documented, tested):
   always feasible since ``p_site_min_kw <= 0 <= p_site_max_kw``). Feeder headroom and grid
   requests (peak shaving, discharge calls) are soft upper bounds on site net power with penalty
   ``penalty_request_cny_per_kwh`` per kWh over; the shortfall per step is reported.
-* No vehicle charges and discharges in the same step. The LP optimum never does so unless it pays
-  (e.g. the V2G price exceeds the purchase price over the round-trip efficiency) or ties; if the
-  LP solution has any such step, the problem is re-solved as a MILP with an on/off binary for the
-  offending vehicle-steps (repeated until clean), so the returned schedule is optimal subject to
-  that rule.
+* No vehicle charges and discharges in the same step. The LP does so only where it earns money
+  in itself (the V2G price above the purchase price plus twice the wear) or to get rid of
+  energy; then :func:`plan_exact` nets it where that is provably as good, else solves a MIP
+  with a charge-or-discharge binary per such vehicle-step, within a time limit, from a feasible
+  start, and says in the plan's ``status`` whether the result is proven optimal.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -74,7 +76,6 @@ from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 __all__ = [
     "GridRequest",
@@ -82,6 +83,9 @@ __all__ = [
     "DispatchPlan",
     "AggregatePlan",
     "plan_exact",
+    "check_plan",
+    "safe_plan",
+    "EXACT_TIME_LIMIT_S",
     "plan_aggregate",
     "disaggregate_llf",
     "evaluate_schedule",
@@ -309,10 +313,14 @@ class DispatchPlan:
         energy_cost_cny, v2g_revenue_cny, wear_cost_cny: its parts.
         unmet_need_kwh: (n,) shortfall at departure (or at the horizon end, reduced need).
         cap_shortfall_kw: (T,) site net power above the soft cap (requests, feeder headroom).
-        objective_cny: solver objective incl. penalties (NaN for disaggregated plans).
-        status: "optimal" or the solver's message.
+        objective_cny: objective incl. penalties (NaN for disaggregated plans).
+        status: how it was found. :func:`plan_exact`: "optimal" (proven, within a relative gap
+            of 1e-6), "time_limit_feasible" (the MIP's best plan when its time limit stopped
+            it), "fallback" (a feasible plan, no MIP result in time) or "safe" (a solve failed
+            or a plan broke a limit: :func:`safe_plan`).
         solve_time_s: wall time of the solve(s).
-        n_binary_steps: vehicle-steps that needed the charge-xor-discharge binary (0 usually).
+        n_binary_steps: vehicle-steps that got a charge-xor-discharge binary (0 usually).
+        objective_bound_cny: proven lower bound on the optimal objective (NaN if none).
     """
 
     p_kw: np.ndarray
@@ -330,6 +338,7 @@ class DispatchPlan:
     status: str = "optimal"
     solve_time_s: float = 0.0
     n_binary_steps: int = 0
+    objective_bound_cny: float = float("nan")
 
 
 @dataclass(frozen=True, eq=False)
@@ -375,9 +384,21 @@ class AggregatePlan:
 # evaluation
 
 
+def _energies(prob: DispatchProblem, p: np.ndarray) -> np.ndarray:
+    """Battery energy (n, T + 1) at the step starts under the net schedule ``p`` (n, T)."""
+    n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
+    de = prob.eta_ch[:, None] * np.maximum(p, 0.0) * dt - np.maximum(-p, 0.0) * dt / prob.eta_dis[:, None]
+    e = np.empty((n, T + 1))
+    e[:, 0] = prob.e0_kwh
+    np.cumsum(de, axis=1, out=e[:, 1:])
+    e[:, 1:] += prob.e0_kwh[:, None]
+    return e
+
+
 def evaluate_schedule(
     prob: DispatchProblem, p_kw: np.ndarray, *, objective_cny: float = float("nan"),
     status: str = "optimal", solve_time_s: float = 0.0, n_binary_steps: int = 0,
+    objective_bound_cny: float = float("nan"),
 ) -> DispatchPlan:
     """Evaluate a per-vehicle schedule ``p_kw`` (n, T): energies, cost parts, unmet needs."""
     p = np.asarray(p_kw, dtype=float)
@@ -387,11 +408,7 @@ def evaluate_schedule(
     dt = prob.dt_h
     pc = np.maximum(p, 0.0)
     pd = np.maximum(-p, 0.0)
-    de = prob.eta_ch[:, None] * pc * dt - pd * dt / prob.eta_dis[:, None]
-    e = np.empty((n, T + 1))
-    e[:, 0] = prob.e0_kwh
-    np.cumsum(de, axis=1, out=e[:, 1:])
-    e[:, 1:] += prob.e0_kwh[:, None]
+    e = _energies(prob, p)
     energy = float(dt * (pc.sum(0) @ prob.price_buy_cny_per_kwh))
     revenue = float(dt * (pd.sum(0) @ prob.price_v2g_cny_per_kwh))
     wear = float(dt * (prob.wear_total_cny_per_kwh @ (pc.sum(1) + pd.sum(1))))
@@ -405,16 +422,23 @@ def evaluate_schedule(
         cost_cny=energy - revenue + wear, energy_cost_cny=energy, v2g_revenue_cny=revenue,
         wear_cost_cny=wear, unmet_need_kwh=unmet, cap_shortfall_kw=short,
         objective_cny=objective_cny, status=status, solve_time_s=solve_time_s,
-        n_binary_steps=n_binary_steps,
+        n_binary_steps=n_binary_steps, objective_bound_cny=objective_bound_cny,
     )
 
 
 # --------------------------------------------------------------------------------------------
-# exact LP
+# exact plan: an LP; where it would charge and discharge a vehicle at once, a time-limited MIP
 
 
 _PRESOLVE_MIN_COLS = 5000  # smaller LPs solve faster without HiGHS's presolve (measured ~2x)
+# Default bound on the solver time of one exact plan, s (plan_exact's time_limit_s; the
+# centralized strategy's exact_time_limit_s). Only plans that need the MIP come near it: the LP
+# of a 50-vehicle x 96-step site takes ~0.1 s. See bench/README.md for measured plan times.
+EXACT_TIME_LIMIT_S = 5.0
+_MIP_REL_GAP = 1e-6  # a plan within this relative gap of the proven bound counts as optimal
+_FIX_ROUNDS = 3  # fallback LPs that fix offending steps before every bidirectional step is fixed
 _highs = None
+_log = logging.getLogger(__name__)
 
 
 def prepare_solver():
@@ -424,24 +448,37 @@ def prepare_solver():
     part of building the model rather than of its first step."""
     global _highs
     if _highs is None:
-        import highspy
-
-        # the core class: highspy.Highs() prints HiGHS's banner on construction
-        core = getattr(getattr(highspy, "_core", None), "_Highs", None)
-        _highs = core() if core is not None else highspy.Highs()
-        _highs.setOptionValue("output_flag", False)
+        _highs = _new_highs()
     return _highs
 
 
-def _solve_lp(c, A, lo, hi, lb, ub) -> SimpleNamespace:
-    """A plain LP through highspy directly (scipy's ``milp`` wrapper costs ~0.7 ms a call in
-    option checks and validation, more than a small aggregate LP's solve). One reused solver per
-    process; presolve off for small LPs."""
+def _new_highs():
+    """A silent HiGHS instance."""
     import highspy
 
-    h = prepare_solver()
-    h.clearModel()
-    h.setOptionValue("presolve", "off" if A.shape[1] < _PRESOLVE_MIN_COLS else "choose")
+    # the core class: highspy.Highs() prints HiGHS's banner on construction
+    core = getattr(getattr(highspy, "_core", None), "_Highs", None)
+    h = core() if core is not None else highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    return h
+
+
+def _run_highs(c, A, lo, hi, lb, ub, *, integer=None, x0=None, time_limit_s=np.inf):
+    """Pass one model to HiGHS and run it. ``integer`` (bool per column) makes a MIP, ``x0``
+    (all columns) is a feasible start for it. Untimed solves reuse the process's instance; a
+    solve with a time limit gets a fresh one (0.04 ms), because HiGHS 1.x measures an LP's time
+    limit against the instance's run time summed over all its solves (a MIP's against its own)."""
+    import highspy
+
+    if np.isfinite(time_limit_s):
+        h = _new_highs()
+        h.setOptionValue("time_limit", float(max(time_limit_s, 0.0)))
+    else:
+        h = prepare_solver()
+        h.clearModel()
+    mip = integer is not None
+    h.setOptionValue("presolve", "choose" if mip or A.shape[1] >= _PRESOLVE_MIN_COLS else "off")
+    h.setOptionValue("mip_rel_gap", _MIP_REL_GAP)
     Ar = A if A.format == "csr" else sp.csr_array(A)
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = A.shape[1], A.shape[0]
@@ -454,8 +491,26 @@ def _solve_lp(c, A, lo, hi, lb, ub) -> SimpleNamespace:
     m.format_ = highspy.MatrixFormat.kRowwise
     m.num_col_, m.num_row_ = A.shape[1], A.shape[0]
     m.start_, m.index_, m.value_ = Ar.indptr, Ar.indices, Ar.data
+    if mip:
+        kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
+        lp.integrality_ = [kinds[k] for k in np.asarray(integer, bool).astype(int).tolist()]
     h.passModel(lp)
+    if x0 is not None:
+        start = highspy.HighsSolution()
+        start.col_value = np.asarray(x0, float)
+        start.value_valid = True
+        h.setSolution(start)
     h.run()
+    return h
+
+
+def _solve_lp(c, A, lo, hi, lb, ub, *, time_limit_s=np.inf) -> SimpleNamespace:
+    """A plain LP through highspy directly (scipy's ``milp`` wrapper costs ~0.7 ms a call in
+    option checks and validation, more than a small aggregate LP's solve). One reused solver per
+    process; presolve off for small LPs. ``x`` is None unless solved to optimality."""
+    import highspy
+
+    h = _run_highs(c, A, lo, hi, lb, ub, time_limit_s=time_limit_s)
     st = h.getModelStatus()
     if st != highspy.HighsModelStatus.kOptimal:
         return SimpleNamespace(x=None, fun=float("nan"), status=1, message=h.modelStatusToString(st))
@@ -465,35 +520,90 @@ def _solve_lp(c, A, lo, hi, lb, ub) -> SimpleNamespace:
                            status=0, message="Optimization terminated successfully.")
 
 
-def _solve(c, A, lo, hi, lb, ub, integrality=None):
-    if integrality is None:
-        return _solve_lp(c, A, lo, hi, lb, ub)
-    # The gap option matters for MILPs only; HiGHS presolves by default.
-    return milp(
-        c, constraints=LinearConstraint(A, lo, hi), bounds=Bounds(lb, ub),
-        integrality=integrality, options={"mip_rel_gap": 1e-9},
-    )
+def _solve_mip(c, A, lo, hi, lb, ub, integer, *, x0=None, time_limit_s=np.inf) -> SimpleNamespace:
+    """A MIP (``integer``: bool per column) within ``time_limit_s``: its best solution ``x``
+    (None if it found none), objective ``fun``, proven lower ``bound`` and whether it is
+    ``optimal`` (within the relative gap ``_MIP_REL_GAP``)."""
+    import highspy
+
+    h = _run_highs(c, A, lo, hi, lb, ub, integer=integer, x0=x0, time_limit_s=time_limit_s)
+    st = h.getModelStatus()
+    info = h.getInfo()
+    has_x = info.primal_solution_status == 2  # feasible
+    return SimpleNamespace(
+        x=np.array(h.getSolution().col_value) if has_x else None,
+        fun=float(info.objective_function_value) if has_x else float("nan"),
+        bound=float(info.mip_dual_bound), optimal=st == highspy.HighsModelStatus.kOptimal,
+        message=h.modelStatusToString(st))
 
 
-def plan_exact(
-    prob: DispatchProblem, *, max_binary_rounds: int = 5, track_kw: np.ndarray | None = None,
-    track_cny_per_kwh: float = 0.0,
-) -> DispatchPlan:
-    """Optimal per-vehicle plan: one LP with separate charge/discharge/energy variables.
+def _solve(c, A, lo, hi, lb, ub):
+    """An LP without a time limit (the aggregate plans')."""
+    return _solve_lp(c, A, lo, hi, lb, ub)
 
-    Minimises ``sum_t dt * (buy_t * p_ch - v2g_t * p_dis + wear * (p_ch + p_dis))`` plus penalties
-    for unmet needs and for site net power above the soft cap, subject to the energy balance,
-    energy bounds ``[min(e_min, e0), e_cap]``, charger limits while plugged and the hard site
-    limits. Variables: p_ch (n*T), p_dis (n*T), e (n*(T+1)), need slack (n), cap slack (T).
 
-    With ``track_kw`` (T,) the summed net power is also pulled towards that profile: a cost of
-    ``track_cny_per_kwh`` per kWh of deviation either way (what :func:`plan_grouped` uses to
-    follow one group's planned profile with its own vehicles).
+@dataclass(frozen=True, eq=False)
+class _ExactModel:
+    """:func:`plan_exact`'s LP. Columns: p_ch (n*T, vehicle-major), p_dis (n*T), e (n*(T+1)),
+    need slack (n), soft-cap slack (T), tracking slacks above / below (T each, with a profile)."""
 
-    Returns:
-        DispatchPlan with ``p_kw`` (n, T) etc. (see its docstring).
-    """
-    t0 = time.perf_counter()
+    prob: DispatchProblem
+    c: np.ndarray
+    A: sp.csr_array
+    lo: np.ndarray
+    hi: np.ndarray
+    lb: np.ndarray
+    ub: np.ndarray
+    track_kw: np.ndarray | None
+
+    @property
+    def nT(self) -> int:
+        return self.prob.n_vehicles * self.prob.n_steps
+
+    def parts(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Charge and discharge power (n*T each, >= 0) of a solution."""
+        nT = self.nT
+        return np.clip(x[:nT], 0.0, None), np.clip(x[nT:2 * nT], 0.0, None)
+
+    def columns(self, p_kw: np.ndarray) -> np.ndarray:
+        """The LP's columns for a schedule ``p_kw`` (n, T) that never charges and discharges a
+        vehicle at once: its energies and the smallest slacks (a MIP's start; ``c @`` it is the
+        schedule's objective)."""
+        prob = self.prob
+        n = prob.n_vehicles
+        p = np.asarray(p_kw, float)
+        e = _energies(prob, p)
+        _, d = prob.window
+        site = p.sum(0)
+        cap = prob.p_cap_kw
+        parts = [np.maximum(p, 0.0).ravel(), np.maximum(-p, 0.0).ravel(), e.ravel(),
+                 np.maximum(prob.need_eff_kwh - e[np.arange(n), d], 0.0),
+                 np.where(np.isfinite(cap), np.maximum(site - cap, 0.0), 0.0)]
+        if self.track_kw is not None:
+            parts += [np.maximum(site - self.track_kw, 0.0), np.maximum(self.track_kw - site, 0.0)]
+        return np.concatenate(parts)
+
+    def objective(self, p_kw: np.ndarray) -> float:
+        return float(self.c @ self.columns(p_kw))
+
+    def arbitrage(self) -> np.ndarray:
+        """Vehicle-steps (flat indices) where charging and discharging at once earns money in
+        itself: both directions open and the V2G price above the purchase price plus twice the
+        wear. The LP relaxation cannot price these right (the cost of a net power is concave
+        there), so the MIP gives each a binary from the start."""
+        prob = self.prob
+        nT = self.nT
+        margin = (prob.price_v2g_cny_per_kwh[None, :] - prob.price_buy_cny_per_kwh[None, :]
+                  - 2.0 * prob.wear_total_cny_per_kwh[:, None])
+        both_open = (self.ub[:nT] > 0) & (self.ub[nT:2 * nT] > 0)
+        return np.flatnonzero(both_open & (margin.ravel() > 0))
+
+
+def _exact_model(prob: DispatchProblem, track_kw, track_cny_per_kwh: float) -> _ExactModel:
+    """Minimises ``sum_t dt * (buy_t * p_ch - v2g_t * p_dis + wear * (p_ch + p_dis))`` plus
+    penalties for unmet needs, for site net power above the soft cap and (with a profile) for
+    deviating from it, subject to the energy balance, energy bounds ``[min(e_min, e0), e_cap]``,
+    charger limits while plugged and the hard site limits."""
     n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
     nT = n * T
     o_pc, o_pd, o_e, o_u, o_s = 0, nT, 2 * nT, 2 * nT + n * (T + 1), 2 * nT + n * (T + 1) + n
@@ -568,6 +678,7 @@ def plan_exact(
         rlo.append(need[has])
         rhi.append(np.full(has.size, np.inf))
         nrow += has.size
+    tr = None
     if track_kw is not None:
         # site net - above + below = track
         r = nrow + tt
@@ -582,55 +693,282 @@ def plan_exact(
     A = sp.csr_array(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(nrow, nv)
     )
-    lo_all, hi_all = np.concatenate(rlo), np.concatenate(rhi)
+    return _ExactModel(prob, c, A, np.concatenate(rlo), np.concatenate(rhi), lb, ub, tr)
 
-    integrality = None
-    binary_idx = np.zeros(0, dtype=np.int64)
-    n_bin = 0
-    for _round in range(max_binary_rounds + 1):
-        if binary_idx.size:
-            # z_k = 1 allows charging, 0 allows discharging: pc <= Pch z, pd <= Pdis (1 - z)
-            nb = binary_idx.size
-            z0 = nv
-            extra = sp.csr_array(
-                (np.concatenate([np.ones(nb), -ub[o_pc + binary_idx],
-                                 np.ones(nb), ub[o_pd + binary_idx]]),
-                 (np.concatenate([np.arange(nb), np.arange(nb), nb + np.arange(nb),
-                                  nb + np.arange(nb)]),
-                  np.concatenate([o_pc + binary_idx, z0 + np.arange(nb),
-                                  o_pd + binary_idx, z0 + np.arange(nb)]))),
-                shape=(2 * nb, nv + nb),
-            )
-            A_run = sp.vstack([sp.hstack([A, sp.csr_array((nrow, nb))]), extra], format="csr")
-            lo_run = np.concatenate([lo_all, np.full(2 * nb, -np.inf)])
-            hi_run = np.concatenate([hi_all, np.zeros(nb), ub[o_pd + binary_idx]])
-            c_run = np.concatenate([c, np.zeros(nb)])
-            lb_run = np.concatenate([lb, np.zeros(nb)])
-            ub_run = np.concatenate([ub, np.ones(nb)])
-            integrality = np.concatenate([np.zeros(nv), np.ones(nb)])
-        else:
-            A_run, lo_run, hi_run, c_run, lb_run, ub_run = A, lo_all, hi_all, c, lb, ub
-        res = _solve(c_run, A_run, lo_run, hi_run, lb_run, ub_run, integrality)
+
+def _with_binaries(m: _ExactModel, k: np.ndarray):
+    """The MIP: one binary z per vehicle-step in ``k`` (flat indices); z = 1 allows charging,
+    0 discharging: ``p_ch <= P_ch z``, ``p_dis <= P_dis (1 - z)``. Returns (c, A, lo, hi, lb,
+    ub, integer)."""
+    nb, nv, nT = k.size, m.c.size, m.nT
+    pc_max, pd_max = m.ub[k], m.ub[nT + k]
+    r = np.arange(nb)
+    extra = sp.csr_array(
+        (np.concatenate([np.ones(nb), -pc_max, np.ones(nb), pd_max]),
+         (np.concatenate([r, r, nb + r, nb + r]), np.concatenate([k, nv + r, nT + k, nv + r]))),
+        shape=(2 * nb, nv + nb))
+    A = sp.vstack([sp.hstack([m.A, sp.csr_array((m.A.shape[0], nb))]), extra], format="csr")
+    return (np.concatenate([m.c, np.zeros(nb)]), A,
+            np.concatenate([m.lo, np.full(2 * nb, -np.inf)]), np.concatenate([m.hi, np.zeros(nb), pd_max]),
+            np.concatenate([m.lb, np.zeros(nb)]), np.concatenate([m.ub, np.ones(nb)]),
+            np.concatenate([np.zeros(nv, bool), np.ones(nb, bool)]))
+
+
+def _with_hull(m: _ExactModel, k: np.ndarray):
+    """The LP with ``p_ch / P_ch + p_dis / P_dis <= 1`` at the vehicle-steps ``k`` (flat): what
+    the binaries imply there (the convex hull of charging or discharging), so a tighter bound
+    than the LP's. Returns (c, A, lo, hi, lb, ub)."""
+    nb, nT = k.size, m.nT
+    r = np.arange(nb)
+    rows = sp.csr_array((np.concatenate([1.0 / m.ub[k], 1.0 / m.ub[nT + k]]),
+                         (np.concatenate([r, r]), np.concatenate([k, nT + k]))), shape=(nb, m.c.size))
+    return (m.c, sp.vstack([m.A, rows], format="csr"), np.concatenate([m.lo, np.full(nb, -np.inf)]),
+            np.concatenate([m.hi, np.ones(nb)]), m.lb, m.ub)
+
+
+def _overlaps(m: _ExactModel, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A solution's net schedule (n, T) and the vehicle-steps (flat) where it charges and
+    discharges at once by more than the solver's tolerance."""
+    pc, pd = m.parts(x)
+    p = (pc - pd).reshape(m.prob.n_vehicles, m.prob.n_steps)
+    return p, np.flatnonzero(np.minimum(pc, pd) > _TOL_KW)
+
+
+def _rounded_directions(m: _ExactModel, x: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Whether each vehicle-step in ``k`` (flat, sorted) should charge (else discharge), from a
+    solution ``x`` that may do both at once: each vehicle's charging share ``p_ch / (p_ch +
+    p_dis)`` over its steps in ``k`` (0.5 where it does neither) is rounded by error diffusion
+    along time, so that a vehicle the LP half-charges and half-discharges over a run of steps
+    alternates between the two -- what the optimum does where cycling pays -- rather than taking
+    one side throughout (on the flat-V2G-price sites of bench/bench_exact_plan.py, 10-50
+    vehicles, the side of the net power gave plans costing 60-700 CNY a day more than this)."""
+    n, T = m.prob.n_vehicles, m.prob.n_steps
+    pc, pd = m.parts(x)
+    tot = pc[k] + pd[k]
+    share = np.full((n, T), np.nan)
+    share.ravel()[k] = np.where(tot > _TOL_KW, pc[k] / np.maximum(tot, _TOL_KW), 0.5)
+    charge = np.zeros((n, T), bool)
+    carry = np.zeros(n)
+    for t in range(T):  # the carried error links the steps: a loop over steps, vectorised over vehicles
+        on = ~np.isnan(share[:, t])
+        f = np.where(on, share[:, t], 0.0)
+        charge[:, t] = on & (carry + f >= 0.5)
+        carry += f - charge[:, t]
+    return charge.ravel()[k]
+
+
+def _direction_fixed(m: _ExactModel, x: np.ndarray, k: np.ndarray, left) -> np.ndarray | None:
+    """The fallback schedule: the LP again with each vehicle-step in ``k`` allowed one direction
+    only (:func:`_rounded_directions` of ``x``), and the same for any step that then charges and
+    discharges at once, for a few rounds; after those every bidirectional step is fixed, so the
+    last LP cannot overlap. Zero power stays feasible throughout, so this fails only if the
+    solver does (or the time is up): None."""
+    nT = m.nT
+    ub = m.ub.copy()
+    for rnd in range(_FIX_ROUNDS + 1):
+        if rnd == _FIX_ROUNDS:
+            k = np.flatnonzero((ub[:nT] > 0) & (ub[nT:2 * nT] > 0))
+        charge = _rounded_directions(m, x, k)
+        ub[nT + k[charge]] = 0.0
+        ub[k[~charge]] = 0.0
+        res = _solve_lp(m.c, m.A, m.lo, m.hi, m.lb, ub, time_limit_s=left())
         if res.x is None:
-            raise RuntimeError(f"dispatch LP failed: {res.message}")
-        x = res.x[:nv]
-        pc = np.clip(x[o_pc:o_pc + nT], 0.0, None)
-        pd = np.clip(x[o_pd:o_pd + nT], 0.0, None)
-        both = np.flatnonzero(np.minimum(pc, pd) > _TOL_KW)
-        if both.size == 0:
+            return None
+        x = res.x
+        p, k = _overlaps(m, x)
+        if k.size == 0:
+            return p
+    return None  # not reached: the last round leaves no step with both directions open
+
+
+def plan_exact(
+    prob: DispatchProblem, *, time_limit_s: float = EXACT_TIME_LIMIT_S, track_kw: np.ndarray | None = None,
+    track_cny_per_kwh: float = 0.0,
+) -> DispatchPlan:
+    """Optimal per-vehicle plan in which no vehicle charges and discharges in the same step.
+
+    The model (:func:`_exact_model`) has separate charge/discharge/energy variables per vehicle
+    and step. Solved as an LP it may charge and discharge a vehicle at once where that pays --
+    where the V2G price exceeds the purchase price plus twice the wear (:meth:`_ExactModel.
+    arbitrage`; the cost of a net power is not convex there), or to burn energy. So:
+
+    1. The LP (a lower bound on the objective). No such step: the plan, ``"optimal"``.
+    2. Otherwise its schedule with each overlap netted (site power unchanged, more energy kept:
+       no dearer unless the step is an arbitrage step) is ``"optimal"`` if it keeps every limit
+       and its objective is within ``_MIP_REL_GAP`` of the bound.
+    3. Otherwise, over the arbitrage and overlapping vehicle-steps: the LP with what a binary
+       implies there (:func:`_with_hull`, a tighter bound); the best feasible plan from either
+       LP, netted or with those steps fixed to one direction (:func:`_direction_fixed`); then a
+       MIP with a binary per such step, started from that plan and stopped by the time limit.
+       A step that still overlaps where netting cannot repair it gets a binary too and the MIP
+       runs again while time is left.
+
+    The status is honest: ``"optimal"`` (proven within the gap), ``"time_limit_feasible"`` (the
+    MIP's best plan when the time limit stopped it; ``objective_bound_cny`` says how far off it
+    can be), ``"fallback"`` (no MIP result in time: the fallback plan), or ``"safe"`` (a solve
+    failed, or a plan broke a limit -- logged): :func:`safe_plan`. Every plan returned has passed
+    :func:`check_plan`.
+
+    Args:
+        prob: the problem.
+        time_limit_s: bound on the solver time (LP, fallback and MIP together), s; > 0.
+        track_kw: (T,) optional profile the summed net power is pulled towards, at a cost of
+            ``track_cny_per_kwh`` per kWh of deviation either way (what :func:`plan_grouped`
+            uses to follow one group's planned profile with its own vehicles).
+
+    Returns:
+        DispatchPlan with ``p_kw`` (n, T) etc. (see its docstring).
+    """
+    if not time_limit_s > 0:
+        raise ValueError(f"time_limit_s must be > 0; got {time_limit_s}")
+    t0 = time.perf_counter()
+
+    def left() -> float:
+        return time_limit_s - (time.perf_counter() - t0)
+
+    m = _exact_model(prob, track_kw, track_cny_per_kwh)
+
+    def done(p, status, bound, n_bin=0):
+        plan = evaluate_schedule(prob, p, objective_cny=m.objective(p), status=status,
+                                 solve_time_s=time.perf_counter() - t0, n_binary_steps=n_bin,
+                                 objective_bound_cny=bound)
+        return _checked(prob, plan, t0)
+
+    res = _solve_lp(m.c, m.A, m.lo, m.hi, m.lb, m.ub, time_limit_s=left())
+    if res.x is None:
+        return _safe(prob, f"the LP failed: {res.message}", t0)
+    bound = float(res.fun)
+    p, both = _overlaps(m, res.x)
+    if both.size == 0:
+        return done(p, "optimal", bound)
+    k = np.union1d(m.arbitrage(), both)
+    starts = [res.x]
+    hull = _solve_lp(*_with_hull(m, k), time_limit_s=left())
+    if hull.x is not None:
+        bound = max(bound, float(hull.fun))
+        starts.append(hull.x)
+
+    def proven(obj: float) -> bool:
+        return obj - bound <= _MIP_REL_GAP * max(1.0, abs(bound)) + 1e-7
+
+    best, best_obj = None, np.inf
+    for x in starts:  # candidates: each relaxation netted, and rounded to one direction per step
+        for cand in (_overlaps(m, x)[0], _direction_fixed(m, x, k, left)):
+            if cand is not None and m.objective(cand) < best_obj and not check_plan(prob, evaluate_schedule(prob, cand)):
+                best, best_obj = cand, m.objective(cand)
+    if best is None:
+        return _safe(prob, "no feasible fallback within the time limit", t0)
+    status, n_bin = ("optimal" if proven(best_obj) else "fallback"), 0
+    while status != "optimal" and left() > 0:
+        c, A, lo, hi, lb, ub, integer = _with_binaries(m, k)
+        x0 = np.concatenate([m.columns(best), (best.ravel()[k] >= 0).astype(float)])
+        r = _solve_mip(c, A, lo, hi, lb, ub, integer, x0=x0, time_limit_s=left())
+        if r.x is None:
             break
-        binary_idx = np.union1d(binary_idx, both)
-        n_bin = binary_idx.size
-    # Solver-tolerance overlaps (< _TOL_KW): keep the larger side only.
-    small = np.minimum(pc, pd) > 0
-    pc = np.where(small & (pc <= pd), 0.0, pc)
-    pd = np.where(small & (pd < pc), 0.0, pd)
-    p = (pc - pd).reshape(n, T)
-    status = "optimal" if res.status == 0 else str(res.message)
-    return evaluate_schedule(
-        prob, p, objective_cny=float(res.fun), status=status,
-        solve_time_s=time.perf_counter() - t0, n_binary_steps=int(n_bin),
-    )
+        n_bin = k.size
+        bound = max(bound, r.bound)  # the MIP relaxes the problem (binaries on k only): a bound
+        p, both = _overlaps(m, r.x[:m.c.size])
+        feasible = not check_plan(prob, evaluate_schedule(prob, p))
+        if feasible and m.objective(p) < best_obj:
+            best, best_obj = p, m.objective(p)
+        status = "optimal" if proven(best_obj) else "time_limit_feasible"
+        if feasible or not r.optimal:
+            break
+        k = np.union1d(k, both)  # it overlaps where netting breaks a limit: those get binaries too
+    return done(best, status, bound, n_bin)
+
+
+# --------------------------------------------------------------------------------------------
+# checking a plan, and the safe plan
+
+
+def check_plan(prob: DispatchProblem, plan: DispatchPlan, tol: float = 1e-6) -> list[str]:
+    """Every limit a per-vehicle plan must keep, checked from its powers: no power while
+    unplugged, charger limits, no vehicle charging and discharging in the same step (its parts
+    add up to its net power and one of them is exactly 0), the hard site limits, battery bounds
+    ``[min(e_min, e0), e_cap]`` of the energies the powers imply (and the plan's own energies
+    equal to those), and a reported unmet need no smaller than the real shortfall.
+
+    Tolerances: ``tol`` kW on powers (times the site's vehicle count on site sums); on energies
+    ``tol`` kWh per step (solver tolerances add up along the horizon).
+
+    Returns:
+        One sentence per violated limit (the worst case of each); empty if the plan is sound.
+    """
+    n, T = prob.n_vehicles, prob.n_steps
+    p = np.asarray(plan.p_kw, dtype=float)
+    if p.shape != (n, T):
+        return [f"p_kw has shape {p.shape}; the problem has ({n}, {T})"]
+    if not np.all(np.isfinite(p)):
+        return ["p_kw has values that are not finite"]
+    out = []
+
+    def worst(excess: np.ndarray, lim: float, what) -> None:
+        if excess.size and np.max(excess) > lim:
+            out.append(what(np.unravel_index(int(np.argmax(excess)), excess.shape), float(np.max(excess))))
+
+    pc, pd = np.asarray(plan.p_ch_kw, float), np.asarray(plan.p_dis_kw, float)
+    worst(np.maximum(-pc, -pd), 0.0, lambda ix, x: f"negative charge or discharge part ({-x:g} kW) at vehicle {ix[0]}, step {ix[1]}")
+    worst(np.minimum(pc, pd), 0.0, lambda ix, x: f"vehicle {ix[0]} charges and discharges at once in step {ix[1]} ({x:g} kW each way)")
+    worst(np.abs(pc - pd - p), tol, lambda ix, x: f"charge minus discharge differs from p_kw by {x:g} kW at vehicle {ix[0]}, step {ix[1]}")
+    worst(np.where(prob.plugged, 0.0, np.abs(p)), tol, lambda ix, x: f"vehicle {ix[0]} draws {x:g} kW in step {ix[1]}, when it is not plugged")
+    worst(p - prob.p_ch_max_kw[:, None], tol, lambda ix, x: f"vehicle {ix[0]} charges {x:g} kW above p_ch_max_kw in step {ix[1]}")
+    worst(-p - prob.p_dis_max_kw[:, None], tol, lambda ix, x: f"vehicle {ix[0]} discharges {x:g} kW above p_dis_max_kw in step {ix[1]}")
+    site = p.sum(0)
+    tol_site = tol * max(n, 1)
+    worst(site - prob.p_site_max_kw, tol_site, lambda ix, x: f"site net power {x:g} kW above p_site_max_kw ({prob.p_site_max_kw[ix[0]]:g} kW) in step {ix[0]}")
+    worst(prob.p_site_min_kw - site, tol_site, lambda ix, x: f"site net power {x:g} kW below p_site_min_kw ({prob.p_site_min_kw[ix[0]]:g} kW) in step {ix[0]}")
+    e = _energies(prob, p)
+    tol_e = tol * (np.arange(T + 1) + 1.0)
+    worst(e - prob.e_cap_kwh[:, None] - tol_e, 0.0, lambda ix, x: f"vehicle {ix[0]} holds {x:g} kWh above e_cap_kwh at step {ix[1]}")
+    worst(prob.e_lb_kwh[:, None] - e - tol_e, 0.0, lambda ix, x: f"vehicle {ix[0]} holds {x:g} kWh below its reserve at step {ix[1]}")
+    worst(np.abs(np.asarray(plan.e_kwh, float) - e) - tol_e, 0.0,
+          lambda ix, x: f"the plan's energy of vehicle {ix[0]} at step {ix[1]} is off by {x:g} kWh from its powers")
+    _, d = prob.window
+    unmet = np.maximum(prob.need_eff_kwh - e[np.arange(n), d], 0.0)
+    worst(unmet - np.asarray(plan.unmet_need_kwh, float) - tol_e[d], 0.0,
+          lambda ix, x: f"vehicle {ix[0]}'s unmet need is {x:g} kWh more than the plan reports")
+    return out
+
+
+def safe_plan(prob: DispatchProblem) -> DispatchPlan:
+    """A plan that keeps every hard limit by construction, for when a solve fails: each vehicle
+    charges (never discharges) at full power from arrival until it reaches its need, each step's
+    charging scaled down to the site's import limit. Status ``"safe"``."""
+    n, T, dt = prob.n_vehicles, prob.n_steps, prob.dt_h
+    plug = prob.plugged
+    target = np.minimum(prob.need_eff_kwh, prob.e_cap_kwh)  # -inf: no need, no charging
+    e = prob.e0_kwh.copy()
+    p = np.zeros((n, T))
+    for t in range(T):  # a step depends on the last: a loop over steps, vectorised over vehicles
+        want = np.where(plug[:, t], np.clip((target - e) / (prob.eta_ch * dt), 0.0, prob.p_ch_max_kw), 0.0)
+        total = want.sum()
+        if total > prob.p_site_max_kw[t]:
+            want *= prob.p_site_max_kw[t] / total
+        p[:, t] = want
+        e += prob.eta_ch * want * dt
+    plan = evaluate_schedule(prob, p, status="safe")
+    penalties = (prob.penalty_need_cny_per_kwh * plan.unmet_need_kwh.sum()
+                 + prob.penalty_request_cny_per_kwh * prob.dt_h * plan.cap_shortfall_kw.sum())
+    return dataclasses.replace(plan, objective_cny=plan.cost_cny + penalties)
+
+
+def _safe(prob: DispatchProblem, why: str, t0: float) -> DispatchPlan:
+    _log.warning("exact dispatch plan (%d vehicles x %d steps): %s; using the safe plan",
+                 prob.n_vehicles, prob.n_steps, why)
+    plan = safe_plan(prob)
+    problems = check_plan(prob, plan)
+    if problems:  # cannot happen: safe_plan keeps the limits by construction
+        raise RuntimeError("the safe dispatch plan breaks a limit: " + "; ".join(problems))
+    return dataclasses.replace(plan, solve_time_s=time.perf_counter() - t0)
+
+
+def _checked(prob: DispatchProblem, plan: DispatchPlan, t0: float) -> DispatchPlan:
+    """``plan`` if it keeps every limit (:func:`check_plan`), else the safe plan (logged)."""
+    problems = check_plan(prob, plan)
+    if problems:
+        return _safe(prob, f"the {plan.status} plan breaks a limit: " + "; ".join(problems[:3]), t0)
+    return plan
 
 
 # --------------------------------------------------------------------------------------------
