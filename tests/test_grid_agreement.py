@@ -1,0 +1,308 @@
+"""`PowerFlow` against ``pandapower.runpp`` on the same injections: every network family the docs
+call supported, and hand-built topologies (several infeeds, islands, open ends, out-of-service
+elements, PV generators, shunts, storage)."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import warnings
+import zlib
+
+import numpy as np
+import pytest
+
+pp = pytest.importorskip("pandapower")
+pytest.importorskip("lightsim2grid")
+pytest.importorskip("simbench")
+
+from v2gsim.physics.grid import PowerFlow, unsupported_reason  # noqa: E402
+from v2gsim.physics.networks import load_network  # noqa: E402
+
+VM_TOL_PU = 1e-6
+VA_TOL_DEG = 1e-4
+LOADING_TOL_PCT = 1e-3
+LOSS_TOL_REL = 1e-5
+
+
+def runpp_reference(net, p_load_mw, q_load_mvar, p_sgen_mw=None):
+    """pandapower's own Newton-Raphson on a copy of ``net`` with these injections."""
+    ref = copy.deepcopy(net)
+    ref.load["p_mw"] = p_load_mw
+    ref.load["q_mvar"] = q_load_mvar
+    ref.load["scaling"] = 1.0
+    if p_sgen_mw is not None:
+        ref.sgen["p_mw"] = p_sgen_mw
+        ref.sgen["scaling"] = 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pp.runpp(ref, algorithm="nr", calculate_voltage_angles=True, init="dc", numba=False,
+                 tolerance_mva=1e-9, max_iteration=50)
+    return ref
+
+
+def disagreement(res, ref) -> dict[str, float]:
+    """Largest differences between a `PowerFlowResult` and a solved pandapower net.
+
+    NaN where pandapower has NaN is agreement; NaN on one side only counts as infinite.
+    """
+    def worst(a, b):
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        if a.size == 0:
+            return 0.0
+        if np.any(np.isnan(a) != np.isnan(b)):
+            return float("inf")
+        d = np.abs(a - b)
+        return float(np.nanmax(d)) if np.any(np.isfinite(d)) else 0.0
+
+    loss_ref = (ref.res_line["pl_mw"].sum() + ref.res_trafo["pl_mw"].sum()) * 1e3
+    return {
+        "vm_pu": worst(res.vm_pu, ref.res_bus["vm_pu"]),
+        "va_degree": worst(res.va_degree, ref.res_bus["va_degree"]),
+        "line_pct": worst(res.line_loading_pct, ref.res_line["loading_percent"]),
+        "trafo_pct": worst(res.trafo_loading_pct, ref.res_trafo["loading_percent"]),
+        "losses_rel": abs(res.losses_kw - loss_ref) / max(abs(loss_ref), 1e-6),
+        "n_bus_unsolved": abs(res.n_bus_unsolved - int(
+            (ref.res_bus["vm_pu"].isna() & ref.bus["in_service"].astype(bool)).sum())),
+    }
+
+
+def assert_agrees(d: dict[str, float]) -> None:
+    assert d["vm_pu"] < VM_TOL_PU, d
+    assert d["va_degree"] < VA_TOL_DEG, d
+    assert d["line_pct"] < LOADING_TOL_PCT, d
+    assert d["trafo_pct"] < LOADING_TOL_PCT, d
+    assert d["losses_rel"] < LOSS_TOL_REL, d
+    assert d["n_bus_unsolved"] == 0, d
+
+
+def random_injections(net, rng):
+    """Loads scaled by U(0, 1.5) (plus an EV-like load of up to 50 kW on a fifth of them), sgens by
+    U(0, 1)."""
+    sc = net.load["scaling"].to_numpy(float)
+    f = rng.uniform(0.0, 1.5, len(net.load))
+    ev = np.where(rng.random(len(net.load)) < 0.2, rng.uniform(-0.02, 0.05, len(net.load)), 0.0)
+    p = net.load["p_mw"].to_numpy(float) * sc * f + ev
+    q = net.load["q_mvar"].to_numpy(float) * sc * f
+    ps = None
+    if len(net.sgen):
+        ps = net.sgen["p_mw"].to_numpy(float) * net.sgen["scaling"].to_numpy(float) \
+            * rng.uniform(0.0, 1.0, len(net.sgen))
+    return p, q, ps
+
+
+def check_network(net, n_snapshots: int, seed: int) -> dict[str, float]:
+    """Solve ``n_snapshots`` random snapshots in a row (warm starts) and compare each with runpp."""
+    pf = PowerFlow(net)
+    rng = np.random.default_rng(seed)
+    worst: dict[str, float] = {}
+    for _ in range(n_snapshots):
+        p, q, ps = random_injections(net, rng)
+        res = pf.solve(p, q, ps)
+        assert res.converged
+        ref = runpp_reference(net, p, q, ps)
+        d = disagreement(res, ref)
+        worst = {k: max(v, worst.get(k, 0.0)) for k, v in d.items()}
+        if len(net.line):
+            # ties are common (lines in series): the reported line is a maximal one
+            lr = ref.res_line["loading_percent"]
+            assert lr[res.line_max] == pytest.approx(lr.max(), abs=LOADING_TOL_PCT)
+            assert res.line_loading_max_pct == pytest.approx(lr.max(), abs=LOADING_TOL_PCT)
+        assert res.vm_min_pu == pytest.approx(ref.res_bus["vm_pu"].min(), abs=VM_TOL_PU)
+    return worst
+
+
+# ------------------------------------------------------------------- the networks the docs list
+
+# One of each network family (the full per-code table is bench/bench_feeder.py --agreement).
+FAST = ["case33bw", "cigre_lv", "cigre_mv", "mv_oberrhein", "kerber_landnetz_freileitung_1",
+        "kb_extrem_vorstadtnetz_trafo_2", "simbench:1-LV-semiurb4--0-sw",
+        "simbench:1-MV-urban--0-sw", "simbench:1-HV-mixed--0-sw"]
+SLOW = ["lv_schutterwald", "kerber_vorstadtnetz_kabel_1", "simbench:1-LV-rural1--0-sw",
+        "simbench:1-LV-urban6--2-no_sw", "simbench:1-MV-semiurb--0-sw", "simbench:1-MV-comm--1-sw",
+        "simbench:1-HV-urban--2-sw", "simbench:1-HV-mixed--1-no_sw",
+        "simbench:1-HVMV-mixed-2.102-0-sw", "simbench:1-MVLV-rural-1.108-2-sw"]
+
+
+@functools.lru_cache(maxsize=None)
+def _net(spec):
+    return load_network(spec)
+
+
+@pytest.mark.parametrize("spec", FAST)
+def test_listed_networks_agree_with_runpp(spec):
+    assert_agrees(check_network(_net(spec), 3, zlib.crc32(spec.encode())))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", SLOW)
+def test_more_listed_networks_agree_with_runpp(spec):
+    assert_agrees(check_network(_net(spec), 2, zlib.crc32(spec.encode())))
+
+
+# ------------------------------------------------------------------- hand-built topologies
+
+
+def _feeder(n_ext_grids=1):
+    """A meshed 20 kV feeder behind a 110/20 kV trafo (shift 150°), loads on every MV bus."""
+    net = pp.create_empty_network()
+    hv = pp.create_bus(net, 110.0)
+    mv = pp.create_buses(net, 8, 20.0)
+    pp.create_ext_grid(net, hv, vm_pu=1.02)
+    pp.create_transformer(net, hv, mv[0], "25 MVA 110/20 kV")
+    net.trafo["shift_degree"] = 150.0
+    for a, b in zip(mv[:-1], mv[1:]):
+        pp.create_line(net, a, b, 2.0, "NA2XS2Y 1x240 RM/25 12/20 kV")
+    pp.create_line(net, mv[7], mv[3], 3.0, "NA2XS2Y 1x240 RM/25 12/20 kV")  # a ring
+    for b in mv[1:]:
+        pp.create_load(net, b, p_mw=1.2, q_mvar=0.4)
+    if n_ext_grids > 1:
+        pp.create_ext_grid(net, mv[5], vm_pu=1.01, va_degree=-152.0)
+    return net, hv, mv
+
+
+def _solve_both(net, factor=1.0):
+    sc = net.load["scaling"].to_numpy(float)
+    p = net.load["p_mw"].to_numpy(float) * sc * factor
+    q = net.load["q_mvar"].to_numpy(float) * sc * factor
+    res = PowerFlow(net).solve(p, q)
+    assert res.converged
+    return res, runpp_reference(net, p, q)
+
+
+def test_several_infeeds_in_one_network_each_hold_their_angle():
+    net, hv, mv = _feeder(n_ext_grids=2)
+    res, ref = _solve_both(net)
+    assert_agrees(disagreement(res, ref))
+    # the second infeed holds its own angle and magnitude; a shared (distributed) slack would let
+    # its angle float
+    assert res.va_degree[mv[5]] == pytest.approx(-152.0, abs=1e-9)
+    assert res.vm_pu[mv[5]] == pytest.approx(1.01, abs=1e-9)
+    assert res.va_degree[hv] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_islands_each_with_an_infeed_are_all_solved():
+    net, hv, mv = _feeder(n_ext_grids=2)
+    # cut the feeder between bus 3 and 4 and the ring: two islands, each with an infeed
+    net.line.loc[[3, 7], "in_service"] = False
+    res, ref = _solve_both(net)
+    assert res.n_bus_unsolved == 0 and not np.isnan(res.vm_pu).any()
+    assert_agrees(disagreement(res, ref))
+
+
+def test_island_without_infeed_is_unsolved_and_counted():
+    net, hv, mv = _feeder()
+    net.line.loc[[3, 7], "in_service"] = False  # buses mv[4..7] lose their supply
+    res, ref = _solve_both(net)
+    assert res.n_bus_unsolved == 4
+    assert np.isnan(res.vm_pu[mv[4:]]).all() and np.isfinite(res.vm_pu[mv[:4]]).all()
+    assert np.isnan(res.line_loading_pct[[4, 5, 6]]).all()
+    assert_agrees(disagreement(res, ref))
+
+
+def test_line_switched_open_towards_a_dead_island_keeps_its_charging():
+    """A long cable, open at its far end, feeds its charging current from the live end."""
+    net, hv, mv = _feeder()
+    net.line.loc[3, "length_km"] = 15.0
+    net.line.loc[7, "in_service"] = False
+    pp.create_switch(net, mv[4], 3, et="l", closed=False)  # line 3 open at bus 4: 4..7 dead
+    res, ref = _solve_both(net, 0.1)
+    assert res.n_bus_unsolved == 4
+    assert res.line_loading_pct[3] > 1.0  # charging current only
+    assert_agrees(disagreement(res, ref))
+
+
+def test_line_open_at_both_ends_and_out_of_service_elements():
+    net, hv, mv = _feeder()
+    pp.create_switch(net, mv[2], 2, et="l", closed=False)
+    pp.create_switch(net, mv[3], 2, et="l", closed=False)  # line 2 open at both ends
+    net.load.loc[0, "in_service"] = False
+    net.line.loc[7, "in_service"] = False
+    res, ref = _solve_both(net)
+    assert res.n_bus_unsolved == 5
+    assert_agrees(disagreement(res, ref))
+
+
+def test_out_of_service_bus_opens_the_lines_ends_and_drops_its_trafo():
+    net, hv, mv = _feeder()
+    lv = pp.create_bus(net, 0.4)
+    pp.create_transformer(net, mv[2], lv, "0.63 MVA 20/0.4 kV")
+    pp.create_load(net, lv, p_mw=0.2)
+    net.bus.loc[[mv[6], lv], "in_service"] = False  # line 5 and 6 end at an out-of-service bus
+    res, ref = _solve_both(net)
+    assert np.isnan(res.trafo_loading_pct[1])
+    assert_agrees(disagreement(res, ref))
+
+
+def test_trafo_switched_open_on_one_side_and_parallel_branches():
+    net, hv, mv = _feeder()
+    lv = pp.create_bus(net, 0.4)
+    pp.create_transformer(net, mv[2], lv, "0.63 MVA 20/0.4 kV")
+    pp.create_switch(net, lv, 1, et="t", closed=False)  # idling trafo: magnetising only
+    net.line.loc[[0, 1], "parallel"] = 2
+    net.trafo.loc[0, "parallel"] = 2
+    res, ref = _solve_both(net)
+    assert res.n_bus_unsolved == 1
+    assert 0 < res.trafo_loading_pct[1] < 5
+    assert_agrees(disagreement(res, ref))
+
+
+def test_pv_generators_shunts_storage_and_bus_bus_switches():
+    net, hv, mv = _feeder()
+    pp.create_gen(net, mv[6], p_mw=3.0, vm_pu=1.03, scaling=0.8)  # voltage-controlled (PV)
+    pp.create_shunt(net, mv[4], q_mvar=-0.8, p_mw=0.01, step=2, max_step=3, vn_kv=21.0)
+    pp.create_storage(net, mv[3], p_mw=-0.5, max_e_mwh=2.0, q_mvar=0.1, scaling=0.5)
+    pp.create_sgen(net, mv[7], p_mw=1.0, q_mvar=-0.1)
+    extra = pp.create_bus(net, 20.0)
+    pp.create_switch(net, mv[7], extra, et="b", closed=True)  # fused with mv[7]
+    pp.create_load(net, extra, p_mw=0.3)
+    res, ref = _solve_both(net)
+    assert res.vm_pu[mv[6]] == pytest.approx(1.03, abs=1e-9)
+    assert_agrees(disagreement(res, ref))
+
+
+def test_slack_generator_instead_of_external_grid():
+    net, hv, mv = _feeder()
+    net.ext_grid["in_service"] = False
+    pp.create_gen(net, hv, p_mw=0.0, vm_pu=1.02, slack=True)
+    res, ref = _solve_both(net)
+    assert_agrees(disagreement(res, ref))
+
+
+# ------------------------------------------------------------------- what is rejected, and why
+
+
+@pytest.mark.parametrize("build, words", [
+    (lambda n, mv: pp.create_impedance(n, mv[1], mv[2], 0.01, 0.01, 1.0), "impedance"),
+    (lambda n, mv: pp.create_ward(n, mv[1], 0.1, 0.1, 0.0, 0.0), "ward"),
+    (lambda n, mv: pp.create_dcline(n, mv[1], mv[6], 1.0, 0.0, 0.0, 1.0, 1.0), "dcline"),
+    (lambda n, mv: n.load.__setitem__("const_z_p_percent", 50.0), "voltage-dependent"),
+    (lambda n, mv: pp.create_switch(n, mv[1], pp.create_bus(n, 20.0), et="b", z_ohm=0.5), "z_ohm"),
+    (lambda n, mv: n.ext_grid.__setitem__("in_service", False), "no in-service external grid"),
+    (lambda n, mv: pp.create_gen(n, mv[3], 0.0, slack=True), "slack=True"),
+])
+def test_unsupported_networks_are_rejected_with_the_reason(build, words):
+    net, hv, mv = _feeder()
+    assert unsupported_reason(net) is None
+    build(net, mv)
+    reason = unsupported_reason(net)
+    assert reason is not None and words in reason
+    with pytest.raises(ValueError, match=words):
+        PowerFlow(net)
+
+
+def test_out_of_service_unsupported_elements_are_ignored():
+    net, hv, mv = _feeder()
+    pp.create_impedance(net, mv[1], mv[2], 0.01, 0.01, 1.0, in_service=False)
+    assert unsupported_reason(net) is None
+    res, ref = _solve_both(net)
+    assert_agrees(disagreement(res, ref))
+
+
+def test_out_of_service_bus_fused_by_a_closed_switch_has_no_voltage():
+    net, hv, mv = _feeder()
+    extra = pp.create_bus(net, 20.0, in_service=False)
+    pp.create_switch(net, mv[2], extra, et="b", closed=True)
+    res, ref = _solve_both(net)
+    assert np.isnan(res.vm_pu[extra]) and res.n_bus_unsolved == 0
+    assert_agrees(disagreement(res, ref))
