@@ -4,9 +4,7 @@ elements, PV generators, shunts, storage)."""
 
 from __future__ import annotations
 
-import copy
 import functools
-import warnings
 import zlib
 
 import numpy as np
@@ -16,101 +14,10 @@ pp = pytest.importorskip("pandapower")
 pytest.importorskip("lightsim2grid")
 pytest.importorskip("simbench")
 
+from pf_reference import assert_agrees, check_network, disagreement, runpp_reference  # noqa: E402
+
 from v2gsim.physics.grid import PowerFlow, unsupported_reason  # noqa: E402
-from v2gsim.physics.networks import load_network  # noqa: E402
-
-VM_TOL_PU = 1e-6
-VA_TOL_DEG = 1e-4
-LOADING_TOL_PCT = 1e-3
-LOSS_TOL_REL = 1e-5
-
-
-def runpp_reference(net, p_load_mw, q_load_mvar, p_sgen_mw=None):
-    """pandapower's own Newton-Raphson on a copy of ``net`` with these injections."""
-    ref = copy.deepcopy(net)
-    ref.load["p_mw"] = p_load_mw
-    ref.load["q_mvar"] = q_load_mvar
-    ref.load["scaling"] = 1.0
-    if p_sgen_mw is not None:
-        ref.sgen["p_mw"] = p_sgen_mw
-        ref.sgen["scaling"] = 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pp.runpp(ref, algorithm="nr", calculate_voltage_angles=True, init="dc", numba=False,
-                 tolerance_mva=1e-9, max_iteration=50)
-    return ref
-
-
-def disagreement(res, ref) -> dict[str, float]:
-    """Largest differences between a `PowerFlowResult` and a solved pandapower net.
-
-    NaN where pandapower has NaN is agreement; NaN on one side only counts as infinite.
-    """
-    def worst(a, b):
-        a, b = np.asarray(a, float), np.asarray(b, float)
-        if a.size == 0:
-            return 0.0
-        if np.any(np.isnan(a) != np.isnan(b)):
-            return float("inf")
-        d = np.abs(a - b)
-        return float(np.nanmax(d)) if np.any(np.isfinite(d)) else 0.0
-
-    loss_ref = (ref.res_line["pl_mw"].sum() + ref.res_trafo["pl_mw"].sum()) * 1e3
-    return {
-        "vm_pu": worst(res.vm_pu, ref.res_bus["vm_pu"]),
-        "va_degree": worst(res.va_degree, ref.res_bus["va_degree"]),
-        "line_pct": worst(res.line_loading_pct, ref.res_line["loading_percent"]),
-        "trafo_pct": worst(res.trafo_loading_pct, ref.res_trafo["loading_percent"]),
-        "losses_rel": abs(res.losses_kw - loss_ref) / max(abs(loss_ref), 1e-6),
-        "n_bus_unsolved": abs(res.n_bus_unsolved - int(
-            (ref.res_bus["vm_pu"].isna() & ref.bus["in_service"].astype(bool)).sum())),
-    }
-
-
-def assert_agrees(d: dict[str, float]) -> None:
-    assert d["vm_pu"] < VM_TOL_PU, d
-    assert d["va_degree"] < VA_TOL_DEG, d
-    assert d["line_pct"] < LOADING_TOL_PCT, d
-    assert d["trafo_pct"] < LOADING_TOL_PCT, d
-    assert d["losses_rel"] < LOSS_TOL_REL, d
-    assert d["n_bus_unsolved"] == 0, d
-
-
-def random_injections(net, rng):
-    """Loads scaled by U(0, 1.5) (plus an EV-like load of up to 50 kW on a fifth of them), sgens by
-    U(0, 1)."""
-    sc = net.load["scaling"].to_numpy(float)
-    f = rng.uniform(0.0, 1.5, len(net.load))
-    ev = np.where(rng.random(len(net.load)) < 0.2, rng.uniform(-0.02, 0.05, len(net.load)), 0.0)
-    p = net.load["p_mw"].to_numpy(float) * sc * f + ev
-    q = net.load["q_mvar"].to_numpy(float) * sc * f
-    ps = None
-    if len(net.sgen):
-        ps = net.sgen["p_mw"].to_numpy(float) * net.sgen["scaling"].to_numpy(float) \
-            * rng.uniform(0.0, 1.0, len(net.sgen))
-    return p, q, ps
-
-
-def check_network(net, n_snapshots: int, seed: int) -> dict[str, float]:
-    """Solve ``n_snapshots`` random snapshots in a row (warm starts) and compare each with runpp."""
-    pf = PowerFlow(net)
-    rng = np.random.default_rng(seed)
-    worst: dict[str, float] = {}
-    for _ in range(n_snapshots):
-        p, q, ps = random_injections(net, rng)
-        res = pf.solve(p, q, ps)
-        assert res.converged
-        ref = runpp_reference(net, p, q, ps)
-        d = disagreement(res, ref)
-        worst = {k: max(v, worst.get(k, 0.0)) for k, v in d.items()}
-        if len(net.line):
-            # ties are common (lines in series): the reported line is a maximal one
-            lr = ref.res_line["loading_percent"]
-            assert lr[res.line_max] == pytest.approx(lr.max(), abs=LOADING_TOL_PCT)
-            assert res.line_loading_max_pct == pytest.approx(lr.max(), abs=LOADING_TOL_PCT)
-        assert res.vm_min_pu == pytest.approx(ref.res_bus["vm_pu"].min(), abs=VM_TOL_PU)
-    return worst
-
+from v2gsim.physics.networks import load_network, simbench_unsupported_reason  # noqa: E402
 
 # ------------------------------------------------------------------- the networks the docs list
 
@@ -129,15 +36,35 @@ def _net(spec):
     return load_network(spec)
 
 
+def _supported(spec) -> bool:
+    """Validation (SimBench: by the code alone) and the net itself agree that it is supported."""
+    net = _net(spec)
+    by_code = simbench_unsupported_reason(spec.removeprefix("simbench:")) is None \
+        if spec.startswith("simbench:") else True
+    assert by_code == (unsupported_reason(net) is None), (spec, unsupported_reason(net))
+    return by_code
+
+
 @pytest.mark.parametrize("spec", FAST)
 def test_listed_networks_agree_with_runpp(spec):
+    assert _supported(spec)
     assert_agrees(check_network(_net(spec), 3, zlib.crc32(spec.encode())))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", SLOW)
 def test_more_listed_networks_agree_with_runpp(spec):
+    assert _supported(spec)
     assert_agrees(check_network(_net(spec), 2, zlib.crc32(spec.encode())))
+
+
+@pytest.mark.slow
+def test_simbench_grids_with_dc_lines_are_rejected_by_their_code():
+    spec = "simbench:1-EHV-mixed--1-no_sw"
+    assert not _supported(spec)
+    assert "dcline" in unsupported_reason(_net(spec))
+    with pytest.raises(ValueError, match="dcline"):
+        PowerFlow(_net(spec))
 
 
 # ------------------------------------------------------------------- hand-built topologies
