@@ -1,45 +1,75 @@
-"""Per-step feeder power-flow time: v2gsim's lightsim2grid `PowerFlow` vs `pandapower.runpp`.
+"""Feeder power flow: per-step time of v2gsim's lightsim2grid `PowerFlow` vs `pandapower.runpp`,
+and agreement with runpp over every network v2gsim lists.
 
-For each network, N random load snapshots (each load scaled by U(0, 1.5), sgens by U(0, 1)) are
-solved one after the other, as the simulator does step by step (lightsim2grid warm-starts from the
-previous solution; runpp is called with its defaults plus numba=False since numba is not
-installed). Prints a markdown table; ``--out FILE`` also writes it with the machine and date.
+Speed (default): for each network, N random load snapshots (each load scaled by U(0, 1.5), sgens
+by U(0, 1)) are solved one after the other, as the simulator does step by step (lightsim2grid
+warm-starts from the previous solution; runpp is called with its defaults plus numba=False since
+numba is not installed). ``--grid-module FILE`` times the `PowerFlow` of another version of
+``v2gsim/physics/grid.py`` (e.g. ``git show <commit>:v2gsim/physics/grid.py > /tmp/grid_old.py``)
+for a before/after comparison on the same machine.
 
-    .venv/bin/python bench/bench_feeder.py [--n 200] [--out bench/feeder_results.md]
+Agreement (``--agreement``): for each network (default: the built-ins and every SimBench code
+but the 100+ MB ``complete_data`` ones), whether it is supported (validation's SimBench code rule
+and the net's own check must agree), then ``--n`` random snapshots (tests/pf_reference.py: loads
+U(0, 1.5), EV-like extras, sgens U(0, 1)) solved in a row and each compared with
+``runpp(algorithm="nr", calculate_voltage_angles=True, init="dc")``: the worst |Δvm|, |Δva|,
+|Δloading| of lines and trafos, relative loss difference, NaN-pattern agreement.
+
+    .venv/bin/python bench/bench_feeder.py [--n 200] [--out bench/feeder_results.md] [--grid-module F]
+    .venv/bin/python bench/bench_feeder.py --agreement [--n 3] [--out bench/feeder_agreement.md]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
+import json
 import os
 import platform
+import sys
 import time
 import warnings
+import zlib
+from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]
 NETWORKS = [
     "case33bw",
     "cigre_lv",
     "simbench:1-LV-semiurb4--0-sw",
     "simbench:1-MV-urban--0-sw",
     "simbench:1-MV-semiurb--0-sw",
+    "mv_oberrhein",
+    "simbench:1-HV-mixed--0-sw",
     "simbench:1-MVLV-urban-all-0-sw",
 ]
 
 
-def bench_one(spec: str, n: int, n_pp: int, seed: int = 0) -> dict:
+def _power_flow_class(grid_module: str | None):
+    if not grid_module:
+        from v2gsim.physics.grid import PowerFlow
+
+        return PowerFlow
+    spec = importlib.util.spec_from_file_location("grid_under_test", grid_module)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.PowerFlow
+
+
+def bench_one(spec: str, n: int, n_pp: int, power_flow, seed: int = 0) -> dict:
     import pandapower as pp
 
-    from v2gsim.physics.grid import CapacityOnly, PowerFlow
+    from v2gsim.physics.grid import CapacityOnly
     from v2gsim.physics.networks import load_network
 
     t0 = time.perf_counter()
     net = load_network(spec)
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
-    pf = PowerFlow(net)
+    pf = power_flow(net)
     t_init = time.perf_counter() - t0
     cap = CapacityOnly(net)
     rng = np.random.default_rng(seed)
@@ -70,7 +100,7 @@ def bench_one(spec: str, n: int, n_pp: int, seed: int = 0) -> dict:
             net.load["q_mvar"] = q0 * f[k]
             net.sgen["p_mw"] = ps0 * g[k]
             t0 = time.perf_counter()
-            pp.runpp(net, numba=False)
+            pp.runpp(net, numba=False, calculate_voltage_angles=True, init="dc")
             times_pp.append(time.perf_counter() - t0)
             if k == n_pp - 1:
                 r = pf.solve(p0 * f[k], q0 * f[k], ps0 * g[k])
@@ -96,33 +126,119 @@ def table(rows: list[dict]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+# ----------------------------------------------------------------------------- agreement
+
+
+def all_networks() -> list[str]:
+    import simbench as sb
+
+    from v2gsim.physics.networks import known_network_names
+
+    return known_network_names() + ["simbench:" + c for c in sb.collect_all_simbench_codes()
+                                    if "complete_data" not in c]
+
+
+def agree_one(spec: str, n: int) -> dict:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from pf_reference import check_network
+
+    from v2gsim.physics.grid import PowerFlow, unsupported_reason
+    from v2gsim.physics.networks import load_network, simbench_unsupported_reason
+
+    t0 = time.perf_counter()
+    net = load_network(spec)
+    net.pop("profiles", None)
+    row = dict(spec=spec, bus=len(net.bus), ext_grid=int(net.ext_grid["in_service"].sum()),
+               gen=len(net.gen), t_load=time.perf_counter() - t0)
+    reason = unsupported_reason(net)
+    by_code = simbench_unsupported_reason(spec.removeprefix("simbench:")) if spec.startswith("simbench:") else reason
+    row["reason"] = reason
+    row["rule_agrees"] = (by_code is None) == (reason is None)
+    if reason:
+        return row
+    pf = PowerFlow(net)
+    row["unsolved"] = pf.n_bus_unsolved
+    try:
+        t0 = time.perf_counter()
+        row.update(check_network(net, n, zlib.crc32(spec.encode()), pf=pf))
+        row["t_check"] = time.perf_counter() - t0
+    except Exception as exc:  # runpp itself not converging on a random snapshot
+        row["error"] = f"{type(exc).__name__}: {exc}"[:120]
+    return row
+
+
+def agreement_table(rows: list[dict]) -> str:
+    head = ("| network | buses | ext_grids | gens | supported | unsolved buses | max |Δvm| (pu) "
+            "| max |Δva| (°) | max |Δloading| line (%) | trafo (%) | losses (rel.) | NaN pattern |\n"
+            "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|\n")
+    out = []
+    for r in rows:
+        rule = "" if r.get("rule_agrees", True) else " **(code rule disagrees)**"
+        if r.get("reason"):
+            out.append(f"| `{r['spec']}` | {r['bus']} | {r['ext_grid']} | {r['gen']} | no: {r['reason']}{rule} "
+                       "| | | | | | | |")
+        elif "error" in r:
+            out.append(f"| `{r['spec']}` | {r['bus']} | {r['ext_grid']} | {r['gen']} | yes{rule} | {r['unsolved']} "
+                       f"| {r['error']} | | | | | |")
+        else:
+            nan_ok = "same" if max(r["vm_pu"], r["line_pct"], r["trafo_pct"]) < np.inf \
+                and r["n_bus_unsolved"] == 0 else "**differs**"
+            out.append(f"| `{r['spec']}` | {r['bus']} | {r['ext_grid']} | {r['gen']} | yes{rule} | {r['unsolved']} "
+                       f"| {r['vm_pu']:.1e} | {r['va_degree']:.1e} | {r['line_pct']:.1e} | {r['trafo_pct']:.1e} "
+                       f"| {r['losses_rel']:.1e} | {nan_ok} |")
+    return head + "\n".join(out) + "\n"
+
+
+def _machine() -> str:
+    import lightsim2grid
+    import pandapower
+
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}, pandapower {pandapower.__version__} "
+            f"(numba off), lightsim2grid {lightsim2grid.__version__}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=200, help="snapshots per network (lightsim2grid)")
+    ap.add_argument("--agreement", action="store_true", help="agreement with runpp instead of speed")
+    ap.add_argument("--n", type=int, default=None,
+                    help="snapshots per network (default 200 for speed, 3 for agreement)")
     ap.add_argument("--n-pp", type=int, default=None,
-                    help="snapshots for pandapower.runpp (default: same as --n)")
-    ap.add_argument("--networks", nargs="*", default=NETWORKS)
+                    help="speed: snapshots for pandapower.runpp (default: same as --n)")
+    ap.add_argument("--networks", nargs="*", default=None)
+    ap.add_argument("--grid-module", default=None, help="speed: time this grid.py's PowerFlow instead")
+    ap.add_argument("--jsonl", default=None, help="agreement: append each row here as it is done")
     ap.add_argument("--out", default=None, help="also write the table (markdown) here")
     a = ap.parse_args()
     rows = []
-    for spec in a.networks:
-        rows.append(bench_one(spec, a.n, a.n_pp or a.n))
-        print(f"done {spec}", flush=True)
-    md = table(rows)
+    if a.agreement:
+        n = a.n or 3
+        for spec in a.networks or all_networks():
+            row = agree_one(spec, n)
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items()}, default=str), flush=True)
+            if a.jsonl:
+                with open(a.jsonl, "a") as fh:
+                    fh.write(json.dumps(row, default=str) + "\n")
+        md = agreement_table(rows)
+        title = f"### Power flow agreement with pandapower.runpp ({dt.date.today().isoformat()})"
+        method = (f"{n} random snapshots per network (tests/pf_reference.py), solved in a row; "
+                  f"command: `.venv/bin/python bench/bench_feeder.py --agreement --out {a.out}`.")
+    else:
+        n = a.n or 200
+        power_flow = _power_flow_class(a.grid_module)
+        for spec in a.networks or NETWORKS:
+            rows.append(bench_one(spec, n, a.n_pp or n, power_flow))
+            print(f"done {spec}", flush=True)
+        md = table(rows)
+        title = f"### Feeder power flow per step ({dt.date.today().isoformat()})"
+        method = (f"N = {n} random load snapshots per network (pandapower: {a.n_pp or n}); command: "
+                  f"`.venv/bin/python bench/bench_feeder.py --out {a.out}`"
+                  + (f" with `--grid-module {a.grid_module}`" if a.grid_module else "") + ".")
     print(md)
     if a.out:
-        import lightsim2grid
-        import pandapower
-
-        machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                   f"Python {platform.python_version()}, pandapower {pandapower.__version__} "
-                   f"(numba off), lightsim2grid {lightsim2grid.__version__}")
         with open(a.out, "w") as fh:
-            fh.write(f"### Feeder power flow per step ({dt.date.today().isoformat()})\n\n"
-                     f"Machine: {machine}. N = {a.n} random load snapshots per network "
-                     f"(pandapower: {a.n_pp or a.n}); command: "
-                     f"`.venv/bin/python bench/bench_feeder.py --out {a.out}`.\n\n")
-            fh.write(md)
+            fh.write(f"{title}\n\nMachine: {_machine()}. {method}\n\n{md}")
 
 
 if __name__ == "__main__":

@@ -233,3 +233,19 @@ def test_out_of_service_bus_fused_by_a_closed_switch_has_no_voltage():
     res, ref = _solve_both(net)
     assert np.isnan(res.vm_pu[extra]) and res.n_bus_unsolved == 0
     assert_agrees(disagreement(res, ref))
+
+
+def test_tap_changers_as_pandapower_applies_them():
+    """A ratio tap off a non-zero neutral (lv side); a tap position without a changer type, and
+    one without a step, are ignored as pandapower does."""
+    net, hv, mv = _feeder()
+    net.trafo.loc[0, ["tap_changer_type", "tap_side", "tap_neutral", "tap_pos", "tap_step_percent"]] = \
+        ["Ratio", "lv", 2, 5, 1.5]
+    for kind, step in ((None, 2.5), ("Ratio", np.nan)):
+        lv = pp.create_bus(net, 0.4)
+        t = pp.create_transformer(net, mv[2], lv, "0.63 MVA 20/0.4 kV")
+        net.trafo.loc[t, ["tap_changer_type", "tap_side", "tap_neutral", "tap_pos", "tap_step_percent"]] = \
+            [kind, "hv", 0, 2, step]
+        pp.create_load(net, lv, p_mw=0.3)
+    res, ref = _solve_both(net)
+    assert_agrees(disagreement(res, ref))

@@ -109,6 +109,13 @@ def _on(table: pd.DataFrame) -> np.ndarray:
     return table["in_service"].fillna(True).to_numpy(bool)
 
 
+def _tap_applied(trafo: pd.DataFrame) -> np.ndarray:
+    """Trafos whose tap changer pandapower >= 3 applies (by type, side and step)."""
+    kind = trafo["tap_changer_type"] if "tap_changer_type" in trafo else pd.Series("Ratio", trafo.index)
+    return (kind.isin(["Ratio", "Symmetrical"]).to_numpy() & trafo["tap_side"].isin(["hv", "lv"]).to_numpy()
+            & np.isfinite(trafo["tap_step_percent"].to_numpy(float)))
+
+
 def unsupported_reason(net) -> str | None:
     """Why `PowerFlow` cannot reproduce ``pandapower.runpp`` on ``net``, or None if it can.
 
@@ -129,6 +136,11 @@ def unsupported_reason(net) -> str | None:
         return "it has transformers with ideal or tabular tap changers, which the power flow does not model"
     if "tap_dependency_table" in tr and tr["tap_dependency_table"].fillna(False).astype(bool).any():
         return "it has transformers with tap-dependent impedance tables, which the power flow does not model"
+    if "tap_changer_type" in tr and (_tap_applied(tr) & (tr["tap_changer_type"] == "Symmetrical").to_numpy()
+                                     & (tr["tap_pos"] != tr["tap_neutral"]).to_numpy()).any():
+        return "it has symmetrical phase-shifting transformers off their neutral tap, which are not checked"
+    if "leakage_resistance_ratio_hv" in tr and (tr["leakage_resistance_ratio_hv"].fillna(0.5) != 0.5).any():
+        return "it has transformers with leakage_resistance_ratio_hv other than 0.5, which the power flow does not model"
     sh = net.shunt[_on(net.shunt)]
     if "step_dependency_table" in sh and sh["step_dependency_table"].fillna(False).astype(bool).any():
         return "it has shunts with step-dependent tables, which the power flow does not model"
@@ -327,14 +339,19 @@ def _solver_net(net, topo: _Topology):
         if "g_us_per_km" in s.line:
             s.line["g_us_per_km"] *= par
         s.line["parallel"] = 1
-    if len(s.trafo) and "tap_changer_type" in s.trafo:
-        # pandapower >= 3 applies tap_pos only for tap_changer_type "Ratio"/"Symmetrical" (None:
-        # no tap changer, tap_pos ignored — SimBench nets have tap_pos set but type None);
-        # lightsim2grid's converter applies any finite tap_pos, so neutralise the others.
-        kind = s.trafo["tap_changer_type"].astype(object).where(
-            s.trafo["tap_changer_type"].notna(), None).to_numpy()
-        applied = np.isin(kind, ["Ratio", "Symmetrical"])
-        s.trafo.loc[~applied, "tap_pos"] = s.trafo.loc[~applied, "tap_neutral"].fillna(0.0)
+    if len(s.trafo):
+        # pandapower >= 3 applies a tap only for tap_changer_type "Ratio"/"Symmetrical" with a
+        # tap side, position and step (type None: tap_pos ignored — SimBench nets have tap_pos
+        # set but type None); lightsim2grid's converter applies any tap_pos, reads NaN as 0 and
+        # needs tap_neutral 0: pass it the offset from neutral of the taps pandapower applies.
+        t = s.trafo
+        pos, neutral = t["tap_pos"].to_numpy(float), t["tap_neutral"].fillna(0.0).to_numpy(float)
+        applied = _tap_applied(t) & np.isfinite(pos)
+        t["tap_pos"] = np.where(applied, pos - neutral, 0.0)
+        t["tap_neutral"] = 0.0
+        t["tap_side"] = np.where(applied, t["tap_side"].to_numpy(object), "hv")
+        for c in ("tap_step_percent", "tap_step_degree", "shift_degree"):
+            t[c] = t[c].fillna(0.0)
     if len(s.trafo) and np.any(s.trafo["parallel"].to_numpy() != 1):
         par = s.trafo["parallel"].to_numpy(float)
         s.trafo["sn_mva"] *= par
