@@ -77,11 +77,11 @@ def assert_agrees(d: dict[str, float]) -> None:
     assert d["n_bus_unsolved"] == 0, d
 
 
-def random_injections(net, rng):
-    """Loads at U(0, 1.5) × their rating, a fifth of them with an EV-like extra of −20…+50 kW
-    (V2G to charging), sgens at U(0, 1) × theirs."""
+def random_injections(net, rng, load_range=(0.0, 1.5)):
+    """Loads at U(``load_range``) × their rating, a fifth of them with an EV-like extra of
+    −20…+50 kW (V2G to charging), sgens at U(0, 1) × theirs."""
     sc = net.load["scaling"].to_numpy(float)
-    f = rng.uniform(0.0, 1.5, len(net.load))
+    f = rng.uniform(*load_range, len(net.load))
     ev = np.where(rng.random(len(net.load)) < 0.2, rng.uniform(-0.02, 0.05, len(net.load)), 0.0)
     p = net.load["p_mw"].to_numpy(float) * sc * f + ev
     q = net.load["q_mvar"].to_numpy(float) * sc * f
@@ -92,14 +92,15 @@ def random_injections(net, rng):
     return p, q, ps
 
 
-def check_network(net, n_snapshots: int, seed: int, pf: PowerFlow | None = None) -> dict[str, float]:
+def check_network(net, n_snapshots: int, seed: int, pf: PowerFlow | None = None,
+                  load_range=(0.0, 1.5)) -> dict[str, float]:
     """Solve ``n_snapshots`` random snapshots in a row (warm starts, as in a run) and compare
     each with runpp; the worst of each `disagreement` entry (inf if PowerFlow did not converge)."""
     pf = pf or PowerFlow(net)
     rng = np.random.default_rng(seed)
     worst: dict[str, float] = {}
     for _ in range(n_snapshots):
-        p, q, ps = random_injections(net, rng)
+        p, q, ps = random_injections(net, rng, load_range)
         res = pf.solve(p, q, ps)
         d = disagreement(res, runpp_reference(net, p, q, ps))
         if not res.converged:

@@ -2,18 +2,24 @@
 
 `PowerFlow` converts a pandapower net once into a lightsim2grid ``LSGrid`` and solves an AC
 Newton-Raphson power flow per step, warm-started from the previous solution. Results follow
-pandapower's definitions, so they agree with ``pandapower.runpp`` on the same net and loads:
+pandapower's definitions, so they agree with ``pandapower.runpp`` on the same net and loads
+(tests/test_grid_agreement.py; every listed network in ``bench/bench_feeder.py --agreement``):
 
-- bus voltages in p.u., over ``net.bus.index`` order (NaN for buses not energised),
+- bus voltages in p.u. and angles in degrees, over ``net.bus.index`` order (NaN for buses no
+  ext_grid supplies, as in pandapower),
 - line loading = max(|I_from|, |I_to|) / (max_i_ka · df · parallel) · 100,
 - trafo loading = max(|I_hv|·vn_hv, |I_lv|·vn_lv)·√3 / sn_mva / parallel / df · 100 (pandapower's
   default ``trafo_loading="current"``).
 
-What the conversion handles that lightsim2grid's own converter does not: bus-bus switches (closed
-ones fuse buses, open ones are dropped), open line/trafo switches (that side of the branch is
-disconnected, like pandapower does), ``parallel`` > 1 lines and trafos (merged into one
-equivalent branch), and buses not connected to the slack (NaN, like pandapower).
-Not handled: voltage-dependent (ZIP) loads, trafo3w, wards, impedances, motors.
+Every in-service ext_grid is a slack bus held at its own ``vm_pu`` and ``va_degree``, as in
+pandapower (not a shared, distributed slack), so a network fed at several points, or made of
+several islands each with its own ext_grid, is solved as runpp solves it; islands without one
+are left unsolved and counted. The conversion also does what lightsim2grid's own converter does
+not: bus-bus switches (closed ones fuse buses), open line/trafo switches and lines at
+out-of-service buses (that end is open, the branch keeps its charging from the other),
+``parallel`` > 1 lines and trafos, gen/storage scaling, shunt steps, pandapower 3's tap rules.
+What it cannot model (trafo3w, wards, impedances, DC lines, voltage-dependent loads, ...) is
+rejected with the reason (`unsupported_reason`) rather than solved differently.
 
 `CapacityOnly` has the same ``solve`` signature for city-scale studies: it only sums power onto
 the transformer(s) and reports NaN voltages.
@@ -51,8 +57,9 @@ class PowerFlowResult:
             (pandapower leaves them NaN too), or all of them if the step did not converge.
         trafo_loading_pct: per transformer [n_trafo].
         trafo_loading_max_pct: max over transformers (NaN if none).
-        line_loading_pct: per line [n_line] (NaN if both ends are de-energised, 0 if the line
-            is out of service, as in pandapower). Same for ``trafo_loading_pct``.
+        line_loading_pct: per line [n_line]; as in pandapower 0 if the line is out of service
+            and NaN if an end sits at a bus without a solution (an open end does not count).
+            Same for ``trafo_loading_pct``.
         line_loading_max_pct: max over lines (NaN if none).
         line_max: pandapower index label of the most loaded line (-1 if none / not converged).
         losses_kw: active losses in lines and transformers.
@@ -235,6 +242,10 @@ class _Topology(NamedTuple):
     line_unsolved: np.ndarray
     trafo_unsolved: np.ndarray
 
+    def solved_rows(self, net) -> np.ndarray:
+        """[n_bus] pandapower bus rows with a solution (a fused out-of-service bus has none)."""
+        return self.live[self.bus_map] & _on(net.bus)
+
 
 def _topology(net) -> _Topology:
     """Switches, out-of-service buses and islands as ``pandapower.runpp`` treats them.
@@ -289,8 +300,7 @@ def _topology(net) -> _Topology:
 def energised_buses(net) -> np.ndarray:
     """Buses [n_bus] (``net.bus`` order) that an in-service ext_grid or slack gen supplies:
     the ones ``pandapower.runpp`` gives a voltage."""
-    topo = _topology(net)
-    return topo.live[topo.bus_map] & _on(net.bus)
+    return _topology(net).solved_rows(net)
 
 
 def _solver_net(net, topo: _Topology):
@@ -345,9 +355,9 @@ def _solver_net(net, topo: _Topology):
         # set but type None); lightsim2grid's converter applies any tap_pos, reads NaN as 0 and
         # needs tap_neutral 0: pass it the offset from neutral of the taps pandapower applies.
         t = s.trafo
-        pos, neutral = t["tap_pos"].to_numpy(float), t["tap_neutral"].fillna(0.0).to_numpy(float)
-        applied = _tap_applied(t) & np.isfinite(pos)
-        t["tap_pos"] = np.where(applied, pos - neutral, 0.0)
+        tap, neutral = t["tap_pos"].to_numpy(float), t["tap_neutral"].fillna(0.0).to_numpy(float)
+        applied = _tap_applied(t) & np.isfinite(tap)
+        t["tap_pos"] = np.where(applied, tap - neutral, 0.0)
         t["tap_neutral"] = 0.0
         t["tap_side"] = np.where(applied, t["tap_side"].to_numpy(object), "hv")
         for c in ("tap_step_percent", "tap_step_degree", "shift_degree"):
@@ -436,7 +446,6 @@ class PowerFlow:
                     self.model.deactivate_trafo_side2(i)
         self.n_bus, self.n_line, self.n_trafo = len(net.bus), len(net.line), len(net.trafo)
         self.n_load, self.n_sgen = len(net.load), len(net.sgen)
-        self._n_solver_bus = len(s.bus)
 
         self._load_on = net.load["in_service"].to_numpy(bool)
         self._sgen_on = net.sgen["in_service"].to_numpy(bool) if self.n_sgen else np.zeros(0, bool)
@@ -449,12 +458,11 @@ class PowerFlow:
         tr = net.trafo
         self._trafo_vn = np.stack([tr["vn_hv_kv"].to_numpy(float), tr["vn_lv_kv"].to_numpy(float)], 1)
         self._trafo_sn_mva = (tr["sn_mva"] * tr["parallel"] * tr["df"]).to_numpy(float)
-        self._trafo_s_rated_mva = tr["sn_mva"].to_numpy(float)
         self._line_labels = line.index.to_numpy()
         # in-service branches and buses left out of the solution (pandapower: NaN)
         self._line_unsolved, self._trafo_unsolved = topo.line_unsolved, topo.trafo_unsolved
         self._n_bus_on = int(_on(net.bus).sum())
-        self._bus_solved = topo.live[topo.bus_map] & _on(net.bus)  # as energised_buses(net)
+        self._bus_solved = topo.solved_rows(net)
         self.n_bus_unsolved = self._n_bus_on - int(self._bus_solved.sum())
         self._flat = self._flat_start(s)
         self._v = self._flat.copy()
