@@ -4,9 +4,10 @@ and agreement with runpp over every network v2gsim lists.
 Speed (default): for each network, N random load snapshots (each load scaled by U(0, 1.5), sgens
 by U(0, 1)) are solved one after the other, as the simulator does step by step (lightsim2grid
 warm-starts from the previous solution; runpp is called with its defaults plus numba=False since
-numba is not installed). ``--grid-module FILE`` times the `PowerFlow` of another version of
+numba is not installed). ``--before FILE`` also times the `PowerFlow` of another version of
 ``v2gsim/physics/grid.py`` (e.g. ``git show <commit>:v2gsim/physics/grid.py > /tmp/grid_old.py``)
-for a before/after comparison on the same machine.
+on the same snapshots, interleaved solve by solve with the current one, so both see the same
+machine load.
 
 Agreement (``--agreement``): for each network (default: the built-ins and every SimBench code
 but the 100+ MB ``complete_data`` ones), whether it is supported (validation's SimBench code rule
@@ -15,7 +16,7 @@ U(0, 1.5), EV-like extras, sgens U(0, 1)) solved in a row and each compared with
 ``runpp(algorithm="nr", calculate_voltage_angles=True, init="dc")``: the worst |Δvm|, |Δva|,
 |Δloading| of lines and trafos, relative loss difference, NaN-pattern agreement.
 
-    .venv/bin/python bench/bench_feeder.py [--n 200] [--out bench/feeder_results.md] [--grid-module F]
+    .venv/bin/python bench/bench_feeder.py [--n 200] [--out bench/feeder_results.md] [--before F]
     .venv/bin/python bench/bench_feeder.py --agreement [--n 3] [--out bench/feeder_agreement.md]
 """
 
@@ -48,29 +49,27 @@ NETWORKS = [
 ]
 
 
-def _power_flow_class(grid_module: str | None):
-    if not grid_module:
-        from v2gsim.physics.grid import PowerFlow
-
-        return PowerFlow
-    spec = importlib.util.spec_from_file_location("grid_under_test", grid_module)
+def _power_flow_class(grid_module: str):
+    spec = importlib.util.spec_from_file_location("grid_before", grid_module)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
     spec.loader.exec_module(mod)
     return mod.PowerFlow
 
 
-def bench_one(spec: str, n: int, n_pp: int, power_flow, seed: int = 0) -> dict:
+def bench_one(spec: str, n: int, n_pp: int, before=None, seed: int = 0) -> dict:
     import pandapower as pp
 
-    from v2gsim.physics.grid import CapacityOnly
+    from v2gsim.physics.grid import CapacityOnly, PowerFlow
     from v2gsim.physics.networks import load_network
 
     t0 = time.perf_counter()
     net = load_network(spec)
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
-    pf = power_flow(net)
+    pf = PowerFlow(net)
     t_init = time.perf_counter() - t0
+    pf_before = before(net) if before else None
     cap = CapacityOnly(net)
     rng = np.random.default_rng(seed)
     sc = net.load["scaling"].to_numpy(float)
@@ -79,12 +78,16 @@ def bench_one(spec: str, n: int, n_pp: int, power_flow, seed: int = 0) -> dict:
     f = rng.uniform(0.0, 1.5, (n, len(p0)))
     g = rng.uniform(0.0, 1.0, (n, len(ps0)))
 
-    times_ls, ok, dv = [], 0, 0.0
+    times_ls, times_before, ok, dv = [], [], 0, 0.0
     for k in range(n):
         t0 = time.perf_counter()
         r = pf.solve(p0 * f[k], q0 * f[k], ps0 * g[k])
         times_ls.append(time.perf_counter() - t0)
         ok += r.converged
+        if pf_before:
+            t0 = time.perf_counter()
+            pf_before.solve(p0 * f[k], q0 * f[k], ps0 * g[k])
+            times_before.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
     for k in range(n):
         cap.solve(p0 * f[k], q0 * f[k], ps0 * g[k])
@@ -109,18 +112,21 @@ def bench_one(spec: str, n: int, n_pp: int, power_flow, seed: int = 0) -> dict:
                 load=len(net.load), sgen=len(net.sgen), t_load=t_load, t_init=t_init,
                 ls_ms=1e3 * float(np.median(times_ls)), ls_p95_ms=1e3 * float(np.percentile(times_ls, 95)),
                 pp_ms=1e3 * float(np.median(times_pp)), cap_us=1e6 * t_cap, conv=ok, n=n,
-                n_pp=n_pp, dv=dv)
+                n_pp=n_pp, dv=dv, before_ms=1e3 * float(np.median(times_before)) if times_before else None)
 
 
 def table(rows: list[dict]) -> str:
+    before = rows and rows[0]["before_ms"] is not None
     head = ("| network | buses | lines | trafos | loads | sgens | load net (s) | init (ms) "
-            "| lightsim2grid median (ms) | p95 (ms) | pandapower.runpp median (ms) | speed-up "
-            "| capacity_only (µs) | converged | max |Δvm| (pu) |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+            "| lightsim2grid median (ms) | p95 (ms) " + ("| before (ms) " if before else "")
+            + "| pandapower.runpp median (ms) | speed-up | capacity_only (µs) | converged "
+            "| max |Δvm| (pu) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            + ("---:|" if before else "") + "---:|---:|---:|---:|---:|\n")
     lines = [
         f"| `{r['spec']}` | {r['bus']} | {r['line']} | {r['trafo']} | {r['load']} | {r['sgen']} "
         f"| {r['t_load']:.2f} | {1e3 * r['t_init']:.0f} | {r['ls_ms']:.3f} | {r['ls_p95_ms']:.3f} "
-        f"| {r['pp_ms']:.1f} | {r['pp_ms'] / r['ls_ms']:.0f}× | {r['cap_us']:.1f} "
+        + (f"| {r['before_ms']:.3f} " if before else "")
+        + f"| {r['pp_ms']:.1f} | {r['pp_ms'] / r['ls_ms']:.0f}× | {r['cap_us']:.1f} "
         f"| {r['conv']}/{r['n']} | {r['dv']:.1e} |"
         for r in rows]
     return head + "\n".join(lines) + "\n"
@@ -211,7 +217,7 @@ def main() -> None:
     ap.add_argument("--n-pp", type=int, default=None,
                     help="speed: snapshots for pandapower.runpp (default: same as --n)")
     ap.add_argument("--networks", nargs="*", default=None)
-    ap.add_argument("--grid-module", default=None, help="speed: time this grid.py's PowerFlow instead")
+    ap.add_argument("--before", default=None, help="speed: also time this grid.py's PowerFlow")
     ap.add_argument("--jsonl", default=None, help="agreement: append each row here as it is done")
     ap.add_argument("--out", default=None, help="also write the table (markdown) here")
     a = ap.parse_args()
@@ -231,15 +237,15 @@ def main() -> None:
                   f"command: `.venv/bin/python bench/bench_feeder.py --agreement --out {a.out}`.")
     else:
         n = a.n or 200
-        power_flow = _power_flow_class(a.grid_module)
+        before = _power_flow_class(a.before) if a.before else None
         for spec in a.networks or NETWORKS:
-            rows.append(bench_one(spec, n, a.n_pp or n, power_flow))
+            rows.append(bench_one(spec, n, a.n_pp or n, before))
             print(f"done {spec}", flush=True)
         md = table(rows)
         title = f"### Feeder power flow per step ({dt.date.today().isoformat()})"
         method = (f"N = {n} random load snapshots per network (pandapower: {a.n_pp or n}); command: "
                   f"`.venv/bin/python bench/bench_feeder.py --out {a.out}`"
-                  + (f" with `--grid-module {a.grid_module}`" if a.grid_module else "") + ".")
+                  + (f" with `--before {a.before}`" if a.before else "") + ".")
     print(md)
     if a.out:
         with open(a.out, "w") as fh:

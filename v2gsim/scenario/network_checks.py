@@ -1,4 +1,5 @@
-"""Scenario checks that need the feeder network: its name, and the buses sites name.
+"""Scenario checks that need the feeder network: its name, whether the AC power flow can solve
+it, and the buses sites name.
 
 Tolerant of any raw shape (pydantic reports the shapes); each problem names the YAML path.
 """
@@ -71,8 +72,8 @@ def network_checks(raw: Any) -> list[Problem]:
     solve_ac = feeder.get("solver", "ac") == "ac"
     if not (explicit or solve_ac):
         return problems
-    from v2gsim.physics.grid import unsupported_reason
     from v2gsim.physics import networks as nw
+    from v2gsim.physics.grid import unsupported_reason
     from v2gsim.physics.networks import check_bus, load_network, simbench_unsupported_reason
 
     spec = spec.strip()
@@ -97,5 +98,6 @@ def network_checks(raw: Any) -> list[Problem]:
 
 
 def unsupported_problem(spec: str, reason: str) -> Problem:
+    """The problem of a ``feeder.network`` the AC power flow cannot solve, and why."""
     return Problem("feeder.network", f"network {spec!r} cannot be solved by the AC power flow: {reason}",
                    "use feeder.solver: capacity_only, or change the network")
