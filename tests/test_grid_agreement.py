@@ -106,6 +106,12 @@ def test_several_infeeds_in_one_network_each_hold_their_angle():
     assert res.va_degree[mv[5]] == pytest.approx(-152.0, abs=1e-9)
     assert res.vm_pu[mv[5]] == pytest.approx(1.01, abs=1e-9)
     assert res.va_degree[hv] == pytest.approx(0.0, abs=1e-9)
+    # after a step that does not converge, the flat restart holds both angles again
+    pf = PowerFlow(net)
+    p, q = net.load["p_mw"].to_numpy(float), net.load["q_mvar"].to_numpy(float)
+    assert not pf.solve(p * 100, q * 100).converged
+    again = pf.solve(p, q)
+    np.testing.assert_allclose(again.va_degree, res.va_degree, atol=1e-7)
 
 
 def test_islands_each_with_an_infeed_are_all_solved():
