@@ -28,7 +28,9 @@ FAST = ["case33bw", "cigre_lv", "cigre_mv", "mv_oberrhein", "kerber_landnetz_fre
 SLOW = ["lv_schutterwald", "kerber_vorstadtnetz_kabel_1", "simbench:1-LV-rural1--0-sw",
         "simbench:1-LV-urban6--2-no_sw", "simbench:1-MV-semiurb--0-sw", "simbench:1-MV-comm--1-sw",
         "simbench:1-HV-urban--2-sw", "simbench:1-HV-mixed--1-no_sw",
-        "simbench:1-HVMV-mixed-2.102-0-sw", "simbench:1-MVLV-rural-1.108-2-sw"]
+        "simbench:1-HVMV-mixed-2.102-0-sw", "simbench:1-MVLV-rural-1.108-2-sw",
+        # heavily loaded: after a large jump in load a warm start can settle on another solution
+        "simbench:1-EHVHV-mixed-all-0-sw"]
 
 
 @functools.lru_cache(maxsize=None)

@@ -42,6 +42,8 @@ _SQRT3 = np.sqrt(3.0)
 # against pandapower 3.5's runpp, the "v2" one matches to 1e-11 pu on the Kerber feeders while
 # "v3" is 2e-5 pu off (tests/test_grid.py guards this).
 _PP_ORIG_FILE = "pandapower_v2"
+# a bus angle change between two steps beyond which a warm-started solution is not trusted
+_MAX_WARM_STEP_RAD = np.deg2rad(30.0)
 
 
 @dataclass(frozen=True)
@@ -465,7 +467,7 @@ class PowerFlow:
         self._bus_solved = topo.solved_rows(net)
         self.n_bus_unsolved = self._n_bus_on - int(self._bus_solved.sum())
         self._flat = self._flat_start(s)
-        self._v = self._flat.copy()
+        self.reset()
         self.last_converged = False
 
     def _flat_start(self, s) -> np.ndarray:
@@ -511,7 +513,7 @@ class PowerFlow:
 
     def reset(self) -> None:
         """Forget the warm start: the next solve starts flat."""
-        self._v = self._flat.copy()
+        self._v, self._warm = self._flat.copy(), False
 
     def solve(self, p_load_mw: np.ndarray, q_load_mvar: np.ndarray,
               p_sgen_mw: np.ndarray | None = None) -> PowerFlowResult:
@@ -544,17 +546,28 @@ class PowerFlow:
             if ps.shape != (self.n_sgen,):
                 raise ValueError(f"p_sgen_mw must have shape ({self.n_sgen},); got {ps.shape}")
             m.update_sgens_p(self._sgen_on, ps.astype(np.float32))
-        try:
-            v = m.ac_pf(self._v, self.max_iter, self.tol)
-        except Exception:  # lightsim raises on singular Jacobians in some versions
-            v = np.zeros(0, complex)
-        if v.size == 0 or not np.all(np.isfinite(v[self._live])):
+        v = self._ac_pf(self._v)
+        if v is not None and self._warm and \
+                np.abs(np.angle(v[self._live] * self._v[self._live].conj())).max() > _MAX_WARM_STEP_RAD:
+            # No bus angle moves that far in one step: the warm start has settled on another
+            # solution of the power-flow equations (seen on the heavily loaded EHV SimBench grids
+            # after large jumps in load). The flat start finds the one runpp finds.
+            v = self._ac_pf(self._flat)
+        if v is None:
             self.reset()
             self.last_converged = False
             return _failed(self.n_bus, self.n_line, self.n_trafo, self._n_bus_on)
-        self._v = v
+        self._v, self._warm = v, True
         self.last_converged = True
         return self._results(v)
+
+    def _ac_pf(self, v0: np.ndarray) -> np.ndarray | None:
+        """Newton-Raphson from ``v0`` (not modified); None if it does not converge."""
+        try:
+            v = self.model.ac_pf(v0.copy(), self.max_iter, self.tol)
+        except Exception:  # lightsim raises on singular Jacobians in some versions
+            return None
+        return v if v.size and np.all(np.isfinite(v[self._live])) else None
 
     def _results(self, v: np.ndarray) -> PowerFlowResult:
         m = self.model
