@@ -383,6 +383,10 @@ def _solver_net(net, topo: _Topology):
         sh["p_mw"] = sh["p_mw"] * k
         sh["q_mvar"] = sh["q_mvar"] * k
         sh["step"] = 1
+    for table in ("gen", "ext_grid"):
+        if len(s[table]) and "slack_weight" in s[table]:
+            # every slack is a fixed reference here: weights play no part (the converter warns at 0)
+            s[table]["slack_weight"] = 1.0
     # sgen limits play no part in a power flow (the converter would warn about their NaNs)
     s.sgen = s.sgen.drop(columns=["min_p_mw", "max_p_mw", "min_q_mvar", "max_q_mvar"], errors="ignore")
     for table in ("load", "sgen", "gen", "storage", "shunt"):
