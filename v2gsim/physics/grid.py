@@ -139,7 +139,8 @@ def unsupported_reason(net) -> str | None:
     ld = net.load[_on(net.load)]
     zip_cols = [c for c in ld.columns if c.startswith(("const_z", "const_i"))]
     if zip_cols and np.any(ld[zip_cols].fillna(0).to_numpy(float) != 0):
-        return "it has voltage-dependent (const_z / const_i) loads, which the power flow solves as constant power"
+        return ("it has voltage-dependent (const_z / const_i) loads, which the power flow would "
+                "solve as constant power")
     tr = net.trafo[_on(net.trafo)]
     if "tap_changer_type" in tr and tr["tap_changer_type"].isin(["Ideal", "Tabular"]).any():
         return "it has transformers with ideal or tabular tap changers, which the power flow does not model"
@@ -149,7 +150,8 @@ def unsupported_reason(net) -> str | None:
                                      & (tr["tap_pos"] != tr["tap_neutral"]).to_numpy()).any():
         return "it has symmetrical phase-shifting transformers off their neutral tap, which are not checked"
     if "leakage_resistance_ratio_hv" in tr and (tr["leakage_resistance_ratio_hv"].fillna(0.5) != 0.5).any():
-        return "it has transformers with leakage_resistance_ratio_hv other than 0.5, which the power flow does not model"
+        return ("it has transformers with leakage_resistance_ratio_hv other than 0.5, which the "
+                "power flow does not model")
     sh = net.shunt[_on(net.shunt)]
     if "step_dependency_table" in sh and sh["step_dependency_table"].fillna(False).astype(bool).any():
         return "it has shunts with step-dependent tables, which the power flow does not model"
@@ -430,7 +432,8 @@ class PowerFlow:
         topo = _topology(net)
         s = _solver_net(net, topo)
         self._bus_map, self._live = topo.bus_map, topo.live
-        line_open, trafo_open = topo.line_open & topo.line_on[:, None], topo.trafo_open & topo.trafo_on[:, None]
+        line_open = topo.line_open & topo.line_on[:, None]  # of the branches the solver holds
+        trafo_open = topo.trafo_open & topo.trafo_on[:, None]
         with warnings.catch_warnings():
             # pandapower nets name their slacks as ext_grids, not slack generators: expected
             warnings.filterwarnings("ignore", message=".*generators tagged as")
@@ -599,7 +602,8 @@ class PowerFlow:
             line_max, line_max_pct = -1, float("nan")
         return PowerFlowResult(
             converged=True, vm_pu=vm, va_degree=np.rad2deg(np.angle(v)), vm_min_pu=_nanmin(vm),
-            vm_max_pu=_nanmax(vm), n_bus_unsolved=self.n_bus_unsolved, trafo_loading_pct=trafo_pct, trafo_loading_max_pct=_nanmax(trafo_pct),
+            vm_max_pu=_nanmax(vm), n_bus_unsolved=self.n_bus_unsolved,
+            trafo_loading_pct=trafo_pct, trafo_loading_max_pct=_nanmax(trafo_pct),
             line_loading_pct=line_pct, line_loading_max_pct=line_max_pct, line_max=line_max,
             losses_kw=float(losses_mw) * 1e3,
             p_trafo_kw=np.nan_to_num(np.asarray(pt1, float)) * 1e3,
