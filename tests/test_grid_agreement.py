@@ -21,14 +21,17 @@ from v2gsim.physics.networks import load_network, simbench_unsupported_reason  #
 
 # ------------------------------------------------------------------- the networks the docs list
 
-# One of each network family (the full per-code table is bench/bench_feeder.py --agreement).
+# Each network family, with and without switches, scenarios 0 to 2 (every one of the 265
+# networks is in bench/bench_feeder.py --agreement: loading them all takes over an hour).
 FAST = ["case33bw", "cigre_lv", "cigre_mv", "mv_oberrhein", "kerber_landnetz_freileitung_1",
         "kb_extrem_vorstadtnetz_trafo_2", "simbench:1-LV-semiurb4--0-sw",
         "simbench:1-MV-urban--0-sw", "simbench:1-HV-mixed--0-sw"]
 SLOW = ["lv_schutterwald", "kerber_vorstadtnetz_kabel_1", "simbench:1-LV-rural1--0-sw",
-        "simbench:1-LV-urban6--2-no_sw", "simbench:1-MV-semiurb--0-sw", "simbench:1-MV-comm--1-sw",
-        "simbench:1-HV-urban--2-sw", "simbench:1-HV-mixed--1-no_sw",
-        "simbench:1-HVMV-mixed-2.102-0-sw", "simbench:1-MVLV-rural-1.108-2-sw",
+        "simbench:1-LV-rural2--1-sw", "simbench:1-LV-urban6--2-no_sw", "simbench:1-MV-rural--2-no_sw",
+        "simbench:1-MV-semiurb--0-sw", "simbench:1-MV-comm--1-sw", "simbench:1-HV-urban--2-sw",
+        "simbench:1-HV-mixed--1-no_sw", "simbench:1-HVMV-mixed-2.102-0-sw",
+        "simbench:1-HVMV-urban-3.201-1-no_sw", "simbench:1-MVLV-rural-1.108-2-sw",
+        "simbench:1-MVLV-comm-4.416-0-no_sw",
         # heavily loaded: after a large jump in load a warm start can settle on another solution
         "simbench:1-EHVHV-mixed-all-0-sw"]
 
