@@ -13,8 +13,8 @@ Agreement (``--agreement``): for each network (default: the built-ins and every 
 but the 100+ MB ``complete_data`` ones), whether it is supported (validation's SimBench code rule
 and the net's own check must agree), then ``--n`` random snapshots (tests/pf_reference.py: loads
 U(0, 1.5), EV-like extras, sgens U(0, 1)) solved in a row and each compared with
-``runpp(algorithm="nr", calculate_voltage_angles=True, init="dc")``: the worst |Δvm|, |Δva|,
-|Δloading| of lines and trafos, relative loss difference, NaN-pattern agreement.
+``runpp(algorithm="nr", calculate_voltage_angles=True, init="dc")``: the worst abs Δvm, abs Δva,
+abs Δloading of lines and trafos, relative loss difference, NaN-pattern agreement.
 
     .venv/bin/python bench/bench_feeder.py [--n 200] [--out bench/feeder_results.md] [--before F]
     .venv/bin/python bench/bench_feeder.py --agreement [--n 3] [--out bench/feeder_agreement.md]
@@ -120,7 +120,7 @@ def table(rows: list[dict]) -> str:
     head = ("| network | buses | lines | trafos | loads | sgens | load net (s) | init (ms) "
             "| lightsim2grid median (ms) | p95 (ms) " + ("| before (ms) " if before else "")
             + "| pandapower.runpp median (ms) | speed-up | capacity_only (µs) | converged "
-            "| max |Δvm| (pu) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "| max abs Δvm (pu) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             + ("---:|" if before else "") + "---:|---:|---:|---:|---:|\n")
     lines = [
         f"| `{r['spec']}` | {r['bus']} | {r['line']} | {r['trafo']} | {r['load']} | {r['sgen']} "
@@ -179,8 +179,8 @@ def agree_one(spec: str, n: int) -> dict:
 
 
 def agreement_table(rows: list[dict]) -> str:
-    head = ("| network | buses | ext_grids | gens | supported | unsolved buses | max |Δvm| (pu) "
-            "| max |Δva| (°) | max |Δloading| line (%) | trafo (%) | losses (rel.) | NaN pattern |\n"
+    head = ("| network | buses | ext_grids | gens | supported | unsolved buses | max abs Δvm (pu) "
+            "| max abs Δva (°) | max abs Δloading line (%) | trafo (%) | losses (rel.) | NaN pattern |\n"
             "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|\n")
     out = []
     for r in rows:
