@@ -40,7 +40,7 @@ __all__ = ["CapacityOnly", "PowerFlow", "PowerFlowResult", "energised_buses", "h
 _SQRT3 = np.sqrt(3.0)
 # lightsim2grid offers trafo parameter formulas for "pandapower_v2" and "pandapower_v3"; measured
 # against pandapower 3.5's runpp, the "v2" one matches to 1e-11 pu on the Kerber feeders while
-# "v3" is 2e-5 pu off (tests/test_grid.py guards this).
+# "v3" is 2e-5 pu off (tests/test_grid_agreement.py guards this).
 _PP_ORIG_FILE = "pandapower_v2"
 # a bus angle change between two steps beyond which a warm-started solution is not trusted
 _MAX_WARM_STEP_RAD = np.deg2rad(30.0)
