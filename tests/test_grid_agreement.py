@@ -5,6 +5,7 @@ elements, PV generators, shunts, storage)."""
 from __future__ import annotations
 
 import functools
+import os
 import zlib
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 
 pp = pytest.importorskip("pandapower")
 pytest.importorskip("lightsim2grid")
-pytest.importorskip("simbench")
+sb = pytest.importorskip("simbench")
 
 from pf_reference import assert_agrees, check_network, disagreement, runpp_reference  # noqa: E402
 
@@ -36,14 +37,31 @@ SLOW = ["lv_schutterwald", "kerber_vorstadtnetz_kabel_1", "simbench:1-LV-rural1-
         "simbench:1-EHVHV-mixed-all-0-sw"]
 
 
-@functools.lru_cache(maxsize=None)
-def _net(spec):
-    return load_network(spec)
+@pytest.fixture(scope="session")
+def net_of(request):
+    """``load_network`` with the SimBench grids kept (without profiles) as pandapower JSON in the
+    pytest cache: loading one takes 3–20 s, reading it back under a second."""
+    cache = request.config.cache.mkdir(f"v2gsim-simbench-{sb.__version__}")
+
+    @functools.lru_cache(maxsize=None)
+    def load(spec):
+        if not spec.startswith("simbench:"):
+            return load_network(spec)
+        path = cache / (spec.removeprefix("simbench:") + ".json")
+        if path.is_file():
+            return pp.from_json(str(path))
+        net = load_network(spec)
+        net.pop("profiles", None)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        pp.to_json(net, str(tmp))
+        tmp.replace(path)  # atomic: xdist workers may write the same grid
+        return net
+
+    return load
 
 
-def _supported(spec) -> bool:
+def _supported(net, spec) -> bool:
     """Validation (SimBench: by the code alone) and the net itself agree that it is supported."""
-    net = _net(spec)
     by_code = simbench_unsupported_reason(spec.removeprefix("simbench:")) is None \
         if spec.startswith("simbench:") else True
     assert by_code == (unsupported_reason(net) is None), (spec, unsupported_reason(net))
@@ -51,25 +69,26 @@ def _supported(spec) -> bool:
 
 
 @pytest.mark.parametrize("spec", FAST)
-def test_listed_networks_agree_with_runpp(spec):
-    assert _supported(spec)
-    assert_agrees(check_network(_net(spec), 10, zlib.crc32(spec.encode())))
+def test_listed_networks_agree_with_runpp(spec, net_of):
+    assert _supported(net_of(spec), spec)
+    assert_agrees(check_network(net_of(spec), 10, zlib.crc32(spec.encode())))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", SLOW)
-def test_more_listed_networks_agree_with_runpp(spec):
-    assert _supported(spec)
-    assert_agrees(check_network(_net(spec), 2, zlib.crc32(spec.encode())))
+def test_more_listed_networks_agree_with_runpp(spec, net_of):
+    assert _supported(net_of(spec), spec)
+    assert_agrees(check_network(net_of(spec), 2, zlib.crc32(spec.encode())))
 
 
 @pytest.mark.slow
-def test_simbench_grids_with_dc_lines_are_rejected_by_their_code():
+def test_simbench_grids_with_dc_lines_are_rejected_by_their_code(net_of):
     spec = "simbench:1-EHV-mixed--1-no_sw"
-    assert not _supported(spec)
-    assert "dcline" in unsupported_reason(_net(spec))
+    net = net_of(spec)
+    assert not _supported(net, spec)
+    assert "dcline" in unsupported_reason(net)
     with pytest.raises(ValueError, match="dcline"):
-        PowerFlow(_net(spec))
+        PowerFlow(net)
 
 
 # ------------------------------------------------------------------- hand-built topologies
