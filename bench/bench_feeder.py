@@ -3,8 +3,8 @@ and agreement with runpp over every network v2gsim lists.
 
 Speed (default): for each network, N random load snapshots (each load scaled by U(0, 1.5), sgens
 by U(0, 1)) are solved one after the other, as the simulator does step by step (lightsim2grid
-warm-starts from the previous solution; runpp is called with its defaults plus numba=False since
-numba is not installed). ``--before FILE`` also times the `PowerFlow` of another version of
+warm-starts from the previous solution; runpp with ``calculate_voltage_angles=True, init="dc"``
+as in the agreement check, and numba=False since numba is not installed). ``--before FILE`` also times the `PowerFlow` of another version of
 ``v2gsim/physics/grid.py`` (e.g. ``git show <commit>:v2gsim/physics/grid.py > /tmp/grid_old.py``)
 on the same snapshots, interleaved solve by solve with the current one, so both see the same
 machine load.
