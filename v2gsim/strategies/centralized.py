@@ -75,9 +75,9 @@ from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from v2gsim.fields import LocalDateTime, StrictNumbers
+from v2gsim.fields import ConfigModel, LocalDateTime
 from v2gsim.strategies.base import (
     Dispatch,
     Observation,
@@ -104,7 +104,7 @@ __all__ = ["CentralizedConfig", "GridRequestConfig", "Centralized"]
 _log = logging.getLogger(__name__)
 
 
-class GridRequestConfig(StrictNumbers):
+class GridRequestConfig(ConfigModel):
     """A grid-operator request to the operator's sites for a time window.
 
     ``peak_shaving``: the sites' net power must stay at or below ``p_kw`` (kW import).
@@ -112,8 +112,6 @@ class GridRequestConfig(StrictNumbers):
     <= -p_kw. Both are soft in the plan (a large penalty per kWh missed); the planned shortfall
     is counted in the strategy's ``stats``.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["peak_shaving", "discharge_call"]
     start: LocalDateTime = Field(description="window start, local wall-clock time of the scenario")
