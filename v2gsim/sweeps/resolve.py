@@ -23,9 +23,9 @@ class _Resolver:
     The base file (and its ``extends:`` chain) is read once; a run copies that data, applies the
     sweep's overrides, its parameters and its seed the way ``--set`` does (`loader` rules, so
     data-file paths and error lines are the same) and validates it with the checks
-    `load_scenario` runs. Reading YAML is what made resolving slow (3–15 ms per run); copying
-    and validating takes well under 1 ms. A run that does not validate is resolved again through
-    `load_scenario` itself, so its message is exactly that of ``v2gsim run --set``.
+    `load_scenario` runs. Reading YAML is what made resolving slow; copying and validating is
+    an order of magnitude quicker (bench/README.md). A run that does not validate is resolved
+    again through `load_scenario` itself, so its message is exactly that of ``v2gsim run --set``.
     """
 
     def __init__(self, sweep: Sweep):
@@ -52,8 +52,8 @@ class _Resolver:
 
 
 def _copy_tree(data: Any) -> Any:
-    """Copy the mappings and lists of YAML data (their leaves are immutable): 2–3× faster than
-    `copy.deepcopy`, which took a third of the time to resolve a run."""
+    """Copy the mappings and lists of YAML data (their leaves are immutable): much faster than
+    `copy.deepcopy`, which was a large part of the time to resolve a run."""
     if isinstance(data, dict):
         return {k: _copy_tree(v) for k, v in data.items()}
     if isinstance(data, list):
