@@ -44,7 +44,7 @@ import yaml
 from pydantic import Field, field_validator
 
 from v2gsim.errors import Problem
-from v2gsim.fields import ID_PATTERN, LocalDateTime, ConfigModel
+from v2gsim.fields import ID_PATTERN, ConfigModel, LocalDateTime
 from v2gsim.strategies.base import Dispatch, Observation, Strategy, StrategyConfig, register
 
 

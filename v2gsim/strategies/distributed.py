@@ -53,7 +53,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from v2gsim.fields import LocalDateTime, ConfigModel
+from v2gsim.fields import ConfigModel, LocalDateTime
 from v2gsim.strategies.base import Dispatch, Observation, Strategy, StrategyConfig, StrategyContext, register
 
 SHENZHEN_2024_ENROLLED, SHENZHEN_2024_DISCHARGED = 1473, 53  # 15 May 2024, 4 CNY/kWh [A]
