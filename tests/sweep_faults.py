@@ -1,10 +1,10 @@
 """Faults injected into sweep workers by the tests; not part of v2gsim.
 
-A sweep sends each run to a worker as ``v2gsim.sweeps.executors._execute(task)``. A test replaces that
-function (``monkeypatch.setattr``) with a `functools.partial` of `execute_with_fault`; the
-partial reaches worker processes by reference, and they import this module (spawned processes,
-local or Dask, inherit the test process's ``sys.path``, which holds ``tests/``), so the fault
-happens inside a real worker while it runs a real run.
+A sweep sends each run to a worker as ``v2gsim.sweeps.executors._execute(task)``. A test
+replaces that function (``monkeypatch.setattr``) with a `functools.partial` of
+`execute_with_fault`; the partial reaches worker processes by reference, and they import this
+module (spawned processes, local or Dask, inherit the test process's ``sys.path``, which holds
+``tests/``), so the fault happens inside a real worker while it runs a real run.
 """
 
 from __future__ import annotations

@@ -15,8 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from v2gsim.strategies.dispatch import exact
-from v2gsim.strategies.dispatch import DispatchProblem, GridRequest, check_plan, evaluate_schedule, plan_exact, safe_plan
+from v2gsim.strategies.dispatch import DispatchProblem, GridRequest, check_plan, evaluate_schedule, exact, plan_exact, safe_plan
 
 # ------------------------------------------------------------------------------------------
 # independent optimum: no energy variables (cumulative sums), a binary per vehicle-step
