@@ -35,8 +35,9 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-sys.path.insert(0, os.path.dirname(__file__))  # bench_business_models
+sys.path.insert(0, os.path.dirname(__file__))  # bench_business_models, planners
 
+import planners as P  # noqa: E402
 from test_dispatch import random_problem  # noqa: E402
 
 from v2gsim.strategies import dispatch as D  # noqa: E402
@@ -51,7 +52,7 @@ def _quantile_bins(x: np.ndarray, k: int) -> np.ndarray:
 
 def groups(prob: D.DispatchProblem, energy_bins: int) -> np.ndarray:
     """Departure bin x power class (``departure_groups``), optionally x energy-above-reserve bin."""
-    lab = D.departure_groups(prob)
+    lab = P.departure_groups(prob)
     if energy_bins <= 1:
         return lab
     head = (prob.e0_kwh - prob.e_lb_kwh) / np.maximum(np.maximum(prob.p_dis_max_kw, prob.p_ch_max_kw), 1e-9)
@@ -122,7 +123,7 @@ def rolling(prob: D.DispatchProblem, every: int, *, interval_bounds: bool, energ
             p_ex = D.plan_exact(sub).p_kw
             profs = np.array([p_ex[lab == g].sum(0) for g in range(lab.max() + 1)])
         else:
-            profs = np.array(D.grouped_profiles(sub, lab, interval_bounds=interval_bounds)[1])
+            profs = np.array(P.grouped_profiles(sub, lab, interval_bounds=interval_bounds)[1])
         env = D.flexibility_envelopes(sub) if position_split else None
         for t in range(t0, min(T, t0 + every)):
             for g in range(profs.shape[0]):
@@ -169,35 +170,35 @@ def replanned(prob: D.DispatchProblem, every: int, method) -> D.DispatchPlan:
 
 
 def _value(prob: D.DispatchProblem) -> D.DispatchPlan:
-    return D.disaggregate_value(prob, D.plan_aggregate(prob, interval_bounds=False))
+    return P.disaggregate_value(prob, D.plan_aggregate(prob, interval_bounds=False))
 
 
 def _classes(prob: D.DispatchProblem) -> D.DispatchPlan:
-    return D.disaggregate_classes(prob, D.plan_classes(prob))
+    return P.disaggregate_classes(prob, D.plan_classes(prob))
 
 
 VARIANTS = {
     "fleet-wide LP -> each vehicle's own optimum at the LP's prices (the strategy's where the limit cannot bind)":
-        lambda pr: D.disaggregate_value(pr, D.plan_aggregate(pr, interval_bounds=False)),
+        lambda pr: P.disaggregate_value(pr, D.plan_aggregate(pr, interval_bounds=False)),
     "fleet-wide LP, interval bounds -> each vehicle's own optimum":
-        lambda pr: D.disaggregate_value(pr, D.plan_aggregate(pr)),
+        lambda pr: P.disaggregate_value(pr, D.plan_aggregate(pr)),
     "rolling hourly, fleet-wide LP -> each vehicle's own optimum (as the strategy re-plans)":
         lambda pr: replanned(pr, _hour(pr), _value),
     "class plan -> least laxity first per class": _classes,
-    "the better of the value split and the class plan (the strategy's, aggregate_split auto)": D.aggregate_schedule,
-    "rolling hourly, the better of the two (the strategy's)": lambda pr: replanned(pr, _hour(pr), D.aggregate_schedule),
+    "the better of the value split and the class plan (the strategy's, aggregate_split auto)": P.aggregate_schedule,
+    "rolling hourly, the better of the two (the strategy's)": lambda pr: replanned(pr, _hour(pr), P.aggregate_schedule),
     "fleet-wide LP -> LLF (the strategy's split until session 3)":
-        lambda pr: D.disaggregate_llf(pr, D.plan_aggregate(pr, interval_bounds=False)),
-    "fleet-wide LP, interval bounds -> LLF": lambda pr: D.disaggregate_llf(pr, D.plan_aggregate(pr)),
-    "grouped -> LLF per group": lambda pr: D.plan_grouped(pr),
-    "grouped, interval bounds -> LLF per group": lambda pr: D.plan_grouped(pr, interval_bounds=True),
+        lambda pr: P.disaggregate_llf(pr, D.plan_aggregate(pr, interval_bounds=False)),
+    "fleet-wide LP, interval bounds -> LLF": lambda pr: P.disaggregate_llf(pr, D.plan_aggregate(pr)),
+    "grouped -> LLF per group": lambda pr: P.plan_grouped(pr),
+    "grouped, interval bounds -> LLF per group": lambda pr: P.plan_grouped(pr, interval_bounds=True),
     "rolling hourly, grouped -> LLF": lambda pr: rolling(pr, _hour(pr), interval_bounds=False),
     "rolling hourly, grouped, interval bounds -> LLF": lambda pr: rolling(pr, _hour(pr), interval_bounds=True),
     "rolling hourly, grouped x 3 energy bins, interval bounds -> LLF":
         lambda pr: rolling(pr, _hour(pr), interval_bounds=True, energy_bins=3),
     "rolling hourly, grouped, interval bounds -> equal envelope position":
         lambda pr: rolling(pr, _hour(pr), interval_bounds=True, position_split=True),
-    "grouped -> per-group LP (track)": lambda pr: D.plan_grouped(pr, split="track"),
+    "grouped -> per-group LP (track)": lambda pr: P.plan_grouped(pr, split="track"),
     "the exact plan's own group profiles -> LLF per group":
         lambda pr: rolling(pr, pr.n_steps, interval_bounds=False, exact_profiles=True),
     "the exact plan's own group profiles -> equal envelope position":
@@ -298,9 +299,9 @@ def timing(seeds: int = 5) -> None:
         "fleet-wide LP (the strategy's)": lambda pr: D.plan_aggregate(pr, interval_bounds=False),
         "each vehicle's levels (value_thresholds, the strategy's)": lambda pr: D.value_thresholds(pr),
         "class LP (plan_classes, 96 classes)": D.plan_classes,
-        "both, split and compared (aggregate_schedule, the strategy's where the limit binds)": D.aggregate_schedule,
-        "grouped LP -> LLF": lambda pr: D.plan_grouped(pr),
-        "grouped -> per-group LPs (track)": lambda pr: D.plan_grouped(pr, split="track"),
+        "both, split and compared (aggregate_schedule, the strategy's where the limit binds)": P.aggregate_schedule,
+        "grouped LP -> LLF": lambda pr: P.plan_grouped(pr),
+        "grouped -> per-group LPs (track)": lambda pr: P.plan_grouped(pr, split="track"),
         "exact LP": D.plan_exact,
     }
     probs = [random_problem(np.random.default_rng(2000 + s), 200, 24, dt=1.0) for s in range(seeds)]
@@ -326,7 +327,7 @@ def timing(seeds: int = 5) -> None:
             for _ in range(seeds):
                 out = fn()
             t.append((time.perf_counter() - t0) / seeds * 1e3)
-        step = D._classes_step(coarse, out)
+        step = D.classes_step(coarse, out)
         a, d = coarse.window
         m = np.flatnonzero(d > 0)
         t0 = time.perf_counter()
@@ -413,11 +414,11 @@ BINDING_VARIANTS = {
     "rolling hourly, value": lambda pr: replanned(pr, _hour(pr), _value),
     "class plan -> least laxity first per class": _classes,
     "rolling hourly, class plan": lambda pr: replanned(pr, _hour(pr), _classes),
-    "the better of the two (aggregate_schedule; the strategy's, aggregate_split auto)": D.aggregate_schedule,
-    "rolling hourly, the better of the two (the strategy's)": lambda pr: replanned(pr, _hour(pr), D.aggregate_schedule),
-    "fleet-wide LP -> LLF": lambda pr: D.disaggregate_llf(pr, D.plan_aggregate(pr, interval_bounds=False)),
+    "the better of the two (aggregate_schedule; the strategy's, aggregate_split auto)": P.aggregate_schedule,
+    "rolling hourly, the better of the two (the strategy's)": lambda pr: replanned(pr, _hour(pr), P.aggregate_schedule),
+    "fleet-wide LP -> LLF": lambda pr: P.disaggregate_llf(pr, D.plan_aggregate(pr, interval_bounds=False)),
     "rolling hourly, fleet-wide LP with interval bounds -> value":
-        lambda pr: replanned(pr, _hour(pr), lambda sub: D.disaggregate_value(sub, D.plan_aggregate(sub))),
+        lambda pr: replanned(pr, _hour(pr), lambda sub: P.disaggregate_value(sub, D.plan_aggregate(sub))),
 }
 
 

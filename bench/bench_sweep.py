@@ -78,7 +78,10 @@ def time_loop(path: Path) -> tuple[float, float]:
 def time_resolution(directory: Path, n_runs: int, base: str) -> tuple[float, float]:
     """(s per run with the sweep's resolver, s per run with load_scenario per run)."""
     import v2gsim
-    from v2gsim.sweeps import _plan, _Resolver, _scenario_key, load_sweep
+    from v2gsim.sweeps import load_sweep
+    from v2gsim.sweeps.resolve import _Resolver
+    from v2gsim.sweeps.run import _plan
+    from v2gsim.sweeps.store import _scenario_key
 
     sw = load_sweep(write_sweep(directory, n_runs, base))
     resolver = _Resolver(sw)
@@ -104,7 +107,7 @@ def main() -> None:
     ap.add_argument("--append", action="store_true", help="append to --out instead of replacing it")
     args = ap.parse_args()
 
-    from v2gsim.sweeps import machine_description
+    from v2gsim.sweeps.executors import machine_description
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -1,10 +1,10 @@
 """Faults injected into sweep workers by the tests; not part of v2gsim.
 
-A sweep sends each run to a worker as ``v2gsim.sweeps._execute(task)``. A test replaces that
-function (``monkeypatch.setattr``) with a `functools.partial` of `execute_with_fault`; the
-partial reaches worker processes by reference, and they import this module (spawned processes,
-local or Dask, inherit the test process's ``sys.path``, which holds ``tests/``), so the fault
-happens inside a real worker while it runs a real run.
+A sweep sends each run to a worker as ``v2gsim.sweeps.executors._execute(task)``. A test
+replaces that function (``monkeypatch.setattr``) with a `functools.partial` of
+`execute_with_fault`; the partial reaches worker processes by reference, and they import this
+module (spawned processes, local or Dask, inherit the test process's ``sys.path``, which holds
+``tests/``), so the fault happens inside a real worker while it runs a real run.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import dataclasses
 import functools
 import os
 
-from v2gsim import sweeps
+from v2gsim.sweeps import executors
 
-_execute = sweeps._execute  # the real one, also in the test process once it is replaced
+_execute = executors._execute  # the real one, also in the test process once it is replaced
 
 
 def execute_with_fault(task, *, action: str, run_id: int, once_file: str | None = None):
@@ -53,4 +53,4 @@ def inject(monkeypatch, action: str, run_id: int, once_file=None) -> None:
     """Make the sweeps started by this test run `execute_with_fault` in their workers."""
     fault = functools.partial(execute_with_fault, action=action, run_id=run_id,
                               once_file=None if once_file is None else str(once_file))
-    monkeypatch.setattr(sweeps, "_execute", fault)
+    monkeypatch.setattr(executors, "_execute", fault)

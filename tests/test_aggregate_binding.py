@@ -7,17 +7,14 @@ aggregate path must meet every need the exact plan meets and cost within 2 % of 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from bench_aggregate_quality import binding_family, replanned
+from planners import aggregate_schedule, disaggregate_classes
 from test_dispatch import assert_limits, random_problem
 from v2gsim.strategies.dispatch import (
     DispatchProblem,
-    aggregate_schedule,
-    disaggregate_classes,
     fleet_classes,
     need_floor_kwh,
     plan_classes,
@@ -27,9 +24,6 @@ from v2gsim.strategies.dispatch import (
     split_llf,
     split_llf_segments,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from bench_aggregate_quality import binding_family, replanned  # noqa: E402
 
 # The family of the tests: bench_aggregate_quality.binding_family -- one day on half-hour steps,
 # 10 / 40 / 100 / 200 vehicles, one fleet each (seeds from 500 on, skipping fleets with a need

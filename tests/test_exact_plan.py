@@ -15,8 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-import v2gsim.strategies.dispatch as D
-from v2gsim.strategies.dispatch import DispatchProblem, GridRequest, check_plan, evaluate_schedule, plan_exact, safe_plan
+from v2gsim.strategies.dispatch import DispatchProblem, GridRequest, check_plan, evaluate_schedule, exact, plan_exact, safe_plan
 
 # ------------------------------------------------------------------------------------------
 # independent optimum: no energy variables (cumulative sums), a binary per vehicle-step
@@ -279,14 +278,14 @@ def test_a_solver_plan_breaking_a_limit_is_replaced_by_the_safe_plan(monkeypatch
     # A solver answer that breaks the site limit (as a wrong answer from any solver would) must
     # not be used: plan_exact logs it and returns the safe plan.
     prob = small_problem()
-    real = D._solve_lp
+    real = exact._solve_lp
 
     def over_the_limit(*args, **kw):
         res = real(*args, **kw)
         res.x[0] += 15.0  # vehicle 0 charges 15 kW more in step 0
         return res
 
-    monkeypatch.setattr(D, "_solve_lp", over_the_limit)
+    monkeypatch.setattr(exact, "_solve_lp", over_the_limit)
     with caplog.at_level(logging.WARNING, logger="v2gsim.strategies.dispatch"):
         plan = plan_exact(prob)
     assert plan.status == "safe"

@@ -143,6 +143,29 @@ def test_numbers_refuse_booleans_and_text_in_every_section(tmp_path):
     }
 
 
+def test_every_config_model_has_the_one_base():
+    # one rule for every config model (v2gsim.fields.ConfigModel): frozen, unknown keys refused,
+    # numbers that are numbers -- scenario sections, business models, wear, tariffs, sweep files
+    import importlib
+    import pkgutil
+
+    from pydantic import BaseModel
+
+    from v2gsim.fields import ConfigModel
+
+    for mod in pkgutil.walk_packages(v2gsim.__path__, "v2gsim."):
+        importlib.import_module(mod.name)
+    models, todo = [], [BaseModel]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            todo.append(sub)
+            if sub.__module__.startswith("v2gsim."):
+                models.append(sub)
+    assert {"Scenario", "CentralizedConfig", "WearConfig", "TariffConfig", "SweepSpec"} <= {m.__name__ for m in models}
+    assert [m for m in models if not issubclass(m, ConfigModel)] == []
+    assert [m for m in models if m.model_config.get("extra") != "forbid" or not m.model_config.get("frozen")] == []
+
+
 def test_yaml_integers_fill_number_fields_and_whole_numbers_integer_fields():
     sc = v2gsim.load_scenario("smoke", ["feeder.transformer_kva=100", "population.0.count=5.0", "sites.0.p_max_kw=7"])
     assert sc.feeder.transformer_kva == 100.0 and isinstance(sc.feeder.transformer_kva, float)

@@ -22,7 +22,7 @@ import v2gsim
 from v2gsim.errors import ScenarioError
 from v2gsim.results import scenario_hash
 from v2gsim.sweeps import cli_main, load_sweep, run_sweep, summarize
-from v2gsim.sweep_plots import kpi_heatmap, kpi_vs_parameter
+from v2gsim.sweeps.plots import kpi_heatmap, kpi_vs_parameter
 
 from sweep_faults import inject
 
@@ -128,6 +128,27 @@ kpi: [peak_load_kw]
     assert ("kpi", 8) in found
     assert any("did you mean 'kpis'" in (p.hint or "") for p in err.value.problems)
     assert all(p.file == str(path) for p in err.value.problems)
+
+
+def test_sweep_file_numbers_refuse_booleans_and_text(tmp_path):
+    # the scenario's rule (v2gsim.fields.ConfigModel): pydantic's lax mode took `true` as 1 and
+    # "3" as 3; a text value in a parameter's list stays a value (lists take any scalar)
+    path = write(tmp_path, """\
+base: smoke
+parameters:
+  population.0.count: {start: "4", stop: 8, step: 4}
+  feeder.solver: [ac, capacity_only]
+replications: true
+seed: "7"
+""")
+    with pytest.raises(ScenarioError) as err:
+        load_sweep(path)
+    got = {(p.path, p.line): p.message for p in err.value.problems}
+    assert got.pop(("replications", 5)) == "must be an integer; got true"
+    assert got.pop(("seed", 6)) == "must be an integer; got '7' (text; write numbers without quotes)"
+    # the range's start (an int-or-float field: a problem per member)
+    assert got and all(path.startswith("parameters.population.0.count.start") and line == 3
+                       and "got '4' (text" in msg for (path, line), msg in got.items())
 
 
 def test_parameter_path_typo_is_a_sweep_file_error(tmp_path):

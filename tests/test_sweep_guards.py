@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 
 import v2gsim
 from v2gsim import runner, sweeps
+from v2gsim.sweeps import resolve, store
+from v2gsim.sweeps import run as sweep_run
 from v2gsim.cli import main as cli
 from v2gsim.errors import ScenarioError
 from v2gsim.scenario import load_scenario, loader
@@ -120,12 +122,12 @@ overrides:
 parameters:
   population.0.count: [4]
 """))
-    return sweeps._Resolver(sw)
+    return resolve._Resolver(sw)
 
 
 def _outcome(make):
     try:
-        return "ok", sweeps._scenario_key(make())
+        return "ok", store._scenario_key(make())
     except ScenarioError as exc:
         return "error", str(exc)
 
@@ -160,7 +162,7 @@ def test_yaml_is_read_once_however_many_runs(tmp_path, monkeypatch):
 
 
 def test_resolving_shows_progress(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(sweeps, "_RESOLVE_BAR_DELAY_S", 0.0)  # shown at once, not after 1 s
+    monkeypatch.setattr(sweep_run, "_RESOLVE_BAR_DELAY_S", 0.0)  # shown at once, not after 1 s
     run_sweep(write(tmp_path, SMALL), tmp_path / "out", scheduler="serial", plots=False, progress=True)
     err = capsys.readouterr().err
     assert "resolving runs" in err and "4/4" in err
@@ -247,7 +249,8 @@ def test_sweep_runs_go_through_the_runner_without_baseline_unless_asked(tmp_path
 
 
 def test_the_fault_hook_is_gone_from_the_package():
-    source = Path(sweeps.__file__).read_text()
+    source = "".join(f.read_text() for f in Path(sweeps.__file__).parent.glob("*.py"))
+    assert "def _execute" in source  # the package's code was read
     assert "V2GSIM_SWEEP_FAULT" not in source and not hasattr(sweeps, "FAULT_ENV")
 
 
@@ -257,7 +260,7 @@ def test_the_fault_hook_is_gone_from_the_package():
 def test_a_busy_folder_is_refused_naming_its_holder(tmp_path, capsys):
     path = write(tmp_path, SMALL)
     out = tmp_path / "out"
-    with sweeps._folder_lock(out):  # held as a running sweep holds it
+    with store._folder_lock(out):  # held as a running sweep holds it
         ran = []
         holder = rf"in use by another sweep \(pid {os.getpid()} on host {re.escape(socket.gethostname())}, started 20\d\d-"
         with pytest.raises(SweepFolderError, match=holder):

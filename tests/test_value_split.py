@@ -14,17 +14,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from planners import disaggregate_value
 from test_dispatch import assert_limits, random_problem
 from v2gsim.strategies.dispatch import (
     DispatchProblem,
     GridRequest,
-    _charge_only_levels,
-    _value_pass,
-    disaggregate_value,
     plan_aggregate,
     plan_exact,
     value_thresholds,
 )
+from v2gsim.strategies.dispatch.levels import _charge_only_levels, _value_pass
 
 
 def test_one_vehicle_by_hand():
@@ -116,7 +115,7 @@ def test_strategy_aggregate_path_within_2_percent_of_exact(v2g):
     # Issue 4: on fleets of up to 200 vehicles the aggregate plan costs within 2 % of the exact
     # one. What the centralized strategy's aggregate sites do, offline over the whole horizon: one
     # LP over the fleet's summed envelopes (no interval bounds); its site-limit duals shift the
-    # prices each vehicle then follows its own optimum against (dispatch.disaggregate_value).
+    # prices each vehicle then follows its own optimum against (planners.disaggregate_value).
     # The fleets of test_dispatch (20-200 vehicles, 24-96 steps, random arrivals, needs and
     # chargers, a binding site limit, V2G at 0.8x the purchase price). Measured: worst 0.00 %
     # charge-only, 0.6 % with V2G (the same LP split least laxity first: 15.5 % / 63 %).
@@ -156,10 +155,6 @@ def test_alike_fleets_from_a_common_start(v2g, tol):
     # moves all the alike vehicles at once, so the price band around the plan's limit price
     # matters. Measured worst of 12: 2.3 % charge-only, 6.8 % with V2G (without the band 7.2 % /
     # 168 %; split least laxity first 8.6 % / 309 %).
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from bench_aggregate_quality import common_start
 
     gaps = []

@@ -1,9 +1,10 @@
-"""Rules shared by every config model of a scenario: numbers are numbers, times are local.
+"""Rules shared by every config model (scenarios, sweep files): numbers are numbers, times are local.
 
-- :class:`StrictNumbers`: the base of every scenario config model. A number field refuses
-  ``true``/``false`` and quoted text (pydantic's lax mode would turn ``count: true`` into 1 and
-  ``"5"`` into 5); an integer given where a float is expected is fine, and so is a whole float
-  (``5.0``) where an integer is expected.
+- :class:`ConfigModel`: the base of every config model. Frozen (a validated config never
+  changes), unknown keys refused (a typo is an error, never silently ignored), and a number
+  field refuses ``true``/``false`` and quoted text (pydantic's lax mode would turn
+  ``count: true`` into 1 and ``"5"`` into 5); an integer given where a float is expected is
+  fine, and so is a whole float (``5.0``) where an integer is expected.
 - :data:`LocalDateTime`: a date-time field of a scenario. The model's clock is the local
   wall-clock time of ``time.timezone``: a time without a UTC offset is read as that wall-clock
   time; a time with an offset (``2026-07-06T10:00Z``, ``...+08:00``) is converted to it. Every
@@ -33,9 +34,9 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
 
-__all__ = ["DEFAULT_ZONE", "ID_PATTERN", "LocalDateTime", "NotANumber", "StrictNumbers", "WallClock", "check_zone", "local_zone", "wall_clock"]
+__all__ = ["DEFAULT_ZONE", "ID_PATTERN", "ConfigModel", "LocalDateTime", "NotANumber", "WallClock", "check_zone", "local_zone", "wall_clock"]
 
 DEFAULT_ZONE = "Asia/Shanghai"
 # ids of sites, stations, ...: letters of any script (深圳_hub_1 is fine), digits, '_', '.', '-';
@@ -103,8 +104,11 @@ def _refuse(value: Any, tp: Any) -> Any:
     return value
 
 
-class StrictNumbers(BaseModel):
-    """Base of scenario config models: number fields refuse booleans and text (module doc)."""
+class ConfigModel(BaseModel):
+    """Base of every config model: frozen, unknown keys refused, number fields refuse booleans
+    and text (module doc). A subclass's own ``model_config`` adds to these settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     @model_validator(mode="before")
     @classmethod

@@ -38,9 +38,9 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from v2gsim.fields import StrictNumbers
+from v2gsim.fields import ConfigModel
 
 __all__ = [
     "PERIOD_NAMES",
@@ -87,10 +87,8 @@ def _fmt_minutes(m: int) -> str:
     return f"{m // 60:02d}:{m % 60:02d}"
 
 
-class CriticalPeakConfig(StrictNumbers):
+class CriticalPeakConfig(ConfigModel):
     """Critical peak: a price multiplier at some hours in some months."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     hours: list[HourRange] = Field(min_length=1, description="Hour-of-day ranges [start, end).")
     months: list[Annotated[int, Field(ge=1, le=12)]] = Field(
@@ -126,7 +124,7 @@ def load_tariff_presets() -> dict[str, dict[str, Any]]:
     return copy.deepcopy(_presets_cached())
 
 
-class TariffConfig(StrictNumbers):
+class TariffConfig(ConfigModel):
     """Validated tariff description (see the module docstring for the rules).
 
     Examples:
@@ -135,8 +133,6 @@ class TariffConfig(StrictNumbers):
         ``{periods: {peak: [[10, 12], [14, 19]], valley: [[0, 8]]},
         prices_cny_per_kwh: {peak: 1.1, flat: 0.65, valley: 0.25}}``.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     preset: str | None = Field(None, description="Name of a bundled preset in presets/tariffs.yaml.")
     description: str | None = None

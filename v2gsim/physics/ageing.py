@@ -29,9 +29,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
-from v2gsim.fields import StrictNumbers
+from v2gsim.fields import ConfigModel
 from v2gsim.physics.ambient import AmbientConfig, ambient_on_clock
 from v2gsim.physics.wear import WEAR_MODELS, WearState, XuRainflow, model_for_chemistry
 
@@ -40,8 +40,7 @@ __all__ = ["WearConfig", "SecondLifeConfig", "WearPopulation", "FleetWear", "Swa
 WearModelName = Literal["auto", "naumann_lfp", "schmalstieg_nmc", "xu_rainflow", "off"]
 
 
-class _Frozen(StrictNumbers):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Frozen = ConfigModel  # every config model's base (v2gsim.fields)
 
 
 class SecondLifeConfig(_Frozen):

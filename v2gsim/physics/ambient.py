@@ -25,11 +25,11 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from v2gsim.data.profiles import coverage_problems, read_series_csv
 from v2gsim.errors import Problem
-from v2gsim.fields import StrictNumbers
+from v2gsim.fields import ConfigModel
 
 __all__ = ["AmbientConfig", "ambient_presets", "ambient_on_clock", "read_ambient_csv"]
 
@@ -43,10 +43,8 @@ def ambient_presets() -> dict[str, dict]:
     return yaml.safe_load(text)
 
 
-class AmbientConfig(StrictNumbers):
+class AmbientConfig(ConfigModel):
     """Where the ambient temperature comes from: one of ``preset``, ``csv`` or ``constant_degc``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     preset: str | None = Field(default=None, description="city preset: guangzhou, shenzhen, shanghai, beijing, chengdu, kunming, harbin")
     csv: str | None = Field(default=None, description="CSV with columns time, t_degc (local times; interpolated onto the clock)")

@@ -20,15 +20,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from v2gsim.errors import Problem
-from v2gsim.fields import DEFAULT_ZONE, ID_PATTERN, LocalDateTime, StrictNumbers, check_zone, local_zone
+from v2gsim.fields import DEFAULT_ZONE, ID_PATTERN, ConfigModel, LocalDateTime, check_zone, local_zone
 from v2gsim.market.tariffs import TariffConfig
 from v2gsim.physics.ageing import WearConfig
 from v2gsim.strategies import STRATEGIES
 from v2gsim.strategies.uncontrolled import UncontrolledConfig
 
 
-class _Frozen(StrictNumbers):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Frozen = ConfigModel  # every config model's base (v2gsim.fields)
 
 
 def _pct(lo: float = 0.0, hi: float = 1.0):
@@ -196,7 +195,7 @@ class Site(_Frozen):
 
 
 class BaseLoadConfig(_Frozen):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
     source: Literal["standard", "network_profiles"] = Field(
         default="standard",

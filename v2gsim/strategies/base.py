@@ -16,19 +16,17 @@ from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from v2gsim.errors import Problem
-from v2gsim.fields import StrictNumbers
+from v2gsim.fields import ConfigModel
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 
-class StrategyConfig(StrictNumbers):
+class StrategyConfig(ConfigModel):
     """Fields shared by every business-model entry of a scenario."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: str
     sites: list[str] | None = Field(

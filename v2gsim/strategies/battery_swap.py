@@ -41,18 +41,14 @@ from typing import Annotated, Literal
 
 import numpy as np
 import yaml
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from v2gsim.errors import Problem
-from v2gsim.fields import ID_PATTERN, LocalDateTime, StrictNumbers
+from v2gsim.fields import ID_PATTERN, ConfigModel, LocalDateTime
 from v2gsim.strategies.base import Dispatch, Observation, Strategy, StrategyConfig, register
 
 
-class _Frozen(StrictNumbers):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SwapStationPreset(_Frozen):
+class SwapStationPreset(ConfigModel):
     name: str
     pack_standard: str
     packs: Annotated[int, Field(gt=0, le=1000)]
@@ -72,7 +68,7 @@ def station_presets() -> dict[str, SwapStationPreset]:
     return {k: SwapStationPreset.model_validate(v) for k, v in yaml.safe_load(text).items()}
 
 
-class SwapStationConfig(_Frozen):
+class SwapStationConfig(ConfigModel):
     """One swap station; any preset figure can be overridden."""
 
     id: Annotated[str, Field(pattern=ID_PATTERN, description="unique station id")]
@@ -115,7 +111,7 @@ class SwapStationConfig(_Frozen):
         return SwapStationPreset.model_validate(base)
 
 
-class DischargeRequest(_Frozen):
+class DischargeRequest(ConfigModel):
     """A grid operator's call on the swap stations to feed back during a window."""
 
     start: LocalDateTime = Field(description="start of the window, local time")

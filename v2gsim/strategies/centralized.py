@@ -23,7 +23,7 @@ charging points, or once more than that many are plugged there; it then stays ag
 every ``replan_every_min`` only, the site's power profile is planned on the aggregate
 energy/power envelopes of the vehicles plugged there, on ``aggregate_step_min`` blocks for
 ``aggregate_near_h``, ``aggregate_far_step_min`` blocks after that, until the last stated
-departure (a T-variable LP, under a millisecond). How the plan reaches the vehicles
+departure (an LP of about 7T variables however many vehicles). How the plan reaches the vehicles
 (``aggregate_split``):
 
 * ``auto`` (default): where the vehicles plugged at the site could together exceed its limit,
@@ -75,9 +75,9 @@ from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from v2gsim.fields import LocalDateTime, StrictNumbers
+from v2gsim.fields import ConfigModel, LocalDateTime
 from v2gsim.strategies.base import (
     Dispatch,
     Observation,
@@ -86,30 +86,25 @@ from v2gsim.strategies.base import (
     StrategyContext,
     register,
 )
-from v2gsim.strategies.dispatch import (
-    EXACT_TIME_LIMIT_S,
+from v2gsim.strategies.dispatch.aggregate import plan_aggregate, plan_classes
+from v2gsim.strategies.dispatch.exact import EXACT_TIME_LIMIT_S, plan_exact
+from v2gsim.strategies.dispatch.levels import plan_levels
+from v2gsim.strategies.dispatch.problem import (
     DispatchProblem,
     GridRequest,
-    classes_do_better,
     coarsen_blocks,
-    plan_aggregate,
-    plan_classes,
-    plan_exact,
-    plan_levels,
-    prepare_solver,
     site_limit_can_bind,
-    split_classes,
-    split_llf,
-    split_value,
     trusted_problem,
 )
+from v2gsim.strategies.dispatch.solver import prepare_solver
+from v2gsim.strategies.dispatch.split import classes_do_better, split_classes, split_llf, split_value
 
 __all__ = ["CentralizedConfig", "GridRequestConfig", "Centralized"]
 
 _log = logging.getLogger(__name__)
 
 
-class GridRequestConfig(StrictNumbers):
+class GridRequestConfig(ConfigModel):
     """A grid-operator request to the operator's sites for a time window.
 
     ``peak_shaving``: the sites' net power must stay at or below ``p_kw`` (kW import).
@@ -117,8 +112,6 @@ class GridRequestConfig(StrictNumbers):
     <= -p_kw. Both are soft in the plan (a large penalty per kWh missed); the planned shortfall
     is counted in the strategy's ``stats``.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["peak_shaving", "discharge_call"]
     start: LocalDateTime = Field(description="window start, local wall-clock time of the scenario")
@@ -683,7 +676,7 @@ class Centralized(Strategy):
                     if by_classes:
                         cp = plan_classes(coarse)
                         # auto: the class plan only if it does better than the value split (each
-                        # run over the plan's blocks; dispatch.aggregate_schedule)
+                        # run over the plan's blocks; one-shot: bench/planners.aggregate_schedule)
                         if ag is None or classes_do_better(coarse, ag, cp, levels):
                             prof[:T_site] = np.repeat(cp.p_kw, blocks)[:T_site]
                             short[:T_site] = np.maximum(prof[:T_site] - cap_kw, 0.0)
@@ -803,7 +796,7 @@ class Centralized(Strategy):
         if cfg.charge_early_cny_per_kwh_h > 0:  # ties between equal prices go to the earliest hour
             buy += cfg.charge_early_cny_per_kwh_h * obs.dt_h * np.arange(buy.size)
         # every array is a fresh float64 copy of validated fleet state: skip DispatchProblem's
-        # checks (a fifth of a small site re-plan's time)
+        # checks (a large part of a small site re-plan's time)
         return trusted_problem(
             dt_h=obs.dt_h,
             price_buy_cny_per_kwh=buy,

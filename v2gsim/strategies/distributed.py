@@ -51,20 +51,16 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from v2gsim.fields import LocalDateTime, StrictNumbers
+from v2gsim.fields import ConfigModel, LocalDateTime
 from v2gsim.strategies.base import Dispatch, Observation, Strategy, StrategyConfig, StrategyContext, register
 
 SHENZHEN_2024_ENROLLED, SHENZHEN_2024_DISCHARGED = 1473, 53  # 15 May 2024, 4 CNY/kWh [A]
 _MAX_PRICE_LEVELS = 64
 
 
-class _Frozen(StrictNumbers):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Invitation(_Frozen):
+class Invitation(ConfigModel):
     """A V2G invitation broadcast to every enrolled driver."""
 
     start: LocalDateTime = Field(description="start of the discharge window, local wall-clock time")
@@ -75,7 +71,7 @@ class Invitation(_Frozen):
     announced_h_ahead: Annotated[float, Field(ge=0, le=168, description="hours before start when drivers receive it and answer")] = 24.0
 
 
-class PriceOffer(_Frozen):
+class PriceOffer(ConfigModel):
     """The aggregator's own charging price for a window (e.g. a valley-filling discount)."""
 
     start: LocalDateTime = Field(description="start of the offer, local wall-clock time")
@@ -83,7 +79,7 @@ class PriceOffer(_Frozen):
     price_cny_per_kwh: Annotated[float, Field(ge=0, le=20, description="charging price during the offer")]
 
 
-class DriverBehaviour(_Frozen):
+class DriverBehaviour(ConfigModel):
     """How drivers answer prices and invitations. Tags as in DOMAIN.md (A/B/C).
 
     Answer to an invitation (probability of "yes" for an enrolled driver):
