@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from helpers import scenario
 from v2gsim.cli import main
+from v2gsim.plotting import plot_swap_stations, save_standard_plots
 from v2gsim.report import build_compare_report, build_report, write_report
+from v2gsim.report.html import number
 from v2gsim.report.kpis import grouped, topic, unit
 from v2gsim.report.tables import ledger_by_actor, operator_sites
 from v2gsim.results import Results
@@ -136,6 +138,25 @@ def test_every_kpi_is_shown_once_with_its_unit(mixed):
     assert '<td class="unit">kWh</td>' in text and '<td class="unit">%</td>' in text
 
 
+def test_names_are_text_never_markup(mixed):
+    r = Results.load(mixed)
+    r.metadata["scenario"]["name"] = '<script src="https://example.com/x.js"></script> & <img src=x>'
+    page = Page(build_report(r))
+    check_self_contained(page)  # no script, and the only images are the embedded plots
+    assert page.texts["h1"] == r.metadata["scenario"]["name"]
+
+
+def test_swap_station_plot_is_a_standard_plot_of_runs_with_stations(mixed, tmp_path):
+    r = Results.load(mixed)
+    names = [p.name for p in save_standard_plots(r, tmp_path)]
+    assert names[-1] == "swap_stations.png" and (tmp_path / "swap_stations.png").stat().st_size > 10_000
+    axes = plot_swap_stations(r).axes
+    assert [a.get_ylabel().split("\n")[0] for a in axes] == ["packs ready", "drivers waiting", "power (kW)"]
+    # one line per station on each axis, holding the recorded values
+    ready = r.extra["stations"]["packs_ready"].to_numpy()
+    assert len(axes[0].lines) == 1 and list(axes[0].lines[0].get_ydata()) == list(ready)
+
+
 def test_report_of_the_same_result_is_the_same_page(mixed):
     r = Results.load(mixed)
     assert build_report(r) == build_report(Results.load(mixed))
@@ -151,6 +172,7 @@ def test_units_and_topics_from_names():
     assert topic("voltage_violation_h") == "Network" and topic("peak_reduction_pct") == "Load and transformer"
     assert topic("a_kpi_nobody_knows") == "Other"
     assert list(grouped(["x_new", "peak_load_kw"])) == ["Load and transformer", "Other"]
+    assert [number(v) for v in (float("nan"), 4000.0, 1237.66, 3.14159, 0.54123, -32.139)] == ["n/a", "4,000", "1,237.7", "3.14", "0.541", "-32.14"]
 
 
 def test_sites_without_an_operator_list_go_to_the_entry_without_sites():
@@ -261,6 +283,9 @@ def test_run_with_report_writes_it_with_the_result(tmp_path, capsys):
     page = Page((out / "report.html").read_text("utf-8"))
     check_self_contained(page)
     assert len(page.figures) == 3  # smoke: no network, wear or stations
+    # smoke is uncontrolled: its comparison with the uncontrolled twin is a key figure, not the operator's
+    html = page.html
+    assert "<td>uncontrolled_peak_kw</td>" in html and "<td>peak_kw</td>" not in html
     assert "report.html" in json.loads((out / "metadata.json").read_text())["files"]
 
 

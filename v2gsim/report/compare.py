@@ -6,7 +6,7 @@ from __future__ import annotations
 from v2gsim.compare import kpi_table, plot_compare
 from v2gsim.plotting import plot_daily_envelope, plot_load_curve
 from v2gsim.report import html
-from v2gsim.report.kpis import grouped, unit
+from v2gsim.report.kpis import grouped, owned_by, unit
 from v2gsim.report.page import PLOT_CAPTIONS, scenario_rows
 from v2gsim.report.tables import operators
 
@@ -27,8 +27,8 @@ def _scenarios(runs: dict) -> str:
 
 def _kpis(runs: dict) -> str:
     table = kpi_table(runs)
-    prefixes = {op["prefix"] + "_" for r in runs.values() for op in operators(r)}
-    own = [k for k in table.index if any(k.startswith(p) for p in prefixes)]
+    prefixes = {op["prefix"] for r in runs.values() for op in operators(r)}
+    own = [k for k in table.index if any(owned_by(k, p) for p in prefixes)]
     groups = grouped([k for k in table.index if k not in own])
     if own:
         groups[OPERATORS] = own

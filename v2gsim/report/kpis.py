@@ -77,6 +77,14 @@ def operator_prefixes(business_models: list[Mapping]) -> list[str]:
     return [k if kinds.count(k) == 1 else f"{k}{i}" for i, k in enumerate(kinds)]
 
 
+def owned_by(name: str, prefix: str) -> bool:
+    """Whether KPI ``name`` is one the business model with KPI prefix ``prefix`` reported; the
+    run's own comparison with its uncontrolled twin (``uncontrolled_peak_kw``) is not."""
+    from v2gsim.runner import BASELINE_KPIS
+
+    return name.startswith(prefix + "_") and name not in BASELINE_KPIS
+
+
 def operator_kpis(kpis: Mapping[str, float], prefix: str) -> dict[str, float]:
     """The KPIs a business model's strategy reported (``<prefix>_<name>``), keyed by name."""
-    return {k[len(prefix) + 1:]: v for k, v in kpis.items() if k.startswith(prefix + "_")}
+    return {k[len(prefix) + 1:]: v for k, v in kpis.items() if owned_by(k, prefix)}

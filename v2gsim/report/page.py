@@ -15,9 +15,8 @@ import yaml
 
 from v2gsim.plotting import standard_plots
 from v2gsim.report import html
-from v2gsim.report.kpis import grouped, operator_kpis, unit
+from v2gsim.report.kpis import grouped, operator_kpis, owned_by, unit
 from v2gsim.report.tables import ledger_by_actor, ledger_by_reason, operators, site_energy, station_totals
-from v2gsim.runner import BASELINE_KPIS
 
 LEDGER_FILE = "ledger.parquet"
 
@@ -36,9 +35,7 @@ PLOT_CAPTIONS = {
 def find_ledger(results, directory: str | Path | None = None) -> pd.DataFrame | None:
     """The money ledger of a run, if it has one: a ``ledger`` table of the results, else
     ``ledger.parquet`` in its result folder; None otherwise."""
-    ledger = results.extra.get("ledger") if isinstance(getattr(results, "extra", None), dict) else None
-    if ledger is None:
-        ledger = getattr(results, "ledger", None)
+    ledger = results.extra.get("ledger", getattr(results, "ledger", None))
     if ledger is None and directory is not None and (Path(directory) / LEDGER_FILE).is_file():
         ledger = pd.read_parquet(Path(directory) / LEDGER_FILE)
     return ledger if isinstance(ledger, pd.DataFrame) else None
@@ -131,8 +128,8 @@ def _scenario_section(results) -> str:
 
 def general_kpis(results) -> dict[str, float]:
     """The run's KPIs less those of its business models' strategies (shown per operator)."""
-    own = {p + "_" for p in (op["prefix"] for op in operators(results))}
-    return {k: v for k, v in results.kpis.items() if k in BASELINE_KPIS or not any(k.startswith(p) for p in own)}
+    prefixes = [op["prefix"] for op in operators(results)]
+    return {k: v for k, v in results.kpis.items() if not any(owned_by(k, p) for p in prefixes)}
 
 
 def kpi_table(kpis: Mapping[str, float]) -> str:
