@@ -22,6 +22,7 @@ from v2gsim.report import build_compare_report, build_report, write_report
 from v2gsim.report.html import number
 from v2gsim.report.kpis import grouped, topic, unit
 from v2gsim.report.tables import ledger_by_actor, operator_sites
+from v2gsim.result_folder import write_file
 from v2gsim.results import Results
 from v2gsim.runner import run_scenario
 
@@ -205,6 +206,16 @@ def test_ledger_is_summarised_per_actor_when_the_result_has_one(mixed, tmp_path)
     # operator: paid 4 to the grid, received 8 + 4 + 1.5 from drivers and the grid
     row = html[html.index("<td>operator</td>"):].split("</tr>")[0]
     assert [c.split(">")[-1] for c in row.split("</td>")[1:4]] == ["4", "13.50", "9.50"]
+
+
+def test_ledger_file_beside_the_tables_is_found_too(mixed, tmp_path):
+    run = fresh_copy(mixed, tmp_path)
+    ledger = pd.DataFrame({"step": [3], "payer": ["grid"], "payee": ["aggregator"], "reason": ["v2g"],
+                           "energy_kwh": [12.0], "amount_cny": [6.25]})
+    write_file(run / "ledger.parquet", lambda p: ledger.to_parquet(p))  # as the engine's settlement would add it
+    write_report(run)
+    html = (run / "report.html").read_text("utf-8")
+    assert "Money per actor" in html and "<td>aggregator</td>" in html and ">6.25<" in html
 
 
 ACTORS = st.sampled_from(["grid", "drivers", "op1", "op2", "pack_owner"])

@@ -26,7 +26,8 @@ def _scenarios(runs: dict) -> str:
 
 
 def _kpis(runs: dict) -> str:
-    table = kpi_table(runs)
+    order = list(dict.fromkeys(k for r in runs.values() for k in r.kpis))  # as the runs list them, not sorted
+    table = kpi_table(runs).loc[order]
     prefixes = {op["prefix"] for r in runs.values() for op in operators(r)}
     own = [k for k in table.index if any(owned_by(k, p) for p in prefixes)]
     groups = grouped([k for k in table.index if k not in own])

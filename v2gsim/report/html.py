@@ -79,7 +79,7 @@ def number(value) -> str:
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence], *, numeric: Sequence[bool] | None = None,
-          units: int | None = None, css_class: str = "") -> str:
+          units: int | None = None) -> str:
     """An HTML table; ``numeric[j]`` columns are formatted with `number` and right-aligned,
     column ``units`` is styled as a unit."""
     numeric = numeric or [False] * len(header)
@@ -95,8 +95,7 @@ def table(header: Sequence[str], rows: Iterable[Sequence], *, numeric: Sequence[
             else:
                 cells.append(f"<td>{text(v)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    cls = f' class="{text(css_class)}"' if css_class else ""
-    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def frame(df, index_label: str, labels: Sequence[str] | None = None) -> str:

@@ -108,7 +108,10 @@ def scenario_rows(results) -> list[tuple[str, str]]:
 
 def _sites_table(results) -> str:
     sc = results.metadata["scenario"]
-    owner = {sid: op["kind"] for op in operators(results) for sid in op["sites"]}
+    owner: dict[str, str] = {}
+    for op in operators(results):  # a site listed twice belongs to the first (as in the model)
+        for sid in op["sites"]:
+            owner.setdefault(sid, op["prefix"])
     rows = [(s["id"], s["kind"], owner.get(s["id"], "—"), s["chargers"] if s.get("chargers") is not None else "one per owner",
              s["p_max_kw"], s.get("bidirectional_share", 0.0) * 100, s["p_limit_kw"] if s.get("p_limit_kw") is not None else "none")
             for s in sc.get("sites", [])]
@@ -214,7 +217,9 @@ def _metadata_section(results) -> str:
 
 
 def build_report(results, *, ledger: pd.DataFrame | None = None) -> str:
-    """The HTML report of one run (a whole page, as text)."""
+    """The HTML report of one run (a whole page, as text); ``ledger`` defaults to the results' own
+    (`find_ledger`)."""
+    ledger = ledger if ledger is not None else find_ledger(results)
     sc = results.metadata["scenario"]
     parts = [f"<h1>{html.text(sc['name'])}</h1>"]
     if sc.get("description"):
