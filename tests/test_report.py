@@ -253,6 +253,17 @@ def test_report_in_a_result_folder_is_listed_so_the_result_can_still_be_overwrit
     assert not (run / "report.html").exists()
 
 
+def test_report_in_a_result_of_the_version_before_the_file_list(mixed, tmp_path, capsys):
+    run = fresh_copy(mixed, tmp_path)
+    meta = json.loads((run / "metadata.json").read_text())
+    del meta["files"]
+    (run / "metadata.json").write_text(json.dumps(meta))
+    assert main(["report", str(run)]) == 0
+    files = json.loads((run / "metadata.json").read_text())["files"]
+    assert {"report.html", "kpis.json", "stations.parquet", "metadata.json"} <= set(files)
+    assert main(["run", "smoke", "--set", "time.horizon_days=1", "-o", str(run), "--overwrite", "--no-progress", "--no-plots"]) == 0
+
+
 def test_existing_report_is_replaced_only_with_overwrite(mixed, tmp_path, capsys):
     run = fresh_copy(mixed, tmp_path)
     mine = tmp_path / "mine.html"
