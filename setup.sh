@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine.
 #   bash setup.sh demo   install, then run the bundled baseline scenario end to end
-#   bash setup.sh test   install, then run the whole test suite
+#   bash setup.sh test   install (and Debian's chromium for the browser tests), then run the whole test suite
 #   bash setup.sh notebooks   install with JupyterLab, then open notebooks/ in it
 # Finds a Python >= 3.12 by itself (PATH, then pyenv), builds .venv, installs v2gsim[dev].
 set -euo pipefail
@@ -35,12 +35,37 @@ extras=dev
 [ "${1:-demo}" = notebooks ] && extras=dev,notebooks
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$extras]"
 
+# The browser tests drive Debian's Chromium through Playwright (Playwright cannot download its
+# own browser here); the CJK font lets the page's Chinese names render in screenshots.
+BROWSER_PACKAGES="chromium fonts-wqy-microhei"
+browser_ready() {
+    [ -x /usr/bin/chromium ] || return 1
+    command -v dpkg-query >/dev/null 2>&1 || return 0  # not Debian: take the chromium that is there
+    local p
+    for p in $BROWSER_PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || return 1
+    done
+}
+install_browser() {
+    browser_ready && return 0
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "setup.sh: the browser tests need Debian's packages $BROWSER_PACKAGES (/usr/bin/chromium);" \
+             "install them as root ('apt-get install $BROWSER_PACKAGES') and rerun" >&2
+        exit 1
+    fi
+    echo "setup.sh: installing $BROWSER_PACKAGES for the browser tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 $BROWSER_PACKAGES >/dev/null
+    browser_ready || { echo "setup.sh: /usr/bin/chromium is still missing after apt-get install" >&2; exit 1; }
+}
+
 case "${1:-demo}" in
     demo)
         # --overwrite: a second demo replaces the first one's result (and refuses anything else there)
         .venv/bin/v2gsim run scenarios/baseline_uncontrolled.yaml -o results/baseline_uncontrolled --overwrite ;;
     test)
         shift || true
+        install_browser
         .venv/bin/python -m pytest -n 2 "$@" ;;
     notebooks)
         shift || true

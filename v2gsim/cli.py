@@ -1,4 +1,4 @@
-"""The ``v2gsim`` command: run | validate | schema | scenarios | compare | sweep.
+"""The ``v2gsim`` command: run | validate | schema | scenarios | compare | sweep | report.
 
 Logging is configured here and only here. Scenario problems and an output folder v2gsim refuses
 to write into exit with status 2 and a plain message, never a traceback; other failures exit
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import types
 import typing
@@ -31,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="override the scenario's seed")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     r.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    r.add_argument("--report", action="store_true", help="also write the HTML report (report.html) into the output folder")
 
     v = sub.add_parser("validate", help="check a scenario file and report every problem")
     v.add_argument("file")
@@ -45,7 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("items", nargs="+", metavar="DIR_OR_SCENARIO", help="result folders (v2gsim run -o DIR) or scenarios to run")
     c.add_argument("-o", "--out", help="write the KPI table (CSV) and the overlaid plot (PNG) into this folder")
     c.add_argument("--kpis", help="comma-separated KPI names to show (default: all)")
-    c.add_argument("--overwrite", action="store_true", help="replace kpis.csv and load_curves.png in the -o folder")
+    c.add_argument("--report", metavar="FILE", help="write a self-contained HTML page comparing the runs side by side")
+    c.add_argument("--overwrite", action="store_true", help="replace kpis.csv and load_curves.png in the -o folder and the --report file")
+
+    h = sub.add_parser("report", help="write the self-contained HTML report of a result folder")
+    h.add_argument("dir", metavar="DIR", help="result folder (v2gsim run -o DIR)")
+    h.add_argument("-o", "--out", metavar="FILE", help="where to write the page (default DIR/report.html, listed with the result)")
+    h.add_argument("--overwrite", action="store_true", help="replace an existing file")
 
     w = sub.add_parser("sweep", help="run a parameter sweep (local processes or Dask)")
     w.add_argument("file", help="sweep YAML file")
@@ -109,6 +115,10 @@ def _cmd_run(args) -> int:
     pngs = sorted(out.glob("*.png"))
     if pngs:
         print("plots:    " + ", ".join(str(p) for p in pngs))
+    if args.report:
+        from v2gsim.report import write_report
+
+        print(f"report:   {write_report(out)}")
     return EXIT_OK
 
 
@@ -247,6 +257,7 @@ def _cmd_compare(args) -> int:
     from v2gsim.errors import OutputError
 
     from v2gsim.compare import format_kpi_table, kpi_table, load_or_run, plot_compare
+    from v2gsim.result_folder import check_file, write_file
 
     files = ("kpis.csv", "load_curves.png")
     if args.out:  # before any scenario runs: never replace a user's files silently
@@ -256,6 +267,8 @@ def _cmd_compare(args) -> int:
         taken = [f for f in files if (out / f).exists()]
         if taken and not args.overwrite:
             raise OutputError(f"{args.out} already holds {', '.join(taken)}; replace them with --overwrite or choose another folder")
+    if args.report:
+        check_file(args.report, overwrite=args.overwrite)
     runs = dict(load_or_run(item) for item in args.items)
     if len(runs) < len(args.items):
         print("v2gsim: two items have the same name; rename a result folder", file=sys.stderr)
@@ -270,15 +283,23 @@ def _cmd_compare(args) -> int:
         table = table.loc[wanted]
     print(format_kpi_table(table, shutil.get_terminal_size((120, 24)).columns))
     if args.out:
-        out.mkdir(parents=True, exist_ok=True)
         for name, write in zip(files, (table.to_csv, lambda p: plot_compare(runs).savefig(p, dpi=110, format="png"))):
-            tmp = out / f".{name}.v2gsim-tmp-{os.getpid()}"  # written whole, then renamed over
-            try:
-                write(tmp)
-                os.replace(tmp, out / name)
-            finally:
-                tmp.unlink(missing_ok=True)
+            write_file(out / name, write, overwrite=True)  # checked above, before the runs
         print(f"table: {out / 'kpis.csv'}\nplot:  {out / 'load_curves.png'}")
+    if args.report:
+        from v2gsim.report import write_compare_report
+
+        print(f"report: {write_compare_report(runs, args.report, overwrite=args.overwrite)}")
+    return EXIT_OK
+
+
+def _cmd_report(args) -> int:
+    from v2gsim.report import write_report
+
+    if not (Path(args.dir) / "metadata.json").is_file():
+        print(f"v2gsim: {args.dir} holds no v2gsim result (no metadata.json); give a folder written by 'v2gsim run -o'", file=sys.stderr)
+        return EXIT_SCENARIO
+    print(f"report: {write_report(args.dir, args.out, overwrite=args.overwrite)}")
     return EXIT_OK
 
 
@@ -299,6 +320,7 @@ COMMANDS = {
     "scenarios": _cmd_scenarios,
     "compare": _cmd_compare,
     "sweep": _cmd_sweep,
+    "report": _cmd_report,
 }
 
 

@@ -240,3 +240,63 @@ def write_result_folder(directory: str | os.PathLike, write: Callable[[Path], No
         return target
 
     return _in_user_terms(directory, save)
+
+
+def _check_file(given: str, target: Path, overwrite: bool) -> set[str] | None:
+    """Raise the OutputError writing the file ``target`` would raise; the files of the v2gsim
+    result in its folder, or None when the folder holds no result."""
+    if target.is_dir():
+        raise OutputError(f"{given} is a folder; give a file name (e.g. {Path(given) / 'report.html'})")
+    folder = target.parent
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder} is a file, not a folder, so {given} cannot be written; choose another name")
+    files = _previous_files(folder) if folder.is_dir() else None
+    if files is not None and target.name in files and target.suffix in (".json", ".parquet"):
+        raise OutputError(f"{given} is one of the tables or metadata of the v2gsim result in {folder}; choose another name")
+    if (target.exists() or target.is_symlink()) and not overwrite:
+        raise OutputError(f"{given} already exists; replace it with --overwrite (overwrite=True in Python) or choose another name")
+    return files
+
+
+def check_file(path: str | os.PathLike, *, overwrite: bool = False) -> None:
+    """Raise the OutputError `write_file` would raise for what is already there (before a
+    long run)."""
+    _in_user_terms(path, lambda given, target: _check_file(given, target, overwrite))
+
+
+def write_file(path: str | os.PathLike, write: Callable[[Path], None], *, overwrite: bool = False) -> Path:
+    """Let ``write(tmp_path)`` write one file, then move it to ``path`` in one rename.
+
+    An existing file is replaced only with ``overwrite``. When the folder holds a v2gsim result,
+    the file is added to the ``files`` of its ``metadata.json`` first (itself replaced in one
+    rename), so the result can still be overwritten as a whole and nothing unlisted is left
+    behind; the result's tables and metadata (``.parquet``, ``.json``) are never replaced. The temporary file
+    lives in a temporary folder beside it, removed on failure (or, after a crash, by the next
+    write into the folder). Returns the absolute path written.
+
+    Raises:
+        OutputError: the path is a folder or an existing file (without ``overwrite``), a file
+            of the result, or cannot be written.
+    """
+
+    def save(given: str, target: Path) -> Path:
+        files = _check_file(given, target, overwrite)
+        folder = target.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        _remove_stale(folder, ".")
+        tmp = _new_temp(folder, ".")
+        try:
+            write(tmp / target.name)
+            if files is not None and target.name not in files:
+                meta = json.loads((folder / METADATA).read_text())
+                meta["files"] = sorted(result_files(meta) | {METADATA, target.name})
+                (tmp / METADATA).write_text(json.dumps(meta, indent=2, default=str))
+                os.replace(tmp / METADATA, folder / METADATA)
+            os.replace(tmp / target.name, target)
+            tmp.rmdir()
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+    return _in_user_terms(path, save)

@@ -19,8 +19,10 @@ __all__ = [
     "plot_load_curve",
     "plot_loading_duration",
     "plot_soc_distribution",
+    "plot_swap_stations",
     "plot_voltage_envelope",
     "save_standard_plots",
+    "standard_plots",
 ]
 
 
@@ -180,6 +182,31 @@ def plot_fade_vs_v2g(results, ax=None) -> Figure:
     return fig
 
 
+def plot_swap_stations(results) -> Figure:
+    """Per swap station over time: packs ready to hand out, drivers waiting, grid power.
+
+    Power is drawn as elsewhere: > 0 charges packs from the grid, < 0 feeds it (discharge).
+    """
+    st = results.extra["stations"]
+    fig = new_figure((10, 6.5))
+    ax_ready, ax_queue, ax_p = fig.subplots(3, 1, sharex=True)
+    for sid, g in st.groupby("station_id", observed=True, sort=False):
+        t = g["time"]
+        ax_ready.step(t, g["packs_ready"], where="post", lw=1, label=str(sid))
+        ax_queue.step(t, g["queue"], where="post", lw=1, label=str(sid))
+        ax_p.plot(t, g["p_kw"], lw=1, label=str(sid))
+    ax_ready.set_ylabel("packs ready")
+    ax_ready.set_ylim(bottom=0)
+    ax_ready.set_title("swap stations: packs ready, queue and grid power")
+    ax_queue.set_ylabel("drivers waiting")
+    ax_queue.set_ylim(bottom=0)
+    ax_p.axhline(0, color="grey", lw=0.8)
+    ax_p.set_ylabel("power (kW)\n> 0 charging")
+    ax_p.margins(x=0)
+    ax_ready.legend(loc="upper left", fontsize=8, ncols=4)
+    return fig
+
+
 STANDARD_PLOTS = {
     "load_curve.png": plot_load_curve,
     "daily_envelope.png": plot_daily_envelope,
@@ -201,14 +228,29 @@ WEAR_PLOTS = {
 }
 
 
-def save_standard_plots(results, directory: str | Path) -> list[Path]:
-    out = []
+# added when the run has swap stations
+STATION_PLOTS = {
+    "swap_stations.png": plot_swap_stations,
+}
+
+
+def standard_plots(results) -> dict:
+    """File name -> plot function of every standard plot ``results`` has data for (the files
+    `save_standard_plots` writes, the figures of the HTML report)."""
     plots = dict(STANDARD_PLOTS)
     if "vm_min_pu" in results.system:
         plots.update(NETWORK_PLOTS)
-    if "wear" in getattr(results, "extra", {}):
+    extra = getattr(results, "extra", {})
+    if "wear" in extra:
         plots.update(WEAR_PLOTS)
-    for name, fn in plots.items():
+    if "stations" in extra and len(extra["stations"]):
+        plots.update(STATION_PLOTS)
+    return plots
+
+
+def save_standard_plots(results, directory: str | Path) -> list[Path]:
+    out = []
+    for name, fn in standard_plots(results).items():
         path = Path(directory) / name
         fn(results).savefig(path, dpi=110)
         out.append(path)
