@@ -119,15 +119,15 @@ def _import_file(file: Path) -> types.ModuleType:
 
 def _failure(entry: str, exc: BaseException) -> PluginError:
     """A sentence naming the plugin, the error and where in the plugin's code it happened."""
-    where = ""
+    where, text = "", str(exc)
     if isinstance(exc, SyntaxError) and exc.filename:
-        where = f" ({Path(exc.filename).name} line {exc.lineno})"
+        where, text = f" ({Path(exc.filename).name} line {exc.lineno})", exc.msg
     else:
         frames = traceback.extract_tb(exc.__traceback__)
         if frames:
             last = frames[-1]
             where = f" ({Path(last.filename).name} line {last.lineno})"
-    return PluginError(f"importing plugin {entry!r} failed: {type(exc).__name__}: {exc}{where}")
+    return PluginError(f"importing plugin {entry!r} failed: {type(exc).__name__}: {text}{where}")
 
 
 def load_plugin(entry: str | os.PathLike, base: str | os.PathLike | None = None) -> types.ModuleType:

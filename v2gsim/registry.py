@@ -22,6 +22,7 @@ Nothing here imports numpy or the modules it registers until a registry is used,
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import re
 import types
@@ -35,6 +36,15 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 #: Every registry created, by entry-point group (a failed plugin import is rolled back in each).
 REGISTRIES: dict[str, Registry] = {}
+
+
+@functools.cache
+def _installed_entry_points():
+    """Every installed package's entry points, read once per process (one scan of the
+    installed distributions for all three registries)."""
+    from importlib.metadata import entry_points
+
+    return entry_points()
 
 
 def _origin(obj: Any) -> str:
@@ -64,24 +74,31 @@ class Registry(Mapping[str, Any]):
         self.reserved = reserved
         self._check = check
         self._items: dict[str, Any] = {}
-        self._loaded = False
+        self._builtins_loaded = False
+        self._entry_points_loaded = False
         #: increases with every change, so that what is built from a registry can be rebuilt
         self.version = 0
         REGISTRIES[group] = self
 
     # ------------------------------------------------------------------ filling
-    def _ensure_loaded(self) -> None:
-        if self._loaded:
+    def _load_builtins(self) -> None:
+        if self._builtins_loaded:
             return
-        self._loaded = True  # first: the built-in modules call register() while they load
+        self._builtins_loaded = True  # first: the built-in modules call register() while they load
         for module in self.builtins:
             importlib.import_module(module)
+
+    def _ensure_loaded(self) -> None:
+        """Built-ins, then entry points: on the first read, not on a registration (a built-in
+        module registers while it is being imported, before an entry point may import it)."""
+        if self._entry_points_loaded:
+            return
+        self._load_builtins()
+        self._entry_points_loaded = True
         self._load_entry_points()
 
     def _load_entry_points(self) -> None:
-        from importlib.metadata import entry_points
-
-        for ep in entry_points(group=self.group):
+        for ep in _installed_entry_points().select(group=self.group):
             try:
                 obj = ep.load()  # a module registers by being imported; an object is registered here
                 if not isinstance(obj, types.ModuleType) and obj not in self._items.values():
@@ -107,7 +124,7 @@ class Registry(Mapping[str, Any]):
             raise ValueError(f"{name!r} is reserved in scenarios and cannot name a {self.what}")
 
         def deco(obj: Any) -> Any:
-            self._ensure_loaded()
+            self._load_builtins()  # so that a name taken by a built-in is refused here
             old = self._items.get(name)
             if old is obj:
                 return obj  # the same class again (a module imported twice under one name)
@@ -166,5 +183,5 @@ class Registry(Mapping[str, Any]):
         return f"did you mean {close[0]!r}? {listing}" if close else listing
 
     def __repr__(self) -> str:
-        state = ", ".join(self._items) if self._loaded else "not loaded yet"
+        state = ", ".join(self._items) if self._entry_points_loaded else "not loaded yet"
         return f"<{type(self).__name__} of {self.what}s ({self.group}): {state}>"

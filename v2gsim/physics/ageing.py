@@ -29,7 +29,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from v2gsim.fields import StrictNumbers
 from v2gsim.physics.ambient import AmbientConfig, ambient_on_clock
@@ -87,6 +88,13 @@ class WearConfig(_Frozen):
     ] = 100.0
     rainflow: bool = Field(default=True, description="xu_rainflow: rainflow-count an hourly SOC history (a Python loop per vehicle and period)")
     second_life: SecondLifeConfig = Field(default_factory=SecondLifeConfig)
+
+    @field_validator("model")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        if v not in ("auto", "off") and v not in WEAR_MODELS:  # the registry as it is now, plugins included
+            raise PydanticCustomError("unknown_name", "unknown wear model '{name}'", {"name": v, "hint": WEAR_MODELS.hint(v, "auto", "off")})
+        return v
 
     @property
     def enabled(self) -> bool:

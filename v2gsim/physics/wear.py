@@ -164,8 +164,9 @@ class WearModel:
 
     A model implements ``update(state, idx, *, dt_s, t_degc, soc_mean, fec=0, dod=0, c_rate=0,
     soc_history=None, **_) -> int``: advance the cells ``idx`` of ``state`` by one period (in
-    place: ``q_loss_cal``, ``q_loss_cyc`` and, through :meth:`_finish`, ``t_s``, ``fec`` and
-    ``n_out_of_range``) and return how many cells were outside ``validity``.
+    place: ``q_loss_cal``, ``q_loss_cyc`` and, through :meth:`finish_update`, ``t_s``, ``fec`` and
+    ``n_out_of_range``) and return how many cells were outside ``validity``. Register it with
+    :func:`register_wear_model` (see ``docs/extending.md``).
     """
 
     #: Stressor ranges the fit covers; see docs/wear.md for the source of each bound.
@@ -181,7 +182,7 @@ class WearModel:
         return f"{type(self).__name__}({args})"
 
     @staticmethod
-    def _stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate):
+    def stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate):
         """``update``'s cells as indices and its stressors broadcast to one value per cell."""
         idx = _as_index(idx, len(state))
         m = idx.size
@@ -189,7 +190,13 @@ class WearModel:
         values = (dt_s, t_degc, soc_mean, fec, dod, c_rate)
         return (idx, *(_bcast(x, m, name) for x, name in zip(values, names, strict=True)))
 
-    def _finish(self, state, idx, dt_s, fec, bad) -> int:
+    def out_of_range(self, t_degc, soc, dod, c_rate, cycling) -> np.ndarray:
+        """Cells whose stressors are outside ``validity`` (boolean, shape of the inputs)."""
+        return _out_of_range(self.validity, t_degc, soc, dod, c_rate, cycling)
+
+    def finish_update(self, state, idx, dt_s, fec, bad) -> int:
+        """Advance the time and FEC counters of cells ``idx``, count the out-of-range ones
+        (``bad``, boolean per cell) and return that count: ``update``'s last line."""
         state.t_s[idx] += dt_s
         state.fec[idx] += fec
         state.n_out_of_range[idx] += bad
@@ -312,11 +319,11 @@ class NaumannLfp(WearModel):
         Returns:
             Number of cells in ``idx`` whose stressors were outside ``validity``.
         """
-        idx, dt_s, t_degc, soc_mean, fec, dod, c_rate = self._stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate)
+        idx, dt_s, t_degc, soc_mean, fec, dod, c_rate = self.stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate)
         state.q_loss_cal[idx] = _continue_power_law(state.q_loss_cal[idx], self.calendar_rate(soc_mean, t_degc), dt_s, 0.5)
         state.q_loss_cyc[idx] = _continue_power_law(state.q_loss_cyc[idx], self.cycle_rate(dod, c_rate), fec, 0.5)
-        bad = _out_of_range(self.validity, t_degc, soc_mean, dod, c_rate, fec > 0.0)
-        return self._finish(state, idx, dt_s, fec, bad)
+        bad = self.out_of_range(t_degc, soc_mean, dod, c_rate, fec > 0.0)
+        return self.finish_update(state, idx, dt_s, fec, bad)
 
     # resistance (not part of WearState; used to check the shared parts with BLAST-Lite)
     def resistance_gain_calendar(
@@ -468,7 +475,7 @@ class SchmalstiegNmc(WearModel):
         Returns:
             Number of cells in ``idx`` whose stressors were outside ``validity``.
         """
-        idx, dt_s, t_degc, soc_mean, fec, dod, c_rate = self._stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate)
+        idx, dt_s, t_degc, soc_mean, fec, dod, c_rate = self.stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate)
         m = idx.size
         if soc_history is not None and (v_mean is None or v_rms is None):
             v_hist = nmc_sanyo_ocv_v(np.asarray(soc_history, dtype=np.float64).reshape(m, -1))
@@ -484,8 +491,8 @@ class SchmalstiegNmc(WearModel):
         state.q_loss_cyc[idx] = _continue_power_law(
             state.q_loss_cyc[idx], self.cycle_rate(v_rms, dod), 2.0 * fec * self.q_nom_ah, 0.5
         )
-        bad = _out_of_range(self.validity, t_degc, soc_mean, dod, c_rate, fec > 0.0)
-        return self._finish(state, idx, dt_s, fec, bad)
+        bad = self.out_of_range(t_degc, soc_mean, dod, c_rate, fec > 0.0)
+        return self.finish_update(state, idx, dt_s, fec, bad)
 
 
 # --------------------------------------------------------------------------- Xu
@@ -635,7 +642,7 @@ class XuRainflow(WearModel):
         Returns:
             Number of cells in ``idx`` whose stressors were outside ``validity``.
         """
-        idx, dt_s, t_degc, soc_mean, fec, dod, c_rate = self._stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate)
+        idx, dt_s, t_degc, soc_mean, fec, dod, c_rate = self.stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate)
         m = idx.size
         s_t = self.s_temp(t_degc)
 
@@ -663,8 +670,8 @@ class XuRainflow(WearModel):
         state.q_loss_cal[idx] += dl * share_cal
         state.q_loss_cyc[idx] += dl * (1.0 - share_cal)
         cycling = (fec > 0.0) | (df_cyc > 0.0)
-        bad = _out_of_range(self.validity, t_degc, soc_mean, dod, c_rate, cycling)
-        return self._finish(state, idx, dt_s, fec, bad)
+        bad = self.out_of_range(t_degc, soc_mean, dod, c_rate, cycling)
+        return self.finish_update(state, idx, dt_s, fec, bad)
 
 
 # --------------------------------------------------------------------------- defaults

@@ -28,7 +28,6 @@ from v2gsim.errors import Problem
 from v2gsim.fields import DEFAULT_ZONE, ID_PATTERN, LocalDateTime, StrictNumbers, check_zone, local_zone
 from v2gsim.market.tariffs import TariffConfig
 from v2gsim.physics.ageing import WearConfig
-from v2gsim.physics.wear import WEAR_MODELS
 from v2gsim.plugins import load_plugin, resolve_entry
 from v2gsim.strategies.base import STRATEGIES, StrategyConfig
 
@@ -468,9 +467,6 @@ def cross_checks(raw: Any) -> list[Problem]:
         if isinstance(s, dict) and s.get("kind") in ("work", "public", "depot") and s.get("chargers") is None:
             problems.append(Problem(f"sites[{i}].chargers", "is required for shared sites (work, public, depot)", "give the number of charging points"))
     wear = raw.get("wear")
-    model = wear.get("model") if isinstance(wear, dict) else None
-    if isinstance(model, str) and model not in ("auto", "off") and model not in WEAR_MODELS:
-        problems.append(Problem("wear.model", f"unknown wear model {model!r}", WEAR_MODELS.hint(model, "auto", "off")))
     sl = wear.get("second_life") if isinstance(wear, dict) else None
     if isinstance(sl, dict) and sl.get("site") is not None and sl["site"] not in kinds:
         problems.append(Problem("wear.second_life.site", f"names site {sl['site']!r}, which is not in sites", _suggest(sl["site"], site_ids)))
