@@ -235,6 +235,25 @@ def test_a_scenario_with_a_plugin_kind_round_trips_and_pickles(plugin_dir):
     assert isinstance(sc, Scenario) and type(sc) is scenario_model()
 
 
+def test_compare_and_sweep_commands_take_the_flag(plugin_dir, capsys):
+    write_plugin(plugin_dir)
+    yaml_file = write_scenario(plugin_dir)
+    assert main(["compare", str(yaml_file), "--kpis", "peak_load_kw"]) == 2
+    assert "plugins (s.yaml line 2)" in capsys.readouterr().err
+    assert main(["compare", str(yaml_file), "--kpis", "peak_load_kw", "--plugins"]) == 0
+    (plugin_dir / "sweep.yaml").write_text("name: one\nbase: s.yaml\nparameters:\n  business_models.0.share: [0.5]\nkpis: [peak_load_kw]\n")
+    argv = ["sweep", str(plugin_dir / "sweep.yaml"), "-o", str(plugin_dir / "out"), "--scheduler", "serial", "--no-progress"]
+    assert main(argv) == 2
+    assert "plugins (s.yaml line 2)" in capsys.readouterr().err
+    assert main([*argv, "--plugins"]) == 0
+
+
+def test_the_json_schema_lists_the_plugin_kinds(plugin_dir):
+    write_plugin(plugin_dir)
+    v2gsim.load_plugin(plugin_dir / "half_rate.py")
+    assert "HalfRateConfig" in json.dumps(Scenario.model_json_schema())
+
+
 def test_a_fresh_process_imports_the_plugins_of_a_pickled_scenario(plugin_dir):
     plugin = write_plugin(plugin_dir)
     sc = v2gsim.load_scenario(write_scenario(plugin_dir), allow_plugins=True)

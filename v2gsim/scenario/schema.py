@@ -344,6 +344,12 @@ class Scenario(_Frozen):
             return scenario_model().model_validate_json(*args, **kwargs)
         return super().model_validate_json(*args, **kwargs)
 
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any):
+        if cls is Scenario:
+            return scenario_model().model_json_schema(*args, **kwargs)
+        return super().model_json_schema(*args, **kwargs)
+
     def __eq__(self, other: object) -> bool:
         # two scenarios validated before and after a registration are of two assembled classes
         if not isinstance(other, Scenario):
