@@ -232,6 +232,7 @@ def test_a_scenario_with_a_plugin_kind_round_trips_and_pickles(plugin_dir):
     assert Scenario.model_validate(sc.model_dump()) == sc
     assert Scenario.model_validate_json(sc.model_dump_json()) == sc
     assert pickle.loads(pickle.dumps(sc)) == sc
+    assert Scenario(**sc.model_dump()) == sc  # the base class's constructor validates through the registry
     assert isinstance(sc, Scenario) and type(sc) is scenario_model()
 
 

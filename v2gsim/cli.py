@@ -337,7 +337,6 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from v2gsim.errors import OutputError, ScenarioError, SimulationError
-
     from v2gsim.plugins import PluginError, allow_plugins
 
     try:

@@ -356,8 +356,6 @@ class Scenario(_Frozen):
             return NotImplemented
         return self.__dict__ == other.__dict__
 
-    __hash__ = None  # type: ignore[assignment]  # as for any pydantic model with __eq__
-
     def __reduce__(self):
         # Sent to another process (a sweep worker) as data plus the plugins that define its kinds:
         # the worker imports them, then validates the data again (the sending process allowed them).
