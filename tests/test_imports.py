@@ -116,8 +116,8 @@ def test_no_import_cycles_in_the_package():
     assert cycles(graph) == []
 
 
-FIRST = ["v2gsim.scenario.schema", "v2gsim.strategies.battery_swap", "v2gsim.population.fleet",
-         "v2gsim.physics.wear", "v2gsim.agents.swap_station", "v2gsim.strategies.uncontrolled"]
+# the old cycle's ends, and modules that register while they are imported
+FIRST = ["v2gsim.scenario.schema", "v2gsim.strategies.battery_swap", "v2gsim.physics.wear", "v2gsim.strategies.uncontrolled"]
 
 
 def test_any_module_can_be_imported_first():

@@ -278,7 +278,7 @@ def test_a_sweep_over_a_plugin_model_runs_on_local_worker_processes(plugin_dir):
         v2gsim.sweep(plugin_dir / "sweep.yaml", plugin_dir / "refused", progress=False, plots=False)
     assert "plugins" in str(e.value)
     with v2gsim.allow_plugins():
-        table = v2gsim.sweep(plugin_dir / "sweep.yaml", plugin_dir / "out", scheduler="processes", workers=2,
+        table = v2gsim.sweep(plugin_dir / "sweep.yaml", plugin_dir / "out", scheduler="processes", workers=1,
                              progress=False, plots=False)
     assert (table["status"] == "ok").all(), table["error"].tolist()
     assert (table["half_rate_decide_calls"] == 96).all()
@@ -365,7 +365,7 @@ import v2gsim
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     sc = v2gsim.load_scenario(sys.argv[1])   # no plugins allowed: entry points need no permission
-res = v2gsim.run(sc)
+res = v2gsim.run(sc, baseline=False)
 print(sc.business_models[0].kind, sc.wear.model, res.kpis["ep_half_calls"] > 0, res.kpis["wear_fade_mean_pct"] > 0)
 print([str(w.message) for w in caught])
 """
