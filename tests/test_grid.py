@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import functools
 import warnings
-import zlib
 
 import numpy as np
 import pandas as pd
@@ -26,8 +25,6 @@ from v2gsim.physics.networks import (  # noqa: E402
 
 SB_LV = "simbench:1-LV-semiurb4--0-sw"
 SB_MV = "simbench:1-MV-urban--0-sw"
-NETWORKS = ["case33bw", "cigre_lv", "kerber_landnetz_freileitung_1", SB_LV, SB_MV]
-N_SNAPSHOTS = 20
 
 
 @functools.lru_cache(maxsize=None)
@@ -57,42 +54,6 @@ def _runpp(net, p, q, p_sgen=None):
         warnings.simplefilter("ignore")
         pp.runpp(net, numba=False, tolerance_mva=1e-10)
     return net
-
-
-@pytest.mark.parametrize("spec", NETWORKS)
-def test_matches_pandapower_runpp(spec):
-    net, pf = _net(spec), _pf(spec)
-    rng = np.random.default_rng(zlib.crc32(spec.encode()))
-    p0, q0 = _nominal(net)
-    worst = {"vm": 0.0, "line": 0.0, "trafo": 0.0, "loss": 0.0}
-    for _ in range(N_SNAPSHOTS):
-        f = rng.uniform(0.0, 2.0, len(p0))
-        p, q = p0 * f, q0 * f
-        p_sgen = None
-        if len(net.sgen):
-            p_sgen = net.sgen["p_mw"].to_numpy(float) * rng.uniform(0, 1.5, len(net.sgen))
-        res = pf.solve(p, q, p_sgen)
-        ref = _runpp(net, p, q, p_sgen)
-        assert res.converged
-        vm_ref = ref.res_bus["vm_pu"].to_numpy()
-        np.testing.assert_array_equal(np.isnan(res.vm_pu), np.isnan(vm_ref))
-        worst["vm"] = max(worst["vm"], np.nanmax(np.abs(res.vm_pu - vm_ref)))
-        if len(net.line):
-            lr = ref.res_line["loading_percent"].to_numpy()
-            worst["line"] = max(worst["line"], np.nanmax(np.abs(res.line_loading_pct - lr)))
-            # ties are common (lines in series): check the reported line is a maximal one
-            assert ref.res_line.at[res.line_max, "loading_percent"] == pytest.approx(np.nanmax(lr), abs=1e-3)
-            assert res.line_loading_max_pct == pytest.approx(np.nanmax(lr), abs=1e-3)
-        if len(net.trafo):
-            tr = ref.res_trafo["loading_percent"].to_numpy()
-            worst["trafo"] = max(worst["trafo"], np.nanmax(np.abs(res.trafo_loading_pct - tr)))
-        loss_ref = (ref.res_line["pl_mw"].sum() + ref.res_trafo["pl_mw"].sum()) * 1e3
-        worst["loss"] = max(worst["loss"], abs(res.losses_kw - loss_ref) / max(loss_ref, 1e-9))
-        assert res.vm_min_pu == pytest.approx(np.nanmin(vm_ref), abs=1e-6)
-    assert worst["vm"] < 1e-6, worst
-    assert worst["line"] < 1e-3, worst
-    assert worst["trafo"] < 1e-3, worst
-    assert worst["loss"] < 1e-5, worst
 
 
 def test_switches_parallel_branches_and_dead_areas_match_pandapower():

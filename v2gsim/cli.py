@@ -114,7 +114,8 @@ def _cmd_run(args) -> int:
     if "voltage_violation_h" in k:
         print(f"  voltage {k['min_voltage_pu']:.3f}-{k['max_voltage_pu']:.3f} pu, outside band {k['voltage_violation_h']:.2f} h, "
               f"max line loading {k['max_line_loading_pct']:.1f} %, line overload {k['line_overload_h']:.2f} h, "
-              f"losses {k['losses_kwh']:.0f} kWh, non-converged steps {int(k['nonconverged_steps'])}")
+              f"losses {k['losses_kwh']:.0f} kWh, non-converged steps {int(k['nonconverged_steps'])}, "
+              f"unsolved buses (max per step) {int(k['max_unsolved_buses'])}")
     print(f"tables:   {out}/*.parquet")
     print(f"KPIs:     {out / 'kpis.json'}")
     print(f"metadata: {out / 'metadata.json'}")

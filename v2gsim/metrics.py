@@ -84,10 +84,13 @@ def compute_kpis(system: pd.DataFrame, vehicles: pd.DataFrame, dt_h: float, tran
 def network_kpis(system: pd.DataFrame, dt_h: float, v_band_pu: tuple[float, float] = (0.93, 1.07),
                  loading_limit_pct: float = 100.0) -> dict[str, float]:
     """Feeder KPIs of a run on a network (system columns vm_min_pu, vm_max_pu,
-    line_loading_max_pct, losses_kw, pf_converged, headroom_kw).
+    line_loading_max_pct, losses_kw, pf_converged, pf_unsolved_buses, headroom_kw).
 
     - voltage_violation_h: hours with any bus outside ``v_band_pu`` (non-converged steps not
-      counted; see nonconverged_steps).
+      counted; see nonconverged_steps; nor buses without a solution, see max_unsolved_buses).
+    - max_unsolved_buses: most in-service buses left without a voltage in a step (areas no
+      external grid supplies, all of them on a step that did not converge; every bus with
+      ``solver: capacity_only``).
     - line_overload_h: hours with the most loaded line above ``loading_limit_pct``.
     - losses_kwh: line and transformer losses.
     - hosting_capacity_margin_kw: the smallest hourly-mean headroom, i.e. how much more load
@@ -107,6 +110,7 @@ def network_kpis(system: pd.DataFrame, dt_h: float, v_band_pu: tuple[float, floa
         "line_overload_h": float((system["line_loading_max_pct"] > loading_limit_pct).sum() * dt_h),
         "losses_kwh": float(system["losses_kw"].sum() * dt_h),
         "nonconverged_steps": float((system["pf_converged"] < 0.5).sum()),
+        "max_unsolved_buses": float(system["pf_unsolved_buses"].max()),
         "hosting_capacity_margin_kw": float(head_h.min()),
         "energy_pv_kwh": float(system["pv_kw"].sum() * dt_h),
     }

@@ -27,6 +27,7 @@ NETWORK_COLUMNS = (
     "line_loading_max_pct",
     "losses_kw",
     "pf_converged",
+    "pf_unsolved_buses",
     "headroom_kw",
 )
 SOC_BINS = np.linspace(0.0, 1.0, 21)
@@ -74,6 +75,7 @@ class Recorder:
         c["line_loading_max_pct"][s] = r.line_loading_max_pct
         c["losses_kw"][s] = r.losses_kw
         c["pf_converged"][s] = float(r.converged)
+        c["pf_unsolved_buses"][s] = r.n_bus_unsolved
         c["headroom_kw"][s] = feeder.headroom_kw
         if self.bus_vm_pu is not None:
             self.bus_vm_pu[s] = r.vm_pu

@@ -62,8 +62,9 @@ class NetworkFeeder(mesa.Agent):
         super().__init__(model)
         import pandapower as pp
 
-        from v2gsim.physics.grid import CapacityOnly, PowerFlow
-        from v2gsim.physics.networks import assign_buses, load_buses, load_network, network_profiles
+        from v2gsim.errors import Problem, ScenarioError
+        from v2gsim.physics.grid import CapacityOnly, PowerFlow, energised_buses, unsupported_reason
+        from v2gsim.physics.networks import assign_buses, check_bus, load_buses, load_network, network_profiles
 
         fc = model.config.feeder
         self.spec = fc.network
@@ -72,6 +73,11 @@ class NetworkFeeder(mesa.Agent):
         self.power_factor = fc.power_factor
         net = load_network(fc.network)
         net.name = net.name or fc.network
+        reason = unsupported_reason(net) if fc.solver == "ac" else None
+        if reason:  # validation decides SimBench codes by their code; this is the net itself
+            from v2gsim.scenario.network_checks import unsupported_problem
+
+            raise ScenarioError([unsupported_problem(fc.network, reason)])
         n_clock = len(model.clock)
         prof_p, prof_pv = network_profiles(net, model.clock[0], model.config.time.step_min, n_clock)
         on = net.load["in_service"].to_numpy(bool)
@@ -116,12 +122,10 @@ class NetworkFeeder(mesa.Agent):
         hook_bus = np.array([b if isinstance(b, int) else -1 for h in getattr(model, "hooks", ()) for b in h.buses], np.int64)
         if (hook_bus < 0).any():
             hook_bus[hook_bus < 0] = assign_buses(int((hook_bus < 0).sum()), net, rng)
-        bad = hook_bus[~np.isin(hook_bus, net.bus.index.to_numpy())]
+        bad = hook_bus[~np.isin(hook_bus, net.bus.index[energised_buses(net)])]
         if bad.size:
-            from v2gsim.errors import Problem, ScenarioError
-
-            raise ScenarioError([Problem("business_models[].stations[].bus", f"bus {int(b)} is not in network {fc.network!r}",
-                                         "give a bus index of the network or bus: auto") for b in bad])
+            raise ScenarioError([Problem("business_models[].stations[].bus", check_bus(net, int(b)),
+                                         "give a supplied bus index of the network or bus: auto") for b in bad])
         used = np.unique(np.concatenate([site_bus[site_bus >= 0], load_buses(net)[0] if spread.any() else [], hook_bus]).astype(np.int64))
         self.ev_buses = used
         first = len(net.load)

@@ -32,6 +32,7 @@ __all__ = [
     "load_buses",
     "load_network",
     "network_profiles",
+    "simbench_unsupported_reason",
     "standard_profile",
 ]
 
@@ -94,6 +95,24 @@ def _simbench_codes() -> tuple[str, ...]:
     return tuple(sb.collect_all_simbench_codes())
 
 
+def simbench_unsupported_reason(code: str) -> str | None:
+    """Why the AC power flow cannot solve SimBench grid ``code``, without loading it (seconds).
+
+    The SimBench grids with extra-high voltage carry DC lines (``dcline``) in scenarios 1 and
+    2, which `v2gsim.physics.grid.PowerFlow` does not model; every other grid it solves as
+    ``pandapower.runpp`` does (``bench/bench_feeder.py --agreement`` checks this rule against
+    every code the installed simbench ships).
+    """
+    import simbench as sb
+
+    _, par = sb.get_simbench_code_and_parameters(code)
+    hv_level, scenario = str(par[1]), str(par[5])
+    if hv_level in ("EHV", "complete_data") and scenario in ("1", "2"):
+        return (f"SimBench scenario {scenario} grids with extra-high voltage have DC lines "
+                f"(dcline), which the lightsim2grid power flow does not model")
+    return None
+
+
 def load_network(spec: str):
     """Load a pandapower network by name, SimBench code or JSON file.
 
@@ -140,7 +159,7 @@ def load_network(spec: str):
 
 
 def load_buses(net) -> tuple[np.ndarray, np.ndarray]:
-    """Buses that carry in-service loads, with weights proportional to their load.
+    """Buses that carry in-service loads and are supplied, with weights proportional to their load.
 
     Args:
         net: pandapowerNet.
@@ -148,14 +167,20 @@ def load_buses(net) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         ``(buses, weights)``: unique bus indices [n_load_buses] (pandapower labels, sorted) and
         weights [n_load_buses] summing to 1, proportional to the summed ``p_mw * scaling`` of the
-        loads at each bus (equal weights if all loads are zero).
+        loads at each bus (equal weights if all loads are zero). Buses no external grid supplies
+        (`v2gsim.physics.grid.energised_buses`) are left out: nothing placed there would be
+        solved.
 
     Raises:
-        ValueError: the network has no in-service load.
+        ValueError: the network has no in-service load on a supplied bus.
     """
-    load = net.load[net.load["in_service"].to_numpy(bool)]
+    from v2gsim.physics.grid import energised_buses
+
+    supplied = net.bus.index[energised_buses(net)]
+    load = net.load[net.load["in_service"].to_numpy(bool) & net.load["bus"].isin(supplied).to_numpy()]
     if len(load) == 0:
-        raise ValueError(f"network {net.name!r} has no in-service load to attach anything to")
+        raise ValueError(f"network {net.name!r} has no in-service load on a supplied bus to attach "
+                         f"anything to")
     bus = load["bus"].to_numpy(np.int64)
     scaling = load["scaling"].to_numpy(float) if "scaling" in load else 1.0
     p = np.abs(load["p_mw"].to_numpy(float) * scaling)
@@ -180,6 +205,11 @@ def check_bus(net, bus) -> str | None:
                 f"({len(net.bus)} buses, indices {lo}..{hi})")
     if not bool(net.bus.at[b, "in_service"]):
         return f"bus {b} of network {net.name!r} is out of service"
+    from v2gsim.physics.grid import energised_buses
+
+    if not energised_buses(net)[net.bus.index.get_loc(b)]:
+        return (f"bus {b} of network {net.name!r} is not supplied: no in-service external grid "
+                f"reaches it (an island, or cut off by open switches)")
     return None
 
 

@@ -1,4 +1,5 @@
-"""Scenario checks that need the feeder network: its name, and the buses sites name.
+"""Scenario checks that need the feeder network: its name, whether the AC power flow can solve
+it, and the buses sites name.
 
 Tolerant of any raw shape (pydantic reports the shapes); each problem names the YAML path.
 """
@@ -41,7 +42,8 @@ def _spec_problem(spec: str) -> Problem | None:
 
 
 def network_checks(raw: Any) -> list[Problem]:
-    """Problems with ``feeder.network``, ``sites[i].bus`` and ``outputs.bus_voltages``."""
+    """Problems with ``feeder.network`` (unknown, or one the AC power flow cannot solve),
+    ``sites[i].bus`` and ``outputs.bus_voltages``."""
     if not isinstance(raw, dict):
         return []
     problems: list[Problem] = []
@@ -67,17 +69,35 @@ def network_checks(raw: Any) -> list[Problem]:
         problems.append(Problem("outputs.bus_voltages", "needs feeder.solver: ac (capacity_only computes no voltages)",
                                 "use solver: ac or drop bus_voltages"))
     explicit = [(i, b) for i, b in explicit if isinstance(b, int) and not isinstance(b, bool)]
-    if explicit:
-        from v2gsim.physics.networks import check_bus, load_network
+    solve_ac = feeder.get("solver", "ac") == "ac"
+    if not (explicit or solve_ac):
+        return problems
+    from v2gsim.physics import networks as nw
+    from v2gsim.physics.grid import unsupported_reason
+    from v2gsim.physics.networks import check_bus, load_network, simbench_unsupported_reason
 
-        try:
-            net = load_network(spec)
-        except Exception as exc:  # a JSON file that is not a pandapower net, ...
-            return problems + [Problem("feeder.network", f"cannot load network {spec!r}: {exc}")]
-        net.name = net.name or spec
-        for i, b in explicit:
-            err = check_bus(net, b)
-            if err:
-                sid = sites[i].get("id", f"#{i}")
-                problems.append(Problem(f"sites[{i}].bus", f"site {sid!r}: {err}", "use a bus index of the network, or bus: auto"))
+    spec = spec.strip()
+    if solve_ac and spec.startswith(nw.SIMBENCH_PREFIX) and not explicit:
+        # decided from the code: loading a SimBench grid takes seconds
+        reason = simbench_unsupported_reason(spec[len(nw.SIMBENCH_PREFIX):].strip())
+        return problems + ([unsupported_problem(spec, reason)] if reason else [])
+    try:
+        net = load_network(spec)
+    except Exception as exc:  # a JSON file that is not a pandapower net, ...
+        return problems + [Problem("feeder.network", f"cannot load network {spec!r}: {exc}")]
+    net.name = net.name or spec
+    reason = unsupported_reason(net) if solve_ac else None
+    if reason:
+        problems.append(unsupported_problem(spec, reason))
+    for i, b in explicit:
+        err = check_bus(net, b)
+        if err:
+            sid = sites[i].get("id", f"#{i}")
+            problems.append(Problem(f"sites[{i}].bus", f"site {sid!r}: {err}", "use a bus index of the network, or bus: auto"))
     return problems
+
+
+def unsupported_problem(spec: str, reason: str) -> Problem:
+    """The problem of a ``feeder.network`` the AC power flow cannot solve, and why."""
+    return Problem("feeder.network", f"network {spec!r} cannot be solved by the AC power flow: {reason}",
+                   "use feeder.solver: capacity_only, or change the network")
