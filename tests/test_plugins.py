@@ -17,6 +17,7 @@ import pytest
 import v2gsim
 from v2gsim.cli import main
 from v2gsim.errors import ScenarioError
+from v2gsim.physics.networks import NetworkSource, register_network_source
 from v2gsim.physics.wear import WEAR_MODELS, register_wear_model
 from v2gsim.scenario import Scenario, scenario_model
 from v2gsim.strategies.base import STRATEGIES, Dispatch, Strategy, StrategyConfig, register_strategy
@@ -331,6 +332,10 @@ def test_registry_rules(plugin_dir):
         register_wear_model("no_update")(object)
     with pytest.raises(KeyError, match="unknown wear model 'naumann'; did you mean 'naumann_lfp'"):
         WEAR_MODELS["naumann"]
+    with pytest.raises(TypeError, match="subclass of v2gsim.physics.networks.NetworkSource"):
+        register_network_source("my_net")(_Strat)
+    with pytest.raises(ValueError, match="network source 'simbench' is already registered by v2gsim.physics.networks.SimBench"):
+        register_network_source("simbench")(type("MySimBench", (NetworkSource,), {}))
 
 
 def test_wear_model_names_come_from_the_registry(plugin_dir):
@@ -357,6 +362,8 @@ ep_half = ep_demo_strategy
 [v2gsim.wear_models]
 ep_fade = ep_demo_wear:EpFade
 broken = ep_demo_missing_module
+[v2gsim.network_sources]
+ep_net = ep_demo_net:EpNet
 """
 
 CHILD = """\
@@ -368,6 +375,8 @@ with warnings.catch_warnings(record=True) as caught:
 res = v2gsim.run(sc, baseline=False)
 print(sc.business_models[0].kind, sc.wear.model, res.kpis["ep_half_calls"] > 0, res.kpis["wear_fade_mean_pct"] > 0)
 print([str(w.message) for w in caught])
+from v2gsim.physics.networks import load_network
+print(len(load_network("ep_net:3").bus), load_network("ep_net:3").name)
 """
 
 
@@ -385,12 +394,39 @@ def test_installed_entry_points_extend_the_registries(tmp_path):
         class EpFade(NaumannLfp):  # no decorator: the entry point names the class
             pass
         """))
+    (site / "ep_demo_net.py").write_text(textwrap.dedent("""\
+        import pandapower.networks as pn
+        from v2gsim.physics.networks import NetworkSource
+
+        class EpNet(NetworkSource):
+            argument = "<n>"
+
+            def load(self, argument):
+                net = pn.example_simple()
+                net.name = f"ep_net with {argument}"
+                return net
+        """))
     scenario = write_scenario(tmp_path, kind="ep_half").read_text().replace("plugins: [half_rate]\n", "")
     (tmp_path / "s.yaml").write_text(scenario + "wear: {model: ep_fade}\n")
     out = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "s.yaml")], capture_output=True, text=True,
                          timeout=300, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(site)})
     assert out.returncode == 0, out.stderr[-3000:]
-    first, warned = out.stdout.strip().splitlines()[-2:]
+    first, warned, net = out.stdout.strip().splitlines()[-3:]
     assert first == "ep_half ep_fade True True"
+    assert net == "7 ep_net with 3"
     assert "entry point broken = ep_demo_missing_module (group v2gsim.wear_models, from ep-demo) was not loaded: " \
            "ModuleNotFoundError" in warned
+
+
+@pytest.mark.parametrize("spec, message, hint", [
+    ("case33bw:x", "network 'case33bw' takes nothing after ':'; got 'case33bw:x'", "write case33bw"),
+    ("simbench", "network source 'simbench' needs an argument", "write simbench:<code>"),
+    ("simbench:", "network source 'simbench' needs an argument", "write simbench:<code>"),
+    ("cigre_lvv", "unknown network 'cigre_lvv'", "did you mean 'cigre_lv'? known network sources: case33bw, cigre_lv"),
+])
+def test_network_specs_are_parsed_by_the_registry(spec, message, hint):
+    with pytest.raises(ScenarioError) as e:
+        v2gsim.load_scenario("smoke", {"feeder.network": spec})
+    (p,) = e.value.problems
+    assert (p.path, p.message) == ("feeder.network", message)
+    assert p.hint.startswith(hint)

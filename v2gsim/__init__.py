@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from v2gsim.errors import Problem, ScenarioError, SimulationError
+from v2gsim.physics.networks import register_network_source
 from v2gsim.physics.wear import register_wear_model
 from v2gsim.plugins import allow_plugins, load_plugin
 from v2gsim.results import Results
@@ -25,6 +26,7 @@ __all__ = [
     "bundled_scenarios",
     "load_plugin",
     "load_scenario",
+    "register_network_source",
     "register_strategy",
     "register_wear_model",
     "run",

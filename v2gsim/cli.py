@@ -219,11 +219,12 @@ def schema_rows(model_cls, prefix: str = ""):
 
 def _registered_rows():
     """Names registered for what the scenario names by string rather than by field."""
+    from v2gsim.physics.networks import NETWORK_SOURCES
     from v2gsim.physics.wear import WEAR_MODELS
     from v2gsim.strategies.base import STRATEGIES
 
     return [(r.what + "s", ", ".join(r.names(*extra)), r.group)
-            for r, extra in ((STRATEGIES, ()), (WEAR_MODELS, ("auto", "off")))]
+            for r, extra in ((STRATEGIES, ()), (WEAR_MODELS, ("auto", "off")), (NETWORK_SOURCES, ()))]
 
 
 def _cmd_schema(args) -> int:

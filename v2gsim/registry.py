@@ -64,11 +64,14 @@ class Registry(Mapping[str, Any]):
         check: called as ``check(name, obj)`` before ``obj`` is registered; raises TypeError or
             ValueError with a sentence saying what is wrong.
         reserved: names with a meaning of their own in a scenario, never registrable.
+        display: how a name is shown in the lists of known names (``simbench:<code>``).
     """
 
     def __init__(self, what: str, group: str, builtins: tuple[str, ...], *,
-                 check: Callable[[str, Any], None] | None = None, reserved: tuple[str, ...] = ()):
+                 check: Callable[[str, Any], None] | None = None, reserved: tuple[str, ...] = (),
+                 display: Callable[[str, Any], str] | None = None):
         self.what = what
+        self._display = display
         self.group = group
         self.builtins = builtins
         self.reserved = reserved
@@ -172,14 +175,15 @@ class Registry(Mapping[str, Any]):
         return name in self._items
 
     def names(self, *extra: str) -> list[str]:
-        """``extra`` names (reserved words such as ``auto``) followed by the registered ones."""
-        return [*extra, *self]
+        """``extra`` names (reserved words such as ``auto``) followed by the registered ones, as
+        a scenario writes them."""
+        shown = [self._display(n, obj) if self._display else n for n, obj in self.items()]
+        return [*extra, *shown]
 
     def hint(self, name: object, *extra: str) -> str:
         """``did you mean 'x'? known: a, b, c`` for an unknown name (``extra``: other valid words)."""
-        known = self.names(*extra)
-        close = difflib.get_close_matches(str(name), known, n=1)
-        listing = f"known {self.what}s: {', '.join(known)}"
+        close = difflib.get_close_matches(str(name), [*extra, *self], n=1)
+        listing = f"known {self.what}s: {', '.join(self.names(*extra))}"
         return f"did you mean {close[0]!r}? {listing}" if close else listing
 
     def __repr__(self) -> str:
