@@ -6,8 +6,6 @@ import re
 import shlex
 from pathlib import Path
 
-import pytest
-
 from v2gsim.cli import main
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
