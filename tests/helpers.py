@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import sys
+from pathlib import Path
 
 from v2gsim.scenario.schema import Scenario
 
@@ -39,3 +42,24 @@ def scenario(**changes) -> Scenario:
         else:
             node[last] = value
     return Scenario.model_validate(d)
+
+
+@contextlib.contextmanager
+def registries_restored(*roots: Path):
+    """Undo what plugins register inside the block, and forget the modules imported from
+    ``roots`` (so the next test imports its own files, and the known names stay the built-ins)."""
+    from v2gsim.registry import REGISTRIES
+
+    before = {group: set(reg) for group, reg in REGISTRIES.items()}  # fills each registry
+    modules = set(sys.modules)
+    try:
+        yield
+    finally:
+        for group, reg in REGISTRIES.items():
+            for name in set(reg) - before.get(group, set()):
+                reg.unregister(name)
+        resolved = [Path(r).resolve() for r in roots]
+        for name in set(sys.modules) - modules:
+            file = getattr(sys.modules[name], "__file__", None)
+            if file and any(Path(file).resolve().is_relative_to(r) for r in resolved):
+                del sys.modules[name]

@@ -31,7 +31,7 @@ def half_power():
     try:
         yield
     finally:
-        STRATEGIES.pop("test_half_power")
+        STRATEGIES.unregister("test_half_power")
 
 
 def test_uncontrolled_run_is_its_own_baseline():
@@ -40,9 +40,6 @@ def test_uncontrolled_run_is_its_own_baseline():
     assert r.kpis["peak_reduction_pct"] == 0
 
 
-# the test-only config is not in the scenario's business-model union, so dumping it to the
-# metadata warns; the run itself is what is tested here
-@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")
 def test_controlled_run_reports_reduction_against_its_twin(half_power):
     sc = v2gsim.load_scenario("smoke").model_copy(update={"business_models": [HalfPowerConfig()]})
     twin = uncontrolled_twin(sc)

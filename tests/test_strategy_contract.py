@@ -1,4 +1,7 @@
-"""The contract every registered strategy honours, run against each of them."""
+"""The contract every registered strategy honours, run against each of them: the built-ins, the
+installed entry points' and a plugin's (``tests/plugins``), as the live registry lists them."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,10 +9,38 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from v2gsim.model import V2GModel
+from v2gsim.plugins import load_plugin
 from v2gsim.strategies import STRATEGIES
 from v2gsim.strategies.base import Dispatch
 
-from helpers import BASE, scenario
+from helpers import BASE, registries_restored, scenario
+
+PLUGINS = sorted((Path(__file__).parent / "plugins").glob("*.py"))
+
+
+def _registered() -> list[str]:
+    """Every kind the registry holds with the test plugins imported (they are imported again,
+    and undone, around each test)."""
+    with registries_restored(*{p.parent for p in PLUGINS}):
+        for p in PLUGINS:
+            load_plugin(p)
+        return list(STRATEGIES)
+
+
+KINDS = _registered()
+
+
+@pytest.fixture(autouse=True)
+def _plugins_registered():
+    with registries_restored(*{p.parent for p in PLUGINS}):
+        for p in PLUGINS:
+            load_plugin(p)
+        yield
+
+
+def test_the_registry_holds_the_built_ins_and_the_plugin():
+    assert KINDS[:4] == ["uncontrolled", "distributed", "centralized", "battery_swap"]
+    assert "contract_price_band" in KINDS
 
 
 def _model(kind: str, seed: int, n: int, share: float) -> V2GModel:
@@ -48,7 +79,7 @@ def check_dispatch(obs, d):
     assert np.all(d.p_kw >= -obs.fleet.p_plug_max_kw[d.idx] * obs.fleet.can_discharge[d.idx] - 1e-9)
 
 
-@pytest.mark.parametrize("kind", sorted(STRATEGIES))
+@pytest.mark.parametrize("kind", KINDS)
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10_000), n=st.integers(1, 30), share=st.floats(0, 1))
 def test_contract(kind, seed, n, share):
@@ -64,7 +95,7 @@ def test_contract(kind, seed, n, share):
     assert len(spy.calls) == steps
 
 
-@pytest.mark.parametrize("kind", sorted(STRATEGIES))
+@pytest.mark.parametrize("kind", KINDS)
 def test_deterministic_and_observation_read_only(kind):
     a, b = _model(kind, 3, 10, 0.8), _model(kind, 3, 10, 0.8)
     for _ in range(80):
@@ -85,7 +116,7 @@ def test_registry_rejects_duplicates():
     from v2gsim.strategies.base import register
 
     with pytest.raises(ValueError, match="already registered"):
-        register("uncontrolled")(type(STRATEGIES["uncontrolled"]))
+        register("uncontrolled")(type("Other", (STRATEGIES["uncontrolled"],), {}))
 
 
 def test_base_scenario_uses_uncontrolled_by_default():

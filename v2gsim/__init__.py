@@ -8,8 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from v2gsim.errors import Problem, ScenarioError, SimulationError
+from v2gsim.physics.networks import register_network_source
+from v2gsim.physics.wear import register_wear_model
+from v2gsim.plugins import allow_plugins, load_plugin
 from v2gsim.results import Results
 from v2gsim.scenario import Scenario, bundled_scenarios, load_scenario
+from v2gsim.strategies.base import register_strategy
 
 __all__ = [
     "Problem",
@@ -18,8 +22,13 @@ __all__ = [
     "ScenarioError",
     "SimulationError",
     "V2GModel",
+    "allow_plugins",
     "bundled_scenarios",
+    "load_plugin",
     "load_scenario",
+    "register_network_source",
+    "register_strategy",
+    "register_wear_model",
     "run",
     "sweep",
 ]
@@ -37,14 +46,16 @@ def __getattr__(name):  # keep `import v2gsim` light: Mesa and Dask load on firs
     raise AttributeError(name)
 
 
-def run(scenario: Scenario | str | Path, *, seed: int | None = None, progress: bool = False, baseline: bool = True) -> Results:
+def run(scenario: Scenario | str | Path, *, seed: int | None = None, progress: bool = False, baseline: bool = True,
+        allow_plugins: bool = False) -> Results:
     """Run a scenario (object, file or bundled name) to its horizon and return its Results.
 
     With ``baseline`` (default), a scenario whose business models are not all uncontrolled is
     also run uncontrolled, and the KPIs gain ``uncontrolled_peak_kw`` and ``peak_reduction_pct``.
+    ``allow_plugins`` lets a scenario file import the modules its ``plugins:`` names.
     """
     from v2gsim.runner import run_scenario
 
     if not isinstance(scenario, Scenario):
-        scenario = load_scenario(scenario)
+        scenario = load_scenario(scenario, allow_plugins=allow_plugins)
     return run_scenario(scenario, seed=seed, progress=progress, baseline=baseline)

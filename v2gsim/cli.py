@@ -8,6 +8,7 @@ with 1 (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import types
@@ -31,13 +32,18 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     r.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     r.add_argument("--report", action="store_true", help="also write the HTML report (report.html) into the output folder")
+    _plugins_flag(r)
 
     v = sub.add_parser("validate", help="check a scenario file and report every problem")
     v.add_argument("file")
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
+    _plugins_flag(v)
 
     s = sub.add_parser("schema", help="print the scenario field reference (units, ranges, defaults)")
     s.add_argument("--format", choices=("text", "markdown"), default="text")
+    s.add_argument("--plugins", nargs="+", default=[], metavar="MODULE",
+                   help="import these plugin modules (my_model.py or a module name) first: their business models, "
+                   "wear models and network sources are listed too")
 
     sub.add_parser("scenarios", help="list the bundled scenario files")
 
@@ -52,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("dir", metavar="DIR", help="result folder (v2gsim run -o DIR)")
     h.add_argument("-o", "--out", metavar="FILE", help="where to write the page (default DIR/report.html, listed with the result)")
     h.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    _plugins_flag(c)
 
     w = sub.add_parser("sweep", help="run a parameter sweep (local processes or Dask)")
     w.add_argument("file", help="sweep YAML file")
@@ -62,7 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--max-runs", type=int, metavar="N", help="refuse sweeps with more runs than N (default 100000)")
     w.add_argument("--extend", action="store_true", help="add this sweep's runs to a folder holding a different sweep")
     w.add_argument("--no-progress", action="store_true")
+    _plugins_flag(w)
     return p
+
+
+def _plugins_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugins", action="store_true",
+                   help="allow scenarios to import the modules their plugins: key names (this runs their code)")
 
 
 def _steps(tc) -> str:
@@ -214,19 +227,39 @@ def schema_rows(model_cls, prefix: str = ""):
     return rows
 
 
-def _cmd_schema(args) -> int:
-    from v2gsim.scenario.schema import Scenario
+def _registered_rows():
+    """Names registered for what the scenario names by string rather than by field."""
+    from v2gsim.physics.networks import NETWORK_SOURCES
+    from v2gsim.physics.wear import WEAR_MODELS
+    from v2gsim.strategies.base import STRATEGIES
 
-    rows = [EXTENDS_ROW, *schema_rows(Scenario)]
+    return [(r.what + "s", ", ".join(r.names(*extra)), r.group)
+            for r, extra in ((STRATEGIES, ()), (WEAR_MODELS, ("auto", "off")), (NETWORK_SOURCES, ()))]
+
+
+def _cmd_schema(args) -> int:
+    from v2gsim.plugins import load_plugin
+    from v2gsim.scenario.schema import scenario_model
+
+    for module in args.plugins:  # named on the command line: the user's own choice to import them
+        load_plugin(module)
+    rows = [EXTENDS_ROW, *schema_rows(scenario_model())]
+    registered = _registered_rows()
     if args.format == "markdown":
         print("| field | type | default | range | meaning |\n|---|---|---|---|---|")
         for r in rows:
             print("| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |")
+        print("\n| registered | names | entry-point group |\n|---|---|---|")
+        for r in registered:
+            print("| " + " | ".join(r) + " |")
     else:
         w = max(len(r[0]) for r in rows)
         for path, tp, default, rng, desc in rows:
             extra = "; ".join(x for x in (f"default {default}", rng, desc) if x)
             print(f"{path:<{w}}  {tp}  — {extra}")
+        print()
+        for what, names, group in registered:
+            print(f"registered {what}: {names}  (entry points: {group})")
     print("\nUnits are in the names: _kw, _kwh, _kva, _km, _h, _min, _pct, soc (0-1), _cny_per_kwh. Power > 0 charges, < 0 is V2G.")
     return EXIT_OK
 
@@ -328,11 +361,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from v2gsim.errors import OutputError, ScenarioError, SimulationError
+    from v2gsim.plugins import PluginError, allow_plugins
 
     try:
-        return COMMANDS[args.command](args)
+        with allow_plugins() if getattr(args, "plugins", None) is True else contextlib.nullcontext():
+            return COMMANDS[args.command](args)
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
+        return EXIT_SCENARIO
+    except PluginError as exc:  # a module named on the command line (v2gsim schema --plugins)
+        print(f"v2gsim: {exc}", file=sys.stderr)
         return EXIT_SCENARIO
     except OutputError as exc:  # the output folder: refused (a usage problem) or not writable
         print(f"v2gsim: {exc}", file=sys.stderr)

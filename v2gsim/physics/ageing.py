@@ -26,18 +26,17 @@ both are bit-identical and the V2G share is exactly zero.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from v2gsim.fields import ConfigModel
 from v2gsim.physics.ambient import AmbientConfig, ambient_on_clock
-from v2gsim.physics.wear import WEAR_MODELS, WearState, XuRainflow, model_for_chemistry
+from v2gsim.physics.wear import WEAR_MODELS, WearState, model_for_chemistry
 
 __all__ = ["WearConfig", "SecondLifeConfig", "WearPopulation", "FleetWear", "SwapPackWear", "SecondLifeStorage"]
-
-WearModelName = Literal["auto", "naumann_lfp", "schmalstieg_nmc", "xu_rainflow", "off"]
 
 
 _Frozen = ConfigModel  # every config model's base (v2gsim.fields)
@@ -61,9 +60,10 @@ class SecondLifeConfig(_Frozen):
 class WearConfig(_Frozen):
     """Scenario section ``wear``: battery ageing of every vehicle (and retired pack)."""
 
-    model: WearModelName = Field(
+    model: str = Field(
         default="off",
-        description="fade model: auto (per chemistry: LFP naumann_lfp, NMC schmalstieg_nmc), naumann_lfp, schmalstieg_nmc, xu_rainflow, off",
+        description="fade model: auto (per chemistry: LFP naumann_lfp, NMC schmalstieg_nmc), off, or a registered "
+        "wear model (v2gsim schema lists them)",
     )
     update_period_h: Annotated[
         float, Field(gt=0, le=8760, description="fade models advance once per period; must be a whole number of steps")
@@ -87,6 +87,13 @@ class WearConfig(_Frozen):
     ] = 100.0
     rainflow: bool = Field(default=True, description="xu_rainflow: rainflow-count an hourly SOC history (a Python loop per vehicle and period)")
     second_life: SecondLifeConfig = Field(default_factory=SecondLifeConfig)
+
+    @field_validator("model")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        if v not in ("auto", "off") and v not in WEAR_MODELS:  # the registry as it is now, plugins included
+            raise PydanticCustomError("unknown_name", "unknown wear model '{name}'", {"name": v, "hint": WEAR_MODELS.hint(v, "auto", "off")})
+        return v
 
     @property
     def enabled(self) -> bool:
@@ -120,7 +127,7 @@ class WearPopulation:
         self.shadow = WearState.zeros(n) if shadow else None
         self.history = int(history)
         # models fed the SOC history (rainflow counting): Xu et al.
-        self.hist_models = {i for i, m in enumerate(self.models) if isinstance(m, XuRainflow)} if self.history else set()
+        self.hist_models = {i for i, m in enumerate(self.models) if getattr(m, "uses_soc_history", False)} if self.history else set()
         self.sh_diverged = False  # the shadow has seen V2G at some time (else it equals the real state)
         self._alloc_period(n)
         # attribution of the shadow's cycle fade to driving and charging (fractions of nominal)
@@ -514,7 +521,7 @@ class FleetWear:
         self.models, chem_model, self.model_names = _resolve_models(cfg, list(chemistry_names))
         self.chem_model = np.asarray(chem_model, dtype=np.int64)  # model index per fleet.CHEMISTRIES entry
         model_ids = self.chem_model[f.chemistry.astype(np.int64)]
-        use_hist = cfg.rainflow and "xu_rainflow" in self.model_names
+        use_hist = cfg.rainflow and any(getattr(m, "uses_soc_history", False) for m in self.models)
         self.hist_every = max(1, int(round(60 / step_min))) if use_hist else 0
         hist_len = int(np.ceil(self.period_steps / self.hist_every)) + 1 if use_hist else 0
         self.pop = WearPopulation(f.capacity_kwh.copy(), model_ids, self.models, shadow=True, history=hist_len)

@@ -1,12 +1,15 @@
 """Distribution networks: loading by name, placing things on buses, base-load and PV profiles.
 
-Networks are pandapower nets. Three sources:
+Networks are pandapower nets. ``feeder.network`` names one as ``<source>`` or
+``<source>:<argument>``; each source is registered in :data:`NETWORK_SOURCES`:
 
 - built-ins from ``pandapower.networks`` by name (``case33bw``, ``cigre_lv``, ``cigre_mv``, the
   Kerber LV feeders, ...),
-- SimBench grids by code, prefixed ``simbench:`` (``simbench:1-LV-semiurb4--0-sw``), which come
+- SimBench grids by code, ``simbench:<code>`` (``simbench:1-LV-semiurb4--0-sw``), which come
   with their own year-long 15-minute load and generation profiles,
-- pandapower JSON files, prefixed ``file:``.
+- pandapower JSON files, ``file:<net.json>``,
+- and the sources a user's module registers with ``@v2gsim.register_network_source("name")``
+  (see ``docs/extending.md``).
 
 Profiles are returned in kW with the project's sign convention for loads (> 0 is drawn from the
 grid). PV (static generator) output is returned as a production, >= 0.
@@ -18,13 +21,17 @@ import copy
 import difflib
 import functools
 import os
-from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
+from v2gsim.registry import Registry
+
 __all__ = [
+    "NETWORK_SOURCES",
+    "NetworkSource",
     "assign_buses",
     "check_bus",
     "is_simbench",
@@ -32,15 +39,61 @@ __all__ = [
     "load_buses",
     "load_network",
     "network_profiles",
+    "network_source",
+    "register_network_source",
     "simbench_unsupported_reason",
+    "spec_problem",
     "standard_profile",
 ]
 
 SIMBENCH_PREFIX = "simbench:"
-FILE_PREFIX = "file:"
 _SLOT_MIN = 15  # SimBench profile resolution
 _SLOTS_PER_DAY = 24 * 60 // _SLOT_MIN
 _PROFILE_YEAR = 2016  # SimBench profiles cover 2016 (a leap year, 366 days)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class NetworkSource:
+    """A way to name networks in ``feeder.network``: ``name``, or ``name:<argument>`` when
+    :attr:`argument` is set. Register a subclass with ``@register_network_source("name")``; it is
+    made without arguments each time a network is named."""
+
+    #: what the argument after ``name:`` is, for messages (``"<code>"``); None: the name alone
+    argument: ClassVar[str | None] = None
+
+    def load(self, argument: str | None):
+        """A fresh pandapowerNet (callers may change it). Raises ValueError or OSError with a
+        sentence for an argument it cannot load."""
+        raise NotImplementedError
+
+    def check(self, argument: str | None) -> tuple[str, str | None] | None:
+        """``(problem, hint)`` for an argument that cannot work, found without loading the
+        network (``v2gsim validate`` calls it); default: none (problems show when it loads)."""
+        return None
+
+    def unsupported_without_loading(self, argument: str | None) -> tuple[bool, str | None]:
+        """``(decided, reason)``: whether this source can tell, without loading the network,
+        that the AC power flow cannot solve it (and why). Default: it cannot tell; the network
+        is loaded and asked."""
+        return False, None
+
+
+def _check_source(name: str, cls: object) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, NetworkSource)):
+        raise TypeError(f"@register_network_source({name!r}) decorates a subclass of "
+                        f"v2gsim.physics.networks.NetworkSource; got {cls!r}")
+
+
+#: Network sources by the name before ``:`` in ``feeder.network``.
+NETWORK_SOURCES = Registry(
+    "network source", "v2gsim.network_sources", builtins=("v2gsim.physics.networks",), check=_check_source,
+    display=lambda name, cls: f"{name}:{cls.argument}" if cls.argument else name,
+)
+
+#: Class decorator: ``@register_network_source("ring")`` makes ``feeder.network: ring:...`` load it.
+register_network_source = NETWORK_SOURCES.register
 
 
 def _pn():
@@ -49,36 +102,92 @@ def _pn():
     return pn
 
 
-def _cigre_mv():
-    # DER (PV + wind sgens) included so the MV benchmark has generation to play with
-    return _pn().create_cigre_network_mv(with_der="pv_wind")
+class PandapowerNetwork(NetworkSource):
+    """A network of ``pandapower.networks``, by the function that builds it."""
 
+    function: ClassVar[str]
+    kwargs: ClassVar[dict] = {}
 
-def _builtin_table() -> dict[str, Callable]:
-    pn = _pn()
-    table: dict[str, Callable] = {
-        "case33bw": pn.case33bw,
-        "cigre_lv": pn.create_cigre_network_lv,
-        "cigre_mv": _cigre_mv,
-        "mv_oberrhein": pn.mv_oberrhein,
-        "lv_schutterwald": pn.lv_schutterwald,
-    }
-    for name in dir(pn):
-        if name.startswith("create_kerber_"):
-            table[name.removeprefix("create_")] = getattr(pn, name)
-        elif name.startswith("kb_extrem_"):
-            table[name] = getattr(pn, name)
-    return table
-
-
-def known_network_names() -> list[str]:
-    """All built-in names (the pandapower ones present in this install), sorted."""
-    return sorted(_builtin_table())
+    def load(self, argument: str | None):
+        return copy.deepcopy(_pandapower_net(self.function, tuple(sorted(self.kwargs.items()))))
 
 
 @functools.lru_cache(maxsize=16)
-def _builtin_net(name: str):
-    return _builtin_table()[name]()
+def _pandapower_net(function: str, kwargs: tuple):
+    return getattr(_pn(), function)(**dict(kwargs))
+
+
+# name in feeder.network -> (pandapower.networks function, its arguments)
+_PANDAPOWER_NETWORKS: dict[str, tuple[str, dict]] = {
+    "case33bw": ("case33bw", {}),
+    "cigre_lv": ("create_cigre_network_lv", {}),
+    "cigre_mv": ("create_cigre_network_mv", {"with_der": "pv_wind"}),  # DER (PV + wind) to play with
+    "mv_oberrhein": ("mv_oberrhein", {}),
+    "lv_schutterwald": ("lv_schutterwald", {}),
+    **{f"kerber_{n}": (f"create_kerber_{n}", {}) for n in (
+        "dorfnetz", "landnetz_freileitung_1", "landnetz_freileitung_2", "landnetz_kabel_1", "landnetz_kabel_2",
+        "vorstadtnetz_kabel_1", "vorstadtnetz_kabel_2")},
+    **{f"kb_extrem_{n}": (f"kb_extrem_{n}", {}) for n in (
+        "dorfnetz", "dorfnetz_trafo", "landnetz_freileitung", "landnetz_freileitung_trafo", "landnetz_kabel",
+        "landnetz_kabel_trafo", "vorstadtnetz_1", "vorstadtnetz_2", "vorstadtnetz_trafo_1", "vorstadtnetz_trafo_2")},
+}
+
+for _name, (_function, _kwargs) in _PANDAPOWER_NETWORKS.items():
+    register_network_source(_name)(type(_name, (PandapowerNetwork,), {
+        "function": _function, "kwargs": _kwargs, "__module__": __name__,
+        "__doc__": f"pandapower.networks.{_function}"}))
+del _name, _function, _kwargs
+
+
+@register_network_source("simbench")
+class SimBench(NetworkSource):
+    """A SimBench grid by its code, with its year-long load and generation profiles."""
+
+    argument = "<code>"
+
+    def check(self, argument):
+        codes = _simbench_codes()
+        if argument in codes:
+            return None
+        close = difflib.get_close_matches(argument or "", codes, n=3, cutoff=0.5)
+        hint = ("did you mean " + ", ".join(repr(SIMBENCH_PREFIX + c) for c in close) + "?") if close else \
+            "see simbench.collect_all_simbench_codes() for the codes"
+        return f"unknown SimBench code {argument!r}", hint
+
+    def load(self, argument):
+        bad = self.check(argument)
+        if bad is not None:
+            raise ValueError(f"{bad[0]}; {bad[1]}")
+        return copy.deepcopy(_simbench_net(argument))
+
+    def unsupported_without_loading(self, argument):
+        return True, simbench_unsupported_reason(argument)  # loading a SimBench grid takes seconds
+
+
+@register_network_source("file")
+class JsonFile(NetworkSource):
+    """A pandapower JSON file (``pandapower.to_json``)."""
+
+    argument = "<net.json>"
+
+    def check(self, argument):
+        path = Path(argument or "").expanduser()
+        if not path.is_file():
+            return f"network file {str(path)!r} does not exist", "give an existing pandapower JSON file"
+        return None
+
+    def load(self, argument):
+        import pandapower as pp
+
+        path = Path(argument or "").expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"network file {str(path)!r} does not exist")
+        return pp.from_json(os.fspath(path))
+
+
+def known_network_names() -> list[str]:
+    """Every registered way to name a network (``case33bw``, ``simbench:<code>``, ...)."""
+    return NETWORK_SOURCES.names()
 
 
 @functools.lru_cache(maxsize=16)
@@ -113,12 +222,49 @@ def simbench_unsupported_reason(code: str) -> str | None:
     return None
 
 
+class NetworkSpecError(ValueError):
+    """A ``feeder.network`` that names no registered source, or gives it the wrong argument."""
+
+    def __init__(self, message: str, hint: str | None):
+        super().__init__(f"{message}; {hint}" if hint else message)
+        self.message, self.hint = message, hint
+
+
+def network_source(spec: str) -> tuple[NetworkSource, str | None]:
+    """The source a ``feeder.network`` names and the argument after its ``:`` (None without).
+
+    Raises:
+        NetworkSpecError: no such source (with a suggestion and the known ones), or an argument
+            missing or given where the source takes none.
+    """
+    name, colon, argument = spec.strip().partition(":")
+    name, argument = name.strip(), argument.strip() if colon else None
+    if name not in NETWORK_SOURCES:
+        raise NetworkSpecError(f"unknown network {spec.strip()!r}", NETWORK_SOURCES.hint(name))
+    cls = NETWORK_SOURCES[name]
+    if cls.argument is None and argument is not None:
+        raise NetworkSpecError(f"network {name!r} takes nothing after ':'; got {spec.strip()!r}", f"write {name}")
+    if cls.argument is not None and not argument:
+        raise NetworkSpecError(f"network source {name!r} needs an argument", f"write {name}:{cls.argument}")
+    return cls(), argument
+
+
+def spec_problem(spec: str) -> tuple[str, str | None] | None:
+    """``(problem, hint)`` of a ``feeder.network`` found without loading the network, or None."""
+    try:
+        source, argument = network_source(spec)
+    except NetworkSpecError as exc:
+        return exc.message, exc.hint
+    return source.check(argument)
+
+
 def load_network(spec: str):
-    """Load a pandapower network by name, SimBench code or JSON file.
+    """Load a pandapower network by its ``feeder.network`` spec.
 
     Args:
         spec: ``case33bw``, ``cigre_lv``, ``cigre_mv``, a Kerber feeder name
-            (``kerber_landnetz_freileitung_1``, ...), ``simbench:<code>`` or ``file:<path.json>``.
+            (``kerber_landnetz_freileitung_1``, ...), ``simbench:<code>``, ``file:<path.json>``,
+            or ``<name>[:<argument>]`` of a registered source.
 
     Returns:
         A fresh pandapowerNet (a deep copy: callers may mutate it). SimBench nets keep their
@@ -128,31 +274,8 @@ def load_network(spec: str):
         ValueError: unknown name or SimBench code (with the known names and a suggestion).
         FileNotFoundError: a ``file:`` path that does not exist.
     """
-    spec = spec.strip()
-    if spec.startswith(FILE_PREFIX):
-        import pandapower as pp
-
-        path = Path(spec[len(FILE_PREFIX):].strip()).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"network file {str(path)!r} does not exist")
-        return pp.from_json(os.fspath(path))
-    if spec.startswith(SIMBENCH_PREFIX):
-        code = spec[len(SIMBENCH_PREFIX):].strip()
-        codes = _simbench_codes()
-        if code not in codes:
-            close = difflib.get_close_matches(code, codes, n=3, cutoff=0.5)
-            hint = f"did you mean {', '.join(SIMBENCH_PREFIX + c for c in close)}?" if close else (
-                "see simbench.collect_all_simbench_codes() for the list.")
-            raise ValueError(f"unknown SimBench code {code!r}; {hint}")
-        return copy.deepcopy(_simbench_net(code))
-    table = _builtin_table()
-    if spec not in table:
-        close = difflib.get_close_matches(spec, list(table), n=1, cutoff=0.5)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(
-            f"unknown network {spec!r}{hint}; known names are {', '.join(sorted(table))}, "
-            f"or '{SIMBENCH_PREFIX}<code>' or '{FILE_PREFIX}<path.json>'.")
-    return copy.deepcopy(_builtin_net(spec))
+    source, argument = network_source(spec)
+    return source.load(argument)
 
 
 # --------------------------------------------------------------------------- placement

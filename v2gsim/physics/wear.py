@@ -25,9 +25,12 @@ See ``docs/wear.md`` for equations, units, validity ranges and sources.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import numpy as np
 import rainflow
+
+from v2gsim.registry import Registry
 
 __all__ = [
     "WearState",
@@ -35,8 +38,10 @@ __all__ = [
     "SchmalstiegNmc",
     "XuRainflow",
     "WEAR_MODELS",
+    "WearModel",
     "model_for_chemistry",
     "nmc_sanyo_ocv_v",
+    "register_wear_model",
     "rainflow_cycles",
 ]
 
@@ -138,11 +143,36 @@ def _out_of_range(validity: dict, t_degc, soc, dod, c_rate, cycling) -> np.ndarr
     return bad
 
 
-class _WearModel:
-    """Shared bookkeeping: parameter repr, validity counting, time/FEC counters."""
+def _check_wear_model(name: str, cls: object) -> None:
+    if not (isinstance(cls, type) and callable(getattr(cls, "update", None))):
+        raise TypeError(f"@register_wear_model({name!r}) decorates a class with an update(state, idx, *, dt_s, t_degc, "
+                        f"soc_mean, fec, dod, c_rate, soc_history) method (e.g. a WearModel subclass); got {cls!r}")
+
+
+#: Fade models by the name ``wear.model`` gives. Each is a class whose instance (made without
+#: arguments: published parameters) advances a :class:`WearState`. ``auto`` (per chemistry) and
+#: ``off`` are words of the scenario, not models.
+WEAR_MODELS = Registry("wear model", "v2gsim.wear_models", builtins=("v2gsim.physics.wear",),
+                       check=_check_wear_model, reserved=("auto", "off"))
+
+#: Class decorator: ``@register_wear_model("my_fade")`` makes a model available as ``wear.model: my_fade``.
+register_wear_model = WEAR_MODELS.register
+
+
+class WearModel:
+    """Base of the fade models: parameter repr, validity counting, time/FEC counters.
+
+    A model implements ``update(state, idx, *, dt_s, t_degc, soc_mean, fec=0, dod=0, c_rate=0,
+    soc_history=None, **_) -> int``: advance the cells ``idx`` of ``state`` by one period (in
+    place: ``q_loss_cal``, ``q_loss_cyc`` and, through :meth:`finish_update`, ``t_s``, ``fec`` and
+    ``n_out_of_range``) and return how many cells were outside ``validity``. Register it with
+    :func:`register_wear_model` (see ``docs/extending.md``).
+    """
 
     #: Stressor ranges the fit covers; see docs/wear.md for the source of each bound.
     validity: dict[str, tuple[float, float]] = {}
+    #: The engine keeps an hourly SOC history per pack and passes it as ``soc_history`` (n, k).
+    uses_soc_history: ClassVar[bool] = False
 
     def get_params(self) -> dict:
         return dict(self.__dict__)
@@ -152,7 +182,7 @@ class _WearModel:
         return f"{type(self).__name__}({args})"
 
     @staticmethod
-    def _stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate):
+    def stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate):
         """``update``'s cells as indices and its stressors broadcast to one value per cell."""
         idx = _as_index(idx, len(state))
         m = idx.size
@@ -160,7 +190,13 @@ class _WearModel:
         values = (dt_s, t_degc, soc_mean, fec, dod, c_rate)
         return (idx, *(_bcast(x, m, name) for x, name in zip(values, names, strict=True)))
 
-    def _finish(self, state, idx, dt_s, fec, bad) -> int:
+    def out_of_range(self, t_degc, soc, dod, c_rate, cycling) -> np.ndarray:
+        """Cells whose stressors are outside ``validity`` (boolean, shape of the inputs)."""
+        return _out_of_range(self.validity, t_degc, soc, dod, c_rate, cycling)
+
+    def finish_update(self, state, idx, dt_s, fec, bad) -> int:
+        """Advance the time and FEC counters of cells ``idx``, count the out-of-range ones
+        (``bad``, boolean per cell) and return that count: ``update``'s last line."""
         state.t_s[idx] += dt_s
         state.fec[idx] += fec
         state.n_out_of_range[idx] += bad
@@ -170,7 +206,8 @@ class _WearModel:
 # --------------------------------------------------------------------------- Naumann
 
 
-class NaumannLfp(_WearModel):
+@register_wear_model("naumann_lfp")
+class NaumannLfp(WearModel):
     """Naumann et al. LFP/graphite model (Sony/Murata 3 Ah).
 
     Calendar (Naumann et al., J. Energy Storage 17 (2018) 153-169)::
@@ -282,11 +319,11 @@ class NaumannLfp(_WearModel):
         Returns:
             Number of cells in ``idx`` whose stressors were outside ``validity``.
         """
-        idx, dt_s, t_degc, soc_mean, fec, dod, c_rate = self._stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate)
+        idx, dt_s, t_degc, soc_mean, fec, dod, c_rate = self.stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate)
         state.q_loss_cal[idx] = _continue_power_law(state.q_loss_cal[idx], self.calendar_rate(soc_mean, t_degc), dt_s, 0.5)
         state.q_loss_cyc[idx] = _continue_power_law(state.q_loss_cyc[idx], self.cycle_rate(dod, c_rate), fec, 0.5)
-        bad = _out_of_range(self.validity, t_degc, soc_mean, dod, c_rate, fec > 0.0)
-        return self._finish(state, idx, dt_s, fec, bad)
+        bad = self.out_of_range(t_degc, soc_mean, dod, c_rate, fec > 0.0)
+        return self.finish_update(state, idx, dt_s, fec, bad)
 
     # resistance (not part of WearState; used to check the shared parts with BLAST-Lite)
     def resistance_gain_calendar(
@@ -343,7 +380,8 @@ def nmc_sanyo_ocv_v(soc) -> np.ndarray:
     return np.interp(np.asarray(soc, dtype=np.float64), _NMC_SANYO_SOC, _NMC_SANYO_OCV_V)
 
 
-class SchmalstiegNmc(_WearModel):
+@register_wear_model("schmalstieg_nmc")
+class SchmalstiegNmc(WearModel):
     """Schmalstieg et al. 2014 NMC/graphite model (Sanyo UR18650E, 2.15 Ah).
 
     ``Q = 1 - alpha * t_days**0.75 - beta * sqrt(ah)`` with::
@@ -437,7 +475,7 @@ class SchmalstiegNmc(_WearModel):
         Returns:
             Number of cells in ``idx`` whose stressors were outside ``validity``.
         """
-        idx, dt_s, t_degc, soc_mean, fec, dod, c_rate = self._stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate)
+        idx, dt_s, t_degc, soc_mean, fec, dod, c_rate = self.stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate)
         m = idx.size
         if soc_history is not None and (v_mean is None or v_rms is None):
             v_hist = nmc_sanyo_ocv_v(np.asarray(soc_history, dtype=np.float64).reshape(m, -1))
@@ -453,8 +491,8 @@ class SchmalstiegNmc(_WearModel):
         state.q_loss_cyc[idx] = _continue_power_law(
             state.q_loss_cyc[idx], self.cycle_rate(v_rms, dod), 2.0 * fec * self.q_nom_ah, 0.5
         )
-        bad = _out_of_range(self.validity, t_degc, soc_mean, dod, c_rate, fec > 0.0)
-        return self._finish(state, idx, dt_s, fec, bad)
+        bad = self.out_of_range(t_degc, soc_mean, dod, c_rate, fec > 0.0)
+        return self.finish_update(state, idx, dt_s, fec, bad)
 
 
 # --------------------------------------------------------------------------- Xu
@@ -495,7 +533,8 @@ def rainflow_cycles(soc_history) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     )
 
 
-class XuRainflow(_WearModel):
+@register_wear_model("xu_rainflow")
+class XuRainflow(WearModel):
     """Xu et al. 2018 rainflow-based model (IEEE Trans. Smart Grid 9(2) 1131-1140).
 
     Linearised damage ``f_d = f_cal + f_cyc`` with::
@@ -512,6 +551,8 @@ class XuRainflow(_WearModel):
     of L in proportion to that period's increments of f_cal and f_cyc (both parts stay
     monotone; for pure storage the calendar part equals L(f_cal)).
     """
+
+    uses_soc_history = True  # rainflow-counted from the engine's hourly SOC history
 
     validity = {
         "t_degc_calendar": (15.0, 45.0),
@@ -601,7 +642,7 @@ class XuRainflow(_WearModel):
         Returns:
             Number of cells in ``idx`` whose stressors were outside ``validity``.
         """
-        idx, dt_s, t_degc, soc_mean, fec, dod, c_rate = self._stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate)
+        idx, dt_s, t_degc, soc_mean, fec, dod, c_rate = self.stressors(state, idx, dt_s, t_degc, soc_mean, fec, dod, c_rate)
         m = idx.size
         s_t = self.s_temp(t_degc)
 
@@ -629,22 +670,16 @@ class XuRainflow(_WearModel):
         state.q_loss_cal[idx] += dl * share_cal
         state.q_loss_cyc[idx] += dl * (1.0 - share_cal)
         cycling = (fec > 0.0) | (df_cyc > 0.0)
-        bad = _out_of_range(self.validity, t_degc, soc_mean, dod, c_rate, cycling)
-        return self._finish(state, idx, dt_s, fec, bad)
+        bad = self.out_of_range(t_degc, soc_mean, dod, c_rate, cycling)
+        return self.finish_update(state, idx, dt_s, fec, bad)
 
 
-# --------------------------------------------------------------------------- registry
-
-WEAR_MODELS: dict[str, type[_WearModel]] = {
-    "naumann_lfp": NaumannLfp,
-    "schmalstieg_nmc": SchmalstiegNmc,
-    "xu_rainflow": XuRainflow,
-}
+# --------------------------------------------------------------------------- defaults
 
 _CHEMISTRY_TO_MODEL = {"LFP": "naumann_lfp", "NMC": "schmalstieg_nmc", "NCM": "schmalstieg_nmc"}
 
 
-def model_for_chemistry(chemistry: str) -> _WearModel:
+def model_for_chemistry(chemistry: str) -> WearModel:
     """Default wear model (an instance with published parameters) for a chemistry.
 
     "LFP" -> ``WEAR_MODELS["naumann_lfp"]()`` (China's fleet is mostly LFP);

@@ -9,10 +9,11 @@ import yaml
 from pydantic import ValidationError
 
 from v2gsim.errors import Problem
+from v2gsim.plugins import load_scenario_plugins
 from v2gsim.scenario import loader
-from v2gsim.scenario.schema import Scenario, TimeConfig, cross_checks, model_checks, resolve_paths
+from v2gsim.scenario.schema import Scenario, TimeConfig, cross_checks, model_checks, resolve_paths, scenario_model
 
-__all__ = ["Scenario", "bundled_scenarios", "find_scenario", "load_scenario", "validate_scenario"]
+__all__ = ["Scenario", "bundled_scenarios", "find_scenario", "load_scenario", "scenario_model", "validate_scenario"]
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -84,12 +85,16 @@ def _checks(raw) -> list[Problem]:
     return cross_checks(raw) + _data_file_checks(raw)
 
 
-def load_scenario(path: str | Path, overrides: Sequence[str] | Mapping[str, object] = ()) -> Scenario:
+def load_scenario(path: str | Path, overrides: Sequence[str] | Mapping[str, object] = (), *,
+                  allow_plugins: bool = False) -> Scenario:
     """Read, merge (``extends:``), override and validate a scenario file.
 
     Args:
         path: a YAML file, or the name of a bundled scenario (``"smoke"``).
         overrides: ``["population.0.count=100"]`` or ``{"population.0.count": 100}``.
+        allow_plugins: import the modules the scenario's ``plugins:`` names (their code runs).
+            Also allowed by ``v2gsim.allow_plugins()`` and ``V2GSIM_ALLOW_PLUGINS=1``; without
+            any of them, a scenario naming plugins is an error.
 
     Raises:
         v2gsim.errors.ScenarioError: listing every problem with its YAML path and line.
@@ -97,10 +102,12 @@ def load_scenario(path: str | Path, overrides: Sequence[str] | Mapping[str, obje
     if isinstance(overrides, Mapping):
         overrides = [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}" for k, v in overrides.items()]
     raw, lines = loader.resolve(find_scenario(path), list(overrides))
-    return validate_scenario(resolve_paths(raw, lines), lines)
+    return validate_scenario(resolve_paths(raw, lines), lines, allow_plugins=allow_plugins)
 
 
-def validate_scenario(raw: dict, lines: loader.LineMap) -> Scenario:
-    """Validate resolved scenario data (paths already resolved): the schema, the checks between
-    sections and of data files, then the checks on the typed scenario; every problem placed."""
-    return loader.validate(raw, Scenario, lines, extra_checks=_checks, model_checks=model_checks)  # type: ignore[return-value]
+def validate_scenario(raw: dict, lines: loader.LineMap, *, allow_plugins: bool = False) -> Scenario:
+    """Validate resolved scenario data (paths already resolved): import its plugins (if allowed),
+    then the schema assembled from the registries, the checks between sections and of data
+    files, and the checks on the typed scenario; every problem placed."""
+    load_scenario_plugins(raw, lines, allow_plugins)
+    return loader.validate(raw, scenario_model(), lines, extra_checks=_checks, model_checks=model_checks)  # type: ignore[return-value]

@@ -773,6 +773,8 @@ def _message(err: Mapping[str, Any], where: _Located) -> tuple[str, str | None]:
     got = f"; got {_got(value)}"
     field = where.field
 
+    if "hint" in ctx:  # a validator's own sentence and hint (PydanticCustomError with a "hint" in its context)
+        return str(err.get("msg", kind)), str(ctx["hint"])
     if kind == "missing":
         hint = field.description if field is not None and field.description else None
         return "is required", hint

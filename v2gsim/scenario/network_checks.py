@@ -6,39 +6,17 @@ Tolerant of any raw shape (pydantic reports the shapes); each problem names the 
 
 from __future__ import annotations
 
-import difflib
-from pathlib import Path
 from typing import Any
 
 from v2gsim.errors import Problem
 
 
 def _spec_problem(spec: str) -> Problem | None:
-    """A problem with a network spec, without loading SimBench grids (which takes seconds)."""
-    from v2gsim.physics import networks as nw
+    """A problem with a network spec, found by its source without loading the network."""
+    from v2gsim.physics.networks import spec_problem
 
-    spec = spec.strip()
-    if spec.startswith(nw.FILE_PREFIX):
-        path = Path(spec[len(nw.FILE_PREFIX):].strip()).expanduser()
-        if not path.is_file():
-            return Problem("feeder.network", f"network file {str(path)!r} does not exist", "give an existing pandapower JSON file")
-        return None
-    if spec.startswith(nw.SIMBENCH_PREFIX):
-        code = spec[len(nw.SIMBENCH_PREFIX):].strip()
-        codes = nw._simbench_codes()
-        if code not in codes:
-            close = difflib.get_close_matches(code, codes, n=3, cutoff=0.5)
-            hint = ("did you mean " + ", ".join(repr(nw.SIMBENCH_PREFIX + c) for c in close) + "?") if close else \
-                "see simbench.collect_all_simbench_codes() for the codes"
-            return Problem("feeder.network", f"unknown SimBench code {code!r}", hint)
-        return None
-    known = nw.known_network_names()
-    if spec not in known:
-        close = difflib.get_close_matches(spec, known, n=1, cutoff=0.5)
-        hint = (f"did you mean {close[0]!r}? " if close else "") + \
-            f"known: {', '.join(known)}, or 'simbench:<code>', or 'file:<net.json>'"
-        return Problem("feeder.network", f"unknown network {spec!r}", hint)
-    return None
+    found = spec_problem(spec)
+    return Problem("feeder.network", *found) if found else None
 
 
 def network_checks(raw: Any) -> list[Problem]:
@@ -72,17 +50,17 @@ def network_checks(raw: Any) -> list[Problem]:
     solve_ac = feeder.get("solver", "ac") == "ac"
     if not (explicit or solve_ac):
         return problems
-    from v2gsim.physics import networks as nw
     from v2gsim.physics.grid import unsupported_reason
-    from v2gsim.physics.networks import check_bus, load_network, simbench_unsupported_reason
+    from v2gsim.physics.networks import check_bus, network_source
 
     spec = spec.strip()
-    if solve_ac and spec.startswith(nw.SIMBENCH_PREFIX) and not explicit:
-        # decided from the code: loading a SimBench grid takes seconds
-        reason = simbench_unsupported_reason(spec[len(nw.SIMBENCH_PREFIX):].strip())
-        return problems + ([unsupported_problem(spec, reason)] if reason else [])
+    source, argument = network_source(spec)
+    if solve_ac and not explicit:
+        decided, reason = source.unsupported_without_loading(argument)  # SimBench: from the code (loading takes seconds)
+        if decided:
+            return problems + ([unsupported_problem(spec, reason)] if reason else [])
     try:
-        net = load_network(spec)
+        net = source.load(argument)
     except Exception as exc:  # a JSON file that is not a pandapower net, ...
         return problems + [Problem("feeder.network", f"cannot load network {spec!r}: {exc}")]
     net.name = net.name or spec

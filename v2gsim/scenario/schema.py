@@ -4,12 +4,17 @@ declared range; unknown fields are errors (``extra="forbid"``).
 The model never reads YAML: :mod:`v2gsim.scenario.loader` turns files into these objects and
 :func:`cross_checks` adds the problems a single field cannot see (references between sections,
 presets, data files).
+
+The business models a scenario may name are those registered when it is validated (built-ins,
+installed entry points, the scenario's ``plugins:``): :func:`scenario_model` assembles the
+scenario class from the registry, and ``Scenario.model_validate`` goes through it.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
+import threading
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -17,14 +22,14 @@ from typing import Annotated, Any, Literal, Union
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator, model_validator
 
 from v2gsim.errors import Problem
 from v2gsim.fields import DEFAULT_ZONE, ID_PATTERN, ConfigModel, LocalDateTime, check_zone, local_zone
 from v2gsim.market.tariffs import TariffConfig
 from v2gsim.physics.ageing import WearConfig
-from v2gsim.strategies import STRATEGIES
-from v2gsim.strategies.uncontrolled import UncontrolledConfig
+from v2gsim.plugins import load_plugin, resolve_entry
+from v2gsim.strategies.base import STRATEGIES, StrategyConfig
 
 
 _Frozen = ConfigModel  # every config model's base (v2gsim.fields)
@@ -262,20 +267,30 @@ class OutputsConfig(_Frozen):
     bus_voltages: bool = Field(default=False, description="record every bus voltage every step (long table; needs feeder.network)")
 
 
-def _business_model_type():
-    configs = tuple(cls.config_cls for cls in STRATEGIES.values())
-    if len(configs) == 1:
-        return configs[0]
-    return Annotated[Union[configs], Field(discriminator="kind")]  # noqa: UP007 - runtime union of classes
+def _default_business_models() -> list[StrategyConfig]:
+    return [STRATEGIES["uncontrolled"].config_cls()]
 
 
-BusinessModel = _business_model_type()
+def _business_models_field():
+    return Field(default_factory=_default_business_models, min_length=1,
+                 description="who controls the chargers (and swap stations), each picked by kind: from the registered "
+                 "business models; omitted: uncontrolled charging everywhere")
 
 
 class Scenario(_Frozen):
+    """A validated scenario. Build it with ``Scenario.model_validate(data)`` (or
+    :func:`v2gsim.load_scenario`): the instance is of the class :func:`scenario_model` assembles
+    from the registered business models, a subclass of this one."""
+
     # bounded: both are printed (progress bar, summaries, plot titles) and stored with every result
     name: Annotated[str, Field(max_length=200, description="short title, printed and stored with the results")]
     description: Annotated[str, Field(max_length=5000, description="free text about the scenario")] = ""
+    plugins: list[str] = Field(
+        default_factory=list, exclude_if=lambda v: not v,  # absent from dumps (and hashes) when empty
+        description="your own modules adding business models, wear models or network sources: a .py file relative to "
+        "this file, or a module name (this file's folder first, then sys.path); imported only when allowed "
+        "(--plugins, or V2GSIM_ALLOW_PLUGINS=1); see docs/extending.md",
+    )
     seed: Annotated[int, Field(ge=0, le=2**63 - 1, description="master seed of every random stream")] = 0
     time: TimeConfig
     feeder: FeederConfig
@@ -283,9 +298,7 @@ class Scenario(_Frozen):
     sites: list[Site] = []
     population: list[PopulationGroup] = []
     mobility_sessions: SessionsConfig | None = None
-    business_models: list[BusinessModel] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: [UncontrolledConfig()], min_length=1,
-        description="who controls the chargers (and swap stations); omitted: uncontrolled charging everywhere")
+    business_models: list[StrategyConfig] = _business_models_field()
     outputs: OutputsConfig = OutputsConfig()
     wear: WearConfig = Field(default_factory=WearConfig, description="battery ageing, its attribution, price and second life")
 
@@ -312,6 +325,67 @@ class Scenario(_Frozen):
 
     def site_index(self) -> dict[str, int]:
         return {s.id: i for i, s in enumerate(self.sites)}
+
+    # The class validating a scenario is assembled from the registry; these send the base class's
+    # constructors there, so Scenario(...) and Scenario.model_validate(...) know every kind.
+    def __new__(cls, *args: Any, **kwargs: Any):
+        return super().__new__(scenario_model() if cls is Scenario else cls)
+
+    @classmethod
+    def model_validate(cls, *args: Any, **kwargs: Any):
+        if cls is Scenario:
+            return scenario_model().model_validate(*args, **kwargs)
+        return super().model_validate(*args, **kwargs)
+
+    @classmethod
+    def model_validate_json(cls, *args: Any, **kwargs: Any):
+        if cls is Scenario:
+            return scenario_model().model_validate_json(*args, **kwargs)
+        return super().model_validate_json(*args, **kwargs)
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any):
+        if cls is Scenario:
+            return scenario_model().model_json_schema(*args, **kwargs)
+        return super().model_json_schema(*args, **kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        # two scenarios validated before and after a registration are of two assembled classes
+        if not isinstance(other, Scenario):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    def __reduce__(self):
+        # Sent to another process (a sweep worker) as data plus the plugins that define its kinds:
+        # the worker imports them, then validates the data again (the sending process allowed them).
+        return _restore_scenario, (self.model_dump(),)
+
+
+def _restore_scenario(data: dict) -> Scenario:
+    for entry in data.get("plugins", ()):
+        load_plugin(entry)
+    return Scenario.model_validate(data)
+
+
+_assembled: tuple[int, type[Scenario]] | None = None
+_assembly_lock = threading.Lock()
+
+
+def scenario_model() -> type[Scenario]:
+    """The scenario class for the business models registered now: ``business_models`` is the
+    union of their config classes, told apart by ``kind:`` (so an unknown kind is reported with
+    the known ones, and ``v2gsim schema`` lists every one's fields). Rebuilt when the registry
+    changes."""
+    global _assembled
+    len(STRATEGIES)  # fills the registry (imports the built-ins) before the lock is taken
+    with _assembly_lock:
+        if _assembled is None or _assembled[0] != STRATEGIES.version:
+            configs = tuple(cls.config_cls for cls in STRATEGIES.values())
+            item = configs[0] if len(configs) == 1 else Annotated[Union[configs], Field(discriminator="kind")]  # noqa: UP007
+            model = create_model("Scenario", __base__=Scenario, __module__=__name__,
+                                 business_models=(list[item], _business_models_field()))
+            _assembled = (STRATEGIES.version, model)
+        return _assembled[1]
 
 
 # --------------------------------------------------------------------------- cross checks
@@ -406,16 +480,23 @@ def cross_checks(raw: Any) -> list[Problem]:
 
 
 def resolve_paths(raw: Any, lines) -> Any:
-    """Make data-file paths absolute, relative to the file that named them (cwd for --set)."""
+    """Make data-file paths absolute and plugin entries absolute files or module names, each
+    relative to the file that named it (cwd for --set)."""
     if not isinstance(raw, dict):
         return raw
+
+    def base(path: tuple) -> Path:
+        where = lines.lookup(path)
+        origin = where[0] if where and where[0] not in (None, "--set") else None
+        return Path(origin).parent if origin else Path.cwd()
+
     for path in (("mobility_sessions", "csv"), ("feeder", "base_load", "csv"), ("wear", "ambient", "csv")):
         node = raw
         for key in path[:-1]:
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, dict) and isinstance(node.get(path[-1]), str):
-            where = lines.lookup(path)
-            origin = where[0] if where and where[0] not in (None, "--set") else None
-            base = Path(origin).parent if origin else Path.cwd()
-            node[path[-1]] = str((base / node[path[-1]]).resolve())
+            node[path[-1]] = str((base(path) / node[path[-1]]).resolve())
+    if isinstance(raw.get("plugins"), list):
+        raw["plugins"] = [resolve_entry(e, base(("plugins", i))) if isinstance(e, str) else e
+                          for i, e in enumerate(raw["plugins"])]
     return raw

@@ -1,4 +1,9 @@
-"""Business-model strategies. Importing this package registers the built-in ones."""
+"""Business-model strategies and their registry.
+
+Importing this package registers nothing: the registry (:data:`STRATEGIES`) imports the built-in
+strategies the first time it is used, then the installed entry points, the same way a user's
+module registers its own (see ``docs/extending.md``).
+"""
 
 from v2gsim.strategies.base import (
     STRATEGIES,
@@ -9,12 +14,9 @@ from v2gsim.strategies.base import (
     StrategyConfig,
     StrategyContext,
     register,
+    register_strategy,
     strategy_for,
 )
-from v2gsim.strategies import uncontrolled  # noqa: F401  (registers "uncontrolled")
-from v2gsim.strategies import distributed  # noqa: F401  (registers "distributed")
-from v2gsim.strategies import centralized  # noqa: F401  (registers "centralized")
-from v2gsim.strategies import battery_swap  # noqa: F401  (registers "battery_swap")
 
 __all__ = [
     "STRATEGIES",
@@ -25,5 +27,6 @@ __all__ = [
     "StrategyConfig",
     "StrategyContext",
     "register",
+    "register_strategy",
     "strategy_for",
 ]

@@ -5,21 +5,25 @@ returns a :class:`Dispatch` (the grid-side power it *wants* per plugged vehicle)
 clips every request to charger, vehicle, battery and site limits, so a buggy strategy cannot
 break energy conservation or state-of-charge bounds.
 
-Adding a business model is one config class, one strategy class and one call of
-:func:`register`; the scenario picks it by ``kind:``. There is no ``if kind == ...`` anywhere.
+Adding a business model is one config class and one strategy class registered with
+:func:`register_strategy` (``v2gsim.register_strategy``), in a module of its own: a built-in one, a
+scenario's ``plugins:`` or an installed package's entry point (see ``docs/extending.md``); the
+scenario picks it by ``kind:``. There is no ``if kind == ...`` anywhere.
 """
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
 from v2gsim.errors import Problem
 from v2gsim.fields import ConfigModel
+from v2gsim.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -188,22 +192,30 @@ class Strategy:
         :class:`v2gsim.agents.swap_station.SwapNetwork` for the calls). Default: nothing."""
 
 
-STRATEGIES: dict[str, type[Strategy]] = {}
+def _check_strategy(kind: str, cls: object) -> None:
+    """A registered business model is a Strategy whose config class is told apart by ``kind``."""
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise TypeError(f"@register_strategy({kind!r}) decorates a subclass of v2gsim.strategies.base.Strategy; got {cls!r}")
+    cfg = getattr(cls, "config_cls", None)
+    if not (isinstance(cfg, type) and issubclass(cfg, StrategyConfig)):
+        raise TypeError(f"{cls.__name__}.config_cls must be a subclass of v2gsim.strategies.base.StrategyConfig; got {cfg!r}")
+    field = cfg.model_fields["kind"]
+    if typing.get_origin(field.annotation) is not Literal or typing.get_args(field.annotation) != (kind,) or field.default != kind:
+        raise ValueError(f"{cfg.__name__} must declare  kind: Literal[{kind!r}] = {kind!r}  (scenarios pick it by kind:)")
 
 
-def register(kind: str):
-    """Class decorator: make a strategy available to scenarios as ``kind:``."""
+#: Business models by ``kind:``. Built-ins register from these modules; installed packages through
+#: the entry-point group ``v2gsim.strategies``; a scenario's ``plugins:`` by being imported.
+STRATEGIES = Registry(
+    "business model", "v2gsim.strategies",
+    builtins=("v2gsim.strategies.uncontrolled", "v2gsim.strategies.distributed",
+              "v2gsim.strategies.centralized", "v2gsim.strategies.battery_swap"),
+    check=_check_strategy,
+)
 
-    def deco(cls: type[Strategy]) -> type[Strategy]:
-        if kind in STRATEGIES:
-            raise ValueError(f"strategy kind {kind!r} is already registered by {STRATEGIES[kind].__name__}")
-        fields = cls.config_cls.model_fields
-        if fields["kind"].default != kind:
-            raise ValueError(f"{cls.config_cls.__name__}.kind must default to {kind!r}")
-        STRATEGIES[kind] = cls
-        return cls
-
-    return deco
+#: Class decorator: ``@register_strategy("my_model")`` makes a Strategy available as ``kind: my_model``.
+register_strategy = STRATEGIES.register
+register = register_strategy  # the built-in modules' name for it
 
 
 def strategy_for(config: StrategyConfig) -> type[Strategy]:
