@@ -58,7 +58,9 @@ def import_graph() -> dict[str, set[str]]:
             parts = target.split(".")
             for n in range(2, len(parts) + 1):  # the target and the packages above it
                 prefix = ".".join(parts[:n])
-                if prefix in files and prefix != name:
+                # a module's own packages are initialised before it runs, so importing a sibling
+                # (`from v2gsim.report import html` inside v2gsim.report.page) adds no edge to them
+                if prefix in files and prefix != name and not name.startswith(prefix + "."):
                     edges.add(prefix)
         graph[name] = edges
     return graph
@@ -101,9 +103,9 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_cycle_detector_finds_a_cycle_through_a_package_import_list():
     # the shape of the old one: a package whose __init__ imports its modules, one of which imports
-    # a module that imports the package's base module
-    graph = {"v2gsim.s": {"v2gsim.s.a"}, "v2gsim.s.a": {"v2gsim.s", "v2gsim.s.base"}, "v2gsim.s.base": {"v2gsim.s"}}
-    assert cycles(graph) == [["v2gsim.s", "v2gsim.s.a", "v2gsim.s.base"]]
+    # (through other packages) a module that imports the package
+    graph = {"v2gsim.s": {"v2gsim.s.a"}, "v2gsim.s.a": {"v2gsim.p.f"}, "v2gsim.p.f": {"v2gsim.q"}, "v2gsim.q": {"v2gsim.s"}}
+    assert cycles(graph) == [["v2gsim.p.f", "v2gsim.q", "v2gsim.s", "v2gsim.s.a"]]
     tree = ast.parse("from v2gsim.scenario.schema import Scenario\nfrom . import base\n"
                      "if TYPE_CHECKING:\n    import v2gsim.model\ndef f():\n    import v2gsim.runner\n")
     assert _top_level_imports(tree, "v2gsim.strategies.x", False) >= {"v2gsim.scenario.schema", "v2gsim.strategies.base"}
