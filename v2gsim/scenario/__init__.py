@@ -39,7 +39,7 @@ def _data_file_checks(raw) -> list[Problem]:
     """Problems of the data files a scenario names, found at validate as they would be at run time."""
     from v2gsim.data.profiles import available_profiles, coverage_problems, read_load_csv
     from v2gsim.physics.ambient import read_ambient_csv
-    from v2gsim.population.mobility import read_sessions
+    from v2gsim.population.mobility import read_sessions_config
 
     problems: list[Problem] = []
     if not isinstance(raw, dict):
@@ -73,10 +73,10 @@ def _data_file_checks(raw) -> list[Problem]:
             found = coverage_problems(series, clock[0], clock[-1], "wear.ambient.csv")
         problems += found
     ms = raw.get("mobility_sessions")
-    if isinstance(ms, dict) and isinstance(ms.get("csv"), str):
+    if isinstance(ms, dict):
         sites = [s.get("id") for s in raw.get("sites", []) if isinstance(s, dict)] if isinstance(raw.get("sites"), list) else []
         window = (clock[0], clock[-1] + clock.freq) if clock is not None else None
-        problems += read_sessions(ms["csv"], sites, ms.get("default_site"), "mobility_sessions.csv", zone, window)[1]
+        problems += read_sessions_config(ms, sites, zone, window)[1]
     return problems
 
 
