@@ -37,7 +37,7 @@ def find_scenario(name_or_path: str | Path) -> Path:
 
 def _data_file_checks(raw) -> list[Problem]:
     """Problems of the data files a scenario names, found at validate as they would be at run time."""
-    from v2gsim.data.profiles import available_profiles, coverage_problems, read_load_csv
+    from v2gsim.data.profiles import available_profiles, coverage_problems, read_load_csv, unknown_profile
     from v2gsim.physics.ambient import read_ambient_csv
     from v2gsim.population.mobility import read_sessions_config
 
@@ -59,7 +59,7 @@ def _data_file_checks(raw) -> list[Problem]:
     bl = section("feeder", "base_load")
     prof = bl.get("profile")
     if isinstance(prof, str) and prof not in available_profiles():
-        problems.append(Problem("feeder.base_load.profile", f"unknown standard load profile {prof!r}", "known: " + ", ".join(available_profiles())))
+        problems.append(Problem("feeder.base_load.profile", *unknown_profile(prof)))
     if isinstance(bl.get("csv"), str):
         series, found = read_load_csv(bl["csv"], "feeder.base_load.csv", zone)
         if not found and clock is not None:
