@@ -180,3 +180,17 @@ def test_site_map_values_must_be_sites_and_one_file_key(tmp_path):
     assert "mobility_sessions.site_map.abc" in str(exc.value) and "did you mean 'lot'" in str(exc.value)
     with pytest.raises(ScenarioError, match="once"):
         v2gsim.load_scenario(write(tmp_path, "file: t.csv\ncsv: t.csv\ndefault_site: lot", "t.csv", ELAAD))
+
+
+def test_elaad_times_with_an_offset_follow_the_scenario_rule(tmp_path):
+    # a row given with an explicit offset is converted as such; the others are read as UTC
+    text = ELAAD.replace("06/07/2026 11:00;06/07/2026 11:30", "2026-07-06T13:00+02:00;2026-07-06T13:30+02:00")
+    site_map = {"5ab468315a1f42feb6d0a87307593352": "lot", "bd6ca6d3b3ae4c3a8b5d7a1e0f2c9d84": "lot",
+                "0f3d9b8e2c1a4f6b9e7d5c3a1b2e4f6a": "fast"}
+    (tmp_path / "t.csv").write_text(text)
+    table, problems = read_sessions(tmp_path / "t.csv", ["lot", "fast"], None, "mobility_sessions.file", "Asia/Shanghai",
+                                    site_map=site_map)
+    assert not problems
+    assert [str(t) for t in table.frame["arrival"]] == ["2026-07-06 18:00:00", "2026-07-06 18:00:00", "2026-07-06 19:00:00"]
+    assert list(table.frame["site_id"]) == ["lot", "lot", "fast"]
+    assert list(table.frame["max_power_kw"]) == [7.2, 3.6, 11.0]

@@ -258,18 +258,21 @@ def _read_csv(path: Path, zone: str | None) -> tuple[_Raw | None, list[str]]:
 
 
 def _zoned(text: pd.Series, file_zone: str, zone: str | None) -> WallClock:
-    """Times without an offset read as wall-clock times of ``file_zone`` (day first where they
-    are written d/m/Y, as ElaadNL's files are), converted to the scenario's ``zone``."""
+    """Times without an offset read as wall-clock times of ``file_zone`` (ISO, or day first
+    where they are written d/m/Y as ElaadNL's files are), converted to the scenario's ``zone``;
+    times with an offset follow the scenario's rule (:func:`~v2gsim.fields.wall_clock`)."""
+    given = wall_clock(text, zone)
+    aware = given.utc.notna().to_numpy()
     text = text.astype("string").str.strip()
-    iso = pd.to_datetime(text, errors="coerce", format="ISO8601")
+    local = pd.to_datetime(text.where(~aware), errors="coerce", format="ISO8601")
     for fmt in ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M"):
-        rest = iso.isna() & text.notna()
+        rest = (local.isna() & text.notna()).to_numpy() & ~aware
         if not rest.any():
             break
-        iso[rest] = pd.to_datetime(text[rest], errors="coerce", format=fmt)
-    utc = iso.dt.tz_localize(file_zone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+        local[rest] = pd.to_datetime(text[rest], errors="coerce", format=fmt)
+    utc = local.dt.tz_localize(file_zone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
     wall = utc.dt.tz_convert(zone or "UTC").dt.tz_localize(None)
-    return WallClock(wall.astype("datetime64[ns]"), utc.astype("datetime64[ns, UTC]"))
+    return WallClock(given.wall.where(aware, wall.astype("datetime64[ns]")), given.utc.where(aware, utc.astype("datetime64[ns, UTC]")))
 
 
 def _read_elaad(path: Path, zone: str | None, file_zone: str | None) -> tuple[_Raw | None, list[str]]:
@@ -353,6 +356,8 @@ def read_sessions(path: str | Path, site_ids: list[str], default_site: str | Non
     if not path.is_file():
         return None, [Problem(yaml_path, f"session file {str(path)!r} does not exist", "check the path (relative to the scenario file)")]
     site_map = site_map or {}
+    if fmt not in ("auto", *SESSION_FORMATS):
+        return None, [Problem(yaml_path, f"unknown session file format {fmt!r}", f"one of auto, {', '.join(SESSION_FORMATS)}")]
     try:
         fmt = detect_format(path) if fmt == "auto" else fmt
         if fmt == "acn_json":
