@@ -20,7 +20,7 @@ from v2gsim.errors import Problem, ScenarioError, SimulationError
 from v2gsim.market.tariffs import Tariff
 from v2gsim.physics.battery import apply_power
 from v2gsim.population.fleet import DEPOT, DRIVING, HOME, PUBLIC, build_fleet
-from v2gsim.population.mobility import DayEvents, GeneratedMobility, SessionMobility, merge_days, read_sessions
+from v2gsim.population.mobility import DayEvents, GeneratedMobility, SessionMobility, merge_days, read_sessions_config
 from v2gsim.recorder import Recorder
 from v2gsim.scenario.schema import Scenario, model_checks
 from v2gsim.strategies.base import FleetView, Observation, StrategyContext, strategy_for
@@ -86,8 +86,8 @@ class V2GModel(mesa.Model):
         sessions = None
         if scenario.mobility_sessions is not None:
             ms = scenario.mobility_sessions
-            sessions, problems = read_sessions(ms.csv, [s.id for s in sites], ms.default_site, "mobility_sessions.csv", tc.timezone,
-                                               (self.clock[0], self.clock[-1] + pd.Timedelta(minutes=tc.step_min)))
+            sessions, problems = read_sessions_config(ms, [s.id for s in sites], tc.timezone,
+                                                      (self.clock[0], self.clock[-1] + pd.Timedelta(minutes=tc.step_min)))
             if problems:
                 raise ScenarioError(problems)
         self.fleet, self.blocks, self.vehicle_models = build_fleet(

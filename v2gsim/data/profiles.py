@@ -1,6 +1,6 @@
 """Standard load profiles shipped by packages, mapped onto a scenario's clock.
 
-Two sources, both normalised to mean 1 over their year so that ``annual_kwh`` fixes the energy:
+Three sources, all normalised to mean 1 over their year so that ``annual_kwh`` fixes the energy:
 
 - ``bdew:<type>`` — the BDEW standard load profiles from demandlib (``h0`` households, ``h0_dyn``
   with its dynamisation, ``g0``-``g6`` commercial, ``l0``-``l2`` agricultural), built for each
@@ -9,10 +9,14 @@ Two sources, both normalised to mean 1 over their year so that ``annual_kwh`` fi
 - ``simbench:<name>`` — SimBench's year-long 15-minute profiles of 2016 (``H0-A`` ... ``H0-L``,
   ``G1-A``, ...). These are *single* customers (peak up to 18 × mean) with German seasonality;
   use them per bus on LV networks, not scaled up to a whole community.
+- ``cn:<province>:province`` — whole-province hourly load of a Chinese province, a year
+  assembled from typical days on China's official calendar (workdays, weekends, public holidays
+  and the weekend days worked in exchange); see :mod:`v2gsim.data.cn_load` and docs/data.md.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import warnings
 from pathlib import Path
@@ -20,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from v2gsim.data.cn_load import CN_PREFIX, cn_profile, cn_profile_names
 from v2gsim.errors import Problem
 from v2gsim.fields import wall_clock
 
@@ -37,10 +42,25 @@ def _simbench_file() -> Path:
 
 @functools.cache
 def available_profiles() -> tuple[str, ...]:
+    """Every profile name: ``bdew:<type>``, ``cn:<province>:province``, ``simbench:<name>``."""
     with _simbench_file().open() as fh:
         header = fh.readline().strip().split(";")
     simbench = [f"simbench:{c[: -len('_pload')]}" for c in header if c.endswith("_pload") and c[:2] in _SIMBENCH_PREFIXES]
-    return tuple(f"bdew:{t}" for t in BDEW_TYPES) + tuple(simbench)
+    return tuple(f"bdew:{t}" for t in BDEW_TYPES) + cn_profile_names() + tuple(simbench)
+
+
+def unknown_profile(name: str) -> tuple[str, str]:
+    """Message and hint for a profile name that is not one of :func:`available_profiles`: the
+    closest names, and the families (the full list has hundreds of SimBench names)."""
+    known = available_profiles()
+    close = difflib.get_close_matches(str(name).lower(), [k.lower() for k in known], n=3, cutoff=0.6)
+    by_lower = {k.lower(): k for k in known}
+    mean = f"did you mean {' or '.join(repr(by_lower[c]) for c in close)}? " if close else ""
+    simbench = [k for k in known if k.startswith("simbench:")]
+    families = (f"known: {', '.join(f'bdew:{t}' for t in BDEW_TYPES)}; cn:<province>:province for "
+                f"{', '.join(n.split(':')[1] for n in cn_profile_names())}; {len(simbench)} simbench:<name> "
+                f"({simbench[0]} ... {simbench[-1]})")
+    return f"unknown standard load profile {name!r}", mean + families
 
 
 @functools.cache
@@ -65,7 +85,7 @@ def bdew_profile(kind: str, year: int) -> np.ndarray:
 
 def _check(name: str) -> None:
     if name not in available_profiles():
-        raise ValueError(f"unknown standard load profile {name!r}; known: {', '.join(available_profiles())}")
+        raise ValueError("; ".join(unknown_profile(name)))
 
 
 def _step_means(slots: np.ndarray, times: pd.DatetimeIndex, step_min: int, slot_of) -> np.ndarray:
@@ -82,11 +102,14 @@ def profile_on_clock(name: str, times: pd.DatetimeIndex, step_min: int) -> np.nd
     """
     _check(name)
     source, kind = name.split(":", 1)
-    if source == "bdew":
+    if source in ("bdew", CN_PREFIX):
         years = range(times[0].year, times[-1].year + 2)  # +1: the last step may cross New Year
-        data = np.concatenate([bdew_profile(kind, y) for y in years])
+        if source == "bdew":
+            data, slot_min = np.concatenate([bdew_profile(kind, y) for y in years]), PROFILE_STEP_MIN
+        else:
+            data, slot_min = np.concatenate([cn_profile(name, y) for y in years]), 60
         origin_min = pd.Timestamp(f"{years[0]}-01-01").value // 60_000_000_000
-        return _step_means(data, times, step_min, lambda m: (m - origin_min) // PROFILE_STEP_MIN)
+        return _step_means(data, times, step_min, lambda m: (m - origin_min) // slot_min)
     days = simbench_profile(kind).reshape(SIMBENCH_DAYS, -1)
     per_day = days.shape[1]
     first_weekday = pd.Timestamp("2016-01-01").weekday()

@@ -8,6 +8,8 @@ The engine slices each day's arrays per step with precomputed bounds; there is n
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from v2gsim.errors import Problem
-from v2gsim.fields import wall_clock
+from v2gsim.fields import WallClock, wall_clock
 from v2gsim.population.archetypes import PLANNERS, DayPlan
 from v2gsim.population.fleet import PUBLIC, Fleet, GroupSpec
 
@@ -192,7 +194,16 @@ def _concat(parts: list[dict], keys: dict) -> dict:
 
 SESSION_COLUMNS = ("arrival", "departure", "energy_kwh")
 OPTIONAL_COLUMNS = ("site_id", "max_power_kw", "vehicle_id")
+SESSION_FORMATS = ("csv", "acn_json", "elaad_csv")
 MAX_ROW_PROBLEMS = 20
+# ElaadNL's open transaction files (platform.elaad.io, "open_transactions"): one row per
+# transaction; times in the columns named UTC..., energy in kWh, MaxPower in kW
+ELAAD_COLUMNS = ("TransactionId", "ChargePoint", "Connector", "UTCTransactionStart", "UTCTransactionStop", "StartCard",
+                 "ConnectedTime", "ChargeTime", "TotalEnergy", "MaxPower")
+ELAAD_REQUIRED = ("ChargePoint", "UTCTransactionStart", "UTCTransactionStop", "TotalEnergy")
+# ACN-Data (ev.caltech.edu) session documents, as the API returns them ({"_items": [...], "_meta": ...})
+# and as its download page saves them: times are RFC 1123 strings in GMT ("Wed, 02 Jan 2019 14:57:25 GMT")
+ACN_REQUIRED = ("connectionTime", "disconnectTime", "kWhDelivered")
 
 
 @dataclass
@@ -204,58 +215,194 @@ class SessionTable:
     vehicle_slot: np.ndarray  # (rows,) index of the session's vehicle among the session vehicles
 
 
-def read_sessions(path: str | Path, site_ids: list[str], default_site: str | None, yaml_path: str, zone: str | None = None,
-                  window: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> tuple[SessionTable | None, list[Problem]]:
-    """Read and check a session CSV; every bad row is named by file, row and column.
+@dataclass
+class _Raw:
+    """A session file read into the normalised columns, before the checks.
 
-    Rows are numbered as in a spreadsheet (header = row 1). Times follow the scenario's rule
-    (:mod:`v2gsim.fields`): without a UTC offset they are wall-clock times of ``zone``, with one
-    they are converted to it. With ``window`` = (first step, end of the clock), a file none of
-    whose sessions arrives within it is a problem (sessions partly outside are dropped at run
-    time and counted, see :class:`SessionMobility`).
+    ``df`` has the columns arrival, departure (WallClock, parsed by the file's rule), energy_kwh
+    and optionally station, site, max_power_kw, vehicle_id (as given); ``field`` names each
+    normalised column as the file calls it, and ``label(r)`` names row r the way a user finds it
+    in the file ("row 5" of a CSV with its header as row 1, "item 3" of a JSON list).
+    """
+
+    df: pd.DataFrame
+    arrival: WallClock
+    departure: WallClock
+    text: tuple[pd.Series, pd.Series]  # arrival and departure as the file writes them
+    field: dict[str, str]
+    label: Callable[[int], str]
+
+
+def detect_format(path: Path) -> str:
+    """``acn_json`` for a JSON document, ``elaad_csv`` for a CSV whose header has ElaadNL's
+    ``UTCTransactionStart``, else ``csv`` (the normalised columns)."""
+    with path.open("rb") as fh:
+        head = fh.read(4096).decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    if head[:1] in ("{", "["):
+        return "acn_json"
+    return "elaad_csv" if "UTCTransactionStart" in head.split("\n", 1)[0] else "csv"
+
+
+def _read_csv(path: Path, zone: str | None) -> tuple[_Raw | None, list[str]]:
+    df = pd.read_csv(path, dtype={"site_id": str, "vehicle_id": str})
+    missing = [c for c in SESSION_COLUMNS if c not in df.columns]
+    if missing:
+        return None, [f"missing column(s) {', '.join(missing)}",
+                      f"required: {', '.join(SESSION_COLUMNS)}; optional: {', '.join(OPTIONAL_COLUMNS)}"]
+    cols = {"energy_kwh": df["energy_kwh"]}
+    cols.update({c: df[c] for c in ("site_id", "max_power_kw", "vehicle_id") if c in df.columns})
+    out = pd.DataFrame(cols).rename(columns={"site_id": "station"})
+    field = {c: c for c in SESSION_COLUMNS + OPTIONAL_COLUMNS} | {"station": "site_id"}
+    return _Raw(out, wall_clock(df["arrival"], zone), wall_clock(df["departure"], zone), (df["arrival"], df["departure"]), field,
+                lambda r: f"row {r + 2}"), []
+
+
+def _zoned(text: pd.Series, file_zone: str, zone: str | None) -> WallClock:
+    """Times without an offset read as wall-clock times of ``file_zone`` (ISO, or day first
+    where they are written d/m/Y as ElaadNL's files are), converted to the scenario's ``zone``;
+    times with an offset follow the scenario's rule (:func:`~v2gsim.fields.wall_clock`)."""
+    given = wall_clock(text, zone)
+    aware = given.utc.notna().to_numpy()
+    text = text.astype("string").str.strip()
+    local = pd.to_datetime(text.where(~aware), errors="coerce", format="ISO8601")
+    for fmt in ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M"):
+        rest = (local.isna() & text.notna()).to_numpy() & ~aware
+        if not rest.any():
+            break
+        local[rest] = pd.to_datetime(text[rest], errors="coerce", format=fmt)
+    utc = local.dt.tz_localize(file_zone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+    wall = utc.dt.tz_convert(zone or "UTC").dt.tz_localize(None)
+    return WallClock(given.wall.where(aware, wall.astype("datetime64[ns]")), given.utc.where(aware, utc.astype("datetime64[ns, UTC]")))
+
+
+def _read_elaad(path: Path, zone: str | None, file_zone: str | None) -> tuple[_Raw | None, list[str]]:
+    with path.open(encoding="utf-8-sig") as fh:
+        header = fh.readline()
+    sep = ";" if header.count(";") > header.count(",") else ","
+    # the semicolon files are written by Dutch spreadsheets: decimal comma
+    df = pd.read_csv(path, sep=sep, decimal="," if sep == ";" else ".", dtype={"ChargePoint": str, "StartCard": str,
+                     "TransactionId": str, "Connector": str}, encoding="utf-8-sig")
+    missing = [c for c in ELAAD_REQUIRED if c not in df.columns]
+    if missing:
+        return None, [f"missing column(s) {', '.join(missing)} of ElaadNL's transaction file",
+                      f"ElaadNL's columns: {', '.join(ELAAD_COLUMNS)}"]
+    fz = file_zone or "UTC"
+    out = pd.DataFrame({"energy_kwh": df["TotalEnergy"], "station": df["ChargePoint"]})
+    if "MaxPower" in df.columns:
+        out["max_power_kw"] = df["MaxPower"]
+    field = {"arrival": "UTCTransactionStart", "departure": "UTCTransactionStop", "energy_kwh": "TotalEnergy",
+             "station": "ChargePoint", "max_power_kw": "MaxPower"}
+    start, stop = df["UTCTransactionStart"], df["UTCTransactionStop"]
+    return _Raw(out, _zoned(start, fz, zone), _zoned(stop, fz, zone), (start, stop), field, lambda r: f"row {r + 2}"), []
+
+
+def _read_acn(path: Path, zone: str | None) -> tuple[_Raw | None, list[str]]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return None, [f"cannot be read as JSON ({exc})", "give the sessions as ACN-Data's API returns them"]
+    items = doc.get("_items") if isinstance(doc, dict) else doc
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        return None, ["is not an ACN-Data session document: expected {\"_items\": [sessions...]} or a list of sessions",
+                      f"each session has {', '.join(ACN_REQUIRED)}, stationID, siteID, ..."]
+    if not items:
+        return None, ["has no sessions (its _items list is empty)", "give one JSON item per charging session"]
+    df = pd.DataFrame(items)
+    missing = [c for c in ACN_REQUIRED if c not in df.columns]
+    if missing:
+        return None, [f"no session has the field(s) {', '.join(missing)}", f"ACN-Data sessions have {', '.join(ACN_REQUIRED)}"]
+    out = pd.DataFrame({"energy_kwh": df["kWhDelivered"]})
+    for col, src in (("station", "stationID"), ("site", "siteID")):
+        out[col] = df[src].astype(object) if src in df.columns else pd.Series(None, index=df.index, dtype=object)
+    field = {"arrival": "connectionTime", "departure": "disconnectTime", "energy_kwh": "kWhDelivered", "station": "stationID",
+             "site": "siteID"}
+    ids = df["sessionID"].astype(str) if "sessionID" in df.columns else None
+
+    def label(r: int) -> str:
+        return f"item {r + 1}" + (f" (sessionID {ids.iloc[r]!r})" if ids is not None else "")
+
+    # wall_clock reads the fields as text; a null (still connected) is not a time
+    start, stop = df["connectionTime"].astype(object), df["disconnectTime"].astype(object)
+    return _Raw(out, wall_clock(start, zone), wall_clock(stop, zone), (start, stop), field, label), []
+
+
+def read_sessions(path: str | Path, site_ids: list[str], default_site: str | None, yaml_path: str, zone: str | None = None,
+                  window: tuple[pd.Timestamp, pd.Timestamp] | None = None, *, fmt: str = "auto",
+                  site_map: dict[str, str] | None = None, file_zone: str | None = None) -> tuple[SessionTable | None, list[Problem]]:
+    """Read and check a session file; every bad row is named by file, row and field.
+
+    Formats (``fmt``; ``auto`` detects them with :func:`detect_format`):
+
+    - ``csv``: the normalised columns arrival, departure, energy_kwh[, site_id, max_power_kw,
+      vehicle_id]; rows numbered as in a spreadsheet (header = row 1).
+    - ``acn_json``: ACN-Data sessions as published (``{"_items": [...]}`` or a plain list):
+      connectionTime, disconnectTime (RFC 1123, GMT), kWhDelivered, stationID, siteID. The
+      delivered energy is the session's energy; items are numbered from 1.
+    - ``elaad_csv``: ElaadNL's open transaction file: UTCTransactionStart, UTCTransactionStop,
+      TotalEnergy (kWh), ChargePoint, MaxPower (kW, the session's power limit); comma- or
+      semicolon-separated (the latter with decimal commas), times ISO or d/m/Y.
+
+    Times follow the scenario's rule (:mod:`v2gsim.fields`): with a UTC offset they are converted
+    to ``zone``; without one they are wall-clock times of ``file_zone`` (default: ``zone`` for
+    csv, UTC for ElaadNL's columns named UTC...). Each session of a published file is its own
+    vehicle. Its site is ``site_map[station id]``, else ``site_map[site id]`` (ACN siteID), else
+    the station id itself if it names a scenario site, else ``default_site``; in a csv,
+    ``site_map`` renames site_id values. With ``window`` = (first step, end of the clock), a file
+    none of whose sessions arrives within it is a problem (sessions partly outside are dropped at
+    run time and counted, see :class:`SessionMobility`).
     """
     path = Path(path)
     name = path.name
     if not path.is_file():
         return None, [Problem(yaml_path, f"session file {str(path)!r} does not exist", "check the path (relative to the scenario file)")]
+    site_map = site_map or {}
+    if fmt not in ("auto", *SESSION_FORMATS):
+        return None, [Problem(yaml_path, f"unknown session file format {fmt!r}", f"one of auto, {', '.join(SESSION_FORMATS)}")]
     try:
-        df = pd.read_csv(path, dtype={"site_id": str, "vehicle_id": str})
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        return None, [Problem(yaml_path, f"{name}: cannot be read as CSV ({exc})")]
-    missing = [c for c in SESSION_COLUMNS if c not in df.columns]
-    if missing:
-        return None, [
-            Problem(yaml_path, f"{name}: missing column(s) {', '.join(missing)}", f"required: {', '.join(SESSION_COLUMNS)}; optional: {', '.join(OPTIONAL_COLUMNS)}")
-        ]
+        fmt = detect_format(path) if fmt == "auto" else fmt
+        if fmt == "acn_json":
+            raw, failure = _read_acn(path, zone)
+        elif fmt == "elaad_csv":
+            raw, failure = _read_elaad(path, zone, file_zone)
+        else:
+            raw, failure = _read_csv(path, zone)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, OSError) as exc:
+        return None, [Problem(yaml_path, f"{name}: cannot be read as {fmt} ({exc})")]
+    if raw is None:
+        return None, [Problem(yaml_path, f"{name}: {failure[0]}", failure[1])]
+    df = raw.df
     if df.empty:
         return None, [Problem(yaml_path, f"{name}: has a header but no sessions", "give one row per charging session")]
     problems: list[Problem] = []
 
-    def bad(mask: np.ndarray, column: str, what: str):
+    def bad(mask: np.ndarray, column: str, what: str, show: pd.Series | None = None):
         rows = np.flatnonzero(mask)
+        values = show if show is not None else df[column]
         for r in rows[:MAX_ROW_PROBLEMS]:
-            problems.append(Problem(yaml_path, f"{name} row {r + 2}, column {column}: {what}; got {df[column].iloc[r]!r}"))
+            problems.append(Problem(yaml_path, f"{name} {raw.label(r)}, {_kind(fmt)} {raw.field[column]}: {what}; got {values.iloc[r]!r}"))
         if rows.size > MAX_ROW_PROBLEMS:
-            problems.append(Problem(yaml_path, f"{name}: {rows.size - MAX_ROW_PROBLEMS} more rows with the same problem in column {column}"))
+            problems.append(Problem(yaml_path, f"{name}: {rows.size - MAX_ROW_PROBLEMS} more rows with the same problem in "
+                                               f"{_kind(fmt)} {raw.field[column]}"))
 
-    arrival = wall_clock(df["arrival"], zone)
-    departure = wall_clock(df["departure"], zone)
+    arrival, departure = raw.arrival, raw.departure
+    originals = raw.text
     energy = pd.to_numeric(df["energy_kwh"], errors="coerce")
-    bad(arrival.bad, "arrival", "not a date-time like 2026-07-06 08:15")
-    bad(departure.bad, "departure", "not a date-time like 2026-07-06 17:30")
+    bad(arrival.bad, "arrival", "not a date-time like 2026-07-06 08:15", originals[0])
+    bad(departure.bad, "departure", "not a date-time like 2026-07-06 17:30", originals[1])
     bad(energy.isna().to_numpy(), "energy_kwh", "not a number")
     bad((energy < 0).to_numpy(), "energy_kwh", "negative energy (kWh must be >= 0)")
     both = ~arrival.bad & ~departure.bad
-    bad(both & ~departure.after(arrival), "departure", "not after the arrival (times out of order)")
+    bad(both & ~departure.after(arrival), "departure", "not after the arrival (times out of order)", originals[1])
     p_max = pd.Series(np.inf, index=df.index)
     if "max_power_kw" in df.columns:
         given = df["max_power_kw"].notna()  # an empty cell means no limit
         p_max = pd.to_numeric(df["max_power_kw"], errors="coerce")
         bad((given & (p_max.isna() | (p_max <= 0))).to_numpy(), "max_power_kw", "must be a number > 0 (or empty)")
         p_max = p_max.fillna(np.inf)
-    if "site_id" in df.columns:
-        site = df["site_id"].fillna(default_site if default_site else "")
-        bad(~site.isin(site_ids).to_numpy(), "site_id", f"not a site of the scenario (sites: {', '.join(site_ids) or 'none'})")
+    if "station" in df.columns:
+        site = _sites(df, fmt, site_map, site_ids).fillna(default_site if default_site else "")
+        hint = "" if fmt == "csv" else "; map the file's ids with mobility_sessions.site_map or set mobility_sessions.default_site"
+        bad(~site.isin(site_ids).to_numpy(), "station", f"not a site of the scenario (sites: {', '.join(site_ids) or 'none'}{hint})")
     elif default_site is None:
         problems.append(Problem(yaml_path, f"{name}: no site_id column and no default_site", "add a site_id column or set mobility_sessions.default_site"))
         site = pd.Series("", index=df.index)
@@ -268,7 +415,8 @@ def read_sessions(path: str | Path, site_ids: list[str], default_site: str | Non
         order = np.lexsort((arrival.wall.to_numpy(), codes))
         same = codes[order][1:] == codes[order][:-1]
         overlap = same & departure.take(order[:-1]).after(arrival.take(order[1:]))
-        bad(np.isin(np.arange(len(df)), order[1:][overlap]), "arrival", "this vehicle is still plugged in from its previous session (sessions overlap)")
+        bad(np.isin(np.arange(len(df)), order[1:][overlap]), "arrival",
+            "this vehicle is still plugged in from its previous session (sessions overlap)", originals[0])
     else:
         codes = np.arange(len(df))
         n_vehicles = len(df)
@@ -277,14 +425,45 @@ def read_sessions(path: str | Path, site_ids: list[str], default_site: str | Non
         inside = ((arrival.wall >= first) & (arrival.wall < end)).to_numpy()
         if not inside.any():
             problems.append(Problem(
-                yaml_path, f"{name}, column arrival: none of its {len(df)} sessions arrives within the run ({first} to {end}, local "
-                           f"time); they arrive from {arrival.wall.min()} to {arrival.wall.max()}",
+                yaml_path, f"{name}, {_kind(fmt)} {raw.field['arrival']}: none of its {len(df)} sessions arrives within the run "
+                           f"({first} to {end}, local time); they arrive from {arrival.wall.min()} to {arrival.wall.max()}",
                 "check time.start, time.horizon_days and time.warmup_days, and the file's dates and time zone"))
     if problems:
         return None, problems
-    frame = pd.DataFrame({"arrival": arrival.wall, "departure": departure.wall, "energy_kwh": energy.astype(float), "site_id": site,
-                          "max_power_kw": p_max.astype(float)})
+    frame = pd.DataFrame({"arrival": arrival.wall.to_numpy(), "departure": departure.wall.to_numpy(),
+                          "energy_kwh": energy.to_numpy(float), "site_id": site.to_numpy(), "max_power_kw": p_max.to_numpy(float)})
     return SessionTable(frame, n_vehicles, np.asarray(codes, np.int64)), []
+
+
+def read_sessions_config(ms, site_ids: list[str], zone: str | None,
+                         window: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> tuple[SessionTable | None, list[Problem]]:
+    """:func:`read_sessions` for a scenario's ``mobility_sessions`` section (a SessionsConfig or,
+    at validation, its raw dict; a section whose own fields are invalid is left to pydantic)."""
+    get = ms.get if isinstance(ms, dict) else lambda k, d=None: getattr(ms, k, d)
+    key = "file" if get("file") is not None else "csv"
+    path, fmt, site_map, file_zone = get(key), get("format", "auto"), get("site_map") or {}, get("file_timezone")
+    if not isinstance(path, str) or fmt not in ("auto", *SESSION_FORMATS) or not isinstance(site_map, dict):
+        return None, []
+    return read_sessions(path, site_ids, get("default_site"), f"mobility_sessions.{key}", zone, window, fmt=fmt,
+                         site_map={str(k): str(v) for k, v in site_map.items()},
+                         file_zone=file_zone if isinstance(file_zone, str) else None)
+
+
+def _kind(fmt: str) -> str:
+    return "field" if fmt == "acn_json" else "column"
+
+
+def _sites(df: pd.DataFrame, fmt: str, site_map: dict[str, str], site_ids: list[str]) -> pd.Series:
+    """Scenario site of each session (NaN where none is found; the caller fills the default)."""
+    station = df["station"].astype("object") if "station" in df.columns else pd.Series(np.nan, index=df.index, dtype=object)
+    if fmt == "csv":
+        return station.map(lambda s: site_map.get(s, s) if isinstance(s, str) else s)
+    by_site = df["site"].astype("object").map(site_map) if "site" in df.columns else pd.Series(None, index=df.index, dtype=object)
+    itself = station.where(station.isin(site_ids))
+    found = station.map(site_map)
+    for fallback in (by_site, itself):
+        found = found.where(found.notna(), fallback)
+    return found
 
 
 class SessionMobility:

@@ -38,9 +38,9 @@ def find_scenario(name_or_path: str | Path) -> Path:
 
 def _data_file_checks(raw) -> list[Problem]:
     """Problems of the data files a scenario names, found at validate as they would be at run time."""
-    from v2gsim.data.profiles import available_profiles, coverage_problems, read_load_csv
+    from v2gsim.data.profiles import available_profiles, coverage_problems, read_load_csv, unknown_profile
     from v2gsim.physics.ambient import read_ambient_csv
-    from v2gsim.population.mobility import read_sessions
+    from v2gsim.population.mobility import read_sessions_config
 
     problems: list[Problem] = []
     if not isinstance(raw, dict):
@@ -60,7 +60,7 @@ def _data_file_checks(raw) -> list[Problem]:
     bl = section("feeder", "base_load")
     prof = bl.get("profile")
     if isinstance(prof, str) and prof not in available_profiles():
-        problems.append(Problem("feeder.base_load.profile", f"unknown standard load profile {prof!r}", "known: " + ", ".join(available_profiles())))
+        problems.append(Problem("feeder.base_load.profile", *unknown_profile(prof)))
     if isinstance(bl.get("csv"), str):
         series, found = read_load_csv(bl["csv"], "feeder.base_load.csv", zone)
         if not found and clock is not None:
@@ -74,10 +74,10 @@ def _data_file_checks(raw) -> list[Problem]:
             found = coverage_problems(series, clock[0], clock[-1], "wear.ambient.csv")
         problems += found
     ms = raw.get("mobility_sessions")
-    if isinstance(ms, dict) and isinstance(ms.get("csv"), str):
+    if isinstance(ms, dict):
         sites = [s.get("id") for s in raw.get("sites", []) if isinstance(s, dict)] if isinstance(raw.get("sites"), list) else []
         window = (clock[0], clock[-1] + clock.freq) if clock is not None else None
-        problems += read_sessions(ms["csv"], sites, ms.get("default_site"), "mobility_sessions.csv", zone, window)[1]
+        problems += read_sessions_config(ms, sites, zone, window)[1]
     return problems
 
 

@@ -133,7 +133,7 @@ def vehicle_presets() -> dict[str, VehicleSpec]:
     return {k: VehicleSpec.model_validate(v) for k, v in yaml.safe_load(text).items()}
 
 
-Archetype = Literal["private_commuter", "ride_hailing", "city_bus"]
+Archetype = Literal["private_commuter", "private_car_cn", "ride_hailing", "city_bus"]
 
 
 class PopulationGroup(_Frozen):
@@ -254,10 +254,30 @@ class FeederConfig(_Frozen):
 
 
 class SessionsConfig(_Frozen):
-    csv: str = Field(description="charging sessions file: arrival, departure, energy_kwh[, site_id, max_power_kw, vehicle_id]; "
-                     "times local to time.timezone or with a UTC offset")
+    file: str | None = Field(default=None, description="charging sessions file in one of the formats (see format)")
+    csv: str | None = Field(default=None, description="the same as file (the older name)")
+    format: Literal["auto", "csv", "acn_json", "elaad_csv"] = Field(
+        default="auto", description="csv: arrival, departure, energy_kwh[, site_id, max_power_kw, vehicle_id], times local to "
+        "time.timezone or with a UTC offset; acn_json: ACN-Data sessions as published; elaad_csv: ElaadNL's open transactions "
+        "file as published; auto: told apart by the file's content")
     vehicle: str | VehicleSpec = Field(default="generic_private_50", description="vehicle preset for session vehicles")
-    default_site: str | None = Field(default=None, description="site for rows without site_id")
+    default_site: str | None = Field(default=None, description="site for rows without a (mapped) site")
+    site_map: dict[str, str] = Field(default_factory=dict, description="the file's station or site ids (ACN stationID/siteID, "
+                                     "ElaadNL ChargePoint, csv site_id) -> scenario site ids")
+    file_timezone: str | None = Field(default=None, description="elaad_csv: zone of its times, which carry no offset (default UTC, "
+                                      "as the column names say); converted to time.timezone")
+
+    @model_validator(mode="after")
+    def _one_file(self):
+        if (self.file is None) == (self.csv is None):
+            raise ValueError("give the session file as file: (or its older name csv:), once")
+        if self.file_timezone is not None:
+            check_zone(self.file_timezone)
+        return self
+
+    @property
+    def path(self) -> str:
+        return self.file if self.file is not None else self.csv
 
 
 class OutputsConfig(_Frozen):
@@ -448,6 +468,11 @@ def cross_checks(raw: Any) -> list[Problem]:
         ds = ms.get("default_site")
         if ds is not None and ds not in kinds:
             problems.append(Problem("mobility_sessions.default_site", f"names site {ds!r}, which is not in sites", _suggest(ds, site_ids)))
+        sm = ms.get("site_map")
+        for key, sid in (sm.items() if isinstance(sm, dict) else ()):
+            if sid not in kinds:
+                problems.append(Problem(f"mobility_sessions.site_map.{key}", f"names site {sid!r}, which is not in sites",
+                                        _suggest(str(sid), site_ids)))
     claimed: dict[str, int] = {}
     bms = raw.get("business_models") if isinstance(raw.get("business_models"), list) else []
     for i, bm in enumerate(bms):
@@ -490,7 +515,7 @@ def resolve_paths(raw: Any, lines) -> Any:
         origin = where[0] if where and where[0] not in (None, "--set") else None
         return Path(origin).parent if origin else Path.cwd()
 
-    for path in (("mobility_sessions", "csv"), ("feeder", "base_load", "csv"), ("wear", "ambient", "csv")):
+    for path in (("mobility_sessions", "csv"), ("mobility_sessions", "file"), ("feeder", "base_load", "csv"), ("wear", "ambient", "csv")):
         node = raw
         for key in path[:-1]:
             node = node.get(key) if isinstance(node, dict) else None
