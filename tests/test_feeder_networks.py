@@ -114,3 +114,27 @@ def test_simbench_grid_with_dc_lines_is_rejected_without_loading_it():
         load_scenario(LV, {**ONE_DAY, "feeder.network": "simbench:1-EHV-mixed--2-sw", "sites.1.bus": "auto"})
     (p,) = exc.value.problems
     assert p.path == "feeder.network" and "dcline" in p.message
+
+
+def test_a_network_file_naming_foreign_python_modules_is_refused_before_any_import(tmp_path, monkeypatch):
+    """pandapower.from_json imports every module a file names; a scenario must not run code that way."""
+    import json as _json
+
+    import pandapower as pp
+    import pandapower.networks as pn
+
+    import v2gsim
+    from v2gsim.errors import ScenarioError
+
+    (tmp_path / "evil_mod.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').write('x')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    doc = _json.loads(pp.to_json(pn.case33bw()))
+    doc["_object"]["evil"] = {"_module": "evil_mod", "_class": "Thing", "_object": "{}"}
+    (tmp_path / "net.json").write_text(_json.dumps(doc))
+    with pytest.raises(ScenarioError, match="names Python modules v2gsim does not import from a network file: evil_mod"):
+        v2gsim.load_scenario("smoke", {"feeder.network": f"file:{tmp_path / 'net.json'}", "feeder.transformer_kva": None})
+    assert not (tmp_path / "ran").exists()
+    # a file saved by pandapower loads
+    (tmp_path / "ok.json").write_text(pp.to_json(pn.case33bw()))
+    sc = v2gsim.load_scenario("smoke", {"feeder.network": f"file:{tmp_path / 'ok.json'}", "feeder.transformer_kva": None})
+    assert sc.feeder.network.startswith("file:")

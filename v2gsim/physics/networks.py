@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import json
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -164,6 +165,39 @@ class SimBench(NetworkSource):
         return True, simbench_unsupported_reason(argument)  # loading a SimBench grid takes seconds
 
 
+# pandapower.from_json imports every module a file names in "_module" before it builds the
+# object, so a network file could run any importable code: only these packages are let through
+_JSON_MODULES = ("pandapower", "pandas", "numpy", "networkx", "geojson", "shapely", "builtins")
+
+
+def _foreign_modules(path: Path) -> list[str]:
+    """The "_module" entries of a pandapower JSON file outside `_JSON_MODULES` (or the reason it
+    is not JSON)."""
+    found: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            mod = node.get("_module")
+            if isinstance(mod, str) and mod.split(".")[0] not in _JSON_MODULES:
+                found.add(mod)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+        elif isinstance(node, str) and '"_module"' in node:  # pandapower nests JSON in strings
+            try:
+                walk(json.loads(node))
+            except ValueError:
+                pass
+
+    try:
+        walk(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        return [f"(not a readable JSON file: {exc})"]
+    return sorted(found)
+
+
 @register_network_source("file")
 class JsonFile(NetworkSource):
     """A pandapower JSON file (``pandapower.to_json``)."""
@@ -174,14 +208,19 @@ class JsonFile(NetworkSource):
         path = Path(argument or "").expanduser()
         if not path.is_file():
             return f"network file {str(path)!r} does not exist", "give an existing pandapower JSON file"
+        foreign = _foreign_modules(path)
+        if foreign:
+            return (f"network file {str(path)!r} names Python modules v2gsim does not import from a network file: "
+                    f"{', '.join(foreign)}", "save the network with pandapower.to_json; only pandapower, pandas and numpy objects are read")
         return None
 
     def load(self, argument):
         import pandapower as pp
 
         path = Path(argument or "").expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"network file {str(path)!r} does not exist")
+        problem = self.check(argument)
+        if problem is not None:
+            raise ValueError(problem[0])
         return pp.from_json(os.fspath(path))
 
 
