@@ -220,7 +220,8 @@ class JsonFile(NetworkSource):
         path = Path(argument or "").expanduser()
         problem = self.check(argument)
         if problem is not None:
-            raise ValueError(problem[0])
+            # a missing file is a FileNotFoundError, as open() would raise; a refused one a ValueError
+            raise (ValueError if path.is_file() else FileNotFoundError)(problem[0])
         return pp.from_json(os.fspath(path))
 
 
