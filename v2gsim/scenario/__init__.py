@@ -19,10 +19,13 @@ SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 def bundled_scenarios() -> dict[str, Path]:
-    """Scenario files shipped in the repository's ``scenarios/`` folder, by stem."""
+    """Scenario files shipped in the repository's ``scenarios/`` folder, by stem; the pilots
+    reproduced from published figures (``scenarios/pilots/``) as ``pilots/<stem>``."""
     if not SCENARIO_DIR.is_dir():
         return {}
-    return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.yaml"))}
+    found = {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.yaml"))}
+    found.update({f"pilots/{p.stem}": p for p in sorted(SCENARIO_DIR.glob("pilots/*.yaml"))})
+    return found
 
 
 def find_scenario(name_or_path: str | Path) -> Path:
