@@ -85,10 +85,10 @@ class Results:
         system = pd.DataFrame(rec.cols, index=pd.Index(times, name="time"))
         system.insert(1, "base_net_kw", base_net_kw(system))
         extra: dict[str, pd.DataFrame] = {}
-        for h in getattr(model, "hooks", ()):  # swap stations: system columns and their own tables
-            for c, a in h.system_columns().items():
+        for actor in model.actors:  # e.g. swap stations, second-life storage: system columns and their own tables
+            for c, a in actor.system_columns().items():
                 system[c] = system[c] + a if c in system else a
-            for name, t in h.tables(times, model.clock).items():
+            for name, t in actor.tables(times, model.clock).items():
                 extra[name] = pd.concat([extra[name], t], ignore_index=True) if name in extra else t
         site_ids = [s.id for s in model.config.sites]
         sites = pd.DataFrame(
@@ -188,13 +188,10 @@ class Results:
         for k, agg in enumerate(model.aggregators):  # each strategy's own counters, as <kind>_<name>
             prefix = agg.kind if kinds.count(agg.kind) == 1 else f"{agg.kind}{k}"
             kpis.update({f"{prefix}_{name}": float(v) for name, v in agg.strategy.kpis().items()})
-        if getattr(model, "wear", None) is not None:  # battery ageing: per-vehicle and retired-pack tables
-            model.wear.finish(model.step_index)
+        if model.wear is not None:  # battery ageing: per-vehicle and retired-pack tables
             extra["wear"], extra["wear_packs"] = model.wear.vehicle_table(), model.wear.pack_table()
             kpis.update(wear_kpis(extra["wear"], extra["wear_packs"]))
             kpis.update(model.wear.kpis())
-            for c, a in model.wear.system_columns().items():  # second-life storage on the feeder (in net_load_kw)
-                system[c] = a
             sp = model.wear.swap_pack_table()
             if sp is not None:
                 extra["swap_pack_wear"] = sp

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from v2gsim.engine.actor import SiteTable
 from v2gsim.errors import Problem
 from v2gsim.fields import ConfigModel
 from v2gsim.registry import Registry
@@ -164,6 +165,7 @@ class StrategyContext:
     seed_seq: np.random.SeedSequence | None = None
     n_warmup: int = 0
     extra: dict = field(default_factory=dict)
+    sites: SiteTable | None = None
 
 
 class Strategy:
@@ -185,11 +187,12 @@ class Strategy:
         ``_time_s``), which go to the metadata's ``timings``. Default: none."""
         return {}
 
-    def bind(self, model) -> None:
-        """Called once by the engine when the model is built. A business model with agents of its
-        own that take part in mobility and the grid (swap stations) creates them here and appends
-        its hook object to ``model.hooks`` (see ``V2GModel`` and
-        :class:`v2gsim.agents.swap_station.SwapNetwork` for the calls). Default: nothing."""
+    def actors(self, engine) -> list:
+        """Called once by the engine when the model is built: the actors of this business model
+        besides its aggregator (e.g. swap stations, :class:`v2gsim.agents.swap_station.SwapNetwork`),
+        each a :class:`v2gsim.engine.actor.Actor` taking part in the phases it overrides.
+        ``engine`` is the :class:`v2gsim.engine.actor.EngineView`. Default: none."""
+        return []
 
 
 def _check_strategy(kind: str, cls: object) -> None:
