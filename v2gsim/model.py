@@ -20,6 +20,7 @@ from v2gsim.agents import Aggregator, Driver, Feeder, NetworkFeeder, Vehicle
 from v2gsim.data.profiles import coverage_problems, profile_on_clock, read_load_csv, series_to_clock
 from v2gsim.engine.actor import PHASES, Actor, Arrivals, EngineView, GridInjections, Signals, SiteTable, VehiclePower, takes_part
 from v2gsim.errors import Problem, ScenarioError, SimulationError
+from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, Ledger
 from v2gsim.market.tariffs import Tariff
 from v2gsim.physics.battery import apply_power
 from v2gsim.population.fleet import DEPOT, DRIVING, HOME, PUBLIC, build_fleet
@@ -159,6 +160,9 @@ class V2GModel(mesa.Model):
         # site), kept by _arrive / _depart: cheaper than looking it up from the site every step
         self._owner_v = np.full(n, -1, dtype=np.int64)
         strategies, masks = [], []
+        kinds = [bm.kind for bm in scenario.business_models]
+        #: each business model's id as an actor of the ledger and in KPI names (``<kind>``, or ``<kind><k>`` for a repeated kind)
+        self.operator_ids = [kind if kinds.count(kind) == 1 else f"{kind}{k}" for k, kind in enumerate(kinds)]
         for k, bm in enumerate(scenario.business_models):
             ids = bm.sites if bm.sites is not None else [s.id for s in sites if s.id not in claimed]
             mask = np.zeros(self.n_sites, bool)
@@ -166,7 +170,7 @@ class V2GModel(mesa.Model):
             self.site_owner[mask & (self.site_owner < 0)] = k
             ctx = StrategyContext(tuple(ids), self.clock, self.dt_h, self.price_cny_per_kwh, self.v2g_price_cny_per_kwh,
                                   seed_seq=np.random.SeedSequence(self.seed_value, spawn_key=(STREAM_STRATEGY, k)), n_warmup=self.n_warmup,
-                                  sites=self.sites.subset([site_idx[i] for i in ids]),
+                                  operator_id=self.operator_ids[k], sites=self.sites.subset([site_idx[i] for i in ids]),
                                   extra={"site_index": tuple(site_idx[i] for i in ids),
                                          "site_p_limit_kw": tuple(float(self.site_p_limit_kw[site_idx[i]]) for i in ids),
                                          "site_ports": tuple(int(self.site_ports[site_idx[i]]) for i in ids)})
@@ -212,6 +216,7 @@ class V2GModel(mesa.Model):
         self.session_sampled[sample_rng.permutation(n)[: scenario.outputs.session_sample]] = True
         trace_idx = np.sort(sample_rng.permutation(n)[: scenario.outputs.trace_sample])
         self.recorder = Recorder(self.n_steps, self.n_sites, trace_idx)
+        self.ledger = Ledger(self.n_steps)  # every money transfer, written in the settle phase
         if self.has_network:
             self.recorder.enable_network(self.feeder.n_bus if scenario.outputs.bus_voltages else 0)
         self._request_kw = np.zeros(n) if vehicle_stepping == "agents" else None
@@ -397,14 +402,8 @@ class V2GModel(mesa.Model):
     # ------------------------------------------------------------------ phase 4: physics
 
     def apply_physics(self, idx: np.ndarray) -> np.ndarray:
-        """Physics and per-vehicle settlement for vehicles ``idx`` with the current requests."""
-        p = apply_power(self.fleet, idx, self._request_for(idx), self.dt_h)
-        s = self.signals.step
-        e_grid = p * self.dt_h
-        buy, sell = (self._buy_price_v[idx], self._v2g_price_v[idx]) if self._own_prices else (self.price_cny_per_kwh[s], self.v2g_price_cny_per_kwh[s])
-        self.fleet.cost_cny[idx] += np.maximum(e_grid, 0.0) * buy
-        self.fleet.revenue_cny[idx] += np.maximum(-e_grid, 0.0) * sell
-        return p
+        """Physics for vehicles ``idx`` with the current requests; returns their grid-side kW (k,)."""
+        return apply_power(self.fleet, idx, self._request_for(idx), self.dt_h)
 
     def _request_for(self, idx):
         if self._request_kw is not None:
@@ -549,9 +548,41 @@ class V2GModel(mesa.Model):
         self._net_kw = inj.net_kw
 
     def _settle(self, sig: Signals) -> None:
-        """Phase 6a: money. (The fleet's energy is settled per vehicle with its physics.)"""
+        """Phase 6a: money, into :attr:`ledger`. The fleet's energy first: each vehicle pays its
+        price for energy drawn and is paid for energy fed back (``cost_cny`` / ``revenue_cny``);
+        the drivers pay the operator of the site (its own price, or the tariff's), which buys
+        the energy from the grid company at the tariff (and sells V2G energy back at the tariff's
+        V2G price). Then every actor's settlement."""
+        s, row = sig.step, sig.row
+        f = self.fleet
+        idx, p = self.vehicle_power.idx, self.vehicle_power.p_kw
+        if idx.size:
+            e_grid = p * self.dt_h
+            own = self._own_prices
+            buy, sell = (self._buy_price_v[idx], self._v2g_price_v[idx]) if own else (self.price_cny_per_kwh[s], self.v2g_price_cny_per_kwh[s])
+            e_in, e_out = np.maximum(e_grid, 0.0), np.maximum(-e_grid, 0.0)
+            cost, revenue = e_in * buy, e_out * sell
+            f.cost_cny[idx] += cost
+            f.revenue_cny[idx] += revenue
+            if row >= 0:
+                self._post_fleet(row, idx, e_in, e_out, cost, revenue, sig)
         for a in self._phase["settle"]:
-            a.settle(sig, None)
+            a.settle(sig, self.ledger)
+
+    def _post_fleet(self, row, idx, e_in, e_out, cost, revenue, sig: Signals) -> None:
+        """The step's fleet money per operator (bincount over the owner of each vehicle's site)."""
+        n_op = len(self.aggregators)
+        owner = self._owner_v[idx] + 1  # 0: a site no business model owns (the drivers deal with the grid company)
+        sums = [np.bincount(owner, weights=w, minlength=n_op + 1) for w in (e_in, e_out, cost, revenue)]
+        ledger = self.ledger
+        for k in np.flatnonzero(sums[0] + sums[1]):
+            kwh_in, kwh_out, paid, got = (float(x[k]) for x in sums)
+            op = self.operator_ids[k - 1] if k else GRID_COMPANY
+            ledger.post(row, DRIVERS, op, "charging", kwh_in, paid)
+            ledger.post(row, op, DRIVERS, "v2g", kwh_out, got)
+            if k:  # the operator buys the energy at the tariff and sells V2G energy back at it
+                ledger.post(row, op, GRID_COMPANY, "energy_purchase", kwh_in, kwh_in * sig.price_cny_per_kwh)
+                ledger.post(row, GRID_COMPANY, op, "energy_sale", kwh_out, kwh_out * sig.v2g_price_cny_per_kwh)
 
     def _record(self, sig: Signals) -> None:
         """Phase 6b: the system row, then each actor's record."""

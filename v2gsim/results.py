@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from v2gsim.market.settlement import empty_table as _empty_ledger
 from v2gsim.metrics import base_net_kw, compute_kpis, swap_kpis, swap_pack_wear_kpis, wear_kpis
 from v2gsim.population.fleet import ARCHETYPES
 from v2gsim.recorder import SOC_BINS
@@ -64,6 +65,9 @@ class Results:
     """tables of business models with agents of their own: ``stations`` (long: time, station_id,
     p_kw, charge_kw, discharge_kw, packs_ready, queue, swaps, left, ...) and ``swaps`` (one row
     per driver at a swap station) with battery swapping"""
+    ledger: pd.DataFrame = field(default_factory=_empty_ledger)
+    """every money transfer (:mod:`v2gsim.market.settlement`): step, time, payer, payee, reason,
+    energy_kwh, amount_cny; aggregated per step and (payer, payee, reason)"""
 
     @property
     def dt_h(self) -> float:
@@ -202,7 +206,7 @@ class Results:
         # wall-clock figures (e.g. centralized_solve_time_s) differ between two runs of one seed:
         # they describe the run, not its results, so they go to the metadata
         meta["timings"] = {k: kpis.pop(k) for k in [k for k in kpis if k.endswith("_time_s")]}
-        return cls(system, sites, vehicles, sessions, traces, departure_soc, kpis, meta, bus_voltages, extra)
+        return cls(system, sites, vehicles, sessions, traces, departure_soc, kpis, meta, bus_voltages, extra, model.ledger.table(times))
 
     # ------------------------------------------------------------------ files
 
@@ -225,6 +229,7 @@ class Results:
             getattr(self, name).to_parquet(folder / f"{name}.parquet", index=(name == "system"))
         if self.bus_voltages is not None:
             self.bus_voltages.to_parquet(folder / "bus_voltages.parquet", index=False)
+        self.ledger.to_parquet(folder / "ledger.parquet", index=False)
         for name, t in self.extra.items():
             t.to_parquet(folder / f"{name}.parquet", index=False)
         (folder / "kpis.json").write_text(json.dumps(self.kpis, indent=2, allow_nan=True))
@@ -245,4 +250,6 @@ class Results:
         meta = json.loads((directory / "metadata.json").read_text())
         bv = directory / "bus_voltages.parquet"
         extra = {name: pd.read_parquet(directory / f"{name}.parquet") for name in meta.get("extra_tables", [])}
-        return cls(**tables, kpis=kpis, metadata=meta, bus_voltages=pd.read_parquet(bv) if bv.is_file() else None, extra=extra)
+        lg = directory / "ledger.parquet"  # results saved before the ledger have none
+        return cls(**tables, kpis=kpis, metadata=meta, bus_voltages=pd.read_parquet(bv) if bv.is_file() else None, extra=extra,
+                   ledger=pd.read_parquet(lg) if lg.is_file() else _empty_ledger())

@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 from v2gsim.engine.actor import Actor, Arrivals, EngineView, GridInjections, Released, Signals
+from v2gsim.market.settlement import GRID_COMPANY
 from v2gsim.physics.battery import charge_to, discharge_to
 from v2gsim.population.fleet import CHEMISTRIES, DRIVING
 
@@ -583,6 +584,14 @@ class SwapNetwork(Actor):
         self.st_cost_cny += self.cost_cny
         self.st_revenue_cny += self.revenue_cny
         self.st_wear_cny += self.wear_cny
+        # the ledger: the operator buys the racks' energy and sells what they feed back; the
+        # reward of a discharge request is the grid company's too. (Wear is the operator's own cost.)
+        op, row = self.strategy.context.operator_id, sig.row
+        e_in, e_out = float(self._charge_kw.sum()) * dt, float(self._dis_kw.sum()) * dt
+        ledger.post(row, op, GRID_COMPANY, "energy_purchase", e_in, float(self.cost_cny.sum()))
+        ledger.post(row, GRID_COMPANY, op, "energy_sale", e_out, e_out * self.v2g_price[step])
+        if reward:
+            ledger.post(row, GRID_COMPANY, op, "request_reward", e_out, e_out * reward)
 
     def record(self, sig: Signals) -> None:
         r = sig.row

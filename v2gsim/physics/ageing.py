@@ -34,6 +34,7 @@ from pydantic_core import PydanticCustomError
 
 from v2gsim.engine.actor import Actor, GridInjections, Signals, VehiclePower
 from v2gsim.fields import ConfigModel
+from v2gsim.market.settlement import GRID_COMPANY, SECOND_LIFE
 from v2gsim.physics.ambient import AmbientConfig, ambient_on_clock
 from v2gsim.physics.wear import WEAR_MODELS, WearState, model_for_chemistry
 
@@ -401,6 +402,7 @@ class SecondLifeStorage:
         self._thr0 = np.zeros((0, 2))
         self.p_kw = 0.0
         self.p_each_kw = np.zeros(0)
+        self._grid_idx, self._grid_kwh = None, None  # the last step's packs that moved energy and their grid kWh
 
     def __len__(self) -> int:
         return self.e_kwh.size
@@ -433,6 +435,7 @@ class SecondLifeStorage:
         """Charge or discharge by the tariff for one step; sample the wear stressors."""
         if self.p_kw != 0.0:
             self.p_each_kw[:] = 0.0
+        self._grid_idx, self._grid_kwh = None, None  # what settle() pays for
         if not self.alive.any():
             self.p_kw = 0.0
             return
@@ -448,14 +451,13 @@ class SecondLifeStorage:
                     de *= c.p_max_kw * dt * c.eta_charge / de.sum()
                 grid = de / c.eta_charge
                 self.e_charged_kwh[idx] += grid
-                self.revenue_cny[idx] -= grid * self.price[s]
             else:
                 de = -np.minimum(p_lim * dt, np.maximum(e - c.soc_min * cap, 0.0))
                 if c.p_max_kw is not None and -de.sum() * c.eta_discharge > c.p_max_kw * dt:
                     de *= c.p_max_kw * dt / (-de.sum() * c.eta_discharge)
                 grid = de * c.eta_discharge
                 self.e_discharged_kwh[idx] += -grid
-                self.revenue_cny[idx] += -grid * self.price[s]
+            self._grid_idx, self._grid_kwh = idx, grid
             self.e_kwh[idx] = e + de
             self.pop.record_power(idx, grid / dt, dt)
             self.p_each_kw[idx] = grid / dt
@@ -463,6 +465,21 @@ class SecondLifeStorage:
         else:
             self.p_kw = 0.0
         self.pop.sample(self.e_kwh)
+
+    def settle(self, s: int) -> tuple[float, float, float, float]:
+        """The step's money per pack (``revenue_cny``): energy bought at the site's purchase price,
+        energy discharged credited at it (it replaces energy bought). Returns the step's
+        (kWh bought, CNY paid, kWh fed back, CNY credited)."""
+        idx, grid = self._grid_idx, self._grid_kwh
+        if idx is None:
+            return 0.0, 0.0, 0.0, 0.0
+        if self.mode[s] > 0:
+            paid = grid * self.price[s]
+            self.revenue_cny[idx] -= paid
+            return float(grid.sum()), float(paid.sum()), 0.0, 0.0
+        got = -grid * self.price[s]
+        self.revenue_cny[idx] += got
+        return 0.0, 0.0, float(-grid.sum()), float(got.sum())
 
     def close_period(self, s: int, dt_s: float, t_amb_degc: float, heating_k_per_c_rate: float) -> None:
         if len(self) == 0:
@@ -1051,10 +1068,12 @@ class SecondLifeActor(Actor):
         self._charge_kw = self._discharge_kw = 0.0
         self.rec_charge_kw = np.zeros(wear.n_steps_rec)
         self.rec_discharge_kw = np.zeros(wear.n_steps_rec)
+        self._operated = False
 
     def physics(self, sig: Signals) -> None:
         """Operate every storage for the step (none before the recorded run starts)."""
         p = ch = dis = 0.0
+        self._operated = self.wear.started
         if self.wear.started:
             for sl in self.wear.storages():
                 sl.step(sig.step)
@@ -1080,6 +1099,16 @@ class SecondLifeActor(Actor):
                 out += feeder.connection_bus_kw(pw.net, np.bincount(pw.sl_station, weights=pw.second_life.p_each_kw,
                                                                     minlength=pw.net.n_stations))
         return out
+
+    def settle(self, sig: Signals, ledger) -> None:
+        """The packs' owner buys energy from the grid company and is credited the purchase price
+        for what it feeds back (per pack in ``revenue_cny``)."""
+        if not self._operated:
+            return
+        for sl in self.wear.storages():
+            kwh_in, paid, kwh_out, got = sl.settle(sig.step)
+            ledger.post(sig.row, SECOND_LIFE, GRID_COMPANY, "energy_purchase", kwh_in, paid)
+            ledger.post(sig.row, GRID_COMPANY, SECOND_LIFE, "energy_sale", kwh_out, got)
 
     def record(self, sig: Signals) -> None:
         r = sig.row

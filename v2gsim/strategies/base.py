@@ -155,6 +155,8 @@ class StrategyContext:
         seed_seq: this business model's own random stream (model stream ``STREAM_STRATEGY``,
             spawn key ``(STREAM_STRATEGY, position in business_models)``); spawn from it.
         n_warmup: steps of warm-up at the start of ``times`` (not recorded).
+        sites: the sites this strategy controls (:class:`v2gsim.engine.actor.SiteTable`).
+        operator_id: the business model's id in the ledger and in KPI names.
     """
 
     site_ids: tuple[str, ...]
@@ -166,6 +168,7 @@ class StrategyContext:
     n_warmup: int = 0
     extra: dict = field(default_factory=dict)
     sites: SiteTable | None = None
+    operator_id: str = ""
 
 
 class Strategy:
