@@ -23,9 +23,9 @@ from v2gsim.errors import Problem, ScenarioError, SimulationError
 from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, Ledger
 from v2gsim.market.tariffs import Tariff
 from v2gsim.physics.battery import apply_power
-from v2gsim.population.fleet import DEPOT, DRIVING, HOME, PUBLIC, build_fleet
+from v2gsim.population.fleet import ARCHETYPES, DEPOT, DRIVING, HOME, PUBLIC, build_fleet
 from v2gsim.population.mobility import DayEvents, GeneratedMobility, SessionMobility, merge_days, read_sessions_config
-from v2gsim.recorder import Recorder
+from v2gsim.recorder import Recorder, Recording
 from v2gsim.scenario.schema import Scenario, model_checks
 from v2gsim.strategies.base import FleetView, StrategyContext, strategy_for
 
@@ -179,7 +179,7 @@ class V2GModel(mesa.Model):
         sole = len(strategies) == 1 and bool(masks[0].all())
         self.aggregators: list[Aggregator] = [
             Aggregator(self, st, mask, k, fleet_view=self.fleet_view, owner=_readonly(self._owner_v), plugged=_readonly(f.plugged),
-                       below_stop=self._below_stop_ro, sole=sole)
+                       below_stop=self._below_stop_ro, sole=sole, operator_id=self.operator_ids[k])
             for k, (st, mask) in enumerate(zip(strategies, masks))
         ]
         # business models with actors of their own (swap stations)
@@ -219,6 +219,8 @@ class V2GModel(mesa.Model):
         self.ledger = Ledger(self.n_steps)  # every money transfer, written in the settle phase
         if self.has_network:
             self.recorder.enable_network(self.feeder.n_bus if scenario.outputs.bus_voltages else 0)
+        for a in self.actors:
+            a.declare(self.recorder)
         self._request_kw = np.zeros(n) if vehicle_stepping == "agents" else None
         # settlement prices per vehicle, used only at steps where a dispatch sets its own prices
         self._buy_price_v, self._v2g_price_v, self._own_prices = np.zeros(n), np.zeros(n), False
@@ -612,7 +614,59 @@ class V2GModel(mesa.Model):
         bar.close()
         self.finish()
         self.wall_time_s = _time.perf_counter() - t0
-        return Results.from_model(self)
+        return Results.from_recording(*self.recording())
+
+    # ------------------------------------------------------------------ hand-over to Results
+
+    def recording(self) -> tuple[Recording, dict]:
+        """Finish the run (once) and hand over what it recorded and its metadata, for
+        :meth:`v2gsim.results.Results.from_recording` (which never sees the model)."""
+        from v2gsim.results import package_version, scenario_hash
+
+        self.finish()
+        rec, f = self.recorder, self.fleet
+        group_names = [b.group.archetype + f"#{i}" if b.group else "sessions" for i, b in enumerate(self.blocks)]
+        vehicles = {
+            "vehicle": np.arange(f.n),
+            "group": pd.Categorical.from_codes(f.group, categories=group_names),
+            "archetype": pd.Categorical.from_codes(f.archetype, categories=list(ARCHETYPES)),
+            "vehicle_model": pd.Categorical.from_codes(f.vehicle_model, categories=self.vehicle_models),
+            **{name: getattr(f, attr).copy() for name, attr in _VEHICLE_COLUMNS},
+            "plugged_at_end": f.plugged.copy(),
+            "pending_kwh": np.where(f.plugged, np.maximum(0.0, f.session_e_request_kwh - f.session_grid_kwh), 0.0),
+            "cost_cny": f.cost_cny.copy(),
+            "revenue_cny": f.revenue_cny.copy(),
+            "soc_final": f.e_kwh / f.capacity_kwh,
+        }
+        tables: dict[str, pd.DataFrame] = {}
+        kpis = dict(self.session_stats)
+        for a in self.actors:
+            for name, t in a.tables(self.times, self.clock).items():
+                tables[name] = pd.concat([tables[name], t], ignore_index=True) if name in tables else t
+            kpis.update(a.kpis())
+        recording = Recording(
+            times=self.times, clock=self.clock, dt_h=self.dt_h, system={**rec.cols, **rec.actor_cols}, site_ids=self.sites.ids,
+            site_p_kw=rec.site_p_kw, vehicles=vehicles, sessions=rec.sessions(), trace_idx=rec.trace_idx, traces_soc=rec.traces_soc,
+            departure_soc_counts=rec.departure_soc_counts,
+            bus_labels=self.feeder.net.bus.index.to_numpy() if rec.bus_vm_pu is not None else None, bus_vm_pu=rec.bus_vm_pu,
+            tables=tables, kpis=kpis, ledger=self.ledger.table(self.times),
+        )
+        scenario_json = self.config.model_dump(mode="json")
+        scenario_json["seed"] = self.seed_value
+        metadata = {"scenario": scenario_json, "scenario_hash": scenario_hash(scenario_json), "seed": self.seed_value,
+                    "version": package_version(), "wall_time_s": self.wall_time_s, "n_steps": self.n_steps, "n_vehicles": f.n,
+                    "transformer_kva": self.feeder.transformer_kva}
+        return recording, metadata
+
+
+# per-vehicle result columns read straight from fleet arrays: (column, Fleet attribute)
+_VEHICLE_COLUMNS = (
+    ("capacity_kwh", "capacity_kwh"), ("e_charged_kwh", "e_charged_kwh"), ("e_discharged_kwh", "e_discharged_kwh"),
+    ("e_loss_kwh", "e_loss_kwh"), ("e_driven_kwh", "e_driven_kwh"), ("distance_km", "distance_km"), ("unmet_kwh", "unmet_kwh"),
+    ("stranded_trips", "stranded_trips"), ("stranded_kwh", "stranded_kwh"), ("sessions", "n_sessions"), ("departures", "n_departures"),
+    ("departures_below_min", "departures_below_min"), ("no_charger_events", "no_charger_events"),
+    ("sessions_turned_away", "sessions_turned_away"), ("unmet_turned_away_kwh", "unmet_turned_away_kwh"),
+)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

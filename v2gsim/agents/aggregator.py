@@ -26,15 +26,17 @@ class Aggregator(Actor, mesa.Agent):
         plugged: read-only (N,) plugged mask, used when this is the only business model.
         below_stop: read-only (N,) mask of vehicles below their full point.
         sole: the only business model, owning every site (its vehicles are all plugged ones).
+        operator_id: its id in the ledger and in KPI names (default: the kind).
     """
 
     def __init__(self, model, strategy: Strategy, site_mask, number: int = 0, *, fleet_view: FleetView | None = None,
                  owner: np.ndarray | None = None, plugged: np.ndarray | None = None, below_stop: np.ndarray | None = None,
-                 sole: bool = False):
+                 sole: bool = False, operator_id: str | None = None):
         super().__init__(model)
         self.strategy = strategy
         self.site_mask = site_mask
         self.number = number
+        self.operator_id = operator_id or strategy.config.kind  # its id in the ledger and in KPI names
         self.dispatch = Dispatch.empty()
         self._fleet_view, self._owner, self._plugged, self._below_stop, self._sole = fleet_view, owner, plugged, below_stop, sole
 
@@ -52,3 +54,7 @@ class Aggregator(Actor, mesa.Agent):
 
     def decide(self, sig: Signals) -> None:
         self.dispatch = self.strategy.decide(self.observation(sig))
+
+    def kpis(self) -> dict[str, float]:
+        """The strategy's own counters, as ``<operator id>_<name>``."""
+        return {f"{self.operator_id}_{name}": float(v) for name, v in self.strategy.kpis().items()}

@@ -168,14 +168,15 @@ class SwapNetwork(Actor):
     a queue), :meth:`release` (end of mobility: queues served, swapped or leaving drivers go on),
     :meth:`decide` (the strategy's EMS plans the racks), :meth:`physics` (rack charging within
     slot and station limits), :meth:`grid` (station power at each station's bus),
-    :meth:`settle` (energy bought and sold per station), :meth:`record`. ``connections`` gives
-    each station's feeder bus spec. Results: :meth:`tables` (``stations``, ``swaps``) and
-    :meth:`system_columns`.
+    :meth:`settle` (energy bought and sold per station), :meth:`record` (the system columns it
+    declares and the station table). ``connections`` gives each station's feeder bus spec.
+    Results: :meth:`tables` (``stations``, ``swaps``).
     """
 
     def __init__(self, engine: EngineView, strategy):
         cfg = strategy.config
         self.strategy = strategy
+        self.operator_id = strategy.context.operator_id or cfg.kind  # the operator in the ledger
         self.cfg = cfg
         self.fleet = f = engine.fleet
         self.n_warmup = engine.n_warmup
@@ -586,7 +587,7 @@ class SwapNetwork(Actor):
         self.st_wear_cny += self.wear_cny
         # the ledger: the operator buys the racks' energy and sells what they feed back; the
         # reward of a discharge request is the grid company's too. (Wear is the operator's own cost.)
-        op, row = self.strategy.context.operator_id, sig.row
+        op, row = self.operator_id, sig.row
         e_in, e_out = float(self._charge_kw.sum()) * dt, float(self._dis_kw.sum()) * dt
         ledger.post(row, op, GRID_COMPANY, "energy_purchase", e_in, float(self.cost_cny.sum()))
         ledger.post(row, GRID_COMPANY, op, "energy_sale", e_out, e_out * self.v2g_price[step])
@@ -611,7 +612,16 @@ class SwapNetwork(Actor):
             rec["cost_cny"][r] = self.cost_cny
             rec["revenue_cny"][r] = self.revenue_cny
             rec["wear_cost_cny"][r] = self.wear_cny
+            sy = self._system
+            sy["swap_charge_kw"][r] += self._charge_kw.sum()
+            sy["swap_discharge_kw"][r] += self._dis_kw.sum()
+            sy["swap_packs_ready"][r] += rec["packs_ready"][r].sum()
         self._left_step[:] = 0.0
+
+    def declare(self, recorder) -> None:
+        """System columns (per recorded step, summed over stations and operators):
+        swap_charge_kw, swap_discharge_kw (both >= 0), swap_packs_ready."""
+        self._system = {c: recorder.declare_system(c) for c in ("swap_charge_kw", "swap_discharge_kw", "swap_packs_ready")}
 
     def begin_recording(self, step: int) -> None:
         """End of the warm-up: zero the accumulators (state is kept)."""
@@ -650,11 +660,6 @@ class SwapNetwork(Actor):
             "reason": pd.Categorical.from_codes(d["reason"], categories=list(REASONS)),
         })
         return {"stations": stations, "swaps": swaps}
-
-    def system_columns(self) -> dict[str, np.ndarray]:
-        """Per recorded step: swap_charge_kw, swap_discharge_kw (both >= 0), swap_packs_ready."""
-        return {"swap_charge_kw": self.rec["charge_kw"].sum(1), "swap_discharge_kw": self.rec["discharge_kw"].sum(1),
-                "swap_packs_ready": self.rec["packs_ready"].sum(1)}
 
     def summary(self) -> dict[str, float]:
         return {

@@ -251,13 +251,17 @@ class Actor:
     def finish(self, step_end: int) -> None:
         """Once, at the end of the run (``step_end`` steps done): close what is still open."""
 
-    # ------------------------------------------------------------------ what it recorded
-    def system_columns(self) -> dict[str, np.ndarray]:
-        """Columns added to the system table, one value per recorded step (name -> (n_steps,))."""
-        return {}
+    # ------------------------------------------------------------------ what it records
+    def declare(self, recorder) -> None:
+        """Called once when the model is built: declare the system columns this actor records
+        (:meth:`v2gsim.recorder.Recorder.declare_system`) and keep the arrays it writes into."""
 
     def tables(self, times: pd.DatetimeIndex, clock: pd.DatetimeIndex) -> dict[str, pd.DataFrame]:
-        """Tables of its own (name -> DataFrame) for ``Results.extra``."""
+        """After the finish phase: tables of its own (name -> DataFrame) for ``Results.extra``."""
+        return {}
+
+    def kpis(self) -> dict[str, float]:
+        """After the finish phase: counters the tables cannot show (name -> number)."""
         return {}
 
 

@@ -769,6 +769,14 @@ class FleetWear(Actor):
             "out_of_range_periods": pop.state.n_out_of_range,
         })
 
+    def tables(self, times, clock) -> dict:
+        """``wear`` (per vehicle), ``wear_packs`` (retired packs) and, with swap packs, ``swap_pack_wear``."""
+        out = {"wear": self.vehicle_table(), "wear_packs": self.pack_table()}
+        sp = self.swap_pack_table()
+        if sp is not None:
+            out["swap_pack_wear"] = sp
+        return out
+
     def pack_table(self):
         """Retired packs (second life), one row each (pandas DataFrame)."""
         import pandas as pd
@@ -1066,8 +1074,6 @@ class SecondLifeActor(Actor):
         self.wear = wear
         self.p_kw = 0.0
         self._charge_kw = self._discharge_kw = 0.0
-        self.rec_charge_kw = np.zeros(wear.n_steps_rec)
-        self.rec_discharge_kw = np.zeros(wear.n_steps_rec)
         self._operated = False
 
     def physics(self, sig: Signals) -> None:
@@ -1110,12 +1116,13 @@ class SecondLifeActor(Actor):
             ledger.post(sig.row, SECOND_LIFE, GRID_COMPANY, "energy_purchase", kwh_in, paid)
             ledger.post(sig.row, GRID_COMPANY, SECOND_LIFE, "energy_sale", kwh_out, got)
 
+    def declare(self, recorder) -> None:
+        """Per recorded step: second_life_charge_kw, second_life_discharge_kw (both >= 0)."""
+        self._rec_charge_kw = recorder.declare_system("second_life_charge_kw")
+        self._rec_discharge_kw = recorder.declare_system("second_life_discharge_kw")
+
     def record(self, sig: Signals) -> None:
         r = sig.row
-        if 0 <= r < self.rec_charge_kw.size:
-            self.rec_charge_kw[r] = self._charge_kw
-            self.rec_discharge_kw[r] = self._discharge_kw
-
-    def system_columns(self) -> dict[str, np.ndarray]:
-        """Per recorded step: second_life_charge_kw, second_life_discharge_kw (both >= 0)."""
-        return {"second_life_charge_kw": self.rec_charge_kw, "second_life_discharge_kw": self.rec_discharge_kw}
+        if 0 <= r < self._rec_charge_kw.size:
+            self._rec_charge_kw[r] += self._charge_kw
+            self._rec_discharge_kw[r] += self._discharge_kw
