@@ -197,16 +197,20 @@ class BatterySwap(Strategy):
         super().__init__(config, context)
         self.network = None
 
-    # ------------------------------------------------------------------ engine hooks
+    # ------------------------------------------------------------------ the engine's actors
 
-    def bind(self, model) -> None:
-        """Create the swap stations and register them with the engine (no stations: nothing)."""
+    def actors(self, engine) -> list:
+        """The swap stations (one :class:`~v2gsim.agents.swap_station.SwapNetwork`; none
+        without stations)."""
         if not self.config.stations:
-            return
+            return []
         from v2gsim.agents.swap_station import SwapNetwork
 
-        self.network = SwapNetwork(model, self)
-        model.hooks.append(self.network)
+        self.network = SwapNetwork(engine, self)
+        self._plan_forecast()
+        return [self.network]
+
+    def _plan_forecast(self) -> None:
         ctx = self.context
         n = len(ctx.times)
         spd = int(round(24 / ctx.dt_h))
