@@ -323,3 +323,61 @@ def bus_voltages_at(results, time) -> pd.Series:
     if at.empty:
         raise ValueError(f"{time} is not a recorded step of this run ({bv['time'].min()} to {bv['time'].max()})")
     return pd.Series(at["vm_pu"].to_numpy(float), index=at["bus"].to_numpy(), name="vm_pu").rename_axis("bus")
+
+
+# ---------------------------------------------------------------------- hosting capacity of a sweep
+
+DEFAULT_HOSTING_LIMITS = {"max_transformer_loading_pct": 100.0, "max_line_loading_pct": 100.0}
+
+
+def hosting_capacity(table: pd.DataFrame, size: str, *, by: str | None = None,
+                     upper: dict[str, float] | None = None, lower: dict[str, float] | None = None) -> pd.DataFrame:
+    """The largest fleet (or other size parameter) a feeder took within its limits, from a sweep's run table.
+
+    A size is within limits when every successful run at it (all replications) keeps each KPI of
+    ``upper`` at or below its value and each KPI of ``lower`` at or above it. The hosting
+    capacity is the largest size below the first size that is not, so a lucky larger size after
+    a violation does not count.
+
+    Args:
+        table: a run table (`v2gsim.sweeps.run_sweep`): ``status``, the ``size`` and ``by``
+            parameter columns and the KPI columns the limits name.
+        size: the parameter column that grows (e.g. ``population.0.count``).
+        by: a parameter column to answer per value of (e.g. ``business_models.0.kind``).
+        upper: KPI -> largest allowed value; default transformer and line loading at 100 %.
+        lower: KPI -> smallest allowed value, e.g. ``{"min_voltage_pu": 0.93}``.
+
+    Returns:
+        One row per value of ``by`` (or one row ``all``): ``hosting_capacity`` (NaN when even the
+        smallest size broke a limit), ``first_violation`` (the smallest size that broke one;
+        NaN when none did), ``binding`` (the KPIs broken there, comma-separated) and
+        ``largest_size_run``.
+
+    Raises:
+        ValueError: a limit names a KPI the table lacks.
+    """
+    upper = DEFAULT_HOSTING_LIMITS if upper is None else upper
+    lower = lower or {}
+    missing = [k for k in [*upper, *lower] if k not in table]
+    if missing:
+        raise ValueError(f"the run table has no KPI {missing}: name it in the sweep's kpis (columns: {list(table.columns)})")
+    ok = table[table["status"] == "ok"]
+    broken = pd.DataFrame({k: ok[k] > v for k, v in upper.items()} | {k: ok[k] < v for k, v in lower.items()}, index=ok.index)
+    groups = ok.groupby(by, sort=False, observed=True) if by else [("all", ok)]
+    rows = {}
+    for g, part in groups:
+        per_size = broken.loc[part.index].groupby(part[size]).any().sort_index()
+        bad = per_size.any(axis=1)
+        sizes = per_size.index.to_numpy()
+        if bad.any():
+            first = sizes[bad.to_numpy().argmax()]
+            below = sizes[sizes < first]
+            rows[g] = {"hosting_capacity": float(below.max()) if below.size else float("nan"),
+                       "first_violation": float(first),
+                       "binding": ", ".join(c for c in per_size.columns if per_size.loc[first, c])}
+        else:
+            rows[g] = {"hosting_capacity": float(sizes.max()), "first_violation": float("nan"), "binding": ""}
+        rows[g]["largest_size_run"] = float(sizes.max())
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = by or "runs"
+    return out
