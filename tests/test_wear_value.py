@@ -51,6 +51,8 @@ def test_fade_by_cause_means_per_group_and_fleet():
     causes = ["calendar_pct", "cycle_driving_pct", "cycle_charging_pct", "v2g_pct"]
     np.testing.assert_allclose(t[causes].sum(axis=1), t["total_pct"], rtol=1e-12)
     assert list(fade_by_cause(_results(), "archetype").index) == ["private_commuter", "ride_hailing", "all vehicles"]
+    with pytest.raises(ValueError, match="not a column of the vehicles table"):
+        fade_by_cause(_results(), "colour")
 
 
 def test_v2g_value_per_vehicle_by_hand():

@@ -240,6 +240,8 @@ def fade_by_cause(results, by: str = "group") -> pd.DataFrame:
         ``fade_pct``) and ``v2g_share_pct`` (V2G's part of the total, percent).
     """
     wear = _wear_table(results)
+    if by not in results.vehicles:
+        raise ValueError(f"by={by!r} is not a column of the vehicles table; use one of {list(results.vehicles.columns)}")
     t = wear[["vehicle", *FADE_CAUSES, "fade_pct"]].merge(results.vehicles[["vehicle", by]], on="vehicle", how="left")
     cols = {c: f"{name}_pct" for c, name in FADE_CAUSES.items()} | {"fade_pct": "total_pct"}
     t = t.rename(columns=cols)
