@@ -50,19 +50,21 @@ def scenario_choices(file: str | None = None) -> list[str]:
 
 
 def split_counts(counts: list[int], total: int) -> list[int]:
-    """``total`` vehicles split over groups in proportion to ``counts`` (largest remainders),
-    every group keeping at least one vehicle (a group's count must be > 0)."""
+    """``total`` vehicles split over groups in proportion to ``counts`` (largest remainders, ties
+    to the first group), then every empty group given one vehicle from the largest (a group's
+    count must be > 0). ``split_counts(counts, sum(counts)) == counts``."""
     n = len(counts)
-    base = sum(counts)
     if total < n:
         raise ValueError(f"{total} vehicles cannot fill {n} population groups (each needs at least 1)")
-    # one vehicle per group first, the rest in proportion: the sum is exact and none is empty
-    rest = total - n
-    share = [rest * c / base for c in counts]
-    out = [1 + int(s) for s in share]
-    left = total - sum(out)
-    for i in sorted(range(n), key=lambda i: (-(share[i] - int(share[i])), i))[:left]:
+    base = sum(counts)
+    share = [total * c / base for c in counts]
+    out = [int(s) for s in share]
+    for i in sorted(range(n), key=lambda i: (-(share[i] - out[i]), i))[: total - sum(out)]:
         out[i] += 1
+    for i in range(n):
+        if out[i] == 0:
+            out[max(range(n), key=lambda j: out[j])] -= 1
+            out[i] = 1
     return out
 
 
