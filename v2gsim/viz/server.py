@@ -25,7 +25,8 @@ def free_port(host: str) -> int:
 
 
 def url_of(host: str, port: int) -> str:
-    shown = "localhost" if host in ("127.0.0.1", "localhost") else ("[%s]" % host if ":" in host else host)
+    """The address to open: every interface (0.0.0.0, ::) is reached through localhost."""
+    shown = "localhost" if host in ("0.0.0.0", "::", "") else (f"[{host}]" if ":" in host else host)
     return f"http://{shown}:{port}/"
 
 
