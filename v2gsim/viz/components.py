@@ -11,12 +11,16 @@ from __future__ import annotations
 from html import escape
 
 import solara
+from matplotlib.dates import DateFormatter
 
 from v2gsim.plotting import plot_load_curve, plot_soc_distribution, plot_swap_stations, plot_voltage_envelope
 from v2gsim.plotting.figure import new_figure
 from v2gsim.viz.live import LiveRun, Snapshot, snapshot
 
-DPI = 80  # figures 10 in wide come out 800 px: half the page on a laptop screen
+# a panel is half the page wide (Mesa's grid): the plots are redrawn 7 in wide at 90 dpi (630 px),
+# so that their text stays legible when the browser fits them into the panel
+DPI = 90
+WIDTH_IN = 7.0
 
 
 def _snap(run: LiveRun) -> Snapshot | None:
@@ -30,9 +34,17 @@ def _snap(run: LiveRun) -> Snapshot | None:
 
 
 def _figure(fig, run: LiveRun, css: str):
+    w, h = fig.get_size_inches()
+    fig.set_size_inches(WIDTH_IN, min(4.6, max(3.6, h * WIDTH_IN / w * 1.25)))  # a little taller than the file plots
     with solara.Column(classes=[css]) as col:
         solara.FigureMatplotlib(fig, dependencies=[id(run), run.recorded], format="png", dpi=DPI)
     return col
+
+
+def _days(ax, horizon) -> None:
+    """The run's whole time axis, labelled by day (month-day) so that a week's labels do not collide."""
+    ax.set_xlim(*horizon)
+    ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))
 
 
 def _waiting(run: LiveRun, css: str, what: str):
@@ -81,7 +93,7 @@ def LoadCurve(run: LiveRun):
     if snap is None:
         return _waiting(run, "v2g-load-curve", "load curve")
     fig = plot_load_curve(snap)
-    fig.axes[0].set_xlim(*snap.horizon)  # the curve fills the run's axis as it steps
+    _days(fig.axes[0], snap.horizon)  # the curve fills the run's axis as it steps
     return _figure(fig, run, "v2g-load-curve")
 
 
@@ -109,7 +121,7 @@ def SwapStations(run: LiveRun):
             solara.Info("swap stations: this scenario has none (battery_swap business model)")
         return col
     fig = plot_swap_stations(snap)
-    fig.axes[-1].set_xlim(*snap.horizon)
+    _days(fig.axes[-1], snap.horizon)
     return _figure(fig, run, "v2g-stations")
 
 
@@ -125,7 +137,7 @@ def FeederVoltages(run: LiveRun):
     fig = new_figure((10, 6))
     ax_t, ax_bus = fig.subplots(2, 1)
     plot_voltage_envelope(snap, ax=ax_t)
-    ax_t.set_xlim(*snap.horizon)
+    _days(ax_t, snap.horizon)
     vm = snap.bus_vm_pu
     fc = snap.metadata["scenario"]["feeder"]
     if vm is not None and len(vm):
