@@ -169,6 +169,15 @@ def test_viz_cli_refuses_a_bad_file_with_a_sentence(tmp_path, capsys):
     assert "bad.yaml" in err and "Traceback" not in err
     assert main(["viz", "--port", "70000", "--no-browser"]) == 2
     assert "--port" in capsys.readouterr().err
+    import socket
+
+    with socket.socket() as taken:  # a port in use is refused before the URL is printed
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["viz", "smoke", "--port", str(port), "--host", "127.0.0.1", "--no-browser"]) == 2
+    out = capsys.readouterr()
+    assert f"port {port}" in out.err and "http" not in out.out
 
 
 def _render(panel, run):

@@ -24,6 +24,15 @@ def free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def url_of(host: str, port: int) -> str:
     """The address to open: every interface (0.0.0.0, ::) is reached through localhost."""
     shown = "localhost" if host in ("0.0.0.0", "::", "") else (f"[{host}]" if ":" in host else host)
@@ -53,8 +62,11 @@ def serve(file: str | None, *, port: int | None = None, host: str = "localhost",
     env.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "False")  # Solara reports usage unless told not to
     if port is None:
         port = DEFAULT_PORT
-    elif port == 0:
+    if port == 0:
         port = free_port(host)
+    elif not port_free(host, port):  # say so now, not after printing a URL that will not answer
+        print(f"v2gsim: port {port} on {host} is taken; choose another with --port (--port 0: any free port)", file=sys.stderr)
+        return 2
     proc = subprocess.Popen(command(port, host, open_browser), env=env)
 
     def stop(signum, frame):  # a SIGTERM to `v2gsim viz` stops its server too, not only itself
