@@ -208,6 +208,13 @@ def test_panels_draw_what_the_scenario_has():
     assert len(images) == 1 and images[0][:8] == b"\x89PNG\r\n\x1a\n"
     images, texts = _render(SwapStations, lv)
     assert images == [] and "has none" in texts
+    from v2gsim.viz.components import Status
+
+    swap = LiveRun(scenario_name="battery_swapping", business_model="uncontrolled", reward="2")
+    _, texts = _render(Status, swap)
+    assert "no other" in texts and "discharge_requests.0.reward_cny_per_kwh=2.0" in texts
+    _, texts = _render(Status, LiveRun(scenario_name="smoke", reward="2"))
+    assert "no invitation or discharge request" in texts
     bad = LiveRun(scenario_name="smoke", ev_count=1)  # two groups need two vehicles
     images, texts = _render(LoadCurve, bad)
     assert images == [] and "problem" in texts

@@ -16,6 +16,7 @@ from matplotlib.dates import DateFormatter
 from v2gsim.plotting import plot_load_curve, plot_soc_distribution, plot_swap_stations, plot_voltage_envelope
 from v2gsim.plotting.figure import new_figure
 from v2gsim.viz.live import LiveRun, Snapshot, snapshot
+from v2gsim.viz.params import AS_IN_SCENARIO, rewards_in
 
 # a panel is half the page wide (Mesa's grid): the plots are redrawn 7 in wide at 90 dpi (630 px),
 # so that their text stays legible when the browser fits them into the panel
@@ -80,8 +81,14 @@ def Status(run: LiveRun):
                         f"{int(last['n_plugged'])} EVs plugged in")
         if run.overrides:
             rows.append("knobs as <code>v2gsim run --set</code>: " + " ".join(f"<code>{escape(f'{k}={v}')}</code>" for k, v in run.overrides.items()))
-        if run.knobs.transformer_kva and sc.feeder.network:
+        # knobs this scenario has nothing for: say so rather than leave the user guessing
+        k = run.knobs
+        if k.transformer_kva and sc.feeder.network:
             rows.append("(the transformer rating knob applies to scenarios without a feeder network; this one has its own transformers)")
+        if k.business_model != AS_IN_SCENARIO and all(bm.kind == "battery_swap" for bm in sc.business_models):
+            rows.append("(the business model knob leaves battery_swap entries as they are, and this scenario has no other)")
+        if k.reward != AS_IN_SCENARIO and not rewards_in(sc):
+            rows.append("(this scenario has no invitation or discharge request whose reward the knob could set)")
         rows.append("<i>changed knobs take effect on Reset</i>")
         solara.HTML(tag="div", unsafe_innerHTML=f"<h3>{escape(sc.name)}</h3>" + "".join(f"<p>{r}</p>" for r in rows))
     return col
