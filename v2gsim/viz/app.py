@@ -19,7 +19,8 @@ from v2gsim.viz.params import AS_IN_SCENARIO, BUSINESS_MODELS, REWARDS_CNY_PER_K
 
 FILE_ENV = "V2GSIM_VIZ_FILE"
 # a tick advances RENDER_INTERVAL recorded steps and redraws the panels, which takes most of a
-# second: a week at 15 min (672 steps) then plays in about two minutes. Odd, because Mesa's
+# second: mixed_city played at about 4 steps/s here, a week at 15 min (672 steps) in about three
+# minutes. Odd, because Mesa's
 # slider for it runs 1, 3, 5, ... and the browser snaps an even value to the next odd one.
 PLAY_INTERVAL_MS = 50
 RENDER_INTERVAL = 5
