@@ -155,6 +155,7 @@ def test_app_knobs_are_the_models_arguments():
     _check_model_params(LiveRun(scenario_name="smoke"), params)  # raises on a knob LiveRun does not take
     assert params["scenario_name"]["value"] == "mixed_city" and "smoke" in params["scenario_name"]["values"]
     assert model_params("my.yaml")["scenario_name"]["values"][0] == "my.yaml"
+    assert model_params("smoke")["scenario_name"]["values"].count("smoke") == 1  # a bundled name given as FILE: once
     assert params["business_model"]["value"] == AS_IN_SCENARIO
 
 

@@ -46,7 +46,7 @@ class Knobs:
 def scenario_choices(file: str | None = None) -> list[str]:
     """The scenario names the app offers: ``file`` (as given) first, then the bundled ones."""
     names = list(bundled_scenarios())
-    return ([str(file)] if file else []) + names
+    return ([str(file)] if file else []) + [n for n in names if n != str(file)]
 
 
 def split_counts(counts: list[int], total: int) -> list[int]:
