@@ -106,12 +106,10 @@ def snapshot(run: LiveRun) -> Snapshot | None:
         return None
     rec = sim.recorder
     times = sim.times[:k]
-    system = pd.DataFrame({c: a[:k] for c, a in rec.cols.items()}, index=pd.Index(times, name="time"))
-    nets = swap_networks(sim)
+    # the engine's columns and those the actors declared (swap stations' charge, discharge, inventory)
+    system = pd.DataFrame({c: a[:k] for c, a in {**rec.cols, **rec.actor_cols}.items()}, index=pd.Index(times, name="time"))
     stations = []
-    for net in nets:  # the stations' own recorder: charge and discharge columns, inventories
-        for c, a in net.system_columns().items():
-            system[c] = system[c] + a[:k] if c in system else a[:k]
+    for net in swap_networks(sim):  # each station's own recorder: inventories, queue, power
         S = len(net.station_ids)
         stations.append(pd.DataFrame({
             "time": np.repeat(times.values, S),
