@@ -171,7 +171,10 @@ class V2GModel(mesa.Model):
             self.site_owner[mask & (self.site_owner < 0)] = k
             ctx = StrategyContext(tuple(ids), self.clock, self.dt_h, self.price_cny_per_kwh, self.v2g_price_cny_per_kwh,
                                   seed_seq=np.random.SeedSequence(self.seed_value, spawn_key=(STREAM_STRATEGY, k)), n_warmup=self.n_warmup,
-                                  operator_id=self.operator_ids[k], sites=self.sites.subset([site_idx[i] for i in ids]))
+                                  operator_id=self.operator_ids[k], sites=self.sites.subset([site_idx[i] for i in ids]),
+                                  base_load_forecast_kw=None if self.base_load_kw is None else _readonly(np.asarray(self.base_load_kw, float)),
+                                  feeder_rating_kw=(scenario.feeder.transformer_kva * scenario.feeder.power_factor
+                                                    if scenario.feeder.transformer_kva else float("inf")))
             strategies.append(strategy_for(bm)(bm, ctx))
             masks.append(mask)
         sole = len(strategies) == 1 and bool(masks[0].all())

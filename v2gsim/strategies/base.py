@@ -168,6 +168,12 @@ class StrategyContext:
             index in the scenario, connection limit (inf: none), chargers, bidirectional share,
             bus, kind.
         operator_id: the business model's id in the ledger and in KPI names.
+        base_load_forecast_kw: the feeder's base load (households, offices, PV netted) on the
+            clock, shape (n_steps,), as the operator forecasts it; None when the scenario has no
+            feeder-wide profile before the network is built. The engine passes the profile it
+            will run (a perfect day-ahead forecast: an assumption, documented in
+            docs/business_models.md, "Grid-aware control").
+        feeder_rating_kw: the transformer's active-power rating (kVA x power factor; inf without one).
     """
 
     site_ids: tuple[str, ...]
@@ -179,6 +185,16 @@ class StrategyContext:
     n_warmup: int = 0
     sites: SiteTable | None = None
     operator_id: str = ""
+    base_load_forecast_kw: np.ndarray | None = None
+    feeder_rating_kw: float = float("inf")
+
+    def headroom_forecast_kw(self) -> np.ndarray:
+        """Forecast room for EV load under the transformer rating per clock step, shape
+        (n_steps,), kW: rating minus the base-load forecast (inf where either is unknown)."""
+        n = len(self.times)
+        if self.base_load_forecast_kw is None or not np.isfinite(self.feeder_rating_kw):
+            return np.full(n, np.inf)
+        return self.feeder_rating_kw - np.asarray(self.base_load_forecast_kw, dtype=float)[:n]
 
     @property
     def site_table(self) -> SiteTable:

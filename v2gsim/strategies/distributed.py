@@ -70,6 +70,17 @@ class Invitation(ConfigModel):
         float, Field(ge=0, le=50, description="paid per kWh fed back during the window (replaces the tariff's V2G price)")
     ] = 4.0
     announced_h_ahead: Annotated[float, Field(ge=0, le=168, description="hours before start when drivers receive it and answer")] = 24.0
+    target_kwh: Annotated[float, Field(gt=0, le=1e7, description="energy the grid asks the aggregator to deliver in the window (grid side); "
+                                       "with it the aggregator sizes the reward (see max_reward_cny_per_kwh) and reports delivered vs requested")] | None = None
+    max_reward_cny_per_kwh: Annotated[float, Field(ge=0, le=50, description="highest reward the aggregator may offer to reach target_kwh "
+                                                   "(default: the reward, i.e. no sizing)")] | None = None
+
+    @model_validator(mode="after")
+    def _max_reward(self):
+        if self.max_reward_cny_per_kwh is not None and self.max_reward_cny_per_kwh < self.reward_cny_per_kwh:
+            raise ValueError(f"max_reward_cny_per_kwh ({self.max_reward_cny_per_kwh}) is below reward_cny_per_kwh "
+                             f"({self.reward_cny_per_kwh}); raise it or leave it out")
+        return self
 
 
 class PriceOffer(ConfigModel):
@@ -78,6 +89,29 @@ class PriceOffer(ConfigModel):
     start: LocalDateTime = Field(description="start of the offer, local wall-clock time")
     hours: Annotated[float, Field(gt=0, le=24 * 31, description="length of the offer, h")]
     price_cny_per_kwh: Annotated[float, Field(ge=0, le=20, description="charging price during the offer")]
+
+
+class OrderlyCharging(ConfigModel):
+    """How the aggregator spreads its smart drivers' charging over the cheapest price block.
+
+    ``valley_fill`` (default): each step the aggregator fills the valley of its forecast feeder
+    load — it finds the water level ``L`` at which the energy its smart drivers still want in
+    the block, spread over the block's remaining steps, fills ``L`` above the base-load forecast
+    (the valley-filling target of Gan, Topcu & Low 2013, IEEE Trans. Power Syst. 28(2):940-951),
+    and grants start slots, least slack first, up to ``L`` minus the base load, within the
+    transformer's forecast headroom and the headroom measured last step. A driver keeps a granted
+    slot until full or gone (a start time, as household timers and China's "orderly charging"
+    pilots give out); a driver whose slack has run out starts at once. ``random_delay``: each
+    smart driver delays the start in the block by a uniform random time up to
+    ``drivers.start_spread_h`` (the rule before; it herds at the block's first steps).
+    """
+
+    mode: Literal["valley_fill", "random_delay"] = Field(default="valley_fill", description="valley_fill: start slots from the aggregator; random_delay: own timers")
+    headroom_margin: Annotated[float, Field(ge=0, le=1, description="share of the transformer rating kept free when granting slots")] = 0.05
+    # [C] assumption: a 5 % margin against forecast error of the base load
+    finish_margin_h: Annotated[float, Field(ge=0, le=12, description="a granted driver is planned to be full this long before the stated departure")] = 2.0
+    # [C] assumption: drivers leave earlier than they state; full two hours ahead keeps
+    # the unmet energy of distributed_community (2 days) within 2 % of the random-delay rule's (1 h: +11 %)
 
 
 class DriverBehaviour(ConfigModel):
@@ -141,6 +175,7 @@ class DistributedConfig(StrategyConfig):
         default=True, description="drivers decline invitations whose reward does not beat energy buy-back plus wear cost"
     )
     drivers: DriverBehaviour = DriverBehaviour()
+    orderly: OrderlyCharging = OrderlyCharging()
 
     @model_validator(mode="after")
     def _no_overlap(self):
@@ -168,6 +203,19 @@ def solve_intercept(d: DriverBehaviour) -> float:
         return float(np.sum(w / (1.0 + np.exp(-(b0 + rest + s * x))))) - d.anchor_share
 
     return float(brentq(gap, -60.0, 60.0, xtol=1e-12))
+
+
+def water_level(base_kw: np.ndarray, e_kwh: float, dt_h: float) -> float:
+    """Level ``L`` (kW) with ``dt_h * sum(max(0, L - base_kw)) == e_kwh``: the flat total load
+    that adds ``e_kwh`` to the base in the valley (valley filling). ``base_kw`` shape (m,), m >= 1."""
+    b = np.sort(np.asarray(base_kw, dtype=float))
+    if e_kwh <= 0 or b.size == 0:
+        return float(b[0]) if b.size else 0.0
+    cs = np.cumsum(b)
+    k = np.arange(1, b.size + 1)
+    need = dt_h * (k * b - cs)  # energy to raise the k lowest steps to the k-th lowest base
+    j = int(np.searchsorted(need, e_kwh, side="right"))  # breakpoints reached, >= 1
+    return float((e_kwh / dt_h + cs[j - 1]) / j)
 
 
 def _window_steps(times, start, hours: float, dt_h: float) -> tuple[int, int]:
@@ -215,6 +263,18 @@ class Distributed(Strategy):
         # first step of the run of equal price level each step belongs to
         change = np.r_[True, self.level[1:] != self.level[:-1]]
         self.run_start = np.maximum.accumulate(np.where(change, np.arange(key.size), 0))
+        # ... and the end (exclusive) of that run
+        ends = np.r_[self.level[1:] != self.level[:-1], True]
+        self.run_end = np.minimum.accumulate(np.where(ends, np.arange(key.size) + 1, key.size)[::-1])[::-1]
+        # the feeder's forecast base load and room under the transformer, extended like the prices
+        room = context.headroom_forecast_kw()
+        base = (np.zeros(n_clock) if context.base_load_forecast_kw is None
+                else np.asarray(context.base_load_forecast_kw, dtype=float)[:n_clock])
+        ext_of = lambda a: np.concatenate([a, np.tile(a[-day:] if n_clock >= day else a, 1 + (2 * day) // max(1, min(day, n_clock)))[: 2 * day]])  # noqa: E731
+        self.base_fc_kw = ext_of(base)
+        margin_kw = config.orderly.headroom_margin * context.feeder_rating_kw if np.isfinite(context.feeder_rating_kw) else 0.0
+        self.room_fc_kw = ext_of(room) - margin_kw
+        self._prev_draw_kw = 0.0  # this aggregator's request last step (the measured headroom already holds it)
         # invitations on the clock
         self.events = []
         self.event_at = np.full(n_clock, -1, dtype=np.int64)
@@ -226,6 +286,8 @@ class Distributed(Strategy):
             buyback = float(price[b:b + day].min()) if b < n_clock else float(price[max(0, a - day):b].min())
             self.event_at[a:b] = len(self.events)
             self.events.append({"j": j, "start": a, "end": b, "announce": ann, "reward": inv.reward_cny_per_kwh,
+                                "target_kwh": inv.target_kwh, "max_reward": inv.max_reward_cny_per_kwh or inv.reward_cny_per_kwh,
+                                "hours": (b - a) * dt_h, "expected_kwh": float("nan"),
                                 "buyback_price": buyback, "invited": 0, "accepted": 0, "energy_kwh": 0.0, "responders": None})
         self._n = None
         self._answered = 0  # events answered so far (they are sorted by start)
@@ -248,6 +310,8 @@ class Distributed(Strategy):
         self._prev_idx = np.empty(0, np.int64)
         self._prev_e_dis = np.empty(0)
         self._prev_event = -1
+        self.granted = np.zeros(n, bool)  # a start slot in the current cheapest block (valley_fill)
+        self._granted_block = -1
         self._n = n
         self._fleet = None
 
@@ -270,17 +334,40 @@ class Distributed(Strategy):
         w = self.config.wear_cny_per_kwh
         return fleet.wear_cost_cny_per_kwh[idx] if w == "model" else np.full(idx.size, float(w))
 
+    def _yes(self, reward: float, f, invited: np.ndarray, margin: np.ndarray, u: np.ndarray, buyback: float) -> np.ndarray:
+        """Answers of drivers ``invited`` (k,) to ``reward``, from their draws ``u`` (k,)."""
+        yes = u < self.answer_probability(reward, margin, invited)
+        if self.config.discharge_only_if_profitable:
+            eta_c, eta_d = f.eta_charge[invited], f.eta_discharge[invited]
+            yes &= reward > buyback / (eta_c * eta_d) + self._wear_cost(f, invited) / eta_d
+        return yes
+
+    def _expected_kwh(self, reward: float, f, invited, margin, ev) -> float:
+        """Energy the aggregator expects an invitation at ``reward`` to deliver (grid side): each
+        driver's answer probability times what they could feed back in the window, counting only
+        drivers plugged at a bidirectional pile when it is announced (the aggregator's guess of
+        who will be plugged then)."""
+        p = self.answer_probability(reward, margin, invited)
+        if self.config.discharge_only_if_profitable:
+            eta_c, eta_d = f.eta_charge[invited], f.eta_discharge[invited]
+            p = np.where(reward > ev["buyback_price"] / (eta_c * eta_d) + self._wear_cost(f, invited) / eta_d, p, 0.0)
+        room = np.maximum(0.0, margin) * f.capacity_kwh[invited] * f.eta_discharge[invited]
+        can = np.minimum(room, f.p_plug_max_kw[invited] * ev["hours"]) * f.can_discharge[invited]
+        return float((p * can).sum())
+
     def _announce_event(self, ev: dict, fleet, n: int) -> None:
         f = fleet
         invited = np.flatnonzero(self.enrol_draw & f.bidirectional & self.seen)
         margin = (f.e_kwh[invited] - self.reserve_kwh(f)[invited]) / f.capacity_kwh[invited]
-        p = self.answer_probability(ev["reward"], margin, invited)
         u = self._answer_rng(ev["j"]).random(n)[invited]  # one draw per driver, whatever the reward
-        yes = u < p
-        if self.config.discharge_only_if_profitable:
-            eta_c, eta_d = f.eta_charge[invited], f.eta_discharge[invited]
-            cost = ev["buyback_price"] / (eta_c * eta_d) + self._wear_cost(f, invited) / eta_d
-            yes &= ev["reward"] > cost
+        if ev["target_kwh"] is not None and ev["max_reward"] > ev["reward"]:
+            # size the invitation: the lowest reward (in 0.25 CNY/kWh steps) expected to deliver the target
+            grid = np.unique(np.r_[np.arange(ev["reward"], ev["max_reward"], 0.25), ev["max_reward"]])
+            exp = np.array([self._expected_kwh(r, f, invited, margin, ev) for r in grid])
+            ok = np.flatnonzero(exp >= ev["target_kwh"])
+            ev["reward"] = float(grid[ok[0]] if ok.size else grid[-1])
+        ev["expected_kwh"] = self._expected_kwh(ev["reward"], f, invited, margin, ev)
+        yes = self._yes(ev["reward"], f, invited, margin, u, ev["buyback_price"])
         self.accepted[:] = False
         self.accepted[invited[yes]] = True
         ev["invited"], ev["accepted"] = int(invited.size), int(yes.sum())
@@ -334,14 +421,16 @@ class Distributed(Strategy):
         if want.any():
             w = idx[want]
             p_full = np.minimum(f.p_plug_max_kw[w], (f.e_stop_kwh[w] - f.e_kwh[w]) / (f.eta_charge[w] * obs.dt_h))
-            go = ~self.smart[w] | self._cheap_enough(w, f, s, obs.dt_h)
+            go = ~self.smart[w] | self._cheap_enough(w, f, s, obs.dt_h, p_full, obs)
             p_kw[want] = np.where(go, p_full, 0.0)
         offer = self.offer_at[s] if s < self.offer_at.size else np.nan
         keep = p_kw != 0.0  # vehicles left out draw nothing; the engine need not step them
+        self._prev_draw_kw = float(p_kw.sum())
         return Dispatch(idx[keep], p_kw[keep], price_cny_per_kwh=None if np.isnan(offer) else float(offer), v2g_price_cny_per_kwh=v2g_price)
 
-    def _cheap_enough(self, w: np.ndarray, f, s: int, dt_h: float) -> np.ndarray:
-        """Smart drivers ``w``: is this step within their threshold price level? Shape (k,)."""
+    def _cheap_enough(self, w: np.ndarray, f, s: int, dt_h: float, p_full: np.ndarray, obs: Observation) -> np.ndarray:
+        """Smart drivers ``w``: do they charge this step? Shape (k,). ``p_full`` (k,) is what each
+        would draw."""
         d = np.clip(f.t_depart_est_step[w], s, self.level.size)
         need_kwh = np.maximum(0.0, f.e_min_departure_kwh[w] - f.e_kwh[w])
         per_slot = np.maximum(f.p_plug_max_kw[w] * f.eta_charge[w] * dt_h, 1e-12)
@@ -351,15 +440,73 @@ class Distributed(Strategy):
         thr = np.argmax(cnt >= k_req[None, :], axis=0)
         feasible = cnt[-1] >= k_req  # else no room to wait: charge now
         go = self.level[s] <= thr
-        # in the cheapest block, a driver with slack starts after their own delay
+        # in the cheapest block, a driver with slack starts when given a slot
         cheapest = np.argmax(cnt >= 1, axis=0)
-        opportunistic = go & (thr == cheapest) & (self.level[s] == cheapest)
+        opportunistic = feasible & go & (thr == cheapest) & (self.level[s] == cheapest)
         if opportunistic.any():
             o = np.flatnonzero(opportunistic)
             k_full = np.ceil((f.e_stop_kwh[w[o]] - f.e_kwh[w[o]]) / per_slot[o] - 1e-9) + 1
             slack = np.maximum(0, cnt[cheapest[o], o] - k_full)
-            go[o] = (s - self.run_start[s]) >= np.minimum(self.delay_steps[w[o]], slack)
+            if self.config.orderly.mode == "random_delay":
+                go[o] = (s - self.run_start[s]) >= np.minimum(self.delay_steps[w[o]], slack)
+            else:
+                others_kw = float(p_full[go & ~opportunistic].sum()) + float(p_full[~feasible].sum()) + self._other_draw_kw(obs, w)
+                # planned to be full finish_margin_h before the stated departure: the cheapest
+                # steps left before then, less the steps to full
+                d_m = np.maximum(s, d[o] - int(round(self.config.orderly.finish_margin_h / dt_h)))
+                slack = np.maximum(0, self.cum[cheapest[o], d_m] - self.cum[cheapest[o], s] - k_full)
+                # the share of each driver's energy due in this run of cheapest steps: spread
+                # evenly over the cheapest steps left before the departure (a workday stay
+                # may span two such runs)
+                run_left = np.minimum(int(self.run_end[s]), d[o]) - s
+                due = np.clip(run_left / np.maximum(cnt[cheapest[o], o], 1), 0.0, 1.0)
+                go[o] = self._grant_slots(w[o], slack, p_full[o], f, s, dt_h, others_kw, obs, due, np.minimum(d_m, int(self.run_end[s])))
         return ~feasible | go
+
+    def _other_draw_kw(self, obs: Observation, w: np.ndarray) -> float:
+        """Load of this aggregator's non-smart drivers this step (they charge at once)."""
+        idx = obs.wanting_idx
+        dumb = idx[~self.smart[idx]]
+        f = obs.fleet
+        return float(np.minimum(f.p_plug_max_kw[dumb], (f.e_stop_kwh[dumb] - f.e_kwh[dumb]) / (f.eta_charge[dumb] * obs.dt_h)).sum())
+
+    def _grant_slots(self, v: np.ndarray, slack: np.ndarray, p_kw: np.ndarray, f, s: int, dt_h: float,
+                     others_kw: float, obs: Observation, due: np.ndarray, deadline: np.ndarray) -> np.ndarray:
+        """Valley filling: which of the drivers ``v`` (k,) with ``slack`` steps to spare in the
+        cheapest block charge now; ``due`` (k,) is the share of each one's energy due in this
+        run of the block, ``deadline`` (k,) the step by which it is due. Shape (k,)."""
+        block = int(self.run_start[s])
+        if block != self._granted_block:  # a new cheapest block: every slot is given anew
+            self.granted[:] = False
+            self._granted_block = block
+        self.granted &= obs.plugged & obs.below_stop  # a slot ends when the driver is full or gone
+        e = int(self.run_end[s])
+        # energy the block must deliver to these drivers (grid side) and the level that fills it
+        e_kwh = due * (f.e_stop_kwh[v] - f.e_kwh[v]) / f.eta_charge[v]
+        t_due = np.minimum(deadline, e)
+        # no driver can take more in the run than its power over the steps it has left there
+        e_kwh = np.minimum(e_kwh, p_kw * dt_h * np.maximum(1, t_due - s))
+        # the lowest level that meets every deadline: for each deadline t, the energy due by t
+        # fills the valley of [s, t) (earliest-deadline feasibility; at most one block of steps)
+        level_kw = water_level(self.base_fc_kw[s:e], float(e_kwh.sum()), dt_h)
+        for t in np.unique(t_due[(t_due > s) & (t_due < e)]):
+            level_kw = max(level_kw, water_level(self.base_fc_kw[s:t], float(e_kwh[t_due <= t].sum()), dt_h))
+        room_kw = max(0.0, level_kw - self.base_fc_kw[s])
+        # never beyond the transformer's forecast room nor the room measured after the last step
+        # (which holds what the other operators drew then: assumed to go on drawing it)
+        cap_kw = self.room_fc_kw[s]
+        if np.isfinite(obs.feeder_headroom_kw):
+            cap_kw = min(cap_kw, obs.feeder_headroom_kw + self._prev_draw_kw)
+        room_kw = min(room_kw, cap_kw) - others_kw
+        go = self.granted[v] | (slack <= 0)
+        room_kw -= float(p_kw[go].sum())
+        rest = np.flatnonzero(~go)
+        if rest.size and room_kw > 0:
+            order = rest[np.lexsort((v[rest], slack[rest]))]  # least slack first, ties by vehicle
+            fits = np.cumsum(p_kw[order]) <= room_kw + 1e-9
+            go[order[fits]] = True
+        self.granted[v[go]] = True
+        return go
 
     # ------------------------------------------------------------------ counters
 
@@ -383,4 +530,9 @@ class Distributed(Strategy):
         for k, ev in enumerate(rec):
             out[f"event{k}_energy_kwh"] = float(ev["energy_kwh"])
             out[f"event{k}_drivers_responding"] = float(ev["responders"].sum())
+            # delivered vs requested, per invitation (requested: the target; NaN without one)
+            out[f"event{k}_requested_kwh"] = float(ev["target_kwh"]) if ev["target_kwh"] is not None else float("nan")
+            out[f"event{k}_expected_kwh"] = float(ev["expected_kwh"])
+            out[f"event{k}_reward_cny_per_kwh"] = float(ev["reward"])
+            out[f"event{k}_delivered_share"] = (float(ev["energy_kwh"]) / ev["target_kwh"]) if ev["target_kwh"] else float("nan")
         return out
