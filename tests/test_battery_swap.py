@@ -209,6 +209,7 @@ def test_urgent_rack_charging_keeps_within_the_feeder_headroom():
 
     m = V2GModel(_swap_scenario())
     net, ems = m.actors_of(SwapNetwork)[0], m.actors_of(SwapNetwork)[0].strategy
+    ems.config = ems.config.model_copy(update={"headroom_margin": 0.0})  # the margin: checked below
     net.packs.e_kwh[net.slot_pack] = 0.2 * net.packs.capacity_kwh[net.slot_pack]
     s = 40  # 10:00, a peak hour: no cheap filling of idle packs
     sig = Signals(s, s, m.clock[s], m.dt_h, float(m.price_cny_per_kwh[s]), float(m.v2g_price_cny_per_kwh[s]), float("inf"))
@@ -216,6 +217,12 @@ def test_urgent_rack_charging_keeps_within_the_feeder_headroom():
                               prev_charge_kw=50.0)
     p = ems.plan_packs(obs)
     assert np.maximum(p, 0.0).sum() == pytest.approx(200.0, abs=1e-9)
+    # with a planning margin of 10 % of the rating, that much less
+    rating_kw = ems.context.feeder_rating_kw
+    ems.config = ems.config.model_copy(update={"headroom_margin": 0.1})
+    wide = dataclasses.replace(obs, feeder_headroom_kw=150.0 + 0.1 * rating_kw)
+    assert np.maximum(ems.plan_packs(wide), 0.0).sum() == pytest.approx(200.0, abs=1e-6)
+    ems.config = ems.config.model_copy(update={"headroom_margin": 0.0})
     # without the headroom each station's urgent packs would take far more than that
     free = ems.plan_packs(dataclasses.replace(obs, feeder_headroom_kw=np.inf))
     assert np.maximum(free, 0.0).sum() > 1000.0
@@ -232,6 +239,65 @@ def test_urgent_rack_charging_keeps_within_the_feeder_headroom():
     sy = m.run().system
     headroom = m.feeder.rating_kw - sy["net_load_kw"].to_numpy()  # what the feeder reports after each step
     charge = sy["swap_charge_kw"].to_numpy()
-    room = np.maximum(headroom[:-1] + charge[:-1], 0.0)
+    margin_kw = sc.business_models[0].headroom_margin * m.feeder.rating_kw  # the planning margin kept free
+    room = np.maximum(headroom[:-1] + charge[:-1] - margin_kw, 0.0)
     assert np.all(charge[1:] <= room + 1e-6)
-    assert np.max(charge[1:] / room) > 0.95  # and the bound was reached
+    assert np.max(charge[1:] / np.maximum(room, 1e-9)) > 0.95  # and the bound was reached
+
+
+# ---------------------------------------------------------------- grid-aware station EMS
+
+def _bundled_swap(days: float, *overrides):
+    import v2gsim
+
+    return v2gsim.load_scenario("battery_swapping", [f"time.horizon_days={days}", *overrides])
+
+
+def test_discharge_request_is_honoured():
+    """battery_swapping, 3 days, the request of day 3 (15:00-17:00): a station whose ready packs
+    cover its queue, the reserve and the next hour's swaps does not charge; the stations feed
+    back. The rule before charged through the request."""
+    import v2gsim
+
+    def window(res):
+        st = res.extra["stations"]
+        t = pd.to_datetime(st["time"])
+        return st[(t >= pd.Timestamp("2026-07-08 15:00")) & (t < pd.Timestamp("2026-07-08 17:00"))]
+
+    new = window(v2gsim.V2GModel(_bundled_swap(3)).run())
+    old = window(v2gsim.V2GModel(_bundled_swap(3, "business_models.0.honour_requests=false")).run())
+    assert old["charge_kw"].sum() > 0  # what the rule fixes
+    assert new["discharge_kw"].sum() > 0
+    # the first 1.5 h: ready packs (>= 10 a station) cover the queue (none) and the next hour: no
+    # station charges, where the rule before charged every one of them every step
+    early = pd.to_datetime(new["time"]) < pd.Timestamp("2026-07-08 16:30")
+    assert (old.loc[pd.to_datetime(old["time"]) < pd.Timestamp("2026-07-08 16:30"), "charge_kw"] > 0).all()
+    assert (new.loc[early, "charge_kw"] == 0).all()
+    assert (new.loc[early, "packs_ready"] >= 10).all()
+    # the last half hour, the evening rush ahead (queues form): the packs it lacks charge
+    assert new["charge_kw"].sum() < 0.4 * old["charge_kw"].sum()
+    # and never charging and discharging at one station at once
+    assert not ((new["charge_kw"] > 1e-9) & (new["discharge_kw"] > 1e-9)).any()
+
+
+def test_valley_fill_keeps_battery_swapping_below_its_reference_peak():
+    """2 days: the rule before peaked at 2,245 kW (all idle packs at 12:00, the start of a cheap
+    period) against the reference's 2,212 kW; grid-aware it stays below."""
+    import v2gsim
+
+    new = v2gsim.run(_bundled_swap(2)).kpis
+    old = v2gsim.run(_bundled_swap(2, "business_models.0.cheap_fill=full_power", "business_models.0.honour_requests=false",
+                                   "business_models.0.headroom_margin=0")).kpis
+    assert old["peak_load_kw"] > old["reference_peak_kw"]
+    assert new["peak_load_kw"] <= new["reference_peak_kw"]
+    assert new["reference_peak_kw"] == pytest.approx(old["reference_peak_kw"], rel=1e-12)  # same reference
+
+
+def test_valley_fill_spreads_the_cheap_period_start():
+    """The first step of the 12:00 cheap run: full power puts every idle pack on at once."""
+    import v2gsim
+
+    full = v2gsim.V2GModel(_bundled_swap(1, "business_models.0.cheap_fill=full_power", "business_models.0.headroom_margin=0")).run().system
+    fill = v2gsim.V2GModel(_bundled_swap(1, "business_models.0.headroom_margin=0")).run().system
+    at = pd.Timestamp("2026-07-06 12:00")
+    assert fill.loc[at, "swap_charge_kw"] < 0.85 * full.loc[at, "swap_charge_kw"]  # 1,533 vs 1,895 kW (a 2-h cheap run)

@@ -113,8 +113,14 @@ def _short_bundled(overrides=()):
     return V2GModel(load_scenario(BUNDLED, ["time.horizon_days=2", *overrides])).run()
 
 
+# the station EMS's rule before grid-aware control (cheap hours at full power, requests not
+# honoured, no planning margin): with it the pins below still hold bit for bit
+EMS_BEFORE = ["business_models.0.cheap_fill=full_power", "business_models.0.honour_requests=false",
+              "business_models.0.headroom_margin=0"]
+
+
 def test_off_switch_is_the_old_behaviour_bit_for_bit():
-    off = _short_bundled(OFF)
+    off = _short_bundled([*OFF, *EMS_BEFORE])
     sw = off.extra["swaps"]
     assert (sw["reason"] == "low_soc").all() and off.kpis["swaps_served_long_trip"] == 0
     # pinned from the code before the long-trip trigger existed (commit 4878c3a), same scenario and
@@ -139,7 +145,7 @@ def test_off_switch_is_the_old_behaviour_bit_for_bit():
     mp = pytest.MonkeyPatch()
     mp.setattr(mobility.GeneratedMobility, "day", long_day)
     try:
-        perturbed = _short_bundled(OFF)
+        perturbed = _short_bundled([*OFF, *EMS_BEFORE])
     finally:
         mp.undo()
     pd.testing.assert_frame_equal(off.system, perturbed.system, check_exact=True)
