@@ -594,3 +594,58 @@ def test_aggregate_operator_at_a_binding_site_plans_by_classes_close_to_exact(mo
     (c_ex, u_ex), (c_ag, u_ag) = out["exact"], out["aggregate"]
     assert abs(c_ag / c_ex - 1.0) <= 0.02
     assert u_ag <= 1.1 * u_ex
+
+
+def test_plan_caps_later_steps_at_the_feeders_forecast_headroom():
+    """The plan's soft cap: this step the measured room; later steps the transformer rating less
+    the base-load forecast less what the other loads drew beyond the base last step."""
+    import v2gsim
+
+    sc = v2gsim.load_scenario("centralized_hub", ["time.horizon_days=1", "time.warmup_days=0", "feeder.transformer_kva=800"])
+    m = V2GModel(sc)
+    st = m.aggregators[0].strategy
+    seen = []
+    orig = st._problem
+
+    def spy(obs, v, site_k, T, **kw):
+        prob = orig(obs, v, site_k, T, **kw)
+        seen.append((obs.step, kw["headroom_kw"], kw["pch_share"], prob.p_feeder_headroom_kw, T))
+        return prob
+
+    st._problem = spy
+    for _ in range(40):
+        m.step()
+    assert seen
+    rating = 800 * 0.95
+    base = st.context.base_load_forecast_kw
+    seen = [x for x in seen if np.isfinite(x[1])]  # the first step: no measurement yet, no cap
+    assert seen
+    for s, head, share, cap, T in seen:
+        assert cap[0] == pytest.approx(max(head, 0.0) * share)
+        others = max(0.0, rating - head - (base[s - 1] if s > 0 else base[0]))
+        want = np.maximum(rating - base[s:s + T] - others, 0.0) * share
+        np.testing.assert_allclose(cap[1:], want[1:], rtol=1e-12)
+    # switched off: only the current step is capped
+    m2 = V2GModel(v2gsim.load_scenario("centralized_hub", ["time.horizon_days=1", "time.warmup_days=0", "feeder.transformer_kva=800",
+                                                           "business_models.0.feeder_forecast_in_plan=false"]))
+    st2, seen2 = m2.aggregators[0].strategy, []
+    orig2 = st2._problem
+    st2._problem = lambda obs, v, site_k, T, **kw: seen2.append(orig2(obs, v, site_k, T, **kw)) or seen2[-1]
+    for _ in range(40):
+        m2.step()
+    seen2 = [p for p in seen2 if p.p_feeder_headroom_kw is not None]
+    assert seen2 and all(np.isinf(p.p_feeder_headroom_kw[1:]).all() for p in seen2)
+
+
+def test_feeder_forecast_lowers_transformer_overload_on_a_tight_hub():
+    """centralized_hub on an 800 kVA transformer (2 days): with the forecast in the plan the
+    transformer is overloaded for 0.2 h instead of 0.8 h."""
+    import v2gsim
+
+    def run(on):
+        return v2gsim.run(v2gsim.load_scenario("centralized_hub", ["time.horizon_days=2", "feeder.transformer_kva=800",
+                                                                   f"business_models.0.feeder_forecast_in_plan={on}"]), baseline=False).kpis
+
+    on, off = run("true"), run("false")
+    assert off["transformer_overload_h"] > 0
+    assert on["transformer_overload_h"] < off["transformer_overload_h"]

@@ -210,6 +210,10 @@ class CentralizedConfig(StrategyConfig):
     respect_feeder_headroom: bool = Field(
         default=True, description="keep the sites' load within the feeder's headroom (soft in the plan, enforced each step)"
     )
+    feeder_forecast_in_plan: bool = Field(
+        default=True, description="with respect_feeder_headroom: the plan's soft cap after the current step is the feeder's "
+        "forecast headroom (transformer rating less the base-load forecast less the other operators' last draw); false: "
+        "the current step only (the rule before)")
     penalty_need_cny_per_kwh: Annotated[float, Field(gt=0, le=1e6, description="plan penalty per kWh of need unmet")] = 1000.0
     penalty_request_cny_per_kwh: Annotated[
         float, Field(gt=0, le=1e6, description="plan penalty per kWh above a request's cap or the feeder headroom")
@@ -296,6 +300,9 @@ class Centralized(Strategy):
         self._near_steps = int(round(config.aggregate_near_h / dt_h))
         # surplus charging into vehicles that cannot discharge never pays while prices are >= 0
         self._store_uni = bool(np.any(np.asarray(context.price_cny_per_kwh) < 0))
+        self._room_fc_kw = context.headroom_forecast_kw()  # rating less the base-load forecast (inf: unknown)
+        self._base_fc_kw = (np.zeros(len(context.times)) if context.base_load_forecast_kw is None
+                            else np.asarray(context.base_load_forecast_kw, float))
         # aggregate sites: site index -> (plan step, site profile (T,) kW, planned cap shortfall (T,) kW)
         self._agg: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
         # aggregate sites: site index -> (vehicles planned (sorted), their stated departures, charger
@@ -788,8 +795,16 @@ class Centralized(Strategy):
             reqs.append(GridRequest(a - s, b - s, p_net * share, kind))
         headroom = None
         if np.isfinite(headroom_kw):
-            # the feeder's room is known for this step only; later steps are left to the per-step check
+            # this step: the room the feeder measured; later steps: its forecast (rating less the
+            # base-load forecast) less what the other operators drew last step beyond the base,
+            # assumed to go on (persistence); inf where no forecast is known
             headroom = np.full(T, np.inf)
+            if cfg.feeder_forecast_in_plan:
+                room_fc = self._room_fc_kw[s:s + T]
+                if room_fc.size and np.isfinite(room_fc).any():
+                    base_prev = self._base_fc_kw[s - 1] if s > 0 else self._base_fc_kw[0]
+                    others_kw = max(0.0, self.context.feeder_rating_kw - headroom_kw - base_prev)
+                    headroom[:room_fc.size] = np.maximum(room_fc - others_kw, 0.0) * pch_share
             headroom[0] = max(headroom_kw, 0.0) * pch_share
         sl = slice(s, s + T)
         buy = self.context.price_cny_per_kwh[sl].astype(float)
