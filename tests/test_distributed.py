@@ -333,19 +333,21 @@ def test_valley_fill_keeps_the_peak_below_the_reference_and_the_timer_rule():
     assert night[night.index.hour == 0].max() < night.max() or night.max() < 100
 
 
-def test_valley_fill_respects_a_tight_transformer():
-    """With a transformer whose forecast room in the valley is small, the granted smart load
-    stays within it (the non-smart drivers and drivers with no slack left still charge)."""
-    sc = _community(time={"start": "2026-07-06T00:00", "step_min": 15, "horizon_days": 2, "warmup_days": 1},
-                    business_models=[{"kind": "distributed", "drivers": {"smart_charging_share": 1.0}}],
-                    feeder__transformer_kva=250)
-    m = V2GModel(sc)
-    res = m.run()
-    s = res.system
-    night = s[(s.index.hour >= 1) & (s.index.hour < 6)]
+def test_valley_fill_keeps_the_night_under_a_small_transformer_where_timers_overload_it():
+    """A 250 kVA transformer (237.5 kW), every driver smart: the timers put 374 kW on it at
+    00:00; the aggregator's slots keep the whole night below the rating. (Where the drivers' needs
+    exceed the room, drivers without slack still charge: a 150 kVA one sees 191 kW.)"""
+    def night_max(mode):
+        sc = _community(time={"start": "2026-07-06T00:00", "step_min": 15, "horizon_days": 2, "warmup_days": 1},
+                        business_models=[{"kind": "distributed", "drivers": {"smart_charging_share": 1.0}, "orderly": {"mode": mode}}],
+                        feeder__transformer_kva=250)
+        s = V2GModel(sc).run().system
+        night = s[s.index.hour < 8]
+        return float((night["base_load_kw"] + night["ev_charge_kw"]).max())
+
     rating_kw = 250 * 0.95
-    # 95 % of the rating is granted; forced starts may add a little above
-    assert (night["base_load_kw"] + night["ev_charge_kw"]).max() <= rating_kw * 1.0 + 1e-6
+    assert night_max("random_delay") > rating_kw
+    assert night_max("valley_fill") <= rating_kw
 
 
 def test_invitation_sized_to_deliver():
