@@ -24,6 +24,7 @@ from v2gsim.errors import Problem, ScenarioError, SimulationError
 from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, Ledger
 from v2gsim.market.tariffs import Tariff
 from v2gsim.physics.battery import apply_power
+from v2gsim.population.drivers import DETOUR, DriverChoices, PublicQueues
 from v2gsim.population.fleet import ARCHETYPES, DEPOT, DRIVING, HOME, PUBLIC, build_fleet
 from v2gsim.population.mobility import DayEvents, GeneratedMobility, SessionMobility, merge_days, read_sessions_config
 from v2gsim.recorder import Recorder, Recording
@@ -84,6 +85,7 @@ class V2GModel(mesa.Model):
         self.site_p_max_kw = np.array([s.p_max_kw for s in sites], dtype=np.float64)
         self.site_is_dc = np.array([s.is_dc for s in sites], dtype=bool)
         self.site_is_home = np.array([s.kind == "home" for s in sites], dtype=bool)
+        self.site_is_public = np.array([s.kind == "public" for s in sites], dtype=bool)  # FIFO queues when full
         self.site_bidir_share = np.array([s.bidirectional_share for s in sites], dtype=np.float64)
         self.site_p_limit_kw = np.array([s.p_limit_kw or np.inf for s in sites], dtype=np.float64)
 
@@ -122,6 +124,9 @@ class V2GModel(mesa.Model):
                                self.site_p_limit_kw, self.site_ports, self.site_private, self.site_bidir_share, self.site_is_dc,
                                tuple(s.bus for s in sites))
         self._port_rng = _rng(self.seed_value, STREAM_PORTS)
+        # drivers short of charge for the next trip, and queues at full public sites (v2gsim.population.drivers)
+        self.queues = PublicQueues(f, self.n_sites, tc.step_min)
+        self.driver_choices = DriverChoices(self, f, tc.step_min, (self.site_is_public | self.site_is_dc) & ~self.site_private)
 
         # mobility sources
         self.sources = []
@@ -158,7 +163,7 @@ class V2GModel(mesa.Model):
         claimed = {sid for bm in scenario.business_models if bm.sites for sid in bm.sites}
         self.site_owner = np.full(self.n_sites, -1, dtype=np.int64)
         # the business model whose site each vehicle is plugged at (-1: unplugged or an unowned
-        # site), kept by _arrive / _depart: cheaper than looking it up from the site every step
+        # site), kept by _plug / _leave: cheaper than looking it up from the site every step
         self._owner_v = np.full(n, -1, dtype=np.int64)
         strategies, masks = [], []
         kinds = [bm.kind for bm in scenario.business_models]
@@ -275,8 +280,12 @@ class V2GModel(mesa.Model):
             self._day_first_step = day * self.steps_per_day - offset
         return self._events
 
-    def _depart(self, step: int, v: np.ndarray) -> None:
+    def _leave(self, step: int, v: np.ndarray) -> None:
+        """Vehicles ``v`` drive off: out of a public queue, unplugged (their sessions closed), driving."""
         f = self.fleet
+        if self.queues.n_queued:
+            q = self.queues.leave(step, v)
+            self._turned_away(q[self.queues.replay[q]])
         for a in self._phase["depart"]:  # e.g. drivers queued at a swap station leave it
             a.depart(step, v)
         was = f.plugged[v]
@@ -295,6 +304,32 @@ class V2GModel(mesa.Model):
         f.p_plug_max_kw[v] = 0.0
         f.can_discharge[v] = False
         f.p_kw[v] = 0.0
+
+    def _turned_away(self, v: np.ndarray) -> None:
+        """Replayed sessions ``v`` found no charger: they have nowhere else to charge, their whole request is unmet."""
+        if v.size:
+            f = self.fleet
+            need = np.maximum(0.0, f.e_stop_kwh[v] - f.e_kwh[v]) / f.eta_charge[v]
+            f.sessions_turned_away[v] += 1
+            f.unmet_turned_away_kwh[v] += need
+            f.unmet_kwh[v] += need
+
+    def _serve_queues(self, step: int) -> None:
+        """Public queues: drivers past their waiting limit leave; the others take freed chargers, first come first."""
+        q = self.queues
+        late, order = q.due(step)
+        if late.size:
+            q.leave(step, late)
+            self._turned_away(late[q.replay[late]])
+            det = late[self.driver_choices.hold[late] == DETOUR]
+            if det.size:
+                self.driver_choices.queue_gave_up(step, det)
+        if order.size:
+            got = self._plug(step, order, q.site[order], q.p_max_kw[order], q.est_step[order], q.replay[order], queue_if_full=False)
+            pv = order[got]
+            if pv.size:
+                q.served(step, pv)
+                self.driver_choices._detour_session(step, pv[self.driver_choices.hold[pv] == DETOUR])
 
     def _arrive(self, step, v, loc, site, trip_kwh, km, e_set_kwh, p_max_kw, est_step, next_trip_kwh=None, held_by_actors=True) -> None:
         f = self.fleet
@@ -324,13 +359,19 @@ class V2GModel(mesa.Model):
             loc = np.where(detour, PUBLIC, loc)
             site = np.where(detour, public, site)
         f.location[v] = loc
-        e_stop = f.e_stop_kwh[v]
-        f.below_stop[v] = e_new < e_stop - 1e-9
-        # charger allocation: first come, first served within the step (stable order)
-        has_site = site >= 0
-        cand = np.flatnonzero(has_site)
+        f.below_stop[v] = e_new < f.e_stop_kwh[v] - 1e-9
+        self._plug(step, v, site, p_max_kw, est_step, replay, queue_if_full=True)
+
+    def _plug(self, step, v, site, p_max_kw, est_step, replay, queue_if_full: bool) -> np.ndarray:
+        """Vehicles ``v`` (parked, energy in ``fleet.e_kwh``) take a free charger at ``site`` (-1:
+        none), first come first served in the order given; returns the mask of those plugged in.
+        With ``queue_if_full`` (an arrival) those finding a public site full join its queue and the
+        others count a ``no_charger_event`` (a replayed session turned away)."""
+        f = self.fleet
+        out = np.zeros(v.size, bool)
+        cand = np.flatnonzero(site >= 0)
         if cand.size == 0:
-            return
+            return out
         s = site[cand]
         gets = self.site_private[s]  # private piles always free for their owner
         shared = np.flatnonzero(~gets)
@@ -341,17 +382,20 @@ class V2GModel(mesa.Model):
             rank = np.empty(shared.size, np.int64)
             rank[order] = np.arange(shared.size) - np.searchsorted(s_sorted, s_sorted, side="left")
             gets[shared] = rank < (self.site_ports[ss] - self.site_occupied[ss])
-        away = cand[~gets]
-        f.no_charger_events[v[away]] += 1
-        away = away[replay[away]]  # a replayed session has nowhere else to charge: its whole request is unmet
-        if away.size:
-            va = v[away]
-            need = np.maximum(0.0, e_stop[away] - e_new[away]) / f.eta_charge[va]
-            f.sessions_turned_away[va] += 1
-            f.unmet_turned_away_kwh[va] += need
-            f.unmet_kwh[va] += need
+        if queue_if_full:
+            away = cand[~gets]
+            f.no_charger_events[v[away]] += 1
+            pub = self.site_is_public[site[away]]
+            wait = away[pub]
+            if wait.size:
+                self.queues.join(step, v[wait], site[wait], p_max_kw[wait], est_step[wait], replay[wait])
+            away = away[~pub]
+            self._turned_away(v[away[replay[away]]])
         c = cand[gets]
+        out[c] = True
         vv, ss = v[c], site[c]
+        e_stop = f.e_stop_kwh[vv]
+        e_now = f.e_kwh[vv]
         self.site_occupied += np.bincount(ss, minlength=self.n_sites)
         f.plugged[vv] = True
         f.site[vv] = ss
@@ -365,9 +409,10 @@ class V2GModel(mesa.Model):
         f.can_discharge[vv] = f.bidirectional[vv] & bidir_port
         f.t_depart_est_step[vv] = est_step[c]
         f.session_start_step[vv] = step
-        f.session_e_start_kwh[vv] = e_new[c]
-        f.session_e_request_kwh[vv] = np.maximum(0.0, e_stop[c] - e_new[c]) / f.eta_charge[vv]
+        f.session_e_start_kwh[vv] = e_now
+        f.session_e_request_kwh[vv] = np.maximum(0.0, e_stop - e_now) / f.eta_charge[vv]
         f.session_grid_kwh[vv] = 0.0
+        return out
 
     def _close_sessions(self, v: np.ndarray, unmet_kwh: np.ndarray, step: int | None) -> None:
         """Count the sessions of plugged vehicles ``v`` as ended with ``unmet_kwh`` each (step None: at the horizon)."""
@@ -456,17 +501,36 @@ class V2GModel(mesa.Model):
         return sig
 
     def _mobility(self, s: int) -> None:
-        """Phase 2: departures, arrivals (actors may hold some), then the held vehicles released."""
+        """Phase 2: held drivers leave once charged; departures (short drivers wait, detour, shorten or
+        cancel); public queues served; arrivals (held-back ones first; actors may hold some); then
+        the vehicles actors held released."""
         ev = self._day_events(s)
         i = s - self._day_first_step
+        dc = self.driver_choices
+        dc.release(s)
         lo, hi = ev.dep_bounds[i], ev.dep_bounds[i + 1]
         if hi > lo:
-            self._depart(s, ev.dep_vehicle[lo:hi])
+            sl = slice(lo, hi)
+            go = dc.depart(s, ev.dep_vehicle[sl], ev.dep_trip_kwh[sl], ev.dep_km[sl], ev.dep_travel_steps[sl])
+            if go.size:
+                self._leave(s, go)
+        if self.queues.n_queued:
+            self._serve_queues(s)
+        due = dc.due_arrivals(s)
+        if due.size:
+            p = dc.payload(due, s)
+            dc.arrived(due)
+            self._arrive(s, due, *(p[k] for k in _ARRIVAL_FIELDS))
         lo, hi = ev.arr_bounds[i], ev.arr_bounds[i + 1]
         if hi > lo:
             sl = slice(lo, hi)
-            self._arrive(s, ev.arr_vehicle[sl], ev.arr_loc[sl], ev.arr_site[sl], ev.arr_trip_kwh[sl], ev.arr_km[sl],
-                         ev.arr_e_set_kwh[sl], ev.arr_p_max_kw[sl], ev.arr_depart_est_step[sl], ev.arr_next_trip_kwh[sl])
+            v = ev.arr_vehicle[sl]
+            arr = {k: getattr(ev, "arr_" + k)[sl] for k in _ARRIVAL_FIELDS}
+            keep = dc.filter_arrivals(v, arr)
+            if keep is not None:
+                v, arr = v[keep], {k: a[keep] for k, a in arr.items()}
+            if v.size:
+                self._arrive(s, v, *(arr[k] for k in _ARRIVAL_FIELDS))
         for a in self._phase["release"]:  # e.g. swap queues served: swapped (or leaving) drivers go on to their destination
             rel = a.release(s)
             if rel is not None:
@@ -651,6 +715,9 @@ class V2GModel(mesa.Model):
         return recording, metadata
 
 
+# an arrival's fields, in the order of _arrive's arguments (DayEvents.arr_<field>)
+_ARRIVAL_FIELDS = ("loc", "site", "trip_kwh", "km", "e_set_kwh", "p_max_kw", "depart_est_step", "next_trip_kwh")
+
 # per-vehicle result columns read straight from fleet arrays: (column, Fleet attribute)
 _VEHICLE_COLUMNS = (
     ("capacity_kwh", "capacity_kwh"), ("e_charged_kwh", "e_charged_kwh"), ("e_discharged_kwh", "e_discharged_kwh"),
@@ -658,6 +725,9 @@ _VEHICLE_COLUMNS = (
     ("stranded_trips", "stranded_trips"), ("stranded_kwh", "stranded_kwh"), ("sessions", "n_sessions"), ("departures", "n_departures"),
     ("departures_below_min", "departures_below_min"), ("no_charger_events", "no_charger_events"),
     ("sessions_turned_away", "sessions_turned_away"), ("unmet_turned_away_kwh", "unmet_turned_away_kwh"),
+    ("delayed_departures", "delayed_departures"), ("delay_min", "delay_min"), ("detours", "detours"), ("detour_min", "detour_min"),
+    ("trips_shortened", "trips_shortened"), ("trips_cancelled", "trips_cancelled"), ("km_lost", "km_lost"), ("queued", "queued"),
+    ("queue_wait_min", "queue_wait_min"), ("queue_left", "queue_left"),
 )
 
 

@@ -161,6 +161,31 @@ class PopulationGroup(_Frozen):
         description="vehicles with a swappable pack whose next trip would leave them below this SOC swap before it, on "
         "arriving at the stop before (unless they plug in at their own pile there); null (default): only swap_below_soc",
     )
+    # Before a trip (docs/mobility.md): a driver whose next trip needs more than the car holds
+    # (plus trip_reserve_soc) stays plugged and leaves later, else detours to a public fast
+    # charger, else shortens or cancels the trip. All defaults are assumptions [C].
+    trip_reserve_soc: Annotated[
+        float, _pct(0, 0.5), Field(description="SOC a driver keeps on top of the next trip's energy when deciding to leave [C]")
+    ] = 0.05
+    max_departure_delay_min: Annotated[
+        float, Field(ge=0, le=1440, description="longest a plugged driver delays a departure to charge enough for the trip, "
+                     "minutes; 0: never waits [C]")
+    ] = 120.0
+    detour_max_charge_min: Annotated[
+        float, Field(ge=0, le=480, description="longest a driver charges (or queues) at a fast-charger detour before a "
+                     "trip, minutes; 0: no detours [C]")
+    ] = 60.0
+    detour_extra_min: Annotated[
+        float, Field(ge=0, le=240, description="driving time a detour to a fast charger adds to the trip, minutes [C]")
+    ] = 15.0
+    max_charger_wait_min: Annotated[
+        float, Field(ge=0, le=1440, description="longest a driver waits in a full public site's FIFO queue for a charger, "
+                     "minutes [C]")
+    ] = 30.0
+    shorten_min_share: Annotated[
+        float, _pct(), Field(description="a trip the charge covers only in part is shortened to what it covers if that is at "
+                             "least this share, else cancelled [C]")
+    ] = 0.5
     daily_km_scale: Annotated[float, Field(gt=0, le=10, description="multiplies the archetype's daily distance")] = 1.0
     departure_estimate_sd_h: Annotated[
         float, Field(ge=0, le=12, description="error sd of the departure time a driver states on arrival")
