@@ -315,21 +315,21 @@ class V2GModel(mesa.Model):
             f.unmet_kwh[v] += need
 
     def _serve_queues(self, step: int) -> None:
-        """Public queues: drivers past their waiting limit leave; the others take freed chargers, first come first."""
+        """Public queues: queued drivers take freed chargers, first come first; those not served who have waited their limit leave."""
         q = self.queues
-        late, order = q.due(step)
+        order = q.ordered()
+        got = self._plug(step, order, q.site[order], q.p_max_kw[order], q.est_step[order], q.replay[order], queue_if_full=False)
+        pv = order[got]
+        if pv.size:
+            q.served(step, pv)
+            self.driver_choices._detour_session(step, pv[self.driver_choices.hold[pv] == DETOUR])
+        late = q.late(step, order[~got])
         if late.size:
             q.leave(step, late)
             self._turned_away(late[q.replay[late]])
             det = late[self.driver_choices.hold[late] == DETOUR]
             if det.size:
                 self.driver_choices.queue_gave_up(step, det)
-        if order.size:
-            got = self._plug(step, order, q.site[order], q.p_max_kw[order], q.est_step[order], q.replay[order], queue_if_full=False)
-            pv = order[got]
-            if pv.size:
-                q.served(step, pv)
-                self.driver_choices._detour_session(step, pv[self.driver_choices.hold[pv] == DETOUR])
 
     def _arrive(self, step, v, loc, site, trip_kwh, km, e_set_kwh, p_max_kw, est_step, next_trip_kwh=None, held_by_actors=True) -> None:
         f = self.fleet

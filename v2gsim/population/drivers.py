@@ -90,12 +90,14 @@ class PublicQueues:
         self.site[q] = -1
         self.n_queued -= q.size
 
-    def due(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """The queued vehicles past their waiting limit, and the others in FIFO order per site."""
+    def ordered(self) -> np.ndarray:
+        """The queued vehicles, in FIFO order per site."""
         qv = np.flatnonzero(self.site >= 0)
-        late = (step - self.since[qv]) * self.step_min > self.fleet.max_charger_wait_min[qv] + _TOL
-        rest = qv[~late]
-        return qv[late], rest[np.lexsort((self.seq[rest], self.site[rest]))]
+        return qv[np.lexsort((self.seq[qv], self.site[qv]))]
+
+    def late(self, step: int, v: np.ndarray) -> np.ndarray:
+        """Those of the queued ``v`` who have waited their limit (they leave unless served this step)."""
+        return v[(step - self.since[v]) * self.step_min >= self.fleet.max_charger_wait_min[v] - _TOL]
 
     def served(self, step: int, v: np.ndarray) -> None:
         self.fleet.queue_wait_min[v] += (step - self.since[v]) * self.step_min
