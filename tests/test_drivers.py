@@ -208,3 +208,15 @@ def test_results_carry_each_outcome():
     for col, kpi in cols.items():
         assert r.kpis[kpi] == pytest.approx(r.vehicles[col].sum())
     assert r.kpis["stranded_trips"] == 0
+
+
+def test_swappable_cars_short_before_a_trip_swap_and_go_on():
+    # the NIO pilot: 120 ride-hailing cars, no piles, one swap station, no public chargers
+    m = V2GModel(v2gsim.load_scenario("pilots/nio_gen3_station"))
+    r = m.run()
+    k = r.kpis
+    assert k["stranded_trips"] == 0 and k["trips_cancelled"] == 0
+    assert k["detours"] > 0  # swap-station detours before a trip
+    sw = r.extra["swaps"]
+    assert (sw["reason"] == "long_trip").any()
+    assert (m.driver_choices.hold == 0).sum() + m.driver_choices.held.size == m.fleet.n  # the held list is exact

@@ -280,13 +280,16 @@ class V2GModel(mesa.Model):
             self._day_first_step = day * self.steps_per_day - offset
         return self._events
 
-    def _leave(self, step: int, v: np.ndarray) -> None:
-        """Vehicles ``v`` drive off: out of a public queue, unplugged (their sessions closed), driving."""
+    def _leave(self, step: int, v: np.ndarray, *, count: bool = True, notify: bool = True) -> None:
+        """Vehicles ``v`` drive off: out of a public queue, unplugged (their sessions closed), driving.
+
+        ``count``: a departure (False: the driver left before, for a detour, and now goes on);
+        ``notify``: tell the actors (False: an actor has just taken them in, before the trip)."""
         f = self.fleet
         if self.queues.n_queued:
             q = self.queues.leave(step, v)
             self._turned_away(q[self.queues.replay[q]])
-        for a in self._phase["depart"]:  # e.g. drivers queued at a swap station leave it
+        for a in self._phase["depart"] if notify else ():  # e.g. drivers queued at a swap station leave it
             a.depart(step, v)
         was = f.plugged[v]
         vp = v[was]
@@ -294,9 +297,10 @@ class V2GModel(mesa.Model):
             unmet = np.maximum(0.0, f.session_e_request_kwh[vp] - f.session_grid_kwh[vp])
             self._close_sessions(vp, unmet, step)
             self.site_occupied -= np.bincount(f.site[vp], minlength=self.n_sites)
-        f.n_departures[v] += 1
-        f.departures_below_min[v] += f.e_kwh[v] < f.e_min_departure_kwh[v] - 1e-9
-        self.recorder.departure_soc(f.e_kwh[v] / f.capacity_kwh[v])
+        if count:
+            f.n_departures[v] += 1
+            f.departures_below_min[v] += f.e_kwh[v] < f.e_min_departure_kwh[v] - 1e-9
+            self.recorder.departure_soc(f.e_kwh[v] / f.capacity_kwh[v])
         f.plugged[v] = False
         f.site[v] = -1
         self._owner_v[v] = -1
@@ -313,6 +317,18 @@ class V2GModel(mesa.Model):
             f.sessions_turned_away[v] += 1
             f.unmet_turned_away_kwh[v] += need
             f.unmet_kwh[v] += need
+
+    def _before_trip(self, step: int, v: np.ndarray, need_kwh: np.ndarray) -> np.ndarray:
+        """Offer drivers short of charge for their trip to the actors (swap queues); mask of those taken."""
+        taken = np.zeros(v.size, bool)
+        for a in self._phase["before_trip"]:
+            rest = np.flatnonzero(~taken)
+            if not rest.size:
+                break
+            got = a.before_trip(step, v[rest], self.fleet.e_kwh[v[rest]], need_kwh[rest])
+            if got is not None:
+                taken[rest[got]] = True
+        return taken
 
     def _serve_queues(self, step: int) -> None:
         """Public queues: queued drivers take freed chargers, first come first; those not served who have waited their limit leave."""
@@ -534,6 +550,11 @@ class V2GModel(mesa.Model):
         for a in self._phase["release"]:  # e.g. swap queues served: swapped (or leaving) drivers go on to their destination
             rel = a.release(s)
             if rel is not None:
+                on = rel.loc == DRIVING  # taken in before a trip: they go on with it
+                if on.any():
+                    dc.after_swap(s, rel.v[on])
+                    k = ~on
+                    rel = type(rel)(rel.v[k], rel.loc[k], rel.site[k], rel.p_max_kw[k], rel.est_step[k])
                 z = np.zeros(rel.v.size)
                 self._arrive(s, rel.v, rel.loc, rel.site, z, z, np.full(z.size, np.nan), rel.p_max_kw, rel.est_step, held_by_actors=False)
 

@@ -389,8 +389,29 @@ class SwapNetwork(Actor):
         if not go.any():
             return go
         w = np.flatnonzero(go)
-        vw = v[w]
-        self.q_reason[vw] = np.where(long_trip[w], LONG_TRIP, LOW_SOC)
+        self._enqueue(step, v[w], np.where(long_trip[w], LONG_TRIP, LOW_SOC), loc[w], site[w], p_max_kw[w], est_step[w])
+        return go
+
+    def before_trip(self, step: int, v: np.ndarray, e_kwh: np.ndarray, need_kwh: np.ndarray) -> np.ndarray:
+        """Drivers about to start a trip their charge does not cover (:mod:`v2gsim.population.drivers`):
+        the swappable ones queue at a compatible station first (reason ``long_trip``) and are
+        released with ``loc`` DRIVING, to go on with the trip. Returns the mask of those taken (k,)."""
+        go = self.veh_standard[v] >= 0
+        queued = go & (self.q_station[v] >= 0)  # already in a queue (came low): they stay, and go on with the trip after
+        if queued.any():
+            self.q_loc[v[queued]] = DRIVING
+            self.q_site[v[queued]] = -1
+            self.q_reason[v[queued]] = LONG_TRIP
+        go_new = go & ~queued
+        if go_new.any():
+            k = int(go_new.sum())
+            self._enqueue(step, v[go_new], np.full(k, LONG_TRIP), np.full(k, DRIVING, np.int8), np.full(k, -1, np.int32),
+                          np.full(k, np.inf), np.full(k, step + 1, np.int64))
+        return go
+
+    def _enqueue(self, step, vw, reason, loc, site, p_max_kw, est_step) -> None:
+        """Vehicles ``vw`` join the queue of the compatible station with most ready packs net of its queue."""
+        self.q_reason[vw] = reason
         score = (self.ready_counts() - self.queue_counts()).astype(float)
         sc = np.where(self.compat[self.veh_standard[vw]], score[None, :], -np.inf)
         sc[np.arange(vw.size), self.veh_pref[vw]] += 0.5
@@ -399,16 +420,15 @@ class SwapNetwork(Actor):
         self.q_seq[vw] = self._seq + np.arange(vw.size)
         self._seq += vw.size
         self.q_since[vw] = step
-        self.q_loc[vw] = loc[w]
-        self.q_site[vw] = site[w]
-        self.q_p_max[vw] = p_max_kw[w]
-        self.q_est[vw] = est_step[w]
+        self.q_loc[vw] = loc
+        self.q_site[vw] = site
+        self.q_p_max[vw] = p_max_kw
+        self.q_est[vw] = est_step
         self.n_queued += vw.size
         came = np.bincount(st, minlength=self.n_stations)
         self._qcount += came
         self._demand += came
         self.fleet.location[vw] = DRIVING  # on the forecourt, not parked at a charger
-        return go
 
     def release(self, step: int) -> Released | None:
         """Serve the queues (FIFO, bays, ready packs); return the drivers swapped or leaving,

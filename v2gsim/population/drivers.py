@@ -7,7 +7,11 @@ assumption [C]):
 
 1. **Wait** (plugged cars): stay plugged and leave once the car holds enough (or is full), at
    most ``max_departure_delay_min`` late. Counted: ``delayed_departures``, ``delay_min``.
-2. **Detour** (unplugged cars, or still short after the wait): drive to a public fast charger
+2. **Swap** (swappable cars, unplugged or still short after the wait): the engine offers them to
+   its actors (:meth:`~v2gsim.engine.actor.Actor.before_trip`); the swap network queues them at a
+   station (reason ``long_trip``) and hands them back to go on with the trip. Counted as a
+   detour (``detours``, ``detour_min``: the time at the station).
+   **Detour** (other unplugged cars, or still short after the wait): drive to a public fast charger
    first: the driver's ``public_site`` if it has a free charger, else the public or DC site with
    most free chargers; if none is free, queue at the ``public_site``. Charge until the car holds
    enough (or is full), at most ``detour_max_charge_min`` (queueing included), then drive the
@@ -20,8 +24,8 @@ assumption [C]):
 
 A delayed trip arrives later by the same delay (its arrival event is held back and replayed);
 a departure that comes while the car is still held from an earlier trip is cancelled (counted).
-Swappable cars swap before a long trip on arriving at the stop before it (the battery-swap
-queue, ``swap_before_trip_reserve_soc``); the rules above are their fallback.
+Swappable cars may also swap on arriving at the stop before a long trip
+(``swap_before_trip_reserve_soc``, the swap network's own rule).
 
 Public sites (``kind: public``) keep a FIFO queue: a driver finding every charger busy waits
 up to ``max_charger_wait_min`` and plugs in, in order of arrival, when a charger frees. Counted:
@@ -36,9 +40,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from v2gsim.population.fleet import PUBLIC, Fleet
+from v2gsim.population.fleet import DRIVING, PUBLIC, Fleet
 
-NONE, WAIT, DETOUR, TRANSIT = 0, 1, 2, 3  # hold states
+NONE, WAIT, DETOUR, TRANSIT, SWAP = 0, 1, 2, 3, 4  # hold states
 NORMAL, CAPTURE, SWALLOW, SHORTEN = 0, 1, 2, 3  # what to do with the vehicle's next arrival event
 _TOL = 1e-9
 
@@ -185,6 +189,21 @@ class DriverChoices:
             return
         f = self.fleet
         eng = self.engine
+        # swappable cars swap (an actor, the swap network, takes them in)
+        first = (self.hold[v] != DETOUR) & (f.e_kwh[v] < self._target(v) - _TOL)
+        taken = np.zeros(v.size, bool)
+        if first.any():
+            taken[first] = eng._before_trip(step, v[first], self.need_kwh[v[first]])
+        if taken.any():
+            vs = v[taken]
+            self.since[vs] = step
+            if not from_hold:
+                self.arr_action[vs] = CAPTURE
+            eng._leave(step, vs, notify=False)  # the swap queue has them: no depart notice
+            self.hold[vs] = SWAP
+            f.detours[vs] += 1
+            self._add_held(vs)
+            v = v[~taken]
         ok = (f.detour_max_charge_min[v] >= self.step_min) & (self.hold[v] != DETOUR) & (f.e_kwh[v] < self._target(v) - _TOL)
         cand = v[ok]
         site = self._free_fast_site(cand)
@@ -196,7 +215,7 @@ class DriverChoices:
             self.since[go] = step
             if not from_hold:
                 self.arr_action[go] = CAPTURE
-            eng._leave(step, go)
+            eng._leave(step, go, count=True)
             self.hold[go] = DETOUR
             self.limit_step[go] = step + np.floor(f.detour_max_charge_min[go] / self.step_min + _TOL).astype(np.int64)
             f.detours[go] += 1
@@ -269,6 +288,7 @@ class DriverChoices:
             captured = (self.hold[vc] != NONE) & self.have[vc]
             self.arr_action[vc[~captured]] = SWALLOW
             self.hold[vc] = NONE
+            self.fleet.location[vc[self.fleet.location[vc] == DRIVING]] = PUBLIC  # stuck at a swap station: parks there
             self.have[vc] = False
 
     def _cancel_count(self, v: np.ndarray, km: np.ndarray) -> None:
@@ -279,7 +299,11 @@ class DriverChoices:
         """Held drivers ``v`` drive off now; they arrive after the trip's travel time (+ ``extra`` steps)."""
         if not v.size:
             return
-        self.engine._leave(step, v)
+        at_origin = self.hold[v] == WAIT  # detour drivers already left (and counted their departure)
+        if at_origin.any():
+            self.engine._leave(step, v[at_origin])
+        if not at_origin.all():
+            self.engine._leave(step, v[~at_origin], count=False)
         self.hold[v] = TRANSIT
         self.arr_step[v] = step + np.ceil(self.travel_steps[v] * self.share[v] - _TOL).astype(np.int64) + extra
 
@@ -336,6 +360,15 @@ class DriverChoices:
             return self.held
         h = self.held
         return h[(self.hold[h] == TRANSIT) & self.have[h] & (self.arr_step[h] <= step)]
+
+    def after_swap(self, step: int, v: np.ndarray) -> None:
+        """Drivers ``v`` the swap network hands back (swapped, or tired of waiting): on with the trip."""
+        f = self.fleet
+        f.detour_min[v] += (step - self.since[v]) * self.step_min
+        enough = f.e_kwh[v] >= self._target(v) - 1e-6
+        self._leave_short(step, v[enough], extra_min=np.zeros(int(enough.sum())))
+        self._give_up(step, v[~enough], at_detour=True)
+        self.held = self.held[self.hold[self.held] != NONE]
 
     def queue_gave_up(self, step: int, v: np.ndarray) -> None:
         """Detour drivers ``v`` left the fast charger's queue (waiting limit): they drive what the car covers."""
