@@ -334,11 +334,20 @@ class V2GModel(mesa.Model):
         """Public queues: queued drivers take freed chargers, first come first; those not served who have waited their limit leave."""
         q = self.queues
         order = q.ordered()
-        got = self._plug(step, order, q.site[order], q.p_max_kw[order], q.est_step[order], q.replay[order], queue_if_full=False)
-        pv = order[got]
-        if pv.size:
-            q.served(step, pv)
-            self.driver_choices._detour_session(step, pv[self.driver_choices.hold[pv] == DETOUR])
+        qs = q.site[order]
+        got = np.zeros(order.size, bool)
+        free = self.site_ports - self.site_occupied
+        if (free[qs] > 0).any():  # a charger freed where someone waits: the first in line at each site take them
+            o = np.argsort(qs, kind="stable")
+            sq = qs[o]
+            rank = np.empty(order.size, np.int64)
+            rank[o] = np.arange(order.size) - np.searchsorted(sq, sq, side="left")
+            w = np.flatnonzero(rank < free[qs])
+            got[w] = self._plug(step, order[w], qs[w], q.p_max_kw[order[w]], q.est_step[order[w]], q.replay[order[w]], queue_if_full=False)
+            pv = order[got]
+            if pv.size:
+                q.served(step, pv)
+                self.driver_choices._detour_session(step, pv[self.driver_choices.hold[pv] == DETOUR])
         late = q.late(step, order[~got])
         if late.size:
             q.leave(step, late)
@@ -532,12 +541,8 @@ class V2GModel(mesa.Model):
                 self._leave(s, go)
         if self.queues.n_queued:
             self._serve_queues(s)
-        due = dc.due_arrivals(s)
-        if due.size:
-            p = dc.payload(due, s)
-            dc.arrived(due)
-            self._arrive(s, due, *(p[k] for k in _ARRIVAL_FIELDS))
         lo, hi = ev.arr_bounds[i], ev.arr_bounds[i + 1]
+        v, arr = None, None
         if hi > lo:
             sl = slice(lo, hi)
             v = ev.arr_vehicle[sl]
@@ -545,8 +550,16 @@ class V2GModel(mesa.Model):
             keep = dc.filter_arrivals(v, arr)
             if keep is not None:
                 v, arr = v[keep], {k: a[keep] for k, a in arr.items()}
-            if v.size:
-                self._arrive(s, v, *(arr[k] for k in _ARRIVAL_FIELDS))
+        due = dc.due_arrivals(s)
+        if due.size:  # held-back arrivals first (they were due earlier), then the step's own
+            p = dc.payload(due, s)
+            dc.arrived(due)
+            if v is not None:
+                v, arr = np.concatenate([due, v]), {k: np.concatenate([p[k], arr[k]]) for k in _ARRIVAL_FIELDS}
+            else:
+                v, arr = due, p
+        if v is not None and v.size:
+            self._arrive(s, v, *(arr[k] for k in _ARRIVAL_FIELDS))
         for a in self._phase["release"]:  # e.g. swap queues served: swapped (or leaving) drivers go on to their destination
             rel = a.release(s)
             if rel is not None:

@@ -57,22 +57,20 @@ class PublicQueues:
         self.n_sites = n_sites
         self.site = np.full(n, -1, np.int32)
         self.since = np.zeros(n, np.int64)
-        self.seq = np.zeros(n, np.int64)
         self.p_max_kw = np.zeros(n)
         self.est_step = np.zeros(n, np.int64)
         self.replay = np.zeros(n, bool)
         self.n_queued = 0
-        self._seq = 0
+        self.qv = np.empty(0, np.int64)  # the queued vehicles, in order of arrival
         self.length = np.zeros(n_sites, np.int64)
 
     def join(self, step: int, v: np.ndarray, site: np.ndarray, p_max_kw: np.ndarray, est_step: np.ndarray, replay: np.ndarray) -> None:
         self.site[v] = site
         self.since[v] = step
-        self.seq[v] = self._seq + np.arange(v.size)
-        self._seq += v.size
         self.p_max_kw[v] = p_max_kw
         self.est_step[v] = est_step
         self.replay[v] = replay
+        self.qv = np.concatenate([self.qv, v])  # in order of arrival: the FIFO order
         self.n_queued += v.size
         self.length += np.bincount(site, minlength=self.n_sites)
         self.fleet.queued[v] += 1
@@ -93,11 +91,11 @@ class PublicQueues:
         self.length -= np.bincount(self.site[q], minlength=self.n_sites)
         self.site[q] = -1
         self.n_queued -= q.size
+        self.qv = self.qv[self.site[self.qv] >= 0]
 
     def ordered(self) -> np.ndarray:
-        """The queued vehicles, in FIFO order per site."""
-        qv = np.flatnonzero(self.site >= 0)
-        return qv[np.lexsort((self.seq[qv], self.site[qv]))]
+        """The queued vehicles in order of arrival (FIFO at each site)."""
+        return self.qv
 
     def late(self, step: int, v: np.ndarray) -> np.ndarray:
         """Those of the queued ``v`` who have waited their limit (they leave unless served this step)."""
@@ -135,7 +133,8 @@ class DriverChoices:
         self.p = {k: np.zeros(n, t) for k, t in (("loc", np.int8), ("site", np.int32), ("trip_kwh", float), ("km", float),
                                                  ("e_set_kwh", float), ("p_max_kw", float), ("depart_est_step", np.int64),
                                                  ("next_trip_kwh", float))}
-        self.held = np.empty(0, np.int64)  # vehicles with hold != NONE (small)
+        self.held = np.empty(0, np.int64)  # vehicles with hold != NONE (small), no duplicates
+        self._in_held = np.zeros(n, bool)
 
     # ------------------------------------------------------------------ departures
 
@@ -308,7 +307,16 @@ class DriverChoices:
         self.arr_step[v] = step + np.ceil(self.travel_steps[v] * self.share[v] - _TOL).astype(np.int64) + extra
 
     def _add_held(self, v: np.ndarray) -> None:
-        self.held = np.union1d(self.held, v)
+        new = v[~self._in_held[v]]
+        self._in_held[new] = True
+        self.held = np.concatenate([self.held, new])
+
+    def _prune(self) -> None:
+        """Drop the drivers no longer held from :attr:`held`."""
+        keep = self.hold[self.held] != NONE
+        if not keep.all():
+            self._in_held[self.held[~keep]] = False
+            self.held = self.held[keep]
 
     # ------------------------------------------------------------------ each step
 
@@ -319,6 +327,10 @@ class DriverChoices:
         f = self.fleet
         h = self.held
         st = self.hold[h]
+        at = (st == WAIT) | (st == DETOUR)  # the others are in transit or at a swap station
+        if not at.any():
+            return
+        h, st = h[at], st[at]
         enough = f.e_kwh[h] >= self._target(h) - 1e-6
         late = step >= self.limit_step[h]
         # waiting plugged at the origin
@@ -338,7 +350,7 @@ class DriverChoices:
             self.engine.queues.leave(step, vd)
             self._leave_short(step, vd[ready], extra_min=f.detour_extra_min[vd[ready]])
             self._give_up(step, vd[~ready], at_detour=True)
-        self.held = self.held[self.hold[self.held] != NONE]
+        self._prune()
 
     def _leave_short(self, step: int, v: np.ndarray, extra_min: np.ndarray) -> None:
         """Drive the held trip now; a car full but still short of the need drives the share it covers."""
@@ -368,19 +380,19 @@ class DriverChoices:
         enough = f.e_kwh[v] >= self._target(v) - 1e-6
         self._leave_short(step, v[enough], extra_min=np.zeros(int(enough.sum())))
         self._give_up(step, v[~enough], at_detour=True)
-        self.held = self.held[self.hold[self.held] != NONE]
+        self._prune()
 
     def queue_gave_up(self, step: int, v: np.ndarray) -> None:
         """Detour drivers ``v`` left the fast charger's queue (waiting limit): they drive what the car covers."""
         f = self.fleet
         f.detour_min[v] += (step - self.since[v]) * self.step_min + f.detour_extra_min[v]
         self._give_up(step, v, at_detour=True)
-        self.held = self.held[self.hold[self.held] != NONE]
+        self._prune()
 
     def arrived(self, v: np.ndarray) -> None:
         self.hold[v] = NONE
         self.have[v] = False
-        self.held = self.held[self.hold[self.held] != NONE]
+        self._prune()
 
     def filter_arrivals(self, v: np.ndarray, arr: dict) -> np.ndarray | None:
         """Arrival events of this step (``arr``: the DayEvents arrays, sliced): held trips'
