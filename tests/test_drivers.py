@@ -42,7 +42,7 @@ def _model(pile_share: float, dc_chargers: int = 1, **group) -> V2GModel:
 
 
 class _Hand:
-    """A mobility source with hand-written events: deps (step, vehicle, trip_kwh, km, travel_steps),
+    """A mobility source with hand-written events: deps (step, vehicle, trip_kwh, km, dest, travel_steps),
     arrs (step, vehicle, loc, site, trip_kwh, km, depart_est_step, next_trip_kwh)."""
 
     def __init__(self, deps, arrs):
@@ -75,7 +75,7 @@ def test_plugged_driver_waits_until_the_car_holds_the_trip_then_arrives_as_late(
     f.e_kwh[0] = 5.0
     trip = 10.0
     # leave at step 1 on a 4-step trip to work; the original arrival is step 5
-    m.sources = [_Hand([(1, 0, trip, 70.0, 4)], [(5, 0, WORK, 1, trip, 70.0, 60, 0.0)])]
+    m.sources = [_Hand([(1, 0, trip, 70.0, WORK, 4)], [(5, 0, WORK, 1, trip, 70.0, 60, 0.0)])]
     need = trip + RESERVE
     per_step = 7.0 * f.eta_charge[0] * 0.25  # below the knee the pile's full power
     # charged in steps 0..k; at the start of step k+1 the car holds e0 + (k+1) * per_step
@@ -98,7 +98,7 @@ def test_unplugged_driver_detours_to_the_fast_charger_and_charges_just_enough():
     f = m.fleet
     f.e_kwh[0] = 3.0
     trip = 10.0
-    m.sources = [_Hand([(2, 0, trip, 70.0, 4)], [(6, 0, WORK, 1, trip, 70.0, 60, 0.0)])]
+    m.sources = [_Hand([(2, 0, trip, 70.0, WORK, 4)], [(6, 0, WORK, 1, trip, 70.0, 60, 0.0)])]
     _run(m, 3)  # step 2: detours to dc and plugs in there
     assert f.plugged[0] and f.location[0] == PUBLIC and f.site[0] == 2 and f.detours[0] == 1
     # a detour session asks only for what the trip needs
@@ -117,7 +117,7 @@ def test_driver_who_cannot_charge_shortens_or_cancels():
     m = _model(pile_share=0.0, detour_max_charge_min=0)
     f = m.fleet
     f.e_kwh[0] = 8.0
-    m.sources = [_Hand([(2, 0, 10.0, 70.0, 4)], [(6, 0, WORK, 1, 10.0, 70.0, 60, 0.0)])]
+    m.sources = [_Hand([(2, 0, 10.0, 70.0, WORK, 4)], [(6, 0, WORK, 1, 10.0, 70.0, 60, 0.0)])]
     _run(m, 7)
     share = (8.0 - RESERVE) / 10.0
     assert f.trips_shortened[0] == 1 and f.km_lost[0] == pytest.approx(70.0 * (1 - share))
@@ -127,10 +127,26 @@ def test_driver_who_cannot_charge_shortens_or_cancels():
     m = _model(pile_share=0.0, detour_max_charge_min=0)
     f = m.fleet
     f.e_kwh[0] = 3.0
-    m.sources = [_Hand([(2, 0, 10.0, 70.0, 4)], [(6, 0, WORK, 1, 10.0, 70.0, 60, 0.0)])]
+    m.sources = [_Hand([(2, 0, 10.0, 70.0, WORK, 4)], [(6, 0, WORK, 1, 10.0, 70.0, 60, 0.0)])]
     _run(m, 10)
     assert f.trips_cancelled[0] == 1 and f.km_lost[0] == 70.0 and f.distance_km[0] == 0
     assert f.location[0] == HOME and f.e_kwh[0] == 3.0 and f.n_departures[0] == 0 and f.stranded_trips[0] == 0
+
+
+def test_a_trip_home_is_never_cancelled_the_car_limps_home():
+    # at work without a charger, 3 kWh for a 10 kWh trip home: it covers 7.5 %, yet the car comes
+    # home (the rest of the way by other means), with the reserve left
+    m = _model(pile_share=1.0, detour_max_charge_min=0)
+    f = m.fleet
+    m.sources = [_Hand([(2, 0, 10.0, 70.0, HOME, 4)], [(6, 0, HOME, 0, 10.0, 70.0, 60, 0.0)])]
+    m.step()
+    m._leave(1, np.array([0]))  # take it off its pile: it is away, not plugged
+    f.e_kwh[0] = 3.0
+    _run(m, 6)
+    share = (3.0 - RESERVE) / 10.0
+    assert f.trips_cancelled[0] == 0 and f.trips_shortened[0] == 1
+    assert f.km_lost[0] == pytest.approx(70.0 * (1 - share)) and f.e_driven_kwh[0] == pytest.approx(3.0 - RESERVE)
+    assert f.location[0] == HOME and f.plugged[0] and f.stranded_trips[0] == 0
 
 
 def test_a_departure_while_still_held_is_cancelled():
@@ -138,7 +154,7 @@ def test_a_departure_while_still_held_is_cancelled():
     m = _model(pile_share=1.0, max_departure_delay_min=240)
     f = m.fleet
     f.e_kwh[0] = 5.0
-    m.sources = [_Hand([(1, 0, 30.0, 200.0, 1), (3, 0, 5.0, 30.0, 1)],
+    m.sources = [_Hand([(1, 0, 30.0, 200.0, WORK, 1), (3, 0, 5.0, 30.0, HOME, 1)],
                        [(2, 0, WORK, 1, 30.0, 200.0, 3, 5.0), (4, 0, HOME, 0, 5.0, 30.0, 60, 0.0)])]
     _run(m, 5)
     assert f.trips_cancelled[0] == 1 and f.km_lost[0] == 30.0 and f.location[0] == HOME and f.plugged[0]

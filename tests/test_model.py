@@ -118,7 +118,8 @@ def test_drivers_who_neither_wait_nor_detour_nor_shorten_cancel():
     r = v2gsim.run(sc)
     assert r.kpis["stranded_trips"] == 0
     g = r.vehicles[r.vehicles["group"] == "private_commuter#0"].sum(numeric_only=True)
-    assert g["trips_shortened"] == 0 and g["trips_cancelled"] > 0 and g["km_lost"] > 0
+    # trips out are cancelled; trips home are never cancelled (the car limps home, shortened)
+    assert g["trips_cancelled"] > 0 and g["km_lost"] > 0
     assert g["detours"] == 0 and g["delayed_departures"] == 0
 
 

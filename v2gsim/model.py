@@ -536,7 +536,7 @@ class V2GModel(mesa.Model):
         lo, hi = ev.dep_bounds[i], ev.dep_bounds[i + 1]
         if hi > lo:
             sl = slice(lo, hi)
-            go = dc.depart(s, ev.dep_vehicle[sl], ev.dep_trip_kwh[sl], ev.dep_km[sl], ev.dep_travel_steps[sl])
+            go = dc.depart(s, ev.dep_vehicle[sl], ev.dep_trip_kwh[sl], ev.dep_km[sl], ev.dep_travel_steps[sl], ev.dep_dest[sl])
             if go.size:
                 self._leave(s, go)
         if self.queues.n_queued:

@@ -20,7 +20,11 @@ assumption [C]):
 3. **Shorten or cancel**: if what the car holds above the reserve covers at least
    ``shorten_min_share`` of the trip, the trip is shortened to that share; otherwise it is
    cancelled and the car stays where it is. Counted: ``trips_shortened``, ``trips_cancelled``,
-   ``km_lost``. A driver stranded at a detour charger takes what the car holds (any share).
+   ``km_lost``. A driver stranded at a detour charger takes what the car holds (any share). A
+   trip home (or to the depot) is never cancelled: the driver brings the car as far as the
+   charge goes (above the reserve) and the rest of the way by other means; the car arrives home
+   with the reserve (the km not driven count as lost). Cancelling it would leave the car away
+   from its charger, every later trip cancelled in turn.
 
 A delayed trip arrives later by the same delay (its arrival event is held back and replayed);
 a departure that comes while the car is still held from an earlier trip is cancelled (counted).
@@ -40,11 +44,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from v2gsim.population.fleet import DRIVING, PUBLIC, Fleet
+from v2gsim.population.fleet import DEPOT, DRIVING, HOME, PUBLIC, Fleet
 
 NONE, WAIT, DETOUR, TRANSIT, SWAP = 0, 1, 2, 3, 4  # hold states
 NORMAL, CAPTURE, SWALLOW, SHORTEN = 0, 1, 2, 3  # what to do with the vehicle's next arrival event
 _TOL = 1e-9
+BASES = (HOME, DEPOT)
 
 
 class PublicQueues:
@@ -130,6 +135,7 @@ class DriverChoices:
         self.limit_step = np.zeros(n, np.int64)
         self.arr_step = np.zeros(n, np.int64)  # when a vehicle in TRANSIT arrives
         self.have = np.zeros(n, bool)  # its arrival event was captured
+        self.to_base = np.zeros(n, bool)  # the held trip goes home (or to the depot): never cancelled
         self.p = {k: np.zeros(n, t) for k, t in (("loc", np.int8), ("site", np.int32), ("trip_kwh", float), ("km", float),
                                                  ("e_set_kwh", float), ("p_max_kw", float), ("depart_est_step", np.int64),
                                                  ("next_trip_kwh", float))}
@@ -138,8 +144,10 @@ class DriverChoices:
 
     # ------------------------------------------------------------------ departures
 
-    def depart(self, step: int, v: np.ndarray, trip_kwh: np.ndarray, km: np.ndarray, travel: np.ndarray) -> np.ndarray:
-        """Departures ``v`` of this step with their trips; returns those that leave now as planned."""
+    def depart(self, step: int, v: np.ndarray, trip_kwh: np.ndarray, km: np.ndarray, travel: np.ndarray,
+               dest: np.ndarray | None = None) -> np.ndarray:
+        """Departures ``v`` of this step with their trips (``dest``: location codes, None: not
+        home); returns those that leave now as planned."""
         f = self.fleet
         busy = self.hold[v] != NONE
         if busy.any():  # still held from an earlier trip: this one is dropped
@@ -147,6 +155,7 @@ class DriverChoices:
             self._cancel_count(vb, km[busy])
             self.arr_action[vb] = SWALLOW
             v, trip_kwh, km, travel = v[~busy], trip_kwh[~busy], km[~busy], travel[~busy]
+            dest = None if dest is None else dest[~busy]
         need = trip_kwh + f.e_trip_reserve_kwh[v]
         short = (trip_kwh > 0) & (f.e_kwh[v] < need - _TOL)
         if not short.any():
@@ -158,6 +167,7 @@ class DriverChoices:
         self.travel_steps[s_v] = travel[short]
         self.share[s_v] = 1.0
         self.have[s_v] = False
+        self.to_base[s_v] = False if dest is None else np.isin(dest[short], BASES)
         can_wait = f.plugged[s_v] & (f.max_departure_delay_min[s_v] >= self.step_min) & (f.e_kwh[s_v] < self._target(s_v) - _TOL)
         w = s_v[can_wait]
         if w.size:
@@ -268,7 +278,8 @@ class DriverChoices:
             return
         f = self.fleet
         share = np.clip((f.e_kwh[v] - f.e_trip_reserve_kwh[v]) / np.maximum(self.trip_kwh[v], 1e-12), 0.0, 1.0)
-        short = (share >= f.shorten_min_share[v]) | (at_detour & (share > 0))
+        # a trip home is never cancelled: that would leave the car away from its charger for good
+        short = (share >= f.shorten_min_share[v]) | (at_detour & (share > 0)) | self.to_base[v]
         vs, vc = v[short], v[~short]
         if vs.size:
             f.trips_shortened[vs] += 1

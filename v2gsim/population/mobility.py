@@ -30,7 +30,8 @@ class DayEvents:
     """One day's departures and arrivals, each sorted by global step.
 
     Departures: ``dep_step``, ``dep_vehicle``, ``dep_trip_kwh`` and ``dep_km`` (the trip about
-    to start, known to the driver before leaving; 0 for replayed sessions), ``dep_travel_steps``
+    to start, known to the driver before leaving; 0 for replayed sessions), ``dep_dest`` (the
+    trip's destination, a location code), ``dep_travel_steps``
     (steps from this departure to the trip's arrival). Arrivals: ``arr_step``, ``arr_vehicle``,
     ``arr_loc`` (location code), ``arr_site`` (site index, -1 none), ``arr_trip_kwh`` (energy
     the trip used), ``arr_km``, ``arr_e_set_kwh`` (NaN, or the energy a replayed session
@@ -44,6 +45,7 @@ class DayEvents:
     dep_vehicle: np.ndarray
     dep_trip_kwh: np.ndarray
     dep_km: np.ndarray
+    dep_dest: np.ndarray
     dep_travel_steps: np.ndarray
     arr_step: np.ndarray
     arr_vehicle: np.ndarray
@@ -71,6 +73,7 @@ class DayEvents:
             dep_vehicle=dep["vehicle"][od],
             dep_trip_kwh=dep["trip_kwh"][od],
             dep_km=dep["km"][od],
+            dep_dest=dep["dest"][od],
             dep_travel_steps=dep["travel_steps"][od],
             arr_step=arr_step,
             arr_vehicle=arr["vehicle"][oa],
@@ -161,7 +164,7 @@ class GeneratedMobility:
             km = plan.km[rows, cols]
             loc = plan.dest[rows, cols]
             dep_s = dep[rows, cols] + base
-            deps.append({"step": dep_s, "vehicle": v, "trip_kwh": km * f.consumption_kwh_per_km[v], "km": km, "travel_steps": arr_s - dep_s})
+            deps.append({"step": dep_s, "vehicle": v, "trip_kwh": km * f.consumption_kwh_per_km[v], "km": km, "dest": loc, "travel_steps": arr_s - dep_s})
             arrs.append(
                 {
                     "step": arr_s,
@@ -179,7 +182,7 @@ class GeneratedMobility:
         return DayEvents.build(base, spd, _concat(deps, DEP_KEYS), _concat(arrs, ARR_KEYS))
 
 
-DEP_KEYS = {"step": np.int64, "vehicle": np.int64, "trip_kwh": np.float64, "km": np.float64, "travel_steps": np.int64}
+DEP_KEYS = {"step": np.int64, "vehicle": np.int64, "trip_kwh": np.float64, "km": np.float64, "dest": np.int8, "travel_steps": np.int64}
 ARR_KEYS = {
     "step": np.int64,
     "vehicle": np.int64,
@@ -505,7 +508,7 @@ class SessionMobility:
         self.steps_per_day = 1440 // step_min
         self.offset_steps = int((start - start.normalize()) / step)
         self.dep = {"step": dsteps[keep], "vehicle": v, "trip_kwh": np.zeros(v.size), "km": np.zeros(v.size),
-                    "travel_steps": np.zeros(v.size, np.int64)}  # sessions carry no trips
+                    "dest": np.full(v.size, PUBLIC, np.int8), "travel_steps": np.zeros(v.size, np.int64)}  # sessions carry no trips
         self.arr = {
             "step": a[keep],
             "vehicle": v,
