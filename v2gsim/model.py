@@ -18,6 +18,7 @@ import pandas as pd
 
 from v2gsim.agents import Aggregator, Driver, Feeder, NetworkFeeder, Vehicle
 from v2gsim.data.profiles import coverage_problems, profile_on_clock, read_load_csv, series_to_clock
+from v2gsim.engine.limits import limit_pro_rata
 from v2gsim.engine.actor import PHASES, Actor, Arrivals, EngineView, GridInjections, Signals, SiteTable, VehiclePower, takes_part
 from v2gsim.errors import Problem, ScenarioError, SimulationError
 from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, Ledger
@@ -170,10 +171,7 @@ class V2GModel(mesa.Model):
             self.site_owner[mask & (self.site_owner < 0)] = k
             ctx = StrategyContext(tuple(ids), self.clock, self.dt_h, self.price_cny_per_kwh, self.v2g_price_cny_per_kwh,
                                   seed_seq=np.random.SeedSequence(self.seed_value, spawn_key=(STREAM_STRATEGY, k)), n_warmup=self.n_warmup,
-                                  operator_id=self.operator_ids[k], sites=self.sites.subset([site_idx[i] for i in ids]),
-                                  extra={"site_index": tuple(site_idx[i] for i in ids),
-                                         "site_p_limit_kw": tuple(float(self.site_p_limit_kw[site_idx[i]]) for i in ids),
-                                         "site_ports": tuple(int(self.site_ports[site_idx[i]]) for i in ids)})
+                                  operator_id=self.operator_ids[k], sites=self.sites.subset([site_idx[i] for i in ids]))
             strategies.append(strategy_for(bm)(bm, ctx))
             masks.append(mask)
         sole = len(strategies) == 1 and bool(masks[0].all())
@@ -413,18 +411,12 @@ class V2GModel(mesa.Model):
         return self._req_p
 
     def _limit_sites(self, idx: np.ndarray, p: np.ndarray) -> np.ndarray:
-        """Scale each site's requests so that its total stays within its connection limit."""
+        """Clip requests to each vehicle's charger, then each site to its connection (:func:`~v2gsim.engine.limits.limit_pro_rata`)."""
         f = self.fleet
         p = np.clip(p, -f.p_plug_max_kw[idx] * f.can_discharge[idx], f.p_plug_max_kw[idx])
         if not np.isfinite(self.site_p_limit_kw).any() or idx.size == 0:
             return p
-        s = f.site[idx]
-        load = np.bincount(s, weights=np.maximum(p, 0), minlength=self.n_sites)
-        feed = np.bincount(s, weights=np.maximum(-p, 0), minlength=self.n_sites)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            k_load = np.where(load > self.site_p_limit_kw, self.site_p_limit_kw / load, 1.0)
-            k_feed = np.where(feed > self.site_p_limit_kw, self.site_p_limit_kw / feed, 1.0)
-        return np.where(p > 0, p * k_load[s], p * k_feed[s])
+        return limit_pro_rata(p, f.site[idx], self.site_p_limit_kw, self.n_sites)
 
     # ------------------------------------------------------------------ the step
 

@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 from v2gsim.engine.actor import Actor, Arrivals, EngineView, GridInjections, Released, Signals
+from v2gsim.engine.limits import limit_pro_rata
 from v2gsim.market.settlement import GRID_COMPANY
 from v2gsim.physics.battery import charge_to, discharge_to
 from v2gsim.population.fleet import CHEMISTRIES, DRIVING
@@ -536,13 +537,7 @@ class SwapNetwork(Actor):
         cap, e_knee, e_full, eta_c, eta_d, _ = self._slot_static()
         # limits: slot power, discharge permission, then the station connection (pro rata)
         p = np.clip(np.nan_to_num(self._req_kw), -self.slot_p_max_kw * self.st_bidirectional[st], self.slot_p_max_kw)
-        load = np.bincount(st, weights=np.maximum(p, 0.0), minlength=self.n_stations)
-        feed = np.bincount(st, weights=np.maximum(-p, 0.0), minlength=self.n_stations)
-        lim = self.st_grid_limit_kw
-        if (load > lim).any() or (feed > lim).any():  # the EMS normally keeps within it
-            k_load = lim / np.maximum(load, lim)
-            k_feed = lim / np.maximum(feed, lim)
-            p = np.where(p > 0, p * k_load[st], p * k_feed[st])
+        p = limit_pro_rata(p, st, self.st_grid_limit_kw, self.n_stations)  # the EMS normally keeps within it
         e0 = packs.e_kwh[pk]
         p_batt_max = self.slot_p_max_kw * eta_c
         charging = p > 0

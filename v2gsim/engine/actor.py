@@ -134,6 +134,17 @@ class SiteTable:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @classmethod
+    def of(cls, ids, **columns) -> SiteTable:
+        """A table of sites ``ids`` at scenario positions 0, 1, ...; columns not given take their
+        neutral value (no limit, no chargers, public AC sites, bus auto)."""
+        n = len(ids)
+        col = lambda name, default, dtype: _ro(np.asarray(columns.get(name, np.full(n, default)), dtype=dtype).copy())  # noqa: E731
+        return cls(tuple(ids), col("index", 0, np.int64) if "index" in columns else _ro(np.arange(n)),
+                   tuple(columns.get("kind", ("public",) * n)), col("p_max_kw", 0.0, float), col("p_limit_kw", np.inf, float),
+                   col("ports", 0, np.int64), col("private", False, bool), col("bidirectional_share", 0.0, float),
+                   col("is_dc", False, bool), tuple(columns.get("bus", ("auto",) * n)))
+
     @property
     def is_home(self) -> np.ndarray:
         return np.array([k == "home" for k in self.kind], dtype=bool)

@@ -14,7 +14,7 @@ scenario picks it by ``kind:``. There is no ``if kind == ...`` anywhere.
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -155,7 +155,9 @@ class StrategyContext:
         seed_seq: this business model's own random stream (model stream ``STREAM_STRATEGY``,
             spawn key ``(STREAM_STRATEGY, position in business_models)``); spawn from it.
         n_warmup: steps of warm-up at the start of ``times`` (not recorded).
-        sites: the sites this strategy controls (:class:`v2gsim.engine.actor.SiteTable`).
+        sites: the sites this strategy controls (:class:`v2gsim.engine.actor.SiteTable`): their
+            index in the scenario, connection limit (inf: none), chargers, bidirectional share,
+            bus, kind.
         operator_id: the business model's id in the ledger and in KPI names.
     """
 
@@ -166,9 +168,14 @@ class StrategyContext:
     v2g_price_cny_per_kwh: np.ndarray
     seed_seq: np.random.SeedSequence | None = None
     n_warmup: int = 0
-    extra: dict = field(default_factory=dict)
     sites: SiteTable | None = None
     operator_id: str = ""
+
+    @property
+    def site_table(self) -> SiteTable:
+        """``sites``, or (a context built by hand without it) the ``site_ids`` with no limits,
+        at positions 0, 1, ..."""
+        return self.sites if self.sites is not None else SiteTable.of(self.site_ids)
 
 
 class Strategy:
