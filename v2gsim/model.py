@@ -18,7 +18,7 @@ import pandas as pd
 
 from v2gsim.agents import Aggregator, Driver, Feeder, NetworkFeeder, Vehicle
 from v2gsim.data.profiles import coverage_problems, profile_on_clock, read_load_csv, series_to_clock
-from v2gsim.engine.limits import limit_pro_rata
+from v2gsim.engine.limits import binding, deliverable_discharge_kw, direction_sums, limit_export, limit_import
 from v2gsim.engine.actor import PHASES, Actor, Arrivals, EngineView, GridInjections, Signals, SiteTable, VehiclePower, takes_part
 from v2gsim.errors import Problem, ScenarioError, SimulationError
 from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, Ledger
@@ -86,6 +86,7 @@ class V2GModel(mesa.Model):
         self.site_is_home = np.array([s.kind == "home" for s in sites], dtype=bool)
         self.site_bidir_share = np.array([s.bidirectional_share for s in sites], dtype=np.float64)
         self.site_p_limit_kw = np.array([s.p_limit_kw or np.inf for s in sites], dtype=np.float64)
+        self._any_site_limit = bool(np.isfinite(self.site_p_limit_kw).any())
 
         # population
         sessions = None
@@ -410,13 +411,15 @@ class V2GModel(mesa.Model):
             return self._request_kw[idx]
         return self._req_p
 
-    def _limit_sites(self, idx: np.ndarray, p: np.ndarray) -> np.ndarray:
-        """Clip requests to each vehicle's charger, then each site to its connection (:func:`~v2gsim.engine.limits.limit_pro_rata`)."""
-        f = self.fleet
-        p = np.clip(p, -f.p_plug_max_kw[idx] * f.can_discharge[idx], f.p_plug_max_kw[idx])
-        if not np.isfinite(self.site_p_limit_kw).any() or idx.size == 0:
-            return p
-        return limit_pro_rata(p, f.site[idx], self.site_p_limit_kw, self.n_sites)
+    def _apply(self, idx: np.ndarray, p_req: np.ndarray) -> np.ndarray:
+        """Physics for vehicles ``idx`` at requests ``p_req`` (population kernel, or each Vehicle agent)."""
+        if self._request_kw is not None:
+            self._request_kw[idx] = p_req
+            for i_v in idx:
+                self.vehicles[i_v].step()
+            return self.fleet.p_kw[idx]
+        self._req_p = p_req
+        return self.apply_physics(idx)
 
     # ------------------------------------------------------------------ the step
 
@@ -507,20 +510,36 @@ class V2GModel(mesa.Model):
         self._req_idx, self._req_p = idx, p_req
 
     def _physics(self, sig: Signals) -> None:
-        """Phase 4: the fleet's requests clipped to charger and site limits and applied; then the actors' physics."""
+        """Phase 4: the fleet's requests clipped to each charger, then to each site's connection
+        (:mod:`v2gsim.engine.limits`: the net within the limit), and applied; then the actors' physics."""
         f = self.fleet
         idx = self._req_idx
         f.p_kw[self._prev_idx] = 0.0  # vehicles left out of this dispatch draw nothing
-        p_req = self._limit_sites(idx, self._req_p)
         if self._request_kw is not None:
             self._request_kw[:] = 0.0
-            self._request_kw[idx] = p_req
-            for i_v in idx:
-                self.vehicles[i_v].step()
-            p = f.p_kw[idx]
-        else:
-            self._req_p = p_req
-            p = self.apply_physics(idx)
+        p_req = np.clip(self._req_p, -f.p_plug_max_kw[idx] * f.can_discharge[idx], f.p_plug_max_kw[idx])
+        lim, n_sites = self.site_p_limit_kw, self.n_sites
+        two_pass = False
+        if idx.size and self._any_site_limit:
+            site = f.site[idx]
+            bind = binding(p_req, site, lim, n_sites)
+            if bind.any():
+                dis = (p_req < 0) & bind[site]
+                if dis.any():  # ask discharging vehicles at a binding site only for what they can give
+                    v = idx[dis]
+                    floor = np.minimum(f.e_kwh[v], f.e_min_departure_kwh[v])
+                    p_req[dis] = -np.minimum(-p_req[dis], deliverable_discharge_kw(f.e_kwh[v], floor, f.eta_discharge[v], self.dt_h))
+                p_req = limit_import(p_req, site, lim, n_sites)
+                two_pass = bool((direction_sums(p_req, site, n_sites)[1] > lim).any())
+        if not two_pass:
+            p = self._apply(idx, p_req)
+        else:  # charging first; the export limit is taken against what it delivered
+            ch = p_req >= 0
+            p = np.empty(idx.size)
+            p[ch] = self._apply(idx[ch], p_req[ch])
+            charged_kw = np.bincount(site[ch], weights=p[ch], minlength=n_sites)
+            out = ~ch
+            p[out] = self._apply(idx[out], limit_export(p_req[out], site[out], lim, n_sites, charged_kw))
         self._prev_idx = idx
         self.vehicle_power.idx, self.vehicle_power.p_kw = idx, p
         for a in self._phase["physics"]:

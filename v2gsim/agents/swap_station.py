@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from v2gsim.engine.actor import Actor, Arrivals, EngineView, GridInjections, Released, Signals
-from v2gsim.engine.limits import limit_pro_rata
+from v2gsim.engine.limits import binding, deliverable_discharge_kw, limit_export, limit_import
 from v2gsim.market.settlement import GRID_COMPANY
 from v2gsim.physics.battery import charge_to, discharge_to
 from v2gsim.population.fleet import CHEMISTRIES, DRIVING
@@ -535,16 +535,24 @@ class SwapNetwork(Actor):
         st = self.slot_station
         dt = self.dt_h
         cap, e_knee, e_full, eta_c, eta_d, _ = self._slot_static()
-        # limits: slot power, discharge permission, then the station connection (pro rata)
+        # limits: slot power, discharge permission, then the station connection (the net, as
+        # v2gsim.engine.limits does it for sites; the EMS normally keeps within it)
         p = np.clip(np.nan_to_num(self._req_kw), -self.slot_p_max_kw * self.st_bidirectional[st], self.slot_p_max_kw)
-        p = limit_pro_rata(p, st, self.st_grid_limit_kw, self.n_stations)  # the EMS normally keeps within it
         e0 = packs.e_kwh[pk]
+        floor = np.minimum(e0, self.cfg.discharge_floor_soc * cap)
+        lim, S = self.st_grid_limit_kw, self.n_stations
+        bind = binding(p, st, lim, S)
+        if bind.any():
+            dis = (p < 0) & bind[st]
+            p[dis] = -np.minimum(-p[dis], deliverable_discharge_kw(e0[dis], floor[dis], eta_d[dis], dt))
+            p = limit_import(p, st, lim, S)
         p_batt_max = self.slot_p_max_kw * eta_c
         charging = p > 0
         e1 = np.where(charging, charge_to(e0, cap, e_knee, e_full, np.where(charging, p, 0.0) * eta_c, p_batt_max, dt), e0)
+        if bind.any():  # the export limit against the charging delivered
+            p = limit_export(p, st, lim, S, np.bincount(st, weights=(e1 - e0) / eta_c / dt, minlength=S))
         discharging = p < 0
         if discharging.any():
-            floor = np.minimum(e0, self.cfg.discharge_floor_soc * cap)
             e1 = np.where(discharging, discharge_to(e0, floor, np.where(discharging, -p, 0.0) / eta_d, dt), e1)
         de = e1 - e0
         grid_kwh = np.where(de > 0, de / eta_c, de * eta_d)

@@ -186,7 +186,7 @@ class Site(_Frozen):
     current: Literal["ac", "dc", "auto"] = Field(default="auto", description="auto: DC above 22 kW per charger")
     bidirectional_share: Annotated[float, _pct(), Field(description="share of chargers that can discharge (V2G)")] = 0.0
     p_limit_kw: Annotated[float, Field(gt=0)] | None = Field(
-        default=None, description="site connection limit; the site's load manager scales all chargers to it"
+        default=None, description="site connection limit on its net power (charging minus V2G), both directions; the site's load manager scales the chargers to it pro rata"
     )
     bus: Annotated[int, Field(ge=0)] | Literal["auto"] | None = Field(
         default=None,
