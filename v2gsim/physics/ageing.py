@@ -41,10 +41,7 @@ from v2gsim.physics.wear import WEAR_MODELS, WearState, model_for_chemistry
 __all__ = ["WearConfig", "SecondLifeConfig", "WearPopulation", "FleetWear", "SwapPackWear", "SecondLifeStorage", "SecondLifeActor"]
 
 
-_Frozen = ConfigModel  # every config model's base (v2gsim.fields)
-
-
-class SecondLifeConfig(_Frozen):
+class SecondLifeConfig(ConfigModel):
     enabled: bool = Field(default=True, description="keep retired vehicle packs as stationary storage (else they are recycled)")
     site: str | None = Field(default=None, description="site id that hosts the storage of retired vehicle packs (its bus on a network; null: spread over the EV connections)")
     c_rate_max_per_h: Annotated[float, Field(gt=0, le=2, description="charge/discharge power limit per pack, in capacities per hour")] = 0.5
@@ -59,7 +56,7 @@ class SecondLifeConfig(_Frozen):
     ] = 0.25
 
 
-class WearConfig(_Frozen):
+class WearConfig(ConfigModel):
     """Scenario section ``wear``: battery ageing of every vehicle (and retired pack)."""
 
     model: str = Field(
