@@ -16,7 +16,9 @@ from v2gsim.engine.actor import Actor, takes_part
 from v2gsim.market.settlement import GRID_COMPANY
 from v2gsim.model import V2GModel
 from v2gsim.results import Results
-from v2gsim.strategies.uncontrolled import Uncontrolled
+from v2gsim.strategies import STRATEGIES
+
+Uncontrolled = STRATEGIES["uncontrolled"]  # through the registry: importing a built-in module first would change the registration order
 
 
 class Heater(Actor):
