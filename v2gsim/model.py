@@ -146,7 +146,7 @@ class V2GModel(mesa.Model):
         self.wear = None
         site_idx = scenario.site_index()
         if scenario.wear.enabled:
-            from v2gsim.physics.ageing import FleetWear
+            from v2gsim.physics.ageing.fleet import FleetWear
             from v2gsim.population.fleet import CHEMISTRIES
 
             sl_site = scenario.wear.second_life.site
@@ -200,7 +200,7 @@ class V2GModel(mesa.Model):
         #: record phase: at a period's end it changes capacities for the next step).
         self.actors: list[Actor] = [*self.aggregators, *own_actors]
         if self.wear is not None:
-            from v2gsim.physics.ageing import SecondLifeActor
+            from v2gsim.market.second_life import SecondLifeActor
 
             self.actors.append(SecondLifeActor(self.wear))
         self.actors.append(self.feeder)

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model,
 from v2gsim.errors import Problem
 from v2gsim.fields import DEFAULT_ZONE, ID_PATTERN, ConfigModel, LocalDateTime, check_zone, local_zone
 from v2gsim.market.tariffs import TariffConfig
-from v2gsim.physics.ageing import WearConfig
+from v2gsim.physics.ageing.config import WearConfig
 from v2gsim.plugins import load_plugin, resolve_entry
 from v2gsim.strategies.base import STRATEGIES, StrategyConfig
 
