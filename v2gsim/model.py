@@ -136,6 +136,9 @@ class V2GModel(mesa.Model):
             self.sources.append(sm)
         self._day = None
         self._events: DayEvents | None = None
+        # steps from midnight to the clock's start (the mobility sources count days from midnight)
+        self._day_offset = int((self.clock[0] - self.clock[0].normalize()) / pd.Timedelta(minutes=tc.step_min))
+        self._clock_values = self.clock.values  # datetime64: cheaper to box one per step than to index the pandas clock
 
         self.vehicle_power = VehiclePower()  # the fleet's physics of the current step (actors read it)
         self._prev_idx = np.empty(0, dtype=np.int64)
@@ -176,6 +179,7 @@ class V2GModel(mesa.Model):
             strategies.append(strategy_for(bm)(bm, ctx))
             masks.append(mask)
         sole = len(strategies) == 1 and bool(masks[0].all())
+        self._sole_operator = sole
         self.aggregators: list[Aggregator] = [
             Aggregator(self, st, mask, k, fleet_view=self.fleet_view, owner=_readonly(self._owner_v), plugged=_readonly(f.plugged),
                        below_stop=self._below_stop_ro, sole=sole, operator_id=self.operator_ids[k])
@@ -265,7 +269,7 @@ class V2GModel(mesa.Model):
     # ------------------------------------------------------------------ phase 2: mobility kernels
 
     def _day_events(self, step: int) -> DayEvents:
-        offset = int((self.clock[0] - self.clock[0].normalize()) / pd.Timedelta(minutes=self.config.time.step_min))
+        offset = self._day_offset
         day = (step + offset) // self.steps_per_day
         if day != self._day:
             evs = [src.day(day) for src in self.sources]
@@ -451,7 +455,7 @@ class V2GModel(mesa.Model):
 
     def _signals(self, s: int) -> Signals:
         """Phase 1: the step's prices and the feeder's headroom after the last step."""
-        sig = Signals(s, s - self.n_warmup, self.clock[s], self.dt_h, float(self.price_cny_per_kwh[s]), float(self.v2g_price_cny_per_kwh[s]),
+        sig = Signals(s, s - self.n_warmup, pd.Timestamp(self._clock_values[s]), self.dt_h, float(self.price_cny_per_kwh[s]), float(self.v2g_price_cny_per_kwh[s]),
                       self.feeder.headroom_kw)
         self.signals = sig
         for a in self._phase["signals"]:
@@ -584,12 +588,14 @@ class V2GModel(mesa.Model):
 
     def _post_fleet(self, row, idx, e_in, e_out, cost, revenue, sig: Signals) -> None:
         """The step's fleet money per operator (bincount over the owner of each vehicle's site)."""
-        n_op = len(self.aggregators)
-        owner = self._owner_v[idx] + 1  # 0: a site no business model owns (the drivers deal with the grid company)
-        sums = [np.bincount(owner, weights=w, minlength=n_op + 1) for w in (e_in, e_out, cost, revenue)]
+        if self._sole_operator:  # one business model at every site: no grouping
+            groups = [(1, float(e_in.sum()), float(e_out.sum()), float(cost.sum()), float(revenue.sum()))]
+        else:
+            owner = self._owner_v[idx] + 1  # 0: a site no business model owns (the drivers deal with the grid company)
+            sums = [np.bincount(owner, weights=w, minlength=len(self.aggregators) + 1) for w in (e_in, e_out, cost, revenue)]
+            groups = [(k, *(float(x[k]) for x in sums)) for k in np.flatnonzero(sums[0] + sums[1])]
         ledger = self.ledger
-        for k in np.flatnonzero(sums[0] + sums[1]):
-            kwh_in, kwh_out, paid, got = (float(x[k]) for x in sums)
+        for k, kwh_in, kwh_out, paid, got in groups:
             op = self.operator_ids[k - 1] if k else GRID_COMPANY
             ledger.post(row, DRIVERS, op, "charging", kwh_in, paid)
             ledger.post(row, op, DRIVERS, "v2g", kwh_out, got)
