@@ -642,6 +642,10 @@ class Tariff:
             return np.asarray(PERIOD_NAMES, dtype=object)[codes]
         return codes
 
+    def has_valley(self) -> bool:
+        """Whether any day type of the tariff has valley or deep-valley minutes."""
+        return bool(np.isin(self._codes, [PERIOD_CODES[p] for p in VALLEY_PERIODS]).any())
+
     def is_valley(self, times: Any) -> np.ndarray:
         """Whether each time stamp is in a valley or deep-valley period, shape (T,) bool."""
         return np.isin(self.period(times), [PERIOD_CODES[p] for p in VALLEY_PERIODS])
