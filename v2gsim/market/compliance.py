@@ -18,9 +18,9 @@ How a run is tested (documented choices):
   A run shorter than a year is extrapolated linearly and flagged
   (``compliance_annual_discharge_extrapolated`` = 1); a one-week run in a season with much or
   little V2G says little about a year — run a year for the test that counts.
-* Pass values are 1 (pass) or 0 (fail); NaN where the test does not apply (no charging, no
-  home sites, or a tariff without valley hours — the notice presumes TOU prices).
-  ``compliance_pass`` is 1 when every applicable test passes.
+* Pass values are 1 (pass) or 0 (fail). A test that does not apply (no charging, no home
+  sites, or a tariff without valley hours — the notice presumes TOU prices) is left out: its
+  share and pass keys are absent. ``compliance_pass`` is 1 when every reported test passes.
 """
 
 from __future__ import annotations
@@ -104,8 +104,10 @@ def pilot_compliance(times: pd.DatetimeIndex, charge_kw: np.ndarray, discharge_k
         "compliance_annual_discharge_extrapolated": float(days < _DAYS_PER_YEAR),
         "compliance_annual_discharge_pass": _pass(annual, ANNUAL_DISCHARGE_MIN_KWH),
     }
-    tests = [v for k, v in out.items() if k.endswith("_pass") and np.isfinite(v)]
-    out["compliance_pass"] = float(all(v == 1.0 for v in tests)) if tests else float("nan")
+    # a test that does not apply is left out (no NaN in kpis.json: it stays strict JSON, and a
+    # run's KPIs round-trip equal)
+    out = {k: v for k, v in out.items() if np.isfinite(v)}
+    out["compliance_pass"] = float(all(v == 1.0 for k, v in out.items() if k.endswith("_pass")))
     return out
 
 
