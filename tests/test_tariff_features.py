@@ -177,7 +177,7 @@ def test_v2g_price_override_drops_the_preset_linked_form():
          "tariff.critical_peak", "≤ 24"),
         ({"flat_cny_per_kwh": 0.5, "ratios": {"deep_valley": 0.2},
           "holidays": {"names": ["Labour Day"], "periods": {"deep_valley": [[10, 14]]}}},
-         "tariff.holidays", "'Labour Day' matches no holiday of China's calendar; known names:"),
+         "tariff.holidays", "'Labour Day' matches no holiday of China's calendar; did you mean 'Labor Day'?"),
         ({"flat_cny_per_kwh": 0.5, "holidays": {"periods": {"deep_valley": [[10, 14]]}}},
          "tariff", "periods deep_valley need prices_cny_per_kwh or ratios"),
         ({"flat_cny_per_kwh": 0.5, "ratios": {"peak": 1.5}, "periods": {"peak": [[10, 12]]},
@@ -199,3 +199,41 @@ def test_bad_tariffs_name_the_yaml_path_and_a_fix(tariff, path, fragment):
     assert len(problems) == 1, [str(p) for p in problems]
     assert problems[0].path.startswith(path), str(problems[0])
     assert fragment in str(problems[0])
+
+
+# --- invariants ------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_hours = st.integers(0, 23)
+
+
+@st.composite
+def _seasonal_tariffs(draw):
+    months = draw(st.permutations(list(range(1, 13))))
+    cut = draw(st.integers(1, 11))
+    def day():  # noqa: E306
+        a, b = sorted(draw(st.lists(_hours, min_size=2, max_size=2, unique=True)))
+        return {"peak": [(a, b)]}
+    fee = draw(st.floats(0, 1))
+    crit_month = draw(st.sampled_from(months[:cut]))
+    return dict(flat_cny_per_kwh=draw(st.floats(0.1, 1.0)), ratios={"peak": draw(st.floats(1.0, 3.0))},
+                periods=day(), seasons=[{"name": "s", "months": sorted(months[:cut]), "periods": day()}],
+                critical_peak={"hours": [(0, 24)], "months": [crit_month], "multiplier": draw(st.floats(1.0, 2.0))},
+                service_fee_cny_per_kwh=fee, v2g_price_factor=1.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_seasonal_tariffs())
+def test_any_seasonal_tariff_prices_every_minute_and_links_v2g_to_the_energy_price(kw):
+    t = _t(**kw)
+    times = pd.date_range("2026-01-01", "2027-01-01", freq="17min", inclusive="left")
+    price, v2g = t.price_cny_per_kwh(times), t.v2g_price_cny_per_kwh(times)
+    assert np.isfinite(price).all()
+    np.testing.assert_allclose(v2g, price - kw["service_fee_cny_per_kwh"], atol=1e-12)
+    codes = t.period(times, names=True)
+    crit = times.month == kw["critical_peak"]["months"][0]
+    assert (codes[crit] == "critical").all() and not (codes[~crit] == "critical").any()
+    # the critical month costs the multiplier more than the flat base or peak at the same minute
+    assert price[crit].min() >= kw["flat_cny_per_kwh"] + kw["service_fee_cny_per_kwh"] - 1e-12

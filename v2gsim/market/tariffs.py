@@ -231,8 +231,12 @@ class HolidayConfig(ConfigModel):
         known = cn_holiday_names()
         for n in self.names or ():
             if not any(n.lower() in k.lower() for k in known):
+                import difflib
+
+                close = difflib.get_close_matches(n, known, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
                 raise ValueError(
-                    f"names: {n!r} matches no holiday of China's calendar; known names: {', '.join(known)}"
+                    f"names: {n!r} matches no holiday of China's calendar; {hint}known names: {', '.join(known)}"
                 )
         _check_periods(self.periods, "periods")
         return self
