@@ -109,6 +109,25 @@ def test_compliance_not_applicable_without_valley_hours_or_private_piles():
     assert k["compliance_pass"] == 1.0
 
 
+def test_which_keys_exist_depends_on_the_scenario_not_the_run():
+    times, charge, discharge, private = _year(days=2)
+    ran = pilot_compliance(times, charge, discharge, _TOU, step_min=60, private_charge_kw=private)
+    idle = pilot_compliance(times[:1], charge[:1] * 0, discharge[:1] * 0, _TOU, step_min=60,
+                            private_charge_kw=private[:1] * 0)
+    assert set(idle) == set(ran)
+    assert np.isnan(idle["compliance_valley_charging_share_pct"]) and np.isnan(idle["compliance_valley_charging_pass"])
+    assert idle["compliance_pass"] == 0.0  # the discharge tests still fail
+
+
+def test_kpi_names_of_a_one_step_run_include_the_compliance_keys():
+    from v2gsim.runner import kpi_names
+
+    sc = v2gsim.load_scenario("distributed_community")
+    names = kpi_names(sc, baseline=False)
+    assert {"compliance_valley_charging_share_pct", "compliance_private_valley_charging_pass",
+            "compliance_pass"} <= names
+
+
 def test_holidays_count_as_valley_when_the_tariff_says_so():
     times = pd.date_range("2026-10-01", periods=24, freq="h")  # National Day
     t = Tariff.from_config(TariffConfig(preset="zhejiang_2026", flat_cny_per_kwh=0.6))

@@ -18,9 +18,11 @@ How a run is tested (documented choices):
   A run shorter than a year is extrapolated linearly and flagged
   (``compliance_annual_discharge_extrapolated`` = 1); a one-week run in a season with much or
   little V2G says little about a year — run a year for the test that counts.
-* Pass values are 1 (pass) or 0 (fail). A test that does not apply (no charging, no home
+* Pass values are 1 (pass) or 0 (fail). A test that does not apply to the scenario (no home
   sites, or a tariff without valley hours — the notice presumes TOU prices) is left out: its
-  share and pass keys are absent. ``compliance_pass`` is 1 when every reported test passes.
+  share and pass keys are absent; which keys exist depends on the scenario only. A run that
+  charged nothing has a NaN share (and pass) that ``compliance_pass`` does not count.
+  ``compliance_pass`` is 1 when every other reported test passes.
 """
 
 from __future__ import annotations
@@ -93,21 +95,25 @@ def pilot_compliance(times: pd.DatetimeIndex, charge_kw: np.ndarray, discharge_k
     days = len(times) * step_min / 1440.0
     e_dis = float(discharge_kw.sum() * dt_h)
     annual = e_dis * _DAYS_PER_YEAR / days if days > 0 else float("nan")
-    out = {
-        "compliance_valley_charging_share_pct": share,
-        "compliance_valley_charging_pass": _pass(share, VALLEY_SHARE_MIN_PCT),
-        "compliance_private_valley_charging_share_pct": private,
-        "compliance_private_valley_charging_pass": _pass(private, PRIVATE_VALLEY_SHARE_MIN_PCT),
+    out: dict[str, float] = {}
+    # which tests apply depends on the scenario only (its tariff, its sites), never on what a run
+    # happened to do, so a one-step run names the same KPIs as a year (sweeps check names so);
+    # a test that does not apply is left out rather than NaN
+    if tou:
+        out["compliance_valley_charging_share_pct"] = share
+        out["compliance_valley_charging_pass"] = _pass(share, VALLEY_SHARE_MIN_PCT)
+        if private_charge_kw is not None:
+            out["compliance_private_valley_charging_share_pct"] = private
+            out["compliance_private_valley_charging_pass"] = _pass(private, PRIVATE_VALLEY_SHARE_MIN_PCT)
+    out |= {
         "compliance_discharge_peak_kw": peak,
         "compliance_discharge_power_pass": _pass(peak, DISCHARGE_POWER_MIN_KW),
         "compliance_annual_discharge_kwh": annual,
         "compliance_annual_discharge_extrapolated": float(days < _DAYS_PER_YEAR),
         "compliance_annual_discharge_pass": _pass(annual, ANNUAL_DISCHARGE_MIN_KWH),
     }
-    # a test that does not apply is left out (no NaN in kpis.json: it stays strict JSON, and a
-    # run's KPIs round-trip equal)
-    out = {k: v for k, v in out.items() if np.isfinite(v)}
-    out["compliance_pass"] = float(all(v == 1.0 for k, v in out.items() if k.endswith("_pass")))
+    # a share of no charging at all is NaN (and its test is not counted)
+    out["compliance_pass"] = float(all(v == 1.0 for k, v in out.items() if k.endswith("_pass") and np.isfinite(v)))
     return out
 
 
