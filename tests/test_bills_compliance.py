@@ -173,3 +173,12 @@ def test_feeder_meter_and_capacity_charge_in_a_run():
     days = len(res.system) * step / 1440
     month_days = res.system.index[0].days_in_month
     assert res.kpis["capacity_charge_cny"] == pytest.approx(24.0 * res.transformer_kva * days / month_days)
+
+
+def test_report_shows_the_bills_and_compliance_topics(depot_run):
+    from v2gsim.report import build_report
+
+    page = build_report(depot_run)
+    assert "<h3>Tariff bills</h3>" in page and "<h3>Policy compliance</h3>" in page
+    assert "demand_charge_cny" in page and "1 pass / 0 fail" in page
+    assert "demand charge 40 CNY/kW-month (sites)" in page  # the scenario's tariff line
