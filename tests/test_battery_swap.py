@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from v2gsim.agents.swap_station import SwapNetwork, SwapStation
+from v2gsim.engine.actor import Signals
 from v2gsim.errors import ScenarioError
 from v2gsim.model import V2GModel
 from v2gsim.scenario.schema import Scenario
@@ -55,7 +56,7 @@ def run_checking_packs(m) -> int:
     """Step ``m`` to its end, checking after every step that no pack is created or lost (in
     total, per standard, per rack), that a swap moves exactly one pack each way and that the
     stations keep their grid limit; returns the number of swaps."""
-    net, f = m.hooks[0], m.fleet
+    net, f = m.actors_of(SwapNetwork)[0], m.fleet
     P0 = net.packs.n
     per_std0 = np.bincount(net.packs.standard, minlength=len(net.standards))
     per_station0 = np.bincount(net.slot_station, minlength=net.n_stations)
@@ -80,7 +81,7 @@ def run_checking_packs(m) -> int:
 
 def test_packs_conserved_one_each_way_energy_balanced_and_limits():
     m = V2GModel(_swap_scenario())
-    net = m.hooks[0]
+    net = m.actors_of(SwapNetwork)[0]
     f = m.fleet
     e0_f = f.e_kwh.copy()
     e0_rack = net.packs.e_kwh[net.slot_pack].sum()
@@ -152,7 +153,7 @@ def test_stations_are_agents_and_default_config_has_none():
     assert agents[1].packs_ready <= 21 and agents[1].pack_ids.size == 21
     assert BatterySwapConfig().stations == []
     m0 = V2GModel(scenario(business_models=[{"kind": "battery_swap"}]))
-    assert m0.hooks == []
+    assert m0.actors_of(SwapNetwork) == []
 
 
 def test_bad_station_configs_are_reported():
@@ -171,8 +172,8 @@ def test_station_on_a_network_bus():
     for _ in range(8):
         m.step()
         ev_mw = fd.last_p_mw[fd.n_base:].sum()
-        assert ev_mw * 1e3 == pytest.approx(m.fleet.p_kw.sum() + m.hooks[0].p_kw.sum(), abs=1e-6)
-    assert m.hooks[0].p_kw[0] > 0  # the rack charges at night
+        assert ev_mw * 1e3 == pytest.approx(m.fleet.p_kw.sum() + m.actors_of(SwapNetwork)[0].p_kw.sum(), abs=1e-6)
+    assert m.actors_of(SwapNetwork)[0].p_kw[0] > 0  # the rack charges at night
 
 
 def test_station_configuration_problems_are_found_at_validate_with_lines(tmp_path):
@@ -207,10 +208,11 @@ def test_urgent_rack_charging_keeps_within_the_feeder_headroom():
     import dataclasses
 
     m = V2GModel(_swap_scenario())
-    net, ems = m.hooks[0], m.hooks[0].strategy
+    net, ems = m.actors_of(SwapNetwork)[0], m.actors_of(SwapNetwork)[0].strategy
     net.packs.e_kwh[net.slot_pack] = 0.2 * net.packs.capacity_kwh[net.slot_pack]
     s = 40  # 10:00, a peak hour: no cheap filling of idle packs
-    obs = dataclasses.replace(net.observation(s), queue=np.full(net.n_stations, 4), feeder_headroom_kw=150.0,
+    sig = Signals(s, s, m.clock[s], m.dt_h, float(m.price_cny_per_kwh[s]), float(m.v2g_price_cny_per_kwh[s]), float("inf"))
+    obs = dataclasses.replace(net.observation(sig), queue=np.full(net.n_stations, 4), feeder_headroom_kw=150.0,
                               prev_charge_kw=50.0)
     p = ems.plan_packs(obs)
     assert np.maximum(p, 0.0).sum() == pytest.approx(200.0, abs=1e-9)

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from scipy.optimize import linprog
 
+from v2gsim.engine.actor import SiteTable
 from v2gsim.model import V2GModel
 from v2gsim.strategies.base import FleetView, Observation, StrategyContext
 from v2gsim.strategies.centralized import Centralized, CentralizedConfig
@@ -40,7 +41,7 @@ class Harness:
         self.headroom = headroom  # callable(step, net_kw_last) -> kW, or None
         times = pd.date_range("2026-07-06", periods=T, freq=f"{int(dt * 60)}min")
         ctx = StrategyContext(("hub",), times, dt, self.buy, self.v2g,
-                              extra={"site_index": (0,), "site_p_limit_kw": (float(limit),)})
+                              sites=SiteTable.of(("hub",), p_limit_kw=(float(limit),)))
         self.strategy = Centralized(CentralizedConfig(**cfg), ctx)
         self.p_hist = np.zeros((n, T))
         self.net_hist = np.zeros(T)

@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from v2gsim.agents.swap_station import LONG_TRIP, LOW_SOC
+from v2gsim.agents.swap_station import SwapNetwork
+from v2gsim.engine.actor import Arrivals
 from v2gsim.errors import ScenarioError
 from v2gsim.model import V2GModel
 from v2gsim.population.fleet import HOME, PUBLIC
@@ -56,7 +58,7 @@ def test_hand_built_long_trip_swaps_short_trip_does_not():
         business_models=[{"kind": "battery_swap", "stations": [{"id": "a1", "preset": "aulton", "packs": 6, "initial_soc": 1.0}]}],
     )
     m = V2GModel(sc)
-    net, f = m.hooks[0], m.fleet
+    net, f = m.actors_of(SwapNetwork)[0], m.fleet
     cap = f.capacity_kwh[0]
     homes, dc = sc.site_index()["homes"], sc.site_index()["dc"]
     v = np.arange(6)
@@ -68,11 +70,11 @@ def test_hand_built_long_trip_swaps_short_trip_does_not():
     f.e_kwh[v] = soc * cap
     loc = np.where(site == homes, HOME, PUBLIC).astype(np.int8)
     packs_before = net.veh_pack[v].copy()
-    held = net.arrive(0, v, f.e_kwh[v].copy(), loc, site, np.full(6, np.inf), np.full(6, 40), replay, next_soc * cap)
+    held = net.arrive(0, Arrivals(v, f.e_kwh[v].copy(), loc, site, np.full(6, np.inf), np.full(6, 40), replay, next_soc * cap))
     np.testing.assert_array_equal(held, [True, False, False, False, True, False])
     assert net.q_reason[0] == LONG_TRIP and net.q_reason[4] == LOW_SOC
     rel = net.release(0)
-    np.testing.assert_array_equal(np.sort(rel[0]), [0, 4])
+    np.testing.assert_array_equal(np.sort(rel.v), [0, 4])
     _check_layout(net, f)
     # one pack each way, a full one in: the long-trip vehicle now makes its trip with room to spare
     assert (net.veh_pack[[0, 4]] != packs_before[[0, 4]]).all() and (net.veh_pack[[1, 2, 3, 5]] == packs_before[[1, 2, 3, 5]]).all()
@@ -84,7 +86,7 @@ def test_hand_built_long_trip_swaps_short_trip_does_not():
 
 def test_long_trip_swaps_conserve_packs_and_are_counted_by_reason():
     m = V2GModel(_with_reserve(_swap_scenario(), 0.2))
-    net, f = m.hooks[0], m.fleet
+    net, f = m.actors_of(SwapNetwork)[0], m.fleet
     e0_f = f.e_kwh.copy()
     run_checking_packs(m)
     lhs = f.e_kwh - e0_f

@@ -9,6 +9,7 @@ import pytest
 from test_battery_swap import _check_layout, _swap_scenario
 from test_wear_integration import run as wear_run
 from test_wear_integration import sc as wear_sc
+from v2gsim.agents.swap_station import SwapNetwork
 from v2gsim.model import V2GModel
 from v2gsim.physics.wear import SchmalstiegNmc
 from v2gsim.scenario.schema import Scenario
@@ -32,7 +33,7 @@ def test_conservation_holds_with_pack_wear_and_retirement():
     sc = _with_wear(_swap_scenario(wear_cny_per_kwh="model"),
                     {"update_period_h": 6, "retirement_soh": 0.99, "ambient": {"constant_degc": 55.0}, "second_life": {"end_of_life_soh": 0.5}})
     m = V2GModel(sc)
-    net, f, w = m.hooks[0], m.fleet, m.wear
+    net, f, w = m.actors_of(SwapNetwork)[0], m.fleet, m.wear
     pw = w.pack_wears[0]
     P0 = net.packs.n
     e0_f = f.e_kwh.copy()
@@ -78,7 +79,7 @@ def test_racked_pack_ages_by_calendar_and_rack_charging_adds_cycles():
     d["population"][0]["swap_below_soc"] = 0.0  # nobody swaps
     m = V2GModel(Scenario.model_validate(d))
     res = m.run()
-    net, pw = m.hooks[0], m.wear.pack_wears[0]
+    net, pw = m.actors_of(SwapNetwork)[0], m.wear.pack_wears[0]
     full = net.slot_pack[:6]
     st = pw.pop.state
     t_s = m.n_steps * m.dt_h * 3600.0
@@ -89,7 +90,7 @@ def test_racked_pack_ages_by_calendar_and_rack_charging_adds_cycles():
     assert (st.fec[low] > 0.5 * 0.7).all() and (st.q_loss_cyc[low] > 0).all()
     assert (st.q_loss_cal[low] < st.q_loss_cal[full]).all()
     # state of health feeds the usable capacity of the rack slots
-    np.testing.assert_allclose(net.observation(0).capacity_kwh, net.packs.capacity_kwh[net.slot_pack] * (1 - st.q_loss[net.slot_pack]))
+    np.testing.assert_allclose(net.slot_capacity_kwh(), net.packs.capacity_kwh[net.slot_pack] * (1 - st.q_loss[net.slot_pack]))
     t = res.extra["swap_pack_wear"]
     assert len(t) == net.packs.n and res.kpis["swap_pack_fade_mean_pct"] > 0
 
@@ -97,7 +98,7 @@ def test_racked_pack_ages_by_calendar_and_rack_charging_adds_cycles():
 def test_pack_ageing_follows_the_pack_not_the_vehicle():
     sc = _with_wear(_swap_scenario(), {"update_period_h": 6})
     m = V2GModel(sc)
-    net, f, pw = m.hooks[0], m.fleet, m.wear.pack_wears[0]
+    net, f, pw = m.actors_of(SwapNetwork)[0], m.fleet, m.wear.pack_wears[0]
     moved = np.zeros(net.packs.n, bool)
     for _ in range(m.n_clock):
         before = net.packs.vehicle.copy()
@@ -127,7 +128,7 @@ def test_station_ems_reads_the_pack_wear_price():
         d["tariff"] = {"preset": "guangdong"}
         m = V2GModel(Scenario.model_validate(d))
         r = m.run()
-        price = m.hooks[0].packs.wear_cost_cny_per_kwh
+        price = m.actors_of(SwapNetwork)[0].packs.wear_cost_cny_per_kwh
         if cost == 0:
             assert (price == 0).all()
         else:
@@ -173,10 +174,10 @@ def test_swap_second_life_at_the_station_bus_and_settled():
         p_sl = m.wear.pack_wears[0].second_life.p_kw  # retired swap packs, at the station
         p_veh = m.wear.second_life.p_kw  # retired vehicle packs, no site: spread over the EV connections
         ev_kw = fd.last_p_mw[fd.n_base:] * 1e3
-        assert ev_kw.sum() == pytest.approx(m.fleet.p_kw.sum() + m.hooks[0].p_kw.sum() + p_sl + p_veh, abs=1e-6)
+        assert ev_kw.sum() == pytest.approx(m.fleet.p_kw.sum() + m.actors_of(SwapNetwork)[0].p_kw.sum() + p_sl + p_veh, abs=1e-6)
         if p_sl != 0.0:
             seen += 1
-            assert ev_kw[slot] == pytest.approx(m.hooks[0].p_kw[0] + p_sl + p_veh / fd.n_ev + _site_kw_at(m, slot), abs=1e-6)
+            assert ev_kw[slot] == pytest.approx(m.actors_of(SwapNetwork)[0].p_kw[0] + p_sl + p_veh / fd.n_ev + _site_kw_at(m, slot), abs=1e-6)
     assert seen > 0
     from v2gsim.results import Results
 

@@ -104,9 +104,9 @@ def _cmd_run(args) -> int:
     print(f"{scenario.name}: {int(k['n_vehicles'])} vehicles, {_steps(scenario.time)} "
           f"in {results.metadata['wall_time_s']:.1f} s")
     # signed percentages in words, so that a negative one never reads "reduced by -5 %" or "+-3 %"
-    cut, rise = k["peak_reduction_pct"], k["peak_increase_pct"]
+    cut, rise = k.get("peak_reduction_pct", 0.0), k["peak_increase_pct"]
     if cut != 0 and math.isfinite(cut):
-        print(f"  peak {'reduced' if cut > 0 else 'raised'} by {abs(cut):.1f} % against uncontrolled charging ({k['uncontrolled_peak_kw']:.1f} kW)")
+        print(f"  peak {'reduced' if cut > 0 else 'raised'} by {abs(cut):.1f} % against its reference ({k['reference_peak_kw']:.1f} kW, {results.metadata['reference']})")
     over_base = f" ({abs(rise):.1f} % {'above' if rise >= 0 else 'below'} the peak before EVs)" if math.isfinite(rise) else ""
     print(f"  peak {k['peak_load_kw']:.1f} kW{over_base}, max transformer loading {k['max_transformer_loading_pct']:.1f} %, overload {k['transformer_overload_h']:.2f} h")
     print(f"  charged {k['energy_charged_kwh']:.0f} kWh, unmet {k['unmet_energy_kwh']:.1f} kWh, stranded trips {int(k['stranded_trips'])}")

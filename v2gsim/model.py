@@ -1,8 +1,10 @@
 """V2GModel: builds a scenario's world and steps it through fixed phases.
 
-One step (see DESIGN.md): 1 signals, 2 mobility, 3 decide, 4 physics, 5 grid, 6 settle and
-record. The population is stepped as a whole through kernels over index arrays; ``Vehicle``
-agents call the same kernels with their own index (``vehicle_stepping="agents"``).
+One step (:meth:`V2GModel.step`, DESIGN.md): 1 signals, 2 mobility, 3 decide, 4 physics, 5 grid,
+6 settle and record. In each phase the engine runs its own fleet kernels and calls the actors
+(:mod:`v2gsim.engine.actor`) that take part in it, in the order of ``model.actors``. The
+population is stepped as a whole through kernels over index arrays; ``Vehicle`` agents call the
+same kernels with their own index (``vehicle_stepping="agents"``).
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ import pandas as pd
 
 from v2gsim.agents import Aggregator, Driver, Feeder, NetworkFeeder, Vehicle
 from v2gsim.data.profiles import coverage_problems, profile_on_clock, read_load_csv, series_to_clock
+from v2gsim.engine.limits import limit_pro_rata
+from v2gsim.engine.actor import PHASES, Actor, Arrivals, EngineView, GridInjections, Signals, SiteTable, VehiclePower, takes_part
 from v2gsim.errors import Problem, ScenarioError, SimulationError
+from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, Ledger
 from v2gsim.market.tariffs import Tariff
 from v2gsim.physics.battery import apply_power
-from v2gsim.population.fleet import DEPOT, DRIVING, HOME, PUBLIC, build_fleet
+from v2gsim.population.fleet import ARCHETYPES, DEPOT, DRIVING, HOME, PUBLIC, build_fleet
 from v2gsim.population.mobility import DayEvents, GeneratedMobility, SessionMobility, merge_days, read_sessions_config
-from v2gsim.recorder import Recorder
+from v2gsim.recorder import Recorder, Recording
 from v2gsim.scenario.schema import Scenario, model_checks
-from v2gsim.strategies.base import FleetView, Observation, StrategyContext, strategy_for
+from v2gsim.strategies.base import FleetView, StrategyContext, strategy_for
 
 # Named random streams, each from SeedSequence(seed, spawn_key=(stream,)).
 STREAM_POPULATION, STREAM_MOBILITY, STREAM_PORTS, STREAM_SAMPLES, STREAM_MESA, STREAM_PLACEMENT = 0, 1, 2, 3, 4, 5
@@ -65,7 +70,7 @@ class V2GModel(mesa.Model):
         self.n_clock = self.n_warmup + self.n_steps
         self.clock = tc.clock()  # naive local wall-clock times of tc.timezone
         self.times = self.clock[self.n_warmup :]
-        self.step_index = 0  # position on the clock
+        # the clock is Mesa's: model.steps counts the steps done (Mesa adds one before each step)
 
         # 1. signals for the whole run, precomputed
         tariff = Tariff.from_config(scenario.tariff)
@@ -113,6 +118,9 @@ class V2GModel(mesa.Model):
             )
         self.site_private = np.array([s.kind == "home" and s.chargers is None for s in sites], dtype=bool)
         self.site_occupied = np.zeros(self.n_sites, dtype=np.int64)
+        self.sites = SiteTable(tuple(s.id for s in sites), np.arange(self.n_sites), tuple(s.kind for s in sites), self.site_p_max_kw,
+                               self.site_p_limit_kw, self.site_ports, self.site_private, self.site_bidir_share, self.site_is_dc,
+                               tuple(s.bus for s in sites))
         self._port_rng = _rng(self.seed_value, STREAM_PORTS)
 
         # mobility sources
@@ -128,11 +136,34 @@ class V2GModel(mesa.Model):
         self._day = None
         self._events: DayEvents | None = None
 
+        self.vehicle_power = VehiclePower()  # the fleet's physics of the current step (actors read it)
+        self._prev_idx = np.empty(0, dtype=np.int64)
+        self.fleet_view = FleetView(**{fld.name: _readonly(getattr(f, fld.name)) for fld in fields(FleetView)})
+        self._below_stop_ro = _readonly(f.below_stop)
+
+        # battery ageing (v2gsim.physics.ageing): stressors every step, fade once per period
+        self.wear = None
+        site_idx = scenario.site_index()
+        if scenario.wear.enabled:
+            from v2gsim.physics.ageing import FleetWear
+            from v2gsim.population.fleet import CHEMISTRIES
+
+            sl_site = scenario.wear.second_life.site
+            self.wear = FleetWear(scenario.wear, f, self.clock, tc.step_min, self.n_warmup, self.n_clock, self.price_cny_per_kwh, CHEMISTRIES,
+                                  zone=tc.timezone, power=self.vehicle_power, second_life_site=site_idx.get(sl_site) if sl_site else None)
+        engine = EngineView(self, f, tuple(self.blocks), self.clock, self.dt_h, self.n_warmup, self.n_steps, self.seed_value,
+                            self.price_cny_per_kwh, self.v2g_price_cny_per_kwh, self.sites, self.vehicle_power, self.wear)
+
         # strategies: one Aggregator per business-model entry, owning its sites
         claimed = {sid for bm in scenario.business_models if bm.sites for sid in bm.sites}
-        site_idx = scenario.site_index()
         self.site_owner = np.full(self.n_sites, -1, dtype=np.int64)
-        self.aggregators: list[Aggregator] = []
+        # the business model whose site each vehicle is plugged at (-1: unplugged or an unowned
+        # site), kept by _arrive / _depart: cheaper than looking it up from the site every step
+        self._owner_v = np.full(n, -1, dtype=np.int64)
+        strategies, masks = [], []
+        kinds = [bm.kind for bm in scenario.business_models]
+        #: each business model's id as an actor of the ledger and in KPI names (``<kind>``, or ``<kind><k>`` for a repeated kind)
+        self.operator_ids = [kind if kinds.count(kind) == 1 else f"{kind}{k}" for k, kind in enumerate(kinds)]
         for k, bm in enumerate(scenario.business_models):
             ids = bm.sites if bm.sites is not None else [s.id for s in sites if s.id not in claimed]
             mask = np.zeros(self.n_sites, bool)
@@ -140,31 +171,42 @@ class V2GModel(mesa.Model):
             self.site_owner[mask & (self.site_owner < 0)] = k
             ctx = StrategyContext(tuple(ids), self.clock, self.dt_h, self.price_cny_per_kwh, self.v2g_price_cny_per_kwh,
                                   seed_seq=np.random.SeedSequence(self.seed_value, spawn_key=(STREAM_STRATEGY, k)), n_warmup=self.n_warmup,
-                                  extra={"site_index": tuple(site_idx[i] for i in ids),
-                                         "site_p_limit_kw": tuple(float(self.site_p_limit_kw[site_idx[i]]) for i in ids),
-                                         "site_ports": tuple(int(self.site_ports[site_idx[i]]) for i in ids)})
-            self.aggregators.append(Aggregator(self, strategy_for(bm)(bm, ctx), mask))
-        self._single_owner = len(self.aggregators) == 1 and bool(self.aggregators[0].site_mask.all())
-        # the business model whose site each vehicle is plugged at (-1: unplugged or an unowned
-        # site), kept by _arrive / _depart: cheaper than looking it up from the site every step
-        self._owner_v = np.full(n, -1, dtype=np.int64)
-        # business models with agents of their own (swap stations) hook into mobility and the grid
-        self.hooks: list = []
-        for agg in self.aggregators:
-            agg.strategy.bind(self)
-        self.fleet_view = FleetView(**{fld.name: _readonly(getattr(f, fld.name)) for fld in fields(FleetView)})
-        self._below_stop_ro = _readonly(f.below_stop)
-        self._prev_idx = np.empty(0, dtype=np.int64)
+                                  operator_id=self.operator_ids[k], sites=self.sites.subset([site_idx[i] for i in ids]))
+            strategies.append(strategy_for(bm)(bm, ctx))
+            masks.append(mask)
+        sole = len(strategies) == 1 and bool(masks[0].all())
+        self.aggregators: list[Aggregator] = [
+            Aggregator(self, st, mask, k, fleet_view=self.fleet_view, owner=_readonly(self._owner_v), plugged=_readonly(f.plugged),
+                       below_stop=self._below_stop_ro, sole=sole, operator_id=self.operator_ids[k])
+            for k, (st, mask) in enumerate(zip(strategies, masks))
+        ]
+        # business models with actors of their own (swap stations)
+        own_actors: list[Actor] = [a for agg in self.aggregators for a in agg.strategy.actors(engine)]
 
         # agents: thin views, created in bulk
         self.vehicles = [Vehicle(self, i) for i in range(n)]
         self.drivers = [Driver(self, i) for i in range(n)]
         self.has_network = scenario.feeder.network is not None
         if self.has_network:
-            self.feeder = NetworkFeeder(self, self.base_load_kw, _rng(self.seed_value, STREAM_PLACEMENT))
+            self.feeder = NetworkFeeder(self, self.base_load_kw, _rng(self.seed_value, STREAM_PLACEMENT), own_actors)
             self.base_load_kw = self.feeder.base_total_kw
         else:
             self.feeder = Feeder(self, scenario.feeder.transformer_kva, scenario.feeder.power_factor)
+
+        #: Every actor, in the order each phase calls them: the aggregators (their strategies),
+        #: the business models' own actors (swap networks), second-life storage, the feeder
+        #: (last of the grid phase: it solves what the others injected), fleet wear (last of the
+        #: record phase: at a period's end it changes capacities for the next step).
+        self.actors: list[Actor] = [*self.aggregators, *own_actors]
+        if self.wear is not None:
+            from v2gsim.physics.ageing import SecondLifeActor
+
+            self.actors.append(SecondLifeActor(self.wear))
+        self.actors.append(self.feeder)
+        if self.wear is not None:
+            self.actors.append(self.wear)
+        # per phase, the actors that take part in it (decided once, not probed every step)
+        self._phase = {ph: [a for a in self.actors if takes_part(a, ph)] for ph in PHASES}
 
         # recording
         sample_rng = _rng(self.seed_value, STREAM_SAMPLES)
@@ -172,24 +214,27 @@ class V2GModel(mesa.Model):
         self.session_sampled[sample_rng.permutation(n)[: scenario.outputs.session_sample]] = True
         trace_idx = np.sort(sample_rng.permutation(n)[: scenario.outputs.trace_sample])
         self.recorder = Recorder(self.n_steps, self.n_sites, trace_idx)
+        self.ledger = Ledger(self.n_steps)  # every money transfer, written in the settle phase
         if self.has_network:
             self.recorder.enable_network(self.feeder.n_bus if scenario.outputs.bus_voltages else 0)
+        for a in self.actors:
+            a.declare(self.recorder)
         self._request_kw = np.zeros(n) if vehicle_stepping == "agents" else None
         # settlement prices per vehicle, used only at steps where a dispatch sets its own prices
         self._buy_price_v, self._v2g_price_v, self._own_prices = np.zeros(n), np.zeros(n), False
+        self.signals: Signals | None = None  # the current step's
         self.wall_time_s = 0.0
         self.finished = False  # finish() closed the open sessions
-        self.wear = None  # battery ageing (v2gsim.physics.ageing): stressors every step, fade once per period
-        if scenario.wear.enabled:
-            from v2gsim.physics.ageing import FleetWear
-            from v2gsim.population.fleet import CHEMISTRIES
-
-            self.wear = FleetWear(scenario.wear, f, self.clock, tc.step_min, self.n_warmup, self.n_clock, self.price_cny_per_kwh, CHEMISTRIES,
-                                  zone=tc.timezone)
-            self.wear.attach(self.hooks, site_idx)  # swap packs age as a second population; second-life site
         self._initial_plug_in()
-        if self.wear is not None and self.n_warmup == 0:
-            self.wear.begin(0)
+
+    @property
+    def step_index(self) -> int:
+        """Steps done so far (Mesa's ``steps``); during a step, that step's clock position is ``steps - 1``."""
+        return self.steps
+
+    def actors_of(self, cls: type) -> list:
+        """The actors that are instances of ``cls`` (e.g. ``SwapNetwork``), in phase order."""
+        return [a for a in self.actors if isinstance(a, cls)]
 
     # ------------------------------------------------------------------ building helpers
 
@@ -214,7 +259,7 @@ class V2GModel(mesa.Model):
         loc = f.location[v]
         site = f.site_at[v, loc]
         est = np.full(v.size, self.steps_per_day // 3, dtype=np.int64)  # stated: leave ~08:00 on day one
-        self._arrive(0, v, loc, site, np.zeros(v.size), np.zeros(v.size), np.full(v.size, np.nan), np.full(v.size, np.inf), est, hooks=False)
+        self._arrive(0, v, loc, site, np.zeros(v.size), np.zeros(v.size), np.full(v.size, np.nan), np.full(v.size, np.inf), est, held_by_actors=False)
 
     # ------------------------------------------------------------------ phase 2: mobility kernels
 
@@ -232,8 +277,8 @@ class V2GModel(mesa.Model):
 
     def _depart(self, step: int, v: np.ndarray) -> None:
         f = self.fleet
-        for h in self.hooks:  # drivers queued at a swap station leave it
-            h.depart(step, v)
+        for a in self._phase["depart"]:  # e.g. drivers queued at a swap station leave it
+            a.depart(step, v)
         was = f.plugged[v]
         vp = v[was]
         if vp.size:
@@ -251,7 +296,7 @@ class V2GModel(mesa.Model):
         f.can_discharge[v] = False
         f.p_kw[v] = 0.0
 
-    def _arrive(self, step, v, loc, site, trip_kwh, km, e_set_kwh, p_max_kw, est_step, next_trip_kwh=None, hooks=True) -> None:
+    def _arrive(self, step, v, loc, site, trip_kwh, km, e_set_kwh, p_max_kw, est_step, next_trip_kwh=None, held_by_actors=True) -> None:
         f = self.fleet
         e = f.e_kwh[v]
         stranded = trip_kwh > e + 1e-12
@@ -265,9 +310,9 @@ class V2GModel(mesa.Model):
         f.e_driven_kwh[v] += used
         f.distance_km[v] += km
         f.e_kwh[v] = e_new
-        for h in self.hooks if hooks else ():  # swappable vehicles low or before a long trip queue at a swap station first
-            held = h.arrive(step, v, e_new, loc, site, p_max_kw, est_step, replay, next_trip_kwh)
-            if held.any():
+        for a in self._phase["arrive"] if held_by_actors else ():  # e.g. swappable vehicles low on charge queue at a swap station first
+            held = a.arrive(step, Arrivals(v, e_new, loc, site, p_max_kw, est_step, replay, next_trip_kwh))
+            if held is not None and held.any():
                 k = ~held
                 v, loc, site, e_new, replay, p_max_kw, est_step = v[k], loc[k], site[k], e_new[k], replay[k], p_max_kw[k], est_step[k]
                 next_trip_kwh = next_trip_kwh[k]
@@ -349,20 +394,16 @@ class V2GModel(mesa.Model):
         v = np.flatnonzero(f.plugged)
         if v.size:
             remaining = np.maximum(0.0, f.session_e_request_kwh[v] - f.session_grid_kwh[v])
-            hours_left = np.maximum(0, f.t_depart_est_step[v] - self.step_index) * self.dt_h
+            hours_left = np.maximum(0, f.t_depart_est_step[v] - self.steps) * self.dt_h
             self._close_sessions(v, np.maximum(0.0, remaining - f.p_plug_max_kw[v] * hours_left), None)
+        for a in self._phase["finish"]:  # e.g. wear closes its last (partial) period
+            a.finish(self.steps)
 
     # ------------------------------------------------------------------ phase 4: physics
 
     def apply_physics(self, idx: np.ndarray) -> np.ndarray:
-        """Physics and per-vehicle settlement for vehicles ``idx`` with the current requests."""
-        p = apply_power(self.fleet, idx, self._request_for(idx), self.dt_h)
-        s = self.step_index
-        e_grid = p * self.dt_h
-        buy, sell = (self._buy_price_v[idx], self._v2g_price_v[idx]) if self._own_prices else (self.price_cny_per_kwh[s], self.v2g_price_cny_per_kwh[s])
-        self.fleet.cost_cny[idx] += np.maximum(e_grid, 0.0) * buy
-        self.fleet.revenue_cny[idx] += np.maximum(-e_grid, 0.0) * sell
-        return p
+        """Physics for vehicles ``idx`` with the current requests; returns their grid-side kW (k,)."""
+        return apply_power(self.fleet, idx, self._request_for(idx), self.dt_h)
 
     def _request_for(self, idx):
         if self._request_kw is not None:
@@ -370,34 +411,52 @@ class V2GModel(mesa.Model):
         return self._req_p
 
     def _limit_sites(self, idx: np.ndarray, p: np.ndarray) -> np.ndarray:
-        """Scale each site's requests so that its total stays within its connection limit."""
+        """Clip requests to each vehicle's charger, then each site to its connection (:func:`~v2gsim.engine.limits.limit_pro_rata`)."""
         f = self.fleet
         p = np.clip(p, -f.p_plug_max_kw[idx] * f.can_discharge[idx], f.p_plug_max_kw[idx])
         if not np.isfinite(self.site_p_limit_kw).any() or idx.size == 0:
             return p
-        s = f.site[idx]
-        load = np.bincount(s, weights=np.maximum(p, 0), minlength=self.n_sites)
-        feed = np.bincount(s, weights=np.maximum(-p, 0), minlength=self.n_sites)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            k_load = np.where(load > self.site_p_limit_kw, self.site_p_limit_kw / load, 1.0)
-            k_feed = np.where(feed > self.site_p_limit_kw, self.site_p_limit_kw / feed, 1.0)
-        return np.where(p > 0, p * k_load[s], p * k_feed[s])
+        return limit_pro_rata(p, f.site[idx], self.site_p_limit_kw, self.n_sites)
 
     # ------------------------------------------------------------------ the step
 
     def step(self) -> None:
-        s = self.step_index
-        if s >= self.n_clock:
+        """One step: the six phases, each running the engine's fleet kernels and the actors that
+        take part in it, in the order of :attr:`actors`."""
+        s = self.steps - 1  # Mesa counted this step before calling it
+        if s >= self.n_clock or self.finished:
+            self.steps -= 1  # not done
+            if self.finished:
+                raise SimulationError("the run was finished (its open sessions are closed); build a new model to step further")
             raise SimulationError(f"the run has {self.n_clock} steps; step {s} is past its horizon")
-        if self.finished:
-            raise SimulationError("the run was finished (its open sessions are closed); build a new model to step further")
-        f = self.fleet
-        if s == self.n_warmup and s > 0:
-            f.reset_accumulators()
+        if s == self.n_warmup:
+            self._begin_recording(s)
+        sig = self._signals(s)  # 1
+        self._mobility(s)  # 2
+        self._decide(sig)  # 3
+        self._physics(sig)  # 4
+        self._grid(sig)  # 5
+        self._settle(sig)  # 6
+        self._record(sig)
+
+    def _begin_recording(self, s: int) -> None:
+        if s > 0:  # without a warm-up the initial plug-in belongs to the recorded run
+            self.fleet.reset_accumulators()
             self.recorder.reset_events()
-            if self.wear is not None:
-                self.wear.begin(s)
-        # 2. mobility
+        for a in self._phase["begin_recording"]:
+            a.begin_recording(s)
+
+    def _signals(self, s: int) -> Signals:
+        """Phase 1: the step's prices and the feeder's headroom after the last step."""
+        sig = Signals(s, s - self.n_warmup, self.clock[s], self.dt_h, float(self.price_cny_per_kwh[s]), float(self.v2g_price_cny_per_kwh[s]),
+                      self.feeder.headroom_kw)
+        self.signals = sig
+        for a in self._phase["signals"]:
+            a.signals(sig)
+        return sig
+
+    def _mobility(self, s: int) -> None:
+        """Phase 2: departures, arrivals (actors may hold some), then the held vehicles released."""
         ev = self._day_events(s)
         i = s - self._day_first_step
         lo, hi = ev.dep_bounds[i], ev.dep_bounds[i + 1]
@@ -408,18 +467,20 @@ class V2GModel(mesa.Model):
             sl = slice(lo, hi)
             self._arrive(s, ev.arr_vehicle[sl], ev.arr_loc[sl], ev.arr_site[sl], ev.arr_trip_kwh[sl], ev.arr_km[sl],
                          ev.arr_e_set_kwh[sl], ev.arr_p_max_kw[sl], ev.arr_depart_est_step[sl], ev.arr_next_trip_kwh[sl])
-        for h in self.hooks:  # swap queues served: swapped (or leaving) drivers go on to their destination
-            rel = h.release(s)
+        for a in self._phase["release"]:  # e.g. swap queues served: swapped (or leaving) drivers go on to their destination
+            rel = a.release(s)
             if rel is not None:
-                z = np.zeros(rel[0].size)
-                self._arrive(s, *rel[:3], z, z, np.full(z.size, np.nan), *rel[3:], hooks=False)
-        # 3. decide
+                z = np.zeros(rel.v.size)
+                self._arrive(s, rel.v, rel.loc, rel.site, z, z, np.full(z.size, np.nan), rel.p_max_kw, rel.est_step, held_by_actors=False)
+
+    def _decide(self, sig: Signals) -> None:
+        """Phase 3: every actor decides; the aggregators' dispatches are the fleet's requests."""
+        for a in self._phase["decide"]:
+            a.decide(sig)
+        s = sig.step
         idx_parts, p_parts, own = [], [], []
-        for k, agg in enumerate(self.aggregators):
-            mine = f.plugged if self._single_owner else self._owner_v == k
-            obs = Observation(s, self.clock[s], self.dt_h, float(self.price_cny_per_kwh[s]), float(self.v2g_price_cny_per_kwh[s]),
-                              self.fleet_view, _readonly(mine), self._below_stop_ro, self.feeder.headroom_kw)
-            d = agg.decide(obs)
+        for agg in self.aggregators:
+            d = agg.dispatch
             idx_parts.append(np.asarray(d.idx, dtype=np.int64))
             p_parts.append(np.asarray(d.p_kw, dtype=np.float64))
             if d.price_cny_per_kwh is not None or d.v2g_price_cny_per_kwh is not None:
@@ -434,14 +495,23 @@ class V2GModel(mesa.Model):
                     self._buy_price_v[d.idx] = d.price_cny_per_kwh
                 if d.v2g_price_cny_per_kwh is not None:
                     self._v2g_price_v[d.idx] = d.v2g_price_cny_per_kwh
-        idx = np.concatenate(idx_parts) if len(idx_parts) > 1 else idx_parts[0]
-        p_req = np.concatenate(p_parts) if len(p_parts) > 1 else p_parts[0]
+        if not idx_parts:
+            idx, p_req = np.empty(0, np.int64), np.empty(0)
+        else:
+            idx = np.concatenate(idx_parts) if len(idx_parts) > 1 else idx_parts[0]
+            p_req = np.concatenate(p_parts) if len(p_parts) > 1 else p_parts[0]
+        f = self.fleet
         if idx.size and not f.plugged[idx].all():
             bad = idx[~f.plugged[idx]][:5]
             raise SimulationError(f"a strategy asked for power for unplugged vehicles {bad.tolist()}; dispatch only obs.plugged vehicles")
-        # 4. physics
+        self._req_idx, self._req_p = idx, p_req
+
+    def _physics(self, sig: Signals) -> None:
+        """Phase 4: the fleet's requests clipped to charger and site limits and applied; then the actors' physics."""
+        f = self.fleet
+        idx = self._req_idx
         f.p_kw[self._prev_idx] = 0.0  # vehicles left out of this dispatch draw nothing
-        p_req = self._limit_sites(idx, p_req)
+        p_req = self._limit_sites(idx, self._req_p)
         if self._request_kw is not None:
             self._request_kw[:] = 0.0
             self._request_kw[idx] = p_req
@@ -452,58 +522,143 @@ class V2GModel(mesa.Model):
             self._req_p = p_req
             p = self.apply_physics(idx)
         self._prev_idx = idx
-        if self.wear is not None:
-            self.wear.after_physics(s, idx, p)
-        hook_kw = [h.power(s) for h in self.hooks]  # swap stations: EMS and rack physics, kW per station
-        storage_kw = self.wear.storage_step(s) if self.wear is not None else 0.0  # second-life storage, kW
-        # 5. grid
+        self.vehicle_power.idx, self.vehicle_power.p_kw = idx, p
+        for a in self._phase["physics"]:
+            a.physics(sig)
+
+    def _grid(self, sig: Signals) -> None:
+        """Phase 5: the fleet's power and every actor's injections on the feeder, which solves (it is the last actor)."""
+        f = self.fleet
+        s = sig.step
+        idx, p = self.vehicle_power.idx, self.vehicle_power.p_kw
         site_of_idx = f.site[idx]
-        site_p = np.bincount(site_of_idx, weights=p, minlength=self.n_sites) if idx.size else np.zeros(self.n_sites)
-        ev_kw = float(p[p > 0].sum())
-        v2g_kw = float(np.maximum(-p, 0.0).sum())
-        net_kw = self.base_load_kw[s] + ev_kw - v2g_kw + storage_kw
-        if hook_kw:
-            hook_kw = np.concatenate(hook_kw)
-            net_kw += float(hook_kw.sum())
-        if self.has_network:
-            net_kw -= self.feeder.pv_total_kw[s]
-            ev_load_kw = self.feeder.ev_bus_kw(idx, p, site_of_idx)
-            if len(hook_kw):
-                ev_load_kw = ev_load_kw + self.feeder.hook_bus_kw(hook_kw)
-            if storage_kw != 0.0:
-                ev_load_kw = ev_load_kw + self.wear.storage_bus_kw(self.feeder)
-            self.feeder.solve(s, ev_load_kw)
-        else:
-            self.feeder.solve(net_kw)
-        # 6. record (settlement per vehicle happened with the physics)
-        if s >= self.n_warmup:
-            self.recorder.system(s - self.n_warmup, self.base_load_kw[s], ev_kw, v2g_kw, net_kw, self.feeder.loading_pct,
+        self._site_p = np.bincount(site_of_idx, weights=p, minlength=self.n_sites) if idx.size else np.zeros(self.n_sites)
+        self._ev_kw = float(p[p > 0].sum())
+        self._v2g_kw = float(np.maximum(-p, 0.0).sum())
+        inj = GridInjections(self.base_load_kw[s] + self._ev_kw - self._v2g_kw, self.feeder if self.has_network else None,
+                             self.feeder.ev_bus_kw(idx, p, site_of_idx) if self.has_network else None)
+        for a in self._phase["grid"]:
+            a.grid(sig, inj)
+        self._net_kw = inj.net_kw
+
+    def _settle(self, sig: Signals) -> None:
+        """Phase 6a: money, into :attr:`ledger`. The fleet's energy first: each vehicle pays its
+        price for energy drawn and is paid for energy fed back (``cost_cny`` / ``revenue_cny``);
+        the drivers pay the operator of the site (its own price, or the tariff's), which buys
+        the energy from the grid company at the tariff (and sells V2G energy back at the tariff's
+        V2G price). Then every actor's settlement."""
+        s, row = sig.step, sig.row
+        f = self.fleet
+        idx, p = self.vehicle_power.idx, self.vehicle_power.p_kw
+        if idx.size:
+            e_grid = p * self.dt_h
+            own = self._own_prices
+            buy, sell = (self._buy_price_v[idx], self._v2g_price_v[idx]) if own else (self.price_cny_per_kwh[s], self.v2g_price_cny_per_kwh[s])
+            e_in, e_out = np.maximum(e_grid, 0.0), np.maximum(-e_grid, 0.0)
+            cost, revenue = e_in * buy, e_out * sell
+            f.cost_cny[idx] += cost
+            f.revenue_cny[idx] += revenue
+            if row >= 0:
+                self._post_fleet(row, idx, e_in, e_out, cost, revenue, sig)
+        for a in self._phase["settle"]:
+            a.settle(sig, self.ledger)
+
+    def _post_fleet(self, row, idx, e_in, e_out, cost, revenue, sig: Signals) -> None:
+        """The step's fleet money per operator (bincount over the owner of each vehicle's site)."""
+        n_op = len(self.aggregators)
+        owner = self._owner_v[idx] + 1  # 0: a site no business model owns (the drivers deal with the grid company)
+        sums = [np.bincount(owner, weights=w, minlength=n_op + 1) for w in (e_in, e_out, cost, revenue)]
+        ledger = self.ledger
+        for k in np.flatnonzero(sums[0] + sums[1]):
+            kwh_in, kwh_out, paid, got = (float(x[k]) for x in sums)
+            op = self.operator_ids[k - 1] if k else GRID_COMPANY
+            ledger.post(row, DRIVERS, op, "charging", kwh_in, paid)
+            ledger.post(row, op, DRIVERS, "v2g", kwh_out, got)
+            if k:  # the operator buys the energy at the tariff and sells V2G energy back at it
+                ledger.post(row, op, GRID_COMPANY, "energy_purchase", kwh_in, kwh_in * sig.price_cny_per_kwh)
+                ledger.post(row, GRID_COMPANY, op, "energy_sale", kwh_out, kwh_out * sig.v2g_price_cny_per_kwh)
+
+    def _record(self, sig: Signals) -> None:
+        """Phase 6b: the system row, then each actor's record."""
+        s, r = sig.step, sig.row
+        if r >= 0:
+            f = self.fleet
+            p = self.vehicle_power.p_kw
+            self.recorder.system(r, self.base_load_kw[s], self._ev_kw, self._v2g_kw, self._net_kw, self.feeder.loading_pct,
                                  self.price_cny_per_kwh[s], self.v2g_price_cny_per_kwh[s], int(f.plugged.sum()),
-                                 int((p > 0).sum()), site_p, f)
+                                 int((p > 0).sum()), self._site_p, f)
             if self.has_network:
-                self.recorder.network(s - self.n_warmup, s, self.feeder)
-        if self.wear is not None:
-            self.wear.end_step(s)
-        self.step_index += 1
+                self.recorder.network(r, s, self.feeder)
+        for a in self._phase["record"]:
+            a.record(sig)
 
     def run(self, progress: bool = False):
-        """Step to the horizon and return :class:`~v2gsim.results.Results`."""
+        """Step to the horizon (Mesa's ``run_for``, a day at a time) and return :class:`~v2gsim.results.Results`."""
         from tqdm.auto import tqdm
 
         from v2gsim.results import Results
 
         t0 = _time.perf_counter()
         bar = tqdm(total=self.n_clock, unit="step", disable=not progress, desc=self.config.name[:30], mininterval=0.5)
-        chunk = self.steps_per_day
-        while self.step_index < self.n_clock:
-            end = min(self.step_index + chunk, self.n_clock)
-            while self.step_index < end:
-                self.step()
-            bar.update(end - bar.n)
+        while self.steps < self.n_clock:
+            self.run_for(min(self.steps_per_day, self.n_clock - self.steps))
+            bar.update(self.steps - bar.n)
         bar.close()
         self.finish()
         self.wall_time_s = _time.perf_counter() - t0
-        return Results.from_model(self)
+        return Results.from_recording(*self.recording())
+
+    # ------------------------------------------------------------------ hand-over to Results
+
+    def recording(self) -> tuple[Recording, dict]:
+        """Finish the run (once) and hand over what it recorded and its metadata, for
+        :meth:`v2gsim.results.Results.from_recording` (which never sees the model)."""
+        from v2gsim.results import package_version, scenario_hash
+
+        self.finish()
+        rec, f = self.recorder, self.fleet
+        group_names = [b.group.archetype + f"#{i}" if b.group else "sessions" for i, b in enumerate(self.blocks)]
+        vehicles = {
+            "vehicle": np.arange(f.n),
+            "group": pd.Categorical.from_codes(f.group, categories=group_names),
+            "archetype": pd.Categorical.from_codes(f.archetype, categories=list(ARCHETYPES)),
+            "vehicle_model": pd.Categorical.from_codes(f.vehicle_model, categories=self.vehicle_models),
+            **{name: getattr(f, attr).copy() for name, attr in _VEHICLE_COLUMNS},
+            "plugged_at_end": f.plugged.copy(),
+            "pending_kwh": np.where(f.plugged, np.maximum(0.0, f.session_e_request_kwh - f.session_grid_kwh), 0.0),
+            "cost_cny": f.cost_cny.copy(),
+            "revenue_cny": f.revenue_cny.copy(),
+            "soc_final": f.e_kwh / f.capacity_kwh,
+        }
+        tables: dict[str, pd.DataFrame] = {}
+        kpis = dict(self.session_stats)
+        for a in self.actors:
+            for name, t in a.tables(self.times, self.clock).items():
+                tables[name] = pd.concat([tables[name], t], ignore_index=True) if name in tables else t
+            kpis.update(a.kpis())
+        recording = Recording(
+            times=self.times, clock=self.clock, dt_h=self.dt_h, system={**rec.cols, **rec.actor_cols}, site_ids=self.sites.ids,
+            site_p_kw=rec.site_p_kw, vehicles=vehicles, sessions=rec.sessions(), trace_idx=rec.trace_idx, traces_soc=rec.traces_soc,
+            departure_soc_counts=rec.departure_soc_counts,
+            bus_labels=self.feeder.net.bus.index.to_numpy() if rec.bus_vm_pu is not None else None, bus_vm_pu=rec.bus_vm_pu,
+            tables=tables, kpis=kpis, ledger=self.ledger.table(self.times),
+        )
+        scenario_json = self.config.model_dump(mode="json")
+        scenario_json["seed"] = self.seed_value
+        metadata = {"scenario": scenario_json, "scenario_hash": scenario_hash(scenario_json), "seed": self.seed_value,
+                    "version": package_version(), "wall_time_s": self.wall_time_s, "n_steps": self.n_steps, "n_vehicles": f.n,
+                    "transformer_kva": self.feeder.transformer_kva}
+        return recording, metadata
+
+
+# per-vehicle result columns read straight from fleet arrays: (column, Fleet attribute)
+_VEHICLE_COLUMNS = (
+    ("capacity_kwh", "capacity_kwh"), ("e_charged_kwh", "e_charged_kwh"), ("e_discharged_kwh", "e_discharged_kwh"),
+    ("e_loss_kwh", "e_loss_kwh"), ("e_driven_kwh", "e_driven_kwh"), ("distance_km", "distance_km"), ("unmet_kwh", "unmet_kwh"),
+    ("stranded_trips", "stranded_trips"), ("stranded_kwh", "stranded_kwh"), ("sessions", "n_sessions"), ("departures", "n_departures"),
+    ("departures_below_min", "departures_below_min"), ("no_charger_events", "no_charger_events"),
+    ("sessions_turned_away", "sessions_turned_away"), ("unmet_turned_away_kwh", "unmet_turned_away_kwh"),
+)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

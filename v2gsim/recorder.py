@@ -1,12 +1,19 @@
 """Preallocated recording: one float array per system quantity, filled step by step.
 
-pandas is touched only at the end (:meth:`v2gsim.results.Results.from_model`). Sessions are
-recorded for a sample of vehicles, so memory stays bounded for city-scale runs.
+The engine's own columns are fixed (``SYSTEM_COLUMNS``, ``NETWORK_COLUMNS``); every actor
+declares its system columns (:meth:`Recorder.declare_system`) when the model is built. At the
+end the model hands a :class:`Recording` to :meth:`v2gsim.results.Results.from_recording`, which
+builds the tables without seeing the model; pandas is touched only there. Sessions are recorded
+for a sample of vehicles, so memory stays bounded for city-scale runs.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
+import pandas as pd
 
 SYSTEM_COLUMNS = (
     "base_load_kw",
@@ -43,6 +50,17 @@ class Recorder:
         self.departure_soc_counts = np.zeros(SOC_BINS.size - 1, dtype=np.int64)
         self._sessions: list[dict[str, np.ndarray]] = []
         self.bus_vm_pu = None  # [n_steps, n_bus] float32 when outputs.bus_voltages
+        self.actor_cols: dict[str, np.ndarray] = {}  # system columns the actors declared, in declaration order
+
+    def declare_system(self, name: str) -> np.ndarray:
+        """A system column of an actor, (n_steps,) zeros: actors add their value at each recorded
+        row (two actors declaring one name share it and their values add up, e.g. two swap
+        operators' ``swap_charge_kw``)."""
+        if name in self.cols:
+            raise ValueError(f"system column {name!r} is the engine's own; an actor cannot declare it")
+        if name not in self.actor_cols:
+            self.actor_cols[name] = np.zeros(self.n_steps)
+        return self.actor_cols[name]
 
     def system(self, s, base_kw, ev_kw, v2g_kw, net_kw, loading_pct, price, v2g_price, n_plugged, n_charging, site_p_kw, fleet):
         c = self.cols
@@ -111,3 +129,43 @@ class Recorder:
         if not self._sessions:
             return {}
         return {k: np.concatenate([p[k] for p in self._sessions]) for k in self._sessions[0]}
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What a finished run recorded: arrays and the actors' finished tables, no model.
+
+    Attributes:
+        times: start of each recorded step (n_steps,).
+        clock: start of every step, warm-up included.
+        dt_h: step length, h.
+        system: system columns (name -> (n_steps,)): the engine's, then the actors' declared ones.
+        site_ids: ids of the sites.
+        site_p_kw: power per site, (n_steps, S).
+        vehicles: per-vehicle columns (name -> (N,) array or Categorical).
+        sessions: the sampled sessions' columns (empty without any).
+        trace_idx: vehicles with SOC traces, (T,).
+        traces_soc: their SOC per recorded step, (n_steps, T).
+        departure_soc_counts: departures per SOC bin (``SOC_BINS``).
+        bus_labels, bus_vm_pu: network buses and their voltage per step (None without them).
+        tables: the actors' own tables (name -> DataFrame), e.g. ``stations``, ``wear``.
+        kpis: counters kept by the engine and the actors (name -> number).
+        ledger: the money ledger table (:mod:`v2gsim.market.settlement`).
+    """
+
+    times: pd.DatetimeIndex
+    clock: pd.DatetimeIndex
+    dt_h: float
+    system: dict[str, np.ndarray]
+    site_ids: tuple[str, ...]
+    site_p_kw: np.ndarray
+    vehicles: dict[str, Any]
+    sessions: dict[str, np.ndarray]
+    trace_idx: np.ndarray
+    traces_soc: np.ndarray
+    departure_soc_counts: np.ndarray
+    bus_labels: np.ndarray | None = None
+    bus_vm_pu: np.ndarray | None = None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    kpis: dict[str, float] = field(default_factory=dict)
+    ledger: pd.DataFrame | None = None

@@ -82,7 +82,7 @@ def result_files(meta: dict) -> set[str]:
     from v2gsim.plotting import NETWORK_PLOTS, STANDARD_PLOTS, WEAR_PLOTS
     from v2gsim.results import TABLES
 
-    tables = [*TABLES, "bus_voltages", *meta.get("extra_tables", [])]
+    tables = [*TABLES, "ledger", "bus_voltages", *meta.get("extra_tables", [])]
     return {f"{t}.parquet" for t in tables} | {"kpis.json", METADATA} | set(STANDARD_PLOTS) | set(NETWORK_PLOTS) | set(WEAR_PLOTS)
 
 

@@ -14,9 +14,9 @@ import pandas as pd
 
 from v2gsim.market.bills import two_part_kpis
 from v2gsim.market.compliance import compliance_kpis
+from v2gsim.market.settlement import empty_table as _empty_ledger
 from v2gsim.metrics import base_net_kw, compute_kpis, swap_kpis, swap_pack_wear_kpis, wear_kpis
-from v2gsim.population.fleet import ARCHETYPES
-from v2gsim.recorder import SOC_BINS
+from v2gsim.recorder import SOC_BINS, Recording
 from v2gsim.result_folder import write_result_folder
 
 TABLES = ("system", "sites", "vehicles", "sessions", "traces", "departure_soc")
@@ -66,6 +66,9 @@ class Results:
     """tables of business models with agents of their own: ``stations`` (long: time, station_id,
     p_kw, charge_kw, discharge_kw, packs_ready, queue, swaps, left, ...) and ``swaps`` (one row
     per driver at a swap station) with battery swapping"""
+    ledger: pd.DataFrame = field(default_factory=_empty_ledger)
+    """every money transfer (:mod:`v2gsim.market.settlement`): step, time, payer, payee, reason,
+    energy_kwh, amount_cny; aggregated per step and (payer, payee, reason)"""
 
     @property
     def dt_h(self) -> float:
@@ -80,19 +83,22 @@ class Results:
 
     @classmethod
     def from_model(cls, model) -> Results:
-        f = model.fleet
-        times = model.times
-        rec = model.recorder
-        model.finish()  # sessions still open at the horizon are counted (once)
-        system = pd.DataFrame(rec.cols, index=pd.Index(times, name="time"))
+        """The results of a model's run so far (finishing it): ``from_recording(*model.recording())``."""
+        return cls.from_recording(*model.recording())
+
+    @classmethod
+    def from_recording(cls, recording: Recording, metadata: dict) -> Results:
+        """Build the tables and KPIs from what a run recorded (:class:`~v2gsim.recorder.Recording`)
+        and its ``metadata`` (scenario as resolved, its hash, seed, version, wall time, n_steps,
+        n_vehicles, transformer_kva). Never sees the model; changes neither argument."""
+        rec = recording
+        times = rec.times
+        meta = dict(metadata)
+        feeder = meta["scenario"]["feeder"]
+        system = pd.DataFrame({c: a.copy() for c, a in rec.system.items()}, index=pd.Index(times, name="time"))
         system.insert(1, "base_net_kw", base_net_kw(system))
-        extra: dict[str, pd.DataFrame] = {}
-        for h in getattr(model, "hooks", ()):  # swap stations: system columns and their own tables
-            for c, a in h.system_columns().items():
-                system[c] = system[c] + a if c in system else a
-            for name, t in h.tables(times, model.clock).items():
-                extra[name] = pd.concat([extra[name], t], ignore_index=True) if name in extra else t
-        site_ids = [s.id for s in model.config.sites]
+        extra = dict(rec.tables)
+        site_ids = list(rec.site_ids)
         sites = pd.DataFrame(
             {
                 "time": np.repeat(times.values, len(site_ids)),
@@ -100,38 +106,10 @@ class Results:
                 "p_kw": rec.site_p_kw.ravel(),
             }
         )
-        group_names = [b.group.archetype + f"#{i}" if b.group else "sessions" for i, b in enumerate(model.blocks)]
-        vehicles = pd.DataFrame(
-            {
-                "vehicle": np.arange(f.n),
-                "group": pd.Categorical.from_codes(f.group, categories=group_names),
-                "archetype": pd.Categorical.from_codes(f.archetype, categories=list(ARCHETYPES)),
-                "vehicle_model": pd.Categorical.from_codes(f.vehicle_model, categories=model.vehicle_models),
-                "capacity_kwh": f.capacity_kwh,
-                "e_charged_kwh": f.e_charged_kwh,
-                "e_discharged_kwh": f.e_discharged_kwh,
-                "e_loss_kwh": f.e_loss_kwh,
-                "e_driven_kwh": f.e_driven_kwh,
-                "distance_km": f.distance_km,
-                "unmet_kwh": f.unmet_kwh,
-                "stranded_trips": f.stranded_trips,
-                "stranded_kwh": f.stranded_kwh,
-                "sessions": f.n_sessions,
-                "departures": f.n_departures,
-                "departures_below_min": f.departures_below_min,
-                "no_charger_events": f.no_charger_events,
-                "sessions_turned_away": f.sessions_turned_away,
-                "unmet_turned_away_kwh": f.unmet_turned_away_kwh,
-                "plugged_at_end": f.plugged.copy(),
-                "pending_kwh": np.where(f.plugged, np.maximum(0.0, f.session_e_request_kwh - f.session_grid_kwh), 0.0),
-                "cost_cny": f.cost_cny,
-                "revenue_cny": f.revenue_cny,
-                "soc_final": f.e_kwh / f.capacity_kwh,
-            }
-        )
-        s = rec.sessions()
+        vehicles = pd.DataFrame(rec.vehicles)
+        s = rec.sessions
         if s:
-            clock = model.clock.values
+            clock = rec.clock.values
             step_time = lambda k: pd.DatetimeIndex(np.where(k >= 0, clock[np.clip(k, 0, len(clock) - 1)], np.datetime64("NaT")))  # noqa: E731
             stated = s["stated_departure_step"]
             sessions = pd.DataFrame(
@@ -140,7 +118,7 @@ class Results:
                     "site_id": pd.Categorical.from_codes(s["site"], categories=site_ids),
                     "arrival": step_time(s["arrival_step"]),
                     "departure": step_time(s["departure_step"]),
-                    "stated_departure": model.clock[0] + pd.to_timedelta(stated * model.dt_h, unit="h"),
+                    "stated_departure": rec.clock[0] + pd.to_timedelta(stated * rec.dt_h, unit="h"),
                     "soc_arrival": s["e_arrival_kwh"] / s["capacity_kwh"],
                     "soc_departure": s["e_departure_kwh"] / s["capacity_kwh"],
                     "e_request_kwh": s["e_request_kwh"],
@@ -158,24 +136,10 @@ class Results:
                 "soc": rec.traces_soc.ravel(),
             }
         )
-        departure_soc = pd.DataFrame({"soc_lo": SOC_BINS[:-1], "soc_hi": SOC_BINS[1:], "departures": rec.departure_soc_counts})
-        sc = model.config
-        scenario_json = sc.model_dump(mode="json")
-        scenario_json["seed"] = model.seed_value
-        meta = {
-            "scenario": scenario_json,
-            "scenario_hash": scenario_hash(scenario_json),
-            "seed": model.seed_value,
-            "version": package_version(),
-            "wall_time_s": model.wall_time_s,
-            "n_steps": model.n_steps,
-            "n_vehicles": f.n,
-        }
-        kva = model.feeder.transformer_kva
-        meta["transformer_kva"] = kva
+        departure_soc = pd.DataFrame({"soc_lo": SOC_BINS[:-1], "soc_hi": SOC_BINS[1:], "departures": rec.departure_soc_counts.copy()})
         bus_voltages = None
-        if getattr(rec, "bus_vm_pu", None) is not None:
-            labels = model.feeder.net.bus.index.to_numpy()
+        if rec.bus_vm_pu is not None:
+            labels = rec.bus_labels
             bus_voltages = pd.DataFrame(
                 {
                     "time": np.repeat(times.values, labels.size),
@@ -183,31 +147,21 @@ class Results:
                     "vm_pu": rec.bus_vm_pu.ravel(),
                 }
             )
-        kpis = compute_kpis(system, vehicles, model.dt_h, kva, v_band_pu=(sc.feeder.v_min_pu, sc.feeder.v_max_pu),
-                            loading_limit_pct=sc.feeder.loading_limit_pct)
-        kpis.update(model.session_stats)
-        kinds = [agg.kind for agg in model.aggregators]
-        for k, agg in enumerate(model.aggregators):  # each strategy's own counters, as <kind>_<name>
-            prefix = agg.kind if kinds.count(agg.kind) == 1 else f"{agg.kind}{k}"
-            kpis.update({f"{prefix}_{name}": float(v) for name, v in agg.strategy.kpis().items()})
-        if getattr(model, "wear", None) is not None:  # battery ageing: per-vehicle and retired-pack tables
-            model.wear.finish(model.step_index)
-            extra["wear"], extra["wear_packs"] = model.wear.vehicle_table(), model.wear.pack_table()
+        kpis = compute_kpis(system, vehicles, rec.dt_h, meta["transformer_kva"], v_band_pu=(feeder["v_min_pu"], feeder["v_max_pu"]),
+                            loading_limit_pct=feeder["loading_limit_pct"])
+        kpis.update(rec.kpis)  # session counts, each strategy's counters (<operator>_<name>), wear counters
+        if "wear" in extra:  # battery ageing: per-vehicle and retired-pack tables
             kpis.update(wear_kpis(extra["wear"], extra["wear_packs"]))
-            kpis.update(model.wear.kpis())
-            for c, a in model.wear.system_columns().items():  # second-life storage on the feeder (in net_load_kw)
-                system[c] = a
-            sp = model.wear.swap_pack_table()
-            if sp is not None:
-                extra["swap_pack_wear"] = sp
-                kpis.update(swap_pack_wear_kpis(sp))
+        if "swap_pack_wear" in extra:
+            kpis.update(swap_pack_wear_kpis(extra["swap_pack_wear"]))
         if "stations" in extra:
-            kpis.update(swap_kpis(extra["stations"], extra["swaps"], model.dt_h))
+            kpis.update(swap_kpis(extra["stations"], extra["swaps"], rec.dt_h))
         meta["extra_tables"] = list(extra)
         # wall-clock figures (e.g. centralized_solve_time_s) differ between two runs of one seed:
         # they describe the run, not its results, so they go to the metadata
         meta["timings"] = {k: kpis.pop(k) for k in [k for k in kpis if k.endswith("_time_s")]}
-        res = cls(system, sites, vehicles, sessions, traces, departure_soc, kpis, meta, bus_voltages, extra)
+        ledger = rec.ledger.copy() if rec.ledger is not None else _empty_ledger()
+        res = cls(system, sites, vehicles, sessions, traces, departure_soc, kpis, meta, bus_voltages, extra, ledger)
         # tariff bills (two-part charges) and the pilot notice's tests: pure functions of the results
         res.kpis.update(two_part_kpis(res))
         res.kpis.update(compliance_kpis(res))
@@ -234,6 +188,7 @@ class Results:
             getattr(self, name).to_parquet(folder / f"{name}.parquet", index=(name == "system"))
         if self.bus_voltages is not None:
             self.bus_voltages.to_parquet(folder / "bus_voltages.parquet", index=False)
+        self.ledger.to_parquet(folder / "ledger.parquet", index=False)
         for name, t in self.extra.items():
             t.to_parquet(folder / f"{name}.parquet", index=False)
         (folder / "kpis.json").write_text(json.dumps(self.kpis, indent=2, allow_nan=True))
@@ -254,4 +209,6 @@ class Results:
         meta = json.loads((directory / "metadata.json").read_text())
         bv = directory / "bus_voltages.parquet"
         extra = {name: pd.read_parquet(directory / f"{name}.parquet") for name in meta.get("extra_tables", [])}
-        return cls(**tables, kpis=kpis, metadata=meta, bus_voltages=pd.read_parquet(bv) if bv.is_file() else None, extra=extra)
+        lg = directory / "ledger.parquet"  # results saved before the ledger have none
+        return cls(**tables, kpis=kpis, metadata=meta, bus_voltages=pd.read_parquet(bv) if bv.is_file() else None, extra=extra,
+                   ledger=pd.read_parquet(lg) if lg.is_file() else _empty_ledger())

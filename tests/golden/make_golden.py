@@ -33,6 +33,8 @@ OVERRIDES: dict[str, dict] = {
     "mixed_city": {"time.horizon_days": 3},
     "smoke": {},
     "wear_v2g_fleet": {"time.horizon_days": 30},
+    "pilots/nio_gen3_station": {},
+    "pilots/shenzhen_2024_05_15": {},
 }
 # wall-clock figures are not results
 VOLATILE_KPIS = ("solve_time_s", "wall_time_s")
@@ -53,7 +55,7 @@ def record(name: str, res) -> dict:
 
 def save(name: str, rec: dict) -> None:
     d = HERE / name
-    d.mkdir(exist_ok=True)
+    d.mkdir(parents=True, exist_ok=True)
     (d / "kpis.json").write_text(json.dumps(rec["kpis"], indent=1, sort_keys=True, allow_nan=True) + "\n")
     for t in TABLES:
         rec[t].to_parquet(d / f"{t}.parquet")

@@ -6,13 +6,16 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
+from v2gsim.engine.actor import Actor, GridInjections, Signals
+
 _SQRT3 = float(np.sqrt(3.0))
 
 
-class Feeder(mesa.Agent):
+class Feeder(Actor, mesa.Agent):
     """Transformer loading from the net active power at a power factor.
 
-    loading_pct = |P| / (pf * S_rated) * 100; headroom_kw = pf * S_rated - P.
+    loading_pct = |P| / (pf * S_rated) * 100; headroom_kw = pf * S_rated - P. As an actor it is
+    the last of the grid phase: it solves the net power every other actor injected.
     """
 
     def __init__(self, model, transformer_kva: float, power_factor: float):
@@ -30,8 +33,11 @@ class Feeder(mesa.Agent):
         self.loading_pct = abs(net_load_kw) / self.rating_kw * 100.0
         self.headroom_kw = self.rating_kw - net_load_kw
 
+    def grid(self, sig: Signals, injections: GridInjections) -> None:
+        self.solve(injections.net_kw)
 
-class NetworkFeeder(mesa.Agent):
+
+class NetworkFeeder(Actor, mesa.Agent):
     """A real distribution network (pandapower) solved every step.
 
     Built once: the network is loaded, per-load base profiles and per-sgen PV profiles are
@@ -47,6 +53,8 @@ class NetworkFeeder(mesa.Agent):
             (or csv), split over the network's loads in proportion to their rating; None with
             ``from: network_profiles``.
         rng: placement stream.
+        actors: the model's other actors; those with ``connections`` of their own (swap
+            stations) are placed on buses in this order.
 
     Attributes (after each ``solve``):
         loading_pct: most loaded transformer, %.
@@ -58,7 +66,7 @@ class NetworkFeeder(mesa.Agent):
             net.sgen row (for checks against ``pandapower.runpp``).
     """
 
-    def __init__(self, model, base_total_kw: np.ndarray | None, rng: np.random.Generator):
+    def __init__(self, model, base_total_kw: np.ndarray | None, rng: np.random.Generator, actors=()):
         super().__init__(model)
         import pandapower as pp
 
@@ -118,8 +126,13 @@ class NetworkFeeder(mesa.Agent):
             site_bus[auto_shared] = assign_buses(len(auto_shared), net, rng)
         n_veh = model.fleet.n
         veh_bus = assign_buses(n_veh, net, rng) if spread.any() else np.zeros(n_veh, np.int64)
-        # other connections (swap stations, from model.hooks): explicit bus, or drawn like a shared site
-        hook_bus = np.array([b if isinstance(b, int) else -1 for h in getattr(model, "hooks", ()) for b in h.buses], np.int64)
+        # the actors' own connections (swap stations): explicit bus, or drawn like a shared site
+        hook_bus = np.array([b if isinstance(b, int) else -1 for a in actors for b in a.connections], np.int64)
+        self._conn_first, first_conn = {}, 0
+        for a in actors:
+            if a.connections:
+                self._conn_first[id(a)] = (first_conn, len(a.connections))
+                first_conn += len(a.connections)
         if (hook_bus < 0).any():
             hook_bus[hook_bus < 0] = assign_buses(int((hook_bus < 0).sum()), net, rng)
         bad = hook_bus[~np.isin(hook_bus, net.bus.index[energised_buses(net)])]
@@ -167,9 +180,14 @@ class NetworkFeeder(mesa.Agent):
         self.converged = True
         self.result = None
 
-    def hook_bus_kw(self, p_kw: np.ndarray) -> np.ndarray:
-        """Power of the hooks' connections (swap stations, in ``model.hooks`` order) per EV load element [n_ev]."""
-        return np.bincount(self._hook_slot, weights=p_kw, minlength=self.n_ev)
+    def connection_bus_kw(self, actor: Actor, p_kw: np.ndarray) -> np.ndarray:
+        """Power ``p_kw`` at each of ``actor``'s own connections (its ``connections``), per EV load element [n_ev]."""
+        first, k = self._conn_first[id(actor)]
+        return np.bincount(self._hook_slot[first : first + k], weights=p_kw, minlength=self.n_ev)
+
+    def grid(self, sig: Signals, injections: GridInjections) -> None:
+        injections.net_kw -= self.pv_total_kw[sig.step]
+        self.solve(sig.step, injections.per_load_kw)
 
     def site_bus_kw(self, site: int | None, p_kw: float) -> np.ndarray:
         """A connection drawing ``p_kw`` at site index ``site``, per EV load element [n_ev]: at the

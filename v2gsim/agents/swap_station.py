@@ -1,8 +1,8 @@
 """Battery-swap stations: pack inventories as arrays, swap bays, FIFO queues, rack charging.
 
 :class:`SwapNetwork` holds the state of all stations of one ``battery_swap`` business model
-and is what the engine calls (it is one of ``model.hooks``); :class:`SwapStation` agents are thin
-Mesa views of one station each (``station.packs_ready``, ``station.queue_length`` ...).
+and is one of the engine's actors (:mod:`v2gsim.engine.actor`); :class:`SwapStation` agents are
+thin Mesa views of one station each (``station.packs_ready``, ``station.queue_length`` ...).
 
 Packs (struct of arrays, :class:`Packs`, shape (P,)): every pack of every swappable vehicle
 (a vehicle with a ``pack_standard`` for which the scenario has a station) and every rack pack.
@@ -18,7 +18,7 @@ Wear: ``Packs.soh`` (state of health; usable capacity is ``capacity_kwh * soh``)
 ``e_throughput_kwh`` (battery-side |dE| while racked), ``e_rack_discharged_kwh`` and
 ``wear_cost_cny_per_kwh`` (read by the EMS with ``wear_cny_per_kwh: model``) are per-pack arrays.
 With the scenario's wear model on, :class:`~v2gsim.physics.ageing.SwapPackWear` (``self.wear``)
-ages every pack, rack or vehicle, sets ``soh`` and the wear price once per period and replaces
+(built by :meth:`~v2gsim.physics.ageing.FleetWear.pack_wear`) ages every pack, rack or vehicle, sets ``soh`` and the wear price once per period and replaces
 retired packs in place (same pack id); a vehicle's capacity arrays follow the pack it carries.
 
 Mobility (the engine's arrival phase): a swappable vehicle first goes to a compatible station
@@ -53,6 +53,9 @@ import mesa
 import numpy as np
 import pandas as pd
 
+from v2gsim.engine.actor import Actor, Arrivals, EngineView, GridInjections, Released, Signals
+from v2gsim.engine.limits import limit_pro_rata
+from v2gsim.market.settlement import GRID_COMPANY
 from v2gsim.physics.battery import charge_to, discharge_to
 from v2gsim.population.fleet import CHEMISTRIES, DRIVING
 
@@ -159,28 +162,33 @@ class SwapStation(mesa.Agent):
         return float(self.network.p_kw[self.index])
 
 
-class SwapNetwork:
-    """All swap stations of one business model; the engine's hook for mobility and the grid.
+class SwapNetwork(Actor):
+    """All swap stations of one business model, an actor of the engine.
 
-    Engine calls, each step: :meth:`depart` and :meth:`arrive` (inside the mobility kernels),
-    :meth:`release` (end of phase 2: queues served, returns arrivals to finish), :meth:`power`
-    (phases 3-4: EMS and rack physics, returns station kW, shape (S,)). ``buses`` gives each
-    station's feeder bus spec. Results: :meth:`tables` (``stations``, ``swaps``) and
-    :meth:`system_columns`.
+    Phases: :meth:`depart` and :meth:`arrive` (mobility: queued drivers leave, low drivers join
+    a queue), :meth:`release` (end of mobility: queues served, swapped or leaving drivers go on),
+    :meth:`decide` (the strategy's EMS plans the racks), :meth:`physics` (rack charging within
+    slot and station limits), :meth:`grid` (station power at each station's bus),
+    :meth:`settle` (energy bought and sold per station), :meth:`record` (the system columns it
+    declares and the station table). ``connections`` gives each station's feeder bus spec.
+    Results: :meth:`tables` (``stations``, ``swaps``).
     """
 
-    def __init__(self, model, strategy):
+    def __init__(self, engine: EngineView, strategy):
         cfg = strategy.config
-        self.model = model
         self.strategy = strategy
+        self.operator_id = strategy.context.operator_id or cfg.kind  # the operator in the ledger
         self.cfg = cfg
-        f = model.fleet
-        dt_h = model.dt_h
+        self.fleet = f = engine.fleet
+        self.n_warmup = engine.n_warmup
+        self._site_private = engine.sites.private
+        dt_h = engine.dt_h
         self.dt_h = dt_h
         self.step_min = dt_h * 60.0
         specs = [s.resolved() for s in cfg.stations]
         self.station_ids = [s.id for s in cfg.stations]
         self.buses = [s.bus for s in cfg.stations]
+        self.connections = tuple(self.buses)
         self.standards = sorted({p.pack_standard for p in specs})
         S = len(specs)
         self.n_stations = S
@@ -192,7 +200,7 @@ class SwapNetwork:
         below = np.zeros(n)
         trip_reserve = np.full(n, -np.inf)  # -inf: never swaps before a trip
         std_vspec: dict[int, object] = {}
-        for b in model.blocks:
+        for b in engine.blocks:
             ps = b.vehicle.pack_standard
             if ps is None or ps not in self.standards or b.group is None:
                 continue
@@ -266,7 +274,7 @@ class SwapNetwork:
         self.veh_trip_reserve_kwh = np.where(veh_std >= 0, trip_reserve, -np.inf)
         self.veh_standard = veh_std
         # preferred station per vehicle: random among the compatible ones (a proxy for where they drive)
-        rng = np.random.default_rng(np.random.SeedSequence(model.seed_value, spawn_key=(STREAM_SWAP,)))
+        rng = np.random.default_rng(np.random.SeedSequence(engine.seed, spawn_key=(STREAM_SWAP,)))
         self.veh_pref = np.full(n, -1, np.int64)
         for k in range(len(self.standards)):
             sts = np.flatnonzero(st_std == k)
@@ -298,18 +306,32 @@ class SwapNetwork:
         self.st_revenue_cny = np.zeros(S)
         self.st_wear_cny = np.zeros(S)
         self.veh_swap_net_kwh = np.zeros(n)  # energy a vehicle gained by swaps (in - out), per vehicle
-        self.n_rec = model.n_steps
+        self.n_rec = engine.n_steps
         self.rec = {c: np.zeros((self.n_rec, S)) for c in STATION_COLUMNS}
         self._rows: list[dict] = []
-        self.price = model.price_cny_per_kwh
-        self.v2g_price = model.v2g_price_cny_per_kwh
-        self.agents = [SwapStation(model, self, k) for k in range(S)]
-        self.wear = None  # a physics.ageing.SwapPackWear when the scenario's wear model is on (set by it)
+        self.price = engine.price_cny_per_kwh
+        self.v2g_price = engine.v2g_price_cny_per_kwh
+        self.agents = [SwapStation(engine.mesa_model, self, k) for k in range(S)]
+        # this step's plan and physics, per slot (R,) and per station (S,)
+        self._req_kw = np.zeros(R)
+        self._charge_kw = np.zeros(S)
+        self._dis_kw = np.zeros(S)
+        self._e_rack_kwh = np.zeros(S)
+        self._rack_out_kwh = np.zeros(R)  # battery-side energy each slot's pack gave this step
+        self.cost_cny = np.zeros(S)  # this step's money per station (the settle phase)
+        self.revenue_cny = np.zeros(S)
+        self.wear_cny = np.zeros(S)
+        # the packs' ageing (a physics.ageing.SwapPackWear) when the scenario's wear model is on
+        self.wear = engine.wear.pack_wear(self) if engine.wear is not None else None
 
     # ------------------------------------------------------------------ views
 
     def usable_kwh(self, pk: np.ndarray) -> np.ndarray:
         return self.packs.capacity_kwh[pk] * self.packs.soh[pk]
+
+    def slot_capacity_kwh(self) -> np.ndarray:
+        """Usable capacity of the pack in each rack slot, shape (R,)."""
+        return self._slot_static()[0].copy()
 
     def ready_counts(self) -> np.ndarray:
         """Ready packs per station, shape (S,)."""
@@ -339,10 +361,10 @@ class SwapNetwork:
         """Live energy of every pack (rack and vehicles), shape (P,)."""
         e = self.packs.e_kwh.copy()
         inv = self.packs.vehicle >= 0
-        e[inv] = self.model.fleet.e_kwh[self.packs.vehicle[inv]]
+        e[inv] = self.fleet.e_kwh[self.packs.vehicle[inv]]
         return e
 
-    # ------------------------------------------------------------------ mobility hooks
+    # ------------------------------------------------------------------ phase 2: mobility
 
     def depart(self, step: int, v: np.ndarray) -> None:
         """Queued drivers whose next trip starts leave the queue without a swap."""
@@ -352,14 +374,16 @@ class SwapNetwork:
         if q.size:
             self._leave(step, q, "departed")
 
-    def arrive(self, step, v, e_kwh, loc, site, p_max_kw, est_step, replay, next_trip_kwh) -> np.ndarray:
-        """Arriving vehicles ``v`` with energy ``e_kwh`` (after the trip) and ``next_trip_kwh``
+    def arrive(self, step: int, arrivals: Arrivals) -> np.ndarray:
+        """Arriving vehicles with energy ``e_kwh`` (after the trip) and ``next_trip_kwh``
         ahead: returns the mask of those who head to a swap station instead (held in its
         queue), shape (k,)."""
+        a = arrivals
+        v, e_kwh, loc, site, p_max_kw, est_step, replay, next_trip_kwh = a.v, a.e_kwh, a.loc, a.site, a.p_max_kw, a.est_step, a.replay, a.next_trip_kwh
         low = e_kwh < self.veh_below_kwh[v]
         # before a long trip: the next trip would leave less than the reserve; drivers plugging in
         # at their own pile here are left out, they charge there before leaving
-        own_pile = (site >= 0) & self.model.site_private[np.maximum(site, 0)]
+        own_pile = (site >= 0) & self._site_private[np.maximum(site, 0)]
         long_trip = ~low & ~own_pile & (next_trip_kwh > 0) & (e_kwh - next_trip_kwh < self.veh_trip_reserve_kwh[v])
         go = (low | long_trip) & ~replay
         if not go.any():
@@ -383,14 +407,12 @@ class SwapNetwork:
         came = np.bincount(st, minlength=self.n_stations)
         self._qcount += came
         self._demand += came
-        self.model.fleet.location[vw] = DRIVING  # on the forecourt, not parked at a charger
+        self.fleet.location[vw] = DRIVING  # on the forecourt, not parked at a charger
         return go
 
-    def release(self, step: int):
-        """Serve the queues (FIFO, bays, ready packs); return the arrivals to finish:
-        (v, loc, site, p_max_kw, est_step) of drivers swapped or leaving, or None."""
-        if step == self.model.n_warmup and step > 0:
-            self._reset()
+    def release(self, step: int) -> Released | None:
+        """Serve the queues (FIFO, bays, ready packs); return the drivers swapped or leaving,
+        who go on to their destination, or None."""
         self._swaps_step[:] = 0.0
         self._swaps_long_trip_step[:] = 0.0
         if not self.n_queued:
@@ -430,7 +452,7 @@ class SwapNetwork:
         v = np.concatenate(out_v)
         if not v.size:
             return None
-        rel = (v, self.q_loc[v].copy(), self.q_site[v].copy(), self.q_p_max[v].copy(), self.q_est[v].copy())
+        rel = Released(v, self.q_loc[v].copy(), self.q_site[v].copy(), self.q_p_max[v].copy(), self.q_est[v].copy())
         self._qcount -= np.bincount(self.q_station[v], minlength=self.n_stations)
         self.q_station[v] = -1
         self.n_queued -= v.size
@@ -438,7 +460,7 @@ class SwapNetwork:
 
     def _swap(self, step, v, slots, pos) -> None:
         """Vehicle ``v[i]`` gives its pack to rack slot ``slots[i]`` and takes the pack there."""
-        f = self.model.fleet
+        f = self.fleet
         pk = self.packs
         out_p = self.veh_pack[v]  # leaves the vehicle
         in_p = self.slot_pack[slots]  # enters the vehicle
@@ -466,7 +488,7 @@ class SwapNetwork:
     def _leave(self, step, v, why, finish=True) -> None:
         st = self.q_station[v]
         self._left_step += np.bincount(st, minlength=self.n_stations)
-        e = self.model.fleet.e_kwh[v]
+        e = self.fleet.e_kwh[v]
         self._row(step, st, v, self.veh_pack[v], np.full(v.size, -1), e, e, (step - self.q_since[v]) * self.step_min, why)
         if finish:  # departed: the destination arrival never happens
             self._qcount -= np.bincount(st, minlength=self.n_stations)
@@ -474,7 +496,7 @@ class SwapNetwork:
             self.n_queued -= v.size
 
     def _row(self, step, st, v, out_p, in_p, e_out, e_in, wait, outcome) -> None:
-        if step < self.model.n_warmup:
+        if step < self.n_warmup:
             return
         self._rows.append({"step": np.full(v.size, step), "station": st.astype(np.int64), "vehicle": v.astype(np.int64),
                            "pack_out": out_p.astype(np.int64), "pack_in": in_p.astype(np.int64),
@@ -484,7 +506,8 @@ class SwapNetwork:
 
     # ------------------------------------------------------------------ phases 3-4: EMS and rack physics
 
-    def observation(self, step: int) -> StationObservation:
+    def observation(self, sig: Signals) -> StationObservation:
+        step = sig.step
         pk = self.slot_pack
         cap, _, e_full, eta_c, eta_d, e_ready = self._slot_static()
         return StationObservation(
@@ -496,36 +519,29 @@ class SwapNetwork:
             wear_cost_cny_per_kwh=_ro(self.packs.wear_cost_cny_per_kwh[pk]), st_packs=_ro(self.st_packs),
             st_grid_limit_kw=_ro(self.st_grid_limit_kw), st_bidirectional=_ro(self.st_bidirectional),
             queue=_ro(self.queue_counts()), demand=_ro(self._demand.copy()),
-            feeder_headroom_kw=float(getattr(self.model.feeder, "headroom_kw", float("inf"))),
+            feeder_headroom_kw=float(sig.feeder_headroom_kw),
             prev_charge_kw=float(np.maximum(self.p_kw, 0.0).sum()),
         )
 
-    def power(self, step: int) -> np.ndarray:
-        """Ask the EMS, clip to slot, pack and station limits, charge/discharge the racks for
-        one step; settle and record. Returns grid-side kW per station, shape (S,)."""
-        obs = self.observation(step)
-        req = np.asarray(self.strategy.plan_packs(obs), float)
+    def decide(self, sig: Signals) -> None:
+        """The EMS plans each rack slot's power (grid side, kW, (R,))."""
+        self._req_kw = np.asarray(self.strategy.plan_packs(self.observation(sig)), float)
         self._demand[:] = 0.0
+
+    def physics(self, sig: Signals) -> None:
+        """Clip the plan to slot, pack and station limits and charge/discharge the racks for one step."""
         pk = self.slot_pack
         packs = self.packs
         st = self.slot_station
         dt = self.dt_h
+        cap, e_knee, e_full, eta_c, eta_d, _ = self._slot_static()
         # limits: slot power, discharge permission, then the station connection (pro rata)
-        p = np.clip(np.nan_to_num(req), -self.slot_p_max_kw * self.st_bidirectional[st], self.slot_p_max_kw)
-        load = np.bincount(st, weights=np.maximum(p, 0.0), minlength=self.n_stations)
-        feed = np.bincount(st, weights=np.maximum(-p, 0.0), minlength=self.n_stations)
-        lim = self.st_grid_limit_kw
-        if (load > lim).any() or (feed > lim).any():  # the EMS normally keeps within it
-            k_load = lim / np.maximum(load, lim)
-            k_feed = lim / np.maximum(feed, lim)
-            p = np.where(p > 0, p * k_load[st], p * k_feed[st])
+        p = np.clip(np.nan_to_num(self._req_kw), -self.slot_p_max_kw * self.st_bidirectional[st], self.slot_p_max_kw)
+        p = limit_pro_rata(p, st, self.st_grid_limit_kw, self.n_stations)  # the EMS normally keeps within it
         e0 = packs.e_kwh[pk]
-        cap = obs.capacity_kwh
-        eta_c, eta_d = obs.eta_charge, obs.eta_discharge
         p_batt_max = self.slot_p_max_kw * eta_c
         charging = p > 0
-        e1 = np.where(charging, charge_to(e0, cap, self._slot_static()[1], obs.e_full_kwh, np.where(charging, p, 0.0) * eta_c,
-                                          p_batt_max, dt), e0)
+        e1 = np.where(charging, charge_to(e0, cap, e_knee, e_full, np.where(charging, p, 0.0) * eta_c, p_batt_max, dt), e0)
         discharging = p < 0
         if discharging.any():
             floor = np.minimum(e0, self.cfg.discharge_floor_soc * cap)
@@ -541,25 +557,45 @@ class SwapNetwork:
         if self.wear is not None:
             self.wear.rack_step(pk, grid_kwh, de)
         p_slot = grid_kwh / dt
-        charge_kw = np.bincount(st, weights=np.maximum(p_slot, 0.0), minlength=self.n_stations)
-        dis_kw = np.bincount(st, weights=np.maximum(-p_slot, 0.0), minlength=self.n_stations)
-        self.p_kw = charge_kw - dis_kw
-        # settlement: energy bought at the tariff, fed back at the V2G price (+ a request's reward)
+        self._charge_kw = np.bincount(st, weights=np.maximum(p_slot, 0.0), minlength=self.n_stations)
+        self._dis_kw = np.bincount(st, weights=np.maximum(-p_slot, 0.0), minlength=self.n_stations)
+        self._e_rack_kwh = np.bincount(st, weights=e1, minlength=self.n_stations)
+        self._rack_out_kwh = np.maximum(-de, 0.0)
+        self.p_kw = self._charge_kw - self._dis_kw
+
+    def grid(self, sig: Signals, injections: GridInjections) -> None:
+        """Each station's power at its own bus."""
+        injections.add(float(self.p_kw.sum()), lambda feeder: feeder.connection_bus_kw(self, self.p_kw))
+
+    def settle(self, sig: Signals, ledger) -> None:
+        """Energy bought at the tariff, fed back at the V2G price (+ a request's reward); the
+        operator's wear cost of discharging packs (per station, CNY)."""
+        step, dt = sig.step, self.dt_h
         reward = self.strategy.request_reward[step]
-        cost = charge_kw * dt * self.price[step]
-        revenue = dis_kw * dt * (self.v2g_price[step] + reward)
+        self.cost_cny = self._charge_kw * dt * self.price[step]
+        self.revenue_cny = self._dis_kw * dt * (self.v2g_price[step] + reward)
         w = self.cfg.wear_cny_per_kwh
-        wear_each = packs.wear_cost_cny_per_kwh[pk] if w == "model" else float(w)
-        wear = np.bincount(st, weights=np.maximum(-de, 0.0) * wear_each, minlength=self.n_stations)
-        self.st_cost_cny += cost
-        self.st_revenue_cny += revenue
-        self.st_wear_cny += wear
-        r = step - self.model.n_warmup
+        wear_each = self.packs.wear_cost_cny_per_kwh[self.slot_pack] if w == "model" else float(w)
+        self.wear_cny = np.bincount(self.slot_station, weights=self._rack_out_kwh * wear_each, minlength=self.n_stations)
+        self.st_cost_cny += self.cost_cny
+        self.st_revenue_cny += self.revenue_cny
+        self.st_wear_cny += self.wear_cny
+        # the ledger: the operator buys the racks' energy and sells what they feed back; the
+        # reward of a discharge request is the grid company's too. (Wear is the operator's own cost.)
+        op, row = self.operator_id, sig.row
+        e_in, e_out = float(self._charge_kw.sum()) * dt, float(self._dis_kw.sum()) * dt
+        ledger.post(row, op, GRID_COMPANY, "energy_purchase", e_in, float(self.cost_cny.sum()))
+        ledger.post(row, GRID_COMPANY, op, "energy_sale", e_out, e_out * self.v2g_price[step])
+        if reward:
+            ledger.post(row, GRID_COMPANY, op, "request_reward", e_out, e_out * reward)
+
+    def record(self, sig: Signals) -> None:
+        r = sig.row
         if r >= 0:
             rec = self.rec
             rec["p_kw"][r] = self.p_kw
-            rec["charge_kw"][r] = charge_kw
-            rec["discharge_kw"][r] = dis_kw
+            rec["charge_kw"][r] = self._charge_kw
+            rec["discharge_kw"][r] = self._dis_kw
             rec["packs_ready"][r] = self.ready_counts()
             rec["queue"][r] = self.queue_counts()
             rec["swaps"][r] = self._swaps_step
@@ -567,14 +603,22 @@ class SwapNetwork:
             rec["swaps_long_trip"][r] = self._swaps_long_trip_step
             rec["left"][r] = self._left_step
             rec["swap_capacity"][r] = self.st_rate_per_step
-            rec["e_rack_kwh"][r] = np.bincount(st, weights=e1, minlength=self.n_stations)
-            rec["cost_cny"][r] = cost
-            rec["revenue_cny"][r] = revenue
-            rec["wear_cost_cny"][r] = wear
+            rec["e_rack_kwh"][r] = self._e_rack_kwh
+            rec["cost_cny"][r] = self.cost_cny
+            rec["revenue_cny"][r] = self.revenue_cny
+            rec["wear_cost_cny"][r] = self.wear_cny
+            sy = self._system
+            sy["swap_charge_kw"][r] += self._charge_kw.sum()
+            sy["swap_discharge_kw"][r] += self._dis_kw.sum()
+            sy["swap_packs_ready"][r] += rec["packs_ready"][r].sum()
         self._left_step[:] = 0.0
-        return self.p_kw
 
-    def _reset(self) -> None:
+    def declare(self, recorder) -> None:
+        """System columns (per recorded step, summed over stations and operators):
+        swap_charge_kw, swap_discharge_kw (both >= 0), swap_packs_ready."""
+        self._system = {c: recorder.declare_system(c) for c in ("swap_charge_kw", "swap_discharge_kw", "swap_packs_ready")}
+
+    def begin_recording(self, step: int) -> None:
         """End of the warm-up: zero the accumulators (state is kept)."""
         pk = self.packs
         for a in (pk.e_charged_kwh, pk.e_discharged_kwh, pk.e_loss_kwh, pk.e_throughput_kwh, pk.e_rack_discharged_kwh, pk.n_swaps,
@@ -600,7 +644,7 @@ class SwapNetwork:
             d = {"step": np.empty(0, np.int64), "station": np.empty(0, np.int64), "vehicle": np.empty(0, np.int64),
                  "pack_out": np.empty(0, np.int64), "pack_in": np.empty(0, np.int64), "e_out_kwh": np.empty(0),
                  "e_in_kwh": np.empty(0), "wait_min": np.empty(0), "outcome": np.empty(0, object), "reason": np.empty(0, np.int8)}
-        cap = self.model.fleet.capacity_kwh[d["vehicle"]]
+        cap = self.fleet.capacity_kwh[d["vehicle"]]
         swaps = pd.DataFrame({
             "time": pd.DatetimeIndex(clock.values[d["step"]]),
             "station_id": pd.Categorical.from_codes(d["station"], categories=self.station_ids),
@@ -611,11 +655,6 @@ class SwapNetwork:
             "reason": pd.Categorical.from_codes(d["reason"], categories=list(REASONS)),
         })
         return {"stations": stations, "swaps": swaps}
-
-    def system_columns(self) -> dict[str, np.ndarray]:
-        """Per recorded step: swap_charge_kw, swap_discharge_kw (both >= 0), swap_packs_ready."""
-        return {"swap_charge_kw": self.rec["charge_kw"].sum(1), "swap_discharge_kw": self.rec["discharge_kw"].sum(1),
-                "swap_packs_ready": self.rec["packs_ready"].sum(1)}
 
     def summary(self) -> dict[str, float]:
         return {

@@ -32,11 +32,13 @@ import numpy as np
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from v2gsim.engine.actor import Actor, GridInjections, Signals, VehiclePower
 from v2gsim.fields import ConfigModel
+from v2gsim.market.settlement import GRID_COMPANY, SECOND_LIFE
 from v2gsim.physics.ambient import AmbientConfig, ambient_on_clock
 from v2gsim.physics.wear import WEAR_MODELS, WearState, model_for_chemistry
 
-__all__ = ["WearConfig", "SecondLifeConfig", "WearPopulation", "FleetWear", "SwapPackWear", "SecondLifeStorage"]
+__all__ = ["WearConfig", "SecondLifeConfig", "WearPopulation", "FleetWear", "SwapPackWear", "SecondLifeStorage", "SecondLifeActor"]
 
 
 _Frozen = ConfigModel  # every config model's base (v2gsim.fields)
@@ -400,6 +402,7 @@ class SecondLifeStorage:
         self._thr0 = np.zeros((0, 2))
         self.p_kw = 0.0
         self.p_each_kw = np.zeros(0)
+        self._grid_idx, self._grid_kwh = None, None  # the last step's packs that moved energy and their grid kWh
 
     def __len__(self) -> int:
         return self.e_kwh.size
@@ -432,6 +435,7 @@ class SecondLifeStorage:
         """Charge or discharge by the tariff for one step; sample the wear stressors."""
         if self.p_kw != 0.0:
             self.p_each_kw[:] = 0.0
+        self._grid_idx, self._grid_kwh = None, None  # what settle() pays for
         if not self.alive.any():
             self.p_kw = 0.0
             return
@@ -447,14 +451,13 @@ class SecondLifeStorage:
                     de *= c.p_max_kw * dt * c.eta_charge / de.sum()
                 grid = de / c.eta_charge
                 self.e_charged_kwh[idx] += grid
-                self.revenue_cny[idx] -= grid * self.price[s]
             else:
                 de = -np.minimum(p_lim * dt, np.maximum(e - c.soc_min * cap, 0.0))
                 if c.p_max_kw is not None and -de.sum() * c.eta_discharge > c.p_max_kw * dt:
                     de *= c.p_max_kw * dt / (-de.sum() * c.eta_discharge)
                 grid = de * c.eta_discharge
                 self.e_discharged_kwh[idx] += -grid
-                self.revenue_cny[idx] += -grid * self.price[s]
+            self._grid_idx, self._grid_kwh = idx, grid
             self.e_kwh[idx] = e + de
             self.pop.record_power(idx, grid / dt, dt)
             self.p_each_kw[idx] = grid / dt
@@ -462,6 +465,21 @@ class SecondLifeStorage:
         else:
             self.p_kw = 0.0
         self.pop.sample(self.e_kwh)
+
+    def settle(self, s: int) -> tuple[float, float, float, float]:
+        """The step's money per pack (``revenue_cny``): energy bought at the site's purchase price,
+        energy discharged credited at it (it replaces energy bought). Returns the step's
+        (kWh bought, CNY paid, kWh fed back, CNY credited)."""
+        idx, grid = self._grid_idx, self._grid_kwh
+        if idx is None:
+            return 0.0, 0.0, 0.0, 0.0
+        if self.mode[s] > 0:
+            paid = grid * self.price[s]
+            self.revenue_cny[idx] -= paid
+            return float(grid.sum()), float(paid.sum()), 0.0, 0.0
+        got = -grid * self.price[s]
+        self.revenue_cny[idx] += got
+        return 0.0, 0.0, float(-grid.sum()), float(got.sum())
 
     def close_period(self, s: int, dt_s: float, t_amb_degc: float, heating_k_per_c_rate: float) -> None:
         if len(self) == 0:
@@ -486,12 +504,15 @@ class SecondLifeStorage:
         self.pop.begin_period(self.e_kwh)
 
 
-class FleetWear:
-    """The wear phase of :class:`~v2gsim.model.V2GModel` for the vehicle fleet.
+class FleetWear(Actor):
+    """Battery ageing of the vehicle fleet, an actor of :class:`~v2gsim.model.V2GModel`.
 
-    Built by the model when ``wear.model`` is not ``off``. The model calls :meth:`begin` at the
-    first recorded step, :meth:`after_physics` after the physics phase and :meth:`end_step` at the
-    end of every step; :meth:`finish` closes the last (partial) period.
+    Built by the model when ``wear.model`` is not ``off``. Phases: :meth:`begin` at the first
+    recorded step (``begin_recording``), :meth:`after_physics` in the physics phase (the fleet's
+    power of the step, from ``power``), :meth:`end_step` in the record phase (it is the last
+    actor: it samples the step's end state and, at a period's end, advances the fade models and
+    scales the capacities for the next step); :meth:`finish` closes the last (partial) period.
+    Swap networks register their packs with :meth:`pack_wear`.
 
     Capacity feedback: at each period end, ``capacity_kwh``, ``e_full_kwh``, ``e_stop_kwh``,
     ``e_min_departure_kwh``, ``e_public_below_kwh``, ``p_batt_max_kw`` and ``e_kwh`` are scaled
@@ -502,8 +523,10 @@ class FleetWear:
     """
 
     def __init__(self, cfg: WearConfig, fleet, clock, step_min: int, start_step: int, n_clock: int, price_cny_per_kwh, chemistry_names,
-                 zone: str | None = None):
+                 zone: str | None = None, *, power: VehiclePower | None = None, second_life_site: int | None = None):
         self.cfg = cfg
+        self.power = power if power is not None else VehiclePower()
+        self.second_life_site = second_life_site  # site index of the vehicle packs' second-life storage (None: spread)
         self.fleet = fleet
         f = fleet
         n = f.n
@@ -542,11 +565,7 @@ class FleetWear:
         # vehicles whose pack belongs to a swap operator: their capacity follows the pack they carry
         self.leased = np.zeros(n, bool)
         self.pack_wears: list[SwapPackWear] = []
-        self._n_hook_conn = 0
         self.n_steps_rec = max(n_clock - start_step, 0)
-        self.rec_sl_charge_kw = np.zeros(self.n_steps_rec)
-        self.rec_sl_discharge_kw = np.zeros(self.n_steps_rec)
-        self._sl_kw_site = None
         self._thr0 = None
         self._period_start = None
         self._last_stress = None
@@ -555,20 +574,22 @@ class FleetWear:
         self.marginal_cny_per_kwh = np.zeros(n)
         self._initial_price(f)
 
-    # ------------------------------------------------------------------ engine hooks
-    def attach(self, hooks, site_index: dict | None = None) -> None:
-        """Age the packs of the engine's swap networks (hooks with ``packs``) too; called once at build."""
-        off = 0
-        for h in hooks:
-            n_conn = len(getattr(h, "buses", ()))
-            if hasattr(h, "packs"):
-                self.pack_wears.append(SwapPackWear(self, h, off))
-            off += n_conn
-        self._n_hook_conn = off
-        self._site = None
-        sl = self.cfg.second_life.site
-        if sl is not None and site_index is not None:
-            self._site = site_index.get(sl)
+    # ------------------------------------------------------------------ phases
+    def pack_wear(self, network) -> SwapPackWear:
+        """Age the packs of a swap network (a :class:`~v2gsim.agents.swap_station.SwapNetwork`)
+        as a second population; called once by the network when it is built."""
+        pw = SwapPackWear(self, network)
+        self.pack_wears.append(pw)
+        return pw
+
+    def begin_recording(self, step: int) -> None:
+        self.begin(step)
+
+    def physics(self, sig: Signals) -> None:
+        self.after_physics(sig.step, self.power.idx, self.power.p_kw)
+
+    def record(self, sig: Signals) -> None:
+        self.end_step(sig.step)
 
     def begin(self, s: int) -> None:
         f = self.fleet
@@ -592,55 +613,13 @@ class FleetWear:
         for pw in self.pack_wears:
             pw.after_physics(idx, p_kw)
 
-    def storage_step(self, s: int) -> float:
-        """Operate the second-life storage for step ``s`` (before the grid phase); return its
-        grid power, kW (> 0 charging). Recorded as ``second_life_charge_kw`` /
-        ``second_life_discharge_kw``."""
-        if not self.started:
-            return 0.0
-        p = 0.0
-        ch = dis = 0.0
-        for sl in self._storages():
-            sl.step(s)
-            if sl.p_kw > 0:
-                ch += sl.p_kw
-            else:
-                dis -= sl.p_kw
-            p += sl.p_kw
-        r = s - self.start_step
-        if 0 <= r < self.n_steps_rec:
-            self.rec_sl_charge_kw[r] = ch
-            self.rec_sl_discharge_kw[r] = dis
-        return p
-
-    def _storages(self):
+    def storages(self):
+        """Every second-life storage: the vehicle packs', then each swap network's."""
         if self.second_life is not None:
             yield self.second_life
         for pw in self.pack_wears:
             if pw.second_life is not None:
                 yield pw.second_life
-
-    def storage_bus_kw(self, feeder) -> np.ndarray:
-        """The step's second-life power per EV load element of a network feeder, shape (n_ev,):
-        retired vehicle packs at ``second_life.site``'s bus (spread over the site's piles, or
-        over every EV connection without a site); retired swap packs at their station's bus."""
-        out = np.zeros(feeder.n_ev)
-        sl = self.second_life
-        if sl is not None and sl.p_kw != 0.0:
-            out += feeder.site_bus_kw(self._site, sl.p_kw)
-        if self.pack_wears:
-            hook = np.zeros(self._n_hook_conn)
-            for pw in self.pack_wears:
-                if pw.second_life is not None and pw.second_life.p_kw != 0.0:
-                    hook[pw.hook_offset : pw.hook_offset + pw.net.n_stations] += np.bincount(
-                        pw.sl_station, weights=pw.second_life.p_each_kw, minlength=pw.net.n_stations)
-            if hook.any():
-                out += feeder.hook_bus_kw(hook)
-        return out
-
-    def system_columns(self) -> dict[str, np.ndarray]:
-        """Per recorded step: second_life_charge_kw, second_life_discharge_kw (both >= 0)."""
-        return {"second_life_charge_kw": self.rec_sl_charge_kw, "second_life_discharge_kw": self.rec_sl_discharge_kw}
 
     def end_step(self, s: int) -> None:
         if not self.started:
@@ -683,7 +662,7 @@ class FleetWear:
         # capacity feedback, keeping the state of charge (vehicles with a leased swap pack: from the pack)
         soh = self.pop.state.soh
         own = slice(None) if not self.leased.any() else np.flatnonzero(~self.leased)
-        self._apply_soh(own, soh)
+        self.apply_soh(own, soh)
         for pw in self.pack_wears:
             pw.close(s_next, dt_s, t_amb)
         # retirement: the vehicle gets a new pack; the old one goes to second life (or recycling)
@@ -698,7 +677,7 @@ class FleetWear:
         self._thr0 = self._throughputs(f)
         self.pop.begin_period(f.e_kwh)
 
-    def _apply_soh(self, idx, soh_new: np.ndarray, *, keep_energy: bool = False) -> None:
+    def apply_soh(self, idx, soh_new: np.ndarray, *, keep_energy: bool = False) -> None:
         """Scale the capacity arrays of vehicles ``idx`` (indices or a slice) to state of health
         ``soh_new[idx]``. The stored energy scales with them (state of charge kept, the change
         booked in ``e_capacity_change_kwh``) unless ``keep_energy`` (a swap brings its own)."""
@@ -732,7 +711,7 @@ class FleetWear:
         self.packs_replaced[ret] += 1
         self.replacement_cost_cny[ret] += self.cfg.replacement_cost_cny_per_kwh * self.cap_nom_kwh[ret]
         pop.reset_packs(ret)
-        self._apply_soh(ret, np.ones(f.n))
+        self.apply_soh(ret, np.ones(f.n))
 
     def _price(self, stress) -> None:
         f = self.fleet
@@ -789,6 +768,14 @@ class FleetWear:
             "e_capacity_change_kwh": self.e_capacity_change_kwh,
             "out_of_range_periods": pop.state.n_out_of_range,
         })
+
+    def tables(self, times, clock) -> dict:
+        """``wear`` (per vehicle), ``wear_packs`` (retired packs) and, with swap packs, ``swap_pack_wear``."""
+        out = {"wear": self.vehicle_table(), "wear_packs": self.pack_table()}
+        sp = self.swap_pack_table()
+        if sp is not None:
+            out["swap_pack_wear"] = sp
+        return out
 
     def pack_table(self):
         """Retired packs (second life), one row each (pandas DataFrame)."""
@@ -855,7 +842,7 @@ class FleetWear:
 
 class SwapPackWear:
     """Ageing of every pack of one :class:`~v2gsim.agents.swap_station.SwapNetwork` (built by
-    :meth:`FleetWear.attach`): a second :class:`WearPopulation` over the P packs.
+    :meth:`FleetWear.pack_wear`): a second :class:`WearPopulation` over the P packs.
 
     The ageing follows the pack, not the vehicle:
 
@@ -878,10 +865,9 @@ class SwapPackWear:
       (a carried pack: at the vehicle's preferred station), or is recycled.
     """
 
-    def __init__(self, fw: FleetWear, net, hook_offset: int):
+    def __init__(self, fw: FleetWear, net):
         self.fw = fw
         self.net = net
-        self.hook_offset = hook_offset
         cfg = fw.cfg
         pk = net.packs
         P = pk.n
@@ -915,14 +901,13 @@ class SwapPackWear:
         self.packs_recycled_direct = 0
         self.second_life = SecondLifeStorage(cfg.second_life, fw.models, fw.price_cny_per_kwh, fw.dt_h) if cfg.second_life.enabled else None
         self.sl_station = np.zeros(0, np.int64)
-        net.wear = self
         if cfg.price_dispatch:
             n = P
             stress = dict(dt_s=0.0, t_degc=np.full(n, float(fw.t_amb_degc.mean())), soc_mean=np.full(n, 0.6),
                           fec=np.zeros(n), dod=np.full(n, 0.3), c_rate=np.full(n, 0.2))
             self._price(stress)
 
-    # ------------------------------------------------------------------ hooks
+    # ------------------------------------------------------------------ called by FleetWear and the network
     def _veh_acc(self, v):
         f = self.fw.fleet
         return np.stack([f.e_driven_kwh[v], f.e_charged_kwh[v], f.e_discharged_kwh[v]])
@@ -955,7 +940,7 @@ class SwapPackWear:
             self._flush(v)
         soh = self.fw.soh_applied.copy()
         soh[v] = self.net.packs.soh[in_p]
-        self.fw._apply_soh(v, soh, keep_energy=True)
+        self.fw.apply_soh(v, soh, keep_energy=True)
 
     def rack_step(self, pk: np.ndarray, grid_kwh: np.ndarray, de: np.ndarray) -> None:
         """Rack packs ``pk`` moved ``grid_kwh`` (grid side) and ``de`` (battery side) this step."""
@@ -1013,7 +998,7 @@ class SwapPackWear:
             v = pk.vehicle[c]
             soh = self.fw.soh_applied.copy()
             soh[v] = soh_new[~rack]
-            self.fw._apply_soh(v, soh)
+            self.fw.apply_soh(v, soh)
         pk.soh[p] = soh_new
 
     def _retire(self, ret: np.ndarray, s: int) -> None:
@@ -1073,3 +1058,71 @@ class SwapPackWear:
             "e_capacity_change_kwh": self.e_capacity_change_kwh,
             "out_of_range_periods": st.n_out_of_range,
         })
+
+
+class SecondLifeActor(Actor):
+    """Second-life storage of retired packs (the fleet's and every swap network's, held by
+    :class:`FleetWear`) as an actor: it operates the storages in the physics phase, puts their
+    power on the feeder in the grid phase and records ``second_life_charge_kw`` /
+    ``second_life_discharge_kw``.
+
+    Retired vehicle packs sit at ``second_life.site``'s bus (spread over the site's piles, or over
+    every EV connection without a site); retired swap packs at their station's bus.
+    """
+
+    def __init__(self, wear: FleetWear):
+        self.wear = wear
+        self.p_kw = 0.0
+        self._charge_kw = self._discharge_kw = 0.0
+        self._operated = False
+
+    def physics(self, sig: Signals) -> None:
+        """Operate every storage for the step (none before the recorded run starts)."""
+        p = ch = dis = 0.0
+        self._operated = self.wear.started
+        if self.wear.started:
+            for sl in self.wear.storages():
+                sl.step(sig.step)
+                if sl.p_kw > 0:
+                    ch += sl.p_kw
+                else:
+                    dis -= sl.p_kw
+                p += sl.p_kw
+        self.p_kw, self._charge_kw, self._discharge_kw = p, ch, dis
+
+    def grid(self, sig: Signals, injections: GridInjections) -> None:
+        injections.add(self.p_kw, self._at_loads if self.p_kw != 0.0 else None)
+
+    def _at_loads(self, feeder) -> np.ndarray:
+        """The step's second-life power per EV load element of a network feeder, shape (n_ev,)."""
+        w = self.wear
+        out = np.zeros(feeder.n_ev)
+        sl = w.second_life
+        if sl is not None and sl.p_kw != 0.0:
+            out += feeder.site_bus_kw(w.second_life_site, sl.p_kw)
+        for pw in w.pack_wears:
+            if pw.second_life is not None and pw.second_life.p_kw != 0.0:
+                out += feeder.connection_bus_kw(pw.net, np.bincount(pw.sl_station, weights=pw.second_life.p_each_kw,
+                                                                    minlength=pw.net.n_stations))
+        return out
+
+    def settle(self, sig: Signals, ledger) -> None:
+        """The packs' owner buys energy from the grid company and is credited the purchase price
+        for what it feeds back (per pack in ``revenue_cny``)."""
+        if not self._operated:
+            return
+        for sl in self.wear.storages():
+            kwh_in, paid, kwh_out, got = sl.settle(sig.step)
+            ledger.post(sig.row, SECOND_LIFE, GRID_COMPANY, "energy_purchase", kwh_in, paid)
+            ledger.post(sig.row, GRID_COMPANY, SECOND_LIFE, "energy_sale", kwh_out, got)
+
+    def declare(self, recorder) -> None:
+        """Per recorded step: second_life_charge_kw, second_life_discharge_kw (both >= 0)."""
+        self._rec_charge_kw = recorder.declare_system("second_life_charge_kw")
+        self._rec_discharge_kw = recorder.declare_system("second_life_discharge_kw")
+
+    def record(self, sig: Signals) -> None:
+        r = sig.row
+        if 0 <= r < self._rec_charge_kw.size:
+            self._rec_charge_kw[r] += self._charge_kw
+            self._rec_discharge_kw[r] += self._discharge_kw

@@ -83,10 +83,10 @@ def operator_prefixes(business_models: list[Mapping]) -> list[str]:
 
 def owned_by(name: str, prefix: str) -> bool:
     """Whether KPI ``name`` is one the business model with KPI prefix ``prefix`` reported; the
-    run's own comparison with its uncontrolled twin (``uncontrolled_peak_kw``) is not."""
-    from v2gsim.runner import BASELINE_KPIS
+    run's own comparison with its reference (``reference_peak_kw``, ...) is not."""
+    from v2gsim.runner import REFERENCE_KPIS
 
-    return name.startswith(prefix + "_") and name not in BASELINE_KPIS
+    return name.startswith(prefix + "_") and name not in REFERENCE_KPIS
 
 
 def operator_kpis(kpis: Mapping[str, float], prefix: str) -> dict[str, float]:

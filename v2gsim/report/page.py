@@ -35,7 +35,9 @@ PLOT_CAPTIONS = {
 def find_ledger(results, directory: str | Path | None = None) -> pd.DataFrame | None:
     """The money ledger of a run, if it has one: a ``ledger`` table of the results, else
     ``ledger.parquet`` in its result folder; None otherwise."""
-    ledger = results.extra.get("ledger", getattr(results, "ledger", None))
+    ledger = results.extra.get("ledger")
+    if ledger is None and len(getattr(results, "ledger", ())):
+        ledger = results.ledger
     if ledger is None and directory is not None and (Path(directory) / LEDGER_FILE).is_file():
         ledger = pd.read_parquet(Path(directory) / LEDGER_FILE)
     return ledger if isinstance(ledger, pd.DataFrame) else None

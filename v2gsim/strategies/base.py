@@ -14,13 +14,14 @@ scenario picks it by ``kind:``. There is no ``if kind == ...`` anywhere.
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
+from v2gsim.engine.actor import SiteTable
 from v2gsim.errors import Problem
 from v2gsim.fields import ConfigModel
 from v2gsim.registry import Registry
@@ -37,6 +38,15 @@ class StrategyConfig(ConfigModel):
         default=None,
         description="site ids this business model controls; omitted = every site no other entry claims",
     )
+
+    def reference_config(self) -> StrategyConfig:
+        """This entry in the run's like-for-like reference (``reference: uncontrolled``): the
+        same sites and actors, only the control changed. Default: uncontrolled charging of the
+        same sites; a business model with agents of its own (swap stations) keeps them and
+        overrides this."""
+        from v2gsim.strategies.uncontrolled import UncontrolledConfig
+
+        return UncontrolledConfig(sites=self.sites)
 
     def scenario_problems(self, scenario, path: str) -> list[Problem]:
         """Problems of this entry that only the whole validated scenario shows (its vehicles,
@@ -154,6 +164,10 @@ class StrategyContext:
         seed_seq: this business model's own random stream (model stream ``STREAM_STRATEGY``,
             spawn key ``(STREAM_STRATEGY, position in business_models)``); spawn from it.
         n_warmup: steps of warm-up at the start of ``times`` (not recorded).
+        sites: the sites this strategy controls (:class:`v2gsim.engine.actor.SiteTable`): their
+            index in the scenario, connection limit (inf: none), chargers, bidirectional share,
+            bus, kind.
+        operator_id: the business model's id in the ledger and in KPI names.
     """
 
     site_ids: tuple[str, ...]
@@ -163,7 +177,14 @@ class StrategyContext:
     v2g_price_cny_per_kwh: np.ndarray
     seed_seq: np.random.SeedSequence | None = None
     n_warmup: int = 0
-    extra: dict = field(default_factory=dict)
+    sites: SiteTable | None = None
+    operator_id: str = ""
+
+    @property
+    def site_table(self) -> SiteTable:
+        """``sites``, or (a context built by hand without it) the ``site_ids`` with no limits,
+        at positions 0, 1, ..."""
+        return self.sites if self.sites is not None else SiteTable.of(self.site_ids)
 
 
 class Strategy:
@@ -185,11 +206,12 @@ class Strategy:
         ``_time_s``), which go to the metadata's ``timings``. Default: none."""
         return {}
 
-    def bind(self, model) -> None:
-        """Called once by the engine when the model is built. A business model with agents of its
-        own that take part in mobility and the grid (swap stations) creates them here and appends
-        its hook object to ``model.hooks`` (see ``V2GModel`` and
-        :class:`v2gsim.agents.swap_station.SwapNetwork` for the calls). Default: nothing."""
+    def actors(self, engine) -> list:
+        """Called once by the engine when the model is built: the actors of this business model
+        besides its aggregator (e.g. swap stations, :class:`v2gsim.agents.swap_station.SwapNetwork`),
+        each a :class:`v2gsim.engine.actor.Actor` taking part in the phases it overrides.
+        ``engine`` is the :class:`v2gsim.engine.actor.EngineView`. Default: none."""
+        return []
 
 
 def _check_strategy(kind: str, cls: object) -> None:

@@ -143,6 +143,12 @@ class BatterySwapConfig(StrategyConfig):
     )
     discharge_requests: list[DischargeRequest] = Field(default_factory=list, description="grid request windows")
 
+    def reference_config(self) -> BatterySwapConfig:
+        """The stations stay (drivers still swap there, the same packs come back); only their
+        energy manager loses its control: no discharge, no grid requests, and every hour counts
+        as cheap, so packs charge as they come back."""
+        return self.model_copy(update={"v2g": False, "discharge_requests": [], "cheap_quantile": 1.0})
+
     def scenario_problems(self, scenario, path: str) -> list[Problem]:
         """Station ids unique over every battery_swap entry; one pack capacity per standard among
         the vehicles that carry it; a capacity for every standard no vehicle carries."""
@@ -191,16 +197,20 @@ class BatterySwap(Strategy):
         super().__init__(config, context)
         self.network = None
 
-    # ------------------------------------------------------------------ engine hooks
+    # ------------------------------------------------------------------ the engine's actors
 
-    def bind(self, model) -> None:
-        """Create the swap stations and register them with the engine (no stations: nothing)."""
+    def actors(self, engine) -> list:
+        """The swap stations (one :class:`~v2gsim.agents.swap_station.SwapNetwork`; none
+        without stations)."""
         if not self.config.stations:
-            return
+            return []
         from v2gsim.agents.swap_station import SwapNetwork
 
-        self.network = SwapNetwork(model, self)
-        model.hooks.append(self.network)
+        self.network = SwapNetwork(engine, self)
+        self._plan_forecast()
+        return [self.network]
+
+    def _plan_forecast(self) -> None:
         ctx = self.context
         n = len(ctx.times)
         spd = int(round(24 / ctx.dt_h))

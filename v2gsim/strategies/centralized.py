@@ -281,10 +281,10 @@ class Centralized(Strategy):
     def __init__(self, config: CentralizedConfig, context: StrategyContext):
         super().__init__(config, context)
         prepare_solver()
-        extra = context.extra or {}
-        self._site_index = np.asarray(extra.get("site_index", ()), dtype=np.int64)
-        self._site_limit = np.asarray(extra.get("site_p_limit_kw", np.full(self._site_index.size, np.inf)), dtype=float)
-        self._site_ports = np.asarray(extra.get("site_ports", np.zeros(self._site_index.size)), dtype=np.int64)
+        sites = context.site_table
+        self._site_index = sites.index
+        self._site_limit = sites.p_limit_kw
+        self._site_ports = sites.ports
         self._site_pos = {int(k): i for i, k in enumerate(self._site_index)}  # model site index -> position here
         dt_h = context.dt_h
         self._replan_steps = max(1, int(round(config.replan_every_min / 60.0 / dt_h)))
