@@ -66,10 +66,13 @@ def _answers(strat: Distributed, fleet: FleetView, step: int = 54) -> np.ndarray
     return out
 
 
-def _at_reference_margin(strat: Distributed, n: int) -> FleetView:
+def _at_reference_margin(strat: Distributed, n: int, seed: int = 0) -> FleetView:
+    """A fleet whose SOC margins above the reserve are spread as the anchor event's fleet."""
     f = _fleet(n)
     strat._traits(n)
-    e = strat.reserve_kwh(f) + strat.config.drivers.soc_margin_ref * f.capacity_kwh
+    d = strat.config.drivers
+    m = d.soc_margin_ref + d.soc_margin_sd_ref * np.random.default_rng(seed).standard_normal(n)
+    e = strat.reserve_kwh(f) + m * f.capacity_kwh
     return _fleet(n, e_kwh=e)
 
 
@@ -81,7 +84,7 @@ def test_calibration_reproduces_shenzhen_2024_event():
     shares, counts = [], []
     for seed in range(40):
         strat = _shenzhen_strategy(seed)
-        yes = _answers(strat, _at_reference_margin(strat, SHENZHEN_2024_ENROLLED))
+        yes = _answers(strat, _at_reference_margin(strat, SHENZHEN_2024_ENROLLED, seed))
         counts.append(int(yes.sum()))
         shares.append(yes.mean())
     # 40 × 1,473 answers: the standard error of the mean share is 0.12 points
@@ -92,7 +95,8 @@ def test_calibration_reproduces_shenzhen_2024_event():
     strat = _shenzhen_strategy(0)
     rng = np.random.default_rng(1)
     strat.z_anx, strat.z_wear = rng.standard_normal(10**6), rng.standard_normal(10**6)
-    p = strat.answer_probability(4.0, np.full(10**6, d.soc_margin_ref), np.arange(10**6))
+    margin = d.soc_margin_ref + d.soc_margin_sd_ref * rng.standard_normal(10**6)
+    p = strat.answer_probability(4.0, margin, np.arange(10**6))
     assert p.mean() == pytest.approx(target, abs=0.001)
 
 

@@ -92,7 +92,7 @@ def test_a_business_model_in_a_temporary_module_runs_from_yaml_by_kind(plugin_di
     assert main(["run", str(yaml_file), "-o", str(out), "--plugins", "--no-progress", "--no-plots"]) == 0
     kpis = json.loads((out / "kpis.json").read_text())
     assert kpis["half_rate_decide_calls"] == 96  # the plugin's strategy decided every step
-    assert kpis["peak_reduction_pct"] > 0  # half the charger's power against the uncontrolled twin
+    assert kpis["peak_reduction_pct"] > 0  # half the charger's power against its uncontrolled reference
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["scenario"]["plugins"] == [str(plugin.resolve())]  # kept with the result, resolved
     assert meta["scenario"]["business_models"] == [{"kind": "half_rate", "sites": None, "share": 0.5}]

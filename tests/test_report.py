@@ -307,9 +307,9 @@ def test_run_with_report_writes_it_with_the_result(tmp_path, capsys):
     page = Page((out / "report.html").read_text("utf-8"))
     check_self_contained(page)
     assert len(page.figures) == 3  # smoke: no network, wear or stations
-    # smoke is uncontrolled: its comparison with the uncontrolled twin is a key figure, not the operator's
+    # smoke is uncontrolled: its comparison with its reference is a key figure, not the operator's
     html = page.html
-    assert "<td>uncontrolled_peak_kw</td>" in html and "<td>peak_kw</td>" not in html
+    assert "<td>reference_peak_kw</td>" in html and "<td>peak_kw</td>" not in html
     assert "report.html" in json.loads((out / "metadata.json").read_text())["files"]
 
 

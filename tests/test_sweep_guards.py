@@ -194,7 +194,7 @@ parameters:
 replications: 1
 seed: 3
 seeds: per_replication
-kpis: [peak_load_kw, uncontrolled_peak_kw, peak_reduction_pct, distributed_enrolled_drivers]
+kpis: [peak_load_kw, reference_peak_kw, peak_reduction_pct, distributed_enrolled_drivers]
 """
 
 
@@ -203,7 +203,7 @@ def test_kpis_of_some_runs_only_and_baseline_kpis_are_known(tmp_path):
     with the reference run: both are accepted, and every row is what ``v2gsim.run`` gives."""
     t = serial(write(tmp_path, BUSINESS_MODELS), tmp_path / "out")
     assert (t["status"] == "ok").all()
-    kpis = ["peak_load_kw", "uncontrolled_peak_kw", "peak_reduction_pct", "distributed_enrolled_drivers"]
+    kpis = ["peak_load_kw", "reference_peak_kw", "peak_reduction_pct", "distributed_enrolled_drivers"]
     for _, row in t.iterrows():
         sc = load_scenario("smoke", {"business_models": [{"kind": row["business_models.0.kind"]}], "seed": int(row["seed"])})
         res = v2gsim.run(sc)  # the path of `v2gsim run`: with the baseline
@@ -213,7 +213,7 @@ def test_kpis_of_some_runs_only_and_baseline_kpis_are_known(tmp_path):
     assert unc["peak_reduction_pct"] == 0 and np.isnan(unc["distributed_enrolled_drivers"])
     assert np.isfinite(dist["peak_reduction_pct"]) and np.isfinite(dist["distributed_enrolled_drivers"])
     # common random numbers: the distributed run's reference is the uncontrolled run
-    assert dist["uncontrolled_peak_kw"] == unc["peak_load_kw"]
+    assert dist["reference_peak_kw"] == unc["peak_load_kw"]
 
 
 def test_bundled_hosting_capacity_sweep_gets_its_peak_reduction(tmp_path):

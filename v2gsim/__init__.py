@@ -50,8 +50,9 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None, progress: b
         allow_plugins: bool = False) -> Results:
     """Run a scenario (object, file or bundled name) to its horizon and return its Results.
 
-    With ``baseline`` (default), a scenario whose business models are not all uncontrolled is
-    also run uncontrolled, and the KPIs gain ``uncontrolled_peak_kw`` and ``peak_reduction_pct``.
+    With ``baseline`` (default), the scenario's like-for-like reference (its ``reference`` key:
+    by default the same actors and mobility under uncontrolled control) is run too, and the KPIs
+    gain ``reference_peak_kw``, the other ``reference_*`` KPIs and ``peak_reduction_pct``.
     ``allow_plugins`` lets a scenario file import the modules its ``plugins:`` names.
     """
     from v2gsim.runner import run_scenario

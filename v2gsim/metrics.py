@@ -214,3 +214,172 @@ def swap_pack_wear_kpis(packs: pd.DataFrame) -> dict[str, float]:
         "swap_pack_wear_cost_cny": float(packs["wear_cost_cny"].sum()),
         "swap_pack_replacement_cost_cny": float(packs["replacement_cost_cny"].sum()),
     }
+
+
+# ---------------------------------------------------------------------- wear by cause, V2G's worth
+
+FADE_CAUSES = {  # column of the wear table -> cause; driving and charging together are the cycle fade
+    "fade_calendar_pct": "calendar",
+    "fade_driving_pct": "cycle_driving",
+    "fade_charging_pct": "cycle_charging",
+    "fade_v2g_pct": "v2g",
+}
+
+
+def fade_by_cause(results, by: str = "group") -> pd.DataFrame:
+    """Mean capacity fade per vehicle by cause, per value of a column of ``results.vehicles``.
+
+    Args:
+        results: a run with wear (``results.extra["wear"]``).
+        by: a column of the vehicles table (``group``, ``archetype``, ``vehicle_model``).
+
+    Returns:
+        One row per value of ``by`` and a last row ``all vehicles``: ``vehicles`` (count),
+        ``calendar_pct``, ``cycle_driving_pct``, ``cycle_charging_pct``, ``v2g_pct`` (means in
+        percentage points of nominal capacity; they add up to ``total_pct``, the mean
+        ``fade_pct``) and ``v2g_share_pct`` (V2G's part of the total, percent).
+    """
+    wear = _wear_table(results)
+    if by not in results.vehicles:
+        raise ValueError(f"by={by!r} is not a column of the vehicles table; use one of {list(results.vehicles.columns)}")
+    t = wear[["vehicle", *FADE_CAUSES, "fade_pct"]].merge(results.vehicles[["vehicle", by]], on="vehicle", how="left")
+    cols = {c: f"{name}_pct" for c, name in FADE_CAUSES.items()} | {"fade_pct": "total_pct"}
+    t = t.rename(columns=cols)
+    value_cols = list(cols.values())
+    per_group = t.groupby(by, observed=True, sort=False)[value_cols].mean()
+    per_group.insert(0, "vehicles", t.groupby(by, observed=True, sort=False).size())
+    fleet = pd.DataFrame([[len(t), *t[value_cols].mean()]], columns=["vehicles", *value_cols], index=["all vehicles"])
+    out = pd.concat([per_group, fleet])
+    out.index.name = by
+    out["v2g_share_pct"] = np.divide(out["v2g_pct"] * 100.0, out["total_pct"], out=np.full(len(out), np.nan),
+                                     where=out["total_pct"].to_numpy() > 0)
+    out["vehicles"] = out["vehicles"].astype(int)
+    return out
+
+
+def v2g_value_per_vehicle(results) -> pd.DataFrame:
+    """What V2G paid each vehicle against what it cost the battery, one row per vehicle.
+
+    Columns: ``vehicle``, ``group``, ``e_v2g_kwh`` (grid-side energy fed back), ``v2g_revenue_cny``
+    (that energy at the V2G price, ``vehicles.revenue_cny``), ``fade_v2g_pct`` (V2G-attributed
+    fade, points of nominal capacity; negative where V2G slowed calendar ageing),
+    ``v2g_wear_cost_cny`` (that fade priced at replacement cost, ``wear.wear_cost_v2g_cny``),
+    ``v2g_net_cny`` (revenue − wear cost), ``pack_life_used_by_v2g_pct`` (the V2G fade as a share
+    of the fade from new to ``wear.retirement_soh``: the part of the pack's service life V2G
+    used), ``battery_leased`` (the pack is the swap operator's: its wear cost is the operator's,
+    0 here).
+    """
+    wear = _wear_table(results)
+    retire_soh = float(results.metadata["scenario"]["wear"]["retirement_soh"])
+    v = results.vehicles[["vehicle", "group", "e_discharged_kwh", "revenue_cny"]]
+    t = v.merge(wear[["vehicle", "fade_v2g_pct", "wear_cost_v2g_cny", "battery_leased"]], on="vehicle", how="left")
+    return pd.DataFrame({
+        "vehicle": t["vehicle"],
+        "group": t["group"],
+        "e_v2g_kwh": t["e_discharged_kwh"],
+        "v2g_revenue_cny": t["revenue_cny"],
+        "fade_v2g_pct": t["fade_v2g_pct"],
+        "v2g_wear_cost_cny": t["wear_cost_v2g_cny"],
+        "v2g_net_cny": t["revenue_cny"] - t["wear_cost_v2g_cny"],
+        "pack_life_used_by_v2g_pct": t["fade_v2g_pct"] / (1.0 - retire_soh),
+        "battery_leased": t["battery_leased"].astype(bool),
+    })
+
+
+def _wear_table(results) -> pd.DataFrame:
+    wear = getattr(results, "extra", {}).get("wear")
+    if wear is None:
+        raise ValueError("these results have no battery wear: run the scenario with a wear section "
+                         "(wear: {model: auto}), e.g. load_scenario(name, {'wear.model': 'auto'})")
+    return wear
+
+
+# ---------------------------------------------------------------------- per-bus voltages
+
+def worst_voltage_step(results) -> pd.Timestamp:
+    """The recorded step with the lowest bus voltage of the run (converged steps only).
+
+    Raises:
+        ValueError: the run has no network, or no step converged.
+    """
+    sy = results.system
+    if "vm_min_pu" not in sy:
+        raise ValueError("these results have no per-bus voltages: the scenario needs a feeder.network")
+    vmin = sy["vm_min_pu"].where(sy["pf_converged"] >= 0.5)
+    if vmin.isna().all():
+        raise ValueError("no step of this run has a converged power flow")
+    return vmin.idxmin()
+
+
+def bus_voltages_at(results, time) -> pd.Series:
+    """Every bus's voltage (p.u., indexed by the network's bus label) at one recorded step.
+
+    Raises:
+        ValueError: the run did not record bus voltages (``outputs.bus_voltages: true``) or
+            ``time`` is not one of its steps.
+    """
+    bv = results.bus_voltages
+    if bv is None:
+        raise ValueError("these results have no per-bus voltages: set outputs.bus_voltages: true (needs a feeder.network)")
+    at = bv[bv["time"] == pd.Timestamp(time)]
+    if at.empty:
+        raise ValueError(f"{time} is not a recorded step of this run ({bv['time'].min()} to {bv['time'].max()})")
+    return pd.Series(at["vm_pu"].to_numpy(float), index=at["bus"].to_numpy(), name="vm_pu").rename_axis("bus")
+
+
+# ---------------------------------------------------------------------- hosting capacity of a sweep
+
+DEFAULT_HOSTING_LIMITS = {"max_transformer_loading_pct": 100.0, "max_line_loading_pct": 100.0}
+
+
+def hosting_capacity(table: pd.DataFrame, size: str, *, by: str | None = None,
+                     upper: dict[str, float] | None = None, lower: dict[str, float] | None = None) -> pd.DataFrame:
+    """The largest fleet (or other size parameter) a feeder took within its limits, from a sweep's run table.
+
+    A size is within limits when every successful run at it (all replications) keeps each KPI of
+    ``upper`` at or below its value and each KPI of ``lower`` at or above it. The hosting
+    capacity is the largest size below the first size that is not, so a lucky larger size after
+    a violation does not count.
+
+    Args:
+        table: a run table (`v2gsim.sweeps.run_sweep`): ``status``, the ``size`` and ``by``
+            parameter columns and the KPI columns the limits name.
+        size: the parameter column that grows (e.g. ``population.0.count``).
+        by: a parameter column to answer per value of (e.g. ``business_models.0.kind``).
+        upper: KPI -> largest allowed value; default transformer and line loading at 100 %.
+        lower: KPI -> smallest allowed value, e.g. ``{"min_voltage_pu": 0.93}``.
+
+    Returns:
+        One row per value of ``by`` (or one row ``all``): ``hosting_capacity`` (NaN when even the
+        smallest size broke a limit), ``first_violation`` (the smallest size that broke one;
+        NaN when none did), ``binding`` (the KPIs broken there, comma-separated) and
+        ``largest_size_run``.
+
+    Raises:
+        ValueError: a limit names a KPI the table lacks.
+    """
+    upper = DEFAULT_HOSTING_LIMITS if upper is None else upper
+    lower = lower or {}
+    missing = [k for k in [*upper, *lower] if k not in table]
+    if missing:
+        raise ValueError(f"the run table has no KPI {missing}: name it in the sweep's kpis (columns: {list(table.columns)})")
+    ok = table[table["status"] == "ok"]
+    broken = pd.DataFrame({k: ok[k] > v for k, v in upper.items()} | {k: ok[k] < v for k, v in lower.items()}, index=ok.index)
+    groups = ok.groupby(by, sort=False, observed=True) if by else [("all", ok)]
+    rows = {}
+    for g, part in groups:
+        per_size = broken.loc[part.index].groupby(part[size]).any().sort_index()
+        bad = per_size.any(axis=1)
+        sizes = per_size.index.to_numpy()
+        if bad.any():
+            first = sizes[bad.to_numpy().argmax()]
+            below = sizes[sizes < first]
+            rows[g] = {"hosting_capacity": float(below.max()) if below.size else float("nan"),
+                       "first_violation": float(first),
+                       "binding": ", ".join(c for c in per_size.columns if per_size.loc[first, c])}
+        else:
+            rows[g] = {"hosting_capacity": float(sizes.max()), "first_violation": float("nan"), "binding": ""}
+        rows[g]["largest_size_run"] = float(sizes.max())
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = by or "runs"
+    return out

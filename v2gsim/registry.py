@@ -163,8 +163,11 @@ class Registry(Mapping[str, Any]):
             raise KeyError(f"unknown {self.what} {name!r}; {self.hint(name)}") from None
 
     def __iter__(self) -> Iterator[str]:
+        """Built-in names in the order of ``builtins``, then the others as they were registered:
+        the same listing whichever module a program happened to import first."""
         self._ensure_loaded()
-        return iter(list(self._items))
+        rank = {m: i for i, m in enumerate(self.builtins)}
+        return iter(sorted(self._items, key=lambda n: rank.get(getattr(self._items[n], "__module__", None), len(rank))))
 
     def __len__(self) -> int:
         self._ensure_loaded()

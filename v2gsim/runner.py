@@ -1,50 +1,70 @@
-"""Running a scenario the way users do: the model plus its uncontrolled baseline.
+"""Running a scenario the way users do: the model plus its like-for-like reference.
 
-Every run that uses a business model other than ``uncontrolled`` also runs the same scenario
-(same seed, drivers and grid) with uncontrolled charging, so that "peak reduced by X %" is one
-KPI of the run itself. ``v2gsim run``, `v2gsim.run` and every run of a sweep go through
-`run_scenario`; sweeps turn the baseline off unless their KPIs ask for `BASELINE_KPIS`.
+A run is judged against a reference that keeps every actor and every vehicle's mobility (same
+seed, drivers, sites, swap stations and grid) and changes only the control (DESIGN.md, "Fair
+comparisons"): the scenario's ``reference`` key chooses it — ``uncontrolled`` (default: each
+business model's `StrategyConfig.reference_config`), ``none``, or a scenario file with the same
+time section. Its KPIs are the run's ``reference_*`` KPIs and ``peak_reduction_pct``.
+``v2gsim run``, `v2gsim.run` and every run of a sweep go through `run_scenario`; sweeps run the
+reference only when their KPIs ask for one of `REFERENCE_KPIS` (it doubles the run time).
 """
 
 from __future__ import annotations
 
 from v2gsim.results import Results
 from v2gsim.scenario.schema import OutputsConfig, Scenario
-from v2gsim.strategies.uncontrolled import UncontrolledConfig
 
-BASELINE_KPIS = ("uncontrolled_peak_kw", "peak_reduction_pct")
-"""The KPIs that only a run with ``baseline=True`` reports."""
+# KPI of the reference run -> its name in the run's KPIs
+_FROM_REFERENCE = {
+    "peak_load_kw": "reference_peak_kw",
+    "max_transformer_loading_pct": "reference_max_transformer_loading_pct",
+    "stranded_trips": "reference_stranded_trips",
+    "unmet_energy_kwh": "reference_unmet_energy_kwh",
+}
+REFERENCE_KPIS = (*_FROM_REFERENCE.values(), "peak_reduction_pct")
+"""The KPIs that only a run with ``baseline=True`` and a reference reports."""
+
+_QUIET = OutputsConfig(session_sample=0, trace_sample=0, plots=False)
 
 
-def uncontrolled_twin(scenario: Scenario) -> Scenario:
-    """The same scenario with every site under uncontrolled charging and minimal outputs."""
-    return scenario.model_copy(update={
-        "business_models": [UncontrolledConfig()],
-        "outputs": OutputsConfig(session_sample=0, trace_sample=0, plots=False),
-    })
+def reference_scenario(scenario: Scenario) -> Scenario | None:
+    """The scenario of the run's reference, or None when it has none (``reference: none``) or
+    is its own (an uncontrolled scenario: taking the control away changes nothing)."""
+    ref = scenario.reference
+    if ref == "none":
+        return None
+    if ref == "uncontrolled":
+        bms = [bm.reference_config() for bm in scenario.business_models]
+        if bms == list(scenario.business_models):
+            return None
+        return scenario.model_copy(update={"business_models": bms, "outputs": _QUIET, "reference": "none"})
+    from v2gsim.scenario import load_scenario
 
-
-def needs_baseline(scenario: Scenario) -> bool:
-    return any(bm.kind != "uncontrolled" for bm in scenario.business_models)
+    return load_scenario(ref, {"reference": "none"}).model_copy(update={"outputs": _QUIET})
 
 
 def run_scenario(scenario: Scenario, *, seed: int | None = None, progress: bool = False, baseline: bool = True) -> Results:
-    """Run to the horizon; add ``uncontrolled_peak_kw`` and ``peak_reduction_pct`` KPIs.
+    """Run to the horizon; with ``baseline``, add the reference's KPIs (``reference_peak_kw``,
+    ...) and ``peak_reduction_pct`` (positive: the run's peak is below the reference's).
 
-    For an uncontrolled scenario the baseline is the run itself (reduction 0).
+    A scenario that is its own reference reports its own figures (reduction 0); one with
+    ``reference: none`` reports none. The reference's description goes to
+    ``metadata["reference"]``.
     """
     from v2gsim.model import V2GModel
 
     res = V2GModel(scenario, seed=seed).run(progress=progress)
-    if not baseline:
+    if not baseline or scenario.reference == "none":
         return res
-    if needs_baseline(scenario):
-        base = V2GModel(uncontrolled_twin(scenario), seed=seed).run(progress=False)
-        base_peak = base.kpis["peak_load_kw"]
-    else:
-        base_peak = res.kpis["peak_load_kw"]
-    res.kpis["uncontrolled_peak_kw"] = base_peak
+    ref_sc = reference_scenario(scenario)
+    ref = V2GModel(ref_sc, seed=seed).run(progress=False).kpis if ref_sc is not None else res.kpis
+    for name, as_name in _FROM_REFERENCE.items():
+        res.kpis[as_name] = ref.get(name, float("nan"))
+    base_peak = res.kpis["reference_peak_kw"]
     res.kpis["peak_reduction_pct"] = (base_peak - res.kpis["peak_load_kw"]) / base_peak * 100.0 if base_peak > 0 else float("nan")
+    res.metadata["reference"] = ("the run itself" if ref_sc is None
+                                 else scenario.reference if scenario.reference != "uncontrolled"
+                                 else "the same drivers and actors, uncontrolled")
     return res
 
 
@@ -59,6 +79,8 @@ def kpi_names(scenario: Scenario, *, baseline: bool = True) -> set[str]:
     tc = scenario.time
     one_step = scenario.model_copy(update={
         "time": tc.model_copy(update={"horizon_days": tc.step_min / 1440, "warmup_days": 0}),
-        "outputs": OutputsConfig(session_sample=0, trace_sample=0, plots=False),
+        "outputs": _QUIET,
     })
+    if one_step.reference not in ("uncontrolled", "none"):  # the file's own clock would not match the shortened one
+        one_step = one_step.model_copy(update={"reference": "uncontrolled"})
     return set(run_scenario(one_step, baseline=baseline).kpis)

@@ -27,11 +27,14 @@ OVERRIDES: dict[str, dict] = {
     "battery_swapping": {"time.horizon_days": 2},
     "centralized_hub": {"time.horizon_days": 2},
     "city_feeder": {"time.horizon_days": 1, "population.0.count": 600, "population.1.count": 340, "population.2.count": 60},
+    "depot_two_part": {"time.horizon_days": 2},
     "distributed_community": {"time.horizon_days": 2},
     "lv_feeder": {"time.horizon_days": 2},
     "mixed_city": {"time.horizon_days": 3},
     "smoke": {},
     "wear_v2g_fleet": {"time.horizon_days": 30},
+    "pilots/nio_gen3_station": {},
+    "pilots/shenzhen_2024_05_15": {},
 }
 # wall-clock figures are not results
 VOLATILE_KPIS = ("solve_time_s", "wall_time_s")
@@ -52,7 +55,7 @@ def record(name: str, res) -> dict:
 
 def save(name: str, rec: dict) -> None:
     d = HERE / name
-    d.mkdir(exist_ok=True)
+    d.mkdir(parents=True, exist_ok=True)
     (d / "kpis.json").write_text(json.dumps(rec["kpis"], indent=1, sort_keys=True, allow_nan=True) + "\n")
     for t in TABLES:
         rec[t].to_parquet(d / f"{t}.parquet")

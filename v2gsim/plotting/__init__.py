@@ -11,16 +11,26 @@ from matplotlib.figure import Figure
 
 from v2gsim.metrics import base_net_kw
 from v2gsim.plotting.figure import new_figure
+from v2gsim.plotting.hosting import plot_hosting_capacity
+from v2gsim.plotting.network_map import plot_voltage_map
+from v2gsim.plotting.pilots import plot_pilots
+from v2gsim.plotting.wear_value import plot_fade_by_cause, plot_second_life, plot_v2g_value
 
 __all__ = [
     "plot_daily_envelope",
+    "plot_fade_by_cause",
     "plot_fade_distribution",
     "plot_fade_vs_v2g",
+    "plot_hosting_capacity",
     "plot_load_curve",
     "plot_loading_duration",
+    "plot_pilots",
+    "plot_second_life",
     "plot_soc_distribution",
     "plot_swap_stations",
+    "plot_v2g_value",
     "plot_voltage_envelope",
+    "plot_voltage_map",
     "save_standard_plots",
     "standard_plots",
 ]

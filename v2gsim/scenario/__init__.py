@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from v2gsim.errors import Problem
+from v2gsim.errors import Problem, ScenarioError
 from v2gsim.plugins import load_scenario_plugins
 from v2gsim.scenario import loader
 from v2gsim.scenario.schema import Scenario, TimeConfig, cross_checks, model_checks, resolve_paths, scenario_model
@@ -19,10 +19,13 @@ SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 def bundled_scenarios() -> dict[str, Path]:
-    """Scenario files shipped in the repository's ``scenarios/`` folder, by stem."""
+    """Scenario files shipped in the repository's ``scenarios/`` folder, by stem; the pilots
+    reproduced from published figures (``scenarios/pilots/``) as ``pilots/<stem>``."""
     if not SCENARIO_DIR.is_dir():
         return {}
-    return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.yaml"))}
+    found = {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.yaml"))}
+    found.update({f"pilots/{p.stem}": p for p in sorted(SCENARIO_DIR.glob("pilots/*.yaml"))})
+    return found
 
 
 def find_scenario(name_or_path: str | Path) -> Path:
@@ -78,7 +81,28 @@ def _data_file_checks(raw) -> list[Problem]:
         sites = [s.get("id") for s in raw.get("sites", []) if isinstance(s, dict)] if isinstance(raw.get("sites"), list) else []
         window = (clock[0], clock[-1] + clock.freq) if clock is not None else None
         problems += read_sessions_config(ms, sites, zone, window)[1]
+    ref = raw.get("reference")
+    if isinstance(ref, str) and ref not in ("uncontrolled", "none"):
+        problems += _reference_file_problems(Path(ref), tc if clock is not None else None)
     return problems
+
+
+def _reference_file_problems(path: Path, time: TimeConfig | None) -> list[Problem]:
+    """A reference scenario file must exist, validate, and run on the same clock."""
+    if not path.is_file():
+        return [Problem("reference", f"scenario file {str(path)!r} does not exist",
+                        "give 'uncontrolled', 'none' or an existing scenario file (relative to this one)")]
+    try:  # its own reference is not followed (a reference of a reference is never run)
+        other = load_scenario(path, {"reference": "none"})
+    except ScenarioError as exc:
+        first = exc.problems[0]
+        return [Problem("reference", f"the reference scenario {str(path)!r} is not valid: {first.path}: {first.message}",
+                        "fix that file (v2gsim validate it)")]
+    if time is not None and other.time != time:
+        return [Problem("reference", f"the reference scenario {str(path)!r} has another time section ({other.time.start}, "
+                        f"{other.time.step_min} min, {other.time.horizon_days} days)",
+                        "give it the same time section, so both runs cover the same steps")]
+    return []
 
 
 def _checks(raw) -> list[Problem]:

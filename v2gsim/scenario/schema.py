@@ -318,6 +318,12 @@ class Scenario(ConfigModel):
     business_models: list[StrategyConfig] = _business_models_field()
     outputs: OutputsConfig = OutputsConfig()
     wear: WearConfig = Field(default_factory=WearConfig, description="battery ageing, its attribution, price and second life")
+    reference: Literal["uncontrolled", "none"] | str = Field(
+        default="uncontrolled",
+        description="what the run is compared with (reference_* KPIs): uncontrolled = the same actors, vehicles and "
+        "mobility with the control taken away (business models charge uncontrolled, swap stations charge packs as "
+        "they come back); none; or a scenario file (relative to this one) with the same time section",
+    )
 
     @model_validator(mode="wrap")
     @classmethod
@@ -518,6 +524,9 @@ def resolve_paths(raw: Any, lines) -> Any:
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, dict) and isinstance(node.get(path[-1]), str):
             node[path[-1]] = str((base(path) / node[path[-1]]).resolve())
+    ref = raw.get("reference")
+    if isinstance(ref, str) and ref not in ("uncontrolled", "none"):
+        raw["reference"] = str((base(("reference",)) / ref).resolve())
     if isinstance(raw.get("plugins"), list):
         raw["plugins"] = [resolve_entry(e, base(("plugins", i))) if isinstance(e, str) else e
                           for i, e in enumerate(raw["plugins"])]

@@ -39,6 +39,15 @@ class StrategyConfig(ConfigModel):
         description="site ids this business model controls; omitted = every site no other entry claims",
     )
 
+    def reference_config(self) -> StrategyConfig:
+        """This entry in the run's like-for-like reference (``reference: uncontrolled``): the
+        same sites and actors, only the control changed. Default: uncontrolled charging of the
+        same sites; a business model with agents of its own (swap stations) keeps them and
+        overrides this."""
+        from v2gsim.strategies.uncontrolled import UncontrolledConfig
+
+        return UncontrolledConfig(sites=self.sites)
+
     def scenario_problems(self, scenario, path: str) -> list[Problem]:
         """Problems of this entry that only the whole validated scenario shows (its vehicles,
         sites, the other entries), each with a YAML path below ``path`` (e.g.

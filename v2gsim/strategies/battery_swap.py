@@ -143,6 +143,12 @@ class BatterySwapConfig(StrategyConfig):
     )
     discharge_requests: list[DischargeRequest] = Field(default_factory=list, description="grid request windows")
 
+    def reference_config(self) -> BatterySwapConfig:
+        """The stations stay (drivers still swap there, the same packs come back); only their
+        energy manager loses its control: no discharge, no grid requests, and every hour counts
+        as cheap, so packs charge as they come back."""
+        return self.model_copy(update={"v2g": False, "discharge_requests": [], "cheap_quantile": 1.0})
+
     def scenario_problems(self, scenario, path: str) -> list[Problem]:
         """Station ids unique over every battery_swap entry; one pack capacity per standard among
         the vehicles that carry it; a capacity for every standard no vehicle carries."""

@@ -25,8 +25,8 @@ order) gets child ``i`` and its scenario ``seed`` is overridden with it, so the 
 depend on the number or kind of workers.
 
 Every run goes through `v2gsim.runner.run_scenario`, the function behind ``v2gsim run`` and
-`v2gsim.run`. Its uncontrolled reference run (which doubles the time of a controlled run) is on
-only when the sweep's ``kpis`` ask for ``uncontrolled_peak_kw`` or ``peak_reduction_pct``.
+`v2gsim.run`. Its reference run (which doubles the time of a controlled run) is on
+only when the sweep's ``kpis`` ask for ``peak_reduction_pct`` or a ``reference_*`` KPI.
 
 The output folder is locked while a sweep writes to it (``out_dir/.sweep.lock``, an ``flock``
 that dies with its process), and it takes only the sweep recorded in ``out_dir/sweep.json``

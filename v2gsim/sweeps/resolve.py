@@ -76,7 +76,7 @@ def _check_kpis(sweep: Sweep, resolver: _Resolver) -> None:
     wanted = sweep.spec.kpis
     if not wanted:
         return
-    from v2gsim.runner import BASELINE_KPIS, kpi_names
+    from v2gsim.runner import REFERENCE_KPIS, kpi_names
 
     known: set[str] = set()
     probed = 0
@@ -90,7 +90,7 @@ def _check_kpis(sweep: Sweep, resolver: _Resolver) -> None:
             return
     if not probed:
         return  # nothing could run: every run will fail and say why
-    candidates = sorted(known | set(BASELINE_KPIS))
+    candidates = sorted(known | set(REFERENCE_KPIS))
     problems = []
     for i, name in enumerate(wanted):
         if name in known:

@@ -61,8 +61,8 @@ def run_sweep(
 
     Before anything runs: the sweep's runs are counted (refused above ``max_runs``), its KPI
     names are checked (one-step runs), and ``out_dir`` is locked and checked to hold no other
-    sweep. Each run goes through `v2gsim.runner.run_scenario`, with the uncontrolled reference
-    run only when the KPIs ask for ``uncontrolled_peak_kw`` or ``peak_reduction_pct``.
+    sweep. Each run goes through `v2gsim.runner.run_scenario`, with the reference
+    run only when the KPIs ask for ``peak_reduction_pct`` or a ``reference_*`` KPI.
 
     Args:
         sweep_file: A sweep YAML file (or a `Sweep` from `load_sweep`).

@@ -213,10 +213,10 @@ class Sweep:
 
     @property
     def baseline(self) -> bool:
-        """Whether runs also run their uncontrolled reference: only when the KPIs ask for it."""
-        from v2gsim.runner import BASELINE_KPIS
+        """Whether runs also run their reference: only when the KPIs ask for it."""
+        from v2gsim.runner import REFERENCE_KPIS
 
-        return bool(set(self.spec.kpis or ()) & set(BASELINE_KPIS))
+        return bool(set(self.spec.kpis or ()) & set(REFERENCE_KPIS))
 
     def iter_combinations(self) -> Iterator[dict[str, Any]]:
         """Parameter combinations in the fixed order (grid: last parameter varies fastest), one
