@@ -1,4 +1,4 @@
-"""The ``v2gsim`` command: run | validate | schema | scenarios | compare | sweep | report.
+"""The ``v2gsim`` command: run | validate | schema | scenarios | compare | sweep | report | viz.
 
 Logging is configured here and only here. Scenario problems and an output folder v2gsim refuses
 to write into exit with status 2 and a plain message, never a traceback; other failures exit
@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("-o", "--out", metavar="FILE", help="where to write the page (default DIR/report.html, listed with the result)")
     h.add_argument("--overwrite", action="store_true", help="replace an existing file")
     _plugins_flag(c)
+
+    z = sub.add_parser("viz", help="start the live app in the browser: step a scenario and watch its load, SOC, stations and voltages")
+    z.add_argument("file", nargs="?", help="scenario YAML file or bundled name to start with (default: mixed_city)")
+    z.add_argument("--port", type=int, help="port to listen on (default 8765; 0: any free port)")
+    z.add_argument("--host", default="localhost", help="host to listen on (default localhost; 0.0.0.0 for every interface)")
+    z.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
 
     w = sub.add_parser("sweep", help="run a parameter sweep (local processes or Dask)")
     w.add_argument("file", help="sweep YAML file")
@@ -336,6 +342,18 @@ def _cmd_report(args) -> int:
     return EXIT_OK
 
 
+def _cmd_viz(args) -> int:
+    try:
+        from v2gsim.viz.server import serve
+    except ImportError as exc:  # solara (mesa[viz]) not installed
+        print(f"v2gsim: the live app needs Mesa's visualisation (pip install 'mesa[viz]'): {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    if args.port is not None and not 0 <= args.port <= 65535:
+        print(f"v2gsim: --port must be between 0 and 65535; got {args.port}", file=sys.stderr)
+        return EXIT_SCENARIO
+    return serve(args.file, port=args.port, host=args.host, open_browser=not args.no_browser)
+
+
 def _cmd_sweep(args) -> int:
     try:
         from v2gsim.sweeps import cli_main
@@ -354,6 +372,7 @@ COMMANDS = {
     "compare": _cmd_compare,
     "sweep": _cmd_sweep,
     "report": _cmd_report,
+    "viz": _cmd_viz,
 }
 
 

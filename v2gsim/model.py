@@ -18,7 +18,7 @@ import pandas as pd
 
 from v2gsim.agents import Aggregator, Driver, Feeder, NetworkFeeder, Vehicle
 from v2gsim.data.profiles import coverage_problems, profile_on_clock, read_load_csv, series_to_clock
-from v2gsim.engine.limits import limit_pro_rata
+from v2gsim.engine.limits import binding, deliverable_discharge_kw, direction_sums, limit_export, limit_import
 from v2gsim.engine.actor import PHASES, Actor, Arrivals, EngineView, GridInjections, Signals, SiteTable, VehiclePower, takes_part
 from v2gsim.errors import Problem, ScenarioError, SimulationError
 from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, Ledger
@@ -88,6 +88,7 @@ class V2GModel(mesa.Model):
         self.site_is_public = np.array([s.kind == "public" for s in sites], dtype=bool)  # FIFO queues when full
         self.site_bidir_share = np.array([s.bidirectional_share for s in sites], dtype=np.float64)
         self.site_p_limit_kw = np.array([s.p_limit_kw or np.inf for s in sites], dtype=np.float64)
+        self._any_site_limit = bool(np.isfinite(self.site_p_limit_kw).any())
 
         # population
         sessions = None
@@ -140,6 +141,9 @@ class V2GModel(mesa.Model):
             self.sources.append(sm)
         self._day = None
         self._events: DayEvents | None = None
+        # steps from midnight to the clock's start (the mobility sources count days from midnight)
+        self._day_offset = int((self.clock[0] - self.clock[0].normalize()) / pd.Timedelta(minutes=tc.step_min))
+        self._clock_values = self.clock.values  # datetime64: cheaper to box one per step than to index the pandas clock
 
         self.vehicle_power = VehiclePower()  # the fleet's physics of the current step (actors read it)
         self._prev_idx = np.empty(0, dtype=np.int64)
@@ -150,7 +154,7 @@ class V2GModel(mesa.Model):
         self.wear = None
         site_idx = scenario.site_index()
         if scenario.wear.enabled:
-            from v2gsim.physics.ageing import FleetWear
+            from v2gsim.physics.ageing.fleet import FleetWear
             from v2gsim.population.fleet import CHEMISTRIES
 
             sl_site = scenario.wear.second_life.site
@@ -180,6 +184,7 @@ class V2GModel(mesa.Model):
             strategies.append(strategy_for(bm)(bm, ctx))
             masks.append(mask)
         sole = len(strategies) == 1 and bool(masks[0].all())
+        self._sole_operator = sole
         self.aggregators: list[Aggregator] = [
             Aggregator(self, st, mask, k, fleet_view=self.fleet_view, owner=_readonly(self._owner_v), plugged=_readonly(f.plugged),
                        below_stop=self._below_stop_ro, sole=sole, operator_id=self.operator_ids[k])
@@ -188,9 +193,10 @@ class V2GModel(mesa.Model):
         # business models with actors of their own (swap stations)
         own_actors: list[Actor] = [a for agg in self.aggregators for a in agg.strategy.actors(engine)]
 
-        # agents: thin views, created in bulk
-        self.vehicles = [Vehicle(self, i) for i in range(n)]
-        self.drivers = [Driver(self, i) for i in range(n)]
+        # Vehicle and Driver agents (thin views of the arrays) are created in bulk on first use
+        # (model.vehicles, .drivers, .agents, .agents_by_type): the run itself never needs them, and
+        # 200,000 of them cost 0.7 s CPU for 100,000 vehicles (bench_core scenario)
+        self._views: tuple[list[Vehicle], list[Driver]] | None = None
         self.has_network = scenario.feeder.network is not None
         if self.has_network:
             self.feeder = NetworkFeeder(self, self.base_load_kw, _rng(self.seed_value, STREAM_PLACEMENT), own_actors)
@@ -204,7 +210,7 @@ class V2GModel(mesa.Model):
         #: record phase: at a period's end it changes capacities for the next step).
         self.actors: list[Actor] = [*self.aggregators, *own_actors]
         if self.wear is not None:
-            from v2gsim.physics.ageing import SecondLifeActor
+            from v2gsim.market.second_life import SecondLifeActor
 
             self.actors.append(SecondLifeActor(self.wear))
         self.actors.append(self.feeder)
@@ -231,6 +237,41 @@ class V2GModel(mesa.Model):
         self.wall_time_s = 0.0
         self.finished = False  # finish() closed the open sessions
         self._initial_plug_in()
+
+    # ------------------------------------------------------------------ the agents, on first use
+
+    def _agent_views(self) -> tuple[list[Vehicle], list[Driver]]:
+        if self._views is None:
+            n = self.fleet.n
+            self._views = ([Vehicle(self, i) for i in range(n)], [Driver(self, i) for i in range(n)])
+        return self._views
+
+    @property
+    def vehicles(self) -> list[Vehicle]:
+        """The Vehicle agents, one per fleet row (created with the drivers on first use)."""
+        return self._agent_views()[0]
+
+    @property
+    def drivers(self) -> list[Driver]:
+        """The Driver agents, one per fleet row (created with the vehicles on first use)."""
+        return self._agent_views()[1]
+
+    @property
+    def agents(self):
+        """Mesa's set of every agent (the vehicles and drivers join on first look)."""
+        self._agent_views()
+        return super().agents
+
+    @property
+    def agents_by_type(self):
+        """Mesa's agents by type (the vehicles and drivers join on first look)."""
+        self._agent_views()
+        return super().agents_by_type
+
+    @property
+    def agent_types(self) -> list[type]:
+        self._agent_views()
+        return super().agent_types
 
     @property
     def step_index(self) -> int:
@@ -269,7 +310,7 @@ class V2GModel(mesa.Model):
     # ------------------------------------------------------------------ phase 2: mobility kernels
 
     def _day_events(self, step: int) -> DayEvents:
-        offset = int((self.clock[0] - self.clock[0].normalize()) / pd.Timedelta(minutes=self.config.time.step_min))
+        offset = self._day_offset
         day = (step + offset) // self.steps_per_day
         if day != self._day:
             evs = [src.day(day) for src in self.sources]
@@ -480,13 +521,15 @@ class V2GModel(mesa.Model):
             return self._request_kw[idx]
         return self._req_p
 
-    def _limit_sites(self, idx: np.ndarray, p: np.ndarray) -> np.ndarray:
-        """Clip requests to each vehicle's charger, then each site to its connection (:func:`~v2gsim.engine.limits.limit_pro_rata`)."""
-        f = self.fleet
-        p = np.clip(p, -f.p_plug_max_kw[idx] * f.can_discharge[idx], f.p_plug_max_kw[idx])
-        if not np.isfinite(self.site_p_limit_kw).any() or idx.size == 0:
-            return p
-        return limit_pro_rata(p, f.site[idx], self.site_p_limit_kw, self.n_sites)
+    def _apply(self, idx: np.ndarray, p_req: np.ndarray) -> np.ndarray:
+        """Physics for vehicles ``idx`` at requests ``p_req`` (population kernel, or each Vehicle agent)."""
+        if self._request_kw is not None:
+            self._request_kw[idx] = p_req
+            for i_v in idx:
+                self.vehicles[i_v].step()
+            return self.fleet.p_kw[idx]
+        self._req_p = p_req
+        return self.apply_physics(idx)
 
     # ------------------------------------------------------------------ the step
 
@@ -518,7 +561,7 @@ class V2GModel(mesa.Model):
 
     def _signals(self, s: int) -> Signals:
         """Phase 1: the step's prices and the feeder's headroom after the last step."""
-        sig = Signals(s, s - self.n_warmup, self.clock[s], self.dt_h, float(self.price_cny_per_kwh[s]), float(self.v2g_price_cny_per_kwh[s]),
+        sig = Signals(s, s - self.n_warmup, pd.Timestamp(self._clock_values[s]), self.dt_h, float(self.price_cny_per_kwh[s]), float(self.v2g_price_cny_per_kwh[s]),
                       self.feeder.headroom_kw)
         self.signals = sig
         for a in self._phase["signals"]:
@@ -605,20 +648,36 @@ class V2GModel(mesa.Model):
         self._req_idx, self._req_p = idx, p_req
 
     def _physics(self, sig: Signals) -> None:
-        """Phase 4: the fleet's requests clipped to charger and site limits and applied; then the actors' physics."""
+        """Phase 4: the fleet's requests clipped to each charger, then to each site's connection
+        (:mod:`v2gsim.engine.limits`: the net within the limit), and applied; then the actors' physics."""
         f = self.fleet
         idx = self._req_idx
         f.p_kw[self._prev_idx] = 0.0  # vehicles left out of this dispatch draw nothing
-        p_req = self._limit_sites(idx, self._req_p)
         if self._request_kw is not None:
             self._request_kw[:] = 0.0
-            self._request_kw[idx] = p_req
-            for i_v in idx:
-                self.vehicles[i_v].step()
-            p = f.p_kw[idx]
-        else:
-            self._req_p = p_req
-            p = self.apply_physics(idx)
+        p_req = np.clip(self._req_p, -f.p_plug_max_kw[idx] * f.can_discharge[idx], f.p_plug_max_kw[idx])
+        lim, n_sites = self.site_p_limit_kw, self.n_sites
+        two_pass = False
+        if idx.size and self._any_site_limit:
+            site = f.site[idx]
+            bind = binding(p_req, site, lim, n_sites)
+            if bind.any():
+                dis = (p_req < 0) & bind[site]
+                if dis.any():  # ask discharging vehicles at a binding site only for what they can give
+                    v = idx[dis]
+                    floor = np.minimum(f.e_kwh[v], f.e_min_departure_kwh[v])
+                    p_req[dis] = -np.minimum(-p_req[dis], deliverable_discharge_kw(f.e_kwh[v], floor, f.eta_discharge[v], self.dt_h))
+                p_req = limit_import(p_req, site, lim, n_sites)
+                two_pass = bool((direction_sums(p_req, site, n_sites)[1] > lim).any())
+        if not two_pass:
+            p = self._apply(idx, p_req)
+        else:  # charging first; the export limit is taken against what it delivered
+            ch = p_req >= 0
+            p = np.empty(idx.size)
+            p[ch] = self._apply(idx[ch], p_req[ch])
+            charged_kw = np.bincount(site[ch], weights=p[ch], minlength=n_sites)
+            out = ~ch
+            p[out] = self._apply(idx[out], limit_export(p_req[out], site[out], lim, n_sites, charged_kw))
         self._prev_idx = idx
         self.vehicle_power.idx, self.vehicle_power.p_kw = idx, p
         for a in self._phase["physics"]:
@@ -663,12 +722,14 @@ class V2GModel(mesa.Model):
 
     def _post_fleet(self, row, idx, e_in, e_out, cost, revenue, sig: Signals) -> None:
         """The step's fleet money per operator (bincount over the owner of each vehicle's site)."""
-        n_op = len(self.aggregators)
-        owner = self._owner_v[idx] + 1  # 0: a site no business model owns (the drivers deal with the grid company)
-        sums = [np.bincount(owner, weights=w, minlength=n_op + 1) for w in (e_in, e_out, cost, revenue)]
+        if self._sole_operator:  # one business model at every site: no grouping
+            groups = [(1, float(e_in.sum()), float(e_out.sum()), float(cost.sum()), float(revenue.sum()))]
+        else:
+            owner = self._owner_v[idx] + 1  # 0: a site no business model owns (the drivers deal with the grid company)
+            sums = [np.bincount(owner, weights=w, minlength=len(self.aggregators) + 1) for w in (e_in, e_out, cost, revenue)]
+            groups = [(k, *(float(x[k]) for x in sums)) for k in np.flatnonzero(sums[0] + sums[1])]
         ledger = self.ledger
-        for k in np.flatnonzero(sums[0] + sums[1]):
-            kwh_in, kwh_out, paid, got = (float(x[k]) for x in sums)
+        for k, kwh_in, kwh_out, paid, got in groups:
             op = self.operator_ids[k - 1] if k else GRID_COMPANY
             ledger.post(row, DRIVERS, op, "charging", kwh_in, paid)
             ledger.post(row, op, DRIVERS, "v2g", kwh_out, got)

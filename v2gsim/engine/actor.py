@@ -36,9 +36,10 @@ if TYPE_CHECKING:  # pragma: no cover
 PHASES = ("begin_recording", "signals", "before_trip", "depart", "arrive", "release", "decide", "physics", "grid", "settle", "record", "finish")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Signals:
-    """What every actor knows at the start of a step.
+    """What every actor knows at the start of a step (read-only by convention: one is built every
+    step, so it is a plain slotted record rather than a frozen one).
 
     Attributes:
         step: position on the clock (warm-up included).
