@@ -217,6 +217,7 @@ class V2GModel(mesa.Model):
         self.ledger = Ledger(self.n_steps)  # every money transfer, written in the settle phase
         if self.has_network:
             self.recorder.enable_network(self.feeder.n_bus if scenario.outputs.bus_voltages else 0)
+        self.recorder.enable_service(n, len(self.aggregators))
         for a in self.actors:
             a.declare(self.recorder)
         self._request_kw = np.zeros(n) if vehicle_stepping == "agents" else None
@@ -350,6 +351,7 @@ class V2GModel(mesa.Model):
             f.sessions_turned_away[va] += 1
             f.unmet_turned_away_kwh[va] += need
             f.unmet_kwh[va] += need
+            self.recorder.turned_away(site[away], need)
         c = cand[gets]
         vv, ss = v[c], site[c]
         self.site_occupied += np.bincount(ss, minlength=self.n_sites)
@@ -374,6 +376,7 @@ class V2GModel(mesa.Model):
         f = self.fleet
         f.unmet_kwh[v] += unmet_kwh
         f.n_sessions[v] += 1
+        self.recorder.sessions_closed(v, f.site[v], self._owner_v[v], unmet_kwh)
         rec = self.session_sampled[v]
         if rec.any():
             self.recorder.session_rows(v[rec], f, step, unmet_kwh[rec])
@@ -636,6 +639,7 @@ class V2GModel(mesa.Model):
             for name, t in a.tables(self.times, self.clock).items():
                 tables[name] = pd.concat([tables[name], t], ignore_index=True) if name in tables else t
             kpis.update(a.kpis())
+        tables.update(self._service_tables())
         recording = Recording(
             times=self.times, clock=self.clock, dt_h=self.dt_h, system={**rec.cols, **rec.actor_cols}, site_ids=self.sites.ids,
             site_p_kw=rec.site_p_kw, vehicles=vehicles, sessions=rec.sessions(), trace_idx=rec.trace_idx, traces_soc=rec.traces_soc,
@@ -649,6 +653,20 @@ class V2GModel(mesa.Model):
                     "version": package_version(), "wall_time_s": self.wall_time_s, "n_steps": self.n_steps, "n_vehicles": f.n,
                     "transformer_kva": self.feeder.transformer_kva}
         return recording, metadata
+
+
+    def _service_tables(self) -> dict[str, pd.DataFrame]:
+        """Who owns what and whom it served, as the engine decided it (one rule, recorded):
+        ``site_service`` (per site: the operator that owns it, sessions ended there and their
+        unmet energy) and ``operator_service`` (per business model: operator id, kind and the
+        distinct drivers with a session at its sites)."""
+        ids = ["", *self.operator_ids]
+        rec = self.recorder
+        site = pd.DataFrame({"site_id": list(self.sites.ids), "operator_id": [ids[k + 1] for k in self.site_owner],
+                             "sessions": rec.site_sessions.copy(), "unmet_kwh": rec.site_unmet_kwh.copy()})
+        ops = pd.DataFrame({"operator_id": self.operator_ids, "kind": [bm.kind for bm in self.config.business_models],
+                            "drivers_served": rec.served[:, 1:].sum(axis=0).astype(np.int64)})
+        return {"site_service": site, "operator_service": ops}
 
 
 # per-vehicle result columns read straight from fleet arrays: (column, Fleet attribute)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from v2gsim.market.settlement import empty_table as _empty_ledger
+from v2gsim.operators import add_operator_results
 from v2gsim.metrics import base_net_kw, compute_kpis, swap_kpis, swap_pack_wear_kpis, wear_kpis
 from v2gsim.recorder import SOC_BINS, Recording
 from v2gsim.result_folder import write_result_folder
@@ -154,12 +155,14 @@ class Results:
             kpis.update(swap_pack_wear_kpis(extra["swap_pack_wear"]))
         if "stations" in extra:
             kpis.update(swap_kpis(extra["stations"], extra["swaps"], rec.dt_h))
-        meta["extra_tables"] = list(extra)
         # wall-clock figures (e.g. centralized_solve_time_s) differ between two runs of one seed:
         # they describe the run, not its results, so they go to the metadata
         meta["timings"] = {k: kpis.pop(k) for k in [k for k in kpis if k.endswith("_time_s")]}
         ledger = rec.ledger.copy() if rec.ledger is not None else _empty_ledger()
-        return cls(system, sites, vehicles, sessions, traces, departure_soc, kpis, meta, bus_voltages, extra, ledger)
+        res = cls(system, sites, vehicles, sessions, traces, departure_soc, kpis, meta, bus_voltages, extra, ledger)
+        add_operator_results(res)  # per-operator table, its requests and KPIs <operator_id>_*
+        meta["extra_tables"] = list(extra)
+        return res
 
     # ------------------------------------------------------------------ files
 
