@@ -22,7 +22,7 @@ HORIZON_DAYS = {  # None: the file's own horizon
 
 
 def fmt(x: float, digits: int = 0) -> str:
-    return "n/a" if x != x else f"{x:,.{digits}f}"
+    return "n/a" if x != x else f"{round(x, digits) + 0.0:,.{digits}f}"  # + 0.0: no "-0"
 
 
 def section(name: str) -> str:
@@ -40,7 +40,7 @@ def section(name: str) -> str:
             "| cost CNY | revenue CNY | net CNY | own battery wear CNY | drivers served | unmet kWh |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for _, o in r.extra["operators"].iterrows():
-        asked = fmt(o["v2g_requested_kwh"]) if o["v2g_requests"] else "–"
+        asked = "as much as possible" if o["v2g_requested_kwh"] != o["v2g_requested_kwh"] else fmt(o["v2g_requested_kwh"])
         req = f"{asked} / {fmt(o['v2g_delivered_in_requests_kwh'])} ({int(o['v2g_requests'])})" if o["v2g_requests"] else "no requests"
         rows.append(f"| {o['operator_id']} | {fmt(o['energy_drawn_kwh'])} | {fmt(o['energy_fed_back_kwh'])} | "
                     f"{fmt(o['feeder_peak_load_kw'])} ({fmt(o['feeder_peak_share_pct'], 1)}) | {fmt(o['own_peak_kw'])} | {req} | "
