@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from operator_checks import check_operators
 
 import v2gsim
-from v2gsim.operators import _windows, actor_money, operator_list
+from v2gsim.operators import NO_OPERATOR, _windows, actor_money, operator_list
 from v2gsim.results import Results
 
 HAND = """\
@@ -150,3 +150,18 @@ def test_a_window_holds_the_steps_that_start_in_it(first, n_steps, daily):
     assert got == want
     for a, b in got:
         assert np.all(times[a:b] >= times[a]) and (b - a) <= n_steps
+
+
+def test_sites_no_operator_owns_get_a_row_of_their_own():
+    from helpers import scenario
+
+    sc = scenario(business_models=[{"kind": "centralized", "sites": ["dc"]}], time__horizon_days=1)
+    r = v2gsim.run(sc, baseline=False)
+    t = r.extra["operators"].set_index("operator_id")
+    assert list(t.index) == ["centralized", NO_OPERATOR]
+    assert t.loc[NO_OPERATOR, "sites"] == "homes, office" and t.loc["centralized", "sites"] == "dc"
+    # no business model runs those chargers, so nothing is drawn there: the row holds their
+    # sessions and unmet energy, so that the operators' rows add up to the run's counters
+    assert t.loc[NO_OPERATOR, "sessions"] > 0 and t.loc[NO_OPERATOR, "unmet_energy_kwh"] > 0
+    assert not any(k.startswith(NO_OPERATOR) for k in r.kpis)
+    check_operators(r)
