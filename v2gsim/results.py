@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from v2gsim.market.settlement import empty_table as _empty_ledger
-from v2gsim.operators import add_operator_results
 from v2gsim.metrics import base_net_kw, compute_kpis, swap_kpis, swap_pack_wear_kpis, wear_kpis
+from v2gsim.operators import add_operator_results
 from v2gsim.recorder import SOC_BINS, Recording
 from v2gsim.result_folder import write_result_folder
 
@@ -64,7 +64,11 @@ class Results:
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
     """tables of business models with agents of their own: ``stations`` (long: time, station_id,
     p_kw, charge_kw, discharge_kw, packs_ready, queue, swaps, left, ...) and ``swaps`` (one row
-    per driver at a swap station) with battery swapping"""
+    per driver at a swap station) with battery swapping; with business models, ``site_service`` and
+    ``operator_service`` (site ownership, sessions, unmet energy and drivers served, as the engine
+    recorded them) and the per-operator accounting of :mod:`v2gsim.operators`: ``operators`` (one
+    row per business model) and ``operator_requests`` (each grid request window, asked vs
+    delivered)"""
     ledger: pd.DataFrame = field(default_factory=_empty_ledger)
     """every money transfer (:mod:`v2gsim.market.settlement`): step, time, payer, payee, reason,
     energy_kwh, amount_cny; aggregated per step and (payer, payee, reason)"""
