@@ -98,7 +98,7 @@ def operator_lines(results) -> list[str]:
                if r["energy_fed_back_kwh"] > 0 or r["v2g_requests"] > 0 else "")
         share = f"{r['feeder_peak_share_pct']:.0f} % of the feeder peak" if math.isfinite(r["feeder_peak_share_pct"]) else "no feeder peak"
         out.append(f"{r['operator_id']}: drew {r['energy_drawn_kwh']:,.0f} kWh{v2g}, {share}, "
-                   f"net {round(r['net_cny'], 6) + 0.0:+,.0f} CNY (paid {r['cost_cny']:,.0f}, paid to it {r['revenue_cny']:,.0f})")
+                   f"net {round(r['net_cny']):,} CNY (paid {r['cost_cny']:,.0f}, paid to it {r['revenue_cny']:,.0f})")
     return out
 
 
