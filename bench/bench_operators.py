@@ -36,14 +36,18 @@ def section(name: str) -> str:
     head = (f"### {name} ({sc.time.horizon_days:g} days from {sc.time.start:%Y-%m-%d}, seed {sc.seed})\n\n"
             f"Peak {fmt(k['peak_load_kw'])} kW against {fmt(ref)} kW for its reference ({r.metadata.get('reference', 'none')}); "
             f"reduction {fmt(k.get('peak_reduction_pct', float('nan')), 1)} %. Run and reference: {wall:.0f} s.\n\n")
-    rows = ["| operator | drawn kWh | fed back kWh | load at feeder peak kW (share %) | own peak kW | V2G asked / delivered in requests kWh "
-            "| cost CNY | revenue CNY | net CNY | own battery wear CNY | drivers served | unmet kWh |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| operator | drawn kWh | fed back kWh | load at feeder peak kW (share %) | reference: load at its peak kW (share %) "
+            "| own peak kW | V2G asked / delivered in requests kWh | cost CNY | revenue CNY | net CNY | own battery wear CNY "
+            "| drivers served | unmet kWh |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    ref_ops = r.extra["reference_operators"].set_index("operator_id") if "reference_operators" in r.extra else None
     for _, o in r.extra["operators"].iterrows():
+        ro = ref_ops.loc[o["operator_id"]] if ref_ops is not None and o["operator_id"] in ref_ops.index else None
+        at_ref = f"{fmt(ro['feeder_peak_load_kw'])} ({fmt(ro['feeder_peak_share_pct'], 1)})" if ro is not None else "n/a"
         asked = "as much as possible" if o["v2g_requested_kwh"] != o["v2g_requested_kwh"] else fmt(o["v2g_requested_kwh"])
         req = f"{asked} / {fmt(o['v2g_delivered_in_requests_kwh'])} ({int(o['v2g_requests'])})" if o["v2g_requests"] else "no requests"
         rows.append(f"| {o['operator_id']} | {fmt(o['energy_drawn_kwh'])} | {fmt(o['energy_fed_back_kwh'])} | "
-                    f"{fmt(o['feeder_peak_load_kw'])} ({fmt(o['feeder_peak_share_pct'], 1)}) | {fmt(o['own_peak_kw'])} | {req} | "
+                    f"{fmt(o['feeder_peak_load_kw'])} ({fmt(o['feeder_peak_share_pct'], 1)}) | {at_ref} | {fmt(o['own_peak_kw'])} | {req} | "
                     f"{fmt(o['cost_cny'])} | {fmt(o['revenue_cny'])} | {fmt(o['net_cny'])} | {fmt(o['wear_cny'])} | "
                     f"{fmt(o['drivers_served'])} | {fmt(o['unmet_energy_kwh'], 1)} |")
     return head + "\n".join(rows) + "\n"

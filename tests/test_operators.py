@@ -76,6 +76,17 @@ def test_two_operators_by_hand(hand):
     check_operators(hand)
 
 
+def test_the_reference_reports_each_operator_under_the_runs_id(hand, tmp_path):
+    ref = hand.extra["reference_operators"].set_index("operator_id")
+    # the reference keeps both entries in place, uncontrolled: the aggregator's offer is gone
+    assert list(ref.index) == ["uncontrolled", "distributed"] and list(ref["kind"]) == ["uncontrolled", "uncontrolled"]
+    assert ref["energy_drawn_kwh"].tolist() == pytest.approx([14.0, 10.0])
+    assert ref.loc["distributed", ["cost_cny", "revenue_cny", "net_cny"]].tolist() == pytest.approx([5.0, 5.0, 0.0])
+    assert ref["feeder_peak_load_kw"].sum() == pytest.approx(hand.kpis["reference_peak_kw"])  # no base load here
+    back = Results.load(hand.save(tmp_path / "r", plots=False))
+    pd.testing.assert_frame_equal(back.extra["reference_operators"], hand.extra["reference_operators"])
+
+
 def test_the_table_is_saved_and_read_back(hand, tmp_path):
     out = hand.save(tmp_path / "r", plots=True)
     assert (out / "operators.parquet").is_file() and (out / "operator_requests.parquet").is_file()
