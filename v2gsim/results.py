@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from v2gsim.market.bills import two_part_kpis
+from v2gsim.market.compliance import compliance_kpis
 from v2gsim.market.settlement import empty_table as _empty_ledger
 from v2gsim.metrics import base_net_kw, compute_kpis, swap_kpis, swap_pack_wear_kpis, wear_kpis
 from v2gsim.operators import add_operator_results
@@ -164,6 +166,9 @@ class Results:
         meta["timings"] = {k: kpis.pop(k) for k in [k for k in kpis if k.endswith("_time_s")]}
         ledger = rec.ledger.copy() if rec.ledger is not None else _empty_ledger()
         res = cls(system, sites, vehicles, sessions, traces, departure_soc, kpis, meta, bus_voltages, extra, ledger)
+        # tariff bills (two-part charges) and the pilot notice's tests: pure functions of the results
+        res.kpis.update(two_part_kpis(res))
+        res.kpis.update(compliance_kpis(res))
         add_operator_results(res)  # per-operator table, its requests and KPIs <operator_id>_*
         meta["extra_tables"] = list(extra)
         return res

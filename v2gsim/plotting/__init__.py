@@ -14,6 +14,7 @@ from v2gsim.plotting.figure import new_figure
 from v2gsim.plotting.hosting import plot_hosting_capacity
 from v2gsim.plotting.network_map import plot_voltage_map
 from v2gsim.plotting.operators import plot_operators
+from v2gsim.plotting.pilots import plot_pilots
 from v2gsim.plotting.wear_value import plot_fade_by_cause, plot_second_life, plot_v2g_value
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "plot_load_curve",
     "plot_loading_duration",
     "plot_operators",
+    "plot_pilots",
     "plot_second_life",
     "plot_soc_distribution",
     "plot_swap_stations",

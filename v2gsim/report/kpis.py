@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 
 # the unit is the name's suffix (longest first); names whose suffix is not a unit are listed
 UNIT_SUFFIXES = (
+    ("_pass", "1 pass / 0 fail"),  # the pilot notice's tests (v2gsim.market.compliance)
     ("_cny_per_kwh", "CNY/kWh"),
     ("_kwh", "kWh"),
     ("_kva", "kVA"),
@@ -26,11 +27,14 @@ UNIT_EXCEPTIONS = {
     "mean_final_soc": "0–1",
     "load_factor": "ratio",
     "peak_valley_diff_ratio": "ratio",
+    "compliance_annual_discharge_extrapolated": "1 = scaled from a shorter run",
 }
 
 # the first topic whose pattern matches the start of a name takes the KPI (so wear comes before
 # swap stations: swap_pack_fade_*); a KPI no pattern matches is shown under "Other", never dropped
 TOPICS = (
+    ("Policy compliance", r"compliance_"),
+    ("Tariff bills", r"demand_charge|demand_billed|capacity_charge"),
     ("Battery wear", r"wear_|packs_retired|pack_replacement|second_life_|swap_pack_"),
     ("Swap stations", r"swaps?_"),
     ("Network", r"voltage_|undervoltage|overvoltage|min_voltage|max_voltage|max_line|line_|losses|nonconverged|hosting_capacity|energy_pv"),
@@ -41,8 +45,8 @@ TOPICS = (
 )
 OTHER = "Other"
 # the order topics are shown in
-SHOWN = ("Load and transformer", "Network", "Energy and driving", "Service to drivers", "Money", "Swap stations",
-         "Battery wear", OTHER)
+SHOWN = ("Load and transformer", "Network", "Energy and driving", "Service to drivers", "Money", "Tariff bills",
+         "Policy compliance", "Swap stations", "Battery wear", OTHER)
 
 
 def unit(name: str) -> str:

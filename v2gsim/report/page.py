@@ -96,7 +96,16 @@ def tariff_line(sc: Mapping) -> str:
     t = sc.get("tariff") or {}
     name = f"preset {t['preset']}" if t.get("preset") else "own tariff"
     flat = f", flat {t['flat_cny_per_kwh']} CNY/kWh" if t.get("flat_cny_per_kwh") is not None else ""
-    return name + flat
+    extra = ""
+    if t.get("seasons"):
+        extra += f", {len(t['seasons'])} season(s)"
+    if t.get("holidays"):
+        extra += ", holiday periods"
+    if t.get("demand_charge_cny_per_kw_month") is not None:
+        extra += f", demand charge {t['demand_charge_cny_per_kw_month']:g} CNY/kW-month ({t.get('demand_meter', 'sites')})"
+    if t.get("capacity_charge_cny_per_kva_month") is not None:
+        extra += f", capacity charge {t['capacity_charge_cny_per_kva_month']:g} CNY/kVA-month"
+    return name + flat + extra
 
 
 def operators_line(ops: list[dict]) -> str:
