@@ -16,7 +16,7 @@ import v2gsim
 
 HORIZON_DAYS = {  # None: the file's own horizon
     "baseline_uncontrolled": 7, "battery_swapping": 7, "centralized_hub": 7, "distributed_community": 7, "mixed_city": 7,
-    "smoke": None, "lv_feeder": None, "city_feeder": 1, "wear_v2g_fleet": 30,
+    "depot_two_part": 7, "smoke": None, "lv_feeder": None, "city_feeder": 1, "wear_v2g_fleet": 30,
     "pilots/nio_gen3_station": None, "pilots/shenzhen_2024_05_15": None,
 }
 
