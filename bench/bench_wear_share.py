@@ -1,6 +1,6 @@
 """Share of run time spent in the wear phase, measured inside one run (robust to background load).
 
-Wraps FleetWear's hooks (begin, after_physics, end_step incl. the period updates, finish) with
+Wraps FleetWear's phase work (begin, after_physics, end_step incl. the period updates, finish) with
 timers and reports wear time / (run time - wear time): the slowdown wear adds to the same run.
 
     python bench/bench_wear_share.py [--n 100000] [--days 60]

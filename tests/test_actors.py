@@ -16,7 +16,9 @@ from v2gsim.engine.actor import Actor, takes_part
 from v2gsim.market.settlement import GRID_COMPANY
 from v2gsim.model import V2GModel
 from v2gsim.results import Results
-from v2gsim.strategies.uncontrolled import Uncontrolled
+from v2gsim.strategies import STRATEGIES
+
+Uncontrolled = STRATEGIES["uncontrolled"]  # through the registry: importing a built-in module first would change the registration order
 
 
 class Heater(Actor):
@@ -122,3 +124,14 @@ def test_no_hooks_and_the_clock_is_mesas():
     assert m.steps == m.step_index == 1
     m.run()
     assert m.steps == m.n_clock
+
+
+def test_vehicle_and_driver_agents_are_created_on_first_use():
+    from v2gsim.agents import Driver, Vehicle
+
+    m = V2GModel(scenario(time__horizon_days=1))
+    m.run()
+    assert m._views is None  # a population run never needed them
+    assert len(m.agents_by_type[Vehicle]) == m.fleet.n == len(m.agents_by_type[Driver])
+    assert m.vehicles[2].index == 2 and m.drivers[2].vehicle is m.vehicles[2]
+    assert len(m.agents) == len(m.actors_of(type(m.feeder))) + len(m.aggregators) + 2 * m.fleet.n

@@ -100,12 +100,27 @@ def test_energy_conserved_and_soc_in_bounds(seed, n_commuters, share, step_min, 
     assert np.all(f.stranded_kwh >= 0)
 
 
-def test_long_trips_strand_and_are_counted():
+def test_trips_longer_than_any_charge_are_shortened_or_cancelled_never_stranded():
+    # no pile, no public site, ten times the distance: nobody can charge for these trips
     sc = scenario(population__0__daily_km_scale=10.0, population__0__home_charger_share=0.0, population__0__public_site=None)
     r = v2gsim.run(sc)
-    assert r.kpis["stranded_trips"] > 0
-    assert r.kpis["stranded_energy_kwh"] > 0
+    k = r.kpis
+    assert k["stranded_trips"] == 0 and k["stranded_energy_kwh"] == 0
+    assert k["trips_shortened"] + k["trips_cancelled"] > 0
+    assert k["km_lost"] > 0
     assert (r.vehicles["soc_final"] >= 0).all()
+
+
+def test_drivers_who_neither_wait_nor_detour_nor_shorten_cancel():
+    sc = scenario(population__0__daily_km_scale=10.0, population__0__home_charger_share=0.0, population__0__public_site=None,
+                  population__0__shorten_min_share=1.0, population__0__max_departure_delay_min=0,
+                  population__0__detour_max_charge_min=0)
+    r = v2gsim.run(sc)
+    assert r.kpis["stranded_trips"] == 0
+    g = r.vehicles[r.vehicles["group"] == "private_commuter#0"].sum(numeric_only=True)
+    # trips out are cancelled; trips home are never cancelled (the car limps home, shortened)
+    assert g["trips_cancelled"] > 0 and g["km_lost"] > 0
+    assert g["detours"] == 0 and g["delayed_departures"] == 0
 
 
 def test_warmup_is_not_recorded():

@@ -172,13 +172,16 @@ def test_a_file_whose_sessions_all_fall_outside_the_run_is_an_error_at_validate(
 
 def test_dropped_capped_and_turned_away_sessions_are_counted(tmp_path, capsys):
     # one session after the run (dropped); one asking 150 kWh of a 100 kWh car whose charging
-    # stops at 99 kWh (99 / 0.9 = 110 kWh grid side: 40 kWh cut); two cars at the one-charger
-    # "fast" site at 19:00: the second is turned away and its 5 kWh are unmet
+    # stops at 99 kWh (99 / 0.9 = 110 kWh grid side: 40 kWh cut); three cars at the one-charger
+    # public "fast" site at 19:00: the first charges till 19:30, the second queues and takes the
+    # charger at 19:30 (30 minutes, its waiting limit), the third, still behind it then, leaves:
+    # turned away, its 5 kWh unmet
     csv = textwrap.dedent("""\
         arrival,departure,energy_kwh,site_id
         2026-07-07 18:00,2026-07-07 20:00,10,lot
         2026-07-06 00:00,2026-07-06 23:45,150,lot
         2026-07-06 19:00,2026-07-06 19:30,5,fast
+        2026-07-06 19:00,2026-07-06 20:00,5,fast
         2026-07-06 19:00,2026-07-06 20:00,5,fast
         """)
     path = write(tmp_path, csv=csv)
@@ -193,9 +196,11 @@ def test_dropped_capped_and_turned_away_sessions_are_counted(tmp_path, capsys):
     assert k["sessions_dropped_outside_horizon"] == 1 and k["sessions_energy_capped"] == 1
     assert k["session_energy_capped_kwh"] == pytest.approx(40.0)
     assert k["sessions_turned_away"] == 1 and k["unmet_energy_turned_away_kwh"] == pytest.approx(5.0)
-    # the capped car arrives empty and takes 110 kWh in 23.75 h at 7 kW; the fast car gets 3.5 of 5 kWh
-    assert k["unmet_energy_kwh"] == pytest.approx(5.0 + 1.5)
-    assert k["sessions"] == 2 and k["no_charger_events"] == 1
+    # the capped car arrives empty and takes 110 kWh in 23.75 h at 7 kW; each fast car charging
+    # half an hour gets 3.5 of 5 kWh
+    assert k["unmet_energy_kwh"] == pytest.approx(5.0 + 1.5 + 1.5)
+    assert k["sessions"] == 3 and k["no_charger_events"] == 2
+    assert k["queued_at_public"] == 2 and k["queue_left"] == 1 and k["queue_wait_min"] == pytest.approx(60.0)
 
 
 def test_sessions_open_at_the_horizon_are_closed_once(tmp_path):

@@ -70,6 +70,8 @@ def compute_kpis(system: pd.DataFrame, vehicles: pd.DataFrame, dt_h: float, tran
         "sessions": float(vehicles["sessions"].sum()),
         "sessions_turned_away": float(vehicles["sessions_turned_away"].sum()),
         "unmet_energy_turned_away_kwh": float(vehicles["unmet_turned_away_kwh"].sum()),
+        # drivers short of charge for the next trip, and public queues (v2gsim.population.drivers)
+        **{kpi: _total(vehicles, col) for kpi, col in DRIVER_KPIS},
         "sessions_open_at_end": float(vehicles["plugged_at_end"].sum()),
         "energy_pending_at_end_kwh": float(vehicles["pending_kwh"].sum()),
         "charging_cost_cny": float(vehicles["cost_cny"].sum()),
@@ -79,6 +81,19 @@ def compute_kpis(system: pd.DataFrame, vehicles: pd.DataFrame, dt_h: float, tran
     if "pf_converged" in system:
         out.update(network_kpis(system, dt_h, v_band_pu, loading_limit_pct))
     return out
+
+
+# KPI name -> per-vehicle column of the drivers' choices (docs/mobility.md)
+DRIVER_KPIS = (
+    ("delayed_departures", "delayed_departures"), ("departure_delay_min", "delay_min"), ("detours", "detours"),
+    ("detour_min", "detour_min"), ("trips_shortened", "trips_shortened"), ("trips_cancelled", "trips_cancelled"),
+    ("km_lost", "km_lost"), ("queued_at_public", "queued"), ("queue_wait_min", "queue_wait_min"), ("queue_left", "queue_left"),
+)
+
+
+def _total(vehicles: pd.DataFrame, col: str) -> float:
+    """Sum of a column; NaN for results saved before the column existed."""
+    return float(vehicles[col].sum()) if col in vehicles else float("nan")
 
 
 def network_kpis(system: pd.DataFrame, dt_h: float, v_band_pu: tuple[float, float] = (0.93, 1.07),

@@ -18,12 +18,13 @@ import pandas as pd
 
 from v2gsim.agents import Aggregator, Driver, Feeder, NetworkFeeder, Vehicle
 from v2gsim.data.profiles import coverage_problems, profile_on_clock, read_load_csv, series_to_clock
-from v2gsim.engine.limits import limit_pro_rata
+from v2gsim.engine.limits import binding, deliverable_discharge_kw, direction_sums, limit_export, limit_import
 from v2gsim.engine.actor import PHASES, Actor, Arrivals, EngineView, GridInjections, Signals, SiteTable, VehiclePower, takes_part
 from v2gsim.errors import Problem, ScenarioError, SimulationError
 from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, Ledger
 from v2gsim.market.tariffs import Tariff
 from v2gsim.physics.battery import apply_power
+from v2gsim.population.drivers import DETOUR, DriverChoices, PublicQueues
 from v2gsim.population.fleet import ARCHETYPES, DEPOT, DRIVING, HOME, PUBLIC, build_fleet
 from v2gsim.population.mobility import DayEvents, GeneratedMobility, SessionMobility, merge_days, read_sessions_config
 from v2gsim.recorder import Recorder, Recording
@@ -84,8 +85,10 @@ class V2GModel(mesa.Model):
         self.site_p_max_kw = np.array([s.p_max_kw for s in sites], dtype=np.float64)
         self.site_is_dc = np.array([s.is_dc for s in sites], dtype=bool)
         self.site_is_home = np.array([s.kind == "home" for s in sites], dtype=bool)
+        self.site_is_public = np.array([s.kind == "public" for s in sites], dtype=bool)  # FIFO queues when full
         self.site_bidir_share = np.array([s.bidirectional_share for s in sites], dtype=np.float64)
         self.site_p_limit_kw = np.array([s.p_limit_kw or np.inf for s in sites], dtype=np.float64)
+        self._any_site_limit = bool(np.isfinite(self.site_p_limit_kw).any())
 
         # population
         sessions = None
@@ -122,6 +125,9 @@ class V2GModel(mesa.Model):
                                self.site_p_limit_kw, self.site_ports, self.site_private, self.site_bidir_share, self.site_is_dc,
                                tuple(s.bus for s in sites))
         self._port_rng = _rng(self.seed_value, STREAM_PORTS)
+        # drivers short of charge for the next trip, and queues at full public sites (v2gsim.population.drivers)
+        self.queues = PublicQueues(f, self.n_sites, tc.step_min)
+        self.driver_choices = DriverChoices(self, f, tc.step_min, (self.site_is_public | self.site_is_dc) & ~self.site_private)
 
         # mobility sources
         self.sources = []
@@ -135,6 +141,9 @@ class V2GModel(mesa.Model):
             self.sources.append(sm)
         self._day = None
         self._events: DayEvents | None = None
+        # steps from midnight to the clock's start (the mobility sources count days from midnight)
+        self._day_offset = int((self.clock[0] - self.clock[0].normalize()) / pd.Timedelta(minutes=tc.step_min))
+        self._clock_values = self.clock.values  # datetime64: cheaper to box one per step than to index the pandas clock
 
         self.vehicle_power = VehiclePower()  # the fleet's physics of the current step (actors read it)
         self._prev_idx = np.empty(0, dtype=np.int64)
@@ -145,7 +154,7 @@ class V2GModel(mesa.Model):
         self.wear = None
         site_idx = scenario.site_index()
         if scenario.wear.enabled:
-            from v2gsim.physics.ageing import FleetWear
+            from v2gsim.physics.ageing.fleet import FleetWear
             from v2gsim.population.fleet import CHEMISTRIES
 
             sl_site = scenario.wear.second_life.site
@@ -158,7 +167,7 @@ class V2GModel(mesa.Model):
         claimed = {sid for bm in scenario.business_models if bm.sites for sid in bm.sites}
         self.site_owner = np.full(self.n_sites, -1, dtype=np.int64)
         # the business model whose site each vehicle is plugged at (-1: unplugged or an unowned
-        # site), kept by _arrive / _depart: cheaper than looking it up from the site every step
+        # site), kept by _plug / _leave: cheaper than looking it up from the site every step
         self._owner_v = np.full(n, -1, dtype=np.int64)
         strategies, masks = [], []
         kinds = [bm.kind for bm in scenario.business_models]
@@ -175,6 +184,7 @@ class V2GModel(mesa.Model):
             strategies.append(strategy_for(bm)(bm, ctx))
             masks.append(mask)
         sole = len(strategies) == 1 and bool(masks[0].all())
+        self._sole_operator = sole
         self.aggregators: list[Aggregator] = [
             Aggregator(self, st, mask, k, fleet_view=self.fleet_view, owner=_readonly(self._owner_v), plugged=_readonly(f.plugged),
                        below_stop=self._below_stop_ro, sole=sole, operator_id=self.operator_ids[k])
@@ -183,9 +193,10 @@ class V2GModel(mesa.Model):
         # business models with actors of their own (swap stations)
         own_actors: list[Actor] = [a for agg in self.aggregators for a in agg.strategy.actors(engine)]
 
-        # agents: thin views, created in bulk
-        self.vehicles = [Vehicle(self, i) for i in range(n)]
-        self.drivers = [Driver(self, i) for i in range(n)]
+        # Vehicle and Driver agents (thin views of the arrays) are created in bulk on first use
+        # (model.vehicles, .drivers, .agents, .agents_by_type): the run itself never needs them, and
+        # 200,000 of them cost 0.7 s CPU for 100,000 vehicles (bench_core scenario)
+        self._views: tuple[list[Vehicle], list[Driver]] | None = None
         self.has_network = scenario.feeder.network is not None
         if self.has_network:
             self.feeder = NetworkFeeder(self, self.base_load_kw, _rng(self.seed_value, STREAM_PLACEMENT), own_actors)
@@ -199,7 +210,7 @@ class V2GModel(mesa.Model):
         #: record phase: at a period's end it changes capacities for the next step).
         self.actors: list[Actor] = [*self.aggregators, *own_actors]
         if self.wear is not None:
-            from v2gsim.physics.ageing import SecondLifeActor
+            from v2gsim.market.second_life import SecondLifeActor
 
             self.actors.append(SecondLifeActor(self.wear))
         self.actors.append(self.feeder)
@@ -227,6 +238,41 @@ class V2GModel(mesa.Model):
         self.wall_time_s = 0.0
         self.finished = False  # finish() closed the open sessions
         self._initial_plug_in()
+
+    # ------------------------------------------------------------------ the agents, on first use
+
+    def _agent_views(self) -> tuple[list[Vehicle], list[Driver]]:
+        if self._views is None:
+            n = self.fleet.n
+            self._views = ([Vehicle(self, i) for i in range(n)], [Driver(self, i) for i in range(n)])
+        return self._views
+
+    @property
+    def vehicles(self) -> list[Vehicle]:
+        """The Vehicle agents, one per fleet row (created with the drivers on first use)."""
+        return self._agent_views()[0]
+
+    @property
+    def drivers(self) -> list[Driver]:
+        """The Driver agents, one per fleet row (created with the vehicles on first use)."""
+        return self._agent_views()[1]
+
+    @property
+    def agents(self):
+        """Mesa's set of every agent (the vehicles and drivers join on first look)."""
+        self._agent_views()
+        return super().agents
+
+    @property
+    def agents_by_type(self):
+        """Mesa's agents by type (the vehicles and drivers join on first look)."""
+        self._agent_views()
+        return super().agents_by_type
+
+    @property
+    def agent_types(self) -> list[type]:
+        self._agent_views()
+        return super().agent_types
 
     @property
     def step_index(self) -> int:
@@ -265,7 +311,7 @@ class V2GModel(mesa.Model):
     # ------------------------------------------------------------------ phase 2: mobility kernels
 
     def _day_events(self, step: int) -> DayEvents:
-        offset = int((self.clock[0] - self.clock[0].normalize()) / pd.Timedelta(minutes=self.config.time.step_min))
+        offset = self._day_offset
         day = (step + offset) // self.steps_per_day
         if day != self._day:
             evs = [src.day(day) for src in self.sources]
@@ -276,9 +322,19 @@ class V2GModel(mesa.Model):
             self._day_first_step = day * self.steps_per_day - offset
         return self._events
 
-    def _depart(self, step: int, v: np.ndarray) -> None:
+    def _leave(self, step: int, v: np.ndarray, *, count: bool = True, notify: bool = True) -> None:
+        """Vehicles ``v`` drive off: out of a public queue, unplugged (their sessions closed), driving.
+
+        ``count``: a departure (False: the driver left before, for a detour, and now goes on);
+        ``notify``: tell the actors (False: an actor has just taken them in, before the trip)."""
         f = self.fleet
-        for a in self._phase["depart"]:  # e.g. drivers queued at a swap station leave it
+        if self.queues.n_queued:
+            s_v = self.queues.site[v]  # read before leaving: leave forgets the site
+            q = self.queues.leave(step, v)
+            qs = s_v[s_v >= 0]  # leave returns v's queued vehicles in v's order
+            r = self.queues.replay[q]
+            self._turned_away(q[r], qs[r])
+        for a in self._phase["depart"] if notify else ():  # e.g. drivers queued at a swap station leave it
             a.depart(step, v)
         was = f.plugged[v]
         vp = v[was]
@@ -286,9 +342,10 @@ class V2GModel(mesa.Model):
             unmet = np.maximum(0.0, f.session_e_request_kwh[vp] - f.session_grid_kwh[vp])
             self._close_sessions(vp, unmet, step)
             self.site_occupied -= np.bincount(f.site[vp], minlength=self.n_sites)
-        f.n_departures[v] += 1
-        f.departures_below_min[v] += f.e_kwh[v] < f.e_min_departure_kwh[v] - 1e-9
-        self.recorder.departure_soc(f.e_kwh[v] / f.capacity_kwh[v])
+        if count:
+            f.n_departures[v] += 1
+            f.departures_below_min[v] += f.e_kwh[v] < f.e_min_departure_kwh[v] - 1e-9
+            self.recorder.departure_soc(f.e_kwh[v] / f.capacity_kwh[v])
         f.plugged[v] = False
         f.site[v] = -1
         self._owner_v[v] = -1
@@ -296,6 +353,57 @@ class V2GModel(mesa.Model):
         f.p_plug_max_kw[v] = 0.0
         f.can_discharge[v] = False
         f.p_kw[v] = 0.0
+
+    def _turned_away(self, v: np.ndarray, site: np.ndarray) -> None:
+        """Replayed sessions ``v`` found no charger at ``site``: they have nowhere else to charge,
+        their whole request is unmet (there, for the per-site service table)."""
+        if v.size:
+            f = self.fleet
+            need = np.maximum(0.0, f.e_stop_kwh[v] - f.e_kwh[v]) / f.eta_charge[v]
+            f.sessions_turned_away[v] += 1
+            f.unmet_turned_away_kwh[v] += need
+            f.unmet_kwh[v] += need
+            self.recorder.turned_away(site, need)
+
+    def _before_trip(self, step: int, v: np.ndarray, need_kwh: np.ndarray) -> np.ndarray:
+        """Offer drivers short of charge for their trip to the actors (swap queues); mask of those taken."""
+        taken = np.zeros(v.size, bool)
+        for a in self._phase["before_trip"]:
+            rest = np.flatnonzero(~taken)
+            if not rest.size:
+                break
+            got = a.before_trip(step, v[rest], self.fleet.e_kwh[v[rest]], need_kwh[rest])
+            if got is not None:
+                taken[rest[got]] = True
+        return taken
+
+    def _serve_queues(self, step: int) -> None:
+        """Public queues: queued drivers take freed chargers, first come first; those not served who have waited their limit leave."""
+        q = self.queues
+        order = q.ordered()
+        qs = q.site[order]
+        got = np.zeros(order.size, bool)
+        free = self.site_ports - self.site_occupied
+        if (free[qs] > 0).any():  # a charger freed where someone waits: the first in line at each site take them
+            o = np.argsort(qs, kind="stable")
+            sq = qs[o]
+            rank = np.empty(order.size, np.int64)
+            rank[o] = np.arange(order.size) - np.searchsorted(sq, sq, side="left")
+            w = np.flatnonzero(rank < free[qs])
+            got[w] = self._plug(step, order[w], qs[w], q.p_max_kw[order[w]], q.est_step[order[w]], q.replay[order[w]], queue_if_full=False)
+            pv = order[got]
+            if pv.size:
+                q.served(step, pv)
+                self.driver_choices._detour_session(step, pv[self.driver_choices.hold[pv] == DETOUR])
+        late = q.late(step, order[~got])
+        if late.size:
+            late_site = q.site[late]
+            q.leave(step, late)
+            r = q.replay[late]
+            self._turned_away(late[r], late_site[r])
+            det = late[self.driver_choices.hold[late] == DETOUR]
+            if det.size:
+                self.driver_choices.queue_gave_up(step, det)
 
     def _arrive(self, step, v, loc, site, trip_kwh, km, e_set_kwh, p_max_kw, est_step, next_trip_kwh=None, held_by_actors=True) -> None:
         f = self.fleet
@@ -325,13 +433,19 @@ class V2GModel(mesa.Model):
             loc = np.where(detour, PUBLIC, loc)
             site = np.where(detour, public, site)
         f.location[v] = loc
-        e_stop = f.e_stop_kwh[v]
-        f.below_stop[v] = e_new < e_stop - 1e-9
-        # charger allocation: first come, first served within the step (stable order)
-        has_site = site >= 0
-        cand = np.flatnonzero(has_site)
+        f.below_stop[v] = e_new < f.e_stop_kwh[v] - 1e-9
+        self._plug(step, v, site, p_max_kw, est_step, replay, queue_if_full=True)
+
+    def _plug(self, step, v, site, p_max_kw, est_step, replay, queue_if_full: bool) -> np.ndarray:
+        """Vehicles ``v`` (parked, energy in ``fleet.e_kwh``) take a free charger at ``site`` (-1:
+        none), first come first served in the order given; returns the mask of those plugged in.
+        With ``queue_if_full`` (an arrival) those finding a public site full join its queue and the
+        others count a ``no_charger_event`` (a replayed session turned away)."""
+        f = self.fleet
+        out = np.zeros(v.size, bool)
+        cand = np.flatnonzero(site >= 0)
         if cand.size == 0:
-            return
+            return out
         s = site[cand]
         gets = self.site_private[s]  # private piles always free for their owner
         shared = np.flatnonzero(~gets)
@@ -342,18 +456,21 @@ class V2GModel(mesa.Model):
             rank = np.empty(shared.size, np.int64)
             rank[order] = np.arange(shared.size) - np.searchsorted(s_sorted, s_sorted, side="left")
             gets[shared] = rank < (self.site_ports[ss] - self.site_occupied[ss])
-        away = cand[~gets]
-        f.no_charger_events[v[away]] += 1
-        away = away[replay[away]]  # a replayed session has nowhere else to charge: its whole request is unmet
-        if away.size:
-            va = v[away]
-            need = np.maximum(0.0, e_stop[away] - e_new[away]) / f.eta_charge[va]
-            f.sessions_turned_away[va] += 1
-            f.unmet_turned_away_kwh[va] += need
-            f.unmet_kwh[va] += need
-            self.recorder.turned_away(site[away], need)
+        if queue_if_full:
+            away = cand[~gets]
+            f.no_charger_events[v[away]] += 1
+            pub = self.site_is_public[site[away]]
+            wait = away[pub]
+            if wait.size:
+                self.queues.join(step, v[wait], site[wait], p_max_kw[wait], est_step[wait], replay[wait])
+            away = away[~pub]
+            ra = away[replay[away]]
+            self._turned_away(v[ra], site[ra])
         c = cand[gets]
+        out[c] = True
         vv, ss = v[c], site[c]
+        e_stop = f.e_stop_kwh[vv]
+        e_now = f.e_kwh[vv]
         self.site_occupied += np.bincount(ss, minlength=self.n_sites)
         f.plugged[vv] = True
         f.site[vv] = ss
@@ -367,9 +484,10 @@ class V2GModel(mesa.Model):
         f.can_discharge[vv] = f.bidirectional[vv] & bidir_port
         f.t_depart_est_step[vv] = est_step[c]
         f.session_start_step[vv] = step
-        f.session_e_start_kwh[vv] = e_new[c]
-        f.session_e_request_kwh[vv] = np.maximum(0.0, e_stop[c] - e_new[c]) / f.eta_charge[vv]
+        f.session_e_start_kwh[vv] = e_now
+        f.session_e_request_kwh[vv] = np.maximum(0.0, e_stop - e_now) / f.eta_charge[vv]
         f.session_grid_kwh[vv] = 0.0
+        return out
 
     def _close_sessions(self, v: np.ndarray, unmet_kwh: np.ndarray, step: int | None) -> None:
         """Count the sessions of plugged vehicles ``v`` as ended with ``unmet_kwh`` each (step None: at the horizon)."""
@@ -413,13 +531,15 @@ class V2GModel(mesa.Model):
             return self._request_kw[idx]
         return self._req_p
 
-    def _limit_sites(self, idx: np.ndarray, p: np.ndarray) -> np.ndarray:
-        """Clip requests to each vehicle's charger, then each site to its connection (:func:`~v2gsim.engine.limits.limit_pro_rata`)."""
-        f = self.fleet
-        p = np.clip(p, -f.p_plug_max_kw[idx] * f.can_discharge[idx], f.p_plug_max_kw[idx])
-        if not np.isfinite(self.site_p_limit_kw).any() or idx.size == 0:
-            return p
-        return limit_pro_rata(p, f.site[idx], self.site_p_limit_kw, self.n_sites)
+    def _apply(self, idx: np.ndarray, p_req: np.ndarray) -> np.ndarray:
+        """Physics for vehicles ``idx`` at requests ``p_req`` (population kernel, or each Vehicle agent)."""
+        if self._request_kw is not None:
+            self._request_kw[idx] = p_req
+            for i_v in idx:
+                self.vehicles[i_v].step()
+            return self.fleet.p_kw[idx]
+        self._req_p = p_req
+        return self.apply_physics(idx)
 
     # ------------------------------------------------------------------ the step
 
@@ -451,7 +571,7 @@ class V2GModel(mesa.Model):
 
     def _signals(self, s: int) -> Signals:
         """Phase 1: the step's prices and the feeder's headroom after the last step."""
-        sig = Signals(s, s - self.n_warmup, self.clock[s], self.dt_h, float(self.price_cny_per_kwh[s]), float(self.v2g_price_cny_per_kwh[s]),
+        sig = Signals(s, s - self.n_warmup, pd.Timestamp(self._clock_values[s]), self.dt_h, float(self.price_cny_per_kwh[s]), float(self.v2g_price_cny_per_kwh[s]),
                       self.feeder.headroom_kw)
         self.signals = sig
         for a in self._phase["signals"]:
@@ -459,20 +579,48 @@ class V2GModel(mesa.Model):
         return sig
 
     def _mobility(self, s: int) -> None:
-        """Phase 2: departures, arrivals (actors may hold some), then the held vehicles released."""
+        """Phase 2: held drivers leave once charged; departures (short drivers wait, detour, shorten or
+        cancel); public queues served; arrivals (held-back ones first; actors may hold some); then
+        the vehicles actors held released."""
         ev = self._day_events(s)
         i = s - self._day_first_step
+        dc = self.driver_choices
+        dc.release(s)
         lo, hi = ev.dep_bounds[i], ev.dep_bounds[i + 1]
         if hi > lo:
-            self._depart(s, ev.dep_vehicle[lo:hi])
+            sl = slice(lo, hi)
+            go = dc.depart(s, ev.dep_vehicle[sl], ev.dep_trip_kwh[sl], ev.dep_km[sl], ev.dep_travel_steps[sl], ev.dep_dest[sl])
+            if go.size:
+                self._leave(s, go)
+        if self.queues.n_queued:
+            self._serve_queues(s)
         lo, hi = ev.arr_bounds[i], ev.arr_bounds[i + 1]
+        v, arr = None, None
         if hi > lo:
             sl = slice(lo, hi)
-            self._arrive(s, ev.arr_vehicle[sl], ev.arr_loc[sl], ev.arr_site[sl], ev.arr_trip_kwh[sl], ev.arr_km[sl],
-                         ev.arr_e_set_kwh[sl], ev.arr_p_max_kw[sl], ev.arr_depart_est_step[sl], ev.arr_next_trip_kwh[sl])
+            v = ev.arr_vehicle[sl]
+            arr = {k: getattr(ev, "arr_" + k)[sl] for k in _ARRIVAL_FIELDS}
+            keep = dc.filter_arrivals(v, arr)
+            if keep is not None:
+                v, arr = v[keep], {k: a[keep] for k, a in arr.items()}
+        due = dc.due_arrivals(s)
+        if due.size:  # held-back arrivals first (they were due earlier), then the step's own
+            p = dc.payload(due, s)
+            dc.arrived(due)
+            if v is not None:
+                v, arr = np.concatenate([due, v]), {k: np.concatenate([p[k], arr[k]]) for k in _ARRIVAL_FIELDS}
+            else:
+                v, arr = due, p
+        if v is not None and v.size:
+            self._arrive(s, v, *(arr[k] for k in _ARRIVAL_FIELDS))
         for a in self._phase["release"]:  # e.g. swap queues served: swapped (or leaving) drivers go on to their destination
             rel = a.release(s)
             if rel is not None:
+                on = rel.loc == DRIVING  # taken in before a trip: they go on with it
+                if on.any():
+                    dc.after_swap(s, rel.v[on])
+                    k = ~on
+                    rel = type(rel)(rel.v[k], rel.loc[k], rel.site[k], rel.p_max_kw[k], rel.est_step[k])
                 z = np.zeros(rel.v.size)
                 self._arrive(s, rel.v, rel.loc, rel.site, z, z, np.full(z.size, np.nan), rel.p_max_kw, rel.est_step, held_by_actors=False)
 
@@ -510,20 +658,36 @@ class V2GModel(mesa.Model):
         self._req_idx, self._req_p = idx, p_req
 
     def _physics(self, sig: Signals) -> None:
-        """Phase 4: the fleet's requests clipped to charger and site limits and applied; then the actors' physics."""
+        """Phase 4: the fleet's requests clipped to each charger, then to each site's connection
+        (:mod:`v2gsim.engine.limits`: the net within the limit), and applied; then the actors' physics."""
         f = self.fleet
         idx = self._req_idx
         f.p_kw[self._prev_idx] = 0.0  # vehicles left out of this dispatch draw nothing
-        p_req = self._limit_sites(idx, self._req_p)
         if self._request_kw is not None:
             self._request_kw[:] = 0.0
-            self._request_kw[idx] = p_req
-            for i_v in idx:
-                self.vehicles[i_v].step()
-            p = f.p_kw[idx]
-        else:
-            self._req_p = p_req
-            p = self.apply_physics(idx)
+        p_req = np.clip(self._req_p, -f.p_plug_max_kw[idx] * f.can_discharge[idx], f.p_plug_max_kw[idx])
+        lim, n_sites = self.site_p_limit_kw, self.n_sites
+        two_pass = False
+        if idx.size and self._any_site_limit:
+            site = f.site[idx]
+            bind = binding(p_req, site, lim, n_sites)
+            if bind.any():
+                dis = (p_req < 0) & bind[site]
+                if dis.any():  # ask discharging vehicles at a binding site only for what they can give
+                    v = idx[dis]
+                    floor = np.minimum(f.e_kwh[v], f.e_min_departure_kwh[v])
+                    p_req[dis] = -np.minimum(-p_req[dis], deliverable_discharge_kw(f.e_kwh[v], floor, f.eta_discharge[v], self.dt_h))
+                p_req = limit_import(p_req, site, lim, n_sites)
+                two_pass = bool((direction_sums(p_req, site, n_sites)[1] > lim).any())
+        if not two_pass:
+            p = self._apply(idx, p_req)
+        else:  # charging first; the export limit is taken against what it delivered
+            ch = p_req >= 0
+            p = np.empty(idx.size)
+            p[ch] = self._apply(idx[ch], p_req[ch])
+            charged_kw = np.bincount(site[ch], weights=p[ch], minlength=n_sites)
+            out = ~ch
+            p[out] = self._apply(idx[out], limit_export(p_req[out], site[out], lim, n_sites, charged_kw))
         self._prev_idx = idx
         self.vehicle_power.idx, self.vehicle_power.p_kw = idx, p
         for a in self._phase["physics"]:
@@ -568,12 +732,14 @@ class V2GModel(mesa.Model):
 
     def _post_fleet(self, row, idx, e_in, e_out, cost, revenue, sig: Signals) -> None:
         """The step's fleet money per operator (bincount over the owner of each vehicle's site)."""
-        n_op = len(self.aggregators)
-        owner = self._owner_v[idx] + 1  # 0: a site no business model owns (the drivers deal with the grid company)
-        sums = [np.bincount(owner, weights=w, minlength=n_op + 1) for w in (e_in, e_out, cost, revenue)]
+        if self._sole_operator:  # one business model at every site: no grouping
+            groups = [(1, float(e_in.sum()), float(e_out.sum()), float(cost.sum()), float(revenue.sum()))]
+        else:
+            owner = self._owner_v[idx] + 1  # 0: a site no business model owns (the drivers deal with the grid company)
+            sums = [np.bincount(owner, weights=w, minlength=len(self.aggregators) + 1) for w in (e_in, e_out, cost, revenue)]
+            groups = [(k, *(float(x[k]) for x in sums)) for k in np.flatnonzero(sums[0] + sums[1])]
         ledger = self.ledger
-        for k in np.flatnonzero(sums[0] + sums[1]):
-            kwh_in, kwh_out, paid, got = (float(x[k]) for x in sums)
+        for k, kwh_in, kwh_out, paid, got in groups:
             op = self.operator_ids[k - 1] if k else GRID_COMPANY
             ledger.post(row, DRIVERS, op, "charging", kwh_in, paid)
             ledger.post(row, op, DRIVERS, "v2g", kwh_out, got)
@@ -668,6 +834,8 @@ class V2GModel(mesa.Model):
                             "drivers_served": rec.served[:, 1:].sum(axis=0).astype(np.int64)})
         return {"site_service": site, "operator_service": ops}
 
+# an arrival's fields, in the order of _arrive's arguments (DayEvents.arr_<field>)
+_ARRIVAL_FIELDS = ("loc", "site", "trip_kwh", "km", "e_set_kwh", "p_max_kw", "depart_est_step", "next_trip_kwh")
 
 # per-vehicle result columns read straight from fleet arrays: (column, Fleet attribute)
 _VEHICLE_COLUMNS = (
@@ -676,6 +844,9 @@ _VEHICLE_COLUMNS = (
     ("stranded_trips", "stranded_trips"), ("stranded_kwh", "stranded_kwh"), ("sessions", "n_sessions"), ("departures", "n_departures"),
     ("departures_below_min", "departures_below_min"), ("no_charger_events", "no_charger_events"),
     ("sessions_turned_away", "sessions_turned_away"), ("unmet_turned_away_kwh", "unmet_turned_away_kwh"),
+    ("delayed_departures", "delayed_departures"), ("delay_min", "delay_min"), ("detours", "detours"), ("detour_min", "detour_min"),
+    ("trips_shortened", "trips_shortened"), ("trips_cancelled", "trips_cancelled"), ("km_lost", "km_lost"), ("queued", "queued"),
+    ("queue_wait_min", "queue_wait_min"), ("queue_left", "queue_left"),
 )
 
 

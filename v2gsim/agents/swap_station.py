@@ -47,91 +47,22 @@ times the service interval; its resolution is one step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import mesa
 import numpy as np
 import pandas as pd
 
-from v2gsim.engine.actor import Actor, Arrivals, EngineView, GridInjections, Released, Signals
-from v2gsim.engine.limits import limit_pro_rata
+from v2gsim.engine.actor import Actor, EngineView, GridInjections, Signals
 from v2gsim.market.settlement import GRID_COMPANY
-from v2gsim.physics.battery import charge_to, discharge_to
-from v2gsim.population.fleet import CHEMISTRIES, DRIVING
+from v2gsim.population.fleet import CHEMISTRIES
+from v2gsim.swap.packs import Packs
+from v2gsim.swap.queue import LONG_TRIP, LOW_SOC, REASONS, SwapQueues
+from v2gsim.swap.rack import Racks, StationObservation
+
+__all__ = ["SwapNetwork", "SwapStation", "Packs", "StationObservation", "REASONS", "LOW_SOC", "LONG_TRIP", "STATION_COLUMNS"]
 
 STREAM_SWAP = 90  # SeedSequence(seed, spawn_key=(STREAM_SWAP,)): preferred stations
 STATION_COLUMNS = ("p_kw", "charge_kw", "discharge_kw", "packs_ready", "queue", "swaps", "swaps_low_soc", "swaps_long_trip", "left",
                    "swap_capacity", "e_rack_kwh", "cost_cny", "revenue_cny", "wear_cost_cny")
-# why a driver came to the station (``swaps.reason``): arrived low, or the next trip is too long for the charge left
-REASONS = ("low_soc", "long_trip")
-LOW_SOC, LONG_TRIP = 0, 1
-
-
-@dataclass
-class Packs:
-    """Every pack, shape (P,). See the module docstring for the layout."""
-
-    standard: np.ndarray  # int8, index into SwapNetwork.standards
-    chemistry: np.ndarray  # int8, index into fleet.CHEMISTRIES
-    capacity_kwh: np.ndarray  # nominal
-    soh: np.ndarray  # state of health (1.0 new)
-    e_kwh: np.ndarray  # live in a rack; synced at swaps for packs in vehicles
-    station: np.ndarray  # int32, -1 in a vehicle
-    slot: np.ndarray  # int32 global rack slot, -1 in a vehicle
-    vehicle: np.ndarray  # int64, -1 in a rack
-    e_charged_kwh: np.ndarray  # grid side, in the rack
-    e_discharged_kwh: np.ndarray  # grid side, in the rack
-    e_loss_kwh: np.ndarray
-    e_throughput_kwh: np.ndarray  # battery side |dE| in the rack
-    e_rack_discharged_kwh: np.ndarray  # battery side, in the rack
-    n_swaps: np.ndarray  # int32: times swapped in or out
-    wear_cost_cny_per_kwh: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return self.e_kwh.size
-
-
-@dataclass(frozen=True)
-class StationObservation:
-    """What the station EMS sees at one step (read-only arrays; R rack slots, S stations).
-
-    Per slot: ``slot_station``, ``e_kwh``, ``capacity_kwh`` (usable), ``e_ready_kwh`` (ready
-    threshold), ``e_full_kwh`` (CC-CV end), ``slot_p_max_kw``, ``eta_charge``,
-    ``eta_discharge``, ``wear_cost_cny_per_kwh``. Per station: ``slot_start`` (S+1,),
-    ``st_packs``, ``st_grid_limit_kw``, ``st_bidirectional``, ``queue`` (drivers waiting),
-    ``demand`` (drivers who came this step). ``feeder_headroom_kw``: the feeder's headroom after
-    the last step (inf if unknown); ``prev_charge_kw``: all stations' charging in the last step.
-    """
-
-    step: int
-    dt_h: float
-    price: float
-    v2g_price: float
-    n_stations: int
-    slot_station: np.ndarray
-    slot_start: np.ndarray
-    e_kwh: np.ndarray
-    capacity_kwh: np.ndarray
-    e_ready_kwh: np.ndarray
-    e_full_kwh: np.ndarray
-    slot_p_max_kw: np.ndarray
-    eta_charge: np.ndarray
-    eta_discharge: np.ndarray
-    wear_cost_cny_per_kwh: np.ndarray
-    st_packs: np.ndarray
-    st_grid_limit_kw: np.ndarray
-    st_bidirectional: np.ndarray
-    queue: np.ndarray
-    demand: np.ndarray
-    feeder_headroom_kw: float = float("inf")
-    prev_charge_kw: float = 0.0
-
-
-def _ro(a: np.ndarray) -> np.ndarray:
-    v = a.view()
-    v.flags.writeable = False
-    return v
 
 
 class SwapStation(mesa.Agent):
@@ -162,8 +93,9 @@ class SwapStation(mesa.Agent):
         return float(self.network.p_kw[self.index])
 
 
-class SwapNetwork(Actor):
-    """All swap stations of one business model, an actor of the engine.
+class SwapNetwork(SwapQueues, Racks, Actor):
+    """All swap stations of one business model, an actor of the engine (its parts:
+    :mod:`v2gsim.swap.queue` for the drivers, :mod:`v2gsim.swap.rack` for the racks).
 
     Phases: :meth:`depart` and :meth:`arrive` (mobility: queued drivers leave, low drivers join
     a queue), :meth:`release` (end of mobility: queues served, swapped or leaving drivers go on),
@@ -324,38 +256,8 @@ class SwapNetwork(Actor):
         # the packs' ageing (a physics.ageing.SwapPackWear) when the scenario's wear model is on
         self.wear = engine.wear.pack_wear(self) if engine.wear is not None else None
 
-    # ------------------------------------------------------------------ views
+    # ------------------------------------------------------------------ views (more in Racks and SwapQueues)
 
-    def usable_kwh(self, pk: np.ndarray) -> np.ndarray:
-        return self.packs.capacity_kwh[pk] * self.packs.soh[pk]
-
-    def slot_capacity_kwh(self) -> np.ndarray:
-        """Usable capacity of the pack in each rack slot, shape (R,)."""
-        return self._slot_static()[0].copy()
-
-    def ready_counts(self) -> np.ndarray:
-        """Ready packs per station, shape (S,)."""
-        ready = self.packs.e_kwh[self.slot_pack] >= self._slot_static()[5] - 1e-9
-        return np.bincount(self.slot_station, weights=ready, minlength=self.n_stations).astype(np.int64)
-
-    def queue_counts(self) -> np.ndarray:
-        """Drivers waiting per station, shape (S,)."""
-        return self._qcount.copy()
-
-    def invalidate_slots(self) -> None:
-        """Call after changing per-pack ``soh`` (the wear model) so the racks' limits follow."""
-        self._slot_version = object()
-
-    def _slot_static(self):
-        """Per-slot attributes that change only with a swap (or a new state of health):
-        usable capacity, CC-CV knee and end, efficiencies; cached until the racks change."""
-        if self._slot_cache is None or self._slot_cache[0] is not self._slot_version:
-            pk = self.slot_pack
-            cap = self.usable_kwh(pk)
-            knee = self.pack_knee[pk]
-            self._slot_cache = (self._slot_version, cap, knee * cap, cap * (1.0 - self.pack_cutoff[pk] * (1.0 - knee)),
-                                self.pack_eta_c[pk], self.pack_eta_d[pk], self.cfg.ready_soc * cap)
-        return self._slot_cache[1:]
 
     def pack_e_kwh(self) -> np.ndarray:
         """Live energy of every pack (rack and vehicles), shape (P,)."""
@@ -363,205 +265,6 @@ class SwapNetwork(Actor):
         inv = self.packs.vehicle >= 0
         e[inv] = self.fleet.e_kwh[self.packs.vehicle[inv]]
         return e
-
-    # ------------------------------------------------------------------ phase 2: mobility
-
-    def depart(self, step: int, v: np.ndarray) -> None:
-        """Queued drivers whose next trip starts leave the queue without a swap."""
-        if not self.n_queued:
-            return
-        q = v[self.q_station[v] >= 0]
-        if q.size:
-            self._leave(step, q, "departed")
-
-    def arrive(self, step: int, arrivals: Arrivals) -> np.ndarray:
-        """Arriving vehicles with energy ``e_kwh`` (after the trip) and ``next_trip_kwh``
-        ahead: returns the mask of those who head to a swap station instead (held in its
-        queue), shape (k,)."""
-        a = arrivals
-        v, e_kwh, loc, site, p_max_kw, est_step, replay, next_trip_kwh = a.v, a.e_kwh, a.loc, a.site, a.p_max_kw, a.est_step, a.replay, a.next_trip_kwh
-        low = e_kwh < self.veh_below_kwh[v]
-        # before a long trip: the next trip would leave less than the reserve; drivers plugging in
-        # at their own pile here are left out, they charge there before leaving
-        own_pile = (site >= 0) & self._site_private[np.maximum(site, 0)]
-        long_trip = ~low & ~own_pile & (next_trip_kwh > 0) & (e_kwh - next_trip_kwh < self.veh_trip_reserve_kwh[v])
-        go = (low | long_trip) & ~replay
-        if not go.any():
-            return go
-        w = np.flatnonzero(go)
-        vw = v[w]
-        self.q_reason[vw] = np.where(long_trip[w], LONG_TRIP, LOW_SOC)
-        score = (self.ready_counts() - self.queue_counts()).astype(float)
-        sc = np.where(self.compat[self.veh_standard[vw]], score[None, :], -np.inf)
-        sc[np.arange(vw.size), self.veh_pref[vw]] += 0.5
-        st = np.argmax(sc, axis=1)
-        self.q_station[vw] = st
-        self.q_seq[vw] = self._seq + np.arange(vw.size)
-        self._seq += vw.size
-        self.q_since[vw] = step
-        self.q_loc[vw] = loc[w]
-        self.q_site[vw] = site[w]
-        self.q_p_max[vw] = p_max_kw[w]
-        self.q_est[vw] = est_step[w]
-        self.n_queued += vw.size
-        came = np.bincount(st, minlength=self.n_stations)
-        self._qcount += came
-        self._demand += came
-        self.fleet.location[vw] = DRIVING  # on the forecourt, not parked at a charger
-        return go
-
-    def release(self, step: int) -> Released | None:
-        """Serve the queues (FIFO, bays, ready packs); return the drivers swapped or leaving,
-        who go on to their destination, or None."""
-        self._swaps_step[:] = 0.0
-        self._swaps_long_trip_step[:] = 0.0
-        if not self.n_queued:
-            self._credits[:] = 0.0  # idle bays bank nothing
-            return None
-        qv = np.flatnonzero(self.q_station >= 0)
-        is_late = (step - self.q_since[qv]) * self.step_min > self.cfg.max_wait_min + 1e-9
-        late = qv[is_late]
-        out_v = [late]
-        if late.size:
-            self._leave(step, late, "waited too long", finish=False)
-            qv = qv[~is_late]
-        qv = qv[np.lexsort((self.q_seq[qv], self.q_station[qv]))]
-        qst = self.q_station[qv]
-        e = self.packs.e_kwh[self.slot_pack]
-        ready = e >= self._slot_static()[5] - 1e-9
-        avail = self._credits + self.st_rate_per_step
-        served_v, served_slot, pos = [], [], []
-        for k in np.unique(qst):  # loop over the few stations with a queue
-            qk = qv[qst == k]
-            lo, hi = self.slot_start[k], self.slot_start[k + 1]
-            rs = lo + np.flatnonzero(ready[lo:hi])
-            rs = rs[np.argsort(-e[rs], kind="stable")]
-            m = int(min(qk.size, rs.size, np.floor(avail[k] + 1e-9)))
-            avail[k] -= m
-            if m:
-                served_v.append(qk[:m])
-                served_slot.append(rs[:m])
-                pos.append(np.arange(m))
-        # a busy bay carries the fraction of a swap into the next step; an idle one banks nothing
-        busy = np.bincount(qst, minlength=self.n_stations) > 0
-        self._credits = np.where(busy, avail - np.floor(avail + 1e-9), 0.0).clip(0.0, 1.0)
-        if served_v:
-            sv = np.concatenate(served_v)
-            self._swap(step, sv, np.concatenate(served_slot), np.concatenate(pos))
-            out_v.append(sv)
-        v = np.concatenate(out_v)
-        if not v.size:
-            return None
-        rel = Released(v, self.q_loc[v].copy(), self.q_site[v].copy(), self.q_p_max[v].copy(), self.q_est[v].copy())
-        self._qcount -= np.bincount(self.q_station[v], minlength=self.n_stations)
-        self.q_station[v] = -1
-        self.n_queued -= v.size
-        return rel
-
-    def _swap(self, step, v, slots, pos) -> None:
-        """Vehicle ``v[i]`` gives its pack to rack slot ``slots[i]`` and takes the pack there."""
-        f = self.fleet
-        pk = self.packs
-        out_p = self.veh_pack[v]  # leaves the vehicle
-        in_p = self.slot_pack[slots]  # enters the vehicle
-        st = self.slot_station[slots]
-        if self.wear is not None:  # the pack's ageing follows the pack: hand over throughput, take the new pack's capacity
-            self.wear.on_swap(v, out_p, in_p)
-        e_out = f.e_kwh[v].copy()
-        e_in = pk.e_kwh[in_p].copy()
-        pk.e_kwh[out_p] = e_out
-        pk.vehicle[out_p], pk.station[out_p], pk.slot[out_p] = -1, st, slots
-        pk.vehicle[in_p], pk.station[in_p], pk.slot[in_p] = v, -1, -1
-        pk.n_swaps[out_p] += 1
-        pk.n_swaps[in_p] += 1
-        self.slot_pack[slots] = out_p
-        self._slot_version = object()
-        self.veh_pack[v] = in_p
-        e_new = np.minimum(e_in, f.capacity_kwh[v])
-        f.e_kwh[v] = e_new
-        self.veh_swap_net_kwh[v] += e_new - e_out
-        self._swaps_step += np.bincount(st, minlength=self.n_stations)
-        self._swaps_long_trip_step += np.bincount(st, weights=self.q_reason[v] == LONG_TRIP, minlength=self.n_stations)
-        wait = (step - self.q_since[v]) * self.step_min + pos * self.st_interval_min[st]
-        self._row(step, st, v, out_p, in_p, e_out, e_new, wait, "swapped")
-
-    def _leave(self, step, v, why, finish=True) -> None:
-        st = self.q_station[v]
-        self._left_step += np.bincount(st, minlength=self.n_stations)
-        e = self.fleet.e_kwh[v]
-        self._row(step, st, v, self.veh_pack[v], np.full(v.size, -1), e, e, (step - self.q_since[v]) * self.step_min, why)
-        if finish:  # departed: the destination arrival never happens
-            self._qcount -= np.bincount(st, minlength=self.n_stations)
-            self.q_station[v] = -1
-            self.n_queued -= v.size
-
-    def _row(self, step, st, v, out_p, in_p, e_out, e_in, wait, outcome) -> None:
-        if step < self.n_warmup:
-            return
-        self._rows.append({"step": np.full(v.size, step), "station": st.astype(np.int64), "vehicle": v.astype(np.int64),
-                           "pack_out": out_p.astype(np.int64), "pack_in": in_p.astype(np.int64),
-                           "e_out_kwh": np.asarray(e_out, float), "e_in_kwh": np.asarray(e_in, float),
-                           "wait_min": np.asarray(wait, float), "outcome": np.full(v.size, outcome, object),
-                           "reason": self.q_reason[v].astype(np.int8)})
-
-    # ------------------------------------------------------------------ phases 3-4: EMS and rack physics
-
-    def observation(self, sig: Signals) -> StationObservation:
-        step = sig.step
-        pk = self.slot_pack
-        cap, _, e_full, eta_c, eta_d, e_ready = self._slot_static()
-        return StationObservation(
-            step=step, dt_h=self.dt_h, price=float(self.price[step]), v2g_price=float(self.v2g_price[step]),
-            n_stations=self.n_stations, slot_station=_ro(self.slot_station), slot_start=_ro(self.slot_start),
-            e_kwh=_ro(self.packs.e_kwh[pk]), capacity_kwh=_ro(cap), e_ready_kwh=_ro(e_ready),
-            e_full_kwh=_ro(e_full), slot_p_max_kw=_ro(self.slot_p_max_kw),
-            eta_charge=_ro(eta_c), eta_discharge=_ro(eta_d),
-            wear_cost_cny_per_kwh=_ro(self.packs.wear_cost_cny_per_kwh[pk]), st_packs=_ro(self.st_packs),
-            st_grid_limit_kw=_ro(self.st_grid_limit_kw), st_bidirectional=_ro(self.st_bidirectional),
-            queue=_ro(self.queue_counts()), demand=_ro(self._demand.copy()),
-            feeder_headroom_kw=float(sig.feeder_headroom_kw),
-            prev_charge_kw=float(np.maximum(self.p_kw, 0.0).sum()),
-        )
-
-    def decide(self, sig: Signals) -> None:
-        """The EMS plans each rack slot's power (grid side, kW, (R,))."""
-        self._req_kw = np.asarray(self.strategy.plan_packs(self.observation(sig)), float)
-        self._demand[:] = 0.0
-
-    def physics(self, sig: Signals) -> None:
-        """Clip the plan to slot, pack and station limits and charge/discharge the racks for one step."""
-        pk = self.slot_pack
-        packs = self.packs
-        st = self.slot_station
-        dt = self.dt_h
-        cap, e_knee, e_full, eta_c, eta_d, _ = self._slot_static()
-        # limits: slot power, discharge permission, then the station connection (pro rata)
-        p = np.clip(np.nan_to_num(self._req_kw), -self.slot_p_max_kw * self.st_bidirectional[st], self.slot_p_max_kw)
-        p = limit_pro_rata(p, st, self.st_grid_limit_kw, self.n_stations)  # the EMS normally keeps within it
-        e0 = packs.e_kwh[pk]
-        p_batt_max = self.slot_p_max_kw * eta_c
-        charging = p > 0
-        e1 = np.where(charging, charge_to(e0, cap, e_knee, e_full, np.where(charging, p, 0.0) * eta_c, p_batt_max, dt), e0)
-        discharging = p < 0
-        if discharging.any():
-            floor = np.minimum(e0, self.cfg.discharge_floor_soc * cap)
-            e1 = np.where(discharging, discharge_to(e0, floor, np.where(discharging, -p, 0.0) / eta_d, dt), e1)
-        de = e1 - e0
-        grid_kwh = np.where(de > 0, de / eta_c, de * eta_d)
-        packs.e_kwh[pk] = e1
-        packs.e_charged_kwh[pk] += np.maximum(grid_kwh, 0.0)
-        packs.e_discharged_kwh[pk] += np.maximum(-grid_kwh, 0.0)
-        packs.e_loss_kwh[pk] += np.abs(grid_kwh - de)
-        packs.e_throughput_kwh[pk] += np.abs(de)
-        packs.e_rack_discharged_kwh[pk] += np.maximum(-de, 0.0)
-        if self.wear is not None:
-            self.wear.rack_step(pk, grid_kwh, de)
-        p_slot = grid_kwh / dt
-        self._charge_kw = np.bincount(st, weights=np.maximum(p_slot, 0.0), minlength=self.n_stations)
-        self._dis_kw = np.bincount(st, weights=np.maximum(-p_slot, 0.0), minlength=self.n_stations)
-        self._e_rack_kwh = np.bincount(st, weights=e1, minlength=self.n_stations)
-        self._rack_out_kwh = np.maximum(-de, 0.0)
-        self.p_kw = self._charge_kw - self._dis_kw
 
     def grid(self, sig: Signals, injections: GridInjections) -> None:
         """Each station's power at its own bus."""

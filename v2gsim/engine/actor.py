@@ -5,7 +5,8 @@ model's actors in the order of ``model.actors`` (documented there):
 
 1. **signals** -- :meth:`Actor.signals` sees the step's :class:`Signals` (prices, the feeder's
    headroom after the last step);
-2. **mobility** -- :meth:`Actor.depart` (vehicles leaving), :meth:`Actor.arrive` (vehicles
+2. **mobility** -- :meth:`Actor.before_trip` (drivers short of charge for their trip; an actor
+   may take some in, e.g. a swap queue), :meth:`Actor.depart` (vehicles leaving), :meth:`Actor.arrive` (vehicles
    arriving; an actor may hold some, e.g. a swap queue) and :meth:`Actor.release` (held vehicles
    that go on to their destination this step);
 3. **decide** -- :meth:`Actor.decide`: requests for the step (strategies, station EMS);
@@ -32,12 +33,13 @@ if TYPE_CHECKING:  # pragma: no cover
     import mesa
     import pandas as pd
 
-PHASES = ("begin_recording", "signals", "depart", "arrive", "release", "decide", "physics", "grid", "settle", "record", "finish")
+PHASES = ("begin_recording", "signals", "before_trip", "depart", "arrive", "release", "decide", "physics", "grid", "settle", "record", "finish")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Signals:
-    """What every actor knows at the start of a step.
+    """What every actor knows at the start of a step (read-only by convention: one is built every
+    step, so it is a plain slotted record rather than a frozen one).
 
     Attributes:
         step: position on the clock (warm-up included).
@@ -232,6 +234,12 @@ class Actor:
 
     def signals(self, sig: Signals) -> None:
         """Phase 1: the step's prices and grid signals."""
+
+    def before_trip(self, step: int, v: np.ndarray, e_kwh: np.ndarray, need_kwh: np.ndarray) -> np.ndarray | None:
+        """Phase 2: drivers ``v`` about to start a trip that needs ``need_kwh`` (reserve included)
+        hold only ``e_kwh``; return a mask (k,) of those this actor takes in (None: none). It
+        hands them back through :meth:`release` with ``loc`` DRIVING: they go on with the trip."""
+        return None
 
     def depart(self, step: int, v: np.ndarray) -> None:
         """Phase 2: vehicles ``v`` leave where they are."""

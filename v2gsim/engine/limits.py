@@ -1,18 +1,26 @@
 """One limiter for every shared grid connection: charging sites and swap stations.
 
-Rule: a connection of ``limit`` kW holds **each direction** separately. Where the charging
-requested behind it adds up to more than the limit, every charging request is scaled by the same
-factor so that they add up to the limit; the same for discharging. Each device keeps its share
-(pro rata), the strategy's priorities within the step are not second-guessed.
+Rule: a connection of ``limit`` kW bounds its **net** power, ``-limit <= charging - discharging
+<= limit``, as the planners (:mod:`v2gsim.strategies.dispatch`) assume. Where a connection's
+requests would break it, the dominant direction is scaled pro rata (one factor for all its
+devices), so each device keeps its share and the strategy's priorities within the step stand.
 
-Why each direction and not the net: the engine applies the limit to the *requests*, before the
-batteries answer (CC-CV taper, full point, discharge floor). A request can only shrink there. With
-both directions held separately the net stays within ``[-limit, limit]`` whatever the batteries
-then deliver; a limit on the requested net could be broken afterwards (a discharging vehicle
-stopping at its floor leaves the charging ones above the limit). The planners
-(:mod:`v2gsim.strategies.dispatch`) bound the net; where a plan charges some vehicles and
-discharges others at one site at the same step beyond the limit, the engine scales it down
-(docs/engine.md, "Limits").
+The engine applies it to the *requests*, before the batteries answer (CC-CV taper, full point,
+discharge floor), and a battery may deliver less than it was asked for. So that the net holds
+after the batteries answer, at a connection whose requests exceed the limit in either direction
+(*binding*), the caller
+
+1. clips each device to its own limits (charger, discharge permission),
+2. clips discharge requests to what the battery can deliver (:func:`deliverable_discharge_kw`,
+   exact: discharging runs at constant power down to a floor),
+3. scales charging so that the net import stays within the limit (:func:`limit_import`),
+4. applies the charging,
+5. scales discharging so that the net export, against the charging *delivered*, stays within the
+   limit (:func:`limit_export`; needed only where discharging alone exceeds the limit),
+6. applies the discharging.
+
+A connection within its limit in both directions is not touched. Charging may deliver less than
+asked, which only lowers the import; the export bound is taken against what it delivered.
 """
 
 from __future__ import annotations
@@ -20,24 +28,53 @@ from __future__ import annotations
 import numpy as np
 
 
-def limit_pro_rata(p_kw: np.ndarray, group: np.ndarray, limit_kw: np.ndarray, n_groups: int) -> np.ndarray:
-    """Scale requests so that each group's charging and its discharging stay within its limit.
+def direction_sums(p_kw: np.ndarray, group: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Charging and discharging per connection (both >= 0), shape (n_groups,) each."""
+    return (np.bincount(group, weights=np.maximum(p_kw, 0.0), minlength=n_groups),
+            np.bincount(group, weights=np.maximum(-p_kw, 0.0), minlength=n_groups))
+
+
+def binding(p_kw: np.ndarray, group: np.ndarray, limit_kw: np.ndarray, n_groups: int) -> np.ndarray:
+    """Connections whose charging or discharging alone exceeds the limit, bool (n_groups,)."""
+    load, feed = direction_sums(p_kw, group, n_groups)
+    return (load > limit_kw) | (feed > limit_kw)
+
+
+def deliverable_discharge_kw(e_kwh: np.ndarray, e_floor_kwh: np.ndarray, eta_discharge: np.ndarray, dt_h: float) -> np.ndarray:
+    """Grid-side power a battery can feed for ``dt_h`` at constant power without going below its
+    floor, kW (same shapes)."""
+    return np.maximum(e_kwh - e_floor_kwh, 0.0) * eta_discharge / dt_h
+
+
+def limit_import(p_kw: np.ndarray, group: np.ndarray, limit_kw: np.ndarray, n_groups: int) -> np.ndarray:
+    """Scale each connection's charging so that charging − discharging <= its limit.
 
     Args:
-        p_kw: requested power per device, shape (k,); > 0 charging, < 0 discharging.
-        group: the connection of each device, int indices in ``[0, n_groups)``, shape (k,).
-        limit_kw: each connection's limit, shape (n_groups,); inf = none.
+        p_kw: requests per device, shape (k,), > 0 charging (discharge requests already
+            deliverable).
+        group: connection of each device, ints in ``[0, n_groups)``, shape (k,).
+        limit_kw: limit per connection, shape (n_groups,), inf = none.
         n_groups: number of connections.
-
-    Returns:
-        The limited powers, shape (k,): unchanged where a direction is within its limit.
     """
-    load = np.bincount(group, weights=np.maximum(p_kw, 0.0), minlength=n_groups)
-    feed = np.bincount(group, weights=np.maximum(-p_kw, 0.0), minlength=n_groups)
-    over_load, over_feed = load > limit_kw, feed > limit_kw
-    if not (over_load.any() or over_feed.any()):
+    load, feed = direction_sums(p_kw, group, n_groups)
+    over = load - feed > limit_kw
+    if not over.any():
         return p_kw
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # groups within their limit take 1.0
-        k_load = np.where(over_load, limit_kw / load, 1.0)
-        k_feed = np.where(over_feed, limit_kw / feed, 1.0)
-    return np.where(p_kw > 0, p_kw * k_load[group], p_kw * k_feed[group])
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # connections within the limit take 1.0
+        k = np.where(over, (limit_kw + feed) / load, 1.0)
+    return np.where(p_kw > 0, p_kw * k[group], p_kw)
+
+
+def limit_export(p_kw: np.ndarray, group: np.ndarray, limit_kw: np.ndarray, n_groups: int, charging_kw: np.ndarray) -> np.ndarray:
+    """Scale each connection's discharging so that discharging − ``charging_kw`` <= its limit.
+
+    ``charging_kw`` (n_groups,) is the charging its devices actually drew this step; other
+    arguments as :func:`limit_import`.
+    """
+    feed = np.bincount(group, weights=np.maximum(-p_kw, 0.0), minlength=n_groups)
+    over = feed - charging_kw > limit_kw
+    if not over.any():
+        return p_kw
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        k = np.where(over, (limit_kw + charging_kw) / feed, 1.0)
+    return np.where(p_kw < 0, p_kw * k[group], p_kw)

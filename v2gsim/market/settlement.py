@@ -70,7 +70,9 @@ class Ledger:
         (a negative row, in the warm-up, is not kept). Amounts add up within a step."""
         if row < 0 or (amount_cny == 0.0 and energy_kwh == 0.0):
             return
-        k = self.flow(payer, payee, reason)
+        k = self._index.get((payer, payee, reason))
+        if k is None:
+            k = self.flow(payer, payee, reason)
         self._amount[k][row] += amount_cny
         self._energy[k][row] += energy_kwh
 

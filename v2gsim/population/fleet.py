@@ -21,8 +21,13 @@ ARCHETYPES = ("private_commuter", "ride_hailing", "city_bus", "session", "privat
 CHEMISTRIES = ("LFP", "NMC")
 ACCUMULATORS = (
     "e_charged_kwh e_discharged_kwh e_loss_kwh e_driven_kwh distance_km unmet_kwh stranded_trips stranded_kwh "
-    "n_sessions n_departures departures_below_min no_charger_events sessions_turned_away unmet_turned_away_kwh cost_cny revenue_cny"
+    "n_sessions n_departures departures_below_min no_charger_events sessions_turned_away unmet_turned_away_kwh cost_cny revenue_cny "
+    "delayed_departures delay_min detours detour_min trips_shortened trips_cancelled km_lost queued queue_wait_min queue_left"
 ).split()
+# driver choices before a trip and at a full public site (v2gsim.population.drivers), per vehicle;
+# minutes as float arrays
+DRIVER_PARAMS = ("e_trip_reserve_kwh", "max_departure_delay_min", "detour_max_charge_min", "detour_extra_min",
+                 "max_charger_wait_min", "shorten_min_share")
 
 
 @dataclass
@@ -56,6 +61,12 @@ class Fleet:
     home_pile_bidir: np.ndarray  # the private pile at home can discharge
     departure_estimate_sd_h: np.ndarray
     daily_km_scale: np.ndarray
+    e_trip_reserve_kwh: np.ndarray  # kept on top of the next trip's energy at departure
+    max_departure_delay_min: np.ndarray  # longest a plugged driver delays a departure to charge
+    detour_max_charge_min: np.ndarray  # longest charge at a fast-charger detour before a trip
+    detour_extra_min: np.ndarray  # driving time a detour to a fast charger adds
+    max_charger_wait_min: np.ndarray  # longest wait in a public site's queue for a charger
+    shorten_min_share: np.ndarray  # below this share of the trip feasible, the trip is cancelled
     wear_cost_cny_per_kwh: np.ndarray  # marginal battery-wear cost of one more kWh of throughput (set by the wear model)
     # --- dynamic
     e_kwh: np.ndarray
@@ -88,6 +99,16 @@ class Fleet:
     unmet_turned_away_kwh: np.ndarray  # their requested energy (also in unmet_kwh)
     cost_cny: np.ndarray
     revenue_cny: np.ndarray
+    delayed_departures: np.ndarray  # departures delayed while plugged, to charge for the trip
+    delay_min: np.ndarray  # minutes of those delays
+    detours: np.ndarray  # detours to a public fast charger before a trip
+    detour_min: np.ndarray  # time those detours added (charging, queueing, extra driving)
+    trips_shortened: np.ndarray
+    trips_cancelled: np.ndarray
+    km_lost: np.ndarray  # km of the shortened and cancelled trips not driven
+    queued: np.ndarray  # arrivals at a full public site that joined its queue
+    queue_wait_min: np.ndarray  # minutes waited in such queues (served or not)
+    queue_left: np.ndarray  # left a queue without a charger (waiting limit, or the next trip)
 
     def reset_accumulators(self) -> None:
         """Zero every accumulator (end of the warm-up); state is kept."""
@@ -151,8 +172,10 @@ def build_fleet(
                 "capacity_kwh consumption_kwh_per_km p_ac_max_kw p_dc_max_kw eta_charge eta_discharge soc_knee p_batt_max_kw "
                 "e_full_kwh e_stop_kwh e_min_departure_kwh e_public_below_kwh wear_cost_cny_per_kwh departure_estimate_sd_h daily_km_scale e_kwh "
                 "p_plug_max_kw p_kw session_e_request_kwh session_grid_kwh session_e_start_kwh e_charged_kwh "
-                "e_discharged_kwh e_loss_kwh e_driven_kwh distance_km unmet_kwh unmet_turned_away_kwh stranded_kwh cost_cny revenue_cny"
+                "e_discharged_kwh e_loss_kwh e_driven_kwh distance_km unmet_kwh unmet_turned_away_kwh stranded_kwh cost_cny revenue_cny "
+                "delay_min detour_min km_lost queue_wait_min"
             ).split()
+            + list(DRIVER_PARAMS)
         },
         bidirectional=_zeros(n, bool),
         chemistry=_zeros(n, np.int8),
@@ -174,6 +197,7 @@ def build_fleet(
         departures_below_min=_zeros(n, np.int32),
         no_charger_events=_zeros(n, np.int32),
         sessions_turned_away=_zeros(n, np.int32),
+        **{name: _zeros(n, np.int32) for name in ("delayed_departures", "detours", "trips_shortened", "trips_cancelled", "queued", "queue_left")},
     )
     for gi, b in enumerate(blocks):
         sl = slice(b.start, b.start + b.count)
@@ -197,6 +221,8 @@ def build_fleet(
         g = b.group
         if g is None:  # imported sessions: energy is set by each session, drivers want "full"
             f.e_stop_kwh[sl] = f.e_full_kwh[sl]
+            # replayed sessions have no trips; at a full public site they wait as a group's default driver would
+            f.max_charger_wait_min[sl] = PopulationGroup.model_fields["max_charger_wait_min"].default
             f.location[sl] = DRIVING
             continue
         f.e_stop_kwh[sl] = np.minimum(f.e_full_kwh[sl], g.soc_target * v.capacity_kwh)
@@ -206,6 +232,12 @@ def build_fleet(
         f.e_public_below_kwh[sl] = g.public_charge_below_soc * v.capacity_kwh
         f.departure_estimate_sd_h[sl] = g.departure_estimate_sd_h
         f.daily_km_scale[sl] = g.daily_km_scale
+        f.e_trip_reserve_kwh[sl] = g.trip_reserve_soc * v.capacity_kwh
+        f.max_departure_delay_min[sl] = g.max_departure_delay_min
+        f.detour_max_charge_min[sl] = g.detour_max_charge_min
+        f.detour_extra_min[sl] = g.detour_extra_min
+        f.max_charger_wait_min[sl] = g.max_charger_wait_min
+        f.shorten_min_share[sl] = g.shorten_min_share
         base_loc = DEPOT if b.archetype == "city_bus" else HOME
         f.location[sl] = base_loc
         if g.home_site is not None:

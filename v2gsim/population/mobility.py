@@ -29,7 +29,10 @@ NO_SITE = -1
 class DayEvents:
     """One day's departures and arrivals, each sorted by global step.
 
-    Departures: ``dep_step``, ``dep_vehicle``. Arrivals: ``arr_step``, ``arr_vehicle``,
+    Departures: ``dep_step``, ``dep_vehicle``, ``dep_trip_kwh`` and ``dep_km`` (the trip about
+    to start, known to the driver before leaving; 0 for replayed sessions), ``dep_dest`` (the
+    trip's destination, a location code), ``dep_travel_steps``
+    (steps from this departure to the trip's arrival). Arrivals: ``arr_step``, ``arr_vehicle``,
     ``arr_loc`` (location code), ``arr_site`` (site index, -1 none), ``arr_trip_kwh`` (energy
     the trip used), ``arr_km``, ``arr_e_set_kwh`` (NaN, or the energy a replayed session
     arrives with), ``arr_p_max_kw`` (session power limit, inf if none),
@@ -40,6 +43,10 @@ class DayEvents:
 
     dep_step: np.ndarray
     dep_vehicle: np.ndarray
+    dep_trip_kwh: np.ndarray
+    dep_km: np.ndarray
+    dep_dest: np.ndarray
+    dep_travel_steps: np.ndarray
     arr_step: np.ndarray
     arr_vehicle: np.ndarray
     arr_loc: np.ndarray
@@ -64,6 +71,10 @@ class DayEvents:
         return DayEvents(
             dep_step=dep_step,
             dep_vehicle=dep["vehicle"][od],
+            dep_trip_kwh=dep["trip_kwh"][od],
+            dep_km=dep["km"][od],
+            dep_dest=dep["dest"][od],
+            dep_travel_steps=dep["travel_steps"][od],
             arr_step=arr_step,
             arr_vehicle=arr["vehicle"][oa],
             arr_loc=arr["loc"][oa],
@@ -152,7 +163,8 @@ class GeneratedMobility:
             est = np.maximum(next_dep[rows, cols] + base + noise.astype(np.int64), arr_s + 1)
             km = plan.km[rows, cols]
             loc = plan.dest[rows, cols]
-            deps.append({"step": dep[rows, cols] + base, "vehicle": v})
+            dep_s = dep[rows, cols] + base
+            deps.append({"step": dep_s, "vehicle": v, "trip_kwh": km * f.consumption_kwh_per_km[v], "km": km, "dest": loc, "travel_steps": arr_s - dep_s})
             arrs.append(
                 {
                     "step": arr_s,
@@ -170,7 +182,7 @@ class GeneratedMobility:
         return DayEvents.build(base, spd, _concat(deps, DEP_KEYS), _concat(arrs, ARR_KEYS))
 
 
-DEP_KEYS = {"step": np.int64, "vehicle": np.int64}
+DEP_KEYS = {"step": np.int64, "vehicle": np.int64, "trip_kwh": np.float64, "km": np.float64, "dest": np.int8, "travel_steps": np.int64}
 ARR_KEYS = {
     "step": np.int64,
     "vehicle": np.int64,
@@ -495,7 +507,8 @@ class SessionMobility:
         }
         self.steps_per_day = 1440 // step_min
         self.offset_steps = int((start - start.normalize()) / step)
-        self.dep = {"step": dsteps[keep], "vehicle": v}
+        self.dep = {"step": dsteps[keep], "vehicle": v, "trip_kwh": np.zeros(v.size), "km": np.zeros(v.size),
+                    "dest": np.full(v.size, PUBLIC, np.int8), "travel_steps": np.zeros(v.size, np.int64)}  # sessions carry no trips
         self.arr = {
             "step": a[keep],
             "vehicle": v,
@@ -519,7 +532,8 @@ class SessionMobility:
 
 def merge_days(a: DayEvents, b: DayEvents, day_start: int, steps_per_day: int) -> DayEvents:
     """Combine two sources' events of the same day."""
-    dep = {"step": np.concatenate([a.dep_step, b.dep_step]), "vehicle": np.concatenate([a.dep_vehicle, b.dep_vehicle])}
+    dep = {k: np.concatenate([getattr(a, "dep_" + k), getattr(b, "dep_" + k)]) for k in DEP_KEYS if k != "step"}
+    dep["step"] = np.concatenate([a.dep_step, b.dep_step])
     arr = {k: np.concatenate([getattr(a, "arr_" + k), getattr(b, "arr_" + k)]) for k in ARR_KEYS if k != "step"}
     arr["step"] = np.concatenate([a.arr_step, b.arr_step])
     return DayEvents.build(day_start, steps_per_day, dep, arr)

@@ -27,19 +27,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model,
 from v2gsim.errors import Problem
 from v2gsim.fields import DEFAULT_ZONE, ID_PATTERN, ConfigModel, LocalDateTime, check_zone, local_zone
 from v2gsim.market.tariffs import TariffConfig
-from v2gsim.physics.ageing import WearConfig
+from v2gsim.physics.ageing.config import WearConfig
 from v2gsim.plugins import load_plugin, resolve_entry
 from v2gsim.strategies.base import STRATEGIES, StrategyConfig
-
-
-_Frozen = ConfigModel  # every config model's base (v2gsim.fields)
 
 
 def _pct(lo: float = 0.0, hi: float = 1.0):
     return Field(ge=lo, le=hi)
 
 
-class TimeConfig(_Frozen):
+class TimeConfig(ConfigModel):
     start: LocalDateTime = Field(
         description="start of the run, local wall-clock time (e.g. 2026-07-06T00:00); a time with a UTC offset "
         "(2026-07-05T16:00Z) is converted to the local time of timezone"
@@ -109,7 +106,7 @@ class TimeConfig(_Frozen):
         return pd.date_range(pd.Timestamp(self.start) - pd.Timedelta(days=self.warmup_days), periods=n, freq=f"{self.step_min}min")
 
 
-class VehicleSpec(_Frozen):
+class VehicleSpec(ConfigModel):
     name: str = "custom"
     capacity_kwh: Annotated[float, Field(gt=0, le=1500, description="usable battery capacity")]
     consumption_kwh_per_km: Annotated[float, Field(gt=0, le=3, description="real-world consumption")]
@@ -136,7 +133,7 @@ def vehicle_presets() -> dict[str, VehicleSpec]:
 Archetype = Literal["private_commuter", "private_car_cn", "ride_hailing", "city_bus"]
 
 
-class PopulationGroup(_Frozen):
+class PopulationGroup(ConfigModel):
     archetype: Archetype = Field(description="driving pattern, see docs of v2gsim.population.archetypes")
     count: Annotated[int, Field(gt=0, le=5_000_000, description="number of driver-vehicle pairs")]
     vehicle: str | VehicleSpec = Field(description="vehicle preset name or an inline vehicle spec")
@@ -161,6 +158,31 @@ class PopulationGroup(_Frozen):
         description="vehicles with a swappable pack whose next trip would leave them below this SOC swap before it, on "
         "arriving at the stop before (unless they plug in at their own pile there); null (default): only swap_below_soc",
     )
+    # Before a trip (docs/mobility.md): a driver whose next trip needs more than the car holds
+    # (plus trip_reserve_soc) stays plugged and leaves later, else detours to a public fast
+    # charger, else shortens or cancels the trip. All defaults are assumptions [C].
+    trip_reserve_soc: Annotated[
+        float, _pct(0, 0.5), Field(description="SOC a driver keeps on top of the next trip's energy when deciding to leave [C]")
+    ] = 0.05
+    max_departure_delay_min: Annotated[
+        float, Field(ge=0, le=1440, description="longest a plugged driver delays a departure to charge enough for the trip, "
+                     "minutes; 0: never waits [C]")
+    ] = 120.0
+    detour_max_charge_min: Annotated[
+        float, Field(ge=0, le=480, description="longest a driver charges (or queues) at a fast-charger detour before a "
+                     "trip, minutes; 0: no detours [C]")
+    ] = 60.0
+    detour_extra_min: Annotated[
+        float, Field(ge=0, le=240, description="driving time a detour to a fast charger adds to the trip, minutes [C]")
+    ] = 15.0
+    max_charger_wait_min: Annotated[
+        float, Field(ge=0, le=1440, description="longest a driver waits in a full public site's FIFO queue for a charger, "
+                     "minutes [C]")
+    ] = 30.0
+    shorten_min_share: Annotated[
+        float, _pct(), Field(description="a trip the charge covers only in part is shortened to what it covers if that is at "
+                             "least this share, else cancelled [C]")
+    ] = 0.5
     daily_km_scale: Annotated[float, Field(gt=0, le=10, description="multiplies the archetype's daily distance")] = 1.0
     departure_estimate_sd_h: Annotated[
         float, Field(ge=0, le=12, description="error sd of the departure time a driver states on arrival")
@@ -175,7 +197,7 @@ class PopulationGroup(_Frozen):
         return self
 
 
-class Site(_Frozen):
+class Site(ConfigModel):
     id: Annotated[str, Field(pattern=ID_PATTERN, description="unique site id")]
     kind: Literal["home", "work", "public", "depot"]
     p_max_kw: Annotated[float, Field(gt=0, le=1000, description="power limit of one charger, grid side")]
@@ -186,7 +208,7 @@ class Site(_Frozen):
     current: Literal["ac", "dc", "auto"] = Field(default="auto", description="auto: DC above 22 kW per charger")
     bidirectional_share: Annotated[float, _pct(), Field(description="share of chargers that can discharge (V2G)")] = 0.0
     p_limit_kw: Annotated[float, Field(gt=0)] | None = Field(
-        default=None, description="site connection limit; the site's load manager scales all chargers to it"
+        default=None, description="site connection limit on its net power (charging minus V2G), both directions; the site's load manager scales the chargers to it pro rata"
     )
     bus: Annotated[int, Field(ge=0)] | Literal["auto"] | None = Field(
         default=None,
@@ -199,7 +221,7 @@ class Site(_Frozen):
         return self.current == "dc" or (self.current == "auto" and self.p_max_kw > 22)
 
 
-class BaseLoadConfig(_Frozen):
+class BaseLoadConfig(ConfigModel):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
     source: Literal["standard", "network_profiles"] = Field(
@@ -219,7 +241,7 @@ class BaseLoadConfig(_Frozen):
     )
 
 
-class FeederConfig(_Frozen):
+class FeederConfig(ConfigModel):
     transformer_kva: Annotated[float, Field(gt=0, le=1_000_000, description="rated apparent power of the transformer")] | None = Field(
         default=None, description="required without feeder.network; with one, its transformers' ratings are used"
     )
@@ -253,7 +275,7 @@ class FeederConfig(_Frozen):
         return self
 
 
-class SessionsConfig(_Frozen):
+class SessionsConfig(ConfigModel):
     file: str | None = Field(default=None, description="charging sessions file in one of the formats (see format)")
     csv: str | None = Field(default=None, description="the same as file (the older name)")
     format: Literal["auto", "csv", "acn_json", "elaad_csv"] = Field(
@@ -280,7 +302,7 @@ class SessionsConfig(_Frozen):
         return self.file if self.file is not None else self.csv
 
 
-class OutputsConfig(_Frozen):
+class OutputsConfig(ConfigModel):
     session_sample: Annotated[int, Field(ge=0, le=10_000_000, description="vehicles whose sessions are recorded")] = 1000
     trace_sample: Annotated[int, Field(ge=0, le=100_000, description="vehicles whose SOC is recorded every step")] = 0
     plots: bool = Field(default=True, description="write PNG plots next to the tables")
@@ -297,7 +319,7 @@ def _business_models_field():
                  "business models; omitted: uncontrolled charging everywhere")
 
 
-class Scenario(_Frozen):
+class Scenario(ConfigModel):
     """A validated scenario. Build it with ``Scenario.model_validate(data)`` (or
     :func:`v2gsim.load_scenario`): the instance is of the class :func:`scenario_model` assembles
     from the registered business models, a subclass of this one."""

@@ -1,0 +1,360 @@
+"""Battery ageing of the vehicle fleet, an actor of the engine (see the package docstring)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from v2gsim.engine.actor import Actor, Signals, VehiclePower
+from v2gsim.market.second_life import SecondLifeStorage
+from v2gsim.physics.ageing.config import WearConfig
+from v2gsim.physics.ageing.packs import SwapPackWear
+from v2gsim.physics.ageing.population import WearPopulation
+from v2gsim.physics.ambient import ambient_on_clock
+from v2gsim.physics.wear import WEAR_MODELS, WearState, model_for_chemistry
+
+
+def _resolve_models(cfg: WearConfig, chemistries: list[str]):
+    """Model instances and, per chemistry name, the index of its model."""
+    if cfg.model == "auto":
+        names = [{"LFP": "naumann_lfp"}.get(c.upper(), "schmalstieg_nmc") for c in chemistries]
+    else:
+        names = [cfg.model] * len(chemistries)
+    uniq = sorted(set(names), key=names.index)
+    models = [WEAR_MODELS[u]() if cfg.model != "auto" else model_for_chemistry(chemistries[names.index(u)]) for u in uniq]
+    return models, [uniq.index(nm) for nm in names], uniq
+
+
+class FleetWear(Actor):
+    """Battery ageing of the vehicle fleet, an actor of :class:`~v2gsim.model.V2GModel`.
+
+    Built by the model when ``wear.model`` is not ``off``. Phases: :meth:`begin` at the first
+    recorded step (``begin_recording``), :meth:`after_physics` in the physics phase (the fleet's
+    power of the step, from ``power``), :meth:`end_step` in the record phase (it is the last
+    actor: it samples the step's end state and, at a period's end, advances the fade models and
+    scales the capacities for the next step); :meth:`finish` closes the last (partial) period.
+    Swap networks register their packs with :meth:`pack_wear`.
+
+    Capacity feedback: at each period end, ``capacity_kwh``, ``e_full_kwh``, ``e_stop_kwh``,
+    ``e_min_departure_kwh``, ``e_public_below_kwh``, ``p_batt_max_kw`` and ``e_kwh`` are scaled
+    by ``soh_new / soh_old`` (the state of charge is kept). The stored energy that disappears
+    with the capacity is booked per vehicle in ``e_capacity_change_kwh`` (negative), so
+    ``Δe_kwh = e_charged·η_c − e_discharged/η_d − e_driven + e_capacity_change`` holds; a new pack
+    after retirement is fitted at the same state of charge and books the difference (positive).
+    """
+
+    def __init__(self, cfg: WearConfig, fleet, clock, step_min: int, start_step: int, n_clock: int, price_cny_per_kwh, chemistry_names,
+                 zone: str | None = None, *, power: VehiclePower | None = None, second_life_site: int | None = None):
+        self.cfg = cfg
+        self.power = power if power is not None else VehiclePower()
+        self.second_life_site = second_life_site  # site index of the vehicle packs' second-life storage (None: spread)
+        self.fleet = fleet
+        f = fleet
+        n = f.n
+        self.dt_h = step_min / 60.0
+        steps = cfg.update_period_h * 60.0 / step_min
+        if abs(steps - round(steps)) > 1e-9 or round(steps) < 1:
+            from v2gsim.errors import Problem, ScenarioError
+
+            raise ScenarioError([Problem("wear.update_period_h", f"must be a whole number of {step_min}-minute steps; got {cfg.update_period_h} h",
+                                         f"use a multiple of {step_min / 60:g} h, e.g. 24")])
+        self.period_steps = int(round(steps))
+        self.start_step = start_step
+        self.n_clock = n_clock
+        self.t_amb_degc = ambient_on_clock(cfg.ambient, clock, step_min, zone)  # zone: time.timezone, for CSV times
+        self.models, chem_model, self.model_names = _resolve_models(cfg, list(chemistry_names))
+        self.chem_model = np.asarray(chem_model, dtype=np.int64)  # model index per fleet.CHEMISTRIES entry
+        model_ids = self.chem_model[f.chemistry.astype(np.int64)]
+        use_hist = cfg.rainflow and any(getattr(m, "uses_soc_history", False) for m in self.models)
+        self.hist_every = max(1, int(round(60 / step_min))) if use_hist else 0
+        hist_len = int(np.ceil(self.period_steps / self.hist_every)) + 1 if use_hist else 0
+        self.pop = WearPopulation(f.capacity_kwh.copy(), model_ids, self.models, shadow=True, history=hist_len)
+        self.cap_nom_kwh = f.capacity_kwh.copy()
+        self.soh_applied = np.ones(n)
+        self.c_drive = f.consumption_kwh_per_km * cfg.driving_speed_kmh / self.cap_nom_kwh
+        self.cost_per_q_cny = cfg.replacement_cost_cny_per_kwh * self.cap_nom_kwh / (1.0 - cfg.retirement_soh)
+        # per vehicle, across every pack it had
+        self.e_capacity_change_kwh = np.zeros(n)
+        self.packs_replaced = np.zeros(n, np.int32)
+        self.replacement_cost_cny = np.zeros(n)
+        self.retired = {k: np.zeros(n) for k in ("total", "calendar", "driving", "charging", "v2g")}
+        self.retired_fec = np.zeros(n)
+        self.n_out_of_range = 0
+        self.price_cny_per_kwh = np.asarray(price_cny_per_kwh)
+        self.second_life = SecondLifeStorage(cfg.second_life, self.models, self.price_cny_per_kwh, self.dt_h) if cfg.second_life.enabled else None
+        self.packs_recycled_direct = 0
+        # vehicles whose pack belongs to a swap operator: their capacity follows the pack they carry
+        self.leased = np.zeros(n, bool)
+        self.pack_wears: list[SwapPackWear] = []
+        self.n_steps_rec = max(n_clock - start_step, 0)
+        self._thr0 = None
+        self._period_start = None
+        self._last_stress = None
+        self.started = False
+        self.finished = False
+        self.marginal_cny_per_kwh = np.zeros(n)
+        self._initial_price(f)
+
+    # ------------------------------------------------------------------ phases
+    def pack_wear(self, network) -> SwapPackWear:
+        """Age the packs of a swap network (a :class:`~v2gsim.agents.swap_station.SwapNetwork`)
+        as a second population; called once by the network when it is built."""
+        pw = SwapPackWear(self, network)
+        self.pack_wears.append(pw)
+        return pw
+
+    def begin_recording(self, step: int) -> None:
+        self.begin(step)
+
+    def physics(self, sig: Signals) -> None:
+        self.after_physics(sig.step, self.power.idx, self.power.p_kw)
+
+    def record(self, sig: Signals) -> None:
+        self.end_step(sig.step)
+
+    def begin(self, s: int) -> None:
+        f = self.fleet
+        self.started = True
+        self._period_start = s
+        self._thr0 = self._throughputs(f)
+        self.pop.begin_period(f.e_kwh)
+        for pw in self.pack_wears:
+            pw.begin()
+
+    def after_physics(self, s: int, idx: np.ndarray, p_kw: np.ndarray) -> None:
+        if not self.started or idx.size == 0:
+            return
+        f = self.fleet
+        dt = self.dt_h
+
+        def de():
+            return np.where(p_kw > 0, p_kw * dt * f.eta_charge[idx], p_kw * dt / f.eta_discharge[idx])
+
+        self.pop.record_power(idx, p_kw, dt, de)
+        for pw in self.pack_wears:
+            pw.after_physics(idx, p_kw)
+
+    def storages(self):
+        """Every second-life storage: the vehicle packs', then each swap network's."""
+        if self.second_life is not None:
+            yield self.second_life
+        for pw in self.pack_wears:
+            if pw.second_life is not None:
+                yield pw.second_life
+
+    def end_step(self, s: int) -> None:
+        if not self.started:
+            return
+        f = self.fleet
+        hist = None
+        if self.hist_every and (s - self._period_start) % self.hist_every == 0:
+            hist = f.e_kwh / f.capacity_kwh
+        self.pop.sample(f.e_kwh, hist)
+        for pw in self.pack_wears:
+            pw.sample()
+        if (s + 1 - self._period_start) >= self.period_steps:
+            self._close(s + 1)
+
+    def finish(self, s_end: int) -> None:
+        """Close the last period if it has steps (idempotent)."""
+        if self.started and not self.finished and s_end > self._period_start:
+            self._close(s_end)
+        self.finished = True
+
+    # ------------------------------------------------------------------ internals
+    def _throughputs(self, f):
+        return (f.e_driven_kwh.copy(), f.e_charged_kwh.copy(), f.e_discharged_kwh.copy())
+
+    def _close(self, s_next: int) -> None:
+        f = self.fleet
+        cfg = self.cfg
+        s0 = self._period_start
+        dt_s = (s_next - s0) * self.dt_h * 3600.0
+        t_amb = float(self.t_amb_degc[s0:s_next].mean())
+        drv0, chg0, dis0 = self._thr0
+        d_drv = f.e_driven_kwh - drv0
+        d_chg = f.e_charged_kwh - chg0
+        d_dis = f.e_discharged_kwh - dis0
+        stress = self.pop.close_period(dt_s=dt_s, cap_kwh=f.capacity_kwh, thr_drive=d_drv, thr_charge=d_chg * f.eta_charge,
+                                       thr_v2g=d_dis / f.eta_discharge, thr_grid_kwh=d_chg + d_dis, c_drive=self.c_drive,
+                                       t_amb_degc=t_amb, heating_k_per_c_rate=cfg.heating_k_per_c_rate)
+        self.n_out_of_range += stress["n_out_of_range"]
+        self._last_stress = stress
+        # capacity feedback, keeping the state of charge (vehicles with a leased swap pack: from the pack)
+        soh = self.pop.state.soh
+        own = slice(None) if not self.leased.any() else np.flatnonzero(~self.leased)
+        self.apply_soh(own, soh)
+        for pw in self.pack_wears:
+            pw.close(s_next, dt_s, t_amb)
+        # retirement: the vehicle gets a new pack; the old one goes to second life (or recycling)
+        ret = np.flatnonzero((soh < cfg.retirement_soh) & ~self.leased)
+        if ret.size:
+            self._retire(ret, s_next)
+        if cfg.price_dispatch:
+            self._price(stress)
+        if self.second_life is not None:
+            self.second_life.close_period(s_next, dt_s, t_amb, cfg.heating_k_per_c_rate)
+        self._period_start = s_next
+        self._thr0 = self._throughputs(f)
+        self.pop.begin_period(f.e_kwh)
+
+    def apply_soh(self, idx, soh_new: np.ndarray, *, keep_energy: bool = False) -> None:
+        """Scale the capacity arrays of vehicles ``idx`` (indices or a slice) to state of health
+        ``soh_new[idx]``. The stored energy scales with them (state of charge kept, the change
+        booked in ``e_capacity_change_kwh``) unless ``keep_energy`` (a swap brings its own)."""
+        f = self.fleet
+        soh = soh_new[idx]
+        ratio = soh / self.soh_applied[idx]
+        names = ("capacity_kwh", "e_full_kwh", "e_stop_kwh", "e_min_departure_kwh", "e_public_below_kwh", "p_batt_max_kw")
+        for name in names:
+            getattr(f, name)[idx] *= ratio
+        self.soh_applied[idx] = soh
+        if keep_energy:
+            return
+        e_old = f.e_kwh[idx].copy()  # a view when idx is a slice
+        f.e_kwh[idx] *= ratio
+        self.e_capacity_change_kwh[idx] += f.e_kwh[idx] - e_old
+        f.below_stop[idx] = f.e_kwh[idx] < f.e_stop_kwh[idx] - 1e-9
+
+    def _retire(self, ret: np.ndarray, s: int) -> None:
+        f = self.fleet
+        pop = self.pop
+        att = pop.attribution()
+        for k in self.retired:
+            self.retired[k][ret] += att[k][ret]
+        self.retired_fec[ret] += pop.state.fec[ret]
+        rows = WearState(**{name: getattr(pop.state, name)[ret].copy() for name in
+                            ("q_loss_cal", "q_loss_cyc", "t_s", "fec", "fd_cal", "fd_cyc", "n_out_of_range")})
+        if self.second_life is not None:
+            self.second_life.add(s, ret, self.cap_nom_kwh[ret], pop.model_ids[ret], rows, f.e_kwh[ret].copy())
+        else:
+            self.packs_recycled_direct += ret.size
+        self.packs_replaced[ret] += 1
+        self.replacement_cost_cny[ret] += self.cfg.replacement_cost_cny_per_kwh * self.cap_nom_kwh[ret]
+        pop.reset_packs(ret)
+        self.apply_soh(ret, np.ones(f.n))
+
+    def _price(self, stress) -> None:
+        f = self.fleet
+        dq_per_fec = self.pop.marginal_fade_per_fec(stress, self.cfg.marginal_window_fec)
+        # one kWh of grid-side throughput moves about (eta_c + 1/eta_d)/2 kWh in the battery,
+        # which is that over (2 x nominal capacity) full equivalent cycles
+        batt_per_grid = 0.5 * (f.eta_charge + 1.0 / f.eta_discharge)
+        self.marginal_cny_per_kwh = dq_per_fec * self.cost_per_q_cny * batt_per_grid / (2.0 * self.cap_nom_kwh)
+        f.wear_cost_cny_per_kwh[:] = self.marginal_cny_per_kwh
+
+    def _initial_price(self, f) -> None:
+        """A price before the first period ends: typical stressors (SOC 0.6, depth 0.3, 0.2C)."""
+        if not self.cfg.price_dispatch:
+            return
+        n = f.n
+        stress = dict(dt_s=0.0, t_degc=np.full(n, float(self.t_amb_degc.mean())), soc_mean=np.full(n, 0.6),
+                      fec=np.zeros(n), dod=np.full(n, 0.3), c_rate=np.full(n, 0.2))
+        self._price(stress)
+
+    # ------------------------------------------------------------------ outputs
+    def vehicle_table(self):
+        """Per-vehicle wear summary (pandas DataFrame), summed over every pack each vehicle had."""
+        import pandas as pd
+
+        f = self.fleet
+        pop = self.pop
+        att = pop.attribution()
+        tot = {k: self.retired[k] + att[k] for k in self.retired}
+        # a leased (swap) pack is the operator's: the driver's row shows the fade of the vehicle's
+        # use (attribution) but no cost; soh and capacity are those of the pack it carries now
+        cost_q = np.where(self.leased, 0.0, self.cost_per_q_cny)
+        mean_t = np.divide(pop.t_degc_sum, pop.t_h, out=np.full(f.n, np.nan), where=pop.t_h > 0) if pop.t_h else np.full(f.n, np.nan)
+        return pd.DataFrame({
+            "vehicle": np.arange(f.n),
+            "wear_model": pd.Categorical.from_codes(pop.model_ids, categories=self.model_names),
+            "capacity_nominal_kwh": self.cap_nom_kwh,
+            "capacity_kwh": f.capacity_kwh.copy(),
+            "soh": np.where(self.leased, self.soh_applied, pop.state.soh),
+            "battery_leased": self.leased.copy(),
+            "range_km": f.e_full_kwh / f.consumption_kwh_per_km,
+            "fade_pct": 100 * tot["total"],
+            "fade_calendar_pct": 100 * tot["calendar"],
+            "fade_driving_pct": 100 * tot["driving"],
+            "fade_charging_pct": 100 * tot["charging"],
+            "fade_v2g_pct": 100 * tot["v2g"],
+            "fec": self.retired_fec + pop.state.fec,
+            "e_v2g_kwh": f.e_discharged_kwh.copy(),
+            "battery_t_mean_degc": mean_t,
+            "packs_replaced": self.packs_replaced,
+            "wear_cost_cny": tot["total"] * cost_q,
+            "wear_cost_v2g_cny": tot["v2g"] * cost_q,
+            "replacement_cost_cny": self.replacement_cost_cny,
+            "marginal_wear_cny_per_kwh": self.marginal_cny_per_kwh,
+            "e_capacity_change_kwh": self.e_capacity_change_kwh,
+            "out_of_range_periods": pop.state.n_out_of_range,
+        })
+
+    def tables(self, times, clock) -> dict:
+        """``wear`` (per vehicle), ``wear_packs`` (retired packs) and, with swap packs, ``swap_pack_wear``."""
+        out = {"wear": self.vehicle_table(), "wear_packs": self.pack_table()}
+        sp = self.swap_pack_table()
+        if sp is not None:
+            out["swap_pack_wear"] = sp
+        return out
+
+    def pack_table(self):
+        """Retired packs (second life), one row each (pandas DataFrame)."""
+        import pandas as pd
+
+        cols = ["pack", "origin", "origin_vehicle", "origin_pack", "station", "retired_step", "recycled_step", "soh_at_retirement", "soh",
+                "capacity_kwh", "fec_at_retirement", "fec", "fade_second_life_pct", "e_charged_kwh", "e_discharged_kwh", "revenue_cny", "status"]
+        parts = []
+        if self.second_life is not None and len(self.second_life):
+            parts.append(self._sl_table(self.second_life, "vehicle", None))
+        for pw in self.pack_wears:
+            if pw.second_life is not None and len(pw.second_life):
+                parts.append(self._sl_table(pw.second_life, "swap", pw))
+        if not parts:
+            return pd.DataFrame({c: [] for c in cols})
+        t = pd.concat(parts, ignore_index=True)
+        t["pack"] = np.arange(len(t))
+        t["origin"] = pd.Categorical(t["origin"], categories=["vehicle", "swap"])
+        return t[cols]
+
+    def _sl_table(self, sl, origin: str, pw):
+        import pandas as pd
+
+        soh = sl.pop.state.soh
+        k = len(sl)
+        swap = pw is not None
+        return pd.DataFrame({
+            "pack": np.arange(k),
+            "origin": np.full(k, origin, object),
+            "origin_vehicle": np.full(k, -1, np.int64) if swap else sl.origin_vehicle,
+            "origin_pack": sl.origin_vehicle if swap else np.full(k, -1, np.int64),
+            "station": np.asarray([pw.net.station_ids[i] for i in pw.sl_station], object) if swap else np.full(k, None, object),
+            "retired_step": sl.retired_step - self.start_step,
+            "recycled_step": np.where(sl.recycled_step >= 0, sl.recycled_step - self.start_step, -1),
+            "soh_at_retirement": sl.soh_at_retirement,
+            "soh": soh,
+            "capacity_kwh": sl.cap_kwh,
+            "fec_at_retirement": sl.fec_at_retirement,
+            "fec": sl.pop.state.fec,
+            "fade_second_life_pct": 100 * (sl.soh_at_retirement - soh),
+            "e_charged_kwh": sl.e_charged_kwh,
+            "e_discharged_kwh": sl.e_discharged_kwh,
+            "revenue_cny": sl.revenue_cny,
+            "status": np.where(sl.alive, "second_life", "recycled"),
+        })
+
+    def kpis(self) -> dict[str, float]:
+        """Counts the tables cannot show (validity warnings, packs recycled without second life)."""
+        out = {"wear_out_of_range_periods": float(self.n_out_of_range), "packs_recycled_direct": float(self.packs_recycled_direct)}
+        if self.pack_wears:
+            out["swap_pack_out_of_range_periods"] = float(sum(pw.n_out_of_range for pw in self.pack_wears))
+            out["swap_packs_recycled_direct"] = float(sum(pw.packs_recycled_direct for pw in self.pack_wears))
+        return out
+
+    def swap_pack_table(self):
+        """Every swap pack position (pack id of its :class:`~v2gsim.agents.swap_station.SwapNetwork`),
+        one row each, over all swap networks (pandas DataFrame); None without swap packs."""
+        import pandas as pd
+
+        if not self.pack_wears:
+            return None
+        return pd.concat([pw.table(k) for k, pw in enumerate(self.pack_wears)], ignore_index=True)
