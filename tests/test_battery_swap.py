@@ -132,7 +132,7 @@ def test_deterministic_and_saved(tmp_path):
     from v2gsim.results import Results
 
     back = Results.load(tmp_path / "r")
-    assert set(back.extra) == {"stations", "swaps"}
+    assert set(back.extra) == {"stations", "swaps", "site_service", "operator_service", "operators", "operator_requests"}
     assert len(back.extra["swaps"]) == len(a.extra["swaps"])
 
 

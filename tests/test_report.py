@@ -21,7 +21,8 @@ from v2gsim.plotting import plot_swap_stations, save_standard_plots
 from v2gsim.report import build_compare_report, build_report, write_report
 from v2gsim.report.html import number
 from v2gsim.report.kpis import grouped, topic, unit
-from v2gsim.report.tables import ledger_by_actor, operator_sites
+from v2gsim.operators import actor_money as ledger_by_actor
+from v2gsim.errors import SimulationError
 from v2gsim.results import Results
 from v2gsim.runner import run_scenario
 
@@ -112,9 +113,9 @@ def test_mixed_city_report_embeds_every_plot_and_loads_nothing(mixed, tmp_path, 
     raw = (run / "report.html").read_bytes()
     page = Page(raw.decode("utf-8"))
     check_self_contained(page)
-    # three standard plots and the swap station's (mixed_city has one station)
-    assert sorted(f["data-plot"] for f in page.figures) == ["daily_envelope", "load_curve", "soc_distribution", "swap_stations"]
-    assert len(page.of("img")) == 4
+    # three standard plots, the swap station's (mixed_city has one station) and the operators'
+    assert sorted(f["data-plot"] for f in page.figures) == ["daily_envelope", "load_curve", "operators", "soc_distribution", "swap_stations"]
+    assert len(page.of("img")) == 5
     assert page.texts["h1"] == CHINESE and CHINESE in page.texts["title"]
 
 
@@ -123,7 +124,8 @@ def test_network_and_wear_runs_get_their_plots(grid_wear, tmp_path):
     page = Page(build_report(r))
     check_self_contained(page)
     assert sorted(f["data-plot"] for f in page.figures) == sorted(
-        ["load_curve", "daily_envelope", "soc_distribution", "voltage_envelope", "loading_duration", "fade_distribution", "fade_vs_v2g"])
+        ["load_curve", "daily_envelope", "soc_distribution", "voltage_envelope", "loading_duration", "fade_distribution", "fade_vs_v2g",
+             "operators"])
     assert "Battery wear" in page.html and "Network" in page.html
 
 
@@ -131,7 +133,7 @@ def test_every_kpi_is_shown_once_with_its_unit(mixed):
     r = Results.load(mixed)
     text = build_report(r)
     for name in r.kpis:
-        shown = name.removeprefix("distributed_").removeprefix("centralized_")
+        shown = name.removeprefix("distributed_").removeprefix("centralized_").removeprefix("battery_swap_")
         assert f"<td>{shown}</td>" in text, name
     # the operators' own KPIs are listed under their operator, not again among the key figures
     assert "<td>distributed_invitations</td>" not in text and "<td>invitations</td>" in text
@@ -173,12 +175,6 @@ def test_units_and_topics_from_names():
     assert topic("a_kpi_nobody_knows") == "Other"
     assert list(grouped(["x_new", "peak_load_kw"])) == ["Load and transformer", "Other"]
     assert [number(v) for v in (float("nan"), 4000.0, 1237.66, 3.14159, 0.54123, -32.139)] == ["n/a", "4,000", "1,237.7", "3.14", "0.541", "-32.14"]
-
-
-def test_sites_without_an_operator_list_go_to_the_entry_without_sites():
-    sc = {"sites": [{"id": "a"}, {"id": "b"}, {"id": "c"}],
-          "business_models": [{"kind": "centralized", "sites": ["b"]}, {"kind": "uncontrolled", "sites": None}]}
-    assert operator_sites(sc) == [["b"], ["a", "c"]]
 
 
 # ------------------------------------------------------------------------------ money per actor
@@ -226,7 +222,8 @@ ACTORS = st.sampled_from(["grid", "drivers", "op1", "op2", "pack_owner"])
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(ACTORS, ACTORS, st.floats(-1e4, 1e4), st.floats(0, 1e3)), min_size=1, max_size=30))
 def test_ledger_nets_add_up_to_zero_and_match_each_side(entries):
-    ledger = pd.DataFrame(entries, columns=["payer", "payee", "amount_cny", "energy_kwh"]).assign(reason="x")
+    entries = [e for e in entries if e[0] != e[1]]  # an actor never pays itself (the Ledger refuses it)
+    ledger = pd.DataFrame(entries, columns=["payer", "payee", "amount_cny", "energy_kwh"]).assign(reason="x", step=0)
     a = ledger_by_actor(ledger)
     scale = 1 + ledger["amount_cny"].abs().sum()
     assert abs(a["net_cny"].sum()) <= 1e-9 * scale
@@ -237,7 +234,15 @@ def test_ledger_nets_add_up_to_zero_and_match_each_side(entries):
 
 def test_ledger_without_its_columns_is_named():
     with pytest.raises(ValueError, match="amount_cny"):
-        ledger_by_actor(pd.DataFrame({"payer": ["a"], "payee": ["b"], "reason": ["r"], "energy_kwh": [1.0]}))
+        ledger_by_actor(pd.DataFrame({"step": [0], "payer": ["a"], "payee": ["b"], "reason": ["r"], "energy_kwh": [1.0]}))
+
+
+@pytest.mark.parametrize("payer, payee, amount", [("a", "a", 1.0), (None, "b", 1.0), ("a", "b", float("nan"))])
+def test_a_ledger_that_cannot_balance_is_refused_by_name(payer, payee, amount):
+    ledger = pd.DataFrame({"step": [0, 1], "payer": ["x", payer], "payee": ["y", payee], "reason": ["charging"] * 2,
+                           "energy_kwh": [1.0, 1.0], "amount_cny": [2.0, amount]})
+    with pytest.raises(SimulationError, match="does not balance: entry 1"):
+        ledger_by_actor(ledger)
 
 
 # ------------------------------------------------------------------------------ files
@@ -306,7 +311,7 @@ def test_run_with_report_writes_it_with_the_result(tmp_path, capsys):
     assert f"report:   {out / 'report.html'}" in capsys.readouterr().out
     page = Page((out / "report.html").read_text("utf-8"))
     check_self_contained(page)
-    assert len(page.figures) == 3  # smoke: no network, wear or stations
+    assert len(page.figures) == 4  # smoke: no network, wear or stations; its one operator
     # smoke is uncontrolled: its comparison with its reference is a key figure, not the operator's
     html = page.html
     assert "<td>reference_peak_kw</td>" in html and "<td>peak_kw</td>" not in html

@@ -46,7 +46,8 @@ def test_a_run_leaves_warning_filters_numpy_logging_and_rcparams_alone(tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     verdict = json.loads(out.stdout.strip().splitlines()[-1])
     assert verdict["same"], f"process state changed by a run: {verdict['diff']}"
-    assert sorted(p.name for p in (tmp_path / "run").glob("*.png")) == ["daily_envelope.png", "load_curve.png", "soc_distribution.png"]
+    assert sorted(p.name for p in (tmp_path / "run").glob("*.png")) == ["daily_envelope.png", "load_curve.png", "operators.png",
+                                                                        "soc_distribution.png"]
 
 
 def test_bdew_profile_restores_the_callers_filters():

@@ -84,6 +84,24 @@ def _plugins_flag(p: argparse.ArgumentParser) -> None:
                    help="allow scenarios to import the modules their plugins: key names (this runs their code)")
 
 
+def operator_lines(results) -> list[str]:
+    """One short line per operator (business model) of a run: energy, share of the feeder's
+    peak, V2G in its requests, money (CNY)."""
+    import math
+
+    table = results.extra.get("operators")
+    if table is None:
+        return []
+    out = []
+    for _, r in table.iterrows():
+        v2g = (f", V2G {r['energy_fed_back_kwh']:,.0f} kWh ({r['v2g_delivered_in_requests_kwh']:,.0f} in {int(r['v2g_requests'])} request(s))"
+               if r["energy_fed_back_kwh"] > 0 or r["v2g_requests"] > 0 else "")
+        share = f"{r['feeder_peak_share_pct']:.0f} % of the feeder peak" if math.isfinite(r["feeder_peak_share_pct"]) else "no feeder peak"
+        out.append(f"{r['operator_id']}: drew {r['energy_drawn_kwh']:,.0f} kWh{v2g}, {share}, "
+                   f"net {round(r['net_cny']):,} CNY (paid {r['cost_cny']:,.0f}, paid to it {r['revenue_cny']:,.0f})")
+    return out
+
+
 def _steps(tc) -> str:
     """Steps simulated (what the progress bar counts) and how many of them were recorded."""
     n, days = tc.n_steps, tc.warmup_days
@@ -116,6 +134,8 @@ def _cmd_run(args) -> int:
     over_base = f" ({abs(rise):.1f} % {'above' if rise >= 0 else 'below'} the peak before EVs)" if math.isfinite(rise) else ""
     print(f"  peak {k['peak_load_kw']:.1f} kW{over_base}, max transformer loading {k['max_transformer_loading_pct']:.1f} %, overload {k['transformer_overload_h']:.2f} h")
     print(f"  charged {k['energy_charged_kwh']:.0f} kWh, unmet {k['unmet_energy_kwh']:.1f} kWh, stranded trips {int(k['stranded_trips'])}")
+    for line in operator_lines(results):
+        print("  " + line)
     warnings = [text for n, text in (
         (k["sessions_dropped_outside_horizon"], f"{k['sessions_dropped_outside_horizon']:.0f} session(s) dropped: they arrive outside the run"),
         (k["sessions_energy_capped"], f"{k['sessions_energy_capped']:.0f} session(s) asked more than the battery takes ({k['session_energy_capped_kwh']:.1f} kWh cut)"),

@@ -231,6 +231,7 @@ class V2GModel(mesa.Model):
         self.ledger = Ledger(self.n_steps)  # every money transfer, written in the settle phase
         if self.has_network:
             self.recorder.enable_network(self.feeder.n_bus if scenario.outputs.bus_voltages else 0)
+        self.recorder.enable_service(n, len(self.aggregators))
         for a in self.actors:
             a.declare(self.recorder)
         self._request_kw = np.zeros(n) if vehicle_stepping == "agents" else None
@@ -331,8 +332,11 @@ class V2GModel(mesa.Model):
         ``notify``: tell the actors (False: an actor has just taken them in, before the trip)."""
         f = self.fleet
         if self.queues.n_queued:
+            s_v = self.queues.site[v]  # read before leaving: leave forgets the site
             q = self.queues.leave(step, v)
-            self._turned_away(q[self.queues.replay[q]])
+            qs = s_v[s_v >= 0]  # leave returns v's queued vehicles in v's order
+            r = self.queues.replay[q]
+            self._turned_away(q[r], qs[r])
         for a in self._phase["depart"] if notify else ():  # e.g. drivers queued at a swap station leave it
             a.depart(step, v)
         was = f.plugged[v]
@@ -353,14 +357,16 @@ class V2GModel(mesa.Model):
         f.can_discharge[v] = False
         f.p_kw[v] = 0.0
 
-    def _turned_away(self, v: np.ndarray) -> None:
-        """Replayed sessions ``v`` found no charger: they have nowhere else to charge, their whole request is unmet."""
+    def _turned_away(self, v: np.ndarray, site: np.ndarray) -> None:
+        """Replayed sessions ``v`` found no charger at ``site``: they have nowhere else to charge,
+        their whole request is unmet (there, for the per-site service table)."""
         if v.size:
             f = self.fleet
             need = np.maximum(0.0, f.e_stop_kwh[v] - f.e_kwh[v]) / f.eta_charge[v]
             f.sessions_turned_away[v] += 1
             f.unmet_turned_away_kwh[v] += need
             f.unmet_kwh[v] += need
+            self.recorder.turned_away(site, need)
 
     def _before_trip(self, step: int, v: np.ndarray, need_kwh: np.ndarray) -> np.ndarray:
         """Offer drivers short of charge for their trip to the actors (swap queues); mask of those taken."""
@@ -394,8 +400,10 @@ class V2GModel(mesa.Model):
                 self.driver_choices._detour_session(step, pv[self.driver_choices.hold[pv] == DETOUR])
         late = q.late(step, order[~got])
         if late.size:
+            late_site = q.site[late]
             q.leave(step, late)
-            self._turned_away(late[q.replay[late]])
+            r = q.replay[late]
+            self._turned_away(late[r], late_site[r])
             det = late[self.driver_choices.hold[late] == DETOUR]
             if det.size:
                 self.driver_choices.queue_gave_up(step, det)
@@ -459,7 +467,8 @@ class V2GModel(mesa.Model):
             if wait.size:
                 self.queues.join(step, v[wait], site[wait], p_max_kw[wait], est_step[wait], replay[wait])
             away = away[~pub]
-            self._turned_away(v[away[replay[away]]])
+            ra = away[replay[away]]
+            self._turned_away(v[ra], site[ra])
         c = cand[gets]
         out[c] = True
         vv, ss = v[c], site[c]
@@ -488,6 +497,7 @@ class V2GModel(mesa.Model):
         f = self.fleet
         f.unmet_kwh[v] += unmet_kwh
         f.n_sessions[v] += 1
+        self.recorder.sessions_closed(v, f.site[v], self._owner_v[v], unmet_kwh)
         rec = self.session_sampled[v]
         if rec.any():
             self.recorder.session_rows(v[rec], f, step, unmet_kwh[rec])
@@ -798,6 +808,7 @@ class V2GModel(mesa.Model):
             for name, t in a.tables(self.times, self.clock).items():
                 tables[name] = pd.concat([tables[name], t], ignore_index=True) if name in tables else t
             kpis.update(a.kpis())
+        tables.update(self._service_tables())
         recording = Recording(
             times=self.times, clock=self.clock, dt_h=self.dt_h, system={**rec.cols, **rec.actor_cols}, site_ids=self.sites.ids,
             site_p_kw=rec.site_p_kw, vehicles=vehicles, sessions=rec.sessions(), trace_idx=rec.trace_idx, traces_soc=rec.traces_soc,
@@ -812,6 +823,19 @@ class V2GModel(mesa.Model):
                     "transformer_kva": self.feeder.transformer_kva}
         return recording, metadata
 
+
+    def _service_tables(self) -> dict[str, pd.DataFrame]:
+        """Who owns what and whom it served, as the engine decided it (one rule, recorded):
+        ``site_service`` (per site: the operator that owns it, sessions ended there and their
+        unmet energy) and ``operator_service`` (per business model: operator id, kind and the
+        distinct drivers with a session at its sites)."""
+        ids = ["", *self.operator_ids]
+        rec = self.recorder
+        site = pd.DataFrame({"site_id": list(self.sites.ids), "operator_id": [ids[k + 1] for k in self.site_owner],
+                             "sessions": rec.site_sessions.copy(), "unmet_kwh": rec.site_unmet_kwh.copy()})
+        ops = pd.DataFrame({"operator_id": self.operator_ids, "kind": [bm.kind for bm in self.config.business_models],
+                            "drivers_served": rec.served[:, 1:].sum(axis=0).astype(np.int64)})
+        return {"site_service": site, "operator_service": ops}
 
 # an arrival's fields, in the order of _arrive's arguments (DayEvents.arr_<field>)
 _ARRIVAL_FIELDS = ("loc", "site", "trip_kwh", "km", "e_set_kwh", "p_max_kw", "depart_est_step", "next_trip_kwh")

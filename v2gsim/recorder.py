@@ -51,6 +51,28 @@ class Recorder:
         self._sessions: list[dict[str, np.ndarray]] = []
         self.bus_vm_pu = None  # [n_steps, n_bus] float32 when outputs.bus_voltages
         self.actor_cols: dict[str, np.ndarray] = {}  # system columns the actors declared, in declaration order
+        # service per site and operator (sessions, unmet energy, drivers served): the totals per
+        # vehicle cannot say where a driver was served, and sessions are recorded for a sample only
+        self.site_sessions = np.zeros(n_sites, np.int64)
+        self.site_unmet_kwh = np.zeros(n_sites)
+        self.served = np.zeros((0, 1), bool)
+
+    def enable_service(self, n_vehicles: int, n_operators: int) -> None:
+        """Track which vehicles each operator served: ``served`` (N, n_operators + 1), column 0
+        for sites no business model owns, column k + 1 for business model k."""
+        self.served = np.zeros((n_vehicles, n_operators + 1), bool)
+
+    def sessions_closed(self, v: np.ndarray, site: np.ndarray, owner: np.ndarray, unmet_kwh: np.ndarray) -> None:
+        """Sessions of vehicles ``v`` at sites ``site`` of business models ``owner`` (-1: none)
+        ended with ``unmet_kwh`` each (shapes (k,))."""
+        self.site_sessions += np.bincount(site, minlength=self.site_sessions.size)
+        self.site_unmet_kwh += np.bincount(site, weights=unmet_kwh, minlength=self.site_unmet_kwh.size)
+        if self.served.shape[0]:
+            self.served[v, owner + 1] = True
+
+    def turned_away(self, site: np.ndarray, unmet_kwh: np.ndarray) -> None:
+        """Replayed sessions found no free charger at ``site``: their request is unmet there."""
+        self.site_unmet_kwh += np.bincount(site, weights=unmet_kwh, minlength=self.site_unmet_kwh.size)
 
     def declare_system(self, name: str) -> np.ndarray:
         """A system column of an actor, (n_steps,) zeros: actors add their value at each recorded
@@ -102,6 +124,9 @@ class Recorder:
         """Forget departures and sessions seen so far (end of the warm-up)."""
         self.departure_soc_counts[:] = 0
         self._sessions.clear()
+        self.site_sessions[:] = 0
+        self.site_unmet_kwh[:] = 0.0
+        self.served[:] = False
 
     def departure_soc(self, soc: np.ndarray) -> None:
         self.departure_soc_counts += np.histogram(soc, bins=SOC_BINS)[0]

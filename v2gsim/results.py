@@ -16,6 +16,7 @@ from v2gsim.market.bills import two_part_kpis
 from v2gsim.market.compliance import compliance_kpis
 from v2gsim.market.settlement import empty_table as _empty_ledger
 from v2gsim.metrics import base_net_kw, compute_kpis, swap_kpis, swap_pack_wear_kpis, wear_kpis
+from v2gsim.operators import add_operator_results
 from v2gsim.recorder import SOC_BINS, Recording
 from v2gsim.result_folder import write_result_folder
 
@@ -65,7 +66,11 @@ class Results:
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
     """tables of business models with agents of their own: ``stations`` (long: time, station_id,
     p_kw, charge_kw, discharge_kw, packs_ready, queue, swaps, left, ...) and ``swaps`` (one row
-    per driver at a swap station) with battery swapping"""
+    per driver at a swap station) with battery swapping; with business models, ``site_service`` and
+    ``operator_service`` (site ownership, sessions, unmet energy and drivers served, as the engine
+    recorded them) and the per-operator accounting of :mod:`v2gsim.operators`: ``operators`` (one
+    row per business model) and ``operator_requests`` (each grid request window, asked vs
+    delivered)"""
     ledger: pd.DataFrame = field(default_factory=_empty_ledger)
     """every money transfer (:mod:`v2gsim.market.settlement`): step, time, payer, payee, reason,
     energy_kwh, amount_cny; aggregated per step and (payer, payee, reason)"""
@@ -156,7 +161,6 @@ class Results:
             kpis.update(swap_pack_wear_kpis(extra["swap_pack_wear"]))
         if "stations" in extra:
             kpis.update(swap_kpis(extra["stations"], extra["swaps"], rec.dt_h))
-        meta["extra_tables"] = list(extra)
         # wall-clock figures (e.g. centralized_solve_time_s) differ between two runs of one seed:
         # they describe the run, not its results, so they go to the metadata
         meta["timings"] = {k: kpis.pop(k) for k in [k for k in kpis if k.endswith("_time_s")]}
@@ -165,6 +169,8 @@ class Results:
         # tariff bills (two-part charges) and the pilot notice's tests: pure functions of the results
         res.kpis.update(two_part_kpis(res))
         res.kpis.update(compliance_kpis(res))
+        add_operator_results(res)  # per-operator table, its requests and KPIs <operator_id>_*
+        meta["extra_tables"] = list(extra)
         return res
 
     # ------------------------------------------------------------------ files

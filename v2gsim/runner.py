@@ -49,7 +49,8 @@ def run_scenario(scenario: Scenario, *, seed: int | None = None, progress: bool 
 
     A scenario that is its own reference reports its own figures (reduction 0); one with
     ``reference: none`` reports none. The reference's description goes to
-    ``metadata["reference"]``.
+    ``metadata["reference"]``; the reference's per-operator table (:mod:`v2gsim.operators`) to
+    ``extra["reference_operators"]`` (``reference_operators.parquet`` when saved).
     """
     from v2gsim.model import V2GModel
 
@@ -57,7 +58,11 @@ def run_scenario(scenario: Scenario, *, seed: int | None = None, progress: bool 
     if not baseline or scenario.reference == "none":
         return res
     ref_sc = reference_scenario(scenario)
-    ref = V2GModel(ref_sc, seed=seed).run(progress=False).kpis if ref_sc is not None else res.kpis
+    ref_res = V2GModel(ref_sc, seed=seed).run(progress=False) if ref_sc is not None else res
+    ref = ref_res.kpis
+    if "operators" in ref_res.extra and "operators" in res.extra:  # each operator in the reference, beside its row in the run
+        res.extra["reference_operators"] = _same_ids(ref_res.extra["operators"], res.extra["operators"], scenario.reference == "uncontrolled")
+        res.metadata["extra_tables"] = list(res.extra)
     for name, as_name in _FROM_REFERENCE.items():
         res.kpis[as_name] = ref.get(name, float("nan"))
     base_peak = res.kpis["reference_peak_kw"]
@@ -66,6 +71,21 @@ def run_scenario(scenario: Scenario, *, seed: int | None = None, progress: bool 
                                  else scenario.reference if scenario.reference != "uncontrolled"
                                  else "the same drivers and actors, uncontrolled")
     return res
+
+
+def _same_ids(ref_ops, run_ops, positional: bool):
+    """The reference's per-operator table under the run's operator ids: the uncontrolled reference
+    keeps every business-model entry in its place (`StrategyConfig.reference_config`) but its
+    kinds, and so its ids, may differ (``uncontrolled0`` for ``distributed``); ``kind`` stays the
+    reference's."""
+    from v2gsim.operators import NO_OPERATOR
+
+    out = ref_ops.copy()
+    named_ref = out["operator_id"] != NO_OPERATOR
+    run_ids = [i for i in run_ops["operator_id"] if i != NO_OPERATOR]
+    if positional and int(named_ref.sum()) == len(run_ids):
+        out.loc[named_ref, "operator_id"] = run_ids
+    return out
 
 
 def kpi_names(scenario: Scenario, *, baseline: bool = True) -> set[str]:

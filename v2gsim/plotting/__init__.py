@@ -13,6 +13,7 @@ from v2gsim.metrics import base_net_kw
 from v2gsim.plotting.figure import new_figure
 from v2gsim.plotting.hosting import plot_hosting_capacity
 from v2gsim.plotting.network_map import plot_voltage_map
+from v2gsim.plotting.operators import plot_operators
 from v2gsim.plotting.pilots import plot_pilots
 from v2gsim.plotting.wear_value import plot_fade_by_cause, plot_second_life, plot_v2g_value
 
@@ -24,6 +25,7 @@ __all__ = [
     "plot_hosting_capacity",
     "plot_load_curve",
     "plot_loading_duration",
+    "plot_operators",
     "plot_pilots",
     "plot_second_life",
     "plot_soc_distribution",
@@ -253,6 +255,8 @@ def standard_plots(results) -> dict:
     extra = getattr(results, "extra", {})
     if "wear" in extra:
         plots.update(WEAR_PLOTS)
+    if "operators" in extra and len(extra["operators"]):
+        plots["operators.png"] = plot_operators
     if "stations" in extra and len(extra["stations"]):
         plots.update(STATION_PLOTS)
     return plots

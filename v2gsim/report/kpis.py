@@ -74,13 +74,6 @@ def grouped(names: Iterable[str]) -> dict[str, list[str]]:
     return {t: ns for t, ns in out.items() if ns}
 
 
-def operator_prefixes(business_models: list[Mapping]) -> list[str]:
-    """The KPI prefix of each business model: its kind, numbered by position when a kind appears
-    more than once (``centralized0_``, ``centralized2_``), as `v2gsim.results` names them."""
-    kinds = [bm["kind"] for bm in business_models]
-    return [k if kinds.count(k) == 1 else f"{k}{i}" for i, k in enumerate(kinds)]
-
-
 def owned_by(name: str, prefix: str) -> bool:
     """Whether KPI ``name`` is one the business model with KPI prefix ``prefix`` reported; the
     run's own comparison with its reference (``reference_peak_kw``, ...) is not."""

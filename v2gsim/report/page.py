@@ -16,7 +16,8 @@ import yaml
 from v2gsim.plotting import standard_plots
 from v2gsim.report import html
 from v2gsim.report.kpis import grouped, operator_kpis, owned_by, unit
-from v2gsim.report.tables import ledger_by_actor, ledger_by_reason, operators, site_energy, station_totals
+from v2gsim.operators import CURRENCY, actor_money
+from v2gsim.report.tables import ledger_by_reason, operators, site_energy, station_totals
 
 LEDGER_FILE = "ledger.parquet"
 
@@ -29,6 +30,21 @@ PLOT_CAPTIONS = {
     "fade_distribution": "Battery capacity fade per vehicle, by cause.",
     "fade_vs_v2g": "V2G-attributed fade against the energy each vehicle fed back.",
     "swap_stations": "Swap stations: packs ready, drivers waiting and grid power over time.",
+    "operators": "Load per operator (business model) over time, its energy, and its load at the feeder's peak beside its own peak.",
+}
+
+# the per-operator table as shown: column -> header (money in CURRENCY)
+OPERATOR_HEADERS = {
+    "kind": "kind", "energy_drawn_kwh": "drawn kWh", "energy_fed_back_kwh": "fed back kWh",
+    "feeder_peak_load_kw": "load at feeder peak kW", "feeder_peak_share_pct": "share of feeder peak %", "own_peak_kw": "own peak kW",
+    "v2g_requests": "requests", "v2g_requested_kwh": "V2G asked kWh", "v2g_delivered_in_requests_kwh": "V2G delivered in requests kWh",
+    "cost_cny": f"cost {CURRENCY}", "revenue_cny": f"revenue {CURRENCY}", "net_cny": f"net {CURRENCY}", "wear_cny": f"own battery wear {CURRENCY}",
+    "drivers_served": "drivers served", "unmet_energy_kwh": "unmet kWh",
+}
+REQUEST_HEADERS = {
+    "operator_id": "operator", "kind": "kind", "start": "start", "end": "end", "asked": "asked", "reward_cny_per_kwh": "reward CNY/kWh",
+    "delivered_kwh": "fed back kWh", "net_kw_mean": "mean net kW", "import_max_kw": "max import kW", "shortfall_kwh": "shortfall kWh",
+    "met_pct": "met %",
 }
 
 
@@ -174,10 +190,28 @@ def _figure_section(results) -> str:
 
 # ------------------------------------------------------------------------------ operators
 
+def operator_summary(results) -> str:
+    """The per-operator table and the grid requests with what each delivered (HTML)."""
+    table = results.extra.get("operators")
+    if table is None:
+        return ('<p class="note">This result predates per-operator accounting (no operators table): '
+                "run the scenario again to see each operator's energy, share of the peak and money.</p>")
+    t = table.set_index("operator_id")[list(OPERATOR_HEADERS)]
+    out = [f'<p class="note">Energy is grid-side, money in {CURRENCY} from the ledger; the feeder\'s peak is its largest net '
+           "load. Own battery wear: batteries the operator owns (swap packs), as its energy management priced them.</p>",
+           html.frame(t, "operator", list(OPERATOR_HEADERS.values()))]
+    req = results.extra.get("operator_requests")
+    if req is not None and len(req):
+        r = req[list(REQUEST_HEADERS)].assign(start=lambda d: d["start"].dt.strftime("%Y-%m-%d %H:%M"),
+                                               end=lambda d: d["end"].dt.strftime("%Y-%m-%d %H:%M"))
+        out += ["<h3>Grid requests: asked and delivered</h3>", html.frame(r.set_index("operator_id"), "operator", list(REQUEST_HEADERS.values())[1:])]
+    return "\n".join(out)
+
+
 def _operator_section(results) -> str:
     energy = site_energy(results)
     stations = station_totals(results)
-    out = ["<h2>Operators</h2>"]
+    out = ["<h2>Operators</h2>", operator_summary(results)]
     for i, op in enumerate(operators(results)):
         out.append(f"<h3>{i + 1}. {html.text(op['kind'])}</h3>")
         out.append(f'<p class="note">KPIs reported as <code>{html.text(op["prefix"])}_*</code>; sites: '
@@ -197,11 +231,12 @@ def _operator_section(results) -> str:
 
 
 def _ledger_section(ledger: pd.DataFrame) -> str:
-    actors = ledger_by_actor(ledger)
+    actors = actor_money(ledger)
     reasons = ledger_by_reason(ledger)
     return "\n".join([
         "<h2>Money per actor</h2>",
-        f'<p class="note">From the ledger ({html.number(len(ledger))} entries): what each actor paid and was paid, in CNY.</p>',
+        f'<p class="note">From the ledger ({html.number(len(ledger))} entries): what each actor paid and was paid, in {CURRENCY}; '
+        "the nets add up to zero.</p>",
         html.frame(actors, "actor", ["cost CNY", "revenue CNY", "net CNY", "energy paid for kWh", "energy paid to it kWh"]),
         "<h3>By reason</h3>",
         html.frame(reasons, "reason", ["entries", "energy kWh", "amount CNY"]),

@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pandas as pd
 
-from v2gsim.report.kpis import operator_prefixes
-
-LEDGER_COLUMNS = ("payer", "payee", "reason", "energy_kwh", "amount_cny")
-
-
-def operator_sites(scenario: Mapping) -> list[list[str]]:
-    """The site ids each business model controls, in scenario order: its ``sites``, or, when
-    omitted, every site no other entry claims (the rule of `v2gsim.model`)."""
-    bms = scenario["business_models"]
-    claimed = {sid for bm in bms if bm.get("sites") for sid in bm["sites"]}
-    every = [s["id"] for s in scenario.get("sites", [])]
-    return [list(bm["sites"]) if bm.get("sites") is not None else [s for s in every if s not in claimed] for bm in bms]
-
+from v2gsim.operators import operator_list
 
 def operators(results) -> list[dict]:
-    """One entry per business model: kind, KPI prefix, config, site ids and station ids."""
-    sc = results.metadata["scenario"]
-    bms = sc["business_models"]
-    return [
-        {"kind": bm["kind"], "prefix": prefix, "config": bm, "sites": sites,
-         "stations": [st["id"] for st in bm.get("stations") or [] if isinstance(st, Mapping) and "id" in st]}
-        for bm, prefix, sites in zip(bms, operator_prefixes(bms), operator_sites(sc))
-    ]
+    """One entry per business model: kind, KPI prefix (its operator id), config, site ids and
+    station ids, as the engine recorded them (:func:`v2gsim.operators.operator_list`); empty for
+    results saved before the engine recorded site ownership."""
+    try:
+        ops = operator_list(results)
+    except ValueError:
+        return []
+    return [{"kind": r["kind"], "prefix": op, "config": r["config"], "sites": r["sites"], "stations": r["stations"]}
+            for op, r in ops.iterrows()]
 
 
 def site_energy(results) -> pd.DataFrame:
@@ -65,30 +52,6 @@ def station_totals(results) -> pd.DataFrame:
         "revenue_cny": g["revenue_cny"].sum(),
         "wear_cost_cny": g["wear_cost_cny"].sum(),
     })
-
-
-def ledger_by_actor(ledger: pd.DataFrame) -> pd.DataFrame:
-    """Per actor (index ``actor``): what it paid (cost), what it was paid (revenue) and the net,
-    in CNY, and the energy it paid for and was paid for (kWh).
-
-    Every entry moves ``amount_cny`` from ``payer`` to ``payee``, so the nets add up to zero.
-    """
-    missing = [c for c in LEDGER_COLUMNS if c not in ledger]
-    if missing:
-        raise ValueError(f"the ledger table lacks the column(s) {', '.join(missing)} (needs {', '.join(LEDGER_COLUMNS)})")
-    paid = ledger.groupby(ledger["payer"].astype(str))[["amount_cny", "energy_kwh"]].sum()
-    got = ledger.groupby(ledger["payee"].astype(str))[["amount_cny", "energy_kwh"]].sum()
-    actors = paid.index.union(got.index)
-    paid, got = paid.reindex(actors, fill_value=0.0), got.reindex(actors, fill_value=0.0)
-    out = pd.DataFrame({
-        "cost_cny": paid["amount_cny"],
-        "revenue_cny": got["amount_cny"],
-        "net_cny": got["amount_cny"] - paid["amount_cny"],
-        "energy_paid_for_kwh": paid["energy_kwh"],
-        "energy_paid_to_it_kwh": got["energy_kwh"],
-    })
-    out.index.name = "actor"
-    return out.sort_values("net_cny", ascending=False, kind="stable")
 
 
 def ledger_by_reason(ledger: pd.DataFrame) -> pd.DataFrame:
