@@ -15,32 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from browser import chromium_context
 from v2gsim.cli import main
 
-CHROMIUM = "/usr/bin/chromium"
-# without the background-networking flags Chromium keeps calling home, and the closed network
-# here refuses every one of those connections
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 NAME = "混合城区：三种 V2G 商业模式（一天）"
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium package; run 'bash setup.sh test' "
-                    "(it installs it) or 'apt-get install chromium'")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("Playwright for Python is missing: install the dev extra (pip install -e '.[dev]')")
-    with sync_playwright() as p:
-        # a fresh profile each time: --user-data-dir is what launch_persistent_context takes
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True, args=FLAGS,
-            viewport={"width": 1280, "height": 2400})
-        yield context
-        context.close()
+    yield from chromium_context(tmp_path_factory, viewport={"width": 1280, "height": 2400})
 
 
 def open_page(context, path: Path):

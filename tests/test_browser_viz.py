@@ -19,15 +19,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
+from browser import chromium_context
 from v2gsim.scenario import bundled_scenarios
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 NAME = "混合城区：三种 V2G 商业模式（实时）"
 START_TIMEOUT_S = 40
 
@@ -78,19 +75,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium package; run 'bash setup.sh test' "
-                    "(it installs it) or 'apt-get install chromium'")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("Playwright for Python is missing: install the dev extra (pip install -e '.[dev]')")
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True, args=FLAGS,
-            viewport={"width": 1600, "height": 1300})
-        yield context
-        context.close()
+    yield from chromium_context(tmp_path_factory, viewport={"width": 1600, "height": 1300})
 
 
 def _step_text(page) -> str:
