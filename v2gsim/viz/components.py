@@ -48,6 +48,13 @@ def _days(ax, horizon) -> None:
     ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))
 
 
+def _absent(css: str, text: str):
+    """A panel's notice that the scenario has nothing of its kind to draw."""
+    with solara.Column(classes=[css]) as col:
+        solara.Info(text)
+    return col
+
+
 def _waiting(run: LiveRun, css: str, what: str):
     with solara.Column(classes=[css]) as col:
         if run.problem:
@@ -124,9 +131,7 @@ def SwapStations(run: LiveRun):
     if snap is None:
         return _waiting(run, "v2g-stations", "swap stations")
     if "stations" not in snap.extra:
-        with solara.Column(classes=["v2g-stations"]) as col:
-            solara.Info("swap stations: this scenario has none (battery_swap business model)")
-        return col
+        return _absent("v2g-stations", "swap stations: this scenario has none (battery_swap business model)")
     fig = plot_swap_stations(snap)
     _days(fig.axes[-1], snap.horizon)
     return _figure(fig, run, "v2g-stations")
@@ -138,9 +143,7 @@ def FeederVoltages(run: LiveRun):
     if snap is None:
         return _waiting(run, "v2g-voltages", "feeder voltages")
     if "vm_min_pu" not in snap.system:
-        with solara.Column(classes=["v2g-voltages"]) as col:
-            solara.Info("feeder voltages: this scenario has a single transformer and no feeder network (feeder.network)")
-        return col
+        return _absent("v2g-voltages", "feeder voltages: this scenario has a single transformer and no feeder network (feeder.network)")
     fig = new_figure((10, 6))
     ax_t, ax_bus = fig.subplots(2, 1)
     plot_voltage_envelope(snap, ax=ax_t)
