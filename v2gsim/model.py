@@ -29,6 +29,8 @@ from v2gsim.population.fleet import ARCHETYPES, DEPOT, DRIVING, HOME, PUBLIC, bu
 from v2gsim.population.mobility import DayEvents, GeneratedMobility, SessionMobility, merge_days, read_sessions_config
 from v2gsim.recorder import Recorder, Recording
 from v2gsim.scenario.schema import Scenario, model_checks
+from v2gsim.standards.actor import StandardsActor
+from v2gsim.standards.compat import build_table
 from v2gsim.strategies.base import FleetView, StrategyContext, strategy_for
 
 # Named random streams, each from SeedSequence(seed, spawn_key=(stream,)).
@@ -101,6 +103,9 @@ class V2GModel(mesa.Model):
         self.fleet, self.blocks, self.vehicle_models = build_fleet(
             scenario, sessions.n_vehicles if sessions else 0, _rng(self.seed_value, STREAM_POPULATION)
         )
+        #: charger types and vehicle classes (v2gsim.standards): who can charge and discharge where
+        self.standards = build_table(scenario)
+        self.standards_state = StandardsActor(self.fleet) if self.standards.uses_standards else None
         f = self.fleet
         n = f.n
         # home sites have one private pile per owner; shared sites have their stated chargers
@@ -212,6 +217,8 @@ class V2GModel(mesa.Model):
         #: (last of the grid phase: it solves what the others injected), fleet wear (last of the
         #: record phase: at a period's end it changes capacities for the next step).
         self.actors: list[Actor] = [*self.aggregators, *own_actors]
+        if self.standards_state is not None:
+            self.actors.append(self.standards_state)
         if self.wear is not None:
             from v2gsim.market.second_life import SecondLifeActor
 
@@ -447,6 +454,17 @@ class V2GModel(mesa.Model):
         f = self.fleet
         out = np.zeros(v.size, bool)
         cand = np.flatnonzero(site >= 0)
+        if cand.size and self.standards.uses_standards:
+            # a car that no charger type of the site fits cannot charge there (v2gsim.standards)
+            fits = self.standards.fits(f.std_class[v[cand]], site[cand])
+            if not fits.all():
+                self.standards_state.incompatible(v[cand[~fits]], site[cand[~fits]])
+                bad = cand[~fits]
+                if queue_if_full:
+                    f.no_charger_events[v[bad]] += 1
+                    ra = bad[replay[bad]]
+                    self._turned_away(v[ra], site[ra])
+                cand = cand[fits]
         if cand.size == 0:
             return out
         s = site[cand]
@@ -480,11 +498,18 @@ class V2GModel(mesa.Model):
         self._owner_v[vv] = self.site_owner[ss]
         veh_max = np.where(self.site_is_dc[ss], f.p_dc_max_kw[vv], f.p_ac_max_kw[vv])
         f.p_plug_max_kw[vv] = np.minimum(np.minimum(self.site_p_max_kw[ss], veh_max), p_max_kw[c])
-        bidir_port = f.home_pile_bidir[vv]
+        can = f.home_pile_bidir[vv]
         at_shared = ~self.site_is_home[ss]
-        if at_shared.any():  # a shared site's bidirectional ports are taken by chance
-            bidir_port[at_shared] = self._port_rng.random(int(at_shared.sum())) < self.site_bidir_share[ss[at_shared]]
-        f.can_discharge[vv] = f.bidirectional[vv] & bidir_port
+        if at_shared.any():  # a shared site's charger types (bidirectional or not) are taken by chance, by share
+            vs, cls = vv[at_shared], f.std_class[vv[at_shared]]
+            typ = self.standards.draw_type(cls, ss[at_shared], self._port_rng.random(vs.size))
+            can[at_shared] = self.standards.can_discharge(cls, typ)
+        if self.standards_state is not None:  # a bidirectional car at a bidirectional charger without a common protocol
+            blocked = np.zeros(vv.size, bool)
+            if at_shared.any():
+                blocked[at_shared] = (typ >= 0) & self.standards.type_v2g[np.maximum(typ, 0)] & f.bidirectional[vs] & ~can[at_shared]
+            self.standards_state.plugged(vv, blocked, at_shared)
+        f.can_discharge[vv] = f.bidirectional[vv] & can
         f.t_depart_est_step[vv] = est_step[c]
         f.session_start_step[vv] = step
         f.session_e_start_kwh[vv] = e_now

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from v2gsim.scenario.schema import PopulationGroup, Scenario, VehicleSpec, vehicle_presets
+from v2gsim.standards.compat import assign_classes, build_table
 
 # Location codes of a parked (or driving) vehicle.
 DRIVING, HOME, WORK, PUBLIC, DEPOT = -1, 0, 1, 2, 3
@@ -58,7 +59,8 @@ class Fleet:
     e_min_departure_kwh: np.ndarray  # range anxiety: energy insisted on at departure
     e_public_below_kwh: np.ndarray  # without a charger where they park, below this they go public
     site_at: np.ndarray  # (N, N_LOCATIONS) int32: site index usable at each location, -1 none
-    home_pile_bidir: np.ndarray  # the private pile at home can discharge
+    home_pile_bidir: np.ndarray  # the private pile at home can discharge this vehicle (a common protocol)
+    std_class: np.ndarray  # vehicle class of v2gsim.standards (connectors, protocols)
     departure_estimate_sd_h: np.ndarray
     daily_km_scale: np.ndarray
     e_trip_reserve_kwh: np.ndarray  # kept on top of the next trip's energy at departure
@@ -184,6 +186,7 @@ def build_fleet(
         archetype=_zeros(n, np.int8),
         site_at=np.full((n, N_LOCATIONS), -1, dtype=np.int32),
         home_pile_bidir=_zeros(n, bool),
+        std_class=_zeros(n, np.int16),
         location=np.full(n, HOME, dtype=np.int8),
         site=np.full(n, -1, dtype=np.int32),
         plugged=_zeros(n, bool),
@@ -199,8 +202,13 @@ def build_fleet(
         sessions_turned_away=_zeros(n, np.int32),
         **{name: _zeros(n, np.int32) for name in ("delayed_departures", "detours", "trips_shortened", "trips_cancelled", "queued", "queue_left")},
     )
+    table = build_table(scenario)
     for gi, b in enumerate(blocks):
         sl = slice(b.start, b.start + b.count)
+        classes, shares = table.group_classes[gi]
+        # a group's vehicle types (v2gsim.standards): drawn only where it states them, so the
+        # random streams of scenarios without standards are untouched
+        f.std_class[sl] = classes[0] if classes.size == 1 else classes[assign_classes(b.count, shares, rng)]
         v = b.vehicle
         if v.name not in models:
             models.append(v.name)
@@ -244,8 +252,10 @@ def build_fleet(
             owners = np.zeros(b.count, bool)
             owners[rng.permutation(b.count)[: int(round(g.home_charger_share * b.count))]] = True
             f.site_at[sl, base_loc] = np.where(owners, site_idx[g.home_site], -1)
-            share = scenario.sites[site_idx[g.home_site]].bidirectional_share
-            f.home_pile_bidir[sl] = owners & (rng.random(b.count) < share)
+            # the pile's type among those the car fits, by share (without standards: bidirectional
+            # with the site's bidirectional_share, the same draw as ever)
+            pile = table.draw_type(f.std_class[sl], np.full(b.count, site_idx[g.home_site]), rng.random(b.count))
+            f.home_pile_bidir[sl] = owners & table.can_discharge(f.std_class[sl], pile)
         if g.work_site is not None:
             f.site_at[sl, WORK] = site_idx[g.work_site]
         if g.public_site is not None:

@@ -29,6 +29,7 @@ from v2gsim.fields import DEFAULT_ZONE, ID_PATTERN, ConfigModel, LocalDateTime, 
 from v2gsim.market.tariffs import TariffConfig
 from v2gsim.physics.ageing.config import WearConfig
 from v2gsim.plugins import load_plugin, resolve_entry
+from v2gsim.standards.config import ChargerStandard, VehicleStandard
 from v2gsim.strategies.base import STRATEGIES, StrategyConfig
 
 
@@ -187,6 +188,9 @@ class PopulationGroup(ConfigModel):
     departure_estimate_sd_h: Annotated[
         float, Field(ge=0, le=12, description="error sd of the departure time a driver states on arrival")
     ] = 0.5
+    standards: list[VehicleStandard] | None = Field(
+        default=None, description="connectors and bidirectional protocols of the group's vehicles, by share "
+        "(v2gsim.standards); absent: they fit every charger and, if bidirectional, discharge at every bidirectional one")
 
     @model_validator(mode="after")
     def _soc_order(self):
@@ -207,6 +211,10 @@ class Site(ConfigModel):
     )
     current: Literal["ac", "dc", "auto"] = Field(default="auto", description="auto: DC above 22 kW per charger")
     bidirectional_share: Annotated[float, _pct(), Field(description="share of chargers that can discharge (V2G)")] = 0.0
+    standards: list[ChargerStandard] | None = Field(
+        default=None, description="the site's charger types by share: connectors and bidirectional protocols "
+        "(v2gsim.standards); replaces bidirectional_share (the share of types speaking a protocol); absent: every "
+        "charger fits every car")
     p_limit_kw: Annotated[float, Field(gt=0)] | None = Field(
         default=None, description="site connection limit on its net power (charging minus V2G), both directions; the site's load manager scales the chargers to it pro rata"
     )
@@ -447,8 +455,10 @@ def _suggest(name: str, known: list[str]) -> str:
 
 def model_checks(sc: Scenario) -> list[Problem]:
     """Problems of a validated scenario that its business models find (see
-    ``StrategyConfig.scenario_problems``)."""
-    return [p for i, bm in enumerate(sc.business_models) for p in bm.scenario_problems(sc, f"business_models[{i}]")]
+    ``StrategyConfig.scenario_problems``), and those of its standards (v2gsim.standards.checks)."""
+    from v2gsim.standards.checks import standards_problems
+
+    return [p for i, bm in enumerate(sc.business_models) for p in bm.scenario_problems(sc, f"business_models[{i}]")] + standards_problems(sc)
 
 
 def cross_checks(raw: Any) -> list[Problem]:
