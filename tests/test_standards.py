@@ -159,7 +159,7 @@ def test_no_common_connector_means_no_charging_there():
     assert res.vehicles["no_charger_events"].sum() >= res.kpis["standards_incompatible_arrivals"]
 
 
-def test_scenarios_without_standards_record_no_standards_columns(tiny_results=None):
+def test_scenarios_without_standards_record_no_standards_columns():
     sc = _scenario([{"id": "hub", "kind": "public", "p_max_kw": 60, "chargers": 4, "bidirectional_share": 0.5}], [_group(None)])
     res = V2GModel(sc).run()
     assert "v2g_plugged_kw" not in res.system and "v2g_plugged_kw_mean" not in res.kpis
@@ -218,3 +218,42 @@ def test_unknown_names_are_refused_with_the_known_ones(tmp_path):
     text = str(e.value)
     assert "unknown connector 'gbt-dc'" in text and "gbt_dc" in text
     assert "unknown bidirectional protocol 'gbt18487'" in text and "vendor_<name>" in text
+
+
+@pytest.fixture(scope="module")
+def pair():
+    from v2gsim.standards.pair import run_standards_pair
+
+    return run_standards_pair(overrides={"time.horizon_days": 2})
+
+
+def test_unified_standards_reach_more_v2g_capacity_than_fragmented(pair):
+    runs, t = pair
+    frag, uni = t.loc["fragmented"], t.loc["unified"]
+    # the same hub, drivers and arrivals; only the protocols differ (docs/business_models.md "Standards")
+    assert uni["v2g_plugged_kw_mean"] > 2 * frag["v2g_plugged_kw_mean"] > 0
+    assert uni["v2g_plugged_kw_in_calls"] > 2 * frag["v2g_plugged_kw_in_calls"]
+    assert uni["v2g_energy_kwh"] > 1.5 * frag["v2g_energy_kwh"] > 0
+    assert uni["v2g_in_calls_kwh"] > 2 * frag["v2g_in_calls_kwh"]
+    assert uni["plugins_blocked_share"] == 0 < frag["plugins_blocked_share"]
+    assert uni["v2g_blocked_kw_mean"] == 0 < frag["v2g_blocked_kw_mean"]
+    assert t.loc["unified / fragmented", "v2g_plugged_kw_mean"] == pytest.approx(uni["v2g_plugged_kw_mean"] / frag["v2g_plugged_kw_mean"])
+    # never more V2G capacity plugged than the hub's 36 guns x 60 kW
+    for r in runs.values():
+        assert r.system["v2g_plugged_kw"].max() <= 2160 + 1e-9
+
+
+def test_the_pair_differs_only_in_standards(pair):
+    a, b = (load_scenario(n) for n in ("standards_fragmented", "standards_unified"))
+    da, db = a.model_dump(), b.model_dump()
+    for d in (da, db):
+        for s in d["sites"]:
+            s.pop("standards")
+        for g in d["population"]:
+            g.pop("standards")
+        d.pop("name"), d.pop("description")
+    assert da == db
+    # the CHAdeMO-only imports are the same cars on both sides (first entry, same share)
+    ma, mb = V2GModel(a), V2GModel(b)
+    imports = [np.flatnonzero(~m.standards.charge_ok[m.fleet.std_class, m.standards.site_type[0, 0]]) for m in (ma, mb)]
+    assert imports[0].size == 2 and np.array_equal(*imports)

@@ -207,8 +207,10 @@ def build_fleet(
         sl = slice(b.start, b.start + b.count)
         classes, shares = table.group_classes[gi]
         # a group's vehicle types (v2gsim.standards): drawn only where it states them, so the
-        # random streams of scenarios without standards are untouched
-        f.std_class[sl] = classes[0] if classes.size == 1 else classes[assign_classes(b.count, shares, rng)]
+        # random streams of scenarios without standards are untouched, and always where it does
+        # (one type too), so two scenarios differing only in their mixes draw the same cars after
+        stated = b.group is not None and b.group.standards is not None
+        f.std_class[sl] = classes[assign_classes(b.count, shares, rng)] if stated else classes[0]
         v = b.vehicle
         if v.name not in models:
             models.append(v.name)

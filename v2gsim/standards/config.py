@@ -53,8 +53,15 @@ class ChargerStandard(ConfigModel):
     v2g: list[str] = Field(default_factory=list, description="bidirectional protocols it speaks (empty: charge only): "
                            f"{', '.join(PROTOCOLS)} or vendor_<name>")
 
-    _c = field_validator("connectors")(classmethod(lambda cls, v: _check_connectors(v)))
-    _p = field_validator("v2g")(classmethod(lambda cls, v: _check_protocols(v)))
+    @field_validator("connectors")
+    @classmethod
+    def _connectors(cls, v: list[str]) -> list[str]:
+        return _check_connectors(v)
+
+    @field_validator("v2g")
+    @classmethod
+    def _protocols(cls, v: list[str]) -> list[str]:
+        return _check_protocols(v)
 
 
 class VehicleStandard(ConfigModel):
@@ -65,5 +72,12 @@ class VehicleStandard(ConfigModel):
     v2g: list[str] = Field(default_factory=list, description="bidirectional protocols the car speaks (empty: it cannot "
                            "discharge); needs a bidirectional vehicle")
 
-    _c = field_validator("inlets")(classmethod(lambda cls, v: _check_connectors(v)))
-    _p = field_validator("v2g")(classmethod(lambda cls, v: _check_protocols(v)))
+    @field_validator("inlets")
+    @classmethod
+    def _inlets(cls, v: list[str]) -> list[str]:
+        return _check_connectors(v)
+
+    @field_validator("v2g")
+    @classmethod
+    def _protocols(cls, v: list[str]) -> list[str]:
+        return _check_protocols(v)
