@@ -63,3 +63,22 @@ def test_pilot_plot_marks_figures_outside_their_band(runs):
 def test_unknown_pilot_is_named():
     with pytest.raises(KeyError, match="known: shenzhen_2024_05_15"):
         run_pilot("shenzen")
+
+
+# --- Shenzhen Lianhua Hill V2G station (scenarios/pilots/lianhua_hill.yaml) ------------------
+
+
+def test_lianhua_hill_discharges_at_the_station_within_its_2160_kw(runs):
+    from v2gsim.pilots import LIANHUA_DAY_KWH, LIANHUA_MAX_KW
+
+    res, table = runs["lianhua_hill"]
+    sites = res.sites.pivot(index="time", columns="site_id", values="p_kw")
+    assert (sites["homes"] >= -1e-9).all()  # home piles charge only: every kWh fed back is the station's
+    assert sites["lianhua_hub"].min() >= -LIANHUA_MAX_KW - 1e-6  # never more than 36 guns x 60 kW back
+    assert res.system["v2g_discharge_kw"].max() <= LIANHUA_MAX_KW + 1e-6
+    # the day's energy needs the guns busy: over six hours of the station's full power
+    assert table["simulated"].iloc[0] >= LIANHUA_DAY_KWH > 6 * LIANHUA_MAX_KW
+    # drivers came with energy (charged at home overnight) and left with their reserve
+    v = res.vehicles
+    assert (v["e_discharged_kwh"] > 0).sum() >= 400
+    assert v["departures_below_min"].sum() == 0

@@ -37,6 +37,7 @@ OVERRIDES: dict[str, dict] = {
     "pilots/shenzhen_2024_05_15": {},
     "standards_fragmented": {"time.horizon_days": 2},
     "standards_unified": {"time.horizon_days": 2},
+    "pilots/lianhua_hill": {},
 }
 # wall-clock figures are not results
 VOLATILE_KPIS = ("solve_time_s", "wall_time_s")

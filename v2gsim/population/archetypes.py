@@ -25,6 +25,8 @@ Figures (tags A/B/C as in shared/DOMAIN.md):
   consistent with the classic assumption that charging starts ~ N(17.6 h, 3.4 h) [C]; 10 % of
   weekdays off, 30 % evening errands, 70 % outings on days off [C].
 - ride-hailing/taxi 200-400 km/day [C]; city bus 150-250 km/day [C] (no better source found).
+- ``v2g_visitor``: one visit a day to a V2G station to discharge for a reward (the Lianhua Hill
+  pilot, ``scenarios/pilots/lianhua_hill.yaml``); see its docstring.
 """
 
 from __future__ import annotations
@@ -172,7 +174,27 @@ def city_bus(rng: np.random.Generator, n: int, weekday: bool, km_scale: np.ndarr
     return p
 
 
+def v2g_visitor(rng: np.random.Generator, n: int, weekday: bool, km_scale: np.ndarray) -> DayPlan:
+    """A driver who answers a V2G station's discharge day (Shenzhen Lianhua Hill, 28 Mar 2025:
+    4 CNY/kWh paid for energy fed back, against ~0.4 CNY/kWh to charge at night [A,
+    eyeshenzhen.com 3 Apr 2025]): charged at home overnight, they drive to the station (the
+    public site) once, arriving uniformly between 08:00 and 20:00 [C], stay 0.5-1 h [C] and drive
+    home. Trip lengths are the national platform's (as ``private_car_cn``) [A]. Every day alike:
+    it is a model of such a day, not of a week."""
+    p = _legs(n, 2)
+    trip_km = np.clip(rng.lognormal(CN_TRIP_MU, CN_TRIP_SIGMA, n), 0.5, 200.0) * km_scale
+    arr0 = rng.uniform(8.0, 20.0, n)
+    dep0 = arr0 - _drive_h(trip_km)
+    dep1 = arr0 + rng.uniform(0.5, 1.0, n)
+    arr1 = dep1 + _drive_h(trip_km)
+    active = np.ones(n, bool)
+    p.dep_h[:, 0], p.arr_h[:, 0], p.dest[:, 0], p.km[:, 0], p.active[:, 0] = dep0, arr0, PUBLIC, trip_km, active
+    p.dep_h[:, 1], p.arr_h[:, 1], p.dest[:, 1], p.km[:, 1], p.active[:, 1] = dep1, arr1, HOME, trip_km, active
+    return p
+
+
 PLANNERS: dict[str, Callable[..., DayPlan]] = {
+    "v2g_visitor": v2g_visitor,
     "private_commuter": private_commuter,
     "private_car_cn": private_car_cn,
     "ride_hailing": ride_hailing,

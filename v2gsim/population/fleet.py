@@ -18,7 +18,7 @@ from v2gsim.standards.compat import assign_classes, build_table
 DRIVING, HOME, WORK, PUBLIC, DEPOT = -1, 0, 1, 2, 3
 N_LOCATIONS = 4
 LOCATION_NAMES = {DRIVING: "driving", HOME: "home", WORK: "work", PUBLIC: "public", DEPOT: "depot"}
-ARCHETYPES = ("private_commuter", "ride_hailing", "city_bus", "session", "private_car_cn")
+ARCHETYPES = ("private_commuter", "ride_hailing", "city_bus", "session", "private_car_cn", "v2g_visitor")
 CHEMISTRIES = ("LFP", "NMC")
 ACCUMULATORS = (
     "e_charged_kwh e_discharged_kwh e_loss_kwh e_driven_kwh distance_km unmet_kwh stranded_trips stranded_kwh "

@@ -131,7 +131,7 @@ def vehicle_presets() -> dict[str, VehicleSpec]:
     return {k: VehicleSpec.model_validate(v) for k, v in yaml.safe_load(text).items()}
 
 
-Archetype = Literal["private_commuter", "private_car_cn", "ride_hailing", "city_bus"]
+Archetype = Literal["private_commuter", "private_car_cn", "ride_hailing", "city_bus", "v2g_visitor"]
 
 
 class PopulationGroup(ConfigModel):
