@@ -257,3 +257,12 @@ def test_the_pair_differs_only_in_standards(pair):
     ma, mb = V2GModel(a), V2GModel(b)
     imports = [np.flatnonzero(~m.standards.charge_ok[m.fleet.std_class, m.standards.site_type[0, 0]]) for m in (ma, mb)]
     assert imports[0].size == 2 and np.array_equal(*imports)
+
+
+def test_the_share_of_chargers_that_can_discharge_counts_the_types_with_a_protocol():
+    from v2gsim.standards.compat import v2g_share
+
+    sc = _scenario([HUB, {"id": "p", "kind": "public", "p_max_kw": 22, "chargers": 2, "bidirectional_share": 0.4}], [_group(None)])
+    assert v2g_share(sc.sites[0]) == pytest.approx(0.75) and v2g_share(sc.sites[1]) == 0.4
+    assert v2g_share(sc.model_dump()["sites"][0]) == pytest.approx(0.75)  # the stored scenario (report page)
+    assert V2GModel(sc).sites.bidirectional_share.tolist() == pytest.approx([0.75, 0.4])

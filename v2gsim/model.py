@@ -30,7 +30,7 @@ from v2gsim.population.mobility import DayEvents, GeneratedMobility, SessionMobi
 from v2gsim.recorder import Recorder, Recording
 from v2gsim.scenario.schema import Scenario, model_checks
 from v2gsim.standards.actor import StandardsActor
-from v2gsim.standards.compat import build_table
+from v2gsim.standards.compat import build_table, v2g_share
 from v2gsim.strategies.base import FleetView, StrategyContext, strategy_for
 
 # Named random streams, each from SeedSequence(seed, spawn_key=(stream,)).
@@ -88,7 +88,7 @@ class V2GModel(mesa.Model):
         self.site_is_dc = np.array([s.is_dc for s in sites], dtype=bool)
         self.site_is_home = np.array([s.kind == "home" for s in sites], dtype=bool)
         self.site_is_public = np.array([s.kind == "public" for s in sites], dtype=bool)  # FIFO queues when full
-        self.site_bidir_share = np.array([s.bidirectional_share for s in sites], dtype=np.float64)
+        self.site_bidir_share = np.array([v2g_share(s) for s in sites], dtype=np.float64)  # with standards: types speaking a protocol
         self.site_p_limit_kw = np.array([s.p_limit_kw or np.inf for s in sites], dtype=np.float64)
         self._any_site_limit = bool(np.isfinite(self.site_p_limit_kw).any())
 
@@ -105,7 +105,7 @@ class V2GModel(mesa.Model):
         )
         #: charger types and vehicle classes (v2gsim.standards): who can charge and discharge where
         self.standards = build_table(scenario)
-        self.standards_state = StandardsActor(self.fleet) if self.standards.uses_standards else None
+        self.standards_actor = StandardsActor(self.fleet) if self.standards.uses_standards else None
         f = self.fleet
         n = f.n
         # home sites have one private pile per owner; shared sites have their stated chargers
@@ -217,8 +217,8 @@ class V2GModel(mesa.Model):
         #: (last of the grid phase: it solves what the others injected), fleet wear (last of the
         #: record phase: at a period's end it changes capacities for the next step).
         self.actors: list[Actor] = [*self.aggregators, *own_actors]
-        if self.standards_state is not None:
-            self.actors.append(self.standards_state)
+        if self.standards_actor is not None:
+            self.actors.append(self.standards_actor)
         if self.wear is not None:
             from v2gsim.market.second_life import SecondLifeActor
 
@@ -458,7 +458,7 @@ class V2GModel(mesa.Model):
             # a car that no charger type of the site fits cannot charge there (v2gsim.standards)
             fits = self.standards.fits(f.std_class[v[cand]], site[cand])
             if not fits.all():
-                self.standards_state.incompatible(v[cand[~fits]], site[cand[~fits]])
+                self.standards_actor.incompatible(v[cand[~fits]], site[cand[~fits]])
                 bad = cand[~fits]
                 if queue_if_full:
                     f.no_charger_events[v[bad]] += 1
@@ -504,11 +504,11 @@ class V2GModel(mesa.Model):
             vs, cls = vv[at_shared], f.std_class[vv[at_shared]]
             typ = self.standards.draw_type(cls, ss[at_shared], self._port_rng.random(vs.size))
             can[at_shared] = self.standards.can_discharge(cls, typ)
-        if self.standards_state is not None:  # a bidirectional car at a bidirectional charger without a common protocol
+        if self.standards_actor is not None:  # a bidirectional car at a bidirectional charger without a common protocol
             blocked = np.zeros(vv.size, bool)
             if at_shared.any():
                 blocked[at_shared] = (typ >= 0) & self.standards.type_v2g[np.maximum(typ, 0)] & f.bidirectional[vs] & ~can[at_shared]
-            self.standards_state.plugged(vv, blocked, at_shared)
+            self.standards_actor.plugged(vv, blocked, at_shared)
         f.can_discharge[vv] = f.bidirectional[vv] & can
         f.t_depart_est_step[vv] = est_step[c]
         f.session_start_step[vv] = step

@@ -134,13 +134,15 @@ def scenario_rows(results) -> list[tuple[str, str]]:
 
 
 def _sites_table(results) -> str:
+    from v2gsim.standards.compat import v2g_share
+
     sc = results.metadata["scenario"]
     owner: dict[str, str] = {}
     for op in operators(results):  # a site listed twice belongs to the first (as in the model)
         for sid in op["sites"]:
             owner.setdefault(sid, op["prefix"])
     rows = [(s["id"], s["kind"], owner.get(s["id"], "—"), s["chargers"] if s.get("chargers") is not None else "one per owner",
-             s["p_max_kw"], s.get("bidirectional_share", 0.0) * 100, s["p_limit_kw"] if s.get("p_limit_kw") is not None else "none")
+             s["p_max_kw"], v2g_share(s) * 100, s["p_limit_kw"] if s.get("p_limit_kw") is not None else "none")
             for s in sc.get("sites", [])]
     return html.table(["site", "kind", "operator", "chargers", "kW per charger", "V2G chargers %", "site limit kW"], rows,
                       numeric=[False, False, False, True, True, True, True])

@@ -72,6 +72,17 @@ class StandardsTable:
         return np.where(typ >= 0, self.discharge_ok[cls, np.maximum(typ, 0)], False)
 
 
+def v2g_share(site) -> float:
+    """Share of a site's chargers that can discharge: the types speaking a bidirectional protocol
+    (with ``standards``), else ``bidirectional_share``. ``site``: a ``Site`` or its dict."""
+    get = site.get if isinstance(site, dict) else lambda k, d=None: getattr(site, k, d)
+    types = get("standards")
+    if types is None:
+        return float(get("bidirectional_share", 0.0) or 0.0)
+    return float(sum((t["share"] if isinstance(t, dict) else t.share) for t in types
+                     if (t.get("v2g") if isinstance(t, dict) else t.v2g)))
+
+
 class _Bits:
     """Names -> bits, assigned in the order first seen."""
 
