@@ -266,3 +266,14 @@ def test_the_share_of_chargers_that_can_discharge_counts_the_types_with_a_protoc
     assert v2g_share(sc.sites[0]) == pytest.approx(0.75) and v2g_share(sc.sites[1]) == 0.4
     assert v2g_share(sc.model_dump()["sites"][0]) == pytest.approx(0.75)  # the stored scenario (report page)
     assert V2GModel(sc).sites.bidirectional_share.tolist() == pytest.approx([0.75, 0.4])
+
+
+def test_pair_plot_draws_each_side_and_the_blocked_capacity(pair):
+    from v2gsim.plotting import plot_standards_pair
+
+    runs, _ = pair
+    fig = plot_standards_pair(runs)
+    labels = [ln.get_label() for ln in fig.axes[0].lines]
+    # fragmented: plugged and blocked; unified: plugged only (nothing blocked)
+    assert labels == ["fragmented: V2G capacity plugged", "fragmented: blocked by the protocol", "unified: V2G capacity plugged"]
+    assert fig.axes[0].lines[2].get_ydata().max() == pytest.approx(runs["unified"].system["v2g_plugged_kw"].max())

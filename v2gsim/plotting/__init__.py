@@ -15,6 +15,7 @@ from v2gsim.plotting.hosting import plot_hosting_capacity
 from v2gsim.plotting.network_map import plot_voltage_map
 from v2gsim.plotting.operators import plot_operators
 from v2gsim.plotting.pilots import plot_pilots
+from v2gsim.plotting.standards import plot_standards_pair
 from v2gsim.plotting.wear_value import plot_fade_by_cause, plot_second_life, plot_v2g_value
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "plot_operators",
     "plot_pilots",
     "plot_second_life",
+    "plot_standards_pair",
     "plot_soc_distribution",
     "plot_swap_stations",
     "plot_v2g_value",
