@@ -537,8 +537,9 @@ def cross_checks(raw: Any) -> list[Problem]:
     if isinstance(sl, dict) and sl.get("site") is not None and sl["site"] not in kinds:
         problems.append(Problem("wear.second_life.site", f"names site {sl['site']!r}, which is not in sites", _suggest(sl["site"], site_ids)))
     from v2gsim.scenario.network_checks import network_checks
+    from v2gsim.standards.checks import raw_standards_problems
 
-    problems += network_checks(raw)
+    problems += network_checks(raw) + raw_standards_problems(raw)
     return problems
 
 

@@ -27,10 +27,6 @@ def standards_problems(sc) -> list[Problem]:
             continue
         path = f"sites[{i}]"
         problems += _share_problem(f"{path}.standards", [t.share for t in s.standards], "site's charger types")
-        if "bidirectional_share" in s.model_fields_set:
-            problems.append(Problem(f"{path}.bidirectional_share", "is given together with standards",
-                                    "drop bidirectional_share: with standards, the chargers that can discharge are the "
-                                    "types listing a v2g protocol"))
         current = "dc" if s.is_dc else "ac"
         for j, t in enumerate(s.standards):
             protocols.update(t.v2g)
@@ -64,3 +60,14 @@ def standards_problems(sc) -> list[Problem]:
     if len(protocols) > 62:  # protocols are bits of one int64 (v2gsim.standards.compat)
         problems.append(Problem("sites", f"names {len(protocols)} V2G protocols", "use at most 62 distinct protocols"))
     return problems
+
+
+def raw_standards_problems(raw: dict) -> list[Problem]:
+    """Problems only the file as written shows (``v2gsim.scenario.schema.cross_checks``): a
+    validated scenario always holds a ``bidirectional_share`` (its default), so whether the user
+    gave one beside ``standards`` is a question for the raw YAML."""
+    sites = raw.get("sites") if isinstance(raw.get("sites"), list) else []
+    return [Problem(f"sites[{i}].bidirectional_share", "is given together with standards",
+                    "drop bidirectional_share: with standards, the chargers that can discharge are the types listing a v2g protocol")
+            for i, s in enumerate(sites) if isinstance(s, dict) and "standards" in s and "bidirectional_share" in s]
+
