@@ -5,8 +5,9 @@ System columns (kW, at the end of each step's physics):
 
 * ``v2g_plugged_kw``: the plug power of cars plugged where they can discharge -- the V2G
   capacity an operator can reach this step;
-* ``v2g_blocked_kw``: the plug power of bidirectional cars plugged at a bidirectional charger
-  that speaks none of their protocols -- capacity the standards leave stranded.
+* ``v2g_blocked_kw``: the plug power of bidirectional cars plugged at a shared site's
+  bidirectional charger that speaks none of their protocols -- capacity the standards leave
+  stranded (a home pile is drawn among the types its owner's car fits, once; it is not counted).
 
 KPIs: their mean and peak, the plug-ins at shared sites that could discharge and those blocked by
 the protocol, and the arrivals that found no charger type their inlet fits.
