@@ -21,6 +21,7 @@ from v2gsim.data.profiles import coverage_problems, profile_on_clock, read_load_
 from v2gsim.engine.limits import binding, deliverable_discharge_kw, direction_sums, limit_export, limit_import
 from v2gsim.engine.actor import PHASES, Actor, Arrivals, EngineView, GridInjections, Signals, SiteTable, VehiclePower, takes_part
 from v2gsim.errors import Problem, ScenarioError, SimulationError
+from v2gsim.market.events import GridOperator, issue, operator_ids, scenario_requests
 from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, Ledger
 from v2gsim.market.tariffs import Tariff
 from v2gsim.physics.battery import apply_power
@@ -170,9 +171,8 @@ class V2GModel(mesa.Model):
         # site), kept by _plug / _leave: cheaper than looking it up from the site every step
         self._owner_v = np.full(n, -1, dtype=np.int64)
         strategies, masks = [], []
-        kinds = [bm.kind for bm in scenario.business_models]
         #: each business model's id as an actor of the ledger and in KPI names (``<kind>``, or ``<kind><k>`` for a repeated kind)
-        self.operator_ids = [kind if kinds.count(kind) == 1 else f"{kind}{k}" for k, kind in enumerate(kinds)]
+        self.operator_ids = operator_ids(bm.kind for bm in scenario.business_models)
         for k, bm in enumerate(scenario.business_models):
             ids = bm.sites if bm.sites is not None else [s.id for s in sites if s.id not in claimed]
             mask = np.zeros(self.n_sites, bool)
@@ -207,11 +207,15 @@ class V2GModel(mesa.Model):
         else:
             self.feeder = Feeder(self, scenario.feeder.transformer_kva, scenario.feeder.power_factor)
 
-        #: Every actor, in the order each phase calls them: the aggregators (their strategies),
+        # the grid operator: every request of the scenario in one schema, published as its notice passes
+        self.grid_operator = GridOperator(self, issue(scenario_requests(scenario), self.clock, self.dt_h, self.operator_ids))
+
+        #: Every actor, in the order each phase calls them: the grid operator (first of the signals
+        #: phase: it publishes the requests the others then see), the aggregators (their strategies),
         #: the business models' own actors (swap networks), second-life storage, the feeder
         #: (last of the grid phase: it solves what the others injected), fleet wear (last of the
         #: record phase: at a period's end it changes capacities for the next step).
-        self.actors: list[Actor] = [*self.aggregators, *own_actors]
+        self.actors: list[Actor] = [self.grid_operator, *self.aggregators, *own_actors]
         if self.wear is not None:
             from v2gsim.market.second_life import SecondLifeActor
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model,
 
 from v2gsim.errors import Problem
 from v2gsim.fields import DEFAULT_ZONE, ID_PATTERN, ConfigModel, LocalDateTime, check_zone, local_zone
+from v2gsim.market.events import GridOperatorConfig, request_problems
 from v2gsim.market.tariffs import TariffConfig
 from v2gsim.physics.ageing.config import WearConfig
 from v2gsim.plugins import load_plugin, resolve_entry
@@ -341,6 +342,11 @@ class Scenario(ConfigModel):
     population: list[PopulationGroup] = []
     mobility_sessions: SessionsConfig | None = None
     business_models: list[StrategyConfig] = _business_models_field()
+    grid_operator: GridOperatorConfig = Field(
+        default_factory=GridOperatorConfig, exclude_if=lambda v: not v.requests,  # absent from dumps (and hashes) when empty
+        description="the grid company's requests to the operators (peak cut, valley fill, discharge calls, regulation), "
+        "each with its window, notice and price; see docs/market.md",
+    )
     outputs: OutputsConfig = OutputsConfig()
     wear: WearConfig = Field(default_factory=WearConfig, description="battery ageing, its attribution, price and second life")
     reference: Literal["uncontrolled", "none"] | str = Field(
@@ -448,7 +454,7 @@ def _suggest(name: str, known: list[str]) -> str:
 def model_checks(sc: Scenario) -> list[Problem]:
     """Problems of a validated scenario that its business models find (see
     ``StrategyConfig.scenario_problems``)."""
-    return [p for i, bm in enumerate(sc.business_models) for p in bm.scenario_problems(sc, f"business_models[{i}]")]
+    return [p for i, bm in enumerate(sc.business_models) for p in bm.scenario_problems(sc, f"business_models[{i}]")] + request_problems(sc)
 
 
 def cross_checks(raw: Any) -> list[Problem]:

@@ -54,6 +54,12 @@ class StrategyConfig(ConfigModel):
         ``"business_models[2]"``); found at validation, not when the model is built. Default: none."""
         return []
 
+    def grid_requests(self, operator_id: str) -> list:
+        """Grid requests this entry states with keys of its own (earlier versions' schemas),
+        translated into :class:`v2gsim.market.events.GridRequest` addressed to ``operator_id``.
+        Default: none (requests belong under ``grid_operator.requests``)."""
+        return []
+
 
 @dataclass(frozen=True)
 class FleetView:
@@ -105,6 +111,9 @@ class Observation:
         plugged: boolean mask (N,) of vehicles plugged at this strategy's sites.
         below_stop: boolean mask (N,) of vehicles whose energy is below the driver's full point.
         feeder_headroom_kw: how much more load the feeder can take this step (inf if unknown).
+        requests: the grid requests addressed to this operator whose notice has passed
+            (:class:`v2gsim.market.events.IssuedRequest`, oldest first; the same tuple object
+            while nothing new is published).
     """
 
     step: int
@@ -116,6 +125,7 @@ class Observation:
     plugged: np.ndarray
     below_stop: np.ndarray
     feeder_headroom_kw: float = float("inf")
+    requests: tuple = ()
 
     @cached_property
     def plugged_idx(self) -> np.ndarray:

@@ -162,7 +162,8 @@ class DistributedConfig(StrategyConfig):
     """Distributed business model: broadcast prices and invitations, drivers decide."""
 
     kind: Literal["distributed"] = "distributed"
-    invitations: list[Invitation] = Field(default_factory=list, description="V2G invitations (windows must not overlap)")
+    invitations: list[Invitation] = Field(default_factory=list, description="V2G invitations (windows must not overlap); kept "
+                                          "for earlier scenarios: use grid_operator.requests (discharge_call)")
     price_offers: list[PriceOffer] = Field(default_factory=list, description="the aggregator's own charging prices (windows must not overlap)")
     wear_cny_per_kwh: Annotated[float, Field(ge=0, le=10)] | Literal["model"] = Field(
         default=0.1,
@@ -176,6 +177,15 @@ class DistributedConfig(StrategyConfig):
     )
     drivers: DriverBehaviour = DriverBehaviour()
     orderly: OrderlyCharging = OrderlyCharging()
+
+    def grid_requests(self, operator_id: str) -> list:
+        """``invitations`` in the one schema (:mod:`v2gsim.market.events`), in order of start: discharge
+        calls at the reward (price) up to the highest reward (price cap), announced as they were."""
+        from v2gsim.market.events import GridRequest
+
+        return [GridRequest(kind="discharge_call", start=i.start, hours=i.hours, e_kwh=i.target_kwh, notice_h=i.announced_h_ahead,
+                            price_cny_per_kwh=i.reward_cny_per_kwh, price_cap_cny_per_kwh=i.max_reward_cny_per_kwh, to=[operator_id])
+                for i in sorted(self.invitations, key=lambda i: i.start)]
 
     @model_validator(mode="after")
     def _no_overlap(self):
@@ -275,22 +285,35 @@ class Distributed(Strategy):
         margin_kw = config.orderly.headroom_margin * context.feeder_rating_kw if np.isfinite(context.feeder_rating_kw) else 0.0
         self.room_fc_kw = ext_of(room) - margin_kw
         self._prev_draw_kw = 0.0  # this aggregator's request last step (the measured headroom already holds it)
-        # invitations on the clock
+        # invitations on the clock: the grid operator's discharge calls addressed here, each taken
+        # in when it becomes visible (its notice) and announced to the drivers then
         self.events = []
         self.event_at = np.full(n_clock, -1, dtype=np.int64)
-        for j, inv in enumerate(sorted(config.invitations, key=lambda i: i.start)):
-            a, b = _window_steps(context.times, inv.start, inv.hours, dt_h)
-            if a >= n_clock or b <= a:
-                continue  # outside the run
-            ann = max(0, a - int(round(inv.announced_h_ahead / dt_h)))
-            buyback = float(price[b:b + day].min()) if b < n_clock else float(price[max(0, a - day):b].min())
-            self.event_at[a:b] = len(self.events)
-            self.events.append({"j": j, "start": a, "end": b, "announce": ann, "reward": inv.reward_cny_per_kwh,
-                                "target_kwh": inv.target_kwh, "max_reward": inv.max_reward_cny_per_kwh or inv.reward_cny_per_kwh,
-                                "hours": (b - a) * dt_h, "expected_kwh": float("nan"),
-                                "buyback_price": buyback, "invited": 0, "accepted": 0, "energy_kwh": 0.0, "responders": None})
+        self._day_steps = day
+        self._req_seen: tuple = ()
+        self._req_taken: set[int] = set()
         self._n = None
         self._answered = 0  # events answered so far (they are sorted by start)
+
+    def _take_requests(self, requests: tuple) -> None:
+        """Newly visible discharge calls (:class:`v2gsim.market.events.IssuedRequest`) become
+        invitations: one event per window, keyed for the answers' random stream by the request's
+        position among those addressed to this aggregator."""
+        self._req_seen = requests
+        n_clock, day, price = self.event_at.size, self._day_steps, self.price_eff
+        for q in requests:
+            if q.number in self._req_taken or q.kind != "discharge_call":
+                continue
+            self._req_taken.add(q.number)
+            r, j = q.request, q.ranks[self.context.operator_id] if self.context.operator_id in q.ranks else q.number
+            for k, (a, b) in enumerate(q.windows):
+                buyback = float(price[b:b + day].min()) if b < n_clock else float(price[max(0, a - day):b].min())
+                self.event_at[a:b] = len(self.events)
+                self.events.append({"j": j if k == 0 else (j, k), "start": a, "end": b, "announce": q.visible_step,
+                                    "reward": r.price_cny_per_kwh, "target_kwh": r.e_kwh,
+                                    "max_reward": r.price_cap_cny_per_kwh or r.price_cny_per_kwh,
+                                    "hours": (b - a) * self.context.dt_h, "expected_kwh": float("nan"),
+                                    "buyback_price": buyback, "invited": 0, "accepted": 0, "energy_kwh": 0.0, "responders": None})
 
     # ------------------------------------------------------------------ traits
 
@@ -317,7 +340,8 @@ class Distributed(Strategy):
 
     def _answer_rng(self, j: int) -> np.random.Generator:
         ss = self.context.seed_seq or np.random.SeedSequence(0)
-        return np.random.default_rng(np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (1, j)))
+        key = (1, *j) if isinstance(j, tuple) else (1, j)  # a daily request's later windows: (request, day)
+        return np.random.default_rng(np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + key))
 
     def reserve_kwh(self, fleet) -> np.ndarray:
         """Each driver's V2G floor, shape (N,), kWh: min departure energy plus their extra reserve."""
@@ -394,6 +418,8 @@ class Distributed(Strategy):
         s = obs.step
         self._book_discharge(f, s)
         np.logical_or(self.seen, obs.plugged, out=self.seen)
+        if obs.requests is not self._req_seen:
+            self._take_requests(obs.requests)
         while self._answered < len(self.events) and self.events[self._answered]["announce"] <= s:
             self._announce_event(self.events[self._answered], f, n)
             self._answered += 1
@@ -513,7 +539,8 @@ class Distributed(Strategy):
     def kpis(self) -> dict[str, float]:
         if self._fleet is not None and self._prev_idx.size:
             self._book_discharge(self._fleet, -1)
-        rec = [ev for ev in self.events if ev["start"] >= self.context.n_warmup and ev["responders"] is not None]
+        rec = sorted((ev for ev in self.events if ev["start"] >= self.context.n_warmup and ev["responders"] is not None),
+                     key=lambda ev: ev["start"])  # stable: requests in order of position
         sent = sum(ev["invited"] for ev in rec)
         responding = sum(int(ev["responders"].sum()) for ev in rec)
         energy = sum(ev["energy_kwh"] for ev in rec)
