@@ -98,14 +98,14 @@ def _moved_to_grid_operator(raw: dict) -> dict:
         for r in bm.pop("requests", []) or []:  # centralized
             reqs.append({"kind": "peak_cut" if r["kind"] == "peak_shaving" else "discharge_call", "start": r["start"],
                          "hours": r["hours"], "p_kw": r["p_kw"], "daily": r.get("daily", False), "notice_h": None,
-                         "to": ["centralized"]})
+                         "to": ["centralized"], "settlement": "operator"})
         for r in bm.pop("invitations", []) or []:  # distributed
             reqs.append({"kind": "discharge_call", "start": r["start"], "hours": r["hours"], "e_kwh": r.get("target_kwh"),
                          "notice_h": r.get("announced_h_ahead", 24), "price_cny_per_kwh": r["reward_cny_per_kwh"],
-                         "price_cap_cny_per_kwh": r.get("max_reward_cny_per_kwh"), "to": ["distributed"]})
+                         "price_cap_cny_per_kwh": r.get("max_reward_cny_per_kwh"), "to": ["distributed"], "settlement": "operator"})
         for r in bm.pop("discharge_requests", []) or []:  # battery_swap, one station
             reqs.append({"kind": "discharge_call", "start": r["start"], "hours": r["hours"], "notice_h": None,
-                         "price_cny_per_kwh": r["reward_cny_per_kwh"], "to": ["battery_swap"]})
+                         "price_cny_per_kwh": r["reward_cny_per_kwh"], "to": ["battery_swap"], "settlement": "operator"})
     raw["grid_operator"] = {"requests": reqs}
     return raw
 

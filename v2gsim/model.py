@@ -208,7 +208,10 @@ class V2GModel(mesa.Model):
             self.feeder = Feeder(self, scenario.feeder.transformer_kva, scenario.feeder.power_factor)
 
         # the grid operator: every request of the scenario in one schema, published as its notice passes
-        self.grid_operator = GridOperator(self, issue(scenario_requests(scenario), self.clock, self.dt_h, self.operator_ids))
+        self.grid_operator = GridOperator(self, issue(scenario_requests(scenario), self.clock, self.dt_h, self.operator_ids),
+                                          scenario.grid_operator, operators=tuple(self.operator_ids), clock=self.clock, dt_h=self.dt_h,
+                                          n_warmup=self.n_warmup, meter=self._meter, site_index=site_idx)
+        self._own_metered = [(self.operator_ids.index(a.operator_id), a) for a in own_actors if getattr(a, "operator_id", None) in self.operator_ids]
 
         #: Every actor, in the order each phase calls them: the grid operator (first of the signals
         #: phase: it publishes the requests the others then see), the aggregators (their strategies),
@@ -736,6 +739,17 @@ class V2GModel(mesa.Model):
                 self._post_fleet(row, idx, e_in, e_out, cost, revenue, sig)
         for a in self._phase["settle"]:
             a.settle(sig, self.ledger)
+
+    def _meter(self, sites: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The grid operator's meters this step: net kW per operator (its sites' vehicles and its
+        own actors' ``p_kw``, e.g. swap stations), shape (n_operators,), and at ``sites`` (k,)."""
+        idx, p = self.vehicle_power.idx, self.vehicle_power.p_kw
+        n_ops = len(self.aggregators)
+        ops = np.bincount(self._owner_v[idx] + 1, weights=p, minlength=n_ops + 1)[1:] if idx.size else np.zeros(n_ops)
+        for k, a in self._own_metered:
+            ops[k] += float(np.sum(a.p_kw))
+        at = np.bincount(self.fleet.site[idx], weights=p, minlength=self.n_sites)[sites] if idx.size and sites.size else np.zeros(sites.size)
+        return ops, at
 
     def _post_fleet(self, row, idx, e_in, e_out, cost, revenue, sig: Signals) -> None:
         """The step's fleet money per operator (bincount over the owner of each vehicle's site)."""

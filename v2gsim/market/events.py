@@ -72,6 +72,11 @@ class GridRequest(ConfigModel):
                                   "omitted: every operator")
     site: str | None = Field(default=None, description="one site id it is for; omitted: all sites of the addressed operators")
     daily: bool = Field(default=False, description="repeat the window every day of the run at the same time of day")
+    settlement: Literal["baseline", "operator"] = Field(
+        default="baseline", description="baseline: the grid operator pays price x the energy delivered against the addressed "
+        "operator's baseline and penalises under-delivery (docs/market.md); operator: it books nothing, the business model "
+        "pays as its own keys of earlier versions did (battery_swap: the price on top of the V2G price per kWh its stations "
+        "feed back; distributed: the price passed to the drivers as their V2G price)")
 
     @model_validator(mode="after")
     def _window(self):
@@ -95,9 +100,19 @@ class GridRequest(ConfigModel):
 
 
 class GridOperatorConfig(ConfigModel):
-    """The scenario's ``grid_operator`` section."""
+    """The scenario's ``grid_operator`` section: its requests, and how delivery is settled."""
 
     requests: list[GridRequest] = Field(default_factory=list, description="the grid's requests to the operators")
+    baseline_days: Annotated[int, Field(ge=1, le=30, description="baseline: mean of this many most recent similar days "
+                                        "(v2gsim.market.baseline)")] = 5
+    # 5 [C]: the number of most recent workdays provincial DR rules commonly average (v2gsim.market.baseline)
+    under_delivery_share: Annotated[float, Field(ge=0, le=1, description="delivery below this share of what was asked is "
+                                                 "penalised for the energy short of it")] = 0.8
+    # 0.8 [C]: assumption; provincial rules set a floor of effective response, their figures differ
+    penalty_cny_per_kwh: Annotated[float, Field(ge=0, le=100, description="penalty per kWh short of under_delivery_share "
+                                                "x asked; omitted: the request's price")] | None = None
+    pay_cap_share: Annotated[float, Field(ge=1, le=10, description="delivery is paid up to this multiple of what was asked")] = 1.2
+    # 1.2 [C]: assumption; DR programmes pay over-delivery only up to a cap
 
 
 def operator_ids(kinds) -> list[str]:
@@ -224,20 +239,67 @@ def issue(requests, times: pd.DatetimeIndex, dt_h: float, operators: list[str]) 
     return tuple(out)
 
 
+SETTLEMENT_COLUMNS = ("request", "name", "kind", "operator_id", "site", "start", "end", "baseline_method", "baseline_days",
+                      "baseline_kwh", "actual_kwh", "asked_kwh", "delivered_kwh", "delivered_share", "paid_cny", "penalty_cny",
+                      "capacity_cny")
+
+
 class GridOperator(Actor, mesa.Agent):
-    """The grid company's dispatch: owns the run's requests and publishes, in the signals phase,
-    those whose notice has passed (in :attr:`Signals.requests`, oldest first).
+    """The grid company's dispatch: owns the run's requests, publishes in the signals phase those
+    whose notice has passed (in :attr:`Signals.requests`, in order of visibility), meters the load
+    of every operator it addresses each step and, at the end of each window of a request settled
+    on a ``baseline``, pays the delivery and charges under-delivery in the settle phase
+    (:func:`settle_window`).
 
     Args:
         model: the Mesa model (registration only).
         issued: the requests on the clock (:func:`issue`).
+        config: the scenario's ``grid_operator`` section (settlement rules).
+        operators: every operator id, in scenario order.
+        clock: step start times, warm-up included (n_clock,).
+        dt_h: step length, h.
+        n_warmup: steps before the recording.
+        meter: ``meter(sites)`` -> (net kW per operator (n_operators,), net kW at each of ``sites``
+            (site indices)) this step, > 0 drawn.
+        site_index: site id -> index, for requests to one site.
     """
 
-    def __init__(self, model, issued: tuple[IssuedRequest, ...]):
+    def __init__(self, model, issued: tuple[IssuedRequest, ...], config: GridOperatorConfig | None = None, *,
+                 operators: tuple[str, ...] = (), clock: pd.DatetimeIndex | None = None, dt_h: float = 0.25, n_warmup: int = 0,
+                 meter=None, site_index: dict | None = None):
         super().__init__(model)
         self.issued = tuple(sorted(issued, key=lambda q: (q.visible_step, q.number)))
         self._visible_at = np.array([q.visible_step for q in self.issued], dtype=np.int64)
         self._published: tuple[IssuedRequest, ...] = ()
+        self.config = config or GridOperatorConfig()
+        self.operators = tuple(operators)
+        self.clock, self.dt_h, self.n_warmup, self._meter = clock, dt_h, n_warmup, meter
+        self.settled: list[tuple] = []  # one row per window and operator (SETTLEMENT_COLUMNS)
+        self.curves: list[tuple[int, int, str, int, np.ndarray, np.ndarray]] = []  # (request, window start, operator, a, baseline, actual)
+        to_settle = [q for q in self.issued if q.request.settlement == "baseline"]
+        self._settling = bool(to_settle) and meter is not None and clock is not None
+        if not self._settling:
+            return
+        n = len(clock)
+        self._spd = int(round(24 / dt_h))
+        self._op_pos = {op: k for k, op in enumerate(self.operators)}
+        sites = sorted({site_index[q.request.site] for q in to_settle if q.request.site is not None})
+        self._sites = np.array(sites, dtype=np.int64)
+        self._site_pos = {s_: k for k, s_ in enumerate(sites)}
+        self._site_index = site_index or {}
+        self._load_op = np.zeros((n, len(self.operators)))  # metered net kW per clock step (warm-up included)
+        self._load_site = np.zeros((n, len(sites)))
+        # steps inside an event of each operator (their days are not similar days for its baselines)
+        self._event = np.zeros((n, len(self.operators)), bool)
+        for q in self.issued:
+            for op in q.ranks:
+                for a, b in q.windows:
+                    self._event[a:b, self._op_pos[op]] = True
+        # what to settle at each step: the end of each window
+        self._due: dict[int, list[tuple[IssuedRequest, int, int]]] = {}
+        for q in to_settle:
+            for a, b in q.windows:
+                self._due.setdefault(b - 1, []).append((q, a, b))
 
     def visible(self, step: int) -> tuple[IssuedRequest, ...]:
         """The requests the operators can see at clock step ``step``."""
@@ -248,6 +310,95 @@ class GridOperator(Actor, mesa.Agent):
 
     def signals(self, sig: Signals) -> None:
         sig.requests = self.visible(sig.step)
+
+    def settle(self, sig: Signals, ledger) -> None:
+        if not self._settling:
+            return
+        s = sig.step
+        ops_kw, sites_kw = self._meter(self._sites)
+        self._load_op[s] = ops_kw
+        self._load_site[s] = sites_kw
+        for q, a, b in self._due.get(s, ()):
+            for op in q.ranks:
+                self._settle_window(q, a, b, op, sig.row, ledger)
+
+    def _settle_window(self, q: IssuedRequest, a: int, b: int, op: str, row: int, ledger) -> None:
+        from v2gsim.market.baseline import similar_day_baseline
+        from v2gsim.market.settlement import GRID_COMPANY
+
+        r, cfg, k = q.request, self.config, self._op_pos[op]
+        load = self._load_op[:, k] if r.site is None else self._load_site[:, self._site_pos[self._site_index[r.site]]]
+        base = similar_day_baseline(load, self.clock, a, b, n_days=cfg.baseline_days, event=self._event[:, k], steps_per_day=self._spd)
+        out = settle_window(r, base.p_kw, load[a:b], self.dt_h, cfg)
+        if row >= 0:  # windows in the warm-up are metered (for later baselines), not paid
+            ledger.post(row, GRID_COMPANY, op, "request_payment", out["paid_kwh"], out["paid_cny"])
+            ledger.post(row, op, GRID_COMPANY, "request_penalty", out["short_kwh"], out["penalty_cny"])
+            ledger.post(row, GRID_COMPANY, op, "capacity_payment", 0.0, out["capacity_cny"])
+            t0, t1 = window_times(self.clock, self.dt_h, a, b)
+            self.settled.append((q.number, q.name, r.kind, op, r.site, t0, t1, base.method, ",".join(map(str, base.days_back)),
+                                 out["baseline_kwh"], out["actual_kwh"], out["asked_kwh"], out["delivered_kwh"],
+                                 out["delivered_kwh"] / out["asked_kwh"] if out["asked_kwh"] > 0 else np.nan,
+                                 out["paid_cny"], out["penalty_cny"], out["capacity_cny"]))
+            self.curves.append((q.number, a, op, a, base.p_kw.copy(), load[a:b].copy()))
+
+    def tables(self, times: pd.DatetimeIndex, clock: pd.DatetimeIndex) -> dict[str, pd.DataFrame]:
+        """``grid_settlement``: one row per settled window and operator (:data:`SETTLEMENT_COLUMNS`);
+        ``grid_baseline``: per step of those windows, ``baseline_kw`` and ``actual_kw``. Only
+        when a request was settled on a baseline in the recorded run."""
+        if not self.settled:
+            return {}
+        rows = []
+        for (number, _, op, a, base, actual) in self.curves:
+            rows.append(pd.DataFrame({"request": number, "operator_id": op, "time": clock[a:a + base.size],
+                                      "baseline_kw": base, "actual_kw": actual}))
+        return {"grid_settlement": pd.DataFrame(self.settled, columns=list(SETTLEMENT_COLUMNS)),
+                "grid_baseline": pd.concat(rows, ignore_index=True)}
+
+    def kpis(self) -> dict[str, float]:
+        if not self.settled:
+            return {}
+        t = pd.DataFrame(self.settled, columns=list(SETTLEMENT_COLUMNS))
+        return {"grid_requests_settled": float(len(t)), "grid_delivered_kwh": float(t["delivered_kwh"].sum()),
+                "grid_asked_kwh": float(t["asked_kwh"].sum()), "grid_paid_cny": float(t["paid_cny"].sum()),
+                "grid_penalty_cny": float(t["penalty_cny"].sum()), "grid_capacity_cny": float(t["capacity_cny"].sum())}
+
+
+def settle_window(r: GridRequest, baseline_kw: np.ndarray, actual_kw: np.ndarray, dt_h: float, cfg: GridOperatorConfig) -> dict:
+    """Money and energy of one window of request ``r`` for one operator.
+
+    Delivered energy (kWh): the baseline less the actual load (peak cut, discharge call; a
+    reduction of the net import, feeding back included), or the actual less the baseline
+    (valley fill), summed over the window's steps (so a step above the baseline offsets one
+    below). Asked: ``e_kwh`` if given, else from ``p_kw`` against the baseline (peak cut: the load
+    above the cap; discharge call: the baseline plus the export asked; valley fill: the load
+    below the floor); regulation asks no energy. Paid: the price times the delivery (at least 0,
+    at most ``pay_cap_share`` x asked). Penalty: below ``under_delivery_share`` x asked, the
+    energy short of that share at ``penalty_cny_per_kwh`` (default: the price). Capacity
+    (regulation): ``capacity_price_cny_per_kw`` x ``p_kw`` per window, on availability.
+    Without a baseline (NaN) nothing is delivered, paid or penalised.
+    """
+    base, act = np.asarray(baseline_kw, float), np.asarray(actual_kw, float)
+    capacity = r.capacity_price_cny_per_kw * (r.p_kw or 0.0) if r.kind == "regulation" else 0.0
+    out = {"baseline_kwh": float(base.sum() * dt_h), "actual_kwh": float(act.sum() * dt_h), "capacity_cny": float(capacity)}
+    if np.isnan(base).any():
+        return out | {"asked_kwh": np.nan, "delivered_kwh": np.nan, "paid_kwh": 0.0, "paid_cny": 0.0, "short_kwh": 0.0, "penalty_cny": 0.0}
+    sign = -1.0 if r.kind == "valley_fill" else 1.0
+    delivered = float(sign * (base - act).sum() * dt_h)
+    if r.e_kwh is not None:
+        asked = float(r.e_kwh)
+    elif r.p_kw is None or r.kind == "regulation":
+        asked = np.nan
+    elif r.kind == "peak_cut":
+        asked = float(np.maximum(base - r.p_kw, 0.0).sum() * dt_h)
+    elif r.kind == "discharge_call":
+        asked = float(np.maximum(base + r.p_kw, 0.0).sum() * dt_h)
+    else:  # valley_fill
+        asked = float(np.maximum(r.p_kw - base, 0.0).sum() * dt_h)
+    paid_kwh = max(delivered, 0.0) if np.isnan(asked) else min(max(delivered, 0.0), cfg.pay_cap_share * asked)
+    short = 0.0 if np.isnan(asked) or asked <= 0 else max(cfg.under_delivery_share * asked - max(delivered, 0.0), 0.0)
+    penalty_price = r.price_cny_per_kwh if cfg.penalty_cny_per_kwh is None else cfg.penalty_cny_per_kwh
+    return out | {"asked_kwh": asked, "delivered_kwh": delivered, "paid_kwh": paid_kwh, "paid_cny": paid_kwh * r.price_cny_per_kwh,
+                  "short_kwh": short, "penalty_cny": short * penalty_price}
 
 
 def window_times(times: pd.DatetimeIndex, dt_h: float, a: int, b: int) -> tuple[dt.datetime, dt.datetime]:

@@ -181,7 +181,8 @@ class BatterySwapConfig(StrategyConfig):
 
         n = len(self.stations)
         return [GridRequest(kind="discharge_call", start=r.start, hours=r.hours, p_kw=None if r.p_kw is None else r.p_kw * n,
-                            price_cny_per_kwh=r.reward_cny_per_kwh, notice_h=None, to=[operator_id]) for r in self.discharge_requests]
+                            price_cny_per_kwh=r.reward_cny_per_kwh, notice_h=None, to=[operator_id],
+                            settlement="operator") for r in self.discharge_requests]
 
     def scenario_problems(self, scenario, path: str) -> list[Problem]:
         """Station ids unique over every battery_swap entry; one pack capacity per standard among
@@ -287,7 +288,8 @@ class BatterySwap(Strategy):
             for a, b in q.windows:
                 self.request_active[a:b] = True
                 self.request_p_kw[a:b] = r.p_kw / n_st if r.p_kw is not None else np.inf
-                self.request_reward[a:b] = r.price_cny_per_kwh
+                # on top of the V2G price as earlier versions paid it; a baseline settlement is the grid operator's
+                self.request_reward[a:b] = r.price_cny_per_kwh if r.settlement == "operator" else 0.0
         # a request starts within the forecast horizon: fill idle packs for it
         ahead = max(1, int(round(self.config.forecast_horizon_h / ctx.dt_h)))
         act = np.concatenate([self.request_active, np.zeros(ahead + 1, bool)])

@@ -226,7 +226,8 @@ class CentralizedConfig(StrategyConfig):
         from v2gsim.market.events import GridRequest
 
         return [GridRequest(kind="peak_cut" if r.kind == "peak_shaving" else "discharge_call", start=r.start, hours=r.hours,
-                            p_kw=r.p_kw, daily=r.daily, site=r.site, notice_h=None, to=[operator_id]) for r in self.requests]
+                            p_kw=r.p_kw, daily=r.daily, site=r.site, notice_h=None, to=[operator_id],
+                            settlement="operator") for r in self.requests]
 
     @model_validator(mode="after")
     def _request_sites(self):

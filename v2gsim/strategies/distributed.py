@@ -184,7 +184,8 @@ class DistributedConfig(StrategyConfig):
         from v2gsim.market.events import GridRequest
 
         return [GridRequest(kind="discharge_call", start=i.start, hours=i.hours, e_kwh=i.target_kwh, notice_h=i.announced_h_ahead,
-                            price_cny_per_kwh=i.reward_cny_per_kwh, price_cap_cny_per_kwh=i.max_reward_cny_per_kwh, to=[operator_id])
+                            price_cny_per_kwh=i.reward_cny_per_kwh, price_cap_cny_per_kwh=i.max_reward_cny_per_kwh, to=[operator_id],
+                            settlement="operator")
                 for i in sorted(self.invitations, key=lambda i: i.start)]
 
     @model_validator(mode="after")
