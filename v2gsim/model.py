@@ -210,7 +210,8 @@ class V2GModel(mesa.Model):
         # the grid operator: every request of the scenario in one schema, published as its notice passes
         self.grid_operator = GridOperator(self, issue(scenario_requests(scenario), self.clock, self.dt_h, self.operator_ids),
                                           scenario.grid_operator, operators=tuple(self.operator_ids), clock=self.clock, dt_h=self.dt_h,
-                                          n_warmup=self.n_warmup, meter=self._meter, site_index=site_idx)
+                                          n_warmup=self.n_warmup, meter=self._meter, site_index=site_idx,
+                                          bidders={agg.operator_id: agg for agg in self.aggregators})
         self._own_metered = [(self.operator_ids.index(a.operator_id), a) for a in own_actors if getattr(a, "operator_id", None) in self.operator_ids]
 
         #: Every actor, in the order each phase calls them: the grid operator (first of the signals

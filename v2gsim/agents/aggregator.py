@@ -63,6 +63,10 @@ class Aggregator(Actor, mesa.Agent):
         return Observation(sig.step, sig.time, sig.dt_h, sig.price_cny_per_kwh, sig.v2g_price_cny_per_kwh, self._fleet_view, mine,
                            self._below_stop, sig.feeder_headroom_kw, self.requests(sig))
 
+    def bid(self, request, sig: Signals):
+        """Its strategy's answer to a request put to clearing (a :class:`v2gsim.market.clearing.Bid`, or None)."""
+        return self.strategy.bid(request, self.observation(sig))
+
     def decide(self, sig: Signals) -> None:
         self.dispatch = self.strategy.decide(self.observation(sig))
 

@@ -78,6 +78,11 @@ class GridRequest(ConfigModel):
         "pays as its own keys of earlier versions did (battery_swap: the price on top of the V2G price per kWh its stations "
         "feed back; distributed: the price passed to the drivers as their V2G price)")
 
+    clearing: bool = Field(
+        default=False, description="the addressed operators bid (power, price) and the grid operator accepts them by merit "
+        "order at a uniform price up to p_kw, dispatching each its accepted power (discharge calls with p_kw only; "
+        "v2gsim.market.clearing)")
+
     @model_validator(mode="after")
     def _window(self):
         if (self.hours is None) == (self.end is None):
@@ -89,6 +94,8 @@ class GridRequest(ConfigModel):
         if self.price_cap_cny_per_kwh is not None and self.price_cap_cny_per_kwh < self.price_cny_per_kwh:
             raise ValueError(f"price_cap_cny_per_kwh ({self.price_cap_cny_per_kwh}) is below price_cny_per_kwh "
                              f"({self.price_cny_per_kwh}); raise it or leave it out")
+        if self.clearing and (self.kind != "discharge_call" or self.p_kw is None or self.daily):
+            raise ValueError("clearing needs a discharge_call with p_kw (the power to clear), once (not daily)")
         if self.daily and self.window_h > 24:
             raise ValueError("a daily request's window is at most 24 h")
         return self
@@ -266,11 +273,15 @@ class GridOperator(Actor, mesa.Agent):
 
     def __init__(self, model, issued: tuple[IssuedRequest, ...], config: GridOperatorConfig | None = None, *,
                  operators: tuple[str, ...] = (), clock: pd.DatetimeIndex | None = None, dt_h: float = 0.25, n_warmup: int = 0,
-                 meter=None, site_index: dict | None = None):
+                 meter=None, site_index: dict | None = None, bidders: dict | None = None):
         super().__init__(model)
         self.issued = tuple(sorted(issued, key=lambda q: (q.visible_step, q.number)))
         self._visible_at = np.array([q.visible_step for q in self.issued], dtype=np.int64)
         self._published: tuple[IssuedRequest, ...] = ()
+        self._n_seen = 0  # requests of `issued` visible so far
+        self.bidders = bidders or {}  # operator id -> an object with bid(request, sig) -> Bid | None
+        self.clearings: dict[int, object] = {}  # request number -> its Clearing
+        self._dispatched: dict[int, dict[str, IssuedRequest]] = {}  # request number -> operator -> its dispatch
         self.config = config or GridOperatorConfig()
         self.operators = tuple(operators)
         self.clock, self.dt_h, self.n_warmup, self._meter = clock, dt_h, n_warmup, meter
@@ -301,15 +312,50 @@ class GridOperator(Actor, mesa.Agent):
             for a, b in q.windows:
                 self._due.setdefault(b - 1, []).append((q, a, b))
 
-    def visible(self, step: int) -> tuple[IssuedRequest, ...]:
-        """The requests the operators can see at clock step ``step``."""
+    def visible(self, step: int, sig: Signals | None = None) -> tuple[IssuedRequest, ...]:
+        """The requests the operators can see at clock step ``step`` (a cleared request as each
+        operator's dispatch; clearing asks the bidders, so it needs the step's ``sig``)."""
         k = int(np.searchsorted(self._visible_at, step, side="right"))
-        if k != len(self._published):
-            self._published = self.issued[:k]
+        if k != self._n_seen:
+            new = []
+            for q in self.issued[self._n_seen:k]:
+                if q.request.clearing:
+                    if sig is None:
+                        raise ValueError("clearing a request needs the step's signals (the bidders see them)")
+                    new += self._clear(q, sig)
+                else:
+                    new.append(q)
+            self._n_seen = k
+            self._published = self._published + tuple(new)
         return self._published
 
     def signals(self, sig: Signals) -> None:
-        sig.requests = self.visible(sig.step)
+        sig.requests = self.visible(sig.step, sig)
+
+    def _clear(self, q: IssuedRequest, sig: Signals) -> list[IssuedRequest]:
+        """Ask every addressed operator for a bid, clear them and return each accepted operator's
+        dispatch: the request for its accepted power at the uniform price, addressed to it alone."""
+        from v2gsim.market.clearing import Bid, clear
+
+        bids = []
+        for op in q.ranks:
+            bidder = self.bidders.get(op)
+            bid = bidder.bid(q, sig) if bidder is not None else None
+            bids.append(bid if bid is not None else Bid(op, 0.0, float("inf")))
+        r = q.request
+        c = clear(bids, r.p_kw, r.price_cap_cny_per_kwh)
+        self.clearings[q.number] = c
+        out = {}
+        for b, kw in zip(c.bids, c.accepted_kw):
+            if kw > 0:
+                # the accepted power is a reduction below the operator's baseline over the window
+                # (what its bid offered); its planner aims at feeding that much back
+                hours = (q.windows[0][1] - q.windows[0][0]) * self.dt_h
+                d = r.model_copy(update={"p_kw": float(kw), "e_kwh": float(kw) * hours, "price_cny_per_kwh": c.price_cny_per_kwh,
+                                         "to": [b.operator_id], "clearing": False, "id": f"{q.name}.{b.operator_id}"})
+                out[b.operator_id] = IssuedRequest(q.number, d.id, d, q.windows, q.visible_step, {b.operator_id: q.ranks[b.operator_id]})
+        self._dispatched[q.number] = out
+        return list(out.values())
 
     def settle(self, sig: Signals, ledger) -> None:
         if not self._settling:
@@ -319,6 +365,10 @@ class GridOperator(Actor, mesa.Agent):
         self._load_op[s] = ops_kw
         self._load_site[s] = sites_kw
         for q, a, b in self._due.get(s, ()):
+            if q.request.clearing:  # each accepted operator on its dispatch
+                for op, d in self._dispatched.get(q.number, {}).items():
+                    self._settle_window(d, a, b, op, sig.row, ledger)
+                continue
             for op in q.ranks:
                 self._settle_window(q, a, b, op, sig.row, ledger)
 
@@ -341,18 +391,28 @@ class GridOperator(Actor, mesa.Agent):
                                  out["paid_cny"], out["penalty_cny"], out["capacity_cny"]))
             self.curves.append((q.number, a, op, a, base.p_kw.copy(), load[a:b].copy()))
 
+    def clearing_table(self) -> pd.DataFrame:
+        """One row per bid of each cleared request: ``request``, ``operator_id``, ``bid_kw``,
+        ``bid_price_cny_per_kwh``, ``accepted_kw``, ``clearing_price_cny_per_kwh``, ``marginal``."""
+        rows = [(n, b.operator_id, b.p_kw, b.price_cny_per_kwh, float(kw), c.price_cny_per_kwh, i == c.marginal)
+                for n, c in self.clearings.items() for i, (b, kw) in enumerate(zip(c.bids, c.accepted_kw))]
+        return pd.DataFrame(rows, columns=["request", "operator_id", "bid_kw", "bid_price_cny_per_kwh", "accepted_kw",
+                                           "clearing_price_cny_per_kwh", "marginal"])
+
     def tables(self, times: pd.DatetimeIndex, clock: pd.DatetimeIndex) -> dict[str, pd.DataFrame]:
         """``grid_settlement``: one row per settled window and operator (:data:`SETTLEMENT_COLUMNS`);
-        ``grid_baseline``: per step of those windows, ``baseline_kw`` and ``actual_kw``. Only
-        when a request was settled on a baseline in the recorded run."""
+        ``grid_baseline``: per step of those windows, ``baseline_kw`` and ``actual_kw`` (both only
+        when a request was settled on a baseline in the recorded run); ``grid_clearing``
+        (:meth:`clearing_table`) when a request was cleared."""
+        out = {"grid_clearing": self.clearing_table()} if self.clearings else {}
         if not self.settled:
-            return {}
+            return out
         rows = []
         for (number, _, op, a, base, actual) in self.curves:
             rows.append(pd.DataFrame({"request": number, "operator_id": op, "time": clock[a:a + base.size],
                                       "baseline_kw": base, "actual_kw": actual}))
-        return {"grid_settlement": pd.DataFrame(self.settled, columns=list(SETTLEMENT_COLUMNS)),
-                "grid_baseline": pd.concat(rows, ignore_index=True)}
+        return out | {"grid_settlement": pd.DataFrame(self.settled, columns=list(SETTLEMENT_COLUMNS)),
+                      "grid_baseline": pd.concat(rows, ignore_index=True)}
 
     def kpis(self) -> dict[str, float]:
         if not self.settled:

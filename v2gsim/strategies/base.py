@@ -226,6 +226,12 @@ class Strategy:
     def decide(self, obs: Observation) -> Dispatch:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def bid(self, request, obs: Observation):
+        """Answer to a grid request put to clearing (:class:`v2gsim.market.events.IssuedRequest`):
+        a :class:`v2gsim.market.clearing.Bid` of the power it offers over the window and its price
+        per kWh, from its flexibility envelope as it stands at ``obs``; None: no bid. Default: none."""
+        return None
+
     def kpis(self) -> dict[str, float]:
         """Counters of the recorded run this strategy keeps (flat name -> number); the results
         add them to their KPIs as ``<kind>_<name>``, except wall-clock figures (names ending in

@@ -307,6 +307,39 @@ class BatterySwap(Strategy):
         p_to_stop_kw = (f.e_stop_kwh[idx] - f.e_kwh[idx]) / (f.eta_charge[idx] * obs.dt_h)
         return Dispatch(idx, np.minimum(f.p_plug_max_kw[idx], p_to_stop_kw))
 
+    def bid(self, request, obs: Observation):
+        """Its offer to a discharge call put to clearing: the ready packs (at or above ready SOC)
+        that the swaps expected in the window, the queue and the reserve do not need, each at its
+        slot power, at most what it holds above the discharge floor over the window, within each
+        bidirectional station's grid limit. Price: refilling at the cheapest price of the next
+        day through both losses, plus the wear per kWh (means over the packs)."""
+        from v2gsim.engine.actor import Signals
+        from v2gsim.market.clearing import Bid
+
+        op = self.context.operator_id
+        if self.network is None:
+            return Bid(op, 0.0, float("inf"))
+        cfg = self.config
+        a, b = request.windows[0]
+        so = self.network.observation(Signals(obs.step, -1, obs.time, obs.dt_h, obs.price_cny_per_kwh, obs.v2g_price_cny_per_kwh,
+                                              obs.feeder_headroom_kw))
+        st, e = so.slot_station, so.e_kwh
+        order = np.lexsort((-e, st))
+        rank = np.empty(e.size, np.int64)
+        rank[order] = np.arange(e.size) - so.slot_start[st[order]]
+        hours = (b - a) * obs.dt_h
+        h0 = int(self.hour_of_step[min(a, self.hour_of_step.size - 1)])
+        cols = (h0 + np.arange(int(np.ceil(hours + cfg.request_keep_h_after)))) % 24
+        keep = np.ceil(self.forecast[:, cols].sum(1) - 1e-9).astype(np.int64) + so.queue + cfg.reserve_packs
+        spare = (e >= so.e_ready_kwh - 1e-9) & (rank >= keep[st]) & so.st_bidirectional[st]
+        floor = cfg.discharge_floor_soc * so.capacity_kwh
+        p = np.where(spare, np.minimum(so.slot_p_max_kw, np.maximum(e - floor, 0.0) * so.eta_discharge / hours), 0.0)
+        p_kw = float(np.minimum(np.bincount(st, weights=p, minlength=so.n_stations), so.st_grid_limit_kw).sum())
+        wear = so.wear_cost_cny_per_kwh if cfg.wear_cny_per_kwh == "model" else np.full(e.size, float(cfg.wear_cny_per_kwh))
+        refill = float(self.refill_price[min(b, self.refill_price.size - 1)])
+        eta_c, eta_d = float(so.eta_charge.mean()), float(so.eta_discharge.mean())
+        return Bid(op, p_kw, refill / (eta_c * eta_d) + float(wear.mean()) / eta_d)
+
     def kpis(self) -> dict[str, float]:
         return {}  # the swap KPIs come from the stations/swaps tables (v2gsim.metrics.swap_kpis)
 

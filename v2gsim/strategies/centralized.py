@@ -866,6 +866,34 @@ class Centralized(Strategy):
         pos = self._site_pos.get(int(site_k))
         return None if pos is None else self.context.site_ids[pos]
 
+    def bid(self, request, obs: Observation):
+        """Its offer to a discharge call put to clearing, from the envelope of the vehicles plugged
+        now: each bidirectional one staying past the window gives its charger power, at most
+        what its energy above the driver's minimum gives over the window; each site at most its
+        limit. Price: buying the energy back at the cheapest price of the 24 h after the window,
+        through both conversion losses, plus the wear per kWh fed (means over those vehicles)."""
+        from v2gsim.market.clearing import Bid
+
+        a, b = request.windows[0]
+        f, v = obs.fleet, obs.plugged_idx
+        dep = f.t_depart_est_step[v]
+        v = v[(f.can_discharge[v] & self.config.allow_v2g) & ((dep >= b) | (dep < 0))]
+        if v.size == 0:
+            return Bid(self.context.operator_id, 0.0, float("inf"))
+        hours = (b - a) * obs.dt_h
+        room_kwh = np.maximum(f.e_kwh[v] - f.e_min_departure_kwh[v], 0.0) * f.eta_discharge[v]
+        p = np.minimum(f.p_plug_max_kw[v], room_kwh / hours)
+        site = f.site[v]
+        per_site = np.bincount(site, weights=p, minlength=int(site.max()) + 1)
+        limits = np.array([self._limit(k) for k in range(per_site.size)])
+        p_kw = float(np.minimum(per_site, limits).sum())
+        prices = np.asarray(self.context.price_cny_per_kwh, float)
+        buyback = float(prices[b:b + int(round(24 / obs.dt_h))].min()) if b < prices.size else float(prices[a:b].min())
+        eta_c, eta_d = float(f.eta_charge[v].mean()), float(f.eta_discharge[v].mean())
+        wear = (float(f.wear_cost_cny_per_kwh[v].mean()) if self.config.wear_cny_per_kwh == "model"
+                else float(self.config.wear_cny_per_kwh))
+        return Bid(self.context.operator_id, p_kw, buyback / (eta_c * eta_d) + wear / eta_d)
+
     def kpis(self) -> dict[str, float]:
         """Operator-side counters of the recorded run, flat name -> number (the results add them
         to their KPIs as ``centralized_<name>``)."""

@@ -535,6 +535,28 @@ class Distributed(Strategy):
         self.granted[v[go]] = True
         return go
 
+    def bid(self, request, obs: Observation):
+        """Its offer to a discharge call put to clearing: the power its enrolled drivers plugged at
+        a bidirectional pile now are expected to give over the window (each one's answer
+        probability at the reward times what it could feed), at the reward it would pay them --
+        the request's price cap (or its price): the aggregator passes the price on."""
+        from v2gsim.market.clearing import Bid
+
+        f = obs.fleet
+        n = f.e_kwh.size
+        if self._n != n:
+            self._traits(n)
+        a, b = request.windows[0]
+        r = request.request
+        reward = r.price_cap_cny_per_kwh if r.price_cap_cny_per_kwh is not None else r.price_cny_per_kwh
+        invited = np.flatnonzero(self.enrol_draw & f.bidirectional & obs.plugged & f.can_discharge)  # plugged now: seen
+        margin = (f.e_kwh[invited] - self.reserve_kwh(f)[invited]) / f.capacity_kwh[invited]
+        prices = self.price_eff
+        day = self._day_steps
+        ev = {"hours": (b - a) * obs.dt_h, "buyback_price": float(prices[b:b + day].min()) if b < prices.size else float(prices[a:b].min())}
+        e_kwh = self._expected_kwh(reward, f, invited, margin, ev) if invited.size else 0.0
+        return Bid(self.context.operator_id, e_kwh / ev["hours"], float(reward))
+
     # ------------------------------------------------------------------ counters
 
     def kpis(self) -> dict[str, float]:
