@@ -35,6 +35,7 @@ OVERRIDES: dict[str, dict] = {
     "wear_v2g_fleet": {"time.horizon_days": 30},
     "pilots/nio_gen3_station": {},
     "pilots/shenzhen_2024_05_15": {},
+    "pilots/jiangsu_2024_08": {},
 }
 # wall-clock figures are not results
 VOLATILE_KPIS = ("solve_time_s", "wall_time_s")

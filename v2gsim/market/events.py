@@ -492,3 +492,63 @@ def asked_text(r: GridRequest) -> str:
     if r.e_kwh is not None:
         return f"export {r.e_kwh:g} kWh"
     return "export as much as they can"
+
+
+EVENT_COLUMNS = ("request", "name", "kind", "operator_id", "time", "in_window", "baseline_kw", "actual_kw", "delivered_kw")
+
+
+def event_table(results, request: int | str | None = None, *, margin_h: float = 2.0) -> pd.DataFrame:
+    """A settled demand-response event step by step: what the operator's baseline said, what it
+    drew, and what it delivered against it (a pure function of the results).
+
+    Args:
+        results: a run's :class:`v2gsim.results.Results` with a request settled on its baseline
+            (``extra["grid_settlement"]``).
+        request: the request's position (``request`` column) or name; None: every settled one.
+        margin_h: hours before and after each window shown too (the actual load only; the
+            baseline is defined in the window).
+
+    Returns:
+        One row per step (request, operator, step): ``request``, ``name``, ``kind``,
+        ``operator_id``, ``time``, ``in_window``, ``baseline_kw`` (NaN outside the window),
+        ``actual_kw`` (the operator's metered net load, from the ledger's energy), ``delivered_kw``
+        (baseline less actual; actual less baseline for a valley fill; NaN outside).
+
+    Raises:
+        ValueError: the results hold no settled request (or not the one named).
+    """
+    from v2gsim.operators import operator_load_kw
+
+    settled = results.extra.get("grid_settlement")
+    curves = results.extra.get("grid_baseline")
+    if settled is None or curves is None or not len(settled):
+        raise ValueError("these results hold no grid request settled on a baseline (extra['grid_settlement']): give the "
+                         "scenario a grid_operator request with settlement: baseline and run it again")
+    if request is not None:
+        names = settled["name"].astype(str)
+        pick = (settled["request"] == request if isinstance(request, (int, np.integer))
+                else (names == str(request)) | names.str.startswith(f"{request}."))  # a cleared request's dispatches: <name>.<operator>
+        if not pick.any():
+            raise ValueError(f"no settled request {request!r}; settled: {', '.join(map(str, settled['name'].unique()))}")
+        settled = settled[pick]
+    load = operator_load_kw(results)
+    times = results.system.index
+    margin = pd.Timedelta(hours=margin_h)
+    parts = []
+    for _, row in settled.iterrows():
+        op = row["operator_id"]
+        c = curves[(curves["request"] == row["request"]) & (curves["operator_id"] == op)]
+        c = c[(c["time"] >= row["start"]) & (c["time"] < row["end"])]
+        span = (times >= row["start"] - margin) & (times < row["end"] + margin)
+        t = times[span]
+        base = pd.Series(c["baseline_kw"].to_numpy(float), index=pd.DatetimeIndex(c["time"])).reindex(t)
+        if row["site"] is not None and isinstance(row["site"], str):
+            s = results.sites
+            actual = s[s["site_id"].astype(str) == row["site"]].set_index("time")["p_kw"].reindex(t).to_numpy(float)
+        else:
+            actual = load[op].reindex(t).to_numpy(float)
+        sign = -1.0 if row["kind"] == "valley_fill" else 1.0
+        parts.append(pd.DataFrame({"request": row["request"], "name": row["name"], "kind": row["kind"], "operator_id": op, "time": t,
+                                   "in_window": base.notna().to_numpy(), "baseline_kw": base.to_numpy(float), "actual_kw": actual,
+                                   "delivered_kw": sign * (base.to_numpy(float) - actual)}))
+    return pd.concat(parts, ignore_index=True)

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from v2gsim.metrics import base_net_kw
 from v2gsim.plotting.figure import new_figure
+from v2gsim.plotting.events import plot_event
 from v2gsim.plotting.hosting import plot_hosting_capacity
 from v2gsim.plotting.network_map import plot_voltage_map
 from v2gsim.plotting.operators import plot_operators
@@ -19,6 +20,7 @@ from v2gsim.plotting.wear_value import plot_fade_by_cause, plot_second_life, plo
 
 __all__ = [
     "plot_daily_envelope",
+    "plot_event",
     "plot_fade_by_cause",
     "plot_fade_distribution",
     "plot_fade_vs_v2g",
