@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from v2gsim.plotting.figure import new_figure
@@ -24,10 +26,15 @@ def plot_event(results, request: int | str | None = None, ax=None, *, margin_h: 
     else:
         fig = ax.figure
     w = t[t["in_window"]]
-    ax.axvspan(w["time"].iloc[0], w["time"].iloc[-1] + (t["time"].iloc[1] - t["time"].iloc[0]), color="#fee8c8", label="request window")
-    ax.step(t["time"], t["actual_kw"] / 1000, where="post", color="#d95f02", label="actual")
-    ax.step(w["time"], w["baseline_kw"] / 1000, where="post", color="#7570b3", ls="--", label="baseline")
-    ax.fill_between(w["time"], w["baseline_kw"] / 1000, w["actual_kw"] / 1000, step="post", color="#1b9e77", alpha=0.25, label="delivered")
+    dt = t["time"].iloc[1] - t["time"].iloc[0]
+    # each step's value holds until the next step starts: repeat the last one at the end
+    ext = lambda s: np.r_[s.to_numpy(float), s.iloc[-1]] / 1000  # noqa: E731
+    end = lambda s: pd.DatetimeIndex(s).append(pd.DatetimeIndex([s.iloc[-1] + dt]))  # noqa: E731
+    tt, tw = end(t["time"]), end(w["time"])
+    ax.axvspan(tw[0], tw[-1], color="#fee8c8", label="request window")
+    ax.step(tt, ext(t["actual_kw"]), where="post", color="#d95f02", label="actual")
+    ax.step(tw, ext(w["baseline_kw"]), where="post", color="#7570b3", ls="--", label="baseline")
+    ax.fill_between(tw, ext(w["baseline_kw"]), ext(w["actual_kw"]), step="post", color="#1b9e77", alpha=0.25, label="delivered")
     s = results.extra["grid_settlement"]
     row = s[(s["request"] == first["request"]) & (s["operator_id"] == first["operator_id"])].iloc[0]
     ax.set_title(f"{row['name']} ({row['kind']}, {row['operator_id']}): delivered {row['delivered_kwh'] / 1000:,.1f} of "
