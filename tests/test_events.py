@@ -12,7 +12,8 @@ import yaml
 
 import v2gsim
 from v2gsim.errors import ScenarioError
-from v2gsim.market.events import GridOperator, GridRequest, issue, request_windows, scenario_requests
+from v2gsim.agents.grid_operator import GridOperator
+from v2gsim.market.events import GridRequest, issue, request_windows, scenario_requests
 from v2gsim.model import V2GModel
 from v2gsim.scenario import find_scenario
 

@@ -21,7 +21,8 @@ from v2gsim.data.profiles import coverage_problems, profile_on_clock, read_load_
 from v2gsim.engine.limits import binding, deliverable_discharge_kw, direction_sums, limit_export, limit_import
 from v2gsim.engine.actor import PHASES, Actor, Arrivals, EngineView, GridInjections, Signals, SiteTable, VehiclePower, takes_part
 from v2gsim.errors import Problem, ScenarioError, SimulationError
-from v2gsim.market.events import GridOperator, issue, operator_ids, scenario_requests
+from v2gsim.agents.grid_operator import GridOperator
+from v2gsim.market.events import issue, operator_ids, scenario_requests
 from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, Ledger
 from v2gsim.market.tariffs import Tariff
 from v2gsim.physics.battery import apply_power

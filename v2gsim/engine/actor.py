@@ -51,7 +51,7 @@ class Signals:
         v2g_price_cny_per_kwh: the tariff's price for energy fed back this step.
         feeder_headroom_kw: extra load the feeder could take after the last step (inf if unknown).
         requests: the grid requests visible this step (:class:`v2gsim.market.events.IssuedRequest`,
-            published by the :class:`~v2gsim.market.events.GridOperator` in this phase; empty
+            published by the :class:`~v2gsim.agents.grid_operator.GridOperator` in this phase; empty
             without one).
     """
 
