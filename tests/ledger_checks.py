@@ -12,6 +12,9 @@ import pandas as pd
 from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, SECOND_LIFE
 
 
+GRID_OPERATOR_REASONS = ["request_payment", "request_penalty", "capacity_payment"]
+
+
 def _close(a: float, b: float, what: str, scale: float = 1.0) -> None:
     assert abs(a - b) <= 1e-9 * max(abs(a), abs(b), scale), f"{what}: ledger {a!r} != {b!r}"
 
@@ -54,9 +57,18 @@ def check_ledger(res) -> None:
         bought = float(t.loc[payer.isin(ops) & (reason == "energy_purchase"), "amount_cny"].sum())
         for_drivers = float(t.loc[(payer == DRIVERS) & payee.isin(ops), "amount_cny"].sum())
         _close(bought - for_drivers, float(st["cost_cny"].sum()), "swap stations paid", scale)
-        sold = float(t.loc[payee.isin(ops) & (payer == GRID_COMPANY), "amount_cny"].sum())
+        # (the grid operator's settlement of requests is the operator's, not a station's)
+        sold = float(t.loc[payee.isin(ops) & (payer == GRID_COMPANY) & ~reason.isin(GRID_OPERATOR_REASONS), "amount_cny"].sum())
         to_drivers = float(t.loc[payer.isin(ops) & (payee == DRIVERS), "amount_cny"].sum())
         _close(sold - to_drivers, float(st["revenue_cny"].sum()), "swap stations were paid", scale)
+    # the grid operator: its settlement table is what it booked
+    gs = res.extra.get("grid_settlement")
+    booked = t[reason.isin(GRID_OPERATOR_REASONS)]
+    if gs is None:
+        assert booked.empty
+    else:
+        for r_, col in (("request_payment", "paid_cny"), ("request_penalty", "penalty_cny"), ("capacity_payment", "capacity_cny")):
+            _close(float(booked.loc[booked["reason"].astype(str) == r_, "amount_cny"].sum()), float(gs[col].sum()), r_, scale)
     # second-life storage: the retired packs' revenue column
     packs = res.extra.get("wear_packs")
     if packs is not None and len(packs):
