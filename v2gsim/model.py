@@ -213,7 +213,7 @@ class V2GModel(mesa.Model):
                                           scenario.grid_operator, operators=tuple(self.operator_ids), clock=self.clock, dt_h=self.dt_h,
                                           n_warmup=self.n_warmup, meter=self._meter, site_index=site_idx,
                                           bidders={agg.operator_id: agg for agg in self.aggregators})
-        self._own_metered = [(self.operator_ids.index(a.operator_id), a) for a in own_actors if getattr(a, "operator_id", None) in self.operator_ids]
+        self._own_metered = [(self.operator_ids.index(a.operator_id), a) for a in own_actors if a.operator_id in self.operator_ids]
 
         #: Every actor, in the order each phase calls them: the grid operator (first of the signals
         #: phase: it publishes the requests the others then see), the aggregators (their strategies),
@@ -749,7 +749,7 @@ class V2GModel(mesa.Model):
         n_ops = len(self.aggregators)
         ops = np.bincount(self._owner_v[idx] + 1, weights=p, minlength=n_ops + 1)[1:] if idx.size else np.zeros(n_ops)
         for k, a in self._own_metered:
-            ops[k] += float(np.sum(a.p_kw))
+            ops[k] += a.metered_kw()
         at = np.bincount(self.fleet.site[idx], weights=p, minlength=self.n_sites)[sites] if idx.size and sites.size else np.zeros(sites.size)
         return ops, at
 

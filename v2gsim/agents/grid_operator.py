@@ -30,6 +30,8 @@ class GridOperator(Actor, mesa.Agent):
         meter: ``meter(sites)`` -> (net kW per operator (n_operators,), net kW at each of ``sites``
             (site indices)) this step, > 0 drawn.
         site_index: site id -> index, for requests to one site.
+        bidders: operator id -> its aggregator (``bid(request, sig)`` -> a
+            :class:`~v2gsim.market.clearing.Bid` or None), asked when a request is put to clearing.
     """
 
     def __init__(self, model, issued: tuple[IssuedRequest, ...], config: GridOperatorConfig | None = None, *,
@@ -47,7 +49,7 @@ class GridOperator(Actor, mesa.Agent):
         self.operators = tuple(operators)
         self.clock, self.dt_h, self.n_warmup, self._meter = clock, dt_h, n_warmup, meter
         self.settled: list[tuple] = []  # one row per window and operator (SETTLEMENT_COLUMNS)
-        self.curves: list[tuple[int, int, str, int, np.ndarray, np.ndarray]] = []  # (request, window start, operator, a, baseline, actual)
+        self.curves: list[tuple[int, str, int, np.ndarray, np.ndarray]] = []  # (request, operator, first step, baseline kW, actual kW)
         to_settle = [q for q in self.issued if q.request.settlement == "baseline"]
         self._settling = bool(to_settle) and meter is not None and clock is not None
         if not self._settling:
@@ -150,7 +152,7 @@ class GridOperator(Actor, mesa.Agent):
                                  out["baseline_kwh"], out["actual_kwh"], out["asked_kwh"], out["delivered_kwh"],
                                  out["delivered_kwh"] / out["asked_kwh"] if out["asked_kwh"] > 0 else np.nan,
                                  out["paid_cny"], out["penalty_cny"], out["capacity_cny"]))
-            self.curves.append((q.number, a, op, a, base.p_kw.copy(), load[a:b].copy()))
+            self.curves.append((q.number, op, a, base.p_kw.copy(), load[a:b].copy()))
 
     def clearing_table(self) -> pd.DataFrame:
         """One row per bid of each cleared request: ``request``, ``operator_id``, ``bid_kw``,
@@ -169,7 +171,7 @@ class GridOperator(Actor, mesa.Agent):
         if not self.settled:
             return out
         rows = []
-        for (number, _, op, a, base, actual) in self.curves:
+        for number, op, a, base, actual in self.curves:
             rows.append(pd.DataFrame({"request": number, "operator_id": op, "time": clock[a:a + base.size],
                                       "baseline_kw": base, "actual_kw": actual}))
         return out | {"grid_settlement": pd.DataFrame(self.settled, columns=list(SETTLEMENT_COLUMNS)),

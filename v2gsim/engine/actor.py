@@ -229,9 +229,18 @@ class Actor:
         connections: feeder bus of each grid connection the actor has of its own (an int bus
             index or ``"auto"``), in order; a network feeder places them at build time and
             :meth:`~v2gsim.agents.feeder.NetworkFeeder.connection_bus_kw` maps their power.
+        operator_id: the business model its connections belong to (None: none).
     """
 
     connections: tuple = ()
+    #: the business model whose load this actor's own grid connections are (the grid operator
+    #: meters them as that operator's: :meth:`metered_kw`); None: no operator's
+    operator_id: str | None = None
+
+    def metered_kw(self) -> float:
+        """This step's net power of the actor's own grid connections (kW, > 0 drawn), read after
+        the physics phase by the grid operator's meter. Default: 0."""
+        return 0.0
 
     def begin_recording(self, step: int) -> None:
         """The recorded run starts at ``step`` (end of the warm-up; step 0 without one): zero
