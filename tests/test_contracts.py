@@ -1,0 +1,227 @@
+"""Contracts between operators and drivers (v2gsim.market.contracts): each clause on a
+hand-computed case, the lease presets against their sources, validation with path and line,
+and a run whose ledger balances with the contract columns."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import v2gsim
+from v2gsim.errors import ScenarioError
+from v2gsim.market.contracts import (
+    BatteryLease,
+    ContractBook,
+    ContractsConfig,
+    lease_presets,
+    month_settlement_rows,
+    wear_price_cny_per_kwh_discharged,
+)
+from v2gsim.market.settlement import DRIVERS, Ledger
+from v2gsim.operators import actor_money
+
+from ledger_checks import check_ledger
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+
+
+def _book(cfg: dict, *, groups=(0, 0, 1), swappable=(False, False, True), enrolled=None, plugged=(True, True, True),
+          owner=(0, 0, 0), wear=(0.2, 0.1, 0.0), times=None, ops=("distributed", "battery_swap")):
+    times = times if times is not None else pd.date_range("2026-01-31 00:00", periods=48, freq="h")
+    return ContractBook(ContractsConfig.model_validate(cfg), list(ops), np.array(groups), np.array(swappable),
+                        np.ones(len(groups), bool), times, [lambda: enrolled, lambda: None],
+                        np.array(plugged), np.array(owner), np.array(wear, float))
+
+
+def _sig(row):
+    from v2gsim.engine.actor import Signals
+
+    return Signals(row, row, None, 1.0, 0.6, 0.45, float("inf"))
+
+
+def _amount(ledger, reason):
+    t = ledger.table()
+    return float(t.loc[t["reason"].astype(str) == reason, "amount_cny"].sum())
+
+
+def test_revenue_share_and_fixed_wear_compensation_by_hand():
+    book = _book({"drivers": [{"operator": "distributed", "groups": [0], "v2g_revenue_share": 0.8, "wear_compensation_cny_per_kwh": 0.3}]})
+    lg = Ledger(48)
+    # vehicle 0 fed 2 kWh back for 8 CNY (4 CNY/kWh), vehicle 1 only charged, vehicle 2 (group 1, no contract) fed 1 kWh
+    book.settle_fleet(0, np.array([0, 1, 2]), np.array([0, 0, 0]), np.array([2.0, 0.0, 1.0]), np.array([8.0, 0.0, 4.0]), lg)
+    # withheld: (1 - 0.8) x 8 = 1.6; compensation 0.3 x 2 = 0.6; vehicle 2 uncovered
+    assert _amount(lg, "contract_share") == pytest.approx(1.6)
+    assert _amount(lg, "wear_compensation") == pytest.approx(0.6)
+    np.testing.assert_allclose(book.totals["contract_share_cny"], [1.6, 0, 0])
+    np.testing.assert_allclose(book.totals["wear_compensation_cny"], [0.6, 0, 0])
+    t = lg.table()
+    row = t[t["reason"].astype(str) == "contract_share"].iloc[0]
+    assert (row["payer"], row["payee"]) == (DRIVERS, "distributed")
+    row = t[t["reason"].astype(str) == "wear_compensation"].iloc[0]
+    assert (row["payer"], row["payee"], row["energy_kwh"]) == ("distributed", DRIVERS, 2.0)
+    # a vehicle at another operator's site is not covered by this one's contract
+    book.settle_fleet(1, np.array([0]), np.array([1]), np.array([5.0]), np.array([20.0]), lg)
+    assert book.totals["contract_share_cny"][0] == pytest.approx(1.6)
+
+
+def test_compensation_from_the_wear_model_is_twice_the_throughput_price():
+    # docs/wear.md: the published price is per kWh of throughput; a kWh fed back is recharged later
+    np.testing.assert_allclose(wear_price_cny_per_kwh_discharged(np.array([0.2, 0.0, -1.0])), [0.4, 0.0, 0.0])
+    book = _book({"drivers": [{"operator": "distributed", "wear_compensation_cny_per_kwh": "from_wear_model"}]})
+    lg = Ledger(48)
+    book.settle_fleet(0, np.array([0, 1]), np.array([0, 0]), np.array([2.0, 3.0]), np.array([1.0, 1.0]), lg)
+    # 2 kWh x 2 x 0.2 + 3 kWh x 2 x 0.1 = 0.8 + 0.6
+    np.testing.assert_allclose(book.totals["wear_compensation_cny"], [0.8, 0.6, 0.0])
+
+
+def test_month_rows_and_their_shares():
+    rows, frac = month_settlement_rows(pd.date_range("2026-01-31 00:00", periods=48, freq="h"))
+    assert rows.tolist() == [23, 47]
+    np.testing.assert_allclose(frac, [1 / 31, 1 / 28])
+    rows, frac = month_settlement_rows(pd.date_range("2026-03-01", periods=31 * 96, freq="15min"))
+    assert rows.tolist() == [31 * 96 - 1] and frac[0] == pytest.approx(1.0)
+
+
+def test_minimum_guarantee_tops_up_enrolled_drivers_by_hand():
+    # 310 CNY a month: the recorded day of January is worth 10 CNY, the day of February 310/28
+    enrolled = np.array([True, True, False])
+    book = _book({"drivers": [{"operator": "distributed", "v2g_revenue_share": 0.8, "wear_compensation_cny_per_kwh": 0.3,
+                               "min_guarantee_cny_per_month": 310}]}, enrolled=enrolled, groups=(0, 0, 0))
+    lg = Ledger(48)
+    book.settle_fleet(0, np.array([0]), np.array([0]), np.array([2.0]), np.array([8.0]), lg)  # income 8 - 1.6 + 0.6 = 7
+    for row in range(48):
+        book.settle(_sig(row), lg)
+    # January: vehicle 0 gets 10 - 7 = 3, vehicle 1 (no V2G) 10, vehicle 2 is not enrolled
+    # February: no V2G income, both enrolled drivers get 310 / 28
+    feb = 310 / 28
+    np.testing.assert_allclose(book.totals["min_guarantee_cny"], [3 + feb, 10 + feb, 0.0])
+    t = lg.table()
+    g = t[t["reason"].astype(str) == "min_guarantee"]
+    assert g["step"].tolist() == [23, 47]
+    np.testing.assert_allclose(g["amount_cny"], [13.0, 2 * feb])
+
+
+def test_guarantee_needs_the_driver_plugged_at_the_operators_sites():
+    book = _book({"drivers": [{"operator": "distributed", "min_guarantee_cny_per_month": 31}]}, plugged=(True, False, True),
+                 owner=(0, -1, 1))
+    lg = Ledger(48)
+    for row in range(24):
+        book.settle(_sig(row), lg)
+    np.testing.assert_allclose(book.totals["min_guarantee_cny"], [1.0, 0.0, 0.0])
+
+
+def test_battery_lease_by_hand_and_presets_match_their_sources():
+    presets = lease_presets()
+    # the published figures: NIO BaaS launch (Aug 2020) 980 CNY/month for 70 kWh plus an 80 CNY
+    # protection fee; March 2025 cut to 728 (standard) and 1,128 (long range), fee dropped
+    assert presets["nio_baas_70_2020"]["fee_cny_per_month"] == 980 and presets["nio_baas_70_2020"]["extra_fee_cny_per_month"] == 80
+    assert presets["nio_baas_standard_2025"]["fee_cny_per_month"] == 728
+    assert presets["nio_baas_long_range_2025"]["fee_cny_per_month"] == 1128
+    assert all("sources" in p for p in presets.values())
+    assert BatteryLease(operator="x", preset="nio_baas_70_2020").monthly_fee_cny == 1060
+    assert BatteryLease(operator="x", preset="nio_baas_70_2020", fee_cny_per_month=500).monthly_fee_cny == 500
+    book = _book({"leases": [{"operator": "battery_swap", "preset": "nio_baas_standard_2025"}]})
+    lg = Ledger(48)
+    for row in range(48):
+        book.settle(_sig(row), lg)
+    # only vehicle 2 is swappable: a day of January and a day of February
+    np.testing.assert_allclose(book.totals["battery_lease_cny"], [0, 0, 728 / 31 + 728 / 28])
+    t = lg.table()
+    assert set(t["payee"].astype(str)) == {"battery_swap"} and set(t["payer"].astype(str)) == {DRIVERS}
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 50), st.floats(0, 10)), min_size=3, max_size=3), st.floats(0, 1), st.floats(0, 2),
+       st.floats(0, 500))
+def test_every_step_of_a_book_nets_zero(flows, share, comp, guarantee):
+    book = _book({"drivers": [{"operator": "distributed", "v2g_revenue_share": share, "wear_compensation_cny_per_kwh": comp,
+                               "min_guarantee_cny_per_month": guarantee}],
+                  "leases": [{"operator": "battery_swap", "fee_cny_per_month": 700}]})
+    lg = Ledger(48)
+    e = np.array([f[1] for f in flows])
+    rev = np.array([f[0] for f in flows])
+    for row in range(48):
+        book.settle_fleet(row, np.arange(3), np.zeros(3, np.int64), e, rev, lg)
+        book.settle(_sig(row), lg)
+    net = lg.net_by_step()
+    assert np.all(np.abs(net.sum(axis=1)) <= 1e-9 * (1 + float(np.abs(net).to_numpy().sum())))
+    # a driver never keeps more than the payment plus compensation, nor less than the guarantee's due
+    assert np.all(book.totals["contract_share_cny"] <= 48 * rev * (1 - share) + 1e-9)
+
+
+# ---------------------------------------------------------------------------------- in a run
+
+def test_a_run_with_contracts_settles_every_clause_and_balances():
+    sc = v2gsim.load_scenario("battery_swapping", {
+        "time.horizon_days": 2,
+        "contracts": {"drivers": [{"operator": "battery_swap", "v2g_revenue_share": 0.5, "wear_compensation_cny_per_kwh": 0.2,
+                                   "min_guarantee_cny_per_month": 62}],
+                      "leases": [{"operator": "battery_swap", "groups": [1], "preset": "nio_baas_standard_2025"}]}})
+    res = v2gsim.run(sc, baseline=False)
+    check_ledger(res)
+    v, k = res.vehicles, res.kpis
+    for c in ("contract_share_cny", "wear_compensation_cny", "min_guarantee_cny", "battery_lease_cny"):
+        assert c in v
+    swappable = sc.population[1].count  # the NIO group
+    # two recorded July days: 728 x 2/31 per subscribed vehicle
+    assert k["battery_lease_cny"] == pytest.approx(swappable * 728 * 2 / 31)
+    assert (v["battery_lease_cny"] > 0).sum() == swappable
+    money = actor_money(res.ledger)
+    assert money["net_cny"].sum() == pytest.approx(0.0, abs=1e-6)
+    t = res.ledger
+    by = t.groupby(t["reason"].astype(str))["amount_cny"].sum()
+    assert by["battery_lease"] == pytest.approx(k["battery_lease_cny"])
+    assert by.get("min_guarantee", 0.0) == pytest.approx(k["contract_min_guarantee_cny"])
+
+
+def test_scenarios_without_contracts_keep_their_dump_and_vehicle_columns():
+    sc = v2gsim.load_scenario("smoke")
+    assert "contracts" not in sc.model_dump()
+    res = v2gsim.run(sc, baseline=False)
+    assert "wear_compensation_cny" not in res.vehicles
+    assert not any(k.startswith("contract_") for k in res.kpis)
+
+
+# ---------------------------------------------------------------------------------- validation
+
+def _write(tmp_path, contracts: dict, **extra) -> Path:
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump({"extends": str(SCENARIOS / "battery_swapping.yaml"), **extra}) + yaml.safe_dump({"contracts": contracts}))
+    return p
+
+
+def test_bad_contracts_are_reported_with_path_line_and_fix(tmp_path):
+    p = _write(tmp_path, {"drivers": [{"operator": "batery_swap"}, {"operator": "battery_swap", "groups": [7]},
+                                      {"operator": "battery_swap", "wear_compensation_cny_per_kwh": "from_wear_model"}],
+                          "leases": [{"operator": "battery_swap", "groups": [2], "fee_cny_per_month": 700}]})
+    with pytest.raises(ScenarioError) as e:
+        v2gsim.load_scenario(p)
+    text = str(e.value)
+    probs = {pr.path: pr for pr in e.value.problems}
+    assert "did you mean 'battery_swap'" in probs["contracts.drivers[0].operator"].hint
+    assert "does not exist" in probs["contracts.drivers[1].groups[0]"].message
+    assert "wear:" in probs["contracts.drivers[2].wear_compensation_cny_per_kwh"].hint
+    assert "without a swappable pack" in probs["contracts.leases[0].groups[0]"].message  # BYD Dolphins
+    assert all(pr.line is not None for pr in e.value.problems), text
+
+
+def test_lease_without_a_fee_and_with_a_non_swap_operator(tmp_path):
+    p = _write(tmp_path, {"leases": [{"operator": "battery_swap"}]})
+    with pytest.raises(ScenarioError, match="fee_cny_per_month or a preset"):
+        v2gsim.load_scenario(p)
+    sc_path = tmp_path / "d.yaml"
+    sc_path.write_text(yaml.safe_dump({"extends": str(SCENARIOS / "distributed_community.yaml"),
+                                       "contracts": {"leases": [{"operator": "distributed", "fee_cny_per_month": 700}]}}))
+    with pytest.raises(ScenarioError) as e:
+        v2gsim.load_scenario(sc_path)
+    assert "a battery lease is with a swap operator" in str(e.value)
+
+
+def test_a_group_under_two_contracts_of_one_operator_is_refused(tmp_path):
+    p = _write(tmp_path, {"drivers": [{"operator": "battery_swap"}, {"operator": "battery_swap", "groups": [0]}]})
+    with pytest.raises(ScenarioError, match=r"contracts.drivers\[1\].groups.*covered by contracts.drivers\[0\]"):
+        v2gsim.load_scenario(p)
