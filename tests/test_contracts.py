@@ -225,3 +225,99 @@ def test_a_group_under_two_contracts_of_one_operator_is_refused(tmp_path):
     p = _write(tmp_path, {"drivers": [{"operator": "battery_swap"}, {"operator": "battery_swap", "groups": [0]}]})
     with pytest.raises(ScenarioError, match=r"contracts.drivers\[1\].groups.*covered by contracts.drivers\[0\]"):
         v2gsim.load_scenario(p)
+
+
+# ---------------------------------------------------------------------------------- drivers respond
+
+from v2gsim.market.contracts import DriverTerms  # noqa: E402
+from v2gsim.strategies.base import FleetView, Observation, StrategyContext  # noqa: E402
+from v2gsim.strategies.distributed import (  # noqa: E402
+    Distributed,
+    DistributedConfig,
+    contract_gain_cny_per_month,
+    enrol_probability,
+)
+
+
+def test_contract_gain_and_enrolment_by_hand():
+    # 20 kWh a month at 4 CNY/kWh: 80 CNY without a contract
+    # share 0.8 and 0.4 CNY/kWh compensation: 20 x (3.2 + 0.4) = 72, so -8 CNY/month
+    assert contract_gain_cny_per_month(np.array(0.8), np.array(0.4), np.array(0.0), 4.0, 20.0) == pytest.approx(-8.0)
+    # a 100 CNY guarantee beats the 72 expected: +20
+    assert contract_gain_cny_per_month(np.array(0.8), np.array(0.4), np.array(100.0), 4.0, 20.0) == pytest.approx(20.0)
+    # full share and 1 CNY/kWh: +20
+    assert contract_gain_cny_per_month(np.array(1.0), np.array(1.0), np.array(0.0), 4.0, 20.0) == pytest.approx(20.0)
+    # logit(0.3) + 0.02 x 50 = -0.8473 + 1 -> 0.5381
+    assert enrol_probability(0.3, np.array([50.0]), 0.02)[0] == pytest.approx(1 / (1 + np.exp(-(np.log(0.3 / 0.7) + 1.0))))
+    assert enrol_probability(0.3, np.array([0.0]), 0.02)[0] == 0.3  # exactly the base share
+    assert enrol_probability(1.0, np.array([-500.0]), 0.02)[0] == 1.0
+
+
+def _fleet_view(n: int, e_kwh: float = 45.0) -> FleetView:
+    from dataclasses import fields
+
+    base = {"e_kwh": np.full(n, e_kwh), "capacity_kwh": np.full(n, 50.0), "e_stop_kwh": np.full(n, 50.0),
+            "e_min_departure_kwh": np.full(n, 15.0), "p_plug_max_kw": np.full(n, 20.0), "can_discharge": np.ones(n, bool),
+            "bidirectional": np.ones(n, bool), "eta_charge": np.full(n, 0.92), "eta_discharge": np.full(n, 0.92),
+            "t_depart_est_step": np.full(n, 90, np.int64), "site": np.zeros(n, np.int32), "wear_cost_cny_per_kwh": np.full(n, 0.15),
+            "e_discharged_kwh": np.zeros(n)}
+    return FleetView(**{f.name: base[f.name] for f in fields(FleetView)})
+
+
+def _strategy(seed: int, terms: DriverTerms | None, enrol: float = 1.0, reward: float = 4.0) -> Distributed:
+    times = pd.date_range("2024-05-15 00:00", periods=96, freq="15min")
+    cfg = DistributedConfig(invitations=[{"start": "2024-05-15T13:30", "hours": 1, "reward_cny_per_kwh": reward, "announced_h_ahead": 0}],
+                            drivers={"enrol_probability": enrol})
+    ctx = StrategyContext(("s",), times, 0.25, np.full(96, 0.65), np.full(96, 0.45), seed_seq=np.random.SeedSequence(seed, spawn_key=(20, 0)),
+                          contract=terms)
+    return Distributed(cfg, ctx)
+
+
+def _terms(n: int, share=1.0, comp=0.0, guarantee=0.0, model=False) -> DriverTerms:
+    return DriverTerms(np.ones(n, bool), np.full(n, share), np.full(n, comp), np.full(n, model), np.full(n, guarantee))
+
+
+def _discharging(strat: Distributed, f: FleetView) -> np.ndarray:
+    n = f.e_kwh.size
+    obs = Observation(54, strat.context.times[54], 0.25, 0.65, 0.45, f, np.ones(n, bool), f.e_kwh < f.e_stop_kwh)
+    d = strat.decide(obs)
+    out = np.zeros(n, bool)
+    out[d.idx[d.p_kw < 0]] = True
+    return out
+
+
+def test_wear_compensation_raises_answers_and_a_neutral_contract_changes_nothing():
+    n = 3000
+    f = _fleet_view(n)
+    base = _discharging(_strategy(1, None), f)
+    neutral = _discharging(_strategy(1, _terms(n)), f)
+    np.testing.assert_array_equal(base, neutral)  # share 1, no compensation: the calibrated answers
+    comp = _discharging(_strategy(1, _terms(n, comp=1.0)), f)
+    assert not np.any(base & ~comp) and comp.sum() > base.sum()
+    # the logit moves by reward_slope x 1 CNY/kWh = 0.6: odds x e^0.6 (~1.8) at these low shares
+    assert 1.4 < comp.sum() / base.sum() < 2.4
+    low_share = _discharging(_strategy(1, _terms(n, share=0.5)), f)
+    assert low_share.sum() < base.sum()
+    # compensation from the wear model: 2 x 0.15 = 0.3 CNY/kWh
+    model = _strategy(1, _terms(n, model=True))
+    assert model.paid_per_kwh(4.0, f, np.arange(3))[0] == pytest.approx(4.3)
+
+
+def test_a_share_below_the_buyback_makes_drivers_decline():
+    n = 500
+    f = _fleet_view(n)
+    # 1.0 x 0.1 = 0.1 CNY/kWh paid: below buying back at 0.65 / 0.85 plus wear
+    assert not _discharging(_strategy(2, _terms(n, share=0.1), reward=1.0), f).any()
+    assert _discharging(_strategy(2, _terms(n, share=0.1, comp=3.0), reward=1.0), f).any()
+
+
+def test_a_better_contract_enrols_more_and_never_unenrols():
+    n = 5000
+    f = _fleet_view(n)
+    base = _strategy(3, None, enrol=0.3)
+    _discharging(base, f)
+    better = _strategy(3, _terms(n, guarantee=130.0), enrol=0.3)  # +50 CNY/month over 20 kWh x 4
+    _discharging(better, f)
+    assert not np.any(base.enrol_draw & ~better.enrol_draw)
+    assert better.enrol_draw.mean() == pytest.approx(0.538, abs=0.02)
+    assert base.enrol_draw.mean() == pytest.approx(0.3, abs=0.02)
