@@ -321,3 +321,55 @@ def test_a_better_contract_enrols_more_and_never_unenrols():
     assert not np.any(base.enrol_draw & ~better.enrol_draw)
     assert better.enrol_draw.mean() == pytest.approx(0.538, abs=0.02)
     assert base.enrol_draw.mean() == pytest.approx(0.3, abs=0.02)
+
+
+# ---------------------------------------------------------------------------------- drivers' money
+
+def test_driver_money_by_hand():
+    from types import SimpleNamespace
+
+    from v2gsim.market.driver_money import driver_money, driver_money_deciles, driver_money_kpis
+
+    v = pd.DataFrame({"vehicle": [0, 1, 2, 3], "group": [0, 0, 1, 1], "archetype": ["a"] * 4,
+                      "cost_cny": [10.0, 20.0, 30.0, 40.0], "revenue_cny": [8.0, 0.0, 2.0, 0.0],
+                      "contract_share_cny": [1.6, 0.0, 0.4, 0.0], "wear_compensation_cny": [0.6, 0.0, 0.2, 0.0],
+                      "min_guarantee_cny": [0.0, 5.0, 0.0, 0.0], "battery_lease_cny": [0.0, 0.0, 0.0, 23.5]})
+    wear = pd.DataFrame({"vehicle": [0, 1, 2, 3], "wear_cost_v2g_cny": [1.0, 0.0, 3.0, 0.0]})
+    t = driver_money(SimpleNamespace(vehicles=v, extra={"wear": wear}))
+    # vehicle 0: 8 - 1.6 + 0.6 - 1 = 6; vehicle 1: guarantee 5; vehicle 2: 2 - 0.4 + 0.2 - 3 = -1.2; vehicle 3 nothing
+    np.testing.assert_allclose(t["v2g_net_cny"], [6.0, 5.0, -1.2, 0.0])
+    np.testing.assert_allclose(t["net_cny"], [-4.0, -15.0, -31.2, -63.5])
+    assert t["outcome"].astype(str).tolist() == ["gains", "gains", "loses", "not taking part"]
+    k = driver_money_kpis(t)
+    assert (k["drivers_gaining"], k["drivers_losing"], k["drivers_taking_part"]) == (2.0, 1.0, 3.0)
+    assert k["driver_v2g_net_p50_cny"] == pytest.approx(5.0)
+    assert k["driver_net_mean_cny"] == pytest.approx((-4 - 15 - 31.2 - 63.5) / 4)
+    d = driver_money_deciles(t)
+    assert list(d.index)[0] == "p10" and d.loc["p50", "charging_cost_cny"] == pytest.approx(25.0)
+    # without the wear model the wear cost is unknown (NaN) and counts as 0 in the net
+    t2 = driver_money(SimpleNamespace(vehicles=v, extra={}))
+    assert t2["wear_cost_cny"].isna().all() and t2.loc[2, "v2g_net_cny"] == pytest.approx(1.8)
+
+
+def test_driver_money_in_a_run_plot_and_report(tmp_path):
+    from v2gsim.plotting import plot_driver_money, standard_plots
+    from v2gsim.report import build_report
+
+    sc = v2gsim.load_scenario("battery_swapping", {
+        "time.horizon_days": 2,
+        "contracts": {"drivers": [{"operator": "battery_swap", "min_guarantee_cny_per_month": 62}],
+                      "leases": [{"operator": "battery_swap", "groups": [1], "fee_cny_per_month": 620}]}})
+    res = v2gsim.run(sc, baseline=False)
+    t = res.extra["drivers_money"].set_index("vehicle")
+    v = res.vehicles.set_index("vehicle")
+    np.testing.assert_allclose(t["net_cny"], t["v2g_net_cny"] - v["cost_cny"] - v["battery_lease_cny"])
+    np.testing.assert_allclose(t.loc[v["battery_lease_cny"] > 0, "battery_lease_cny"], 620 * 2 / 31)
+    assert res.kpis["drivers_gaining"] + res.kpis["drivers_losing"] <= res.kpis["drivers_taking_part"]
+    assert "drivers_money.png" in standard_plots(res)
+    fig = plot_driver_money(res)
+    assert len(fig.axes) == 2
+    page = build_report(res)
+    assert "Drivers' money" in page and "drivers_money" in page
+    res.save(tmp_path / "run", plots=False)
+    back = v2gsim.Results.load(tmp_path / "run")
+    assert "drivers_money" in back.extra
