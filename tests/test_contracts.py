@@ -373,3 +373,38 @@ def test_driver_money_in_a_run_plot_and_report(tmp_path):
     res.save(tmp_path / "run", plots=False)
     back = v2gsim.Results.load(tmp_path / "run")
     assert "drivers_money" in back.extra
+
+
+# ---------------------------------------------------------------------------------- the experiment
+
+def test_wear_compensation_raises_enrolment_and_v2g_energy_on_the_bundled_pair():
+    """docs/market.md, "The wear-compensation experiment": the bundled pair at its own horizon
+    (two weeks, seed 42): enrolment 131 -> 140, V2G energy 773 -> 852 kWh."""
+    from v2gsim.market.wear_compensation import METRICS, compare_wear_compensation
+
+    table, runs = compare_wear_compensation(return_results=True)
+    assert list(table.index) == list(METRICS)
+    off, on = table["off"], table["on"]
+    assert on["enrolled_drivers"] > off["enrolled_drivers"]
+    assert on["v2g_energy_kwh"] > off["v2g_energy_kwh"]
+    assert on["driver_v2g_net_cny"] > off["driver_v2g_net_cny"]
+    assert off["wear_compensation_cny"] == 0.0 and on["wear_compensation_cny"] > 0.0
+    # the numbers the docs state
+    assert (off["enrolled_drivers"], on["enrolled_drivers"]) == (131.0, 140.0)
+    assert off["v2g_energy_kwh"] == pytest.approx(773.2, abs=0.1) and on["v2g_energy_kwh"] == pytest.approx(852.4, abs=0.1)
+    # the compensation is the wear model's price: between 0 and the fresh-pack price per kWh fed back
+    # (2 x ~0.2 CNY/kWh of throughput, docs/wear.md)
+    per_kwh = on["wear_compensation_cny"] / on["v2g_energy_kwh"]
+    assert 0.1 < per_kwh < 0.5
+    # the pair differs only in the contract: same fleet, same mobility
+    a, b = runs["off"].vehicles, runs["on"].vehicles
+    assert len(a) == len(b) and (a["group"].astype(str) == b["group"].astype(str)).all()
+    check_ledger(runs["on"])
+
+
+def test_the_pair_extends_one_file():
+    text = (SCENARIOS / "wear_compensation_on.yaml").read_text()
+    assert "extends: wear_compensation_off.yaml" in text
+    off, on = v2gsim.load_scenario("wear_compensation_off"), v2gsim.load_scenario("wear_compensation_on")
+    assert off.contracts.empty and not on.contracts.empty
+    assert off.model_dump(exclude={"name", "description", "contracts"}) == on.model_dump(exclude={"name", "description", "contracts"})
