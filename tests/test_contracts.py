@@ -62,7 +62,7 @@ def test_revenue_share_and_fixed_wear_compensation_by_hand():
     row = t[t["reason"].astype(str) == "contract_share"].iloc[0]
     assert (row["payer"], row["payee"]) == (DRIVERS, "distributed")
     row = t[t["reason"].astype(str) == "wear_compensation"].iloc[0]
-    assert (row["payer"], row["payee"], row["energy_kwh"]) == ("distributed", DRIVERS, 2.0)
+    assert (row["payer"], row["payee"], row["energy_kwh"]) == ("distributed", DRIVERS, 0.0)  # energy is booked once, with v2g
     # a vehicle at another operator's site is not covered by this one's contract
     book.settle_fleet(1, np.array([0]), np.array([1]), np.array([5.0]), np.array([20.0]), lg)
     assert book.totals["contract_share_cny"][0] == pytest.approx(1.6)

@@ -384,7 +384,8 @@ class ContractBook(Actor):
             self.month_income_cny[vv] += rr - withheld + comp
             op = self.operator_ids[k]
             ledger.post(row, DRIVERS, op, "contract_share", 0.0, float(withheld.sum()))
-            ledger.post(row, op, DRIVERS, "wear_compensation", float(ee.sum()), float(comp.sum()))
+            # contract entries carry no energy: the energy was booked once, with the V2G payment
+            ledger.post(row, op, DRIVERS, "wear_compensation", 0.0, float(comp.sum()))
 
     # ------------------------------------------------------------------ monthly (own settle phase)
 

@@ -104,8 +104,12 @@ def has_driver_money(results) -> bool:
 
 
 def add_driver_money(results) -> None:
-    """Add ``extra["drivers_money"]`` (the per-driver table, file ``drivers_money.parquet``) and,
-    for a scenario with contracts, the KPIs of :func:`driver_money_kpis` (the results build calls it)."""
+    """Where the run has drivers' V2G money (:func:`has_driver_money`), add
+    ``extra["drivers_money"]`` (the per-driver table, file ``drivers_money.parquet``) and, for a
+    scenario with contracts, the KPIs of :func:`driver_money_kpis` (the results build calls it).
+    Other runs keep their tables and KPIs as they were; :func:`driver_money` gives their table."""
+    if not has_driver_money(results):
+        return
     table = driver_money(results)
     results.extra["drivers_money"] = table.reset_index()
     if "wear_compensation_cny" in results.vehicles:  # contracts on (keeps the KPIs of other runs as they were)

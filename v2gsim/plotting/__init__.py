@@ -259,11 +259,8 @@ def standard_plots(results) -> dict:
         plots.update(WEAR_PLOTS)
     if "operators" in extra and len(extra["operators"]):
         plots["operators.png"] = plot_operators
-    if "drivers_money" in extra:
-        from v2gsim.market.driver_money import has_driver_money
-
-        if has_driver_money(results):  # contracts, or drivers fed back
-            plots["drivers_money.png"] = plot_driver_money
+    if "drivers_money" in extra:  # contracts, or drivers fed back
+        plots["drivers_money.png"] = plot_driver_money
     if "stations" in extra and len(extra["stations"]):
         plots.update(STATION_PLOTS)
     return plots
