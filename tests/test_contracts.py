@@ -408,3 +408,14 @@ def test_the_pair_extends_one_file():
     off, on = v2gsim.load_scenario("wear_compensation_off"), v2gsim.load_scenario("wear_compensation_on")
     assert off.contracts.empty and not on.contracts.empty
     assert off.model_dump(exclude={"name", "description", "contracts"}) == on.model_dump(exclude={"name", "description", "contracts"})
+
+
+def test_the_docs_example_runs_on_mixed_city():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "market.md").read_text()
+    block = text.split("```yaml", 1)[1].split("```", 1)[0]
+    contracts = yaml.safe_load(block)["contracts"]
+    sc = v2gsim.load_scenario("mixed_city", {"time.horizon_days": 1, "contracts": contracts})
+    assert [c.operator for c in sc.contracts.drivers] == ["distributed"] and sc.contracts.leases[0].monthly_fee_cny == 728
+    res = v2gsim.run(sc, baseline=False)
+    check_ledger(res)
+    assert res.kpis["battery_lease_cny"] == pytest.approx(sc.population[4].count * 728 / 31)

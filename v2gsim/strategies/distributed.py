@@ -194,8 +194,8 @@ class DistributedConfig(StrategyConfig):
     price_offers: list[PriceOffer] = Field(default_factory=list, description="the aggregator's own charging prices (windows must not overlap)")
     wear_cny_per_kwh: Annotated[float, Field(ge=0, le=10)] | Literal["model"] = Field(
         default=0.1,
-        description="wear cost per kWh discharged (battery side): a constant, or 'model' to read the fleet's "
-        "marginal wear cost (zero until a wear model prices it)",
+        description="wear cost per kWh discharged (battery side): a constant, or 'model' for the wear model's price of a kWh "
+        "fed back and recharged (twice the fleet's marginal throughput price; zero until a wear model prices it)",
     )
     # 0.1 CNY/kWh [C]: an LFP pack of ~600 CNY/kWh (assumption) over 3,000 cycles (NDRC 2023
     # No. 1721 asks >= 3,000 [A/B]) at 2 kWh throughput per kWh of capacity and cycle.
