@@ -419,3 +419,22 @@ def test_the_docs_example_runs_on_mixed_city():
     res = v2gsim.run(sc, baseline=False)
     check_ledger(res)
     assert res.kpis["battery_lease_cny"] == pytest.approx(sc.population[4].count * 728 / 31)
+
+
+_junk = st.one_of(st.none(), st.booleans(), st.integers(-5, 10), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+                  st.just("from_wear_model"), st.just("battery_swap"), st.just("nio_baas_70_2020"), st.lists(st.integers(-2, 5), max_size=3))
+_contract = st.dictionaries(st.sampled_from(["operator", "groups", "v2g_revenue_share", "wear_compensation_cny_per_kwh",
+                                             "min_guarantee_cny_per_month", "preset", "fee_cny_per_month", "typo"]), _junk, max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(_junk, st.fixed_dictionaries({}, optional={"drivers": st.one_of(_junk, st.lists(_contract, max_size=3)),
+                                                            "leases": st.one_of(_junk, st.lists(_contract, max_size=3)),
+                                                            "other": _junk})))
+def test_any_contracts_section_validates_or_is_named(contracts):
+    """Whatever the contracts section holds, loading either succeeds or raises ScenarioError
+    naming paths (never another exception)."""
+    try:
+        v2gsim.load_scenario("battery_swapping", {"contracts": contracts})
+    except ScenarioError as e:
+        assert e.problems and all(p.path is not None for p in e.problems)
