@@ -38,8 +38,13 @@ def check_ledger(res) -> None:
     assert np.all(np.abs(net.sum(1)) <= 1e-9 * scale), "the ledger's nets do not add up to zero at some step"
     # drivers: their entries are the vehicles' cost and revenue columns, summed
     v = res.vehicles
-    _close(float(t.loc[payer == DRIVERS, "amount_cny"].sum()), float(v["cost_cny"].sum()), "drivers paid", scale)
-    _close(float(t.loc[payee == DRIVERS, "amount_cny"].sum()), float(v["revenue_cny"].sum()), "drivers were paid", scale)
+    # (with contracts, the drivers also pay the operator's share and leases, and are paid wear
+    # compensation and guarantees: the contract columns, v2gsim.market.contracts)
+    extra = lambda *cs: sum(float(v[c].sum()) for c in cs if c in v)  # noqa: E731
+    paid = float(v["cost_cny"].sum()) + extra("contract_share_cny", "battery_lease_cny")
+    got = float(v["revenue_cny"].sum()) + extra("wear_compensation_cny", "min_guarantee_cny")
+    _close(float(t.loc[payer == DRIVERS, "amount_cny"].sum()), paid, "drivers paid", scale)
+    _close(float(t.loc[payee == DRIVERS, "amount_cny"].sum()), got, "drivers were paid", scale)
     # energy: per step, what the grid company sold and bought is what the system table drew and fed back
     sy = res.system
     col = lambda c: sy[c].to_numpy(float) if c in sy else np.zeros(n)  # noqa: E731
@@ -55,11 +60,12 @@ def check_ledger(res) -> None:
     if st is not None:
         ops = {a for a in actors if a.startswith("battery_swap")}
         bought = float(t.loc[payer.isin(ops) & (reason == "energy_purchase"), "amount_cny"].sum())
-        for_drivers = float(t.loc[(payer == DRIVERS) & payee.isin(ops), "amount_cny"].sum())
+        for_drivers = float(t.loc[(payer == DRIVERS) & payee.isin(ops) & (reason == "charging"), "amount_cny"].sum())
         _close(bought - for_drivers, float(st["cost_cny"].sum()), "swap stations paid", scale)
-        # (the grid operator's settlement of requests is the operator's, not a station's)
+        # (the grid operator's settlement of requests is the operator's, not a station's; a lease is
+        # money between drivers and the operator, not the stations' energy: both left out)
         sold = float(t.loc[payee.isin(ops) & (payer == GRID_COMPANY) & ~reason.isin(GRID_OPERATOR_REASONS), "amount_cny"].sum())
-        to_drivers = float(t.loc[payer.isin(ops) & (payee == DRIVERS), "amount_cny"].sum())
+        to_drivers = float(t.loc[payer.isin(ops) & (payee == DRIVERS) & (reason == "v2g"), "amount_cny"].sum())
         _close(sold - to_drivers, float(st["revenue_cny"].sum()), "swap stations were paid", scale)
     # the grid operator: its settlement table is what it booked
     gs = res.extra.get("grid_settlement")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -184,6 +184,8 @@ class StrategyContext:
             will run (a perfect day-ahead forecast: an assumption, documented in
             docs/business_models.md, "Grid-aware control").
         feeder_rating_kw: the transformer's active-power rating (kVA x power factor; inf without one).
+        contract: the terms of this operator's contracts with drivers, per vehicle
+            (:class:`v2gsim.market.contracts.DriverTerms`); None without a contract.
     """
 
     site_ids: tuple[str, ...]
@@ -197,6 +199,7 @@ class StrategyContext:
     operator_id: str = ""
     base_load_forecast_kw: np.ndarray | None = None
     feeder_rating_kw: float = float("inf")
+    contract: Any = None
 
     def headroom_forecast_kw(self) -> np.ndarray:
         """Forecast room for EV load under the transformer rating per clock step, shape
@@ -237,6 +240,12 @@ class Strategy:
         add them to their KPIs as ``<kind>_<name>``, except wall-clock figures (names ending in
         ``_time_s``), which go to the metadata's ``timings``. Default: none."""
         return {}
+
+    def enrolled(self) -> np.ndarray | None:
+        """Drivers enrolled in this business model's V2G programme, bool shape (N,), for the
+        contracts' minimum guarantee (:mod:`v2gsim.market.contracts`); None (the default): every
+        driver at its sites."""
+        return None
 
     def actors(self, engine) -> list:
         """Called once by the engine when the model is built: the actors of this business model
