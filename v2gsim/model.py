@@ -183,7 +183,8 @@ class V2GModel(mesa.Model):
                                   operator_id=self.operator_ids[k], sites=self.sites.subset([site_idx[i] for i in ids]),
                                   base_load_forecast_kw=None if self.base_load_kw is None else _readonly(np.asarray(self.base_load_kw, float)),
                                   feeder_rating_kw=(scenario.feeder.transformer_kva * scenario.feeder.power_factor
-                                                    if scenario.feeder.transformer_kva else float("inf")))
+                                                    if scenario.feeder.transformer_kva else float("inf")),
+                                  demand_charge_cny_per_kw_month=float(scenario.tariff.demand_charge_cny_per_kw_month or 0.0))
             strategies.append(strategy_for(bm)(bm, ctx))
             masks.append(mask)
         sole = len(strategies) == 1 and bool(masks[0].all())
