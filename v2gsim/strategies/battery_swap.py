@@ -266,6 +266,7 @@ class BatterySwap(Strategy):
         net = self.network
         s_n = net.n_stations
         self.hour_of_step = np.asarray(times.hour, np.int64)
+        self._hour_frac_of_step = np.asarray(times.minute, float) / 60.0  # how far into its hour each step starts
         prior = self.config.forecast_prior_utilisation * net.st_max_swaps_per_day / 24.0
         self.forecast = np.repeat(prior[:, None], 24, axis=1)  # swaps per hour of day, (S, 24)
         self._today = np.zeros((s_n, 24))
@@ -368,8 +369,14 @@ class BatterySwap(Strategy):
         if asked and cfg.honour_requests:
             # during the grid's discharge request no pack charges while the ready packs can
             # serve the queue; where they cannot, only the packs the queue lacks charge
-            lacking = np.maximum(0, n_urgent - ready_n.astype(np.int64))  # queue, reserve and the next hour's swaps
-            p = np.where(urgent & (rank < ready_n.astype(np.int64)[st] + lacking[st]), p, 0.0)
+            # the next hour's swaps from the hourly forecast (the 60 minutes from now, pro rata), not
+            # the horizon's mean rate: that one carries the evening rush hours ahead into the request's
+            # first hour and charged through it (battery_swapping, after the drivers' before-trip swaps)
+            frac = self._hour_frac_of_step[s]
+            next_h = (1.0 - frac) * self.forecast[:, h_now] + frac * self.forecast[:, (h_now + 1) % 24]
+            n_req = obs.queue + cfg.reserve_packs + np.ceil(next_h - 1e-9).astype(np.int64)
+            lacking = np.maximum(0, n_req - ready_n.astype(np.int64))  # queue, reserve and the next hour's swaps
+            p = np.where(short & reserved & (rank < ready_n.astype(np.int64)[st] + lacking[st]), np.where(urgent, p, p_max), 0.0)
         # all charging stays within the feeder's headroom (seen last step, with the racks' own
         # charging then): the urgent packs first, by rank at their station, then the rest
         margin_kw = cfg.headroom_margin * self.context.feeder_rating_kw if np.isfinite(self.context.feeder_rating_kw) else 0.0
