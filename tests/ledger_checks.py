@@ -52,11 +52,25 @@ def check_ledger(res) -> None:
     if st is not None:
         ops = {a for a in actors if a.startswith("battery_swap")}
         bought = float(t.loc[payer.isin(ops) & (reason == "energy_purchase"), "amount_cny"].sum())
-        for_drivers = float(t.loc[(payer == DRIVERS) & payee.isin(ops), "amount_cny"].sum())
+        for_drivers = float(t.loc[(payer == DRIVERS) & payee.isin(ops) & (reason == "charging"), "amount_cny"].sum())
         _close(bought - for_drivers, float(st["cost_cny"].sum()), "swap stations paid", scale)
+        # swap fees: each swap's driver pays the operator the fixed fee and the energy gained
+        sw = res.extra.get("swaps")
+        fees = t.loc[payee.isin(ops) & (reason == "swap_fee")]
+        if sw is not None and len(fees):
+            done = sw[sw["outcome"].astype(str) == "swapped"]
+            np.testing.assert_allclose(float(fees["energy_kwh"].sum()), float((done["e_in_kwh"] - done["e_out_kwh"]).clip(lower=0).sum()),
+                                       rtol=1e-9, atol=1e-6, err_msg="energy the swap fees were paid for")
         sold = float(t.loc[payee.isin(ops) & (payer == GRID_COMPANY), "amount_cny"].sum())
         to_drivers = float(t.loc[payer.isin(ops) & (payee == DRIVERS), "amount_cny"].sum())
         _close(sold - to_drivers, float(st["revenue_cny"].sum()), "swap stations were paid", scale)
+    # the two-part tariff's charges: the bills' KPIs (v2gsim.market.bills), computed from the results
+    for kpi, why in (("demand_charge_cny", "demand_charge"), ("capacity_charge_cny", "capacity_charge")):
+        booked = float(t.loc[(reason == why) & (payee == GRID_COMPANY), "amount_cny"].sum())
+        if kpi in res.kpis and np.isfinite(res.kpis[kpi]):
+            _close(booked, float(res.kpis[kpi]), kpi, scale)
+        else:
+            assert booked == 0.0, f"{why} booked without the tariff's charge"
     # second-life storage: the retired packs' revenue column
     packs = res.extra.get("wear_packs")
     if packs is not None and len(packs):

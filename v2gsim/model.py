@@ -21,7 +21,7 @@ from v2gsim.data.profiles import coverage_problems, profile_on_clock, read_load_
 from v2gsim.engine.limits import binding, deliverable_discharge_kw, direction_sums, limit_export, limit_import
 from v2gsim.engine.actor import PHASES, Actor, Arrivals, EngineView, GridInjections, Signals, SiteTable, VehiclePower, takes_part
 from v2gsim.errors import Problem, ScenarioError, SimulationError
-from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, Ledger
+from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, Ledger, TwoPartBilling
 from v2gsim.market.tariffs import Tariff
 from v2gsim.physics.battery import apply_power
 from v2gsim.population.drivers import DETOUR, DriverChoices, PublicQueues
@@ -230,6 +230,7 @@ class V2GModel(mesa.Model):
         trace_idx = np.sort(sample_rng.permutation(n)[: scenario.outputs.trace_sample])
         self.recorder = Recorder(self.n_steps, self.n_sites, trace_idx)
         self.ledger = Ledger(self.n_steps)  # every money transfer, written in the settle phase
+        self.two_part = self._two_part_billing(scenario)
         if self.has_network:
             self.recorder.enable_network(self.feeder.n_bus if scenario.outputs.bus_voltages else 0)
         self.recorder.enable_service(n, len(self.aggregators))
@@ -733,6 +734,25 @@ class V2GModel(mesa.Model):
                 self._post_fleet(row, idx, e_in, e_out, cost, revenue, sig)
         for a in self._phase["settle"]:
             a.settle(sig, self.ledger)
+        if self.two_part is not None:
+            self.two_part.settle(row, self._site_p, self._net_kw, self.ledger)
+
+    def _two_part_billing(self, scenario) -> TwoPartBilling | None:
+        """The two-part tariff's charges in the ledger (None without them): a site's demand
+        charge paid by its owner, the feeder-wide ones split by installed charger power."""
+        t = scenario.tariff
+        if t.demand_charge_cny_per_kw_month is None and t.capacity_charge_cny_per_kva_month is None:
+            return None
+        payer = [self.operator_ids[k] if k >= 0 else DRIVERS for k in self.site_owner]
+        power = self.sites.p_max_kw * self.sites.ports
+        power = np.where(np.isfinite(power), power, 0.0)
+        owners = [k for k in range(len(self.operator_ids))]
+        w = np.array([float(power[self.site_owner == k].sum()) for k in owners])
+        kva = t.capacity_kva or self.feeder.transformer_kva or 0.0
+        return TwoPartBilling(self.clock[self.n_warmup:], scenario.time.step_min, demand_rate=t.demand_charge_cny_per_kw_month,
+                              window_min=int(t.demand_window_min or 15), meter=t.demand_meter,
+                              capacity_rate=t.capacity_charge_cny_per_kva_month, capacity_kva=float(kva),
+                              site_payers=payer, shared_payers=[self.operator_ids[k] for k in owners], shared_weights=w)
 
     def _post_fleet(self, row, idx, e_in, e_out, cost, revenue, sig: Signals) -> None:
         """The step's fleet money per operator (bincount over the owner of each vehicle's site)."""

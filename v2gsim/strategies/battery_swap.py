@@ -144,6 +144,16 @@ class BatterySwapConfig(StrategyConfig):
         float, Field(ge=0, le=10, description="idle packs feed back for price only when it earns this much per kWh over refilling")
     ] = 0.1
     discharge_floor_soc: Annotated[float, Field(ge=0, le=0.9, description="idle packs are not discharged below this SOC")] = 0.3
+    # What a driver pays per swap. NIO's scheme until 24 Sep 2024: a fixed service fee of 30 or 50 CNY
+    # a swap (by site) plus the electricity fee x the energy gained; since then (electricity +
+    # a per-kWh service fee varying by site and month) x the energy gained, the service fee on at
+    # least 20 kWh [B: evnewschannel.com/?p=13318, NIO announcement of 15 Sep 2024]. Defaults: the
+    # old scheme's lower fee and the tariff's price of the step as the electricity fee.
+    swap_fee_cny: Annotated[float, Field(ge=0, le=1000, description="fixed service fee a driver pays per swap, CNY")] = 30.0
+    swap_service_fee_cny_per_kwh: Annotated[float, Field(ge=0, le=10, description=(
+        "service fee per kWh gained in a swap, CNY/kWh, charged on at least swap_fee_min_kwh (NIO since Sep 2024)"))] = 0.0
+    swap_fee_min_kwh: Annotated[float, Field(ge=0, le=200, description="smallest energy the per-kWh service fee is charged on, kWh")] = 20.0
+    swap_energy_billed: bool = Field(default=True, description="the driver also pays the energy gained at the tariff's price of the step")
     wear_cny_per_kwh: Annotated[float, Field(ge=0, le=10)] | Literal["model"] = Field(
         default=0.1,
         description="battery wear cost per kWh discharged from a pack: a constant, or 'model' to read each pack's "
