@@ -439,8 +439,9 @@ class Centralized(Strategy):
             p = self._within_headroom(obs, cur, p)
         self._prev_net_kw = float(p.sum())
         if self._peak_cny_per_kw > 0 and cur.size:
-            pos = np.fromiter((self._site_pos.get(int(k), -1) for k in np.unique(site_cur)), np.int64)
-            net = np.bincount(np.searchsorted(np.unique(site_cur), site_cur), weights=p)
+            sites_u, inv = np.unique(site_cur, return_inverse=True)
+            pos = np.fromiter((self._site_pos.get(int(k), -1) for k in sites_u), np.int64, sites_u.size)
+            net = np.bincount(inv, weights=p, minlength=sites_u.size)
             ok = pos >= 0
             self._peak_kw[pos[ok]] = np.maximum(self._peak_kw[pos[ok]], net[ok])
         keep = p != 0.0  # vehicles left out draw nothing; the engine need not step them
@@ -461,7 +462,8 @@ class Centralized(Strategy):
         v = cur[new]
         if not v.size or s >= self._arr_kwh.shape[1]:
             return
-        pos_site = np.fromiter((self._site_pos.get(int(k), -1) for k in site_cur[new]), np.int64, v.size)
+        sites_u, inv = np.unique(site_cur[new], return_inverse=True)  # a loop over sites, not vehicles
+        pos_site = np.fromiter((self._site_pos.get(int(k), -1) for k in sites_u), np.int64, sites_u.size)[inv]
         ok = (pos_site >= 0) & (dep[new] > s)
         if not ok.any():
             return
