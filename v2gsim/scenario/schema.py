@@ -210,10 +210,12 @@ class Site(ConfigModel):
     p_limit_kw: Annotated[float, Field(gt=0)] | None = Field(
         default=None, description="site connection limit on its net power (charging minus V2G), both directions; the site's load manager scales the chargers to it pro rata"
     )
-    bus: Annotated[int, Field(ge=0)] | Literal["auto"] | None = Field(
+    bus: Annotated[int, Field(ge=0)] | Literal["auto", "spread"] | None = Field(
         default=None,
         description="feeder.network bus index of the site; auto (the default with a network): home sites spread "
-        "their piles over the load buses in proportion to their load, other sites sit on one load bus drawn the same way",
+        "their piles over the load buses in proportion to their load, other sites sit on one load bus drawn the same way; "
+        "spread: a shared site standing for many stations over the district, each vehicle charging there draws at "
+        "its own bus (drawn like home piles)",
     )
 
     @property
