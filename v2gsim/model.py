@@ -333,10 +333,12 @@ class V2GModel(mesa.Model):
         f = self.fleet
         if self.queues.n_queued:
             s_v = self.queues.site[v]  # read before leaving: leave forgets the site
-            q = self.queues.leave(step, v)
-            qs = s_v[s_v >= 0]  # leave returns v's queued vehicles in v's order
-            r = self.queues.replay[q]
-            self._turned_away(q[r], qs[r])
+            in_q = s_v >= 0
+            if in_q.any():  # most steps none of the leaving drivers queue: skip the rest
+                q = self.queues.leave(step, v)
+                qs = s_v[in_q]  # leave returns v's queued vehicles in v's order
+                r = self.queues.replay[q]
+                self._turned_away(q[r], qs[r])
         for a in self._phase["depart"] if notify else ():  # e.g. drivers queued at a swap station leave it
             a.depart(step, v)
         was = f.plugged[v]
