@@ -134,3 +134,15 @@ def test_bundled_scenario_serves_its_drivers(name):
     assert trips > 0
     assert unserved <= 0.001 * trips, f"{name}: {unserved:g} of {trips:g} trips cancelled or stranded"
     assert math.isfinite(unserved)
+
+
+def test_the_docs_example_validates_and_sizes_the_gate():
+    import yaml
+
+    text = (Path(__file__).parents[1] / "docs" / "mobility.md").read_text()
+    block = text.split("## Chargers provisioned from data", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    raw = {"name": "docs", "time": {"start": "2026-07-06T00:00", "horizon_days": 1},
+           "feeder": {"transformer_kva": 630, "households": 300}, **yaml.safe_load(block)}
+    sc = load_scenario_from(raw)
+    assert {s.id: s.chargers for s in sc.sites}["gate_dc"] == math.ceil(500 * 3.33 / 28.09)  # 60
+    assert sc.population[0].home_charger_share == pytest.approx(8.1 / 28.09)
