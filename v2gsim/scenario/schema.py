@@ -254,8 +254,8 @@ class FeederConfig(ConfigModel):
     base_load: BaseLoadConfig = BaseLoadConfig()
     network: str | None = Field(
         default=None,
-        description="pandapower network: case33bw, cigre_lv, cigre_mv, a Kerber feeder, simbench:<code> or "
-        "file:<net.json>; absent: a single transformer (transformer_kva)",
+        description="pandapower network: case33bw, cigre_lv, cigre_mv, a Kerber feeder, simbench:<code>, "
+        "file:<net.json>, or replicate:<N>:<network> (N copies, one feeder each); absent: a single transformer (transformer_kva)",
     )
     solver: Literal["ac", "capacity_only"] = Field(
         default="ac", description="ac: AC power flow every step (lightsim2grid); capacity_only: transformer sums only"
