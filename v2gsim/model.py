@@ -461,8 +461,8 @@ class V2GModel(mesa.Model):
             rank = np.empty(shared.size, np.int64)
             rank[order] = np.arange(shared.size) - np.searchsorted(s_sorted, s_sorted, side="left")
             gets[shared] = rank < (self.site_ports[ss] - self.site_occupied[ss])
-        if queue_if_full:
-            away = cand[~gets]
+        away = cand[~gets] if queue_if_full else cand[:0]
+        if away.size:  # most arrivals find a charger: skip the bookkeeping of those who do not
             f.no_charger_events[v[away]] += 1
             pub = self.site_is_public[site[away]]
             wait = away[pub]
