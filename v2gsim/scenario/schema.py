@@ -26,7 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model,
 
 from v2gsim.errors import Problem
 from v2gsim.fields import DEFAULT_ZONE, ID_PATTERN, ConfigModel, LocalDateTime, check_zone, local_zone
+from v2gsim.market.events import GridOperatorConfig, request_problems
 from v2gsim.market.tariffs import TariffConfig
+from v2gsim.market.contracts import ContractsConfig, contract_problems
 from v2gsim.physics.ageing.config import WearConfig
 from v2gsim.plugins import load_plugin, resolve_entry
 from v2gsim.strategies.base import STRATEGIES, StrategyConfig
@@ -372,8 +374,18 @@ class Scenario(ConfigModel):
         "counts in sites and population win",
     )
     business_models: list[StrategyConfig] = _business_models_field()
+    grid_operator: GridOperatorConfig = Field(
+        default_factory=GridOperatorConfig, exclude_if=lambda v: not v.requests,  # absent from dumps (and hashes) when empty
+        description="the grid company's requests to the operators (peak cut, valley fill, discharge calls, regulation), "
+        "each with its window, notice and price; see docs/market.md",
+    )
     outputs: OutputsConfig = OutputsConfig()
     wear: WearConfig = Field(default_factory=WearConfig, description="battery ageing, its attribution, price and second life")
+    contracts: ContractsConfig = Field(
+        default_factory=ContractsConfig, exclude_if=lambda v: v.empty,  # absent from dumps (and hashes) when empty
+        description="contracts between operators and drivers: V2G revenue share, wear compensation, minimum guarantee, "
+        "battery-as-a-service leases (v2gsim.market.contracts)",
+    )
     reference: Literal["uncontrolled", "none"] | str = Field(
         default="uncontrolled",
         description="what the run is compared with (reference_* KPIs): uncontrolled = the same actors, vehicles and "
@@ -488,7 +500,7 @@ def _suggest(name: str, known: list[str]) -> str:
 def model_checks(sc: Scenario) -> list[Problem]:
     """Problems of a validated scenario that its business models find (see
     ``StrategyConfig.scenario_problems``)."""
-    return [p for i, bm in enumerate(sc.business_models) for p in bm.scenario_problems(sc, f"business_models[{i}]")]
+    return [p for i, bm in enumerate(sc.business_models) for p in bm.scenario_problems(sc, f"business_models[{i}]")] + request_problems(sc) + contract_problems(sc)
 
 
 def cross_checks(raw: Any) -> list[Problem]:
