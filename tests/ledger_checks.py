@@ -12,6 +12,9 @@ import pandas as pd
 from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, SECOND_LIFE
 
 
+GRID_OPERATOR_REASONS = ["request_payment", "request_penalty", "capacity_payment"]
+
+
 def _close(a: float, b: float, what: str, scale: float = 1.0) -> None:
     assert abs(a - b) <= 1e-9 * max(abs(a), abs(b), scale), f"{what}: ledger {a!r} != {b!r}"
 
@@ -35,8 +38,13 @@ def check_ledger(res) -> None:
     assert np.all(np.abs(net.sum(1)) <= 1e-9 * scale), "the ledger's nets do not add up to zero at some step"
     # drivers: their entries are the vehicles' cost and revenue columns, summed
     v = res.vehicles
-    _close(float(t.loc[payer == DRIVERS, "amount_cny"].sum()), float(v["cost_cny"].sum()), "drivers paid", scale)
-    _close(float(t.loc[payee == DRIVERS, "amount_cny"].sum()), float(v["revenue_cny"].sum()), "drivers were paid", scale)
+    # (with contracts, the drivers also pay the operator's share and leases, and are paid wear
+    # compensation and guarantees: the contract columns, v2gsim.market.contracts)
+    extra = lambda *cs: sum(float(v[c].sum()) for c in cs if c in v)  # noqa: E731
+    paid = float(v["cost_cny"].sum()) + extra("contract_share_cny", "battery_lease_cny")
+    got = float(v["revenue_cny"].sum()) + extra("wear_compensation_cny", "min_guarantee_cny")
+    _close(float(t.loc[payer == DRIVERS, "amount_cny"].sum()), paid, "drivers paid", scale)
+    _close(float(t.loc[payee == DRIVERS, "amount_cny"].sum()), got, "drivers were paid", scale)
     # energy: per step, what the grid company sold and bought is what the system table drew and fed back
     sy = res.system
     col = lambda c: sy[c].to_numpy(float) if c in sy else np.zeros(n)  # noqa: E731
@@ -61,9 +69,19 @@ def check_ledger(res) -> None:
             done = sw[sw["outcome"].astype(str) == "swapped"]
             np.testing.assert_allclose(float(fees["energy_kwh"].sum()), float((done["e_in_kwh"] - done["e_out_kwh"]).clip(lower=0).sum()),
                                        rtol=1e-9, atol=1e-6, err_msg="energy the swap fees were paid for")
-        sold = float(t.loc[payee.isin(ops) & (payer == GRID_COMPANY), "amount_cny"].sum())
-        to_drivers = float(t.loc[payer.isin(ops) & (payee == DRIVERS), "amount_cny"].sum())
+        # (the grid operator's settlement of requests is the operator's, not a station's; a lease is
+        # money between drivers and the operator, not the stations' energy: both left out)
+        sold = float(t.loc[payee.isin(ops) & (payer == GRID_COMPANY) & ~reason.isin(GRID_OPERATOR_REASONS), "amount_cny"].sum())
+        to_drivers = float(t.loc[payer.isin(ops) & (payee == DRIVERS) & (reason == "v2g"), "amount_cny"].sum())
         _close(sold - to_drivers, float(st["revenue_cny"].sum()), "swap stations were paid", scale)
+    # the grid operator: its settlement table is what it booked
+    gs = res.extra.get("grid_settlement")
+    booked = t[reason.isin(GRID_OPERATOR_REASONS)]
+    if gs is None:
+        assert booked.empty
+    else:
+        for r_, col in (("request_payment", "paid_cny"), ("request_penalty", "penalty_cny"), ("capacity_payment", "capacity_cny")):
+            _close(float(booked.loc[booked["reason"].astype(str) == r_, "amount_cny"].sum()), float(gs[col].sum()), r_, scale)
     # the two-part tariff's charges: the bills' KPIs (v2gsim.market.bills), computed from the results
     for kpi, why in (("demand_charge_cny", "demand_charge"), ("capacity_charge_cny", "capacity_charge")):
         booked = float(t.loc[(reason == why) & (payee == GRID_COMPANY), "amount_cny"].sum())

@@ -70,8 +70,9 @@ def with_heater(monkeypatch):
 def test_an_actor_takes_part_in_the_phases_it_overrides_in_order(with_heater):
     m = V2GModel(scenario(time__horizon_days=1))
     heater = next(a for a in m.actors if isinstance(a, Heater))
-    # documented order: aggregators, the business models' actors, the feeder (last of the grid phase)
-    assert m.actors.index(heater) == len(m.aggregators) and m.actors[-1] is m.feeder
+    # documented order: the grid operator (first: it publishes the requests), aggregators, the
+    # business models' actors, the feeder (last of the grid phase)
+    assert m.actors[0] is m.grid_operator and m.actors.index(heater) == 1 + len(m.aggregators) and m.actors[-1] is m.feeder
     assert not takes_part(heater, "depart") and heater not in m._phase["depart"]
     m.step()
     m.step()
@@ -134,4 +135,4 @@ def test_vehicle_and_driver_agents_are_created_on_first_use():
     assert m._views is None  # a population run never needed them
     assert len(m.agents_by_type[Vehicle]) == m.fleet.n == len(m.agents_by_type[Driver])
     assert m.vehicles[2].index == 2 and m.drivers[2].vehicle is m.vehicles[2]
-    assert len(m.agents) == len(m.actors_of(type(m.feeder))) + len(m.aggregators) + 2 * m.fleet.n
+    assert len(m.agents) == 1 + len(m.actors_of(type(m.feeder))) + len(m.aggregators) + 2 * m.fleet.n  # 1: the grid operator

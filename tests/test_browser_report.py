@@ -50,8 +50,8 @@ def test_mixed_city_report_renders_in_chromium(browser, tmp_path, capsys):
     # the page itself and nothing else: images are data: URIs, which are not requests
     assert [u for u in requests if not u.startswith("data:")] == [(out / "report.html").as_uri()]
     imgs = images_ok(page)
-    assert len(imgs) == 5 and all(done and w > 0 and h > 0 for done, w, h in imgs), imgs  # with the operators' plot
-    assert page.locator("figure.plot").count() == 5
+    assert len(imgs) == 6 and all(done and w > 0 and h > 0 for done, w, h in imgs), imgs  # with the operators' and drivers' money plots
+    assert page.locator("figure.plot").count() == 6
     assert page.inner_text("h1") == NAME and NAME in page.title()  # UTF-8 decoded as such by the browser
     # the scenario as resolved is there, folded until opened
     assert not page.is_visible("details pre") or page.locator("details[open]").count() > 0

@@ -9,6 +9,7 @@ import pytest
 from scipy.optimize import linprog
 
 from v2gsim.engine.actor import SiteTable
+from v2gsim.market.events import own_requests
 from v2gsim.model import V2GModel
 from v2gsim.strategies.base import FleetView, Observation, StrategyContext
 from v2gsim.strategies.centralized import Centralized, CentralizedConfig
@@ -43,6 +44,7 @@ class Harness:
         ctx = StrategyContext(("hub",), times, dt, self.buy, self.v2g,
                               sites=SiteTable.of(("hub",), p_limit_kw=(float(limit),)))
         self.strategy = Centralized(CentralizedConfig(**cfg), ctx)
+        self.requests = own_requests(self.strategy.config, ctx)  # its requests, as the grid operator publishes them
         self.p_hist = np.zeros((n, T))
         self.net_hist = np.zeros(T)
         self.room_hist = np.full(T, np.inf)
@@ -60,7 +62,7 @@ class Harness:
             room = self.headroom(s) - (self.net_hist[s - 1] if s > 0 else 0.0)
         self.room_hist[s] = room + (self.net_hist[s - 1] if s > 0 else 0.0)
         return Observation(s, None, self.dt, float(self.buy[s]), float(self.v2g[s]), fv, self.plugged.copy(),
-                           self.e < self.e_stop, room)
+                           self.e < self.e_stop, room, tuple(q for q in self.requests if q.visible_step <= s))
 
     def step(self, s):
         d = self.strategy.decide(self.obs(s))

@@ -13,6 +13,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from v2gsim.market.events import own_requests
 from v2gsim.model import V2GModel
 from v2gsim.scenario.schema import Scenario
 from v2gsim.strategies.base import FleetView, Observation, StrategyContext
@@ -56,10 +57,16 @@ def _shenzhen_strategy(seed: int, reward: float = 4.0, **cfg) -> Distributed:
     return Distributed(config, ctx)
 
 
+def _visible(strat: Distributed, step: int) -> tuple:
+    """Its invitations as the grid operator publishes them at ``step``."""
+    return tuple(q for q in own_requests(strat.config, strat.context) if q.visible_step <= step)
+
+
 def _answers(strat: Distributed, fleet: FleetView, step: int = 54) -> np.ndarray:
     """Vehicles that discharge at the event's first step (everyone is plugged and able)."""
     n = fleet.e_kwh.size
-    obs = Observation(step, strat.context.times[step], 0.25, 0.65, 0.45, fleet, np.ones(n, bool), fleet.e_kwh < fleet.e_stop_kwh)
+    obs = Observation(step, strat.context.times[step], 0.25, 0.65, 0.45, fleet, np.ones(n, bool), fleet.e_kwh < fleet.e_stop_kwh,
+                      requests=_visible(strat, step))
     d = strat.decide(obs)
     out = np.zeros(n, bool)
     out[d.idx[d.p_kw < 0]] = True
@@ -136,7 +143,8 @@ def test_synthetic_discharge_stops_at_reserve():
     reserve = strat.reserve_kwh(f)
     e = reserve + np.linspace(-2, 3, n)  # some below their reserve, some just above
     fv = _fleet(n, e_kwh=e)
-    obs = Observation(54, strat.context.times[54], 0.25, 0.65, 0.45, fv, np.ones(n, bool), fv.e_kwh < fv.e_stop_kwh)
+    obs = Observation(54, strat.context.times[54], 0.25, 0.65, 0.45, fv, np.ones(n, bool), fv.e_kwh < fv.e_stop_kwh,
+                      requests=_visible(strat, 54))
     d = strat.decide(obs)
     p = np.zeros(n)
     p[d.idx] = d.p_kw

@@ -123,10 +123,12 @@ def test_requests_delivered_match_what_the_business_models_count(mixed3):
         assert c["net_kw_mean"] == pytest.approx(float(w.mean())) and c["import_max_kw"] == pytest.approx(float(w.max()))
         assert c["delivered_kwh"] >= float((-w).clip(lower=0).sum() * dt_h) - 1e-9
         assert c["shortfall_kwh"] == pytest.approx(float((200.0 - (-w).clip(lower=0)).clip(lower=0).sum() * dt_h))
-    inv = req[req["kind"] == "invitation"].iloc[0]
-    assert inv["asked"].startswith("as much as") and math.isnan(inv["asked_kwh"])
+    # the invitation (translated into a discharge call): the grid's 50 kWh is what it asked
+    inv = req[req["operator_id"] == "distributed"].iloc[0]
+    assert inv["kind"] == "discharge_call" and inv["asked"] == "export 50 kWh" and inv["asked_kwh"] == 50.0
+    assert inv["shortfall_kwh"] == pytest.approx(max(50.0 - inv["delivered_kwh"], 0.0))
     # the swap station's request: its discharge in the window
-    sw = req[req["kind"] == "discharge_request"].iloc[0]
+    sw = req[req["operator_id"] == "battery_swap"].iloc[0]
     st_ = r.extra["stations"]
     in_w = (st_["time"] >= sw["start"]) & (st_["time"] < sw["end"])
     assert sw["delivered_kwh"] == pytest.approx(float(st_.loc[in_w, "discharge_kw"].sum() * dt_h), abs=1e-9)
@@ -142,7 +144,7 @@ def test_an_invitation_delivers_what_the_aggregator_booked_to_it():
         "business_models.0.discharge_only_if_profitable": False, "business_models.0.invitations.0.reward_cny_per_kwh": 20})
     r = v2gsim.run(sc, baseline=False)
     inv = r.extra["operator_requests"].iloc[0]
-    assert inv["kind"] == "invitation" and inv["reward_cny_per_kwh"] == 20.0
+    assert inv["kind"] == "discharge_call" and inv["reward_cny_per_kwh"] == 20.0
     assert inv["delivered_kwh"] > 100.0
     # the aggregator counts its event from the vehicles' discharged energy, the table from the ledger
     assert inv["delivered_kwh"] == pytest.approx(r.kpis["distributed_event0_energy_kwh"], rel=1e-9)

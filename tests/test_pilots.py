@@ -63,3 +63,27 @@ def test_pilot_plot_marks_figures_outside_their_band(runs):
 def test_unknown_pilot_is_named():
     with pytest.raises(KeyError, match="known: shenzhen_2024_05_15"):
         run_pilot("shenzen")
+
+
+def test_jiangsu_event_settled_on_its_baseline_table_and_plot(runs):
+    from v2gsim.market.events import event_table
+    from v2gsim.plotting import plot_event
+
+    res, _ = runs["jiangsu_2024_08"]
+    s = res.extra["grid_settlement"].iloc[0]
+    assert s["baseline_method"] == "similar_days" and s["baseline_days"] == "1,4,5"  # Mon, then Fri and Thu (weekend skipped)
+    t = event_table(res, "jiangsu_dr")
+    w = t[t["in_window"]]
+    assert len(w) == 6 and t["baseline_kw"][~t["in_window"]].isna().all()
+    assert w["delivered_kw"].sum() * res.dt_h == pytest.approx(s["delivered_kwh"])
+    assert (w["baseline_kw"] - w["actual_kw"]).to_numpy() == pytest.approx(w["delivered_kw"].to_numpy())
+    # paid for what it delivered up to 1.2 x asked, at the request's 3 CNY/kWh; the money in the ledger
+    assert s["paid_cny"] == pytest.approx(3.0 * min(s["delivered_kwh"], 1.2 * s["asked_kwh"]))
+    led = res.ledger
+    assert led.loc[led["reason"].astype(str) == "request_payment", "amount_cny"].sum() == pytest.approx(s["paid_cny"])
+    fig = plot_event(res, "jiangsu_dr")
+    ax = fig.axes[0]
+    assert [p.get_label() for p in ax.patches] == ["request window"]  # the shaded window
+    assert "jiangsu_dr" in ax.get_title() and len(ax.get_lines()) >= 2
+    with pytest.raises(ValueError, match="no settled request 'nope'"):
+        event_table(res, "nope")

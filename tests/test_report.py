@@ -113,9 +113,11 @@ def test_mixed_city_report_embeds_every_plot_and_loads_nothing(mixed, tmp_path, 
     raw = (run / "report.html").read_bytes()
     page = Page(raw.decode("utf-8"))
     check_self_contained(page)
-    # three standard plots, the swap station's (mixed_city has one station) and the operators'
-    assert sorted(f["data-plot"] for f in page.figures) == ["daily_envelope", "load_curve", "operators", "soc_distribution", "swap_stations"]
-    assert len(page.of("img")) == 5
+    # three standard plots, the swap station's (mixed_city has one station), the operators' and
+    # the drivers' money (its drivers feed back)
+    assert sorted(f["data-plot"] for f in page.figures) == ["daily_envelope", "drivers_money", "load_curve", "operators", "soc_distribution",
+                                                            "swap_stations"]
+    assert len(page.of("img")) == 6
     assert page.texts["h1"] == CHINESE and CHINESE in page.texts["title"]
 
 

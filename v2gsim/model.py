@@ -21,6 +21,8 @@ from v2gsim.data.profiles import coverage_problems, profile_on_clock, read_load_
 from v2gsim.engine.limits import binding, deliverable_discharge_kw, direction_sums, limit_export, limit_import
 from v2gsim.engine.actor import PHASES, Actor, Arrivals, EngineView, GridInjections, Signals, SiteTable, VehiclePower, takes_part
 from v2gsim.errors import Problem, ScenarioError, SimulationError
+from v2gsim.agents.grid_operator import GridOperator
+from v2gsim.market.events import issue, operator_ids, scenario_requests
 from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, Ledger, TwoPartBilling
 from v2gsim.market.tariffs import Tariff
 from v2gsim.physics.battery import apply_power
@@ -165,14 +167,23 @@ class V2GModel(mesa.Model):
 
         # strategies: one Aggregator per business-model entry, owning its sites
         claimed = {sid for bm in scenario.business_models if bm.sites for sid in bm.sites}
+        #: each business model's id as an actor of the ledger and in KPI names (``<kind>``, or ``<kind><k>`` for a repeated kind)
+        self.operator_ids = operator_ids(bm.kind for bm in scenario.business_models)
+        self._owner_v = np.full(n, -1, dtype=np.int64)
+        #: contracts between operators and drivers (v2gsim.market.contracts); None without any
+        self.contracts = None
+        if not scenario.contracts.empty:
+            from v2gsim.market.contracts import ContractBook
+
+            swappable = np.array([b.vehicle.pack_standard is not None for b in self.blocks], bool)[f.group]
+            self.contracts = ContractBook(scenario.contracts, self.operator_ids, np.asarray(f.group), swappable, _readonly(f.bidirectional),
+                                          self.times, [lambda k=k: self.aggregators[k].strategy.enrolled() for k in range(len(self.operator_ids))],
+                                          _readonly(f.plugged), _readonly(self._owner_v), _readonly(f.wear_cost_cny_per_kwh))
         self.site_owner = np.full(self.n_sites, -1, dtype=np.int64)
         # the business model whose site each vehicle is plugged at (-1: unplugged or an unowned
-        # site), kept by _plug / _leave: cheaper than looking it up from the site every step
-        self._owner_v = np.full(n, -1, dtype=np.int64)
+        # site), kept by _plug / _leave (in place: the contracts hold a view): cheaper than
+        # looking it up from the site every step
         strategies, masks = [], []
-        kinds = [bm.kind for bm in scenario.business_models]
-        #: each business model's id as an actor of the ledger and in KPI names (``<kind>``, or ``<kind><k>`` for a repeated kind)
-        self.operator_ids = [kind if kinds.count(kind) == 1 else f"{kind}{k}" for k, kind in enumerate(kinds)]
         for k, bm in enumerate(scenario.business_models):
             ids = bm.sites if bm.sites is not None else [s.id for s in sites if s.id not in claimed]
             mask = np.zeros(self.n_sites, bool)
@@ -184,7 +195,8 @@ class V2GModel(mesa.Model):
                                   base_load_forecast_kw=None if self.base_load_kw is None else _readonly(np.asarray(self.base_load_kw, float)),
                                   feeder_rating_kw=(scenario.feeder.transformer_kva * scenario.feeder.power_factor
                                                     if scenario.feeder.transformer_kva else float("inf")),
-                                  demand_charge_cny_per_kw_month=float(scenario.tariff.demand_charge_cny_per_kw_month or 0.0))
+                                  demand_charge_cny_per_kw_month=float(scenario.tariff.demand_charge_cny_per_kw_month or 0.0),
+                                  contract=self.contracts.terms_for(k) if self.contracts is not None else None)
             strategies.append(strategy_for(bm)(bm, ctx))
             masks.append(mask)
         sole = len(strategies) == 1 and bool(masks[0].all())
@@ -208,15 +220,26 @@ class V2GModel(mesa.Model):
         else:
             self.feeder = Feeder(self, scenario.feeder.transformer_kva, scenario.feeder.power_factor)
 
-        #: Every actor, in the order each phase calls them: the aggregators (their strategies),
-        #: the business models' own actors (swap networks), second-life storage, the feeder
-        #: (last of the grid phase: it solves what the others injected), fleet wear (last of the
+        # the grid operator: every request of the scenario in one schema, published as its notice passes
+        self.grid_operator = GridOperator(self, issue(scenario_requests(scenario), self.clock, self.dt_h, self.operator_ids),
+                                          scenario.grid_operator, operators=tuple(self.operator_ids), clock=self.clock, dt_h=self.dt_h,
+                                          n_warmup=self.n_warmup, meter=self._meter, site_index=site_idx,
+                                          bidders={agg.operator_id: agg for agg in self.aggregators})
+        self._own_metered = [(self.operator_ids.index(a.operator_id), a) for a in own_actors if a.operator_id in self.operator_ids]
+
+        #: Every actor, in the order each phase calls them: the grid operator (first of the signals
+        #: phase: it publishes the requests the others then see), the aggregators (their strategies),
+        #: the business models' own actors (swap networks), second-life storage, the contracts (their
+        #: monthly clauses settle after every operator), the feeder (last of the grid phase: it solves
+        #: what the others injected), fleet wear (last of the
         #: record phase: at a period's end it changes capacities for the next step).
-        self.actors: list[Actor] = [*self.aggregators, *own_actors]
+        self.actors: list[Actor] = [self.grid_operator, *self.aggregators, *own_actors]
         if self.wear is not None:
             from v2gsim.market.second_life import SecondLifeActor
 
             self.actors.append(SecondLifeActor(self.wear))
+        if self.contracts is not None:  # monthly clauses, after every operator's own settlement
+            self.actors.append(self.contracts)
         self.actors.append(self.feeder)
         if self.wear is not None:
             self.actors.append(self.wear)
@@ -335,10 +358,12 @@ class V2GModel(mesa.Model):
         f = self.fleet
         if self.queues.n_queued:
             s_v = self.queues.site[v]  # read before leaving: leave forgets the site
-            q = self.queues.leave(step, v)
-            qs = s_v[s_v >= 0]  # leave returns v's queued vehicles in v's order
-            r = self.queues.replay[q]
-            self._turned_away(q[r], qs[r])
+            in_q = s_v >= 0
+            if in_q.any():  # most steps none of the leaving drivers queue: skip the rest
+                q = self.queues.leave(step, v)
+                qs = s_v[in_q]  # leave returns v's queued vehicles in v's order
+                r = self.queues.replay[q]
+                self._turned_away(q[r], qs[r])
         for a in self._phase["depart"] if notify else ():  # e.g. drivers queued at a swap station leave it
             a.depart(step, v)
         was = f.plugged[v]
@@ -461,8 +486,8 @@ class V2GModel(mesa.Model):
             rank = np.empty(shared.size, np.int64)
             rank[order] = np.arange(shared.size) - np.searchsorted(s_sorted, s_sorted, side="left")
             gets[shared] = rank < (self.site_ports[ss] - self.site_occupied[ss])
-        if queue_if_full:
-            away = cand[~gets]
+        away = cand[~gets] if queue_if_full else cand[:0]
+        if away.size:  # most arrivals find a charger: skip the bookkeeping of those who do not
             f.no_charger_events[v[away]] += 1
             pub = self.site_is_public[site[away]]
             wait = away[pub]
@@ -732,6 +757,8 @@ class V2GModel(mesa.Model):
             f.revenue_cny[idx] += revenue
             if row >= 0:
                 self._post_fleet(row, idx, e_in, e_out, cost, revenue, sig)
+                if self.contracts is not None:
+                    self.contracts.settle_fleet(row, idx, self._owner_v[idx], e_out, revenue, self.ledger)
         for a in self._phase["settle"]:
             a.settle(sig, self.ledger)
         if self.two_part is not None:
@@ -753,6 +780,17 @@ class V2GModel(mesa.Model):
                               window_min=int(t.demand_window_min or 15), meter=t.demand_meter,
                               capacity_rate=t.capacity_charge_cny_per_kva_month, capacity_kva=float(kva),
                               site_payers=payer, shared_payers=[self.operator_ids[k] for k in owners], shared_weights=w)
+
+    def _meter(self, sites: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The grid operator's meters this step: net kW per operator (its sites' vehicles and its
+        own actors' ``p_kw``, e.g. swap stations), shape (n_operators,), and at ``sites`` (k,)."""
+        idx, p = self.vehicle_power.idx, self.vehicle_power.p_kw
+        n_ops = len(self.aggregators)
+        ops = np.bincount(self._owner_v[idx] + 1, weights=p, minlength=n_ops + 1)[1:] if idx.size else np.zeros(n_ops)
+        for k, a in self._own_metered:
+            ops[k] += a.metered_kw()
+        at = np.bincount(self.fleet.site[idx], weights=p, minlength=self.n_sites)[sites] if idx.size and sites.size else np.zeros(sites.size)
+        return ops, at
 
     def _post_fleet(self, row, idx, e_in, e_out, cost, revenue, sig: Signals) -> None:
         """The step's fleet money per operator (bincount over the owner of each vehicle's site)."""
@@ -821,6 +859,7 @@ class V2GModel(mesa.Model):
             "pending_kwh": np.where(f.plugged, np.maximum(0.0, f.session_e_request_kwh - f.session_grid_kwh), 0.0),
             "cost_cny": f.cost_cny.copy(),
             "revenue_cny": f.revenue_cny.copy(),
+            **(self.contracts.vehicle_columns() if self.contracts is not None else {}),
             "soc_final": f.e_kwh / f.capacity_kwh,
         }
         tables: dict[str, pd.DataFrame] = {}

@@ -182,51 +182,47 @@ def _windows(times: pd.DatetimeIndex, start, hours: float, daily: bool) -> list[
     return out
 
 
-REQUEST_COLUMNS = ("operator_id", "request", "kind", "start", "end", "steps", "asked", "asked_kw", "asked_kwh",
+REQUEST_COLUMNS = ("operator_id", "request", "name", "kind", "start", "end", "steps", "asked", "asked_kw", "asked_kwh",
                    "reward_cny_per_kwh", "delivered_kwh", "net_kw_mean", "import_max_kw", "shortfall_kwh", "met_pct")
 
 
 def operator_requests(results) -> pd.DataFrame:
-    """Every grid request to an operator that falls in the recorded run, one row per window
-    (a ``daily`` request gives one row per day), with what was asked and what was delivered.
+    """Every grid request to an operator that falls in the recorded run, one row per window and
+    operator it addresses (a ``daily`` request gives one row per day), with what was asked and
+    what was delivered.
 
-    Requests, as the scenario states them: centralized ``requests`` (``discharge_call``: feed at
-    least ``p_kw``; ``peak_shaving``: draw at most ``p_kw``; ``site``: that site only),
-    distributed ``invitations`` (as much as the drivers who accept give, at a reward) and
-    battery_swap ``discharge_requests`` (``p_kw`` per station, or as much as idle packs give).
+    Requests in the one schema (:mod:`v2gsim.market.events`): ``grid_operator.requests`` and the
+    business models' own keys of earlier versions translated (centralized ``requests``,
+    distributed ``invitations``, battery_swap ``discharge_requests``). ``peak_cut``: draw at most
+    ``p_kw``; ``valley_fill``: at least ``p_kw``; ``discharge_call``: feed at least ``p_kw``, or
+    ``e_kwh`` over the window, or as much as they can; ``site``: that site only.
 
-    Columns: ``operator_id``; ``request`` (position in its list); ``kind``; ``start``, ``end``
-    (window, local time; the steps whose start lies in it); ``steps``; ``asked`` (text);
-    ``asked_kw`` (export asked, or the import cap of peak shaving; NaN: as much as possible);
-    ``asked_kwh`` (export asked over the window, NaN if open-ended or peak shaving);
-    ``reward_cny_per_kwh``; ``delivered_kwh`` (energy fed back in the window by the operator's
-    sites and stations, or the named site); ``net_kw_mean`` and ``import_max_kw`` (its net power in
-    the window); ``shortfall_kwh`` (export below what was asked, or import above the cap);
-    ``met_pct`` (delivered over asked; peak shaving: share of steps within the cap).
+    Columns: ``operator_id``; ``request`` (position in the one schema's list); ``name``;
+    ``kind``; ``start``, ``end`` (window, local time; the steps whose start lies in it);
+    ``steps``; ``asked`` (text); ``asked_kw`` (export asked, or the import cap of a peak cut; NaN:
+    as much as possible); ``asked_kwh`` (export asked over the window: ``p_kw`` times its hours,
+    or ``e_kwh``; NaN if open-ended or not an export); ``reward_cny_per_kwh`` (the request's
+    price); ``delivered_kwh`` (energy fed back in the window by the operator's sites and
+    stations, or the named site); ``net_kw_mean`` and ``import_max_kw`` (its net power in the
+    window); ``shortfall_kwh`` (export below what was asked, or import above the cap);
+    ``met_pct`` (delivered over asked; peak cut: share of steps within the cap).
     """
+    from v2gsim.market.events import asked_text, requests_of_dump
+
     times = results.system.index
     dt_h = results.dt_h
     ops = operator_list(results)
     drawn, fed = operator_energy(results)
     site_p = None
     rows = []
-    for op, row in ops.iterrows():
-        cfg, kind = row["config"], row["kind"]
-        reqs = []
-        for j, r in enumerate(cfg.get("requests") or []):  # centralized
-            cap = r["kind"] == "peak_shaving"
-            asked = f"net import ≤ {r['p_kw']:g} kW" if cap else f"export ≥ {r['p_kw']:g} kW"
-            reqs.append((j, r["kind"], r["start"], r["hours"], bool(r.get("daily")), float(r["p_kw"]), cap, asked, 0.0, r.get("site")))
-        for j, r in enumerate(cfg.get("invitations") or []):  # distributed
-            reqs.append((j, "invitation", r["start"], r["hours"], False, np.nan, False, "as much as accepting drivers give",
-                         float(r.get("reward_cny_per_kwh", 0.0)), None))
-        n_st = len(row["stations"])
-        for j, r in enumerate(cfg.get("discharge_requests") or []):  # battery_swap
-            p = r.get("p_kw")
-            asked = "as much as idle packs give" if p is None else f"export {p:g} kW per station × {n_st}"
-            reqs.append((j, "discharge_request", r["start"], r["hours"], False, np.nan if p is None else float(p) * n_st, False,
-                         asked, float(r.get("reward_cny_per_kwh", 0.0)), None))
-        for j, rkind, start, hours, daily, p_kw, cap, asked, reward, site in reqs:
+    for n, r in enumerate(requests_of_dump(results.metadata["scenario"])):
+        name = r.id or f"{r.kind}{n}"
+        for op in (r.to if r.to is not None else list(ops.index)):
+            if op not in ops.index:
+                continue
+            cap = r.kind == "peak_cut"
+            floor = r.kind in ("valley_fill", "regulation")
+            site = r.site
             if site is not None:
                 if site_p is None:
                     sp = results.sites.assign(site_id=results.sites["site_id"].astype(str))
@@ -236,7 +232,8 @@ def operator_requests(results) -> pd.DataFrame:
             else:
                 net_kw = (drawn[op] - fed[op]).to_numpy(float) / dt_h
                 out_kwh = fed[op].to_numpy(float)
-            for a, b in _windows(times, start, hours, daily):
+            p_kw = np.nan if r.p_kw is None else float(r.p_kw)
+            for a, b in _windows(times, r.start, r.window_h, r.daily):
                 w = net_kw[a:b]
                 delivered = float(out_kwh[a:b].sum())
                 hours_in = (b - a) * dt_h
@@ -244,14 +241,21 @@ def operator_requests(results) -> pd.DataFrame:
                     shortfall = float(np.maximum(w - p_kw, 0.0).sum() * dt_h)
                     met = float((w <= p_kw + 1e-9).mean() * 100.0)
                     asked_kwh = np.nan
-                elif np.isnan(p_kw):
+                elif floor:
                     shortfall, met, asked_kwh = np.nan, np.nan, np.nan
+                elif np.isnan(p_kw) and r.e_kwh is None:
+                    shortfall, met, asked_kwh = np.nan, np.nan, np.nan
+                elif np.isnan(p_kw):
+                    asked_kwh = float(r.e_kwh)
+                    shortfall = max(asked_kwh - delivered, 0.0)
+                    met = delivered / asked_kwh * 100.0
                 else:
                     asked_kwh = p_kw * hours_in
                     shortfall = float(np.maximum(p_kw - np.maximum(-w, 0.0), 0.0).sum() * dt_h)
                     met = delivered / asked_kwh * 100.0 if asked_kwh > 0 else np.nan
-                rows.append((op, j, rkind, times[a], times[b - 1] + pd.Timedelta(hours=dt_h), b - a, asked + (f" at {site}" if site else ""),
-                             p_kw, asked_kwh, reward, delivered, float(w.mean()), float(w.max()), shortfall, met))
+                rows.append((op, n, name, r.kind, times[a], times[b - 1] + pd.Timedelta(hours=dt_h), b - a,
+                             asked_text(r) + (f" at {site}" if site else ""), p_kw, asked_kwh, float(r.price_cny_per_kwh), delivered,
+                             float(w.mean()), float(w.max()), shortfall, met))
     out = pd.DataFrame(rows, columns=list(REQUEST_COLUMNS))
     if out.empty:
         out = out.astype({"start": "datetime64[ns]", "end": "datetime64[ns]", "steps": np.int64})

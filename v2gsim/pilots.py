@@ -19,6 +19,7 @@ from v2gsim.strategies.distributed import SHENZHEN_2024_DISCHARGED, SHENZHEN_202
 
 NIO_GEN3_SWAPS_PER_DAY = 408  # [A] DOMAIN.md "Swap stations"
 NIO_GEN3_STATION_KW = 500  # [A] "~500 kW"
+JIANGSU_2024_EVS, JIANGSU_2024_MW, JIANGSU_2024_MWH = 1277, 12.0, 17.0  # Aug 2024, 482 stations [A] DOMAIN.md "Distributed"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,18 @@ def _busiest_hour_swaps(res: Results) -> float:
     return float(res.extra["stations"].set_index("time")["swaps"].resample("1h").sum().max())
 
 
+def _released_mw(res: Results) -> float:
+    """Largest reduction below the baseline in the settled window, MW."""
+    from v2gsim.market.events import event_table
+
+    return float(event_table(res)["delivered_kw"].max()) / 1000.0
+
+
+def _cut_mwh(res: Results) -> float:
+    """Energy delivered against the baseline over the window, MWh."""
+    return float(res.extra["grid_settlement"]["delivered_kwh"].sum()) / 1000.0
+
+
 def _v2g_price_spread(res: Results, when: str) -> float:
     """Guangdong's V2G price at ``when`` minus at 03:00 that day, both rounded to 0.001 CNY as published."""
     from v2gsim.market.tariffs import Tariff
@@ -87,6 +100,16 @@ PILOTS: dict[str, Pilot] = {
             PilotFigure("station peak, kW", NIO_GEN3_STATION_KW, "NIO Gen 3: ~500 kW station [A, DOMAIN.md]",
                         (0.95 * NIO_GEN3_STATION_KW, NIO_GEN3_STATION_KW + 1e-6),
                         lambda r: r.kpis["swap_station_peak_kw"]),
+        )),
+    "jiangsu_2024_08": Pilot(
+        "pilots/jiangsu_2024_08", "Jiangsu demand-response event, August 2024", (
+            PilotFigure("power released against the baseline, MW", JIANGSU_2024_MW,
+                        "Jiangsu, Aug 2024: 1,277 EVs at 482 stations released 12 MW [A, DOMAIN.md]; the grid asks the "
+                        "published 12 MW (assumed [C]), so this checks the fleet can give it at that hour",
+                        (0.9 * JIANGSU_2024_MW, 1.1 * JIANGSU_2024_MW), _released_mw),
+            PilotFigure("peak energy cut against the baseline, MWh", JIANGSU_2024_MWH,
+                        "as above, 17 MWh [A]; window 1.5 h assumed [C] (17 MWh / 12 MW = 1.4 h)",
+                        (0.9 * JIANGSU_2024_MWH, 1.1 * JIANGSU_2024_MWH), _cut_mwh),
         )),
     "guangdong_discharge_price": Pilot(
         "pilots/shenzhen_2024_05_15", "Guangdong discharge-price arithmetic (tariff preset guangdong)", (

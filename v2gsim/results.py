@@ -14,6 +14,7 @@ import pandas as pd
 
 from v2gsim.market.bills import two_part_kpis
 from v2gsim.market.compliance import compliance_kpis
+from v2gsim.market.driver_money import add_driver_money
 from v2gsim.market.settlement import empty_table as _empty_ledger
 from v2gsim.metrics import base_net_kw, compute_kpis, swap_kpis, swap_pack_wear_kpis, wear_kpis
 from v2gsim.operators import add_operator_results
@@ -170,6 +171,7 @@ class Results:
         res.kpis.update(two_part_kpis(res))
         res.kpis.update(compliance_kpis(res))
         add_operator_results(res)  # per-operator table, its requests and KPIs <operator_id>_*
+        add_driver_money(res)  # per-driver money (drivers_money), KPIs with contracts
         meta["extra_tables"] = list(extra)
         return res
 

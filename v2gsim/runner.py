@@ -34,10 +34,15 @@ def reference_scenario(scenario: Scenario) -> Scenario | None:
     if ref == "none":
         return None
     if ref == "uncontrolled":
+        # the control taken away: each business model's own, and the grid operator's requests
         bms = [bm.reference_config() for bm in scenario.business_models]
-        if bms == list(scenario.business_models):
+        if bms == list(scenario.business_models) and not scenario.grid_operator.requests:
             return None
-        return scenario.model_copy(update={"business_models": bms, "outputs": _QUIET, "reference": "none"})
+        from v2gsim.market.contracts import contracts_for_reference
+
+        return scenario.model_copy(update={"business_models": bms, "grid_operator": type(scenario.grid_operator)(),
+                                           "outputs": _QUIET, "reference": "none",
+                                           "contracts": contracts_for_reference(scenario.contracts, scenario.business_models, bms)})
     from v2gsim.scenario import load_scenario
 
     return load_scenario(ref, {"reference": "none"}).model_copy(update={"outputs": _QUIET})

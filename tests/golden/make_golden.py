@@ -33,8 +33,11 @@ OVERRIDES: dict[str, dict] = {
     "mixed_city": {"time.horizon_days": 3},
     "smoke": {},
     "wear_v2g_fleet": {"time.horizon_days": 30},
+    "wear_compensation_off": {"time.horizon_days": 3},
+    "wear_compensation_on": {"time.horizon_days": 3},
     "pilots/nio_gen3_station": {},
     "pilots/shenzhen_2024_05_15": {},
+    "pilots/jiangsu_2024_08": {},
 }
 # wall-clock figures are not results
 VOLATILE_KPIS = ("solve_time_s", "wall_time_s")

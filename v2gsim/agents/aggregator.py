@@ -39,6 +39,17 @@ class Aggregator(Actor, mesa.Agent):
         self.operator_id = operator_id or strategy.config.kind  # its id in the ledger and in KPI names
         self.dispatch = Dispatch.empty()
         self._fleet_view, self._owner, self._plugged, self._below_stop, self._sole = fleet_view, owner, plugged, below_stop, sole
+        self._seen_requests: tuple = ()  # the grid operator's last published tuple, and the part addressed here
+        self._my_requests: tuple = ()
+
+    def requests(self, sig: Signals) -> tuple:
+        """The visible grid requests addressed to this operator (one tuple object while nothing new comes)."""
+        if sig.requests is not self._seen_requests:
+            self._seen_requests = sig.requests
+            mine = tuple(q for q in sig.requests if q.addresses(self.operator_id))
+            if len(mine) != len(self._my_requests):  # the published tuple only grows
+                self._my_requests = mine
+        return self._my_requests
 
     @property
     def kind(self) -> str:
@@ -50,7 +61,11 @@ class Aggregator(Actor, mesa.Agent):
             mine = mine.view()
             mine.flags.writeable = False
         return Observation(sig.step, sig.time, sig.dt_h, sig.price_cny_per_kwh, sig.v2g_price_cny_per_kwh, self._fleet_view, mine,
-                           self._below_stop, sig.feeder_headroom_kw)
+                           self._below_stop, sig.feeder_headroom_kw, self.requests(sig))
+
+    def bid(self, request, sig: Signals):
+        """Its strategy's answer to a request put to clearing (a :class:`v2gsim.market.clearing.Bid`, or None)."""
+        return self.strategy.bid(request, self.observation(sig))
 
     def decide(self, sig: Signals) -> None:
         self.dispatch = self.strategy.decide(self.observation(sig))

@@ -266,6 +266,10 @@ class SwapNetwork(SwapQueues, Racks, Actor):
         e[inv] = self.fleet.e_kwh[self.packs.vehicle[inv]]
         return e
 
+    def metered_kw(self) -> float:
+        """The stations' net power this step (their operator's load, for the grid operator's meter)."""
+        return float(self.p_kw.sum())
+
     def grid(self, sig: Signals, injections: GridInjections) -> None:
         """Each station's power at its own bus."""
         injections.add(float(self.p_kw.sum()), lambda feeder: feeder.connection_bus_kw(self, self.p_kw))

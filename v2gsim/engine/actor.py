@@ -4,7 +4,8 @@
 model's actors in the order of ``model.actors`` (documented there):
 
 1. **signals** -- :meth:`Actor.signals` sees the step's :class:`Signals` (prices, the feeder's
-   headroom after the last step);
+   headroom after the last step; the grid operator, first, publishes the requests whose notice
+   has passed);
 2. **mobility** -- :meth:`Actor.before_trip` (drivers short of charge for their trip; an actor
    may take some in, e.g. a swap queue), :meth:`Actor.depart` (vehicles leaving), :meth:`Actor.arrive` (vehicles
    arriving; an actor may hold some, e.g. a swap queue) and :meth:`Actor.release` (held vehicles
@@ -49,6 +50,9 @@ class Signals:
         price_cny_per_kwh: the tariff's energy price this step.
         v2g_price_cny_per_kwh: the tariff's price for energy fed back this step.
         feeder_headroom_kw: extra load the feeder could take after the last step (inf if unknown).
+        requests: the grid requests visible this step (:class:`v2gsim.market.events.IssuedRequest`,
+            published by the :class:`~v2gsim.agents.grid_operator.GridOperator` in this phase; empty
+            without one).
     """
 
     step: int
@@ -58,6 +62,7 @@ class Signals:
     price_cny_per_kwh: float
     v2g_price_cny_per_kwh: float
     feeder_headroom_kw: float
+    requests: tuple = ()
 
 
 @dataclass
@@ -224,9 +229,18 @@ class Actor:
         connections: feeder bus of each grid connection the actor has of its own (an int bus
             index or ``"auto"``), in order; a network feeder places them at build time and
             :meth:`~v2gsim.agents.feeder.NetworkFeeder.connection_bus_kw` maps their power.
+        operator_id: the business model its connections belong to (None: none).
     """
 
     connections: tuple = ()
+    #: the business model whose load this actor's own grid connections are (the grid operator
+    #: meters them as that operator's: :meth:`metered_kw`); None: no operator's
+    operator_id: str | None = None
+
+    def metered_kw(self) -> float:
+        """This step's net power of the actor's own grid connections (kW, > 0 drawn), read after
+        the physics phase by the grid operator's meter. Default: 0."""
+        return 0.0
 
     def begin_recording(self, step: int) -> None:
         """The recorded run starts at ``step`` (end of the warm-up; step 0 without one): zero

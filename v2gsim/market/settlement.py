@@ -24,7 +24,16 @@ company), ``energy_sale`` (the grid company buys energy fed back), ``request_rew
 company pays for energy fed back during its discharge request), ``swap_fee`` (a driver pays the
 swap operator for a swap: the service fee and the energy gained, kWh = energy gained),
 ``demand_charge`` and ``capacity_charge`` (the two-part tariff's charges, paid to the grid
-company at the last recorded step of each billing month: :class:`TwoPartBilling`).
+company at the last recorded step of each billing month: :class:`TwoPartBilling`),
+``request_payment`` (the grid company pays for energy delivered against the baseline in a
+request's window), ``request_penalty`` (an operator pays for delivering less than the share of a request it must),
+``capacity_payment`` (the grid company pays for regulation capacity held); the last three are
+booked by the grid operator (:mod:`v2gsim.market.events`).
+
+Contract reasons (:mod:`v2gsim.market.contracts`): ``contract_share`` (drivers give back the
+operator's share of their V2G payment), ``wear_compensation`` (an operator pays drivers per kWh
+fed back), ``min_guarantee`` (an operator tops drivers' monthly V2G income up to the guarantee),
+``battery_lease`` (drivers pay a swap operator for leased packs).
 """
 
 from __future__ import annotations
@@ -35,7 +44,10 @@ import pandas as pd
 GRID_COMPANY = "grid_company"
 DRIVERS = "drivers"
 SECOND_LIFE = "second_life"
-REASONS = ("charging", "v2g", "energy_purchase", "energy_sale", "request_reward", "swap_fee", "demand_charge", "capacity_charge")
+REASONS = ("charging", "v2g", "energy_purchase", "energy_sale", "request_reward", "swap_fee", "demand_charge", "capacity_charge",
+           "request_payment", "request_penalty", "capacity_payment")
+CONTRACT_REASONS = ("contract_share", "wear_compensation", "min_guarantee", "battery_lease")
+REASONS = REASONS + CONTRACT_REASONS
 COLUMNS = ("step", "time", "payer", "payee", "reason", "energy_kwh", "amount_cny")
 
 

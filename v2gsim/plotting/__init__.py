@@ -10,7 +10,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from v2gsim.metrics import base_net_kw
+from v2gsim.plotting.driver_money import plot_driver_money
 from v2gsim.plotting.figure import new_figure
+from v2gsim.plotting.events import plot_event
 from v2gsim.plotting.hosting import plot_hosting_capacity
 from v2gsim.plotting.network_map import plot_voltage_map
 from v2gsim.plotting.operators import plot_operators
@@ -19,6 +21,8 @@ from v2gsim.plotting.wear_value import plot_fade_by_cause, plot_second_life, plo
 
 __all__ = [
     "plot_daily_envelope",
+    "plot_event",
+    "plot_driver_money",
     "plot_fade_by_cause",
     "plot_fade_distribution",
     "plot_fade_vs_v2g",
@@ -257,6 +261,8 @@ def standard_plots(results) -> dict:
         plots.update(WEAR_PLOTS)
     if "operators" in extra and len(extra["operators"]):
         plots["operators.png"] = plot_operators
+    if "drivers_money" in extra:  # contracts, or drivers fed back
+        plots["drivers_money.png"] = plot_driver_money
     if "stations" in extra and len(extra["stations"]):
         plots.update(STATION_PLOTS)
     return plots

@@ -30,6 +30,7 @@ PLOT_CAPTIONS = {
     "fade_distribution": "Battery capacity fade per vehicle, by cause.",
     "fade_vs_v2g": "V2G-attributed fade against the energy each vehicle fed back.",
     "swap_stations": "Swap stations: packs ready, drivers waiting and grid power over time.",
+    "drivers_money": "Drivers' V2G money: who gains and who loses (histogram of each participating driver's net), and the deciles of its parts.",
     "operators": "Load per operator (business model) over time, its energy, and its load at the feeder's peak beside its own peak.",
 }
 
@@ -230,6 +231,30 @@ def _operator_section(results) -> str:
     return "\n".join(out)
 
 
+DRIVER_MONEY_HEADERS = ("charging cost", "V2G income kept", "wear compensation", "guarantee top-up", "V2G wear cost",
+                        "battery lease", "V2G net", "net")
+
+
+def _driver_money_section(results) -> str:
+    """Each driver's money: who gains and who loses from V2G, and the deciles (HTML); empty
+    without contracts or V2G."""
+    from v2gsim.market.driver_money import driver_money_deciles, driver_money_kpis, has_driver_money
+
+    table = results.extra.get("drivers_money")
+    if table is None or not has_driver_money(results):
+        return ""
+    k = driver_money_kpis(table)
+    dec = driver_money_deciles(table)
+    return "\n".join([
+        "<h2>Drivers' money</h2>",
+        f'<p class="note">Per driver over the run, in {CURRENCY} (<code>drivers_money.parquet</code>): '
+        f"{html.number(k['drivers_taking_part'])} of {html.number(len(table))} drivers took part in V2G; "
+        f"{html.number(k['drivers_gaining'])} gain and {html.number(k['drivers_losing'])} lose (V2G income kept plus wear "
+        "compensation and guarantee, less the V2G wear the wear model priced; unknown without it). Deciles over all drivers:</p>",
+        html.frame(dec, "decile", [f"{h} CNY" for h in DRIVER_MONEY_HEADERS]),
+    ])
+
+
 def _ledger_section(ledger: pd.DataFrame) -> str:
     actors = actor_money(ledger)
     reasons = ledger_by_reason(ledger)
@@ -270,7 +295,8 @@ def build_report(results, *, ledger: pd.DataFrame | None = None) -> str:
     parts = [f"<h1>{html.text(sc['name'])}</h1>"]
     if sc.get("description"):
         parts.append(f'<p class="lead">{html.text(sc["description"])}</p>')
-    parts += [_scenario_section(results), _kpi_section(results), _figure_section(results), _operator_section(results)]
+    parts += [_scenario_section(results), _kpi_section(results), _figure_section(results), _operator_section(results),
+              _driver_money_section(results)]
     if ledger is not None:
         parts.append(_ledger_section(ledger))
     parts += ["<h2>Scenario as resolved</h2>",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -52,6 +52,12 @@ class StrategyConfig(ConfigModel):
         """Problems of this entry that only the whole validated scenario shows (its vehicles,
         sites, the other entries), each with a YAML path below ``path`` (e.g.
         ``"business_models[2]"``); found at validation, not when the model is built. Default: none."""
+        return []
+
+    def grid_requests(self, operator_id: str) -> list:
+        """Grid requests this entry states with keys of its own (earlier versions' schemas),
+        translated into :class:`v2gsim.market.events.GridRequest` addressed to ``operator_id``.
+        Default: none (requests belong under ``grid_operator.requests``)."""
         return []
 
 
@@ -105,6 +111,9 @@ class Observation:
         plugged: boolean mask (N,) of vehicles plugged at this strategy's sites.
         below_stop: boolean mask (N,) of vehicles whose energy is below the driver's full point.
         feeder_headroom_kw: how much more load the feeder can take this step (inf if unknown).
+        requests: the grid requests addressed to this operator whose notice has passed
+            (:class:`v2gsim.market.events.IssuedRequest`, oldest first; the same tuple object
+            while nothing new is published).
     """
 
     step: int
@@ -116,6 +125,7 @@ class Observation:
     plugged: np.ndarray
     below_stop: np.ndarray
     feeder_headroom_kw: float = float("inf")
+    requests: tuple = ()
 
     @cached_property
     def plugged_idx(self) -> np.ndarray:
@@ -176,6 +186,8 @@ class StrategyContext:
         feeder_rating_kw: the transformer's active-power rating (kVA x power factor; inf without one).
         demand_charge_cny_per_kw_month: the tariff's two-part demand charge per kW of a billing
             month's peak (0 without one; ``tariff.demand_charge_cny_per_kw_month``).
+        contract: the terms of this operator's contracts with drivers, per vehicle
+            (:class:`v2gsim.market.contracts.DriverTerms`); None without a contract.
     """
 
     site_ids: tuple[str, ...]
@@ -190,6 +202,7 @@ class StrategyContext:
     base_load_forecast_kw: np.ndarray | None = None
     feeder_rating_kw: float = float("inf")
     demand_charge_cny_per_kw_month: float = 0.0
+    contract: Any = None
 
     def headroom_forecast_kw(self) -> np.ndarray:
         """Forecast room for EV load under the transformer rating per clock step, shape
@@ -219,11 +232,23 @@ class Strategy:
     def decide(self, obs: Observation) -> Dispatch:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def bid(self, request, obs: Observation):
+        """Answer to a grid request put to clearing (:class:`v2gsim.market.events.IssuedRequest`):
+        a :class:`v2gsim.market.clearing.Bid` of the power it offers over the window and its price
+        per kWh, from its flexibility envelope as it stands at ``obs``; None: no bid. Default: none."""
+        return None
+
     def kpis(self) -> dict[str, float]:
         """Counters of the recorded run this strategy keeps (flat name -> number); the results
         add them to their KPIs as ``<kind>_<name>``, except wall-clock figures (names ending in
         ``_time_s``), which go to the metadata's ``timings``. Default: none."""
         return {}
+
+    def enrolled(self) -> np.ndarray | None:
+        """Drivers enrolled in this business model's V2G programme, bool shape (N,), for the
+        contracts' minimum guarantee (:mod:`v2gsim.market.contracts`); None (the default): every
+        driver at its sites."""
+        return None
 
     def actors(self, engine) -> list:
         """Called once by the engine when the model is built: the actors of this business model

@@ -159,7 +159,8 @@ class BatterySwapConfig(StrategyConfig):
         description="battery wear cost per kWh discharged from a pack: a constant, or 'model' to read each pack's "
         "wear_cost_cny_per_kwh (set by the wear model)",
     )
-    discharge_requests: list[DischargeRequest] = Field(default_factory=list, description="grid request windows")
+    discharge_requests: list[DischargeRequest] = Field(default_factory=list, description="grid request windows; kept for "
+                                                       "earlier scenarios: use grid_operator.requests (discharge_call)")
     honour_requests: bool = Field(
         default=True, description="during a discharge request: no charging while ready packs serve the queue, and every pack "
         "the window's expected swaps do not need feeds back (false: the rule before, which kept packs until the next cheap refill)")
@@ -181,6 +182,17 @@ class BatterySwapConfig(StrategyConfig):
         as cheap, so packs charge as they come back."""
         return self.model_copy(update={"v2g": False, "discharge_requests": [], "cheap_quantile": 1.0, "cheap_fill": "full_power",
                                         "headroom_margin": 0.0})
+
+    def grid_requests(self, operator_id: str) -> list:
+        """``discharge_requests`` in the one schema (:mod:`v2gsim.market.events`): discharge calls for
+        ``p_kw`` per station times the stations (the operator's total), the reward as the price,
+        known before the run starts, as these always were."""
+        from v2gsim.market.events import GridRequest
+
+        n = len(self.stations)
+        return [GridRequest(kind="discharge_call", start=r.start, hours=r.hours, p_kw=None if r.p_kw is None else r.p_kw * n,
+                            price_cny_per_kwh=r.reward_cny_per_kwh, notice_h=None, to=[operator_id],
+                            settlement="operator") for r in self.discharge_requests]
 
     def scenario_problems(self, scenario, path: str) -> list[Problem]:
         """Station ids unique over every battery_swap entry; one pack capacity per standard among
@@ -248,22 +260,9 @@ class BatterySwap(Strategy):
         n = len(ctx.times)
         spd = int(round(24 / ctx.dt_h))
         self.cheap_price, self.refill_price = _window_stats(np.asarray(ctx.price_cny_per_kwh, float), spd, self.config.cheap_quantile)
-        self.request_p_kw = np.zeros(n)  # inf = as much as possible
-        self.request_reward = np.zeros(n)
-        self.request_active = np.zeros(n, bool)
+        self._req_seen: tuple = ()
+        self._set_requests(())
         times = ctx.times
-        for r in self.config.discharge_requests:
-            m = (times >= np.datetime64(r.start)) & (times < np.datetime64(r.start) + np.timedelta64(int(r.hours * 3600), "s"))
-            self.request_active |= m
-            self.request_p_kw[m] = r.p_kw if r.p_kw is not None else np.inf
-            self.request_reward[m] = r.reward_cny_per_kwh
-        # a request starts within the forecast horizon: fill idle packs for it
-        ahead = max(1, int(round(self.config.forecast_horizon_h / ctx.dt_h)))
-        act = np.concatenate([self.request_active, np.zeros(ahead + 1, bool)])
-        self.request_soon = np.zeros(n, bool)
-        for k in range(1, ahead + 1):
-            self.request_soon |= act[k : k + n]
-        self.request_soon &= ~self.request_active
         # hours until the next cheap step (within a day), to protect packs until they can be refilled cheaply
         price = np.asarray(ctx.price_cny_per_kwh, float)
         cheap_idx = np.flatnonzero(price <= self.cheap_price + 1e-12)
@@ -272,7 +271,6 @@ class BatterySwap(Strategy):
         # hours left in the cheap run (and in the request window) each step belongs to: idle packs
         # fill at the pace that has them full at its end, not all at its first step
         self.h_cheap_left = _run_hours_left(price <= self.cheap_price + 1e-12, ctx.dt_h)
-        self.h_request_left = _run_hours_left(self.request_active, ctx.dt_h)
         net = self.network
         s_n = net.n_stations
         self.hour_of_step = np.asarray(times.hour, np.int64)
@@ -283,11 +281,75 @@ class BatterySwap(Strategy):
         self._day_of_step = np.asarray((times - times[0].normalize()).days, np.int64)
         self._day = int(self._day_of_step[0])
 
+    def _set_requests(self, requests: tuple) -> None:
+        """The visible discharge calls addressed here (:class:`v2gsim.market.events.IssuedRequest`)
+        on the clock: power asked per station (the call's total shared equally; inf: as much as
+        idle packs give), the reward on top of the V2G price, and the steps in and just before a window."""
+        ctx = self.context
+        n = len(ctx.times)
+        self._req_seen = requests
+        self.request_p_kw = np.zeros(n)  # inf = as much as possible
+        self.request_reward = np.zeros(n)
+        self.request_active = np.zeros(n, bool)
+        n_st = max(1, len(self.config.stations))
+        for q in sorted(requests, key=lambda q: q.number):
+            if q.kind != "discharge_call":
+                continue  # the station EMS answers discharge calls only (docs/market.md)
+            r = q.request
+            for a, b in q.windows:
+                self.request_active[a:b] = True
+                self.request_p_kw[a:b] = r.p_kw / n_st if r.p_kw is not None else np.inf
+                # on top of the V2G price as earlier versions paid it; a baseline settlement is the grid operator's
+                self.request_reward[a:b] = r.price_cny_per_kwh if r.settlement == "operator" else 0.0
+        # a request starts within the forecast horizon: fill idle packs for it
+        ahead = max(1, int(round(self.config.forecast_horizon_h / ctx.dt_h)))
+        act = np.concatenate([self.request_active, np.zeros(ahead + 1, bool)])
+        self.request_soon = np.zeros(n, bool)
+        for k in range(1, ahead + 1):
+            self.request_soon |= act[k : k + n]
+        self.request_soon &= ~self.request_active
+        self.h_request_left = _run_hours_left(self.request_active, ctx.dt_h)
+
     def decide(self, obs: Observation) -> Dispatch:
+        if self.network is not None and obs.requests is not self._req_seen:
+            self._set_requests(obs.requests)
         idx = obs.wanting_idx
         f = obs.fleet
         p_to_stop_kw = (f.e_stop_kwh[idx] - f.e_kwh[idx]) / (f.eta_charge[idx] * obs.dt_h)
         return Dispatch(idx, np.minimum(f.p_plug_max_kw[idx], p_to_stop_kw))
+
+    def bid(self, request, obs: Observation):
+        """Its offer to a discharge call put to clearing: the ready packs (at or above ready SOC)
+        that the swaps expected in the window, the queue and the reserve do not need, each at its
+        slot power, at most what it holds above the discharge floor over the window, within each
+        bidirectional station's grid limit. Price: refilling at the cheapest price of the next
+        day through both losses, plus the wear per kWh (means over the packs)."""
+        from v2gsim.engine.actor import Signals
+        from v2gsim.market.clearing import Bid
+
+        op = self.context.operator_id
+        if self.network is None:
+            return Bid(op, 0.0, float("inf"))
+        cfg = self.config
+        a, b = request.windows[0]
+        so = self.network.observation(Signals(obs.step, -1, obs.time, obs.dt_h, obs.price_cny_per_kwh, obs.v2g_price_cny_per_kwh,
+                                              obs.feeder_headroom_kw))
+        st, e = so.slot_station, so.e_kwh
+        order = np.lexsort((-e, st))
+        rank = np.empty(e.size, np.int64)
+        rank[order] = np.arange(e.size) - so.slot_start[st[order]]
+        hours = (b - a) * obs.dt_h
+        h0 = int(self.hour_of_step[min(a, self.hour_of_step.size - 1)])
+        cols = (h0 + np.arange(int(np.ceil(hours + cfg.request_keep_h_after)))) % 24
+        keep = np.ceil(self.forecast[:, cols].sum(1) - 1e-9).astype(np.int64) + so.queue + cfg.reserve_packs
+        spare = (e >= so.e_ready_kwh - 1e-9) & (rank >= keep[st]) & so.st_bidirectional[st]
+        floor = cfg.discharge_floor_soc * so.capacity_kwh
+        p = np.where(spare, np.minimum(so.slot_p_max_kw, np.maximum(e - floor, 0.0) * so.eta_discharge / hours), 0.0)
+        p_kw = float(np.minimum(np.bincount(st, weights=p, minlength=so.n_stations), so.st_grid_limit_kw).sum())
+        wear = so.wear_cost_cny_per_kwh if cfg.wear_cny_per_kwh == "model" else np.full(e.size, float(cfg.wear_cny_per_kwh))
+        refill = float(self.refill_price[min(b, self.refill_price.size - 1)])
+        eta_c, eta_d = float(so.eta_charge.mean()), float(so.eta_discharge.mean())
+        return Bid(op, p_kw, refill / (eta_c * eta_d) + float(wear.mean()) / eta_d)
 
     def kpis(self) -> dict[str, float]:
         return {}  # the swap KPIs come from the stations/swaps tables (v2gsim.metrics.swap_kpis)

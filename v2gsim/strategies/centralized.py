@@ -226,7 +226,8 @@ class CentralizedConfig(StrategyConfig):
         "need, charging power and stay, as vehicles of the plan that are not dispatched (they make room for the "
         "arrivals under the peak charge, the site limit, the feeder headroom and the requests)",
     )
-    requests: list[GridRequestConfig] = Field(default_factory=list, description="grid requests (peak shaving, discharge calls)")
+    requests: list[GridRequestConfig] = Field(default_factory=list, description="grid requests (peak shaving, discharge calls); "
+                                              "kept for earlier scenarios: use grid_operator.requests")
     respect_feeder_headroom: bool = Field(
         default=True, description="keep the sites' load within the feeder's headroom (soft in the plan, enforced each step)"
     )
@@ -238,6 +239,15 @@ class CentralizedConfig(StrategyConfig):
     penalty_request_cny_per_kwh: Annotated[
         float, Field(gt=0, le=1e6, description="plan penalty per kWh above a request's cap or the feeder headroom")
     ] = 100.0
+
+    def grid_requests(self, operator_id: str) -> list:
+        """``requests`` in the one schema (:mod:`v2gsim.market.events`): peak_shaving is a
+        peak_cut with the same cap; known before the run starts, as these always were."""
+        from v2gsim.market.events import GridRequest
+
+        return [GridRequest(kind="peak_cut" if r.kind == "peak_shaving" else "discharge_call", start=r.start, hours=r.hours,
+                            p_kw=r.p_kw, daily=r.daily, site=r.site, notice_h=None, to=[operator_id],
+                            settlement="operator") for r in self.requests]
 
     @model_validator(mode="after")
     def _request_sites(self):
@@ -314,7 +324,13 @@ class Centralized(Strategy):
         self._replan_steps = max(1, int(round(config.replan_every_min / 60.0 / dt_h)))
         self._margin_steps = int(round(config.departure_margin_min / 60.0 / dt_h))
         self._horizon_steps = max(1, int(np.ceil(config.horizon_h / dt_h - 1e-9)))
-        self._windows = self._request_windows()
+        # the grid requests visible to it (Observation.requests) as windows on the clock; a plan
+        # made before a new one became visible is re-made at once
+        self._req_seen: tuple = ()
+        self._windows: list[tuple[int, int, float, str, str | None]] = []
+        self._requests_changed = False
+        sites_all = context.site_table
+        self._dis_cap_kw = float((sites_all.p_max_kw * sites_all.ports * sites_all.bidirectional_share).sum())
         self._block = max(1, int(round(config.aggregate_step_min / 60.0 / dt_h)))
         self._far_block = max(1, int(round(config.aggregate_far_step_min / 60.0 / dt_h)))
         self._near_steps = int(round(config.aggregate_near_h / dt_h))
@@ -368,28 +384,20 @@ class Centralized(Strategy):
 
     # ------------------------------------------------------------------ set-up
 
-    def _request_windows(self) -> list[tuple[int, int, float, str, str | None]]:
-        """Requests as global clock steps: (start, end, p_net_max_kw, kind, site)."""
-        times = self.context.times
+    def _request_windows(self, requests: tuple) -> list[tuple[int, int, float, str, str | None]]:
+        """The visible requests it plans for (peak cuts, discharge calls; in scenario order) as
+        global clock steps: (start, end, p_net_max_kw, kind, site). A discharge call without a
+        power asks for every bidirectional charger of its sites at full power."""
         out = []
-        if len(times) == 0:
-            return out
-        t_first, t_last = times[0], times[-1]
-        for r in self.config.requests:
-            start = pd.Timestamp(r.start)
-            if start.tzinfo is not None:
-                start = start.tz_localize(None)
-            starts = [start]
-            if r.daily:
-                day0 = (t_first.normalize() - start.normalize()).days - 1
-                day1 = (t_last.normalize() - start.normalize()).days + 1
-                starts = [start + pd.Timedelta(days=k) for k in range(day0, day1 + 1)]
-            for st in starts:
-                a = int(np.searchsorted(times, st, side="left"))
-                b = int(np.searchsorted(times, st + pd.Timedelta(hours=r.hours), side="left"))
-                if b > a:
-                    p_net = r.p_kw if r.kind == "peak_shaving" else -r.p_kw
-                    out.append((a, b, float(p_net), r.kind, r.site))
+        for q in sorted(requests, key=lambda q: q.number):
+            r = q.request
+            if q.kind == "peak_cut":
+                p_net, kind = r.p_kw, "peak_shaving"
+            elif q.kind == "discharge_call":
+                p_net, kind = -(r.p_kw if r.p_kw is not None else self._dis_cap_kw), "discharge_call"
+            else:
+                continue  # valley fill and regulation are not planned for (docs/market.md)
+            out += [(a, b, float(p_net), kind, r.site) for a, b in q.windows]
         return out
 
     # ------------------------------------------------------------------ each step
@@ -402,6 +410,12 @@ class Centralized(Strategy):
             self.stats.update({k: type(v)(0) for k, v in self.stats.items()})
         if s == getattr(self.context, "n_warmup", 0) or (0 < s < self._month.size and self._month[s] != self._month[s - 1]):
             self._peak_kw[:] = 0.0  # a new billing period (the bills count the recorded run only)
+        if obs.requests is not self._req_seen:
+            self._req_seen = obs.requests
+            windows = self._request_windows(obs.requests)
+            if windows != self._windows:
+                self._windows = windows
+                self._requests_changed = bool(self._agg) or self._idx.size > 0  # a plan exists that did not know them
         site_cur = f.site[cur]
         if self.config.arrival_forecast:
             self._note_arrivals(obs, cur, site_cur)
@@ -414,6 +428,9 @@ class Centralized(Strategy):
         # every aggregate_step_min)
         due += [k for k in self._agg_arrived if k not in due and s - self._agg[k][0] >= self._block]
         exact_due = self._needs_replan(obs, cur[~agg_rows])
+        if self._requests_changed:  # a request became visible: every plan is made again
+            due, exact_due = list(self._agg), exact_due or bool(np.any(~agg_rows)) or self._idx.size > 0
+            self._requests_changed = False
         if due or exact_due:
             self._replan(obs, cur, due, exact_due)
             agg_rows = self._agg_rows(site_cur)
@@ -970,6 +987,34 @@ class Centralized(Strategy):
     def _site_id(self, site_k: int) -> str | None:
         pos = self._site_pos.get(int(site_k))
         return None if pos is None else self.context.site_ids[pos]
+
+    def bid(self, request, obs: Observation):
+        """Its offer to a discharge call put to clearing, from the envelope of the vehicles plugged
+        now: each bidirectional one staying past the window gives its charger power, at most
+        what its energy above the driver's minimum gives over the window; each site at most its
+        limit. Price: buying the energy back at the cheapest price of the 24 h after the window,
+        through both conversion losses, plus the wear per kWh fed (means over those vehicles)."""
+        from v2gsim.market.clearing import Bid
+
+        a, b = request.windows[0]
+        f, v = obs.fleet, obs.plugged_idx
+        dep = f.t_depart_est_step[v]
+        v = v[(f.can_discharge[v] & self.config.allow_v2g) & ((dep >= b) | (dep < 0))]
+        if v.size == 0:
+            return Bid(self.context.operator_id, 0.0, float("inf"))
+        hours = (b - a) * obs.dt_h
+        room_kwh = np.maximum(f.e_kwh[v] - f.e_min_departure_kwh[v], 0.0) * f.eta_discharge[v]
+        p = np.minimum(f.p_plug_max_kw[v], room_kwh / hours)
+        site = f.site[v]
+        per_site = np.bincount(site, weights=p, minlength=int(site.max()) + 1)
+        limits = np.array([self._limit(k) for k in range(per_site.size)])
+        p_kw = float(np.minimum(per_site, limits).sum())
+        prices = np.asarray(self.context.price_cny_per_kwh, float)
+        buyback = float(prices[b:b + int(round(24 / obs.dt_h))].min()) if b < prices.size else float(prices[a:b].min())
+        eta_c, eta_d = float(f.eta_charge[v].mean()), float(f.eta_discharge[v].mean())
+        wear = (float(f.wear_cost_cny_per_kwh[v].mean()) if self.config.wear_cny_per_kwh == "model"
+                else float(self.config.wear_cny_per_kwh))
+        return Bid(self.context.operator_id, p_kw, buyback / (eta_c * eta_d) + wear / eta_d)
 
     def kpis(self) -> dict[str, float]:
         """Operator-side counters of the recorded run, flat name -> number (the results add them

@@ -29,6 +29,19 @@ Each driver decides, vectorised over the population (no Python loop over vehicle
   charge they insist on at departure); they do not charge during the window. Energy fed back
   during an invitation is paid the invitation's reward instead of the tariff's V2G price.
 
+Under a contract with the aggregator (scenario section ``contracts``, :mod:`v2gsim.market.contracts`)
+drivers weigh their net benefit, not the bare reward:
+
+* **answers**: the reward term of the logit becomes the driver's pay per kWh (their share of the
+  reward plus the wear compensation) minus the wear cost they perceive (``wear_cny_per_kwh``),
+  relative to the anchor's perceived wear (``drivers.anchor_wear_cny_per_kwh``): a driver
+  without a contract at the default wear price answers exactly as calibrated; the
+  profitability test compares that pay, not the reward, with buy-back plus wear;
+* **enrolment**: the logit of ``enrol_probability`` moves by ``drivers.enrol_slope_per_cny_month``
+  times what the contract adds to the expected monthly V2G money at
+  ``drivers.expected_v2g_kwh_per_month`` (:func:`contract_gain_cny_per_month`; the guarantee
+  counts where it beats the expected pay). Same uniform draw as without a contract.
+
 Per-driver traits are sampled once from the business model's own random stream
 (``StrategyContext.seed_seq``: ``SeedSequence(seed, spawn_key=(20, k))`` for entry ``k`` of
 ``business_models``), child ``(…, 0)`` for the traits and ``(…, 1, j)`` for the answers to
@@ -155,6 +168,21 @@ class DriverBehaviour(ConfigModel):
     # [C] assumption: V2G apps let owners set a floor; we put it 20 points (sd 10) above the
     # SOC they insist on at departure, higher for more anxious drivers.
     anchor_reward_cny_per_kwh: Annotated[float, Field(ge=0, le=50, description="reward of the calibration event")] = 4.0  # [A] Shenzhen
+    anchor_wear_cny_per_kwh: Annotated[float, Field(ge=0, le=10, description="wear cost per kWh discharged the anchor event's drivers "
+                                                    "perceived (answers shift with the perceived wear above it)")] = 0.1
+    # [C] the default wear_cny_per_kwh (below): the Shenzhen drivers are read as perceiving the
+    # aggregator's default wear price, so a run at that price answers exactly as calibrated.
+    expected_v2g_kwh_per_month: Annotated[float, Field(ge=0, le=5000, description="energy a driver expects to feed back per month "
+                                                       "when deciding to enrol (grid side)")] = 20.0
+    # [C] assumption: a few invitations a month, each a couple of hours on a 7 kW home pile at
+    # the anchor's answer share; only the enrolment's response to a contract uses it.
+    enrol_slope_per_cny_month: Annotated[float, Field(ge=0, le=1, description="logit change of enrolment per CNY a month of "
+                                                      "expected net benefit a contract adds")] = 0.02
+    # [C] assumption: 50 CNY/month more turns the logit by 1 (enrolment 30 % -> 54 %). The
+    # direction follows discrete-choice studies of V2G contracts where remuneration raises and a
+    # lower guaranteed battery level lowers acceptance (German DCE, econstor 10419/315027;
+    # Huang et al. 2021, Energy Policy 156:112410) and where drivers name compensation for battery
+    # wear as a condition (Delft V2G users, Energies 15(13):4907, 2022); none reports a slope for China.
     anchor_share: Annotated[float, Field(gt=0, lt=1, description="answer share at the anchor reward")] = SHENZHEN_2024_DISCHARGED / SHENZHEN_2024_ENROLLED  # [A]
 
 
@@ -162,12 +190,13 @@ class DistributedConfig(StrategyConfig):
     """Distributed business model: broadcast prices and invitations, drivers decide."""
 
     kind: Literal["distributed"] = "distributed"
-    invitations: list[Invitation] = Field(default_factory=list, description="V2G invitations (windows must not overlap)")
+    invitations: list[Invitation] = Field(default_factory=list, description="V2G invitations (windows must not overlap); kept "
+                                          "for earlier scenarios: use grid_operator.requests (discharge_call)")
     price_offers: list[PriceOffer] = Field(default_factory=list, description="the aggregator's own charging prices (windows must not overlap)")
     wear_cny_per_kwh: Annotated[float, Field(ge=0, le=10)] | Literal["model"] = Field(
         default=0.1,
-        description="wear cost per kWh discharged (battery side): a constant, or 'model' to read the fleet's "
-        "marginal wear cost (zero until a wear model prices it)",
+        description="wear cost per kWh discharged (battery side): a constant, or 'model' for the wear model's price of a kWh "
+        "fed back and recharged (twice the fleet's marginal throughput price; zero until a wear model prices it)",
     )
     # 0.1 CNY/kWh [C]: an LFP pack of ~600 CNY/kWh (assumption) over 3,000 cycles (NDRC 2023
     # No. 1721 asks >= 3,000 [A/B]) at 2 kWh throughput per kWh of capacity and cycle.
@@ -176,6 +205,16 @@ class DistributedConfig(StrategyConfig):
     )
     drivers: DriverBehaviour = DriverBehaviour()
     orderly: OrderlyCharging = OrderlyCharging()
+
+    def grid_requests(self, operator_id: str) -> list:
+        """``invitations`` in the one schema (:mod:`v2gsim.market.events`), in order of start: discharge
+        calls at the reward (price) up to the highest reward (price cap), announced as they were."""
+        from v2gsim.market.events import GridRequest
+
+        return [GridRequest(kind="discharge_call", start=i.start, hours=i.hours, e_kwh=i.target_kwh, notice_h=i.announced_h_ahead,
+                            price_cny_per_kwh=i.reward_cny_per_kwh, price_cap_cny_per_kwh=i.max_reward_cny_per_kwh, to=[operator_id],
+                            settlement="operator")
+                for i in sorted(self.invitations, key=lambda i: i.start)]
 
     @model_validator(mode="after")
     def _no_overlap(self):
@@ -203,6 +242,28 @@ def solve_intercept(d: DriverBehaviour) -> float:
         return float(np.sum(w / (1.0 + np.exp(-(b0 + rest + s * x))))) - d.anchor_share
 
     return float(brentq(gap, -60.0, 60.0, xtol=1e-12))
+
+
+def contract_gain_cny_per_month(share: np.ndarray, compensation_cny_per_kwh: np.ndarray, guarantee_cny_per_month: np.ndarray,
+                                reward_cny_per_kwh: float, e_kwh_per_month: float) -> np.ndarray:
+    """What a contract adds to a driver's expected monthly V2G money, CNY/month, shape as the inputs.
+
+    Without a contract a driver expecting to feed back ``e_kwh_per_month`` at ``reward`` earns
+    ``e · r``; under one ``max(guarantee, e · (share · r + compensation))``. The perceived wear
+    cost ``e · w`` is the same on both sides, so the net benefit changes by the difference."""
+    with_contract = np.maximum(guarantee_cny_per_month, e_kwh_per_month * (share * reward_cny_per_kwh + compensation_cny_per_kwh))
+    return with_contract - e_kwh_per_month * reward_cny_per_kwh
+
+
+def enrol_probability(p0: float, gain_cny_per_month: np.ndarray, slope_per_cny_month: float) -> np.ndarray:
+    """Enrolment probability under a contract: the logit of ``p0`` moved by ``slope ×`` the
+    contract's expected monthly gain (a binary logit in the net benefit); ``p0`` itself where the
+    gain is 0 (and at ``p0`` of 0 or 1). Shape as ``gain_cny_per_month``."""
+    g = np.asarray(gain_cny_per_month, dtype=float)
+    if p0 <= 0.0 or p0 >= 1.0:
+        return np.full(g.shape, p0)
+    logit = np.log(p0 / (1.0 - p0)) + slope_per_cny_month * g
+    return np.where(g == 0.0, p0, 1.0 / (1.0 + np.exp(-logit)))
 
 
 def water_level(base_kw: np.ndarray, e_kwh: float, dt_h: float) -> float:
@@ -275,22 +336,35 @@ class Distributed(Strategy):
         margin_kw = config.orderly.headroom_margin * context.feeder_rating_kw if np.isfinite(context.feeder_rating_kw) else 0.0
         self.room_fc_kw = ext_of(room) - margin_kw
         self._prev_draw_kw = 0.0  # this aggregator's request last step (the measured headroom already holds it)
-        # invitations on the clock
+        # invitations on the clock: the grid operator's discharge calls addressed here, each taken
+        # in when it becomes visible (its notice) and announced to the drivers then
         self.events = []
         self.event_at = np.full(n_clock, -1, dtype=np.int64)
-        for j, inv in enumerate(sorted(config.invitations, key=lambda i: i.start)):
-            a, b = _window_steps(context.times, inv.start, inv.hours, dt_h)
-            if a >= n_clock or b <= a:
-                continue  # outside the run
-            ann = max(0, a - int(round(inv.announced_h_ahead / dt_h)))
-            buyback = float(price[b:b + day].min()) if b < n_clock else float(price[max(0, a - day):b].min())
-            self.event_at[a:b] = len(self.events)
-            self.events.append({"j": j, "start": a, "end": b, "announce": ann, "reward": inv.reward_cny_per_kwh,
-                                "target_kwh": inv.target_kwh, "max_reward": inv.max_reward_cny_per_kwh or inv.reward_cny_per_kwh,
-                                "hours": (b - a) * dt_h, "expected_kwh": float("nan"),
-                                "buyback_price": buyback, "invited": 0, "accepted": 0, "energy_kwh": 0.0, "responders": None})
+        self._day_steps = day
+        self._req_seen: tuple = ()
+        self._req_taken: set[int] = set()
         self._n = None
         self._answered = 0  # events answered so far (they are sorted by start)
+
+    def _take_requests(self, requests: tuple) -> None:
+        """Newly visible discharge calls (:class:`v2gsim.market.events.IssuedRequest`) become
+        invitations: one event per window, keyed for the answers' random stream by the request's
+        position among those addressed to this aggregator."""
+        self._req_seen = requests
+        n_clock, day, price = self.event_at.size, self._day_steps, self.price_eff
+        for q in requests:
+            if q.number in self._req_taken or q.kind != "discharge_call":
+                continue
+            self._req_taken.add(q.number)
+            r, j = q.request, q.ranks[self.context.operator_id] if self.context.operator_id in q.ranks else q.number
+            for k, (a, b) in enumerate(q.windows):
+                buyback = float(price[b:b + day].min()) if b < n_clock else float(price[max(0, a - day):b].min())
+                self.event_at[a:b] = len(self.events)
+                self.events.append({"j": j if k == 0 else (j, k), "start": a, "end": b, "announce": q.visible_step,
+                                    "reward": r.price_cny_per_kwh, "target_kwh": r.e_kwh,
+                                    "max_reward": r.price_cap_cny_per_kwh or r.price_cny_per_kwh,
+                                    "hours": (b - a) * self.context.dt_h, "expected_kwh": float("nan"),
+                                    "buyback_price": buyback, "invited": 0, "accepted": 0, "energy_kwh": 0.0, "responders": None})
 
     # ------------------------------------------------------------------ traits
 
@@ -300,7 +374,8 @@ class Distributed(Strategy):
         rng = np.random.default_rng(np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (0,)))
         u_enrol, u_smart = rng.random(n), rng.random(n)
         self.z_anx, self.z_wear = rng.standard_normal(n), rng.standard_normal(n)
-        self.enrol_draw = u_enrol < d.enrol_probability
+        self._u_enrol = u_enrol
+        self.enrol_draw = u_enrol < d.enrol_probability  # redrawn under a contract (_enrol_under_contract)
         self.smart = u_smart < d.smart_charging_share
         # more anxious drivers keep a larger reserve
         self.delay_steps = np.floor(rng.random(n) * d.start_spread_h / self.context.dt_h).astype(np.int64)
@@ -317,40 +392,94 @@ class Distributed(Strategy):
 
     def _answer_rng(self, j: int) -> np.random.Generator:
         ss = self.context.seed_seq or np.random.SeedSequence(0)
-        return np.random.default_rng(np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (1, j)))
+        key = (1, *j) if isinstance(j, tuple) else (1, j)  # a daily request's later windows: (request, day)
+        return np.random.default_rng(np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + key))
 
     def reserve_kwh(self, fleet) -> np.ndarray:
         """Each driver's V2G floor, shape (N,), kWh: min departure energy plus their extra reserve."""
         return np.minimum(fleet.e_min_departure_kwh + self.reserve_extra_soc * fleet.capacity_kwh, 0.95 * fleet.capacity_kwh)
 
-    def answer_probability(self, reward: float, soc_margin: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        """Probability that drivers ``idx`` accept an invitation, shape (k,)."""
+    def answer_probability(self, reward: float, soc_margin: np.ndarray, idx: np.ndarray, shift_cny_per_kwh=0.0) -> np.ndarray:
+        """Probability that drivers ``idx`` accept an invitation, shape (k,). ``shift_cny_per_kwh``
+        (scalar or (k,)) is what each driver's net benefit per kWh differs from the bare reward
+        at the anchor's perceived wear (:meth:`benefit_shift`)."""
         d = self.config.drivers
-        u = (self.b0 + d.reward_slope_per_cny * reward + d.soc_margin_slope * (soc_margin - d.soc_margin_ref)
+        u = (self.b0 + d.reward_slope_per_cny * (reward + shift_cny_per_kwh) + d.soc_margin_slope * (soc_margin - d.soc_margin_ref)
              - d.anxiety_weight * self.z_anx[idx] - d.wear_fear_weight * self.z_wear[idx])
         return np.where(soc_margin > 0, 1.0 / (1.0 + np.exp(-u)), 0.0)
 
     def _wear_cost(self, fleet, idx) -> np.ndarray:
+        """Wear cost per kWh discharged each driver ``idx`` (k,) perceives: the constant, or with
+        ``model`` the wear model's price of a kWh fed back and recharged (twice its throughput
+        price, :func:`v2gsim.market.contracts.wear_price_cny_per_kwh_discharged`)."""
         w = self.config.wear_cny_per_kwh
-        return fleet.wear_cost_cny_per_kwh[idx] if w == "model" else np.full(idx.size, float(w))
+        if w == "model":
+            from v2gsim.market.contracts import wear_price_cny_per_kwh_discharged
+
+            return wear_price_cny_per_kwh_discharged(fleet.wear_cost_cny_per_kwh[idx])
+        return np.full(idx.size, float(w))
+
+    def paid_per_kwh(self, reward: float, f, idx: np.ndarray) -> np.ndarray:
+        """What drivers ``idx`` (k,) are paid per kWh fed back at ``reward``: the reward, or under
+        their contract with this aggregator (``context.contract``) their share of it plus the
+        wear compensation. Shape (k,), CNY/kWh."""
+        t = self.context.contract
+        if t is None:
+            return np.full(idx.size, float(reward))
+        paid = t.share[idx] * reward + t.compensation(idx, f.wear_cost_cny_per_kwh[idx])
+        return np.where(t.covered[idx], paid, float(reward))
+
+    def benefit_shift(self, reward: float, f, idx: np.ndarray) -> np.ndarray:
+        """The net benefit per kWh of drivers ``idx`` (k,), paid minus perceived wear, less the
+        anchor's (``reward − anchor_wear_cny_per_kwh``): 0 for a driver without a contract who
+        perceives the anchor's wear, so the calibration holds. Shape (k,), CNY/kWh."""
+        d = self.config.drivers
+        return (self.paid_per_kwh(reward, f, idx) - self._wear_cost(f, idx)) - (reward - d.anchor_wear_cny_per_kwh)
+
+    def _profitable(self, reward: float, f, idx: np.ndarray, buyback: float) -> np.ndarray:
+        """Drivers ``idx`` whose pay per kWh beats buying it back plus wear, shape (k,)."""
+        eta_c, eta_d = f.eta_charge[idx], f.eta_discharge[idx]
+        return self.paid_per_kwh(reward, f, idx) > buyback / (eta_c * eta_d) + self._wear_cost(f, idx) / eta_d
 
     def _yes(self, reward: float, f, invited: np.ndarray, margin: np.ndarray, u: np.ndarray, buyback: float) -> np.ndarray:
         """Answers of drivers ``invited`` (k,) to ``reward``, from their draws ``u`` (k,)."""
-        yes = u < self.answer_probability(reward, margin, invited)
+        yes = u < self.answer_probability(reward, margin, invited, self.benefit_shift(reward, f, invited))
         if self.config.discharge_only_if_profitable:
-            eta_c, eta_d = f.eta_charge[invited], f.eta_discharge[invited]
-            yes &= reward > buyback / (eta_c * eta_d) + self._wear_cost(f, invited) / eta_d
+            yes &= self._profitable(reward, f, invited, buyback)
         return yes
+
+    def _enrol_under_contract(self, f) -> None:
+        """Enrolment of drivers under this aggregator's contract: the base share's logit moved by
+        what the contract adds to their expected monthly V2G money (:func:`contract_gain_cny_per_month`
+        at the mean invitation reward, or the anchor's without invitations). The same uniform
+        draw per driver as without a contract, so a better contract never unenrols anyone."""
+        t = self.context.contract
+        if t is None or not t.covered.any():
+            return
+        d = self.config.drivers
+        rewards = [inv.reward_cny_per_kwh for inv in self.config.invitations]
+        r = float(np.mean(rewards)) if rewards else d.anchor_reward_cny_per_kwh
+        idx = np.arange(self._n)
+        comp = t.compensation(idx, f.wear_cost_cny_per_kwh)
+        gain = np.where(t.covered, contract_gain_cny_per_month(t.share, comp, t.guarantee_cny_per_month, r, d.expected_v2g_kwh_per_month), 0.0)
+        self.enrol_p = enrol_probability(d.enrol_probability, gain, d.enrol_slope_per_cny_month)
+        self.enrol_draw = self._u_enrol < self.enrol_p
+
+    def enrolled(self) -> np.ndarray | None:
+        """Drivers enrolled (and so invited): they drew enrolment, drive a bidirectional vehicle and
+        have plugged in at this aggregator's sites. Bool (N,)."""
+        if self._fleet is None:
+            return None
+        return self.enrol_draw & self._fleet.bidirectional & self.seen
 
     def _expected_kwh(self, reward: float, f, invited, margin, ev) -> float:
         """Energy the aggregator expects an invitation at ``reward`` to deliver (grid side): each
         driver's answer probability times what they could feed back in the window, counting only
         drivers plugged at a bidirectional pile when it is announced (the aggregator's guess of
         who will be plugged then)."""
-        p = self.answer_probability(reward, margin, invited)
+        p = self.answer_probability(reward, margin, invited, self.benefit_shift(reward, f, invited))
         if self.config.discharge_only_if_profitable:
-            eta_c, eta_d = f.eta_charge[invited], f.eta_discharge[invited]
-            p = np.where(reward > ev["buyback_price"] / (eta_c * eta_d) + self._wear_cost(f, invited) / eta_d, p, 0.0)
+            p = np.where(self._profitable(reward, f, invited, ev["buyback_price"]), p, 0.0)
         room = np.maximum(0.0, margin) * f.capacity_kwh[invited] * f.eta_discharge[invited]
         can = np.minimum(room, f.p_plug_max_kw[invited] * ev["hours"]) * f.can_discharge[invited]
         return float((p * can).sum())
@@ -390,10 +519,13 @@ class Distributed(Strategy):
         n = f.e_kwh.size
         if self._n != n:
             self._traits(n)
+            self._enrol_under_contract(f)
         self._fleet = f
         s = obs.step
         self._book_discharge(f, s)
         np.logical_or(self.seen, obs.plugged, out=self.seen)
+        if obs.requests is not self._req_seen:
+            self._take_requests(obs.requests)
         while self._answered < len(self.events) and self.events[self._answered]["announce"] <= s:
             self._announce_event(self.events[self._answered], f, n)
             self._answered += 1
@@ -508,12 +640,35 @@ class Distributed(Strategy):
         self.granted[v[go]] = True
         return go
 
+    def bid(self, request, obs: Observation):
+        """Its offer to a discharge call put to clearing: the power its enrolled drivers plugged at
+        a bidirectional pile now are expected to give over the window (each one's answer
+        probability at the reward times what it could feed), at the reward it would pay them --
+        the request's price cap (or its price): the aggregator passes the price on."""
+        from v2gsim.market.clearing import Bid
+
+        f = obs.fleet
+        n = f.e_kwh.size
+        if self._n != n:
+            self._traits(n)
+        a, b = request.windows[0]
+        r = request.request
+        reward = r.price_cap_cny_per_kwh if r.price_cap_cny_per_kwh is not None else r.price_cny_per_kwh
+        invited = np.flatnonzero(self.enrol_draw & f.bidirectional & obs.plugged & f.can_discharge)  # plugged now: seen
+        margin = (f.e_kwh[invited] - self.reserve_kwh(f)[invited]) / f.capacity_kwh[invited]
+        prices = self.price_eff
+        day = self._day_steps
+        ev = {"hours": (b - a) * obs.dt_h, "buyback_price": float(prices[b:b + day].min()) if b < prices.size else float(prices[a:b].min())}
+        e_kwh = self._expected_kwh(reward, f, invited, margin, ev) if invited.size else 0.0
+        return Bid(self.context.operator_id, e_kwh / ev["hours"], float(reward))
+
     # ------------------------------------------------------------------ counters
 
     def kpis(self) -> dict[str, float]:
         if self._fleet is not None and self._prev_idx.size:
             self._book_discharge(self._fleet, -1)
-        rec = [ev for ev in self.events if ev["start"] >= self.context.n_warmup and ev["responders"] is not None]
+        rec = sorted((ev for ev in self.events if ev["start"] >= self.context.n_warmup and ev["responders"] is not None),
+                     key=lambda ev: ev["start"])  # stable: requests in order of position
         sent = sum(ev["invited"] for ev in rec)
         responding = sum(int(ev["responders"].sum()) for ev in rec)
         energy = sum(ev["energy_kwh"] for ev in rec)
