@@ -62,6 +62,13 @@ def check_ledger(res) -> None:
         bought = float(t.loc[payer.isin(ops) & (reason == "energy_purchase"), "amount_cny"].sum())
         for_drivers = float(t.loc[(payer == DRIVERS) & payee.isin(ops) & (reason == "charging"), "amount_cny"].sum())
         _close(bought - for_drivers, float(st["cost_cny"].sum()), "swap stations paid", scale)
+        # swap fees: each swap's driver pays the operator the fixed fee and the energy gained
+        sw = res.extra.get("swaps")
+        fees = t.loc[payee.isin(ops) & (reason == "swap_fee")]
+        if sw is not None and len(fees):
+            done = sw[sw["outcome"].astype(str) == "swapped"]
+            np.testing.assert_allclose(float(fees["energy_kwh"].sum()), float((done["e_in_kwh"] - done["e_out_kwh"]).clip(lower=0).sum()),
+                                       rtol=1e-9, atol=1e-6, err_msg="energy the swap fees were paid for")
         # (the grid operator's settlement of requests is the operator's, not a station's; a lease is
         # money between drivers and the operator, not the stations' energy: both left out)
         sold = float(t.loc[payee.isin(ops) & (payer == GRID_COMPANY) & ~reason.isin(GRID_OPERATOR_REASONS), "amount_cny"].sum())
@@ -75,6 +82,13 @@ def check_ledger(res) -> None:
     else:
         for r_, col in (("request_payment", "paid_cny"), ("request_penalty", "penalty_cny"), ("capacity_payment", "capacity_cny")):
             _close(float(booked.loc[booked["reason"].astype(str) == r_, "amount_cny"].sum()), float(gs[col].sum()), r_, scale)
+    # the two-part tariff's charges: the bills' KPIs (v2gsim.market.bills), computed from the results
+    for kpi, why in (("demand_charge_cny", "demand_charge"), ("capacity_charge_cny", "capacity_charge")):
+        booked = float(t.loc[(reason == why) & (payee == GRID_COMPANY), "amount_cny"].sum())
+        if kpi in res.kpis and np.isfinite(res.kpis[kpi]):
+            _close(booked, float(res.kpis[kpi]), kpi, scale)
+        else:
+            assert booked == 0.0, f"{why} booked without the tariff's charge"
     # second-life storage: the retired packs' revenue column
     packs = res.extra.get("wear_packs")
     if packs is not None and len(packs):

@@ -326,16 +326,30 @@ def _two_days(mode: str, **extra):
     return v2gsim.run(sc)
 
 
-@pytest.mark.xfail(strict=True, reason="open after the drivers' public queues and before-trip detours/swaps (issue 15 item 1) were merged with grid-aware control in session 19: the valley-fill peak (397 kW) is no longer below the timer rule's (329 kW) on this case")
+def _night_max_kw(res) -> float:
+    s = res.system
+    return float(s.loc[s.index.hour < 8, "net_load_kw"].max())
+
+
 def test_valley_fill_keeps_the_peak_below_the_reference_and_the_timer_rule():
     """distributed_community, 2 days: timers herding at 00:00 (random_delay, the rule before)
-    raised the peak 4.4 % above the uncontrolled reference (347 vs 333 kW); the aggregator's
-    start slots keep it below, with at most 5 % more unmet energy (drivers leaving before they said)."""
+    put the night's highest load at the valley's start; the aggregator's start slots spread it,
+    keep the run's peak below the uncontrolled reference, with at most 5 % more unmet energy.
+
+    Since the drivers' public queues and detours (issue 15 item 1) the run's peak in both modes is
+    the evening's public fast charging at ``gate_dc`` (queued drivers charging at once: 328.5 kW at
+    18:30, the same in both modes, which the orderly mode does not touch), and the reference's peak
+    is that evening too (397.5 kW). So the herding is compared where it happens, in the valley
+    (00-08 h): timers 329.2 kW at 01:00 against the reference's 125.3 kW there; valley fill
+    158.4 kW (before the queues the whole-run peaks told it: 347 vs 333 kW reference)."""
     vf, rd = _two_days("valley_fill"), _two_days("random_delay")
-    assert rd.kpis["peak_load_kw"] > rd.kpis["reference_peak_kw"]  # the herding the rule fixes
-    assert vf.kpis["peak_load_kw"] <= vf.kpis["reference_peak_kw"]
-    assert vf.kpis["peak_load_kw"] < 0.9 * rd.kpis["peak_load_kw"]
-    assert vf.kpis["unmet_energy_kwh"] <= rd.kpis["unmet_energy_kwh"] * 1.05  # 126.8 vs 124.1 kWh
+    rd_night, vf_night = _night_max_kw(rd), _night_max_kw(vf)
+    s_rd = rd.system[rd.system.index.hour < 8]
+    assert s_rd["net_load_kw"].idxmax().hour < 2  # the herding the rule fixes: at the valley's start (01:00)
+    assert vf.kpis["peak_load_kw"] <= vf.kpis["reference_peak_kw"]  # 328.5 vs 397.5 kW
+    assert vf_night < 0.9 * rd_night
+    assert vf.kpis["peak_load_kw"] <= rd.kpis["peak_load_kw"] + 1e-6
+    assert vf.kpis["unmet_energy_kwh"] <= rd.kpis["unmet_energy_kwh"] * 1.05  # 147.2 vs 147.4 kWh
     # the valley's first hour no longer carries the night's highest EV load
     ev = vf.system["ev_charge_kw"].resample("1h").mean()
     night = ev[ev.index.hour < 8]

@@ -85,3 +85,53 @@ def test_bad_entries_are_refused():
         lg.post(0, DRIVERS, DRIVERS, "charging", 1.0, 1.0)
     lg.post(-1, DRIVERS, GRID_COMPANY, "charging", 1.0, 1.0)  # warm-up: not kept
     assert len(lg.table()) == 0
+
+
+def test_two_part_billing_posts_each_months_charge_at_its_last_step():
+    """Hand-computed: two sites, hourly steps over a month end, 40 CNY/kW/month on each site's
+    peak (export counts 0), pro rata: January's 2 h are 2/(24*31) of it, February's 2/(24*28)."""
+    import numpy as np
+    import pandas as pd
+
+    from v2gsim.market.bills import demand_charge_cny
+    from v2gsim.market.settlement import GRID_COMPANY, Ledger, TwoPartBilling
+
+    times = pd.DatetimeIndex(["2026-01-31 22:00", "2026-01-31 23:00", "2026-02-01 00:00", "2026-02-01 01:00"])
+    p = np.array([[10.0, -5.0], [20.0, 0.0], [5.0, 5.0], [0.0, 30.0]])
+    led = Ledger(4)
+    bill = TwoPartBilling(times, 60, demand_rate=40.0, window_min=15, meter="sites", capacity_rate=12.0, capacity_kva=100.0,
+                          site_payers=["op_a", "op_b"], shared_payers=["op_a", "op_b"], shared_weights=np.array([3.0, 1.0]))
+    for row in range(4):
+        bill.settle(row, p[row], float(p[row].sum()), led)
+    t = led.table(times)
+    dem = t[t.reason == "demand_charge"]
+    jan, feb = 2 / (24 * 31), 2 / (24 * 28)
+    got = {(int(r.step), str(r.payer)): r.amount_cny for r in dem.itertuples()}
+    assert got == pytest.approx({(1, "op_a"): 40 * 20 * jan, (3, "op_a"): 40 * 5 * feb, (3, "op_b"): 40 * 30 * feb})
+    assert set(dem.payee.astype(str)) == {GRID_COMPANY}
+    # the same as the bills' function on each site's series
+    for k, op in enumerate(("op_a", "op_b")):
+        assert dem[dem.payer.astype(str) == op].amount_cny.sum() == pytest.approx(
+            demand_charge_cny(pd.Series(p[:, k], index=times), 40.0, step_min=60))
+    cap = t[t.reason == "capacity_charge"]
+    assert cap.amount_cny.sum() == pytest.approx(12.0 * 100.0 * (jan + feb))
+    assert cap[cap.payer.astype(str) == "op_a"].amount_cny.sum() == pytest.approx(0.75 * 12.0 * 100.0 * (jan + feb))
+
+
+def test_swap_fees_are_the_drivers_payments_to_the_swap_operator():
+    """battery_swapping, 1 day: each swap's driver pays the operator the fixed fee (30 CNY) and
+    the energy gained at the step's tariff price; the drivers' cost column includes it."""
+    import numpy as np
+
+    import v2gsim
+
+    res = v2gsim.V2GModel(v2gsim.load_scenario("battery_swapping", ["time.horizon_days=1"])).run()
+    t, sw = res.ledger, res.extra["swaps"]
+    done = sw[sw.outcome.astype(str) == "swapped"]
+    assert len(done) > 0
+    price = res.system["price_cny_per_kwh"].reindex(done["time"]).to_numpy()
+    gained = (done.e_in_kwh - done.e_out_kwh).clip(lower=0).to_numpy()
+    fees = t[t.reason == "swap_fee"]
+    assert set(fees.payer.astype(str)) == {"drivers"}
+    assert fees.amount_cny.sum() == pytest.approx(30.0 * len(done) + float(np.dot(price, gained)), rel=1e-9)
+    assert fees.energy_kwh.sum() == pytest.approx(gained.sum(), rel=1e-9)

@@ -191,7 +191,7 @@ def test_marginal_price_written_for_strategies():
     m, res = run(sc(time__horizon_days=10), kwh_per_day=5.0)
     p = m.fleet.wear_cost_cny_per_kwh
     assert np.isfinite(p).all() and (p > 0.01).all() and (p < 5).all()
-    np.testing.assert_array_equal(p, res.extra["wear"]["marginal_wear_cny_per_kwh"].to_numpy())
+    np.testing.assert_array_equal(p, res.extra["wear"]["marginal_wear_cny_per_kwh_throughput"].to_numpy())
     m, _ = run(sc(time__horizon_days=3, wear={"model": "auto", "price_dispatch": False}))
     assert (m.fleet.wear_cost_cny_per_kwh == 0).all()
 

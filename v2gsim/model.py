@@ -23,7 +23,7 @@ from v2gsim.engine.actor import PHASES, Actor, Arrivals, EngineView, GridInjecti
 from v2gsim.errors import Problem, ScenarioError, SimulationError
 from v2gsim.agents.grid_operator import GridOperator
 from v2gsim.market.events import issue, operator_ids, scenario_requests
-from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, Ledger
+from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, Ledger, TwoPartBilling
 from v2gsim.market.tariffs import Tariff
 from v2gsim.physics.battery import apply_power
 from v2gsim.population.drivers import DETOUR, DriverChoices, PublicQueues
@@ -200,6 +200,7 @@ class V2GModel(mesa.Model):
                                   base_load_forecast_kw=None if self.base_load_kw is None else _readonly(np.asarray(self.base_load_kw, float)),
                                   feeder_rating_kw=(scenario.feeder.transformer_kva * scenario.feeder.power_factor
                                                     if scenario.feeder.transformer_kva else float("inf")),
+                                  demand_charge_cny_per_kw_month=float(scenario.tariff.demand_charge_cny_per_kw_month or 0.0),
                                   contract=self.contracts.terms_for(k) if self.contracts is not None else None)
             strategies.append(strategy_for(bm)(bm, ctx))
             masks.append(mask)
@@ -259,6 +260,7 @@ class V2GModel(mesa.Model):
         trace_idx = np.sort(sample_rng.permutation(n)[: scenario.outputs.trace_sample])
         self.recorder = Recorder(self.n_steps, self.n_sites, trace_idx)
         self.ledger = Ledger(self.n_steps)  # every money transfer, written in the settle phase
+        self.two_part = self._two_part_billing(scenario)
         if self.has_network:
             self.recorder.enable_network(self.feeder.n_bus if scenario.outputs.bus_voltages else 0)
         self.recorder.enable_service(n, len(self.aggregators))
@@ -363,10 +365,12 @@ class V2GModel(mesa.Model):
         f = self.fleet
         if self.queues.n_queued:
             s_v = self.queues.site[v]  # read before leaving: leave forgets the site
-            q = self.queues.leave(step, v)
-            qs = s_v[s_v >= 0]  # leave returns v's queued vehicles in v's order
-            r = self.queues.replay[q]
-            self._turned_away(q[r], qs[r])
+            in_q = s_v >= 0
+            if in_q.any():  # most steps none of the leaving drivers queue: skip the rest
+                q = self.queues.leave(step, v)
+                qs = s_v[in_q]  # leave returns v's queued vehicles in v's order
+                r = self.queues.replay[q]
+                self._turned_away(q[r], qs[r])
         for a in self._phase["depart"] if notify else ():  # e.g. drivers queued at a swap station leave it
             a.depart(step, v)
         was = f.plugged[v]
@@ -500,8 +504,8 @@ class V2GModel(mesa.Model):
             rank = np.empty(shared.size, np.int64)
             rank[order] = np.arange(shared.size) - np.searchsorted(s_sorted, s_sorted, side="left")
             gets[shared] = rank < (self.site_ports[ss] - self.site_occupied[ss])
-        if queue_if_full:
-            away = cand[~gets]
+        away = cand[~gets] if queue_if_full else cand[:0]
+        if away.size:  # most arrivals find a charger: skip the bookkeeping of those who do not
             f.no_charger_events[v[away]] += 1
             pub = self.site_is_public[site[away]]
             wait = away[pub]
@@ -786,6 +790,25 @@ class V2GModel(mesa.Model):
                     self.contracts.settle_fleet(row, idx, self._owner_v[idx], e_out, revenue, self.ledger)
         for a in self._phase["settle"]:
             a.settle(sig, self.ledger)
+        if self.two_part is not None:
+            self.two_part.settle(row, self._site_p, self._net_kw, self.ledger)
+
+    def _two_part_billing(self, scenario) -> TwoPartBilling | None:
+        """The two-part tariff's charges in the ledger (None without them): a site's demand
+        charge paid by its owner, the feeder-wide ones split by installed charger power."""
+        t = scenario.tariff
+        if t.demand_charge_cny_per_kw_month is None and t.capacity_charge_cny_per_kva_month is None:
+            return None
+        payer = [self.operator_ids[k] if k >= 0 else DRIVERS for k in self.site_owner]
+        power = self.sites.p_max_kw * self.sites.ports
+        power = np.where(np.isfinite(power), power, 0.0)
+        owners = [k for k in range(len(self.operator_ids))]
+        w = np.array([float(power[self.site_owner == k].sum()) for k in owners])
+        kva = t.capacity_kva or self.feeder.transformer_kva or 0.0
+        return TwoPartBilling(self.clock[self.n_warmup:], scenario.time.step_min, demand_rate=t.demand_charge_cny_per_kw_month,
+                              window_min=int(t.demand_window_min or 15), meter=t.demand_meter,
+                              capacity_rate=t.capacity_charge_cny_per_kva_month, capacity_kva=float(kva),
+                              site_payers=payer, shared_payers=[self.operator_ids[k] for k in owners], shared_weights=w)
 
     def _meter(self, sites: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The grid operator's meters this step: net kW per operator (its sites' vehicles and its

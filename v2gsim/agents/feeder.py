@@ -118,7 +118,7 @@ class NetworkFeeder(Actor, mesa.Agent):
         for i, s in enumerate(sites):
             if isinstance(s.bus, int):
                 site_bus[i] = s.bus
-            elif s.kind == "home":
+            elif s.kind == "home" or s.bus == "spread":  # spread: a vehicle there draws at its own bus
                 spread[i] = True
             else:
                 auto_shared.append(i)
@@ -126,6 +126,11 @@ class NetworkFeeder(Actor, mesa.Agent):
             site_bus[auto_shared] = assign_buses(len(auto_shared), net, rng)
         n_veh = model.fleet.n
         veh_bus = assign_buses(n_veh, net, rng) if spread.any() else np.zeros(n_veh, np.int64)
+        # shared sites spread over the district (bus: spread): a vehicle charging away from home
+        # draws at a second bus of its own, drawn independently (its work or public charging is
+        # not where it lives); drawn only when such a site exists, so other runs keep their stream
+        away = spread & np.array([s.kind != "home" for s in sites], bool)
+        veh_bus_away = assign_buses(n_veh, net, rng) if away.any() else None
         # the actors' own connections (swap stations): explicit bus, or drawn like a shared site
         hook_bus = np.array([b if isinstance(b, int) else -1 for a in actors for b in a.connections], np.int64)
         self._conn_first, first_conn = {}, 0
@@ -148,6 +153,8 @@ class NetworkFeeder(Actor, mesa.Agent):
         pos = {int(b): k for k, b in enumerate(used)}
         self._site_slot = np.array([pos[int(b)] if b >= 0 else -1 for b in site_bus], np.int64)
         self._veh_slot = np.array([pos[int(b)] for b in veh_bus], np.int64) if spread.any() else np.zeros(n_veh, np.int64)
+        self._site_away = away
+        self._veh_slot_away = np.array([pos[int(b)] for b in veh_bus_away], np.int64) if away.any() else None
         self._hook_slot = np.array([pos[int(b)] for b in hook_bus], np.int64)
         self.hook_bus = hook_bus
         self.site_bus = site_bus
@@ -205,7 +212,10 @@ class NetworkFeeder(Actor, mesa.Agent):
         """EV power per EV load element [n_ev] from vehicle powers ``p_kw`` [len(idx)] at sites."""
         slot = self._site_slot[site_of_idx]
         if self._any_spread:
-            slot = np.where(slot < 0, self._veh_slot[idx], slot)
+            own = self._veh_slot[idx]
+            if self._veh_slot_away is not None:
+                own = np.where(self._site_away[site_of_idx], self._veh_slot_away[idx], own)
+            slot = np.where(slot < 0, own, slot)
         return np.bincount(slot, weights=p_kw, minlength=self.n_ev)
 
     def solve(self, s: int, ev_kw_per_load: np.ndarray) -> None:

@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from v2gsim.engine.actor import Actor, EngineView, GridInjections, Signals
-from v2gsim.market.settlement import GRID_COMPANY
+from v2gsim.market.settlement import DRIVERS, GRID_COMPANY
 from v2gsim.population.fleet import CHEMISTRIES
 from v2gsim.swap.packs import Packs
 from v2gsim.swap.queue import LONG_TRIP, LOW_SOC, REASONS, SwapQueues
@@ -295,6 +295,14 @@ class SwapNetwork(SwapQueues, Racks, Actor):
         ledger.post(row, GRID_COMPANY, op, "energy_sale", e_out, e_out * self.v2g_price[step])
         if reward:
             ledger.post(row, GRID_COMPANY, op, "request_reward", e_out, e_out * reward)
+        # the swap fees the drivers swapped this step pay the operator (docs/business_models.md)
+        if self._fee_v:
+            v, kwh = np.concatenate(self._fee_v), np.concatenate(self._fee_kwh)
+            cfg = self.cfg
+            fee = (cfg.swap_fee_cny + cfg.swap_service_fee_cny_per_kwh * np.maximum(kwh, cfg.swap_fee_min_kwh)
+                   + (kwh * self.price[step] if cfg.swap_energy_billed else 0.0))
+            np.add.at(self.fleet.cost_cny, v, fee)
+            ledger.post(row, DRIVERS, op, "swap_fee", float(kwh.sum()), float(fee.sum()))
 
     def record(self, sig: Signals) -> None:
         r = sig.row

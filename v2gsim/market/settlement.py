@@ -21,9 +21,12 @@ Actors (``payer`` / ``payee``):
 Reasons: ``charging`` (a driver pays for energy drawn at a charger), ``v2g`` (a driver is paid
 for energy fed back), ``energy_purchase`` (an operator or pack owner buys energy from the grid
 company), ``energy_sale`` (the grid company buys energy fed back), ``request_reward`` (the grid
-company pays for energy fed back during its discharge request), ``request_payment`` (the grid
-company pays for energy delivered against the baseline in a request's window),
-``request_penalty`` (an operator pays for delivering less than the share of a request it must),
+company pays for energy fed back during its discharge request), ``swap_fee`` (a driver pays the
+swap operator for a swap: the service fee and the energy gained, kWh = energy gained),
+``demand_charge`` and ``capacity_charge`` (the two-part tariff's charges, paid to the grid
+company at the last recorded step of each billing month: :class:`TwoPartBilling`),
+``request_payment`` (the grid company pays for energy delivered against the baseline in a
+request's window), ``request_penalty`` (an operator pays for delivering less than the share of a request it must),
 ``capacity_payment`` (the grid company pays for regulation capacity held); the last three are
 booked by the grid operator (:mod:`v2gsim.market.events`).
 
@@ -41,7 +44,8 @@ import pandas as pd
 GRID_COMPANY = "grid_company"
 DRIVERS = "drivers"
 SECOND_LIFE = "second_life"
-REASONS = ("charging", "v2g", "energy_purchase", "energy_sale", "request_reward", "request_payment", "request_penalty", "capacity_payment")
+REASONS = ("charging", "v2g", "energy_purchase", "energy_sale", "request_reward", "swap_fee", "demand_charge", "capacity_charge",
+           "request_payment", "request_penalty", "capacity_payment")
 CONTRACT_REASONS = ("contract_share", "wear_compensation", "min_guarantee", "battery_lease")
 REASONS = REASONS + CONTRACT_REASONS
 COLUMNS = ("step", "time", "payer", "payee", "reason", "energy_kwh", "amount_cny")
@@ -137,3 +141,83 @@ class Ledger:
 def empty_table() -> pd.DataFrame:
     """A ledger table without entries (results saved before the ledger existed)."""
     return Ledger(0).table()
+
+
+class TwoPartBilling:
+    """The two-part tariff's charges as ledger entries, posted at the last recorded step of each
+    billing month (the run's last step for a month it leaves): the demand charge on the month's
+    highest ``window_min`` mean (per site, ``meter="sites"``, or of the feeder's net load,
+    ``"feeder"``) and the capacity charge on ``capacity_kva``, a partly simulated month pro rata --
+    the rules and figures of :mod:`v2gsim.market.bills`, computed step by step.
+
+    Who pays: a site's demand charge, the operator that owns the site (``site_payers``; the
+    drivers where no business model owns it). The feeder-wide charges (demand metered on the
+    feeder, capacity) are split among ``shared_payers`` by ``shared_weights`` (the model passes
+    each operator's installed charger power: our choice, documented in docs/tariffs.md).
+
+    Args:
+        times: local time stamps of the recorded steps.
+        step_min: step length, min.
+        demand_rate: CNY per kW per month, or None.
+        window_min: the meter's demand period, min.
+        meter: ``"sites"`` or ``"feeder"``.
+        capacity_rate: CNY per kVA per month, or None.
+        capacity_kva: the contracted capacity, kVA.
+        site_payers: payer of each site's demand charge (one per site).
+        shared_payers, shared_weights: payers of the feeder-wide charges and their weights (>= 0).
+    """
+
+    def __init__(self, times: pd.DatetimeIndex, step_min: float, *, demand_rate: float | None, window_min: int,
+                 meter: str, capacity_rate: float | None, capacity_kva: float, site_payers: list[str],
+                 shared_payers: list[str], shared_weights: np.ndarray):
+        n = len(times)
+        self.demand_rate, self.capacity_rate, self.capacity_kva = demand_rate, capacity_rate, float(capacity_kva)
+        self.meter = meter
+        self.site_payers = list(site_payers)
+        w = np.asarray(shared_weights, float)
+        self.shared_payers = list(shared_payers) if w.sum() > 0 else [DRIVERS]
+        self.shared_shares = w / w.sum() if w.sum() > 0 else np.ones(1)
+        month = np.asarray(times.year * 12 + times.month, np.int64)
+        self._last = np.r_[month[1:] != month[:-1], True] if n else np.zeros(0, bool)
+        steps = pd.Series(1.0, index=month).groupby(level=0).sum()
+        days_in = pd.Series(np.asarray(times.days_in_month, float), index=month).groupby(level=0).first()
+        share = (steps * step_min / 1440.0 / days_in).to_dict()
+        self._share = np.array([share[m] for m in month]) if n else np.zeros(0)
+        # demand windows: several steps make one window when steps are shorter than it
+        if step_min < window_min:
+            self._win = np.asarray(times.asi8 // (int(window_min) * 60 * 10**9), np.int64)
+        else:
+            self._win = np.arange(n, dtype=np.int64)
+        self._win_end = np.r_[self._win[1:] != self._win[:-1], True] | self._last if n else np.zeros(0, bool)
+        k = len(self.site_payers) if meter == "sites" else 1
+        self._sum = np.zeros(k)
+        self._count = 0
+        self._peak_kw = np.zeros(k)
+
+    def settle(self, row: int, site_p_kw: np.ndarray, net_kw: float, ledger: Ledger) -> None:
+        """Recorded step ``row``: this step's power per site (kW) and the feeder's net load (kW)."""
+        if row < 0 or row >= self._share.size:
+            return
+        p = np.asarray(site_p_kw, float) if self.meter == "sites" else np.array([net_kw], float)
+        self._sum += np.maximum(p, 0.0)  # export is demand 0 (bills.monthly_demand_kw)
+        self._count += 1
+        if self._win_end[row]:
+            np.maximum(self._peak_kw, self._sum / self._count, out=self._peak_kw)
+            self._sum[:] = 0.0
+            self._count = 0
+        if not self._last[row]:
+            return
+        share = float(self._share[row])
+        if self.demand_rate is not None:
+            amount = self.demand_rate * self._peak_kw * share
+            if self.meter == "sites":
+                for payer, a in zip(self.site_payers, amount):
+                    ledger.post(row, payer, GRID_COMPANY, "demand_charge", 0.0, float(a))
+            else:
+                for payer, w in zip(self.shared_payers, self.shared_shares):
+                    ledger.post(row, payer, GRID_COMPANY, "demand_charge", 0.0, float(amount[0] * w))
+        if self.capacity_rate is not None:
+            total = self.capacity_rate * self.capacity_kva * share
+            for payer, w in zip(self.shared_payers, self.shared_shares):
+                ledger.post(row, payer, GRID_COMPANY, "capacity_charge", 0.0, float(total * w))
+        self._peak_kw[:] = 0.0  # a new billing month

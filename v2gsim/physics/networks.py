@@ -262,6 +262,66 @@ def simbench_unsupported_reason(code: str) -> str | None:
     return None
 
 
+@register_network_source("replicate")
+class Replicate(NetworkSource):
+    """``replicate:<N>:<network>``: N copies of a network side by side, each with its own
+    infeed (so N islands, one per feeder), e.g. ``replicate:10:simbench:1-MV-urban--0-sw`` for a
+    district on ten MV grids. One MV feeder carries a few thousand households, so a city's EVs
+    sit on many; the power flow solves every island with its own slack. Copies keep the source
+    net's profiles (SimBench): every copy has the same base load and PV shapes."""
+
+    argument = "<N>:<network>"
+    MAX_COPIES = 200
+
+    def _split(self, argument: str | None) -> tuple[int, str] | tuple[str, str | None]:
+        n_text, colon, inner = (argument or "").partition(":")
+        try:
+            n = int(n_text)
+        except ValueError:
+            return f"replicate needs a whole number of copies before the network; got {n_text!r}", \
+                "write replicate:<N>:<network>, e.g. replicate:10:simbench:1-MV-urban--0-sw"
+        if not 1 <= n <= self.MAX_COPIES or not colon or not inner.strip():
+            return f"replicate needs 1..{self.MAX_COPIES} copies and a network; got {argument!r}", \
+                "write replicate:<N>:<network>, e.g. replicate:10:simbench:1-MV-urban--0-sw"
+        return n, inner.strip()
+
+    def check(self, argument):
+        split = self._split(argument)
+        if isinstance(split[0], str):
+            return split
+        if split[1].partition(":")[0].strip() == "replicate":
+            return "replicate of a replicate", "give the copies in one replicate:<N>:<network>"
+        return spec_problem(split[1])
+
+    def unsupported_without_loading(self, argument):
+        split = self._split(argument)
+        if isinstance(split[0], str) or split[1].partition(":")[0].strip() == "replicate":
+            return False, None
+        source, inner_argument = network_source(split[1])
+        return source.unsupported_without_loading(inner_argument)
+
+    def load(self, argument):
+        import pandapower.toolbox as tb
+
+        bad = self.check(argument)
+        if bad is not None:
+            raise ValueError(f"{bad[0]}; {bad[1]}")
+        n, inner = self._split(argument)
+        one = load_network(inner)
+        # merge_nets reindexes every element table; SimBench's loadcases (indexed by name) are
+        # set aside and put back (they are the same for every copy)
+        loadcases = one.get("loadcases") if hasattr(one, "get") else None
+        if isinstance(loadcases, pd.DataFrame):
+            one.loadcases = loadcases.iloc[:0]
+        net = copy.deepcopy(one)
+        for _ in range(n - 1):
+            net = tb.merge_nets(net, copy.deepcopy(one), validate=False, net2_reindex_log_level=None)
+        if isinstance(loadcases, pd.DataFrame):
+            net.loadcases = loadcases
+        net.name = f"replicate:{argument}"
+        return net
+
+
 class NetworkSpecError(ValueError):
     """A ``feeder.network`` that names no registered source, or gives it the wrong argument."""
 

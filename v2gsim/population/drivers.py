@@ -49,7 +49,6 @@ from v2gsim.population.fleet import DEPOT, DRIVING, HOME, PUBLIC, Fleet
 NONE, WAIT, DETOUR, TRANSIT, SWAP = 0, 1, 2, 3, 4  # hold states
 NORMAL, CAPTURE, SWALLOW, SHORTEN = 0, 1, 2, 3  # what to do with the vehicle's next arrival event
 _TOL = 1e-9
-BASES = (HOME, DEPOT)
 
 
 class PublicQueues:
@@ -124,6 +123,7 @@ class DriverChoices:
         self.fleet = fleet
         self.step_min = float(step_min)
         self.fast_sites = np.flatnonzero(site_public_or_dc)  # detour targets
+        self._fast = np.asarray(site_public_or_dc, bool)
         self.hold = np.zeros(n, np.int8)
         self.arr_action = np.zeros(n, np.int8)
         self.share = np.ones(n)  # share of the held trip that is driven
@@ -167,7 +167,11 @@ class DriverChoices:
         self.travel_steps[s_v] = travel[short]
         self.share[s_v] = 1.0
         self.have[s_v] = False
-        self.to_base[s_v] = False if dest is None else np.isin(dest[short], BASES)
+        if dest is None:
+            self.to_base[s_v] = False
+        else:  # two comparisons: np.isin costs ~30 us a call, more than the rest of a step's check
+            d = dest[short]
+            self.to_base[s_v] = (d == HOME) | (d == DEPOT)
         can_wait = f.plugged[s_v] & (f.max_departure_delay_min[s_v] >= self.step_min) & (f.e_kwh[s_v] < self._target(s_v) - _TOL)
         w = s_v[can_wait]
         if w.size:
@@ -218,9 +222,14 @@ class DriverChoices:
         site = self._free_fast_site(cand)
         got = site >= 0
         queue = ~got & (f.site_at[cand, PUBLIC] >= 0)
-        go = cand[got | queue]
+        going = got | queue
+        go = cand[going]
+        rest = v[~ok]  # the others give up, in v's order (a mask: np.setdiff1d sorts and costs more)
+        if not going.all():
+            ok[np.flatnonzero(ok)[~going]] = False
+            rest = v[~ok]
         if go.size:
-            st = np.where(got, site, f.site_at[cand, PUBLIC])[got | queue]
+            st = np.where(got, site, f.site_at[cand, PUBLIC])[going]
             self.since[go] = step
             if not from_hold:
                 self.arr_action[go] = CAPTURE
@@ -233,7 +242,7 @@ class DriverChoices:
             plugged = eng._plug(step, go, st, inf, np.full(go.size, step + 1, np.int64), np.zeros(go.size, bool), queue_if_full=True)
             self._detour_session(step, go[plugged])
             self._add_held(go)
-        self._give_up(step, np.setdiff1d(v, go, assume_unique=True), at_detour=False)
+        self._give_up(step, rest, at_detour=False)
 
     def _detour_session(self, step: int, v: np.ndarray) -> None:
         """A detour charge asks only for the trip's energy (the driver leaves once it is in)."""
@@ -250,9 +259,7 @@ class DriverChoices:
             return out
         free = np.where(eng.queues.length > 0, 0, eng.site_ports - eng.site_occupied)
         own = self.fleet.site_at[v, PUBLIC]
-        fast = np.zeros(eng.n_sites, bool)
-        fast[self.fast_sites] = True
-        mine = (own >= 0) & fast[np.maximum(own, 0)]
+        mine = (own >= 0) & self._fast[np.maximum(own, 0)]
         idx = np.flatnonzero(mine)
         if idx.size:
             o = own[idx]

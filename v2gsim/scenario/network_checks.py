@@ -29,7 +29,7 @@ def network_checks(raw: Any) -> list[Problem]:
     spec = feeder.get("network")
     sites = raw.get("sites") if isinstance(raw.get("sites"), list) else []
     explicit = [(i, s["bus"]) for i, s in enumerate(sites)
-                if isinstance(s, dict) and s.get("bus") is not None and s.get("bus") != "auto"]
+                if isinstance(s, dict) and s.get("bus") is not None and s.get("bus") not in ("auto", "spread")]
     outputs = raw.get("outputs") if isinstance(raw.get("outputs"), dict) else {}
     if spec is None:
         for i, _ in explicit:

@@ -220,10 +220,12 @@ class Site(ConfigModel):
     p_limit_kw: Annotated[float, Field(gt=0)] | None = Field(
         default=None, description="site connection limit on its net power (charging minus V2G), both directions; the site's load manager scales the chargers to it pro rata"
     )
-    bus: Annotated[int, Field(ge=0)] | Literal["auto"] | None = Field(
+    bus: Annotated[int, Field(ge=0)] | Literal["auto", "spread"] | None = Field(
         default=None,
         description="feeder.network bus index of the site; auto (the default with a network): home sites spread "
-        "their piles over the load buses in proportion to their load, other sites sit on one load bus drawn the same way",
+        "their piles over the load buses in proportion to their load, other sites sit on one load bus drawn the same way; "
+        "spread: a shared site standing for many stations over the district, each vehicle charging there draws at "
+        "its own bus (drawn like home piles)",
     )
 
     @property
@@ -262,8 +264,8 @@ class FeederConfig(ConfigModel):
     base_load: BaseLoadConfig = BaseLoadConfig()
     network: str | None = Field(
         default=None,
-        description="pandapower network: case33bw, cigre_lv, cigre_mv, a Kerber feeder, simbench:<code> or "
-        "file:<net.json>; absent: a single transformer (transformer_kva)",
+        description="pandapower network: case33bw, cigre_lv, cigre_mv, a Kerber feeder, simbench:<code>, "
+        "file:<net.json>, or replicate:<N>:<network> (N copies, one feeder each); absent: a single transformer (transformer_kva)",
     )
     solver: Literal["ac", "capacity_only"] = Field(
         default="ac", description="ac: AC power flow every step (lightsim2grid); capacity_only: transformer sums only"
@@ -312,6 +314,30 @@ class SessionsConfig(ConfigModel):
         return self.file if self.file is not None else self.csv
 
 
+class ChargersConfig(ConfigModel):
+    """Chargers provisioned from published stock counts (v2gsim/data/charging_provision.yaml)."""
+
+    provision: str = Field(
+        description="preset of home-pile ownership and public chargers per EV, e.g. cn_national_2024q3 (NEA, end Sept "
+        "2024); groups without home_charger_share get its home-pile share, public sites without chargers get "
+        "ceil(public chargers per EV x vehicles naming them as public_site); explicit values win",
+    )
+    home_pile_share: Annotated[float, _pct()] | None = Field(
+        default=None, description="replaces the preset's home-pile share (private piles per EV)")
+    public_chargers_per_ev: Annotated[float, Field(ge=0, le=10)] | None = Field(
+        default=None, description="replaces the preset's public chargers per EV")
+
+    @field_validator("provision")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from v2gsim.data.provision import provision_presets
+
+        known = list(provision_presets())
+        if v not in known:
+            raise ValueError(f"unknown provision preset {v!r}; {_suggest(v, known)}")
+        return v
+
+
 class OutputsConfig(ConfigModel):
     session_sample: Annotated[int, Field(ge=0, le=10_000_000, description="vehicles whose sessions are recorded")] = 1000
     trace_sample: Annotated[int, Field(ge=0, le=100_000, description="vehicles whose SOC is recorded every step")] = 0
@@ -350,6 +376,11 @@ class Scenario(ConfigModel):
     sites: list[Site] = []
     population: list[PopulationGroup] = []
     mobility_sessions: SessionsConfig | None = None
+    chargers: ChargersConfig | None = Field(
+        default=None, exclude_if=lambda v: v is None,  # absent from dumps (and hashes) when not used
+        description="size home piles and public chargers from published figures (provision: <preset>); explicit "
+        "counts in sites and population win",
+    )
     business_models: list[StrategyConfig] = _business_models_field()
     grid_operator: GridOperatorConfig = Field(
         default_factory=GridOperatorConfig, exclude_if=lambda v: not v.requests,  # absent from dumps (and hashes) when empty
@@ -384,6 +415,15 @@ class Scenario(ConfigModel):
             data = {**data, "business_models": [bm.model_dump(by_alias=True) if isinstance(bm, BaseModel) else bm for bm in bms]}
         with local_zone(zone):
             return handler(data)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _provision(cls, data: Any) -> Any:
+        """Fill in what ``chargers.provision`` sizes (groups' home-pile shares, public sites'
+        chargers) before the fields are validated, so the scenario holds plain counts."""
+        from v2gsim.data.provision import provisioned
+
+        return provisioned(data)
 
     @model_validator(mode="after")
     def _has_vehicles(self):
@@ -542,9 +582,18 @@ def cross_checks(raw: Any) -> list[Problem]:
                 )
             else:
                 claimed[sid] = i
-    for i, s in enumerate(sites):
+    from v2gsim.data.provision import provision_figures, provisioned
+
+    provisioning = provision_figures(raw.get("chargers")) is not None
+    for i, s in enumerate(provisioned(raw).get("sites") if isinstance(raw.get("sites"), list) else []):
         if isinstance(s, dict) and s.get("kind") in ("work", "public", "depot") and s.get("chargers") is None:
-            problems.append(Problem(f"sites[{i}].chargers", "is required for shared sites (work, public, depot)", "give the number of charging points"))
+            if provisioning and s.get("kind") == "public":
+                hint = "chargers.provision sizes a public site from the groups naming it as public_site, and none does: give its chargers"
+            elif provisioning:
+                hint = "chargers.provision sizes public sites only (the published counts cover no workplaces or depots): give its chargers"
+            else:
+                hint = "give the number of charging points, or size public sites with chargers: {provision: cn_national_2024q3}"
+            problems.append(Problem(f"sites[{i}].chargers", "is required for shared sites (work, public, depot)", hint))
     wear = raw.get("wear")
     sl = wear.get("second_life") if isinstance(wear, dict) else None
     if isinstance(sl, dict) and sl.get("site") is not None and sl["site"] not in kinds:

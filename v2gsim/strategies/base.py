@@ -184,6 +184,8 @@ class StrategyContext:
             will run (a perfect day-ahead forecast: an assumption, documented in
             docs/business_models.md, "Grid-aware control").
         feeder_rating_kw: the transformer's active-power rating (kVA x power factor; inf without one).
+        demand_charge_cny_per_kw_month: the tariff's two-part demand charge per kW of a billing
+            month's peak (0 without one; ``tariff.demand_charge_cny_per_kw_month``).
         contract: the terms of this operator's contracts with drivers, per vehicle
             (:class:`v2gsim.market.contracts.DriverTerms`); None without a contract.
     """
@@ -199,6 +201,7 @@ class StrategyContext:
     operator_id: str = ""
     base_load_forecast_kw: np.ndarray | None = None
     feeder_rating_kw: float = float("inf")
+    demand_charge_cny_per_kw_month: float = 0.0
     contract: Any = None
 
     def headroom_forecast_kw(self) -> np.ndarray:

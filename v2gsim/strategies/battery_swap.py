@@ -144,6 +144,16 @@ class BatterySwapConfig(StrategyConfig):
         float, Field(ge=0, le=10, description="idle packs feed back for price only when it earns this much per kWh over refilling")
     ] = 0.1
     discharge_floor_soc: Annotated[float, Field(ge=0, le=0.9, description="idle packs are not discharged below this SOC")] = 0.3
+    # What a driver pays per swap. NIO's scheme until 24 Sep 2024: a fixed service fee of 30 or 50 CNY
+    # a swap (by site) plus the electricity fee x the energy gained; since then (electricity +
+    # a per-kWh service fee varying by site and month) x the energy gained, the service fee on at
+    # least 20 kWh [B: evnewschannel.com/?p=13318, NIO announcement of 15 Sep 2024]. Defaults: the
+    # old scheme's lower fee and the tariff's price of the step as the electricity fee.
+    swap_fee_cny: Annotated[float, Field(ge=0, le=1000, description="fixed service fee a driver pays per swap, CNY")] = 30.0
+    swap_service_fee_cny_per_kwh: Annotated[float, Field(ge=0, le=10, description=(
+        "service fee per kWh gained in a swap, CNY/kWh, charged on at least swap_fee_min_kwh (NIO since Sep 2024)"))] = 0.0
+    swap_fee_min_kwh: Annotated[float, Field(ge=0, le=200, description="smallest energy the per-kWh service fee is charged on, kWh")] = 20.0
+    swap_energy_billed: bool = Field(default=True, description="the driver also pays the energy gained at the tariff's price of the step")
     wear_cny_per_kwh: Annotated[float, Field(ge=0, le=10)] | Literal["model"] = Field(
         default=0.1,
         description="battery wear cost per kWh discharged from a pack: a constant, or 'model' to read each pack's "
@@ -264,6 +274,7 @@ class BatterySwap(Strategy):
         net = self.network
         s_n = net.n_stations
         self.hour_of_step = np.asarray(times.hour, np.int64)
+        self._hour_frac_of_step = np.asarray(times.minute, float) / 60.0  # how far into its hour each step starts
         prior = self.config.forecast_prior_utilisation * net.st_max_swaps_per_day / 24.0
         self.forecast = np.repeat(prior[:, None], 24, axis=1)  # swaps per hour of day, (S, 24)
         self._today = np.zeros((s_n, 24))
@@ -430,8 +441,14 @@ class BatterySwap(Strategy):
         if asked and cfg.honour_requests:
             # during the grid's discharge request no pack charges while the ready packs can
             # serve the queue; where they cannot, only the packs the queue lacks charge
-            lacking = np.maximum(0, n_urgent - ready_n.astype(np.int64))  # queue, reserve and the next hour's swaps
-            p = np.where(urgent & (rank < ready_n.astype(np.int64)[st] + lacking[st]), p, 0.0)
+            # the next hour's swaps from the hourly forecast (the 60 minutes from now, pro rata), not
+            # the horizon's mean rate: that one carries the evening rush hours ahead into the request's
+            # first hour and charged through it (battery_swapping, after the drivers' before-trip swaps)
+            frac = self._hour_frac_of_step[s]
+            next_h = (1.0 - frac) * self.forecast[:, h_now] + frac * self.forecast[:, (h_now + 1) % 24]
+            n_req = obs.queue + cfg.reserve_packs + np.ceil(next_h - 1e-9).astype(np.int64)
+            lacking = np.maximum(0, n_req - ready_n.astype(np.int64))  # queue, reserve and the next hour's swaps
+            p = np.where(short & reserved & (rank < ready_n.astype(np.int64)[st] + lacking[st]), np.where(urgent, p, p_max), 0.0)
         # all charging stays within the feeder's headroom (seen last step, with the racks' own
         # charging then): the urgent packs first, by rank at their station, then the rest
         margin_kw = cfg.headroom_margin * self.context.feeder_rating_kw if np.isfinite(self.context.feeder_rating_kw) else 0.0

@@ -93,6 +93,7 @@ class SwapQueues:
         who go on to their destination, or None."""
         self._swaps_step[:] = 0.0
         self._swaps_long_trip_step[:] = 0.0
+        self._fee_v, self._fee_kwh = [], []  # the drivers swapped this step and the energy each gained (the swap fee)
         if not self.n_queued:
             self._credits[:] = 0.0  # idle bays bank nothing
             return None
@@ -158,6 +159,8 @@ class SwapQueues:
         e_new = np.minimum(e_in, f.capacity_kwh[v])
         f.e_kwh[v] = e_new
         self.veh_swap_net_kwh[v] += e_new - e_out
+        self._fee_v.append(v.copy())
+        self._fee_kwh.append(np.maximum(e_new - e_out, 0.0))
         self._swaps_step += np.bincount(st, minlength=self.n_stations)
         self._swaps_long_trip_step += np.bincount(st, weights=self.q_reason[v] == LONG_TRIP, minlength=self.n_stations)
         wait = (step - self.q_since[v]) * self.step_min + pos * self.st_interval_min[st]

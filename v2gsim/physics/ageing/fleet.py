@@ -284,7 +284,7 @@ class FleetWear(Actor):
             "wear_cost_cny": tot["total"] * cost_q,
             "wear_cost_v2g_cny": tot["v2g"] * cost_q,
             "replacement_cost_cny": self.replacement_cost_cny,
-            "marginal_wear_cny_per_kwh": self.marginal_cny_per_kwh,
+            "marginal_wear_cny_per_kwh_throughput": self.marginal_cny_per_kwh,  # CNY per kWh of grid-side throughput
             "e_capacity_change_kwh": self.e_capacity_change_kwh,
             "out_of_range_periods": pop.state.n_out_of_range,
         })

@@ -228,7 +228,10 @@ class SwapPackWear:
             "packs_replaced": self.packs_replaced,
             "wear_cost_cny": (self.retired_cal + self.retired_cyc + st.q_loss) * self.cost_per_q_cny,
             "replacement_cost_cny": self.replacement_cost_cny,
-            "marginal_wear_cny_per_kwh": self.marginal_cny_per_kwh,
+            # one unit with the fleet's table: CNY per kWh of grid-side throughput (charged plus fed
+            # back); the EMS's own price (packs.wear_cost_cny_per_kwh) is per battery kWh discharged
+            # and recharged, i.e. 2 / ((eta_c + 1/eta_d) / 2) grid kWh of throughput
+            "marginal_wear_cny_per_kwh_throughput": self.marginal_cny_per_kwh * 0.25 * (net.pack_eta_c + 1.0 / net.pack_eta_d),
             "e_capacity_change_kwh": self.e_capacity_change_kwh,
             "out_of_range_periods": st.n_out_of_range,
         })

@@ -276,6 +276,20 @@ def _aggregate_lp(prob: DispatchProblem, interval_bounds: bool):
         A = sp.vstack([sp.hstack([A.scipy(), sp.csr_array((r0, c2.size))]), A2[r0:]], format="csr")
         c, lo, hi = np.concatenate([c, c2]), np.concatenate([lo, lo2]), np.concatenate([hi, hi2])
         lb, ub = np.concatenate([lb, lb2]), np.concatenate([ub, ub2])
+    if prob.peak_cny_per_kw > 0:
+        # the planned site peak z >= Pc_t - Pd_t, free up to the billing period's peak so far
+        # (DispatchProblem.peak_cny_per_kw)
+        A0 = A.scipy() if isinstance(A, _CsrParts) else A
+        r0, n0 = A0.shape
+        t_ = np.arange(T)
+        rows_pk = np.concatenate([t_, t_, t_])
+        cols_pk = np.concatenate([o_pc + t_, o_pd + t_, np.full(T, n0)])
+        vals_pk = np.concatenate([ones, -ones, -ones])
+        A = sp.vstack([sp.hstack([A0, sp.csr_array((r0, 1))]),
+                       sp.csr_array((vals_pk, (rows_pk, cols_pk)), shape=(T, n0 + 1))], format="csr")
+        c = np.concatenate([c, [prob.peak_cny_per_kw]])
+        lo, hi = np.concatenate([lo, np.full(T, -np.inf)]), np.concatenate([hi, np.zeros(T)])
+        lb, ub = np.concatenate([lb, [prob.peak_ref_kw]]), np.concatenate([ub, [np.inf]])
     off = {"pc": o_pc, "pd": o_pd, "e": o_e, "d": o_d, "ve": o_ve, "vd": o_vd, "s": o_s}
     return c, A, lo, hi, lb, ub, off, e_lo, e_hi
 
@@ -346,6 +360,8 @@ def plan_aggregate(prob: DispatchProblem, *, interval_bounds: bool = True) -> Ag
     y = res.row_dual
     limit_shift = -y[T:2 * T] / prob.dt_h  # site-limit rows
     shift = limit_shift - y[4 * T + 2:5 * T + 2] / prob.dt_h  # and the soft-cap rows
+    if prob.peak_cny_per_kw > 0:  # and the peak rows (the last T): what a kW more at the peak costs
+        shift = shift - y[y.size - T:] / prob.dt_h
     return AggregatePlan(
         p_kw=p, p_ch_kw=pc, p_dis_kw=pd, e_kwh=x[o_e:o_d], e_lo_kwh=e_lo, e_hi_kwh=e_hi,
         e_departing_kwh=x[o_d:o_ve],

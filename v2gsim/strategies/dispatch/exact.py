@@ -43,7 +43,8 @@ _log = logging.getLogger(__name__)
 @dataclass(frozen=True, eq=False)
 class _ExactModel:
     """:func:`plan_exact`'s LP. Columns: p_ch (n*T, vehicle-major), p_dis (n*T), e (n*(T+1)),
-    need slack (n), soft-cap slack (T), tracking slacks above / below (T each, with a profile)."""
+    need slack (n), soft-cap slack (T), tracking slacks above / below (T each, with a profile),
+    the planned site peak (1, with a peak charge)."""
 
     prob: DispatchProblem
     c: np.ndarray
@@ -79,6 +80,8 @@ class _ExactModel:
                  np.where(np.isfinite(cap), np.maximum(site - cap, 0.0), 0.0)]
         if self.track_kw is not None:
             parts += [np.maximum(site - self.track_kw, 0.0), np.maximum(self.track_kw - site, 0.0)]
+        if prob.peak_cny_per_kw > 0:
+            parts.append(np.array([max(prob.peak_ref_kw, float(site.max(initial=0.0)))]))
         return np.concatenate(parts)
 
     def objective(self, p_kw: np.ndarray) -> float:
@@ -106,7 +109,9 @@ def _exact_model(prob: DispatchProblem, track_kw, track_cny_per_kwh: float) -> _
     nT = n * T
     o_pc, o_pd, o_e, o_u, o_s = 0, nT, 2 * nT, 2 * nT + n * (T + 1), 2 * nT + n * (T + 1) + n
     o_tr = o_s + T  # tracking slacks: above (T), below (T) the profile
-    nv = o_tr + (2 * T if track_kw is not None else 0)
+    o_pk = o_tr + (2 * T if track_kw is not None else 0)  # the planned site peak (with a peak charge)
+    peak = prob.peak_cny_per_kw > 0
+    nv = o_pk + (1 if peak else 0)
     plug = prob.plugged.ravel()
     ii = np.repeat(np.arange(n), T)
     tt = np.tile(np.arange(T), n)
@@ -130,7 +135,10 @@ def _exact_model(prob: DispatchProblem, track_kw, track_cny_per_kwh: float) -> _
     c[o_pd:o_pd + nT] = dt * (w - np.tile(prob.price_v2g_cny_per_kwh, n))
     c[o_u:o_s] = prob.penalty_need_cny_per_kwh
     c[o_s:o_tr] = prob.penalty_request_cny_per_kwh * dt
-    c[o_tr:] = track_cny_per_kwh * dt
+    c[o_tr:o_pk] = track_cny_per_kwh * dt
+    if peak:  # the peak is free up to the billing period's peak so far
+        lb[o_pk] = prob.peak_ref_kw
+        c[o_pk] = prob.peak_cny_per_kw
 
     rows, cols, vals, rlo, rhi = [], [], [], [], []
     # Energy balance, row r = i*T + t: e[i,t+1] - e[i,t] - eta_ch dt pc + dt/eta_dis pd = 0
@@ -187,6 +195,16 @@ def _exact_model(prob: DispatchProblem, track_kw, track_cny_per_kwh: float) -> _
         tr = np.asarray(track_kw, dtype=float)
         rlo.append(tr)
         rhi.append(tr)
+        nrow += T
+    if peak:
+        # site net - peak <= 0, one row per step
+        r = nrow + tt
+        t_ = np.arange(T)
+        rows += [r, r, nrow + t_]
+        cols += [o_pc + np.arange(nT), o_pd + np.arange(nT), np.full(T, o_pk)]
+        vals += [np.ones(nT), -np.ones(nT), -np.ones(T)]
+        rlo.append(np.full(T, -np.inf))
+        rhi.append(np.zeros(T))
         nrow += T
     A = sp.csr_array(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(nrow, nv)

@@ -27,6 +27,11 @@ Modelling choices (documented, tested):
   always feasible since ``p_site_min_kw <= 0 <= p_site_max_kw``). Feeder headroom and grid
   requests (peak shaving, discharge calls) are soft upper bounds on site net power with penalty
   ``penalty_request_cny_per_kwh`` per kWh over; the shortfall per step is reported.
+* Peak charge (``peak_cny_per_kw`` > 0): the plan pays ``peak_cny_per_kw`` per kW by which the
+  site's highest planned net power rises above ``peak_ref_kw`` (the billing period's peak so
+  far) -- a demand charge seen from a rolling horizon ("peak-so-far" state: Risbeck & Rawlings,
+  IEEE TAC 65(7), 2020). Below the reference the peak is free; above it the plan spreads
+  charging over equally priced steps rather than bunching it at the start of a cheap period.
 * No vehicle charges and discharges in the same step (:func:`check_plan`; how the exact plan
   ensures it: :mod:`.exact`).
 """
@@ -130,6 +135,8 @@ class DispatchProblem:
     requests: tuple[GridRequest, ...] = ()
     penalty_need_cny_per_kwh: float = 1000.0
     penalty_request_cny_per_kwh: float = 100.0
+    peak_cny_per_kw: float = 0.0
+    peak_ref_kw: float = 0.0
     # Derived (filled in __post_init__)
     n_vehicles: int = field(init=False)
     n_steps: int = field(init=False)
@@ -182,6 +189,10 @@ class DispatchProblem:
         s(self, "wear_vehicle_cny_per_kwh", _vec("wear_vehicle_cny_per_kwh", self.wear_vehicle_cny_per_kwh, n, lo=0))
         if self.penalty_need_cny_per_kwh <= 0 or self.penalty_request_cny_per_kwh <= 0:
             raise ValueError("penalties must be > 0")
+        if not (np.isfinite(self.peak_cny_per_kw) and self.peak_cny_per_kw >= 0):
+            raise ValueError(f"peak_cny_per_kw must be finite and >= 0; got {self.peak_cny_per_kw}")
+        if not (np.isfinite(self.peak_ref_kw) and self.peak_ref_kw >= 0):
+            raise ValueError(f"peak_ref_kw must be finite and >= 0; got {self.peak_ref_kw}")
         s(self, "requests", tuple(self.requests))
 
     # -- derived arrays (computed once; treat as read-only) --------------------------------
@@ -320,7 +331,8 @@ def evaluate_schedule(
 
 def schedule_score(prob: DispatchProblem, p_kw: np.ndarray) -> float:
     """A schedule's cost with the problem's penalties: energy cost - V2G revenue + wear, unmet
-    needs at the need penalty and site power above the soft cap at the request penalty -- what
+    needs at the need penalty, site power above the soft cap at the request penalty and the peak
+    above ``peak_ref_kw`` at ``peak_cny_per_kw`` -- what
     two candidate splits are compared by. (As :func:`evaluate_schedule`, also for steps of
     unequal length.)"""
     p = np.asarray(p_kw, float)
@@ -334,6 +346,8 @@ def schedule_score(prob: DispatchProblem, p_kw: np.ndarray) -> float:
     cost = pc.sum(0) @ (prob.price_buy_cny_per_kwh * dt) - pd.sum(0) @ (prob.price_v2g_cny_per_kwh * dt)
     cost += prob.wear_total_cny_per_kwh @ ((pc + pd) @ dt)
     short = np.maximum(p.sum(0) - prob.p_cap_kw, 0.0) @ dt
+    if prob.peak_cny_per_kw > 0 and T:
+        cost += prob.peak_cny_per_kw * max(float(p.sum(0).max()) - prob.peak_ref_kw, 0.0)
     return float(cost + prob.penalty_need_cny_per_kwh * unmet.sum() + prob.penalty_request_cny_per_kwh * short)
 
 
@@ -471,6 +485,7 @@ def coarsen(prob: DispatchProblem, block: int) -> DispatchProblem:
         p_feeder_headroom_kw=soft, requests=(),
         penalty_need_cny_per_kwh=prob.penalty_need_cny_per_kwh,
         penalty_request_cny_per_kwh=prob.penalty_request_cny_per_kwh,
+        peak_cny_per_kw=prob.peak_cny_per_kw, peak_ref_kw=prob.peak_ref_kw,
     )
 
 
@@ -527,6 +542,7 @@ def coarsen_blocks(prob: DispatchProblem, blocks: np.ndarray) -> DispatchProblem
         p_feeder_headroom_kw=soft, requests=(),
         penalty_need_cny_per_kwh=prob.penalty_need_cny_per_kwh,
         penalty_request_cny_per_kwh=prob.penalty_request_cny_per_kwh,
+        peak_cny_per_kw=prob.peak_cny_per_kw, peak_ref_kw=prob.peak_ref_kw,
     )
     # the need at the (coarse) horizon end, with the hours after it counted on the fine grid
     a, d = out.window
