@@ -40,6 +40,8 @@ STREAM_POPULATION, STREAM_MOBILITY, STREAM_PORTS, STREAM_SAMPLES, STREAM_MESA, S
 # Business-model strategies: entry k of business_models gets SeedSequence(seed, spawn_key=(20, k))
 # as ``StrategyContext.seed_seq`` (distributed: per-driver traits, invitation answers).
 STREAM_STRATEGY = 20
+# Initial pack ages of population group g: SeedSequence(seed, spawn_key=(STREAM_PACK_AGE, g)).
+STREAM_PACK_AGE = 30
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:
@@ -166,7 +168,8 @@ class V2GModel(mesa.Model):
 
             sl_site = scenario.wear.second_life.site
             self.wear = FleetWear(scenario.wear, f, self.clock, tc.step_min, self.n_warmup, self.n_clock, self.price_cny_per_kwh, CHEMISTRIES,
-                                  zone=tc.timezone, power=self.vehicle_power, second_life_site=site_idx.get(sl_site) if sl_site else None)
+                                  zone=tc.timezone, power=self.vehicle_power, second_life_site=site_idx.get(sl_site) if sl_site else None,
+                                  initial=self._initial_pack_age(scenario, f))
         engine = EngineView(self, f, tuple(self.blocks), self.clock, self.dt_h, self.n_warmup, self.n_steps, self.seed_value,
                             self.price_cny_per_kwh, self.v2g_price_cny_per_kwh, self.sites, self.vehicle_power, self.wear)
 
@@ -275,6 +278,24 @@ class V2GModel(mesa.Model):
         self._initial_plug_in()
 
     # ------------------------------------------------------------------ the agents, on first use
+
+    def _initial_pack_age(self, scenario: Scenario, f):
+        """(age in years, soh or NaN) per vehicle from its group's ``initial_age_years`` /
+        ``initial_soh``; None when every group's packs are new (replayed sessions: new)."""
+        from v2gsim.physics.ageing.initial import draw, is_new
+
+        groups = scenario.population or []
+        if all(is_new(g.initial_age_years, g.initial_soh) for g in groups):
+            return None
+        gi = np.asarray(f.group, np.int64)
+        age = np.zeros(f.n)
+        soh = np.full(f.n, np.nan)
+        for k, g in enumerate(groups):
+            sel = np.flatnonzero(gi == k)
+            rng = np.random.default_rng(np.random.SeedSequence(self.seed_value, spawn_key=(STREAM_PACK_AGE, k)))
+            age[sel] = draw(g.initial_age_years, sel.size, rng, 0.0)
+            soh[sel] = draw(g.initial_soh, sel.size, rng, np.nan)
+        return age, soh
 
     def _agent_views(self) -> tuple[list[Vehicle], list[Driver]]:
         if self._views is None:

@@ -61,6 +61,7 @@ from v2gsim.swap.rack import Racks, StationObservation
 __all__ = ["SwapNetwork", "SwapStation", "Packs", "StationObservation", "REASONS", "LOW_SOC", "LONG_TRIP", "STATION_COLUMNS"]
 
 STREAM_SWAP = 90  # SeedSequence(seed, spawn_key=(STREAM_SWAP,)): preferred stations
+STREAM_PACK_AGE = 91  # SeedSequence(seed, spawn_key=(STREAM_PACK_AGE, station)): initial pack ages
 STATION_COLUMNS = ("p_kw", "charge_kw", "discharge_kw", "packs_ready", "queue", "swaps", "swaps_low_soc", "swaps_long_trip", "left",
                    "swap_capacity", "e_rack_kwh", "cost_cny", "revenue_cny", "wear_cost_cny")
 
@@ -254,7 +255,26 @@ class SwapNetwork(SwapQueues, Racks, Actor):
         self.revenue_cny = np.zeros(S)
         self.wear_cny = np.zeros(S)
         # the packs' ageing (a physics.ageing.SwapPackWear) when the scenario's wear model is on
+        self.initial_pack_age = self._initial_pack_age(cfg, engine.seed) if engine.wear is not None else None
         self.wear = engine.wear.pack_wear(self) if engine.wear is not None else None
+
+    def _initial_pack_age(self, cfg, seed: int):
+        """(age in years, soh or NaN) per pack from each station's ``initial_age_years`` /
+        ``initial_soh`` (a carried pack: its vehicle's preferred station's); None if all are new."""
+        from v2gsim.physics.ageing.initial import draw, is_new
+
+        if all(is_new(s.initial_age_years, s.initial_soh) for s in cfg.stations):
+            return None
+        pk = self.packs
+        st = np.where(pk.station >= 0, pk.station, self.veh_pref[np.maximum(pk.vehicle, 0)])
+        age = np.zeros(pk.n)
+        soh = np.full(pk.n, np.nan)
+        for j, s in enumerate(cfg.stations):
+            sel = np.flatnonzero(st == j)
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(STREAM_PACK_AGE, j)))
+            age[sel] = draw(s.initial_age_years, sel.size, rng, 0.0)
+            soh[sel] = draw(s.initial_soh, sel.size, rng, np.nan)
+        return age, soh
 
     # ------------------------------------------------------------------ views (more in Racks and SwapQueues)
 

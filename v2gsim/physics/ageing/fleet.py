@@ -43,7 +43,8 @@ class FleetWear(Actor):
     """
 
     def __init__(self, cfg: WearConfig, fleet, clock, step_min: int, start_step: int, n_clock: int, price_cny_per_kwh, chemistry_names,
-                 zone: str | None = None, *, power: VehiclePower | None = None, second_life_site: int | None = None):
+                 zone: str | None = None, *, power: VehiclePower | None = None, second_life_site: int | None = None,
+                 initial: tuple[np.ndarray, np.ndarray] | None = None):
         self.cfg = cfg
         self.power = power if power is not None else VehiclePower()
         self.second_life_site = second_life_site  # site index of the vehicle packs' second-life storage (None: spread)
@@ -92,6 +93,9 @@ class FleetWear(Actor):
         self.started = False
         self.finished = False
         self.marginal_cny_per_kwh = np.zeros(n)
+        if initial is not None:  # (age in years, soh or NaN) per vehicle: packs not new at the start
+            self.pop.start_aged(initial[0], initial[1], float(self.t_amb_degc.mean()))
+            self.scale_at_build(np.arange(n), self.pop.state.soh)
         self._initial_price(f)
 
     # ------------------------------------------------------------------ phases
@@ -213,6 +217,18 @@ class FleetWear(Actor):
         e_old = f.e_kwh[idx].copy()  # a view when idx is a slice
         f.e_kwh[idx] *= ratio
         self.e_capacity_change_kwh[idx] += f.e_kwh[idx] - e_old
+        f.below_stop[idx] = f.e_kwh[idx] < f.e_stop_kwh[idx] - 1e-9
+
+    def scale_at_build(self, idx: np.ndarray, soh: np.ndarray) -> None:
+        """Vehicles ``idx`` start with packs of state of health ``soh`` (shape like ``idx``): their
+        capacity arrays and stored energy scale (state of charge kept). Not a change during the
+        run, so nothing is booked in ``e_capacity_change_kwh``."""
+        f = self.fleet
+        ratio = soh / self.soh_applied[idx]
+        all_soh = self.soh_applied.copy()
+        all_soh[idx] = soh
+        self.apply_soh(idx, all_soh, keep_energy=True)
+        f.e_kwh[idx] *= ratio
         f.below_stop[idx] = f.e_kwh[idx] < f.e_stop_kwh[idx] - 1e-9
 
     def _retire(self, ret: np.ndarray, s: int) -> None:

@@ -75,6 +75,14 @@ class SwapPackWear:
         self.packs_recycled_direct = 0
         self.second_life = SecondLifeStorage(cfg.second_life, fw.models, fw.price_cny_per_kwh, fw.dt_h) if cfg.second_life.enabled else None
         self.sl_station = np.zeros(0, np.int64)
+        initial = getattr(net, "initial_pack_age", None)  # (age in years, soh or NaN) per pack, or None: new
+        if initial is not None:
+            self.pop.start_aged(initial[0], initial[1], float(fw.t_amb_degc.mean()))
+            soh0 = self.pop.state.soh
+            rack = pk.vehicle < 0
+            pk.e_kwh[rack] *= soh0[rack]  # racked packs keep their state of charge
+            pk.soh[:] = soh0
+            fw.scale_at_build(pk.vehicle[~rack], soh0[~rack])  # a carried pack sets its vehicle's capacity
         if cfg.price_dispatch:
             n = P
             stress = dict(dt_s=0.0, t_degc=np.full(n, float(fw.t_amb_degc.mean())), soc_mean=np.full(n, 0.6),
@@ -187,8 +195,8 @@ class SwapPackWear:
             self.sl_station = np.r_[self.sl_station, where.astype(np.int64)]
         else:
             self.packs_recycled_direct += ret.size
-        self.retired_cal[ret] += np.clip(st.q_loss_cal[ret], 0.0, 1.0)
-        self.retired_cyc[ret] += np.clip(st.q_loss_cyc[ret], 0.0, 1.0)
+        self.retired_cal[ret] += np.clip(st.q_loss_cal[ret], 0.0, 1.0) - pop.q0_cal[ret]  # the run's fade only
+        self.retired_cyc[ret] += np.clip(st.q_loss_cyc[ret], 0.0, 1.0) - pop.q0_cyc[ret]
         self.retired_fec[ret] += st.fec[ret]
         self.packs_replaced[ret] += 1
         self.replacement_cost_cny[ret] += cfg.replacement_cost_cny_per_kwh * self.cap_nom_kwh[ret]
@@ -207,8 +215,10 @@ class SwapPackWear:
         import pandas as pd
 
         net, pk, st = self.net, self.net.packs, self.pop.state
-        cal = self.retired_cal + st.q_loss_cal
-        cyc = self.retired_cyc + st.q_loss_cyc
+        q0_cal, q0_cyc = self.pop.q0_cal, self.pop.q0_cyc  # fade before the run (aged packs)
+        cal = self.retired_cal + st.q_loss_cal - q0_cal
+        cyc = self.retired_cyc + st.q_loss_cyc - q0_cyc
+        run_q = self.retired_cal + self.retired_cyc + st.q_loss - q0_cal - q0_cyc
         in_rack = pk.station >= 0
         return pd.DataFrame({
             "network": np.full(pk.n, network, np.int64),
@@ -220,13 +230,13 @@ class SwapPackWear:
             "capacity_nominal_kwh": self.cap_nom_kwh,
             "soh": pk.soh.copy(),
             "capacity_kwh": pk.capacity_kwh * pk.soh,
-            "fade_pct": 100 * (self.retired_cal + self.retired_cyc + st.q_loss),
+            "fade_pct": 100 * run_q,
             "fade_calendar_pct": 100 * cal,
             "fade_cycle_pct": 100 * cyc,
             "fec": self.retired_fec + st.fec,
             "n_swaps": pk.n_swaps.astype(np.int64),
             "packs_replaced": self.packs_replaced,
-            "wear_cost_cny": (self.retired_cal + self.retired_cyc + st.q_loss) * self.cost_per_q_cny,
+            "wear_cost_cny": run_q * self.cost_per_q_cny,
             "replacement_cost_cny": self.replacement_cost_cny,
             # one unit with the fleet's table: CNY per kWh of grid-side throughput (charged plus fed
             # back); the EMS's own price (packs.wear_cost_cny_per_kwh) is per battery kWh discharged

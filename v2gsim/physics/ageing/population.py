@@ -44,6 +44,20 @@ class WearPopulation:
         self.n_debt = 0
         self.t_degc_sum = np.zeros(n)  # sum over periods of period-mean battery temperature x period h
         self.t_h = 0.0
+        # fade the packs had when the run started (initial_age_years / initial_soh): not the run's
+        self.q0_cal = np.zeros(n)
+        self.q0_cyc = np.zeros(n)
+
+    def start_aged(self, age_years: np.ndarray, soh: np.ndarray, t_degc: float) -> None:
+        """Packs that are not new at the start (:func:`v2gsim.physics.ageing.initial.pre_age`):
+        the shadow starts equal, the starting fade is kept so attribution counts the run's only."""
+        from v2gsim.physics.ageing.initial import pre_age
+
+        pre_age(self.state, self.models, self.model_ids, age_years, soh, t_degc)
+        if self.shadow is not None:
+            self.shadow = self.state.copy()
+        self.q0_cal = self.state.q_loss_cal.copy()
+        self.q0_cyc = self.state.q_loss_cyc.copy()
 
     # ------------------------------------------------------------------ per period accumulators
     def _alloc_period(self, n):
@@ -218,12 +232,13 @@ class WearPopulation:
         calendar + driving + charging + v2g = total fade. The V2G part is the real fade minus the
         shadow's (it may be negative where V2G lowered the mean SOC enough to slow calendar ageing).
         """
-        total = self.state.q_loss
+        q0 = self.q0_cal + self.q0_cyc  # fade before the run (aged packs), not the run's
+        total = self.state.q_loss - q0
         if not self.with_shadow:
-            return {"total": total, "calendar": self.state.q_loss_cal.copy(), "driving": np.zeros(len(self)),
-                    "charging": self.state.q_loss_cyc.copy(), "v2g": np.zeros(len(self))}
-        sh_total = self.shadow.q_loss
-        return {"total": total, "calendar": self.shadow.q_loss_cal.copy(), "driving": self.fade_drive.copy(),
+            return {"total": total, "calendar": self.state.q_loss_cal - self.q0_cal, "driving": np.zeros(len(self)),
+                    "charging": self.state.q_loss_cyc - self.q0_cyc, "v2g": np.zeros(len(self))}
+        sh_total = self.shadow.q_loss - q0
+        return {"total": total, "calendar": self.shadow.q_loss_cal - self.q0_cal, "driving": self.fade_drive.copy(),
                 "charging": self.fade_charge.copy(), "v2g": total - sh_total}
 
     def reset_packs(self, idx: np.ndarray) -> None:
@@ -235,6 +250,8 @@ class WearPopulation:
                 getattr(st, name)[idx] = 0.0
         self.fade_drive[idx] = 0.0
         self.fade_charge[idx] = 0.0
+        self.q0_cal[idx] = 0.0
+        self.q0_cyc[idx] = 0.0
         self.n_debt -= int(np.count_nonzero(self.debt_kwh[idx] > 0))
         self.debt_kwh[idx] = 0.0
 
@@ -249,7 +266,7 @@ class WearPopulation:
             setattr(self.state, name, np.r_[getattr(self.state, name), getattr(state_rows, name)])
             if self.shadow is not None:
                 setattr(self.shadow, name, np.r_[getattr(self.shadow, name), getattr(state_rows, name)])
-        for name in ("fade_drive", "fade_charge", "debt_kwh", "t_degc_sum"):
+        for name in ("fade_drive", "fade_charge", "debt_kwh", "t_degc_sum", "q0_cal", "q0_cyc"):
             setattr(self, name, np.r_[getattr(self, name), np.zeros(k)])
         n = len(self)
         keep_samples = self.n_samples

@@ -1,0 +1,130 @@
+"""Packs that start aged: initial_age_years / initial_soh per population group and swap station."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import yaml
+
+from v2gsim.errors import ScenarioError
+from v2gsim.model import V2GModel
+from v2gsim.physics.ageing.initial import STORAGE_SOC, Spread
+from v2gsim.physics.wear import NaumannLfp
+from v2gsim.scenario.schema import Scenario
+from tests.test_wear_integration import V2G_BASE, DailyV2G, sc
+
+YEAR_S = 365.25 * 86400.0
+
+
+def parked(age, soh=None, days=28, **wear):
+    """Commuters that (almost) never drive, parked at STORAGE_SOC at a constant 30 degC."""
+    pop = {"daily_km_scale": 1e-6, "soc_initial_min": STORAGE_SOC, "soc_initial_max": STORAGE_SOC, "soc_target": STORAGE_SOC,
+           "soc_min_departure_mean": 0.1, "initial_age_years": age}
+    if soh is not None:
+        pop["initial_soh"] = soh
+    return sc(time__horizon_days=days, population=[{**V2G_BASE["population"][0], **pop}],
+              wear={"model": "naumann_lfp", "heating_k_per_c_rate": 0.0, "ambient": {"constant_degc": 30.0}, **wear})
+
+
+def test_calendar_fade_continues_from_the_age_hand_computed():
+    """A pack of age a parked at constant SOC and temperature: fade over a run of t is
+    law(a + t) - law(a), with law the closed-form Naumann calendar loss."""
+    law = NaumannLfp().calendar_loss
+    a_s, t_s = 3 * YEAR_S, 28 * 86400.0
+    m = V2GModel(parked(3.0))
+    cap_nom = m.wear.cap_nom_kwh
+    q0 = law(a_s, STORAGE_SOC, 30.0)
+    # applied at build: the capacity is the aged pack's, before the first step
+    np.testing.assert_allclose(m.fleet.capacity_kwh, cap_nom * (1.0 - q0), rtol=1e-12)
+    m.aggregators[0].strategy = DailyV2G(0.0)
+    res = m.run()
+    w = res.extra["wear"]
+    expected = law(a_s + t_s, STORAGE_SOC, 30.0) - q0
+    np.testing.assert_allclose(w["fade_calendar_pct"].to_numpy() / 100, expected, rtol=1e-6)
+    # the same run on new packs loses far more (sqrt(t) front-loads): here ~ sqrt(t) / (sqrt(a+t) - sqrt(a))
+    new = law(t_s, STORAGE_SOC, 30.0)
+    assert new > 10 * expected
+    # soh is the real state of health; fade_pct the run's
+    np.testing.assert_allclose(w["soh"].to_numpy(), 1.0 - law(a_s + t_s, STORAGE_SOC, 30.0) - m.wear.pop.state.q_loss_cyc, rtol=1e-9)
+    parts = w[["fade_calendar_pct", "fade_driving_pct", "fade_charging_pct", "fade_v2g_pct"]].sum(axis=1)
+    np.testing.assert_allclose(parts, w["fade_pct"], rtol=0, atol=1e-12)
+
+
+def test_initial_soh_sets_the_start_and_splits_calendar_and_cycle():
+    law = NaumannLfp().calendar_loss
+    m = V2GModel(parked(2.0, soh=0.9, days=2))
+    st = m.wear.pop.state
+    np.testing.assert_allclose(st.soh, 0.9, rtol=1e-12)
+    np.testing.assert_allclose(st.q_loss_cal, law(2 * YEAR_S, STORAGE_SOC, 30.0), rtol=1e-12)
+    np.testing.assert_allclose(st.q_loss_cyc, 0.1 - law(2 * YEAR_S, STORAGE_SOC, 30.0), rtol=1e-12)
+    np.testing.assert_allclose(m.fleet.capacity_kwh, 0.9 * m.wear.cap_nom_kwh, rtol=1e-12)
+    # a soh above what the age's calendar fade allows: the calendar part is capped (no cycle part)
+    m = V2GModel(parked(8.0, soh=0.99, days=2))
+    np.testing.assert_allclose(m.wear.pop.state.soh, 0.99, rtol=1e-12)
+    assert (m.wear.pop.state.q_loss_cyc == 0).all()
+
+
+def test_distributions_are_bounded_seeded_and_per_group():
+    g0 = {**V2G_BASE["population"][0], "count": 200, "initial_age_years": {"dist": "uniform", "low": 1, "high": 4}}
+    g1 = {**V2G_BASE["population"][0], "count": 100, "initial_age_years": {"dist": "normal", "mean": 2, "sd": 3, "low": 0, "high": 5},
+          "initial_soh": {"dist": "uniform", "low": 0.85, "high": 0.95}}
+    s = sc(time__horizon_days=1, population=[g0, g1])
+    m = V2GModel(s)
+    age, soh = m._initial_pack_age(s, m.fleet)
+    assert (age[:200] >= 1).all() and (age[:200] <= 4).all() and np.isnan(soh[:200]).all()
+    assert (age[200:] >= 0).all() and (age[200:] <= 5).all() and (age[200:] == 0).any() and (age[200:] == 5).any()  # clipped
+    np.testing.assert_allclose(m.wear.pop.state.soh[200:], soh[200:], rtol=1e-12)
+    assert abs(age[:200].mean() - 2.5) < 0.25
+    age2, _ = V2GModel(s)._initial_pack_age(s, m.fleet)
+    np.testing.assert_array_equal(age, age2)
+
+
+def test_swap_station_pack_pool_ages():
+    text = open("scenarios/wear_v2g_fleet.yaml").read()
+    d = yaml.safe_load(text)
+    d["time"].update(horizon_days=2)
+    d["business_models"][0]["stations"][0]["initial_age_years"] = 2.0
+    d["business_models"][0]["stations"][0]["initial_soh"] = 0.95
+    m = V2GModel(Scenario.model_validate(d))
+    net = m.aggregators[0].strategy.network if hasattr(m.aggregators[0].strategy, "network") else None
+    pw = m.wear.pack_wears[0]
+    np.testing.assert_allclose(pw.net.packs.soh, 0.95, rtol=1e-12)
+    veh = pw.veh
+    np.testing.assert_allclose(m.fleet.capacity_kwh[veh], 0.95 * m.wear.cap_nom_kwh[veh], rtol=1e-12)
+    del net
+    res = m.run()
+    t = res.extra["swap_pack_wear"]
+    assert (t["fade_pct"] >= 0).all() and (t["fade_pct"] < 1).all()  # the run's fade, not the 5 % before it
+    assert (t["soh"] < 0.95).all()
+
+
+@pytest.mark.parametrize("bad, where, hint", [
+    ({"dist": "uniform", "low": 1}, "initial_age_years", "give high"),
+    ({"dist": "uniform", "low": 4, "high": 1}, "initial_age_years", "swap low and high"),
+    ({"dist": "normal", "mean": 2, "sd": 1, "low": 0, "high": 40}, "initial_age_years", "within 0.0..30.0"),
+    (-1.0, "initial_age_years", "within 0.0..30.0"),
+])
+def test_validation_names_path_line_and_fix(tmp_path, bad, where, hint):
+    from v2gsim.scenario.loader import load
+
+    d = copy.deepcopy(V2G_BASE)
+    d["population"][0][where] = bad
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(d, sort_keys=False))
+    with pytest.raises(ScenarioError) as e:
+        load(p, Scenario)
+    text = str(e.value)
+    assert f"population[0].{where}" in text or f"population.0.{where}" in text, text
+    assert hint in text, text
+    assert "line" in text, text
+
+
+def test_soh_range_checked():
+    with pytest.raises(Exception, match="initial_soh"):
+        sc(population=[{**V2G_BASE["population"][0], "initial_soh": 0.3}])
+
+
+def test_spread_draw_fixed():
+    assert (Spread(dist="fixed", value=2.0).draw(3, np.random.default_rng(0)) == 2.0).all()
