@@ -195,12 +195,17 @@ class PopulationGroup(ConfigModel):
         default=None, description="connectors and bidirectional protocols of the group's vehicles, by share "
         "(v2gsim.standards); absent: they fit every charger and, if bidirectional, discharge at every bidirectional one")
 
-    initial_age_years: float | Spread = Field(
-        default=0.0, description="age of the group's battery packs at the start, years: a number or {dist: fixed|uniform|normal, ...}; "
+    initial_age_years: Spread = Field(
+        default=Spread.of(0.0), description="age of the group's battery packs at the start, years: a number or {dist: fixed|uniform|normal, ...}; "
         "the calendar law runs on from it (docs/wear.md, Initial age)")
-    initial_soh: float | Spread | None = Field(
+    initial_soh: Spread | None = Field(
         default=None, description="state of health of the group's packs at the start (a number or a distribution); "
         "null: the calendar fade of initial_age_years alone (1.0 when new)")
+
+    @field_validator("initial_age_years", "initial_soh", mode="before")
+    @classmethod
+    def _number_is_fixed(cls, v):
+        return Spread.wrap(v)
 
     @field_validator("initial_age_years")
     @classmethod

@@ -97,11 +97,16 @@ class SwapStationConfig(ConfigModel):
         default=None, description="pack capacity if no vehicle of the scenario carries this standard"
     )
     initial_soc: Annotated[float, Field(ge=0, le=1, description="state of charge of the rack packs at the start")] = 0.9
-    initial_age_years: float | Spread = Field(
-        default=0.0, description="age of the station's packs at the start, years (a number or a distribution; docs/wear.md, "
+    initial_age_years: Spread = Field(
+        default=Spread.of(0.0), description="age of the station's packs at the start, years (a number or a distribution; docs/wear.md, "
         "Initial age): the rack's packs and the packs of the vehicles that prefer this station")
-    initial_soh: float | Spread | None = Field(
+    initial_soh: Spread | None = Field(
         default=None, description="state of health of the station's packs at the start; null: the calendar fade of the age alone")
+
+    @field_validator("initial_age_years", "initial_soh", mode="before")
+    @classmethod
+    def _number_is_fixed(cls, v):
+        return Spread.wrap(v)
 
     @field_validator("initial_age_years")
     @classmethod

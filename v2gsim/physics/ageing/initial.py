@@ -60,6 +60,17 @@ class Spread(ConfigModel):
                                       {"low": self.low, "high": self.high, "hint": "swap low and high"})
         return self
 
+    @classmethod
+    def of(cls, value: float) -> Spread:
+        return cls(dist="fixed", value=value)
+
+    @staticmethod
+    def wrap(v):
+        """A plain number in a scenario means ``{dist: fixed, value: number}``."""
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return {"dist": "fixed", "value": v}
+        return v
+
     def bounds(self) -> tuple[float, float]:
         if self.dist == "fixed":
             return float(self.value), float(self.value)
@@ -94,7 +105,10 @@ def draw(spread: float | Spread | None, n: int, rng: np.random.Generator, defaul
 
 def is_new(age_years, soh) -> bool:
     """Both at their defaults: every pack new (nothing to do at build)."""
-    return (age_years is None or (not isinstance(age_years, Spread) and float(age_years) == 0.0)) and soh is None
+    def zero(x):
+        return x is None or (isinstance(x, Spread) and x.dist == "fixed" and x.value == 0.0) or (not isinstance(x, Spread) and float(x) == 0.0)
+
+    return zero(age_years) and soh is None
 
 
 def pre_age(state: WearState, models, model_ids: np.ndarray, age_years: np.ndarray, soh: np.ndarray, t_degc: float) -> None:
