@@ -128,3 +128,49 @@ def test_soh_range_checked():
 
 def test_spread_draw_fixed():
     assert (Spread(dist="fixed", value=2.0).draw(3, np.random.default_rng(0)) == 2.0).all()
+
+
+def _priced_v2g_run(soh: float, days: int = 365):
+    """Daily evening V2G (5 kWh grid side per car) on packs of 3 years and state of health ``soh``;
+    returns (attributed V2G wear cost, its cycle part, sum over days of V2G throughput x price)."""
+    from v2gsim.results import Results
+
+    pop = {**V2G_BASE["population"][0], "initial_age_years": 3.0, "initial_soh": soh}
+    m = V2GModel(sc(time__horizon_days=days, population=[pop]))
+    m.aggregators[0].strategy = DailyV2G(5.0)
+    f = m.fleet
+    # grid-side throughput V2G causes: the discharge and the charging that replaces it
+    per_kwh_discharged = 1.0 + 1.0 / (f.eta_charge * f.eta_discharge)
+    priced, dis0 = 0.0, f.e_discharged_kwh.copy()
+    while m.steps < m.n_clock:
+        price = f.wear_cost_cny_per_kwh.copy()  # what dispatch sees during the day (set at the last period end)
+        m.run_for(min(m.steps_per_day, m.n_clock - m.steps))
+        priced += float((price * (f.e_discharged_kwh - dis0) * per_kwh_discharged).sum())
+        dis0 = f.e_discharged_kwh.copy()
+    res = Results.from_recording(*m.recording())
+    pop_ = m.wear.pop
+    cyc = float(((pop_.state.q_loss_cyc - pop_.shadow.q_loss_cyc) * m.wear.cost_per_q_cny).sum())
+    return float(res.extra["wear"]["wear_cost_v2g_cny"].sum()), cyc, priced
+
+
+def test_v2g_throughput_times_marginal_price_reconciles_with_attribution():
+    """Over a year of daily V2G on aged packs, V2G throughput x the published marginal price
+    (``fleet.wear_cost_cny_per_kwh``, the day's price) against the attributed V2G wear cost.
+
+    Measured (12 cars, Guangzhou, LFP, 3 years, soh 0.92): attributed 2,184 CNY, priced 2,054 CNY,
+    ratio 1.06. Tolerance: a factor 4/3 either way, because the two are not the same quantity:
+    the price is the cycle fade per kWh at the period's stressors held fixed, while the
+    attribution (real minus a no-V2G shadow) also holds (a) V2G's deeper cycles raising the cycle
+    rate of all throughput (cycle part alone = 1.42 x the price here) and (b) V2G's lower mean SOC
+    slowing calendar fade (-729 CNY here), which is no throughput cost. (a) and (b) offset here;
+    they need not: at soh 0.88 the calendar relief exceeds the cycle cost and the attributed V2G
+    wear is negative (-69 CNY against 523 priced; cycle part 1.32 x). The cycle part stays 1.0-1.6 x the price in both.
+    New packs (sqrt(FEC) front-loading) put the cycle part at 1.53 x and the total at 1.21 x.
+    """
+    total, cyc, priced = _priced_v2g_run(0.92)
+    assert priced > 500  # a year of V2G was priced
+    assert 0.75 <= total / priced <= 4 / 3, (total, cyc, priced)
+    assert 1.0 <= cyc / priced <= 1.6, (total, cyc, priced)
+    total88, cyc88, priced88 = _priced_v2g_run(0.88)
+    assert 1.0 <= cyc88 / priced88 <= 1.6, (total88, cyc88, priced88)
+    assert total88 < 0.5 * priced88  # the calendar relief: the total does not reconcile on its own here
