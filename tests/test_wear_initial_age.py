@@ -174,3 +174,18 @@ def test_v2g_throughput_times_marginal_price_reconciles_with_attribution():
     total88, cyc88, priced88 = _priced_v2g_run(0.88)
     assert 1.0 <= cyc88 / priced88 <= 1.6, (total88, cyc88, priced88)
     assert total88 < 0.5 * priced88  # the calendar relief: the total does not reconcile on its own here
+
+
+def test_china_fleet_age_figures_match_the_source():
+    from v2gsim.physics.ageing.initial import CHINA_FLEET_AGE_EXAMPLE, CHINA_NEV_2023, china_nev_mean_age_years
+
+    # MPS via Xinhua (11 Jan 2024): 20.41 M in use, 7.43 M registered in 2023, 2.07 M more than 2022
+    assert CHINA_NEV_2023["stock_end_2023"] == 20.41 and CHINA_NEV_2023["registered_2023"] == 7.43
+    assert abs(CHINA_NEV_2023["registered_2022"] - 5.36) < 1e-9
+    young = (CHINA_NEV_2023["registered_2023"] + CHINA_NEV_2023["registered_2022"]) / CHINA_NEV_2023["stock_end_2023"]
+    assert abs(young - 0.627) < 0.001
+    lo, hi = china_nev_mean_age_years(2.5), china_nev_mean_age_years(5.0)
+    assert abs(lo - 1.51) < 0.01 and abs(hi - 2.44) < 0.01
+    ex = Spread(**CHINA_FLEET_AGE_EXAMPLE)
+    assert lo <= (ex.low + ex.high) / 2 <= hi
+    sc(population=[{**V2G_BASE["population"][0], "initial_age_years": CHINA_FLEET_AGE_EXAMPLE}])  # valid in a scenario

@@ -135,3 +135,26 @@ def pre_age(state: WearState, models, model_ids: np.ndarray, age_years: np.ndarr
         state.fd_cal *= scale
         state.q_loss_cal[:] = cal
         state.q_loss_cyc[:] = np.where(given, target - cal, state.q_loss_cyc)
+
+
+#: China's new-energy-vehicle stock and registrations, millions, from the Ministry of Public
+#: Security as reported by Xinhua (en.people.cn, 11 Jan 2024) [A]: 20.41 million NEVs in use at
+#: the end of 2023, 7.43 million newly registered in 2023, "an increase of 2.07 million compared
+#: to 2022" (so 5.36 million in 2022), 1.2 million in 2019.
+CHINA_NEV_2023 = {"stock_end_2023": 20.41, "registered_2023": 7.43, "registered_2022": 7.43 - 2.07, "registered_2019": 1.2}
+
+
+def china_nev_mean_age_years(older_mean_age_years: float) -> float:
+    """Mean age of China's NEV stock at the end of 2023 [B, derived from :data:`CHINA_NEV_2023`]:
+    2023's registrations half a year old, 2022's one and a half, the rest (registered before 2022,
+    net of scrapping) at ``older_mean_age_years``. With that between 2.5 (all from 2021) and 5
+    years, the mean is 1.5-2.4 years; 63 % of the stock was under two years old."""
+    c = CHINA_NEV_2023
+    older = c["stock_end_2023"] - c["registered_2023"] - c["registered_2022"]
+    return (0.5 * c["registered_2023"] + 1.5 * c["registered_2022"] + older_mean_age_years * older) / c["stock_end_2023"]
+
+
+#: An example spread for a Chinese fleet (not the default): uniform over 0-4 years, mean 2.0,
+#: inside the 1.5-2.4-year band :func:`china_nev_mean_age_years` gives [B]. The real stock is
+#: younger-skewed (36 % registered within the last year) and, for a city, regional.
+CHINA_FLEET_AGE_EXAMPLE = {"dist": "uniform", "low": 0.0, "high": 4.0}
