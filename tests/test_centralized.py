@@ -666,3 +666,38 @@ def test_feeder_forecast_lowers_transformer_overload_on_a_tight_hub():
     on, off = run("true"), run("false")
     assert off["transformer_overload_h"] > 0
     assert on["transformer_overload_h"] < off["transformer_overload_h"]
+
+
+@pytest.mark.parametrize("wear, expect_model", [({"model": "auto"}, True), ({"model": "auto", "price_dispatch": False}, False),
+                                                (None, False)])
+def test_default_wear_price_is_the_wear_models_when_it_publishes_one(monkeypatch, wear, expect_model):
+    # wear_cny_per_kwh: auto (default) plans with the wear model's marginal price, read through the
+    # contracts' function (half the price of a kWh fed back and recharged, per direction); without
+    # a published price, the constant 0.05
+    import v2gsim.strategies.centralized as central
+    from v2gsim.strategies.dispatch import trusted_problem
+
+    seen = []
+
+    def record(**fields):
+        prob = trusted_problem(**fields)
+        seen.append((prob.wear_cny_per_kwh, np.asarray(prob.wear_vehicle_cny_per_kwh).copy(), np.asarray(fields.get("vehicle_ids", [])).copy()))
+        return prob
+
+    monkeypatch.setattr(central, "trusted_problem", record)
+    bm = {"kind": "centralized", "sites": ["hub"], "mode": "exact"}
+    extra = {"wear": wear} if wear else {}
+    m = V2GModel(scenario(business_models=[bm, {"kind": "uncontrolled"}], **HUB, **extra))
+    st = m.aggregators[0].strategy
+    assert st._wear_from_model is expect_model
+    if expect_model:
+        v = np.arange(m.fleet.n)
+        np.testing.assert_allclose(st._wear_throughput_cny_per_kwh(m.fleet, v), m.fleet.wear_cost_cny_per_kwh, rtol=1e-15)
+        assert (m.fleet.wear_cost_cny_per_kwh > 0).all()
+    m.run()
+    assert seen
+    for c, wv, _ in seen:
+        if expect_model:
+            assert c == 0.0 and (wv >= 0).all() and (wv > 0.05).any()  # forecast arrivals added to the plan carry 0
+        else:
+            assert c == 0.05 and not np.any(wv)

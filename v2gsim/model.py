@@ -204,6 +204,7 @@ class V2GModel(mesa.Model):
                                   feeder_rating_kw=(scenario.feeder.transformer_kva * scenario.feeder.power_factor
                                                     if scenario.feeder.transformer_kva else float("inf")),
                                   demand_charge_cny_per_kw_month=float(scenario.tariff.demand_charge_cny_per_kw_month or 0.0),
+                                  wear_price_published=bool(scenario.wear.enabled and scenario.wear.price_dispatch),
                                   contract=self.contracts.terms_for(k) if self.contracts is not None else None)
             strategies.append(strategy_for(bm)(bm, ctx))
             masks.append(mask)

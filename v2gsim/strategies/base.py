@@ -188,6 +188,8 @@ class StrategyContext:
             month's peak (0 without one; ``tariff.demand_charge_cny_per_kw_month``).
         contract: the terms of this operator's contracts with drivers, per vehicle
             (:class:`v2gsim.market.contracts.DriverTerms`); None without a contract.
+        wear_price_published: the wear model is on and writes its marginal price into
+            ``fleet.wear_cost_cny_per_kwh`` (``wear.model`` not off, ``wear.price_dispatch``).
     """
 
     site_ids: tuple[str, ...]
@@ -203,6 +205,7 @@ class StrategyContext:
     feeder_rating_kw: float = float("inf")
     demand_charge_cny_per_kw_month: float = 0.0
     contract: Any = None
+    wear_price_published: bool = False
 
     def headroom_forecast_kw(self) -> np.ndarray:
         """Forecast room for EV load under the transformer rating per clock step, shape

@@ -202,10 +202,11 @@ class CentralizedConfig(StrategyConfig):
         "any tariff step); 0 (default): off",
     )
     allow_v2g: bool = Field(default=True, description="discharge bidirectional vehicles at bidirectional chargers")
-    wear_cny_per_kwh: Annotated[float, Field(ge=0, le=10)] | Literal["model"] = Field(
-        default=0.05,
+    wear_cny_per_kwh: Annotated[float, Field(ge=0, le=10)] | Literal["model", "auto"] = Field(
+        default="auto",
         description="battery-wear cost per kWh of grid-side throughput, CNY/kWh; 'model' reads each vehicle's marginal "
-        "wear price from the wear model (fleet.wear_cost_cny_per_kwh)",
+        "wear price from the wear model (fleet.wear_cost_cny_per_kwh); 'auto' (default): 'model' when the scenario's wear "
+        "model publishes its price, else 0.05",
     )
     demand_charge_cny_per_kw_month: Annotated[float, Field(ge=0, le=500)] | Literal["tariff"] = Field(
         default="tariff",
@@ -331,6 +332,11 @@ class Centralized(Strategy):
         self._requests_changed = False
         sites_all = context.site_table
         self._dis_cap_kw = float((sites_all.p_max_kw * sites_all.ports * sites_all.bidirectional_share).sum())
+        # wear per kWh of throughput: the wear model's marginal price ('model', or 'auto' when the
+        # scenario's wear model publishes one), else a constant ('auto' without one: 0.05 [C])
+        w = config.wear_cny_per_kwh
+        self._wear_from_model = w == "model" or (w == "auto" and context.wear_price_published)
+        self._wear_fixed_cny_per_kwh = 0.05 if w in ("auto", "model") else float(w)
         self._block = max(1, int(round(config.aggregate_step_min / 60.0 / dt_h)))
         self._far_block = max(1, int(round(config.aggregate_far_step_min / 60.0 / dt_h)))
         self._near_steps = int(round(config.aggregate_near_h / dt_h))
@@ -870,10 +876,10 @@ class Centralized(Strategy):
         p_ch = f.p_plug_max_kw[v]
         p_dis = p_ch * (f.can_discharge[v] & cfg.allow_v2g)
         limit = self._limit(site_k)
-        if cfg.wear_cny_per_kwh == "model":
-            wear_c, wear_v = 0.0, np.maximum(f.wear_cost_cny_per_kwh[v], 0.0)
+        if self._wear_from_model:
+            wear_c, wear_v = 0.0, self._wear_throughput_cny_per_kwh(f, v)
         else:
-            wear_c, wear_v = float(cfg.wear_cny_per_kwh), 0.0
+            wear_c, wear_v = self._wear_fixed_cny_per_kwh, 0.0
         reqs = []
         site_id = self._site_id(site_k)
         for a, b, p_net, kind, rsite in self._windows:
@@ -988,6 +994,16 @@ class Centralized(Strategy):
         pos = self._site_pos.get(int(site_k))
         return None if pos is None else self.context.site_ids[pos]
 
+    @staticmethod
+    def _wear_throughput_cny_per_kwh(f, v) -> np.ndarray:
+        """The wear model's price per kWh of grid-side throughput for vehicles ``v``, read through
+        the one function contracts use (:func:`~v2gsim.market.contracts.wear_price_cny_per_kwh_discharged`,
+        the price of a kWh fed back and recharged): the plan charges wear on charging and on
+        discharging, so each direction carries half of it and a V2G round trip costs it exactly."""
+        from v2gsim.market.contracts import wear_price_cny_per_kwh_discharged
+
+        return 0.5 * wear_price_cny_per_kwh_discharged(f.wear_cost_cny_per_kwh[v])
+
     def bid(self, request, obs: Observation):
         """Its offer to a discharge call put to clearing, from the envelope of the vehicles plugged
         now: each bidirectional one staying past the window gives its charger power, at most
@@ -1012,8 +1028,7 @@ class Centralized(Strategy):
         prices = np.asarray(self.context.price_cny_per_kwh, float)
         buyback = float(prices[b:b + int(round(24 / obs.dt_h))].min()) if b < prices.size else float(prices[a:b].min())
         eta_c, eta_d = float(f.eta_charge[v].mean()), float(f.eta_discharge[v].mean())
-        wear = (float(f.wear_cost_cny_per_kwh[v].mean()) if self.config.wear_cny_per_kwh == "model"
-                else float(self.config.wear_cny_per_kwh))
+        wear = float(self._wear_throughput_cny_per_kwh(f, v).mean()) if self._wear_from_model else self._wear_fixed_cny_per_kwh
         return Bid(self.context.operator_id, p_kw, buyback / (eta_c * eta_d) + wear / eta_d)
 
     def kpis(self) -> dict[str, float]:
