@@ -88,12 +88,10 @@ def test_swap_station_pack_pool_ages():
     d["business_models"][0]["stations"][0]["initial_age_years"] = 2.0
     d["business_models"][0]["stations"][0]["initial_soh"] = 0.95
     m = V2GModel(Scenario.model_validate(d))
-    net = m.aggregators[0].strategy.network if hasattr(m.aggregators[0].strategy, "network") else None
     pw = m.wear.pack_wears[0]
     np.testing.assert_allclose(pw.net.packs.soh, 0.95, rtol=1e-12)
     veh = pw.veh
     np.testing.assert_allclose(m.fleet.capacity_kwh[veh], 0.95 * m.wear.cap_nom_kwh[veh], rtol=1e-12)
-    del net
     res = m.run()
     t = res.extra["swap_pack_wear"]
     assert (t["fade_pct"] >= 0).all() and (t["fade_pct"] < 1).all()  # the run's fade, not the 5 % before it
