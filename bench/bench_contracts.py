@@ -1,6 +1,8 @@
-"""Run-time cost of contracts (v2gsim.market.contracts) on a distributed community: the same
-scenario with and without a contract carrying every per-step and monthly clause (share, wear
-compensation, minimum guarantee) at neutral values, wear model off, alternating runs.
+"""Run-time cost of contracts (v2gsim.market.contracts) and of the grid operator's baseline
+settlement (v2gsim.market.events) on a distributed community: the same scenario with and without
+a contract carrying every per-step and monthly clause (share, wear compensation, minimum
+guarantee) at neutral values plus a daily evening peak cut settled on the aggregator's baseline
+(metered every step), wear model off, alternating runs.
 
     .venv/bin/python bench/bench_contracts.py [n_vehicles] [days] [repeats]
 """
@@ -19,6 +21,13 @@ CONTRACT = {"drivers": [{"operator": "distributed", "v2g_revenue_share": 1.0, "w
                          "min_guarantee_cny_per_month": 1.0}]}
 
 
+# a daily peak cut the grid operator settles on the aggregator's baseline: it meters the operator
+# every step and settles each window; no built-in strategy plans for it, so the drivers' choices
+# stay as without it and the difference is the grid operator's bookkeeping
+PEAK_CUT = {"requests": [{"id": "evening_cut", "kind": "peak_cut", "start": "2026-07-06T19:00", "hours": 2, "p_kw": 1.0,
+                          "daily": True, "to": ["distributed"], "price_cny_per_kwh": 1.0}]}
+
+
 def scenario(n: int, days: int, contracts: bool):
     over = {"wear.model": "off", "business_models.0.wear_cny_per_kwh": 0.1, "time.horizon_days": days,
             "population.0.count": int(n * 0.75), "population.1.count": n - int(n * 0.75),
@@ -26,6 +35,7 @@ def scenario(n: int, days: int, contracts: bool):
             "outputs.session_sample": 0}
     if contracts:
         over["contracts"] = CONTRACT
+        over["grid_operator"] = PEAK_CUT
     return v2gsim.load_scenario("wear_compensation_off", over)
 
 

@@ -17,7 +17,9 @@ import v2gsim
 HORIZON_DAYS = {  # None: the file's own horizon
     "baseline_uncontrolled": 7, "battery_swapping": 7, "centralized_hub": 7, "distributed_community": 7, "mixed_city": 7,
     "depot_two_part": 7, "smoke": None, "lv_feeder": None, "city_feeder": 1, "wear_v2g_fleet": 30,
-    "pilots/nio_gen3_station": None, "pilots/shenzhen_2024_05_15": None,
+    "pilots/nio_gen3_station": None, "pilots/shenzhen_2024_05_15": None, "pilots/jiangsu_2024_08": None,
+    "pilots/lianhua_hill": None, "wear_compensation_off": 7, "wear_compensation_on": 7, "standards_fragmented": 7,
+    "standards_unified": 7,
 }
 
 
