@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import scenario
-from v2gsim.engine.limits import deliverable_discharge_kw, limit_export, limit_import
+from v2gsim.engine.limits import deliverable_discharge_kw, first_in_line, limit_export, limit_import
 from v2gsim.model import V2GModel
 from v2gsim.strategies.base import Dispatch
 from v2gsim.strategies import STRATEGIES
@@ -100,3 +100,11 @@ def test_strategies_get_the_typed_site_table():
     res = m.run()
     office = res.sites[res.sites["site_id"] == "office"]["p_kw"]
     assert office.max() <= 20.0 + 1e-9
+
+
+def test_first_in_line_serves_each_site_in_arrival_order_up_to_its_free_places():
+    # arrivals at sites 2, 0, 2, 2, 0, 1 in this order; free places: site 0 one, site 1 none, site 2 two
+    site = np.array([2, 0, 2, 2, 0, 1])
+    free = np.array([1, 0, 2])
+    np.testing.assert_array_equal(first_in_line(site, free), [True, True, True, False, False, False])
+    assert first_in_line(np.zeros(0, np.int64), free).size == 0

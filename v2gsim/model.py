@@ -18,7 +18,7 @@ import pandas as pd
 
 from v2gsim.agents import Aggregator, Driver, Feeder, NetworkFeeder, Vehicle
 from v2gsim.data.profiles import coverage_problems, profile_on_clock, read_load_csv, series_to_clock
-from v2gsim.engine.limits import binding, deliverable_discharge_kw, direction_sums, limit_export, limit_import
+from v2gsim.engine.limits import binding, deliverable_discharge_kw, direction_sums, first_in_line, limit_export, limit_import
 from v2gsim.engine.actor import PHASES, Actor, Arrivals, EngineView, GridInjections, Signals, SiteTable, VehiclePower, takes_part
 from v2gsim.errors import Problem, ScenarioError, SimulationError
 from v2gsim.agents.grid_operator import GridOperator
@@ -444,11 +444,7 @@ class V2GModel(mesa.Model):
         got = np.zeros(order.size, bool)
         free = self.site_ports - self.site_occupied
         if (free[qs] > 0).any():  # a charger freed where someone waits: the first in line at each site take them
-            o = np.argsort(qs, kind="stable")
-            sq = qs[o]
-            rank = np.empty(order.size, np.int64)
-            rank[o] = np.arange(order.size) - np.searchsorted(sq, sq, side="left")
-            w = np.flatnonzero(rank < free[qs])
+            w = np.flatnonzero(first_in_line(qs, free))
             got[w] = self._plug(step, order[w], qs[w], q.p_max_kw[order[w]], q.est_step[order[w]], q.replay[order[w]], queue_if_full=False)
             pv = order[got]
             if pv.size:
@@ -520,12 +516,7 @@ class V2GModel(mesa.Model):
         gets = self.site_private[s]  # private piles always free for their owner
         shared = np.flatnonzero(~gets)
         if shared.size:
-            ss = s[shared]
-            order = np.argsort(ss, kind="stable")
-            s_sorted = ss[order]
-            rank = np.empty(shared.size, np.int64)
-            rank[order] = np.arange(shared.size) - np.searchsorted(s_sorted, s_sorted, side="left")
-            gets[shared] = rank < (self.site_ports[ss] - self.site_occupied[ss])
+            gets[shared] = first_in_line(s[shared], self.site_ports - self.site_occupied)
         away = cand[~gets] if queue_if_full else cand[:0]
         if away.size:  # most arrivals find a charger: skip the bookkeeping of those who do not
             f.no_charger_events[v[away]] += 1

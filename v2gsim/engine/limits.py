@@ -78,3 +78,13 @@ def limit_export(p_kw: np.ndarray, group: np.ndarray, limit_kw: np.ndarray, n_gr
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         k = np.where(over, (limit_kw + charging_kw) / feed, 1.0)
     return np.where(p_kw < 0, p_kw * k[group], p_kw)
+
+
+def first_in_line(site: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Mask of the entries (each waiting for a place at ``site[i]``) that get one of their site's
+    ``free`` places, first come first served in array order (arrivals, queues, detours)."""
+    order = np.argsort(site, kind="stable")
+    s = site[order]
+    rank = np.empty(site.size, np.int64)
+    rank[order] = np.arange(site.size) - np.searchsorted(s, s, side="left")
+    return rank < free[site]

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from v2gsim.engine.limits import first_in_line
 from v2gsim.population.fleet import DEPOT, DRIVING, HOME, PUBLIC, Fleet
 
 NONE, WAIT, DETOUR, TRANSIT, SWAP = 0, 1, 2, 3, 4  # hold states
@@ -263,11 +264,7 @@ class DriverChoices:
         idx = np.flatnonzero(mine)
         if idx.size:
             o = own[idx]
-            order = np.argsort(o, kind="stable")
-            so = o[order]
-            rank = np.empty(idx.size, np.int64)
-            rank[order] = np.arange(idx.size) - np.searchsorted(so, so, side="left")
-            ok = rank < free[o]
+            ok = first_in_line(o, free)
             out[idx[ok]] = o[ok]
             free = free - np.bincount(o[ok], minlength=eng.n_sites)
         rest = np.flatnonzero(out < 0)
