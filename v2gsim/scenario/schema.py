@@ -30,7 +30,7 @@ from v2gsim.market.events import GridOperatorConfig, request_problems
 from v2gsim.market.tariffs import TariffConfig
 from v2gsim.market.contracts import ContractsConfig, contract_problems
 from v2gsim.physics.ageing.config import WearConfig
-from v2gsim.physics.ageing.initial import Spread, check_range
+from v2gsim.physics.ageing.initial import InitialAge, InitialSoh, Spread
 from v2gsim.plugins import load_plugin, resolve_entry
 from v2gsim.standards.config import ChargerStandard, VehicleStandard
 from v2gsim.strategies.base import STRATEGIES, StrategyConfig
@@ -195,29 +195,12 @@ class PopulationGroup(ConfigModel):
         default=None, description="connectors and bidirectional protocols of the group's vehicles, by share "
         "(v2gsim.standards); absent: they fit every charger and, if bidirectional, discharge at every bidirectional one")
 
-    initial_age_years: Spread = Field(
+    initial_age_years: InitialAge = Field(
         default=Spread.of(0.0), description="age of the group's battery packs at the start, years: a number or {dist: fixed|uniform|normal, ...}; "
         "the calendar law runs on from it (docs/wear.md, Initial age)")
-    initial_soh: Spread | None = Field(
+    initial_soh: InitialSoh | None = Field(
         default=None, description="state of health of the group's packs at the start (a number or a distribution); "
         "null: the calendar fade of initial_age_years alone (1.0 when new)")
-
-    @field_validator("initial_age_years", "initial_soh", mode="before")
-    @classmethod
-    def _number_is_fixed(cls, v):
-        return Spread.wrap(v)
-
-    @field_validator("initial_age_years")
-    @classmethod
-    def _age_range(cls, v):
-        check_range(v, 0.0, 30.0, "initial_age_years")
-        return v
-
-    @field_validator("initial_soh")
-    @classmethod
-    def _soh_range(cls, v):
-        check_range(v, 0.5, 1.0, "initial_soh")
-        return v
 
     @model_validator(mode="after")
     def _soc_order(self):

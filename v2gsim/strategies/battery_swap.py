@@ -53,7 +53,7 @@ from pydantic import Field, field_validator
 
 from v2gsim.errors import Problem
 from v2gsim.fields import ID_PATTERN, ConfigModel, LocalDateTime
-from v2gsim.physics.ageing.initial import Spread, check_range
+from v2gsim.physics.ageing.initial import InitialAge, InitialSoh, Spread
 from v2gsim.strategies.base import Dispatch, Observation, Strategy, StrategyConfig, register
 
 
@@ -97,28 +97,11 @@ class SwapStationConfig(ConfigModel):
         default=None, description="pack capacity if no vehicle of the scenario carries this standard"
     )
     initial_soc: Annotated[float, Field(ge=0, le=1, description="state of charge of the rack packs at the start")] = 0.9
-    initial_age_years: Spread = Field(
+    initial_age_years: InitialAge = Field(
         default=Spread.of(0.0), description="age of the station's packs at the start, years (a number or a distribution; docs/wear.md, "
         "Initial age): the rack's packs and the packs of the vehicles that prefer this station")
-    initial_soh: Spread | None = Field(
+    initial_soh: InitialSoh | None = Field(
         default=None, description="state of health of the station's packs at the start; null: the calendar fade of the age alone")
-
-    @field_validator("initial_age_years", "initial_soh", mode="before")
-    @classmethod
-    def _number_is_fixed(cls, v):
-        return Spread.wrap(v)
-
-    @field_validator("initial_age_years")
-    @classmethod
-    def _age_range(cls, v):
-        check_range(v, 0.0, 30.0, "initial_age_years")
-        return v
-
-    @field_validator("initial_soh")
-    @classmethod
-    def _soh_range(cls, v):
-        check_range(v, 0.5, 1.0, "initial_soh")
-        return v
 
     @field_validator("preset")
     @classmethod

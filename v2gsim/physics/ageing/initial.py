@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from v2gsim.fields import ConfigModel
@@ -92,6 +92,21 @@ def check_range(spread: float | Spread | None, lo: float, hi: float, what: str) 
     if a < lo or b > hi:
         raise PydanticCustomError("range", "{what} must lie within {lo}..{hi}; got {a}..{b}",
                                   {"what": what, "lo": lo, "hi": hi, "a": a, "b": b, "hint": f"keep the values (and low/high) within {lo}..{hi}"})
+
+
+def _within(lo: float, hi: float, what: str) -> AfterValidator:
+    def check(v):
+        check_range(v, lo, hi, what)
+        return v
+
+    return AfterValidator(check)
+
+
+#: a pack pool's ``initial_age_years`` (population groups, swap stations): a number (fixed) or a
+#: :class:`Spread`, within 0..30 years
+InitialAge = Annotated[Spread, BeforeValidator(Spread.wrap), _within(0.0, 30.0, "initial_age_years")]
+#: a pack pool's ``initial_soh``: a number (fixed) or a :class:`Spread`, within 0.5..1
+InitialSoh = Annotated[Spread, BeforeValidator(Spread.wrap), _within(0.5, 1.0, "initial_soh")]
 
 
 def draw(spread: float | Spread | None, n: int, rng: np.random.Generator, default: float) -> np.ndarray:
