@@ -181,13 +181,19 @@ class BatterySwapConfig(StrategyConfig):
     cheap_fill: Literal["valley_fill", "full_power"] = Field(
         default="valley_fill", description="in cheap hours: valley_fill spreads the idle packs' charging so the feeder's forecast "
         "load is flat over the cheap period; full_power charges every pack at once (the rule before)")
+    peak_aware: bool = Field(
+        default=True, description="refill against each station's peak so far in the billing month (the two-part tariff's "
+        "demand charge): packs not needed for the forecast swaps, the queue and the reserve never raise a station's draw "
+        "above max(its peak so far, what the needed packs draw, the flat rate that refills its rack over the cheap hours "
+        "of the next 24 h), and valley filling spreads over every cheap step of the next 24 h, not only the current cheap "
+        "run (false: the rule before)")
 
     def reference_config(self) -> BatterySwapConfig:
         """The stations stay (drivers still swap there, the same packs come back); only their
         energy manager loses its control: no discharge, no grid requests, and every hour counts
         as cheap, so packs charge as they come back."""
         return self.model_copy(update={"v2g": False, "discharge_requests": [], "cheap_quantile": 1.0, "cheap_fill": "full_power",
-                                        "headroom_margin": 0.0})
+                                        "headroom_margin": 0.0, "peak_aware": False})
 
     def grid_requests(self, operator_id: str) -> list:
         """``discharge_requests`` in the one schema (:mod:`v2gsim.market.events`): discharge calls for
@@ -277,6 +283,14 @@ class BatterySwap(Strategy):
         # hours left in the cheap run (and in the request window) each step belongs to: idle packs
         # fill at the pace that has them full at its end, not all at its first step
         self.h_cheap_left = _run_hours_left(price <= self.cheap_price + 1e-12, ctx.dt_h)
+        # peak_aware: the cheap steps of the next 24 h (valley filling and the flat refill rate
+        # look over all of them) and each station's peak so far in its billing month
+        self._cheap_step = price <= self.cheap_price + 1e-12
+        cum = np.r_[0, np.cumsum(self._cheap_step)]
+        self.h_cheap_next_day = (cum[np.minimum(np.arange(n) + spd, n)] - cum[:n]) * ctx.dt_h
+        self._spd = spd
+        self._month_of_step = np.asarray(times.year * 12 + times.month, np.int64)
+        self._month = int(self._month_of_step[0])
         net = self.network
         s_n = net.n_stations
         self.hour_of_step = np.asarray(times.hour, np.int64)
@@ -286,6 +300,7 @@ class BatterySwap(Strategy):
         self._today = np.zeros((s_n, 24))
         self._day_of_step = np.asarray((times - times[0].normalize()).days, np.int64)
         self._day = int(self._day_of_step[0])
+        self.peak_so_far_kw = np.zeros(s_n)  # each station's highest draw this billing month (kW, one step)
 
     def _set_requests(self, requests: tuple) -> None:
         """The visible discharge calls addressed here (:class:`v2gsim.market.events.IssuedRequest`)
@@ -315,6 +330,7 @@ class BatterySwap(Strategy):
             self.request_soon |= act[k : k + n]
         self.request_soon &= ~self.request_active
         self.h_request_left = _run_hours_left(self.request_active, ctx.dt_h)
+        self.h_to_request = _run_hours_left(self.request_soon, ctx.dt_h)  # before a window: hours to its start
 
     def decide(self, obs: Observation) -> Dispatch:
         if self.network is not None and obs.requests is not self._req_seen:
@@ -380,14 +396,37 @@ class BatterySwap(Strategy):
             others = max(0.0, ctx.feeder_rating_kw - obs.feeder_headroom_kw - obs.prev_charge_kw - base[s - 1])
         firm = float(p.sum())
         extra_max = np.where(room, np.maximum(0.0, obs.slot_p_max_kw - p), 0.0)
-        e_kwh = float(np.minimum(extra_max * dt * steps, np.maximum(0.0, obs.e_full_kwh - obs.e_kwh) / obs.eta_charge).sum())
         load = b + others + firm
+        if self.config.peak_aware:
+            # the later cheap steps of the next 24 h too, at their base forecast (the others' load
+            # and the firm charging measured now are not carried into them): a short cheap run
+            # after a price step down (12:00-14:00 in July) no longer takes every idle pack's energy
+            later = s + steps + np.flatnonzero(self._cheap_step[s + steps:min(n, s + self._spd)])
+            load = np.r_[load, base[later]]
+            steps = load.size
+        e_kwh = float(np.minimum(extra_max * dt * steps, np.maximum(0.0, obs.e_full_kwh - obs.e_kwh) / obs.eta_charge).sum())
         allowed = max(0.0, water_level(load, e_kwh, dt) - load[0])
         if e_kwh <= 0 or allowed <= 0:
             return np.zeros_like(p)
         zero = np.zeros(p.size, np.int64)
         return _share(extra_max, zero, np.array([allowed]), order, 1)
 
+    def _under_peak(self, obs, extra: np.ndarray, p_firm: np.ndarray, order: np.ndarray) -> np.ndarray:
+        """The refill of packs no forecast swap needs yet (``extra``, kW per slot (R,)) cut so that
+        no station draws more than max(its peak so far this billing month, its firm charging, its
+        flat refill rate): the two-part tariff bills the month's peak, so refilling spare packs
+        above it costs a demand charge that waiting does not (the peak-so-far form of Risbeck &
+        Rawlings 2020, as in the centralized plan, here as a rule instead of an LP term). The flat
+        refill rate — the rack's whole shortfall (grid side) over the cheap hours of the next 24 h,
+        or over the hours left before a grid request window — lets the peak grow to what a full
+        refill needs, not more. Shared in ``order`` (the fullest first)."""
+        s, S, st = obs.step, obs.n_stations, obs.slot_station
+        short_kwh = np.bincount(st, weights=np.maximum(0.0, obs.e_full_kwh - obs.e_kwh) / obs.eta_charge, minlength=S)
+        h_fill = float(self.h_to_request[s]) if self.request_soon[s] else float(self.h_cheap_next_day[s])
+        p_flat = short_kwh / max(h_fill, obs.dt_h)
+        firm_st = np.bincount(st, weights=p_firm, minlength=S)
+        cap = np.maximum(np.maximum(self.peak_so_far_kw, p_flat), firm_st)
+        return _share(extra, st, np.maximum(0.0, cap - firm_st), order, S)
 
     def plan_packs(self, obs) -> np.ndarray:
         """Requested grid-side power per rack slot, shape (R,); > 0 charges, < 0 discharges.
@@ -396,6 +435,13 @@ class BatterySwap(Strategy):
         """
         cfg = self.config
         s = obs.step
+        if cfg.peak_aware:  # the stations' demand meters: the highest draw so far this billing month
+            month = int(self._month_of_step[s])
+            if month != self._month:  # a new billing month: last step's draw was billed in the old one
+                self.peak_so_far_kw[:] = 0.0
+                self._month = month
+            elif obs.st_prev_charge_kw is not None:
+                np.maximum(self.peak_so_far_kw, obs.st_prev_charge_kw, out=self.peak_so_far_kw)
         # learn the demand by hour of day (a day's counts fold in when the day is over)
         day = int(self._day_of_step[s])
         if day != self._day:
@@ -438,10 +484,13 @@ class BatterySwap(Strategy):
         # forecast load (base forecast plus what the others and the firm charging draw now) is
         # filled to a flat level (Gan, Topcu & Low 2013) — all at full power from the first
         # cheap step was a rebound peak (battery_swapping: every station at 12:00)
+        p_firm = p
         if cfg.cheap_fill == "valley_fill" and cheap and not self.request_soon[s]:
             p = p + self._valley_fill(obs, p, room, order)
         else:
             p = np.where(room & (cheap | self.request_soon[s]), p_max, p)
+        if cfg.peak_aware:
+            p = p_firm + self._under_peak(obs, p - p_firm, p_firm, order)
         asked = bool(self.request_active[s])
         ready_n = np.bincount(st, weights=ready.astype(float), minlength=obs.n_stations)
         if asked and cfg.honour_requests:
