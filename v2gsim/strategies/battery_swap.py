@@ -291,6 +291,10 @@ class BatterySwap(Strategy):
         self._spd = spd
         self._month_of_step = np.asarray(times.year * 12 + times.month, np.int64)
         self._month = int(self._month_of_step[0])
+        # hours to the step where the refill price (the lowest of the next 24 h, the one the V2G
+        # test weighs against) is reached: packs sold for price are those not needed before it
+        pad = np.r_[price, np.full(spd - 1, np.inf)]
+        self.h_to_refill = np.argmin(np.lib.stride_tricks.sliding_window_view(pad, spd), axis=1) * ctx.dt_h
         net = self.network
         s_n = net.n_stations
         self.hour_of_step = np.asarray(times.hour, np.int64)
@@ -378,7 +382,7 @@ class BatterySwap(Strategy):
 
     # ------------------------------------------------------------------ the station EMS
 
-    def _valley_fill(self, obs, p: np.ndarray, room: np.ndarray, order: np.ndarray) -> np.ndarray:
+    def _valley_fill(self, obs, p: np.ndarray, room: np.ndarray, order: np.ndarray, rank: np.ndarray) -> np.ndarray:
         """Extra charging power per slot (R,) for the idle packs in a cheap step: the water level
         over the rest of the cheap run that their energy fills, above the forecast load."""
         from v2gsim.strategies.distributed import water_level
@@ -397,15 +401,34 @@ class BatterySwap(Strategy):
         firm = float(p.sum())
         extra_max = np.where(room, np.maximum(0.0, obs.slot_p_max_kw - p), 0.0)
         load = b + others + firm
-        if self.config.peak_aware:
-            # the later cheap steps of the next 24 h too, at their base forecast (the others' load
-            # and the firm charging measured now are not carried into them): a short cheap run
-            # after a price step down (12:00-14:00 in July) no longer takes every idle pack's energy
+        short_kwh = np.minimum(extra_max * dt * steps, np.maximum(0.0, obs.e_full_kwh - obs.e_kwh) / obs.eta_charge)
+        if not self.config.peak_aware:
+            e_kwh = float(short_kwh.sum())
+            allowed = max(0.0, water_level(load, e_kwh, dt) - load[0])
+        else:
+            # Only the packs the forecast swaps need before the next cheap run must fill in this
+            # one; the others' energy spreads over every cheap step of the next 24 h (the others'
+            # load and the firm charging measured now carried into them as into this run: carried
+            # into this run only, the estate's valley charging at 00:00 pushed the rack's refill
+            # to the next noon). A short cheap run after a price step down (12:00-14:00 in July)
+            # no longer takes every idle pack's energy at once.
+            h_gap = float(self.h_to_cheap[min(s + steps, n - 1)]) if s + steps < n else 0.0
+            h_before = min(24.0, steps * dt + h_gap)
+            h_now = int(self.hour_of_step[s])
+            whole = int(h_before)
+            cols = (h_now + np.arange(whole + 1)) % 24
+            swaps = self.forecast[:, cols[:-1]].sum(1) + (h_before - whole) * self.forecast[:, cols[-1]]
+            n_before = np.minimum(obs.st_packs, np.ceil(swaps - 1e-9).astype(np.int64) + obs.queue + self.config.reserve_packs)
+            must = rank < n_before[obs.slot_station]
             later = s + steps + np.flatnonzero(self._cheap_step[s + steps:min(n, s + self._spd)])
-            load = np.r_[load, base[later]]
-            steps = load.size
-        e_kwh = float(np.minimum(extra_max * dt * steps, np.maximum(0.0, obs.e_full_kwh - obs.e_kwh) / obs.eta_charge).sum())
-        allowed = max(0.0, water_level(load, e_kwh, dt) - load[0])
+            load_all = np.r_[load, base[later] + others + firm]
+            e_must = float(short_kwh[must].sum())
+            e_all = float(np.minimum(extra_max * dt * load_all.size, np.maximum(0.0, obs.e_full_kwh - obs.e_kwh) / obs.eta_charge).sum())
+            level = max(water_level(load, e_must, dt) if e_must > 0 else -np.inf, water_level(load_all, e_all, dt))
+            e_kwh = e_all
+            allowed = max(0.0, level - load[0])
+            # the packs needed before the next run first, then the fullest
+            order = order[np.argsort(~must[order], kind="stable")]
         if e_kwh <= 0 or allowed <= 0:
             return np.zeros_like(p)
         zero = np.zeros(p.size, np.int64)
@@ -425,7 +448,10 @@ class BatterySwap(Strategy):
         h_fill = float(self.h_to_request[s]) if self.request_soon[s] else float(self.h_cheap_next_day[s])
         p_flat = short_kwh / max(h_fill, obs.dt_h)
         firm_st = np.bincount(st, weights=p_firm, minlength=S)
-        cap = np.maximum(np.maximum(self.peak_so_far_kw, p_flat), firm_st)
+        # before a request window the rack fills at its flat rate whatever the peak so far: a full-power
+        # fill three hours ahead was a step of its own (mixed_city, Wednesday 12:00)
+        allowance = p_flat if self.request_soon[s] else np.maximum(self.peak_so_far_kw, p_flat)
+        cap = np.maximum(allowance, firm_st)
         return _share(extra, st, np.maximum(0.0, cap - firm_st), order, S)
 
     def plan_packs(self, obs) -> np.ndarray:
@@ -486,7 +512,7 @@ class BatterySwap(Strategy):
         # cheap step was a rebound peak (battery_swapping: every station at 12:00)
         p_firm = p
         if cfg.cheap_fill == "valley_fill" and cheap and not self.request_soon[s]:
-            p = p + self._valley_fill(obs, p, room, order)
+            p = p + self._valley_fill(obs, p, room, order, rank)
         else:
             p = np.where(room & (cheap | self.request_soon[s]), p_max, p)
         if cfg.peak_aware:
@@ -516,7 +542,10 @@ class BatterySwap(Strategy):
         # discharge idle packs when asked or when it pays
         floor = cfg.discharge_floor_soc * cap
         # only packs not needed before the next cheap refill may be discharged
-        h_keep = max(hours, float(self.h_to_cheap[s]))
+        # (peak_aware: before the refill at the lowest price the V2G test assumes; selling packs
+        # the swaps need before a flat-price run made that run's first step a peak: mixed_city,
+        # discharging 10:00-11:00, refilling at 12:00)
+        h_keep = max(hours, float(self.h_to_refill[s] if cfg.peak_aware else self.h_to_cheap[s]))
         cols_k = (h_now + np.arange(int(np.ceil(h_keep)))) % 24
         keep = np.minimum(obs.st_packs, np.ceil(self.forecast[:, cols_k].sum(1) - 1e-9).astype(np.int64) + obs.queue + cfg.reserve_packs)
         if asked and cfg.honour_requests:
