@@ -116,3 +116,21 @@ def test_mixed_city_thursday_noon_rack_refill_spread():
     old = V2GModel(v2gsim.load_scenario("mixed_city", ["time.horizon_days=5", "business_models.2.peak_aware=false"])).run().system
     assert old.loc[at, "swap_charge_kw"] > 400
     assert new.loc[at, "swap_charge_kw"] < 0.5 * old.loc[at, "swap_charge_kw"]
+
+
+def test_swap_stations_pay_the_demand_charge_on_their_own_peaks():
+    """With a two-part tariff each swap station is a metered customer: its operator pays the rate
+    x the station's highest 15-min draw of the month x the month's share simulated, in the ledger
+    as in the two_part KPIs, on top of its sites' (battery_swapping's operator owns its two sites)."""
+    from v2gsim.market.bills import _site_power, demand_charge_cny, two_part_kpis
+
+    r = v2gsim.run(_bundled_swap(2, "tariff.demand_charge_cny_per_kw_month=44"))
+    led = r.ledger
+    paid = led.loc[(led["payer"] == "battery_swap") & (led["reason"] == "demand_charge"), "amount_cny"].sum()
+    st = r.extra["stations"].pivot_table(index="time", columns="station_id", values="p_kw", observed=False, aggfunc="sum")
+    days = len(r.system) * 15 / 1440
+    stations = 44.0 * float(st.clip(lower=0).max().sum()) * days / 31  # July; 15-min steps = 15-min windows
+    sites = sum(demand_charge_cny(c, 44.0, step_min=15) for _, c in _site_power(r).items())
+    assert stations > 0.5 * paid  # the stations' meters are most of it
+    assert paid == pytest.approx(stations + sites, rel=1e-9)
+    assert two_part_kpis(r)["demand_charge_cny"] == pytest.approx(paid, rel=1e-9)

@@ -804,15 +804,22 @@ class V2GModel(mesa.Model):
         for a in self._phase["settle"]:
             a.settle(sig, self.ledger)
         if self.two_part is not None:
-            self.two_part.settle(row, self._site_p, self._net_kw, self.ledger)
+            # the swap stations are metered customers too, after the sites (_two_part_billing)
+            site_p = np.concatenate([self._site_p, *(n.p_kw for n in self._metered_stations)]) if self._metered_stations else self._site_p
+            self.two_part.settle(row, site_p, self._net_kw, self.ledger)
 
     def _two_part_billing(self, scenario) -> TwoPartBilling | None:
         """The two-part tariff's charges in the ledger (None without them): a site's demand
-        charge paid by its owner, the feeder-wide ones split by installed charger power."""
+        charge paid by its owner, each swap station's by its operator (a station has its own
+        connection and meter), the feeder-wide ones split by installed charger power."""
+        from v2gsim.agents.swap_station import SwapNetwork
+
         t = scenario.tariff
+        self._metered_stations = self.actors_of(SwapNetwork)
         if t.demand_charge_cny_per_kw_month is None and t.capacity_charge_cny_per_kva_month is None:
             return None
         payer = [self.operator_ids[k] if k >= 0 else DRIVERS for k in self.site_owner]
+        payer += [n.operator_id for n in self._metered_stations for _ in range(n.n_stations)]
         power = self.sites.p_max_kw * self.sites.ports
         power = np.where(np.isfinite(power), power, 0.0)
         owners = [k for k in range(len(self.operator_ids))]
