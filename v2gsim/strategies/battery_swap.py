@@ -407,13 +407,15 @@ class BatterySwap(Strategy):
             allowed = max(0.0, water_level(load, e_kwh, dt) - load[0])
         else:
             # Only the packs the forecast swaps need before the next cheap run must fill in this
-            # one; the others' energy spreads over every cheap step of the next 24 h (the others'
+            # one (see h_before); the others' energy spreads over every cheap step of the next 24 h (the others'
             # load and the firm charging measured now carried into them as into this run: carried
             # into this run only, the estate's valley charging at 00:00 pushed the rack's refill
             # to the next noon). A short cheap run after a price step down (12:00-14:00 in July)
             # no longer takes every idle pack's energy at once.
             h_gap = float(self.h_to_cheap[min(s + steps, n - 1)]) if s + steps < n else 0.0
-            h_before = min(24.0, steps * dt + h_gap)
+            # ... and the forecast horizon beyond its start: the packs reserved then must be ready
+            # then, or they charge at full power at that run's first step (the 19:00 price step)
+            h_before = min(24.0, steps * dt + h_gap + self.config.forecast_horizon_h)
             h_now = int(self.hour_of_step[s])
             whole = int(h_before)
             cols = (h_now + np.arange(whole + 1)) % 24
