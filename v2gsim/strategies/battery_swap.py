@@ -39,6 +39,13 @@ The EMS, vectorised over all rack packs (``R`` of them):
    ready packs cover its queue, the reserve and the next hour's expected swaps (only the packs
    it lacks charge, and then it does not feed back); every pack beyond those the window and
    ``request_keep_h_after`` hours after it need feeds back down to ``discharge_floor_soc``.
+7. ``peak_aware`` (the two-part tariff's demand charge, as the centralized plan's peak-so-far
+   term): the refill of packs no forecast swap needs yet never raises a station's draw above
+   max(its peak so far this billing month, its firm charging, the flat rate that refills its
+   rack over the next 24 h's cheap hours; before a request window, the flat rate to its start);
+   the valley fill puts into the current cheap run only the packs needed before the next cheap
+   run (and the forecast horizon after its start) and spreads the rest over every cheap step of
+   the next 24 h; packs are sold for price only if not needed before the lowest-price refill.
 """
 
 from __future__ import annotations
