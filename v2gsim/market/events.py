@@ -67,6 +67,18 @@ class GridRequest(ConfigModel):
                                                   "raise its drivers' reward up to it to reach e_kwh")] | None = None
     capacity_price_cny_per_kw: Annotated[float, Field(ge=0, le=1000, description="regulation: paid per kW of capacity held "
                                                       "over the window")] = 0.0
+    mileage_price_cny_per_mw: Annotated[float, Field(ge=0, le=1000, description="regulation: paid per MW of mileage "
+                                                     "(Guangdong's FM market: offers 6 to 15 CNY/MW; v2gsim.market.regulation)")] = 0.0
+    mileage_per_mw_h: Annotated[float, Field(ge=0, le=1000, description="regulation without a signal: mileage (MW) per MW "
+                                             "held per hour; omitted: 5 (an assumption, v2gsim.market.regulation)")] | None = None
+    signal: str | None = Field(default=None, description="regulation: CSV of the normalised signal (column 'signal', values in "
+                               "[-1, 1], one per step of the window or evenly more, e.g. per second; +1: the net load falls by "
+                               "p_kw); the fleet follows it and its mileage is measured. Omitted: energy-neutral, mileage from "
+                               "mileage_per_mw_h")
+    sustain_min: Annotated[float, Field(gt=0, le=240, description="regulation: minutes the fleet must be able to sit at "
+                                        "+-p_kw (the energy headroom held)")] = 15.0
+    availability_threshold: Annotated[float, Field(ge=0, le=1, description="regulation: below this availability share the "
+                                                   "capacity is not paid and the share short of it is penalised")] = 0.8
     to: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = Field(
         default=None, description="operator ids it addresses (business model kinds, or <kind><k> where a kind repeats); "
                                   "omitted: every operator")
@@ -96,6 +108,8 @@ class GridRequest(ConfigModel):
                              f"({self.price_cny_per_kwh}); raise it or leave it out")
         if self.clearing and (self.kind != "discharge_call" or self.p_kw is None or self.daily):
             raise ValueError("clearing needs a discharge_call with p_kw (the power to clear), once (not daily)")
+        if self.signal is not None and self.kind != "regulation":
+            raise ValueError("signal is for regulation requests only")
         if self.daily and self.window_h > 24:
             raise ValueError("a daily request's window is at most 24 h")
         return self
@@ -256,7 +270,7 @@ def own_requests(config, context) -> tuple[IssuedRequest, ...]:
 
 SETTLEMENT_COLUMNS = ("request", "name", "kind", "operator_id", "site", "start", "end", "baseline_method", "baseline_days",
                       "baseline_kwh", "actual_kwh", "asked_kwh", "delivered_kwh", "delivered_share", "paid_cny", "penalty_cny",
-                      "capacity_cny")
+                      "capacity_cny", "availability", "mileage_mw", "mileage_paid_cny")
 
 
 def settle_window(r: GridRequest, baseline_kw: np.ndarray, actual_kw: np.ndarray, dt_h: float, cfg: GridOperatorConfig) -> dict:
@@ -270,7 +284,8 @@ def settle_window(r: GridRequest, baseline_kw: np.ndarray, actual_kw: np.ndarray
     below the floor); regulation asks no energy. Paid: the price times the delivery (at least 0,
     at most ``pay_cap_share`` x asked). Penalty: below ``under_delivery_share`` x asked, the
     energy short of that share at ``penalty_cny_per_kwh`` (default: the price). Capacity
-    (regulation): ``capacity_price_cny_per_kw`` x ``p_kw`` per window, on availability.
+    (regulation): ``capacity_price_cny_per_kw`` x ``p_kw`` per window, before its availability
+    (the grid operator applies it: :func:`v2gsim.market.regulation.settle_regulation`).
     Without a baseline (NaN) nothing is delivered, paid or penalised.
     """
     base, act = np.asarray(baseline_kw, float), np.asarray(actual_kw, float)

@@ -630,6 +630,11 @@ def resolve_paths(raw: Any, lines) -> Any:
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, dict) and isinstance(node.get(path[-1]), str):
             node[path[-1]] = str((base(path) / node[path[-1]]).resolve())
+    go = raw.get("grid_operator")
+    reqs = go.get("requests") if isinstance(go, dict) else None
+    for i, r in enumerate(reqs if isinstance(reqs, list) else ()):
+        if isinstance(r, dict) and isinstance(r.get("signal"), str):  # a regulation signal
+            r["signal"] = str((base(("grid_operator", "requests", i, "signal")) / r["signal"]).resolve())
     ref = raw.get("reference")
     if isinstance(ref, str) and ref not in ("uncontrolled", "none"):
         raw["reference"] = str((base(("reference",)) / ref).resolve())

@@ -328,7 +328,7 @@ class Centralized(Strategy):
         # the grid requests visible to it (Observation.requests) as windows on the clock; a plan
         # made before a new one became visible is re-made at once
         self._req_seen: tuple = ()
-        self._windows: list[tuple[int, int, float, str, str | None]] = []
+        self._windows: list[tuple[int, int, float, str, str | None, float, float]] = []
         self._requests_changed = False
         sites_all = context.site_table
         self._dis_cap_kw = float((sites_all.p_max_kw * sites_all.ports * sites_all.bidirectional_share).sum())
@@ -390,20 +390,31 @@ class Centralized(Strategy):
 
     # ------------------------------------------------------------------ set-up
 
-    def _request_windows(self, requests: tuple) -> list[tuple[int, int, float, str, str | None]]:
-        """The visible requests it plans for (peak cuts, discharge calls; in scenario order) as
-        global clock steps: (start, end, p_net_max_kw, kind, site). A discharge call without a
-        power asks for every bidirectional charger of its sites at full power."""
+    def _request_windows(self, requests: tuple) -> list[tuple[int, int, float, str, str | None, float, float]]:
+        """The visible requests it plans for (in scenario order) as global clock steps: (start,
+        end, p_kw, kind, site, price, sustain_h). Peak cuts and discharge calls are caps on the sites' net
+        power (p_kw the cap, < 0 an export; a discharge call without a power asks for every
+        bidirectional charger of its sites at full power); a valley fill is a floor (p_kw), a kWh
+        below it costing its price; regulation is capacity held both ways (p_kw), a kW not held
+        for an hour costing the capacity price per kW and hour of the window plus the mileage it
+        would have earned (:data:`v2gsim.market.regulation.MILEAGE_PER_MW_H` unless given)."""
+        from v2gsim.market.regulation import MILEAGE_PER_MW_H
+
         out = []
         for q in sorted(requests, key=lambda q: q.number):
             r = q.request
+            price = 0.0
             if q.kind == "peak_cut":
                 p_net, kind = r.p_kw, "peak_shaving"
             elif q.kind == "discharge_call":
                 p_net, kind = -(r.p_kw if r.p_kw is not None else self._dis_cap_kw), "discharge_call"
-            else:
-                continue  # valley fill and regulation are not planned for (docs/market.md)
-            out += [(a, b, float(p_net), kind, r.site) for a, b in q.windows]
+            elif q.kind == "valley_fill":
+                p_net, kind, price = r.p_kw, "valley_fill", r.price_cny_per_kwh
+            else:  # regulation
+                ratio = MILEAGE_PER_MW_H if r.mileage_per_mw_h is None else r.mileage_per_mw_h
+                p_net, kind = r.p_kw, "regulation"
+                price = r.capacity_price_cny_per_kw / r.window_h + r.mileage_price_cny_per_mw * ratio / 1000.0
+            out += [(a, b, float(p_net), kind, r.site, float(price), r.sustain_min / 60.0) for a, b in q.windows]
         return out
 
     # ------------------------------------------------------------------ each step
@@ -882,7 +893,9 @@ class Centralized(Strategy):
             wear_c, wear_v = self._wear_fixed_cny_per_kwh, 0.0
         reqs = []
         site_id = self._site_id(site_k)
-        for a, b, p_net, kind, rsite in self._windows:
+        floor = floor_price = reserve = reserve_price = None
+        sustain_h = 0.0
+        for a, b, p_net, kind, rsite, price, sus_h in self._windows:
             if b <= s or a >= s + T:
                 continue
             if rsite is not None:
@@ -890,8 +903,21 @@ class Centralized(Strategy):
                     continue
                 share = 1.0
             else:
-                share = pch_share if kind == "peak_shaving" else pdis_share
-            reqs.append(GridRequest(a - s, b - s, p_net * share, kind))
+                share = pch_share if kind in ("peak_shaving", "valley_fill") else pdis_share
+            lo, hi = max(a - s, 0), min(b - s, T)
+            if kind == "valley_fill":  # a soft floor on the site's net import
+                if floor is None:
+                    floor, floor_price = np.full(T, -np.inf), np.zeros(T)
+                floor[lo:hi] = np.maximum(floor[lo:hi], p_net * share)
+                floor_price[lo:hi] = np.maximum(floor_price[lo:hi], price)
+            elif kind == "regulation":  # capacity held both ways around the plan
+                if reserve is None:
+                    reserve, reserve_price = np.zeros(T), np.zeros(T)
+                reserve[lo:hi] += p_net * share
+                reserve_price[lo:hi] = np.maximum(reserve_price[lo:hi], price)
+                sustain_h = sus_h
+            else:
+                reqs.append(GridRequest(a - s, b - s, p_net * share, kind))
         headroom = None
         if np.isfinite(headroom_kw):
             # this step: the room the feeder measured; later steps: its forecast (rating less the
@@ -935,6 +961,8 @@ class Centralized(Strategy):
             penalty_request_cny_per_kwh=cfg.penalty_request_cny_per_kwh,
             peak_cny_per_kw=self._peak_cny_per_kw,
             peak_ref_kw=self._site_peak_kw(site_k),
+            p_floor_kw=floor, floor_price_cny_per_kwh=floor_price,
+            reserve_kw=reserve, reserve_price_cny_per_kwh=reserve_price, reserve_sustain_h=sustain_h,
         )
 
     def _with_arrivals(self, prob: DispatchProblem, site_k: int, s: int) -> DispatchProblem:
