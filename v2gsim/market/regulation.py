@@ -39,7 +39,7 @@ import numpy as np
 from v2gsim.errors import Problem
 
 __all__ = ["GUANGDONG_MILEAGE_PRICE_CNY_PER_MW", "GUANGDONG_CAPACITY_CNY_PER_MWH", "MILEAGE_PER_MW_H",
-           "read_signal", "signal_steps", "headroom_kw", "settle_regulation"]
+           "read_signal", "signal_steps", "headroom_kw", "settle_regulation", "follow_signal"]
 
 # [B] Guangdong FM market trial rules (2018): mileage offer floor and cap before the spot market
 GUANGDONG_MILEAGE_PRICE_CNY_PER_MW = (6.0, 15.0)
@@ -120,3 +120,21 @@ def settle_regulation(r, available_kw: np.ndarray, dt_h: float, signal: np.ndarr
         mileage_mw = ratio * p / 1000.0 * hours * share
     return {"availability": share, "capacity_cny": capacity, "regulation_penalty_cny": penalty,
             "mileage_mw": mileage_mw, "mileage_cny": r.mileage_price_cny_per_mw * mileage_mw}
+
+
+def follow_signal(p_kw, delta_kw: float, p_ch_max_kw, p_dis_max_kw, e_kwh, e_lo_kwh, e_cap_kwh, eta_ch, eta_dis, dt_h: float):
+    """The vehicles' powers (> 0 drawn) moved by ``delta_kw`` in total (> 0: draw more), shared in
+    proportion to each one's room in that direction: its charger (discharge) power, and the energy
+    it can still take above its power (give above its floor) in ``dt_h`` -- so no battery leaves
+    ``[e_lo, e_cap]`` (where it starts inside) however the signal moves. Where the room is short
+    the fleet follows as far as it can. Vectorised over vehicles."""
+    p = np.asarray(p_kw, float)
+    hi = np.minimum(p_ch_max_kw, np.maximum(e_cap_kwh - e_kwh, 0.0) / (eta_ch * dt_h))
+    lo = -np.minimum(p_dis_max_kw, np.maximum(e_kwh - e_lo_kwh, 0.0) * eta_dis / dt_h)
+    hi, lo = np.maximum(hi, np.minimum(p, 0.0)), np.minimum(lo, np.maximum(p, 0.0))  # never pushed further out than it is
+    room = np.maximum(hi - p, 0.0) if delta_kw > 0 else np.maximum(p - lo, 0.0)
+    total = float(room.sum())
+    if total <= 0 or delta_kw == 0:
+        return p.copy()
+    share = min(abs(delta_kw) / total, 1.0)
+    return p + np.sign(delta_kw) * share * room

@@ -330,6 +330,8 @@ class Centralized(Strategy):
         self._req_seen: tuple = ()
         self._windows: list[tuple[int, int, float, str, str | None, float, float]] = []
         self._requests_changed = False
+        self._signal_cache: dict[int, np.ndarray] = {}  # request number -> its regulation signal
+        self._signals_on = False  # a visible regulation request carries a signal
         sites_all = context.site_table
         self._dis_cap_kw = float((sites_all.p_max_kw * sites_all.ports * sites_all.bidirectional_share).sum())
         # wear per kWh of throughput: the wear model's marginal price ('model', or 'auto' when the
@@ -430,6 +432,7 @@ class Centralized(Strategy):
         if obs.requests is not self._req_seen:
             self._req_seen = obs.requests
             windows = self._request_windows(obs.requests)
+            self._signals_on = any(q.kind == "regulation" and q.request.signal is not None for q in obs.requests)
             if windows != self._windows:
                 self._windows = windows
                 self._requests_changed = bool(self._agg) or self._idx.size > 0  # a plan exists that did not know them
@@ -469,6 +472,8 @@ class Centralized(Strategy):
         p = np.where(must > 0, np.maximum(p, must), p)
         p_max = f.p_plug_max_kw[cur]
         p = np.minimum(np.maximum(p, -p_max * (f.can_discharge[cur] & self.config.allow_v2g)), p_max)
+        if self._signals_on:
+            p = self._follow_signals(obs, cur, site_cur, p)
         if self.config.respect_feeder_headroom and np.isfinite(obs.feeder_headroom_kw):
             p = self._within_headroom(obs, cur, p)
         self._prev_net_kw = float(p.sum())
@@ -480,6 +485,41 @@ class Centralized(Strategy):
             self._peak_kw[pos[ok]] = np.maximum(self._peak_kw[pos[ok]], net[ok])
         keep = p != 0.0  # vehicles left out draw nothing; the engine need not step them
         return Dispatch(cur[keep], p[keep])
+
+    def _follow_signals(self, obs: Observation, cur: np.ndarray, site_cur: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Visible regulation requests with a signal, in their windows: the plugged bidirectional
+        vehicles of the addressed sites move their power by ``-mean(signal over the step) x p_kw``
+        (+1: the net load falls), each by its room (:func:`v2gsim.market.regulation.follow_signal`)."""
+        from v2gsim.market.regulation import follow_signal, read_signal
+
+        s, f = obs.step, obs.fleet
+        for q in obs.requests:
+            r = q.request
+            if q.kind != "regulation" or r.signal is None:
+                continue
+            for a, b in q.windows:
+                if not a <= s < b:
+                    continue
+                x = self._signal_cache.get(q.number)
+                if x is None:
+                    x, problems = read_signal(r.signal, f"grid_operator.requests[{q.number}].signal")
+                    if problems:
+                        from v2gsim.errors import ScenarioError
+
+                        raise ScenarioError(problems)
+                    self._signal_cache[q.number] = x
+                mean = float(x.reshape(b - a, -1)[s - a].mean())
+                on = f.can_discharge[cur] & self.config.allow_v2g
+                if r.site is not None:
+                    at = [k for k in self._site_pos if self._site_id(k) == r.site]  # a loop over sites
+                    on &= np.isin(site_cur, at)
+                k = np.flatnonzero(on)
+                if k.size == 0:
+                    continue
+                v = cur[k]
+                p[k] = follow_signal(p[k], -mean * float(r.p_kw), f.p_plug_max_kw[v], f.p_plug_max_kw[v], f.e_kwh[v],
+                                     f.e_min_departure_kwh[v], f.capacity_kwh[v], f.eta_charge[v], f.eta_discharge[v], obs.dt_h)
+        return p
 
     def _note_arrivals(self, obs: Observation, cur: np.ndarray, site_cur: np.ndarray) -> None:
         """Record the vehicles that plugged in this step (or came back with a new stated departure)
