@@ -119,16 +119,26 @@ class GridOperator(Actor, mesa.Agent):
             bid = bidder.bid(q, sig) if bidder is not None else None
             bids.append(bid if bid is not None else Bid(op, 0.0, float("inf")))
         r = q.request
-        c = clear(bids, r.p_kw, r.price_cap_cny_per_kwh)
+        # regulation clears on the mileage price (CNY/MW), capped by the request's (Guangdong's FM
+        # market clears mileage offers at one uniform price); energy requests on the price per kWh
+        cap = (r.mileage_price_cny_per_mw if r.mileage_price_cny_per_mw > 0 else None) if r.kind == "regulation" \
+            else r.price_cap_cny_per_kwh
+        c = clear(bids, r.p_kw, cap)
         self.clearings[q.number] = c
         out = {}
         for b, kw in zip(c.bids, c.accepted_kw):
             if kw > 0:
-                # the accepted power is a reduction below the operator's baseline over the window
-                # (what its bid offered); its planner aims at feeding that much back
                 hours = (q.windows[0][1] - q.windows[0][0]) * self.dt_h
-                d = r.model_copy(update={"p_kw": float(kw), "e_kwh": float(kw) * hours, "price_cny_per_kwh": c.price_cny_per_kwh,
-                                         "to": [b.operator_id], "clearing": False, "id": f"{q.name}.{b.operator_id}"})
+                if r.kind == "regulation":  # its accepted capacity, mileage paid at the uniform price
+                    upd = {"mileage_price_cny_per_mw": c.price_cny_per_kwh}
+                elif r.kind == "valley_fill":  # its accepted kW above its baseline over the window
+                    upd = {"e_kwh": float(kw) * hours, "price_cny_per_kwh": c.price_cny_per_kwh}
+                else:
+                    # the accepted power is a reduction below the operator's baseline over the window
+                    # (what its bid offered); its planner aims at feeding that much back
+                    upd = {"e_kwh": float(kw) * hours, "price_cny_per_kwh": c.price_cny_per_kwh}
+                d = r.model_copy(update=upd | {"p_kw": float(kw), "to": [b.operator_id], "clearing": False,
+                                               "id": f"{q.name}.{b.operator_id}"})
                 out[b.operator_id] = IssuedRequest(q.number, d.id, d, q.windows, q.visible_step, {b.operator_id: q.ranks[b.operator_id]})
         self._dispatched[q.number] = out
         return list(out.values())

@@ -92,8 +92,9 @@ class GridRequest(ConfigModel):
 
     clearing: bool = Field(
         default=False, description="the addressed operators bid (power, price) and the grid operator accepts them by merit "
-        "order at a uniform price up to p_kw, dispatching each its accepted power (discharge calls with p_kw only; "
-        "v2gsim.market.clearing)")
+        "order at a uniform price up to p_kw, dispatching each its accepted power (discharge calls, valley fills: price "
+        "per kWh, capped by price_cap_cny_per_kwh; regulation: mileage price per MW, capped by mileage_price_cny_per_mw; "
+        "with p_kw, not daily; v2gsim.market.clearing)")
 
     @model_validator(mode="after")
     def _window(self):
@@ -106,8 +107,9 @@ class GridRequest(ConfigModel):
         if self.price_cap_cny_per_kwh is not None and self.price_cap_cny_per_kwh < self.price_cny_per_kwh:
             raise ValueError(f"price_cap_cny_per_kwh ({self.price_cap_cny_per_kwh}) is below price_cny_per_kwh "
                              f"({self.price_cny_per_kwh}); raise it or leave it out")
-        if self.clearing and (self.kind != "discharge_call" or self.p_kw is None or self.daily):
-            raise ValueError("clearing needs a discharge_call with p_kw (the power to clear), once (not daily)")
+        if self.clearing and (self.kind == "peak_cut" or self.p_kw is None or self.daily):
+            raise ValueError("clearing needs a discharge_call, valley_fill or regulation request with p_kw (the power to "
+                             "clear), once (not daily)")
         if self.signal is not None and self.kind != "regulation":
             raise ValueError("signal is for regulation requests only")
         if self.daily and self.window_h > 24:

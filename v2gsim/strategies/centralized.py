@@ -1072,12 +1072,21 @@ class Centralized(Strategy):
 
         return 0.5 * wear_price_cny_per_kwh_discharged(f.wear_cost_cny_per_kwh[v])
 
+    bid_kinds = ("discharge_call", "valley_fill", "regulation")
+
     def bid(self, request, obs: Observation):
-        """Its offer to a discharge call put to clearing, from the envelope of the vehicles plugged
-        now: each bidirectional one staying past the window gives its charger power, at most
-        what its energy above the driver's minimum gives over the window; each site at most its
-        limit. Price: buying the energy back at the cheapest price of the 24 h after the window,
-        through both conversion losses, plus the wear per kWh fed (means over those vehicles)."""
+        """Its offer to a request put to clearing, from the envelope of the vehicles plugged now.
+
+        * discharge call: each bidirectional vehicle staying past the window gives its charger
+          power, at most what its energy above the driver's minimum gives over the window; each
+          site at most its limit. Price: buying the energy back at the cheapest price of the 24 h
+          after the window, through both conversion losses, plus the wear per kWh fed (means
+          over those vehicles).
+        * valley fill (:meth:`_bid_valley`) and regulation (:meth:`_bid_regulation`)."""
+        if request.kind == "valley_fill":
+            return self._bid_valley(request, obs)
+        if request.kind == "regulation":
+            return self._bid_regulation(request, obs)
         from v2gsim.market.clearing import Bid
 
         a, b = request.windows[0]
@@ -1098,6 +1107,60 @@ class Centralized(Strategy):
         eta_c, eta_d = float(f.eta_charge[v].mean()), float(f.eta_discharge[v].mean())
         wear = float(self._wear_throughput_cny_per_kwh(f, v).mean()) if self._wear_from_model else self._wear_fixed_cny_per_kwh
         return Bid(self.context.operator_id, p_kw, buyback / (eta_c * eta_d) + wear / eta_d)
+
+    def _site_capped_kw(self, f, v: np.ndarray, p: np.ndarray) -> float:
+        """``p`` (kW per vehicle ``v``) summed per site, each site at most its limit, kW."""
+        site = f.site[v]
+        per_site = np.bincount(site, weights=p, minlength=int(site.max()) + 1)
+        limits = np.array([self._limit(k) for k in range(per_site.size)])  # a loop over sites
+        return float(np.minimum(per_site, limits).sum())
+
+    def _bid_valley(self, request, obs: Observation):
+        """A valley fill put to clearing: each vehicle plugged now that stays past the window
+        offers its charger power, at most what its room below full takes over the window; each
+        site at most its limit. Price per kWh: the window's mean purchase price less the cheapest
+        of the 24 h from the window's start (what moving charging into the window costs it; at
+        least 0) plus the wear per kWh charged."""
+        from v2gsim.market.clearing import Bid
+
+        a, b = request.windows[0]
+        f, v = obs.fleet, obs.plugged_idx
+        dep = f.t_depart_est_step[v]
+        v = v[(dep >= b) | (dep < 0)]
+        if v.size == 0:
+            return Bid(self.context.operator_id, 0.0, float("inf"))
+        hours = (b - a) * obs.dt_h
+        room_kwh = np.maximum(f.capacity_kwh[v] - f.e_kwh[v], 0.0) / f.eta_charge[v]
+        p_kw = self._site_capped_kw(f, v, np.minimum(f.p_plug_max_kw[v], room_kwh / hours))
+        prices = np.asarray(self.context.price_cny_per_kwh, float)
+        day = int(round(24 / obs.dt_h))
+        shift = max(float(prices[a:b].mean()) - float(prices[a:a + day].min()), 0.0)
+        wear = float(self._wear_throughput_cny_per_kwh(f, v).mean()) if self._wear_from_model else self._wear_fixed_cny_per_kwh
+        return Bid(self.context.operator_id, p_kw, shift + wear)
+
+    def _bid_regulation(self, request, obs: Observation):
+        """Regulation put to clearing: the symmetric capacity its bidirectional vehicles plugged
+        now and staying past the window can hold (:func:`v2gsim.market.regulation.headroom_kw`
+        around zero power, with ``sustain_min`` of energy; the smaller of up and down; each site
+        at most its limit). Price per MW of mileage: its wear only -- a MW held for an hour
+        travels ``MILEAGE_PER_MW_H`` MW (or the request's ratio) and moves at most 1 MWh through
+        the batteries, so a MW of mileage costs at most the wear of 1000 / ratio kWh."""
+        from v2gsim.market.clearing import Bid
+        from v2gsim.market.regulation import MILEAGE_PER_MW_H, headroom_kw
+
+        a, b = request.windows[0]
+        r = request.request
+        f, v = obs.fleet, obs.plugged_idx
+        dep = f.t_depart_est_step[v]
+        v = v[(f.can_discharge[v] & self.config.allow_v2g) & ((dep >= b) | (dep < 0))]
+        if v.size == 0:
+            return Bid(self.context.operator_id, 0.0, float("inf"))
+        up, down = headroom_kw(np.zeros(v.size), f.p_plug_max_kw[v], f.p_plug_max_kw[v], f.e_kwh[v], f.e_min_departure_kwh[v],
+                               f.capacity_kwh[v], f.eta_charge[v], f.eta_discharge[v], r.sustain_min / 60.0)
+        p_kw = min(self._site_capped_kw(f, v, up), self._site_capped_kw(f, v, down))
+        ratio = MILEAGE_PER_MW_H if r.mileage_per_mw_h is None else r.mileage_per_mw_h
+        wear = float(self._wear_throughput_cny_per_kwh(f, v).mean()) if self._wear_from_model else self._wear_fixed_cny_per_kwh
+        return Bid(self.context.operator_id, p_kw, wear * 1000.0 / max(ratio, 1e-9))
 
     def kpis(self) -> dict[str, float]:
         """Operator-side counters of the recorded run, flat name -> number (the results add them
