@@ -283,7 +283,8 @@ def settle_window(r: GridRequest, baseline_kw: np.ndarray, actual_kw: np.ndarray
     (valley fill), summed over the window's steps (so a step above the baseline offsets one
     below). Asked: ``e_kwh`` if given, else from ``p_kw`` against the baseline (peak cut: the load
     above the cap; discharge call: the baseline plus the export asked; valley fill: the load
-    below the floor); regulation asks no energy. Paid: the price times the delivery (at least 0,
+    below the floor); regulation asks and delivers no energy (NaN: it is paid on capacity and
+    mileage). Paid: the price times the delivery (at least 0,
     at most ``pay_cap_share`` x asked). Penalty: below ``under_delivery_share`` x asked, the
     energy short of that share at ``penalty_cny_per_kwh`` (default: the price). Capacity
     (regulation): ``capacity_price_cny_per_kw`` x ``p_kw`` per window, before its availability
@@ -293,7 +294,9 @@ def settle_window(r: GridRequest, baseline_kw: np.ndarray, actual_kw: np.ndarray
     base, act = np.asarray(baseline_kw, float), np.asarray(actual_kw, float)
     capacity = r.capacity_price_cny_per_kw * (r.p_kw or 0.0) if r.kind == "regulation" else 0.0
     out = {"baseline_kwh": float(base.sum() * dt_h), "actual_kwh": float(act.sum() * dt_h), "capacity_cny": float(capacity)}
-    if np.isnan(base).any():
+    if np.isnan(base).any() or r.kind == "regulation":
+        # regulation is paid on capacity and mileage (v2gsim.market.regulation), not on energy
+        # against a baseline; its energy is bought and sold at the tariff
         return out | {"asked_kwh": np.nan, "delivered_kwh": np.nan, "paid_kwh": 0.0, "paid_cny": 0.0, "short_kwh": 0.0, "penalty_cny": 0.0}
     sign = -1.0 if r.kind == "valley_fill" else 1.0
     delivered = float(sign * (base - act).sum() * dt_h)
