@@ -838,8 +838,9 @@ class V2GModel(mesa.Model):
     def _reg_meter(self, sites: np.ndarray, sustain_h: float) -> tuple[np.ndarray, np.ndarray]:
         """Regulation capacity held both ways this step, kW: per operator (n_operators,) and at
         ``sites`` (k,): each plugged bidirectional vehicle's headroom around its power this step
-        (:func:`v2gsim.market.regulation.headroom_kw`), up and down summed over the operator's
-        (site's) vehicles, the smaller of the two sums. Vectorised over the plugged vehicles."""
+        (:func:`v2gsim.market.regulation.headroom_kw`), up and down summed per site and kept within
+        the site's connection limit around its power, then summed over the operator's sites; the
+        smaller of the two sums. Vectorised over the plugged vehicles."""
         from v2gsim.market.regulation import headroom_kw
 
         f = self.fleet
@@ -848,14 +849,19 @@ class V2GModel(mesa.Model):
         p_now[self.vehicle_power.idx] = self.vehicle_power.p_kw
         up, down = headroom_kw(p_now[v], f.p_plug_max_kw[v], f.p_plug_max_kw[v], f.e_kwh[v], f.e_min_departure_kwh[v],
                                f.capacity_kwh[v], f.eta_charge[v], f.eta_discharge[v], sustain_h)
+        # per site, within its connection limit around its power this step (every vehicle there)
+        n = self.n_sites
+        up_s = np.bincount(f.site[v], weights=up, minlength=n)
+        down_s = np.bincount(f.site[v], weights=down, minlength=n)
+        idx = self.vehicle_power.idx
+        p_site = np.bincount(f.site[idx], weights=self.vehicle_power.p_kw, minlength=n) if idx.size else np.zeros(n)
+        lim = self.site_p_limit_kw
+        up_s = np.minimum(up_s, np.maximum(p_site + lim, 0.0))
+        down_s = np.minimum(down_s, np.maximum(lim - p_site, 0.0))
         n_ops = len(self.aggregators)
-        owner = self._owner_v[v] + 1
-        ops = np.minimum(np.bincount(owner, weights=up, minlength=n_ops + 1), np.bincount(owner, weights=down, minlength=n_ops + 1))[1:]
-        if sites.size:
-            at = np.minimum(np.bincount(f.site[v], weights=up, minlength=self.n_sites),
-                            np.bincount(f.site[v], weights=down, minlength=self.n_sites))[sites]
-        else:
-            at = np.zeros(0)
+        owner = self.site_owner + 1
+        ops = np.minimum(np.bincount(owner, weights=up_s, minlength=n_ops + 1), np.bincount(owner, weights=down_s, minlength=n_ops + 1))[1:]
+        at = np.minimum(up_s, down_s)[sites] if sites.size else np.zeros(0)
         return ops, at
 
     @staticmethod
