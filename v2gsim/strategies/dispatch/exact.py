@@ -45,7 +45,8 @@ _log = logging.getLogger(__name__)
 class _ExactModel:
     """:func:`plan_exact`'s LP. Columns: p_ch (n*T, vehicle-major), p_dis (n*T), e (n*(T+1)),
     need slack (n), soft-cap slack (T), tracking slacks above / below (T each, with a profile),
-    the planned site peak (1, with a peak charge)."""
+    the planned site peak (1, with a peak charge), then a valley fill's and regulation's slacks
+    (:mod:`.grid_rows`, with their rows below the others)."""
 
     prob: DispatchProblem
     c: np.ndarray

@@ -34,6 +34,10 @@ Modelling choices (documented, tested):
   charging over equally priced steps rather than bunching it at the start of a cheap period.
 * No vehicle charges and discharges in the same step (:func:`check_plan`; how the exact plan
   ensures it: :mod:`.exact`).
+* A valley fill (``p_floor_kw``) is a soft floor on site net power, each kWh below it costing
+  ``floor_price_cny_per_kwh``; regulation (``reserve_kw``) is capacity held both ways around the
+  planned power, a kW not held for an hour costing ``reserve_price_cny_per_kwh``. Their rows:
+  :mod:`.grid_rows` (the exact and the aggregate LP; :func:`schedule_score` counts the floor).
 """
 
 from __future__ import annotations
