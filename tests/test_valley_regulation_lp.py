@@ -92,3 +92,17 @@ def test_regulation_holds_energy_headroom():
     prob = _bidir(e0_kwh=33.0, e_need_kwh=0.0, p_ch_max_kw=20.0, p_dis_max_kw=20.0, price_v2g_cny_per_kwh=[2.0, 0.0],
                   reserve_kw=[4.0, 4.0], reserve_price_cny_per_kwh=[50.0, 50.0], reserve_sustain_h=0.25)
     assert plan_exact(prob).p_kw[0][0] == pytest.approx(-12.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("prob", [
+    _one_vehicle(**_floor(8.0, 1.0)), _one_vehicle(e_cap_kwh=54.0, e_need_kwh=54.0, **_floor(8.0, 1.0)),
+    _bidir(p_site_max_kw=7.0, p_site_min_kw=-7.0, reserve_kw=[4.0, 4.0], reserve_price_cny_per_kwh=[5.0, 5.0],
+           penalty_need_cny_per_kwh=1.0),
+    _bidir(e0_kwh=33.0, e_need_kwh=0.0, p_ch_max_kw=20.0, p_dis_max_kw=20.0, price_v2g_cny_per_kwh=[2.0, 0.0],
+           reserve_kw=[4.0, 4.0], reserve_price_cny_per_kwh=[50.0, 50.0], reserve_sustain_h=1.0)])
+def test_a_plans_objective_with_the_smallest_slacks_is_the_lps(prob):
+    # the objective of a schedule (its smallest floor and reserve slacks, as a MIP start uses them)
+    # equals the LP's optimum for the LP's own schedule
+    plan = plan_exact(prob)
+    assert plan.status == "optimal"
+    assert plan.objective_cny == pytest.approx(plan.objective_bound_cny, abs=1e-6)
