@@ -97,10 +97,9 @@ def test_an_unknown_profile_gets_a_did_you_mean_with_its_line(tmp_path):
     (p,) = exc.value.problems
     assert p.path == "feeder.base_load.profile" and p.line == 3
     assert "unknown standard load profile 'cn:guangdong:residential'" in p.message
-    # the catalogue grew (office, mall, commercial): the province profile is among the close
-    # names, and the hint says that no Chinese residential profile exists
-    assert p.hint.startswith("did you mean ") and "'cn:guangdong:province'" in p.hint.split("?")[0]
-    assert "no Chinese residential profile yet" in p.hint
+    # no residential profile is shipped (none sourced): the hint says so first, then the close names
+    assert p.hint.startswith("no Chinese residential profile is shipped")
+    assert "did you mean" in p.hint and "'cn:guangdong:province'" in p.hint.split("?")[0]
 
 
 def test_metadata_names_a_source_and_a_tag():

@@ -67,6 +67,10 @@ def unknown_profile(name: str) -> tuple[str, str]:
                 f"{', '.join(n.split(':')[1] for n in cn_profile_names())}; cn:<province>:office, :mall or "
                 f":commercial for {', '.join(buildings)} (no Chinese residential profile yet); {len(simbench)} simbench:<name> "
                 f"({simbench[0]} ... {simbench[-1]})")
+    if str(name).lower().startswith(f"{CN_PREFIX}:") and str(name).lower().endswith(":residential"):
+        # asked often, and deliberately absent: say so before the list
+        mean = ("no Chinese residential profile is shipped (no sourced hourly curve was found, docs/data.md); use "
+                "cn:<province>:province or :commercial, or a measured feeder.base_load.csv; " + mean)
     return f"unknown standard load profile {name!r}", mean + families
 
 
