@@ -67,8 +67,8 @@ def _day(name: str, date: str) -> np.ndarray:
 
 def building_days_figure(path: Path) -> None:
     provinces = ("guangdong", "beijing")
-    kinds = ("office", "mall", "commercial")
-    fig, axes = plt.subplots(len(provinces), len(kinds), figsize=(12, 6), sharey=True, sharex=True)
+    kinds = ("office", "mall", "hotel", "commercial")
+    fig, axes = plt.subplots(len(provinces), len(kinds), figsize=(15, 6), sharey=True, sharex=True)
     hours = np.arange(24) + 0.5
     for row, province in zip(axes, provinces, strict=True):
         for ax, kind in zip(row, kinds, strict=True):
@@ -90,7 +90,7 @@ def building_days_figure(path: Path) -> None:
 def building_table() -> None:
     print("\n| profile | day (2026) | peak hour | peak / day mean | day mean / year mean |\n|---|---|---|---|---|")
     for name in ("cn:guangdong:commercial", "cn:beijing:commercial", "cn:heilongjiang:commercial", "cn:guangdong:mall",
-                 "cn:guangdong:office"):
+                 "cn:guangdong:office", "cn:guangdong:hotel"):
         for label, date, _, _ in BUILDING_DAYS:
             v = _day(name, date)
             peak = f"{v.argmax():02d}:00" if v.max() > 0 else "-"

@@ -22,7 +22,7 @@ from v2gsim.physics.ambient import ambient_presets
 
 # Installed power densities of the YAML (W/m2, [C]); the schedule fractions below are the
 # source's (GB 55015-2021 App. C as transcribed, [B]), read off its tables by hand.
-OFFICE_LIGHT, OFFICE_EQUIP, MALL_LIGHT, MALL_EQUIP = 9.0, 15.0, 10.0, 13.0
+OFFICE_LIGHT, OFFICE_EQUIP, MALL_LIGHT, MALL_EQUIP, HOTEL_LIGHT, HOTEL_EQUIP = 9.0, 15.0, 10.0, 13.0, 7.0, 15.0
 AC_W_PER_M2_PER_K, BALANCE_DEGC = 1.5, 20.0
 
 
@@ -33,8 +33,9 @@ def day(profile: np.ndarray, date: str) -> np.ndarray:
 
 def test_names_cover_the_provinces_with_a_temperature_normal_and_are_listed():
     names = building_profile_names()
-    assert len(names) == 6 * 3
-    assert {"cn:guangdong:commercial", "cn:guangdong:office", "cn:guangdong:mall", "cn:beijing:commercial"} <= set(names)
+    assert len(names) == 6 * 4
+    assert {"cn:guangdong:commercial", "cn:guangdong:office", "cn:guangdong:mall", "cn:guangdong:hotel",
+            "cn:beijing:commercial"} <= set(names)
     assert set(names) <= set(available_profiles())
     assert not any(n.endswith(":residential") for n in available_profiles())  # none sourced: none shipped
     for city in building_metadata()["provinces"].values():
@@ -57,10 +58,16 @@ def test_names_cover_the_provinces_with_a_temperature_normal_and_are_listed():
         ("mall", "rest_day", 20, 1.0, 0.7),
         ("mall", "workday", 11, 0.6, 0.8),
         ("mall", "workday", 23, 0.1, 0.0),
+        # hotel, every day: lighting 30 % 07:00-15:00, 90 % 18:00-22:00, 80 % at 22:00; equipment
+        # 80 % 18:00-23:00 only
+        ("hotel", "workday", 10, 0.3, 0.0),
+        ("hotel", "rest_day", 19, 0.9, 0.8),
+        ("hotel", "workday", 22, 0.8, 0.8),
+        ("hotel", "workday", 23, 0.1, 0.0),
     ],
 )
 def test_hours_match_the_standard_table(kind, day_type, hour, light, equip):
-    lpd, epd = (OFFICE_LIGHT, OFFICE_EQUIP) if kind == "office" else (MALL_LIGHT, MALL_EQUIP)
+    lpd, epd = {"office": (OFFICE_LIGHT, OFFICE_EQUIP), "mall": (MALL_LIGHT, MALL_EQUIP), "hotel": (HOTEL_LIGHT, HOTEL_EQUIP)}[kind]
     # at the balance temperature the AC draws nothing: lighting + equipment only
     w = day_power_w_per_m2(kind, day_type, BALANCE_DEGC)
     assert w[hour] == pytest.approx(lpd * light + epd * equip, abs=1e-12)
@@ -68,7 +75,7 @@ def test_hours_match_the_standard_table(kind, day_type, hour, light, equip):
 
 def test_air_conditioning_runs_in_the_standard_hours_with_the_degree_day_level():
     hot = 30.0
-    for kind, on_hours in (("office", range(7, 19)), ("mall", range(8, 19))):
+    for kind, on_hours in (("office", range(7, 19)), ("mall", range(8, 19)), ("hotel", range(24))):
         ac = day_power_w_per_m2(kind, "workday", hot) - day_power_w_per_m2(kind, "workday", BALANCE_DEGC)
         expected = np.zeros(24)
         expected[list(on_hours)] = AC_W_PER_M2_PER_K * (hot - BALANCE_DEGC)
@@ -77,7 +84,7 @@ def test_air_conditioning_runs_in_the_standard_hours_with_the_degree_day_level()
     np.testing.assert_allclose(cold, day_power_w_per_m2("mall", "workday", BALANCE_DEGC))  # no electric heating
 
 
-@given(st.floats(-40, 45), st.floats(0, 10), st.sampled_from(["office", "mall"]), st.sampled_from(["workday", "rest_day"]))
+@given(st.floats(-40, 45), st.floats(0, 10), st.sampled_from(["office", "mall", "hotel"]), st.sampled_from(["workday", "rest_day"]))
 def test_power_is_non_negative_and_grows_with_temperature(t, dt, kind, day_type):
     lo, hi = day_power_w_per_m2(kind, day_type, t), day_power_w_per_m2(kind, day_type, t + dt)
     assert (lo >= 0).all() and (hi >= lo - 1e-12).all()
@@ -130,6 +137,10 @@ def test_mall_evening_peak_is_where_the_standard_puts_it():
         assert d[19] / d[3] == pytest.approx((MALL_LIGHT + 0.8 * MALL_EQUIP) / (0.1 * MALL_LIGHT), rel=1e-12)
     # the commercial mix on a winter Sunday is the mall alone: the same evening peak
     assert day(building_profile("cn:beijing:commercial", 2026), "2026-01-18").argmax() == 19
+    # hotels peak 18:00-22:00 (lighting 90 %, equipment 80 %), at the same level in every hour of it
+    h = day(building_profile("cn:heilongjiang:hotel", 2026), "2026-01-15")
+    assert h.argmax() == 18 and np.allclose(h[18:22], h.max())
+    assert h[18] / h[3] == pytest.approx((0.9 * HOTEL_LIGHT + 0.8 * HOTEL_EQUIP) / (0.1 * HOTEL_LIGHT), rel=1e-12)
 
 
 def test_summer_air_conditioning_lifts_the_south_more_than_the_north():
@@ -175,7 +186,7 @@ def test_a_misspelt_profile_gets_a_did_you_mean_with_its_line(tmp_path, typo, me
     assert p.path == "feeder.base_load.profile" and p.line == 3
     assert f"unknown standard load profile {typo!r}" in p.message
     assert p.hint.startswith(f"did you mean {meant!r}")
-    assert "cn:<province>:office, :mall or :commercial for beijing, guangdong" in p.hint
+    assert "cn:<province>:office, :mall, :hotel or :commercial for beijing, guangdong" in p.hint
 
 
 def test_metadata_names_the_source_and_tags():

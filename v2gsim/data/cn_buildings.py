@@ -1,13 +1,13 @@
 """Chinese commercial base-load profiles from the national building-energy standard's schedules.
 
-``cn:<province>:office``, ``cn:<province>:mall`` and ``cn:<province>:commercial`` (office and
-mall floor area 1:1) for the provinces with a shipped temperature normal. Each hour's power per
+``cn:<province>:office``, ``:mall``, ``:hotel`` and ``:commercial`` (office and mall floor
+area 1:1) for the provinces with a shipped temperature normal. Each hour's power per
 m2 of floor area is
 
 * lighting + equipment: the standard's hourly use fraction (GB 55015-2021 App. C / GB 50189-2015
   App. B, tag [B]) times an installed power density ([C]), on the day type of China's official
   calendar (offices rest on weekends and public holidays, work on the exchanged weekend days;
-  malls run the same schedule every day), plus
+  malls and hotels run the same schedule every day), plus
 * air conditioning while the standard's schedule has it on: a degree-day model [C] driven by the
   province city's daily mean temperature, interpolated from its monthly normals.
 
@@ -29,7 +29,7 @@ from v2gsim.data.cn_load import CN_PREFIX, HOURS, day_types
 
 __all__ = ["BUILDING_TYPES", "building_metadata", "building_profile", "building_profile_names", "day_power_w_per_m2"]
 
-BUILDING_TYPES = ("office", "mall")
+BUILDING_TYPES = ("office", "mall", "hotel")
 MIXES = ("commercial",)
 # mid-month day of year (0-based, non-leap) at which each monthly normal is taken
 _MID_MONTH_DOY = np.array([15.5, 45.0, 74.5, 105.0, 135.5, 166.0, 196.5, 227.5, 258.0, 288.5, 319.0, 349.5])
@@ -50,7 +50,7 @@ def building_metadata() -> dict:
 
 @functools.cache
 def building_profile_names() -> tuple[str, ...]:
-    """``cn:<province>:<office|mall|commercial>`` for each province with a temperature normal."""
+    """``cn:<province>:<office|mall|hotel|commercial>`` for each province with a temperature normal."""
     provinces = building_metadata()["provinces"]
     return tuple(sorted(f"{CN_PREFIX}:{p}:{kind}" for p in provinces for kind in BUILDING_TYPES + MIXES))
 
@@ -65,7 +65,7 @@ def _schedule(kind: str, day: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def day_power_w_per_m2(kind: str, day: str, t_mean_degc: float) -> np.ndarray:
     """Electric power per m2 of floor area (W/m2) over the 24 hours of one day, (24,).
 
-    ``kind`` is ``office`` or ``mall``, ``day`` ``workday`` or ``rest_day``, ``t_mean_degc``
+    ``kind`` is ``office``, ``mall`` or ``hotel``, ``day`` ``workday`` or ``rest_day``, ``t_mean_degc``
     the day's mean outdoor temperature."""
     meta = building_metadata()
     light, equip, ac_on = _schedule(kind, day)

@@ -12,7 +12,7 @@ Three sources, all normalised to mean 1 over their year so that ``annual_kwh`` f
 - ``cn:<province>:province`` — whole-province hourly load of a Chinese province, a year
   assembled from typical days on China's official calendar (workdays, weekends, public holidays
   and the weekend days worked in exchange); see :mod:`v2gsim.data.cn_load` and docs/data.md.
-- ``cn:<province>:office`` / ``:mall`` / ``:commercial`` — Chinese commercial buildings: the hourly
+- ``cn:<province>:office`` / ``:mall`` / ``:hotel`` / ``:commercial`` — Chinese commercial buildings: the hourly
   lighting, equipment and air-conditioning schedules of the national building-energy standard
   on China's calendar, with air conditioning driven by the province city's temperature; see
   :mod:`v2gsim.data.cn_buildings` and docs/data.md.
@@ -64,7 +64,7 @@ def unknown_profile(name: str) -> tuple[str, str]:
     simbench = [k for k in known if k.startswith("simbench:")]
     buildings = sorted({n.split(":")[1] for n in building_profile_names()})
     families = (f"known: {', '.join(f'bdew:{t}' for t in BDEW_TYPES)}; cn:<province>:province for "
-                f"{', '.join(n.split(':')[1] for n in cn_profile_names())}; cn:<province>:office, :mall or "
+                f"{', '.join(n.split(':')[1] for n in cn_profile_names())}; cn:<province>:office, :mall, :hotel or "
                 f":commercial for {', '.join(buildings)} (no Chinese residential profile yet); {len(simbench)} simbench:<name> "
                 f"({simbench[0]} ... {simbench[-1]})")
     if str(name).lower().startswith(f"{CN_PREFIX}:") and str(name).lower().endswith(":residential"):
