@@ -193,3 +193,13 @@ def test_metadata_names_the_source_and_tags():
     meta = building_metadata()
     assert "GB 55015-2021" in meta["source"] and "[B]" in meta["source"]
     assert sum(meta["commercial_mix"].values()) == pytest.approx(1.0)
+
+
+def test_daily_temperature_agrees_with_the_ambient_preset_over_a_day():
+    # the AC is driven by the same temperature the battery-wear model sees: the preset's mean
+    # over each day (its cosine diurnal cycle averages out)
+    from v2gsim.physics.ambient import AmbientConfig, ambient_on_clock
+
+    clock = pd.date_range("2024-01-01", "2024-12-31 23:00", freq="h")  # a leap year
+    hourly = ambient_on_clock(AmbientConfig(preset="shanghai"), clock, 60).reshape(-1, 24).mean(axis=1)
+    np.testing.assert_allclose(daily_mean_temperature("shanghai", 2024), hourly, atol=0.05)

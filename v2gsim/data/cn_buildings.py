@@ -31,8 +31,6 @@ __all__ = ["BUILDING_TYPES", "building_metadata", "building_profile", "building_
 
 BUILDING_TYPES = ("office", "mall", "hotel")
 MIXES = ("commercial",)
-# mid-month day of year (0-based, non-leap) at which each monthly normal is taken
-_MID_MONTH_DOY = np.array([15.5, 45.0, 74.5, 105.0, 135.5, 166.0, 196.5, 227.5, 258.0, 288.5, 319.0, 349.5])
 
 
 @functools.cache
@@ -78,12 +76,13 @@ def day_power_w_per_m2(kind: str, day: str, t_mean_degc: float) -> np.ndarray:
 def daily_mean_temperature(city: str, year: int) -> np.ndarray:
     """Daily mean outdoor temperature (degC) of ``city`` over ``year``: its monthly normals
     (physics/presets/ambient.yaml) interpolated linearly between mid-months, wrapping round
-    the year; shape (days,)."""
-    from v2gsim.physics.ambient import ambient_presets
+    the year, at noon of each day as the ambient presets do (without their diurnal cycle,
+    which averages out over a day); shape (days,)."""
+    from v2gsim.physics.ambient import _MID_MONTH_DOY, ambient_presets  # late: ambient imports data.profiles
 
     monthly = np.asarray(ambient_presets()[city]["monthly_mean_degc"], np.float64)
     days = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
-    doy = (days.dayofyear.to_numpy() - 1) * 365.0 / len(days)
+    doy = (days.dayofyear.to_numpy() - 1).astype(np.float64)
     x = np.r_[_MID_MONTH_DOY[-1] - 365.0, _MID_MONTH_DOY, _MID_MONTH_DOY[0] + 365.0]
     y = np.r_[monthly[-1], monthly, monthly[0]]
     return np.interp(doy + 0.5, x, y)
