@@ -13,6 +13,7 @@ from v2gsim.data.cn_buildings import (
     building_metadata,
     building_profile,
     building_profile_names,
+    building_provinces,
     daily_mean_temperature,
     day_power_w_per_m2,
 )
@@ -33,12 +34,12 @@ def day(profile: np.ndarray, date: str) -> np.ndarray:
 
 def test_names_cover_the_provinces_with_a_temperature_normal_and_are_listed():
     names = building_profile_names()
-    assert len(names) == 6 * 4
+    assert len(names) == 25 * 4  # 31 provinces less the six whose capital has no sourced normal
     assert {"cn:guangdong:commercial", "cn:guangdong:office", "cn:guangdong:mall", "cn:guangdong:hotel",
             "cn:beijing:commercial"} <= set(names)
     assert set(names) <= set(available_profiles())
     assert not any(n.endswith(":residential") for n in available_profiles())  # none sourced: none shipped
-    for city in building_metadata()["provinces"].values():
+    for city in building_provinces().values():
         assert city in ambient_presets()
 
 
@@ -186,7 +187,7 @@ def test_a_misspelt_profile_gets_a_did_you_mean_with_its_line(tmp_path, typo, me
     assert p.path == "feeder.base_load.profile" and p.line == 3
     assert f"unknown standard load profile {typo!r}" in p.message
     assert p.hint.startswith(f"did you mean {meant!r}")
-    assert "cn:<province>:office, :mall, :hotel or :commercial for beijing, guangdong" in p.hint
+    assert "cn:<province>:office, :mall, :hotel or :commercial for anhui, beijing, chongqing" in p.hint
 
 
 def test_metadata_names_the_source_and_tags():

@@ -1,7 +1,8 @@
 """Chinese commercial base-load profiles from the national building-energy standard's schedules.
 
 ``cn:<province>:office``, ``:mall``, ``:hotel`` and ``:commercial`` (office and mall floor
-area 1:1) for the provinces with a shipped temperature normal. Each hour's power per
+area 1:1) for the provinces whose capital has a shipped temperature normal
+(``cn_province_capitals.csv``, the table the ambient presets use too). Each hour's power per
 m2 of floor area is
 
 * lighting + equipment: the standard's hourly use fraction (GB 55015-2021 App. C / GB 50189-2015
@@ -25,9 +26,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from v2gsim.data.cn_capitals import province_capitals
 from v2gsim.data.cn_load import CN_PREFIX, HOURS, day_types
 
-__all__ = ["BUILDING_TYPES", "building_metadata", "building_profile", "building_profile_names", "day_power_w_per_m2"]
+__all__ = ["BUILDING_TYPES", "building_metadata", "building_provinces", "building_profile", "building_profile_names", "day_power_w_per_m2"]
 
 BUILDING_TYPES = ("office", "mall", "hotel")
 MIXES = ("commercial",)
@@ -35,7 +37,7 @@ MIXES = ("commercial",)
 
 @functools.cache
 def building_metadata() -> dict:
-    """The YAML beside the data: source, schedules, power densities, AC model and provinces."""
+    """The YAML beside the data: source, schedules, power densities and AC model."""
     text = resources.files("v2gsim.data").joinpath("cn_building_load.yaml").read_text(encoding="utf-8")
     meta = yaml.safe_load(text)
     for kind, days in meta["buildings"].items():
@@ -47,10 +49,18 @@ def building_metadata() -> dict:
 
 
 @functools.cache
+def building_provinces() -> dict[str, str]:
+    """Province -> capital, for each province whose capital has a temperature normal (an ambient
+    preset): the city whose daily mean temperature drives the air conditioning."""
+    from v2gsim.physics.ambient import ambient_presets  # late: ambient imports data.profiles
+
+    return {p: c for p, c in province_capitals().items() if c in ambient_presets()}
+
+
+@functools.cache
 def building_profile_names() -> tuple[str, ...]:
     """``cn:<province>:<office|mall|hotel|commercial>`` for each province with a temperature normal."""
-    provinces = building_metadata()["provinces"]
-    return tuple(sorted(f"{CN_PREFIX}:{p}:{kind}" for p in provinces for kind in BUILDING_TYPES + MIXES))
+    return tuple(sorted(f"{CN_PREFIX}:{p}:{kind}" for p in building_provinces() for kind in BUILDING_TYPES + MIXES))
 
 
 def _schedule(kind: str, day: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -90,7 +100,7 @@ def daily_mean_temperature(city: str, year: int) -> np.ndarray:
 
 def _year_w_per_m2(kind: str, province: str, year: int) -> np.ndarray:
     """W/m2 of one building type, hour by hour over ``year``, shape (days, 24)."""
-    temps = daily_mean_temperature(building_metadata()["provinces"][province], year)
+    temps = daily_mean_temperature(building_provinces()[province], year)
     work = day_types(year)
     # the day's power is linear in the AC level, so two typical days per day type suffice
     out = np.empty((len(temps), HOURS))

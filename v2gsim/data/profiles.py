@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from v2gsim.data.cn_buildings import building_profile, building_profile_names
+from v2gsim.data.cn_capitals import province_capitals
 from v2gsim.data.cn_load import CN_PREFIX, cn_profile, cn_profile_names
 from v2gsim.errors import Problem
 from v2gsim.fields import wall_clock
@@ -67,6 +68,13 @@ def unknown_profile(name: str) -> tuple[str, str]:
                 f"{', '.join(n.split(':')[1] for n in cn_profile_names())}; cn:<province>:office, :mall, :hotel or "
                 f":commercial for {', '.join(buildings)} (no Chinese residential profile yet); {len(simbench)} simbench:<name> "
                 f"({simbench[0]} ... {simbench[-1]})")
+    parts = str(name).lower().split(":")
+    capital = province_capitals().get(parts[1]) if len(parts) == 3 and parts[0] == CN_PREFIX else None
+    if capital and parts[2] in ("office", "mall", "hotel", "commercial") and parts[1] not in buildings:
+        # the province exists but its capital has no sourced temperature normal to drive the AC
+        mean = (f"no sourced temperature normal for {parts[1]}'s capital {capital} yet (docs/data.md), so no "
+                f"{parts[2]} profile; use cn:{parts[1]}:province, a nearby province's profile or a measured "
+                "feeder.base_load.csv; " + mean)
     if str(name).lower().startswith(f"{CN_PREFIX}:") and str(name).lower().endswith(":residential"):
         # asked often, and deliberately absent: say so before the list
         mean = ("no Chinese residential profile is shipped (no sourced hourly curve was found, docs/data.md); use "
