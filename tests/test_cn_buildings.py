@@ -204,3 +204,38 @@ def test_daily_temperature_agrees_with_the_ambient_preset_over_a_day():
     clock = pd.date_range("2024-01-01", "2024-12-31 23:00", freq="h")  # a leap year
     hourly = ambient_on_clock(AmbientConfig(preset="shanghai"), clock, 60).reshape(-1, 24).mean(axis=1)
     np.testing.assert_allclose(daily_mean_temperature("shanghai", 2024), hourly, atol=0.05)
+
+
+@pytest.mark.parametrize("province", sorted(building_provinces()))
+def test_every_supported_province_has_commercial_profiles_of_mean_one(province):
+    for kind in ("office", "mall", "hotel", "commercial"):
+        p = building_profile(f"cn:{province}:{kind}", 2026)
+        assert p.shape == (365 * 24,) and p.mean() == pytest.approx(1.0, rel=1e-12) and p.min() >= 0
+
+
+def test_the_hotter_july_air_conditions_more():
+    # NBS July means (2008/2009): Wuhan 29.8, Haikou 28.15, Harbin 23.5 degC; all three Januaries
+    # lie below the 20 degC balance, so January is lighting and equipment only and July/January
+    # orders the cities by their July AC
+    def july_over_january(name):
+        p = building_profile(name, 2026).reshape(-1, 24)
+        return p[181:212].mean() / p[0:31].mean()
+
+    assert ambient_presets()["wuhan"]["monthly_mean_degc"][6] == pytest.approx(29.8)
+    assert july_over_january("cn:hubei:hotel") > july_over_january("cn:hainan:hotel") > july_over_january("cn:heilongjiang:hotel") > 1
+
+
+def test_a_province_without_a_normal_is_explained(tmp_path):
+    (tmp_path / "s.yaml").write_text(SCENARIO.replace("PROFILE", "cn:tibet:office"))
+    with pytest.raises(ScenarioError) as exc:
+        v2gsim.load_scenario(tmp_path / "s.yaml")
+    (p,) = exc.value.problems
+    assert p.path == "feeder.base_load.profile"
+    assert p.hint.startswith("no sourced temperature normal for tibet's capital lhasa") and "cn:tibet:province" in p.hint
+
+
+def test_a_scenario_selects_a_new_province(tmp_path):
+    (tmp_path / "s.yaml").write_text(SCENARIO.replace("PROFILE", "cn:hubei:commercial"))
+    r = v2gsim.run(v2gsim.load_scenario(tmp_path / "s.yaml"))
+    expected = 100.0 * day(building_profile("cn:hubei:commercial", 2026), "2026-07-06")
+    np.testing.assert_allclose(r.system["base_load_kw"].to_numpy(), expected, rtol=1e-9)
