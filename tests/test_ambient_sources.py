@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import v2gsim
 from v2gsim.data.cn_capitals import province_capitals
 from v2gsim.data.cn_load import cn_metadata
+from v2gsim.errors import ScenarioError
 from v2gsim.physics.ambient import AmbientConfig, ambient_on_clock, ambient_presets
 
 MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
@@ -141,3 +143,30 @@ def test_a_preset_on_the_clock_has_its_monthly_means():
     np.testing.assert_allclose(by_month, ambient_presets()["shenzhen"]["monthly_mean_degc"], atol=0.6)
     day = t[(clock.month == 7) & (clock.day == 15)]
     assert day.max() - day.min() == pytest.approx(2 * 2.5, abs=0.05)  # HKO diurnal range
+
+
+SCENARIO = """\
+name: ambient by province
+time: {start: 2026-07-06T00:00, step_min: 60, horizon_days: 1, warmup_days: 0}
+feeder: {transformer_kva: 500, households: 10}
+population: [{archetype: private_car_cn, count: 2, vehicle: byd_dolphin_44}]
+wear:
+  model: auto
+  ambient: {preset: PRESET}
+"""
+
+
+def test_a_scenario_takes_a_province_as_its_ambient_preset(tmp_path):
+    (tmp_path / "s.yaml").write_text(SCENARIO.replace("PRESET", "hubei"))
+    s = v2gsim.load_scenario(tmp_path / "s.yaml")
+    assert s.wear.ambient.resolved_preset == "wuhan"
+
+
+def test_a_scenario_with_an_unsourced_province_names_the_line(tmp_path):
+    (tmp_path / "s.yaml").write_text(SCENARIO.replace("PRESET", "xinjiang"))
+    with pytest.raises(ScenarioError) as exc:
+        v2gsim.load_scenario(tmp_path / "s.yaml")
+    (p,) = exc.value.problems
+    assert p.path.startswith("wear.ambient") and p.line == 7
+    text = f"{p.message} {p.hint or ''}"
+    assert "no sourced temperature normal for 'urumqi'" in text and "wear.ambient.csv" in text
