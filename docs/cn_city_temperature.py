@@ -15,6 +15,10 @@ Two sources, one row per city, source and period:
   annual average); the copy read here ends after Guiyang (2008, Kunming cut after July) and
   after Kunming (2009, Lhasa cut after August), so Lhasa, Xi'an, Lanzhou, Xining, Yinchuan
   and Urumqi are missing. Every row's months are checked against its annual average below.
+* ``cma``: China Meteorological Administration station normals as reproduced in the Chinese
+  Wikipedia template "Template:西安市气候数据" (daily mean, mean daily maximum and minimum per
+  month; the template's header says 1981-2010, its reference names the CMA 1971-2000
+  international-exchange-station data set). Only Xi'an was found in that form.
 """
 
 from __future__ import annotations
@@ -91,6 +95,12 @@ Guiyang 3.8 10.4 11.3 14.5 18.6 21.5 22.7 23.6 21.5 15.8 9.3 5.5 14.9
 Kunming 8.3 13.9 15.8 17.7 19.8 20.6 21.3 20.6 20.1 18.5 11.8 10.5 16.6
 """,
 }
+# Xi'an, CMA normals via the Wikipedia template: Jan..Dec and the year, per row
+CMA_XIAN = {
+    "mean": [0.3, 3.6, 8.7, 15.4, 20.5, 25.3, 27.0, 25.1, 20.3, 14.1, 7.2, 1.5, 14.1],
+    "max": [5.1, 8.9, 14.4, 21.5, 26.6, 31.4, 32.4, 30.3, 25.6, 19.3, 12.4, 6.3, 19.5],
+    "min": [-3.3, -0.4, 4.1, 10.3, 15.1, 19.9, 22.3, 21.0, 16.5, 10.2, 3.2, -2.2, 9.7],
+}
 # the package's English names of its mainland cities
 CHELSA_CITIES = {"Beijing": "beijing", "Shanghai": "shanghai", "Guangzhou": "guangzhou", "Shenzhen": "shenzhen",
                  "Chengdu": "chengdu"}
@@ -114,6 +124,16 @@ def nbs_rows() -> list[dict]:
     return rows
 
 
+def cma_rows() -> list[dict]:
+    for what, values in CMA_XIAN.items():
+        if abs(sum(values[:12]) / 12 - values[12]) > ANNUAL_TOLERANCE_DEGC:
+            raise SystemExit(f"CMA Xi'an {what}: months average {sum(values[:12]) / 12:.2f}, table says {values[12]}")
+    half = (CMA_XIAN["max"][12] - CMA_XIAN["min"][12]) / 2
+    print(f"Xi'an diurnal half-range (annual mean max - mean min) / 2 = {half:.2f} degC", file=sys.stderr)
+    mean = CMA_XIAN["mean"]
+    return [{"city": "xian", "source": "cma", "period": "1981-2010", **dict(zip(MONTHS, mean[:12])), "annual": mean[12]}]
+
+
 def chelsa_rows(existing: list[dict]) -> list[dict]:
     try:
         import world_temperature_data as wtd
@@ -131,7 +151,7 @@ def chelsa_rows(existing: list[dict]) -> list[dict]:
 def main() -> None:
     with OUT.open(newline="") as fh:
         existing = list(csv.DictReader(fh))
-    rows = chelsa_rows(existing) + nbs_rows()
+    rows = chelsa_rows(existing) + nbs_rows() + cma_rows()
     with OUT.open("w", newline="") as fh:
         w = csv.DictWriter(fh, ["city", "source", "period", *MONTHS, "annual"], lineterminator="\n")
         w.writeheader()

@@ -30,16 +30,16 @@ def rows(city, source):
 CHELSA_CITIES = {"guangzhou", "shenzhen", "shanghai", "beijing", "chengdu"}
 # provinces whose capital has no sourced row (the yearbook copy read ends before them, and the
 # package has no mainland city beyond the five above): docs/data.md
-WITHOUT_NORMAL = {"tibet": "lhasa", "shaanxi": "xian", "gansu": "lanzhou", "qinghai": "xining", "ningxia": "yinchuan",
+WITHOUT_NORMAL = {"tibet": "lhasa", "gansu": "lanzhou", "qinghai": "xining", "ningxia": "yinchuan",
                   "xinjiang": "urumqi"}
 
 
 @pytest.mark.parametrize("city", sorted(ambient_presets()))
 def test_each_preset_is_its_sourced_rows(city):
     preset = ambient_presets()[city]
-    source = "chelsa" if city in CHELSA_CITIES else "nbs"
+    source = "chelsa" if city in CHELSA_CITIES else "cma" if city == "xian" else "nbs"
     np.testing.assert_allclose(preset["monthly_mean_degc"], rows(city, source).mean(axis=0), atol=1e-9)
-    assert re.search(r"\[[ABC]", preset["source"]) and ("CHELSA" if source == "chelsa" else "NBS") in preset["source"]
+    assert re.search(r"\[[ABC]", preset["source"]) and source.upper() in preset["source"]
 
 
 def test_every_row_averages_to_its_published_annual_mean():
@@ -73,11 +73,17 @@ def test_chelsa_rows_are_the_packages():
     # hand-picked cells of the NBS yearbook tables (2009 table 11-13 for 2008, 2010 table 12-13 for 2009)
     ("hohhot", "2008", "jan", -12.1), ("wuhan", "2009", "jul", 30.3), ("haikou", "2008", "jan", 16.9),
     ("chongqing", "2009", "aug", 28.4), ("guiyang", "2008", "dec", 6.3), ("changchun", "2009", "dec", -14.3),
+    # Xi'an's CMA normal (Wikipedia template): January 0.3, July 27.0 degC
+    ("xian", "1981-2010", "jan", 0.3), ("xian", "1981-2010", "jul", 27.0),
 ])
-def test_yearbook_cells(city, year, month, degc):
+def test_source_cells(city, year, month, degc):
     t = table()
-    (value,) = t[(t.city == city) & (t.source == "nbs") & (t.period.astype(str) == year)][month]
+    (value,) = t[(t.city == city) & (t.source != "chelsa") & (t.period.astype(str) == year)][month]
     assert value == degc
+
+
+def test_xian_half_range_is_its_mean_daily_max_and_min():
+    assert ambient_presets()["xian"]["diurnal_half_range_degc"] == pytest.approx((19.5 - 9.7) / 2)
 
 
 def both_sources():
@@ -115,7 +121,7 @@ def test_the_normals_are_plausible():
         assert t.argmax() in (5, 6, 7) and t.argmin() in (0, 11), city
 
 
-@pytest.mark.parametrize(("given", "resolved"), [("hubei", "wuhan"), ("guangdong", "guangzhou"), ("wuhan", "wuhan")])
+@pytest.mark.parametrize(("given", "resolved"), [("hubei", "wuhan"), ("guangdong", "guangzhou"), ("shaanxi", "xian"), ("wuhan", "wuhan")])
 def test_a_province_stands_for_its_capital(given, resolved):
     assert AmbientConfig(preset=given).resolved_preset == resolved
 
