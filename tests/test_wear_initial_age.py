@@ -281,3 +281,19 @@ def test_default_age_leaves_a_run_without_wear_unchanged():
     b = V2GModel(sc(population=[_default_group(initial_age_years=0)], **kw)).run()
     assert a.kpis == b.kpis
     assert "wear" not in a.extra
+
+
+from hypothesis import given, settings, strategies as hst
+
+
+@settings(max_examples=60, deadline=None)
+@given(widths=hst.lists(hst.floats(0.1, 5.0), min_size=1, max_size=6),
+       weights=hst.lists(hst.floats(0.0, 1.0), min_size=6, max_size=6), seed=hst.integers(0, 2**32 - 1))
+def test_empirical_draws_fall_in_bins_with_a_share(widths, weights, seed):
+    edges = np.r_[0.0, np.cumsum(widths)]
+    w = np.asarray(weights[:len(widths)]) + 1e-3 * (np.arange(len(widths)) == 0)  # at least one bin with a share
+    s = Spread(dist="empirical", edges=edges.tolist(), shares=(w / w.sum()).tolist())
+    x = s.draw(500, np.random.default_rng(seed))
+    assert x.shape == (500,) and (x >= edges[0]).all() and (x <= edges[-1]).all()
+    k = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(widths) - 1)
+    assert (np.asarray(s.shares)[k] > 0).all()
