@@ -103,3 +103,25 @@ def test_holiday_event_takes_rest_days():
     base = similar_day_baseline(_daily_load(), CLOCK, a, a + 1, n_days=5, steps_per_day=24)
     # rest days before: Mon 5 Oct (18 kW) ... Thu 1 Oct (14); the workdays 28-30 Sep never enter
     assert base.days_back == (1, 2, 3, 4, 5) and base.p_kw == pytest.approx([(18 + 17 + 16 + 15 + 14) / 5])
+
+
+# --- the drivers' day plans -------------------------------------------------------------------
+
+def test_commuters_rest_on_holidays_and_work_make_up_days():
+    """Private commuters commute (a leg to work) on ~90 % of workdays and never on a day off; a
+    run from 27 Sep to 11 Oct 2026 crosses National Day and both make-up workdays' neighbours."""
+    import v2gsim
+    from v2gsim.model import V2GModel
+    from v2gsim.population.fleet import WORK
+
+    sc = v2gsim.load_scenario("smoke", {"time.start": "2026-09-27T00:00", "time.horizon_days": 15,
+                                        "time.warmup_days": 0, "population.0.count": 200})
+    src = V2GModel(sc).sources[0]
+    days = src.day0 + pd.to_timedelta(np.arange(15), unit="D")
+    commutes = np.array([int((src.day(d).dep_dest == WORK).sum()) for d in range(days.size)])
+    work = is_workday(days)
+    assert work.sum() == 6 and (~work).sum() == 9  # 28-30 Sep, 8-10 Oct (Sat 10 worked); 27 Sep, 1-7 and 11 Oct off
+    assert (commutes[~work] == 0).all(), dict(zip(days.date, commutes))
+    # 200 commuters, 90 % commute on a workday [C]: 180 expected, binomial sd ~4
+    assert (commutes[work] > 150).all(), dict(zip(days.date, commutes))
+    assert commutes[list(days).index(pd.Timestamp("2026-10-10"))] > 150  # a Saturday worked in exchange
