@@ -125,3 +125,23 @@ def test_commuters_rest_on_holidays_and_work_make_up_days():
     # 200 commuters, 90 % commute on a workday [C]: 180 expected, binomial sd ~4
     assert (commutes[work] > 150).all(), dict(zip(days.date, commutes))
     assert commutes[list(days).index(pd.Timestamp("2026-10-10"))] > 150  # a Saturday worked in exchange
+
+
+# --- the centralized operator's arrival forecast ---------------------------------------------
+
+def test_arrival_forecast_lag_by_day_type():
+    from v2gsim.strategies.centralized import _same_day_type_lag
+
+    # centralized_hub's week: warm-up Sun 5 July, then Mon 6 - Sun 12 July 2026; hourly steps
+    times = pd.date_range("2026-07-05", periods=24 * 8, freq="h")
+    lag_days = _same_day_type_lag(times, 24)[::24] // 24
+    # Sun 5: no history (yesterday); Mon 6: no earlier workday (yesterday); Tue-Fri: yesterday;
+    # Sat 11: the Sunday 6 days before, not Friday; Sun 12: Saturday
+    assert lag_days.tolist() == [1, 1, 1, 1, 1, 1, 6, 1]
+    # National Day 2026: Thu 1 Oct from the Mid-Autumn Sunday 27 Sep (4 days), Thu 8 Oct from
+    # Wed 30 Sep (8 days), the make-up Sat 10 Oct from Fri 9, Sun 11 Oct from Wed 7 Oct (4 days)
+    times = pd.date_range("2026-09-18", "2026-10-12 23:00", freq="h")
+    lag = dict(zip(times.normalize()[::24].strftime("%m-%d"), (_same_day_type_lag(times, 24)[::24] // 24).tolist()))
+    assert (lag["10-01"], lag["10-08"], lag["10-10"], lag["10-11"], lag["09-28"], lag["09-20"]) == (4, 8, 1, 4, 4, 2)
+    # within a day every step looks back the same number of days
+    assert np.unique(_same_day_type_lag(times, 24)[24 * 20:24 * 21]).tolist() == [8 * 24]
