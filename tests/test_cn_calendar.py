@@ -145,3 +145,17 @@ def test_arrival_forecast_lag_by_day_type():
     assert (lag["10-01"], lag["10-08"], lag["10-10"], lag["10-11"], lag["09-28"], lag["09-20"]) == (4, 8, 1, 4, 4, 2)
     # within a day every step looks back the same number of days
     assert np.unique(_same_day_type_lag(times, 24)[24 * 20:24 * 21]).tolist() == [8 * 24]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dates(min_value=pd.Timestamp("2016-01-01").date(), max_value=pd.Timestamp("2029-12-01").date()),
+       st.integers(min_value=1, max_value=40))
+def test_arrival_forecast_lag_is_the_most_recent_same_type_day(start, n_days):
+    from v2gsim.strategies.centralized import FORECAST_LOOKBACK_DAYS, _same_day_type_lag
+
+    times = pd.date_range(pd.Timestamp(start), periods=n_days * 4, freq="6h")  # 4 steps a day
+    lag_days = _same_day_type_lag(times, 4)[::4] // 4
+    work = is_workday(times[::4])
+    for d, lag in enumerate(lag_days):
+        same = [k for k in range(1, min(d, FORECAST_LOOKBACK_DAYS) + 1) if work[d - k] == work[d]]
+        assert lag == (same[0] if same else 1)
