@@ -98,7 +98,7 @@ class SwapStationConfig(ConfigModel):
     )
     initial_soc: Annotated[float, Field(ge=0, le=1, description="state of charge of the rack packs at the start")] = 0.9
     initial_age_years: InitialAge = Field(
-        default=Spread.of(0.0), description="age of the station's packs at the start, years (a number or a distribution; docs/wear.md, "
+        default=Spread.of(0.0), description="age of the station's packs at the start, years (a number or a distribution; default 0: new, docs/wear.md, "
         "Initial age): the rack's packs and the packs of the vehicles that prefer this station")
     initial_soh: InitialSoh | None = Field(
         default=None, description="state of health of the station's packs at the start; null: the calendar fade of the age alone")

@@ -82,7 +82,10 @@ class SwapPackWear:
             rack = pk.vehicle < 0
             pk.e_kwh[rack] *= soh0[rack]  # racked packs keep their state of charge
             pk.soh[:] = soh0
-            fw.scale_at_build(pk.vehicle[~rack], soh0[~rack])  # a carried pack sets its vehicle's capacity
+        # a carried pack sets its vehicle's capacity, new packs too: the vehicle's group may have
+        # aged it (initial_age_years, default China's NEV stock ages), but the pack is the operator's
+        carried = pk.vehicle >= 0
+        fw.scale_at_build(pk.vehicle[carried], pk.soh[carried])
         if cfg.price_dispatch:
             n = P
             stress = dict(dt_s=0.0, t_degc=np.full(n, float(fw.t_amb_degc.mean())), soc_mean=np.full(n, 0.6),
