@@ -78,6 +78,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
+from v2gsim.data.cn_calendar import is_workday
 from v2gsim.fields import ConfigModel, LocalDateTime
 from v2gsim.strategies.base import (
     Dispatch,
@@ -223,7 +224,9 @@ class CentralizedConfig(StrategyConfig):
     arrival_forecast: bool = Field(
         default=True,
         description="plan with a persistence forecast of the vehicles that will plug in (queued cars "
-        "included): those that plugged in at the site at the same time of day the day before, with their energy "
+        "included): those that plugged in at the site at the same time of day on the most recent earlier day of the "
+        "same type (workday, or rest day: weekends and public holidays on China's calendar; the day before when the "
+        "run has none within two weeks), with their energy "
         "need, charging power and stay, as vehicles of the plan that are not dispatched (they make room for the "
         "arrivals under the peak charge, the site limit, the feeder headroom and the requests)",
     )
@@ -257,6 +260,28 @@ class CentralizedConfig(StrategyConfig):
             if bad:
                 raise ValueError(f"requests name sites {bad} that this business model does not control ({self.sites})")
         return self
+
+
+FORECAST_LOOKBACK_DAYS = 14  # covers the longest run of days off (Spring Festival, National Day: 7-9 days)
+
+
+def _same_day_type_lag(times: pd.DatetimeIndex, day_steps: int) -> np.ndarray:
+    """Per clock step t, the steps back to the same clock time on the most recent earlier day of
+    the same type (workday or rest day, :func:`v2gsim.data.cn_calendar.is_workday`) within
+    ``FORECAST_LOOKBACK_DAYS`` on the clock, else one day (yesterday's persistence), shape (n,).
+
+    So Saturday's arrivals are forecast from the Sunday before rather than from Friday, and
+    Monday's from Friday rather than Sunday."""
+    work = is_workday(times)
+    n = work.size
+    lag_days = np.zeros(n, np.int64)
+    t = np.arange(n)
+    for d in range(1, FORECAST_LOOKBACK_DAYS + 1):  # a loop over days back, not over steps
+        src = t - d * day_steps
+        hit = (lag_days == 0) & (src >= 0)
+        hit[hit] &= work[src[hit]] == work[hit]
+        lag_days[hit] = d
+    return np.where(lag_days > 0, lag_days, 1) * day_steps
 
 
 @dataclass(frozen=True)
@@ -381,6 +406,7 @@ class Centralized(Strategy):
         self._arr_kwh = np.zeros((n_here, n_clock))
         self._arr_p_kw = np.zeros((n_here, n_clock))
         self._arr_stay_kwh = np.zeros((n_here, n_clock))
+        self._fc_lag_steps = _same_day_type_lag(context.times, self._day_steps)
         self._seen_idx = np.empty(0, dtype=np.int64)  # plugged last step (sorted), their stated departure
         self._seen_dep = np.empty(0, dtype=np.int64)
         self.stats: dict[str, float] = {
@@ -1007,15 +1033,17 @@ class Centralized(Strategy):
 
     def _with_arrivals(self, prob: DispatchProblem, site_k: int, s: int) -> DispatchProblem:
         """``prob`` with the forecast arrivals at site ``site_k`` appended as vehicles (a
-        persistence forecast: those that plugged in at the same time of day the day before, one
-        vehicle per step with their summed need and power and their mean stay; they do not
-        discharge). Unchanged without ``arrival_forecast`` or without arrivals to forecast."""
+        persistence forecast by day type: those that plugged in at the same time of day on the
+        most recent earlier day of the same type, workday or rest day on China's calendar, else the
+        day before; one vehicle per step with their summed need and power and their mean stay; they
+        do not discharge). Unchanged without ``arrival_forecast`` or without arrivals to forecast."""
         pos = self._site_pos.get(int(site_k))
         T = prob.n_steps
         if not self.config.arrival_forecast or pos is None or T < 2:
             return prob
         k = np.arange(1, min(T, self._day_steps))
-        src = s + k - self._day_steps
+        # the same clock time on the most recent day of the target's type (always before s)
+        src = s + k - self._fc_lag_steps[np.minimum(s + k, self._fc_lag_steps.size - 1)]
         ok = src >= 0
         k, src = k[ok], src[ok]
         gap = self._arr_kwh[pos, src]
