@@ -324,10 +324,23 @@ class BatterySwap(Strategy):
         self.request_reward = np.zeros(n)
         self.request_active = np.zeros(n, bool)
         n_st = max(1, len(self.config.stations))
+        # valley fills: the floor on the stations' summed draw (kW) each step; regulation: the
+        # capacity held both ways (kW) and the minutes the rack must sit at it (the largest asked)
+        self.valley_p_kw = np.zeros(n)
+        self.reg_p_kw = np.zeros(n)
+        self.reg_sustain_h = np.zeros(n)
         for q in sorted(requests, key=lambda q: q.number):
-            if q.kind != "discharge_call":
-                continue  # the station EMS answers discharge calls only (docs/market.md)
             r = q.request
+            if q.kind in ("valley_fill", "regulation"):
+                for a, b in q.windows:
+                    if q.kind == "valley_fill":
+                        self.valley_p_kw[a:b] = np.maximum(self.valley_p_kw[a:b], float(r.p_kw or 0.0))
+                    else:
+                        self.reg_p_kw[a:b] += float(r.p_kw or 0.0)
+                        self.reg_sustain_h[a:b] = np.maximum(self.reg_sustain_h[a:b], r.sustain_min / 60.0)
+                continue
+            if q.kind != "discharge_call":
+                continue  # peak cuts: settled on what the stations do (docs/market.md)
             for a, b in q.windows:
                 self.request_active[a:b] = True
                 self.request_p_kw[a:b] = r.p_kw / n_st if r.p_kw is not None else np.inf
@@ -463,6 +476,70 @@ class BatterySwap(Strategy):
         cap = np.maximum(allowance, firm_st)
         return _share(extra, st, np.maximum(0.0, cap - firm_st), order, S)
 
+    def _grid_service(self, obs, p, urgent, reserved, order, valley_kw: float, reg_kw: float, sustain_h: float) -> np.ndarray:
+        """The planned charging per slot (R,) moved for a visible valley fill and regulation window.
+
+        * valley fill: the stations together draw at least ``valley_kw``: the packs below full
+          add charging, idle packs (no forecast swap needs them yet) first, then the reserved
+          ones, fullest first -- refill they would have done later, moved into the window --
+          each station within its grid limit;
+        * regulation: the bidirectional stations' summed charging ``P`` is kept where the rack
+          can move ``reg_kw`` both ways: ``P + F >= reg_kw`` (feed: discharging down to
+          ``discharge_floor_soc`` for ``sustain_h``) and ``D - P >= reg_kw`` (draw: slot power
+          with room below full for ``sustain_h``), ``F`` and ``D`` summed per station within its
+          grid limit (the meter's rule, v2gsim.swap.rack). Charging is added (idle packs first)
+          when ``P`` is below the band and cut (never the urgent packs) when above; when no
+          ``P`` fits both, the one balancing them.
+        The feeder headroom rule applies afterwards, as to every plan. Vectorised over slots."""
+        from v2gsim.market.regulation import headroom_kw
+
+        st, S, dt, e = obs.slot_station, obs.n_stations, obs.dt_h, obs.e_kwh
+        limit = obs.st_grid_limit_kw
+        # what each slot can draw this step: its slot power, under its pack's CC-CV taper (the
+        # physics phase's own rule), at most its room below full
+        if obs.e_knee_kwh is not None:
+            from v2gsim.physics.battery import charge_to
+
+            p_b = obs.slot_p_max_kw * obs.eta_charge
+            e1 = charge_to(e, obs.capacity_kwh, obs.e_knee_kwh, obs.e_full_kwh, p_b, p_b, dt)
+            draw_max = np.maximum(e1 - e, 0.0) / (obs.eta_charge * dt)
+        else:
+            draw_max = np.minimum(obs.slot_p_max_kw, np.maximum(obs.e_full_kwh - e, 0.0) / (obs.eta_charge * dt))
+        p_eff = np.minimum(p, draw_max)  # what the plan's charging really draws
+        fill_order = order[np.argsort(reserved[order], kind="stable")]  # idle first, then reserved; fullest first in each
+        zero = np.zeros(e.size, np.int64)
+
+        def top_up(p, want_kw: float, mask: np.ndarray) -> np.ndarray:
+            extra = np.where(mask, np.maximum(draw_max - p, 0.0), 0.0)
+            st_room = np.maximum(limit - np.bincount(st, weights=p, minlength=S), 0.0)
+            extra = _share(extra, st, st_room, fill_order, S)
+            p_new = p + _share(extra, zero, np.array([want_kw]), fill_order, 1)
+            # a pack granted all it can take is asked its slot power: in the taper a lower setpoint
+            # held over the step takes less than the step's mean at full power
+            return np.where(mask & (p_new >= draw_max - 1e-9) & (p_new > p), np.maximum(p_new, obs.slot_p_max_kw), p_new)
+
+        if valley_kw > 0:
+            short_kw = valley_kw - float(p_eff.sum())
+            if short_kw > 1e-9:
+                p = top_up(p, short_kw, np.ones(e.size, bool))
+        if reg_kw > 0:
+            bi = obs.st_bidirectional[st].astype(bool)
+            floor = self.config.discharge_floor_soc * obs.capacity_kwh
+            feed, draw = headroom_kw(np.zeros(e.size), obs.slot_p_max_kw, obs.slot_p_max_kw, e, floor, obs.e_full_kwh,
+                                     obs.eta_charge, obs.eta_discharge, sustain_h)
+            f_kw = float(np.minimum(np.bincount(st, weights=np.where(bi, feed, 0.0), minlength=S), limit).sum())
+            d_kw = float(np.minimum(np.bincount(st, weights=np.where(bi, draw, 0.0), minlength=S), limit).sum())
+            p_bi = float(p_eff[bi].sum())
+            lo, hi = reg_kw - f_kw, d_kw - reg_kw
+            target = max(min(max(p_bi, lo), hi) if lo <= hi else 0.5 * (d_kw - f_kw), 0.0)
+            if target > p_bi + 1e-9:
+                p = top_up(p, target - p_bi, bi)
+            elif target < p_bi - 1e-9:  # the emptiest idle packs give up their charging first
+                cut_order = order[::-1][np.argsort(reserved[order[::-1]], kind="stable")]
+                cut = _share(np.where(bi & ~urgent, p, 0.0), zero, np.array([p_bi - target]), cut_order, 1)
+                p = p - cut
+        return p
+
     def plan_packs(self, obs) -> np.ndarray:
         """Requested grid-side power per rack slot, shape (R,); > 0 charges, < 0 discharges.
 
@@ -526,6 +603,11 @@ class BatterySwap(Strategy):
             p = np.where(room & (cheap | self.request_soon[s]), p_max, p)
         if cfg.peak_aware:
             p = p_firm + self._under_peak(obs, p - p_firm, p_firm, order)
+        # a visible valley fill or regulation window: the floor on the draw, the band around it
+        valley_kw, reg_kw = float(self.valley_p_kw[s]), float(self.reg_p_kw[s])
+        service = valley_kw > 0 or reg_kw > 0
+        if service:
+            p = self._grid_service(obs, p, urgent, reserved, order, valley_kw, reg_kw, float(self.reg_sustain_h[s]))
         asked = bool(self.request_active[s])
         ready_n = np.bincount(st, weights=ready.astype(float), minlength=obs.n_stations)
         if asked and cfg.honour_requests:
@@ -574,7 +656,9 @@ class BatterySwap(Strategy):
         else:
             wear = np.full(e.size, float(cfg.wear_cny_per_kwh))
         pays = cfg.v2g and obs.v2g_price * obs.eta_discharge - wear > self.refill_price[s] / obs.eta_charge + cfg.v2g_margin_cny_per_kwh
-        dis = can & (pays | asked)
+        # no pack is sold for price in a valley fill (it would undo the floor) or a regulation
+        # window (a pack at full discharge holds no room to feed more)
+        dis = can & (np.logical_and(pays, not service) | asked)
         p = np.where(dis, -p_max, p)
         # share the station limit in priority order: reserved first, then the fullest (charge)
         # or the fullest (discharge)
