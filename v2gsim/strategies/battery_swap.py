@@ -364,18 +364,43 @@ class BatterySwap(Strategy):
         p_to_stop_kw = (f.e_stop_kwh[idx] - f.e_kwh[idx]) / (f.eta_charge[idx] * obs.dt_h)
         return Dispatch(idx, np.minimum(f.p_plug_max_kw[idx], p_to_stop_kw))
 
+    bid_kinds = ("discharge_call", "valley_fill", "regulation")
+
     def bid(self, request, obs: Observation):
-        """Its offer to a discharge call put to clearing: the ready packs (at or above ready SOC)
+        """Its offer to a request put to clearing (valley fills: :meth:`_bid_valley`; regulation:
+        :meth:`_bid_regulation`). To a discharge call: the ready packs (at or above ready SOC)
         that the swaps expected in the window, the queue and the reserve do not need, each at its
         slot power, at most what it holds above the discharge floor over the window, within each
         bidirectional station's grid limit. Price: refilling at the cheapest price of the next
         day through both losses, plus the wear per kWh (means over the packs)."""
-        from v2gsim.engine.actor import Signals
         from v2gsim.market.clearing import Bid
 
         op = self.context.operator_id
-        if self.network is None:
+        if self.network is None or request.kind not in self.bid_kinds:
             return Bid(op, 0.0, float("inf"))
+        if request.kind == "regulation":
+            return self._bid_regulation(request, obs)
+        cfg = self.config
+        a, b = request.windows[0]
+        so, rank, keep, hours = self._bid_rack(request, obs)
+        st, e = so.slot_station, so.e_kwh
+        if request.kind == "valley_fill":
+            return self._bid_valley(request, obs, so, rank, keep, hours)
+        spare = (e >= so.e_ready_kwh - 1e-9) & (rank >= keep[st]) & so.st_bidirectional[st]
+        floor = cfg.discharge_floor_soc * so.capacity_kwh
+        p = np.where(spare, np.minimum(so.slot_p_max_kw, np.maximum(e - floor, 0.0) * so.eta_discharge / hours), 0.0)
+        p_kw = float(np.minimum(np.bincount(st, weights=p, minlength=so.n_stations), so.st_grid_limit_kw).sum())
+        wear = so.wear_cost_cny_per_kwh if cfg.wear_cny_per_kwh == "model" else np.full(e.size, float(cfg.wear_cny_per_kwh))
+        refill = float(self.refill_price[min(b, self.refill_price.size - 1)])
+        eta_c, eta_d = float(so.eta_charge.mean()), float(so.eta_discharge.mean())
+        return Bid(op, p_kw, refill / (eta_c * eta_d) + float(wear.mean()) / eta_d)
+
+    def _bid_rack(self, request, obs: Observation):
+        """The rack as its EMS sees it now, each slot's rank in its station (fullest first), the
+        packs each station keeps for the swaps expected in the window and ``request_keep_h_after``
+        after it, the queue and the reserve (S,), and the window's hours."""
+        from v2gsim.engine.actor import Signals
+
         cfg = self.config
         a, b = request.windows[0]
         so = self.network.observation(Signals(obs.step, -1, obs.time, obs.dt_h, obs.price_cny_per_kwh, obs.v2g_price_cny_per_kwh,
@@ -388,14 +413,57 @@ class BatterySwap(Strategy):
         h0 = int(self.hour_of_step[min(a, self.hour_of_step.size - 1)])
         cols = (h0 + np.arange(int(np.ceil(hours + cfg.request_keep_h_after)))) % 24
         keep = np.ceil(self.forecast[:, cols].sum(1) - 1e-9).astype(np.int64) + so.queue + cfg.reserve_packs
-        spare = (e >= so.e_ready_kwh - 1e-9) & (rank >= keep[st]) & so.st_bidirectional[st]
-        floor = cfg.discharge_floor_soc * so.capacity_kwh
-        p = np.where(spare, np.minimum(so.slot_p_max_kw, np.maximum(e - floor, 0.0) * so.eta_discharge / hours), 0.0)
+        return so, rank, keep, hours
+
+    def _wear_throughput_cny_per_kwh(self, so) -> float:
+        """The wear per kWh through a pack (either direction), as the centralized bids price it:
+        half the wear of a kWh discharged and recharged (``wear_cny_per_kwh`` is per kWh
+        discharged, the round trip's), mean over the rack."""
+        cfg = self.config
+        w = float(np.mean(so.wear_cost_cny_per_kwh)) if cfg.wear_cny_per_kwh == "model" else float(cfg.wear_cny_per_kwh)
+        return 0.5 * w
+
+    def _bid_valley(self, request, obs: Observation, so, rank, keep, hours):
+        """A valley fill put to clearing: the idle packs (those the swaps expected in and just after
+        the window, the queue and the reserve do not need: the emptiest) offer their slot power, at
+        most what their room below full takes over the window (grid side); each station at most
+        its grid limit. Price per kWh as the centralized bid's: the window's mean purchase price
+        less the cheapest of the 24 h from its start (moving refill into the window; at least 0)
+        plus the wear per kWh charged."""
+        from v2gsim.market.clearing import Bid
+
+        a, b = request.windows[0]
+        st = so.slot_station
+        idle = rank >= keep[st]
+        room_kwh = np.maximum(so.e_full_kwh - so.e_kwh, 0.0) / so.eta_charge
+        p = np.where(idle, np.minimum(so.slot_p_max_kw, room_kwh / hours), 0.0)
         p_kw = float(np.minimum(np.bincount(st, weights=p, minlength=so.n_stations), so.st_grid_limit_kw).sum())
-        wear = so.wear_cost_cny_per_kwh if cfg.wear_cny_per_kwh == "model" else np.full(e.size, float(cfg.wear_cny_per_kwh))
-        refill = float(self.refill_price[min(b, self.refill_price.size - 1)])
-        eta_c, eta_d = float(so.eta_charge.mean()), float(so.eta_discharge.mean())
-        return Bid(op, p_kw, refill / (eta_c * eta_d) + float(wear.mean()) / eta_d)
+        prices = np.asarray(self.context.price_cny_per_kwh, float)
+        day = int(round(24 / obs.dt_h))
+        shift = max(float(prices[a:b].mean()) - float(prices[a:a + day].min()), 0.0)
+        return Bid(self.context.operator_id, p_kw, shift + self._wear_throughput_cny_per_kwh(so))
+
+    def _bid_regulation(self, request, obs: Observation):
+        """Regulation put to clearing: the symmetric capacity the racks of its bidirectional
+        stations hold now (:func:`v2gsim.market.regulation.headroom_kw` around zero power: feeding
+        down to ``discharge_floor_soc`` and drawing up to full, each for ``sustain_min``; each
+        station at most its grid limit; the smaller of up and down). Price per MW of mileage as
+        the centralized bid's: its wear only, wear per kWh x 1000 / the mileage per MW-h."""
+        from v2gsim.market.clearing import Bid
+        from v2gsim.market.regulation import MILEAGE_PER_MW_H, headroom_kw
+
+        r = request.request
+        so = self._bid_rack(request, obs)[0]
+        st, S = so.slot_station, so.n_stations
+        bi = so.st_bidirectional[st].astype(bool)
+        up, down = headroom_kw(np.zeros(st.size), so.slot_p_max_kw, so.slot_p_max_kw, so.e_kwh,
+                               self.config.discharge_floor_soc * so.capacity_kwh, so.e_full_kwh, so.eta_charge,
+                               so.eta_discharge, r.sustain_min / 60.0)
+        lim = so.st_grid_limit_kw
+        p_kw = min(float(np.minimum(np.bincount(st, weights=np.where(bi, up, 0.0), minlength=S), lim).sum()),
+                   float(np.minimum(np.bincount(st, weights=np.where(bi, down, 0.0), minlength=S), lim).sum()))
+        ratio = MILEAGE_PER_MW_H if r.mileage_per_mw_h is None else r.mileage_per_mw_h
+        return Bid(self.context.operator_id, p_kw, self._wear_throughput_cny_per_kwh(so) * 1000.0 / max(ratio, 1e-9))
 
     def kpis(self) -> dict[str, float]:
         return {}  # the swap KPIs come from the stations/swaps tables (v2gsim.metrics.swap_kpis)
