@@ -126,3 +126,84 @@ def test_regulation_held_by_the_rack_is_metered_and_paid(p_kw):
         got = led[led["reason"].astype(str) == reason]
         assert got["amount_cny"].sum() == pytest.approx(s[col])
     check_ledger(r)
+
+
+def _issued(kind, **kw):
+    from v2gsim.market.events import GridRequest, IssuedRequest
+
+    r = GridRequest(kind=kind, start="2026-07-06T10:00", hours=2, p_kw=100, to=["battery_swap"], **kw)
+    return IssuedRequest(0, "x", r, ((500, 508),), 0, {"battery_swap": 0})
+
+
+def _bid_obs(m):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(step=480, time=m.clock[480], dt_h=0.25, price_cny_per_kwh=0.5, v2g_price_cny_per_kwh=0.4,
+                           feeder_headroom_kw=float("inf"))
+
+
+def test_the_swap_bids_by_hand():
+    m = V2GModel(_small())
+    net = m.actors_of(SwapNetwork)[0]
+    s = net.strategy
+    cap, _, e_full, _, _, _ = net._slot_static()
+    net.packs.e_kwh[net.slot_pack] = 45.0
+    # regulation: every pack feeds and draws 60 kW for 15 min: 600 kW each way, the 500 kW connection binds;
+    # price: half the 0.1 CNY/kWh round-trip wear per kWh through the pack x 1000 / 5 MW per MW-h = 10 CNY/MW
+    b = s.bid(_issued("regulation", capacity_price_cny_per_kw=1.0, mileage_price_cny_per_mw=15.0), _bid_obs(m))
+    assert (b.operator_id, b.p_kw, b.price_cny_per_kwh) == ("battery_swap", pytest.approx(500.0), pytest.approx(10.0))
+    # valley fill: the idle packs (beyond those the window's forecast swaps, the queue and the 2 reserve keep)
+    # offer their room over the 2 h window, at most 60 kW each. Forecast 0.5 swaps an hour: 3 h x 0.5 -> 2 packs
+    # + the 2 reserve kept, the 6 emptiest idle
+    s.forecast[:] = 0.5
+    so, rank, keep, hours = s._bid_rack(_issued("valley_fill"), _bid_obs(m))
+    assert hours == 2.0 and keep[0] == 4
+    idle = rank >= keep[so.slot_station]
+    room_kw = np.minimum(60.0, (e_full - 45.0) / so.eta_charge / 2.0)
+    b = s.bid(_issued("valley_fill", price_cny_per_kwh=0.5), _bid_obs(m))
+    assert b.p_kw == pytest.approx(min(float(room_kw[idle].sum()), 500.0)) and idle.sum() == 6
+    # price: the window's mean price less the day's cheapest from its start, plus 0.05 CNY/kWh of wear
+    prices = np.asarray(s.context.price_cny_per_kwh)
+    assert b.price_cny_per_kwh == pytest.approx(max(prices[500:508].mean() - prices[500:596].min(), 0.0) + 0.05)
+    # a full rack offers no valley fill and no room to draw: no regulation
+    net.packs.e_kwh[net.slot_pack] = e_full
+    assert s.bid(_issued("valley_fill", price_cny_per_kwh=0.5), _bid_obs(m)).p_kw == pytest.approx(0.0)
+    assert s.bid(_issued("regulation", capacity_price_cny_per_kw=1.0), _bid_obs(m)).p_kw == pytest.approx(0.0)
+
+
+def _rack_obs(e):
+    """One bidirectional station, 4 slots of 60 kW, 100 kWh packs full at 100 (no taper), lossless, 500 kW."""
+    from types import SimpleNamespace
+
+    e = np.asarray(e, float)
+    n = e.size
+    return SimpleNamespace(slot_station=np.zeros(n, np.int64), n_stations=1, dt_h=0.25, e_kwh=e, st_grid_limit_kw=np.array([500.0]),
+                           slot_p_max_kw=np.full(n, 60.0), e_full_kwh=np.full(n, 100.0), capacity_kwh=np.full(n, 100.0),
+                           eta_charge=np.ones(n), eta_discharge=np.ones(n), st_bidirectional=np.array([True]), e_knee_kwh=None)
+
+
+def test_the_ems_band_for_regulation_and_floor_for_valley_fill_by_hand():
+    s = V2GModel(_small()).actors_of(SwapNetwork)[0].strategy
+    e = np.array([40.0, 40.0, 95.0, 95.0])
+    obs = _rack_obs(e)
+    order = np.lexsort((-e, obs.slot_station))  # fullest first: 2, 3, 0, 1
+    reserved = np.array([False, False, True, True])
+    urgent = np.zeros(4, bool)
+    # regulation 100 kW, 15 min: feed above the 30 kWh floor [40, 40, 60, 60] = 200; draw [60, 60, 20, 20] = 160.
+    # charging 120 kW leaves 40 to draw more: cut to 60 (the band is -100..60), the emptiest idle pack first
+    got = s._grid_service(obs, np.array([60.0, 60.0, 0.0, 0.0]), urgent, reserved, order, 0.0, 100.0, 0.25)
+    np.testing.assert_allclose(got, [60.0, 0.0, 0.0, 0.0])
+    # urgent packs are never cut: the rack then holds less
+    got = s._grid_service(obs, np.array([60.0, 60.0, 0.0, 0.0]), np.ones(4, bool), reserved, order, 0.0, 100.0, 0.25)
+    np.testing.assert_allclose(got, [60.0, 60.0, 0.0, 0.0])
+    # packs 1 kWh above the floor feed 4 kW each (16): the rack charges 84 kW so that it can drop by 100
+    low = np.full(4, 31.0)
+    got = s._grid_service(_rack_obs(low), np.zeros(4), urgent, np.zeros(4, bool), np.lexsort((-low, np.zeros(4))), 0.0, 100.0, 0.25)
+    np.testing.assert_allclose(got, [60.0, 24.0, 0.0, 0.0])
+    # valley fill 150 kW: the idle packs first (60 + 60), then the reserved ones (20, their room, + 10)
+    got = s._grid_service(obs, np.zeros(4), urgent, reserved, order, 150.0, 0.0, 0.25)
+    np.testing.assert_allclose(got, [60.0, 60.0, 20.0, 10.0])
+    # a floor the rack cannot take: all it can (160 < 200); a floor already drawn: unchanged
+    np.testing.assert_allclose(s._grid_service(obs, np.zeros(4), urgent, reserved, order, 200.0, 0.0, 0.25), [60.0, 60.0, 20.0, 20.0])
+    np.testing.assert_allclose(s._grid_service(obs, np.array([60.0, 60, 20, 20]), urgent, reserved, order, 100.0, 0.0, 0.25),
+                               [60.0, 60.0, 20.0, 20.0])

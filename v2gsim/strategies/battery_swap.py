@@ -584,6 +584,8 @@ class BatterySwap(Strategy):
             p_new = p + _share(extra, zero, np.array([want_kw]), fill_order, 1)
             # a pack granted all it can take is asked its slot power: in the taper a lower setpoint
             # held over the step takes less than the step's mean at full power
+            if obs.e_knee_kwh is None:
+                return p_new
             return np.where(mask & (p_new >= draw_max - 1e-9) & (p_new > p), np.maximum(p_new, obs.slot_p_max_kw), p_new)
 
         if valley_kw > 0:
