@@ -46,6 +46,12 @@ The EMS, vectorised over all rack packs (``R`` of them):
    the valley fill puts into the current cheap run only the packs needed before the next cheap
    run (and the forecast horizon after its start) and spreads the rest over every cheap step of
    the next 24 h; packs are sold for price only if not needed before the lowest-price refill.
+8. A visible valley fill or regulation window addressed to the operator (not to one of its
+   sites): the stations draw at least the valley fill's floor where their packs can take it
+   (idle packs first), and keep the bidirectional stations' charging where their racks can move
+   the regulation's ``p_kw`` both ways for ``sustain_min`` (:meth:`BatterySwap._grid_service`);
+   no pack is sold for price in either. The operator bids for both kinds from its racks
+   (:meth:`BatterySwap.bid`).
 """
 
 from __future__ import annotations
@@ -332,6 +338,8 @@ class BatterySwap(Strategy):
         for q in sorted(requests, key=lambda q: q.number):
             r = q.request
             if q.kind in ("valley_fill", "regulation"):
+                if r.site is not None:
+                    continue  # asked of one of its sites (their uncontrolled chargers), not of its stations
                 for a, b in q.windows:
                     if q.kind == "valley_fill":
                         self.valley_p_kw[a:b] = np.maximum(self.valley_p_kw[a:b], float(r.p_kw or 0.0))
