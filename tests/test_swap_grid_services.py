@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 
 from helpers import scenario
 from ledger_checks import check_ledger
@@ -207,3 +209,30 @@ def test_the_ems_band_for_regulation_and_floor_for_valley_fill_by_hand():
     np.testing.assert_allclose(s._grid_service(obs, np.zeros(4), urgent, reserved, order, 200.0, 0.0, 0.25), [60.0, 60.0, 20.0, 20.0])
     np.testing.assert_allclose(s._grid_service(obs, np.array([60.0, 60, 20, 20]), urgent, reserved, order, 100.0, 0.0, 0.25),
                                [60.0, 60.0, 20.0, 20.0])
+
+
+_STRAT = None
+
+
+@settings(max_examples=80, deadline=None)
+@given(hs.lists(hs.tuples(hs.floats(30, 100), hs.floats(0, 1), hs.booleans(), hs.booleans()), min_size=1, max_size=8),
+       hs.floats(0, 400), hs.floats(0, 300), hs.floats(50, 500))
+def test_the_ems_service_stays_in_bounds(slots, valley_kw, reg_kw, limit_kw):
+    global _STRAT
+    if _STRAT is None:
+        _STRAT = V2GModel(_small()).actors_of(SwapNetwork)[0].strategy
+    e = np.array([x for x, *_ in slots])
+    obs = _rack_obs(e)
+    obs.st_grid_limit_kw = np.array([limit_kw])
+    draw_max = np.minimum(60.0, (100.0 - e) / 0.25)
+    p = np.array([f for _, f, _, _ in slots]) * draw_max  # a plan each pack can take
+    reserved = np.array([r for *_, r, _ in slots])
+    urgent = np.array([u for *_, u in slots]) & reserved
+    order = np.lexsort((-e, obs.slot_station))
+    got = _STRAT._grid_service(obs, p, urgent, reserved, order, valley_kw, reg_kw, 0.25)
+    assert np.all(got >= -1e-9) and np.all(got <= np.maximum(p, draw_max) + 1e-9)  # never past a pack's room
+    assert np.all(got[urgent] >= p[urgent] - 1e-12)  # urgent packs are never cut
+    if reg_kw == 0:
+        # the floor: met, or every pack at its room, or the station limit reached (added charging within it)
+        assert got.sum() <= max(p.sum(), limit_kw) + 1e-6
+        assert got.sum() >= min(valley_kw, draw_max.sum(), max(p.sum(), limit_kw)) - 1e-6
