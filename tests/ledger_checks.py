@@ -12,7 +12,7 @@ import pandas as pd
 from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, SECOND_LIFE
 
 
-GRID_OPERATOR_REASONS = ["request_payment", "request_penalty", "capacity_payment"]
+GRID_OPERATOR_REASONS = ["request_payment", "request_penalty", "capacity_payment", "mileage_payment"]
 
 
 def _close(a: float, b: float, what: str, scale: float = 1.0) -> None:
@@ -80,7 +80,8 @@ def check_ledger(res) -> None:
     if gs is None:
         assert booked.empty
     else:
-        for r_, col in (("request_payment", "paid_cny"), ("request_penalty", "penalty_cny"), ("capacity_payment", "capacity_cny")):
+        for r_, col in (("request_payment", "paid_cny"), ("request_penalty", "penalty_cny"), ("capacity_payment", "capacity_cny"),
+                        ("mileage_payment", "mileage_paid_cny")):
             _close(float(booked.loc[booked["reason"].astype(str) == r_, "amount_cny"].sum()), float(gs[col].sum()), r_, scale)
     # the two-part tariff's charges: the bills' KPIs (v2gsim.market.bills), computed from the results
     for kpi, why in (("demand_charge_cny", "demand_charge"), ("capacity_charge_cny", "capacity_charge")):

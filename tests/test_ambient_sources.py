@@ -7,6 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import v2gsim
+from v2gsim.data.cn_capitals import province_capitals
+from v2gsim.data.cn_load import cn_metadata
+from v2gsim.errors import ScenarioError
 from v2gsim.physics.ambient import AmbientConfig, ambient_on_clock, ambient_presets
 
 MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
@@ -22,24 +26,114 @@ def rows(city, source):
     return t[(t.city == city) & (t.source == source)][MONTHS].to_numpy(float)
 
 
-# preset -> the rows it is made of (CHELSA normal, or the mean of NBS yearbook years)
-MADE_OF = {"guangzhou": "chelsa", "shenzhen": "chelsa", "shanghai": "chelsa", "beijing": "chelsa", "chengdu": "chelsa",
-           "harbin": "nbs", "kunming": "nbs"}
+# the CHELSA normal where the package has the city, else the mean of its NBS yearbook years
+CHELSA_CITIES = {"guangzhou", "shenzhen", "shanghai", "beijing", "chengdu"}
+# provinces whose capital has no sourced row (the yearbook copy read ends before them, and the
+# package has no mainland city beyond the five above): docs/data.md
+WITHOUT_NORMAL = {"tibet": "lhasa", "gansu": "lanzhou", "qinghai": "xining", "ningxia": "yinchuan",
+                  "xinjiang": "urumqi"}
 
 
-@pytest.mark.parametrize("city", sorted(MADE_OF))
+@pytest.mark.parametrize("city", sorted(ambient_presets()))
 def test_each_preset_is_its_sourced_rows(city):
     preset = ambient_presets()[city]
-    np.testing.assert_allclose(preset["monthly_mean_degc"], rows(city, MADE_OF[city]).mean(axis=0), atol=1e-9)
-    assert re.search(r"\[[ABC]", preset["source"]) and ("CHELSA" in preset["source"] or "NBS" in preset["source"])
+    source = "chelsa" if city in CHELSA_CITIES else "cma" if city == "xian" else "nbs"
+    np.testing.assert_allclose(preset["monthly_mean_degc"], rows(city, source).mean(axis=0), atol=1e-9)
+    assert re.search(r"\[[ABC]", preset["source"]) and source.upper() in preset["source"]
 
 
-@pytest.mark.parametrize("city", ["guangzhou", "shanghai", "beijing", "chengdu"])
+def test_every_row_averages_to_its_published_annual_mean():
+    # a transcription check: the yearbook prints each city's annual average, the package its
+    # annual_c, both means of the unrounded months, so rounding alone allows 0.1 degC (the
+    # largest gap here is 0.083). It catches a swapped sign or a tens digit, not a single month
+    # off by 1 degC (0.083 on the mean): the hand-picked cells below check those
+    t = table()
+    gap = (t[MONTHS].mean(axis=1) - t["annual"]).abs()
+    assert gap.max() <= 0.1, t.loc[gap.idxmax(), ["city", "source", "period"]].tolist()
+
+
+def test_chelsa_rows_are_the_packages():
+    # the package (world-temperature-data 0.1.0) when installed; else the values it holds,
+    # read from it by docs/cn_city_temperature.py
+    try:
+        import world_temperature_data as wtd
+    except ImportError:
+        wtd = None
+    if wtd is not None:
+        for city in CHELSA_CITIES:
+            rec = wtd.by_city("Shenzhen" if city == "shenzhen" else city.capitalize(), "CN")
+            np.testing.assert_allclose(rows(city, "chelsa")[0], [rec["monthly"][m] for m in MONTHS], atol=1e-9)
+    else:
+        assert rows("beijing", "chelsa")[0][[0, 6]].tolist() == [-3.8, 27.5]
+        assert rows("guangzhou", "chelsa")[0][[0, 6]].tolist() == [14.6, 29.5]
+        assert rows("shenzhen", "chelsa")[0][6] == 28.9 and rows("chengdu", "chelsa")[0][0] == 6.5
+
+
+@pytest.mark.parametrize(("city", "year", "month", "degc"), [
+    # hand-picked cells of the NBS yearbook tables (2009 table 11-13 for 2008, 2010 table 12-13 for 2009)
+    ("hohhot", "2008", "jan", -12.1), ("wuhan", "2009", "jul", 30.3), ("haikou", "2008", "jan", 16.9),
+    ("chongqing", "2009", "aug", 28.4), ("guiyang", "2008", "dec", 6.3), ("changchun", "2009", "dec", -14.3),
+    # Xi'an's CMA normal (Wikipedia template): January 0.3, July 27.0 degC
+    ("xian", "1981-2010", "jan", 0.3), ("xian", "1981-2010", "jul", 27.0),
+])
+def test_source_cells(city, year, month, degc):
+    t = table()
+    (value,) = t[(t.city == city) & (t.source != "chelsa") & (t.period.astype(str) == year)][month]
+    assert value == degc
+
+
+def test_xian_half_range_is_its_mean_daily_max_and_min():
+    assert ambient_presets()["xian"]["diurnal_half_range_degc"] == pytest.approx((19.5 - 9.7) / 2)
+
+
+def both_sources():
+    t = table()
+    return sorted(set(t[t.source == "chelsa"].city) & set(t[t.source == "nbs"].city))
+
+
+def test_the_cross_check_covers_every_city_with_both_sources():
+    assert both_sources() == ["beijing", "chengdu", "guangzhou", "shanghai"]  # Shenzhen is not in the yearbook
+
+
+@pytest.mark.parametrize("city", both_sources())
 def test_chelsa_normals_agree_with_the_official_yearbook_years(city):
     # gridded 1981-2010 climatology vs the station means of 2008 and 2009 (NBS yearbooks)
     chelsa, nbs = rows(city, "chelsa")[0], rows(city, "nbs").mean(axis=0)
     assert np.abs(chelsa - nbs).max() <= 2.0
     assert abs(chelsa.mean() - nbs.mean()) <= 0.8
+
+
+def test_every_province_maps_to_its_capital():
+    capitals = province_capitals()
+    assert len(capitals) == 31 and len(set(capitals.values())) == 31
+    assert set(capitals) == set(cn_metadata()["provinces"].values())  # the province-load keys
+    assert {"guangdong": "guangzhou", "hubei": "wuhan", "heilongjiang": "harbin", "yunnan": "kunming"}.items() <= capitals.items()
+    missing = {p: c for p, c in capitals.items() if c not in ambient_presets()}
+    assert missing == WITHOUT_NORMAL
+
+
+def test_the_normals_are_plausible():
+    p = {c: np.asarray(v["monthly_mean_degc"]) for c, v in ambient_presets().items()}
+    assert p["harbin"][0] < -15 and p["changchun"][0] < -10 and p["hohhot"][0] < -8  # north-east, Inner Mongolia
+    assert p["haikou"][0] > 15 and p["guangzhou"][0] > 12  # tropical / subtropical south
+    assert p["kunming"][6] < 23 and p["guiyang"][6] < 24  # the Yunnan-Guizhou plateau stays cool in July
+    for city, t in p.items():  # every city: warmest in summer, coldest in winter
+        assert t.argmax() in (5, 6, 7) and t.argmin() in (0, 11), city
+
+
+@pytest.mark.parametrize(("given", "resolved"), [("hubei", "wuhan"), ("guangdong", "guangzhou"), ("shaanxi", "xian"), ("wuhan", "wuhan")])
+def test_a_province_stands_for_its_capital(given, resolved):
+    assert AmbientConfig(preset=given).resolved_preset == resolved
+
+
+@pytest.mark.parametrize(("given", "says"), [
+    ("wuhna", "did you mean 'wuhan'?"),
+    ("tibet", "no sourced temperature normal for 'lhasa'"),
+    ("urumqi", "no sourced temperature normal for 'urumqi'"),
+])
+def test_unknown_or_unsourced_presets_are_explained(given, says):
+    with pytest.raises(ValueError, match=re.escape(says)):
+        AmbientConfig(preset=given)
 
 
 def test_the_presets_order_the_cities_by_climate():
@@ -55,3 +149,30 @@ def test_a_preset_on_the_clock_has_its_monthly_means():
     np.testing.assert_allclose(by_month, ambient_presets()["shenzhen"]["monthly_mean_degc"], atol=0.6)
     day = t[(clock.month == 7) & (clock.day == 15)]
     assert day.max() - day.min() == pytest.approx(2 * 2.5, abs=0.05)  # HKO diurnal range
+
+
+SCENARIO = """\
+name: ambient by province
+time: {start: 2026-07-06T00:00, step_min: 60, horizon_days: 1, warmup_days: 0}
+feeder: {transformer_kva: 500, households: 10}
+population: [{archetype: private_car_cn, count: 2, vehicle: byd_dolphin_44}]
+wear:
+  model: auto
+  ambient: {preset: PRESET}
+"""
+
+
+def test_a_scenario_takes_a_province_as_its_ambient_preset(tmp_path):
+    (tmp_path / "s.yaml").write_text(SCENARIO.replace("PRESET", "hubei"))
+    s = v2gsim.load_scenario(tmp_path / "s.yaml")
+    assert s.wear.ambient.resolved_preset == "wuhan"
+
+
+def test_a_scenario_with_an_unsourced_province_names_the_line(tmp_path):
+    (tmp_path / "s.yaml").write_text(SCENARIO.replace("PRESET", "xinjiang"))
+    with pytest.raises(ScenarioError) as exc:
+        v2gsim.load_scenario(tmp_path / "s.yaml")
+    (p,) = exc.value.problems
+    assert p.path.startswith("wear.ambient") and p.line == 7
+    text = f"{p.message} {p.hint or ''}"
+    assert "no sourced temperature normal for 'urumqi'" in text and "wear.ambient.csv" in text

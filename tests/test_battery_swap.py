@@ -299,7 +299,7 @@ def test_valley_fill_keeps_battery_swapping_below_its_reference_peak():
 
     new = v2gsim.run(_bundled_swap(2)).kpis
     old = v2gsim.run(_bundled_swap(2, "business_models.0.cheap_fill=full_power", "business_models.0.honour_requests=false",
-                                   "business_models.0.headroom_margin=0")).kpis
+                                   "business_models.0.headroom_margin=0", "business_models.0.peak_aware=false")).kpis
     assert old["peak_load_kw"] > old["reference_peak_kw"]
     assert new["peak_load_kw"] <= new["reference_peak_kw"]
     assert new["reference_peak_kw"] == pytest.approx(old["reference_peak_kw"], rel=1e-12)  # same reference
@@ -309,7 +309,9 @@ def test_valley_fill_spreads_the_cheap_period_start():
     """The first step of the 12:00 cheap run: full power puts every idle pack on at once."""
     import v2gsim
 
-    full = v2gsim.V2GModel(_bundled_swap(1, "business_models.0.cheap_fill=full_power", "business_models.0.headroom_margin=0")).run().system
-    fill = v2gsim.V2GModel(_bundled_swap(1, "business_models.0.headroom_margin=0")).run().system
+    # the valley fill of one cheap run, as it was before peak_aware (tests/test_swap_peak_aware.py: with it)
+    full = v2gsim.V2GModel(_bundled_swap(1, "business_models.0.cheap_fill=full_power", "business_models.0.headroom_margin=0",
+                                         "business_models.0.peak_aware=false")).run().system
+    fill = v2gsim.V2GModel(_bundled_swap(1, "business_models.0.headroom_margin=0", "business_models.0.peak_aware=false")).run().system
     at = pd.Timestamp("2026-07-06 12:00")
     assert fill.loc[at, "swap_charge_kw"] < 0.85 * full.loc[at, "swap_charge_kw"]  # 1,533 vs 1,895 kW (a 2-h cheap run)

@@ -58,3 +58,45 @@ def test_a_cleared_discharge_call_in_mixed_city(tmp_path):
         if row["delivered_kwh"] > 0:
             assert row["paid_cny"] == pytest.approx(min(row["delivered_kwh"], 1.2 * row["asked_kwh"]) * c.price_cny_per_kwh)
     assert actor_money(r.ledger)["net_cny"].sum() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_regulation_clears_on_the_mileage_price_by_hand():
+    # regulation bids: capacity (kW) at a mileage price (CNY/MW); the request's mileage price (15,
+    # Guangdong's cap) caps them; 400 kW asked
+    bids = [Bid("a", 300.0, 10.0), Bid("b", 200.0, 8.0), Bid("c", 100.0, 16.0)]
+    c = clear(bids, 400.0, 15.0)
+    # b (8) in full, a (10) marginal with 200 of its 300 kW; c above the cap; everyone at 10 CNY/MW
+    assert c.accepted_kw == pytest.approx([200.0, 200.0, 0.0]) and c.price_cny_per_kwh == 10.0 and c.marginal == 0
+
+
+def test_valley_fill_and_regulation_cleared_in_mixed_city(tmp_path):
+    raw = yaml.safe_load(find_scenario("mixed_city").read_text())
+    raw["time"]["horizon_days"] = 3
+    ops = ["distributed", "centralized", "battery_swap"]
+    raw["grid_operator"] = {"requests": [
+        {"id": "fill", "kind": "valley_fill", "start": "2026-07-07T12:00", "hours": 1, "p_kw": 200, "notice_h": 0.25,
+         "price_cny_per_kwh": 0.5, "price_cap_cny_per_kwh": 2.0, "clearing": True, "to": ops},
+        {"id": "fm", "kind": "regulation", "start": "2026-07-07T14:00", "hours": 1, "p_kw": 100, "notice_h": 0.25,
+         "capacity_price_cny_per_kw": 1.0, "mileage_price_cny_per_mw": 15.0, "clearing": True, "to": ops}]}
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    r = v2gsim.run(v2gsim.load_scenario(p), baseline=False)
+    t = r.extra["grid_clearing"]
+    s = r.extra["grid_settlement"]
+    for number, target, cap in ((0, 200.0, 2.0), (1, 100.0, 15.0)):
+        b = t[t["request"] == number]
+        assert list(b["operator_id"]) == ops
+        # only the centralized operator bids for these kinds (the others' strategies do not)
+        assert b.loc[b["operator_id"] != "centralized", "bid_kw"].eq(0).all()
+        assert b.loc[b["operator_id"] == "centralized", "bid_kw"].iloc[0] > 0
+        c = clear([Bid(o, k, pr) for o, k, pr in zip(b["operator_id"], b["bid_kw"], b["bid_price_cny_per_kwh"])], target, cap)
+        assert b["accepted_kw"].to_numpy() == pytest.approx(c.accepted_kw)
+        if c.total_kw > 0:
+            row = s[s["request"] == number].iloc[0]
+            assert row["operator_id"] == "centralized" and row["name"] == f"{['fill', 'fm'][number]}.centralized"
+            if number == 0:  # asked: the accepted kW above the baseline for 1 h, paid at the uniform price
+                assert row["asked_kwh"] == pytest.approx(c.total_kw)
+                assert row["paid_cny"] == pytest.approx(min(max(row["delivered_kwh"], 0), 1.2 * row["asked_kwh"]) * c.price_cny_per_kwh)
+            else:  # capacity on the accepted kW, mileage at the uniform mileage price
+                assert row["mileage_paid_cny"] == pytest.approx(c.price_cny_per_kwh * row["mileage_mw"])
+    assert actor_money(r.ledger)["net_cny"].sum() == pytest.approx(0.0, abs=1e-6)

@@ -97,7 +97,9 @@ def test_an_unknown_profile_gets_a_did_you_mean_with_its_line(tmp_path):
     (p,) = exc.value.problems
     assert p.path == "feeder.base_load.profile" and p.line == 3
     assert "unknown standard load profile 'cn:guangdong:residential'" in p.message
-    assert "did you mean 'cn:guangdong:province'" in p.hint
+    # no residential profile is shipped (none sourced): the hint says so first, then the close names
+    assert p.hint.startswith("no Chinese residential profile is shipped")
+    assert "use cn:<province>:province or :commercial" in p.hint and "did you mean 'cn:guangdong:" in p.hint
 
 
 def test_metadata_names_a_source_and_a_tag():

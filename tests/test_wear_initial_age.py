@@ -187,3 +187,113 @@ def test_china_fleet_age_figures_match_the_source():
     ex = Spread(**CHINA_FLEET_AGE_EXAMPLE)
     assert lo <= (ex.low + ex.high) / 2 <= hi
     sc(population=[{**V2G_BASE["population"][0], "initial_age_years": CHINA_FLEET_AGE_EXAMPLE}])  # valid in a scenario
+
+
+# ---------------------------------------------------------------- default: China's NEV stock ages
+
+def test_cn_nev_figures_match_the_source_and_each_other():
+    from v2gsim.physics.ageing.initial import CHINA_NEV_2023, CN_NEV_MPS_MILLIONS as mps
+
+    # as announced by the MPS each January (Xinhua / CnEVPost / agencies, cited in initial.py)
+    assert mps[2024] == (31.40, 11.25) and mps[2023] == (20.41, 7.43) and mps[2022] == (13.10, 5.35)
+    assert mps[2021] == (7.84, 2.95) and mps[2020][0] == 4.92 and mps[2019][1] == 1.20
+    assert abs(mps[2020][1] - 1.17) < 1e-9 and abs(mps[2019][0] - 3.81) < 1e-9  # "1.78 M more" / "1.11 M more"
+    assert mps[2023][0] == CHINA_NEV_2023["stock_end_2023"] and abs(mps[2022][1] - CHINA_NEV_2023["registered_2022"]) < 0.015
+    # the stock grows by the registrations less a little scrapping: never by more
+    for y in range(2020, 2025):
+        growth = mps[y][0] - mps[y - 1][0]
+        assert 0.9 * mps[y][1] <= growth <= mps[y][1] + 1e-9, y  # scrapped: 0.03-0.26 M a year
+
+
+def test_cn_nev_stock_bins_hand_computed():
+    from v2gsim.physics.ageing.initial import cn_nev_stock_age_bins
+
+    edges, shares = cn_nev_stock_age_bins()
+    np.testing.assert_array_equal(edges, [0, 1, 2, 3, 4, 5, 6, 10])
+    older = 31.40 - (11.25 + 7.43 + 5.35 + 2.95 + 1.17 + 1.20)  # 2.05 M registered before 2019, still in use
+    np.testing.assert_allclose(shares, np.array([11.25, 7.43, 5.35, 2.95, 1.17, 1.20, older]) / 31.40, rtol=1e-12)
+    mean = float(((edges[:-1] + edges[1:]) / 2 * shares).sum())
+    assert abs(mean - 2.189) < 0.001
+    # the end-2023 stock from the same table: 63 % under two years, as the 2023 figures say
+    e23, s23 = cn_nev_stock_age_bins(2023)
+    assert abs(s23[:2].sum() - 0.627) < 0.002
+    with pytest.raises(ValueError, match="2018"):
+        cn_nev_stock_age_bins(2018)
+
+
+def test_cn_nev_stock_draw_matches_shares_within_sampling_error():
+    from v2gsim.physics.ageing.initial import cn_nev_stock_age_bins
+
+    n = 100_000
+    age = Spread(dist="cn_nev_stock").draw(n, np.random.default_rng(7))
+    edges, shares = cn_nev_stock_age_bins()
+    counts = np.histogram(age, bins=edges)[0] / n
+    sd = np.sqrt(shares * (1 - shares) / n)
+    assert (np.abs(counts - shares) < 4 * sd).all(), (counts, shares)
+    # uniform within a bin: the first half of each bin holds half its share
+    first_half = np.histogram(age, bins=np.sort(np.r_[edges, (edges[:-1] + edges[1:]) / 2]))[0][::2] / n
+    assert (np.abs(first_half - shares / 2) < 4 * np.sqrt(shares / 2 / n) + 1e-12).all()
+    mean = float(((edges[:-1] + edges[1:]) / 2 * shares).sum())
+    assert abs(age.mean() - mean) < 4 * age.std() / np.sqrt(n)
+    assert age.min() >= 0 and age.max() <= 10
+
+
+def test_empirical_spread_draws_its_bins():
+    s = Spread(dist="empirical", edges=[0, 1, 3], shares=[0.25, 0.75])
+    x = s.draw(40_000, np.random.default_rng(3))
+    assert s.bounds() == (0.0, 3.0)
+    assert abs((x < 1).mean() - 0.25) < 4 * np.sqrt(0.25 * 0.75 / 40_000)
+    assert abs(x.mean() - (0.25 * 0.5 + 0.75 * 2.0)) < 0.02
+
+
+@pytest.mark.parametrize("bad, hint", [
+    ({"dist": "empirical", "edges": [0, 1, 3], "shares": [1.0]}, "edges [0, 1, 3] go with shares [0.6, 0.4]"),
+    ({"dist": "empirical", "edges": [0, 2, 1], "shares": [0.5, 0.5]}, "increasing order"),
+    ({"dist": "empirical", "edges": [0, 1, 3], "shares": [0.5, 0.6]}, "divide each share by their sum"),
+    ({"dist": "empirical", "edges": [0, 1, 40], "shares": [0.5, 0.5]}, "within 0.0..30.0"),
+    ({"dist": "empirical", "shares": [1.0]}, "give edges"),
+])
+def test_empirical_validation_names_path_and_fix(tmp_path, bad, hint):
+    test_validation_names_path_line_and_fix(tmp_path, bad, "initial_age_years", hint)
+
+
+def _default_group(**over):
+    g = {k: v for k, v in V2G_BASE["population"][0].items() if k != "initial_age_years"}
+    return {**g, **over}
+
+
+def test_default_age_is_the_cn_nev_stock_when_wear_is_on():
+    s = sc(time__horizon_days=1, population=[_default_group(count=3000)])
+    assert s.population[0].initial_age_years.dist == "cn_nev_stock"
+    m = V2GModel(s)
+    age, soh = m._initial_pack_age(s, m.fleet)
+    assert abs(age.mean() - 2.189) < 4 * age.std() / np.sqrt(age.size) and age.max() <= 10 and np.isnan(soh).all()
+    assert (m.fleet.capacity_kwh < m.wear.cap_nom_kwh).all()  # aged at build
+    # initial_age_years: 0 keeps new packs
+    m0 = V2GModel(sc(time__horizon_days=1, population=[_default_group(count=3000, initial_age_years=0)]))
+    np.testing.assert_array_equal(m0.fleet.capacity_kwh, m0.wear.cap_nom_kwh)
+    assert m0._initial_pack_age(s, m0.fleet) is not None  # (the scenario s still draws ages)
+
+
+def test_default_age_leaves_a_run_without_wear_unchanged():
+    kw = dict(time__horizon_days=2, wear={"model": "off"})
+    a = V2GModel(sc(population=[_default_group()], **kw)).run()
+    b = V2GModel(sc(population=[_default_group(initial_age_years=0)], **kw)).run()
+    assert a.kpis == b.kpis
+    assert "wear" not in a.extra
+
+
+from hypothesis import given, settings, strategies as hst
+
+
+@settings(max_examples=60, deadline=None)
+@given(widths=hst.lists(hst.floats(0.1, 5.0), min_size=1, max_size=6),
+       weights=hst.lists(hst.floats(0.0, 1.0), min_size=6, max_size=6), seed=hst.integers(0, 2**32 - 1))
+def test_empirical_draws_fall_in_bins_with_a_share(widths, weights, seed):
+    edges = np.r_[0.0, np.cumsum(widths)]
+    w = np.asarray(weights[:len(widths)]) + 1e-3 * (np.arange(len(widths)) == 0)  # at least one bin with a share
+    s = Spread(dist="empirical", edges=edges.tolist(), shares=(w / w.sum()).tolist())
+    x = s.draw(500, np.random.default_rng(seed))
+    assert x.shape == (500,) and (x >= edges[0]).all() and (x <= edges[-1]).all()
+    k = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(widths) - 1)
+    assert (np.asarray(s.shares)[k] > 0).all()

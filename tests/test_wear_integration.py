@@ -24,7 +24,9 @@ V2G_BASE = {
     "sites": [{"id": "homes", "kind": "home", "p_max_kw": 7, "bidirectional_share": 1.0}],
     "population": [
         {"archetype": "private_commuter", "count": 12, "vehicle": "byd_dolphin_44_v2g", "home_site": "homes",
-         "home_charger_share": 1.0, "soc_min_departure_mean": 0.3, "soc_min_departure_sd": 0.0},
+         "home_charger_share": 1.0, "soc_min_departure_mean": 0.3, "soc_min_departure_sd": 0.0,
+         # new packs: the hand-computed laws below start at age 0 (the default is China's NEV stock ages)
+         "initial_age_years": 0},
     ],
     "outputs": {"session_sample": 0, "plots": False},
     "wear": {"model": "auto", "ambient": {"preset": "guangzhou"}},

@@ -233,7 +233,8 @@ class V2GModel(mesa.Model):
         self.grid_operator = GridOperator(self, issue(scenario_requests(scenario), self.clock, self.dt_h, self.operator_ids),
                                           scenario.grid_operator, operators=tuple(self.operator_ids), clock=self.clock, dt_h=self.dt_h,
                                           n_warmup=self.n_warmup, meter=self._meter, site_index=site_idx,
-                                          bidders={agg.operator_id: agg for agg in self.aggregators})
+                                          bidders={agg.operator_id: agg for agg in self.aggregators},
+                                          reg_meter=self._reg_meter, signals=self._regulation_signals(scenario))
         self._own_metered = [(self.operator_ids.index(a.operator_id), a) for a in own_actors if a.operator_id in self.operator_ids]
 
         #: Every actor, in the order each phase calls them: the grid operator (first of the signals
@@ -804,15 +805,22 @@ class V2GModel(mesa.Model):
         for a in self._phase["settle"]:
             a.settle(sig, self.ledger)
         if self.two_part is not None:
-            self.two_part.settle(row, self._site_p, self._net_kw, self.ledger)
+            # the swap stations are metered customers too, after the sites (_two_part_billing)
+            site_p = np.concatenate([self._site_p, *(n.p_kw for n in self._metered_stations)]) if self._metered_stations else self._site_p
+            self.two_part.settle(row, site_p, self._net_kw, self.ledger)
 
     def _two_part_billing(self, scenario) -> TwoPartBilling | None:
         """The two-part tariff's charges in the ledger (None without them): a site's demand
-        charge paid by its owner, the feeder-wide ones split by installed charger power."""
+        charge paid by its owner, each swap station's by its operator (a station has its own
+        connection and meter), the feeder-wide ones split by installed charger power."""
+        from v2gsim.agents.swap_station import SwapNetwork
+
         t = scenario.tariff
+        self._metered_stations = self.actors_of(SwapNetwork)
         if t.demand_charge_cny_per_kw_month is None and t.capacity_charge_cny_per_kva_month is None:
             return None
         payer = [self.operator_ids[k] if k >= 0 else DRIVERS for k in self.site_owner]
+        payer += [n.operator_id for n in self._metered_stations for _ in range(n.n_stations)]
         power = self.sites.p_max_kw * self.sites.ports
         power = np.where(np.isfinite(power), power, 0.0)
         owners = [k for k in range(len(self.operator_ids))]
@@ -833,6 +841,52 @@ class V2GModel(mesa.Model):
             ops[k] += a.metered_kw()
         at = np.bincount(self.fleet.site[idx], weights=p, minlength=self.n_sites)[sites] if idx.size and sites.size else np.zeros(sites.size)
         return ops, at
+
+    def _reg_meter(self, sites: np.ndarray, sustain_h: float) -> tuple[np.ndarray, np.ndarray]:
+        """Regulation capacity held both ways this step, kW: per operator (n_operators,) and at
+        ``sites`` (k,): each plugged bidirectional vehicle's headroom around its power this step
+        (:func:`v2gsim.market.regulation.headroom_kw`), up and down summed per site and kept within
+        the site's connection limit around its power, then summed over the operator's sites; the
+        smaller of the two sums. Vectorised over the plugged vehicles."""
+        from v2gsim.market.regulation import headroom_kw
+
+        f = self.fleet
+        v = np.flatnonzero(f.plugged & f.can_discharge & (f.site >= 0))
+        p_now = np.zeros(f.e_kwh.size)
+        p_now[self.vehicle_power.idx] = self.vehicle_power.p_kw
+        up, down = headroom_kw(p_now[v], f.p_plug_max_kw[v], f.p_plug_max_kw[v], f.e_kwh[v], f.e_min_departure_kwh[v],
+                               f.capacity_kwh[v], f.eta_charge[v], f.eta_discharge[v], sustain_h)
+        # per site, within its connection limit around its power this step (every vehicle there)
+        n = self.n_sites
+        up_s = np.bincount(f.site[v], weights=up, minlength=n)
+        down_s = np.bincount(f.site[v], weights=down, minlength=n)
+        idx = self.vehicle_power.idx
+        p_site = np.bincount(f.site[idx], weights=self.vehicle_power.p_kw, minlength=n) if idx.size else np.zeros(n)
+        lim = self.site_p_limit_kw
+        up_s = np.minimum(up_s, np.maximum(p_site + lim, 0.0))
+        down_s = np.minimum(down_s, np.maximum(lim - p_site, 0.0))
+        n_ops = len(self.aggregators)
+        owner = self.site_owner + 1
+        ops = np.minimum(np.bincount(owner, weights=up_s, minlength=n_ops + 1), np.bincount(owner, weights=down_s, minlength=n_ops + 1))[1:]
+        at = np.minimum(up_s, down_s)[sites] if sites.size else np.zeros(0)
+        return ops, at
+
+    @staticmethod
+    def _regulation_signals(scenario) -> dict[int, np.ndarray]:
+        """Each regulation request's signal (request number -> samples), read from its CSV (checked
+        at validation: v2gsim.scenario)."""
+        from v2gsim.errors import ScenarioError
+        from v2gsim.market.events import scenario_requests
+        from v2gsim.market.regulation import read_signal
+
+        out = {}
+        for n, r in enumerate(scenario_requests(scenario)):
+            if r.signal is not None:
+                x, problems = read_signal(r.signal, f"grid_operator.requests[{n}].signal")
+                if problems:
+                    raise ScenarioError(problems)
+                out[n] = x
+        return out
 
     def _post_fleet(self, row, idx, e_in, e_out, cost, revenue, sig: Signals) -> None:
         """The step's fleet money per operator (bincount over the owner of each vehicle's site)."""

@@ -28,6 +28,7 @@ OVERRIDES: dict[str, dict] = {
     "centralized_hub": {"time.horizon_days": 2},
     "city_feeder": {"time.horizon_days": 1, "population.0.count": 600, "population.1.count": 340, "population.2.count": 60},
     "depot_two_part": {"time.horizon_days": 2},
+    "depot_regulation": {"time.horizon_days": 2},
     "distributed_community": {"time.horizon_days": 2},
     "lv_feeder": {"time.horizon_days": 2},
     "mixed_city": {"time.horizon_days": 3},

@@ -64,7 +64,10 @@ class Aggregator(Actor, mesa.Agent):
                            self._below_stop, sig.feeder_headroom_kw, self.requests(sig))
 
     def bid(self, request, sig: Signals):
-        """Its strategy's answer to a request put to clearing (a :class:`v2gsim.market.clearing.Bid`, or None)."""
+        """Its strategy's answer to a request put to clearing (a :class:`v2gsim.market.clearing.Bid`, or None;
+        None for a kind it does not bid for, ``Strategy.bid_kinds``)."""
+        if request.kind not in getattr(self.strategy, "bid_kinds", ("discharge_call",)):
+            return None
         return self.strategy.bid(request, self.observation(sig))
 
     def decide(self, sig: Signals) -> None:

@@ -32,11 +32,16 @@ class GridOperator(Actor, mesa.Agent):
         site_index: site id -> index, for requests to one site.
         bidders: operator id -> its aggregator (``bid(request, sig)`` -> a
             :class:`~v2gsim.market.clearing.Bid` or None), asked when a request is put to clearing.
+        reg_meter: ``reg_meter(sites, sustain_h)`` -> (regulation capacity available both ways per
+            operator (n_operators,), and at ``sites`` (k,)), kW, this step
+            (:func:`v2gsim.market.regulation.headroom_kw` summed); needed to settle regulation.
+        signals: request number -> its regulation signal (a 1-D array of the samples over one window).
     """
 
     def __init__(self, model, issued: tuple[IssuedRequest, ...], config: GridOperatorConfig | None = None, *,
                  operators: tuple[str, ...] = (), clock: pd.DatetimeIndex | None = None, dt_h: float = 0.25, n_warmup: int = 0,
-                 meter=None, site_index: dict | None = None, bidders: dict | None = None):
+                 meter=None, site_index: dict | None = None, bidders: dict | None = None, reg_meter=None,
+                 signals: dict | None = None):
         super().__init__(model)
         self.issued = tuple(sorted(issued, key=lambda q: (q.visible_step, q.number)))
         self._visible_at = np.array([q.visible_step for q in self.issued], dtype=np.int64)
@@ -50,6 +55,11 @@ class GridOperator(Actor, mesa.Agent):
         self.clock, self.dt_h, self.n_warmup, self._meter = clock, dt_h, n_warmup, meter
         self.settled: list[tuple] = []  # one row per window and operator (SETTLEMENT_COLUMNS)
         self.curves: list[tuple[int, str, int, np.ndarray, np.ndarray]] = []  # (request, operator, first step, baseline kW, actual kW)
+        self._reg_meter = reg_meter
+        self._signals = signals or {}
+        # regulation windows being metered: (request number, operator, first step) -> available kW per step
+        self._reg_avail: dict[tuple[int, str, int], np.ndarray] = {}
+        self._reg_active: dict[int, list[tuple[IssuedRequest, int, int]]] = {}
         to_settle = [q for q in self.issued if q.request.settlement == "baseline"]
         self._settling = bool(to_settle) and meter is not None and clock is not None
         if not self._settling:
@@ -74,6 +84,9 @@ class GridOperator(Actor, mesa.Agent):
         for q in to_settle:
             for a, b in q.windows:
                 self._due.setdefault(b - 1, []).append((q, a, b))
+                if q.kind == "regulation":
+                    for t in range(a, b):
+                        self._reg_active.setdefault(t, []).append((q, a, b))
 
     def visible(self, step: int, sig: Signals | None = None) -> tuple[IssuedRequest, ...]:
         """The requests the operators can see at clock step ``step`` (a cleared request as each
@@ -106,16 +119,26 @@ class GridOperator(Actor, mesa.Agent):
             bid = bidder.bid(q, sig) if bidder is not None else None
             bids.append(bid if bid is not None else Bid(op, 0.0, float("inf")))
         r = q.request
-        c = clear(bids, r.p_kw, r.price_cap_cny_per_kwh)
+        # regulation clears on the mileage price (CNY/MW), capped by the request's (Guangdong's FM
+        # market clears mileage offers at one uniform price); energy requests on the price per kWh
+        cap = (r.mileage_price_cny_per_mw if r.mileage_price_cny_per_mw > 0 else None) if r.kind == "regulation" \
+            else r.price_cap_cny_per_kwh
+        c = clear(bids, r.p_kw, cap)
         self.clearings[q.number] = c
         out = {}
         for b, kw in zip(c.bids, c.accepted_kw):
             if kw > 0:
-                # the accepted power is a reduction below the operator's baseline over the window
-                # (what its bid offered); its planner aims at feeding that much back
                 hours = (q.windows[0][1] - q.windows[0][0]) * self.dt_h
-                d = r.model_copy(update={"p_kw": float(kw), "e_kwh": float(kw) * hours, "price_cny_per_kwh": c.price_cny_per_kwh,
-                                         "to": [b.operator_id], "clearing": False, "id": f"{q.name}.{b.operator_id}"})
+                if r.kind == "regulation":  # its accepted capacity, mileage paid at the uniform price
+                    upd = {"mileage_price_cny_per_mw": c.price_cny_per_kwh}
+                elif r.kind == "valley_fill":  # its accepted kW above its baseline over the window
+                    upd = {"e_kwh": float(kw) * hours, "price_cny_per_kwh": c.price_cny_per_kwh}
+                else:
+                    # the accepted power is a reduction below the operator's baseline over the window
+                    # (what its bid offered); its planner aims at feeding that much back
+                    upd = {"e_kwh": float(kw) * hours, "price_cny_per_kwh": c.price_cny_per_kwh}
+                d = r.model_copy(update=upd | {"p_kw": float(kw), "to": [b.operator_id], "clearing": False,
+                                               "id": f"{q.name}.{b.operator_id}"})
                 out[b.operator_id] = IssuedRequest(q.number, d.id, d, q.windows, q.visible_step, {b.operator_id: q.ranks[b.operator_id]})
         self._dispatched[q.number] = out
         return list(out.values())
@@ -127,6 +150,8 @@ class GridOperator(Actor, mesa.Agent):
         ops_kw, sites_kw = self._meter(self._sites)
         self._load_op[s] = ops_kw
         self._load_site[s] = sites_kw
+        for q, a, b in self._reg_active.get(s, ()):
+            self._meter_regulation(q, a, b, s)
         for q, a, b in self._due.get(s, ()):
             if q.request.clearing:  # each accepted operator on its dispatch
                 for op, d in self._dispatched.get(q.number, {}).items():
@@ -134,6 +159,17 @@ class GridOperator(Actor, mesa.Agent):
                 continue
             for op in q.ranks:
                 self._settle_window(q, a, b, op, sig.row, ledger)
+
+    def _meter_regulation(self, q: IssuedRequest, a: int, b: int, s: int) -> None:
+        """Step ``s`` of a regulation window: the capacity each addressed operator holds both ways."""
+        if self._reg_meter is None:
+            return
+        r = q.request
+        site = None if r.site is None else np.array([self._site_index[r.site]], dtype=np.int64)
+        ops_kw, site_kw = self._reg_meter(site if site is not None else np.empty(0, np.int64), r.sustain_min / 60.0)
+        for op in q.ranks:
+            got = self._reg_avail.setdefault((q.number, op, a), np.zeros(b - a))
+            got[s - a] = float(site_kw[0]) if site is not None else float(ops_kw[self._op_pos[op]])
 
     def _settle_window(self, q: IssuedRequest, a: int, b: int, op: str, row: int, ledger) -> None:
         from v2gsim.market.baseline import similar_day_baseline
@@ -143,6 +179,17 @@ class GridOperator(Actor, mesa.Agent):
         load = self._load_op[:, k] if r.site is None else self._load_site[:, self._site_pos[self._site_index[r.site]]]
         base = similar_day_baseline(load, self.clock, a, b, n_days=cfg.baseline_days, event=self._event[:, k], steps_per_day=self._spd)
         out = settle_window(r, base.p_kw, load[a:b], self.dt_h, cfg)
+        reg = {"availability": np.nan, "mileage_mw": np.nan, "mileage_cny": 0.0}
+        if r.kind == "regulation":
+            from v2gsim.market.regulation import settle_regulation
+
+            avail = self._reg_avail.pop((q.number, op, a), None)
+            if avail is None:  # no meter (a grid operator built by hand): held as asked
+                avail = np.full(b - a, float(r.p_kw or 0.0))
+            sig = self._signals.get(q.number)
+            reg = settle_regulation(r, avail, self.dt_h, None if sig is None else sig.reshape(b - a, -1))
+            out = out | {"capacity_cny": reg["capacity_cny"], "penalty_cny": out["penalty_cny"] + reg["regulation_penalty_cny"]}
+            ledger.post(row, GRID_COMPANY, op, "mileage_payment", 0.0, reg["mileage_cny"])
         if row >= 0:  # windows in the warm-up are metered (for later baselines), not paid
             ledger.post(row, GRID_COMPANY, op, "request_payment", out["paid_kwh"], out["paid_cny"])
             ledger.post(row, op, GRID_COMPANY, "request_penalty", out["short_kwh"], out["penalty_cny"])
@@ -151,7 +198,8 @@ class GridOperator(Actor, mesa.Agent):
             self.settled.append((q.number, q.name, r.kind, op, r.site, t0, t1, base.method, ",".join(map(str, base.days_back)),
                                  out["baseline_kwh"], out["actual_kwh"], out["asked_kwh"], out["delivered_kwh"],
                                  out["delivered_kwh"] / out["asked_kwh"] if out["asked_kwh"] > 0 else np.nan,
-                                 out["paid_cny"], out["penalty_cny"], out["capacity_cny"]))
+                                 out["paid_cny"], out["penalty_cny"], out["capacity_cny"], reg["availability"],
+                                 reg["mileage_mw"], reg["mileage_cny"]))
             self.curves.append((q.number, op, a, base.p_kw.copy(), load[a:b].copy()))
 
     def clearing_table(self) -> pd.DataFrame:
@@ -183,4 +231,7 @@ class GridOperator(Actor, mesa.Agent):
         t = pd.DataFrame(self.settled, columns=list(SETTLEMENT_COLUMNS))
         return {"grid_requests_settled": float(len(t)), "grid_delivered_kwh": float(t["delivered_kwh"].sum()),
                 "grid_asked_kwh": float(t["asked_kwh"].sum()), "grid_paid_cny": float(t["paid_cny"].sum()),
-                "grid_penalty_cny": float(t["penalty_cny"].sum()), "grid_capacity_cny": float(t["capacity_cny"].sum())}
+                "grid_penalty_cny": float(t["penalty_cny"].sum()), "grid_capacity_cny": float(t["capacity_cny"].sum())} | (
+            {"grid_mileage_cny": float(t["mileage_paid_cny"].sum()), "grid_mileage_mw": float(t["mileage_mw"].sum()),
+             "grid_availability": float(t.loc[t["kind"] == "regulation", "availability"].mean())}
+            if (t["kind"] == "regulation").any() else {})

@@ -6,8 +6,8 @@ is the whole-province load of that province, built from six typical days of the 
 them and the source, tag [B]). A calendar year is assembled day by day:
 
 * the season of a day is its month's (``seasons`` in the YAML; a modelling choice [C]);
-* its day type is China's official one (``holidays.China``): Saturdays, Sundays and public
-  holidays (with the days off that move into the week) are rest days, and the weekend days
+* its day type is China's official one (:mod:`v2gsim.data.cn_calendar`, from ``holidays.China``):
+  Saturdays, Sundays and public holidays (with the days off that move into the week) are rest days, and the weekend days
   worked in exchange (调休) are workdays;
 * the typical day's 24 hourly values are held for each hour, and the year is divided by its
   mean, so that the profile has mean 1 over every calendar year like the BDEW profiles.
@@ -24,6 +24,8 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 import yaml
+
+from v2gsim.data.cn_calendar import WORKDAY, year_day_types
 
 __all__ = ["CN_PREFIX", "cn_profile", "cn_profile_names", "cn_metadata", "day_types"]
 
@@ -63,19 +65,12 @@ def cn_profile_names() -> tuple[str, ...]:
     return tuple(sorted(f"{CN_PREFIX}:{name}:{SECTOR}" for name in cn_metadata()["provinces"].values()))
 
 
-@functools.cache
 def day_types(year: int) -> np.ndarray:
     """Whether each day of ``year`` is a workday on China's official calendar, bool (days,).
 
-    Uses ``holidays.China``: weekends and public holidays (with the moved days off) rest,
-    the weekend days worked in exchange (its ``weekend_workdays``) are workdays."""
-    import holidays
-
-    calendar = holidays.China(years=year)
-    days = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
-    off = days.isin(pd.DatetimeIndex(list(calendar.keys())))
-    worked = days.isin(pd.DatetimeIndex(sorted(calendar.weekend_workdays)))
-    return ((days.dayofweek < 5) & ~off) | worked
+    Saturdays, Sundays and public holidays (with the moved days off) rest, the weekend days
+    worked in exchange are workdays: :func:`v2gsim.data.cn_calendar.year_day_types`."""
+    return year_day_types(year) == WORKDAY
 
 
 def _season_of_month() -> np.ndarray:

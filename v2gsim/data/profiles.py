@@ -12,6 +12,10 @@ Three sources, all normalised to mean 1 over their year so that ``annual_kwh`` f
 - ``cn:<province>:province`` — whole-province hourly load of a Chinese province, a year
   assembled from typical days on China's official calendar (workdays, weekends, public holidays
   and the weekend days worked in exchange); see :mod:`v2gsim.data.cn_load` and docs/data.md.
+- ``cn:<province>:office`` / ``:mall`` / ``:hotel`` / ``:commercial`` — Chinese commercial buildings: the hourly
+  lighting, equipment and air-conditioning schedules of the national building-energy standard
+  on China's calendar, with air conditioning driven by the province city's temperature; see
+  :mod:`v2gsim.data.cn_buildings` and docs/data.md.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from v2gsim.data.cn_buildings import building_profile, building_profile_names
+from v2gsim.data.cn_capitals import province_capitals
 from v2gsim.data.cn_load import CN_PREFIX, cn_profile, cn_profile_names
 from v2gsim.errors import Problem
 from v2gsim.fields import wall_clock
@@ -42,11 +48,11 @@ def _simbench_file() -> Path:
 
 @functools.cache
 def available_profiles() -> tuple[str, ...]:
-    """Every profile name: ``bdew:<type>``, ``cn:<province>:province``, ``simbench:<name>``."""
+    """Every profile name: ``bdew:<type>``, ``cn:<province>:<sector>``, ``simbench:<name>``."""
     with _simbench_file().open() as fh:
         header = fh.readline().strip().split(";")
     simbench = [f"simbench:{c[: -len('_pload')]}" for c in header if c.endswith("_pload") and c[:2] in _SIMBENCH_PREFIXES]
-    return tuple(f"bdew:{t}" for t in BDEW_TYPES) + cn_profile_names() + tuple(simbench)
+    return tuple(f"bdew:{t}" for t in BDEW_TYPES) + cn_profile_names() + building_profile_names() + tuple(simbench)
 
 
 def unknown_profile(name: str) -> tuple[str, str]:
@@ -57,9 +63,22 @@ def unknown_profile(name: str) -> tuple[str, str]:
     by_lower = {k.lower(): k for k in known}
     mean = f"did you mean {' or '.join(repr(by_lower[c]) for c in close)}? " if close else ""
     simbench = [k for k in known if k.startswith("simbench:")]
+    buildings = sorted({n.split(":")[1] for n in building_profile_names()})
     families = (f"known: {', '.join(f'bdew:{t}' for t in BDEW_TYPES)}; cn:<province>:province for "
-                f"{', '.join(n.split(':')[1] for n in cn_profile_names())}; {len(simbench)} simbench:<name> "
+                f"{', '.join(n.split(':')[1] for n in cn_profile_names())}; cn:<province>:office, :mall, :hotel or "
+                f":commercial for {', '.join(buildings)} (no Chinese residential profile yet); {len(simbench)} simbench:<name> "
                 f"({simbench[0]} ... {simbench[-1]})")
+    parts = str(name).lower().split(":")
+    capital = province_capitals().get(parts[1]) if len(parts) == 3 and parts[0] == CN_PREFIX else None
+    if capital and parts[2] in ("office", "mall", "hotel", "commercial") and parts[1] not in buildings:
+        # the province exists but its capital has no sourced temperature normal to drive the AC
+        mean = (f"no sourced temperature normal for {parts[1]}'s capital {capital} yet (docs/data.md), so no "
+                f"{parts[2]} profile; use cn:{parts[1]}:province, a nearby province's profile or a measured "
+                "feeder.base_load.csv; " + mean)
+    if str(name).lower().startswith(f"{CN_PREFIX}:") and str(name).lower().endswith(":residential"):
+        # asked often, and deliberately absent: say so before the list
+        mean = ("no Chinese residential profile is shipped (no sourced hourly curve was found, docs/data.md); use "
+                "cn:<province>:province or :commercial, or a measured feeder.base_load.csv; " + mean)
     return f"unknown standard load profile {name!r}", mean + families
 
 
@@ -107,7 +126,8 @@ def profile_on_clock(name: str, times: pd.DatetimeIndex, step_min: int) -> np.nd
         if source == "bdew":
             data, slot_min = np.concatenate([bdew_profile(kind, y) for y in years]), PROFILE_STEP_MIN
         else:
-            data, slot_min = np.concatenate([cn_profile(name, y) for y in years]), 60
+            of_year = cn_profile if name.endswith(":province") else building_profile
+            data, slot_min = np.concatenate([of_year(name, y) for y in years]), 60
         origin_min = pd.Timestamp(f"{years[0]}-01-01").value // 60_000_000_000
         return _step_means(data, times, step_min, lambda m: (m - origin_min) // slot_min)
     days = simbench_profile(kind).reshape(SIMBENCH_DAYS, -1)

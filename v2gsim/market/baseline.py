@@ -3,7 +3,7 @@
 A grid company pays a demand-response provider for the load it changed, which needs the load it
 *would* have had: the customer baseline load (CBL). The method here is the day-matching average
 that Chinese DR programmes use: the mean of the load on the N most recent similar days at the same
-clock times, similar meaning the same day type (workday or weekend) and not an event day of the
+clock times, similar meaning the same day type (workday or rest day) and not an event day of the
 same provider. GB/T 32127-2015 (需求响应效果监测与综合效益评价导则, "Guide for monitoring effect and
 comprehensive benefit evaluation of demand response") defines the baseline on the load of
 similar days before the event [A: the standard exists and covers the baseline; its exact N we did
@@ -19,8 +19,12 @@ non-event days of any type, then the most recent earlier days even if they were 
 delivery is unknown: nothing is paid or penalised, and the table says so). We do not fall back on
 the like-for-like reference run: the grid company settles in the run from metered load it has, and
 the reference runs after the run; a warm-up of N days gives every event in the recorded run a full
-baseline (the warm-up days are metered too). China's public-holiday calendar is not modelled:
-only Saturdays and Sundays count as non-workdays.
+baseline (the warm-up days are metered too).
+
+Day types are China's official calendar (:mod:`v2gsim.data.cn_calendar`): public holidays and the
+days off moved into the week are rest days like Saturdays and Sundays, and the weekend days worked
+in exchange (调休) are workdays. So the baseline of a workday event never averages a holiday, and
+a make-up Saturday is a similar day for a workday event (and has workdays as its similar days).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from v2gsim.data.cn_calendar import is_workday
 
 __all__ = ["Baseline", "similar_day_baseline", "day_type"]
 
@@ -50,8 +56,9 @@ class Baseline:
 
 
 def day_type(times: pd.DatetimeIndex) -> np.ndarray:
-    """0 for a workday (Monday to Friday), 1 for Saturday and Sunday, per time (holidays not modelled)."""
-    return (np.asarray(times.dayofweek) >= 5).astype(np.int8)
+    """0 for a workday, 1 for a rest day (Saturday, Sunday, public holiday) on China's official
+    calendar, per time (:func:`v2gsim.data.cn_calendar.is_workday`)."""
+    return (~is_workday(times)).astype(np.int8)
 
 
 def similar_day_baseline(load_kw: np.ndarray, clock: pd.DatetimeIndex, a: int, b: int, *, n_days: int = 5,

@@ -85,7 +85,7 @@ def two_part_kpis(res: Results) -> dict[str, float]:
     """Two-part tariff KPIs of a finished run (none when the tariff has no two-part charge).
 
     - ``demand_charge_cny``: with ``tariff.demand_charge_cny_per_kw_month``; metered per site
-      (``demand_meter: sites``, each site a customer on its own peak) or on the feeder's net load
+      (``demand_meter: sites``, each site and each swap station a customer on its own peak) or on the feeder's net load
       (``feeder``);
     - ``demand_billed_peak_kw``: the largest monthly billing demand (summed over sites);
     - ``capacity_charge_cny``: with ``tariff.capacity_charge_cny_per_kva_month``, on
@@ -103,6 +103,10 @@ def two_part_kpis(res: Results) -> dict[str, float]:
         else:
             wide = _site_power(res)
             series = {c: wide[c] for c in wide.columns}
+            if "stations" in res.extra:  # each swap station on its own meter, as the ledger bills it
+                st = res.extra["stations"].pivot_table(index="time", columns="station_id", values="p_kw", observed=False, aggfunc="sum")
+                st = st.reindex(res.system.index).fillna(0.0)
+                series.update({f"station:{c}": st[c] for c in st.columns})
         out["demand_charge_cny"] = float(sum(
             demand_charge_cny(s, rate, step_min=step_min, window_min=window) for s in series.values()))
         peaks = [monthly_demand_kw(s, step_min=step_min, window_min=window) for s in series.values()]

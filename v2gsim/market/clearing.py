@@ -8,7 +8,10 @@ accepted kWh is paid the marginal bid's price (uniform pricing, pay-as-cleared).
 request's price cap are refused; provincial DR markets cap bids (Shandong 30 CNY/kW per event;
 Guangdong's day-ahead VPP bids at most 1.5 x the spot cap [B, DOMAIN.md "Demand response"]).
 Uniform pricing at the marginal bid is an assumption of this model [C]: we did not check which
-provinces clear pay-as-cleared and which pay-as-bid.
+provinces clear pay-as-cleared and which pay-as-bid. A regulation request clears the same way on
+its mileage price: a bid's ``price_cny_per_kwh`` is then CNY per MW of mileage and the cap the
+request's ``mileage_price_cny_per_mw`` (Guangdong's FM market clears mileage offers at one uniform
+price [B], v2gsim.market.regulation).
 """
 
 from __future__ import annotations

@@ -15,10 +15,11 @@ Two kinds, both scenario configuration (section ``contracts``):
     ``wear_compensation``, operator → drivers);
   - is guaranteed ``min_guarantee_cny_per_month`` of V2G income (kept share plus compensation)
     per calendar month while enrolled (the business model's enrolment, see
-    :meth:`v2gsim.strategies.base.Strategy.enrolled`) and plugged in at the operator's sites at
-    least once in the month; the operator tops up the difference at the month's last recorded
-    step (reason ``min_guarantee``). A month the run covers in part is pro-rated by its
-    recorded days.
+    :meth:`v2gsim.strategies.base.Strategy.enrolled`) and plugged in at the operator's sites for
+    at least ``min_guarantee_plugged_h_per_month`` hours of the month (default 0: one step is
+    enough); the operator tops up the difference at the month's last recorded step (reason
+    ``min_guarantee``). A month the run covers in part is pro-rated by its recorded days, the
+    hours required too.
 
 * **Battery-as-a-service leases** (``contracts.leases``) between a battery_swap operator and the
   drivers of swappable vehicles: ``fee_cny_per_month`` (or a preset from
@@ -74,6 +75,9 @@ class DriverContract(ConfigModel):
         "price of a kWh discharged and recharged; needs wear.model and wear.price_dispatch)")
     min_guarantee_cny_per_month: Annotated[float, Field(ge=0, le=100_000, description="V2G income guaranteed per calendar month to "
                                                         "each enrolled driver plugged in at the operator's sites that month")] = 0.0
+    min_guarantee_plugged_h_per_month: Annotated[float, Field(ge=0, le=744, description="hours plugged in at the operator's "
+                                                              "sites a month needs for the guarantee (pro-rated in a part "
+                                                              "month); 0: plugged in once is enough")] = 0.0
 
 
 @cache
@@ -241,6 +245,8 @@ class DriverTerms:
             or where it comes from the wear model).
         from_wear_model: the compensation is the wear model's price.
         guarantee_cny_per_month: minimum monthly V2G income (0 where not covered).
+        guarantee_plugged_h_per_month: hours plugged in at the operator's sites a month needs
+            for the guarantee (0: once).
     """
 
     covered: np.ndarray
@@ -248,6 +254,7 @@ class DriverTerms:
     compensation_cny_per_kwh: np.ndarray
     from_wear_model: np.ndarray
     guarantee_cny_per_month: np.ndarray
+    guarantee_plugged_h_per_month: np.ndarray
 
     def compensation(self, idx: np.ndarray, wear_cost_cny_per_kwh: np.ndarray) -> np.ndarray:
         """Wear compensation per kWh fed back for vehicles ``idx`` (k,), CNY/kWh, given the fleet's
@@ -270,7 +277,7 @@ def driver_terms(cfg: ContractsConfig, operator_ids: list[str], vehicle_group: n
             out.append(None)
             continue
         covered, share, comp = np.zeros(n, bool), np.ones(n), np.zeros(n)
-        model, guarantee = np.zeros(n, bool), np.zeros(n)
+        model, guarantee, hours = np.zeros(n, bool), np.zeros(n), np.zeros(n)
         for c in mine:
             m = _covered(c.groups, vehicle_group)
             covered |= m
@@ -280,7 +287,8 @@ def driver_terms(cfg: ContractsConfig, operator_ids: list[str], vehicle_group: n
             else:
                 comp[m] = float(c.wear_compensation_cny_per_kwh)
             guarantee[m] = c.min_guarantee_cny_per_month
-        out.append(DriverTerms(covered, share, comp, model, guarantee))
+            hours[m] = c.min_guarantee_plugged_h_per_month
+        out.append(DriverTerms(covered, share, comp, model, guarantee, hours))
     return out
 
 
@@ -336,10 +344,11 @@ class ContractBook(Actor):
         self._bidir = bidirectional
         self.month_rows, self.month_frac = month_settlement_rows(recorded_times)
         self._month = 0
-        # the guarantee's state: V2G income this month and "plugged in at its sites this month"
+        # the guarantee's state: V2G income and hours plugged in at the operator's sites this month
         self._guaranteed = [k for k, t in enumerate(self.terms) if t is not None and (t.guarantee_cny_per_month > 0).any()]
         self.month_income_cny = np.zeros(n)
-        self._seen = {k: np.zeros(n, bool) for k in self._guaranteed}
+        self._dt_h = float((recorded_times[1] - recorded_times[0]) / pd.Timedelta(hours=1)) if len(recorded_times) > 1 else 1.0
+        self._plugged_h = {k: np.zeros(n) for k in self._guaranteed}
         # leases: per lease, its operator, subscribed vehicles and fee
         self.leases = [(self.operator_ids.index(c.operator), np.flatnonzero(_covered(c.groups, vehicle_group) & swappable), c.monthly_fee_cny)
                        for c in cfg.leases]
@@ -394,8 +403,7 @@ class ContractBook(Actor):
         if row < 0:
             return
         for k in self._guaranteed:
-            seen = self._seen[k]
-            seen |= self._plugged & (self._owner == k)
+            np.add(self._plugged_h[k], self._dt_h, out=self._plugged_h[k], where=self._plugged & (self._owner == k))
         if self._month >= self.month_rows.size or row != self.month_rows[self._month]:
             return
         frac = float(self.month_frac[self._month])
@@ -403,14 +411,17 @@ class ContractBook(Actor):
         for k in self._guaranteed:
             t = self.terms[k]
             enrolled = self._enrolled[k]()
-            ok = t.covered & self._bidir & self._seen[k] & (t.guarantee_cny_per_month > 0)
+            h = self._plugged_h[k]
+            # plugged in at least one step, and the contract's hours (pro-rated; a tolerance for float sums of steps)
+            ok = t.covered & self._bidir & (h > 0) & (h >= t.guarantee_plugged_h_per_month * frac - 1e-9) \
+                & (t.guarantee_cny_per_month > 0)
             if enrolled is not None:
                 ok &= enrolled
             v = np.flatnonzero(ok)
             top = np.maximum(0.0, t.guarantee_cny_per_month[v] * frac - self.month_income_cny[v])
             self.totals["min_guarantee_cny"][v] += top
             ledger.post(row, self.operator_ids[k], DRIVERS, "min_guarantee", 0.0, float(top.sum()))
-            self._seen[k][:] = False
+            h[:] = 0.0
         self.month_income_cny[:] = 0.0
         for k, v, fee in self.leases:
             self.totals["battery_lease_cny"][v] += fee * frac

@@ -67,6 +67,18 @@ class GridRequest(ConfigModel):
                                                   "raise its drivers' reward up to it to reach e_kwh")] | None = None
     capacity_price_cny_per_kw: Annotated[float, Field(ge=0, le=1000, description="regulation: paid per kW of capacity held "
                                                       "over the window")] = 0.0
+    mileage_price_cny_per_mw: Annotated[float, Field(ge=0, le=1000, description="regulation: paid per MW of mileage "
+                                                     "(Guangdong's FM market: offers 6 to 15 CNY/MW; v2gsim.market.regulation)")] = 0.0
+    mileage_per_mw_h: Annotated[float, Field(ge=0, le=1000, description="regulation without a signal: mileage (MW) per MW "
+                                             "held per hour; omitted: 5 (an assumption, v2gsim.market.regulation)")] | None = None
+    signal: str | None = Field(default=None, description="regulation: CSV of the normalised signal (column 'signal', values in "
+                               "[-1, 1], one per step of the window or evenly more, e.g. per second; +1: the net load falls by "
+                               "p_kw); the fleet follows it and its mileage is measured. Omitted: energy-neutral, mileage from "
+                               "mileage_per_mw_h")
+    sustain_min: Annotated[float, Field(gt=0, le=240, description="regulation: minutes the fleet must be able to sit at "
+                                        "+-p_kw (the energy headroom held)")] = 15.0
+    availability_threshold: Annotated[float, Field(ge=0, le=1, description="regulation: below this availability share the "
+                                                   "capacity is not paid and the share short of it is penalised")] = 0.8
     to: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = Field(
         default=None, description="operator ids it addresses (business model kinds, or <kind><k> where a kind repeats); "
                                   "omitted: every operator")
@@ -80,8 +92,9 @@ class GridRequest(ConfigModel):
 
     clearing: bool = Field(
         default=False, description="the addressed operators bid (power, price) and the grid operator accepts them by merit "
-        "order at a uniform price up to p_kw, dispatching each its accepted power (discharge calls with p_kw only; "
-        "v2gsim.market.clearing)")
+        "order at a uniform price up to p_kw, dispatching each its accepted power (discharge calls, valley fills: price "
+        "per kWh, capped by price_cap_cny_per_kwh; regulation: mileage price per MW, capped by mileage_price_cny_per_mw; "
+        "with p_kw, not daily; v2gsim.market.clearing)")
 
     @model_validator(mode="after")
     def _window(self):
@@ -94,8 +107,11 @@ class GridRequest(ConfigModel):
         if self.price_cap_cny_per_kwh is not None and self.price_cap_cny_per_kwh < self.price_cny_per_kwh:
             raise ValueError(f"price_cap_cny_per_kwh ({self.price_cap_cny_per_kwh}) is below price_cny_per_kwh "
                              f"({self.price_cny_per_kwh}); raise it or leave it out")
-        if self.clearing and (self.kind != "discharge_call" or self.p_kw is None or self.daily):
-            raise ValueError("clearing needs a discharge_call with p_kw (the power to clear), once (not daily)")
+        if self.clearing and (self.kind == "peak_cut" or self.p_kw is None or self.daily):
+            raise ValueError("clearing needs a discharge_call, valley_fill or regulation request with p_kw (the power to "
+                             "clear), once (not daily)")
+        if self.signal is not None and self.kind != "regulation":
+            raise ValueError("signal is for regulation requests only")
         if self.daily and self.window_h > 24:
             raise ValueError("a daily request's window is at most 24 h")
         return self
@@ -256,7 +272,7 @@ def own_requests(config, context) -> tuple[IssuedRequest, ...]:
 
 SETTLEMENT_COLUMNS = ("request", "name", "kind", "operator_id", "site", "start", "end", "baseline_method", "baseline_days",
                       "baseline_kwh", "actual_kwh", "asked_kwh", "delivered_kwh", "delivered_share", "paid_cny", "penalty_cny",
-                      "capacity_cny")
+                      "capacity_cny", "availability", "mileage_mw", "mileage_paid_cny")
 
 
 def settle_window(r: GridRequest, baseline_kw: np.ndarray, actual_kw: np.ndarray, dt_h: float, cfg: GridOperatorConfig) -> dict:
@@ -267,16 +283,20 @@ def settle_window(r: GridRequest, baseline_kw: np.ndarray, actual_kw: np.ndarray
     (valley fill), summed over the window's steps (so a step above the baseline offsets one
     below). Asked: ``e_kwh`` if given, else from ``p_kw`` against the baseline (peak cut: the load
     above the cap; discharge call: the baseline plus the export asked; valley fill: the load
-    below the floor); regulation asks no energy. Paid: the price times the delivery (at least 0,
+    below the floor); regulation asks and delivers no energy (NaN: it is paid on capacity and
+    mileage). Paid: the price times the delivery (at least 0,
     at most ``pay_cap_share`` x asked). Penalty: below ``under_delivery_share`` x asked, the
     energy short of that share at ``penalty_cny_per_kwh`` (default: the price). Capacity
-    (regulation): ``capacity_price_cny_per_kw`` x ``p_kw`` per window, on availability.
+    (regulation): ``capacity_price_cny_per_kw`` x ``p_kw`` per window, before its availability
+    (the grid operator applies it: :func:`v2gsim.market.regulation.settle_regulation`).
     Without a baseline (NaN) nothing is delivered, paid or penalised.
     """
     base, act = np.asarray(baseline_kw, float), np.asarray(actual_kw, float)
     capacity = r.capacity_price_cny_per_kw * (r.p_kw or 0.0) if r.kind == "regulation" else 0.0
     out = {"baseline_kwh": float(base.sum() * dt_h), "actual_kwh": float(act.sum() * dt_h), "capacity_cny": float(capacity)}
-    if np.isnan(base).any():
+    if np.isnan(base).any() or r.kind == "regulation":
+        # regulation is paid on capacity and mileage (v2gsim.market.regulation), not on energy
+        # against a baseline; its energy is bought and sold at the tariff
         return out | {"asked_kwh": np.nan, "delivered_kwh": np.nan, "paid_kwh": 0.0, "paid_cny": 0.0, "short_kwh": 0.0, "penalty_cny": 0.0}
     sign = -1.0 if r.kind == "valley_fill" else 1.0
     delivered = float(sign * (base - act).sum() * dt_h)

@@ -27,7 +27,8 @@ swap operator for a swap: the service fee and the energy gained, kWh = energy ga
 company at the last recorded step of each billing month: :class:`TwoPartBilling`),
 ``request_payment`` (the grid company pays for energy delivered against the baseline in a
 request's window), ``request_penalty`` (an operator pays for delivering less than the share of a request it must),
-``capacity_payment`` (the grid company pays for regulation capacity held); the last three are
+``capacity_payment`` (the grid company pays for regulation capacity held, times its availability),
+``mileage_payment`` (the grid company pays the regulation mileage); the last four are
 booked by the grid operator (:mod:`v2gsim.market.events`).
 
 Contract reasons (:mod:`v2gsim.market.contracts`): ``contract_share`` (drivers give back the
@@ -47,7 +48,9 @@ SECOND_LIFE = "second_life"
 REASONS = ("charging", "v2g", "energy_purchase", "energy_sale", "request_reward", "swap_fee", "demand_charge", "capacity_charge",
            "request_payment", "request_penalty", "capacity_payment")
 CONTRACT_REASONS = ("contract_share", "wear_compensation", "min_guarantee", "battery_lease")
-REASONS = REASONS + CONTRACT_REASONS
+# mileage_payment: the grid company pays regulation mileage (v2gsim.market.regulation); after the
+# others, so the codes of the earlier reasons do not change
+REASONS = REASONS + CONTRACT_REASONS + ("mileage_payment",)
 COLUMNS = ("step", "time", "payer", "payee", "reason", "energy_kwh", "amount_cny")
 
 

@@ -27,6 +27,7 @@ import pandas as pd
 import yaml
 from pydantic import Field, field_validator, model_validator
 
+from v2gsim.data.cn_capitals import city_temperature_rows, province_capitals
 from v2gsim.data.profiles import coverage_problems, read_series_csv
 from v2gsim.errors import Problem
 from v2gsim.fields import ConfigModel
@@ -36,17 +37,46 @@ __all__ = ["AmbientConfig", "ambient_presets", "ambient_on_clock", "read_ambient
 _MID_MONTH_DOY = np.array([15.5, 45.0, 74.5, 105.0, 135.5, 166.0, 196.5, 227.5, 258.0, 288.5, 319.0, 349.5])
 
 
+# Diurnal half-range of the capitals without a hand-written preset [C]: the values the
+# hand-written presets use for cold-winter cities (Beijing, Harbin: 5.5 degC) where the January
+# mean is below 0 degC, else those of the mild-winter cities (Shanghai, Chengdu: 3.5 degC).
+# Not sourced (docs/data.md); a site study gives a measured wear.ambient.csv.
+_HALF_RANGE_COLD_WINTER_DEGC, _HALF_RANGE_MILD_WINTER_DEGC = 5.5, 3.5
+
+
+def _yearbook_preset(city: str) -> dict | None:
+    """A provincial capital's preset from its NBS yearbook years (mean of 2008 and 2009), or None."""
+    rows = [r for r in city_temperature_rows() if r["city"] == city and r["source"] == "nbs"]
+    if not rows:
+        return None
+    monthly = np.mean([r["monthly"] for r in rows], axis=0).round(4).tolist()
+    years = " and ".join(r["period"] for r in rows)
+    tag = "B" if len(rows) > 1 else "C as a normal"
+    half = _HALF_RANGE_COLD_WINTER_DEGC if monthly[0] < 0.0 else _HALF_RANGE_MILD_WINTER_DEGC
+    return {"monthly_mean_degc": monthly, "diurnal_half_range_degc": half,
+            "source": f"monthly means NBS yearbooks 2009/2010 (tables 11-13, 12-13), mean of {years} [{tag}]; "
+                      f"diurnal half-range not sourced [C]"}
+
+
 @functools.cache
 def ambient_presets() -> dict[str, dict]:
-    """The bundled city presets by name: ``monthly_mean_degc`` (12), ``diurnal_half_range_degc``, ``source``."""
+    """The bundled city presets by name: ``monthly_mean_degc`` (12), ``diurnal_half_range_degc``, ``source``.
+
+    The hand-written presets of ``physics/presets/ambient.yaml`` first; then every provincial
+    capital (``v2gsim/data/cn_province_capitals.csv``) with NBS yearbook rows in the sourced
+    table and no hand-written preset."""
     text = resources.files("v2gsim.physics").joinpath("presets/ambient.yaml").read_text()
-    return yaml.safe_load(text)
+    presets = yaml.safe_load(text)
+    for city in province_capitals().values():
+        if city not in presets and (preset := _yearbook_preset(city)) is not None:
+            presets[city] = preset
+    return presets
 
 
 class AmbientConfig(ConfigModel):
     """Where the ambient temperature comes from: one of ``preset``, ``csv`` or ``constant_degc``."""
 
-    preset: str | None = Field(default=None, description="city preset: guangzhou, shenzhen, shanghai, beijing, chengdu, kunming, harbin")
+    preset: str | None = Field(default=None, description="city preset: a provincial capital (guangzhou, beijing, wuhan, ...; docs/data.md lists them) or shenzhen")
     csv: str | None = Field(default=None, description="CSV with columns time, t_degc (local times; interpolated onto the clock)")
     constant_degc: Annotated[float, Field(ge=-50, le=60)] | None = Field(default=None, description="a constant ambient temperature, degC")
     offset_degc: Annotated[float, Field(ge=-30, le=30, description="added to the profile, e.g. for garages or a hotter year")] = 0.0
@@ -55,6 +85,13 @@ class AmbientConfig(ConfigModel):
     @classmethod
     def _known(cls, v):
         if v is not None and v not in ambient_presets():
+            capital = province_capitals().get(v)
+            if capital in ambient_presets():  # a province stands for its capital
+                return capital
+            missing = [c for c in province_capitals().values() if c not in ambient_presets()]
+            if v in missing or capital in missing:
+                raise ValueError(f"no sourced temperature normal for {capital or v!r} yet (none for {', '.join(missing)}: "
+                                 "docs/data.md); give a measured wear.ambient.csv, or the preset of a nearby city")
             known = sorted(ambient_presets())
             close = difflib.get_close_matches(v, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""

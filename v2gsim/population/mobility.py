@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from v2gsim.data.cn_calendar import is_workday
 from v2gsim.errors import Problem
 from v2gsim.fields import WallClock, wall_clock
 from v2gsim.population.archetypes import PLANNERS, DayPlan
@@ -110,7 +111,9 @@ class GeneratedMobility:
         """Plans of calendar day d as step indices (relative to the day), ordered and clipped."""
         if d in self._plans:
             return self._plans[d]
-        weekday = (self.day0 + pd.Timedelta(days=d)).weekday() < 5
+        # a workday on China's official calendar: public holidays plan as days off, the weekend
+        # days worked in exchange (调休) as workdays
+        weekday = bool(is_workday([self.day0 + pd.Timedelta(days=d)])[0])
         spd = self.steps_per_day
         out = []
         for bi, b in enumerate(self.blocks):

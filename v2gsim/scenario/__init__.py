@@ -81,10 +81,37 @@ def _data_file_checks(raw) -> list[Problem]:
         sites = [s.get("id") for s in raw.get("sites", []) if isinstance(s, dict)] if isinstance(raw.get("sites"), list) else []
         window = (clock[0], clock[-1] + clock.freq) if clock is not None else None
         problems += read_sessions_config(ms, sites, zone, window)[1]
+    problems += _signal_problems(raw, tc if clock is not None else None)
     ref = raw.get("reference")
     if isinstance(ref, str) and ref not in ("uncontrolled", "none"):
         problems += _reference_file_problems(Path(ref), tc if clock is not None else None)
     return problems
+
+
+def _signal_problems(raw: dict, time: TimeConfig | None) -> list[Problem]:
+    """Regulation signals (``grid_operator.requests[i].signal``): the file exists, its values lie
+    in [-1, 1] and split evenly over the window's steps."""
+    from v2gsim.market.events import GridRequest
+    from v2gsim.market.regulation import read_signal, signal_steps
+
+    go = raw.get("grid_operator")
+    reqs = go.get("requests") if isinstance(go, dict) else None
+    out: list[Problem] = []
+    for i, r in enumerate(reqs if isinstance(reqs, list) else ()):
+        if not (isinstance(r, dict) and isinstance(r.get("signal"), str)):
+            continue
+        where = f"grid_operator.requests[{i}].signal"
+        x, found = read_signal(r["signal"], where)
+        out += found
+        if x is None or time is None:
+            continue
+        try:
+            req = GridRequest.model_validate(r)
+        except ValidationError:
+            continue  # pydantic reports it
+        n_steps = int(round(req.window_h * 60.0 / time.step_min))
+        out += signal_steps(x, max(n_steps, 1), where)[1]
+    return out
 
 
 def _reference_file_problems(path: Path, time: TimeConfig | None) -> list[Problem]:

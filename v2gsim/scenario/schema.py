@@ -30,7 +30,7 @@ from v2gsim.market.events import GridOperatorConfig, request_problems
 from v2gsim.market.tariffs import TariffConfig
 from v2gsim.market.contracts import ContractsConfig, contract_problems
 from v2gsim.physics.ageing.config import WearConfig
-from v2gsim.physics.ageing.initial import InitialAge, InitialSoh, Spread
+from v2gsim.physics.ageing.initial import DEFAULT_GROUP_AGE, InitialAge, InitialSoh, Spread
 from v2gsim.plugins import load_plugin, resolve_entry
 from v2gsim.standards.config import ChargerStandard, VehicleStandard
 from v2gsim.strategies.base import STRATEGIES, StrategyConfig
@@ -196,8 +196,10 @@ class PopulationGroup(ConfigModel):
         "(v2gsim.standards); absent: they fit every charger and, if bidirectional, discharge at every bidirectional one")
 
     initial_age_years: InitialAge = Field(
-        default=Spread.of(0.0), description="age of the group's battery packs at the start, years: a number or {dist: fixed|uniform|normal, ...}; "
-        "the calendar law runs on from it (docs/wear.md, Initial age)")
+        default_factory=lambda: Spread.model_validate(DEFAULT_GROUP_AGE),
+        description="age of the group's battery packs at the start, years: a number or {dist: fixed|uniform|normal|empirical|cn_nev_stock, ...}; "
+        "default cn_nev_stock (China's NEV stock, MPS 2019-2024); 0 keeps them new; the calendar law runs on from it "
+        "(docs/wear.md, Initial age; only with wear on)")
     initial_soh: InitialSoh | None = Field(
         default=None, description="state of health of the group's packs at the start (a number or a distribution); "
         "null: the calendar fade of initial_age_years alone (1.0 when new)")
@@ -630,6 +632,11 @@ def resolve_paths(raw: Any, lines) -> Any:
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, dict) and isinstance(node.get(path[-1]), str):
             node[path[-1]] = str((base(path) / node[path[-1]]).resolve())
+    go = raw.get("grid_operator")
+    reqs = go.get("requests") if isinstance(go, dict) else None
+    for i, r in enumerate(reqs if isinstance(reqs, list) else ()):
+        if isinstance(r, dict) and isinstance(r.get("signal"), str):  # a regulation signal
+            r["signal"] = str((base(("grid_operator", "requests", i, "signal")) / r["signal"]).resolve())
     ref = raw.get("reference")
     if isinstance(ref, str) and ref not in ("uncontrolled", "none"):
         raw["reference"] = str((base(("reference",)) / ref).resolve())

@@ -235,6 +235,9 @@ class Strategy:
     def decide(self, obs: Observation) -> Dispatch:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    #: the request kinds it bids for when they are put to clearing (others get no bid from it)
+    bid_kinds: tuple[str, ...] = ("discharge_call",)
+
     def bid(self, request, obs: Observation):
         """Answer to a grid request put to clearing (:class:`v2gsim.market.events.IssuedRequest`):
         a :class:`v2gsim.market.clearing.Bid` of the power it offers over the window and its price

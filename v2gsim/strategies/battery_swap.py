@@ -39,6 +39,13 @@ The EMS, vectorised over all rack packs (``R`` of them):
    ready packs cover its queue, the reserve and the next hour's expected swaps (only the packs
    it lacks charge, and then it does not feed back); every pack beyond those the window and
    ``request_keep_h_after`` hours after it need feeds back down to ``discharge_floor_soc``.
+7. ``peak_aware`` (the two-part tariff's demand charge, as the centralized plan's peak-so-far
+   term): the refill of packs no forecast swap needs yet never raises a station's draw above
+   max(its peak so far this billing month, its firm charging, the flat rate that refills its
+   rack over the next 24 h's cheap hours; before a request window, the flat rate to its start);
+   the valley fill puts into the current cheap run only the packs needed before the next cheap
+   run (and the forecast horizon after its start) and spreads the rest over every cheap step of
+   the next 24 h; packs are sold for price only if not needed before the lowest-price refill.
 """
 
 from __future__ import annotations
@@ -98,7 +105,7 @@ class SwapStationConfig(ConfigModel):
     )
     initial_soc: Annotated[float, Field(ge=0, le=1, description="state of charge of the rack packs at the start")] = 0.9
     initial_age_years: InitialAge = Field(
-        default=Spread.of(0.0), description="age of the station's packs at the start, years (a number or a distribution; docs/wear.md, "
+        default=Spread.of(0.0), description="age of the station's packs at the start, years (a number or a distribution; default 0: new, docs/wear.md, "
         "Initial age): the rack's packs and the packs of the vehicles that prefer this station")
     initial_soh: InitialSoh | None = Field(
         default=None, description="state of health of the station's packs at the start; null: the calendar fade of the age alone")
@@ -181,13 +188,19 @@ class BatterySwapConfig(StrategyConfig):
     cheap_fill: Literal["valley_fill", "full_power"] = Field(
         default="valley_fill", description="in cheap hours: valley_fill spreads the idle packs' charging so the feeder's forecast "
         "load is flat over the cheap period; full_power charges every pack at once (the rule before)")
+    peak_aware: bool = Field(
+        default=True, description="refill against each station's peak so far in the billing month (the two-part tariff's "
+        "demand charge): packs not needed for the forecast swaps, the queue and the reserve never raise a station's draw "
+        "above max(its peak so far, what the needed packs draw, the flat rate that refills its rack over the cheap hours "
+        "of the next 24 h), and valley filling spreads over every cheap step of the next 24 h, not only the current cheap "
+        "run (false: the rule before)")
 
     def reference_config(self) -> BatterySwapConfig:
         """The stations stay (drivers still swap there, the same packs come back); only their
         energy manager loses its control: no discharge, no grid requests, and every hour counts
         as cheap, so packs charge as they come back."""
         return self.model_copy(update={"v2g": False, "discharge_requests": [], "cheap_quantile": 1.0, "cheap_fill": "full_power",
-                                        "headroom_margin": 0.0})
+                                        "headroom_margin": 0.0, "peak_aware": False})
 
     def grid_requests(self, operator_id: str) -> list:
         """``discharge_requests`` in the one schema (:mod:`v2gsim.market.events`): discharge calls for
@@ -277,6 +290,18 @@ class BatterySwap(Strategy):
         # hours left in the cheap run (and in the request window) each step belongs to: idle packs
         # fill at the pace that has them full at its end, not all at its first step
         self.h_cheap_left = _run_hours_left(price <= self.cheap_price + 1e-12, ctx.dt_h)
+        # peak_aware: the cheap steps of the next 24 h (valley filling and the flat refill rate
+        # look over all of them) and each station's peak so far in its billing month
+        self._cheap_step = price <= self.cheap_price + 1e-12
+        cum = np.r_[0, np.cumsum(self._cheap_step)]
+        self.h_cheap_next_day = (cum[np.minimum(np.arange(n) + spd, n)] - cum[:n]) * ctx.dt_h
+        self._spd = spd
+        self._month_of_step = np.asarray(times.year * 12 + times.month, np.int64)
+        self._month = int(self._month_of_step[0])
+        # hours to the step where the refill price (the lowest of the next 24 h, the one the V2G
+        # test weighs against) is reached: packs sold for price are those not needed before it
+        pad = np.r_[price, np.full(spd - 1, np.inf)]
+        self.h_to_refill = np.argmin(np.lib.stride_tricks.sliding_window_view(pad, spd), axis=1) * ctx.dt_h
         net = self.network
         s_n = net.n_stations
         self.hour_of_step = np.asarray(times.hour, np.int64)
@@ -286,6 +311,7 @@ class BatterySwap(Strategy):
         self._today = np.zeros((s_n, 24))
         self._day_of_step = np.asarray((times - times[0].normalize()).days, np.int64)
         self._day = int(self._day_of_step[0])
+        self.peak_so_far_kw = np.zeros(s_n)  # each station's highest draw this billing month (kW, one step)
 
     def _set_requests(self, requests: tuple) -> None:
         """The visible discharge calls addressed here (:class:`v2gsim.market.events.IssuedRequest`)
@@ -315,6 +341,7 @@ class BatterySwap(Strategy):
             self.request_soon |= act[k : k + n]
         self.request_soon &= ~self.request_active
         self.h_request_left = _run_hours_left(self.request_active, ctx.dt_h)
+        self.h_to_request = _run_hours_left(self.request_soon, ctx.dt_h)  # before a window: hours to its start
 
     def decide(self, obs: Observation) -> Dispatch:
         if self.network is not None and obs.requests is not self._req_seen:
@@ -362,7 +389,7 @@ class BatterySwap(Strategy):
 
     # ------------------------------------------------------------------ the station EMS
 
-    def _valley_fill(self, obs, p: np.ndarray, room: np.ndarray, order: np.ndarray) -> np.ndarray:
+    def _valley_fill(self, obs, p: np.ndarray, room: np.ndarray, order: np.ndarray, rank: np.ndarray) -> np.ndarray:
         """Extra charging power per slot (R,) for the idle packs in a cheap step: the water level
         over the rest of the cheap run that their energy fills, above the forecast load."""
         from v2gsim.strategies.distributed import water_level
@@ -380,14 +407,61 @@ class BatterySwap(Strategy):
             others = max(0.0, ctx.feeder_rating_kw - obs.feeder_headroom_kw - obs.prev_charge_kw - base[s - 1])
         firm = float(p.sum())
         extra_max = np.where(room, np.maximum(0.0, obs.slot_p_max_kw - p), 0.0)
-        e_kwh = float(np.minimum(extra_max * dt * steps, np.maximum(0.0, obs.e_full_kwh - obs.e_kwh) / obs.eta_charge).sum())
         load = b + others + firm
-        allowed = max(0.0, water_level(load, e_kwh, dt) - load[0])
+        short_kwh = np.minimum(extra_max * dt * steps, np.maximum(0.0, obs.e_full_kwh - obs.e_kwh) / obs.eta_charge)
+        if not self.config.peak_aware:
+            e_kwh = float(short_kwh.sum())
+            allowed = max(0.0, water_level(load, e_kwh, dt) - load[0])
+        else:
+            # Only the packs the forecast swaps need before the next cheap run must fill in this
+            # one (see h_before); the others' energy spreads over every cheap step of the next 24 h (the others'
+            # load and the firm charging measured now carried into them as into this run: carried
+            # into this run only, the estate's valley charging at 00:00 pushed the rack's refill
+            # to the next noon). A short cheap run after a price step down (12:00-14:00 in July)
+            # no longer takes every idle pack's energy at once.
+            h_gap = float(self.h_to_cheap[min(s + steps, n - 1)]) if s + steps < n else 0.0
+            # ... and the forecast horizon beyond its start: the packs reserved then must be ready
+            # then, or they charge at full power at that run's first step (the 19:00 price step)
+            h_before = min(24.0, steps * dt + h_gap + self.config.forecast_horizon_h)
+            h_now = int(self.hour_of_step[s])
+            whole = int(h_before)
+            cols = (h_now + np.arange(whole + 1)) % 24
+            swaps = self.forecast[:, cols[:-1]].sum(1) + (h_before - whole) * self.forecast[:, cols[-1]]
+            n_before = np.minimum(obs.st_packs, np.ceil(swaps - 1e-9).astype(np.int64) + obs.queue + self.config.reserve_packs)
+            must = rank < n_before[obs.slot_station]
+            later = s + steps + np.flatnonzero(self._cheap_step[s + steps:min(n, s + self._spd)])
+            load_all = np.r_[load, base[later] + others + firm]
+            e_must = float(short_kwh[must].sum())
+            e_all = float(np.minimum(extra_max * dt * load_all.size, np.maximum(0.0, obs.e_full_kwh - obs.e_kwh) / obs.eta_charge).sum())
+            level = max(water_level(load, e_must, dt) if e_must > 0 else -np.inf, water_level(load_all, e_all, dt))
+            e_kwh = e_all
+            allowed = max(0.0, level - load[0])
+            # the packs needed before the next run first, then the fullest
+            order = order[np.argsort(~must[order], kind="stable")]
         if e_kwh <= 0 or allowed <= 0:
             return np.zeros_like(p)
         zero = np.zeros(p.size, np.int64)
         return _share(extra_max, zero, np.array([allowed]), order, 1)
 
+    def _under_peak(self, obs, extra: np.ndarray, p_firm: np.ndarray, order: np.ndarray) -> np.ndarray:
+        """The refill of packs no forecast swap needs yet (``extra``, kW per slot (R,)) cut so that
+        no station draws more than max(its peak so far this billing month, its firm charging, its
+        flat refill rate): the two-part tariff bills the month's peak, so refilling spare packs
+        above it costs a demand charge that waiting does not (the peak-so-far form of Risbeck &
+        Rawlings 2020, as in the centralized plan, here as a rule instead of an LP term). The flat
+        refill rate — the rack's whole shortfall (grid side) over the cheap hours of the next 24 h,
+        or over the hours left before a grid request window — lets the peak grow to what a full
+        refill needs, not more. Shared in ``order`` (the fullest first)."""
+        s, S, st = obs.step, obs.n_stations, obs.slot_station
+        short_kwh = np.bincount(st, weights=np.maximum(0.0, obs.e_full_kwh - obs.e_kwh) / obs.eta_charge, minlength=S)
+        h_fill = float(self.h_to_request[s]) if self.request_soon[s] else float(self.h_cheap_next_day[s])
+        p_flat = short_kwh / max(h_fill, obs.dt_h)
+        firm_st = np.bincount(st, weights=p_firm, minlength=S)
+        # before a request window the rack fills at its flat rate whatever the peak so far: a full-power
+        # fill three hours ahead was a step of its own (mixed_city, Wednesday 12:00)
+        allowance = p_flat if self.request_soon[s] else np.maximum(self.peak_so_far_kw, p_flat)
+        cap = np.maximum(allowance, firm_st)
+        return _share(extra, st, np.maximum(0.0, cap - firm_st), order, S)
 
     def plan_packs(self, obs) -> np.ndarray:
         """Requested grid-side power per rack slot, shape (R,); > 0 charges, < 0 discharges.
@@ -396,6 +470,13 @@ class BatterySwap(Strategy):
         """
         cfg = self.config
         s = obs.step
+        if cfg.peak_aware:  # the stations' demand meters: the highest draw so far this billing month
+            month = int(self._month_of_step[s])
+            if month != self._month:  # a new billing month: last step's draw was billed in the old one
+                self.peak_so_far_kw[:] = 0.0
+                self._month = month
+            elif obs.st_prev_charge_kw is not None:
+                np.maximum(self.peak_so_far_kw, obs.st_prev_charge_kw, out=self.peak_so_far_kw)
         # learn the demand by hour of day (a day's counts fold in when the day is over)
         day = int(self._day_of_step[s])
         if day != self._day:
@@ -438,10 +519,13 @@ class BatterySwap(Strategy):
         # forecast load (base forecast plus what the others and the firm charging draw now) is
         # filled to a flat level (Gan, Topcu & Low 2013) — all at full power from the first
         # cheap step was a rebound peak (battery_swapping: every station at 12:00)
+        p_firm = p
         if cfg.cheap_fill == "valley_fill" and cheap and not self.request_soon[s]:
-            p = p + self._valley_fill(obs, p, room, order)
+            p = p + self._valley_fill(obs, p, room, order, rank)
         else:
             p = np.where(room & (cheap | self.request_soon[s]), p_max, p)
+        if cfg.peak_aware:
+            p = p_firm + self._under_peak(obs, p - p_firm, p_firm, order)
         asked = bool(self.request_active[s])
         ready_n = np.bincount(st, weights=ready.astype(float), minlength=obs.n_stations)
         if asked and cfg.honour_requests:
@@ -467,7 +551,10 @@ class BatterySwap(Strategy):
         # discharge idle packs when asked or when it pays
         floor = cfg.discharge_floor_soc * cap
         # only packs not needed before the next cheap refill may be discharged
-        h_keep = max(hours, float(self.h_to_cheap[s]))
+        # (peak_aware: before the refill at the lowest price the V2G test assumes; selling packs
+        # the swaps need before a flat-price run made that run's first step a peak: mixed_city,
+        # discharging 10:00-11:00, refilling at 12:00)
+        h_keep = max(hours, float(self.h_to_refill[s] if cfg.peak_aware else self.h_to_cheap[s]))
         cols_k = (h_now + np.arange(int(np.ceil(h_keep)))) % 24
         keep = np.minimum(obs.st_packs, np.ceil(self.forecast[:, cols_k].sum(1) - 1e-9).astype(np.int64) + obs.queue + cfg.reserve_packs)
         if asked and cfg.honour_requests:

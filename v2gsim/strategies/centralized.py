@@ -78,6 +78,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
+from v2gsim.data.cn_calendar import is_workday
 from v2gsim.fields import ConfigModel, LocalDateTime
 from v2gsim.strategies.base import (
     Dispatch,
@@ -223,7 +224,9 @@ class CentralizedConfig(StrategyConfig):
     arrival_forecast: bool = Field(
         default=True,
         description="plan with a persistence forecast of the vehicles that will plug in (queued cars "
-        "included): those that plugged in at the site at the same time of day the day before, with their energy "
+        "included): those that plugged in at the site at the same time of day on the most recent earlier day of the "
+        "same type (workday, or rest day: weekends and public holidays on China's calendar; the day before when the "
+        "run has none within two weeks), with their energy "
         "need, charging power and stay, as vehicles of the plan that are not dispatched (they make room for the "
         "arrivals under the peak charge, the site limit, the feeder headroom and the requests)",
     )
@@ -257,6 +260,28 @@ class CentralizedConfig(StrategyConfig):
             if bad:
                 raise ValueError(f"requests name sites {bad} that this business model does not control ({self.sites})")
         return self
+
+
+FORECAST_LOOKBACK_DAYS = 14  # covers the longest run of days off (Spring Festival, National Day: 7-9 days)
+
+
+def _same_day_type_lag(times: pd.DatetimeIndex, day_steps: int) -> np.ndarray:
+    """Per clock step t, the steps back to the same clock time on the most recent earlier day of
+    the same type (workday or rest day, :func:`v2gsim.data.cn_calendar.is_workday`) within
+    ``FORECAST_LOOKBACK_DAYS`` on the clock, else one day (yesterday's persistence), shape (n,).
+
+    So Saturday's arrivals are forecast from the Sunday before rather than from Friday, and
+    Monday's from Friday rather than Sunday."""
+    work = is_workday(times)
+    n = work.size
+    lag_days = np.zeros(n, np.int64)
+    t = np.arange(n)
+    for d in range(1, FORECAST_LOOKBACK_DAYS + 1):  # a loop over days back, not over steps
+        src = t - d * day_steps
+        hit = (lag_days == 0) & (src >= 0)
+        hit[hit] &= work[src[hit]] == work[hit]
+        lag_days[hit] = d
+    return np.where(lag_days > 0, lag_days, 1) * day_steps
 
 
 @dataclass(frozen=True)
@@ -328,8 +353,10 @@ class Centralized(Strategy):
         # the grid requests visible to it (Observation.requests) as windows on the clock; a plan
         # made before a new one became visible is re-made at once
         self._req_seen: tuple = ()
-        self._windows: list[tuple[int, int, float, str, str | None]] = []
+        self._windows: list[tuple[int, int, float, str, str | None, float, float]] = []
         self._requests_changed = False
+        self._signal_cache: dict[int, np.ndarray] = {}  # request number -> its regulation signal
+        self._signals_on = False  # a visible regulation request carries a signal
         sites_all = context.site_table
         self._dis_cap_kw = float((sites_all.p_max_kw * sites_all.ports * sites_all.bidirectional_share).sum())
         # wear per kWh of throughput: the wear model's marginal price ('model', or 'auto' when the
@@ -379,6 +406,7 @@ class Centralized(Strategy):
         self._arr_kwh = np.zeros((n_here, n_clock))
         self._arr_p_kw = np.zeros((n_here, n_clock))
         self._arr_stay_kwh = np.zeros((n_here, n_clock))
+        self._fc_lag_steps = _same_day_type_lag(context.times, self._day_steps)
         self._seen_idx = np.empty(0, dtype=np.int64)  # plugged last step (sorted), their stated departure
         self._seen_dep = np.empty(0, dtype=np.int64)
         self.stats: dict[str, float] = {
@@ -390,20 +418,31 @@ class Centralized(Strategy):
 
     # ------------------------------------------------------------------ set-up
 
-    def _request_windows(self, requests: tuple) -> list[tuple[int, int, float, str, str | None]]:
-        """The visible requests it plans for (peak cuts, discharge calls; in scenario order) as
-        global clock steps: (start, end, p_net_max_kw, kind, site). A discharge call without a
-        power asks for every bidirectional charger of its sites at full power."""
+    def _request_windows(self, requests: tuple) -> list[tuple[int, int, float, str, str | None, float, float]]:
+        """The visible requests it plans for (in scenario order) as global clock steps: (start,
+        end, p_kw, kind, site, price, sustain_h). Peak cuts and discharge calls are caps on the sites' net
+        power (p_kw the cap, < 0 an export; a discharge call without a power asks for every
+        bidirectional charger of its sites at full power); a valley fill is a floor (p_kw), a kWh
+        below it costing its price; regulation is capacity held both ways (p_kw), a kW not held
+        for an hour costing the capacity price per kW and hour of the window plus the mileage it
+        would have earned (:data:`v2gsim.market.regulation.MILEAGE_PER_MW_H` unless given)."""
+        from v2gsim.market.regulation import MILEAGE_PER_MW_H
+
         out = []
         for q in sorted(requests, key=lambda q: q.number):
             r = q.request
+            price = 0.0
             if q.kind == "peak_cut":
                 p_net, kind = r.p_kw, "peak_shaving"
             elif q.kind == "discharge_call":
                 p_net, kind = -(r.p_kw if r.p_kw is not None else self._dis_cap_kw), "discharge_call"
-            else:
-                continue  # valley fill and regulation are not planned for (docs/market.md)
-            out += [(a, b, float(p_net), kind, r.site) for a, b in q.windows]
+            elif q.kind == "valley_fill":
+                p_net, kind, price = r.p_kw, "valley_fill", r.price_cny_per_kwh
+            else:  # regulation
+                ratio = MILEAGE_PER_MW_H if r.mileage_per_mw_h is None else r.mileage_per_mw_h
+                p_net, kind = r.p_kw, "regulation"
+                price = r.capacity_price_cny_per_kw / r.window_h + r.mileage_price_cny_per_mw * ratio / 1000.0
+            out += [(a, b, float(p_net), kind, r.site, float(price), r.sustain_min / 60.0) for a, b in q.windows]
         return out
 
     # ------------------------------------------------------------------ each step
@@ -419,6 +458,7 @@ class Centralized(Strategy):
         if obs.requests is not self._req_seen:
             self._req_seen = obs.requests
             windows = self._request_windows(obs.requests)
+            self._signals_on = any(q.kind == "regulation" and q.request.signal is not None for q in obs.requests)
             if windows != self._windows:
                 self._windows = windows
                 self._requests_changed = bool(self._agg) or self._idx.size > 0  # a plan exists that did not know them
@@ -458,6 +498,8 @@ class Centralized(Strategy):
         p = np.where(must > 0, np.maximum(p, must), p)
         p_max = f.p_plug_max_kw[cur]
         p = np.minimum(np.maximum(p, -p_max * (f.can_discharge[cur] & self.config.allow_v2g)), p_max)
+        if self._signals_on:
+            p = self._follow_signals(obs, cur, site_cur, p)
         if self.config.respect_feeder_headroom and np.isfinite(obs.feeder_headroom_kw):
             p = self._within_headroom(obs, cur, p)
         self._prev_net_kw = float(p.sum())
@@ -469,6 +511,41 @@ class Centralized(Strategy):
             self._peak_kw[pos[ok]] = np.maximum(self._peak_kw[pos[ok]], net[ok])
         keep = p != 0.0  # vehicles left out draw nothing; the engine need not step them
         return Dispatch(cur[keep], p[keep])
+
+    def _follow_signals(self, obs: Observation, cur: np.ndarray, site_cur: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Visible regulation requests with a signal, in their windows: the plugged bidirectional
+        vehicles of the addressed sites move their power by ``-mean(signal over the step) x p_kw``
+        (+1: the net load falls), each by its room (:func:`v2gsim.market.regulation.follow_signal`)."""
+        from v2gsim.market.regulation import follow_signal, read_signal
+
+        s, f = obs.step, obs.fleet
+        for q in obs.requests:
+            r = q.request
+            if q.kind != "regulation" or r.signal is None:
+                continue
+            for a, b in q.windows:
+                if not a <= s < b:
+                    continue
+                x = self._signal_cache.get(q.number)
+                if x is None:
+                    x, problems = read_signal(r.signal, f"grid_operator.requests[{q.number}].signal")
+                    if problems:
+                        from v2gsim.errors import ScenarioError
+
+                        raise ScenarioError(problems)
+                    self._signal_cache[q.number] = x
+                mean = float(x.reshape(b - a, -1)[s - a].mean())
+                on = f.can_discharge[cur] & self.config.allow_v2g
+                if r.site is not None:
+                    at = [k for k in self._site_pos if self._site_id(k) == r.site]  # a loop over sites
+                    on &= np.isin(site_cur, at)
+                k = np.flatnonzero(on)
+                if k.size == 0:
+                    continue
+                v = cur[k]
+                p[k] = follow_signal(p[k], -mean * float(r.p_kw), f.p_plug_max_kw[v], f.p_plug_max_kw[v], f.e_kwh[v],
+                                     f.e_min_departure_kwh[v], f.capacity_kwh[v], f.eta_charge[v], f.eta_discharge[v], obs.dt_h)
+        return p
 
     def _note_arrivals(self, obs: Observation, cur: np.ndarray, site_cur: np.ndarray) -> None:
         """Record the vehicles that plugged in this step (or came back with a new stated departure)
@@ -882,7 +959,9 @@ class Centralized(Strategy):
             wear_c, wear_v = self._wear_fixed_cny_per_kwh, 0.0
         reqs = []
         site_id = self._site_id(site_k)
-        for a, b, p_net, kind, rsite in self._windows:
+        floor = floor_price = reserve = reserve_price = None
+        sustain_h = 0.0
+        for a, b, p_net, kind, rsite, price, sus_h in self._windows:
             if b <= s or a >= s + T:
                 continue
             if rsite is not None:
@@ -890,8 +969,21 @@ class Centralized(Strategy):
                     continue
                 share = 1.0
             else:
-                share = pch_share if kind == "peak_shaving" else pdis_share
-            reqs.append(GridRequest(a - s, b - s, p_net * share, kind))
+                share = pch_share if kind in ("peak_shaving", "valley_fill") else pdis_share
+            lo, hi = max(a - s, 0), min(b - s, T)
+            if kind == "valley_fill":  # a soft floor on the site's net import
+                if floor is None:
+                    floor, floor_price = np.full(T, -np.inf), np.zeros(T)
+                floor[lo:hi] = np.maximum(floor[lo:hi], p_net * share)
+                floor_price[lo:hi] = np.maximum(floor_price[lo:hi], price)
+            elif kind == "regulation":  # capacity held both ways around the plan
+                if reserve is None:
+                    reserve, reserve_price = np.zeros(T), np.zeros(T)
+                reserve[lo:hi] += p_net * share
+                reserve_price[lo:hi] = np.maximum(reserve_price[lo:hi], price)
+                sustain_h = sus_h
+            else:
+                reqs.append(GridRequest(a - s, b - s, p_net * share, kind))
         headroom = None
         if np.isfinite(headroom_kw):
             # this step: the room the feeder measured; later steps: its forecast (rating less the
@@ -935,19 +1027,23 @@ class Centralized(Strategy):
             penalty_request_cny_per_kwh=cfg.penalty_request_cny_per_kwh,
             peak_cny_per_kw=self._peak_cny_per_kw,
             peak_ref_kw=self._site_peak_kw(site_k),
+            p_floor_kw=floor, floor_price_cny_per_kwh=floor_price,
+            reserve_kw=reserve, reserve_price_cny_per_kwh=reserve_price, reserve_sustain_h=sustain_h,
         )
 
     def _with_arrivals(self, prob: DispatchProblem, site_k: int, s: int) -> DispatchProblem:
         """``prob`` with the forecast arrivals at site ``site_k`` appended as vehicles (a
-        persistence forecast: those that plugged in at the same time of day the day before, one
-        vehicle per step with their summed need and power and their mean stay; they do not
-        discharge). Unchanged without ``arrival_forecast`` or without arrivals to forecast."""
+        persistence forecast by day type: those that plugged in at the same time of day on the
+        most recent earlier day of the same type, workday or rest day on China's calendar, else the
+        day before; one vehicle per step with their summed need and power and their mean stay; they
+        do not discharge). Unchanged without ``arrival_forecast`` or without arrivals to forecast."""
         pos = self._site_pos.get(int(site_k))
         T = prob.n_steps
         if not self.config.arrival_forecast or pos is None or T < 2:
             return prob
         k = np.arange(1, min(T, self._day_steps))
-        src = s + k - self._day_steps
+        # the same clock time on the most recent day of the target's type (always before s)
+        src = s + k - self._fc_lag_steps[np.minimum(s + k, self._fc_lag_steps.size - 1)]
         ok = src >= 0
         k, src = k[ok], src[ok]
         gap = self._arr_kwh[pos, src]
@@ -1004,12 +1100,21 @@ class Centralized(Strategy):
 
         return 0.5 * wear_price_cny_per_kwh_discharged(f.wear_cost_cny_per_kwh[v])
 
+    bid_kinds = ("discharge_call", "valley_fill", "regulation")
+
     def bid(self, request, obs: Observation):
-        """Its offer to a discharge call put to clearing, from the envelope of the vehicles plugged
-        now: each bidirectional one staying past the window gives its charger power, at most
-        what its energy above the driver's minimum gives over the window; each site at most its
-        limit. Price: buying the energy back at the cheapest price of the 24 h after the window,
-        through both conversion losses, plus the wear per kWh fed (means over those vehicles)."""
+        """Its offer to a request put to clearing, from the envelope of the vehicles plugged now.
+
+        * discharge call: each bidirectional vehicle staying past the window gives its charger
+          power, at most what its energy above the driver's minimum gives over the window; each
+          site at most its limit. Price: buying the energy back at the cheapest price of the 24 h
+          after the window, through both conversion losses, plus the wear per kWh fed (means
+          over those vehicles).
+        * valley fill (:meth:`_bid_valley`) and regulation (:meth:`_bid_regulation`)."""
+        if request.kind == "valley_fill":
+            return self._bid_valley(request, obs)
+        if request.kind == "regulation":
+            return self._bid_regulation(request, obs)
         from v2gsim.market.clearing import Bid
 
         a, b = request.windows[0]
@@ -1030,6 +1135,60 @@ class Centralized(Strategy):
         eta_c, eta_d = float(f.eta_charge[v].mean()), float(f.eta_discharge[v].mean())
         wear = float(self._wear_throughput_cny_per_kwh(f, v).mean()) if self._wear_from_model else self._wear_fixed_cny_per_kwh
         return Bid(self.context.operator_id, p_kw, buyback / (eta_c * eta_d) + wear / eta_d)
+
+    def _site_capped_kw(self, f, v: np.ndarray, p: np.ndarray) -> float:
+        """``p`` (kW per vehicle ``v``) summed per site, each site at most its limit, kW."""
+        site = f.site[v]
+        per_site = np.bincount(site, weights=p, minlength=int(site.max()) + 1)
+        limits = np.array([self._limit(k) for k in range(per_site.size)])  # a loop over sites
+        return float(np.minimum(per_site, limits).sum())
+
+    def _bid_valley(self, request, obs: Observation):
+        """A valley fill put to clearing: each vehicle plugged now that stays past the window
+        offers its charger power, at most what its room below full takes over the window; each
+        site at most its limit. Price per kWh: the window's mean purchase price less the cheapest
+        of the 24 h from the window's start (what moving charging into the window costs it; at
+        least 0) plus the wear per kWh charged."""
+        from v2gsim.market.clearing import Bid
+
+        a, b = request.windows[0]
+        f, v = obs.fleet, obs.plugged_idx
+        dep = f.t_depart_est_step[v]
+        v = v[(dep >= b) | (dep < 0)]
+        if v.size == 0:
+            return Bid(self.context.operator_id, 0.0, float("inf"))
+        hours = (b - a) * obs.dt_h
+        room_kwh = np.maximum(f.capacity_kwh[v] - f.e_kwh[v], 0.0) / f.eta_charge[v]
+        p_kw = self._site_capped_kw(f, v, np.minimum(f.p_plug_max_kw[v], room_kwh / hours))
+        prices = np.asarray(self.context.price_cny_per_kwh, float)
+        day = int(round(24 / obs.dt_h))
+        shift = max(float(prices[a:b].mean()) - float(prices[a:a + day].min()), 0.0)
+        wear = float(self._wear_throughput_cny_per_kwh(f, v).mean()) if self._wear_from_model else self._wear_fixed_cny_per_kwh
+        return Bid(self.context.operator_id, p_kw, shift + wear)
+
+    def _bid_regulation(self, request, obs: Observation):
+        """Regulation put to clearing: the symmetric capacity its bidirectional vehicles plugged
+        now and staying past the window can hold (:func:`v2gsim.market.regulation.headroom_kw`
+        around zero power, with ``sustain_min`` of energy; the smaller of up and down; each site
+        at most its limit). Price per MW of mileage: its wear only -- a MW held for an hour
+        travels ``MILEAGE_PER_MW_H`` MW (or the request's ratio) and moves at most 1 MWh through
+        the batteries, so a MW of mileage costs at most the wear of 1000 / ratio kWh."""
+        from v2gsim.market.clearing import Bid
+        from v2gsim.market.regulation import MILEAGE_PER_MW_H, headroom_kw
+
+        a, b = request.windows[0]
+        r = request.request
+        f, v = obs.fleet, obs.plugged_idx
+        dep = f.t_depart_est_step[v]
+        v = v[(f.can_discharge[v] & self.config.allow_v2g) & ((dep >= b) | (dep < 0))]
+        if v.size == 0:
+            return Bid(self.context.operator_id, 0.0, float("inf"))
+        up, down = headroom_kw(np.zeros(v.size), f.p_plug_max_kw[v], f.p_plug_max_kw[v], f.e_kwh[v], f.e_min_departure_kwh[v],
+                               f.capacity_kwh[v], f.eta_charge[v], f.eta_discharge[v], r.sustain_min / 60.0)
+        p_kw = min(self._site_capped_kw(f, v, up), self._site_capped_kw(f, v, down))
+        ratio = MILEAGE_PER_MW_H if r.mileage_per_mw_h is None else r.mileage_per_mw_h
+        wear = float(self._wear_throughput_cny_per_kwh(f, v).mean()) if self._wear_from_model else self._wear_fixed_cny_per_kwh
+        return Bid(self.context.operator_id, p_kw, wear * 1000.0 / max(ratio, 1e-9))
 
     def kpis(self) -> dict[str, float]:
         """Operator-side counters of the recorded run, flat name -> number (the results add them

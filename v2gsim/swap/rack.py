@@ -26,7 +26,8 @@ class StationObservation:
     ``eta_discharge``, ``wear_cost_cny_per_kwh``. Per station: ``slot_start`` (S+1,),
     ``st_packs``, ``st_grid_limit_kw``, ``st_bidirectional``, ``queue`` (drivers waiting),
     ``demand`` (drivers who came this step). ``feeder_headroom_kw``: the feeder's headroom after
-    the last step (inf if unknown); ``prev_charge_kw``: all stations' charging in the last step.
+    the last step (inf if unknown); ``prev_charge_kw``: all stations' charging in the last step,
+    ``st_prev_charge_kw`` per station (S,) (the draw a station's demand meter saw).
     """
 
     step: int
@@ -51,6 +52,7 @@ class StationObservation:
     demand: np.ndarray
     feeder_headroom_kw: float = float("inf")
     prev_charge_kw: float = 0.0
+    st_prev_charge_kw: np.ndarray | None = None
 
 
 def _ro(a: np.ndarray) -> np.ndarray:
@@ -103,7 +105,7 @@ class Racks:
             st_grid_limit_kw=_ro(self.st_grid_limit_kw), st_bidirectional=_ro(self.st_bidirectional),
             queue=_ro(self.queue_counts()), demand=_ro(self._demand.copy()),
             feeder_headroom_kw=float(sig.feeder_headroom_kw),
-            prev_charge_kw=float(np.maximum(self.p_kw, 0.0).sum()),
+            prev_charge_kw=float(np.maximum(self.p_kw, 0.0).sum()), st_prev_charge_kw=_ro(self._charge_kw.copy()),
         )
 
     def decide(self, sig: Signals) -> None:

@@ -6,11 +6,12 @@ import numpy as np
 
 from v2gsim.engine.actor import Actor, Signals, VehiclePower
 from v2gsim.market.second_life import SecondLifeStorage
+from v2gsim.physics.ageing.closing import PeriodClose
 from v2gsim.physics.ageing.config import WearConfig
 from v2gsim.physics.ageing.packs import SwapPackWear
 from v2gsim.physics.ageing.population import WearPopulation
 from v2gsim.physics.ambient import ambient_on_clock
-from v2gsim.physics.wear import WEAR_MODELS, WearState, model_for_chemistry
+from v2gsim.physics.wear import WEAR_MODELS, model_for_chemistry
 
 
 def _resolve_models(cfg: WearConfig, chemistries: list[str]):
@@ -24,7 +25,7 @@ def _resolve_models(cfg: WearConfig, chemistries: list[str]):
     return models, [uniq.index(nm) for nm in names], uniq
 
 
-class FleetWear(Actor):
+class FleetWear(PeriodClose, Actor):
     """Battery ageing of the vehicle fleet, an actor of :class:`~v2gsim.model.V2GModel`.
 
     Built by the model when ``wear.model`` is not ``off``. Phases: :meth:`begin` at the first
@@ -178,10 +179,8 @@ class FleetWear(Actor):
         d_drv = f.e_driven_kwh - drv0
         d_chg = f.e_charged_kwh - chg0
         d_dis = f.e_discharged_kwh - dis0
-        stress = self.pop.close_period(dt_s=dt_s, cap_kwh=f.capacity_kwh, thr_drive=d_drv, thr_charge=d_chg * f.eta_charge,
-                                       thr_v2g=d_dis / f.eta_discharge, thr_grid_kwh=d_chg + d_dis, c_drive=self.c_drive,
-                                       t_amb_degc=t_amb, heating_k_per_c_rate=cfg.heating_k_per_c_rate)
-        self.n_out_of_range += stress["n_out_of_range"]
+        stress = self._advance(cfg, dt_s, t_amb, cap_kwh=f.capacity_kwh, thr_drive=d_drv, thr_charge=d_chg * f.eta_charge,
+                               thr_v2g=d_dis / f.eta_discharge, thr_grid_kwh=d_chg + d_dis)
         self._last_stress = stress
         # capacity feedback, keeping the state of charge (vehicles with a leased swap pack: from the pack)
         soh = self.pop.state.soh
@@ -190,13 +189,7 @@ class FleetWear(Actor):
         for pw in self.pack_wears:
             pw.close(s_next, dt_s, t_amb)
         # retirement: the vehicle gets a new pack; the old one goes to second life (or recycling)
-        ret = np.flatnonzero((soh < cfg.retirement_soh) & ~self.leased)
-        if ret.size:
-            self._retire(ret, s_next)
-        if cfg.price_dispatch:
-            self._price(stress)
-        if self.second_life is not None:
-            self.second_life.close_period(s_next, dt_s, t_amb, cfg.heating_k_per_c_rate)
+        self._retire_price_age(cfg, (soh < cfg.retirement_soh) & ~self.leased, stress, s_next, dt_s, t_amb)
         self._period_start = s_next
         self._thr0 = self._throughputs(f)
         self.pop.begin_period(f.e_kwh)
@@ -238,15 +231,8 @@ class FleetWear(Actor):
         for k in self.retired:
             self.retired[k][ret] += att[k][ret]
         self.retired_fec[ret] += pop.state.fec[ret]
-        rows = WearState(**{name: getattr(pop.state, name)[ret].copy() for name in
-                            ("q_loss_cal", "q_loss_cyc", "t_s", "fec", "fd_cal", "fd_cyc", "n_out_of_range")})
-        if self.second_life is not None:
-            self.second_life.add(s, ret, self.cap_nom_kwh[ret], pop.model_ids[ret], rows, f.e_kwh[ret].copy())
-        else:
-            self.packs_recycled_direct += ret.size
-        self.packs_replaced[ret] += 1
-        self.replacement_cost_cny[ret] += self.cfg.replacement_cost_cny_per_kwh * self.cap_nom_kwh[ret]
-        pop.reset_packs(ret)
+        self._hand_over(ret, s, f.e_kwh[ret].copy())
+        self._replace(self.cfg, ret)
         self.apply_soh(ret, np.ones(f.n))
 
     def _price(self, stress) -> None:

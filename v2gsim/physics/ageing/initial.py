@@ -13,8 +13,10 @@ a few years old. A population group (``population[i]``) and a swap station's pac
   age's calendar fade, the rest cycle fade (so the cycle law continues from that many equivalent
   cycles). Null (default): the age's calendar fade alone (1.0 for a new pack).
 
-Either is a number or a distribution (:class:`Spread`). Defaults (0 years, null) leave every pack
-new, as before. Fade reported for the run (``fade_pct``, wear cost) counts from the start, not
+Either is a number or a distribution (:class:`Spread`). A population group's packs default to the
+age of China's NEV stock (``{dist: cn_nev_stock}``, :func:`cn_nev_stock_age_bins`, from the Ministry
+of Public Security's yearly figures); ``initial_age_years: 0`` keeps them new. A swap station's pack
+pool defaults to new (0 years). ``initial_soh`` defaults to null. Fade reported for the run (``fade_pct``, wear cost) counts from the start, not
 from the pack's manufacture; ``soh`` is the real state of health.
 """
 
@@ -35,29 +37,46 @@ STORAGE_SOC = 0.6
 
 
 class Spread(ConfigModel):
-    """A per-pack figure drawn at build: ``fixed`` (``value``), ``uniform`` (``low``..``high``) or
-    ``normal`` (``mean``, ``sd``, clipped to ``low``..``high``)."""
+    """A per-pack figure drawn at build: ``fixed`` (``value``), ``uniform`` (``low``..``high``),
+    ``normal`` (``mean``, ``sd``, clipped to ``low``..``high``), ``empirical`` (``shares`` of the
+    bins between consecutive ``edges``, uniform within a bin) or ``cn_nev_stock`` (the age of
+    China's NEV stock, :data:`CN_NEV_STOCK_AGE`; no parameters)."""
 
-    dist: Literal["fixed", "uniform", "normal"] = Field(description="fixed, uniform or normal (clipped to low..high)")
+    dist: Literal["fixed", "uniform", "normal", "empirical", "cn_nev_stock"] = Field(
+        description="fixed, uniform, normal (clipped to low..high), empirical (edges + shares) or cn_nev_stock (China's NEV stock ages)")
     value: float | None = Field(default=None, description="fixed: the value")
     low: float | None = Field(default=None, description="uniform: lower end; normal: lower bound")
     high: float | None = Field(default=None, description="uniform: upper end; normal: upper bound")
     mean: float | None = Field(default=None, description="normal: mean")
     sd: Annotated[float, Field(ge=0)] | None = Field(default=None, description="normal: standard deviation")
+    edges: list[float] | None = Field(default=None, description="empirical: bin edges, increasing (k + 1 values)")
+    shares: list[Annotated[float, Field(ge=0)]] | None = Field(default=None, description="empirical: each bin's share (k values, summing to 1)")
 
     @model_validator(mode="after")
     def _complete(self):
-        need = {"fixed": ("value",), "uniform": ("low", "high"), "normal": ("mean", "sd", "low", "high")}[self.dist]
+        need = {"fixed": ("value",), "uniform": ("low", "high"), "normal": ("mean", "sd", "low", "high"),
+                "empirical": ("edges", "shares"), "cn_nev_stock": ()}[self.dist]
         missing = [k for k in need if getattr(self, k) is None]
         if missing:
             raise PydanticCustomError("spread", "dist {dist} needs {missing}",
                                       {"dist": self.dist, "missing": ", ".join(missing),
                                        "hint": f"give {', '.join(missing)}, e.g. " + {"fixed": "{dist: fixed, value: 2}",
                                                                                       "uniform": "{dist: uniform, low: 0, high: 4}",
-                                                                                      "normal": "{dist: normal, mean: 2, sd: 1, low: 0, high: 8}"}[self.dist]})
+                                                                                      "normal": "{dist: normal, mean: 2, sd: 1, low: 0, high: 8}",
+                                                                                      "empirical": "{dist: empirical, edges: [0, 1, 3], shares: [0.6, 0.4]}"}[self.dist]})
         if self.low is not None and self.high is not None and self.low > self.high:
             raise PydanticCustomError("spread", "low ({low}) is above high ({high})",
                                       {"low": self.low, "high": self.high, "hint": "swap low and high"})
+        if self.dist == "empirical":
+            e, w = self.edges, self.shares
+            if len(e) != len(w) + 1 or len(w) == 0:
+                raise PydanticCustomError("spread", "empirical needs one edge more than shares; got {ne} edges and {nw} shares",
+                                          {"ne": len(e), "nw": len(w), "hint": "edges [0, 1, 3] go with shares [0.6, 0.4]"})
+            if any(b <= a for a, b in zip(e, e[1:])):
+                raise PydanticCustomError("spread", "empirical edges must increase; got {e}", {"e": e, "hint": "list the bin edges in increasing order"})
+            if abs(sum(w) - 1.0) > 1e-6:
+                raise PydanticCustomError("spread", "empirical shares must sum to 1; they sum to {s}",
+                                          {"s": round(sum(w), 9), "hint": "divide each share by their sum"})
         return self
 
     @classmethod
@@ -71,9 +90,18 @@ class Spread(ConfigModel):
             return {"dist": "fixed", "value": v}
         return v
 
+    def bins(self) -> tuple[np.ndarray, np.ndarray]:
+        """(edges, shares) of an ``empirical`` or ``cn_nev_stock`` spread."""
+        if self.dist == "cn_nev_stock":
+            return cn_nev_stock_age_bins()
+        return np.asarray(self.edges, float), np.asarray(self.shares, float)
+
     def bounds(self) -> tuple[float, float]:
         if self.dist == "fixed":
             return float(self.value), float(self.value)
+        if self.dist in ("empirical", "cn_nev_stock"):
+            e, _ = self.bins()
+            return float(e[0]), float(e[-1])
         return float(self.low), float(self.high)
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -81,7 +109,12 @@ class Spread(ConfigModel):
             return np.full(n, float(self.value))
         if self.dist == "uniform":
             return rng.uniform(self.low, self.high, n)
-        return np.clip(rng.normal(self.mean, self.sd, n), self.low, self.high)
+        if self.dist == "normal":
+            return np.clip(rng.normal(self.mean, self.sd, n), self.low, self.high)
+        # empirical: a bin by its share, then uniform within it (one vectorised draw each)
+        e, w = self.bins()
+        k = rng.choice(w.size, size=n, p=w / w.sum())
+        return e[k] + rng.random(n) * (e[k + 1] - e[k])
 
 
 def check_range(spread: float | Spread | None, lo: float, hi: float, what: str) -> None:
@@ -169,7 +202,75 @@ def china_nev_mean_age_years(older_mean_age_years: float) -> float:
     return (0.5 * c["registered_2023"] + 1.5 * c["registered_2022"] + older_mean_age_years * older) / c["stock_end_2023"]
 
 
-#: An example spread for a Chinese fleet (not the default): uniform over 0-4 years, mean 2.0,
-#: inside the 1.5-2.4-year band :func:`china_nev_mean_age_years` gives [B]. The real stock is
-#: younger-skewed (36 % registered within the last year) and, for a city, regional.
+#: A simpler spread for a Chinese fleet: uniform over 0-4 years, mean 2.0, inside the 1.5-2.4-year
+#: band :func:`china_nev_mean_age_years` gives [B]. The real stock is younger-skewed (36 %
+#: registered within the last year); the default is :data:`DEFAULT_GROUP_AGE` below.
 CHINA_FLEET_AGE_EXAMPLE = {"dist": "uniform", "low": 0.0, "high": 4.0}
+
+
+#: China's NEV stock at each year end and new NEV registrations per year, millions, as the
+#: Ministry of Public Security (MPS) announced them each January [A]:
+#:
+#: * 2024: 31.40 in use, 11.25 newly registered (Xinhua, en.people.cn/n3/2025/0117/c90000-20267347.html;
+#:   shine.cn/biz/auto/2501172408/, 17 Jan 2025);
+#: * 2023: 20.41 in use, 7.43 registered (Xinhua, en.people.cn/n3/2024/0111/c90000-20120828.html,
+#:   11 Jan 2024, which also gives 1.2 registered in 2019);
+#: * 2022: 13.10 in use, 5.35 registered (MPS via agencies, dailymailnews.pk "China sees surge in
+#:   registered NEVs in 2022", Jan 2023; Xinhua's 2024 note "7.43, 2.07 more than 2022" gives 5.36);
+#: * 2021: 7.84 in use, 2.95 registered, "1.78 million more than the previous year" (so 1.17 in
+#:   2020) (MPS via CnEVPost, cnevpost.com/2022/01/13/chinas-nev-fleet-reaches-7-84-million-81-6-bevs);
+#: * 2020: 4.92 in use, "1.11 million (29.18 %) more than 2019" (so 3.81 at the end of 2019)
+#:   (Xinhua, peoplesdaily.pdnews.cn, 8 Jan 2021; MPS figures as relayed by de-ta.org);
+#: * 2019: 1.20 registered (Xinhua 2024 above).
+#:
+#: The stock counts every NEV (private cars, taxis, buses, trucks; 81 % battery-electric in 2020-21);
+#: there is no published split of the stock by age or by use, so private groups take the whole
+#: stock's ages [B].
+CN_NEV_MPS_MILLIONS = {
+    # year: (stock at the year end, newly registered in the year)
+    2019: (4.92 - 1.11, 1.20),
+    2020: (4.92, 2.95 - 1.78),
+    2021: (7.84, 2.95),
+    2022: (13.10, 5.35),
+    2023: (20.41, 7.43),
+    2024: (31.40, 11.25),
+}
+
+#: Age (years) given to the stock registered before 2019 that is still in use at the end of 2024:
+#: uniform over 6-10 years [B]. China had only 0.12 million NEVs in 2014 (MPS, shine.cn 2025
+#: above), so nearly all of it was registered 2015-2018.
+CN_NEV_OLDER_AGE_YEARS = (6.0, 10.0)
+
+
+def cn_nev_stock_age_bins(year: int = 2024) -> tuple[np.ndarray, np.ndarray]:
+    """Age distribution of China's NEV stock at the end of ``year`` [B, derived from
+    :data:`CN_NEV_MPS_MILLIONS`]: edges (years) and the share of the stock in each bin.
+
+    The vehicles registered ``k`` years before the year end's year (``k`` = 0 for that year) are
+    ``k``..``k + 1`` years old; registrations are taken as still in use (scrapping 2020-2024 was
+    0.56 million against 28 million registered: the stock grew by registrations less that much,
+    counted against the oldest vehicles). The rest of the stock (registered before 2019, net of
+    all scrapping) is spread over :data:`CN_NEV_OLDER_AGE_YEARS`.
+    At the end of 2024 that is 36 / 24 / 17 / 9.4 / 3.7 / 3.8 % under 1 / 2 / ... / 6 years and
+    6.5 % older; mean age 2.19 years."""
+    years = sorted(y for y in CN_NEV_MPS_MILLIONS if y <= year)
+    if not years or years[-1] != year:
+        raise ValueError(f"no MPS figures for {year}; known: {sorted(CN_NEV_MPS_MILLIONS)}")
+    stock = CN_NEV_MPS_MILLIONS[year][0]
+    cohorts = [CN_NEV_MPS_MILLIONS[y][1] for y in reversed(years)]  # age 0-1, 1-2, ...
+    older = stock - sum(cohorts)
+    if older < 0:
+        raise ValueError(f"registrations since {years[0]} exceed the stock at the end of {year}")
+    lo, hi = CN_NEV_OLDER_AGE_YEARS
+    if lo < len(cohorts):
+        raise ValueError(f"the older stock's ages ({lo}-{hi} years) overlap the registered cohorts (0-{len(cohorts)} years)")
+    # a gap between the last cohort and the older band is an empty bin
+    edges = np.array([*range(len(cohorts) + 1), *([lo] if lo > len(cohorts) else []), hi], float)
+    shares = np.array([*cohorts, *([0.0] if lo > len(cohorts) else []), older]) / stock
+    return edges, shares
+
+
+#: The default ``initial_age_years`` of a population group when wear is on: the age of China's
+#: NEV stock at the end of 2024 (:func:`cn_nev_stock_age_bins`). ``initial_age_years: 0`` keeps
+#: the packs new. A swap station's pack pool stays new by default (docs/wear.md, Initial age).
+DEFAULT_GROUP_AGE = {"dist": "cn_nev_stock"}

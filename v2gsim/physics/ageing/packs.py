@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from v2gsim.market.second_life import SecondLifeStorage
+from v2gsim.physics.ageing.closing import PeriodClose
 from v2gsim.physics.ageing.population import WearPopulation
-from v2gsim.physics.wear import WearState
 
 if TYPE_CHECKING:  # pragma: no cover
     from v2gsim.physics.ageing.fleet import FleetWear
 
 
-class SwapPackWear:
+class SwapPackWear(PeriodClose):
     """Ageing of every pack of one :class:`~v2gsim.agents.swap_station.SwapNetwork` (built by
     :meth:`FleetWear.pack_wear`): a second :class:`WearPopulation` over the P packs.
 
@@ -82,7 +82,10 @@ class SwapPackWear:
             rack = pk.vehicle < 0
             pk.e_kwh[rack] *= soh0[rack]  # racked packs keep their state of charge
             pk.soh[:] = soh0
-            fw.scale_at_build(pk.vehicle[~rack], soh0[~rack])  # a carried pack sets its vehicle's capacity
+        # a carried pack sets its vehicle's capacity, new packs too: the vehicle's group may have
+        # aged it (initial_age_years, default China's NEV stock ages), but the pack is the operator's
+        carried = pk.vehicle >= 0
+        fw.scale_at_build(pk.vehicle[carried], pk.soh[carried])
         if cfg.price_dispatch:
             n = P
             stress = dict(dt_s=0.0, t_degc=np.full(n, float(fw.t_amb_degc.mean())), soc_mean=np.full(n, 0.6),
@@ -147,19 +150,11 @@ class SwapPackWear:
         net, cfg = self.net, self.fw.cfg
         pk = net.packs
         self._flush(self.veh)
-        stress = self.pop.close_period(dt_s=dt_s, cap_kwh=pk.capacity_kwh * pk.soh, thr_drive=self.thr[0], thr_charge=self.thr[1],
-                                       thr_v2g=self.thr[2], thr_grid_kwh=self.thr_grid, c_drive=self.c_drive, t_amb_degc=t_amb,
-                                       heating_k_per_c_rate=cfg.heating_k_per_c_rate)
-        self.n_out_of_range += stress["n_out_of_range"]
+        stress = self._advance(cfg, dt_s, t_amb, cap_kwh=pk.capacity_kwh * pk.soh, thr_drive=self.thr[0], thr_charge=self.thr[1],
+                               thr_v2g=self.thr[2], thr_grid_kwh=self.thr_grid)
         soh = self.pop.state.soh
         self._set_soh(np.arange(pk.n), soh)
-        ret = np.flatnonzero(soh < cfg.retirement_soh)
-        if ret.size:
-            self._retire(ret, s_next)
-        if cfg.price_dispatch:
-            self._price(stress)
-        if self.second_life is not None:
-            self.second_life.close_period(s_next, dt_s, t_amb, cfg.heating_k_per_c_rate)
+        self._retire_price_age(cfg, soh < cfg.retirement_soh, stress, s_next, dt_s, t_amb)
         net.invalidate_slots()
         self.thr[:] = 0.0
         self.thr_grid[:] = 0.0
@@ -187,20 +182,14 @@ class SwapPackWear:
         net, pop, cfg = self.net, self.pop, self.fw.cfg
         pk = net.packs
         st = pop.state
-        rows = WearState(**{name: getattr(st, name)[ret].copy() for name in
-                            ("q_loss_cal", "q_loss_cyc", "t_s", "fec", "fd_cal", "fd_cyc", "n_out_of_range")})
-        if self.second_life is not None:
+        self._hand_over(ret, s, net.pack_e_kwh()[ret])
+        if self.second_life is not None:  # at its station; a carried pack at its vehicle's preferred one
             where = np.where(pk.station[ret] >= 0, pk.station[ret], net.veh_pref[np.maximum(pk.vehicle[ret], 0)])
-            self.second_life.add(s, ret, self.cap_nom_kwh[ret], pop.model_ids[ret], rows, net.pack_e_kwh()[ret])
             self.sl_station = np.r_[self.sl_station, where.astype(np.int64)]
-        else:
-            self.packs_recycled_direct += ret.size
         self.retired_cal[ret] += np.clip(st.q_loss_cal[ret], 0.0, 1.0) - pop.q0_cal[ret]  # the run's fade only
         self.retired_cyc[ret] += np.clip(st.q_loss_cyc[ret], 0.0, 1.0) - pop.q0_cyc[ret]
         self.retired_fec[ret] += st.fec[ret]
-        self.packs_replaced[ret] += 1
-        self.replacement_cost_cny[ret] += cfg.replacement_cost_cny_per_kwh * self.cap_nom_kwh[ret]
-        pop.reset_packs(ret)
+        self._replace(cfg, ret)
         self._set_soh(ret, np.ones(ret.size))
 
     def _price(self, stress) -> None:

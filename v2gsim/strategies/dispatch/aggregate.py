@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import numpy as np
 import scipy.sparse as sp
 
+from v2gsim.strategies.dispatch.grid_rows import grid_rows
 from v2gsim.strategies.dispatch.problem import DispatchProblem, subset_problem
 from v2gsim.strategies.dispatch.solver import _solve
 
@@ -90,7 +91,8 @@ def flexibility_envelopes(
         upper envelope of vehicles that cannot discharge stops at their need.
     """
     if unidirectional_cap_at_need is None:
-        unidirectional_cap_at_need = bool(np.all(prob.price_buy_cny_per_kwh >= 0))
+        # (a valley fill's floor can pay for energy beyond the need too)
+        unidirectional_cap_at_need = bool(np.all(prob.price_buy_cny_per_kwh >= 0)) and prob.p_floor_kw is None
     T, dt = prob.n_steps, prob.dt_h
     a, d = prob.window
     t = np.arange(T + 1)
@@ -276,6 +278,11 @@ def _aggregate_lp(prob: DispatchProblem, interval_bounds: bool):
         A = sp.vstack([sp.hstack([A.scipy(), sp.csr_array((r0, c2.size))]), A2[r0:]], format="csr")
         c, lo, hi = np.concatenate([c, c2]), np.concatenate([lo, lo2]), np.concatenate([hi, hi2])
         lb, ub = np.concatenate([lb, lb2]), np.concatenate([ub, ub2])
+    g = grid_rows(prob, c.size, np.concatenate([o_pc + np.arange(T), o_pd + np.arange(T)]),
+                  np.concatenate([np.arange(T), np.arange(T)]), np.concatenate([ones, -ones]))
+    if g is not None:  # a valley fill's floor, regulation reserve (before the peak rows: their duals are the last T)
+        n_rows0 = A.shape[0]
+        c, A, lo, hi, lb, ub = g.stack(c, A, lo, hi, lb, ub)
     if prob.peak_cny_per_kw > 0:
         # the planned site peak z >= Pc_t - Pd_t, free up to the billing period's peak so far
         # (DispatchProblem.peak_cny_per_kw)
@@ -290,7 +297,9 @@ def _aggregate_lp(prob: DispatchProblem, interval_bounds: bool):
         c = np.concatenate([c, [prob.peak_cny_per_kw]])
         lo, hi = np.concatenate([lo, np.full(T, -np.inf)]), np.concatenate([hi, np.zeros(T)])
         lb, ub = np.concatenate([lb, [prob.peak_ref_kw]]), np.concatenate([ub, [np.inf]])
-    off = {"pc": o_pc, "pd": o_pd, "e": o_e, "d": o_d, "ve": o_ve, "vd": o_vd, "s": o_s}
+    off = {"pc": o_pc, "pd": o_pd, "e": o_e, "d": o_d, "ve": o_ve, "vd": o_vd, "s": o_s,
+           "floor_rows": n_rows0 + g.floor_rows if g is not None else np.empty(0, np.int64),
+           "floor_steps": g.floor_steps if g is not None else np.empty(0, np.int64)}
     return c, A, lo, hi, lb, ub, off, e_lo, e_hi
 
 
@@ -362,6 +371,9 @@ def plan_aggregate(prob: DispatchProblem, *, interval_bounds: bool = True) -> Ag
     shift = limit_shift - y[4 * T + 2:5 * T + 2] / prob.dt_h  # and the soft-cap rows
     if prob.peak_cny_per_kw > 0:  # and the peak rows (the last T): what a kW more at the peak costs
         shift = shift - y[y.size - T:] / prob.dt_h
+    if off["floor_rows"].size:  # and a valley fill's floor: what a kWh more in its window earns
+        fs = off["floor_steps"]
+        shift[fs] = shift[fs] - y[off["floor_rows"]] / np.broadcast_to(np.asarray(prob.dt_h, float), (T,))[fs]
     return AggregatePlan(
         p_kw=p, p_ch_kw=pc, p_dis_kw=pd, e_kwh=x[o_e:o_d], e_lo_kwh=e_lo, e_hi_kwh=e_hi,
         e_departing_kwh=x[o_d:o_ve],

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from v2gsim.strategies.dispatch.grid_rows import GridRows, grid_rows
 from v2gsim.strategies.dispatch.problem import (
     _TOL_KW,
     DispatchPlan,
@@ -44,7 +45,8 @@ _log = logging.getLogger(__name__)
 class _ExactModel:
     """:func:`plan_exact`'s LP. Columns: p_ch (n*T, vehicle-major), p_dis (n*T), e (n*(T+1)),
     need slack (n), soft-cap slack (T), tracking slacks above / below (T each, with a profile),
-    the planned site peak (1, with a peak charge)."""
+    the planned site peak (1, with a peak charge), then a valley fill's and regulation's slacks
+    (:mod:`.grid_rows`, with their rows below the others)."""
 
     prob: DispatchProblem
     c: np.ndarray
@@ -54,6 +56,7 @@ class _ExactModel:
     lb: np.ndarray
     ub: np.ndarray
     track_kw: np.ndarray | None
+    grid: GridRows | None = None  # a valley fill's floor, regulation reserve (grid_rows)
 
     @property
     def nT(self) -> int:
@@ -82,7 +85,8 @@ class _ExactModel:
             parts += [np.maximum(site - self.track_kw, 0.0), np.maximum(self.track_kw - site, 0.0)]
         if prob.peak_cny_per_kw > 0:
             parts.append(np.array([max(prob.peak_ref_kw, float(site.max(initial=0.0)))]))
-        return np.concatenate(parts)
+        x = np.concatenate(parts)
+        return x if self.grid is None else np.concatenate([x, self.grid.slacks(x)])
 
     def objective(self, p_kw: np.ndarray) -> float:
         return float(self.c @ self.columns(p_kw))
@@ -209,7 +213,14 @@ def _exact_model(prob: DispatchProblem, track_kw, track_cny_per_kwh: float) -> _
     A = sp.csr_array(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(nrow, nv)
     )
-    return _ExactModel(prob, c, A, np.concatenate(rlo), np.concatenate(rhi), lb, ub, tr)
+    lo, hi = np.concatenate(rlo), np.concatenate(rhi)
+    bi = np.repeat(prob.p_dis_max_kw > 0, T)
+    g = grid_rows(prob, nv, np.concatenate([o_pc + np.arange(nT), o_pd + np.arange(nT)]), np.concatenate([tt, tt]),
+                  np.concatenate([np.ones(nT), -np.ones(nT)]), np.concatenate([bi, bi]),
+                  (o_e + np.arange(n * (T + 1))).reshape(n, T + 1))
+    if g is not None:
+        c, A, lo, hi, lb, ub = g.stack(c, A, lo, hi, lb, ub)
+    return _ExactModel(prob, c, A, lo, hi, lb, ub, tr, g)
 
 
 def _with_binaries(m: _ExactModel, k: np.ndarray):

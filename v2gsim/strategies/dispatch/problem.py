@@ -34,6 +34,10 @@ Modelling choices (documented, tested):
   charging over equally priced steps rather than bunching it at the start of a cheap period.
 * No vehicle charges and discharges in the same step (:func:`check_plan`; how the exact plan
   ensures it: :mod:`.exact`).
+* A valley fill (``p_floor_kw``) is a soft floor on site net power, each kWh below it costing
+  ``floor_price_cny_per_kwh``; regulation (``reserve_kw``) is capacity held both ways around the
+  planned power, a kW not held for an hour costing ``reserve_price_cny_per_kwh``. Their rows:
+  :mod:`.grid_rows` (the exact and the aggregate LP; :func:`schedule_score` counts the floor).
 """
 
 from __future__ import annotations
@@ -137,6 +141,16 @@ class DispatchProblem:
     penalty_request_cny_per_kwh: float = 100.0
     peak_cny_per_kw: float = 0.0
     peak_ref_kw: float = 0.0
+    # valley fill: soft floor on site net power (T,), -inf where none; a kWh below it costs
+    # floor_price_cny_per_kwh (T,) (the request's price: what the grid pays for it)
+    p_floor_kw: np.ndarray | None = None
+    floor_price_cny_per_kwh: np.ndarray | None = None
+    # regulation: capacity to hold both ways around the planned power (T,), kW (0 where none);
+    # a kW not held for a step costs reserve_price_cny_per_kwh (T,) x dt; the energy headroom
+    # asked is reserve_sustain_h of the capacity (a signal that may sit at +-p that long)
+    reserve_kw: np.ndarray | None = None
+    reserve_price_cny_per_kwh: np.ndarray | None = None
+    reserve_sustain_h: float = 0.25
     # Derived (filled in __post_init__)
     n_vehicles: int = field(init=False)
     n_steps: int = field(init=False)
@@ -194,6 +208,21 @@ class DispatchProblem:
         if not (np.isfinite(self.peak_ref_kw) and self.peak_ref_kw >= 0):
             raise ValueError(f"peak_ref_kw must be finite and >= 0; got {self.peak_ref_kw}")
         s(self, "requests", tuple(self.requests))
+        for name in ("p_floor_kw", "floor_price_cny_per_kwh", "reserve_kw", "reserve_price_cny_per_kwh"):
+            v = getattr(self, name)
+            if v is not None:
+                a = np.broadcast_to(np.asarray(v, dtype=float), (T,)).copy()
+                if np.isnan(a).any() or (name != "p_floor_kw" and (np.any(a < 0) or not np.all(np.isfinite(a)))):
+                    raise ValueError(f"{name} must be {'>= 0 and finite' if name != 'p_floor_kw' else 'a number or -inf'} "
+                                     f"with shape ({T},)")
+                a.setflags(write=False)
+                s(self, name, a)
+        if (self.p_floor_kw is None) != (self.floor_price_cny_per_kwh is None):
+            raise ValueError("give p_floor_kw and floor_price_cny_per_kwh together")
+        if (self.reserve_kw is None) != (self.reserve_price_cny_per_kwh is None):
+            raise ValueError("give reserve_kw and reserve_price_cny_per_kwh together")
+        if not self.reserve_sustain_h >= 0:
+            raise ValueError(f"reserve_sustain_h must be >= 0; got {self.reserve_sustain_h}")
 
     # -- derived arrays (computed once; treat as read-only) --------------------------------
 
@@ -346,6 +375,8 @@ def schedule_score(prob: DispatchProblem, p_kw: np.ndarray) -> float:
     cost = pc.sum(0) @ (prob.price_buy_cny_per_kwh * dt) - pd.sum(0) @ (prob.price_v2g_cny_per_kwh * dt)
     cost += prob.wear_total_cny_per_kwh @ ((pc + pd) @ dt)
     short = np.maximum(p.sum(0) - prob.p_cap_kw, 0.0) @ dt
+    if prob.p_floor_kw is not None:  # a valley fill's floor: each kWh below it at its price
+        cost += (np.maximum(prob.p_floor_kw - p.sum(0), 0.0) * prob.floor_price_cny_per_kwh) @ dt
     if prob.peak_cny_per_kw > 0 and T:
         cost += prob.peak_cny_per_kw * max(float(p.sum(0).max()) - prob.peak_ref_kw, 0.0)
     return float(cost + prob.penalty_need_cny_per_kwh * unmet.sum() + prob.penalty_request_cny_per_kwh * short)
@@ -486,7 +517,21 @@ def coarsen(prob: DispatchProblem, block: int) -> DispatchProblem:
         penalty_need_cny_per_kwh=prob.penalty_need_cny_per_kwh,
         penalty_request_cny_per_kwh=prob.penalty_request_cny_per_kwh,
         peak_cny_per_kw=prob.peak_cny_per_kw, peak_ref_kw=prob.peak_ref_kw,
+        **_coarse_extras(prob, lambda x, fn: fn.reduce(blocks(x), axis=1), lambda x: blocks(x).mean(1)),
     )
+
+
+def _coarse_extras(prob: DispatchProblem, red, mean) -> dict:
+    """The floor and the regulation reserve on coarse blocks: the highest of each block (a
+    request covering part of a block applies to all of it, as the soft cap does), prices the
+    block mean."""
+    out = {"reserve_sustain_h": prob.reserve_sustain_h}
+    if prob.p_floor_kw is not None:
+        out |= {"p_floor_kw": red(prob.p_floor_kw, np.maximum), "floor_price_cny_per_kwh": mean(prob.floor_price_cny_per_kwh)}
+    if prob.reserve_kw is not None:
+        out |= {"reserve_kw": red(prob.reserve_kw, np.maximum),
+                "reserve_price_cny_per_kwh": mean(prob.reserve_price_cny_per_kwh)}
+    return out
 
 
 def coarsen_blocks(prob: DispatchProblem, blocks: np.ndarray) -> DispatchProblem:
@@ -543,6 +588,7 @@ def coarsen_blocks(prob: DispatchProblem, blocks: np.ndarray) -> DispatchProblem
         penalty_need_cny_per_kwh=prob.penalty_need_cny_per_kwh,
         penalty_request_cny_per_kwh=prob.penalty_request_cny_per_kwh,
         peak_cny_per_kw=prob.peak_cny_per_kw, peak_ref_kw=prob.peak_ref_kw,
+        **_coarse_extras(prob, red, mean),
     )
     # the need at the (coarse) horizon end, with the hours after it counted on the fine grid
     a, d = out.window
