@@ -157,16 +157,19 @@ class GeneratedMobility:
             for k in range(k_legs - 2, -1, -1):
                 next_dep[:, k] = np.where(plan.active[:, k + 1], dep[:, k + 1], next_dep[:, k + 1])
                 next_km[:, k] = np.where(plan.active[:, k + 1], plan.km[:, k + 1], next_km[:, k + 1])
-            rows, cols = np.nonzero(plan.active)
+            # the active legs as flat (row-major) indices: one 1-D take per array is cheaper than
+            # a 2-D fancy index (rows, cols) per array, and gives the same elements in the same order
+            flat = np.flatnonzero(plan.active)
+            rows = flat // k_legs
             v = b.start + rows
             f = self.fleet
             rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(STREAM_MOBILITY, d, len(self.blocks) + b.start)))
             noise = np.rint(rng.normal(0.0, 1.0, rows.size) * f.departure_estimate_sd_h[v] * 60 / self.step_min)
-            arr_s = arr[rows, cols] + base
-            est = np.maximum(next_dep[rows, cols] + base + noise.astype(np.int64), arr_s + 1)
-            km = plan.km[rows, cols]
-            loc = plan.dest[rows, cols]
-            dep_s = dep[rows, cols] + base
+            arr_s = arr.ravel().take(flat) + base
+            est = np.maximum(next_dep.ravel().take(flat) + base + noise.astype(np.int64), arr_s + 1)
+            km = plan.km.ravel().take(flat)
+            loc = plan.dest.ravel().take(flat)
+            dep_s = dep.ravel().take(flat) + base
             deps.append({"step": dep_s, "vehicle": v, "trip_kwh": km * f.consumption_kwh_per_km[v], "km": km, "dest": loc, "travel_steps": arr_s - dep_s})
             arrs.append(
                 {
@@ -179,7 +182,7 @@ class GeneratedMobility:
                     "e_set_kwh": np.full(rows.size, np.nan),
                     "p_max_kw": np.full(rows.size, np.inf),
                     "depart_est_step": est,
-                    "next_trip_kwh": next_km[rows, cols] * f.consumption_kwh_per_km[v],
+                    "next_trip_kwh": next_km.ravel().take(flat) * f.consumption_kwh_per_km[v],
                 }
             )
         return DayEvents.build(base, spd, _concat(deps, DEP_KEYS), _concat(arrs, ARR_KEYS))
@@ -201,7 +204,8 @@ ARR_KEYS = {
 
 
 def _concat(parts: list[dict], keys: dict) -> dict:
-    return {k: (np.concatenate([p[k] for p in parts]).astype(t) if parts else np.empty(0, t)) for k, t in keys.items()}
+    # copy=False: concatenate already made a new array; a second copy is needed only to change the type
+    return {k: (np.concatenate([p[k] for p in parts]).astype(t, copy=False) if parts else np.empty(0, t)) for k, t in keys.items()}
 
 
 # --------------------------------------------------------------------------- sessions
