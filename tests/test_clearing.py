@@ -86,17 +86,56 @@ def test_valley_fill_and_regulation_cleared_in_mixed_city(tmp_path):
     for number, target, cap in ((0, 200.0, 2.0), (1, 100.0, 15.0)):
         b = t[t["request"] == number]
         assert list(b["operator_id"]) == ops
-        # only the centralized operator bids for these kinds (the others' strategies do not)
-        assert b.loc[b["operator_id"] != "centralized", "bid_kw"].eq(0).all()
+        # the centralized operator bids for both kinds, the distributed one for valley fills only
+        # (Strategy.bid_kinds), the swap operator for neither
+        bidders = ("centralized", "distributed") if number == 0 else ("centralized",)
+        assert b.loc[~b["operator_id"].isin(bidders), "bid_kw"].eq(0).all()
         assert b.loc[b["operator_id"] == "centralized", "bid_kw"].iloc[0] > 0
         c = clear([Bid(o, k, pr) for o, k, pr in zip(b["operator_id"], b["bid_kw"], b["bid_price_cny_per_kwh"])], target, cap)
         assert b["accepted_kw"].to_numpy() == pytest.approx(c.accepted_kw)
         if c.total_kw > 0:
-            row = s[s["request"] == number].iloc[0]
+            row = s[(s["request"] == number) & (s["operator_id"] == "centralized")].iloc[0]
             assert row["operator_id"] == "centralized" and row["name"] == f"{['fill', 'fm'][number]}.centralized"
             if number == 0:  # asked: the accepted kW above the baseline for 1 h, paid at the uniform price
-                assert row["asked_kwh"] == pytest.approx(c.total_kw)
+                assert row["asked_kwh"] == pytest.approx(c.accepted_kw[1])
                 assert row["paid_cny"] == pytest.approx(min(max(row["delivered_kwh"], 0), 1.2 * row["asked_kwh"]) * c.price_cny_per_kwh)
             else:  # capacity on the accepted kW, mileage at the uniform mileage price
                 assert row["mileage_paid_cny"] == pytest.approx(c.price_cny_per_kwh * row["mileage_mw"])
     assert actor_money(r.ledger)["net_cny"].sum() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_distributed_and_a_centralized_operator_compete_for_a_valley_fill(tmp_path):
+    """The centralized operator bids what moving charging into the window costs it, the distributed
+    one the reward it passes on to its drivers (the cap): the cheaper is taken in full, the
+    distributed marginal bid sets the uniform price, and its dispatch becomes a charging invitation
+    whose reward is that price."""
+    from ledger_checks import check_ledger
+
+    raw = yaml.safe_load(find_scenario("mixed_city").read_text())
+    raw["time"]["horizon_days"] = 3
+    raw["business_models"][0].setdefault("drivers", {})["enrol_probability"] = 1.0
+    assert raw["business_models"][0]["kind"] == "distributed"
+    ops = ["distributed", "centralized"]
+    raw["grid_operator"] = {"requests": [
+        {"id": "fill", "kind": "valley_fill", "start": "2026-07-07T22:00", "hours": 2, "p_kw": 2000, "notice_h": 2,
+         "price_cny_per_kwh": 0.3, "price_cap_cny_per_kwh": 10.0, "clearing": True, "to": ops}]}
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    r = v2gsim.run(v2gsim.load_scenario(p), baseline=False)
+    t = r.extra["grid_clearing"].set_index("operator_id")
+    # both bid: the distributed at the cap (its drivers' reward), the centralized below it
+    assert t.loc["distributed", "bid_kw"] > 0 and t.loc["distributed", "bid_price_cny_per_kwh"] == 10.0
+    assert 0 < t.loc["centralized", "bid_price_cny_per_kwh"] < 10.0 and t.loc["centralized", "bid_kw"] > 0
+    c = clear([Bid(o, t.loc[o, "bid_kw"], t.loc[o, "bid_price_cny_per_kwh"]) for o in ops], 2000.0, 10.0)
+    assert t.loc[ops, "accepted_kw"].to_numpy() == pytest.approx(c.accepted_kw)
+    assert c.marginal == 0 and c.price_cny_per_kwh == 10.0  # the target is more than both offer
+    # each is settled on its dispatch; the distributed operator passed the uniform price on to its drivers
+    s = r.extra["grid_settlement"].set_index("operator_id")
+    assert s.loc["distributed", "asked_kwh"] == pytest.approx(c.accepted_kw[0] * 2)
+    k = r.kpis
+    assert k["distributed_valley_invitations"] == 1 and k["distributed_valley_drivers_accepting"] > 0
+    vr = r.ledger[r.ledger["reason"].astype(str) == "valley_reward"]
+    assert float(vr["energy_kwh"].sum()) > 0
+    assert float(vr["amount_cny"].sum()) == pytest.approx(10.0 * float(vr["energy_kwh"].sum()), rel=1e-9)
+    assert s.loc["distributed", "delivered_kwh"] > 0
+    check_ledger(r)

@@ -706,11 +706,15 @@ class Distributed(Strategy):
         self.granted[v[go]] = True
         return go
 
+    #: it bids for discharge calls (its drivers feed back) and valley fills (they charge sooner)
+    bid_kinds = ("discharge_call", "valley_fill")
+
     def bid(self, request, obs: Observation):
         """Its offer to a discharge call put to clearing: the power its enrolled drivers plugged at
         a bidirectional pile now are expected to give over the window (each one's answer
         probability at the reward times what it could feed), at the reward it would pay them --
-        the request's price cap (or its price): the aggregator passes the price on."""
+        the request's price cap (or its price): the aggregator passes the price on. A valley fill:
+        :meth:`_valley_bid`."""
         from v2gsim.market.clearing import Bid
 
         f = obs.fleet
@@ -720,6 +724,8 @@ class Distributed(Strategy):
         a, b = request.windows[0]
         r = request.request
         reward = r.price_cap_cny_per_kwh if r.price_cap_cny_per_kwh is not None else r.price_cny_per_kwh
+        if request.kind == "valley_fill":
+            return self._valley_bid(obs, a, b, float(reward))
         invited = np.flatnonzero(self.enrol_draw & f.bidirectional & obs.plugged & f.can_discharge)  # plugged now: seen
         margin = (f.e_kwh[invited] - self.reserve_kwh(f)[invited]) / f.capacity_kwh[invited]
         prices = self.price_eff
@@ -727,6 +733,26 @@ class Distributed(Strategy):
         ev = {"hours": (b - a) * obs.dt_h, "buyback_price": float(prices[b:b + day].min()) if b < prices.size else float(prices[a:b].min())}
         e_kwh = self._expected_kwh(reward, f, invited, margin, ev) if invited.size else 0.0
         return Bid(self.context.operator_id, e_kwh / ev["hours"], float(reward))
+
+    def _valley_bid(self, obs: Observation, a: int, b: int, reward: float):
+        """Its offer to a valley fill put to clearing: the power its enrolled drivers plugged now
+        and staying past the window (by their stated departure) are expected to add in it -- each
+        one's answer probability to a charging invitation at the reward times the energy it could
+        take there (room below its target through the charging losses, at most its plug power over
+        the window) -- at the reward it would pay them (the price cap, or the price)."""
+        from v2gsim.market.clearing import Bid
+        from v2gsim.strategies.distributed_valley import valley_answer_probability, valley_room_kwh, valley_target_kwh
+
+        f = obs.fleet
+        hours = (b - a) * obs.dt_h
+        v = np.flatnonzero(self.enrol_draw & f.bidirectional & obs.plugged & (f.t_depart_est_step >= b))
+        if v.size == 0 or hours <= 0:
+            return Bid(self.context.operator_id, 0.0, reward)
+        top = self.config.valley_top_up_soc
+        room_soc = np.maximum(0.0, valley_target_kwh(f, v, top) - f.e_kwh[v]) / f.capacity_kwh[v]
+        p = valley_answer_probability(self.b0, self.config.drivers, reward, room_soc)
+        e_kwh = float((p * valley_room_kwh(f, v, top, hours)).sum())
+        return Bid(self.context.operator_id, e_kwh / hours, reward)
 
     # ------------------------------------------------------------------ counters
 
