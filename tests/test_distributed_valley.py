@@ -180,3 +180,24 @@ def test_valley_fill_answers_leave_the_discharge_answers_alone():
     assert b["distributed_valley_drivers_accepting"] > 0
     assert b["distributed_drivers_accepting"] == a["distributed_drivers_accepting"] > 0
     assert b["distributed_event_energy_kwh"] == pytest.approx(a["distributed_event_energy_kwh"], rel=1e-12)
+
+
+def test_reward_sized_to_the_target_up_to_the_cap():
+    n = 400
+    f = _fleet(n, e_kwh=np.full(n, 30.0))  # 20 kWh of room each, at most 20 kWh in 1 h at 20 kW
+    def sized(e_kwh, cap):
+        strat = _strategy()
+        r = GridRequest(kind="valley_fill", start="2026-07-08T14:00", hours=1, p_kw=50, e_kwh=e_kwh, price_cny_per_kwh=1.0,
+                        price_cap_cny_per_kwh=cap)
+        _power(strat, f, 44, (IssuedRequest(0, "fill", r, ((56, 60),), 40, {"distributed": 0}),))
+        return strat.vf_events[0]
+    room = min(20.0 / 0.92, 20.0 * 1.0)  # at most the plug power over the hour
+    ev = sized(1000.0, 30.0)
+    # the lowest reward on the 0.25 grid whose expected energy reaches the target, the one below it short
+    d, b0 = DriverBehaviour(), _strategy().b0
+    exp = lambda r: float(valley_answer_probability(b0, d, r, np.full(n, 0.4)).sum() * room)  # noqa: E731
+    assert exp(ev["reward"]) >= 1000.0 > exp(ev["reward"] - 0.25)
+    assert ev["expected_kwh"] == pytest.approx(exp(ev["reward"]))
+    # a target out of reach: the cap; none: the price
+    assert sized(1e6, 30.0)["reward"] == 30.0
+    assert sized(1000.0, 1.0)["reward"] == 1.0

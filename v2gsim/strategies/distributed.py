@@ -380,7 +380,9 @@ class Distributed(Strategy):
         for k, (a, b) in enumerate(q.windows):
             self.vf_at[a:b] = len(self.vf_events)
             self.vf_events.append({"j": j if k == 0 else (j, k), "start": a, "end": b, "announce": q.visible_step,
-                                   "reward": float(r.price_cny_per_kwh), "hours": (b - a) * self.context.dt_h, "invited": 0,
+                                   "reward": float(r.price_cny_per_kwh), "target_kwh": r.e_kwh,
+                                   "max_reward": float(r.price_cap_cny_per_kwh or r.price_cny_per_kwh),
+                                   "hours": (b - a) * self.context.dt_h, "invited": 0,
                                    "accepted": 0, "expected_kwh": float("nan"), "energy_kwh": 0.0, "paid_cny": 0.0, "yes": None})
 
     def _announce_valley(self, ev: dict, f, n: int) -> None:
@@ -390,13 +392,21 @@ class Distributed(Strategy):
         invited = np.flatnonzero(self.enrol_draw & f.bidirectional & self.seen)
         top = self.config.valley_top_up_soc
         room_soc = np.maximum(0.0, valley_target_kwh(f, invited, top) - f.e_kwh[invited]) / f.capacity_kwh[invited]
+        room_kwh = valley_room_kwh(f, invited, top, ev["hours"])
+        if ev["target_kwh"] is not None and ev["max_reward"] > ev["reward"]:
+            # size the invitation as a discharge call's: the lowest reward (0.25 CNY/kWh steps) up
+            # to the price cap expected to bring the target (answer probability x room)
+            grid = np.unique(np.r_[np.arange(ev["reward"], ev["max_reward"], 0.25), ev["max_reward"]])
+            exp = np.array([float((valley_answer_probability(self.b0, self.config.drivers, r, room_soc) * room_kwh).sum()) for r in grid])
+            ok = np.flatnonzero(exp >= ev["target_kwh"])
+            ev["reward"] = float(grid[ok[0]] if ok.size else grid[-1])
         p = valley_answer_probability(self.b0, self.config.drivers, ev["reward"], room_soc)
         u = self._answer_rng(ev["j"], VALLEY_STREAM).random(n)[invited]
         yes = u < p
         ev["yes"] = np.zeros(n, bool)
         ev["yes"][invited[yes]] = True
         ev["invited"], ev["accepted"] = int(invited.size), int(yes.sum())
-        ev["expected_kwh"] = float((p * valley_room_kwh(f, invited, top, ev["hours"])).sum())
+        ev["expected_kwh"] = float((p * room_kwh).sum())
 
     def _valley_step(self, s: int, f, n: int) -> tuple[np.ndarray | None, int]:
         """Announce the valley fills due; the drivers who hold their charging for a window to come

@@ -3,7 +3,10 @@
 A visible ``valley_fill`` request addressed to a distributed operator becomes a *charging*
 invitation, announced to its enrolled drivers when the request becomes visible: each kWh an
 accepting driver charges in the window is rewarded at the request's price (the aggregator passes
-on what the grid operator pays it; with clearing, the uniform price of its dispatch).
+on what the grid operator pays it; with clearing, the uniform price of its dispatch). With
+``e_kwh`` and a price cap above the price it sizes the reward as for a discharge call: the lowest
+reward, in 0.25 CNY/kWh steps up to the cap, at which the answer probabilities times each
+driver's room in the window add up to ``e_kwh``.
 
 The answer (the simpler rule this module documents, an assumption [C]): the calibrated logit of
 the discharge invitations (:meth:`Distributed.answer_probability`, intercept from the Shenzhen
