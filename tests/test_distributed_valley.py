@@ -201,3 +201,16 @@ def test_reward_sized_to_the_target_up_to_the_cap():
     # a target out of reach: the cap; none: the price
     assert sized(1e6, 30.0)["reward"] == 30.0
     assert sized(1000.0, 1.0)["reward"] == 1.0
+
+
+def test_nobody_waits_more_than_a_day_for_a_window():
+    strat = _strategy()
+    times = pd.date_range("2026-07-08 00:00", periods=96 * 3, freq="15min")
+    strat = Distributed(strat.config, StrategyContext(("s",), times, 0.25, np.full(288, 0.65), np.full(288, 0.45),
+                                                      seed_seq=np.random.SeedSequence(7, spawn_key=(20, 0)), operator_id="distributed"))
+    f = _fleet(3, t_depart_est_step=np.full(3, 280))
+    req = _fill(30.0, visible=0, window=(200, 204))  # visible at once, the window two days later
+    p = _power(strat, f, 10, req)
+    assert strat.vf_events[0]["yes"].all()
+    assert p == pytest.approx([20, 20, 20])  # more than a day ahead: charging as usual
+    assert _power(strat, f, 110, req) == pytest.approx([0, 0, 0])  # within the day before it: waiting

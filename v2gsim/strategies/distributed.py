@@ -410,13 +410,16 @@ class Distributed(Strategy):
 
     def _valley_step(self, s: int, f, n: int) -> tuple[np.ndarray | None, int]:
         """Announce the valley fills due; the drivers who hold their charging for a window to come
-        (accepted, and staying past its end by their stated departure), bool (N,) or None; and the
-        valley fill whose window holds step ``s`` (-1: none)."""
+        (accepted, staying past its end by their stated departure, and at most a day before its
+        start: a daily request's later windows are answered at its notice too, and nobody waits
+        days for them), bool (N,) or None; and the valley fill whose window holds step ``s`` (-1: none)."""
         hold = None
-        for ev in self.vf_events:  # a handful of requests: a loop over events, not vehicles
+        for ev in self.vf_events:  # a handful of windows: a loop over events, not vehicles
+            if ev["end"] <= s:
+                continue
             if ev["yes"] is None and ev["announce"] <= s:
                 self._announce_valley(ev, f, n)
-            if ev["yes"] is not None and s < ev["start"]:
+            if ev["yes"] is not None and ev["start"] - self._day_steps <= s < ev["start"]:
                 h = ev["yes"] & (f.t_depart_est_step >= ev["end"])
                 hold = h if hold is None else hold | h
         k = int(self.vf_at[s]) if s < self.vf_at.size else -1

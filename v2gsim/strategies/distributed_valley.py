@@ -28,7 +28,7 @@ invitations use ``(1, j)``), so the answers never move the discharge answers and
 never turns a yes into a no.
 
 Those who accept and stay past the window (by their stated departure) hold their charging from
-the announcement to the window's start and charge at full power in the window, up to their full
+the announcement (at most a day ahead) to the window's start and charge at full power in the window, up to their full
 point or ``valley_top_up_soc`` of their capacity if higher. :class:`ValleyRewards` books the reward
 (operator → drivers, ledger reason ``valley_reward``) for every kWh (grid side) an accepting driver
 draws in the window; the driver's own baseline is taken as zero (a limit: a driver who would have
