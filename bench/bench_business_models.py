@@ -70,10 +70,12 @@ def _measure(model_name: str, n: int, days: int, q) -> None:
     bm = MODELS[model_name]
     model = V2GModel(Scenario.model_validate(scenario_dict(n, days, bm(n) if callable(bm) else bm)))
     build_s = time.perf_counter() - t0
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     res = model.run()
     run_s = time.perf_counter() - t1
-    q.put({"model": model_name, "vehicles": n, "days": days, "build_s": build_s, "run_s": run_s,
+    # the run's CPU time too: on a shared machine wall time swings with the other jobs' load
+    q.put({"model": model_name, "vehicles": n, "days": days, "build_s": build_s, "run_s": run_s, "run_cpu_s": time.process_time() - c1,
+           "load": os.getloadavg()[0],
            "v2g_energy_kwh": res.kpis["v2g_energy_kwh"], "peak_load_kw": res.kpis["peak_load_kw"]})
 
 
@@ -90,15 +92,17 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=list(MODELS))
     args = ap.parse_args()
     print(f"# {platform.processor() or platform.machine()}, Python {platform.python_version()}")
-    print("| model | vehicles | days | build s | run s | × uncontrolled | V2G kWh | peak kW |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | vehicles | days | build s | run s | × uncontrolled | run CPU s | × uncontrolled (CPU) | V2G kWh | peak kW | load average |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for n in args.sizes:
-        base = None
+        base = base_cpu = None
         for name in ["uncontrolled"] + [m for m in args.models if m != "uncontrolled"]:
             r = measure(name, n, args.days)
-            base = r["run_s"] if name == "uncontrolled" else base
+            if name == "uncontrolled":
+                base, base_cpu = r["run_s"], r["run_cpu_s"]
             print(f"| {name} | {n:,} | {args.days} | {r["build_s"]:.2f} | {r["run_s"]:.2f} | {r['run_s'] / base:.2f} | "
-                  f"{r['v2g_energy_kwh']:.0f} | {r['peak_load_kw']:.0f} |", flush=True)
+                  f"{r['run_cpu_s']:.2f} | {r['run_cpu_s'] / base_cpu:.2f} | "
+                  f"{r['v2g_energy_kwh']:.0f} | {r['peak_load_kw']:.0f} | {r['load']:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ guarantee) at neutral values plus a daily evening peak cut settled on the aggreg
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -48,10 +49,14 @@ def main() -> None:
     for _ in range(reps):
         for on in (False, True):
             sc = scenario(n, days, on)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             res = v2gsim.run(sc, baseline=False)
             times[on].append(time.perf_counter() - t0)
             ledger_rows[on] = (len(res.ledger), res.ledger.memory_usage(deep=True).sum() / 1e6)
+            # every run, with its CPU time and the load: on a shared machine a best-of alone hides the noise
+            print(f"run {'on ' if on else 'off'}: wall {times[on][-1]:.1f} s, CPU {time.process_time() - c0:.1f} s, "
+                  f"ledger {ledger_rows[on][0]} rows / {ledger_rows[on][1]:.2f} MB, load average {os.getloadavg()[0]:.1f}",
+                  flush=True)
     off, on = min(times[False]), min(times[True])
     print(f"{n} vehicles x {days} days: off {off:.1f} s, on {on:.1f} s ({(on / off - 1) * 100:+.1f} %, best of {reps}); "
           f"ledger off {ledger_rows[False][0]} rows / {ledger_rows[False][1]:.2f} MB, on {ledger_rows[True][0]} rows / {ledger_rows[True][1]:.2f} MB")

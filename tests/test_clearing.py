@@ -70,37 +70,48 @@ def test_regulation_clears_on_the_mileage_price_by_hand():
 
 
 def test_valley_fill_and_regulation_cleared_in_mixed_city(tmp_path):
+    # the swap operator and the centralized one compete for both kinds (the distributed strategy
+    # does not bid for them); the swap operator is named first, so at equal prices it is taken first
     raw = yaml.safe_load(find_scenario("mixed_city").read_text())
     raw["time"]["horizon_days"] = 3
-    ops = ["distributed", "centralized", "battery_swap"]
+    ops = ["distributed", "battery_swap", "centralized"]
     raw["grid_operator"] = {"requests": [
         {"id": "fill", "kind": "valley_fill", "start": "2026-07-07T12:00", "hours": 1, "p_kw": 200, "notice_h": 0.25,
          "price_cny_per_kwh": 0.5, "price_cap_cny_per_kwh": 2.0, "clearing": True, "to": ops},
-        {"id": "fm", "kind": "regulation", "start": "2026-07-07T14:00", "hours": 1, "p_kw": 100, "notice_h": 0.25,
+        {"id": "fm", "kind": "regulation", "start": "2026-07-07T14:00", "hours": 1, "p_kw": 350, "notice_h": 0.25,
          "capacity_price_cny_per_kw": 1.0, "mileage_price_cny_per_mw": 15.0, "clearing": True, "to": ops}]}
     p = tmp_path / "s.yaml"
     p.write_text(yaml.safe_dump(raw))
     r = v2gsim.run(v2gsim.load_scenario(p), baseline=False)
     t = r.extra["grid_clearing"]
     s = r.extra["grid_settlement"]
-    for number, target, cap in ((0, 200.0, 2.0), (1, 100.0, 15.0)):
-        b = t[t["request"] == number]
-        assert list(b["operator_id"]) == ops
-        # the centralized operator bids for both kinds, the distributed one for valley fills only
-        # (Strategy.bid_kinds), the swap operator for neither
-        bidders = ("centralized", "distributed") if number == 0 else ("centralized",)
-        assert b.loc[~b["operator_id"].isin(bidders), "bid_kw"].eq(0).all()
-        assert b.loc[b["operator_id"] == "centralized", "bid_kw"].iloc[0] > 0
-        c = clear([Bid(o, k, pr) for o, k, pr in zip(b["operator_id"], b["bid_kw"], b["bid_price_cny_per_kwh"])], target, cap)
+    for number, target, cap in ((0, 200.0, 2.0), (1, 350.0, 15.0)):
+        b = t[t["request"] == number].set_index("operator_id")
+        assert list(b.index) == ops
+        if number == 1:  # the distributed strategy bids for valley fills, not regulation (Strategy.bid_kinds)
+            assert b.loc["distributed", "bid_kw"] == 0
+        assert b.loc["centralized", "bid_kw"] > 0 and b.loc["battery_swap", "bid_kw"] >= 0
+        c = clear([Bid(o, k, pr) for o, k, pr in zip(b.index, b["bid_kw"], b["bid_price_cny_per_kwh"])], target, cap)
         assert b["accepted_kw"].to_numpy() == pytest.approx(c.accepted_kw)
-        if c.total_kw > 0:
-            row = s[(s["request"] == number) & (s["operator_id"] == "centralized")].iloc[0]
-            assert row["operator_id"] == "centralized" and row["name"] == f"{['fill', 'fm'][number]}.centralized"
+        for op, kw in zip(b.index, c.accepted_kw):
+            rows = s[(s["request"] == number) & (s["operator_id"] == op)]
+            assert len(rows) == (1 if kw > 0 else 0)  # each accepted operator settled on its dispatch
+            if kw == 0:
+                continue
+            row = rows.iloc[0]
+            assert row["name"] == f"{['fill', 'fm'][number]}.{op}"
             if number == 0:  # asked: the accepted kW above the baseline for 1 h, paid at the uniform price
-                assert row["asked_kwh"] == pytest.approx(c.accepted_kw[1])
+                assert row["asked_kwh"] == pytest.approx(kw)
                 assert row["paid_cny"] == pytest.approx(min(max(row["delivered_kwh"], 0), 1.2 * row["asked_kwh"]) * c.price_cny_per_kwh)
-            else:  # capacity on the accepted kW, mileage at the uniform mileage price
+            else:  # capacity on its accepted kW at its metered availability, mileage at the uniform price
+                assert 0.0 <= row["availability"] <= 1.0
+                paid = 1.0 * kw * row["availability"] if row["availability"] >= 0.8 else 0.0
+                assert row["capacity_cny"] == pytest.approx(paid)
                 assert row["mileage_paid_cny"] == pytest.approx(c.price_cny_per_kwh * row["mileage_mw"])
+    # regulation: the swap rack (two bidirectional NIO stations) offers capacity, and both operators are accepted
+    reg = t[t["request"] == 1].set_index("operator_id")
+    assert reg.loc["battery_swap", "bid_kw"] > 0
+    assert reg.loc["battery_swap", "accepted_kw"] > 0 and reg.loc["centralized", "accepted_kw"] > 0
     assert actor_money(r.ledger)["net_cny"].sum() == pytest.approx(0.0, abs=1e-6)
 
 

@@ -847,8 +847,9 @@ class V2GModel(mesa.Model):
         """Regulation capacity held both ways this step, kW: per operator (n_operators,) and at
         ``sites`` (k,): each plugged bidirectional vehicle's headroom around its power this step
         (:func:`v2gsim.market.regulation.headroom_kw`), up and down summed per site and kept within
-        the site's connection limit around its power, then summed over the operator's sites; the
-        smaller of the two sums. Vectorised over the plugged vehicles."""
+        the site's connection limit around its power, then summed over the operator's sites, plus
+        its swap racks' (``SwapNetwork.regulation_kw``, per station within its grid limit); the
+        smaller of the two sums. Vectorised over the plugged vehicles and rack packs."""
         from v2gsim.market.regulation import headroom_kw
 
         f = self.fleet
@@ -868,7 +869,14 @@ class V2GModel(mesa.Model):
         down_s = np.minimum(down_s, np.maximum(lim - p_site, 0.0))
         n_ops = len(self.aggregators)
         owner = self.site_owner + 1
-        ops = np.minimum(np.bincount(owner, weights=up_s, minlength=n_ops + 1), np.bincount(owner, weights=down_s, minlength=n_ops + 1))[1:]
+        up_o = np.bincount(owner, weights=up_s, minlength=n_ops + 1)[1:]
+        down_o = np.bincount(owner, weights=down_s, minlength=n_ops + 1)[1:]
+        for k, a in self._own_metered:  # the operator's own actors that hold regulation (swap racks)
+            if hasattr(a, "regulation_kw"):
+                up_a, down_a = a.regulation_kw(sustain_h)
+                up_o[k] += float(up_a.sum())
+                down_o[k] += float(down_a.sum())
+        ops = np.minimum(up_o, down_o)
         at = np.minimum(up_s, down_s)[sites] if sites.size else np.zeros(0)
         return ops, at
 

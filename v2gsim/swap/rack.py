@@ -27,7 +27,8 @@ class StationObservation:
     ``st_packs``, ``st_grid_limit_kw``, ``st_bidirectional``, ``queue`` (drivers waiting),
     ``demand`` (drivers who came this step). ``feeder_headroom_kw``: the feeder's headroom after
     the last step (inf if unknown); ``prev_charge_kw``: all stations' charging in the last step,
-    ``st_prev_charge_kw`` per station (S,) (the draw a station's demand meter saw).
+    ``st_prev_charge_kw`` per station (S,) (the draw a station's demand meter saw); ``e_knee_kwh``
+    per slot: where its pack's CC-CV taper starts (what a slot can take in a step).
     """
 
     step: int
@@ -53,6 +54,7 @@ class StationObservation:
     feeder_headroom_kw: float = float("inf")
     prev_charge_kw: float = 0.0
     st_prev_charge_kw: np.ndarray | None = None
+    e_knee_kwh: np.ndarray | None = None  # where each slot's pack leaves constant current (the CC-CV taper)
 
 
 def _ro(a: np.ndarray) -> np.ndarray:
@@ -94,7 +96,7 @@ class Racks:
     def observation(self, sig: Signals) -> StationObservation:
         step = sig.step
         pk = self.slot_pack
-        cap, _, e_full, eta_c, eta_d, e_ready = self._slot_static()
+        cap, e_knee, e_full, eta_c, eta_d, e_ready = self._slot_static()
         return StationObservation(
             step=step, dt_h=self.dt_h, price=float(self.price[step]), v2g_price=float(self.v2g_price[step]),
             n_stations=self.n_stations, slot_station=_ro(self.slot_station), slot_start=_ro(self.slot_start),
@@ -106,12 +108,34 @@ class Racks:
             queue=_ro(self.queue_counts()), demand=_ro(self._demand.copy()),
             feeder_headroom_kw=float(sig.feeder_headroom_kw),
             prev_charge_kw=float(np.maximum(self.p_kw, 0.0).sum()), st_prev_charge_kw=_ro(self._charge_kw.copy()),
+            e_knee_kwh=_ro(e_knee),
         )
 
     def decide(self, sig: Signals) -> None:
         """The EMS plans each rack slot's power (grid side, kW, (R,))."""
         self._req_kw = np.asarray(self.strategy.plan_packs(self.observation(sig)), float)
         self._demand[:] = 0.0
+
+    def regulation_kw(self, sustain_h: float) -> tuple[np.ndarray, np.ndarray]:
+        """Regulation capacity the racks hold this step, kW per station (S,) both ways (up: draw
+        less / feed more; down: draw more): each pack at a bidirectional station around its power
+        this step, discharging down to ``discharge_floor_soc`` and charging up to its CC-CV end,
+        each for ``sustain_h`` (:func:`v2gsim.market.regulation.headroom_kw`), summed per station
+        and kept within its grid limit around its power. Vectorised over slots."""
+        from v2gsim.market.regulation import headroom_kw
+
+        cap, _, e_full, eta_c, eta_d, _ = self._slot_static()
+        st, S = self.slot_station, self.n_stations
+        p = getattr(self, "_p_slot_kw", None)
+        p = np.zeros(st.size) if p is None else p
+        e = self.packs.e_kwh[self.slot_pack]
+        bi = self.st_bidirectional[st].astype(bool)
+        up, down = headroom_kw(p, self.slot_p_max_kw, self.slot_p_max_kw, e, self.cfg.discharge_floor_soc * cap, e_full,
+                               eta_c, eta_d, sustain_h)
+        lim = self.st_grid_limit_kw
+        up_st = np.minimum(np.bincount(st, weights=np.where(bi, up, 0.0), minlength=S), np.maximum(self.p_kw + lim, 0.0))
+        down_st = np.minimum(np.bincount(st, weights=np.where(bi, down, 0.0), minlength=S), np.maximum(lim - self.p_kw, 0.0))
+        return up_st, down_st
 
     def physics(self, sig: Signals) -> None:
         """Clip the plan to slot, pack and station limits and charge/discharge the racks for one step."""
@@ -150,6 +174,7 @@ class Racks:
         if self.wear is not None:
             self.wear.rack_step(pk, grid_kwh, de)
         p_slot = grid_kwh / dt
+        self._p_slot_kw = p_slot  # the regulation meter's power around which the rack moves
         self._charge_kw = np.bincount(st, weights=np.maximum(p_slot, 0.0), minlength=self.n_stations)
         self._dis_kw = np.bincount(st, weights=np.maximum(-p_slot, 0.0), minlength=self.n_stations)
         self._e_rack_kwh = np.bincount(st, weights=e1, minlength=self.n_stations)
