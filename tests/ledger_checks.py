@@ -42,7 +42,8 @@ def check_ledger(res) -> None:
     # compensation and guarantees: the contract columns, v2gsim.market.contracts)
     extra = lambda *cs: sum(float(v[c].sum()) for c in cs if c in v)  # noqa: E731
     paid = float(v["cost_cny"].sum()) + extra("contract_share_cny", "battery_lease_cny")
-    got = float(v["revenue_cny"].sum()) + extra("wear_compensation_cny", "min_guarantee_cny")
+    # (and a distributed operator's valley-fill rewards: v2gsim.strategies.distributed_valley)
+    got = float(v["revenue_cny"].sum()) + extra("wear_compensation_cny", "min_guarantee_cny", "valley_reward_cny")
     _close(float(t.loc[payer == DRIVERS, "amount_cny"].sum()), paid, "drivers paid", scale)
     _close(float(t.loc[payee == DRIVERS, "amount_cny"].sum()), got, "drivers were paid", scale)
     # energy: per step, what the grid company sold and bought is what the system table drew and fed back

@@ -88,7 +88,8 @@ def test_valley_fill_and_regulation_cleared_in_mixed_city(tmp_path):
     for number, target, cap in ((0, 200.0, 2.0), (1, 350.0, 15.0)):
         b = t[t["request"] == number].set_index("operator_id")
         assert list(b.index) == ops
-        assert b.loc["distributed", "bid_kw"] == 0
+        if number == 1:  # the distributed strategy bids for valley fills, not regulation (Strategy.bid_kinds)
+            assert b.loc["distributed", "bid_kw"] == 0
         assert b.loc["centralized", "bid_kw"] > 0 and b.loc["battery_swap", "bid_kw"] >= 0
         c = clear([Bid(o, k, pr) for o, k, pr in zip(b.index, b["bid_kw"], b["bid_price_cny_per_kwh"])], target, cap)
         assert b["accepted_kw"].to_numpy() == pytest.approx(c.accepted_kw)
@@ -112,3 +113,40 @@ def test_valley_fill_and_regulation_cleared_in_mixed_city(tmp_path):
     assert reg.loc["battery_swap", "bid_kw"] > 0
     assert reg.loc["battery_swap", "accepted_kw"] > 0 and reg.loc["centralized", "accepted_kw"] > 0
     assert actor_money(r.ledger)["net_cny"].sum() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_distributed_and_a_centralized_operator_compete_for_a_valley_fill(tmp_path):
+    """The centralized operator bids what moving charging into the window costs it, the distributed
+    one the reward it passes on to its drivers (the cap): the cheaper is taken in full, the
+    distributed marginal bid sets the uniform price, and its dispatch becomes a charging invitation
+    whose reward is that price."""
+    from ledger_checks import check_ledger
+
+    raw = yaml.safe_load(find_scenario("mixed_city").read_text())
+    raw["time"]["horizon_days"] = 3
+    raw["business_models"][0].setdefault("drivers", {})["enrol_probability"] = 1.0
+    assert raw["business_models"][0]["kind"] == "distributed"
+    ops = ["distributed", "centralized"]
+    raw["grid_operator"] = {"requests": [
+        {"id": "fill", "kind": "valley_fill", "start": "2026-07-07T22:00", "hours": 2, "p_kw": 2000, "notice_h": 2,
+         "price_cny_per_kwh": 0.3, "price_cap_cny_per_kwh": 10.0, "clearing": True, "to": ops}]}
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    r = v2gsim.run(v2gsim.load_scenario(p), baseline=False)
+    t = r.extra["grid_clearing"].set_index("operator_id")
+    # both bid: the distributed at the cap (its drivers' reward), the centralized below it
+    assert t.loc["distributed", "bid_kw"] > 0 and t.loc["distributed", "bid_price_cny_per_kwh"] == 10.0
+    assert 0 < t.loc["centralized", "bid_price_cny_per_kwh"] < 10.0 and t.loc["centralized", "bid_kw"] > 0
+    c = clear([Bid(o, t.loc[o, "bid_kw"], t.loc[o, "bid_price_cny_per_kwh"]) for o in ops], 2000.0, 10.0)
+    assert t.loc[ops, "accepted_kw"].to_numpy() == pytest.approx(c.accepted_kw)
+    assert c.marginal == 0 and c.price_cny_per_kwh == 10.0  # the target is more than both offer
+    # each is settled on its dispatch; the distributed operator passed the uniform price on to its drivers
+    s = r.extra["grid_settlement"].set_index("operator_id")
+    assert s.loc["distributed", "asked_kwh"] == pytest.approx(c.accepted_kw[0] * 2)
+    k = r.kpis
+    assert k["distributed_valley_invitations"] == 1 and k["distributed_valley_drivers_accepting"] > 0
+    vr = r.ledger[r.ledger["reason"].astype(str) == "valley_reward"]
+    assert float(vr["energy_kwh"].sum()) > 0
+    assert float(vr["amount_cny"].sum()) == pytest.approx(10.0 * float(vr["energy_kwh"].sum()), rel=1e-9)
+    assert s.loc["distributed", "delivered_kwh"] > 0
+    check_ledger(r)

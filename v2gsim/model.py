@@ -217,6 +217,7 @@ class V2GModel(mesa.Model):
         ]
         # business models with actors of their own (swap stations)
         own_actors: list[Actor] = [a for agg in self.aggregators for a in agg.strategy.actors(engine)]
+        self._own_actors = own_actors
 
         # Vehicle and Driver agents (thin views of the arrays) are created in bulk on first use
         # (model.vehicles, .drivers, .agents, .agents_by_type): the run itself never needs them, and
@@ -964,6 +965,8 @@ class V2GModel(mesa.Model):
             "cost_cny": f.cost_cny.copy(),
             "revenue_cny": f.revenue_cny.copy(),
             **(self.contracts.vehicle_columns() if self.contracts is not None else {}),
+            # business models' own actors' per-vehicle columns (a distributed valley fill's rewards)
+            **{k: c for a in self._own_actors if hasattr(a, "vehicle_columns") for k, c in a.vehicle_columns().items()},
             "soc_final": f.e_kwh / f.capacity_kwh,
         }
         tables: dict[str, pd.DataFrame] = {}

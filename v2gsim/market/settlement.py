@@ -35,6 +35,9 @@ Contract reasons (:mod:`v2gsim.market.contracts`): ``contract_share`` (drivers g
 operator's share of their V2G payment), ``wear_compensation`` (an operator pays drivers per kWh
 fed back), ``min_guarantee`` (an operator tops drivers' monthly V2G income up to the guarantee),
 ``battery_lease`` (drivers pay a swap operator for leased packs).
+
+``valley_reward``: a distributed operator pays its drivers per kWh they charge in a valley-fill
+window they accepted (:mod:`v2gsim.strategies.distributed_valley`).
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ CONTRACT_REASONS = ("contract_share", "wear_compensation", "min_guarantee", "bat
 # mileage_payment: the grid company pays regulation mileage (v2gsim.market.regulation); after the
 # others, so the codes of the earlier reasons do not change
 REASONS = REASONS + CONTRACT_REASONS + ("mileage_payment",)
+# valley_reward: a distributed aggregator pays its drivers per kWh charged in a valley-fill window
+# (v2gsim.strategies.distributed_valley); last, for the same reason
+REASONS = REASONS + ("valley_reward",)
 COLUMNS = ("step", "time", "payer", "payee", "reason", "energy_kwh", "amount_cny")
 
 

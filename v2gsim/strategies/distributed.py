@@ -205,6 +205,8 @@ class DistributedConfig(StrategyConfig):
     )
     drivers: DriverBehaviour = DriverBehaviour()
     orderly: OrderlyCharging = OrderlyCharging()
+    valley_top_up_soc: Annotated[float, Field(gt=0, le=1, description="drivers who accept a valley-fill (charging) invitation charge "
+                                              "in its window up to this state of charge if it is above their full point")] | None = None
 
     def grid_requests(self, operator_id: str) -> list:
         """``invitations`` in the one schema (:mod:`v2gsim.market.events`), in order of start: discharge
@@ -340,6 +342,9 @@ class Distributed(Strategy):
         # in when it becomes visible (its notice) and announced to the drivers then
         self.events = []
         self.event_at = np.full(n_clock, -1, dtype=np.int64)
+        # valley fills addressed here: charging invitations (v2gsim.strategies.distributed_valley)
+        self.vf_events: list[dict] = []
+        self.vf_at = np.full(n_clock, -1, dtype=np.int64)
         self._day_steps = day
         self._req_seen: tuple = ()
         self._req_taken: set[int] = set()
@@ -353,10 +358,13 @@ class Distributed(Strategy):
         self._req_seen = requests
         n_clock, day, price = self.event_at.size, self._day_steps, self.price_eff
         for q in requests:
-            if q.number in self._req_taken or q.kind != "discharge_call":
+            if q.number in self._req_taken or q.kind not in ("discharge_call", "valley_fill"):
                 continue
             self._req_taken.add(q.number)
             r, j = q.request, q.ranks[self.context.operator_id] if self.context.operator_id in q.ranks else q.number
+            if q.kind == "valley_fill":
+                self._take_valley_fill(q, r, j)
+                continue
             for k, (a, b) in enumerate(q.windows):
                 buyback = float(price[b:b + day].min()) if b < n_clock else float(price[max(0, a - day):b].min())
                 self.event_at[a:b] = len(self.events)
@@ -365,6 +373,63 @@ class Distributed(Strategy):
                                     "max_reward": r.price_cap_cny_per_kwh or r.price_cny_per_kwh,
                                     "hours": (b - a) * self.context.dt_h, "expected_kwh": float("nan"),
                                     "buyback_price": buyback, "invited": 0, "accepted": 0, "energy_kwh": 0.0, "responders": None})
+
+    def _take_valley_fill(self, q, r, j) -> None:
+        """A visible valley fill: one charging invitation per window, at the request's price
+        (:mod:`v2gsim.strategies.distributed_valley`)."""
+        for k, (a, b) in enumerate(q.windows):
+            self.vf_at[a:b] = len(self.vf_events)
+            self.vf_events.append({"j": j if k == 0 else (j, k), "start": a, "end": b, "announce": q.visible_step,
+                                   "reward": float(r.price_cny_per_kwh), "target_kwh": r.e_kwh,
+                                   "max_reward": float(r.price_cap_cny_per_kwh or r.price_cny_per_kwh),
+                                   "hours": (b - a) * self.context.dt_h, "invited": 0,
+                                   "accepted": 0, "expected_kwh": float("nan"), "energy_kwh": 0.0, "paid_cny": 0.0, "yes": None})
+
+    def _announce_valley(self, ev: dict, f, n: int) -> None:
+        """Enrolled drivers answer a charging invitation (one draw each, spawn key ``(2, j)``)."""
+        from v2gsim.strategies.distributed_valley import VALLEY_STREAM, valley_answer_probability, valley_room_kwh, valley_target_kwh
+
+        invited = np.flatnonzero(self.enrol_draw & f.bidirectional & self.seen)
+        top = self.config.valley_top_up_soc
+        room_soc = np.maximum(0.0, valley_target_kwh(f, invited, top) - f.e_kwh[invited]) / f.capacity_kwh[invited]
+        room_kwh = valley_room_kwh(f, invited, top, ev["hours"])
+        if ev["target_kwh"] is not None and ev["max_reward"] > ev["reward"]:
+            # size the invitation as a discharge call's: the lowest reward (0.25 CNY/kWh steps) up
+            # to the price cap expected to bring the target (answer probability x room)
+            grid = np.unique(np.r_[np.arange(ev["reward"], ev["max_reward"], 0.25), ev["max_reward"]])
+            exp = np.array([float((valley_answer_probability(self.b0, self.config.drivers, r, room_soc) * room_kwh).sum()) for r in grid])
+            ok = np.flatnonzero(exp >= ev["target_kwh"])
+            ev["reward"] = float(grid[ok[0]] if ok.size else grid[-1])
+        p = valley_answer_probability(self.b0, self.config.drivers, ev["reward"], room_soc)
+        u = self._answer_rng(ev["j"], VALLEY_STREAM).random(n)[invited]
+        yes = u < p
+        ev["yes"] = np.zeros(n, bool)
+        ev["yes"][invited[yes]] = True
+        ev["invited"], ev["accepted"] = int(invited.size), int(yes.sum())
+        ev["expected_kwh"] = float((p * room_kwh).sum())
+
+    def _valley_step(self, s: int, f, n: int) -> tuple[np.ndarray | None, int]:
+        """Announce the valley fills due; the drivers who hold their charging for a window to come
+        (accepted, staying past its end by their stated departure, and at most a day before its
+        start: a daily request's later windows are answered at its notice too, and nobody waits
+        days for them), bool (N,) or None; and the valley fill whose window holds step ``s`` (-1: none)."""
+        hold = None
+        for ev in self.vf_events:  # a handful of windows: a loop over events, not vehicles
+            if ev["end"] <= s:
+                continue
+            if ev["yes"] is None and ev["announce"] <= s:
+                self._announce_valley(ev, f, n)
+            if ev["yes"] is not None and ev["start"] - self._day_steps <= s < ev["start"]:
+                h = ev["yes"] & (f.t_depart_est_step >= ev["end"])
+                hold = h if hold is None else hold | h
+        k = int(self.vf_at[s]) if s < self.vf_at.size else -1
+        return hold, (k if k >= 0 and self.vf_events[k]["yes"] is not None else -1)
+
+    def actors(self, engine) -> list:
+        """Its valley-fill reward payments to drivers (:class:`~v2gsim.strategies.distributed_valley.ValleyRewards`)."""
+        from v2gsim.strategies.distributed_valley import ValleyRewards
+
+        return [ValleyRewards(self, engine)]
 
     # ------------------------------------------------------------------ traits
 
@@ -390,9 +455,9 @@ class Distributed(Strategy):
         self._n = n
         self._fleet = None
 
-    def _answer_rng(self, j: int) -> np.random.Generator:
+    def _answer_rng(self, j: int, branch: int = 1) -> np.random.Generator:
         ss = self.context.seed_seq or np.random.SeedSequence(0)
-        key = (1, *j) if isinstance(j, tuple) else (1, j)  # a daily request's later windows: (request, day)
+        key = (branch, *j) if isinstance(j, tuple) else (branch, j)  # a daily request's later windows: (request, day)
         return np.random.default_rng(np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + key))
 
     def reserve_kwh(self, fleet) -> np.ndarray:
@@ -530,8 +595,10 @@ class Distributed(Strategy):
             self._announce_event(self.events[self._answered], f, n)
             self._answered += 1
         e_now = self.event_at[s] if s < self.event_at.size else -1
-        # outside invitations only vehicles below their full point can want anything
-        idx = obs.plugged_idx if e_now >= 0 else obs.wanting_idx
+        hold, vf_now = self._valley_step(s, f, n) if self.vf_events else (None, -1)
+        # outside invitations only vehicles below their full point can want anything (a valley
+        # fill's top-up may go past it)
+        idx = obs.plugged_idx if e_now >= 0 or vf_now >= 0 else obs.wanting_idx
         p_kw = np.zeros(idx.size)
         busy = np.zeros(idx.size, bool)
         v2g_price = None
@@ -550,11 +617,23 @@ class Distributed(Strategy):
                 self._prev_idx, self._prev_e_dis, self._prev_event = v[go], f.e_discharged_kwh[v[go]].copy(), e_now
         # charging
         want = obs.below_stop[idx] & ~busy
+        vf_yes = None
+        if vf_now >= 0:  # accepting drivers charge at full power in the valley fill's window
+            vf_yes = self.vf_events[vf_now]["yes"][idx] & ~busy
+            want &= ~vf_yes
+        if hold is not None:  # ... and wait for it until then
+            want &= ~hold[idx]
         if want.any():
             w = idx[want]
             p_full = np.minimum(f.p_plug_max_kw[w], (f.e_stop_kwh[w] - f.e_kwh[w]) / (f.eta_charge[w] * obs.dt_h))
             go = ~self.smart[w] | self._cheap_enough(w, f, s, obs.dt_h, p_full, obs)
             p_kw[want] = np.where(go, p_full, 0.0)
+        if vf_yes is not None and vf_yes.any():
+            from v2gsim.strategies.distributed_valley import valley_target_kwh
+
+            v = idx[vf_yes]
+            e_to = valley_target_kwh(f, v, self.config.valley_top_up_soc)
+            p_kw[vf_yes] = np.minimum(f.p_plug_max_kw[v], np.maximum(0.0, e_to - f.e_kwh[v]) / (f.eta_charge[v] * obs.dt_h))
         offer = self.offer_at[s] if s < self.offer_at.size else np.nan
         keep = p_kw != 0.0  # vehicles left out draw nothing; the engine need not step them
         self._prev_draw_kw = float(p_kw.sum())
@@ -640,11 +719,15 @@ class Distributed(Strategy):
         self.granted[v[go]] = True
         return go
 
+    #: it bids for discharge calls (its drivers feed back) and valley fills (they charge sooner)
+    bid_kinds = ("discharge_call", "valley_fill")
+
     def bid(self, request, obs: Observation):
         """Its offer to a discharge call put to clearing: the power its enrolled drivers plugged at
         a bidirectional pile now are expected to give over the window (each one's answer
         probability at the reward times what it could feed), at the reward it would pay them --
-        the request's price cap (or its price): the aggregator passes the price on."""
+        the request's price cap (or its price): the aggregator passes the price on. A valley fill:
+        :meth:`_valley_bid`."""
         from v2gsim.market.clearing import Bid
 
         f = obs.fleet
@@ -654,6 +737,8 @@ class Distributed(Strategy):
         a, b = request.windows[0]
         r = request.request
         reward = r.price_cap_cny_per_kwh if r.price_cap_cny_per_kwh is not None else r.price_cny_per_kwh
+        if request.kind == "valley_fill":
+            return self._valley_bid(obs, a, b, float(reward))
         invited = np.flatnonzero(self.enrol_draw & f.bidirectional & obs.plugged & f.can_discharge)  # plugged now: seen
         margin = (f.e_kwh[invited] - self.reserve_kwh(f)[invited]) / f.capacity_kwh[invited]
         prices = self.price_eff
@@ -661,6 +746,26 @@ class Distributed(Strategy):
         ev = {"hours": (b - a) * obs.dt_h, "buyback_price": float(prices[b:b + day].min()) if b < prices.size else float(prices[a:b].min())}
         e_kwh = self._expected_kwh(reward, f, invited, margin, ev) if invited.size else 0.0
         return Bid(self.context.operator_id, e_kwh / ev["hours"], float(reward))
+
+    def _valley_bid(self, obs: Observation, a: int, b: int, reward: float):
+        """Its offer to a valley fill put to clearing: the power its enrolled drivers plugged now
+        and staying past the window (by their stated departure) are expected to add in it -- each
+        one's answer probability to a charging invitation at the reward times the energy it could
+        take there (room below its target through the charging losses, at most its plug power over
+        the window) -- at the reward it would pay them (the price cap, or the price)."""
+        from v2gsim.market.clearing import Bid
+        from v2gsim.strategies.distributed_valley import valley_answer_probability, valley_room_kwh, valley_target_kwh
+
+        f = obs.fleet
+        hours = (b - a) * obs.dt_h
+        v = np.flatnonzero(self.enrol_draw & f.bidirectional & obs.plugged & (f.t_depart_est_step >= b))
+        if v.size == 0 or hours <= 0:
+            return Bid(self.context.operator_id, 0.0, reward)
+        top = self.config.valley_top_up_soc
+        room_soc = np.maximum(0.0, valley_target_kwh(f, v, top) - f.e_kwh[v]) / f.capacity_kwh[v]
+        p = valley_answer_probability(self.b0, self.config.drivers, reward, room_soc)
+        e_kwh = float((p * valley_room_kwh(f, v, top, hours)).sum())
+        return Bid(self.context.operator_id, e_kwh / hours, reward)
 
     # ------------------------------------------------------------------ counters
 
@@ -682,6 +787,14 @@ class Distributed(Strategy):
             "energy_per_event_kwh": energy / len(rec) if rec else float("nan"),
             "enrolled_drivers": float((self.enrol_draw & self._fleet.bidirectional & self.seen).sum()) if self._n else 0.0,
         }
+        vf = [ev for ev in self.vf_events if ev["start"] >= self.context.n_warmup and ev["yes"] is not None]
+        if vf:  # valley fills (charging invitations): only when there were any, so other runs keep their KPIs
+            out["valley_invitations"] = float(len(vf))
+            out["valley_invitations_sent"] = float(sum(ev["invited"] for ev in vf))
+            out["valley_drivers_accepting"] = float(sum(ev["accepted"] for ev in vf))
+            out["valley_expected_kwh"] = float(sum(ev["expected_kwh"] for ev in vf))
+            out["valley_energy_kwh"] = float(sum(ev["energy_kwh"] for ev in vf))
+            out["valley_reward_cny"] = float(sum(ev["paid_cny"] for ev in vf))
         for k, ev in enumerate(rec):
             out[f"event{k}_energy_kwh"] = float(ev["energy_kwh"])
             out[f"event{k}_drivers_responding"] = float(ev["responders"].sum())
