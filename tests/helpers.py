@@ -63,3 +63,24 @@ def registries_restored(*roots: Path):
             file = getattr(sys.modules[name], "__file__", None)
             if file and any(Path(file).resolve().is_relative_to(r) for r in resolved):
                 del sys.modules[name]
+
+
+def v2g_fleet(n: int, **arrays):
+    """A FleetView of n plugged bidirectional vehicles of 50 kWh on 20 kW V2G piles; ``arrays``
+    replace any field."""
+    from dataclasses import fields
+
+    import numpy as np
+
+    from v2gsim.strategies.base import FleetView
+
+    base = {
+        "e_kwh": np.full(n, 40.0), "capacity_kwh": np.full(n, 50.0), "e_stop_kwh": np.full(n, 50.0),
+        "e_min_departure_kwh": np.full(n, 15.0), "p_plug_max_kw": np.full(n, 20.0),
+        "can_discharge": np.ones(n, bool), "bidirectional": np.ones(n, bool),
+        "eta_charge": np.full(n, 0.92), "eta_discharge": np.full(n, 0.92),
+        "t_depart_est_step": np.full(n, 90, np.int64), "site": np.zeros(n, np.int32),
+        "wear_cost_cny_per_kwh": np.zeros(n), "e_discharged_kwh": np.zeros(n),
+    }
+    base.update(arrays)
+    return FleetView(**{f.name: base.get(f.name, np.zeros(n)) for f in fields(FleetView)})

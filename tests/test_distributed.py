@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -26,25 +25,13 @@ from v2gsim.strategies.distributed import (
     solve_intercept,
 )
 
+from helpers import v2g_fleet
+
 ROOT = Path(__file__).resolve().parents[1]
 COMMUNITY = yaml.safe_load((ROOT / "scenarios" / "distributed_community.yaml").read_text())
 
 
-# --------------------------------------------------------------------------- synthetic fleets
-
-
-def _fleet(n: int, **arrays) -> FleetView:
-    """A FleetView of n plugged bidirectional vehicles of 50 kWh on 20 kW V2G piles."""
-    base = {
-        "e_kwh": np.full(n, 40.0), "capacity_kwh": np.full(n, 50.0), "e_stop_kwh": np.full(n, 50.0),
-        "e_min_departure_kwh": np.full(n, 15.0), "p_plug_max_kw": np.full(n, 20.0),
-        "can_discharge": np.ones(n, bool), "bidirectional": np.ones(n, bool),
-        "eta_charge": np.full(n, 0.92), "eta_discharge": np.full(n, 0.92),
-        "t_depart_est_step": np.full(n, 90, np.int64), "site": np.zeros(n, np.int32),
-        "wear_cost_cny_per_kwh": np.zeros(n), "e_discharged_kwh": np.zeros(n),
-    }
-    base.update(arrays)
-    return FleetView(**{f.name: base.get(f.name, np.zeros(n)) for f in fields(FleetView)})
+# --------------------------------------------------------------------------- synthetic fleets (helpers.v2g_fleet)
 
 
 def _shenzhen_strategy(seed: int, reward: float = 4.0, **cfg) -> Distributed:
@@ -75,12 +62,12 @@ def _answers(strat: Distributed, fleet: FleetView, step: int = 54) -> np.ndarray
 
 def _at_reference_margin(strat: Distributed, n: int, seed: int = 0) -> FleetView:
     """A fleet whose SOC margins above the reserve are spread as the anchor event's fleet."""
-    f = _fleet(n)
+    f = v2g_fleet(n)
     strat._traits(n)
     d = strat.config.drivers
     m = d.soc_margin_ref + d.soc_margin_sd_ref * np.random.default_rng(seed).standard_normal(n)
     e = strat.reserve_kwh(f) + m * f.capacity_kwh
-    return _fleet(n, e_kwh=e)
+    return v2g_fleet(n, e_kwh=e)
 
 
 def test_calibration_reproduces_shenzhen_2024_event():
@@ -119,8 +106,8 @@ def test_higher_reward_never_lowers_participation(seed, r1, dr):
     rng = np.random.default_rng(seed)
     n = 400
     e = rng.uniform(10, 50, n)
-    a = _answers(_shenzhen_strategy(seed, r1), _fleet(n, e_kwh=e))
-    b = _answers(_shenzhen_strategy(seed, r1 + dr), _fleet(n, e_kwh=e))
+    a = _answers(_shenzhen_strategy(seed, r1), v2g_fleet(n, e_kwh=e))
+    b = _answers(_shenzhen_strategy(seed, r1 + dr), v2g_fleet(n, e_kwh=e))
     assert not np.any(a & ~b), "a driver who answered yes at a lower reward said no at a higher one"
     assert b.sum() >= a.sum()
 
@@ -128,21 +115,21 @@ def test_higher_reward_never_lowers_participation(seed, r1, dr):
 def test_reward_must_beat_buyback_and_wear():
     n = 2000
     cheap = _shenzhen_strategy(3, 0.9, wear_cny_per_kwh=0.5)  # 0.65/0.85 + 0.5/0.92 ≈ 1.31 > 0.9
-    assert not _answers(cheap, _fleet(n, e_kwh=np.full(n, 49.0))).any()
+    assert not _answers(cheap, v2g_fleet(n, e_kwh=np.full(n, 49.0))).any()
     free = _shenzhen_strategy(3, 0.9, wear_cny_per_kwh=0.5, discharge_only_if_profitable=False)
-    assert _answers(free, _fleet(n, e_kwh=np.full(n, 49.0))).any()
+    assert _answers(free, v2g_fleet(n, e_kwh=np.full(n, 49.0))).any()
     model_wear = _shenzhen_strategy(3, 0.9, wear_cny_per_kwh="model")  # zero wear: 0.77 < 0.9
-    assert _answers(model_wear, _fleet(n, e_kwh=np.full(n, 49.0))).any()
+    assert _answers(model_wear, v2g_fleet(n, e_kwh=np.full(n, 49.0))).any()
 
 
 def test_synthetic_discharge_stops_at_reserve():
     n = 500
     strat = _shenzhen_strategy(5, 30.0)  # a reward nearly everyone accepts
-    f = _fleet(n)
+    f = v2g_fleet(n)
     strat._traits(n)
     reserve = strat.reserve_kwh(f)
     e = reserve + np.linspace(-2, 3, n)  # some below their reserve, some just above
-    fv = _fleet(n, e_kwh=e)
+    fv = v2g_fleet(n, e_kwh=e)
     obs = Observation(54, strat.context.times[54], 0.25, 0.65, 0.45, fv, np.ones(n, bool), fv.e_kwh < fv.e_stop_kwh,
                       requests=_visible(strat, 54))
     d = strat.decide(obs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -21,21 +20,12 @@ from v2gsim.strategies.base import FleetView, Observation, StrategyContext
 from v2gsim.strategies.distributed import Distributed, DistributedConfig, DriverBehaviour
 from v2gsim.strategies.distributed_valley import valley_answer_probability, valley_room_kwh
 
+from helpers import v2g_fleet
+
 ROOT = Path(__file__).resolve().parents[1]
 COMMUNITY = yaml.safe_load((ROOT / "scenarios" / "distributed_community.yaml").read_text())
 
 
-def _fleet(n: int, **arrays) -> FleetView:
-    base = {
-        "e_kwh": np.full(n, 40.0), "capacity_kwh": np.full(n, 50.0), "e_stop_kwh": np.full(n, 50.0),
-        "e_min_departure_kwh": np.full(n, 15.0), "p_plug_max_kw": np.full(n, 20.0),
-        "can_discharge": np.ones(n, bool), "bidirectional": np.ones(n, bool),
-        "eta_charge": np.full(n, 0.92), "eta_discharge": np.full(n, 0.92),
-        "t_depart_est_step": np.full(n, 90, np.int64), "site": np.zeros(n, np.int32),
-        "wear_cost_cny_per_kwh": np.zeros(n), "e_discharged_kwh": np.zeros(n),
-    }
-    base.update(arrays)
-    return FleetView(**{f.name: base.get(f.name, np.zeros(n)) for f in fields(FleetView)})
 
 
 def _strategy(**cfg) -> Distributed:
@@ -66,9 +56,9 @@ def test_answer_probability_by_hand():
     p = valley_answer_probability(-1.0, d, 2.0, np.array([0.3, 0.0]))
     assert p[0] == pytest.approx(1 / (1 + np.exp(0.6)), abs=1e-12) and p[1] == 0.0  # no room: no yes
     # room: 10 kWh below full through 92 % charging losses, at most 20 kW for 0.25 h
-    f = _fleet(2, e_kwh=np.array([40.0, 49.0]))
+    f = v2g_fleet(2, e_kwh=np.array([40.0, 49.0]))
     assert valley_room_kwh(f, np.arange(2), None, 0.25) == pytest.approx([5.0, 1.0 / 0.92])
-    assert valley_room_kwh(_fleet(1, e_stop_kwh=np.array([45.0])), np.arange(1), 0.9, 1.0) == pytest.approx([5.0 / 0.92])
+    assert valley_room_kwh(v2g_fleet(1, e_stop_kwh=np.array([45.0])), np.arange(1), 0.9, 1.0) == pytest.approx([5.0 / 0.92])
 
 
 @settings(max_examples=25, deadline=None)
@@ -83,7 +73,7 @@ def test_accepting_drivers_wait_for_the_window_and_charge_in_it():
     strat = _strategy()
     n = 6
     # vehicles 0-3 stay past the window (step 90), 4 leaves inside it (step 58), 5 is full
-    f = _fleet(n, t_depart_est_step=np.array([90, 90, 90, 90, 58, 90]), e_kwh=np.array([40.0, 40, 40, 40, 40, 50]))
+    f = v2g_fleet(n, t_depart_est_step=np.array([90, 90, 90, 90, 58, 90]), e_kwh=np.array([40.0, 40, 40, 40, 40, 50]))
     req = _fill(30.0)  # a reward nearly every driver with room accepts
     # before the notice, every driver (none smart) charges at once: 20 kW
     assert _power(strat, f, 30, ()) == pytest.approx([20, 20, 20, 20, 20, 0])
@@ -102,7 +92,7 @@ def test_accepting_drivers_wait_for_the_window_and_charge_in_it():
 def test_top_up_past_the_full_point_in_the_window():
     strat = _strategy(valley_top_up_soc=0.9)
     # full points 40 and 45 kWh, the targets 45 (0.9 x 50)
-    f = _fleet(2, e_stop_kwh=np.array([40.0, 45.0]), e_kwh=np.array([44.0, 45.0]))
+    f = v2g_fleet(2, e_stop_kwh=np.array([40.0, 45.0]), e_kwh=np.array([44.0, 45.0]))
     req = _fill(30.0)
     _power(strat, f, 44, req)
     assert list(strat.vf_events[0]["yes"]) == [True, False]  # the second is at its target already: no room, no yes
@@ -112,7 +102,7 @@ def test_top_up_past_the_full_point_in_the_window():
 
 def test_no_reward_no_room_no_yes():
     strat = _strategy()
-    f = _fleet(200, e_kwh=np.full(200, 50.0))  # everyone full: nothing to fill
+    f = v2g_fleet(200, e_kwh=np.full(200, 50.0))  # everyone full: nothing to fill
     _power(strat, f, 44, _fill(30.0))
     assert strat.vf_events[0]["accepted"] == 0
 
@@ -184,7 +174,7 @@ def test_valley_fill_answers_leave_the_discharge_answers_alone():
 
 def test_reward_sized_to_the_target_up_to_the_cap():
     n = 400
-    f = _fleet(n, e_kwh=np.full(n, 30.0))  # 20 kWh of room each, at most 20 kWh in 1 h at 20 kW
+    f = v2g_fleet(n, e_kwh=np.full(n, 30.0))  # 20 kWh of room each, at most 20 kWh in 1 h at 20 kW
     def sized(e_kwh, cap):
         strat = _strategy()
         r = GridRequest(kind="valley_fill", start="2026-07-08T14:00", hours=1, p_kw=50, e_kwh=e_kwh, price_cny_per_kwh=1.0,
@@ -208,7 +198,7 @@ def test_nobody_waits_more_than_a_day_for_a_window():
     times = pd.date_range("2026-07-08 00:00", periods=96 * 3, freq="15min")
     strat = Distributed(strat.config, StrategyContext(("s",), times, 0.25, np.full(288, 0.65), np.full(288, 0.45),
                                                       seed_seq=np.random.SeedSequence(7, spawn_key=(20, 0)), operator_id="distributed"))
-    f = _fleet(3, t_depart_est_step=np.full(3, 280))
+    f = v2g_fleet(3, t_depart_est_step=np.full(3, 280))
     req = _fill(30.0, visible=0, window=(200, 204))  # visible at once, the window two days later
     p = _power(strat, f, 10, req)
     assert strat.vf_events[0]["yes"].all()
