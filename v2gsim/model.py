@@ -231,11 +231,12 @@ class V2GModel(mesa.Model):
             self.feeder = Feeder(self, scenario.feeder.transformer_kva, scenario.feeder.power_factor)
 
         # the grid operator: every request of the scenario in one schema, published as its notice passes
-        self.grid_operator = GridOperator(self, issue(scenario_requests(scenario), self.clock, self.dt_h, self.operator_ids),
+        requests = scenario_requests(scenario)
+        self.grid_operator = GridOperator(self, issue(requests, self.clock, self.dt_h, self.operator_ids),
                                           scenario.grid_operator, operators=tuple(self.operator_ids), clock=self.clock, dt_h=self.dt_h,
                                           n_warmup=self.n_warmup, meter=self._meter, site_index=site_idx,
                                           bidders={agg.operator_id: agg for agg in self.aggregators},
-                                          reg_meter=self._reg_meter, signals=self._regulation_signals(scenario))
+                                          reg_meter=self._reg_meter, signals=self._regulation_signals(requests))
         self._own_metered = [(self.operator_ids.index(a.operator_id), a) for a in own_actors if a.operator_id in self.operator_ids]
 
         #: Every actor, in the order each phase calls them: the grid operator (first of the signals
@@ -881,15 +882,14 @@ class V2GModel(mesa.Model):
         return ops, at
 
     @staticmethod
-    def _regulation_signals(scenario) -> dict[int, np.ndarray]:
-        """Each regulation request's signal (request number -> samples), read from its CSV (checked
-        at validation: v2gsim.scenario)."""
+    def _regulation_signals(requests) -> dict[int, np.ndarray]:
+        """Each regulation request's signal (request number in ``requests``, the scenario's in one
+        schema -> samples), read from its CSV (checked at validation: v2gsim.scenario)."""
         from v2gsim.errors import ScenarioError
-        from v2gsim.market.events import scenario_requests
         from v2gsim.market.regulation import read_signal
 
         out = {}
-        for n, r in enumerate(scenario_requests(scenario)):
+        for n, r in enumerate(requests):
             if r.signal is not None:
                 x, problems = read_signal(r.signal, f"grid_operator.requests[{n}].signal")
                 if problems:
