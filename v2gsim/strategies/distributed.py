@@ -281,6 +281,18 @@ def water_level(base_kw: np.ndarray, e_kwh: float, dt_h: float) -> float:
     return float((e_kwh / dt_h + cs[j - 1]) / j)
 
 
+def sized_reward(ev: dict, expected_kwh) -> float:
+    """An invitation's reward sized to its target: the lowest reward from ``ev["reward"]`` up to
+    ``ev["max_reward"]`` (the price cap) in 0.25 CNY/kWh steps whose ``expected_kwh(reward)`` reaches
+    ``ev["target_kwh"]``; the cap when none does; ``ev["reward"]`` without a target or headroom."""
+    if ev["target_kwh"] is None or ev["max_reward"] <= ev["reward"]:
+        return ev["reward"]
+    grid = np.unique(np.r_[np.arange(ev["reward"], ev["max_reward"], 0.25), ev["max_reward"]])
+    exp = np.array([expected_kwh(r) for r in grid])
+    ok = np.flatnonzero(exp >= ev["target_kwh"])
+    return float(grid[ok[0]] if ok.size else grid[-1])
+
+
 def _window_steps(times, start, hours: float, dt_h: float) -> tuple[int, int]:
     """[first, end) clock steps of a window (steps whose start lies in it)."""
     t = np.asarray(times.values)
@@ -393,13 +405,9 @@ class Distributed(Strategy):
         top = self.config.valley_top_up_soc
         room_soc = np.maximum(0.0, valley_target_kwh(f, invited, top) - f.e_kwh[invited]) / f.capacity_kwh[invited]
         room_kwh = valley_room_kwh(f, invited, top, ev["hours"])
-        if ev["target_kwh"] is not None and ev["max_reward"] > ev["reward"]:
-            # size the invitation as a discharge call's: the lowest reward (0.25 CNY/kWh steps) up
-            # to the price cap expected to bring the target (answer probability x room)
-            grid = np.unique(np.r_[np.arange(ev["reward"], ev["max_reward"], 0.25), ev["max_reward"]])
-            exp = np.array([float((valley_answer_probability(self.b0, self.config.drivers, r, room_soc) * room_kwh).sum()) for r in grid])
-            ok = np.flatnonzero(exp >= ev["target_kwh"])
-            ev["reward"] = float(grid[ok[0]] if ok.size else grid[-1])
+        # sized as a discharge call's, on the answer probability x room
+        ev["reward"] = sized_reward(ev, lambda r: float((valley_answer_probability(self.b0, self.config.drivers, r, room_soc)
+                                                         * room_kwh).sum()))
         p = valley_answer_probability(self.b0, self.config.drivers, ev["reward"], room_soc)
         u = self._answer_rng(ev["j"], VALLEY_STREAM).random(n)[invited]
         yes = u < p
@@ -554,12 +562,7 @@ class Distributed(Strategy):
         invited = np.flatnonzero(self.enrol_draw & f.bidirectional & self.seen)
         margin = (f.e_kwh[invited] - self.reserve_kwh(f)[invited]) / f.capacity_kwh[invited]
         u = self._answer_rng(ev["j"]).random(n)[invited]  # one draw per driver, whatever the reward
-        if ev["target_kwh"] is not None and ev["max_reward"] > ev["reward"]:
-            # size the invitation: the lowest reward (in 0.25 CNY/kWh steps) expected to deliver the target
-            grid = np.unique(np.r_[np.arange(ev["reward"], ev["max_reward"], 0.25), ev["max_reward"]])
-            exp = np.array([self._expected_kwh(r, f, invited, margin, ev) for r in grid])
-            ok = np.flatnonzero(exp >= ev["target_kwh"])
-            ev["reward"] = float(grid[ok[0]] if ok.size else grid[-1])
+        ev["reward"] = sized_reward(ev, lambda r: self._expected_kwh(r, f, invited, margin, ev))
         ev["expected_kwh"] = self._expected_kwh(ev["reward"], f, invited, margin, ev)
         yes = self._yes(ev["reward"], f, invited, margin, u, ev["buyback_price"])
         self.accepted[:] = False
