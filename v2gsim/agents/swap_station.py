@@ -251,6 +251,7 @@ class SwapNetwork(SwapQueues, Racks, Actor):
         self._dis_kw = np.zeros(S)
         self._e_rack_kwh = np.zeros(S)
         self._rack_out_kwh = np.zeros(R)  # battery-side energy each slot's pack gave this step
+        self._p_slot_kw = np.zeros(R)  # each slot's grid-side power this step (the regulation meter's operating point)
         self.cost_cny = np.zeros(S)  # this step's money per station (the settle phase)
         self.revenue_cny = np.zeros(S)
         self.wear_cny = np.zeros(S)

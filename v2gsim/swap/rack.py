@@ -126,8 +126,7 @@ class Racks:
 
         cap, _, e_full, eta_c, eta_d, _ = self._slot_static()
         st, S = self.slot_station, self.n_stations
-        p = getattr(self, "_p_slot_kw", None)
-        p = np.zeros(st.size) if p is None else p
+        p = self._p_slot_kw
         e = self.packs.e_kwh[self.slot_pack]
         bi = self.st_bidirectional[st].astype(bool)
         up, down = headroom_kw(p, self.slot_p_max_kw, self.slot_p_max_kw, e, self.cfg.discharge_floor_soc * cap, e_full,
@@ -174,7 +173,7 @@ class Racks:
         if self.wear is not None:
             self.wear.rack_step(pk, grid_kwh, de)
         p_slot = grid_kwh / dt
-        self._p_slot_kw = p_slot  # the regulation meter's power around which the rack moves
+        self._p_slot_kw = p_slot
         self._charge_kw = np.bincount(st, weights=np.maximum(p_slot, 0.0), minlength=self.n_stations)
         self._dis_kw = np.bincount(st, weights=np.maximum(-p_slot, 0.0), minlength=self.n_stations)
         self._e_rack_kwh = np.bincount(st, weights=e1, minlength=self.n_stations)
