@@ -88,14 +88,10 @@ def daily_mean_temperature(city: str, year: int) -> np.ndarray:
     (physics/presets/ambient.yaml) interpolated linearly between mid-months, wrapping round
     the year, at noon of each day as the ambient presets do (without their diurnal cycle,
     which averages out over a day); shape (days,)."""
-    from v2gsim.physics.ambient import _MID_MONTH_DOY, ambient_presets  # late: ambient imports data.profiles
+    from v2gsim.physics.ambient import preset_daily_mean_degc  # late: ambient imports data.profiles
 
-    monthly = np.asarray(ambient_presets()[city]["monthly_mean_degc"], np.float64)
     days = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
-    doy = (days.dayofyear.to_numpy() - 1).astype(np.float64)
-    x = np.r_[_MID_MONTH_DOY[-1] - 365.0, _MID_MONTH_DOY, _MID_MONTH_DOY[0] + 365.0]
-    y = np.r_[monthly[-1], monthly, monthly[0]]
-    return np.interp(doy + 0.5, x, y)
+    return preset_daily_mean_degc(city, (days.dayofyear.to_numpy() - 1).astype(np.float64) + 0.5)
 
 
 def _year_w_per_m2(kind: str, province: str, year: int) -> np.ndarray:

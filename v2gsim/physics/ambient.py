@@ -119,14 +119,19 @@ def read_ambient_csv(path: str | Path, label: str = "wear.ambient.csv", zone: st
     return read_series_csv(path, "t_degc", label, zone=zone, lo=-60.0, hi=70.0, unit=" degC")
 
 
-def _preset_profile(name: str, clock: pd.DatetimeIndex) -> np.ndarray:
-    p = ambient_presets()[name]
-    monthly = np.asarray(p["monthly_mean_degc"], dtype=np.float64)
-    doy = (clock.dayofyear - 1).to_numpy() + (clock.hour.to_numpy() + clock.minute.to_numpy() / 60.0) / 24.0
-    # cyclic interpolation through the mid-month points
+def preset_daily_mean_degc(name: str, doy: np.ndarray) -> np.ndarray:
+    """Preset ``name``'s daily mean temperature (degC) at day of year ``doy`` (0-based, fractional):
+    its monthly normals interpolated cyclically through the mid-month points."""
+    monthly = np.asarray(ambient_presets()[name]["monthly_mean_degc"], dtype=np.float64)
     xp = np.r_[_MID_MONTH_DOY[-1] - 365.0, _MID_MONTH_DOY, _MID_MONTH_DOY[0] + 365.0]
     fp = np.r_[monthly[-1], monthly, monthly[0]]
-    daily = np.interp(doy, xp, fp)
+    return np.interp(doy, xp, fp)
+
+
+def _preset_profile(name: str, clock: pd.DatetimeIndex) -> np.ndarray:
+    p = ambient_presets()[name]
+    doy = (clock.dayofyear - 1).to_numpy() + (clock.hour.to_numpy() + clock.minute.to_numpy() / 60.0) / 24.0
+    daily = preset_daily_mean_degc(name, doy)
     hour = clock.hour.to_numpy() + clock.minute.to_numpy() / 60.0
     return daily + float(p["diurnal_half_range_degc"]) * np.cos(2.0 * np.pi * (hour - 15.0) / 24.0)
 
