@@ -20,6 +20,10 @@ def test_run_writes_tables_kpis_metadata_and_plots(tmp_path, capsys):
     assert main(["run", "smoke", "-o", str(out), "--no-progress", "--seed", "5", "--set", "population.0.count=6"]) == 0
     printed = capsys.readouterr().out
     assert str(out) in printed and "kpis.json" in printed and "load_curve.png" in printed
+    # the drivers' line carries the issue-15 service measure, from the run's own KPIs
+    k = json.loads((out / "kpis.json").read_text())
+    unserved = 100 * (k["trips_cancelled"] + k["stranded_trips"]) / k["departures"]
+    assert f"  trips {k['departures']:,.0f}: unserved {unserved:.3f} %" in printed
     for name in ("system", "sites", "vehicles", "sessions", "traces", "departure_soc"):
         assert (out / f"{name}.parquet").is_file()
     for png in ("load_curve.png", "daily_envelope.png", "soc_distribution.png"):
@@ -86,3 +90,14 @@ def test_bad_scenario_exits_2_without_traceback(tmp_path):
 def test_bad_set_syntax_exits_2(capsys):
     assert main(["validate", "smoke", "--set", "population.0.count"]) == 2
     assert "--set" in capsys.readouterr().err
+
+
+def test_trips_line_reads_the_unserved_share_of_departures():
+    from v2gsim.cli import trips_line
+
+    k = {"departures": 2441.0, "trips_cancelled": 4.0, "stranded_trips": 0.0, "trips_shortened": 1.0,
+         "delayed_departures": 3.0, "detours": 5.0, "queued_at_public": 204.0, "queue_left": 39.0}
+    # 4 / 2,441 = 0.1639 %
+    assert trips_line(k) == ("trips 2,441: unserved 0.164 % (cancelled 4, stranded 0), shortened 1, delayed 3, "
+                             "detours 5, queued at public 204 (39 left)")
+    assert "unserved n/a" in trips_line({**k, "departures": 0.0})

@@ -84,6 +84,17 @@ def _plugins_flag(p: argparse.ArgumentParser) -> None:
                    help="allow scenarios to import the modules their plugins: key names (this runs their code)")
 
 
+def trips_line(k: dict) -> str:
+    """The drivers' side of a run in one line: the issue-15 measure of service, unserved trips
+    (cancelled + stranded) as a share of departures, and what drivers did to avoid them."""
+    trips = k["departures"]
+    unserved = k["trips_cancelled"] + k["stranded_trips"]
+    share = f"{100 * unserved / trips:.3f} %" if trips else "n/a"
+    return (f"trips {trips:,.0f}: unserved {share} (cancelled {k['trips_cancelled']:,.0f}, stranded {k['stranded_trips']:,.0f}), "
+            f"shortened {k['trips_shortened']:,.0f}, delayed {k['delayed_departures']:,.0f}, detours {k['detours']:,.0f}, "
+            f"queued at public {k['queued_at_public']:,.0f} ({k['queue_left']:,.0f} left)")
+
+
 def operator_lines(results) -> list[str]:
     """One short line per operator (business model) of a run: energy, share of the feeder's
     peak, V2G in its requests, money (CNY)."""
@@ -134,6 +145,7 @@ def _cmd_run(args) -> int:
     over_base = f" ({abs(rise):.1f} % {'above' if rise >= 0 else 'below'} the peak before EVs)" if math.isfinite(rise) else ""
     print(f"  peak {k['peak_load_kw']:.1f} kW{over_base}, max transformer loading {k['max_transformer_loading_pct']:.1f} %, overload {k['transformer_overload_h']:.2f} h")
     print(f"  charged {k['energy_charged_kwh']:.0f} kWh, unmet {k['unmet_energy_kwh']:.1f} kWh, stranded trips {int(k['stranded_trips'])}")
+    print("  " + trips_line(k))
     for line in operator_lines(results):
         print("  " + line)
     warnings = [text for n, text in (
