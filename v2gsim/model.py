@@ -676,8 +676,9 @@ class V2GModel(mesa.Model):
             v = ev.arr_vehicle[sl]
             arr = {k: getattr(ev, "arr_" + k)[sl] for k in _ARRIVAL_FIELDS}
             keep = dc.filter_arrivals(v, arr)
-            if keep is not None:
-                v, arr = v[keep], {k: a[keep] for k, a in arr.items()}
+            if keep is not None:  # positions once, for the 9 arrays (a mask is re-scanned by each)
+                keep = np.flatnonzero(keep)
+                v, arr = v[keep], {k: a.take(keep) for k, a in arr.items()}
         due = dc.due_arrivals(s)
         if due.size:  # held-back arrivals first (they were due earlier), then the step's own
             p = dc.payload(due, s)

@@ -447,11 +447,11 @@ class DriverChoices:
         act = self.arr_action[v]
         if not np.count_nonzero(act):
             return None
-        cap = act == CAPTURE
-        if cap.any():
+        cap = np.flatnonzero(act == CAPTURE)  # positions once: a boolean mask is re-scanned by each of the 8 gathers
+        if cap.size:
             vc = v[cap]
             for k, a in self.p.items():
-                a[vc] = arr[k][cap]
+                a[vc] = arr[k].take(cap)
             self.have[vc] = True
         sh = act == SHORTEN
         if sh.any():  # (copies: the arrays are views of the day's events)
