@@ -197,3 +197,37 @@ def test_bad_values_name_the_yaml_path(site, path, words):
     hits = [p for p in e.value.problems if p.path == path]
     assert hits, [p.path for p in e.value.problems]
     assert words in (hits[0].message + " " + (hits[0].hint or ""))
+
+
+def test_default_grace_and_the_operator_rules_match_the_source():
+    # 扉旅汽车 2025-01-23 [B]: Li Auto 15 min free then 2 CNY/min, "120 CNY an hour", cap 200 a
+    # session; XPeng 1 CNY/min after 30 min, cap 100; NIO 0.5 CNY/min after 15 min, cap 50;
+    # Tesla 3.20 or 6.40 CNY/min, no cap
+    from v2gsim.population.idle import OPERATOR_RULES
+    from v2gsim.scenario.schema import Site
+
+    grace, fee, cap = OPERATOR_RULES["li_auto"]
+    assert fee * 60 == 120.0 and grace == 15.0 and cap == 200.0
+    assert OPERATOR_RULES["xpeng"] == (30.0, 1.0, 100.0) and OPERATOR_RULES["nio"] == (15.0, 0.5, 50.0)
+    assert OPERATOR_RULES["tesla_busy"][1] == 2 * OPERATOR_RULES["tesla"][1] == 6.4 and OPERATOR_RULES["tesla"][2] is None
+    site = Site(id="dc", kind="public", p_max_kw=60, chargers=1)
+    assert site.grace_min == OPERATOR_RULES["nio"][0] == OPERATOR_RULES["li_auto"][0]
+    assert site.idle_fee_cny_per_min == 0.0 and site.leaves_when_done
+
+
+def test_the_docs_example_validates_with_the_rules_it_states():
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).parents[1] / "docs" / "mobility.md").read_text()
+    block = text.split("## Full cars leave public chargers", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    raw = _raw()
+    raw["sites"] = [raw["sites"][0], *yaml.safe_load(block)["sites"]]
+    raw["population"][0]["public_site"] = "gate_dc"
+    sc = Scenario.model_validate(raw)
+    rules = {s.id: (s.leaves_when_done, s.grace_min, s.idle_fee_cny_per_min, s.idle_fee_cap_cny) for s in sc.sites}
+    assert rules["gate_dc"] == (True, 15.0, 0.0, None)
+    assert rules["mall_ac"][0] is False
+    assert rules["hub_dc"] == (False, 15.0, 0.5, 50.0)
+    V2GModel(sc)  # and builds

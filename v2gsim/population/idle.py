@@ -4,7 +4,7 @@ Without this rule a car that plugs at a public charger keeps it until its next t
 gun is held all night by a full car while others queue. Chinese public DC operators charge an
 idle (occupancy) fee, 占位费, once charging has ended and a free period has passed, and drivers
 at fast chargers wait with the car and move it when it is done (docs/mobility.md, "Full cars
-leave"; the figures in DOMAIN.md, "Idle fees").
+leave"; the operators' published rules in :data:`OPERATOR_RULES`).
 
 Per public site (``Site.leaves_when_done``, ``grace_min``, ``leave_share``,
 ``idle_fee_cny_per_min``, ``idle_fee_cap_cny``) and per step, over the vehicles plugged at such
@@ -33,6 +33,22 @@ import numpy as np
 
 from v2gsim.engine.actor import Actor, Signals
 from v2gsim.market.settlement import DRIVERS, GRID_COMPANY
+
+# Idle-fee rules Chinese fast-charging networks publish (grace after charging ends, min; fee,
+# CNY/min; cap per session, CNY; None: no cap). Li Auto's announcement of January 2025 and the
+# rules of XPeng, NIO and Tesla it was compared with, as reported by 扉旅汽车, "理想超充站收取超时
+# 占用费了,120元/小时这么贵吗?", 2025-01-23 (http://www.91haoming.cn/news/show-299415.html) [B]
+# (Li Auto: "相当于一小时120元", 120 CNY an hour). Tesla's grace period: 5 min, from a Q&A answer
+# (https://www.bitauto.com/ask/100652884127) [C]; the article gives Tesla's two fee levels (3.20 or
+# 6.40 CNY/min by how busy the site is) and no cap. No State Grid, TELD or Star Charge rule was
+# found in the sources searched. The default grace period (Site.grace_min) is NIO's and Li Auto's.
+OPERATOR_RULES: dict[str, tuple[float, float, float | None]] = {
+    "li_auto": (15.0, 2.0, 200.0),
+    "nio": (15.0, 0.5, 50.0),
+    "xpeng": (30.0, 1.0, 100.0),
+    "tesla_busy": (5.0, 6.4, None),
+    "tesla": (5.0, 3.2, None),
+}
 
 _TOL_KWH = 1e-6  # as the drivers' "car holds enough" test (v2gsim.population.drivers)
 _TOL_MIN = 1e-9

@@ -240,8 +240,9 @@ class Site(ConfigModel):
 
     # Public chargers only (docs/mobility.md, "Full cars leave"): drivers unplug a full car after a
     # grace period; those who stay pay the operator's idle fee (占位费). Operators' published rules
-    # (DOMAIN.md, "Idle fees"): NIO 15 min then 0.5 CNY/min (cap 50), Li Auto 15 min then 2 CNY/min
-    # (cap 200), XPeng 30 min then 1 CNY/min (cap 100), Tesla China 3.2 / 6.4 CNY/min [B].
+    # (v2gsim.population.idle.OPERATOR_RULES, with the source): NIO 15 min then 0.5 CNY/min (cap 50),
+    # Li Auto 15 min then 2 CNY/min (cap 200), XPeng 30 min then 1 CNY/min (cap 100), Tesla China
+    # 3.2 / 6.4 CNY/min, no cap [B].
     leave_when_done: bool | None = Field(
         default=None, description="public sites: a driver unplugs once the car reached its charge target and grace_min "
         "has passed, freeing the charger for the queue; the car stays parked until its next trip; null (default): on "
