@@ -231,3 +231,28 @@ def test_the_docs_example_validates_with_the_rules_it_states():
     assert rules["mall_ac"][0] is False
     assert rules["hub_dc"] == (False, 15.0, 0.5, 50.0)
     V2GModel(sc)  # and builds
+
+
+def test_replayed_sessions_keep_their_recorded_plug_out(tmp_path):
+    # two replayed sessions at one public DC gun: the first (5 kWh) is full within the hour but
+    # its recorded departure is 22:00, so the second, arriving at 19:30, still leaves the queue
+    # after its 30 minutes, turned away, as the data says
+    import textwrap
+
+    import v2gsim
+    from test_sessions import SCENARIO, write
+
+    sc_text = SCENARIO.replace("{id: fast, kind: public, p_max_kw: 11, chargers: 1}", "{id: fast, kind: public, p_max_kw: 60, chargers: 1}")
+    assert sc_text != SCENARIO
+    csv = textwrap.dedent("""\
+        arrival,departure,energy_kwh,site_id
+        2026-07-06 19:00,2026-07-06 22:00,5,fast
+        2026-07-06 19:30,2026-07-06 21:00,5,fast
+        """)
+    sc = v2gsim.load_scenario(write(tmp_path, scenario=sc_text, csv=csv))
+    m = V2GModel(sc)
+    assert m.idle is not None and sc.sites[1].leaves_when_done
+    for _ in range(m.n_clock):
+        m.step()
+        assert not m.idle.at.any()
+    assert m.fleet.sessions_turned_away.tolist() == [0, 1] and m.idle.n_left == 0
