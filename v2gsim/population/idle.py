@@ -80,12 +80,10 @@ class IdleRule(Actor):
         self.fee = np.where(public, [s.idle_fee_cny_per_min for s in sites], 0.0)
         self.cap = np.array([s.idle_fee_cap_cny if s.idle_fee_cap_cny is not None else np.inf for s in sites])
         self.grace_min = np.array([s.grace_min for s in sites], float)
-        share = np.array([s.leave_share for s in sites], float)
-        # sites where the rule does anything (a trailing False: f.site == -1 reads it)
-        self.site_rule = np.append(self.leave | (self.fee > 0), False)
+        self.share = np.array([s.leave_share for s in sites], float)
+        # sites where the rule does anything
+        self.site_rule = self.leave | (self.fee > 0)
         n = fleet.n
-        self.n_sites = len(sites)
-        self.share = share
         self.comply_u = comply_u
         self.eligible = eligible
         self.at = np.zeros(n, bool)  # plugged at a site with the rule (kept by plugged / unplugged)
