@@ -1,6 +1,6 @@
 """Public DC utilisation with and without drivers leaving full cars (v2gsim.population.idle).
 
-    python bench/idle_utilisation.py mixed_city city_feeder [--days N] [--scale S]
+    python bench/idle_utilisation.py mixed_city city_feeder [--days N] [--set key=value ...]
 
 For each scenario, runs it with its public sites' own settings (the rule on at non-V2G DC sites by
 default) and with ``leave_when_done: false`` at every public site (the engine before the rule),
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "golden"))
 
@@ -53,11 +54,15 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("names", nargs="+")
     ap.add_argument("--days", type=float, default=None, help="horizon (default: the golden one)")
+    ap.add_argument("--set", action="append", default=[], help="key=value overrides (YAML values) on top of the golden ones")
     args = ap.parse_args()
     for name in args.names:
         base = dict(make_golden.OVERRIDES[name])
         if args.days:
             base["time.horizon_days"] = args.days
+        for kv in args.set:
+            key, value = kv.split("=", 1)
+            base[key] = yaml.safe_load(value)
         sc = v2gsim.load_scenario(name, base)
         off = {f"sites.{i}.leave_when_done": False for i, s in enumerate(sc.sites) if s.kind == "public"}
         for label, extra in (("before (no rule)", off), ("after (rule)", {})):
