@@ -256,3 +256,22 @@ def test_replayed_sessions_keep_their_recorded_plug_out(tmp_path):
         m.step()
         assert not m.idle.at.any()
     assert m.fleet.sessions_turned_away.tolist() == [0, 1] and m.idle.n_left == 0
+
+
+def test_a_car_discharged_below_its_target_starts_its_grace_period_again():
+    # the rule alone over a two-car fleet: car 0 full at step 0, pulled below its target (V2G) at
+    # step 1, full again at step 2: it leaves at step 4 (30 min after step 2), not step 2
+    from types import SimpleNamespace
+
+    from v2gsim.population.idle import IdleRule
+    from v2gsim.scenario.schema import Site
+
+    sites = [Site(id="dc", kind="public", p_max_kw=60, chargers=2, grace_min=30)]
+    f = SimpleNamespace(n=2, below_stop=np.array([False, True]), site=np.array([0, 0]))
+    rule = IdleRule(f, sites, 15, 0, np.zeros(2), np.ones(2, bool), np.zeros(2, np.int8), np.array([-1]), [])
+    rule.plugged(np.arange(2), np.zeros(2, np.int64))
+    got = {}
+    for step, below in enumerate([False, True, False, False, False]):
+        f.below_stop[0] = below
+        got[step] = rule.due(step).tolist()
+    assert got == {0: [], 1: [], 2: [], 3: [], 4: [0]} and rule.n_left == 1

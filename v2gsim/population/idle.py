@@ -11,8 +11,8 @@ Per public site (``Site.leaves_when_done``, ``grace_min``, ``leave_share``,
 a site (a mask kept by the engine's plug and unplug kernels, no loop over vehicles):
 
 - a car is *done* when it holds its driver's charge target (``e_stop_kwh``: the driver's full
-  point, never above where CC-CV charging ends); ``done_since`` is the step it became so (a car
-  discharged below it again, by V2G, is no longer done);
+  point, never above where CC-CV charging ends; ``fleet.below_stop`` is False); ``done_since``
+  is the step it became so (a car discharged below it again, by V2G, starts again when full);
 - once ``grace_min`` has passed since, a driver who follows the rule (a share ``leave_share`` of
   drivers, drawn once per driver) unplugs: :meth:`due` returns them and the engine frees the
   charger (its queue is served in the same step); the car stays parked, unplugged, until its
@@ -50,7 +50,6 @@ OPERATOR_RULES: dict[str, tuple[float, float, float | None]] = {
     "tesla": (5.0, 3.2, None),
 }
 
-_TOL_KWH = 1e-6  # as the drivers' "car holds enough" test (v2gsim.population.drivers)
 _TOL_MIN = 1e-9
 
 
@@ -88,6 +87,7 @@ class IdleRule(Actor):
         self.eligible = eligible
         self.at = np.zeros(n, bool)  # plugged at a site with the rule (kept by plugged / unplugged)
         self.done_since = np.full(n, -1, np.int64)
+        self.seen = np.full(n, -2, np.int64)  # last step the car was seen done
         self.fee_session = np.zeros(n)  # idle fee paid in the current session (for the cap)
         payee = [operator_ids[k] if k >= 0 else GRID_COMPANY for k in site_owner]
         self.payees = sorted(set(payee))
@@ -108,6 +108,7 @@ class IdleRule(Actor):
         at = self.site_rule[site] & self.eligible[v]
         self.at[v] = at
         self.done_since[v] = -1
+        self.seen[v] = -2
         self.fee_session[v] = 0.0
 
     def unplugged(self, v: np.ndarray) -> None:
@@ -116,16 +117,18 @@ class IdleRule(Actor):
     # ------------------------------------------------------------------ phase 2
     def due(self, step: int) -> np.ndarray:
         """Done cars past their grace period whose drivers unplug now; books the others' idle minutes and fee."""
-        c = np.flatnonzero(self.at)
+        f = self.fleet
+        # done: not below the target (``below_stop``, kept current by the physics); only those
+        # are gathered, a small set, instead of every car plugged at such a site
+        c = np.flatnonzero(self.at & ~f.below_stop)
         if not c.size:
             return c
-        f = self.fleet
         c = c[self.held[c] == 0]  # drivers holding a trip back leave by their own rule
-        done = f.e_kwh[c] >= f.e_stop_kwh[c] - _TOL_KWH
-        self.done_since[c[~done]] = -1
-        c = c[done]
-        new = self.done_since[c] < 0
+        # done since this step unless seen done at the step before (a car discharged below its
+        # target by V2G and charged back starts its grace period again)
+        new = self.seen[c] != step - 1
         self.done_since[c[new]] = step
+        self.seen[c] = step
         site = f.site[c]
         past = (step - self.done_since[c]) * self.step_min >= self.grace_min[site] - _TOL_MIN
         c, site = c[past], site[past]
