@@ -3,7 +3,7 @@
 The pack ageing model (``SwapPackWear._price``) publishes ``packs.wear_cost_cny_per_kwh`` per
 battery kWh *discharged and recharged* (a round trip), not per kWh of throughput as the fleet's
 ``fleet.wear_cost_cny_per_kwh`` is. The swap EMS and the stations' wear booking therefore read
-it as it is (:func:`v2gsim.strategies.battery_swap.pack_wear_cny_per_kwh_discharged`); applying
+it as it is (:func:`v2gsim.swap.packs.wear_cny_per_kwh_discharged`); applying
 the fleet's conversion (:func:`v2gsim.market.contracts.wear_price_cny_per_kwh_discharged`, x2)
 to it would price each pack's wear twice. These tests pin that unit: each fails if the swap
 side doubles (or halves) the pack price.
@@ -22,6 +22,7 @@ from test_swap_pack_wear import _with_wear
 from v2gsim.agents.swap_station import SwapNetwork
 from v2gsim.engine.actor import Signals
 from v2gsim.model import V2GModel
+from v2gsim.swap.packs import wear_cny_per_kwh_discharged
 
 # the aged pool of the hand case: 3 years and SOH 0.9, so the cycle law continues from ~220
 # virtual cycles (q_cyc 2.6 %), not from the steep start of a sqrt(FEC) law
@@ -84,7 +85,7 @@ def test_a_racked_pack_round_trip_by_hand():
     assert pk.wear_cost_cny_per_kwh[p] == pytest.approx(price, rel=1e-9)
     # what the station books for the discharge (settle: battery kWh out x the pack's price) is
     # what the ageing model books within the sqrt law's curvature; doubled it is not
-    ems = d * pk.wear_cost_cny_per_kwh[p]
+    ems = d * float(wear_cny_per_kwh_discharged("model", pk.wear_cost_cny_per_kwh)[p])
     assert 1.0 <= booked / ems <= 1.15, (booked, ems)
     assert not 0.75 <= booked / (2.0 * ems) <= 4 / 3
 
@@ -151,44 +152,44 @@ def test_the_bids_wear_term_with_model_prices():
 
 
 def test_rack_wear_reconciles_with_the_ageing_model_over_a_short_run():
-    """Two days of a V2G-selling rack (aged pool, expensive evening feed-in) with pack wear on.
-    For the packs that never left the rack: the ageing model's cycle wear (fade x cost per unit
-    fade) against sum over steps of the published price (the period's, as the EMS saw it) x the
-    battery kWh of the round trips (charged + discharged, halved), and against what the stations
-    booked (battery kWh discharged x price). Tolerance as the fleet's reconciliation
-    (test_wear_initial_age): a factor 4/3 either way, because the price is the window-mean
-    slope of a sqrt law at the last period's stressors; a factor 2 error falls outside."""
-    # commuters who never swap (they charge at home): the rack's packs stay in it
+    """Two days of a rack answering an evening discharge request each day (aged pool, 6 h wear
+    periods); the drivers never swap, so every pack stays in the rack. Each period's cycle wear of
+    the packs (fade x cost per unit fade) against the price published at that period's close (its
+    own stressors) x the period's round trips (battery kWh charged + discharged, halved): measured
+    ratio 1.065 (the sqrt law's curvature over the price's window, as in the hand case); a factor
+    2 in the unit would give 0.53 or 2.1. The stations book battery kWh discharged x the pack's
+    price as it is (settle).
+
+    Not asserted, measured (same run): against the price the EMS saw *before* each period (the
+    last period's stressors) the booked wear is 4.4 x the priced (3.5 x with 24 h periods): an
+    idle racked pack is priced at the floor stressors (depth 0.1, 0.2C→0.1C) and then fed back at
+    its slot power to the discharge floor. That is the price's timing, not its unit (docs/wear.md)."""
     pop = [{"archetype": "private_commuter", "count": 5, "vehicle": "nio_75_swappable", "home_site": "homes", "swap_below_soc": 0.0}]
+    requests = [{"start": f"2026-07-0{d}T18:00", "hours": 2, "reward_cny_per_kwh": 1.0} for d in (6, 7)]
     sc = scenario(population=pop, tariff={"preset": "guangdong"}, feeder={"transformer_kva": 2000, "households": 40},
                   time={"start": "2026-07-06T00:00", "step_min": 15, "horizon_days": 2, "warmup_days": 0},
-                  business_models=[{"kind": "battery_swap", "stations": [AGED], "wear_cny_per_kwh": "model",
-                                    "discharge_requests": [{"start": f"2026-07-0{d}T18:00", "hours": 2, "reward_cny_per_kwh": 1.0} for d in (6, 7)]}])
+                  business_models=[{"kind": "battery_swap", "stations": [AGED], "wear_cny_per_kwh": "model", "discharge_requests": requests}])
     m = V2GModel(_with_wear(sc, {"update_period_h": 6, "ambient": {"constant_degc": 25.0}}))
     net = m.actors_of(SwapNetwork)[0]
     pw = m.wear.pack_wears[0]
     pk = net.packs
-    stayed = np.ones(pk.n, bool)
-    priced_rt = np.zeros(pk.n)
-    priced_out = np.zeros(pk.n)
-    ch0, dis0 = pk.e_charged_kwh.copy(), pk.e_discharged_kwh.copy()
+    rack = net.slot_pack.copy()  # the racked packs (the 5 cars carry the others)
     q0 = pw.pop.state.q_loss_cyc.copy()
-    booked_station = 0.0
+    ch0, dis0 = pk.e_charged_kwh.copy(), pk.e_discharged_kwh.copy()
+    round_trips, priced, booked_station, ems = np.zeros(pk.n), np.zeros(pk.n), 0.0, 0.0
     while m.steps < m.n_clock:
-        price = pk.wear_cost_cny_per_kwh.copy()
+        price_seen = pk.wear_cost_cny_per_kwh.copy()
         m.step()
-        stayed &= pk.vehicle < 0
-        d_in = (pk.e_charged_kwh - ch0) * net.pack_eta_c
-        d_out = (pk.e_discharged_kwh - dis0) / net.pack_eta_d
-        priced_rt += price * 0.5 * (d_in + d_out)
-        priced_out += price * d_out
-        ch0, dis0 = pk.e_charged_kwh.copy(), pk.e_discharged_kwh.copy()
+        assert (pk.vehicle[rack] < 0).all()  # nobody swapped
+        out_kwh = (pk.e_discharged_kwh - dis0) / net.pack_eta_d  # battery side
+        round_trips += 0.5 * ((pk.e_charged_kwh - ch0) * net.pack_eta_c + out_kwh)
+        ems += float((price_seen * out_kwh).sum())
         booked_station += float(net.wear_cny.sum())
-    m.wear.finish(m.step_index)
-    cyc = (pw.pop.state.q_loss_cyc - q0) * pw.cost_per_q_cny
-    assert stayed.sum() >= 3 and pw.packs_replaced.sum() == 0
-    print(stayed.sum(), cyc[stayed].sum(), priced_rt[stayed].sum(), priced_out[stayed].sum(), booked_station, priced_out.sum())
-    assert priced_out[stayed].sum() > 1.0  # the rack fed back
-    assert booked_station == pytest.approx(priced_out.sum(), rel=1e-9)  # settle books battery kWh out x pack price
-    r = cyc[stayed].sum() / priced_rt[stayed].sum()
-    assert 0.75 <= r <= 4 / 3, r
+        ch0, dis0 = pk.e_charged_kwh.copy(), pk.e_discharged_kwh.copy()
+        if m.steps % 24 == 0:  # a 6 h period closed at the end of this step: its own price is out
+            priced += pk.wear_cost_cny_per_kwh * round_trips
+            round_trips[:] = 0.0
+    cyc = float(((pw.pop.state.q_loss_cyc - q0) * pw.cost_per_q_cny)[rack].sum())
+    assert pw.packs_replaced.sum() == 0 and pk.e_discharged_kwh.sum() > 100.0  # the rack fed back
+    assert booked_station == pytest.approx(ems, rel=1e-9)  # settle: battery kWh out x the pack's price
+    assert 1.0 <= cyc / priced[rack].sum() <= 1.15, (cyc, priced[rack].sum())

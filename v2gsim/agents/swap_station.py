@@ -54,7 +54,7 @@ import pandas as pd
 from v2gsim.engine.actor import Actor, EngineView, GridInjections, Signals
 from v2gsim.market.settlement import DRIVERS, GRID_COMPANY
 from v2gsim.population.fleet import CHEMISTRIES
-from v2gsim.swap.packs import Packs
+from v2gsim.swap.packs import Packs, wear_cny_per_kwh_discharged
 from v2gsim.swap.queue import LONG_TRIP, LOW_SOC, REASONS, SwapQueues
 from v2gsim.swap.rack import Racks, StationObservation
 
@@ -302,8 +302,7 @@ class SwapNetwork(SwapQueues, Racks, Actor):
         reward = self.strategy.request_reward[step]
         self.cost_cny = self._charge_kw * dt * self.price[step]
         self.revenue_cny = self._dis_kw * dt * (self.v2g_price[step] + reward)
-        w = self.cfg.wear_cny_per_kwh
-        wear_each = self.packs.wear_cost_cny_per_kwh[self.slot_pack] if w == "model" else float(w)
+        wear_each = wear_cny_per_kwh_discharged(self.cfg.wear_cny_per_kwh, self.packs.wear_cost_cny_per_kwh[self.slot_pack])
         self.wear_cny = np.bincount(self.slot_station, weights=self._rack_out_kwh * wear_each, minlength=self.n_stations)
         self.st_cost_cny += self.cost_cny
         self.st_revenue_cny += self.revenue_cny

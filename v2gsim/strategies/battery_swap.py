@@ -26,7 +26,9 @@ The EMS, vectorised over all rack packs (``R`` of them):
    beyond those the forecast needs until the next cheap hour discharge (bidirectional stations
    only) down to ``discharge_floor_soc`` when a grid request window is active, or when it pays:
    ``v2g_price * eta_d - wear_cost > min price of the next 24 h / eta_c + v2g_margin`` (per
-   battery kWh).
+   battery kWh; ``wear_cost`` per battery kWh discharged and later recharged, the unit of both a
+   numeric ``wear_cny_per_kwh`` and the packs' published price,
+   :func:`v2gsim.swap.packs.wear_cny_per_kwh_discharged`).
 4. All charging stays within the feeder's headroom (as seen in the last step) less a planning
    margin (``headroom_margin`` of the transformer rating): urgent packs first, by their place in
    their station's line (every station's fullest before any station's next), then the others;
@@ -68,6 +70,7 @@ from v2gsim.errors import Problem
 from v2gsim.fields import ID_PATTERN, ConfigModel, LocalDateTime
 from v2gsim.physics.ageing.initial import InitialAge, InitialSoh, Spread
 from v2gsim.strategies.base import Dispatch, Observation, Strategy, StrategyConfig, register
+from v2gsim.swap.packs import wear_cny_per_kwh_discharged
 
 
 class SwapStationPreset(ConfigModel):
@@ -175,8 +178,8 @@ class BatterySwapConfig(StrategyConfig):
     swap_energy_billed: bool = Field(default=True, description="the driver also pays the energy gained at the tariff's price of the step")
     wear_cny_per_kwh: Annotated[float, Field(ge=0, le=10)] | Literal["model"] = Field(
         default=0.1,
-        description="battery wear cost per kWh discharged from a pack: a constant, or 'model' to read each pack's "
-        "wear_cost_cny_per_kwh (set by the wear model)",
+        description="battery wear cost per battery kWh discharged from a pack and later recharged (the round trip's): a "
+        "constant, or 'model' to read each pack's wear_cost_cny_per_kwh (set by the wear model in that same unit)",
     )
     discharge_requests: list[DischargeRequest] = Field(default_factory=list, description="grid request windows; kept for "
                                                        "earlier scenarios: use grid_operator.requests (discharge_call)")
@@ -398,7 +401,7 @@ class BatterySwap(Strategy):
         floor = cfg.discharge_floor_soc * so.capacity_kwh
         p = np.where(spare, np.minimum(so.slot_p_max_kw, np.maximum(e - floor, 0.0) * so.eta_discharge / hours), 0.0)
         p_kw = float(np.minimum(np.bincount(st, weights=p, minlength=so.n_stations), so.st_grid_limit_kw).sum())
-        wear = so.wear_cost_cny_per_kwh if cfg.wear_cny_per_kwh == "model" else np.full(e.size, float(cfg.wear_cny_per_kwh))
+        wear = wear_cny_per_kwh_discharged(cfg.wear_cny_per_kwh, so.wear_cost_cny_per_kwh)
         refill = float(self.refill_price[min(b, self.refill_price.size - 1)])
         eta_c, eta_d = float(so.eta_charge.mean()), float(so.eta_discharge.mean())
         return Bid(op, p_kw, refill / (eta_c * eta_d) + float(wear.mean()) / eta_d)
@@ -428,8 +431,7 @@ class BatterySwap(Strategy):
         half the wear of a kWh discharged and recharged (``wear_cny_per_kwh`` is per kWh
         discharged, the round trip's), mean over the rack."""
         cfg = self.config
-        w = float(np.mean(so.wear_cost_cny_per_kwh)) if cfg.wear_cny_per_kwh == "model" else float(cfg.wear_cny_per_kwh)
-        return 0.5 * w
+        return 0.5 * float(np.mean(wear_cny_per_kwh_discharged(cfg.wear_cny_per_kwh, so.wear_cost_cny_per_kwh)))
 
     def _bid_valley(self, request, obs: Observation, so, rank, keep, hours):
         """A valley fill put to clearing: the idle packs (those the swaps expected in and just after
@@ -729,10 +731,7 @@ class BatterySwap(Strategy):
             can = obs.st_bidirectional[st] & (rank >= keep[st]) & (e > floor + 1e-6) & (lacking[st] == 0)
         else:
             can = obs.st_bidirectional[st] & (rank >= np.maximum(need, keep)[st]) & (e > floor + 1e-6)
-        if cfg.wear_cny_per_kwh == "model":
-            wear = obs.wear_cost_cny_per_kwh
-        else:
-            wear = np.full(e.size, float(cfg.wear_cny_per_kwh))
+        wear = wear_cny_per_kwh_discharged(cfg.wear_cny_per_kwh, obs.wear_cost_cny_per_kwh)
         pays = cfg.v2g and obs.v2g_price * obs.eta_discharge - wear > self.refill_price[s] / obs.eta_charge + cfg.v2g_margin_cny_per_kwh
         # no pack is sold for price in a valley fill (it would undo the floor) or a regulation
         # window (a pack at full discharge holds no room to feed more)
