@@ -162,7 +162,7 @@ def test_rack_wear_reconciles_with_the_ageing_model_over_a_short_run():
 
     Not asserted, measured (same run): against the price the EMS saw *before* each period (the
     last period's stressors) the booked wear is 4.4 x the priced (3.5 x with 24 h periods): an
-    idle racked pack is priced at the floor stressors (depth 0.1, 0.2C→0.1C) and then fed back at
+    idle racked pack is priced at the floor stressors (depth 0.1, 0.1C) and then fed back at
     its slot power to the discharge floor. That is the price's timing, not its unit (docs/wear.md)."""
     pop = [{"archetype": "private_commuter", "count": 5, "vehicle": "nio_75_swappable", "home_site": "homes", "swap_below_soc": 0.0}]
     requests = [{"start": f"2026-07-0{d}T18:00", "hours": 2, "reward_cny_per_kwh": 1.0} for d in (6, 7)]
