@@ -16,8 +16,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from test_swap_grid_services import _bid_obs, _issued, _small
 from helpers import scenario
+from test_swap_grid_services import _bid_obs, _issued, _small
 from test_swap_pack_wear import _with_wear
 from v2gsim.agents.swap_station import SwapNetwork
 from v2gsim.engine.actor import Signals
@@ -91,8 +91,7 @@ def test_a_racked_pack_round_trip_by_hand():
 
 
 def _obs_at(m, net, step, v2g_price):
-    sig = Signals(step, step - m.n_warmup if hasattr(m, "n_warmup") else -1, m.clock[step], 0.25,
-                  float(net.price[step]), v2g_price, float("inf"))
+    sig = Signals(step, -1, m.clock[step], 0.25, float(net.price[step]), v2g_price, float("inf"))
     return dataclasses.replace(net.observation(sig), v2g_price=v2g_price)
 
 
@@ -102,7 +101,7 @@ def test_the_ems_sells_for_price_at_the_pack_price_threshold():
     it is (per battery kWh discharged): just below that w it sells, just above it does not."""
     m, net = _aged_model(peak_aware=False)
     s = net.strategy
-    step = m.clock.size // 2 + 18 * 4  # an evening step of the run day, no request
+    step = 5 * 96 + 18 * 4  # 18:00 of the run day (after 5 warm-up days), no request
     s.forecast[:] = 0.0  # no swaps expected: only the reserve is kept
     cap, _, e_full, eta_c, eta_d, _ = net._slot_static()
     net.packs.e_kwh[net.slot_pack] = e_full
@@ -115,7 +114,7 @@ def test_the_ems_sells_for_price_at_the_pack_price_threshold():
         p = s.plan_packs(_obs_at(m, net, step, v2g))
         fed.append(float(np.maximum(-p, 0.0).sum()))
     assert fed[0] > 0 and fed[1] == 0.0, fed
-    # the fleet's conversion (x2) would stop it selling at w_star / 2 + margin: it sells there
+    # at w_star / 2 + 0.01 it sells; the fleet's conversion (x2) would have priced it above w_star
     net.packs.wear_cost_cny_per_kwh[:] = 0.5 * w_star + 0.01
     assert np.maximum(-s.plan_packs(_obs_at(m, net, step, v2g)), 0.0).sum() > 0
 
