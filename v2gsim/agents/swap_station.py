@@ -251,6 +251,7 @@ class SwapNetwork(SwapQueues, Racks, Actor):
         self._dis_kw = np.zeros(S)
         self._e_rack_kwh = np.zeros(S)
         self._rack_out_kwh = np.zeros(R)  # battery-side energy each slot's pack gave this step
+        self._wear_seen = np.zeros(R)  # the wear price per slot the EMS planned with this step (settle books at it)
         self._p_slot_kw = np.zeros(R)  # each slot's grid-side power this step (the regulation meter's operating point)
         self.cost_cny = np.zeros(S)  # this step's money per station (the settle phase)
         self.revenue_cny = np.zeros(S)
@@ -302,7 +303,8 @@ class SwapNetwork(SwapQueues, Racks, Actor):
         reward = self.strategy.request_reward[step]
         self.cost_cny = self._charge_kw * dt * self.price[step]
         self.revenue_cny = self._dis_kw * dt * (self.v2g_price[step] + reward)
-        wear_each = wear_cny_per_kwh_discharged(self.cfg.wear_cny_per_kwh, self.packs.wear_cost_cny_per_kwh[self.slot_pack])
+        # at the price the EMS weighed this step's discharge against (its stressors, Racks.observation)
+        wear_each = wear_cny_per_kwh_discharged(self.cfg.wear_cny_per_kwh, self._wear_seen)
         self.wear_cny = np.bincount(self.slot_station, weights=self._rack_out_kwh * wear_each, minlength=self.n_stations)
         self.st_cost_cny += self.cost_cny
         self.st_revenue_cny += self.revenue_cny
