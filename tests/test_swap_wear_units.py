@@ -6,7 +6,10 @@ battery kWh *discharged and recharged* (a round trip), not per kWh of throughput
 it as it is (:func:`v2gsim.swap.packs.wear_cny_per_kwh_discharged`); applying
 the fleet's conversion (:func:`v2gsim.market.contracts.wear_price_cny_per_kwh_discharged`, x2)
 to it would price each pack's wear twice. These tests pin that unit: each fails if the swap
-side doubles (or halves) the pack price.
+side doubles (or halves) the pack price. And its timing: with ``wear_cny_per_kwh: model`` the EMS
+prices a racked pack's discharge at that discharge's own stressors (depth to the floor, slot
+power, the pack's state now), not at the last period's, which under-priced an idle pack's deep,
+fast V2G 5.8x (``Racks.cycle_wear_cny_per_kwh``; docs/wear.md, Price, Timing).
 """
 
 from __future__ import annotations

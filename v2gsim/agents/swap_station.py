@@ -16,7 +16,9 @@ pack in it.
 
 Wear: ``Packs.soh`` (state of health; usable capacity is ``capacity_kwh * soh``),
 ``e_throughput_kwh`` (battery-side |dE| while racked), ``e_rack_discharged_kwh`` and
-``wear_cost_cny_per_kwh`` (read by the EMS with ``wear_cny_per_kwh: model``) are per-pack arrays.
+``wear_cost_cny_per_kwh`` (the price published at the last wear period's stressors; the EMS with
+``wear_cny_per_kwh: model`` prices each discharge at its own, ``Racks.cycle_wear_cny_per_kwh``)
+are per-pack arrays.
 With the scenario's wear model on, :class:`~v2gsim.physics.ageing.SwapPackWear` (``self.wear``)
 (built by :meth:`~v2gsim.physics.ageing.FleetWear.pack_wear`) ages every pack, rack or vehicle, sets ``soh`` and the wear price once per period and replaces
 retired packs in place (same pack id); a vehicle's capacity arrays follow the pack it carries.

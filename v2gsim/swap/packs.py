@@ -37,7 +37,8 @@ class Packs:
 def wear_cny_per_kwh_discharged(wear_cny_per_kwh: float | str, pack_price_cny_per_kwh: np.ndarray) -> np.ndarray:
     """The wear a swap operator counts per battery kWh a pack discharges (and later recharges),
     CNY/kWh, shape as ``pack_price_cny_per_kwh``: the battery_swap config's ``wear_cny_per_kwh``
-    when it is a number, else (``model``) the packs' published price as it is.
+    when it is a number, else (``model``) the wear model's price given, as it is: the price of the
+    cycle considered (:meth:`v2gsim.swap.rack.Racks.cycle_wear_cny_per_kwh`, at its own stressors).
 
     One reader for every swap consumer (the EMS's sell-for-price test and bids, the stations'
     booked wear). No conversion: :class:`~v2gsim.physics.ageing.packs.SwapPackWear` prices a pack

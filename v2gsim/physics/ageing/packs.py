@@ -32,8 +32,10 @@ class SwapPackWear(PeriodClose):
       :attr:`e_capacity_change_kwh` for racked packs and in the vehicle's
       ``FleetWear.e_capacity_change_kwh`` for carried ones). At a swap the vehicle's capacity
       arrays take the incoming pack's state of health (no booking: the pack brings its energy);
-    * the marginal wear price per battery kWh discharged (and later recharged) goes to
-      ``packs.wear_cost_cny_per_kwh``, which the station EMS reads with ``wear_cny_per_kwh: model``;
+    * the marginal wear price per battery kWh discharged (and later recharged) at the period's
+      stressors goes to ``packs.wear_cost_cny_per_kwh`` (the table's figure); the station EMS with
+      ``wear_cny_per_kwh: model`` prices each cycle it considers at that cycle's own stressors
+      (:meth:`cycle_price_cny_per_kwh`, the same marginal function);
     * a pack below ``retirement_soh`` leaves service: a new pack takes its place (same pack id,
       same SOC, the difference booked) and the old one becomes second-life storage at its station
       (a carried pack: at the vehicle's preferred station), or is recycled.
