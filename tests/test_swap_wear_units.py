@@ -220,11 +220,12 @@ def test_the_bids_wear_term_with_a_constant():
     assert reg.price_cny_per_kwh == pytest.approx(w / 2 * 1000.0 / 5.0, rel=1e-12)
 
 
-def test_the_discharge_bid_prices_the_wear_of_the_discharge_offered():
+def test_the_bids_price_the_wear_of_the_cycle_offered():
     """``wear_cny_per_kwh: model``: the discharge call's wear term is the price of each spare
     pack's offered discharge (its bid power, down to the floor, at the window's start), weighted
     by that power, per grid kWh fed (/ eta_d) -- by hand from the law for each pack -- and above
-    what the packs' published price (here the build's depth 0.3 and 0.2C) would bid."""
+    what the packs' published price (here the build's depth 0.3 and 0.2C) would bid. The valley
+    fill and regulation bids price the charge and the excursion they offer the same way."""
     from v2gsim.physics.ageing.config import WearConfig
 
     m, net = _aged_model()
@@ -254,6 +255,30 @@ def test_the_discharge_bid_prices_the_wear_of_the_discharge_offered():
     assert call.price_cny_per_kwh == pytest.approx(refill / (eta_c.mean() * eta_d.mean()) + w / eta_d.mean(), rel=1e-9)
     # the published price before the first close: depth 0.3 and 0.2C (the build's assumption)
     assert w > 1.2 * float(pk.wear_cost_cny_per_kwh[rows].mean())
+
+    def law(depth, c_rate):  # with the marginal function's floors (depth 0.1, 0.1C)
+        return _law_price_by_hand(pw.pop.models[0], pw.pop.state.q_loss_cyc[rows], np.clip(depth, 0.1, 1.0), np.maximum(c_rate, 0.1),
+                                  pw.cost_per_q_cny[rows], pk.capacity_kwh[rows], WearConfig().marginal_window_fec)
+
+    # valley fill: the idle packs (all but the reserve) charged at their offered power up to full,
+    # half the round trip's price per kWh through the pack
+    from v2gsim.market.regulation import headroom_kw
+
+    base = s.bid(_issued("valley_fill", price_cny_per_kwh=0.5), _bid_obs(m)).price_cny_per_kwh
+    p_v = np.where(spare, np.minimum(60.0, np.maximum(e_full - e, 0.0) / eta_c / 2.0), 0.0)
+    e_to = np.minimum(e + p_v * 2.0 * eta_c, np.maximum(e_full, e))
+    w_v = float((law((e_to - e) / cap, p_v / cap) * p_v).sum() / p_v.sum())
+    pr = np.asarray(s.context.price_cny_per_kwh)
+    assert base == pytest.approx(max(pr[500:508].mean() - pr[500:596].min(), 0.0) + w_v / 2, rel=1e-9)
+    # regulation: each pack fed at the power it holds both ways for sustain_min, down from where it is
+    req = _issued("regulation", capacity_price_cny_per_kw=1.0, mileage_price_cny_per_mw=15.0)
+    h = req.request.sustain_min / 60.0
+    up, down = headroom_kw(np.zeros(R), net.slot_p_max_kw, net.slot_p_max_kw, e, floor, e_full, eta_c, eta_d, h)
+    p_r = np.minimum(up, down)
+    e_lo = np.maximum(e - p_r * h / eta_d, np.minimum(floor, e))
+    w_r = float((law((e - e_lo) / cap, p_r / cap) * p_r).sum() / p_r.sum())
+    reg = s.bid(req, _bid_obs(m))
+    assert reg.price_cny_per_kwh == pytest.approx(w_r / 2 * 1000.0 / 5.0, rel=1e-9)
 
 
 def test_rack_wear_reconciles_with_the_ageing_model_over_a_short_run():
