@@ -440,7 +440,6 @@ class BatterySwap(Strategy):
         keep = np.ceil(self.forecast[:, cols].sum(1) - 1e-9).astype(np.int64) + so.queue + cfg.reserve_packs
         return so, rank, keep, hours
 
-
     def _bid_valley(self, request, obs: Observation, so, rank, keep, hours):
         """A valley fill put to clearing: the idle packs (those the swaps expected in and just after
         the window, the queue and the reserve do not need: the emptiest) offer their slot power, at
