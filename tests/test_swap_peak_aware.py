@@ -113,12 +113,13 @@ def test_battery_swapping_no_more_drivers_leave_and_the_station_meters_peak_lowe
 @pytest.mark.slow
 def test_mixed_city_thursday_noon_rack_refill_spread():
     """mixed_city's week peak before peak_aware: Thursday 9 July 12:00, the swap station's rack at
-    414 kW (discharged for price at 10:00-11:00, refilled when the price fell). Peak-aware it keeps
-    the packs the swaps need before the valley refill and spreads the rest: 146 kW."""
+    414 kW (discharged for price at 10:00-11:00, refilled when the price fell; 383 kW since full
+    cars leave the public DC guns, v2gsim.population.idle). Peak-aware it keeps the packs the swaps
+    need before the valley refill and spreads the rest: 146 kW (58 kW now)."""
     at = pd.Timestamp("2026-07-09 12:00")
     new = V2GModel(v2gsim.load_scenario("mixed_city", ["time.horizon_days=5"])).run().system
     old = V2GModel(v2gsim.load_scenario("mixed_city", ["time.horizon_days=5", "business_models.2.peak_aware=false"])).run().system
-    assert old.loc[at, "swap_charge_kw"] > 400
+    assert old.loc[at, "swap_charge_kw"] > 350
     assert new.loc[at, "swap_charge_kw"] < 0.5 * old.loc[at, "swap_charge_kw"]
 
 
