@@ -6,6 +6,9 @@ checkout) and prints the CPU time of ``V2GModel.run`` and of its mobility phase.
 before/after runs, each in a fresh process, and compare pairs (bench/README.md):
 
     for r in 1 2 3; do for d in /tmp/before .; do .venv/bin/python bench/bench_drivers_ab.py $d; done; done
+
+A second argument sets the days (default 14): ``bench_drivers_ab.py /tmp/before 365`` is issue 15's
+literal case, the 100,000-vehicle year (~70-80 s of run CPU each on this machine; ~0.9 GB peak).
 """
 
 from __future__ import annotations

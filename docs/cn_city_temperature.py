@@ -15,6 +15,8 @@ Two sources, one row per city, source and period:
   annual average); the copy read here ends after Guiyang (2008, Kunming cut after July) and
   after Kunming (2009, Lhasa cut after August), so Lhasa, Xi'an, Lanzhou, Xining, Yinchuan
   and Urumqi are missing. Every row's months are checked against its annual average below.
+  A second search for the five missing capitals (other yearbook years, the Chinese tables,
+  Wikipedia climate boxes, packages) found no usable table: docs/data.md lists what was tried.
 * ``cma``: China Meteorological Administration station normals as reproduced in the Chinese
   Wikipedia template "Template:西安市气候数据" (daily mean, mean daily maximum and minimum per
   month; the template's header says 1981-2010, its reference names the CMA 1971-2000

@@ -44,6 +44,23 @@ def scenario(**changes) -> Scenario:
     return Scenario.model_validate(d)
 
 
+# A one-day scenario whose feeder's base load is `profile` (100 households x 8,760 kWh a year, so
+# 100 kW on average): line 3 of the file is the base-load line, for the error-position tests.
+BASE_LOAD_SCENARIO = """\
+name: base load profile
+time: {start: 2026-07-06T00:00, step_min: 60, horizon_days: 1, warmup_days: 0}
+feeder: {transformer_kva: 500, households: 100, base_load: {profile: PROFILE, annual_kwh_per_household: 8760}}
+population: [{archetype: private_car_cn, count: 2, vehicle: byd_dolphin_44}]
+"""
+
+
+def write_base_load_scenario(folder: Path, profile: str) -> Path:
+    """Write :data:`BASE_LOAD_SCENARIO` with ``profile`` to ``folder/s.yaml`` and return its path."""
+    path = folder / "s.yaml"
+    path.write_text(BASE_LOAD_SCENARIO.replace("PROFILE", profile))
+    return path
+
+
 @contextlib.contextmanager
 def registries_restored(*roots: Path):
     """Undo what plugins register inside the block, and forget the modules imported from

@@ -1,7 +1,5 @@
 """cn:<province>:office / :mall / :commercial: the standard's hourly schedules on China's calendar."""
 
-import textwrap
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +18,7 @@ from v2gsim.data.cn_buildings import (
 from v2gsim.data.profiles import available_profiles, profile_on_clock
 from v2gsim.errors import ScenarioError
 from v2gsim.physics.ambient import ambient_presets
+from helpers import write_base_load_scenario
 
 # Installed power densities of the YAML (W/m2, [C]); the schedule fractions below are the
 # source's (GB 55015-2021 App. C as transcribed, [B]), read off its tables by hand.
@@ -162,17 +161,11 @@ def test_resampling_conserves_energy():
     assert energy(20) == pytest.approx(energy(60), rel=1e-12)
 
 
-SCENARIO = textwrap.dedent("""\
-    name: cn commercial load
-    time: {start: 2026-07-06T00:00, step_min: 60, horizon_days: 1, warmup_days: 0}
-    feeder: {transformer_kva: 500, households: 100, base_load: {profile: PROFILE, annual_kwh_per_household: 8760}}
-    population: [{archetype: private_car_cn, count: 2, vehicle: byd_dolphin_44}]
-""")
 
 
 def test_a_scenario_selects_a_commercial_profile(tmp_path):
-    (tmp_path / "s.yaml").write_text(SCENARIO.replace("PROFILE", "cn:guangdong:commercial"))
-    r = v2gsim.run(v2gsim.load_scenario(tmp_path / "s.yaml"))
+    path = write_base_load_scenario(tmp_path, "cn:guangdong:commercial")
+    r = v2gsim.run(v2gsim.load_scenario(path))
     expected = 100.0 * day(building_profile("cn:guangdong:commercial", 2026), "2026-07-06")
     np.testing.assert_allclose(r.system["base_load_kw"].to_numpy(), expected, rtol=1e-9)
 
@@ -180,9 +173,9 @@ def test_a_scenario_selects_a_commercial_profile(tmp_path):
 @pytest.mark.parametrize(("typo", "meant"), [("cn:guangdong:comercial", "cn:guangdong:commercial"),
                                              ("cn:shanghai:ofice", "cn:shanghai:office")])
 def test_a_misspelt_profile_gets_a_did_you_mean_with_its_line(tmp_path, typo, meant):
-    (tmp_path / "s.yaml").write_text(SCENARIO.replace("PROFILE", typo))
+    path = write_base_load_scenario(tmp_path, typo)
     with pytest.raises(ScenarioError) as exc:
-        v2gsim.load_scenario(tmp_path / "s.yaml")
+        v2gsim.load_scenario(path)
     (p,) = exc.value.problems
     assert p.path == "feeder.base_load.profile" and p.line == 3
     assert f"unknown standard load profile {typo!r}" in p.message
@@ -226,16 +219,16 @@ def test_the_hotter_july_air_conditions_more():
 
 
 def test_a_province_without_a_normal_is_explained(tmp_path):
-    (tmp_path / "s.yaml").write_text(SCENARIO.replace("PROFILE", "cn:tibet:office"))
+    path = write_base_load_scenario(tmp_path, "cn:tibet:office")
     with pytest.raises(ScenarioError) as exc:
-        v2gsim.load_scenario(tmp_path / "s.yaml")
+        v2gsim.load_scenario(path)
     (p,) = exc.value.problems
     assert p.path == "feeder.base_load.profile"
     assert p.hint.startswith("no sourced temperature normal for tibet's capital lhasa") and "cn:tibet:province" in p.hint
 
 
 def test_a_scenario_selects_a_new_province(tmp_path):
-    (tmp_path / "s.yaml").write_text(SCENARIO.replace("PROFILE", "cn:hubei:commercial"))
-    r = v2gsim.run(v2gsim.load_scenario(tmp_path / "s.yaml"))
+    path = write_base_load_scenario(tmp_path, "cn:hubei:commercial")
+    r = v2gsim.run(v2gsim.load_scenario(path))
     expected = 100.0 * day(building_profile("cn:hubei:commercial", 2026), "2026-07-06")
     np.testing.assert_allclose(r.system["base_load_kw"].to_numpy(), expected, rtol=1e-9)

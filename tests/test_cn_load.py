@@ -1,7 +1,5 @@
 """cn:<province>:province base-load profiles: typical days of the source on China's calendar."""
 
-import textwrap
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +8,7 @@ import v2gsim
 from v2gsim.data.cn_load import cn_metadata, cn_profile, cn_profile_names, day_types
 from v2gsim.data.profiles import available_profiles, profile_on_clock
 from v2gsim.errors import ScenarioError
+from helpers import write_base_load_scenario
 
 # Guangdong's MW at 15:00-16:00 on the typical days, read from cn_province_load_2018_days.csv
 GD_WORKDAY_SUMMER_15H = 106816.0668  # hour 4744 (Tue 17 Jul 2018)
@@ -73,17 +72,11 @@ def test_on_the_clock_steps_average_the_hourly_values():
     assert half[0] == pytest.approx((year[hour_index("2026-07-06", 10)] + year[hour_index("2026-07-06", 11)]) / 2)
 
 
-SCENARIO = """\
-name: cn base load
-time: {start: 2026-07-06T00:00, step_min: 60, horizon_days: 1, warmup_days: 0}
-feeder: {transformer_kva: 500, households: 100, base_load: {profile: PROFILE, annual_kwh_per_household: 8760}}
-population: [{archetype: private_car_cn, count: 2, vehicle: byd_dolphin_44}]
-"""
 
 
 def test_a_scenario_selects_a_chinese_profile(tmp_path):
-    (tmp_path / "s.yaml").write_text(SCENARIO.replace("PROFILE", "cn:guangdong:province"))
-    r = v2gsim.run(v2gsim.load_scenario(tmp_path / "s.yaml"))
+    path = write_base_load_scenario(tmp_path, "cn:guangdong:province")
+    r = v2gsim.run(v2gsim.load_scenario(path))
     # 100 households x 8,760 kWh/yr = 100 kW on average; the shape is Guangdong's summer workday
     year = cn_profile("cn:guangdong:province", 2026)
     expected = 100.0 * year[hour_index("2026-07-06", 0): hour_index("2026-07-06", 24)]
@@ -91,9 +84,9 @@ def test_a_scenario_selects_a_chinese_profile(tmp_path):
 
 
 def test_an_unknown_profile_gets_a_did_you_mean_with_its_line(tmp_path):
-    (tmp_path / "s.yaml").write_text(SCENARIO.replace("PROFILE", "cn:guangdong:residential"))
+    path = write_base_load_scenario(tmp_path, "cn:guangdong:residential")
     with pytest.raises(ScenarioError) as exc:
-        v2gsim.load_scenario(tmp_path / "s.yaml")
+        v2gsim.load_scenario(path)
     (p,) = exc.value.problems
     assert p.path == "feeder.base_load.profile" and p.line == 3
     assert "unknown standard load profile 'cn:guangdong:residential'" in p.message

@@ -236,3 +236,29 @@ def test_swappable_cars_short_before_a_trip_swap_and_go_on():
     sw = r.extra["swaps"]
     assert (sw["reason"] == "long_trip").any()
     assert (m.driver_choices.hold == 0).sum() + m.driver_choices.held.size == m.fleet.n  # the held list is exact
+
+
+@pytest.mark.parametrize("act", ["all", "give_up_only"])
+def test_the_per_step_skips_change_nothing(act):
+    """release, due_arrivals and filter_arrivals skip their pass when a flag or bound says it
+    would find nothing (population/drivers.py); with the skips defeated before every step (every
+    pass runs) the run is the same, on a case where drivers wait, detour, cancel and queue, and on
+    one where short drivers can only shorten or cancel (no wait, no detour)."""
+    rules = {} if act == "all" else {"population__0__max_departure_delay_min": 0, "population__0__detour_max_charge_min": 0,
+                                     "population__1__max_departure_delay_min": 0, "population__1__detour_max_charge_min": 0}
+    sc = scenario(population__0__daily_km_scale=4.0, population__0__home_charger_share=0.5, sites__2__chargers=1, time__horizon_days=2, **rules)
+    fast, full = V2GModel(sc), V2GModel(sc)
+    dc, fdc = full.driver_choices, fast.driver_choices
+    skipped = 0
+    for s in range(fast.n_clock):
+        skipped += (not fdc._parked) + (not fdc._pending) + (s < fdc._due_from < np.iinfo(np.int64).max)
+        dc._parked, dc._pending, dc._due_from = True, True, np.iinfo(np.int64).min
+        fast.step()
+        full.step()
+    f = fast.fleet
+    assert skipped > 0 and f.trips_cancelled.sum() + f.trips_shortened.sum() > 0
+    if act == "all":
+        assert f.delayed_departures.sum() > 0 and f.detours.sum() > 0 and f.queued.sum() > 0
+    for name in ("e_kwh", "plugged", "location", "delayed_departures", "delay_min", "detours", "detour_min", "trips_shortened",
+                 "trips_cancelled", "km_lost", "queued", "queue_wait_min", "queue_left", "distance_km", "n_departures"):
+        np.testing.assert_array_equal(getattr(f, name), getattr(full.fleet, name), err_msg=name)

@@ -108,3 +108,19 @@ def test_first_in_line_serves_each_site_in_arrival_order_up_to_its_free_places()
     free = np.array([1, 0, 2])
     np.testing.assert_array_equal(first_in_line(site, free), [True, True, True, False, False, False])
     assert first_in_line(np.zeros(0, np.int64), free).size == 0
+    # room for everyone at every site (the counted shortcut): all get a place
+    np.testing.assert_array_equal(first_in_line(site, np.array([2, 1, 3])), [True] * 6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 4), max_size=40), st.lists(st.integers(0, 6), min_size=5, max_size=5))
+def test_first_in_line_equals_serving_one_by_one(sites, free_places):
+    """Against the rule written as a loop: in array order, each entry takes a place at its site
+    while one is left (both the shortcut, where all fit, and the ranked path)."""
+    site, free = np.array(sites, np.int64), np.array(free_places, np.int64)
+    left = free.copy()
+    want = np.zeros(site.size, bool)
+    for i, s_i in enumerate(sites):
+        if left[s_i] > 0:
+            want[i], left[s_i] = True, left[s_i] - 1
+    np.testing.assert_array_equal(first_in_line(site, free), want)

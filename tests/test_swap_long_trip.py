@@ -115,7 +115,8 @@ def _short_bundled(overrides=()):
 
 # the station EMS's rule before grid-aware control (cheap hours at full power, requests not
 # honoured, no planning margin): with it the pins below still hold bit for bit
-EMS_BEFORE = ["business_models.0.cheap_fill=full_power", "business_models.0.honour_requests=false", "business_models.0.peak_aware=false",
+EMS_BEFORE = ["sites.1.leave_when_done=false",  # and full cars kept the fast DC guns (v2gsim.population.idle)
+              "business_models.0.cheap_fill=full_power", "business_models.0.honour_requests=false", "business_models.0.peak_aware=false",
               "business_models.0.headroom_margin=0"]
 
 

@@ -27,6 +27,7 @@ from v2gsim.market.settlement import DRIVERS, GRID_COMPANY, Ledger, TwoPartBilli
 from v2gsim.market.tariffs import Tariff
 from v2gsim.physics.battery import apply_power
 from v2gsim.population.drivers import DETOUR, DriverChoices, PublicQueues
+from v2gsim.population.idle import IdleRule
 from v2gsim.population.fleet import ARCHETYPES, DEPOT, DRIVING, HOME, PUBLIC, build_fleet
 from v2gsim.population.mobility import DayEvents, GeneratedMobility, SessionMobility, merge_days, read_sessions_config
 from v2gsim.recorder import Recorder, Recording
@@ -37,6 +38,8 @@ from v2gsim.strategies.base import FleetView, StrategyContext, strategy_for
 
 # Named random streams, each from SeedSequence(seed, spawn_key=(stream,)).
 STREAM_POPULATION, STREAM_MOBILITY, STREAM_PORTS, STREAM_SAMPLES, STREAM_MESA, STREAM_PLACEMENT = 0, 1, 2, 3, 4, 5
+# which drivers follow a public site's leave_when_done (v2gsim.population.idle): one draw per driver
+STREAM_IDLE = 6
 # Business-model strategies: entry k of business_models gets SeedSequence(seed, spawn_key=(20, k))
 # as ``StrategyContext.seed_seq`` (distributed: per-driver traits, invitation answers).
 STREAM_STRATEGY = 20
@@ -246,6 +249,15 @@ class V2GModel(mesa.Model):
         #: what the others injected), fleet wear (last of the
         #: record phase: at a period's end it changes capacities for the next step).
         self.actors: list[Actor] = [self.grid_operator, *self.aggregators, *own_actors]
+        #: full cars at public chargers leave after a grace period or pay an idle fee (None: no site has the rule)
+        self.idle = None
+        if IdleRule.active(sites):
+            eligible = np.ones(n, bool)
+            if sessions is not None:  # replayed sessions keep their recorded plug-out
+                eligible[self.blocks[-1].start:] = False
+            self.idle = IdleRule(f, sites, tc.step_min, self.n_warmup, _rng(self.seed_value, STREAM_IDLE).random(n), eligible,
+                                 self.driver_choices.hold, self.site_owner, self.operator_ids)
+            self.actors.append(self.idle)
         if self.standards_actor is not None:
             self.actors.append(self.standards_actor)
         if self.wear is not None:
@@ -398,23 +410,41 @@ class V2GModel(mesa.Model):
                 self._turned_away(q[r], qs[r])
         for a in self._phase["depart"] if notify else ():  # e.g. drivers queued at a swap station leave it
             a.depart(step, v)
-        was = f.plugged[v]
-        vp = v[was]
-        if vp.size:
-            unmet = np.maximum(0.0, f.session_e_request_kwh[vp] - f.session_grid_kwh[vp])
-            self._close_sessions(vp, unmet, step)
-            self.site_occupied -= np.bincount(f.site[vp], minlength=self.n_sites)
+        self._unplug(step, v[f.plugged[v]])
         if count:
             f.n_departures[v] += 1
             f.departures_below_min[v] += f.e_kwh[v] < f.e_min_departure_kwh[v] - 1e-9
             self.recorder.departure_soc(f.e_kwh[v] / f.capacity_kwh[v])
+        self._unplugged_state(v)
+        f.location[v] = DRIVING
+
+    def _unplug(self, step: int, vp: np.ndarray) -> None:
+        """Plugged vehicles ``vp`` unplug: their sessions close, their chargers are free (the
+        caller clears their plug state with :meth:`_unplugged_state`)."""
+        if vp.size:
+            f = self.fleet
+            unmet = np.maximum(0.0, f.session_e_request_kwh[vp] - f.session_grid_kwh[vp])
+            self._close_sessions(vp, unmet, step)
+            self.site_occupied -= np.bincount(f.site[vp], minlength=self.n_sites)
+            if self.idle is not None:
+                self.idle.unplugged(vp)
+
+    def _unplugged_state(self, v: np.ndarray) -> None:
+        f = self.fleet
         f.plugged[v] = False
         f.site[v] = -1
         self._owner_v[v] = -1
-        f.location[v] = DRIVING
         f.p_plug_max_kw[v] = 0.0
         f.can_discharge[v] = False
         f.p_kw[v] = 0.0
+
+    def _leave_when_done(self, step: int) -> None:
+        """Full cars at public chargers past their grace period unplug (v2gsim.population.idle) and
+        stay parked where they are until their next trip; their chargers are free for the queue."""
+        v = self.idle.due(step)
+        if v.size:
+            self._unplug(step, v)
+            self._unplugged_state(v)
 
     def _turned_away(self, v: np.ndarray, site: np.ndarray) -> None:
         """Replayed sessions ``v`` found no charger at ``site``: they have nowhere else to charge,
@@ -536,6 +566,8 @@ class V2GModel(mesa.Model):
         e_stop = f.e_stop_kwh[vv]
         e_now = f.e_kwh[vv]
         self.site_occupied += np.bincount(ss, minlength=self.n_sites)
+        if self.idle is not None:
+            self.idle.plugged(vv, ss)
         f.plugged[vv] = True
         f.site[vv] = ss
         self._owner_v[vv] = self.site_owner[ss]
@@ -655,7 +687,7 @@ class V2GModel(mesa.Model):
 
     def _mobility(self, s: int) -> None:
         """Phase 2: held drivers leave once charged; departures (short drivers wait, detour, shorten or
-        cancel); public queues served; arrivals (held-back ones first; actors may hold some); then
+        cancel); full cars at public chargers past their grace period unplug (v2gsim.population.idle); public queues served; arrivals (held-back ones first; actors may hold some); then
         the vehicles actors held released."""
         ev = self._day_events(s)
         i = s - self._day_first_step
@@ -667,6 +699,8 @@ class V2GModel(mesa.Model):
             go = dc.depart(s, ev.dep_vehicle[sl], ev.dep_trip_kwh[sl], ev.dep_km[sl], ev.dep_travel_steps[sl], ev.dep_dest[sl])
             if go.size:
                 self._leave(s, go)
+        if self.idle is not None:
+            self._leave_when_done(s)
         if self.queues.n_queued:
             self._serve_queues(s)
         lo, hi = ev.arr_bounds[i], ev.arr_bounds[i + 1]
@@ -676,8 +710,9 @@ class V2GModel(mesa.Model):
             v = ev.arr_vehicle[sl]
             arr = {k: getattr(ev, "arr_" + k)[sl] for k in _ARRIVAL_FIELDS}
             keep = dc.filter_arrivals(v, arr)
-            if keep is not None:
-                v, arr = v[keep], {k: a[keep] for k, a in arr.items()}
+            if keep is not None:  # positions once, for the 9 arrays (a mask is re-scanned by each)
+                keep = np.flatnonzero(keep)
+                v, arr = v[keep], {k: a.take(keep) for k, a in arr.items()}
         due = dc.due_arrivals(s)
         if due.size:  # held-back arrivals first (they were due earlier), then the step's own
             p = dc.payload(due, s)

@@ -16,7 +16,9 @@ pack in it.
 
 Wear: ``Packs.soh`` (state of health; usable capacity is ``capacity_kwh * soh``),
 ``e_throughput_kwh`` (battery-side |dE| while racked), ``e_rack_discharged_kwh`` and
-``wear_cost_cny_per_kwh`` (read by the EMS with ``wear_cny_per_kwh: model``) are per-pack arrays.
+``wear_cost_cny_per_kwh`` (the price published at the last wear period's stressors; the EMS with
+``wear_cny_per_kwh: model`` prices each discharge at its own, ``Racks.cycle_wear_cny_per_kwh``)
+are per-pack arrays.
 With the scenario's wear model on, :class:`~v2gsim.physics.ageing.SwapPackWear` (``self.wear``)
 (built by :meth:`~v2gsim.physics.ageing.FleetWear.pack_wear`) ages every pack, rack or vehicle, sets ``soh`` and the wear price once per period and replaces
 retired packs in place (same pack id); a vehicle's capacity arrays follow the pack it carries.
@@ -54,7 +56,7 @@ import pandas as pd
 from v2gsim.engine.actor import Actor, EngineView, GridInjections, Signals
 from v2gsim.market.settlement import DRIVERS, GRID_COMPANY
 from v2gsim.population.fleet import CHEMISTRIES
-from v2gsim.swap.packs import Packs
+from v2gsim.swap.packs import Packs, wear_cny_per_kwh_discharged
 from v2gsim.swap.queue import LONG_TRIP, LOW_SOC, REASONS, SwapQueues
 from v2gsim.swap.rack import Racks, StationObservation
 
@@ -251,6 +253,7 @@ class SwapNetwork(SwapQueues, Racks, Actor):
         self._dis_kw = np.zeros(S)
         self._e_rack_kwh = np.zeros(S)
         self._rack_out_kwh = np.zeros(R)  # battery-side energy each slot's pack gave this step
+        self._wear_seen = np.zeros(R)  # the wear price per slot the EMS planned with this step (settle books at it)
         self._p_slot_kw = np.zeros(R)  # each slot's grid-side power this step (the regulation meter's operating point)
         self.cost_cny = np.zeros(S)  # this step's money per station (the settle phase)
         self.revenue_cny = np.zeros(S)
@@ -302,8 +305,8 @@ class SwapNetwork(SwapQueues, Racks, Actor):
         reward = self.strategy.request_reward[step]
         self.cost_cny = self._charge_kw * dt * self.price[step]
         self.revenue_cny = self._dis_kw * dt * (self.v2g_price[step] + reward)
-        w = self.cfg.wear_cny_per_kwh
-        wear_each = self.packs.wear_cost_cny_per_kwh[self.slot_pack] if w == "model" else float(w)
+        # at the price the EMS weighed this step's discharge against (its stressors, Racks.observation)
+        wear_each = wear_cny_per_kwh_discharged(self.cfg.wear_cny_per_kwh, self._wear_seen)
         self.wear_cny = np.bincount(self.slot_station, weights=self._rack_out_kwh * wear_each, minlength=self.n_stations)
         self.st_cost_cny += self.cost_cny
         self.st_revenue_cny += self.revenue_cny

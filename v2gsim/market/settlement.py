@@ -57,6 +57,9 @@ REASONS = REASONS + CONTRACT_REASONS + ("mileage_payment",)
 # valley_reward: a distributed aggregator pays its drivers per kWh charged in a valley-fill window
 # (v2gsim.strategies.distributed_valley); last, for the same reason
 REASONS = REASONS + ("valley_reward",)
+# idle_fee: a driver whose full car stays plugged at a public charger past the grace period pays its
+# operator per minute (v2gsim.population.idle); last, for the same reason
+REASONS = REASONS + ("idle_fee",)
 COLUMNS = ("step", "time", "payer", "payee", "reason", "energy_kwh", "amount_cny")
 
 

@@ -142,6 +142,13 @@ class DriverChoices:
                                                  ("next_trip_kwh", float))}
         self.held = np.empty(0, np.int64)  # vehicles with hold != NONE (small), no duplicates
         self._in_held = np.zeros(n, bool)
+        # Cheap skips of the per-step passes (each exact: it only says when a pass would find nothing).
+        # ``_parked``: False once release saw no driver waiting or at a detour and none was put there
+        # since; ``_due_from``: no driver in transit arrives before this step (a lower bound, lowered
+        # wherever arr_step is set); ``_pending``: False once no vehicle has an arrival action.
+        self._parked = False
+        self._due_from = np.iinfo(np.int64).max
+        self._pending = False
 
     # ------------------------------------------------------------------ departures
 
@@ -153,18 +160,20 @@ class DriverChoices:
         # only drivers in ``held`` can be busy (every hold is added there): most steps hold none,
         # and the check is a gather over every departure of the step
         busy = self.hold[v] != NONE if self.held.size else None
-        if busy is not None and busy.any():  # still held from an earlier trip: this one is dropped
+        # (np.count_nonzero: a third of ndarray.any's time on these small masks, same answer)
+        if busy is not None and np.count_nonzero(busy):  # still held from an earlier trip: this one is dropped
             vb = v[busy]
             self._cancel_count(vb, km[busy])
             self.arr_action[vb] = SWALLOW
+            self._pending = True
             v, trip_kwh, km, travel = v[~busy], trip_kwh[~busy], km[~busy], travel[~busy]
             dest = None if dest is None else dest[~busy]
         need = trip_kwh + f.e_trip_reserve_kwh[v]
         short = f.e_kwh[v] < need - _TOL
-        if not short.any():  # the usual step: nobody short, the zero-trip test below is not needed
+        if not np.count_nonzero(short):  # the usual step: nobody short, the zero-trip test below is not needed
             return v
         short &= trip_kwh > 0
-        if not short.any():
+        if not np.count_nonzero(short):
             return v
         s_v = v[short]
         self.need_kwh[s_v] = need[short]
@@ -183,6 +192,7 @@ class DriverChoices:
         if w.size:
             self.hold[w] = WAIT
             self.arr_action[w] = CAPTURE
+            self._parked = self._pending = True
             self.since[w] = step
             self.limit_step[w] = step + np.floor(f.max_departure_delay_min[w] / self.step_min + _TOL).astype(np.int64)
             f.delayed_departures[w] += 1
@@ -219,6 +229,7 @@ class DriverChoices:
             self.since[vs] = step
             if not from_hold:
                 self.arr_action[vs] = CAPTURE
+                self._pending = True
             eng._leave(step, vs, notify=False)  # the swap queue has them: no depart notice
             self.hold[vs] = SWAP
             f.detours[vs] += 1
@@ -240,8 +251,10 @@ class DriverChoices:
             self.since[go] = step
             if not from_hold:
                 self.arr_action[go] = CAPTURE
+                self._pending = True
             eng._leave(step, go, count=True)
             self.hold[go] = DETOUR
+            self._parked = True
             self.limit_step[go] = step + np.floor(f.detour_max_charge_min[go] / self.step_min + _TOL).astype(np.int64)
             f.detours[go] += 1
             f.location[go] = PUBLIC
@@ -298,6 +311,7 @@ class DriverChoices:
             self.share[vs] = share[short]
             free = vs[~held]  # at the planned departure: the arrival event comes as planned, shortened
             self.arr_action[free] = SHORTEN
+            self._pending = True
             self._go(step, vs[held], extra=np.zeros(int(held.sum())))
             if free.size:
                 self.engine._leave(step, free)
@@ -307,6 +321,7 @@ class DriverChoices:
             # since, for a later trip, stays)
             captured = (self.hold[vc] != NONE) & self.have[vc]
             self.arr_action[vc[~captured]] = SWALLOW
+            self._pending = True
             self.hold[vc] = NONE
             self.fleet.location[vc[self.fleet.location[vc] == DRIVING]] = PUBLIC  # stuck at a swap station: parks there
             self.have[vc] = False
@@ -325,7 +340,9 @@ class DriverChoices:
         if not at_origin.all():
             self.engine._leave(step, v[~at_origin], count=False)
         self.hold[v] = TRANSIT
-        self.arr_step[v] = step + np.ceil(self.travel_steps[v] * self.share[v] - _TOL).astype(np.int64) + extra
+        arr_step = step + np.ceil(self.travel_steps[v] * self.share[v] - _TOL).astype(np.int64) + extra
+        self.arr_step[v] = arr_step
+        self._due_from = min(self._due_from, int(arr_step.min()))
 
     def _add_held(self, v: np.ndarray) -> None:
         new = v[~self._in_held[v]]
@@ -343,13 +360,14 @@ class DriverChoices:
 
     def release(self, step: int) -> None:
         """Held drivers whose car now holds enough drive off; those past their limit go on to the next option."""
-        if not self.held.size:
+        if not self.held.size or not self._parked:
             return
         f = self.fleet
         h = self.held
         st = self.hold[h]
         at = (st == WAIT) | (st == DETOUR)  # the others are in transit or at a swap station
-        if not at.any():
+        if not np.count_nonzero(at):
+            self._parked = False  # until a driver waits or detours again
             return
         h, st = h[at], st[at]
         enough = f.e_kwh[h] >= self._target(h) - 1e-6
@@ -389,10 +407,15 @@ class DriverChoices:
 
     def due_arrivals(self, step: int) -> np.ndarray:
         """Vehicles in transit whose held-back arrival is due this step."""
-        if not self.held.size:
-            return self.held
+        if not self.held.size or step < self._due_from:
+            return self.held[:0]
         h = self.held
-        return h[(self.hold[h] == TRANSIT) & self.have[h] & (self.arr_step[h] <= step)]
+        transit = self.hold[h] == TRANSIT
+        arr_step = self.arr_step[h]
+        due = transit & self.have[h] & (arr_step <= step)
+        rest = transit & ~due  # the bound for the next steps: the earliest of those still in transit
+        self._due_from = int(arr_step[rest].min()) if np.count_nonzero(rest) else np.iinfo(np.int64).max
+        return h[due]
 
     def after_swap(self, step: int, v: np.ndarray) -> None:
         """Drivers ``v`` the swap network hands back (swapped, or tired of waiting): on with the trip."""
@@ -419,20 +442,23 @@ class DriverChoices:
         """Arrival events of this step (``arr``: the DayEvents arrays, sliced): held trips'
         arrivals are captured (replayed later), cancelled ones dropped, shortened ones scaled.
         Returns the mask of arrivals to process now, or None for all."""
-        act = self.arr_action[v]
-        if not act.any():
+        if not self._pending:  # no vehicle has an action: skip the gather over the step's arrivals
             return None
-        cap = act == CAPTURE
-        if cap.any():
+        act = self.arr_action[v]
+        if not np.count_nonzero(act):
+            return None
+        cap = np.flatnonzero(act == CAPTURE)  # positions once: a boolean mask is re-scanned by each of the 8 gathers
+        if cap.size:
             vc = v[cap]
             for k, a in self.p.items():
-                a[vc] = arr[k][cap]
+                a[vc] = arr[k].take(cap)
             self.have[vc] = True
         sh = act == SHORTEN
         if sh.any():  # (copies: the arrays are views of the day's events)
             arr["trip_kwh"] = np.where(sh, arr["trip_kwh"] * self.share[v], arr["trip_kwh"])
             arr["km"] = np.where(sh, arr["km"] * self.share[v], arr["km"])
         self.arr_action[v] = NORMAL
+        self._pending = bool(np.count_nonzero(self.arr_action))  # one pass over the fleet's int8, a few us
         return (act == NORMAL) | sh
 
     def payload(self, v: np.ndarray, step: int) -> dict:

@@ -238,9 +238,42 @@ class Site(ConfigModel):
         "its own bus (drawn like home piles)",
     )
 
+    # Public chargers only (docs/mobility.md, "Full cars leave"): drivers unplug a full car after a
+    # grace period; those who stay pay the operator's idle fee (占位费). Operators' published rules
+    # (v2gsim.population.idle.OPERATOR_RULES, with the source): NIO 15 min then 0.5 CNY/min (cap 50),
+    # Li Auto 15 min then 2 CNY/min (cap 200), XPeng 30 min then 1 CNY/min (cap 100), Tesla China
+    # 3.2 / 6.4 CNY/min, no cap [B].
+    leave_when_done: bool | None = Field(
+        default=None, description="public sites: a driver unplugs once the car reached its charge target and grace_min "
+        "has passed, freeing the charger for the queue; the car stays parked until its next trip; null (default): on "
+        "for public DC sites where no charger can discharge, off for public AC sites (no source found for AC) and V2G "
+        "stations (their cars are parked to feed back when called)")
+    grace_min: Annotated[float, Field(ge=0, le=1440, description="minutes a full car may stay plugged before its driver "
+                                      "unplugs (leave_when_done) or the idle fee starts; 15: NIO's and Li Auto's free "
+                                      "period after charging ends [B]")] = 15.0
+    leave_share: Annotated[float, _pct(), Field(description="share of drivers who follow leave_when_done (the others stay "
+                                                "plugged, paying any idle fee) [C]")] = 1.0
+    idle_fee_cny_per_min: Annotated[float, Field(ge=0, le=100, description="fee per minute a full car stays plugged past "
+                                                 "grace_min, paid by its driver to the site's operator; 0 (default): none. "
+                                                 "Published: NIO 0.5, XPeng 1, Li Auto 2, Tesla 3.2-6.4 [B]")] = 0.0
+    idle_fee_cap_cny: Annotated[float, Field(gt=0, le=100_000)] | None = Field(
+        default=None, description="most idle fee one session pays (NIO 50, XPeng 100, Li Auto 200 [B]); null: no cap")
+
     @property
     def is_dc(self) -> bool:
         return self.current == "dc" or (self.current == "auto" and self.p_max_kw > 22)
+
+    @property
+    def leaves_when_done(self) -> bool:
+        """Whether drivers unplug full cars here (public sites; default: DC ones)."""
+        if self.kind != "public":
+            return False
+        if self.leave_when_done is not None:
+            return bool(self.leave_when_done)
+        from v2gsim.standards.compat import v2g_share
+
+        # a V2G station's cars are parked there to feed back when called: they stay
+        return self.is_dc and v2g_share(self) == 0
 
 
 class BaseLoadConfig(ConfigModel):
@@ -538,6 +571,13 @@ def cross_checks(raw: Any) -> list[Problem]:
             kinds[s["id"]] = s.get("kind")
     site_ids = list(kinds)
     presets = list(vehicle_presets())
+    for i, s in enumerate(sites):  # leaving when done and idle fees: rules of public chargers
+        if not isinstance(s, dict) or s.get("kind") == "public":
+            continue
+        for key, off in (("leave_when_done", (None, False)), ("idle_fee_cny_per_min", (None, 0, 0.0)), ("idle_fee_cap_cny", (None,))):
+            if key in s and s[key] not in off:
+                problems.append(Problem(f"sites[{i}].{key}", f"is a rule of public chargers; site {s.get('id')!r} is of kind {s.get('kind')!r}",
+                                        f"remove {key} or make the site kind: public"))
 
     def check_vehicle(path: str, v: Any):
         if isinstance(v, str) and v not in presets:

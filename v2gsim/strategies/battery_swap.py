@@ -26,7 +26,10 @@ The EMS, vectorised over all rack packs (``R`` of them):
    beyond those the forecast needs until the next cheap hour discharge (bidirectional stations
    only) down to ``discharge_floor_soc`` when a grid request window is active, or when it pays:
    ``v2g_price * eta_d - wear_cost > min price of the next 24 h / eta_c + v2g_margin`` (per
-   battery kWh).
+   battery kWh; ``wear_cost`` per battery kWh discharged and later recharged, the unit of a
+   numeric ``wear_cny_per_kwh``; with ``model`` the wear model's price of this discharge, at slot
+   power down to the floor, :meth:`v2gsim.swap.rack.Racks.cycle_wear_cny_per_kwh`; one reader,
+   :func:`v2gsim.swap.packs.wear_cny_per_kwh_discharged`).
 4. All charging stays within the feeder's headroom (as seen in the last step) less a planning
    margin (``headroom_margin`` of the transformer rating): urgent packs first, by their place in
    their station's line (every station's fullest before any station's next), then the others;
@@ -68,6 +71,7 @@ from v2gsim.errors import Problem
 from v2gsim.fields import ID_PATTERN, ConfigModel, LocalDateTime
 from v2gsim.physics.ageing.initial import InitialAge, InitialSoh, Spread
 from v2gsim.strategies.base import Dispatch, Observation, Strategy, StrategyConfig, register
+from v2gsim.swap.packs import wear_cny_per_kwh_discharged
 
 
 class SwapStationPreset(ConfigModel):
@@ -175,8 +179,9 @@ class BatterySwapConfig(StrategyConfig):
     swap_energy_billed: bool = Field(default=True, description="the driver also pays the energy gained at the tariff's price of the step")
     wear_cny_per_kwh: Annotated[float, Field(ge=0, le=10)] | Literal["model"] = Field(
         default=0.1,
-        description="battery wear cost per kWh discharged from a pack: a constant, or 'model' to read each pack's "
-        "wear_cost_cny_per_kwh (set by the wear model)",
+        description="battery wear cost per battery kWh discharged from a pack and later recharged (the round trip's): a "
+        "constant, or 'model': the wear model's price of each discharge considered, at its own stressors (slot power, depth to "
+        "discharge_floor_soc, the pack's state of health), in that same unit",
     )
     discharge_requests: list[DischargeRequest] = Field(default_factory=list, description="grid request windows; kept for "
                                                        "earlier scenarios: use grid_operator.requests (discharge_call)")
@@ -398,10 +403,22 @@ class BatterySwap(Strategy):
         floor = cfg.discharge_floor_soc * so.capacity_kwh
         p = np.where(spare, np.minimum(so.slot_p_max_kw, np.maximum(e - floor, 0.0) * so.eta_discharge / hours), 0.0)
         p_kw = float(np.minimum(np.bincount(st, weights=p, minlength=so.n_stations), so.st_grid_limit_kw).sum())
-        wear = so.wear_cost_cny_per_kwh if cfg.wear_cny_per_kwh == "model" else np.full(e.size, float(cfg.wear_cny_per_kwh))
+        # the wear of the discharge offered: each spare pack at its offered power down to the floor
+        wear = self._offered_wear_cny_per_kwh(so, a, floor, np.maximum(e, floor), p)
         refill = float(self.refill_price[min(b, self.refill_price.size - 1)])
         eta_c, eta_d = float(so.eta_charge.mean()), float(so.eta_discharge.mean())
-        return Bid(op, p_kw, refill / (eta_c * eta_d) + float(wear.mean()) / eta_d)
+        return Bid(op, p_kw, refill / (eta_c * eta_d) + wear / eta_d)
+
+    def _offered_wear_cny_per_kwh(self, so, step: int, e_lo_kwh, e_hi_kwh, p_kw) -> float:
+        """The wear per battery kWh discharged and recharged of what the rack offers: each slot's
+        pack cycled between ``e_lo_kwh`` and ``e_hi_kwh`` at its offered grid power ``p_kw`` (R,)
+        (:meth:`v2gsim.swap.rack.Racks.cycle_wear_cny_per_kwh`, the stressors of that cycle),
+        weighted by the power offered (the rack's mean if it offers none); a numeric
+        ``wear_cny_per_kwh`` as it is."""
+        w = wear_cny_per_kwh_discharged(self.config.wear_cny_per_kwh,
+                                        self.network.cycle_wear_cny_per_kwh(step, e_lo_kwh, e_hi_kwh, p_kw))
+        p_kw = np.asarray(p_kw, float)
+        return float(np.average(w, weights=p_kw)) if p_kw.sum() > 0 else float(w.mean())
 
     def _bid_rack(self, request, obs: Observation):
         """The rack as its EMS sees it now, each slot's rank in its station (fullest first), the
@@ -423,14 +440,6 @@ class BatterySwap(Strategy):
         keep = np.ceil(self.forecast[:, cols].sum(1) - 1e-9).astype(np.int64) + so.queue + cfg.reserve_packs
         return so, rank, keep, hours
 
-    def _wear_throughput_cny_per_kwh(self, so) -> float:
-        """The wear per kWh through a pack (either direction), as the centralized bids price it:
-        half the wear of a kWh discharged and recharged (``wear_cny_per_kwh`` is per kWh
-        discharged, the round trip's), mean over the rack."""
-        cfg = self.config
-        w = float(np.mean(so.wear_cost_cny_per_kwh)) if cfg.wear_cny_per_kwh == "model" else float(cfg.wear_cny_per_kwh)
-        return 0.5 * w
-
     def _bid_valley(self, request, obs: Observation, so, rank, keep, hours):
         """A valley fill put to clearing: the idle packs (those the swaps expected in and just after
         the window, the queue and the reserve do not need: the emptiest) offer their slot power, at
@@ -449,7 +458,11 @@ class BatterySwap(Strategy):
         prices = np.asarray(self.context.price_cny_per_kwh, float)
         day = int(round(24 / obs.dt_h))
         shift = max(float(prices[a:b].mean()) - float(prices[a:a + day].min()), 0.0)
-        return Bid(self.context.operator_id, p_kw, shift + self._wear_throughput_cny_per_kwh(so))
+        # the wear per kWh through a pack (either direction), as the centralized bids price it: half
+        # the round trip's, here the cycle of the charge offered (each idle pack up to full at its power)
+        e_to = np.minimum(so.e_kwh + p * hours * so.eta_charge, np.maximum(so.e_full_kwh, so.e_kwh))
+        wear = 0.5 * self._offered_wear_cny_per_kwh(so, a, so.e_kwh, e_to, p)
+        return Bid(self.context.operator_id, p_kw, shift + wear)
 
     def _bid_regulation(self, request, obs: Observation):
         """Regulation put to clearing: the symmetric capacity the racks of its bidirectional
@@ -471,7 +484,14 @@ class BatterySwap(Strategy):
         p_kw = min(float(np.minimum(np.bincount(st, weights=np.where(bi, up, 0.0), minlength=S), lim).sum()),
                    float(np.minimum(np.bincount(st, weights=np.where(bi, down, 0.0), minlength=S), lim).sum()))
         ratio = MILEAGE_PER_MW_H if r.mileage_per_mw_h is None else r.mileage_per_mw_h
-        return Bid(self.context.operator_id, p_kw, self._wear_throughput_cny_per_kwh(so) * 1000.0 / max(ratio, 1e-9))
+        # the wear per kWh through a pack (half the round trip's) of the cycle held: each pack fed
+        # at the power it holds both ways for sustain_min, down from where it is (at most to the floor)
+        a = request.windows[0][0]
+        p_held = np.where(bi, np.minimum(up, down), 0.0)
+        floor = self.config.discharge_floor_soc * so.capacity_kwh
+        e_lo = np.maximum(so.e_kwh - p_held * (r.sustain_min / 60.0) / so.eta_discharge, np.minimum(floor, so.e_kwh))
+        wear = 0.5 * self._offered_wear_cny_per_kwh(so, a, e_lo, so.e_kwh, p_held)
+        return Bid(self.context.operator_id, p_kw, wear * 1000.0 / max(ratio, 1e-9))
 
     def kpis(self) -> dict[str, float]:
         return {}  # the swap KPIs come from the stations/swaps tables (v2gsim.metrics.swap_kpis)
@@ -729,10 +749,8 @@ class BatterySwap(Strategy):
             can = obs.st_bidirectional[st] & (rank >= keep[st]) & (e > floor + 1e-6) & (lacking[st] == 0)
         else:
             can = obs.st_bidirectional[st] & (rank >= np.maximum(need, keep)[st]) & (e > floor + 1e-6)
-        if cfg.wear_cny_per_kwh == "model":
-            wear = obs.wear_cost_cny_per_kwh
-        else:
-            wear = np.full(e.size, float(cfg.wear_cny_per_kwh))
+        # the wear of this discharge (slot power down to the floor), not the last period's price
+        wear = wear_cny_per_kwh_discharged(cfg.wear_cny_per_kwh, obs.wear_discharge_cny_per_kwh)
         pays = cfg.v2g and obs.v2g_price * obs.eta_discharge - wear > self.refill_price[s] / obs.eta_charge + cfg.v2g_margin_cny_per_kwh
         # no pack is sold for price in a valley fill (it would undo the floor) or a regulation
         # window (a pack at full discharge holds no room to feed more)

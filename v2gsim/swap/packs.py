@@ -25,8 +25,29 @@ class Packs:
     e_throughput_kwh: np.ndarray  # battery side |dE| in the rack
     e_rack_discharged_kwh: np.ndarray  # battery side, in the rack
     n_swaps: np.ndarray  # int32: times swapped in or out
+    # the wear model's marginal price per battery kWh discharged and recharged (a round trip), not
+    # per kWh of throughput as fleet.wear_cost_cny_per_kwh (read it with wear_cny_per_kwh_discharged)
     wear_cost_cny_per_kwh: np.ndarray
 
     @property
     def n(self) -> int:
         return self.e_kwh.size
+
+
+def wear_cny_per_kwh_discharged(wear_cny_per_kwh: float | str, pack_price_cny_per_kwh: np.ndarray) -> np.ndarray:
+    """The wear a swap operator counts per battery kWh a pack discharges (and later recharges),
+    CNY/kWh, shape as ``pack_price_cny_per_kwh``: the battery_swap config's ``wear_cny_per_kwh``
+    when it is a number, else (``model``) the wear model's price given, as it is: the price of the
+    cycle considered (:meth:`v2gsim.swap.rack.Racks.cycle_wear_cny_per_kwh`, at its own stressors).
+
+    One reader for every swap consumer (the EMS's sell-for-price test and bids, the stations'
+    booked wear). No conversion: :class:`~v2gsim.physics.ageing.packs.SwapPackWear` prices a pack
+    at the fade of discharging a battery kWh and recharging it (``FEC = battery throughput / (2 x
+    capacity)``), already the unit a number means. The fleet's price is per kWh of grid-side
+    throughput and is doubled by :func:`v2gsim.market.contracts.wear_price_cny_per_kwh_discharged`;
+    doubling the packs' price too would count each round trip's wear twice
+    (tests/test_swap_wear_units.py)."""
+    price = np.asarray(pack_price_cny_per_kwh, dtype=float)
+    if wear_cny_per_kwh == "model":
+        return price
+    return np.full(price.shape, float(wear_cny_per_kwh))

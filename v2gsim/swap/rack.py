@@ -23,7 +23,10 @@ class StationObservation:
 
     Per slot: ``slot_station``, ``e_kwh``, ``capacity_kwh`` (usable), ``e_ready_kwh`` (ready
     threshold), ``e_full_kwh`` (CC-CV end), ``slot_p_max_kw``, ``eta_charge``,
-    ``eta_discharge``, ``wear_cost_cny_per_kwh``. Per station: ``slot_start`` (S+1,),
+    ``eta_discharge``, ``wear_cost_cny_per_kwh`` (the packs' published price, set at the last wear
+    period's stressors), ``wear_discharge_cny_per_kwh`` (the wear of discharging the slot's pack
+    at its slot power down to ``discharge_floor_soc`` and recharging it, :meth:`Racks.cycle_wear_cny_per_kwh`:
+    what the EMS weighs a discharge against). Per station: ``slot_start`` (S+1,),
     ``st_packs``, ``st_grid_limit_kw``, ``st_bidirectional``, ``queue`` (drivers waiting),
     ``demand`` (drivers who came this step). ``feeder_headroom_kw``: the feeder's headroom after
     the last step (inf if unknown); ``prev_charge_kw``: all stations' charging in the last step,
@@ -46,6 +49,7 @@ class StationObservation:
     eta_charge: np.ndarray
     eta_discharge: np.ndarray
     wear_cost_cny_per_kwh: np.ndarray
+    wear_discharge_cny_per_kwh: np.ndarray
     st_packs: np.ndarray
     st_grid_limit_kw: np.ndarray
     st_bidirectional: np.ndarray
@@ -93,17 +97,32 @@ class Racks:
                                 self.pack_eta_c[pk], self.pack_eta_d[pk], self.cfg.ready_soc * cap)
         return self._slot_cache[1:]
 
+    def cycle_wear_cny_per_kwh(self, step: int, e_lo_kwh: np.ndarray, e_hi_kwh: np.ndarray, p_kw: np.ndarray) -> np.ndarray:
+        """The wear of cycling each slot's pack between ``e_lo_kwh`` and ``e_hi_kwh`` (R,) at grid
+        power ``p_kw`` (R,), CNY per battery kWh discharged and recharged, from the wear model at
+        that cycle's stressors (:meth:`v2gsim.physics.ageing.packs.SwapPackWear.cycle_price_cny_per_kwh`)
+        when the EMS reads the model (``wear_cny_per_kwh: model``, ``wear.price_dispatch``); else
+        the packs' published price (a constant ``wear_cny_per_kwh`` is read in its place anyway)."""
+        pk = self.slot_pack
+        w = self.wear
+        if w is None or not w.fw.cfg.price_dispatch or self.cfg.wear_cny_per_kwh != "model":
+            return self.packs.wear_cost_cny_per_kwh[pk]
+        return w.cycle_price_cny_per_kwh(pk, e_lo_kwh, np.maximum(e_hi_kwh, e_lo_kwh), p_kw, step)
+
     def observation(self, sig: Signals) -> StationObservation:
         step = sig.step
         pk = self.slot_pack
         cap, e_knee, e_full, eta_c, eta_d, e_ready = self._slot_static()
+        e = self.packs.e_kwh[pk]
+        # a discharge the EMS may plan: at slot power down to the floor (and its recharge)
+        w_dis = self.cycle_wear_cny_per_kwh(step, self.cfg.discharge_floor_soc * cap, e, self.slot_p_max_kw)
         return StationObservation(
             step=step, dt_h=self.dt_h, price=float(self.price[step]), v2g_price=float(self.v2g_price[step]),
             n_stations=self.n_stations, slot_station=_ro(self.slot_station), slot_start=_ro(self.slot_start),
             e_kwh=_ro(self.packs.e_kwh[pk]), capacity_kwh=_ro(cap), e_ready_kwh=_ro(e_ready),
             e_full_kwh=_ro(e_full), slot_p_max_kw=_ro(self.slot_p_max_kw),
             eta_charge=_ro(eta_c), eta_discharge=_ro(eta_d),
-            wear_cost_cny_per_kwh=_ro(self.packs.wear_cost_cny_per_kwh[pk]), st_packs=_ro(self.st_packs),
+            wear_cost_cny_per_kwh=_ro(self.packs.wear_cost_cny_per_kwh[pk]), wear_discharge_cny_per_kwh=_ro(w_dis), st_packs=_ro(self.st_packs),
             st_grid_limit_kw=_ro(self.st_grid_limit_kw), st_bidirectional=_ro(self.st_bidirectional),
             queue=_ro(self.queue_counts()), demand=_ro(self._demand.copy()),
             feeder_headroom_kw=float(sig.feeder_headroom_kw),
@@ -113,7 +132,9 @@ class Racks:
 
     def decide(self, sig: Signals) -> None:
         """The EMS plans each rack slot's power (grid side, kW, (R,))."""
-        self._req_kw = np.asarray(self.strategy.plan_packs(self.observation(sig)), float)
+        obs = self.observation(sig)
+        self._wear_seen = obs.wear_discharge_cny_per_kwh
+        self._req_kw = np.asarray(self.strategy.plan_packs(obs), float)
         self._demand[:] = 0.0
 
     def regulation_kw(self, sustain_h: float) -> tuple[np.ndarray, np.ndarray]:

@@ -32,8 +32,10 @@ class SwapPackWear(PeriodClose):
       :attr:`e_capacity_change_kwh` for racked packs and in the vehicle's
       ``FleetWear.e_capacity_change_kwh`` for carried ones). At a swap the vehicle's capacity
       arrays take the incoming pack's state of health (no booking: the pack brings its energy);
-    * the marginal wear price per battery kWh discharged (and later recharged) goes to
-      ``packs.wear_cost_cny_per_kwh``, which the station EMS reads with ``wear_cny_per_kwh: model``;
+    * the marginal wear price per battery kWh discharged (and later recharged) at the period's
+      stressors goes to ``packs.wear_cost_cny_per_kwh`` (the table's figure); the station EMS with
+      ``wear_cny_per_kwh: model`` prices each cycle it considers at that cycle's own stressors
+      (:meth:`cycle_price_cny_per_kwh`, the same marginal function);
     * a pack below ``retirement_soh`` leaves service: a new pack takes its place (same pack id,
       same SOC, the difference booked) and the old one becomes second-life storage at its station
       (a carried pack: at the vehicle's preferred station), or is recycled.
@@ -197,6 +199,31 @@ class SwapPackWear(PeriodClose):
         dq = self.pop.marginal_fade_per_fec(stress, self.fw.cfg.marginal_window_fec)
         self.marginal_cny_per_kwh = dq * self.cost_per_q_cny / self.cap_nom_kwh
         self.net.packs.wear_cost_cny_per_kwh[:] = self.marginal_cny_per_kwh
+
+    def cycle_price_cny_per_kwh(self, p: np.ndarray, e_lo_kwh: np.ndarray, e_hi_kwh: np.ndarray, p_kw: np.ndarray,
+                                step: int) -> np.ndarray:
+        """The wear of cycling packs ``p`` between stored energies ``e_lo_kwh`` and ``e_hi_kwh`` at
+        grid-side power ``p_kw`` (a discharge the EMS considers and its recharge), CNY per battery
+        kWh discharged and recharged (the unit of ``packs.wear_cost_cny_per_kwh``), shape like ``p``.
+
+        The published price is set at the stressors of the period just ended: an idle racked pack
+        is priced at the floor stressors and then fed back at its slot power (docs/wear.md, Price,
+        Timing). Here the same marginal function (:meth:`WearPopulation.marginal_fade_per_fec`,
+        same window, same floors) takes the stressors the period close will book for this cycle:
+        depth ``(e_hi - e_lo) / usable capacity``, C-rate ``|p_kw| / usable capacity`` (the close's
+        grid-side ``sum(p^2 dt) / sum(|p| dt)`` of a constant power), mean SOC half way, the
+        ambient of ``step`` plus the close's heating of this cycle's throughput (``2 x depth`` of
+        capacity) spread over a wear period, each pack's wear state now. Vectorised over ``p``."""
+        cfg, pk = self.fw.cfg, self.net.packs
+        p = np.asarray(p, dtype=np.int64)
+        cap = pk.capacity_kwh[p] * pk.soh[p]
+        dod = np.clip((np.asarray(e_hi_kwh, float) - e_lo_kwh) / cap, 0.0, 1.0)
+        soc_mid = np.clip(0.5 * (np.asarray(e_hi_kwh, float) + e_lo_kwh) / cap, 0.0, 1.0)
+        t_amb = float(self.fw.t_amb_degc[min(max(int(step), 0), self.fw.t_amb_degc.size - 1)])
+        stress = dict(dt_s=0.0, t_degc=t_amb + cfg.heating_k_per_c_rate * 2.0 * dod / cfg.update_period_h, soc_mean=soc_mid,
+                      fec=np.zeros(p.size), dod=dod, c_rate=np.abs(np.asarray(p_kw, float)) / cap)
+        dq = self.pop.marginal_fade_per_fec(stress, cfg.marginal_window_fec, idx=p)
+        return dq * self.cost_per_q_cny[p] / self.cap_nom_kwh[p]
 
     # ------------------------------------------------------------------ outputs
     def table(self, network: int = 0):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 
 from v2gsim.physics.wear import WearState
@@ -199,12 +201,14 @@ class WearPopulation:
         stress["n_out_of_range"] = n_bad
         return stress
 
-    def _update(self, state, stress, hist) -> int:
+    def _update(self, state, stress, hist, model_ids=None) -> int:
+        """Advance ``state`` (rows with model ``model_ids``, default the population's) by ``stress``."""
         n_bad = 0
+        ids = self.model_ids if model_ids is None else model_ids
         if len(self.models) == 1:
-            groups = [(0, slice(None), np.arange(len(self)))]
+            groups = [(0, slice(None), np.arange(len(state)))]
         else:
-            groups = [(m_i, sel, sel) for m_i in range(len(self.models)) if (sel := np.flatnonzero(self.model_ids == m_i)).size]
+            groups = [(m_i, sel, sel) for m_i in range(len(self.models)) if (sel := np.flatnonzero(ids == m_i)).size]
         for m_i, sel, idx in groups:
             kw = {k: (v[sel] if isinstance(v, np.ndarray) else v) for k, v in stress.items()}
             if hist is not None and m_i in self.hist_models:
@@ -213,17 +217,24 @@ class WearPopulation:
         return n_bad
 
     # ------------------------------------------------------------------ price and attribution
-    def marginal_fade_per_fec(self, stress: dict, window_fec: float) -> np.ndarray:
+    def marginal_fade_per_fec(self, stress: dict, window_fec: float, idx: np.ndarray | None = None) -> np.ndarray:
         """Fade (fraction of nominal) per full equivalent cycle over the next ``window_fec`` cycles,
-        at this period's stressors (depth at least 0.1, C-rate at least 0.1). Shape (N,)."""
-        n = len(self)
-        trial = self.state.copy()
+        at stressors ``stress`` (depth at least 0.1, C-rate at least 0.1), from each pack's current
+        wear state. Shape (N,), or like ``idx`` (the packs to price; the stressors then shaped like
+        it, and no other pack's state is copied)."""
+        if idx is None:
+            trial, ids = self.state.copy(), None
+        else:
+            idx = np.asarray(idx, dtype=np.int64)
+            trial = WearState(**{f.name: getattr(self.state, f.name)[idx] for f in fields(WearState)})  # fancy index: a copy
+            ids = self.model_ids[idx]
+        n = len(trial)
         st = dict(stress)
         st.pop("n_out_of_range", None)
         st.update(dt_s=0.0, fec=np.full(n, float(window_fec)),
                   dod=np.clip(np.asarray(st["dod"]), 0.1, 1.0), c_rate=np.maximum(np.asarray(st["c_rate"]), 0.1))
         q0 = trial.q_loss.copy()
-        self._update(trial, st, None)
+        self._update(trial, st, None, ids)
         return np.maximum(trial.q_loss - q0, 0.0) / window_fec
 
     def attribution(self) -> dict[str, np.ndarray]:
