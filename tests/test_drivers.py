@@ -163,6 +163,32 @@ def test_a_departure_while_still_held_is_cancelled():
     assert f.distance_km[0] == pytest.approx(200.0) and f.location[0] == WORK  # the long trip, late
 
 
+def test_a_late_arrival_due_in_the_step_of_the_next_departure_makes_that_trip():
+    # waits plugged at home from step 1 (10 kWh trip to work, 1 step of driving): it leaves at
+    # step `release` and arrives late, in step release + 1, the very step its trip home is due.
+    # The late arrival comes before the step's departures, so the trip home is made (old order:
+    # the departure found the car still on the road and was cancelled, the car left at work).
+    m = _model(pile_share=1.0)
+    f = m.fleet
+    f.e_kwh[0] = 5.0
+    trip = 10.0
+    per_step = 7.0 * f.eta_charge[0] * 0.25
+    release = int(math.ceil((trip + RESERVE - 5.0) / per_step - 1e-12))
+    back = release + 1
+    m.sources = [_Hand([(1, 0, trip, 70.0, WORK, 1), (back, 0, 1.0, 6.0, HOME, 1)],
+                       [(2, 0, WORK, 1, trip, 70.0, back, 1.0), (back + 1, 0, HOME, 0, 1.0, 6.0, 90, 0.0)])]
+    _run(m, back)
+    assert not f.plugged[0] and f.location[0] not in (HOME, WORK)  # on the road, due at `back`
+    m.step()  # step `back`: arrives at work with the reserve, then its trip home is due
+    assert f.trips_cancelled[0] == 0 and f.distance_km[0] == pytest.approx(70.0)
+    # 1 kWh + the reserve is more than the reserve it arrived with: it waits plugged at work
+    assert f.location[0] == WORK and f.plugged[0] and f.delayed_departures[0] == 2
+    _run(m, 10)
+    assert f.trips_cancelled[0] == 0 and f.km_lost[0] == 0 and f.stranded_trips[0] == 0
+    assert f.location[0] == HOME and f.distance_km[0] == pytest.approx(76.0)
+    assert f.e_driven_kwh[0] == pytest.approx(trip + 1.0)
+
+
 def test_public_queue_is_first_come_first_served_with_a_waiting_limit():
     m = _model(pile_share=0.0)
     f = m.fleet

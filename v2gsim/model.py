@@ -686,13 +686,20 @@ class V2GModel(mesa.Model):
         return sig
 
     def _mobility(self, s: int) -> None:
-        """Phase 2: held drivers leave once charged; departures (short drivers wait, detour, shorten or
-        cancel); full cars at public chargers past their grace period unplug (v2gsim.population.idle); public queues served; arrivals (held-back ones first; actors may hold some); then
-        the vehicles actors held released."""
+        """Phase 2: held drivers leave once charged; held-back (late) arrivals due now; departures
+        (short drivers wait, detour, shorten or cancel); full cars at public chargers past their
+        grace period unplug (v2gsim.population.idle); public queues served; the step's arrivals
+        (actors may hold some); then the vehicles actors held released."""
         ev = self._day_events(s)
         i = s - self._day_first_step
         dc = self.driver_choices
         dc.release(s)
+        # Late arrivals due this step come before this step's departures: a car that arrives and is
+        # due to leave again in the same step makes that trip (handled the other way round, its
+        # departure found it still in transit and was cancelled).
+        due, p = dc.take_due(s)
+        if due.size:
+            self._arrive(s, due, *(p[k] for k in _ARRIVAL_FIELDS))
         lo, hi = ev.dep_bounds[i], ev.dep_bounds[i + 1]
         if hi > lo:
             sl = slice(lo, hi)
@@ -713,14 +720,11 @@ class V2GModel(mesa.Model):
             if keep is not None:  # positions once, for the 9 arrays (a mask is re-scanned by each)
                 keep = np.flatnonzero(keep)
                 v, arr = v[keep], {k: a.take(keep) for k, a in arr.items()}
-        due = dc.due_arrivals(s)
-        if due.size:  # held-back arrivals first (they were due earlier), then the step's own
-            p = dc.payload(due, s)
-            dc.arrived(due)
-            if v is not None:
+            # a held trip's arrival event captured just now may already be due (a trip shortened
+            # at a detour arrives before its planned arrival): it arrives in this step, first
+            due, p = dc.take_due(s)
+            if due.size:
                 v, arr = np.concatenate([due, v]), {k: np.concatenate([p[k], arr[k]]) for k in _ARRIVAL_FIELDS}
-            else:
-                v, arr = due, p
         if v is not None and v.size:
             self._arrive(s, v, *(arr[k] for k in _ARRIVAL_FIELDS))
         for a in self._phase["release"]:  # e.g. swap queues served: swapped (or leaving) drivers go on to their destination

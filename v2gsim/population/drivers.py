@@ -27,7 +27,10 @@ assumption [C]):
    from its charger, every later trip cancelled in turn.
 
 A delayed trip arrives later by the same delay (its arrival event is held back and replayed);
-a departure that comes while the car is still held from an earlier trip is cancelled (counted).
+a late arrival due in a step arrives before that step's departures (the engine's mobility phase),
+so a car that arrives and is due to leave in the same step makes its next trip; a departure that
+comes while the car is still held from an earlier trip (waiting, at a detour or swap station, or
+still on the road in a later step) is cancelled (counted).
 Swappable cars may also swap on arriving at the stop before a long trip
 (``swap_before_trip_reserve_soc``, the swap network's own rule).
 
@@ -416,6 +419,15 @@ class DriverChoices:
         rest = transit & ~due  # the bound for the next steps: the earliest of those still in transit
         self._due_from = int(arr_step[rest].min()) if np.count_nonzero(rest) else np.iinfo(np.int64).max
         return h[due]
+
+    def take_due(self, step: int) -> tuple[np.ndarray, dict | None]:
+        """The held-back arrivals due this step and their payloads, marked arrived."""
+        due = self.due_arrivals(step)
+        if not due.size:
+            return due, None
+        p = self.payload(due, step)
+        self.arrived(due)
+        return due, p
 
     def after_swap(self, step: int, v: np.ndarray) -> None:
         """Drivers ``v`` the swap network hands back (swapped, or tired of waiting): on with the trip."""
