@@ -145,6 +145,7 @@ class DriverChoices:
                                                  ("next_trip_kwh", float))}
         self.held = np.empty(0, np.int64)  # vehicles with hold != NONE (small), no duplicates
         self._in_held = np.zeros(n, bool)
+        self._due_mask = np.zeros(n, bool)  # scratch for :meth:`mark`, all False between calls
         # Cheap skips of the per-step passes (each exact: it only says when a pass would find nothing).
         # ``_parked``: False once release saw no driver waiting or at a detour and none was put there
         # since; ``_due_from``: no driver in transit arrives before this step (a lower bound, lowered
@@ -420,14 +421,22 @@ class DriverChoices:
         self._due_from = int(arr_step[rest].min()) if np.count_nonzero(rest) else np.iinfo(np.int64).max
         return h[due]
 
-    def take_due(self, step: int) -> tuple[np.ndarray, dict | None]:
+    def take_due(self, step: int) -> tuple[np.ndarray, dict]:
         """The held-back arrivals due this step and their payloads, marked arrived."""
         due = self.due_arrivals(step)
         if not due.size:
-            return due, None
+            return due, {}
         p = self.payload(due, step)
         self.arrived(due)
         return due, p
+
+    def mark(self, due: np.ndarray, dep_vehicle: np.ndarray) -> np.ndarray | None:
+        """Mask over a step's departures ``dep_vehicle`` of the cars among ``due`` (late arrivals
+        due this step), or None if there are none: they arrive before they leave again."""
+        self._due_mask[due] = True
+        again = self._due_mask[dep_vehicle]
+        self._due_mask[due] = False
+        return again if np.count_nonzero(again) else None
 
     def after_swap(self, step: int, v: np.ndarray) -> None:
         """Drivers ``v`` the swap network hands back (swapped, or tired of waiting): on with the trip."""
