@@ -189,6 +189,32 @@ def test_a_late_arrival_due_in_the_step_of_the_next_departure_makes_that_trip():
     assert f.e_driven_kwh[0] == pytest.approx(trip + 1.0)
 
 
+def test_a_trip_due_while_the_car_is_still_on_the_road_starts_when_it_arrives():
+    # as above, but the trip home is due one step before the late arrival (step release + 1):
+    # the driver starts it on arriving, 15 minutes late, and it arrives as much later
+    m = _model(pile_share=1.0)
+    f = m.fleet
+    f.e_kwh[0] = 5.0
+    trip = 10.0
+    per_step = 7.0 * f.eta_charge[0] * 0.25
+    release = int(math.ceil((trip + RESERVE - 5.0) / per_step - 1e-12))
+    back = release  # due while the car is still on the road (it arrives at release + 1)
+    m.sources = [_Hand([(1, 0, trip, 70.0, WORK, 1), (back, 0, 0.0, 6.0, HOME, 2)],
+                       [(2, 0, WORK, 1, trip, 70.0, back, 0.0), (back + 2, 0, HOME, 0, 0.0, 6.0, 90, 0.0)])]
+    _run(m, back + 1)  # step `back`: it left in this very step, its trip home is due: deferred
+    assert f.trips_cancelled[0] == 0 and f.location[0] not in (HOME, WORK)
+    m.step()  # step back + 1: arrives at work, leaves for home at once (0 kWh trip: not short)
+    assert f.distance_km[0] == pytest.approx(70.0) and not f.plugged[0] and f.location[0] not in (HOME, WORK)
+    assert f.delayed_departures[0] == 2 and f.n_departures[0] == 2
+    delay_first = 15.0 * (release - 1)
+    assert f.delay_min[0] == pytest.approx(delay_first + 15.0)
+    m.step()  # step back + 2: the planned arrival home; held back one step
+    assert f.location[0] not in (HOME, WORK)
+    m.step()  # step back + 3: home
+    assert f.location[0] == HOME and f.plugged[0] and f.distance_km[0] == pytest.approx(76.0)
+    assert f.trips_cancelled[0] == 0 and f.km_lost[0] == 0 and f.stranded_trips[0] == 0
+
+
 def test_public_queue_is_first_come_first_served_with_a_waiting_limit():
     m = _model(pile_share=0.0)
     f = m.fleet

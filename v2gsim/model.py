@@ -694,7 +694,7 @@ class V2GModel(mesa.Model):
 
     def _mobility(self, s: int) -> None:
         """Phase 2: held drivers leave once charged; departures (short drivers wait, detour, shorten
-        or cancel; a car whose late arrival is due now arrives just before its departure); full
+        or cancel; a car whose late arrival is due now arrives just before it leaves again); full
         cars at public chargers past their grace period unplug (v2gsim.population.idle); public
         queues served; arrivals (held-back ones first; actors may hold some); then the vehicles
         actors held released."""
@@ -704,22 +704,30 @@ class V2GModel(mesa.Model):
         dc.release(s)
         due, p = dc.take_due(s)  # late (held-back) arrivals due now; they arrive with the step's arrivals below
         lo, hi = ev.dep_bounds[i], ev.dep_bounds[i + 1]
+        dep = None
         if hi > lo:
             sl = slice(lo, hi)
             dep = (ev.dep_vehicle[sl], ev.dep_trip_kwh[sl], ev.dep_km[sl], ev.dep_travel_steps[sl], ev.dep_dest[sl])
-            again = dc.mark(due, dep[0]) if due.size else None
-            if again is None:
+        first = dc.leave_again(due, None if dep is None else dep[0]) if due.size else None
+        if first is None:
+            if dep is not None:
                 self._depart(s, dep)
-            else:
-                # A car whose late arrival is due in the step its next trip is due arrives first and
-                # then leaves on that trip (the other way round the departure found it still on the
-                # road and was cancelled). Only those cars: every other departure still comes before
-                # the step's arrivals, so the chargers it frees serve them as before.
+        else:
+            # A car whose late arrival is due in the step it leaves again (a trip due now, or one
+            # that came while it was still on the road) arrives first and then leaves on that trip
+            # (the other way round its departure found it still on the road and was dropped).
+            # Only those cars: every other departure still comes before the step's arrivals, so
+            # the chargers it frees serve them as before.
+            again = None if dep is None else dc.mark(due[first], dep[0])
+            if again is not None:
                 self._depart(s, tuple(a[~again] for a in dep))
-                first = np.isin(due, dep[0][again])
-                self._arrive(s, due[first], *(p[k][first] for k in _ARRIVAL_FIELDS))
+            elif dep is not None:
+                self._depart(s, dep)
+            self._arrive(s, due[first], *(p[k][first] for k in _ARRIVAL_FIELDS))
+            dc.start_deferred(s, due[first])
+            if again is not None:
                 self._depart(s, tuple(a[again] for a in dep))
-                due, p = due[~first], {k: a[~first] for k, a in p.items()}
+            due, p = due[~first], {k: a[~first] for k, a in p.items()}
         if self.idle is not None:
             self._leave_when_done(s)
         if self.queues.n_queued:
