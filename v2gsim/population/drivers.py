@@ -27,10 +27,12 @@ assumption [C]):
    from its charger, every later trip cancelled in turn.
 
 A delayed trip arrives later by the same delay (its arrival event is held back and replayed);
-a late arrival due in a step arrives before that step's departures (the engine's mobility phase),
-so a car that arrives and is due to leave in the same step makes its next trip; a departure that
-comes while the car is still held from an earlier trip (waiting, at a detour or swap station, or
-still on the road in a later step) is cancelled (counted).
+a car whose late arrival is due in the step it is due to leave again arrives first, then leaves
+(the engine's mobility phase). A departure that comes while the car is still on the road from a
+late trip is started when the car arrives, late by as much (``delayed_departures``,
+``delay_min``; its arrival held back by the same), unless that trip's own arrival could come
+before the late one (one held-back arrival per car): then, and when the car is still held
+waiting or at a detour or swap station, the departure is cancelled (counted).
 Swappable cars may also swap on arriving at the stop before a long trip
 (``swap_before_trip_reserve_soc``, the swap network's own rule).
 
