@@ -215,6 +215,32 @@ def test_a_trip_due_while_the_car_is_still_on_the_road_starts_when_it_arrives():
     assert f.trips_cancelled[0] == 0 and f.km_lost[0] == 0 and f.stranded_trips[0] == 0
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(due=st.integers(-1, 2), kwh=st.floats(0.0, 8.0), travel=st.integers(1, 3))
+def test_property_a_trip_colliding_with_a_late_arrival_is_made_or_counted(due, kwh, travel):
+    # the late trip to work arrives at release + 1; the trip home is due a step before (still
+    # waiting plugged: cancelled), in the step it leaves, as it arrives, or after: every planned
+    # departure is made or counted cancelled, energy stays within the battery, nobody strands
+    m = _model(pile_share=1.0)
+    f = m.fleet
+    f.e_kwh[0] = 5.0
+    per_step = 7.0 * f.eta_charge[0] * 0.25
+    release = int(math.ceil((10.0 + RESERVE - 5.0) / per_step - 1e-12))
+    back = release + due
+    m.sources = [_Hand([(1, 0, 10.0, 70.0, WORK, 1), (back, 0, kwh, 6.0, HOME, travel)],
+                       [(2, 0, WORK, 1, 10.0, 70.0, back, kwh), (back + travel, 0, HOME, 0, kwh, 6.0, 90, 0.0)])]
+    for _ in range(back + travel + 20):
+        m.step()
+        assert -1e-9 <= f.e_kwh[0] <= CAP + 1e-9
+    assert f.stranded_trips[0] == 0
+    assert f.n_departures[0] + f.trips_cancelled[0] == 2
+    if due >= 0:  # the car was on the road or arriving: the trip home is made, late if need be
+        assert f.trips_cancelled[0] == 0 and f.location[0] == HOME
+        assert f.distance_km[0] == pytest.approx(76.0) and f.e_driven_kwh[0] == pytest.approx(10.0 + kwh)
+    else:  # still waiting plugged at home when it came due: dropped (module doc)
+        assert f.trips_cancelled[0] == 1 and f.location[0] == WORK
+
+
 def test_public_queue_is_first_come_first_served_with_a_waiting_limit():
     m = _model(pile_share=0.0)
     f = m.fleet
