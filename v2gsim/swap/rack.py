@@ -119,7 +119,7 @@ class Racks:
         return StationObservation(
             step=step, dt_h=self.dt_h, price=float(self.price[step]), v2g_price=float(self.v2g_price[step]),
             n_stations=self.n_stations, slot_station=_ro(self.slot_station), slot_start=_ro(self.slot_start),
-            e_kwh=_ro(self.packs.e_kwh[pk]), capacity_kwh=_ro(cap), e_ready_kwh=_ro(e_ready),
+            e_kwh=_ro(e), capacity_kwh=_ro(cap), e_ready_kwh=_ro(e_ready),
             e_full_kwh=_ro(e_full), slot_p_max_kw=_ro(self.slot_p_max_kw),
             eta_charge=_ro(eta_c), eta_discharge=_ro(eta_d),
             wear_cost_cny_per_kwh=_ro(self.packs.wear_cost_cny_per_kwh[pk]), wear_discharge_cny_per_kwh=_ro(w_dis), st_packs=_ro(self.st_packs),

@@ -220,8 +220,9 @@ class SwapPackWear(PeriodClose):
         dod = np.clip((np.asarray(e_hi_kwh, float) - e_lo_kwh) / cap, 0.0, 1.0)
         soc_mid = np.clip(0.5 * (np.asarray(e_hi_kwh, float) + e_lo_kwh) / cap, 0.0, 1.0)
         t_amb = float(self.fw.t_amb_degc[min(max(int(step), 0), self.fw.t_amb_degc.size - 1)])
-        stress = dict(dt_s=0.0, t_degc=t_amb + cfg.heating_k_per_c_rate * 2.0 * dod / cfg.update_period_h, soc_mean=soc_mid,
-                      fec=np.zeros(p.size), dod=dod, c_rate=np.abs(np.asarray(p_kw, float)) / cap)
+        # (no dt_s, fec: the marginal function sets them, over its window and no calendar time)
+        stress = dict(t_degc=t_amb + cfg.heating_k_per_c_rate * 2.0 * dod / cfg.update_period_h, soc_mean=soc_mid,
+                      dod=dod, c_rate=np.abs(np.asarray(p_kw, float)) / cap)
         dq = self.pop.marginal_fade_per_fec(stress, cfg.marginal_window_fec, idx=p)
         return dq * self.cost_per_q_cny[p] / self.cap_nom_kwh[p]
 
