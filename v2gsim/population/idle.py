@@ -8,7 +8,9 @@ leave"; the operators' published rules in :data:`OPERATOR_RULES`).
 
 Per public site (``Site.leaves_when_done``, ``grace_min``, ``leave_share``,
 ``idle_fee_cny_per_min``, ``idle_fee_cap_cny``) and per step, over the vehicles plugged at such
-a site (a mask kept by the engine's plug and unplug kernels, no loop over vehicles):
+a site (a mask and a compact list of them kept by the engine's plug and unplug kernels, no
+loop over vehicles; the engine closes the done cars' sessions in the same call as the step's
+departures, ``V2GModel._leave``):
 
 - a car is *done* when it holds its driver's charge target (``e_stop_kwh``: the driver's full
   point, never above where CC-CV charging ends; ``fleet.below_stop`` is False); ``done_since``
