@@ -117,7 +117,7 @@ CMA_XIAN = {
 CHELSA_CITIES = {"Beijing": "beijing", "Shanghai": "shanghai", "Guangzhou": "guangzhou", "Shenzhen": "shenzhen",
                  "Chengdu": "chengdu"}
 GSOD_DAILY = Path(__file__).resolve().parent / "cn_gsod_daily_temperature.csv"
-# a month of the GSOD extract counts when most of its days are there (the copy misses 0 to 8 a month)
+# a month of the GSOD extract counts when most of its days are there (the copy misses 0 to 7 a month)
 GSOD_MIN_DAYS_PER_MONTH = 20
 # a printed annual average is the mean of the unrounded months: allow the rounding of 13 numbers
 ANNUAL_TOLERANCE_DEGC = 0.1
