@@ -35,7 +35,8 @@ def _book(cfg: dict, *, groups=(0, 0, 1), swappable=(False, False, True), enroll
     times = times if times is not None else pd.date_range("2026-01-31 00:00", periods=48, freq="h")
     return ContractBook(ContractsConfig.model_validate(cfg), list(ops), np.array(groups), np.array(swappable),
                         np.ones(len(groups), bool), times, [lambda: enrolled, lambda: None],
-                        np.asarray(plugged), np.array(owner), np.array(wear, float))  # asarray: a test may change plugged between steps
+                        np.asarray(plugged), np.array(owner),  # asarray: a test may change plugged between steps
+                        lambda v, w=np.array(wear, float): wear_price_cny_per_kwh_discharged(w[v]))
 
 
 def _sig(row):
@@ -275,7 +276,7 @@ def _fleet_view(n: int, e_kwh: float = 45.0) -> FleetView:
             "bidirectional": np.ones(n, bool), "eta_charge": np.full(n, 0.92), "eta_discharge": np.full(n, 0.92),
             "t_depart_est_step": np.full(n, 90, np.int64), "site": np.zeros(n, np.int32), "wear_cost_cny_per_kwh": np.full(n, 0.15),
             "e_discharged_kwh": np.zeros(n)}
-    return FleetView(**{f.name: base[f.name] for f in fields(FleetView)})
+    return FleetView(**{f.name: base[f.name] for f in fields(FleetView) if f.name in base})
 
 
 def _strategy(seed: int, terms: DriverTerms | None, enrol: float = 1.0, reward: float = 4.0) -> Distributed:

@@ -10,7 +10,8 @@ same kernels with their own index (``vehicle_stepping="agents"``).
 from __future__ import annotations
 
 import time as _time
-from dataclasses import fields
+from dataclasses import fields, replace
+from functools import partial
 
 import mesa
 import numpy as np
@@ -159,7 +160,7 @@ class V2GModel(mesa.Model):
 
         self.vehicle_power = VehiclePower()  # the fleet's physics of the current step (actors read it)
         self._prev_idx = np.empty(0, dtype=np.int64)
-        self.fleet_view = FleetView(**{fld.name: _readonly(getattr(f, fld.name)) for fld in fields(FleetView)})
+        self.fleet_view = FleetView(**{fld.name: _readonly(getattr(f, fld.name)) for fld in fields(FleetView) if fld.name != "v2g_wear_price"})
         self._below_stop_ro = _readonly(f.below_stop)
 
         # battery ageing (v2gsim.physics.ageing): stressors every step, fade once per period
@@ -173,6 +174,8 @@ class V2GModel(mesa.Model):
             self.wear = FleetWear(scenario.wear, f, self.clock, tc.step_min, self.n_warmup, self.n_clock, self.price_cny_per_kwh, CHEMISTRIES,
                                   zone=tc.timezone, power=self.vehicle_power, second_life_site=site_idx.get(sl_site) if sl_site else None,
                                   initial=self._initial_pack_age(scenario, f))
+            if scenario.wear.price_dispatch:  # V2G priced at each cycle's own stressors (docs/wear.md "Price", "Timing")
+                self.fleet_view = replace(self.fleet_view, v2g_wear_price=self.wear.v2g_price_cny_per_kwh)
         engine = EngineView(self, f, tuple(self.blocks), self.clock, self.dt_h, self.n_warmup, self.n_steps, self.seed_value,
                             self.price_cny_per_kwh, self.v2g_price_cny_per_kwh, self.sites, self.vehicle_power, self.wear)
 
@@ -184,12 +187,13 @@ class V2GModel(mesa.Model):
         #: contracts between operators and drivers (v2gsim.market.contracts); None without any
         self.contracts = None
         if not scenario.contracts.empty:
-            from v2gsim.market.contracts import ContractBook
+            from v2gsim.market.contracts import ContractBook, v2g_wear_cny_per_kwh
 
             swappable = np.array([b.vehicle.pack_standard is not None for b in self.blocks], bool)[f.group]
             self.contracts = ContractBook(scenario.contracts, self.operator_ids, np.asarray(f.group), swappable, _readonly(f.bidirectional),
                                           self.times, [lambda k=k: self.aggregators[k].strategy.enrolled() for k in range(len(self.operator_ids))],
-                                          _readonly(f.plugged), _readonly(self._owner_v), _readonly(f.wear_cost_cny_per_kwh))
+                                          _readonly(f.plugged), _readonly(self._owner_v),
+                                          partial(v2g_wear_cny_per_kwh, self.fleet_view))
         self.site_owner = np.full(self.n_sites, -1, dtype=np.int64)
         # the business model whose site each vehicle is plugged at (-1: unplugged or an unowned
         # site), kept by _plug / _leave (in place: the contracts hold a view): cheaper than

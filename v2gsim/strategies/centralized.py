@@ -1093,12 +1093,13 @@ class Centralized(Strategy):
     @staticmethod
     def _wear_throughput_cny_per_kwh(f, v) -> np.ndarray:
         """The wear model's price per kWh of grid-side throughput for vehicles ``v``, read through
-        the one function contracts use (:func:`~v2gsim.market.contracts.wear_price_cny_per_kwh_discharged`,
-        the price of a kWh fed back and recharged): the plan charges wear on charging and on
-        discharging, so each direction carries half of it and a V2G round trip costs it exactly."""
-        from v2gsim.market.contracts import wear_price_cny_per_kwh_discharged
+        the one function contracts use (:func:`~v2gsim.market.contracts.v2g_wear_cny_per_kwh`,
+        the price of a kWh fed back and recharged, for the V2G cycle each vehicle would run now
+        at its own stressors): the plan charges wear on charging and on discharging, so each
+        direction carries half of it and a V2G round trip costs it exactly."""
+        from v2gsim.market.contracts import v2g_wear_cny_per_kwh
 
-        return 0.5 * wear_price_cny_per_kwh_discharged(f.wear_cost_cny_per_kwh[v])
+        return 0.5 * v2g_wear_cny_per_kwh(f, v)
 
     bid_kinds = ("discharge_call", "valley_fill", "regulation")
 

@@ -483,14 +483,26 @@ class Distributed(Strategy):
 
     def _wear_cost(self, fleet, idx) -> np.ndarray:
         """Wear cost per kWh discharged each driver ``idx`` (k,) perceives: the constant, or with
-        ``model`` the wear model's price of a kWh fed back and recharged (twice its throughput
-        price, :func:`v2gsim.market.contracts.wear_price_cny_per_kwh_discharged`)."""
+        ``model`` the wear model's price of a kWh fed back and recharged, for the V2G cycle each
+        would run now (:func:`v2gsim.market.contracts.v2g_wear_cny_per_kwh`, the one reader)."""
         w = self.config.wear_cny_per_kwh
         if w == "model":
-            from v2gsim.market.contracts import wear_price_cny_per_kwh_discharged
+            from v2gsim.market.contracts import v2g_wear_cny_per_kwh
 
-            return wear_price_cny_per_kwh_discharged(fleet.wear_cost_cny_per_kwh[idx])
+            return v2g_wear_cny_per_kwh(fleet, idx)
         return np.full(idx.size, float(w))
+
+    @staticmethod
+    def _model_wear(t, f, idx: np.ndarray) -> np.ndarray:
+        """The wear model's price of a kWh fed back for drivers ``idx`` (k,) whose contract pays it
+        (0 for the others: not priced), CNY/kWh."""
+        w = np.zeros(idx.size)
+        m = t.from_wear_model[idx]
+        if m.any():
+            from v2gsim.market.contracts import v2g_wear_cny_per_kwh
+
+            w[m] = v2g_wear_cny_per_kwh(f, idx[m])
+        return w
 
     def paid_per_kwh(self, reward: float, f, idx: np.ndarray) -> np.ndarray:
         """What drivers ``idx`` (k,) are paid per kWh fed back at ``reward``: the reward, or under
@@ -499,7 +511,7 @@ class Distributed(Strategy):
         t = self.context.contract
         if t is None:
             return np.full(idx.size, float(reward))
-        paid = t.share[idx] * reward + t.compensation(idx, f.wear_cost_cny_per_kwh[idx])
+        paid = t.share[idx] * reward + t.compensation(idx, self._model_wear(t, f, idx))
         return np.where(t.covered[idx], paid, float(reward))
 
     def benefit_shift(self, reward: float, f, idx: np.ndarray) -> np.ndarray:
@@ -533,7 +545,7 @@ class Distributed(Strategy):
         rewards = [inv.reward_cny_per_kwh for inv in self.config.invitations]
         r = float(np.mean(rewards)) if rewards else d.anchor_reward_cny_per_kwh
         idx = np.arange(self._n)
-        comp = t.compensation(idx, f.wear_cost_cny_per_kwh)
+        comp = t.compensation(idx, self._model_wear(t, f, idx))
         gain = np.where(t.covered, contract_gain_cny_per_month(t.share, comp, t.guarantee_cny_per_month, r, d.expected_v2g_kwh_per_month), 0.0)
         self.enrol_p = enrol_probability(d.enrol_probability, gain, d.enrol_slope_per_cny_month)
         self.enrol_draw = self._u_enrol < self.enrol_p
