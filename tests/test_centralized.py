@@ -692,7 +692,8 @@ def test_default_wear_price_is_the_wear_models_when_it_publishes_one(monkeypatch
     assert st._wear_from_model is expect_model
     if expect_model:
         v = np.arange(m.fleet.n)
-        np.testing.assert_allclose(st._wear_throughput_cny_per_kwh(m.fleet, v), m.fleet.wear_cost_cny_per_kwh, rtol=1e-15)
+        # half the price of a kWh fed back at each vehicle's own V2G cycle (docs/wear.md "Timing")
+        np.testing.assert_allclose(st._wear_throughput_cny_per_kwh(m.fleet_view, v), 0.5 * m.wear.v2g_price_cny_per_kwh(v), rtol=1e-15)
         assert (m.fleet.wear_cost_cny_per_kwh > 0).all()
     m.run()
     assert seen
