@@ -205,8 +205,8 @@ class CentralizedConfig(StrategyConfig):
     allow_v2g: bool = Field(default=True, description="discharge bidirectional vehicles at bidirectional chargers")
     wear_cny_per_kwh: Annotated[float, Field(ge=0, le=10)] | Literal["model", "auto"] = Field(
         default="auto",
-        description="battery-wear cost per kWh of grid-side throughput, CNY/kWh; 'model' reads each vehicle's marginal "
-        "wear price from the wear model (fleet.wear_cost_cny_per_kwh); 'auto' (default): 'model' when the scenario's wear "
+        description="battery-wear cost per kWh of grid-side throughput, CNY/kWh; 'model' reads from the wear model half "
+        "each vehicle's price of a kWh fed back and recharged at its own V2G cycle (contracts.v2g_wear_cny_per_kwh); 'auto' (default): 'model' when the scenario's wear "
         "model publishes its price, else 0.05",
     )
     demand_charge_cny_per_kw_month: Annotated[float, Field(ge=0, le=500)] | Literal["tariff"] = Field(

@@ -196,7 +196,7 @@ class DistributedConfig(StrategyConfig):
     wear_cny_per_kwh: Annotated[float, Field(ge=0, le=10)] | Literal["model"] = Field(
         default=0.1,
         description="wear cost per kWh discharged (battery side): a constant, or 'model' for the wear model's price of a kWh "
-        "fed back and recharged (twice the fleet's marginal throughput price; zero until a wear model prices it)",
+        "fed back and recharged at each driver's own V2G cycle (contracts.v2g_wear_cny_per_kwh; zero without a wear model)",
     )
     # 0.1 CNY/kWh [C]: an LFP pack of ~600 CNY/kWh (assumption) over 3,000 cycles (NDRC 2023
     # No. 1721 asks >= 3,000 [A/B]) at 2 kWh throughput per kWh of capacity and cycle.
