@@ -702,3 +702,35 @@ def test_default_wear_price_is_the_wear_models_when_it_publishes_one(monkeypatch
             assert c == 0.0 and (wv >= 0).all() and (wv > 0.05).any()  # forecast arrivals added to the plan carry 0
         else:
             assert c == 0.05 and not np.any(wv)
+
+
+def test_the_valley_fill_bid_counts_the_wear_of_the_kwh_charged_by_hand():
+    """A valley fill's wear term with the wear model's price: a grid kWh charged puts eta_c
+    battery kWh in, one direction of the round trip of eta_c eta_d grid kWh fed back, so it is
+    eta_c eta_d x half the price of a kWh fed back (``v2g_wear_cny_per_kwh``), the mean over the
+    vehicles offering; half the price per grid kWh (before) was 1/(eta_c eta_d) ~ 10 % over."""
+    from v2gsim.market.contracts import v2g_wear_cny_per_kwh
+    from v2gsim.market.events import GridRequest, IssuedRequest
+
+    bm = {"kind": "centralized", "sites": ["hub"], "mode": "exact"}
+    m = V2GModel(scenario(business_models=[bm, {"kind": "uncontrolled"}], wear={"model": "auto"}, **HUB))
+    m.run_for(int(round(10 / m.dt_h)))  # 10:00: vehicles at the hub
+    agg = m.aggregators[0]
+    obs = agg.observation(m.signals)
+    st = agg.strategy
+    a, b = obs.step + 4, obs.step + 12
+    req = IssuedRequest(0, "x", GridRequest(kind="valley_fill", start="2026-07-06T12:00", hours=2, p_kw=100, to=["centralized"]),
+                        ((a, b),), 0, {"centralized": 0})
+    bid = st.bid(req, obs)
+    f = obs.fleet
+    v = obs.plugged_idx
+    dep = f.t_depart_est_step[v]
+    v = v[(dep >= b) | (dep < 0)]
+    assert v.size
+    prices = np.asarray(st.context.price_cny_per_kwh, float)
+    day = int(round(24 / obs.dt_h))
+    shift = max(float(prices[a:b].mean()) - float(prices[a:a + day].min()), 0.0)
+    w = v2g_wear_cny_per_kwh(f, v)
+    eta = f.eta_charge[v] * f.eta_discharge[v]
+    assert bid.price_cny_per_kwh == pytest.approx(shift + float((eta * w / 2).mean()), rel=1e-12)
+    assert float((eta * w / 2).mean()) < 0.95 * float((w / 2).mean())

@@ -1164,7 +1164,13 @@ class Centralized(Strategy):
         prices = np.asarray(self.context.price_cny_per_kwh, float)
         day = int(round(24 / obs.dt_h))
         shift = max(float(prices[a:b].mean()) - float(prices[a:a + day].min()), 0.0)
-        wear = float(self._wear_throughput_cny_per_kwh(f, v).mean()) if self._wear_from_model else self._wear_fixed_cny_per_kwh
+        if self._wear_from_model:
+            # a grid kWh charged puts eta_c battery kWh in: one direction of the round trip of
+            # eta_c eta_d grid kWh fed back, half the price of a kWh fed back (v2g_wear_cny_per_kwh)
+            # for each; half that price per grid kWh counted 1/(eta_c eta_d) too much
+            wear = float((f.eta_charge[v] * f.eta_discharge[v] * self._wear_throughput_cny_per_kwh(f, v)).mean())
+        else:
+            wear = self._wear_fixed_cny_per_kwh  # a constant per kWh of throughput, as the plan counts it
         return Bid(self.context.operator_id, p_kw, shift + wear)
 
     def _bid_regulation(self, request, obs: Observation):
