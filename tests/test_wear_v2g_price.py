@@ -99,16 +99,17 @@ def test_v2g_price_is_monotone_in_depth_and_c_rate(floors, kws, drive_kwh, floor
     faster = w.v2g_price_cny_per_kwh(np.zeros(len(kws), np.int64), floor_held, np.sort(kws))
     assert (np.diff(faster) >= -1e-15).all()
     cap = f.capacity_kwh[0]
+    # at least as deep and fast as the typical stressors: at least the old published price (its
+    # unit (eta_c + 1/eta_d) / 2 per FEC is smaller than 1/eta_d: also at least)
+    alone = w.v2g_price_cny_per_kwh(v[:1], floor_held, kw_held)[0]
+    if (38.0 - floor_held) / cap >= 0.3 and kw_held / cap >= 0.2:
+        assert alone >= old
     w._drive_last_kwh[0] = drive_kwh
     kw = max(kw_held, w.c_drive[0] * cap)  # no slower than driving
     at_day = w.v2g_price_cny_per_kwh(v[:1], 38.0, kw)[0]  # no V2G left: the day's own cycle
     with_v2g = w.v2g_price_cny_per_kwh(v[:1], floor_held, kw)[0]
     if floor_held < 38.0 - 1e-9:
         assert with_v2g >= at_day * (1 - 1e-12)
-    # at least as deep and fast as the typical stressors: at least the old published price (its
-    # unit (eta_c + 1/eta_d) / 2 per FEC is smaller than 1/eta_d: also at least)
-    if (38.0 - floor_held) / cap >= 0.3 and kw / cap >= 0.2 and drive_kwh == 0.0:
-        assert with_v2g >= old
 
 
 def _reconcile(over):
