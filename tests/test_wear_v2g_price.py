@@ -145,3 +145,25 @@ def test_fresh_cycle_law_still_front_loads_a_short_run():
     change to either is seen."""
     cyc, paid, _ = _reconcile([])
     assert 4.0 <= cyc / paid <= 7.5, (cyc, paid)
+
+
+def test_distributed_drivers_price_the_cycle_an_invitation_asks_for():
+    """A distributed driver (``wear_cny_per_kwh: model``) prices the V2G cycle an invitation asks
+    for: down to their reserve, and where plugged at most the window's hours at the pile's power;
+    the contract's compensation pays the cycle down to the minimum at departure."""
+    import v2gsim
+
+    m = V2GModel(v2gsim.load_scenario("wear_compensation_off", ["time.horizon_days=2"]))
+    m.run_for(int(round(19 / m.dt_h)))  # 19:00 on the first day: some drivers plugged at home
+    st = m.aggregators[0].strategy
+    f = m.fleet_view
+    idx = np.flatnonzero(np.asarray(f.bidirectional))[:40]
+    plugged = f.p_plug_max_kw[idx] > 0
+    assert plugged.any() and (~plugged).any()
+    reserve = st.reserve_kwh(f)[idx]
+    floor = np.where(plugged, np.maximum(reserve, f.e_kwh[idx] - f.p_plug_max_kw[idx] * 0.5 / f.eta_discharge[idx]), reserve)
+    np.testing.assert_allclose(st._wear_cost(f, idx, 0.5), m.wear.v2g_price_cny_per_kwh(idx, floor), rtol=1e-12)
+    np.testing.assert_allclose(st._wear_cost(f, idx), m.wear.v2g_price_cny_per_kwh(idx, reserve), rtol=1e-12)
+    np.testing.assert_allclose(v2g_wear_cny_per_kwh(f, idx), m.wear.v2g_price_cny_per_kwh(idx, f.e_min_departure_kwh[idx]), rtol=1e-12)
+    # a short window asks for less than the room to the reserve: a different cycle, a different price
+    assert not np.allclose(st._wear_cost(f, idx, 0.25)[plugged], st._wear_cost(f, idx)[plugged])

@@ -232,7 +232,7 @@ def wear_price_cny_per_kwh_discharged(wear_cost_cny_per_kwh: np.ndarray) -> np.n
     return 2.0 * np.maximum(np.asarray(wear_cost_cny_per_kwh, dtype=float), 0.0)
 
 
-def v2g_wear_cny_per_kwh(fleet, idx: np.ndarray) -> np.ndarray:
+def v2g_wear_cny_per_kwh(fleet, idx: np.ndarray, e_floor_kwh: np.ndarray | None = None) -> np.ndarray:
     """The wear model's price of one kWh fed back (and later recharged) by vehicles ``idx``, CNY/kWh,
     shape like ``idx``: the one reader of the wear price for V2G decisions and payments (the
     centralized plan and bids, the distributed drivers' answers, the contracts' ``from_wear_model``
@@ -240,15 +240,16 @@ def v2g_wear_cny_per_kwh(fleet, idx: np.ndarray) -> np.ndarray:
 
     With the wear model on (``fleet.v2g_wear_price`` set, a :class:`~v2gsim.strategies.base.FleetView`
     or the fleet) it is the marginal wear of the V2G cycle each vehicle would run now, at that
-    cycle's own stressors: from its stored energy down to the driver's minimum at departure at its
-    charger's power, on top of the day's driving cycle
+    cycle's own stressors: from its stored energy down to ``e_floor_kwh`` (k,; default the driver's
+    minimum at departure; a reader that knows a shallower cycle passes its end) at its charger's
+    power, on top of the day's driving cycle
     (:meth:`v2gsim.physics.ageing.fleet.FleetWear.v2g_price_cny_per_kwh`, docs/wear.md "Price",
     "Timing"). Without it, twice the published throughput price
     (:func:`wear_price_cny_per_kwh_discharged`)."""
     idx = np.asarray(idx, dtype=np.int64)
     price = getattr(fleet, "v2g_wear_price", None)
     if price is not None:
-        return np.asarray(price(idx), dtype=float)
+        return np.asarray(price(idx) if e_floor_kwh is None else price(idx, e_floor_kwh), dtype=float)
     return wear_price_cny_per_kwh_discharged(fleet.wear_cost_cny_per_kwh[idx])
 
 
