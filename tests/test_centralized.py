@@ -692,8 +692,14 @@ def test_default_wear_price_is_the_wear_models_when_it_publishes_one(monkeypatch
     assert st._wear_from_model is expect_model
     if expect_model:
         v = np.arange(m.fleet.n)
-        # half the price of a kWh fed back at each vehicle's own V2G cycle (docs/wear.md "Timing")
-        np.testing.assert_allclose(st._wear_throughput_cny_per_kwh(m.fleet_view, v), 0.5 * m.wear.v2g_price_cny_per_kwh(v), rtol=1e-15)
+        # a vehicle it may discharge: half the price of a kWh fed back at its own V2G cycle
+        # (docs/wear.md "Timing"); one it only charges: the published throughput price
+        m.run_for(int(round(13 / m.dt_h)))  # 13:00: 9 plugged, 3 at bidirectional chargers
+        d = np.asarray(m.fleet.can_discharge, bool)
+        assert d.any() and (~d).any()
+        got = st._wear_throughput_cny_per_kwh(m.fleet_view, v)
+        np.testing.assert_allclose(got[d], 0.5 * m.wear.v2g_price_cny_per_kwh(v[d]), rtol=1e-15)
+        np.testing.assert_allclose(got[~d], m.fleet.wear_cost_cny_per_kwh[~d], rtol=1e-15)
         assert (m.fleet.wear_cost_cny_per_kwh > 0).all()
     m.run()
     assert seen
@@ -714,7 +720,7 @@ def test_the_valley_fill_bid_counts_the_wear_of_the_kwh_charged_by_hand():
 
     bm = {"kind": "centralized", "sites": ["hub"], "mode": "exact"}
     m = V2GModel(scenario(business_models=[bm, {"kind": "uncontrolled"}], wear={"model": "auto"}, **HUB))
-    m.run_for(int(round(10 / m.dt_h)))  # 10:00: vehicles at the hub
+    m.run_for(int(round(2 / m.dt_h)))  # 02:00: 11 plugged, 5 at bidirectional chargers
     agg = m.aggregators[0]
     obs = agg.observation(m.signals)
     st = agg.strategy
@@ -730,7 +736,10 @@ def test_the_valley_fill_bid_counts_the_wear_of_the_kwh_charged_by_hand():
     prices = np.asarray(st.context.price_cny_per_kwh, float)
     day = int(round(24 / obs.dt_h))
     shift = max(float(prices[a:b].mean()) - float(prices[a:a + day].min()), 0.0)
-    w = v2g_wear_cny_per_kwh(f, v)
-    eta = f.eta_charge[v] * f.eta_discharge[v]
-    assert bid.price_cny_per_kwh == pytest.approx(shift + float((eta * w / 2).mean()), rel=1e-12)
-    assert float((eta * w / 2).mean()) < 0.95 * float((w / 2).mean())
+    d = np.asarray(f.can_discharge[v], bool)
+    assert d.any()
+    w = np.asarray(f.wear_cost_cny_per_kwh[v], float).copy()  # only charged: the published throughput price
+    w[d] = v2g_wear_cny_per_kwh(f, v[d]) / 2
+    eta = np.where(d, f.eta_charge[v] * f.eta_discharge[v], 1.0)
+    assert bid.price_cny_per_kwh == pytest.approx(shift + float((eta * w).mean()), rel=1e-12)
+    assert float((eta * w)[d].mean()) < 0.95 * float(w[d].mean())

@@ -1090,16 +1090,21 @@ class Centralized(Strategy):
         pos = self._site_pos.get(int(site_k))
         return None if pos is None else self.context.site_ids[pos]
 
-    @staticmethod
-    def _wear_throughput_cny_per_kwh(f, v) -> np.ndarray:
-        """The wear model's price per kWh of grid-side throughput for vehicles ``v``, read through
-        the one function contracts use (:func:`~v2gsim.market.contracts.v2g_wear_cny_per_kwh`,
-        the price of a kWh fed back and recharged, for the V2G cycle each vehicle would run now
-        at its own stressors): the plan charges wear on charging and on discharging, so each
-        direction carries half of it and a V2G round trip costs it exactly."""
+    def _wear_throughput_cny_per_kwh(self, f, v) -> np.ndarray:
+        """The wear model's price per kWh of grid-side throughput for vehicles ``v``. A vehicle
+        the plan may discharge: read through the one function contracts use
+        (:func:`~v2gsim.market.contracts.v2g_wear_cny_per_kwh`, the price of a kWh fed back and
+        recharged, for the V2G cycle it would run now at its own stressors); the plan charges
+        wear on charging and on discharging, so each direction carries half of it and a V2G round
+        trip costs it. A vehicle it only charges: the published throughput price
+        (``fleet.wear_cost_cny_per_kwh``), its charging being no V2G cycle."""
         from v2gsim.market.contracts import v2g_wear_cny_per_kwh
 
-        return 0.5 * v2g_wear_cny_per_kwh(f, v)
+        w = np.maximum(np.asarray(f.wear_cost_cny_per_kwh[v], dtype=float), 0.0)
+        d = np.asarray(f.can_discharge[v], bool) & self.config.allow_v2g
+        if d.any():
+            w[d] = 0.5 * v2g_wear_cny_per_kwh(f, v[d])
+        return w
 
     bid_kinds = ("discharge_call", "valley_fill", "regulation")
 
@@ -1167,8 +1172,11 @@ class Centralized(Strategy):
         if self._wear_from_model:
             # a grid kWh charged puts eta_c battery kWh in: one direction of the round trip of
             # eta_c eta_d grid kWh fed back, half the price of a kWh fed back (v2g_wear_cny_per_kwh)
-            # for each; half that price per grid kWh counted 1/(eta_c eta_d) too much
-            wear = float((f.eta_charge[v] * f.eta_discharge[v] * self._wear_throughput_cny_per_kwh(f, v)).mean())
+            # for each; half that price per grid kWh counted 1/(eta_c eta_d) too much. A vehicle
+            # only charged: the published throughput price, per grid kWh already
+            d = np.asarray(f.can_discharge[v], bool) & self.config.allow_v2g
+            eta = np.where(d, f.eta_charge[v] * f.eta_discharge[v], 1.0)
+            wear = float((eta * self._wear_throughput_cny_per_kwh(f, v)).mean())
         else:
             wear = self._wear_fixed_cny_per_kwh  # a constant per kWh of throughput, as the plan counts it
         return Bid(self.context.operator_id, p_kw, shift + wear)
