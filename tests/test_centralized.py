@@ -743,3 +743,42 @@ def test_the_valley_fill_bid_counts_the_wear_of_the_kwh_charged_by_hand():
     eta = np.where(d, f.eta_charge[v] * f.eta_discharge[v], 1.0)
     assert bid.price_cny_per_kwh == pytest.approx(shift + float((eta * w).mean()), rel=1e-12)
     assert float((eta * w)[d].mean()) < 0.95 * float(w[d].mean())
+
+
+@pytest.mark.parametrize("wear_cfg", ["auto", 0.07])
+def test_the_discharge_call_bid_counts_the_round_trips_wear_as_the_plan_does(wear_cfg):
+    """A discharge call's price: buying the energy back (cheapest of the next 24 h, both losses)
+    plus the wear of the kWh fed and of the 1/(eta_c eta_d) grid kWh of charging that replace it,
+    each at the plan's wear per kWh: a constant, or half the V2G price of the cycle offered (each
+    vehicle at its bid power over the window, not below its minimum at departure). The old term,
+    wear / eta_d, was about half of it."""
+    from v2gsim.market.contracts import v2g_wear_cny_per_kwh
+    from v2gsim.market.events import GridRequest, IssuedRequest
+
+    bm = {"kind": "centralized", "sites": ["hub"], "mode": "exact", "wear_cny_per_kwh": wear_cfg}
+    m = V2GModel(scenario(business_models=[bm, {"kind": "uncontrolled"}], wear={"model": "auto"}, **HUB))
+    m.run_for(int(round(2 / m.dt_h)))  # 02:00: 11 plugged, 5 at bidirectional chargers
+    agg = m.aggregators[0]
+    obs = agg.observation(m.signals)
+    st = agg.strategy
+    a, b = obs.step + 4, obs.step + 8
+    req = IssuedRequest(0, "x", GridRequest(kind="discharge_call", start="2026-07-06T03:00", hours=1, p_kw=100, to=["centralized"]),
+                        ((a, b),), 0, {"centralized": 0})
+    bid = st.bid(req, obs)
+    f = obs.fleet
+    v = obs.plugged_idx
+    dep = f.t_depart_est_step[v]
+    v = v[np.asarray(f.can_discharge[v], bool) & ((dep >= b) | (dep < 0))]
+    assert v.size
+    hours = (b - a) * obs.dt_h
+    p = np.minimum(f.p_plug_max_kw[v], np.maximum(f.e_kwh[v] - f.e_min_departure_kwh[v], 0.0) * f.eta_discharge[v] / hours)
+    prices = np.asarray(st.context.price_cny_per_kwh, float)
+    buyback = float(prices[b:b + int(round(24 / obs.dt_h))].min())
+    eta = float(f.eta_charge[v].mean()) * float(f.eta_discharge[v].mean())
+    if wear_cfg == "auto":
+        floor = np.maximum(f.e_min_departure_kwh[v], f.e_kwh[v] - p * hours / f.eta_discharge[v])
+        w = 0.5 * float(v2g_wear_cny_per_kwh(f, v, floor).mean())
+    else:
+        w = wear_cfg
+    assert bid.price_cny_per_kwh == pytest.approx(buyback / eta + w * (1 + 1 / eta), rel=1e-12)
+    assert w * (1 + 1 / eta) > 1.9 * w / float(f.eta_discharge[v].mean())  # the old term, about half

@@ -162,8 +162,10 @@ def test_distributed_drivers_price_the_cycle_an_invitation_asks_for():
     assert plugged.any() and (~plugged).any()
     reserve = st.reserve_kwh(f)[idx]
     floor = np.where(plugged, np.maximum(reserve, f.e_kwh[idx] - f.p_plug_max_kw[idx] * 0.5 / f.eta_discharge[idx]), reserve)
-    np.testing.assert_allclose(st._wear_cost(f, idx, 0.5), m.wear.v2g_price_cny_per_kwh(idx, floor), rtol=1e-12)
-    np.testing.assert_allclose(st._wear_cost(f, idx), m.wear.v2g_price_cny_per_kwh(idx, reserve), rtol=1e-12)
+    # per battery kWh discharged, as the constant it replaces (the profitability test divides by eta_d)
+    eta_d = f.eta_discharge[idx]
+    np.testing.assert_allclose(st._wear_cost(f, idx, 0.5), m.wear.v2g_price_cny_per_kwh(idx, floor) * eta_d, rtol=1e-12)
+    np.testing.assert_allclose(st._wear_cost(f, idx), m.wear.v2g_price_cny_per_kwh(idx, reserve) * eta_d, rtol=1e-12)
     np.testing.assert_allclose(v2g_wear_cny_per_kwh(f, idx), m.wear.v2g_price_cny_per_kwh(idx, f.e_min_departure_kwh[idx]), rtol=1e-12)
     # a short window asks for less than the room to the reserve: a different cycle, a different price
     assert not np.allclose(st._wear_cost(f, idx, 0.25)[plugged], st._wear_cost(f, idx)[plugged])

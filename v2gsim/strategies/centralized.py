@@ -1114,8 +1114,8 @@ class Centralized(Strategy):
         * discharge call: each bidirectional vehicle staying past the window gives its charger
           power, at most what its energy above the driver's minimum gives over the window; each
           site at most its limit. Price: buying the energy back at the cheapest price of the 24 h
-          after the window, through both conversion losses, plus the wear per kWh fed (means
-          over those vehicles).
+          after the window, through both conversion losses, plus the wear of a kWh fed and of
+          the charging that replaces it as the plan counts them (means over those vehicles).
         * valley fill (:meth:`_bid_valley`) and regulation (:meth:`_bid_regulation`)."""
         if request.kind == "valley_fill":
             return self._bid_valley(request, obs)
@@ -1139,8 +1139,18 @@ class Centralized(Strategy):
         prices = np.asarray(self.context.price_cny_per_kwh, float)
         buyback = float(prices[b:b + int(round(24 / obs.dt_h))].min()) if b < prices.size else float(prices[a:b].min())
         eta_c, eta_d = float(f.eta_charge[v].mean()), float(f.eta_discharge[v].mean())
-        wear = float(self._wear_throughput_cny_per_kwh(f, v).mean()) if self._wear_from_model else self._wear_fixed_cny_per_kwh
-        return Bid(self.context.operator_id, p_kw, buyback / (eta_c * eta_d) + wear / eta_d)
+        # the wear of a kWh fed back as the plan counts it: its discharge and the 1/(eta_c eta_d) grid
+        # kWh of charging that replace it, each at the plan's wear per kWh (with the wear model half
+        # the V2G price of the cycle offered: each vehicle at its bid power over the window, down
+        # to at most the minimum at departure); wear / eta_d counted about half of it
+        if self._wear_from_model:
+            from v2gsim.market.contracts import v2g_wear_cny_per_kwh
+
+            floor = np.maximum(f.e_min_departure_kwh[v], f.e_kwh[v] - p * hours / f.eta_discharge[v])
+            wear = 0.5 * float(v2g_wear_cny_per_kwh(f, v, floor).mean())
+        else:
+            wear = self._wear_fixed_cny_per_kwh
+        return Bid(self.context.operator_id, p_kw, buyback / (eta_c * eta_d) + wear * (1.0 + 1.0 / (eta_c * eta_d)))
 
     def _site_capped_kw(self, f, v: np.ndarray, p: np.ndarray) -> float:
         """``p`` (kW per vehicle ``v``) summed per site, each site at most its limit, kW."""

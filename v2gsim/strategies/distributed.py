@@ -486,7 +486,8 @@ class Distributed(Strategy):
         ``model`` the wear model's price of a kWh fed back and recharged, for the V2G cycle each
         would run now (:func:`v2gsim.market.contracts.v2g_wear_cny_per_kwh`, the one reader): down
         to the driver's reserve (:meth:`reserve_kwh`), at most an invitation's ``hours`` at the
-        pile's power where the driver is plugged."""
+        pile's power where the driver is plugged. Per battery kWh discharged, as the constant: that
+        price (per grid kWh fed back) x eta_d."""
         w = self.config.wear_cny_per_kwh
         if w == "model":
             from v2gsim.market.contracts import v2g_wear_cny_per_kwh
@@ -495,7 +496,7 @@ class Distributed(Strategy):
             if hours is not None:
                 p = fleet.p_plug_max_kw[idx]
                 floor = np.where(p > 0, np.maximum(floor, fleet.e_kwh[idx] - p * hours / fleet.eta_discharge[idx]), floor)
-            return v2g_wear_cny_per_kwh(fleet, idx, floor)
+            return v2g_wear_cny_per_kwh(fleet, idx, floor) * fleet.eta_discharge[idx]
         return np.full(idx.size, float(w))
 
     @staticmethod
