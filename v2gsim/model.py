@@ -382,6 +382,13 @@ class V2GModel(mesa.Model):
 
     # ------------------------------------------------------------------ phase 2: mobility kernels
 
+    def _depart(self, s: int, dep: tuple) -> None:
+        """Departures ``dep`` (vehicle, trip_kwh, km, travel_steps, dest) of step ``s``: the drivers
+        decide (wait, detour, shorten, cancel), those leaving as planned leave."""
+        go = self.driver_choices.depart(s, *dep)
+        if go.size:
+            self._leave(s, go)
+
     def _day_events(self, step: int) -> DayEvents:
         offset = self._day_offset
         day = (step + offset) // self.steps_per_day
@@ -686,19 +693,41 @@ class V2GModel(mesa.Model):
         return sig
 
     def _mobility(self, s: int) -> None:
-        """Phase 2: held drivers leave once charged; departures (short drivers wait, detour, shorten or
-        cancel); full cars at public chargers past their grace period unplug (v2gsim.population.idle); public queues served; arrivals (held-back ones first; actors may hold some); then
-        the vehicles actors held released."""
+        """Phase 2: held drivers leave once charged; departures (short drivers wait, detour, shorten
+        or cancel; a car whose late arrival is due now arrives just before it leaves again); full
+        cars at public chargers past their grace period unplug (v2gsim.population.idle); public
+        queues served; arrivals (held-back ones first; actors may hold some); then the vehicles
+        actors held released."""
         ev = self._day_events(s)
         i = s - self._day_first_step
         dc = self.driver_choices
         dc.release(s)
+        due, p = dc.take_due(s)  # late (held-back) arrivals due now; they arrive with the step's arrivals below
         lo, hi = ev.dep_bounds[i], ev.dep_bounds[i + 1]
+        dep = None
         if hi > lo:
             sl = slice(lo, hi)
-            go = dc.depart(s, ev.dep_vehicle[sl], ev.dep_trip_kwh[sl], ev.dep_km[sl], ev.dep_travel_steps[sl], ev.dep_dest[sl])
-            if go.size:
-                self._leave(s, go)
+            dep = (ev.dep_vehicle[sl], ev.dep_trip_kwh[sl], ev.dep_km[sl], ev.dep_travel_steps[sl], ev.dep_dest[sl])
+        first = dc.leave_again(due, None if dep is None else dep[0]) if due.size else None
+        if first is None:
+            if dep is not None:
+                self._depart(s, dep)
+        else:
+            # A car whose late arrival is due in the step it leaves again (a trip due now, or one
+            # that came while it was still on the road) arrives first and then leaves on that trip
+            # (the other way round its departure found it still on the road and was dropped).
+            # Only those cars: every other departure still comes before the step's arrivals, so
+            # the chargers it frees serve them as before.
+            again = None if dep is None else dc.mark(due[first], dep[0])
+            if again is not None:
+                self._depart(s, tuple(a[~again] for a in dep))
+            elif dep is not None:
+                self._depart(s, dep)
+            self._arrive(s, due[first], *(p[k][first] for k in _ARRIVAL_FIELDS))
+            dc.start_deferred(s, due[first])
+            if again is not None:
+                self._depart(s, tuple(a[again] for a in dep))
+            due, p = due[~first], {k: a[~first] for k, a in p.items()}
         if self.idle is not None:
             self._leave_when_done(s)
         if self.queues.n_queued:
@@ -713,10 +742,14 @@ class V2GModel(mesa.Model):
             if keep is not None:  # positions once, for the 9 arrays (a mask is re-scanned by each)
                 keep = np.flatnonzero(keep)
                 v, arr = v[keep], {k: a.take(keep) for k, a in arr.items()}
-        due = dc.due_arrivals(s)
+            # a held trip's arrival event captured just now may already be due (a trip shortened
+            # at a detour arrives before its planned arrival): it arrives in this step too
+            due2, p2 = dc.take_due(s)
+            if due2.size and due.size:
+                due, p = np.concatenate([due, due2]), {k: np.concatenate([p[k], p2[k]]) for k in _ARRIVAL_FIELDS}
+            elif due2.size:
+                due, p = due2, p2
         if due.size:  # held-back arrivals first (they were due earlier), then the step's own
-            p = dc.payload(due, s)
-            dc.arrived(due)
             if v is not None:
                 v, arr = np.concatenate([due, v]), {k: np.concatenate([p[k], arr[k]]) for k in _ARRIVAL_FIELDS}
             else:
