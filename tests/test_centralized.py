@@ -613,6 +613,20 @@ def test_aggregate_operator_at_a_binding_site_plans_by_classes_close_to_exact(mo
     assert u_ag <= 1.1 * u_ex
 
 
+def test_aggregate_value_split_with_only_new_arrivals_at_a_binding_site_does_not_crash():
+    """The bundled hub cut to 600 kW, aggregate mode, seed 4: on day 3 a step finds only cars that
+    plugged in after the site's value plan while the limit binds; the split's look-ahead took the
+    maximum of an empty array (ValueError). Those cars now share the planned power least laxity
+    first, like any arrival."""
+    import v2gsim
+
+    sc = v2gsim.load_scenario("centralized_hub", ["time.horizon_days=3", "sites.0.p_limit_kw=600",
+                                                  "business_models.0.mode=aggregate", "seed=4"])
+    res = V2GModel(sc).run()
+    p = res.sites.loc[res.sites.site_id == "lianhua_hub", "p_kw"].to_numpy()
+    assert p.size and np.all(np.abs(p) <= 600.0 + 1e-6)
+
+
 def test_plan_caps_later_steps_at_the_feeders_forecast_headroom():
     """The plan's soft cap: this step the measured room; later steps the transformer rating less
     the base-load forecast less what the other loads drew beyond the base last step."""
