@@ -29,12 +29,12 @@ def forecast(seed: int, days: int, kva: float = 800.0) -> dict:
     return out
 
 
-def ratio(seed: int, days: int) -> dict:
+def ratio(seed: int, days: int, extra: tuple = ()) -> dict:
     path = "centralized_hub"
     out = {}
     for mode in ("exact", "aggregate"):
         sc = v2gsim.load_scenario(path, [f"time.horizon_days={days}", "sites.0.p_limit_kw=600", f"business_models.0.mode={mode}",
-                                         "outputs.session_sample=100000", f"seed={seed}"])
+                                         "outputs.session_sample=100000", f"seed={seed}", *extra])
         res = V2GModel(sc).run()
         p = res.sites.loc[res.sites.site_id == "lianhua_hub", "p_kw"].to_numpy()
         buy = res.system["price_cny_per_kwh"].to_numpy()
@@ -52,5 +52,6 @@ if __name__ == "__main__":
     what, seed = sys.argv[1], int(sys.argv[2])
     days = int(sys.argv[3]) if len(sys.argv) > 3 else (2 if what == "forecast" else 3)
     t = time.time()
-    r = (forecast if what == "forecast" else ratio)(seed, days)
-    print(json.dumps({"what": what, "seed": seed, "days": days, "code": v2gsim.__file__, "s": round(time.time() - t, 1), **r}))
+    extra = tuple(sys.argv[4:])  # more overrides (ratio only), e.g. a perturbation of the plan's wear price
+    r = forecast(seed, days) if what == "forecast" else ratio(seed, days, extra)
+    print(json.dumps({"what": what, "seed": seed, "extra": list(extra), "days": days, "code": v2gsim.__file__, "s": round(time.time() - t, 1), **r}))

@@ -669,17 +669,29 @@ def test_plan_caps_later_steps_at_the_feeders_forecast_headroom():
 
 
 def test_feeder_forecast_lowers_transformer_overload_on_a_tight_hub():
-    """centralized_hub on an 800 kVA transformer (2 days): with the forecast in the plan the
-    transformer is overloaded for 0.2 h instead of 0.8 h."""
+    """centralized_hub on an 800 kVA transformer (2 days), its own seed and seeds 1 and 2: with the
+    forecast in the plan the transformer's overload energy (kVA·h above its rating, summed over the
+    three runs) is about half: measured 150.6 vs 302.1 kVA·h (before late trips were deferred:
+    170.5 vs 311.3). Over seeds 42 and 1-9 it is 0.67x both ways, lower in 7 of the 10 runs; the
+    hours above 100 % barely move (8.75 vs 9.25 h over the ten) and were 0.75 h both ways on seed
+    42 alone: the forecast trims the depth of the evening overloads, not their length, so the test
+    reads the energy, over more than one run."""
     import v2gsim
 
-    def run(on):
-        return v2gsim.run(v2gsim.load_scenario("centralized_hub", ["time.horizon_days=2", "feeder.transformer_kva=800",
-                                                                   f"business_models.0.feeder_forecast_in_plan={on}"]), baseline=False).kpis
+    kva = 800.0
 
-    on, off = run("true"), run("false")
-    assert off["transformer_overload_h"] > 0
-    assert on["transformer_overload_h"] < off["transformer_overload_h"]
+    def overload_kvah(on, seed):
+        res = v2gsim.run(v2gsim.load_scenario("centralized_hub", ["time.horizon_days=2", f"feeder.transformer_kva={kva:g}",
+                                                                  f"business_models.0.feeder_forecast_in_plan={on}",
+                                                                  f"seed={seed}"]), baseline=False)
+        load_pct = res.system["transformer_loading_pct"].to_numpy()
+        return float(np.maximum(load_pct - 100.0, 0.0).sum() / 100.0 * kva * res.dt_h)
+
+    seeds = (42, 1, 2)
+    on = sum(overload_kvah("true", s) for s in seeds)
+    off = sum(overload_kvah("false", s) for s in seeds)
+    assert off > 50.0  # the tight transformer is overloaded without the forecast
+    assert on < 0.8 * off
 
 
 @pytest.mark.parametrize("wear, expect_model", [({"model": "auto"}, True), ({"model": "auto", "price_dispatch": False}, False),
