@@ -251,6 +251,7 @@ class V2GModel(mesa.Model):
         self.actors: list[Actor] = [self.grid_operator, *self.aggregators, *own_actors]
         #: full cars at public chargers leave after a grace period or pay an idle fee (None: no site has the rule)
         self.idle = None
+        self._done_closed_step = -1  # the step whose departures also unplugged the rule's done cars
         if IdleRule.active(sites):
             eligible = np.ones(n, bool)
             if sessions is not None:  # replayed sessions keep their recorded plug-out
@@ -382,12 +383,13 @@ class V2GModel(mesa.Model):
 
     # ------------------------------------------------------------------ phase 2: mobility kernels
 
-    def _depart(self, s: int, dep: tuple) -> None:
+    def _depart(self, s: int, dep: tuple, *, with_done: bool = False) -> None:
         """Departures ``dep`` (vehicle, trip_kwh, km, travel_steps, dest) of step ``s``: the drivers
-        decide (wait, detour, shorten, cancel), those leaving as planned leave."""
+        decide (wait, detour, shorten, cancel), those leaving as planned leave. ``with_done``: the
+        step's last departures; the idle rule's done cars unplug with them (:meth:`_leave`)."""
         go = self.driver_choices.depart(s, *dep)
         if go.size:
-            self._leave(s, go)
+            self._leave(s, go, with_done=with_done)
 
     def _day_events(self, step: int) -> DayEvents:
         offset = self._day_offset
@@ -401,11 +403,13 @@ class V2GModel(mesa.Model):
             self._day_first_step = day * self.steps_per_day - offset
         return self._events
 
-    def _leave(self, step: int, v: np.ndarray, *, count: bool = True, notify: bool = True) -> None:
+    def _leave(self, step: int, v: np.ndarray, *, count: bool = True, notify: bool = True, with_done: bool = False) -> None:
         """Vehicles ``v`` drive off: out of a public queue, unplugged (their sessions closed), driving.
 
         ``count``: a departure (False: the driver left before, for a detour, and now goes on);
-        ``notify``: tell the actors (False: an actor has just taken them in, before the trip)."""
+        ``notify``: tell the actors (False: an actor has just taken them in, before the trip);
+        ``with_done``: the step's departures, after which the idle rule's done cars unplug
+        (:meth:`_leave_when_done`): both close their sessions in one call (see there)."""
         f = self.fleet
         if self.queues.n_queued:
             s_v = self.queues.site[v]  # read before leaving: leave forgets the site
@@ -417,22 +421,38 @@ class V2GModel(mesa.Model):
                 self._turned_away(q[r], qs[r])
         for a in self._phase["depart"] if notify else ():  # e.g. drivers queued at a swap station leave it
             a.depart(step, v)
-        self._unplug(step, v[f.plugged[v]])
+        vp = v[f.plugged[v]]
+        done, split = None, None
+        if with_done:
+            # the rule's pass runs after the departures left its list, as it would after their
+            # own unplug call (it reads nothing else the unplug changes); its cars' sessions then
+            # close in the same call, the departures' first, in the order of two separate calls
+            self.idle.unplugged(vp)
+            done = self.idle.due(step)
+            self._done_closed_step = step
+            if done.size:
+                split = vp.size if vp.size else None
+                vp = np.concatenate([vp, done])
+        self._unplug(step, vp, split=split)
         if count:
             f.n_departures[v] += 1
             f.departures_below_min[v] += f.e_kwh[v] < f.e_min_departure_kwh[v] - 1e-9
             self.recorder.departure_soc(f.e_kwh[v] / f.capacity_kwh[v])
-        self._unplugged_state(v)
+        self._unplugged_state(v if done is None or not done.size else np.concatenate([v, done]))
         f.location[v] = DRIVING
 
-    def _unplug(self, step: int, vp: np.ndarray) -> None:
+    def _unplug(self, step: int, vp: np.ndarray, split: int | None = None) -> None:
         """Plugged vehicles ``vp`` unplug: their sessions close, their chargers are free (the
-        caller clears their plug state with :meth:`_unplugged_state`)."""
+        caller clears their plug state with :meth:`_unplugged_state`). ``split``: ``vp`` joins
+        two groups that were closed by two calls, ``vp[:split]`` then the rest (the per-site
+        unmet energy is summed per group, so the totals are the same to the last bit)."""
         if vp.size:
             f = self.fleet
             unmet = np.maximum(0.0, f.session_e_request_kwh[vp] - f.session_grid_kwh[vp])
-            self._close_sessions(vp, unmet, step)
-            self.site_occupied -= np.bincount(f.site[vp], minlength=self.n_sites)
+            site = f.site[vp]
+            n_site = np.bincount(site, minlength=self.n_sites)
+            self._close_sessions(vp, unmet, step, site=site, n_site=n_site, split=split)
+            self.site_occupied -= n_site
             if self.idle is not None:
                 self.idle.unplugged(vp)
 
@@ -448,6 +468,8 @@ class V2GModel(mesa.Model):
     def _leave_when_done(self, step: int) -> None:
         """Full cars at public chargers past their grace period unplug (v2gsim.population.idle) and
         stay parked where they are until their next trip; their chargers are free for the queue."""
+        if self._done_closed_step == step:  # the step's departures closed them already (_leave)
+            return
         v = self.idle.due(step)
         if v.size:
             self._unplug(step, v)
@@ -603,15 +625,21 @@ class V2GModel(mesa.Model):
         f.session_grid_kwh[vv] = 0.0
         return out
 
-    def _close_sessions(self, v: np.ndarray, unmet_kwh: np.ndarray, step: int | None) -> None:
-        """Count the sessions of plugged vehicles ``v`` as ended with ``unmet_kwh`` each (step None: at the horizon)."""
+    def _close_sessions(self, v: np.ndarray, unmet_kwh: np.ndarray, step: int | None, site: np.ndarray | None = None,
+                        n_site: np.ndarray | None = None, split: int | None = None) -> None:
+        """Count the sessions of plugged vehicles ``v`` as ended with ``unmet_kwh`` each (step None: at the horizon).
+
+        ``site`` (their sites) and ``n_site`` (their count per site) when the caller has them;
+        ``split``: see :meth:`_unplug`."""
         f = self.fleet
         f.unmet_kwh[v] += unmet_kwh
         f.n_sessions[v] += 1
-        self.recorder.sessions_closed(v, f.site[v], self._owner_v[v], unmet_kwh)
+        rc = self.recorder
+        rc.sessions_closed(v, f.site[v] if site is None else site, self._owner_v[v] if rc.served.shape[0] else None, unmet_kwh,
+                           n_site=n_site, split=split)
         rec = self.session_sampled[v]
-        if rec.any():
-            self.recorder.session_rows(v[rec], f, step, unmet_kwh[rec])
+        if np.count_nonzero(rec):
+            rc.session_rows(v[rec], f, step, unmet_kwh[rec])
 
     def finish(self) -> None:
         """Close the sessions still open at the end of the run, once (``run`` calls it; stepping on is refused).
@@ -711,7 +739,7 @@ class V2GModel(mesa.Model):
         first = dc.leave_again(due, None if dep is None else dep[0]) if due.size else None
         if first is None:
             if dep is not None:
-                self._depart(s, dep)
+                self._depart(s, dep, with_done=self.idle is not None)
         else:
             # A car whose late arrival is due in the step it leaves again (a trip due now, or one
             # that came while it was still on the road) arrives first and then leaves on that trip
