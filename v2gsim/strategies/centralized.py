@@ -668,7 +668,8 @@ class Centralized(Strategy):
             cap_kw = float(vp.cap_kw[col]) if col < vp.cap_kw.size else np.inf
             steps_left = np.maximum(dep - (self._margin_steps + s), 1)
             # where the site's limit can bind (aggregate_split: value there), keep every need reachable
-            binds = bool(np.isfinite(limit) and vp.p_ch.sum() > limit)
+            # (none to keep when every car plugged now came after the plan: the look-ahead has no length)
+            binds = bool(kn.size and np.isfinite(limit) and vp.p_ch.sum() > limit)
             p[kn] = split_value(
                 ek + (vp.levels[q, b] - ek) / left, e,
                 up_kwh=np.minimum(vp.up_kwh[q], cap - e), down_kwh=np.minimum(vp.down_kwh[q], np.maximum(e - vp.e_min[q], 0.0)),
