@@ -275,3 +275,82 @@ def test_a_car_discharged_below_its_target_starts_its_grace_period_again():
         f.below_stop[0] = below
         got[step] = rule.due(step).tolist()
     assert got == {0: [], 1: [], 2: [], 3: [], 4: [0]} and rule.n_left == 1
+
+
+class _ScanRule:
+    """The rule's pass as first written, for the test below: every step a scan of the whole fleet
+    for done cars at rule sites, the grace test as minutes every step, and the departures and the
+    rule's done cars closing their sessions in two unplug calls."""
+
+    def init(self, rule):
+        rule.ref_since = np.full(rule.fleet.n, -1, np.int64)
+        rule.ref_seen = np.full(rule.fleet.n, -2, np.int64)
+
+    @staticmethod
+    def plugged(rule, v, site):
+        type(rule).plugged(rule, v, site)
+        rule.ref_seen[v] = -2
+
+    @staticmethod
+    def due(rule, step):
+        f = rule.fleet
+        c = np.flatnonzero(rule.at & ~f.below_stop)
+        c = c[rule.held[c] == 0]
+        new = rule.ref_seen[c] != step - 1
+        rule.ref_since[c[new]] = step
+        rule.ref_seen[c] = step
+        site = f.site[c]
+        past = (step - rule.ref_since[c]) * rule.step_min >= rule.grace_min[site] - 1e-9
+        c, site = c[past], site[past]
+        go = rule.leave[site] & (rule.comply_u[c] < rule.share[site])
+        stay, s_stay = c[~go], site[~go]
+        if stay.size and step >= rule.n_warmup:
+            rule.idle_min += stay.size * rule.step_min
+            pay = np.minimum(rule.fee[s_stay] * rule.step_min, np.maximum(rule.cap[s_stay] - rule.fee_session[stay], 0.0))
+            rule.fee_session[stay] += pay
+            rule.fee_cny += float(pay.sum())
+            rule._fee_by_payee += np.bincount(rule.site_payee[s_stay], weights=pay, minlength=len(rule.payees))
+        if step >= rule.n_warmup:
+            rule.n_left += go.sum()
+        return c[go]
+
+
+@pytest.mark.parametrize("rule", [{"leave_share": 1.0}, {"leave_share": 0.5, "grace_min": 30, "idle_fee_cny_per_min": 0.5, "idle_fee_cap_cny": 10}])
+def test_the_compact_list_and_the_shared_unplug_call_change_nothing(rule):
+    """The rule's pass reads a compact list of the cars at rule sites, tests the grace period in
+    whole steps, and its done cars close their sessions in the departures' unplug call
+    (population/idle.py, model._leave): against the pass as first written (a scan of the fleet,
+    minutes, a call of their own) every table of the run is the same to the last bit, on a busy
+    gun with a queue, drivers who stay and pay, and a cap."""
+    import pandas as pd
+
+    sc = scenario(sites__2={**BASE["sites"][2], "chargers": 3, **rule}, population__0__count=60, population__0__daily_km_scale=3.0,
+                  population__0__home_charger_share=0.2, time__horizon_days=3, seed=5)
+    fast, ref = V2GModel(sc), V2GModel(sc)
+    scan = _ScanRule()
+    scan.init(ref.idle)
+    ref.idle.plugged = lambda v, site: scan.plugged(ref.idle, v, site)
+    ref.idle.due = lambda step: scan.due(ref.idle, step)
+    leave = ref._leave
+    ref._leave = lambda step, v, **kw: leave(step, v, **{k: x for k, x in kw.items() if k != "with_done"})
+    shared_calls = 0
+    for _ in range(fast.n_clock):
+        fast.step()
+        ref.step()
+        shared_calls += fast._done_closed_step == fast.steps - 1
+        listed = fast.idle._plugged_here()
+        assert np.array_equal(np.sort(listed), np.flatnonzero(fast.idle.at))  # the list is the mask, each car once
+        assert np.array_equal(fast.fleet.e_kwh, ref.fleet.e_kwh) and np.array_equal(fast.fleet.plugged, ref.fleet.plugged)
+    a, b = fast.run(), ref.run()
+    assert shared_calls > 0 and a.kpis["unplugged_when_done"] > 0 and a.kpis["queued_at_public"] > 0
+    if rule["leave_share"] < 1:
+        assert a.kpis["idle_fee_cny"] > 0 and a.kpis["idle_min"] > 0
+    assert a.kpis == b.kpis
+    raw_a, raw_b = fast.recorder.sessions(), ref.recorder.sessions()  # in the order closed (Results sorts them)
+    assert raw_a.keys() == raw_b.keys() and all(np.array_equal(raw_a[k], raw_b[k]) for k in raw_a)
+    assert np.array_equal(fast.recorder.site_unmet_kwh, ref.recorder.site_unmet_kwh)
+    for name in ("system", "sites", "vehicles", "sessions", "departure_soc", "ledger"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True)
+    assert a.extra.keys() == b.extra.keys()
+    for k in a.extra:
+        pd.testing.assert_frame_equal(a.extra[k], b.extra[k], check_exact=True)

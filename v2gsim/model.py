@@ -10,7 +10,8 @@ same kernels with their own index (``vehicle_stepping="agents"``).
 from __future__ import annotations
 
 import time as _time
-from dataclasses import fields
+from dataclasses import fields, replace
+from functools import partial
 
 import mesa
 import numpy as np
@@ -159,7 +160,7 @@ class V2GModel(mesa.Model):
 
         self.vehicle_power = VehiclePower()  # the fleet's physics of the current step (actors read it)
         self._prev_idx = np.empty(0, dtype=np.int64)
-        self.fleet_view = FleetView(**{fld.name: _readonly(getattr(f, fld.name)) for fld in fields(FleetView)})
+        self.fleet_view = FleetView(**{fld.name: _readonly(getattr(f, fld.name)) for fld in fields(FleetView) if fld.name != "v2g_wear_price"})
         self._below_stop_ro = _readonly(f.below_stop)
 
         # battery ageing (v2gsim.physics.ageing): stressors every step, fade once per period
@@ -173,6 +174,8 @@ class V2GModel(mesa.Model):
             self.wear = FleetWear(scenario.wear, f, self.clock, tc.step_min, self.n_warmup, self.n_clock, self.price_cny_per_kwh, CHEMISTRIES,
                                   zone=tc.timezone, power=self.vehicle_power, second_life_site=site_idx.get(sl_site) if sl_site else None,
                                   initial=self._initial_pack_age(scenario, f))
+            if scenario.wear.price_dispatch:  # V2G priced at each cycle's own stressors (docs/wear.md "Price", "Timing")
+                self.fleet_view = replace(self.fleet_view, v2g_wear_price=self.wear.v2g_price_cny_per_kwh)
         engine = EngineView(self, f, tuple(self.blocks), self.clock, self.dt_h, self.n_warmup, self.n_steps, self.seed_value,
                             self.price_cny_per_kwh, self.v2g_price_cny_per_kwh, self.sites, self.vehicle_power, self.wear)
 
@@ -184,12 +187,13 @@ class V2GModel(mesa.Model):
         #: contracts between operators and drivers (v2gsim.market.contracts); None without any
         self.contracts = None
         if not scenario.contracts.empty:
-            from v2gsim.market.contracts import ContractBook
+            from v2gsim.market.contracts import ContractBook, v2g_wear_cny_per_kwh
 
             swappable = np.array([b.vehicle.pack_standard is not None for b in self.blocks], bool)[f.group]
             self.contracts = ContractBook(scenario.contracts, self.operator_ids, np.asarray(f.group), swappable, _readonly(f.bidirectional),
                                           self.times, [lambda k=k: self.aggregators[k].strategy.enrolled() for k in range(len(self.operator_ids))],
-                                          _readonly(f.plugged), _readonly(self._owner_v), _readonly(f.wear_cost_cny_per_kwh))
+                                          _readonly(f.plugged), _readonly(self._owner_v),
+                                          partial(v2g_wear_cny_per_kwh, self.fleet_view))
         self.site_owner = np.full(self.n_sites, -1, dtype=np.int64)
         # the business model whose site each vehicle is plugged at (-1: unplugged or an unowned
         # site), kept by _plug / _leave (in place: the contracts hold a view): cheaper than
@@ -251,6 +255,7 @@ class V2GModel(mesa.Model):
         self.actors: list[Actor] = [self.grid_operator, *self.aggregators, *own_actors]
         #: full cars at public chargers leave after a grace period or pay an idle fee (None: no site has the rule)
         self.idle = None
+        self._done_closed_step = -1  # the step whose departures also unplugged the rule's done cars
         if IdleRule.active(sites):
             eligible = np.ones(n, bool)
             if sessions is not None:  # replayed sessions keep their recorded plug-out
@@ -382,6 +387,14 @@ class V2GModel(mesa.Model):
 
     # ------------------------------------------------------------------ phase 2: mobility kernels
 
+    def _depart(self, s: int, dep: tuple, *, with_done: bool = False) -> None:
+        """Departures ``dep`` (vehicle, trip_kwh, km, travel_steps, dest) of step ``s``: the drivers
+        decide (wait, detour, shorten, cancel), those leaving as planned leave. ``with_done``: the
+        step's last departures; the idle rule's done cars unplug with them (:meth:`_leave`)."""
+        go = self.driver_choices.depart(s, *dep)
+        if go.size:
+            self._leave(s, go, with_done=with_done)
+
     def _day_events(self, step: int) -> DayEvents:
         offset = self._day_offset
         day = (step + offset) // self.steps_per_day
@@ -394,11 +407,13 @@ class V2GModel(mesa.Model):
             self._day_first_step = day * self.steps_per_day - offset
         return self._events
 
-    def _leave(self, step: int, v: np.ndarray, *, count: bool = True, notify: bool = True) -> None:
+    def _leave(self, step: int, v: np.ndarray, *, count: bool = True, notify: bool = True, with_done: bool = False) -> None:
         """Vehicles ``v`` drive off: out of a public queue, unplugged (their sessions closed), driving.
 
         ``count``: a departure (False: the driver left before, for a detour, and now goes on);
-        ``notify``: tell the actors (False: an actor has just taken them in, before the trip)."""
+        ``notify``: tell the actors (False: an actor has just taken them in, before the trip);
+        ``with_done``: the step's departures, after which the idle rule's done cars unplug
+        (:meth:`_leave_when_done`): both close their sessions in one call (see there)."""
         f = self.fleet
         if self.queues.n_queued:
             s_v = self.queues.site[v]  # read before leaving: leave forgets the site
@@ -410,22 +425,38 @@ class V2GModel(mesa.Model):
                 self._turned_away(q[r], qs[r])
         for a in self._phase["depart"] if notify else ():  # e.g. drivers queued at a swap station leave it
             a.depart(step, v)
-        self._unplug(step, v[f.plugged[v]])
+        vp = v[f.plugged[v]]
+        done, split = None, None
+        if with_done:
+            # the rule's pass runs after the departures left its list, as it would after their
+            # own unplug call (it reads nothing else the unplug changes); its cars' sessions then
+            # close in the same call, the departures' first, in the order of two separate calls
+            self.idle.unplugged(vp)
+            done = self.idle.due(step)
+            self._done_closed_step = step
+            if done.size:
+                split = vp.size if vp.size else None
+                vp = np.concatenate([vp, done])
+        self._unplug(step, vp, split=split)
         if count:
             f.n_departures[v] += 1
             f.departures_below_min[v] += f.e_kwh[v] < f.e_min_departure_kwh[v] - 1e-9
             self.recorder.departure_soc(f.e_kwh[v] / f.capacity_kwh[v])
-        self._unplugged_state(v)
+        self._unplugged_state(v if done is None or not done.size else np.concatenate([v, done]))
         f.location[v] = DRIVING
 
-    def _unplug(self, step: int, vp: np.ndarray) -> None:
+    def _unplug(self, step: int, vp: np.ndarray, split: int | None = None) -> None:
         """Plugged vehicles ``vp`` unplug: their sessions close, their chargers are free (the
-        caller clears their plug state with :meth:`_unplugged_state`)."""
+        caller clears their plug state with :meth:`_unplugged_state`). ``split``: ``vp`` joins
+        two groups that were closed by two calls, ``vp[:split]`` then the rest (the per-site
+        unmet energy is summed per group, so the totals are the same to the last bit)."""
         if vp.size:
             f = self.fleet
             unmet = np.maximum(0.0, f.session_e_request_kwh[vp] - f.session_grid_kwh[vp])
-            self._close_sessions(vp, unmet, step)
-            self.site_occupied -= np.bincount(f.site[vp], minlength=self.n_sites)
+            site = f.site[vp]
+            n_site = np.bincount(site, minlength=self.n_sites)
+            self._close_sessions(vp, unmet, step, site=site, n_site=n_site, split=split)
+            self.site_occupied -= n_site
             if self.idle is not None:
                 self.idle.unplugged(vp)
 
@@ -441,6 +472,8 @@ class V2GModel(mesa.Model):
     def _leave_when_done(self, step: int) -> None:
         """Full cars at public chargers past their grace period unplug (v2gsim.population.idle) and
         stay parked where they are until their next trip; their chargers are free for the queue."""
+        if self._done_closed_step == step:  # the step's departures closed them already (_leave)
+            return
         v = self.idle.due(step)
         if v.size:
             self._unplug(step, v)
@@ -596,15 +629,21 @@ class V2GModel(mesa.Model):
         f.session_grid_kwh[vv] = 0.0
         return out
 
-    def _close_sessions(self, v: np.ndarray, unmet_kwh: np.ndarray, step: int | None) -> None:
-        """Count the sessions of plugged vehicles ``v`` as ended with ``unmet_kwh`` each (step None: at the horizon)."""
+    def _close_sessions(self, v: np.ndarray, unmet_kwh: np.ndarray, step: int | None, site: np.ndarray | None = None,
+                        n_site: np.ndarray | None = None, split: int | None = None) -> None:
+        """Count the sessions of plugged vehicles ``v`` as ended with ``unmet_kwh`` each (step None: at the horizon).
+
+        ``site`` (their sites) and ``n_site`` (their count per site) when the caller has them;
+        ``split``: see :meth:`_unplug`."""
         f = self.fleet
         f.unmet_kwh[v] += unmet_kwh
         f.n_sessions[v] += 1
-        self.recorder.sessions_closed(v, f.site[v], self._owner_v[v], unmet_kwh)
+        rc = self.recorder
+        rc.sessions_closed(v, f.site[v] if site is None else site, self._owner_v[v] if rc.served.shape[0] else None, unmet_kwh,
+                           n_site=n_site, split=split)
         rec = self.session_sampled[v]
-        if rec.any():
-            self.recorder.session_rows(v[rec], f, step, unmet_kwh[rec])
+        if np.count_nonzero(rec):
+            rc.session_rows(v[rec], f, step, unmet_kwh[rec])
 
     def finish(self) -> None:
         """Close the sessions still open at the end of the run, once (``run`` calls it; stepping on is refused).
@@ -686,19 +725,41 @@ class V2GModel(mesa.Model):
         return sig
 
     def _mobility(self, s: int) -> None:
-        """Phase 2: held drivers leave once charged; departures (short drivers wait, detour, shorten or
-        cancel); full cars at public chargers past their grace period unplug (v2gsim.population.idle); public queues served; arrivals (held-back ones first; actors may hold some); then
-        the vehicles actors held released."""
+        """Phase 2: held drivers leave once charged; departures (short drivers wait, detour, shorten
+        or cancel; a car whose late arrival is due now arrives just before it leaves again); full
+        cars at public chargers past their grace period unplug (v2gsim.population.idle); public
+        queues served; arrivals (held-back ones first; actors may hold some); then the vehicles
+        actors held released."""
         ev = self._day_events(s)
         i = s - self._day_first_step
         dc = self.driver_choices
         dc.release(s)
+        due, p = dc.take_due(s)  # late (held-back) arrivals due now; they arrive with the step's arrivals below
         lo, hi = ev.dep_bounds[i], ev.dep_bounds[i + 1]
+        dep = None
         if hi > lo:
             sl = slice(lo, hi)
-            go = dc.depart(s, ev.dep_vehicle[sl], ev.dep_trip_kwh[sl], ev.dep_km[sl], ev.dep_travel_steps[sl], ev.dep_dest[sl])
-            if go.size:
-                self._leave(s, go)
+            dep = (ev.dep_vehicle[sl], ev.dep_trip_kwh[sl], ev.dep_km[sl], ev.dep_travel_steps[sl], ev.dep_dest[sl])
+        first = dc.leave_again(due, None if dep is None else dep[0]) if due.size else None
+        if first is None:
+            if dep is not None:
+                self._depart(s, dep, with_done=self.idle is not None)
+        else:
+            # A car whose late arrival is due in the step it leaves again (a trip due now, or one
+            # that came while it was still on the road) arrives first and then leaves on that trip
+            # (the other way round its departure found it still on the road and was dropped).
+            # Only those cars: every other departure still comes before the step's arrivals, so
+            # the chargers it frees serve them as before.
+            again = None if dep is None else dc.mark(due[first], dep[0])
+            if again is not None:
+                self._depart(s, tuple(a[~again] for a in dep))
+            elif dep is not None:
+                self._depart(s, dep)
+            self._arrive(s, due[first], *(p[k][first] for k in _ARRIVAL_FIELDS))
+            dc.start_deferred(s, due[first])
+            if again is not None:
+                self._depart(s, tuple(a[again] for a in dep))
+            due, p = due[~first], {k: a[~first] for k, a in p.items()}
         if self.idle is not None:
             self._leave_when_done(s)
         if self.queues.n_queued:
@@ -713,10 +774,14 @@ class V2GModel(mesa.Model):
             if keep is not None:  # positions once, for the 9 arrays (a mask is re-scanned by each)
                 keep = np.flatnonzero(keep)
                 v, arr = v[keep], {k: a.take(keep) for k, a in arr.items()}
-        due = dc.due_arrivals(s)
+            # a held trip's arrival event captured just now may already be due (a trip shortened
+            # at a detour arrives before its planned arrival): it arrives in this step too
+            due2, p2 = dc.take_due(s)
+            if due2.size and due.size:
+                due, p = np.concatenate([due, due2]), {k: np.concatenate([p[k], p2[k]]) for k in _ARRIVAL_FIELDS}
+            elif due2.size:
+                due, p = due2, p2
         if due.size:  # held-back arrivals first (they were due earlier), then the step's own
-            p = dc.payload(due, s)
-            dc.arrived(due)
             if v is not None:
                 v, arr = np.concatenate([due, v]), {k: np.concatenate([p[k], arr[k]]) for k in _ARRIVAL_FIELDS}
             else:

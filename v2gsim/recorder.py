@@ -62,11 +62,21 @@ class Recorder:
         for sites no business model owns, column k + 1 for business model k."""
         self.served = np.zeros((n_vehicles, n_operators + 1), bool)
 
-    def sessions_closed(self, v: np.ndarray, site: np.ndarray, owner: np.ndarray, unmet_kwh: np.ndarray) -> None:
-        """Sessions of vehicles ``v`` at sites ``site`` of business models ``owner`` (-1: none)
-        ended with ``unmet_kwh`` each (shapes (k,))."""
-        self.site_sessions += np.bincount(site, minlength=self.site_sessions.size)
-        self.site_unmet_kwh += np.bincount(site, weights=unmet_kwh, minlength=self.site_unmet_kwh.size)
+    def sessions_closed(self, v: np.ndarray, site: np.ndarray, owner: np.ndarray | None, unmet_kwh: np.ndarray,
+                        n_site: np.ndarray | None = None, split: int | None = None) -> None:
+        """Sessions of vehicles ``v`` at sites ``site`` of business models ``owner`` (-1: none;
+        None when drivers served are not tracked) ended with ``unmet_kwh`` each (shapes (k,)).
+
+        ``n_site``: ``np.bincount(site)`` when the caller has it. ``split``: the sessions are two
+        groups, ``[:split]`` and the rest, whose unmet energy is added per group (as two calls
+        would: a float sum in another order can differ in the last bit)."""
+        self.site_sessions += np.bincount(site, minlength=self.site_sessions.size) if n_site is None else n_site
+        m = self.site_unmet_kwh.size
+        if split is None:
+            self.site_unmet_kwh += np.bincount(site, weights=unmet_kwh, minlength=m)
+        else:
+            self.site_unmet_kwh += np.bincount(site[:split], weights=unmet_kwh[:split], minlength=m)
+            self.site_unmet_kwh += np.bincount(site[split:], weights=unmet_kwh[split:], minlength=m)
         if self.served.shape[0]:
             self.served[v, owner + 1] = True
 

@@ -8,7 +8,9 @@ leave"; the operators' published rules in :data:`OPERATOR_RULES`).
 
 Per public site (``Site.leaves_when_done``, ``grace_min``, ``leave_share``,
 ``idle_fee_cny_per_min``, ``idle_fee_cap_cny``) and per step, over the vehicles plugged at such
-a site (a mask kept by the engine's plug and unplug kernels, no loop over vehicles):
+a site (a mask and a compact list of them kept by the engine's plug and unplug kernels, no
+loop over vehicles; the engine closes the done cars' sessions in the same call as the step's
+departures, ``V2GModel._leave``):
 
 - a car is *done* when it holds its driver's charge target (``e_stop_kwh``: the driver's full
   point, never above where CC-CV charging ends; ``fleet.below_stop`` is False); ``done_since``
@@ -53,8 +55,38 @@ OPERATOR_RULES: dict[str, tuple[float, float, float | None]] = {
 _TOL_MIN = 1e-9
 
 
+def _site_rule(sites) -> np.ndarray:
+    """Per site (in site order): whether the rule does anything there, drivers leaving or an idle
+    fee (a fee only counts at public sites; the scenario refuses one elsewhere)."""
+    return np.array([s.leaves_when_done or (s.kind == "public" and s.idle_fee_cny_per_min > 0) for s in sites], bool)
+
+
+def _grace_steps(grace_min: np.ndarray, step_min: float) -> np.ndarray:
+    """Per site: the fewest whole steps ``d`` after a car is done with ``d * step_min >= grace_min - tol``.
+
+    The rule's test on a car done for ``d`` steps, written once per site as an integer so the
+    per-step test is ``step >= done_since + d``; the same float comparison decides each ``d``
+    (ceil of the quotient can be one off either way by rounding; the loops fix it), so the cars
+    that leave are the same as with the comparison made every step."""
+    out = np.zeros(grace_min.size, np.int64)
+    for k, g in enumerate(grace_min):  # a few sites, not vehicles
+        d = max(0, int(np.ceil((g - _TOL_MIN) / step_min)))
+        while d * step_min < g - _TOL_MIN:
+            d += 1
+        while d > 0 and (d - 1) * step_min >= g - _TOL_MIN:
+            d -= 1
+        out[k] = d
+    return out
+
+
 class IdleRule(Actor):
     """The rule at every public site that has it (see the module doc).
+
+    The cars plugged at rule sites are kept twice: ``at``, a mask over the fleet (tests and
+    readers), and a compact list of their indices that the engine's plug kernel appends to and
+    :meth:`due` compacts once a step (dropping those unplugged since). On the bench city ~2,000 of
+    100,000 cars are plugged at the DC hubs at a time, so gathering their ``below_stop`` costs a
+    fraction of scanning the whole fleet every step (bench/README.md, "15 drivers").
 
     Args:
         fleet: the fleet's arrays.
@@ -79,14 +111,23 @@ class IdleRule(Actor):
         self.fee = np.where(public, [s.idle_fee_cny_per_min for s in sites], 0.0)
         self.cap = np.array([s.idle_fee_cap_cny if s.idle_fee_cap_cny is not None else np.inf for s in sites])
         self.grace_min = np.array([s.grace_min for s in sites], float)
+        self.grace_steps = _grace_steps(self.grace_min, self.step_min)
         self.share = np.array([s.leave_share for s in sites], float)
-        # sites where the rule does anything
-        self.site_rule = self.leave | (self.fee > 0)
+        self.site_rule = _site_rule(sites)  # sites where the rule does anything
         n = fleet.n
         self.comply_u = comply_u
         self.eligible = eligible
+        self._all_eligible = bool(eligible.all())
         self.at = np.zeros(n, bool)  # plugged at a site with the rule (kept by plugged / unplugged)
-        self.done_since = np.full(n, -1, np.int64)
+        # the compact list: _idx[:_n_idx] holds every car with ``at`` (each once: _listed), and
+        # after unplugging, until the next compaction, some without it
+        self._idx = np.empty(max(n, 16), np.int64)
+        self._n_idx = 0
+        self._listed = np.zeros(n, bool)
+        self._fees = bool(self.fee.any())
+        # every rule site sends every driver away (leave_when_done, leave_share 1; a draw is < 1)
+        self._all_go = bool((self.leave[self.site_rule] & (self.share[self.site_rule] >= 1.0)).all())
+        self.until = np.zeros(n, np.int64)  # the step a done car's grace period ends
         self.seen = np.full(n, -2, np.int64)  # last step the car was seen done
         self.fee_session = np.zeros(n)  # idle fee paid in the current session (for the cap)
         payee = [operator_ids[k] if k >= 0 else GRID_COMPANY for k in site_owner]
@@ -100,49 +141,81 @@ class IdleRule(Actor):
     @staticmethod
     def active(sites) -> bool:
         """Whether any site has the rule (without one the engine builds no IdleRule)."""
-        return any(s.leaves_when_done or (s.kind == "public" and s.idle_fee_cny_per_min > 0) for s in sites)
+        return bool(_site_rule(sites).any())
 
     # ------------------------------------------------------------------ kept by the engine's kernels
     def plugged(self, v: np.ndarray, site: np.ndarray) -> None:
-        """Vehicles ``v`` plugged in at ``site`` (k,)."""
-        at = self.site_rule[site] & self.eligible[v]
-        self.at[v] = at
-        self.done_since[v] = -1
-        self.seen[v] = -2
-        self.fee_session[v] = 0.0
+        """Vehicles ``v`` plugged in at ``site`` (k,); all were unplugged, so ``at`` is False for
+        them (the engine's unplug kernel calls :meth:`unplugged`): only those at rule sites are
+        touched, the rule reads no other car's state."""
+        at = self.site_rule[site]
+        if not self._all_eligible:
+            at &= self.eligible[v]
+        if not np.count_nonzero(at):  # most plug-ins are at home or work
+            return
+        va = v[at]
+        self.at[va] = True
+        self.seen[va] = -2  # not seen done in this session: its grace period starts when it is
+        if self._fees:
+            self.fee_session[va] = 0.0
+        add = va[~self._listed[va]]  # unplugged and back before a compaction: listed already
+        if add.size:
+            m = self._n_idx
+            if m + add.size > self._idx.size:
+                self._idx = np.concatenate([self._idx[:m], np.empty(max(m, add.size), np.int64)])
+            self._idx[m:m + add.size] = add
+            self._n_idx = m + add.size
+            self._listed[add] = True
 
     def unplugged(self, v: np.ndarray) -> None:
-        self.at[v] = False
+        self.at[v] = False  # the list drops them at its next compaction
+
+    def _plugged_here(self) -> np.ndarray:
+        """The cars plugged at rule sites, from the compact list (compacted: those unplugged dropped)."""
+        idx = self._idx[:self._n_idx]
+        keep = self.at[idx]
+        gone = idx[~keep]
+        if gone.size:
+            self._listed[gone] = False
+            idx = idx[keep]
+            self._n_idx = idx.size
+            self._idx[:idx.size] = idx
+        return idx
 
     # ------------------------------------------------------------------ phase 2
     def due(self, step: int) -> np.ndarray:
-        """Done cars past their grace period whose drivers unplug now; books the others' idle minutes and fee."""
+        """Done cars past their grace period whose drivers unplug now (ascending); books the others' idle minutes and fee."""
         f = self.fleet
-        # done: not below the target (``below_stop``, kept current by the physics); only those
-        # are gathered, a small set, instead of every car plugged at such a site
-        c = np.flatnonzero(self.at & ~f.below_stop)
+        idx = self._plugged_here()
+        # done: not below the target (``below_stop``, kept current by the physics)
+        c = idx[~f.below_stop[idx]]
         if not c.size:
             return c
         c = c[self.held[c] == 0]  # drivers holding a trip back leave by their own rule
         # done since this step unless seen done at the step before (a car discharged below its
-        # target by V2G and charged back starts its grace period again)
-        new = self.seen[c] != step - 1
-        self.done_since[c[new]] = step
+        # target by V2G and charged back starts its grace period again): its grace period ends
+        # ``grace_steps`` of its site later (plugged resets ``seen``, so a new session starts anew)
+        new = c[self.seen[c] != step - 1]
         self.seen[c] = step
-        site = f.site[c]
-        past = (step - self.done_since[c]) * self.step_min >= self.grace_min[site] - _TOL_MIN
-        c, site = c[past], site[past]
-        go = self.leave[site] & (self.comply_u[c] < self.share[site])
-        stay, s_stay = c[~go], site[~go]
-        if stay.size and step >= self.n_warmup:
-            self.idle_min += stay.size * self.step_min
-            fee = self.fee[s_stay]
-            if fee.any():
-                pay = np.minimum(fee * self.step_min, np.maximum(self.cap[s_stay] - self.fee_session[stay], 0.0))
-                self.fee_session[stay] += pay
-                self.fee_cny += float(pay.sum())
-                self._fee_by_payee += np.bincount(self.site_payee[s_stay], weights=pay, minlength=len(self.payees))
-        out = c[go]
+        self.until[new] = step + self.grace_steps[f.site[new]]
+        c = c[self.until[c] <= step]
+        if not c.size:
+            return c
+        c.sort()  # the list's order is its plug-ins': vehicle order, as a scan of the fleet gives
+        if self._all_go:  # every rule site has leave_when_done with leave_share 1: nobody stays
+            out = c
+        else:
+            site = f.site[c]
+            go = self.leave[site] & (self.comply_u[c] < self.share[site])
+            out, stay, s_stay = c[go], c[~go], site[~go]
+            if stay.size and step >= self.n_warmup:
+                self.idle_min += stay.size * self.step_min
+                fee = self.fee[s_stay]
+                if fee.any():
+                    pay = np.minimum(fee * self.step_min, np.maximum(self.cap[s_stay] - self.fee_session[stay], 0.0))
+                    self.fee_session[stay] += pay
+                    self.fee_cny += float(pay.sum())
+                    self._fee_by_payee += np.bincount(self.site_payee[s_stay], weights=pay, minlength=len(self.payees))
         if step >= self.n_warmup:
             self.n_left += out.size
         return out

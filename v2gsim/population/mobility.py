@@ -170,19 +170,21 @@ class GeneratedMobility:
             km = plan.km.ravel().take(flat)
             loc = plan.dest.ravel().take(flat)
             dep_s = dep.ravel().take(flat) + base
-            deps.append({"step": dep_s, "vehicle": v, "trip_kwh": km * f.consumption_kwh_per_km[v], "km": km, "dest": loc, "travel_steps": arr_s - dep_s})
+            cons = f.consumption_kwh_per_km[v]  # gathered once for the three energies below
+            trip_kwh = km * cons  # one array for the departure and the arrival (neither is written to)
+            deps.append({"step": dep_s, "vehicle": v, "trip_kwh": trip_kwh, "km": km, "dest": loc, "travel_steps": arr_s - dep_s})
             arrs.append(
                 {
                     "step": arr_s,
                     "vehicle": v,
                     "loc": loc,
                     "site": f.site_at[v, loc],
-                    "trip_kwh": km * f.consumption_kwh_per_km[v],
+                    "trip_kwh": trip_kwh,
                     "km": km,
                     "e_set_kwh": np.full(rows.size, np.nan),
                     "p_max_kw": np.full(rows.size, np.inf),
                     "depart_est_step": est,
-                    "next_trip_kwh": next_km.ravel().take(flat) * f.consumption_kwh_per_km[v],
+                    "next_trip_kwh": next_km.ravel().take(flat) * cons,
                 }
             )
         return DayEvents.build(base, spd, _concat(deps, DEP_KEYS), _concat(arrs, ARR_KEYS))
