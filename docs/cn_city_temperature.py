@@ -1,6 +1,6 @@
 """Regenerate v2gsim/data/cn_city_monthly_temperature.csv (run from the repository root).
 
-Two sources, one row per city, source and period:
+Four sources, one row per city, source and period:
 
 * ``chelsa``: CHELSA v2.1 climatological normals 1981-2010 (Karger et al. 2017) as shipped in
   the PyPI package ``world-temperature-data`` 0.1.0 (CC-BY-4.0). The package holds 270 cities
@@ -21,6 +21,16 @@ Two sources, one row per city, source and period:
   Wikipedia template "Template:西安市气候数据" (daily mean, mean daily maximum and minimum per
   month; the template's header says 1981-2010, its reference names the CMA 1971-2000
   international-exchange-station data set). Only Xi'an was found in that form.
+* ``gsod``: NOAA NCEI Global Surface Summary of the Day (GSOD, public domain), the daily mean
+  temperature (``TEMP``, degF) of stations 51463099999 (WU LU MU QI, Urumqi), 52866099999
+  (XINING) and 53614099999 (YINCHUAN), as stored verbatim in the repository
+  yuruotao/District-power (``result/NCDC_weather_data/<year>/<station>.csv``, commit fd6edb4;
+  the weather inputs of the Sci Data 2025 residential-load paper). That copy has 2022 for all
+  three and 2023 for Yinchuan only, and no file for Lhasa (55591) or Lanzhou (52889). The daily
+  values are transcribed to ``docs/cn_gsod_daily_temperature.csv`` (a few days are missing from
+  the source files: the CSV has what they print); a row here is one station-year, each month the
+  mean of its days in degC and the annual the mean of the twelve months. One or two recent years,
+  not a 30-year normal: docs/data.md gives the cross-check against the CMA 1971-2000 normal.
 """
 
 from __future__ import annotations
@@ -106,6 +116,9 @@ CMA_XIAN = {
 # the package's English names of its mainland cities
 CHELSA_CITIES = {"Beijing": "beijing", "Shanghai": "shanghai", "Guangzhou": "guangzhou", "Shenzhen": "shenzhen",
                  "Chengdu": "chengdu"}
+GSOD_DAILY = Path(__file__).resolve().parent / "cn_gsod_daily_temperature.csv"
+# a month of the GSOD extract counts when most of its days are there (the copy misses 0 to 7 a month)
+GSOD_MIN_DAYS_PER_MONTH = 20
 # a printed annual average is the mean of the unrounded months: allow the rounding of 13 numbers
 ANNUAL_TOLERANCE_DEGC = 0.1
 
@@ -136,6 +149,24 @@ def cma_rows() -> list[dict]:
     return [{"city": "xian", "source": "cma", "period": "1981-2010", **dict(zip(MONTHS, mean[:12])), "annual": mean[12]}]
 
 
+def gsod_rows() -> list[dict]:
+    with GSOD_DAILY.open(newline="") as fh:
+        days = list(csv.DictReader(fh))
+    by_year_month: dict[tuple[str, str], list[list[float]]] = {}
+    for d in days:
+        year, month = d["date"][:4], int(d["date"][5:7])
+        months = by_year_month.setdefault((d["city"], year), [[] for _ in MONTHS])
+        months[month - 1].append((float(d["temp_f"]) - 32.0) / 1.8)
+    rows = []
+    for (city, year), months in by_year_month.items():
+        if min(len(m) for m in months) < GSOD_MIN_DAYS_PER_MONTH:
+            raise SystemExit(f"GSOD {city} {year}: a month has fewer than {GSOD_MIN_DAYS_PER_MONTH} days")
+        means = [sum(m) / len(m) for m in months]
+        rows.append({"city": city, "source": "gsod", "period": year, **{k: round(v, 1) for k, v in zip(MONTHS, means)},
+                     "annual": round(sum(means) / 12, 1)})
+    return rows
+
+
 def chelsa_rows(existing: list[dict]) -> list[dict]:
     try:
         import world_temperature_data as wtd
@@ -153,7 +184,7 @@ def chelsa_rows(existing: list[dict]) -> list[dict]:
 def main() -> None:
     with OUT.open(newline="") as fh:
         existing = list(csv.DictReader(fh))
-    rows = chelsa_rows(existing) + nbs_rows() + cma_rows()
+    rows = chelsa_rows(existing) + nbs_rows() + cma_rows() + gsod_rows()
     with OUT.open("w", newline="") as fh:
         w = csv.DictWriter(fh, ["city", "source", "period", *MONTHS, "annual"], lineterminator="\n")
         w.writeheader()

@@ -100,4 +100,5 @@ def v2g_fleet(n: int, **arrays):
         "wear_cost_cny_per_kwh": np.zeros(n), "e_discharged_kwh": np.zeros(n),
     }
     base.update(arrays)
-    return FleetView(**{f.name: base.get(f.name, np.zeros(n)) for f in fields(FleetView)})
+    return FleetView(**{f.name: base.get(f.name, np.zeros(n)) for f in fields(FleetView) if f.name != "v2g_wear_price"},
+                     v2g_wear_price=base.get("v2g_wear_price"))

@@ -2,6 +2,7 @@
 
 import re
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,18 +27,21 @@ def rows(city, source):
     return t[(t.city == city) & (t.source == source)][MONTHS].to_numpy(float)
 
 
-# the CHELSA normal where the package has the city, else the mean of its NBS yearbook years
+# the CHELSA normal where the package has the city, else the mean of its NBS yearbook years,
+# else the mean of its NOAA GSOD station-years
 CHELSA_CITIES = {"guangzhou", "shenzhen", "shanghai", "beijing", "chengdu"}
-# provinces whose capital has no sourced row (the yearbook copy read ends before them, and the
-# package has no mainland city beyond the five above): docs/data.md
-WITHOUT_NORMAL = {"tibet": "lhasa", "gansu": "lanzhou", "qinghai": "xining", "ningxia": "yinchuan",
-                  "xinjiang": "urumqi"}
+GSOD_CITIES = {"urumqi", "xining", "yinchuan"}
+# provinces whose capital has no sourced row (the yearbook copy read ends before them, the
+# package has no mainland city beyond the five above, and the GSOD copy has no file for their
+# stations): docs/data.md
+WITHOUT_NORMAL = {"tibet": "lhasa", "gansu": "lanzhou"}
+GSOD_DAILY = Path(__file__).resolve().parents[1] / "docs" / "cn_gsod_daily_temperature.csv"
 
 
 @pytest.mark.parametrize("city", sorted(ambient_presets()))
 def test_each_preset_is_its_sourced_rows(city):
     preset = ambient_presets()[city]
-    source = "chelsa" if city in CHELSA_CITIES else "cma" if city == "xian" else "nbs"
+    source = "chelsa" if city in CHELSA_CITIES else "cma" if city == "xian" else "gsod" if city in GSOD_CITIES else "nbs"
     np.testing.assert_allclose(preset["monthly_mean_degc"], rows(city, source).mean(axis=0), atol=1e-9)
     assert re.search(r"\[[ABC]", preset["source"]) and source.upper() in preset["source"]
 
@@ -129,7 +133,7 @@ def test_a_province_stands_for_its_capital(given, resolved):
 @pytest.mark.parametrize(("given", "says"), [
     ("wuhna", "did you mean 'wuhan'?"),
     ("tibet", "no sourced temperature normal for 'lhasa'"),
-    ("urumqi", "no sourced temperature normal for 'urumqi'"),
+    ("lanzhou", "no sourced temperature normal for 'lanzhou'"),
 ])
 def test_unknown_or_unsourced_presets_are_explained(given, says):
     with pytest.raises(ValueError, match=re.escape(says)):
@@ -169,10 +173,69 @@ def test_a_scenario_takes_a_province_as_its_ambient_preset(tmp_path):
 
 
 def test_a_scenario_with_an_unsourced_province_names_the_line(tmp_path):
-    (tmp_path / "s.yaml").write_text(SCENARIO.replace("PRESET", "xinjiang"))
+    (tmp_path / "s.yaml").write_text(SCENARIO.replace("PRESET", "gansu"))
     with pytest.raises(ScenarioError) as exc:
         v2gsim.load_scenario(tmp_path / "s.yaml")
     (p,) = exc.value.problems
     assert p.path.startswith("wear.ambient") and p.line == 7
     text = f"{p.message} {p.hint or ''}"
-    assert "no sourced temperature normal for 'urumqi'" in text and "wear.ambient.csv" in text
+    assert "no sourced temperature normal for 'lanzhou'" in text and "wear.ambient.csv" in text
+
+
+def gsod_daily() -> pd.DataFrame:
+    return pd.read_csv(GSOD_DAILY, parse_dates=["date"])
+
+
+def test_gsod_rows_are_the_monthly_means_of_the_daily_extract():
+    # each month the mean of its days (degF -> degC), rounded to 0.1 as the table prints
+    d = gsod_daily()
+    degc = (d.temp_f - 32.0) / 1.8
+    means = degc.groupby([d.city, d.date.dt.year.astype(str), d.date.dt.month]).mean().unstack()
+    t = table()
+    gsod = t[t.source == "gsod"]
+    assert sorted(zip(gsod.city, gsod.period.astype(str))) == [
+        ("urumqi", "2022"), ("xining", "2022"), ("yinchuan", "2022"), ("yinchuan", "2023")]
+    for _, row in gsod.iterrows():
+        np.testing.assert_allclose(row[MONTHS].to_numpy(float), means.loc[(row.city, str(row.period))], atol=0.051)
+
+
+def test_the_gsod_extract_has_the_source_files_days():
+    # the source files miss a few days (all 2022 ones: 10 Sep, 16-17 Nov); no date twice
+    d = gsod_daily()
+    assert not d.duplicated(["city", "date"]).any()
+    days = d.groupby([d.city, d.date.dt.year]).size().to_dict()
+    assert days == {("urumqi", 2022): 362, ("xining", 2022): 362, ("yinchuan", 2022): 362, ("yinchuan", 2023): 349}
+    per_month = d.groupby([d.city, d.date.dt.year, d.date.dt.month]).size()
+    assert per_month.min() >= 20 and len(per_month) == 4 * 12
+    assert d.temp_f.between(-30, 100).all()
+
+
+@pytest.mark.parametrize(("city", "date", "temp_f"), [
+    # hand-picked TEMP cells (degF) of the GSOD files as printed
+    ("urumqi", "2022-01-01", 10.8), ("urumqi", "2022-11-27", 4.6), ("xining", "2022-08-06", 75.0),
+    ("xining", "2022-11-28", 20.4), ("yinchuan", "2023-06-14", 84.5), ("yinchuan", "2023-12-29", 34.2),
+])
+def test_gsod_daily_cells(city, date, temp_f):
+    d = gsod_daily()
+    (value,) = d[(d.city == city) & (d.date == date)].temp_f
+    assert value == temp_f
+
+
+def test_urumqi_gsod_year_against_the_cma_normal():
+    # CMA 1971-2000 normal for Urumqi as reproduced by the English Wikipedia climate box
+    # (January -12.6, July 23.7, year 6.9 degC). 2022 was a warm year on a warming trend: warmer
+    # everywhere, by 3.6 degC in January, 1.4 in July and 2.2 over the year
+    (urumqi,) = rows("urumqi", "gsod")
+    jan, jul, year = urumqi[0] - -12.6, urumqi[6] - 23.7, urumqi.mean() - 6.9
+    assert 0 < jan <= 4.5 and 0 < jul <= 2.5 and 0 < year <= 3.0
+
+
+def test_the_gsod_presets_are_plausible_and_tagged_weak():
+    p = ambient_presets()
+    assert p["urumqi"]["monthly_mean_degc"][0] < -5  # continental Dzungarian winter
+    assert max(p["xining"]["monthly_mean_degc"]) < 20  # 2262 m on the Qinghai plateau
+    assert max(p["yinchuan"]["monthly_mean_degc"]) > 23
+    assert p["yinchuan"]["source"].count("2022 and 2023") == 1
+    for city in GSOD_CITIES:
+        assert "GSOD" in p[city]["source"] and "[C as a normal]" in p[city]["source"]
+        assert p[city]["diurnal_half_range_degc"] == 5.5  # cold winters: the [C] rule

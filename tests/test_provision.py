@@ -158,12 +158,18 @@ def test_the_city_serves_its_drivers_over_a_week_and_would_not_with_its_old_hubs
     small = {"time.horizon_days": 7, "feeder.solver": "capacity_only", "outputs.plots": False,
              "population.0.count": 6000, "population.1.count": 3400, "population.2.count": 600}
 
-    def unserved_share(extra):
+    def shares(extra):
         k = v2gsim.run(v2gsim.load_scenario("city_feeder", {**small, **extra})).kpis
-        return (k["trips_cancelled"] + k["stranded_trips"]) / k["departures"]
+        return (k["trips_cancelled"] + k["stranded_trips"]) / k["departures"], k["delayed_departures"] / k["departures"]
 
-    assert unserved_share({}) <= 0.001
-    assert unserved_share({"sites.3.chargers": 80, "sites.4.chargers": 40}) > 0.001
+    unserved, late = shares({})
+    assert unserved <= 0.001 and late <= 0.001  # measured 0 and 12 of 153,461 trips (2026-12-02)
+    # With the old hubs drivers queue and detour for their charge and leave late; a trip that comes
+    # due while the car is still on the road starts when it arrives (v2gsim.population.drivers), so
+    # the shortage shows as late trips, no longer as cancelled ones (measured: 472 of 153,461
+    # started late and 0 cancelled; 433 cancelled before trips were started late, 2026-12-02).
+    unserved, late = shares({"sites.3.chargers": 80, "sites.4.chargers": 40})
+    assert unserved + late > 0.001
 
 
 @pytest.mark.slow

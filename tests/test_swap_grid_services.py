@@ -164,9 +164,11 @@ def test_the_swap_bids_by_hand():
     room_kw = np.minimum(60.0, (e_full - 45.0) / so.eta_charge / 2.0)
     b = s.bid(_issued("valley_fill", price_cny_per_kwh=0.5), _bid_obs(m))
     assert b.p_kw == pytest.approx(min(float(room_kw[idle].sum()), 500.0)) and idle.sum() == 6
-    # price: the window's mean price less the day's cheapest from its start, plus 0.05 CNY/kWh of wear
+    # price: the window's mean price less the day's cheapest from its start, plus the wear of a grid
+    # kWh charged: eta_c battery kWh in, half their 0.1 CNY/kWh round trip (0.046, not 0.05)
     prices = np.asarray(s.context.price_cny_per_kwh)
-    assert b.price_cny_per_kwh == pytest.approx(max(prices[500:508].mean() - prices[500:596].min(), 0.0) + 0.05)
+    assert b.price_cny_per_kwh == pytest.approx(max(prices[500:508].mean() - prices[500:596].min(), 0.0) + 0.05 * so.eta_charge.mean())
+    assert so.eta_charge.min() == so.eta_charge.max() == pytest.approx(0.92)
     # a full rack offers no valley fill and no room to draw: no regulation
     net.packs.e_kwh[net.slot_pack] = e_full
     assert s.bid(_issued("valley_fill", price_cny_per_kwh=0.5), _bid_obs(m)).p_kw == pytest.approx(0.0)

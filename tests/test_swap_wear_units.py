@@ -199,7 +199,8 @@ def test_the_ems_sells_for_price_at_the_discharge_price_threshold():
 
 def test_the_bids_wear_term_with_a_constant():
     """A numeric ``wear_cny_per_kwh`` in the bids, by hand: discharge call ``w / eta_d`` per grid
-    kWh fed (a battery kWh per eta_d of them), valley fill ``w / 2`` per kWh charged and
+    kWh fed (a battery kWh per eta_d of them), valley fill ``eta_c w / 2`` per grid kWh charged
+    (eta_c battery kWh in, one direction of their round trip; ``w / 2`` was ~5 % over) and
     regulation ``w / 2 x 1000 / 5`` per MW of mileage (one direction of the round trip)."""
     m = V2GModel(_with_wear(_small(wear_cny_per_kwh=0.3), {"ambient": {"constant_degc": 25.0}}))
     net = m.actors_of(SwapNetwork)[0]
@@ -215,7 +216,8 @@ def test_the_bids_wear_term_with_a_constant():
     assert call.price_cny_per_kwh == pytest.approx(refill / (eta_c * eta_d) + w / eta_d, rel=1e-12)
     base = s.bid(_issued("valley_fill", price_cny_per_kwh=0.5), _bid_obs(m)).price_cny_per_kwh
     pr = np.asarray(s.context.price_cny_per_kwh)
-    assert base == pytest.approx(max(pr[500:508].mean() - pr[500:596].min(), 0.0) + w / 2, rel=1e-12)
+    assert base == pytest.approx(max(pr[500:508].mean() - pr[500:596].min(), 0.0) + eta_c * w / 2, rel=1e-12)
+    assert eta_c * w / 2 < 0.96 * w / 2  # the old term, w / 2, over by 1 / eta_c
     reg = s.bid(_issued("regulation", capacity_price_cny_per_kw=1.0, mileage_price_cny_per_mw=15.0), _bid_obs(m))
     assert reg.price_cny_per_kwh == pytest.approx(w / 2 * 1000.0 / 5.0, rel=1e-12)
 
@@ -261,13 +263,13 @@ def test_the_bids_price_the_wear_of_the_cycle_offered():
                                   pw.cost_per_q_cny[rows], pk.capacity_kwh[rows], WearConfig().marginal_window_fec)
 
     # valley fill: the idle packs (all but the reserve) charged at their offered power up to full,
-    # half the round trip's price per kWh through the pack
+    # half the round trip's price per battery kWh, eta_c battery kWh per grid kWh charged
     from v2gsim.market.regulation import headroom_kw
 
     base = s.bid(_issued("valley_fill", price_cny_per_kwh=0.5), _bid_obs(m)).price_cny_per_kwh
     p_v = np.where(spare, np.minimum(60.0, np.maximum(e_full - e, 0.0) / eta_c / 2.0), 0.0)
     e_to = np.minimum(e + p_v * 2.0 * eta_c, np.maximum(e_full, e))
-    w_v = float((law((e_to - e) / cap, p_v / cap) * p_v).sum() / p_v.sum())
+    w_v = float((eta_c * law((e_to - e) / cap, p_v / cap) * p_v).sum() / p_v.sum())
     pr = np.asarray(s.context.price_cny_per_kwh)
     assert base == pytest.approx(max(pr[500:508].mean() - pr[500:596].min(), 0.0) + w_v / 2, rel=1e-9)
     # regulation: each pack fed at the power it holds both ways for sustain_min, down from where it is

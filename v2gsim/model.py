@@ -10,7 +10,8 @@ same kernels with their own index (``vehicle_stepping="agents"``).
 from __future__ import annotations
 
 import time as _time
-from dataclasses import fields
+from dataclasses import fields, replace
+from functools import partial
 
 import mesa
 import numpy as np
@@ -159,7 +160,7 @@ class V2GModel(mesa.Model):
 
         self.vehicle_power = VehiclePower()  # the fleet's physics of the current step (actors read it)
         self._prev_idx = np.empty(0, dtype=np.int64)
-        self.fleet_view = FleetView(**{fld.name: _readonly(getattr(f, fld.name)) for fld in fields(FleetView)})
+        self.fleet_view = FleetView(**{fld.name: _readonly(getattr(f, fld.name)) for fld in fields(FleetView) if fld.name != "v2g_wear_price"})
         self._below_stop_ro = _readonly(f.below_stop)
 
         # battery ageing (v2gsim.physics.ageing): stressors every step, fade once per period
@@ -173,6 +174,8 @@ class V2GModel(mesa.Model):
             self.wear = FleetWear(scenario.wear, f, self.clock, tc.step_min, self.n_warmup, self.n_clock, self.price_cny_per_kwh, CHEMISTRIES,
                                   zone=tc.timezone, power=self.vehicle_power, second_life_site=site_idx.get(sl_site) if sl_site else None,
                                   initial=self._initial_pack_age(scenario, f))
+            if scenario.wear.price_dispatch:  # V2G priced at each cycle's own stressors (docs/wear.md "Price", "Timing")
+                self.fleet_view = replace(self.fleet_view, v2g_wear_price=self.wear.v2g_price_cny_per_kwh)
         engine = EngineView(self, f, tuple(self.blocks), self.clock, self.dt_h, self.n_warmup, self.n_steps, self.seed_value,
                             self.price_cny_per_kwh, self.v2g_price_cny_per_kwh, self.sites, self.vehicle_power, self.wear)
 
@@ -184,12 +187,13 @@ class V2GModel(mesa.Model):
         #: contracts between operators and drivers (v2gsim.market.contracts); None without any
         self.contracts = None
         if not scenario.contracts.empty:
-            from v2gsim.market.contracts import ContractBook
+            from v2gsim.market.contracts import ContractBook, v2g_wear_cny_per_kwh
 
             swappable = np.array([b.vehicle.pack_standard is not None for b in self.blocks], bool)[f.group]
             self.contracts = ContractBook(scenario.contracts, self.operator_ids, np.asarray(f.group), swappable, _readonly(f.bidirectional),
                                           self.times, [lambda k=k: self.aggregators[k].strategy.enrolled() for k in range(len(self.operator_ids))],
-                                          _readonly(f.plugged), _readonly(self._owner_v), _readonly(f.wear_cost_cny_per_kwh))
+                                          _readonly(f.plugged), _readonly(self._owner_v),
+                                          partial(v2g_wear_cny_per_kwh, self.fleet_view))
         self.site_owner = np.full(self.n_sites, -1, dtype=np.int64)
         # the business model whose site each vehicle is plugged at (-1: unplugged or an unowned
         # site), kept by _plug / _leave (in place: the contracts hold a view): cheaper than
@@ -382,6 +386,14 @@ class V2GModel(mesa.Model):
         self._arrive(0, v, loc, site, np.zeros(v.size), np.zeros(v.size), np.full(v.size, np.nan), np.full(v.size, np.inf), est, held_by_actors=False)
 
     # ------------------------------------------------------------------ phase 2: mobility kernels
+
+    def _depart(self, s: int, dep: tuple, *, with_done: bool = False) -> None:
+        """Departures ``dep`` (vehicle, trip_kwh, km, travel_steps, dest) of step ``s``: the drivers
+        decide (wait, detour, shorten, cancel), those leaving as planned leave. ``with_done``: the
+        step's last departures; the idle rule's done cars unplug with them (:meth:`_leave`)."""
+        go = self.driver_choices.depart(s, *dep)
+        if go.size:
+            self._leave(s, go, with_done=with_done)
 
     def _day_events(self, step: int) -> DayEvents:
         offset = self._day_offset
@@ -713,19 +725,41 @@ class V2GModel(mesa.Model):
         return sig
 
     def _mobility(self, s: int) -> None:
-        """Phase 2: held drivers leave once charged; departures (short drivers wait, detour, shorten or
-        cancel); full cars at public chargers past their grace period unplug (v2gsim.population.idle); public queues served; arrivals (held-back ones first; actors may hold some); then
-        the vehicles actors held released."""
+        """Phase 2: held drivers leave once charged; departures (short drivers wait, detour, shorten
+        or cancel; a car whose late arrival is due now arrives just before it leaves again); full
+        cars at public chargers past their grace period unplug (v2gsim.population.idle); public
+        queues served; arrivals (held-back ones first; actors may hold some); then the vehicles
+        actors held released."""
         ev = self._day_events(s)
         i = s - self._day_first_step
         dc = self.driver_choices
         dc.release(s)
+        due, p = dc.take_due(s)  # late (held-back) arrivals due now; they arrive with the step's arrivals below
         lo, hi = ev.dep_bounds[i], ev.dep_bounds[i + 1]
+        dep = None
         if hi > lo:
             sl = slice(lo, hi)
-            go = dc.depart(s, ev.dep_vehicle[sl], ev.dep_trip_kwh[sl], ev.dep_km[sl], ev.dep_travel_steps[sl], ev.dep_dest[sl])
-            if go.size:
-                self._leave(s, go, with_done=self.idle is not None)
+            dep = (ev.dep_vehicle[sl], ev.dep_trip_kwh[sl], ev.dep_km[sl], ev.dep_travel_steps[sl], ev.dep_dest[sl])
+        first = dc.leave_again(due, None if dep is None else dep[0]) if due.size else None
+        if first is None:
+            if dep is not None:
+                self._depart(s, dep, with_done=self.idle is not None)
+        else:
+            # A car whose late arrival is due in the step it leaves again (a trip due now, or one
+            # that came while it was still on the road) arrives first and then leaves on that trip
+            # (the other way round its departure found it still on the road and was dropped).
+            # Only those cars: every other departure still comes before the step's arrivals, so
+            # the chargers it frees serve them as before.
+            again = None if dep is None else dc.mark(due[first], dep[0])
+            if again is not None:
+                self._depart(s, tuple(a[~again] for a in dep))
+            elif dep is not None:
+                self._depart(s, dep)
+            self._arrive(s, due[first], *(p[k][first] for k in _ARRIVAL_FIELDS))
+            dc.start_deferred(s, due[first])
+            if again is not None:
+                self._depart(s, tuple(a[again] for a in dep))
+            due, p = due[~first], {k: a[~first] for k, a in p.items()}
         if self.idle is not None:
             self._leave_when_done(s)
         if self.queues.n_queued:
@@ -740,10 +774,14 @@ class V2GModel(mesa.Model):
             if keep is not None:  # positions once, for the 9 arrays (a mask is re-scanned by each)
                 keep = np.flatnonzero(keep)
                 v, arr = v[keep], {k: a.take(keep) for k, a in arr.items()}
-        due = dc.due_arrivals(s)
+            # a held trip's arrival event captured just now may already be due (a trip shortened
+            # at a detour arrives before its planned arrival): it arrives in this step too
+            due2, p2 = dc.take_due(s)
+            if due2.size and due.size:
+                due, p = np.concatenate([due, due2]), {k: np.concatenate([p[k], p2[k]]) for k in _ARRIVAL_FIELDS}
+            elif due2.size:
+                due, p = due2, p2
         if due.size:  # held-back arrivals first (they were due earlier), then the step's own
-            p = dc.payload(due, s)
-            dc.arrived(due)
             if v is not None:
                 v, arr = np.concatenate([due, v]), {k: np.concatenate([p[k], arr[k]]) for k in _ARRIVAL_FIELDS}
             else:

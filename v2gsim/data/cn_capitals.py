@@ -27,7 +27,7 @@ def province_capitals() -> dict[str, str]:
 
 @functools.cache
 def city_temperature_rows() -> tuple[dict, ...]:
-    """Rows of the sourced table: ``city``, ``source`` (chelsa|nbs), ``period``, ``monthly`` (12 degC)."""
+    """Rows of the sourced table: ``city``, ``source`` (chelsa|nbs|cma|gsod), ``period``, ``monthly`` (12 degC)."""
     with resources.files("v2gsim.data").joinpath("cn_city_monthly_temperature.csv").open(encoding="utf-8") as fh:
         return tuple({"city": r["city"], "source": r["source"], "period": r["period"],
                       "monthly": [float(r[m]) for m in MONTHS]} for r in csv.DictReader(fh))

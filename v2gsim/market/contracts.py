@@ -11,7 +11,7 @@ Two kinds, both scenario configuration (section ``contracts``):
     goes back to the operator as its fee (ledger reason ``contract_share``, drivers → operator);
   - is paid ``wear_compensation_cny_per_kwh`` per kWh fed back (grid side, as metered): a fixed
     figure, or ``from_wear_model``, the wear model's marginal price of a kWh discharged and
-    recharged (:func:`wear_price_cny_per_kwh_discharged`) at that step (reason
+    recharged, for the V2G cycle each vehicle runs (:func:`v2g_wear_cny_per_kwh`) at that step (reason
     ``wear_compensation``, operator → drivers);
   - is guaranteed ``min_guarantee_cny_per_month`` of V2G income (kept share plus compensation)
     per calendar month while enrolled (the business model's enrolment, see
@@ -53,7 +53,7 @@ from v2gsim.market.settlement import CONTRACT_REASONS, DRIVERS
 
 FROM_WEAR_MODEL = "from_wear_model"
 __all__ = ["CONTRACT_REASONS", "BatteryLease", "ContractBook", "ContractsConfig", "DriverContract", "DriverTerms",
-           "contract_problems", "driver_terms", "lease_presets", "month_settlement_rows", "wear_price_cny_per_kwh_discharged"]
+           "contract_problems", "driver_terms", "lease_presets", "month_settlement_rows", "v2g_wear_cny_per_kwh", "wear_price_cny_per_kwh_discharged"]
 #: per-vehicle totals over the recorded run (CNY), columns of ``Results.vehicles`` when the
 #: scenario has contracts
 VEHICLE_COLUMNS = ("contract_share_cny", "wear_compensation_cny", "min_guarantee_cny", "battery_lease_cny")
@@ -223,13 +223,34 @@ def _pack_standard(vehicle) -> str | None:
 # ---------------------------------------------------------------------------------- the wear price
 
 def wear_price_cny_per_kwh_discharged(wear_cost_cny_per_kwh: np.ndarray) -> np.ndarray:
-    """The wear model's marginal price of one kWh fed back, CNY/kWh, shape as the input.
+    """The published throughput price as a price of one kWh fed back, CNY/kWh, shape as the input.
 
     The wear model publishes ``fleet.wear_cost_cny_per_kwh``, the marginal wear of one kWh of
     grid-side *throughput* (charge or discharge; docs/wear.md, "Price"). A kWh fed back is
-    recharged later, so it costs two kWh of throughput: twice the published price. This is the
-    one place the contracts read the wear price (``from_wear_model``)."""
+    recharged later, so it costs two kWh of throughput: twice the published price. Only the
+    fallback of :func:`v2g_wear_cny_per_kwh` (no wear model pricing V2G cycles)."""
     return 2.0 * np.maximum(np.asarray(wear_cost_cny_per_kwh, dtype=float), 0.0)
+
+
+def v2g_wear_cny_per_kwh(fleet, idx: np.ndarray, e_floor_kwh: np.ndarray | None = None) -> np.ndarray:
+    """The wear model's price of one kWh fed back (and later recharged) by vehicles ``idx``, CNY/kWh,
+    shape like ``idx``: the one reader of the wear price for V2G decisions and payments (the
+    centralized plan and bids, the distributed drivers' answers, the contracts' ``from_wear_model``
+    compensation).
+
+    With the wear model on (``fleet.v2g_wear_price`` set, a :class:`~v2gsim.strategies.base.FleetView`
+    or the fleet) it is the marginal wear of the V2G cycle each vehicle would run now, at that
+    cycle's own stressors: from its stored energy down to ``e_floor_kwh`` (k,; default the driver's
+    minimum at departure; a reader that knows a shallower cycle passes its end) at its charger's
+    power, on top of the day's driving cycle
+    (:meth:`v2gsim.physics.ageing.fleet.FleetWear.v2g_price_cny_per_kwh`, docs/wear.md "Price",
+    "Timing"). Without it, twice the published throughput price
+    (:func:`wear_price_cny_per_kwh_discharged`)."""
+    idx = np.asarray(idx, dtype=np.int64)
+    price = getattr(fleet, "v2g_wear_price", None)
+    if price is not None:
+        return np.asarray(price(idx) if e_floor_kwh is None else price(idx, e_floor_kwh), dtype=float)
+    return wear_price_cny_per_kwh_discharged(fleet.wear_cost_cny_per_kwh[idx])
 
 
 # ---------------------------------------------------------------------------------- per-vehicle terms
@@ -256,10 +277,10 @@ class DriverTerms:
     guarantee_cny_per_month: np.ndarray
     guarantee_plugged_h_per_month: np.ndarray
 
-    def compensation(self, idx: np.ndarray, wear_cost_cny_per_kwh: np.ndarray) -> np.ndarray:
-        """Wear compensation per kWh fed back for vehicles ``idx`` (k,), CNY/kWh, given the fleet's
-        published wear price of these vehicles (k,)."""
-        return np.where(self.from_wear_model[idx], wear_price_cny_per_kwh_discharged(wear_cost_cny_per_kwh),
+    def compensation(self, idx: np.ndarray, wear_cny_per_kwh_fed: np.ndarray) -> np.ndarray:
+        """Wear compensation per kWh fed back for vehicles ``idx`` (k,), CNY/kWh, given the wear
+        model's price of a kWh these vehicles feed back (k,; :func:`v2g_wear_cny_per_kwh`)."""
+        return np.where(self.from_wear_model[idx], np.maximum(np.asarray(wear_cny_per_kwh_fed, dtype=float), 0.0),
                         self.compensation_cny_per_kwh[idx])
 
 
@@ -330,17 +351,18 @@ class ContractBook(Actor):
             None for every driver at its sites.
         plugged: the fleet's plugged flags, shape (N,) (read-only view).
         owner: the business model whose site each vehicle is plugged at (-1 none), shape (N,).
-        wear_cost_cny_per_kwh: the fleet's published marginal wear price, shape (N,) (read-only).
+        wear_price: the wear model's price of a kWh fed back by vehicles ``idx``, a callable
+            ``idx -> (k,)`` (:func:`v2g_wear_cny_per_kwh` over the fleet).
     """
 
     def __init__(self, cfg: ContractsConfig, operator_ids: list[str], vehicle_group: np.ndarray, swappable: np.ndarray,
                  bidirectional: np.ndarray, recorded_times: pd.DatetimeIndex, enrolled, plugged: np.ndarray, owner: np.ndarray,
-                 wear_cost_cny_per_kwh: np.ndarray):
+                 wear_price):
         n = vehicle_group.size
         self.operator_ids = list(operator_ids)
         self.terms = driver_terms(cfg, self.operator_ids, vehicle_group)
         self._enrolled = enrolled
-        self._plugged, self._owner, self._wear = plugged, owner, wear_cost_cny_per_kwh
+        self._plugged, self._owner, self._wear = plugged, owner, wear_price
         self._bidir = bidirectional
         self.month_rows, self.month_frac = month_settlement_rows(recorded_times)
         self._month = 0
@@ -387,7 +409,12 @@ class ContractBook(Actor):
                 continue
             vv, ee, rr = v[m], e[m], rev[m]
             withheld = (1.0 - t.share[vv]) * rr
-            comp = t.compensation(vv, self._wear[vv]) * ee
+            # only where the wear model's price is paid: it prices each vehicle's V2G cycle now
+            wm = t.from_wear_model[vv]
+            w = np.zeros(vv.size)
+            if wm.any():
+                w[wm] = self._wear(vv[wm])
+            comp = t.compensation(vv, w) * ee
             self.totals["contract_share_cny"][vv] += withheld
             self.totals["wear_compensation_cny"][vv] += comp
             self.month_income_cny[vv] += rr - withheld + comp

@@ -44,18 +44,35 @@ _MID_MONTH_DOY = np.array([15.5, 45.0, 74.5, 105.0, 135.5, 166.0, 196.5, 227.5, 
 _HALF_RANGE_COLD_WINTER_DEGC, _HALF_RANGE_MILD_WINTER_DEGC = 5.5, 3.5
 
 
-def _yearbook_preset(city: str) -> dict | None:
-    """A provincial capital's preset from its NBS yearbook years (mean of 2008 and 2009), or None."""
-    rows = [r for r in city_temperature_rows() if r["city"] == city and r["source"] == "nbs"]
-    if not rows:
+# GSOD station of each capital whose rows come from NOAA daily means (docs/cn_city_temperature.py)
+_GSOD_STATIONS = {"urumqi": "51463099999", "xining": "52866099999", "yinchuan": "53614099999"}
+
+
+def _capital_preset(city: str) -> dict | None:
+    """A provincial capital's preset from the sourced table, or None.
+
+    Its NBS yearbook years (2008, 2009) where the yearbook copy has the city, else its NOAA GSOD
+    station-years (2022, 2023); the monthly means are the mean of those years. Two yearbook years
+    are [B]; one year, or GSOD years at all, are [C as a normal]: the GSOD years are recent and
+    warm (Urumqi 2022 is 2.2 degC above the CMA 1971-2000 annual normal, docs/data.md)."""
+    table = city_temperature_rows()
+    for source in ("nbs", "gsod"):
+        rows = [r for r in table if r["city"] == city and r["source"] == source]
+        if rows:
+            break
+    else:
         return None
     monthly = np.mean([r["monthly"] for r in rows], axis=0).round(4).tolist()
     years = " and ".join(r["period"] for r in rows)
-    tag = "B" if len(rows) > 1 else "C as a normal"
     half = _HALF_RANGE_COLD_WINTER_DEGC if monthly[0] < 0.0 else _HALF_RANGE_MILD_WINTER_DEGC
+    if source == "nbs":
+        tag = "B" if len(rows) > 1 else "C as a normal"
+        origin = f"monthly means NBS yearbooks 2009/2010 (tables 11-13, 12-13), mean of {years} [{tag}]"
+    else:
+        origin = (f"monthly means of NOAA NCEI GSOD daily mean temperatures, station {_GSOD_STATIONS[city]}, "
+                  f"mean of {years} [C as a normal]")
     return {"monthly_mean_degc": monthly, "diurnal_half_range_degc": half,
-            "source": f"monthly means NBS yearbooks 2009/2010 (tables 11-13, 12-13), mean of {years} [{tag}]; "
-                      f"diurnal half-range not sourced [C]"}
+            "source": f"{origin}; diurnal half-range not sourced [C]"}
 
 
 @functools.cache
@@ -63,12 +80,12 @@ def ambient_presets() -> dict[str, dict]:
     """The bundled city presets by name: ``monthly_mean_degc`` (12), ``diurnal_half_range_degc``, ``source``.
 
     The hand-written presets of ``physics/presets/ambient.yaml`` first; then every provincial
-    capital (``v2gsim/data/cn_province_capitals.csv``) with NBS yearbook rows in the sourced
-    table and no hand-written preset."""
+    capital (``v2gsim/data/cn_province_capitals.csv``) with NBS yearbook or NOAA GSOD rows in
+    the sourced table and no hand-written preset."""
     text = resources.files("v2gsim.physics").joinpath("presets/ambient.yaml").read_text()
     presets = yaml.safe_load(text)
     for city in province_capitals().values():
-        if city not in presets and (preset := _yearbook_preset(city)) is not None:
+        if city not in presets and (preset := _capital_preset(city)) is not None:
             presets[city] = preset
     return presets
 

@@ -27,7 +27,12 @@ assumption [C]):
    from its charger, every later trip cancelled in turn.
 
 A delayed trip arrives later by the same delay (its arrival event is held back and replayed);
-a departure that comes while the car is still held from an earlier trip is cancelled (counted).
+a car whose late arrival is due in the step it is due to leave again arrives first, then leaves
+(the engine's mobility phase). A departure that comes while the car is still on the road from a
+late trip is started when the car arrives, late by as much (``delayed_departures``,
+``delay_min``; its arrival held back by the same), unless that trip's own arrival could come
+before the late one (one held-back arrival per car): then, and when the car is still held
+waiting or at a detour or swap station, the departure is cancelled (counted).
 Swappable cars may also swap on arriving at the stop before a long trip
 (``swap_before_trip_reserve_soc``, the swap network's own rule).
 
@@ -142,6 +147,12 @@ class DriverChoices:
                                                  ("next_trip_kwh", float))}
         self.held = np.empty(0, np.int64)  # vehicles with hold != NONE (small), no duplicates
         self._in_held = np.zeros(n, bool)
+        self._due_mask = np.zeros(n, bool)  # scratch for :meth:`mark`, all False between calls
+        # a departure that came while the car was still on the road from a late trip, started when
+        # the car arrives (its trip, the step it was due)
+        self.deferred = np.zeros(n, bool)
+        self.nx = {"trip_kwh": np.zeros(n), "km": np.zeros(n), "travel": np.zeros(n, np.int64), "dest": np.zeros(n, np.int8)}
+        self.nx_since = np.zeros(n, np.int64)
         # Cheap skips of the per-step passes (each exact: it only says when a pass would find nothing).
         # ``_parked``: False once release saw no driver waiting or at a detour and none was put there
         # since; ``_due_from``: no driver in transit arrives before this step (a lower bound, lowered
@@ -161,10 +172,27 @@ class DriverChoices:
         # and the check is a gather over every departure of the step
         busy = self.hold[v] != NONE if self.held.size else None
         # (np.count_nonzero: a third of ndarray.any's time on these small masks, same answer)
-        if busy is not None and np.count_nonzero(busy):  # still held from an earlier trip: this one is dropped
+        if busy is not None and np.count_nonzero(busy):  # still held from an earlier trip
             vb = v[busy]
-            self._cancel_count(vb, km[busy])
-            self.arr_action[vb] = SWALLOW
+            # On the road from a late trip (its arrival already captured): the driver starts this
+            # trip on arriving (:meth:`start_deferred`), as a real driver would, unless this trip's
+            # own arrival event could come before the late arrival is replayed (one captured
+            # arrival per car), or one trip already waits. Waiting, at a detour or a swap
+            # station: the trip is dropped.
+            late = (self.hold[vb] == TRANSIT) & self.have[vb] & ~self.deferred[vb] & (self.arr_step[vb] <= step + travel[busy])
+            if np.count_nonzero(late):
+                vd = vb[late]
+                self.deferred[vd] = True
+                self.nx_since[vd] = step
+                self.nx["trip_kwh"][vd] = trip_kwh[busy][late]
+                self.nx["km"][vd] = km[busy][late]
+                self.nx["travel"][vd] = travel[busy][late]
+                self.nx["dest"][vd] = -1 if dest is None else dest[busy][late]
+                self.arr_action[vd] = CAPTURE  # its arrival comes later by the delay
+                self._pending = True
+            vc = vb[~late]
+            self._cancel_count(vc, km[busy][~late])
+            self.arr_action[vc] = SWALLOW
             self._pending = True
             v, trip_kwh, km, travel = v[~busy], trip_kwh[~busy], km[~busy], travel[~busy]
             dest = None if dest is None else dest[~busy]
@@ -416,6 +444,61 @@ class DriverChoices:
         rest = transit & ~due  # the bound for the next steps: the earliest of those still in transit
         self._due_from = int(arr_step[rest].min()) if np.count_nonzero(rest) else np.iinfo(np.int64).max
         return h[due]
+
+    def take_due(self, step: int) -> tuple[np.ndarray, dict]:
+        """The held-back arrivals due this step and their payloads, marked arrived."""
+        due = self.due_arrivals(step)
+        if not due.size:
+            return due, {}
+        p = self.payload(due, step)
+        self.arrived(due)
+        return due, p
+
+    def mark(self, due: np.ndarray, dep_vehicle: np.ndarray) -> np.ndarray | None:
+        """Mask over a step's departures ``dep_vehicle`` of the cars among ``due`` (late arrivals
+        due this step), or None if there are none: they arrive before they leave again."""
+        self._due_mask[due] = True
+        again = self._due_mask[dep_vehicle]
+        self._due_mask[due] = False
+        return again if np.count_nonzero(again) else None
+
+    def leave_again(self, due: np.ndarray, dep_vehicle: np.ndarray | None) -> np.ndarray | None:
+        """Mask over ``due`` (late arrivals due this step) of the cars that leave again in this
+        step: a deferred trip, or a departure among ``dep_vehicle``; None if none."""
+        m = self.deferred[due]
+        if dep_vehicle is not None and dep_vehicle.size:
+            self._due_mask[dep_vehicle] = True
+            m = m | self._due_mask[due]
+            self._due_mask[dep_vehicle] = False
+        return m if np.count_nonzero(m) else None
+
+    def start_deferred(self, step: int, v: np.ndarray) -> None:
+        """Cars ``v`` (just arrived) with a deferred trip start it now, late by the time they were
+        still on the road: the usual check first (a short driver waits, detours, shortens or
+        cancels), then they leave with the trip's arrival held back by the delay. Counted:
+        ``delay_min`` (every one), ``delayed_departures`` (those leaving now; a driver who waits
+        to charge is counted by the wait)."""
+        v = v[self.deferred[v]]
+        if not v.size:
+            return
+        f = self.fleet
+        self.deferred[v] = False
+        f.delay_min[v] += (step - self.nx_since[v]) * self.step_min
+        trip, km, travel, dest = (self.nx[k][v] for k in ("trip_kwh", "km", "travel", "dest"))
+        go = self.depart(step, v, trip, km, travel, dest)
+        if not go.size:
+            return
+        k = np.flatnonzero(np.isin(v, go))  # go is v's leavers, in v's order
+        f.delayed_departures[go] += 1
+        self.trip_kwh[go] = trip[k]
+        self.need_kwh[go] = trip[k] + f.e_trip_reserve_kwh[go]
+        self.km[go] = km[k]
+        self.travel_steps[go] = travel[k]
+        self.share[go] = 1.0
+        self.to_base[go] = (dest[k] == HOME) | (dest[k] == DEPOT)
+        self.hold[go] = WAIT  # leaves from where it stands: _go unplugs it and counts the departure
+        self._add_held(go)
+        self._go(step, go, extra=np.zeros(go.size, np.int64))
 
     def after_swap(self, step: int, v: np.ndarray) -> None:
         """Drivers ``v`` the swap network hands back (swapped, or tired of waiting): on with the trip."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -80,6 +80,9 @@ class FleetView:
             model prices it).
         e_discharged_kwh: energy fed into the grid so far (accumulator, zeroed at the end of the
             warm-up), so a strategy can count what its requests actually delivered.
+        v2g_wear_price: with the wear model pricing V2G (``wear.price_dispatch``), a callable
+            ``idx -> (k,)``: the marginal wear of a kWh vehicles ``idx`` feed back now, CNY/kWh
+            (read it through :func:`v2gsim.market.contracts.v2g_wear_cny_per_kwh`); else None.
     """
 
     e_kwh: np.ndarray
@@ -95,6 +98,7 @@ class FleetView:
     site: np.ndarray
     wear_cost_cny_per_kwh: np.ndarray
     e_discharged_kwh: np.ndarray
+    v2g_wear_price: Callable | None = None
 
 
 @dataclass

@@ -409,14 +409,15 @@ class BatterySwap(Strategy):
         eta_c, eta_d = float(so.eta_charge.mean()), float(so.eta_discharge.mean())
         return Bid(op, p_kw, refill / (eta_c * eta_d) + wear / eta_d)
 
-    def _offered_wear_cny_per_kwh(self, so, step: int, e_lo_kwh, e_hi_kwh, p_kw) -> float:
+    def _offered_wear_cny_per_kwh(self, so, step: int, e_lo_kwh, e_hi_kwh, p_kw, per_slot=1.0) -> float:
         """The wear per battery kWh discharged and recharged of what the rack offers: each slot's
         pack cycled between ``e_lo_kwh`` and ``e_hi_kwh`` at its offered grid power ``p_kw`` (R,)
         (:meth:`v2gsim.swap.rack.Racks.cycle_wear_cny_per_kwh`, the stressors of that cycle),
+        times ``per_slot`` (scalar or (R,): battery kWh per grid kWh of the bid's direction),
         weighted by the power offered (the rack's mean if it offers none); a numeric
         ``wear_cny_per_kwh`` as it is."""
-        w = wear_cny_per_kwh_discharged(self.config.wear_cny_per_kwh,
-                                        self.network.cycle_wear_cny_per_kwh(step, e_lo_kwh, e_hi_kwh, p_kw))
+        w = per_slot * wear_cny_per_kwh_discharged(self.config.wear_cny_per_kwh,
+                                                   self.network.cycle_wear_cny_per_kwh(step, e_lo_kwh, e_hi_kwh, p_kw))
         p_kw = np.asarray(p_kw, float)
         return float(np.average(w, weights=p_kw)) if p_kw.sum() > 0 else float(w.mean())
 
@@ -458,10 +459,11 @@ class BatterySwap(Strategy):
         prices = np.asarray(self.context.price_cny_per_kwh, float)
         day = int(round(24 / obs.dt_h))
         shift = max(float(prices[a:b].mean()) - float(prices[a:a + day].min()), 0.0)
-        # the wear per kWh through a pack (either direction), as the centralized bids price it: half
-        # the round trip's, here the cycle of the charge offered (each idle pack up to full at its power)
+        # the wear of a grid kWh charged: it puts eta_c battery kWh into the pack, one direction of
+        # their round trip (half its price per battery kWh), here the cycle of the charge offered
+        # (each idle pack up to full at its power); w / 2 per grid kWh counted 1/eta_c too much
         e_to = np.minimum(so.e_kwh + p * hours * so.eta_charge, np.maximum(so.e_full_kwh, so.e_kwh))
-        wear = 0.5 * self._offered_wear_cny_per_kwh(so, a, so.e_kwh, e_to, p)
+        wear = 0.5 * self._offered_wear_cny_per_kwh(so, a, so.e_kwh, e_to, p, per_slot=so.eta_charge)
         return Bid(self.context.operator_id, p_kw, shift + wear)
 
     def _bid_regulation(self, request, obs: Observation):

@@ -205,8 +205,8 @@ class CentralizedConfig(StrategyConfig):
     allow_v2g: bool = Field(default=True, description="discharge bidirectional vehicles at bidirectional chargers")
     wear_cny_per_kwh: Annotated[float, Field(ge=0, le=10)] | Literal["model", "auto"] = Field(
         default="auto",
-        description="battery-wear cost per kWh of grid-side throughput, CNY/kWh; 'model' reads each vehicle's marginal "
-        "wear price from the wear model (fleet.wear_cost_cny_per_kwh); 'auto' (default): 'model' when the scenario's wear "
+        description="battery-wear cost per kWh of grid-side throughput, CNY/kWh; 'model' reads from the wear model half "
+        "each vehicle's price of a kWh fed back and recharged at its own V2G cycle (contracts.v2g_wear_cny_per_kwh); 'auto' (default): 'model' when the scenario's wear "
         "model publishes its price, else 0.05",
     )
     demand_charge_cny_per_kw_month: Annotated[float, Field(ge=0, le=500)] | Literal["tariff"] = Field(
@@ -668,7 +668,8 @@ class Centralized(Strategy):
             cap_kw = float(vp.cap_kw[col]) if col < vp.cap_kw.size else np.inf
             steps_left = np.maximum(dep - (self._margin_steps + s), 1)
             # where the site's limit can bind (aggregate_split: value there), keep every need reachable
-            binds = bool(np.isfinite(limit) and vp.p_ch.sum() > limit)
+            # (none to keep when every car plugged now came after the plan: the look-ahead has no length)
+            binds = bool(kn.size and np.isfinite(limit) and vp.p_ch.sum() > limit)
             p[kn] = split_value(
                 ek + (vp.levels[q, b] - ek) / left, e,
                 up_kwh=np.minimum(vp.up_kwh[q], cap - e), down_kwh=np.minimum(vp.down_kwh[q], np.maximum(e - vp.e_min[q], 0.0)),
@@ -1090,15 +1091,21 @@ class Centralized(Strategy):
         pos = self._site_pos.get(int(site_k))
         return None if pos is None else self.context.site_ids[pos]
 
-    @staticmethod
-    def _wear_throughput_cny_per_kwh(f, v) -> np.ndarray:
-        """The wear model's price per kWh of grid-side throughput for vehicles ``v``, read through
-        the one function contracts use (:func:`~v2gsim.market.contracts.wear_price_cny_per_kwh_discharged`,
-        the price of a kWh fed back and recharged): the plan charges wear on charging and on
-        discharging, so each direction carries half of it and a V2G round trip costs it exactly."""
-        from v2gsim.market.contracts import wear_price_cny_per_kwh_discharged
+    def _wear_throughput_cny_per_kwh(self, f, v) -> np.ndarray:
+        """The wear model's price per kWh of grid-side throughput for vehicles ``v``. A vehicle
+        the plan may discharge: read through the one function contracts use
+        (:func:`~v2gsim.market.contracts.v2g_wear_cny_per_kwh`, the price of a kWh fed back and
+        recharged, for the V2G cycle it would run now at its own stressors); the plan charges
+        wear on charging and on discharging, so each direction carries half of it and a V2G round
+        trip costs it. A vehicle it only charges: the published throughput price
+        (``fleet.wear_cost_cny_per_kwh``), its charging being no V2G cycle."""
+        from v2gsim.market.contracts import v2g_wear_cny_per_kwh
 
-        return 0.5 * wear_price_cny_per_kwh_discharged(f.wear_cost_cny_per_kwh[v])
+        w = np.maximum(np.asarray(f.wear_cost_cny_per_kwh[v], dtype=float), 0.0)
+        d = np.asarray(f.can_discharge[v], bool) & self.config.allow_v2g
+        if d.any():
+            w[d] = 0.5 * v2g_wear_cny_per_kwh(f, v[d])
+        return w
 
     bid_kinds = ("discharge_call", "valley_fill", "regulation")
 
@@ -1108,8 +1115,8 @@ class Centralized(Strategy):
         * discharge call: each bidirectional vehicle staying past the window gives its charger
           power, at most what its energy above the driver's minimum gives over the window; each
           site at most its limit. Price: buying the energy back at the cheapest price of the 24 h
-          after the window, through both conversion losses, plus the wear per kWh fed (means
-          over those vehicles).
+          after the window, through both conversion losses, plus the wear of a kWh fed and of
+          the charging that replaces it as the plan counts them (means over those vehicles).
         * valley fill (:meth:`_bid_valley`) and regulation (:meth:`_bid_regulation`)."""
         if request.kind == "valley_fill":
             return self._bid_valley(request, obs)
@@ -1133,8 +1140,18 @@ class Centralized(Strategy):
         prices = np.asarray(self.context.price_cny_per_kwh, float)
         buyback = float(prices[b:b + int(round(24 / obs.dt_h))].min()) if b < prices.size else float(prices[a:b].min())
         eta_c, eta_d = float(f.eta_charge[v].mean()), float(f.eta_discharge[v].mean())
-        wear = float(self._wear_throughput_cny_per_kwh(f, v).mean()) if self._wear_from_model else self._wear_fixed_cny_per_kwh
-        return Bid(self.context.operator_id, p_kw, buyback / (eta_c * eta_d) + wear / eta_d)
+        # the wear of a kWh fed back as the plan counts it: its discharge and the 1/(eta_c eta_d) grid
+        # kWh of charging that replace it, each at the plan's wear per kWh (with the wear model half
+        # the V2G price of the cycle offered: each vehicle at its bid power over the window, down
+        # to at most the minimum at departure); wear / eta_d counted about half of it
+        if self._wear_from_model:
+            from v2gsim.market.contracts import v2g_wear_cny_per_kwh
+
+            floor = np.maximum(f.e_min_departure_kwh[v], f.e_kwh[v] - p * hours / f.eta_discharge[v])
+            wear = 0.5 * float(v2g_wear_cny_per_kwh(f, v, floor).mean())
+        else:
+            wear = self._wear_fixed_cny_per_kwh
+        return Bid(self.context.operator_id, p_kw, buyback / (eta_c * eta_d) + wear * (1.0 + 1.0 / (eta_c * eta_d)))
 
     def _site_capped_kw(self, f, v: np.ndarray, p: np.ndarray) -> float:
         """``p`` (kW per vehicle ``v``) summed per site, each site at most its limit, kW."""
@@ -1163,7 +1180,16 @@ class Centralized(Strategy):
         prices = np.asarray(self.context.price_cny_per_kwh, float)
         day = int(round(24 / obs.dt_h))
         shift = max(float(prices[a:b].mean()) - float(prices[a:a + day].min()), 0.0)
-        wear = float(self._wear_throughput_cny_per_kwh(f, v).mean()) if self._wear_from_model else self._wear_fixed_cny_per_kwh
+        if self._wear_from_model:
+            # a grid kWh charged puts eta_c battery kWh in: one direction of the round trip of
+            # eta_c eta_d grid kWh fed back, half the price of a kWh fed back (v2g_wear_cny_per_kwh)
+            # for each; half that price per grid kWh counted 1/(eta_c eta_d) too much. A vehicle
+            # only charged: the published throughput price, per grid kWh already
+            d = np.asarray(f.can_discharge[v], bool) & self.config.allow_v2g
+            eta = np.where(d, f.eta_charge[v] * f.eta_discharge[v], 1.0)
+            wear = float((eta * self._wear_throughput_cny_per_kwh(f, v)).mean())
+        else:
+            wear = self._wear_fixed_cny_per_kwh  # a constant per kWh of throughput, as the plan counts it
         return Bid(self.context.operator_id, p_kw, shift + wear)
 
     def _bid_regulation(self, request, obs: Observation):

@@ -196,7 +196,7 @@ class DistributedConfig(StrategyConfig):
     wear_cny_per_kwh: Annotated[float, Field(ge=0, le=10)] | Literal["model"] = Field(
         default=0.1,
         description="wear cost per kWh discharged (battery side): a constant, or 'model' for the wear model's price of a kWh "
-        "fed back and recharged (twice the fleet's marginal throughput price; zero until a wear model prices it)",
+        "fed back and recharged at each driver's own V2G cycle (contracts.v2g_wear_cny_per_kwh; zero without a wear model)",
     )
     # 0.1 CNY/kWh [C]: an LFP pack of ~600 CNY/kWh (assumption) over 3,000 cycles (NDRC 2023
     # No. 1721 asks >= 3,000 [A/B]) at 2 kWh throughput per kWh of capacity and cycle.
@@ -481,16 +481,35 @@ class Distributed(Strategy):
              - d.anxiety_weight * self.z_anx[idx] - d.wear_fear_weight * self.z_wear[idx])
         return np.where(soc_margin > 0, 1.0 / (1.0 + np.exp(-u)), 0.0)
 
-    def _wear_cost(self, fleet, idx) -> np.ndarray:
+    def _wear_cost(self, fleet, idx, hours: float | None = None) -> np.ndarray:
         """Wear cost per kWh discharged each driver ``idx`` (k,) perceives: the constant, or with
-        ``model`` the wear model's price of a kWh fed back and recharged (twice its throughput
-        price, :func:`v2gsim.market.contracts.wear_price_cny_per_kwh_discharged`)."""
+        ``model`` the wear model's price of a kWh fed back and recharged, for the V2G cycle each
+        would run now (:func:`v2gsim.market.contracts.v2g_wear_cny_per_kwh`, the one reader): down
+        to the driver's reserve (:meth:`reserve_kwh`), at most an invitation's ``hours`` at the
+        pile's power where the driver is plugged. Per battery kWh discharged, as the constant: that
+        price (per grid kWh fed back) x eta_d."""
         w = self.config.wear_cny_per_kwh
         if w == "model":
-            from v2gsim.market.contracts import wear_price_cny_per_kwh_discharged
+            from v2gsim.market.contracts import v2g_wear_cny_per_kwh
 
-            return wear_price_cny_per_kwh_discharged(fleet.wear_cost_cny_per_kwh[idx])
+            floor = self.reserve_kwh(fleet)[idx]
+            if hours is not None:
+                p = fleet.p_plug_max_kw[idx]
+                floor = np.where(p > 0, np.maximum(floor, fleet.e_kwh[idx] - p * hours / fleet.eta_discharge[idx]), floor)
+            return v2g_wear_cny_per_kwh(fleet, idx, floor) * fleet.eta_discharge[idx]
         return np.full(idx.size, float(w))
+
+    @staticmethod
+    def _model_wear(t, f, idx: np.ndarray) -> np.ndarray:
+        """The wear model's price of a kWh fed back for drivers ``idx`` (k,) whose contract pays it
+        (0 for the others: not priced), CNY/kWh."""
+        w = np.zeros(idx.size)
+        m = t.from_wear_model[idx]
+        if m.any():
+            from v2gsim.market.contracts import v2g_wear_cny_per_kwh
+
+            w[m] = v2g_wear_cny_per_kwh(f, idx[m])
+        return w
 
     def paid_per_kwh(self, reward: float, f, idx: np.ndarray) -> np.ndarray:
         """What drivers ``idx`` (k,) are paid per kWh fed back at ``reward``: the reward, or under
@@ -499,26 +518,27 @@ class Distributed(Strategy):
         t = self.context.contract
         if t is None:
             return np.full(idx.size, float(reward))
-        paid = t.share[idx] * reward + t.compensation(idx, f.wear_cost_cny_per_kwh[idx])
+        paid = t.share[idx] * reward + t.compensation(idx, self._model_wear(t, f, idx))
         return np.where(t.covered[idx], paid, float(reward))
 
-    def benefit_shift(self, reward: float, f, idx: np.ndarray) -> np.ndarray:
+    def benefit_shift(self, reward: float, f, idx: np.ndarray, hours: float | None = None) -> np.ndarray:
         """The net benefit per kWh of drivers ``idx`` (k,), paid minus perceived wear, less the
         anchor's (``reward − anchor_wear_cny_per_kwh``): 0 for a driver without a contract who
         perceives the anchor's wear, so the calibration holds. Shape (k,), CNY/kWh."""
         d = self.config.drivers
-        return (self.paid_per_kwh(reward, f, idx) - self._wear_cost(f, idx)) - (reward - d.anchor_wear_cny_per_kwh)
+        return (self.paid_per_kwh(reward, f, idx) - self._wear_cost(f, idx, hours)) - (reward - d.anchor_wear_cny_per_kwh)
 
-    def _profitable(self, reward: float, f, idx: np.ndarray, buyback: float) -> np.ndarray:
+    def _profitable(self, reward: float, f, idx: np.ndarray, buyback: float, hours: float | None = None) -> np.ndarray:
         """Drivers ``idx`` whose pay per kWh beats buying it back plus wear, shape (k,)."""
         eta_c, eta_d = f.eta_charge[idx], f.eta_discharge[idx]
-        return self.paid_per_kwh(reward, f, idx) > buyback / (eta_c * eta_d) + self._wear_cost(f, idx) / eta_d
+        return self.paid_per_kwh(reward, f, idx) > buyback / (eta_c * eta_d) + self._wear_cost(f, idx, hours) / eta_d
 
-    def _yes(self, reward: float, f, invited: np.ndarray, margin: np.ndarray, u: np.ndarray, buyback: float) -> np.ndarray:
-        """Answers of drivers ``invited`` (k,) to ``reward``, from their draws ``u`` (k,)."""
-        yes = u < self.answer_probability(reward, margin, invited, self.benefit_shift(reward, f, invited))
+    def _yes(self, reward: float, f, invited: np.ndarray, margin: np.ndarray, u: np.ndarray, buyback: float,
+             hours: float | None = None) -> np.ndarray:
+        """Answers of drivers ``invited`` (k,) to ``reward`` for ``hours``, from their draws ``u`` (k,)."""
+        yes = u < self.answer_probability(reward, margin, invited, self.benefit_shift(reward, f, invited, hours))
         if self.config.discharge_only_if_profitable:
-            yes &= self._profitable(reward, f, invited, buyback)
+            yes &= self._profitable(reward, f, invited, buyback, hours)
         return yes
 
     def _enrol_under_contract(self, f) -> None:
@@ -533,7 +553,7 @@ class Distributed(Strategy):
         rewards = [inv.reward_cny_per_kwh for inv in self.config.invitations]
         r = float(np.mean(rewards)) if rewards else d.anchor_reward_cny_per_kwh
         idx = np.arange(self._n)
-        comp = t.compensation(idx, f.wear_cost_cny_per_kwh)
+        comp = t.compensation(idx, self._model_wear(t, f, idx))
         gain = np.where(t.covered, contract_gain_cny_per_month(t.share, comp, t.guarantee_cny_per_month, r, d.expected_v2g_kwh_per_month), 0.0)
         self.enrol_p = enrol_probability(d.enrol_probability, gain, d.enrol_slope_per_cny_month)
         self.enrol_draw = self._u_enrol < self.enrol_p
@@ -550,9 +570,9 @@ class Distributed(Strategy):
         driver's answer probability times what they could feed back in the window, counting only
         drivers plugged at a bidirectional pile when it is announced (the aggregator's guess of
         who will be plugged then)."""
-        p = self.answer_probability(reward, margin, invited, self.benefit_shift(reward, f, invited))
+        p = self.answer_probability(reward, margin, invited, self.benefit_shift(reward, f, invited, ev["hours"]))
         if self.config.discharge_only_if_profitable:
-            p = np.where(self._profitable(reward, f, invited, ev["buyback_price"]), p, 0.0)
+            p = np.where(self._profitable(reward, f, invited, ev["buyback_price"], ev["hours"]), p, 0.0)
         room = np.maximum(0.0, margin) * f.capacity_kwh[invited] * f.eta_discharge[invited]
         can = np.minimum(room, f.p_plug_max_kw[invited] * ev["hours"]) * f.can_discharge[invited]
         return float((p * can).sum())
@@ -564,7 +584,7 @@ class Distributed(Strategy):
         u = self._answer_rng(ev["j"]).random(n)[invited]  # one draw per driver, whatever the reward
         ev["reward"] = sized_reward(ev, lambda r: self._expected_kwh(r, f, invited, margin, ev))
         ev["expected_kwh"] = self._expected_kwh(ev["reward"], f, invited, margin, ev)
-        yes = self._yes(ev["reward"], f, invited, margin, u, ev["buyback_price"])
+        yes = self._yes(ev["reward"], f, invited, margin, u, ev["buyback_price"], ev["hours"])
         self.accepted[:] = False
         self.accepted[invited[yes]] = True
         ev["invited"], ev["accepted"] = int(invited.size), int(yes.sum())

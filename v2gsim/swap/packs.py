@@ -43,8 +43,9 @@ def wear_cny_per_kwh_discharged(wear_cny_per_kwh: float | str, pack_price_cny_pe
     One reader for every swap consumer (the EMS's sell-for-price test and bids, the stations'
     booked wear). No conversion: :class:`~v2gsim.physics.ageing.packs.SwapPackWear` prices a pack
     at the fade of discharging a battery kWh and recharging it (``FEC = battery throughput / (2 x
-    capacity)``), already the unit a number means. The fleet's price is per kWh of grid-side
-    throughput and is doubled by :func:`v2gsim.market.contracts.wear_price_cny_per_kwh_discharged`;
+    capacity)``), already the unit a number means. The fleet's published price is per kWh of
+    grid-side throughput and is doubled by :func:`v2gsim.market.contracts.wear_price_cny_per_kwh_discharged`
+    (the fallback of the fleet's V2G price, :func:`v2gsim.market.contracts.v2g_wear_cny_per_kwh`);
     doubling the packs' price too would count each round trip's wear twice
     (tests/test_swap_wear_units.py)."""
     price = np.asarray(pack_price_cny_per_kwh, dtype=float)

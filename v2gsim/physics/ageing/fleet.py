@@ -91,6 +91,8 @@ class FleetWear(PeriodClose, Actor):
         self._thr0 = None
         self._period_start = None
         self._last_stress = None
+        self._drive_last_kwh = np.zeros(n)  # battery kWh driven in the last closed period (the day's driving cycle)
+        self._step = start_step  # the step being run (for the ambient of a V2G cycle priced now)
         self.started = False
         self.finished = False
         self.marginal_cny_per_kwh = np.zeros(n)
@@ -147,6 +149,7 @@ class FleetWear(PeriodClose, Actor):
                 yield pw.second_life
 
     def end_step(self, s: int) -> None:
+        self._step = s + 1
         if not self.started:
             return
         f = self.fleet
@@ -182,6 +185,7 @@ class FleetWear(PeriodClose, Actor):
         stress = self._advance(cfg, dt_s, t_amb, cap_kwh=f.capacity_kwh, thr_drive=d_drv, thr_charge=d_chg * f.eta_charge,
                                thr_v2g=d_dis / f.eta_discharge, thr_grid_kwh=d_chg + d_dis)
         self._last_stress = stress
+        self._drive_last_kwh = d_drv.copy()
         # capacity feedback, keeping the state of charge (vehicles with a leased swap pack: from the pack)
         soh = self.pop.state.soh
         own = slice(None) if not self.leased.any() else np.flatnonzero(~self.leased)
@@ -243,6 +247,76 @@ class FleetWear(PeriodClose, Actor):
         batt_per_grid = 0.5 * (f.eta_charge + 1.0 / f.eta_discharge)
         self.marginal_cny_per_kwh = dq_per_fec * self.cost_per_q_cny * batt_per_grid / (2.0 * self.cap_nom_kwh)
         f.wear_cost_cny_per_kwh[:] = self.marginal_cny_per_kwh
+
+    def v2g_price_cny_per_kwh(self, idx: np.ndarray, e_floor_kwh: np.ndarray | None = None, p_kw: np.ndarray | None = None,
+                              step: int | None = None) -> np.ndarray:
+        """The marginal wear of V2G for vehicles ``idx`` now, CNY per grid kWh fed back (and later
+        recharged), shape like ``idx``: the unit contracts pay and ``wear_cny_per_kwh: model`` means.
+
+        The published price (``fleet.wear_cost_cny_per_kwh``) is the cycle fade per kWh at the last
+        period's stressors held fixed; the attribution (real minus the no-V2G shadow) books what V2G
+        adds to the period: its own throughput *and* the deeper cycle it makes of the day's driving
+        throughput (Naumann's depth factor) at the V2G C-rate. This prices that difference for the
+        V2G cycle considered: from the stored energy now down to ``e_floor_kwh`` (default the
+        driver's ``e_min_departure_kwh``) at grid power ``p_kw`` (default the charger's
+        ``p_plug_max_kw``), plus the V2G energy of the period not yet recharged (the pack's debt):
+
+        * without V2G: the period's depth so far (the shadow's SOC range when it differs), the day's
+          driving throughput ``D`` (the larger of this period's so far and the last period's) and
+          its recharge, ``fec0 = D / cap_nom``, at the last close's C-rate (traction before one);
+        * with V2G: depth down to the floor, ``fec1 = fec0 + v / cap_nom`` for ``v`` battery kWh out
+          and back, the C-rate throughput-weighted with the V2G's ``|p| / capacity``;
+        * each through the ageing model's own marginal function
+          (:meth:`WearPopulation.marginal_fade_per_fec`, same window, floors, pack state), the
+          step's ambient plus the close's heating; one call over ``2k`` rows, no loop;
+        * ``(m1 fec1 - m0 fec0) / (v / cap_nom)`` per V2G FEC; a grid kWh fed back is ``1/eta_d``
+          battery kWh out and back, ``1 / (eta_d cap_nom)`` FEC.
+
+        Mean SOC is the period's so far in both (V2G's calendar relief is no throughput cost and is
+        not priced, docs/wear.md "Reconciling"). Where no V2G is left (at the floor, no debt) it is
+        ``m1`` alone, the price of the first kWh of a cycle at that depth."""
+        f, pop, cfg = self.fleet, self.pop, self.cfg
+        idx = np.asarray(idx, dtype=np.int64)
+        if idx.size == 0:
+            return np.zeros(0)
+        cap = f.capacity_kwh[idx]
+        cap_nom = self.cap_nom_kwh[idx]
+        e_now = f.e_kwh[idx]
+        floor = f.e_min_departure_kwh[idx] if e_floor_kwh is None else np.broadcast_to(np.asarray(e_floor_kwh, float), idx.shape)
+        p = f.p_plug_max_kw[idx] if p_kw is None else np.broadcast_to(np.asarray(p_kw, float), idx.shape)
+        debt = pop.debt_kwh[idx]
+        v_batt = debt + np.maximum(e_now - floor, 0.0)  # battery kWh of this V2G cycle (out, and back later)
+        if self.started:  # the period's SOC range so far, real and (where it differs) without V2G
+            hi1, lo1 = np.maximum(pop.e_max[idx], e_now), np.minimum(pop.e_min[idx], np.minimum(e_now, floor))
+            if pop.sh_active:
+                hi0, lo0 = pop.sh_e_max[idx], pop.sh_e_min[idx]
+            else:
+                hi0, lo0 = pop.e_max[idx], pop.e_min[idx]
+            hi0, lo0 = np.maximum(hi0, e_now + debt), np.minimum(lo0, e_now + debt)
+            drive = np.maximum(f.e_driven_kwh[idx] - self._thr0[0][idx], self._drive_last_kwh[idx])
+            n_s = max(pop.n_samples, 1)
+            soc = np.clip(pop.e_int[idx] / n_s / cap, 0.0, 1.0) if pop.n_samples else np.clip(e_now / cap, 0.0, 1.0)
+        else:
+            hi0 = lo0 = e_now
+            hi1, lo1 = e_now, np.minimum(e_now, floor)
+            drive = self._drive_last_kwh[idx]
+            soc = np.clip(e_now / cap, 0.0, 1.0)
+        dod0 = np.clip((hi0 - lo0) / cap, 0.0, 1.0)
+        dod1 = np.clip((hi1 - lo1) / cap, 0.0, 1.0)
+        thr0 = 2.0 * drive  # battery kWh: driving and the charging that replaces it
+        thr1 = thr0 + 2.0 * v_batt
+        c0 = self.c_drive[idx] if self._last_stress is None else self._last_stress["c_rate"][idx]
+        c_v2g = np.abs(p) / cap
+        c1 = np.divide(c0 * thr0 + c_v2g * 2.0 * v_batt, thr1, out=c_v2g.copy(), where=thr1 > 1e-12)
+        k = self.cfg.heating_k_per_c_rate / cfg.update_period_h
+        t_amb = float(self.t_amb_degc[min(max(int(self._step if step is None else step), 0), self.t_amb_degc.size - 1)])
+        stress = dict(t_degc=np.r_[t_amb + k * thr0 / cap, t_amb + k * thr1 / cap], soc_mean=np.r_[soc, soc],
+                      dod=np.r_[dod0, dod1], c_rate=np.r_[c0, c1])
+        m = pop.marginal_fade_per_fec(stress, cfg.marginal_window_fec, idx=np.r_[idx, idx])
+        m0, m1 = m[: idx.size], m[idx.size:]
+        fec0, fec_v = thr0 / (2.0 * cap_nom), v_batt / cap_nom
+        per_fec = np.where(fec_v > 1e-12, np.divide(m1 * (fec0 + fec_v) - m0 * fec0, fec_v, out=m1.copy(), where=fec_v > 1e-12), m1)
+        return np.maximum(per_fec, 0.0) * self.cost_per_q_cny[idx] / (f.eta_discharge[idx] * cap_nom)
 
     def _initial_price(self, f) -> None:
         """A price before the first period ends: typical stressors (SOC 0.6, depth 0.3, 0.2C)."""
