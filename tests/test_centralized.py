@@ -743,24 +743,30 @@ def test_default_wear_price_is_the_wear_models_when_it_publishes_one(monkeypatch
             assert c == 0.05 and not np.any(wv)
 
 
+def _hub_bid_at_2am(kind: str, start: str, hours: float, span_steps: int, bm_extra: dict | None = None):
+    """The bundled hub with wear auto, run to 02:00 (11 plugged, 5 at bidirectional chargers), and
+    the centralized operator's bid for a ``kind`` request starting 4 steps later over
+    ``span_steps``: (bid, observation, strategy, (a, b))."""
+    from v2gsim.market.events import GridRequest, IssuedRequest
+
+    bm = {"kind": "centralized", "sites": ["hub"], "mode": "exact", **(bm_extra or {})}
+    m = V2GModel(scenario(business_models=[bm, {"kind": "uncontrolled"}], wear={"model": "auto"}, **HUB))
+    m.run_for(int(round(2 / m.dt_h)))
+    obs = m.aggregators[0].observation(m.signals)
+    st = m.aggregators[0].strategy
+    a, b = obs.step + 4, obs.step + 4 + span_steps
+    req = IssuedRequest(0, "x", GridRequest(kind=kind, start=start, hours=hours, p_kw=100, to=["centralized"]), ((a, b),), 0, {"centralized": 0})
+    return st.bid(req, obs), obs, st, (a, b)
+
+
 def test_the_valley_fill_bid_counts_the_wear_of_the_kwh_charged_by_hand():
     """A valley fill's wear term with the wear model's price: a grid kWh charged puts eta_c
     battery kWh in, one direction of the round trip of eta_c eta_d grid kWh fed back, so it is
     eta_c eta_d x half the price of a kWh fed back (``v2g_wear_cny_per_kwh``), the mean over the
     vehicles offering; half the price per grid kWh (before) was 1/(eta_c eta_d) ~ 10 % over."""
     from v2gsim.market.contracts import v2g_wear_cny_per_kwh
-    from v2gsim.market.events import GridRequest, IssuedRequest
 
-    bm = {"kind": "centralized", "sites": ["hub"], "mode": "exact"}
-    m = V2GModel(scenario(business_models=[bm, {"kind": "uncontrolled"}], wear={"model": "auto"}, **HUB))
-    m.run_for(int(round(2 / m.dt_h)))  # 02:00: 11 plugged, 5 at bidirectional chargers
-    agg = m.aggregators[0]
-    obs = agg.observation(m.signals)
-    st = agg.strategy
-    a, b = obs.step + 4, obs.step + 12
-    req = IssuedRequest(0, "x", GridRequest(kind="valley_fill", start="2026-07-06T12:00", hours=2, p_kw=100, to=["centralized"]),
-                        ((a, b),), 0, {"centralized": 0})
-    bid = st.bid(req, obs)
+    bid, obs, st, (a, b) = _hub_bid_at_2am("valley_fill", "2026-07-06T12:00", 2, 8)
     f = obs.fleet
     v = obs.plugged_idx
     dep = f.t_depart_est_step[v]
@@ -786,18 +792,8 @@ def test_the_discharge_call_bid_counts_the_round_trips_wear_as_the_plan_does(wea
     vehicle at its bid power over the window, not below its minimum at departure). The old term,
     wear / eta_d, was about half of it."""
     from v2gsim.market.contracts import v2g_wear_cny_per_kwh
-    from v2gsim.market.events import GridRequest, IssuedRequest
 
-    bm = {"kind": "centralized", "sites": ["hub"], "mode": "exact", "wear_cny_per_kwh": wear_cfg}
-    m = V2GModel(scenario(business_models=[bm, {"kind": "uncontrolled"}], wear={"model": "auto"}, **HUB))
-    m.run_for(int(round(2 / m.dt_h)))  # 02:00: 11 plugged, 5 at bidirectional chargers
-    agg = m.aggregators[0]
-    obs = agg.observation(m.signals)
-    st = agg.strategy
-    a, b = obs.step + 4, obs.step + 8
-    req = IssuedRequest(0, "x", GridRequest(kind="discharge_call", start="2026-07-06T03:00", hours=1, p_kw=100, to=["centralized"]),
-                        ((a, b),), 0, {"centralized": 0})
-    bid = st.bid(req, obs)
+    bid, obs, st, (a, b) = _hub_bid_at_2am("discharge_call", "2026-07-06T03:00", 1, 4, {"wear_cny_per_kwh": wear_cfg})
     f = obs.fleet
     v = obs.plugged_idx
     dep = f.t_depart_est_step[v]

@@ -163,17 +163,24 @@ def test_a_departure_while_still_held_is_cancelled():
     assert f.distance_km[0] == pytest.approx(200.0) and f.location[0] == WORK  # the long trip, late
 
 
-def test_a_late_arrival_due_in_the_step_of_the_next_departure_makes_that_trip():
-    # waits plugged at home from step 1 (10 kWh trip to work, 1 step of driving): it leaves at
-    # step `release` and arrives late, in step release + 1, the very step its trip home is due.
-    # The late arrival comes before the step's departures, so the trip home is made (old order:
-    # the departure found the car still on the road and was cancelled, the car left at work).
+def _waits_for_charge_then_leaves():
+    """A car plugged at home with 5 kWh whose 10 kWh trip to work (1 step of driving) needs the
+    reserve on top: it waits charging at 7 kW and leaves at step ``release``, arriving late, in
+    step release + 1. (model, fleet, trip_kwh, release)"""
     m = _model(pile_share=1.0)
     f = m.fleet
     f.e_kwh[0] = 5.0
     trip = 10.0
     per_step = 7.0 * f.eta_charge[0] * 0.25
-    release = int(math.ceil((trip + RESERVE - 5.0) / per_step - 1e-12))
+    return m, f, trip, int(math.ceil((trip + RESERVE - 5.0) / per_step - 1e-12))
+
+
+def test_a_late_arrival_due_in_the_step_of_the_next_departure_makes_that_trip():
+    # waits plugged at home from step 1 (10 kWh trip to work, 1 step of driving): it leaves at
+    # step `release` and arrives late, in step release + 1, the very step its trip home is due.
+    # The late arrival comes before the step's departures, so the trip home is made (old order:
+    # the departure found the car still on the road and was cancelled, the car left at work).
+    m, f, trip, release = _waits_for_charge_then_leaves()
     back = release + 1
     m.sources = [_Hand([(1, 0, trip, 70.0, WORK, 1), (back, 0, 1.0, 6.0, HOME, 1)],
                        [(2, 0, WORK, 1, trip, 70.0, back, 1.0), (back + 1, 0, HOME, 0, 1.0, 6.0, 90, 0.0)])]
@@ -192,12 +199,7 @@ def test_a_late_arrival_due_in_the_step_of_the_next_departure_makes_that_trip():
 def test_a_trip_due_while_the_car_is_still_on_the_road_starts_when_it_arrives():
     # as above, but the trip home is due one step before the late arrival (step release + 1):
     # the driver starts it on arriving, 15 minutes late, and it arrives as much later
-    m = _model(pile_share=1.0)
-    f = m.fleet
-    f.e_kwh[0] = 5.0
-    trip = 10.0
-    per_step = 7.0 * f.eta_charge[0] * 0.25
-    release = int(math.ceil((trip + RESERVE - 5.0) / per_step - 1e-12))
+    m, f, trip, release = _waits_for_charge_then_leaves()
     back = release  # due while the car is still on the road (it arrives at release + 1)
     m.sources = [_Hand([(1, 0, trip, 70.0, WORK, 1), (back, 0, 0.0, 6.0, HOME, 2)],
                        [(2, 0, WORK, 1, trip, 70.0, back, 0.0), (back + 2, 0, HOME, 0, 0.0, 6.0, 90, 0.0)])]
