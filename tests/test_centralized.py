@@ -54,8 +54,8 @@ class Harness:
                      p_plug_max_kw=np.where(self.plugged, self.p_max, 0.0), can_discharge=self.can & self.plugged,
                      bidirectional=self.can.copy(), eta_charge=self.eta, eta_discharge=self.eta,
                      t_depart_est_step=np.where(self.plugged, self.dep, -1), site=np.where(self.plugged, self.site, -1),
-                     wear_cost_cny_per_kwh=self.wear)
-        # fields this strategy does not read are zeros
+                     wear_cost_cny_per_kwh=self.wear, v2g_wear_price=None)
+        # the array fields this strategy does not read are zeros
         fv = FleetView(**{k: known.get(k, np.zeros(self.n)) for k in FleetView.__dataclass_fields__})
         room = np.inf
         if self.headroom is not None:

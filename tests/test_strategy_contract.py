@@ -58,7 +58,10 @@ class Spy:
         self.calls = []
 
     def decide(self, obs):
-        before = {k: getattr(obs.fleet, k).copy() for k in obs.fleet.__dataclass_fields__}
+        fields = {k: getattr(obs.fleet, k) for k in obs.fleet.__dataclass_fields__}
+        # the arrays are snapshotted; the one other field is the wear model's V2G price reader
+        assert all(isinstance(a, np.ndarray) or k == "v2g_wear_price" and (a is None or callable(a)) for k, a in fields.items())
+        before = {k: a.copy() for k, a in fields.items() if isinstance(a, np.ndarray)}
         plugged = obs.plugged.copy()
         d = self.inner.decide(obs)
         for k, arr in before.items():
