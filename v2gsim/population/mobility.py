@@ -62,33 +62,57 @@ class DayEvents:
     arr_bounds: np.ndarray
 
     @staticmethod
-    def build(day_start: int, steps_per_day: int, dep: dict, arr: dict) -> DayEvents:
-        # steps within a day fit 16 bits, for which numpy's stable sort is a linear radix sort
-        od = np.argsort((dep["step"] - day_start).astype(np.int16), kind="stable")
-        oa = np.argsort((arr["step"] - day_start).astype(np.int16), kind="stable")
-        edges = day_start + np.arange(steps_per_day + 1)
-        dep_step = dep["step"][od]
-        arr_step = arr["step"][oa]
+    def build(day_start: int, steps_per_day: int, dep: dict, arr: dict, arr_fill: dict | None = None) -> DayEvents:
+        """The day's events sorted by step (stable: same-step events keep their order).
+
+        ``arr_fill``: arrival fields whose every value is the one given (float64, e.g. NaN for
+        ``e_set_kwh`` of generated trips); they are made in sorted order instead of sorted."""
+        od, dep_step, dep_bounds = _sort_day(dep["step"], day_start, steps_per_day)
+        oa, arr_step, arr_bounds = _sort_day(arr["step"], day_start, steps_per_day)
+        fill = arr_fill or {}
+
+        def a(k):
+            return np.full(oa.size, fill[k]) if k in fill else arr[k].take(oa)
+
         return DayEvents(
             dep_step=dep_step,
-            dep_vehicle=dep["vehicle"][od],
-            dep_trip_kwh=dep["trip_kwh"][od],
-            dep_km=dep["km"][od],
-            dep_dest=dep["dest"][od],
-            dep_travel_steps=dep["travel_steps"][od],
+            dep_vehicle=dep["vehicle"].take(od),
+            dep_trip_kwh=dep["trip_kwh"].take(od),
+            dep_km=dep["km"].take(od),
+            dep_dest=dep["dest"].take(od),
+            dep_travel_steps=dep["travel_steps"].take(od),
             arr_step=arr_step,
-            arr_vehicle=arr["vehicle"][oa],
-            arr_loc=arr["loc"][oa],
-            arr_site=arr["site"][oa],
-            arr_trip_kwh=arr["trip_kwh"][oa],
-            arr_km=arr["km"][oa],
-            arr_e_set_kwh=arr["e_set_kwh"][oa],
-            arr_p_max_kw=arr["p_max_kw"][oa],
-            arr_depart_est_step=arr["depart_est_step"][oa],
-            arr_next_trip_kwh=arr["next_trip_kwh"][oa],
-            dep_bounds=np.searchsorted(dep_step, edges),
-            arr_bounds=np.searchsorted(arr_step, edges),
+            arr_vehicle=a("vehicle"),
+            arr_loc=a("loc"),
+            arr_site=a("site"),
+            arr_trip_kwh=a("trip_kwh"),
+            arr_km=a("km"),
+            arr_e_set_kwh=a("e_set_kwh"),
+            arr_p_max_kw=a("p_max_kw"),
+            arr_depart_est_step=a("depart_est_step"),
+            arr_next_trip_kwh=a("next_trip_kwh"),
+            dep_bounds=dep_bounds,
+            arr_bounds=arr_bounds,
         )
+
+
+def _sort_day(step: np.ndarray, day_start: int, steps_per_day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stable sort order of a day's event steps, the sorted steps, and the bounds of each of the
+    day's steps in them (``bounds[i]:bounds[i+1]``), shape (steps_per_day + 1,)."""
+    rel = step - day_start
+    if rel.size and rel.min() >= 0 and rel.max() < steps_per_day:
+        # every event within the day (as every source makes them): the per-step counts give the
+        # sorted steps and the bounds without a gather and a search; numpy's stable sort of small
+        # integers is a radix sort, one pass per byte (a day of 15-minute steps fits one)
+        counts = np.bincount(rel, minlength=steps_per_day)
+        order = np.argsort(rel.astype(np.int8 if steps_per_day <= 127 else np.int16), kind="stable")
+        bounds = np.zeros(steps_per_day + 1, np.int64)
+        np.cumsum(counts, out=bounds[1:])
+        return order, np.repeat(day_start + np.arange(steps_per_day, dtype=step.dtype), counts), bounds
+    # steps within a day fit 16 bits, for which numpy's stable sort is a linear radix sort
+    order = np.argsort(rel.astype(np.int16), kind="stable")
+    s = step[order]
+    return order, s, np.searchsorted(s, day_start + np.arange(steps_per_day + 1))
 
 
 class GeneratedMobility:
@@ -181,13 +205,13 @@ class GeneratedMobility:
                     "site": f.site_at[v, loc],
                     "trip_kwh": trip_kwh,
                     "km": km,
-                    "e_set_kwh": np.full(rows.size, np.nan),
-                    "p_max_kw": np.full(rows.size, np.inf),
                     "depart_est_step": est,
                     "next_trip_kwh": next_km.ravel().take(flat) * cons,
                 }
             )
-        return DayEvents.build(base, spd, _concat(deps, DEP_KEYS), _concat(arrs, ARR_KEYS))
+        # generated trips: no replayed energy, no session power limit (made sorted by build)
+        fill = {"e_set_kwh": np.nan, "p_max_kw": np.inf}
+        return DayEvents.build(base, spd, _concat(deps, DEP_KEYS), _concat(arrs, {k: t for k, t in ARR_KEYS.items() if k not in fill}), fill)
 
 
 DEP_KEYS = {"step": np.int64, "vehicle": np.int64, "trip_kwh": np.float64, "km": np.float64, "dest": np.int8, "travel_steps": np.int64}
