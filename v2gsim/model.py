@@ -440,8 +440,9 @@ class V2GModel(mesa.Model):
         self._unplug(step, vp, split=split)
         if count:
             f.n_departures[v] += 1
-            f.departures_below_min[v] += f.e_kwh[v] < f.e_min_departure_kwh[v] - 1e-9
-            self.recorder.departure_soc(f.e_kwh[v] / f.capacity_kwh[v])
+            e = f.e_kwh[v]
+            f.departures_below_min[v] += e < f.e_min_departure_kwh[v] - 1e-9
+            self.recorder.departure_soc(e / f.capacity_kwh[v])
         self._unplugged_state(v if done is None or not done.size else np.concatenate([v, done]))
         f.location[v] = DRIVING
 
@@ -533,7 +534,7 @@ class V2GModel(mesa.Model):
         used = np.minimum(trip_kwh, e)
         replay = ~np.isnan(e_set_kwh)
         e_new = np.where(replay, e_set_kwh, e - used)
-        if stranded.any():
+        if np.count_nonzero(stranded):
             vs = v[stranded]
             f.stranded_trips[vs] += 1
             f.stranded_kwh[vs] += (trip_kwh - used)[stranded]
@@ -548,7 +549,7 @@ class V2GModel(mesa.Model):
                 next_trip_kwh = next_trip_kwh[k]
         # drivers without a charger where they park, and low on charge, park at their public site
         detour = (site < 0) & ~replay & (e_new < f.e_public_below_kwh[v])
-        if detour.any():
+        if np.count_nonzero(detour):
             public = f.site_at[v, PUBLIC]
             detour &= public >= 0
             loc = np.where(detour, PUBLIC, loc)
@@ -564,7 +565,7 @@ class V2GModel(mesa.Model):
         others count a ``no_charger_event`` (a replayed session turned away)."""
         f = self.fleet
         out = np.zeros(v.size, bool)
-        cand = np.flatnonzero(site >= 0)
+        cand = (site >= 0).nonzero()[0]
         if cand.size and self.standards.uses_standards:
             # a car that no charger type of the site fits cannot charge there (v2gsim.standards)
             fits = self.standards.fits(f.std_class[v[cand]], site[cand])
@@ -580,7 +581,7 @@ class V2GModel(mesa.Model):
             return out
         s = site[cand]
         gets = self.site_private[s]  # private piles always free for their owner
-        shared = np.flatnonzero(~gets)
+        shared = (~gets).nonzero()[0]
         if shared.size:
             gets[shared] = first_in_line(s[shared], self.site_ports - self.site_occupied)
         away = cand[~gets] if queue_if_full else cand[:0]
@@ -608,7 +609,8 @@ class V2GModel(mesa.Model):
         f.p_plug_max_kw[vv] = np.minimum(np.minimum(self.site_p_max_kw[ss], veh_max), p_max_kw[c])
         can = f.home_pile_bidir[vv]
         at_shared = ~self.site_is_home[ss]
-        if at_shared.any():  # a shared site's charger types (bidirectional or not) are taken by chance, by share
+        any_shared = bool(np.count_nonzero(at_shared))
+        if any_shared:  # a shared site's charger types (bidirectional or not) are taken by chance, by share
             vs, cls = vv[at_shared], f.std_class[vv[at_shared]]
             u = self._port_rng.random(vs.size)
             if self.standards.uses_standards:
@@ -618,7 +620,7 @@ class V2GModel(mesa.Model):
                 can[at_shared] = u < self.site_bidir_share[ss[at_shared]]
         if self.standards_actor is not None:  # a bidirectional car at a bidirectional charger without a common protocol
             blocked = np.zeros(vv.size, bool)
-            if at_shared.any():
+            if any_shared:
                 blocked[at_shared] = (typ >= 0) & self.standards.type_v2g[np.maximum(typ, 0)] & f.bidirectional[vs] & ~can[at_shared]
             self.standards_actor.plugged(vv, blocked, at_shared)
         f.can_discharge[vv] = f.bidirectional[vv] & can
@@ -1021,8 +1023,8 @@ class V2GModel(mesa.Model):
             f = self.fleet
             p = self.vehicle_power.p_kw
             self.recorder.system(r, self.base_load_kw[s], self._ev_kw, self._v2g_kw, self._net_kw, self.feeder.loading_pct,
-                                 self.price_cny_per_kwh[s], self.v2g_price_cny_per_kwh[s], int(f.plugged.sum()),
-                                 int((p > 0).sum()), self._site_p, f)
+                                 self.price_cny_per_kwh[s], self.v2g_price_cny_per_kwh[s], int(np.count_nonzero(f.plugged)),
+                                 int(np.count_nonzero(p > 0)), self._site_p, f)
             if self.has_network:
                 self.recorder.network(r, s, self.feeder)
         for a in self._phase["record"]:

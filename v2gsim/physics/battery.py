@@ -57,13 +57,14 @@ def apply_power(fleet, idx: np.ndarray, p_req_kw: np.ndarray, dt_h: float) -> np
     p_batt = np.minimum(np.where(charging, p, 0.0) * eta_c, p_batt_max)
     e1 = np.where(charging, charge_to(e0, cap, fleet.soc_knee[idx] * cap, fleet.e_full_kwh[idx], p_batt, p_batt_max, dt_h), e0)
     discharging = p < 0
-    if discharging.any():  # skipped entirely by charge-only strategies, the common case
+    any_discharging = bool(np.count_nonzero(discharging))
+    if any_discharging:  # skipped entirely by charge-only strategies, the common case
         eta_d = fleet.eta_discharge[idx]
         e_down = discharge_to(e0, np.minimum(e0, fleet.e_min_departure_kwh[idx]), np.where(discharging, -p, 0.0) / eta_d, dt_h)
         e1 = np.where(discharging, e_down, e1)
     de = e1 - e0
     fleet.e_kwh[idx] = e1
-    if discharging.any():
+    if any_discharging:
         grid_kwh = np.where(de > 0, de / eta_c, de * eta_d)
         fleet.e_discharged_kwh[idx] += np.maximum(-grid_kwh, 0.0)
     else:
