@@ -62,38 +62,59 @@ class DayEvents:
     arr_bounds: np.ndarray
 
     @staticmethod
-    def build(day_start: int, steps_per_day: int, dep: dict, arr: dict, arr_fill: dict | None = None) -> DayEvents:
+    def build(day_start: int, steps_per_day: int, dep: dict | list[dict], arr: dict | list[dict], arr_fill: dict | None = None,
+              cast: bool = False) -> DayEvents:
         """The day's events sorted by step (stable: same-step events keep their order).
 
-        ``arr_fill``: arrival fields whose every value is the one given (float64, e.g. NaN for
-        ``e_set_kwh`` of generated trips); they are made in sorted order instead of sorted."""
-        od, dep_step, dep_bounds = _sort_day(dep["step"], day_start, steps_per_day)
-        oa, arr_step, arr_bounds = _sort_day(arr["step"], day_start, steps_per_day)
-        fill = arr_fill or {}
+        ``dep``, ``arr``: field -> array, or a list of such parts (the events in the order of the
+        parts, as if concatenated); with ``cast`` each field is cast to its type in ``DEP_KEYS``
+        / ``ARR_KEYS`` (a list of no parts needs it). ``arr_fill``: arrival fields whose every
+        value is the one given (float64, e.g. NaN for ``e_set_kwh`` of generated trips); they are
+        made in sorted order instead of sorted."""
+        d, dep_bounds = _sorted(dep, day_start, steps_per_day, DEP_KEYS if cast else None, {})
+        a, arr_bounds = _sorted(arr, day_start, steps_per_day, ARR_KEYS if cast else None, arr_fill or {})
+        return DayEvents(**{"dep_" + k: x for k, x in d.items()}, **{"arr_" + k: x for k, x in a.items()}, dep_bounds=dep_bounds,
+                         arr_bounds=arr_bounds)
 
-        def a(k):
-            return np.full(oa.size, fill[k]) if k in fill else arr[k].take(oa)
 
-        return DayEvents(
-            dep_step=dep_step,
-            dep_vehicle=dep["vehicle"].take(od),
-            dep_trip_kwh=dep["trip_kwh"].take(od),
-            dep_km=dep["km"].take(od),
-            dep_dest=dep["dest"].take(od),
-            dep_travel_steps=dep["travel_steps"].take(od),
-            arr_step=arr_step,
-            arr_vehicle=a("vehicle"),
-            arr_loc=a("loc"),
-            arr_site=a("site"),
-            arr_trip_kwh=a("trip_kwh"),
-            arr_km=a("km"),
-            arr_e_set_kwh=a("e_set_kwh"),
-            arr_p_max_kw=a("p_max_kw"),
-            arr_depart_est_step=a("depart_est_step"),
-            arr_next_trip_kwh=a("next_trip_kwh"),
-            dep_bounds=dep_bounds,
-            arr_bounds=arr_bounds,
-        )
+def _sorted(parts: dict | list[dict], day_start: int, steps_per_day: int, keys: dict | None, fill: dict) -> tuple[dict, np.ndarray]:
+    """The fields of ``parts`` (concatenated) sorted stably by ``step``, and the day's per-step bounds."""
+    if isinstance(parts, dict):
+        parts = [parts]
+    names = list(keys if keys is not None else parts[0])
+    if len(parts) == 1:
+        step = parts[0]["step"]
+    else:
+        step = np.concatenate([p["step"] for p in parts]) if parts else np.empty(0, keys["step"])
+    if keys is not None:
+        step = step.astype(keys["step"], copy=False)
+    order, sorted_step, bounds = _sort_day(step, day_start, steps_per_day)
+    n = order.size
+    out = {"step": sorted_step}
+    if len(parts) > 1:
+        # each part's values written to their sorted places: the same arrays as concatenating
+        # the parts and gathering them in sorted order, without the concatenated copies
+        inv = np.empty(n, np.intp)
+        inv[order] = np.arange(n)
+        ends = np.cumsum([p["step"].size for p in parts])
+        at = [inv[e - p["step"].size:e] for p, e in zip(parts, ends, strict=True)]
+    for k in names:
+        if k == "step":
+            continue
+        if k in fill:
+            out[k] = np.full(n, fill[k])
+            continue
+        t = keys[k] if keys is not None else np.result_type(*(p[k].dtype for p in parts))
+        if len(parts) == 1:
+            out[k] = parts[0][k].astype(t, copy=False).take(order)
+        elif not parts:
+            out[k] = np.empty(0, t)
+        else:
+            x = np.empty(n, t)
+            for p, pos in zip(parts, at, strict=True):
+                x[pos] = p[k]
+            out[k] = x
+    return out, bounds
 
 
 def _sort_day(step: np.ndarray, day_start: int, steps_per_day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -211,7 +232,7 @@ class GeneratedMobility:
             )
         # generated trips: no replayed energy, no session power limit (made sorted by build)
         fill = {"e_set_kwh": np.nan, "p_max_kw": np.inf}
-        return DayEvents.build(base, spd, _concat(deps, DEP_KEYS), _concat(arrs, {k: t for k, t in ARR_KEYS.items() if k not in fill}), fill)
+        return DayEvents.build(base, spd, deps, arrs, fill, cast=True)
 
 
 DEP_KEYS = {"step": np.int64, "vehicle": np.int64, "trip_kwh": np.float64, "km": np.float64, "dest": np.int8, "travel_steps": np.int64}
@@ -227,11 +248,6 @@ ARR_KEYS = {
     "depart_est_step": np.int64,
     "next_trip_kwh": np.float64,
 }
-
-
-def _concat(parts: list[dict], keys: dict) -> dict:
-    # copy=False: concatenate already made a new array; a second copy is needed only to change the type
-    return {k: (np.concatenate([p[k] for p in parts]).astype(t, copy=False) if parts else np.empty(0, t)) for k, t in keys.items()}
 
 
 # --------------------------------------------------------------------------- sessions
