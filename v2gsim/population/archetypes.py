@@ -66,9 +66,9 @@ class DayPlan:
 
 
 def _legs(n: int, k: int) -> DayPlan:
-    return DayPlan(
-        np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k), np.int8), np.zeros((n, k)), np.zeros((n, k), bool)
-    )
+    # column-major: the planners and the engine (v2gsim.population.mobility) work a leg at a
+    # time, on contiguous columns
+    return DayPlan(*(np.zeros((n, k), t, order="F") for t in (float, float, np.int8, float, bool)))
 
 
 def _normal(rng, mean, sd, lo, hi, n):

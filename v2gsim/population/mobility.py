@@ -166,7 +166,7 @@ class GeneratedMobility:
             plan = PLANNERS[b.archetype](rng, b.count, weekday, self.fleet.daily_km_scale[b.start : b.start + b.count])
             dep = np.floor(plan.dep_h * 60 / self.step_min).astype(np.int64)
             arr = np.floor(plan.arr_h * 60 / self.step_min).astype(np.int64)
-            active = plan.active.copy()
+            active = plan.active.copy(order="K")  # the plan's layout (column-major from the archetypes)
             last_arr = np.full(b.count, -1, np.int64)
             for k in range(dep.shape[1]):
                 # Departures are applied before arrivals within a step, so a leg may not leave in
@@ -206,15 +206,21 @@ class GeneratedMobility:
             # a 2-D fancy index (rows, cols) per array, and gives the same elements in the same order
             flat = np.flatnonzero(plan.active)
             rows = flat // k_legs
+            fpos = (flat - rows * k_legs) * b.count + rows  # the same legs in a column-major (n, K) array
+
+            def legs(a):
+                # a's legs of ``flat`` (row-major order) without copying a column-major ``a`` to rows first
+                return a.ravel("F").take(fpos) if a.flags.f_contiguous and not a.flags.c_contiguous else a.ravel().take(flat)
+
             v = b.start + rows
             f = self.fleet
             rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(STREAM_MOBILITY, d, len(self.blocks) + b.start)))
             noise = np.rint(rng.normal(0.0, 1.0, rows.size) * f.departure_estimate_sd_h[v] * 60 / self.step_min)
-            arr_s = arr.ravel().take(flat) + base
-            est = np.maximum(next_dep.ravel().take(flat) + base + noise.astype(np.int64), arr_s + 1)
-            km = plan.km.ravel().take(flat)
-            loc = plan.dest.ravel().take(flat)
-            dep_s = dep.ravel().take(flat) + base
+            arr_s = legs(arr) + base
+            est = np.maximum(legs(next_dep) + base + noise.astype(np.int64), arr_s + 1)
+            km = legs(plan.km)
+            loc = legs(plan.dest)
+            dep_s = legs(dep) + base
             cons = f.consumption_kwh_per_km[v]  # gathered once for the three energies below
             trip_kwh = km * cons  # one array for the departure and the arrival (neither is written to)
             deps.append({"step": dep_s, "vehicle": v, "trip_kwh": trip_kwh, "km": km, "dest": loc, "travel_steps": arr_s - dep_s})
@@ -227,7 +233,7 @@ class GeneratedMobility:
                     "trip_kwh": trip_kwh,
                     "km": km,
                     "depart_est_step": est,
-                    "next_trip_kwh": next_km.ravel().take(flat) * cons,
+                    "next_trip_kwh": legs(next_km) * cons,
                 }
             )
         # generated trips: no replayed energy, no session power limit (made sorted by build)
