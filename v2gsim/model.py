@@ -595,8 +595,12 @@ class V2GModel(mesa.Model):
             ra = away[replay[away]]
             self._turned_away(v[ra], site[ra])
         c = cand[gets]
-        out[c] = True
-        vv, ss = v[c], site[c]
+        if c.size == v.size:  # every vehicle takes a charger (c is 0..k-1): no gathers
+            out[:] = True
+            vv, ss, p_max_c, est_c = v, site, p_max_kw, est_step
+        else:
+            out[c] = True
+            vv, ss, p_max_c, est_c = v[c], site[c], p_max_kw[c], est_step[c]
         e_stop = f.e_stop_kwh[vv]
         e_now = f.e_kwh[vv]
         self.site_occupied += np.bincount(ss, minlength=self.n_sites)
@@ -606,7 +610,7 @@ class V2GModel(mesa.Model):
         f.site[vv] = ss
         self._owner_v[vv] = self.site_owner[ss]
         veh_max = np.where(self.site_is_dc[ss], f.p_dc_max_kw[vv], f.p_ac_max_kw[vv])
-        f.p_plug_max_kw[vv] = np.minimum(np.minimum(self.site_p_max_kw[ss], veh_max), p_max_kw[c])
+        f.p_plug_max_kw[vv] = np.minimum(np.minimum(self.site_p_max_kw[ss], veh_max), p_max_c)
         can = f.home_pile_bidir[vv]
         at_shared = ~self.site_is_home[ss]
         any_shared = bool(np.count_nonzero(at_shared))
@@ -624,7 +628,7 @@ class V2GModel(mesa.Model):
                 blocked[at_shared] = (typ >= 0) & self.standards.type_v2g[np.maximum(typ, 0)] & f.bidirectional[vs] & ~can[at_shared]
             self.standards_actor.plugged(vv, blocked, at_shared)
         f.can_discharge[vv] = f.bidirectional[vv] & can
-        f.t_depart_est_step[vv] = est_step[c]
+        f.t_depart_est_step[vv] = est_c
         f.session_start_step[vv] = step
         f.session_e_start_kwh[vv] = e_now
         f.session_e_request_kwh[vv] = np.maximum(0.0, e_stop - e_now) / f.eta_charge[vv]
@@ -842,7 +846,8 @@ class V2GModel(mesa.Model):
         f.p_kw[self._prev_idx] = 0.0  # vehicles left out of this dispatch draw nothing
         if self._request_kw is not None:
             self._request_kw[:] = 0.0
-        p_req = np.clip(self._req_p, -f.p_plug_max_kw[idx] * f.can_discharge[idx], f.p_plug_max_kw[idx])
+        p_max = f.p_plug_max_kw[idx]
+        p_req = np.clip(self._req_p, -p_max * f.can_discharge[idx], p_max)
         lim, n_sites = self.site_p_limit_kw, self.n_sites
         two_pass = False
         if idx.size and self._any_site_limit:
