@@ -147,24 +147,24 @@ class Recorder:
         once per departure group, ~1,700 times in a 14-day city run; tests/test_recorder.py)."""
         s = np.sort(soc)
         cum = np.concatenate([s.searchsorted(SOC_BINS[:-1], "left"), s.searchsorted(SOC_BINS[-1:], "right")])
-        self.departure_soc_counts += np.diff(cum)
+        self.departure_soc_counts += cum[1:] - cum[:-1]  # np.diff's result, without its checks
 
     def session_rows(self, v: np.ndarray, fleet, departure_step: int | None, unmet_kwh: np.ndarray) -> None:
         """Record the ended sessions of vehicles v (departure_step None: still plugged at the end)
-        with the unmet energy the model counted for each."""
+        with the unmet energy the model counted for each (the fleet's columns gathered: new arrays, no copies needed)."""
         self._sessions.append(
             {
                 "vehicle": v.copy(),
-                "site": fleet.site[v].copy(),
-                "arrival_step": fleet.session_start_step[v].copy(),
+                "site": fleet.site[v],
+                "arrival_step": fleet.session_start_step[v],
                 "departure_step": np.full(v.size, -1 if departure_step is None else departure_step, np.int64),
-                "stated_departure_step": fleet.t_depart_est_step[v].copy(),
-                "e_arrival_kwh": fleet.session_e_start_kwh[v].copy(),
-                "e_departure_kwh": fleet.e_kwh[v].copy(),
-                "e_request_kwh": fleet.session_e_request_kwh[v].copy(),
-                "e_delivered_kwh": fleet.session_grid_kwh[v].copy(),
+                "stated_departure_step": fleet.t_depart_est_step[v],
+                "e_arrival_kwh": fleet.session_e_start_kwh[v],
+                "e_departure_kwh": fleet.e_kwh[v],
+                "e_request_kwh": fleet.session_e_request_kwh[v],
+                "e_delivered_kwh": fleet.session_grid_kwh[v],
                 "unmet_kwh": np.asarray(unmet_kwh, dtype=np.float64).copy(),
-                "capacity_kwh": fleet.capacity_kwh[v].copy(),
+                "capacity_kwh": fleet.capacity_kwh[v],
             }
         )
 
