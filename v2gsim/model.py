@@ -882,8 +882,12 @@ class V2GModel(mesa.Model):
         idx, p = self.vehicle_power.idx, self.vehicle_power.p_kw
         site_of_idx = f.site[idx]
         self._site_p = np.bincount(site_of_idx, weights=p, minlength=self.n_sites) if idx.size else np.zeros(self.n_sites)
-        self._ev_kw = float(p[p > 0].sum())
-        self._v2g_kw = float(np.maximum(-p, 0.0).sum())
+        pos = p > 0
+        if np.count_nonzero(pos) == p.size:  # all charging (or none at all): the same sums without the masks
+            self._ev_kw, self._v2g_kw = float(p.sum()), 0.0
+        else:
+            self._ev_kw = float(p[pos].sum())
+            self._v2g_kw = float(np.maximum(-p, 0.0).sum())
         inj = GridInjections(self.base_load_kw[s] + self._ev_kw - self._v2g_kw, self.feeder if self.has_network else None,
                              self.feeder.ev_bus_kw(idx, p, site_of_idx) if self.has_network else None)
         for a in self._phase["grid"]:

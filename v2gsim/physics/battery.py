@@ -54,10 +54,15 @@ def apply_power(fleet, idx: np.ndarray, p_req_kw: np.ndarray, dt_h: float) -> np
     cap = fleet.capacity_kwh[idx]
     charging = p > 0
     p_batt_max = fleet.p_batt_max_kw[idx]
-    p_batt = np.minimum(np.where(charging, p, 0.0) * eta_c, p_batt_max)
-    e1 = np.where(charging, charge_to(e0, cap, fleet.soc_knee[idx] * cap, fleet.e_full_kwh[idx], p_batt, p_batt_max, dt_h), e0)
-    discharging = p < 0
-    any_discharging = bool(np.count_nonzero(discharging))
+    if np.count_nonzero(charging) == p.size:  # every vehicle charges (uncontrolled): the masks select everything
+        p_batt = np.minimum(p * eta_c, p_batt_max)
+        e1 = charge_to(e0, cap, fleet.soc_knee[idx] * cap, fleet.e_full_kwh[idx], p_batt, p_batt_max, dt_h)
+        any_discharging = False
+    else:
+        p_batt = np.minimum(np.where(charging, p, 0.0) * eta_c, p_batt_max)
+        e1 = np.where(charging, charge_to(e0, cap, fleet.soc_knee[idx] * cap, fleet.e_full_kwh[idx], p_batt, p_batt_max, dt_h), e0)
+        discharging = p < 0
+        any_discharging = bool(np.count_nonzero(discharging))
     if any_discharging:  # skipped entirely by charge-only strategies, the common case
         eta_d = fleet.eta_discharge[idx]
         e_down = discharge_to(e0, np.minimum(e0, fleet.e_min_departure_kwh[idx]), np.where(discharging, -p, 0.0) / eta_d, dt_h)
