@@ -319,7 +319,7 @@ def test_empirical_draws_fall_in_bins_with_a_share(widths, weights, seed):
 
 
 # ---------------------------------------------------------------- cycle history of pre-aged packs
-from v2gsim.physics.ageing.initial import TYPICAL_C_RATE, history_fec, history_stressors, pre_age  # noqa: E402
+from v2gsim.physics.ageing.initial import HISTORY_SOH_FLOOR, TYPICAL_C_RATE, history_fec, history_stressors, pre_age  # noqa: E402
 from v2gsim.physics.wear import WEAR_MODELS, WearState  # noqa: E402
 from v2gsim.population.archetypes import mean_daily_km  # noqa: E402
 from v2gsim.data.cn_calendar import WORKDAY, year_day_types  # noqa: E402
@@ -401,6 +401,21 @@ def test_history_fade_is_monotone_in_age_and_distance(model, age, d_age, km, d_k
     q = st.q_loss
     tol = 1e-12
     assert q[1] >= q[0] - tol and q[2] >= q[0] - tol
-    assert (st.q_loss_cyc[1] >= st.q_loss_cyc[0] - tol) and (st.q_loss_cyc[2] >= st.q_loss_cyc[0] - tol)
+    assert (st.q_loss <= max(1 - HISTORY_SOH_FLOOR, float(st.q_loss_cal.max())) + tol).all()  # the history's floor
+    if q.max() < 1 - HISTORY_SOH_FLOOR - 1e-9:  # below the floor the cycle part alone grows too
+        assert (st.q_loss_cyc[1] >= st.q_loss_cyc[0] - tol) and (st.q_loss_cyc[2] >= st.q_loss_cyc[0] - tol)
     new = _history_fade(model, np.array([0.0]), np.array([km]), cap, cons)
     assert new.q_loss[0] == 0.0 and new.fec[0] == 0.0 and new.t_s[0] == 0.0
+
+
+def test_cycle_history_stops_at_the_floor():
+    """A ride-hailing NMC pack 6 years at a constant 55 degC: calendar 0.89 of fade alone; the cycle
+    history adds nothing past HISTORY_SOH_FLOOR (a state of health of 0 left the capacity arrays
+    NaN, tests/test_swap_pack_wear.py), the calendar part is not capped."""
+    st = WearState.zeros(2)
+    m = WEAR_MODELS["schmalstieg_nmc"]()
+    fec = history_fec(np.array([6.0, 1.0]), 254.0, 0.15, 52.5)
+    dod, c = history_stressors(254.0, 0.15, 52.5, 0.15 * 30 / 52.5)
+    pre_age(st, [m], np.zeros(2, np.int64), np.array([6.0, 1.0]), np.full(2, np.nan), 55.0, fec=fec, dod=dod, c_rate=c)
+    assert st.q_loss_cal[0] > 0.85 and st.q_loss_cyc[0] == 0.0 and st.soh[0] > 0.1  # measured 0.886, 0, 0.114
+    assert st.q_loss_cyc[1] > 0.1 and st.soh[1] > HISTORY_SOH_FLOOR  # 1 year: 0.231 + 0.129, not capped

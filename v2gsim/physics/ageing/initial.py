@@ -44,6 +44,12 @@ TYPICAL_DOD = 0.3
 TYPICAL_C_RATE = 0.2
 #: days per year of ``initial_age_years`` (calendar and cycle history alike)
 DAYS_PER_YEAR = 365.25
+#: A cycle history never takes a pack below this state of health [C], the lowest ``initial_soh``
+#: allowed: a pack at half its capacity is no longer in a car (it would have been replaced during
+#: its history, which is not modelled). Only extreme ages, distances and heat reach it (a
+#: ride-hailing NMC pack 6 years at a constant 55 degC: 0.89 calendar fade, no room for cycles);
+#: the calendar part is never capped.
+HISTORY_SOH_FLOOR = 0.5
 
 
 class Spread(ConfigModel):
@@ -204,6 +210,7 @@ def pre_age(state: WearState, models, model_ids: np.ndarray, age_years: np.ndarr
     ``c_rate`` (the cycle history, :func:`history_fec`, :func:`history_stressors`; scalars or shape
     (N,); 0: none) where ``soh`` is NaN; then, where ``soh`` is not NaN, set the total fade to
     1 − soh (calendar fade capped at it, the rest cycle fade; no cycle history is applied there).
+    A cycle history's fade is capped so that it takes no pack below :data:`HISTORY_SOH_FLOOR`.
     Counters of out-of-range periods stay 0. One update per model over the whole age: at constant
     stressors the laws' continuation makes that the same as any split into days.
 
@@ -222,6 +229,11 @@ def pre_age(state: WearState, models, model_ids: np.ndarray, age_years: np.ndarr
         if idx.size:
             model.update(state, idx, dt_s=age_s[idx], t_degc=t_degc, soc_mean=STORAGE_SOC, fec=fec[idx], dod=dod[idx], c_rate=c_rate[idx])
     state.n_out_of_range[:] = 0.0
+    # the cycle history stops at HISTORY_SOH_FLOOR (a state of health of 0 has no capacity to scale)
+    room = np.maximum((1.0 - HISTORY_SOH_FLOOR) - state.q_loss_cal, 0.0)
+    over = (fec > 0) & (state.q_loss_cyc > room)
+    if over.any():
+        state.q_loss_cyc[over] = room[over]
     if given.any():
         target = np.clip(1.0 - soh, 0.0, 1.0)
         cal = np.where(given, np.minimum(state.q_loss_cal, target), state.q_loss_cal)
