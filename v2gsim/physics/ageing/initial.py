@@ -14,7 +14,8 @@ a few years old. A population group (``population[i]``) and a swap station's pac
   from the station's throughput are not known at build);
 * ``initial_soh``: the state of health at the start; the fade 1 − soh is calendar fade up to the
   age's calendar fade, the rest cycle fade (so the cycle law continues from that many equivalent
-  cycles). Null (default): the age's calendar fade alone (1.0 for a new pack).
+  cycles). Null (default): the age's calendar fade, plus for a population group the cycle fade
+  of its driving over the age (1.0 for a new pack).
 
 Either is a number or a distribution (:class:`Spread`). A population group's packs default to the
 age of China's NEV stock (``{dist: cn_nev_stock}``, :func:`cn_nev_stock_age_bins`, from the Ministry
