@@ -301,22 +301,30 @@ class V2GModel(mesa.Model):
     # ------------------------------------------------------------------ the agents, on first use
 
     def _initial_pack_age(self, scenario: Scenario, f):
-        """(age in years, soh or NaN) per vehicle from its group's ``initial_age_years`` /
-        ``initial_soh``; None when every group's packs are new (replayed sessions: new)."""
+        """(age in years, soh or NaN, km per day) per vehicle from its group's ``initial_age_years``
+        / ``initial_soh`` and its archetype's mean daily distance (× ``daily_km_scale``; the cycle
+        history of a pack aged without ``initial_soh``); None when every group's packs are new
+        (replayed sessions: new)."""
+        from v2gsim.data.cn_calendar import WORKDAY, year_day_types
         from v2gsim.physics.ageing.initial import draw, is_new
+        from v2gsim.population.archetypes import mean_daily_km
 
         groups = scenario.population or []
         if all(is_new(g.initial_age_years, g.initial_soh) for g in groups):
             return None
+        # the history's days off: China's official calendar over the year before the run
+        workday_share = float(np.mean(year_day_types(int(self.clock[0].year) - 1) == WORKDAY))
         gi = np.asarray(f.group, np.int64)
         age = np.zeros(f.n)
         soh = np.full(f.n, np.nan)
+        km = np.zeros(f.n)
         for k, g in enumerate(groups):
             sel = np.flatnonzero(gi == k)
             rng = np.random.default_rng(np.random.SeedSequence(self.seed_value, spawn_key=(STREAM_PACK_AGE, k)))
             age[sel] = draw(g.initial_age_years, sel.size, rng, 0.0)
             soh[sel] = draw(g.initial_soh, sel.size, rng, np.nan)
-        return age, soh
+            km[sel] = mean_daily_km(g.archetype, round(workday_share, 6)) * f.daily_km_scale[sel]
+        return age, soh, km
 
     def _agent_views(self) -> tuple[list[Vehicle], list[Driver]]:
         if self._views is None:

@@ -31,6 +31,7 @@ Figures (tags A/B/C as in shared/DOMAIN.md):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -191,6 +192,31 @@ def v2g_visitor(rng: np.random.Generator, n: int, weekday: bool, km_scale: np.nd
     p.dep_h[:, 0], p.arr_h[:, 0], p.dest[:, 0], p.km[:, 0], p.active[:, 0] = dep0, arr0, PUBLIC, trip_km, active
     p.dep_h[:, 1], p.arr_h[:, 1], p.dest[:, 1], p.km[:, 1], p.active[:, 1] = dep1, arr1, HOME, trip_km, active
     return p
+
+
+#: drivers sampled per kind of day by :func:`mean_daily_km`, and its own fixed seed (the figure is
+#: a property of the archetype, the same in every run; no scenario stream is drawn)
+MEAN_KM_SAMPLE = 4000
+MEAN_KM_SEED = 20261203
+
+
+@functools.cache
+def mean_daily_km(archetype: str, workday_share: float) -> float:
+    """An archetype's mean distance per calendar day, km (``km_scale`` 1): its own planner sampled
+    for :data:`MEAN_KM_SAMPLE` drivers on a workday and on a day off (fixed seed), the two means
+    weighted ``workday_share`` : ``1 - workday_share``. Days off, errands and outings count as the
+    planner draws them (at a workday share of 0.68: ``private_car_cn`` 24.2 km, ``private_commuter``
+    31.1 km, ``ride_hailing`` 254 km, ``city_bus`` 200 km). 0.0 for a name with no planner."""
+    plan = PLANNERS.get(archetype)
+    if plan is None:
+        return 0.0
+    n = MEAN_KM_SAMPLE
+    km = []
+    for k, weekday in enumerate((True, False)):
+        rng = np.random.default_rng(np.random.SeedSequence(MEAN_KM_SEED, spawn_key=(k,)))
+        p = plan(rng, n, weekday, np.ones(n))
+        km.append(float((p.km * p.active).sum()) / n)
+    return workday_share * km[0] + (1.0 - workday_share) * km[1]
 
 
 PLANNERS: dict[str, Callable[..., DayPlan]] = {

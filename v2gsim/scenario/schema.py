@@ -198,11 +198,12 @@ class PopulationGroup(ConfigModel):
     initial_age_years: InitialAge = Field(
         default_factory=lambda: Spread.model_validate(DEFAULT_GROUP_AGE),
         description="age of the group's battery packs at the start, years: a number or {dist: fixed|uniform|normal|empirical|cn_nev_stock, ...}; "
-        "default cn_nev_stock (China's NEV stock, MPS 2019-2024); 0 keeps them new; the calendar law runs on from it "
+        "default cn_nev_stock (China's NEV stock, MPS 2019-2024); 0 keeps them new; the calendar law runs on from it, "
+        "and the cycle law from the cycles of the group's own mean daily distance over that age "
         "(docs/wear.md, Initial age; only with wear on)")
     initial_soh: InitialSoh | None = Field(
         default=None, description="state of health of the group's packs at the start (a number or a distribution); "
-        "null: the calendar fade of initial_age_years alone (1.0 when new)")
+        "null: the calendar fade of initial_age_years plus the cycle fade of the group's driving over it (1.0 when new)")
 
     @model_validator(mode="after")
     def _soc_order(self):

@@ -44,6 +44,7 @@ class PeriodClose:
         if self.second_life is not None:
             st = self.pop.state
             rows = WearState(**{name: getattr(st, name)[ret].copy() for name in _RETIRED_FIELDS})
+            rows.fec -= self.pop.q0_fec[ret]  # FEC counted from the run's start, as every FEC column
             self.second_life.add(s, ret, self.cap_nom_kwh[ret], self.pop.model_ids[ret], rows, e_kwh)
         else:
             self.packs_recycled_direct += ret.size

@@ -96,10 +96,21 @@ class FleetWear(PeriodClose, Actor):
         self.started = False
         self.finished = False
         self.marginal_cny_per_kwh = np.zeros(n)
-        if initial is not None:  # (age in years, soh or NaN) per vehicle: packs not new at the start
-            self.pop.start_aged(initial[0], initial[1], float(self.t_amb_degc.mean()))
-            self.scale_at_build(np.arange(n), self.pop.state.soh)
+        if initial is not None:  # (age in years, soh or NaN, km per day) per vehicle: packs not new at the start
+            self._start_aged(*initial)
         self._initial_price(f)
+
+    def _start_aged(self, age_years: np.ndarray, soh: np.ndarray, km_per_day=0.0) -> None:
+        """Packs not new at the start: the calendar law over ``age_years`` and, where ``soh`` is NaN,
+        the cycle law over the cycles of ``km_per_day`` (the group's mean driving, per vehicle) in
+        that time, at the typical day's depth and C-rate (:mod:`v2gsim.physics.ageing.initial`)."""
+        from v2gsim.physics.ageing.initial import history_fec, history_stressors
+
+        f = self.fleet
+        fec = history_fec(age_years, km_per_day, f.consumption_kwh_per_km, self.cap_nom_kwh)
+        dod, c_rate = history_stressors(km_per_day, f.consumption_kwh_per_km, self.cap_nom_kwh, self.c_drive)
+        self.pop.start_aged(age_years, soh, float(self.t_amb_degc.mean()), fec=fec, dod=dod, c_rate=c_rate)
+        self.scale_at_build(np.arange(f.n), self.pop.state.soh)
 
     # ------------------------------------------------------------------ phases
     def pack_wear(self, network) -> SwapPackWear:
@@ -234,7 +245,7 @@ class FleetWear(PeriodClose, Actor):
         att = pop.attribution()
         for k in self.retired:
             self.retired[k][ret] += att[k][ret]
-        self.retired_fec[ret] += pop.state.fec[ret]
+        self.retired_fec[ret] += pop.state.fec[ret] - pop.q0_fec[ret]  # the run's cycles only
         self._hand_over(ret, s, f.e_kwh[ret].copy())
         self._replace(self.cfg, ret)
         self.apply_soh(ret, np.ones(f.n))
@@ -320,11 +331,13 @@ class FleetWear(PeriodClose, Actor):
 
     def _initial_price(self, f) -> None:
         """A price before the first period ends: typical stressors (SOC 0.6, depth 0.3, 0.2C)."""
+        from v2gsim.physics.ageing.initial import STORAGE_SOC, TYPICAL_C_RATE, TYPICAL_DOD
+
         if not self.cfg.price_dispatch:
             return
         n = f.n
-        stress = dict(dt_s=0.0, t_degc=np.full(n, float(self.t_amb_degc.mean())), soc_mean=np.full(n, 0.6),
-                      fec=np.zeros(n), dod=np.full(n, 0.3), c_rate=np.full(n, 0.2))
+        stress = dict(dt_s=0.0, t_degc=np.full(n, float(self.t_amb_degc.mean())), soc_mean=np.full(n, STORAGE_SOC),
+                      fec=np.zeros(n), dod=np.full(n, TYPICAL_DOD), c_rate=np.full(n, TYPICAL_C_RATE))
         self._price(stress)
 
     # ------------------------------------------------------------------ outputs
@@ -353,7 +366,7 @@ class FleetWear(PeriodClose, Actor):
             "fade_driving_pct": 100 * tot["driving"],
             "fade_charging_pct": 100 * tot["charging"],
             "fade_v2g_pct": 100 * tot["v2g"],
-            "fec": self.retired_fec + pop.state.fec,
+            "fec": self.retired_fec + pop.state.fec - pop.q0_fec,
             "e_v2g_kwh": f.e_discharged_kwh.copy(),
             "battery_t_mean_degc": mean_t,
             "packs_replaced": self.packs_replaced,

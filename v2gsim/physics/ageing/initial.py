@@ -5,13 +5,17 @@ whose packs all start new therefore overstates the fade per day of a fleet that 
 a few years old. A population group (``population[i]``) and a swap station's pack pool
 (``business_models[k].stations[j]``) can give the packs an age and a state of health at build:
 
-* ``initial_age_years``: the packs are aged by the calendar law alone for that long, at the
+* ``initial_age_years``: the packs are aged by the calendar law for that long, at the
   scenario's mean ambient temperature and at :data:`STORAGE_SOC` (the typical SOC the initial
   wear price also assumes), so the run continues the law from that age (fade over the run
-  = law(age + t) − law(age) at constant conditions);
+  = law(age + t) − law(age) at constant conditions); a population group's packs are also aged by
+  the cycle law over the cycles their own driving made in that time (:func:`history_fec`,
+  :func:`history_stressors`), a swap station's pool by the calendar law alone (its daily cycles
+  from the station's throughput are not known at build);
 * ``initial_soh``: the state of health at the start; the fade 1 − soh is calendar fade up to the
   age's calendar fade, the rest cycle fade (so the cycle law continues from that many equivalent
-  cycles). Null (default): the age's calendar fade alone (1.0 for a new pack).
+  cycles). Null (default): the age's calendar fade, plus for a population group the cycle fade
+  of its driving over the age (1.0 for a new pack).
 
 Either is a number or a distribution (:class:`Spread`). A population group's packs default to the
 age of China's NEV stock (``{dist: cn_nev_stock}``, :func:`cn_nev_stock_age_bins`, from the Ministry
@@ -34,6 +38,19 @@ from v2gsim.physics.wear import WearState
 #: SOC at which the pre-run (calendar) ageing is taken [C]: an assumption, the same "typical"
 #: SOC the wear price uses before the first period closes.
 STORAGE_SOC = 0.6
+#: The wear price's other typical stressors before the first period closes (fleet and swap packs)
+#: [C]: depth of discharge 0.3 and C-rate 0.2 per hour. The charging C-rate of a pre-aged pack's
+#: cycle history is :data:`TYPICAL_C_RATE` too (:func:`history_stressors`).
+TYPICAL_DOD = 0.3
+TYPICAL_C_RATE = 0.2
+#: days per year of ``initial_age_years`` (calendar and cycle history alike)
+DAYS_PER_YEAR = 365.25
+#: A cycle history never takes a pack below this state of health [C], the lowest ``initial_soh``
+#: allowed: a pack at half its capacity is no longer in a car (it would have been replaced during
+#: its history, which is not modelled). Only extreme ages, distances and heat reach it (a
+#: ride-hailing NMC pack 6 years at a constant 55 degC: 0.89 calendar fade, no room for cycles);
+#: the calendar part is never capped.
+HISTORY_SOH_FLOOR = 0.5
 
 
 class Spread(ConfigModel):
@@ -159,22 +176,65 @@ def is_new(age_years, soh) -> bool:
     return zero(age_years) and soh is None
 
 
-def pre_age(state: WearState, models, model_ids: np.ndarray, age_years: np.ndarray, soh: np.ndarray, t_degc: float) -> None:
-    """Age fresh cells ``state`` in place: calendar law for ``age_years`` at ``t_degc`` and
-    :data:`STORAGE_SOC`; then, where ``soh`` is not NaN, set the total fade to 1 − soh (calendar
-    fade capped at it, the rest cycle fade). Counters of out-of-range periods stay 0.
+def history_fec(age_years, km_per_day, kwh_per_km, cap_nom_kwh) -> np.ndarray:
+    """Full equivalent cycles a pack has made in ``age_years`` of driving ``km_per_day`` at
+    ``kwh_per_km`` (battery side), shape like the broadcast inputs: the driving energy and the
+    charging that puts it back, ``2 · km · kWh/km · 365.25 · years`` battery kWh, counted as each
+    period's close counts it (:func:`~v2gsim.physics.ageing.population.full_equivalent_cycles`).
+    V2G and the charging losses' heat are not in it (no V2G before the run) [C]."""
+    from v2gsim.physics.ageing.population import full_equivalent_cycles
 
-    The cycle part is put into ``q_loss_cyc`` only: the power-law models (naumann_lfp,
+    days = np.asarray(age_years, float) * DAYS_PER_YEAR
+    return full_equivalent_cycles(2.0 * days * np.asarray(km_per_day, float) * np.asarray(kwh_per_km, float), np.asarray(cap_nom_kwh, float))
+
+
+def history_stressors(km_per_day, kwh_per_km, cap_nom_kwh, c_drive) -> tuple[np.ndarray, np.ndarray]:
+    """(depth of discharge, C-rate) of a pre-aged pack's typical day, per pack [C]:
+
+    * depth: the day's driving energy over the nominal capacity (one recharge a day, the period's
+      ``(e_max − e_min) / capacity`` of a car that drives and then charges), at most 1;
+    * C-rate: throughput-weighted as each close weighs it, half the throughput driving at the
+      traction C-rate ``c_drive`` (consumption × ``driving_speed_kmh`` / capacity), half charging
+      at :data:`TYPICAL_C_RATE`.
+
+    SOC is :data:`STORAGE_SOC` and temperature the mean ambient (no heating: 8 K per 1C at these
+    daily throughputs is under 0.5 K), as the calendar part."""
+    depth = np.clip(np.asarray(km_per_day, float) * np.asarray(kwh_per_km, float) / np.asarray(cap_nom_kwh, float), 0.0, 1.0)
+    c_rate = 0.5 * (np.asarray(c_drive, float) + TYPICAL_C_RATE)
+    return depth, np.broadcast_to(c_rate, depth.shape).copy()
+
+
+def pre_age(state: WearState, models, model_ids: np.ndarray, age_years: np.ndarray, soh: np.ndarray, t_degc: float,
+            fec=0.0, dod=0.0, c_rate=0.0) -> None:
+    """Age fresh cells ``state`` in place: calendar law for ``age_years`` at ``t_degc`` and
+    :data:`STORAGE_SOC`, and the cycle law over ``fec`` full equivalent cycles at depth ``dod`` and
+    ``c_rate`` (the cycle history, :func:`history_fec`, :func:`history_stressors`; scalars or shape
+    (N,); 0: none) where ``soh`` is NaN; then, where ``soh`` is not NaN, set the total fade to
+    1 − soh (calendar fade capped at it, the rest cycle fade; no cycle history is applied there).
+    A cycle history's fade is capped so that it takes no pack below :data:`HISTORY_SOH_FLOOR`.
+    Counters of out-of-range periods stay 0. One update per model over the whole age: at constant
+    stressors the laws' continuation makes that the same as any split into days.
+
+    The ``soh`` cycle part is put into ``q_loss_cyc`` only: the power-law models (naumann_lfp,
     schmalstieg_nmc) continue from the loss (virtual cycles), xu_rainflow continues its damage
-    sum from the calendar age alone (its cycle offset stays an offset)."""
+    sum from the calendar age alone (its cycle offset stays an offset). A cycle history goes
+    through each model's own update, so xu_rainflow's damage sum holds it too."""
     n = len(state)
-    age_s = np.asarray(age_years, float) * 365.25 * 86400.0
-    for m_i, model in enumerate(models):
-        idx = np.flatnonzero((model_ids == m_i) & (age_s > 0))
-        if idx.size:
-            model.update(state, idx, dt_s=age_s[idx], t_degc=t_degc, soc_mean=STORAGE_SOC, fec=0.0, dod=0.0, c_rate=0.0)
-    state.n_out_of_range[:] = 0.0
+    age_s = np.asarray(age_years, float) * DAYS_PER_YEAR * 86400.0
     given = ~np.isnan(soh)
+    fec = np.where(given, 0.0, np.broadcast_to(np.asarray(fec, float), (n,)))
+    dod = np.broadcast_to(np.asarray(dod, float), (n,))
+    c_rate = np.broadcast_to(np.asarray(c_rate, float), (n,))
+    for m_i, model in enumerate(models):
+        idx = np.flatnonzero((model_ids == m_i) & ((age_s > 0) | (fec > 0)))
+        if idx.size:
+            model.update(state, idx, dt_s=age_s[idx], t_degc=t_degc, soc_mean=STORAGE_SOC, fec=fec[idx], dod=dod[idx], c_rate=c_rate[idx])
+    state.n_out_of_range[:] = 0.0
+    # the cycle history stops at HISTORY_SOH_FLOOR (a state of health of 0 has no capacity to scale)
+    room = np.maximum((1.0 - HISTORY_SOH_FLOOR) - state.q_loss_cal, 0.0)
+    over = (fec > 0) & (state.q_loss_cyc > room)
+    if over.any():
+        state.q_loss_cyc[over] = room[over]
     if given.any():
         target = np.clip(1.0 - soh, 0.0, 1.0)
         cal = np.where(given, np.minimum(state.q_loss_cal, target), state.q_loss_cal)

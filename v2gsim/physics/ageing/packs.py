@@ -8,6 +8,7 @@ import numpy as np
 
 from v2gsim.market.second_life import SecondLifeStorage
 from v2gsim.physics.ageing.closing import PeriodClose
+from v2gsim.physics.ageing.initial import STORAGE_SOC, TYPICAL_C_RATE, TYPICAL_DOD
 from v2gsim.physics.ageing.population import WearPopulation
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -79,6 +80,8 @@ class SwapPackWear(PeriodClose):
         self.sl_station = np.zeros(0, np.int64)
         initial = getattr(net, "initial_pack_age", None)  # (age in years, soh or NaN) per pack, or None: new
         if initial is not None:
+            # the calendar law alone (no cycle history): a pool's cycles per day follow the
+            # station's throughput, which is not known at build (docs/wear.md, Initial age)
             self.pop.start_aged(initial[0], initial[1], float(fw.t_amb_degc.mean()))
             soh0 = self.pop.state.soh
             rack = pk.vehicle < 0
@@ -90,8 +93,8 @@ class SwapPackWear(PeriodClose):
         fw.scale_at_build(pk.vehicle[carried], pk.soh[carried])
         if cfg.price_dispatch:
             n = P
-            stress = dict(dt_s=0.0, t_degc=np.full(n, float(fw.t_amb_degc.mean())), soc_mean=np.full(n, 0.6),
-                          fec=np.zeros(n), dod=np.full(n, 0.3), c_rate=np.full(n, 0.2))
+            stress = dict(dt_s=0.0, t_degc=np.full(n, float(fw.t_amb_degc.mean())), soc_mean=np.full(n, STORAGE_SOC),
+                          fec=np.zeros(n), dod=np.full(n, TYPICAL_DOD), c_rate=np.full(n, TYPICAL_C_RATE))
             self._price(stress)
 
     # ------------------------------------------------------------------ called by FleetWear and the network
@@ -190,7 +193,7 @@ class SwapPackWear(PeriodClose):
             self.sl_station = np.r_[self.sl_station, where.astype(np.int64)]
         self.retired_cal[ret] += np.clip(st.q_loss_cal[ret], 0.0, 1.0) - pop.q0_cal[ret]  # the run's fade only
         self.retired_cyc[ret] += np.clip(st.q_loss_cyc[ret], 0.0, 1.0) - pop.q0_cyc[ret]
-        self.retired_fec[ret] += st.fec[ret]
+        self.retired_fec[ret] += st.fec[ret] - pop.q0_fec[ret]
         self._replace(cfg, ret)
         self._set_soh(ret, np.ones(ret.size))
 
@@ -250,7 +253,7 @@ class SwapPackWear(PeriodClose):
             "fade_pct": 100 * run_q,
             "fade_calendar_pct": 100 * cal,
             "fade_cycle_pct": 100 * cyc,
-            "fec": self.retired_fec + st.fec,
+            "fec": self.retired_fec + st.fec - self.pop.q0_fec,
             "n_swaps": pk.n_swaps.astype(np.int64),
             "packs_replaced": self.packs_replaced,
             "wear_cost_cny": run_q * self.cost_per_q_cny,

@@ -12,6 +12,14 @@ from v2gsim.physics.wear import WearState
 DRIVE, CHARGE, V2G = 0, 1, 2
 
 
+def full_equivalent_cycles(throughput_kwh, cap_nom_kwh):
+    """Full equivalent cycles of a battery-side throughput (driving, charging and V2G energy in and
+    out of the cells, kWh): ``throughput / (2 x nominal capacity)``, charge plus discharge of one
+    nominal capacity being one FEC. The one definition: each period's close and the cycle history
+    of a pre-aged pack (:func:`v2gsim.physics.ageing.initial.history_fec`) use it."""
+    return throughput_kwh / (2.0 * cap_nom_kwh)
+
+
 class WearPopulation:
     """Stressor accumulators and wear states of N packs.
 
@@ -49,17 +57,20 @@ class WearPopulation:
         # fade the packs had when the run started (initial_age_years / initial_soh): not the run's
         self.q0_cal = np.zeros(n)
         self.q0_cyc = np.zeros(n)
+        self.q0_fec = np.zeros(n)  # full equivalent cycles before the run (a pre-aged pack's history)
 
-    def start_aged(self, age_years: np.ndarray, soh: np.ndarray, t_degc: float) -> None:
-        """Packs that are not new at the start (:func:`v2gsim.physics.ageing.initial.pre_age`):
-        the shadow starts equal, the starting fade is kept so attribution counts the run's only."""
+    def start_aged(self, age_years: np.ndarray, soh: np.ndarray, t_degc: float, fec=0.0, dod=0.0, c_rate=0.0) -> None:
+        """Packs that are not new at the start (:func:`v2gsim.physics.ageing.initial.pre_age`; ``fec``,
+        ``dod``, ``c_rate``: the cycle history, per pack or scalar): the shadow starts equal, the
+        starting fade and cycles are kept so attribution and the FEC columns count the run's only."""
         from v2gsim.physics.ageing.initial import pre_age
 
-        pre_age(self.state, self.models, self.model_ids, age_years, soh, t_degc)
+        pre_age(self.state, self.models, self.model_ids, age_years, soh, t_degc, fec=fec, dod=dod, c_rate=c_rate)
         if self.shadow is not None:
             self.shadow = self.state.copy()
         self.q0_cal = self.state.q_loss_cal.copy()
         self.q0_cyc = self.state.q_loss_cyc.copy()
+        self.q0_fec = self.state.fec.copy()
 
     # ------------------------------------------------------------------ per period accumulators
     def _alloc_period(self, n):
@@ -165,7 +176,7 @@ class WearPopulation:
         # throughput-weighted C-rate: chargers from sum(p^2 dt)/sum(|p| dt), driving from consumption x speed
         c_grid = np.divide(self.p2_int, thr_grid_kwh, out=np.zeros(n), where=thr_grid_kwh > 1e-12) * inv_cap
         c_rate = np.divide(c_grid * thr_cv + c_drive * thr_drive, thr, out=np.zeros(n), where=thr > 1e-12)
-        fec = thr / (2.0 * self.cap_nom_kwh)
+        fec = full_equivalent_cycles(thr, self.cap_nom_kwh)
         # temperature: mean rise = k * sum(C * duration) / period = k * (throughput / capacity) / period
         t_degc = t_amb_degc + heating_k_per_c_rate * thr * inv_cap / period_h
         hist = self.hist[:, : self._hist_pos] if (self.hist is not None and self._hist_pos >= 2) else None
@@ -185,7 +196,7 @@ class WearPopulation:
                 thr_sh = thr_drive + thr_charge_sh
                 c_sh = np.divide(c_grid * thr_charge_sh + c_drive * thr_drive, thr_sh, out=np.zeros(n), where=thr_sh > 1e-12)
                 t_sh = t_amb_degc + heating_k_per_c_rate * thr_sh * inv_cap / period_h
-                sh_stress = dict(dt_s=dt_s, t_degc=t_sh, soc_mean=sh_soc, fec=thr_sh / (2.0 * self.cap_nom_kwh), dod=sh_dod, c_rate=c_sh)
+                sh_stress = dict(dt_s=dt_s, t_degc=t_sh, soc_mean=sh_soc, fec=full_equivalent_cycles(thr_sh, self.cap_nom_kwh), dod=sh_dod, c_rate=c_sh)
                 # the rainflow history is the real one; without V2G it would be smoother (documented)
                 self._update(self.shadow, sh_stress, hist)
             else:  # no V2G ever: the shadow's inputs equal the real ones, so its state does too
@@ -263,6 +274,7 @@ class WearPopulation:
         self.fade_charge[idx] = 0.0
         self.q0_cal[idx] = 0.0
         self.q0_cyc[idx] = 0.0
+        self.q0_fec[idx] = 0.0
         self.n_debt -= int(np.count_nonzero(self.debt_kwh[idx] > 0))
         self.debt_kwh[idx] = 0.0
 
@@ -277,7 +289,7 @@ class WearPopulation:
             setattr(self.state, name, np.r_[getattr(self.state, name), getattr(state_rows, name)])
             if self.shadow is not None:
                 setattr(self.shadow, name, np.r_[getattr(self.shadow, name), getattr(state_rows, name)])
-        for name in ("fade_drive", "fade_charge", "debt_kwh", "t_degc_sum", "q0_cal", "q0_cyc"):
+        for name in ("fade_drive", "fade_charge", "debt_kwh", "t_degc_sum", "q0_cal", "q0_cyc", "q0_fec"):
             setattr(self, name, np.r_[getattr(self, name), np.zeros(k)])
         n = len(self)
         keep_samples = self.n_samples
