@@ -215,7 +215,8 @@ def mean_daily_km(archetype: str, workday_share: float) -> float:
     for k, weekday in enumerate((True, False)):
         rng = np.random.default_rng(np.random.SeedSequence(MEAN_KM_SEED, spawn_key=(k,)))
         p = plan(rng, n, weekday, np.ones(n))
-        km.append(float((p.km * p.active).sum()) / n)
+        # summed in row-major order whatever the plan's layout (_legs: column-major), as always
+        km.append(float(np.ascontiguousarray(p.km * p.active).sum()) / n)
     return workday_share * km[0] + (1.0 - workday_share) * km[1]
 
 
