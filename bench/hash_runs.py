@@ -1,13 +1,15 @@
 """Hash every table and KPI of two runs, for checking that a speed-up changes no result.
 
 Usage:
-    python bench/hash_runs.py TREE [city_days] [core_vehicles] [core_days]
+    python bench/hash_runs.py TREE [city_days] [core_vehicles] [core_days] [--wear]
 
 Runs, with TREE's own code (``git archive <sha> v2gsim bench | tar -x -C TREE``), the bench city
 (bench/city_provisioned_explicit.yaml, capacity-only feeder, every session recorded) and issue 2's
 core scenario (bench/bench_core.py's ``scenario_dict``, every session recorded), and prints one
 hash per run over the system, sites, vehicles, sessions, traces, departure SOC and ledger tables,
-the actors' extra tables and the KPIs. Equal hashes: the same results to the last bit.
+the actors' extra tables and the KPIs. Equal hashes: the same results to the last bit. With
+``--wear`` also scenarios/wear_v2g_fleet.yaml (this checkout's file; pre-aged packs with their
+cycle history) at its golden horizon, 30 days.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ def digest(r) -> str:
 
 
 def main() -> None:
-    tree = sys.argv[1]
-    city_days = float(sys.argv[2]) if len(sys.argv) > 2 else 7
-    n = int(sys.argv[3]) if len(sys.argv) > 3 else 20000
-    core_days = int(sys.argv[4]) if len(sys.argv) > 4 else 14
+    wear = "--wear" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--wear"]
+    tree = args[0]
+    city_days = float(args[1]) if len(args) > 1 else 7
+    n = int(args[2]) if len(args) > 2 else 20000
+    core_days = int(args[3]) if len(args) > 3 else 14
     sys.path[:0] = [tree, tree + "/bench"]
     import bench_core
     from v2gsim.model import V2GModel
@@ -50,6 +54,12 @@ def main() -> None:
     d["outputs"]["session_sample"] = n
     r = V2GModel(Scenario.model_validate(d)).run()
     print(f"core {n} x {core_days} d: {digest(r)} sessions {len(r.sessions)} charged {r.kpis['energy_charged_kwh']!r}", flush=True)
+    if wear:
+        from pathlib import Path
+
+        sc = load_scenario(str(Path(__file__).resolve().parents[1] / "scenarios" / "wear_v2g_fleet.yaml"), {"time.horizon_days": 30})
+        r = V2GModel(sc).run()
+        print(f"wear_v2g_fleet 30 d: {digest(r)}", flush=True)
 
 
 if __name__ == "__main__":
