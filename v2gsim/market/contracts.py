@@ -277,11 +277,15 @@ class DriverTerms:
     guarantee_cny_per_month: np.ndarray
     guarantee_plugged_h_per_month: np.ndarray
 
-    def compensation(self, idx: np.ndarray, wear_cny_per_kwh_fed: np.ndarray) -> np.ndarray:
-        """Wear compensation per kWh fed back for vehicles ``idx`` (k,), CNY/kWh, given the wear
-        model's price of a kWh these vehicles feed back (k,; :func:`v2g_wear_cny_per_kwh`)."""
-        return np.where(self.from_wear_model[idx], np.maximum(np.asarray(wear_cny_per_kwh_fed, dtype=float), 0.0),
-                        self.compensation_cny_per_kwh[idx])
+    def compensation(self, idx: np.ndarray, wear_price) -> np.ndarray:
+        """Wear compensation per kWh fed back for vehicles ``idx`` (k,), CNY/kWh. ``wear_price``: a
+        callable ``idx -> (k,)``, the wear model's price of a kWh fed back
+        (:func:`v2g_wear_cny_per_kwh`), called only for the vehicles whose contract pays it."""
+        comp = self.compensation_cny_per_kwh[idx].astype(float)
+        wm = self.from_wear_model[idx]
+        if wm.any():
+            comp[wm] = np.maximum(np.asarray(wear_price(idx[wm]), dtype=float), 0.0)
+        return comp
 
 
 def _covered(groups: list[int] | None, vehicle_group: np.ndarray) -> np.ndarray:
@@ -409,12 +413,7 @@ class ContractBook(Actor):
                 continue
             vv, ee, rr = v[m], e[m], rev[m]
             withheld = (1.0 - t.share[vv]) * rr
-            # only where the wear model's price is paid: it prices each vehicle's V2G cycle now
-            wm = t.from_wear_model[vv]
-            w = np.zeros(vv.size)
-            if wm.any():
-                w[wm] = self._wear(vv[wm])
-            comp = t.compensation(vv, w) * ee
+            comp = t.compensation(vv, self._wear) * ee
             self.totals["contract_share_cny"][vv] += withheld
             self.totals["wear_compensation_cny"][vv] += comp
             self.month_income_cny[vv] += rr - withheld + comp

@@ -147,7 +147,7 @@ class DriverChoices:
                                                  ("next_trip_kwh", float))}
         self.held = np.empty(0, np.int64)  # vehicles with hold != NONE (small), no duplicates
         self._in_held = np.zeros(n, bool)
-        self._due_mask = np.zeros(n, bool)  # scratch for :meth:`mark`, all False between calls
+        self._due_mask = np.zeros(n, bool)  # scratch for :meth:`_among`, all False between calls
         # a departure that came while the car was still on the road from a late trip, started when
         # the car arrives (its trip, the step it was due)
         self.deferred = np.zeros(n, bool)
@@ -454,12 +454,18 @@ class DriverChoices:
         self.arrived(due)
         return due, p
 
+    def _among(self, v: np.ndarray, others: np.ndarray) -> np.ndarray:
+        """Mask over vehicles ``v`` of those also in ``others`` (a scratch mask over the fleet, all
+        False again on return: O(k), not a sort like ``np.isin``)."""
+        self._due_mask[others] = True
+        m = self._due_mask[v]
+        self._due_mask[others] = False
+        return m
+
     def mark(self, due: np.ndarray, dep_vehicle: np.ndarray) -> np.ndarray | None:
         """Mask over a step's departures ``dep_vehicle`` of the cars among ``due`` (late arrivals
         due this step), or None if there are none: they arrive before they leave again."""
-        self._due_mask[due] = True
-        again = self._due_mask[dep_vehicle]
-        self._due_mask[due] = False
+        again = self._among(dep_vehicle, due)
         return again if np.count_nonzero(again) else None
 
     def leave_again(self, due: np.ndarray, dep_vehicle: np.ndarray | None) -> np.ndarray | None:
@@ -467,9 +473,7 @@ class DriverChoices:
         step: a deferred trip, or a departure among ``dep_vehicle``; None if none."""
         m = self.deferred[due]
         if dep_vehicle is not None and dep_vehicle.size:
-            self._due_mask[dep_vehicle] = True
-            m = m | self._due_mask[due]
-            self._due_mask[dep_vehicle] = False
+            m = m | self._among(due, dep_vehicle)
         return m if np.count_nonzero(m) else None
 
     def start_deferred(self, step: int, v: np.ndarray) -> None:

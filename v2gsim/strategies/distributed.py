@@ -500,16 +500,12 @@ class Distributed(Strategy):
         return np.full(idx.size, float(w))
 
     @staticmethod
-    def _model_wear(t, f, idx: np.ndarray) -> np.ndarray:
-        """The wear model's price of a kWh fed back for drivers ``idx`` (k,) whose contract pays it
-        (0 for the others: not priced), CNY/kWh."""
-        w = np.zeros(idx.size)
-        m = t.from_wear_model[idx]
-        if m.any():
-            from v2gsim.market.contracts import v2g_wear_cny_per_kwh
+    def _model_wear(f):
+        """The wear model's price of a kWh fed back, a callable ``idx -> (k,)`` over fleet ``f``
+        (what a contract's ``from_wear_model`` compensation pays, :meth:`DriverTerms.compensation`)."""
+        from v2gsim.market.contracts import v2g_wear_cny_per_kwh
 
-            w[m] = v2g_wear_cny_per_kwh(f, idx[m])
-        return w
+        return lambda idx: v2g_wear_cny_per_kwh(f, idx)
 
     def paid_per_kwh(self, reward: float, f, idx: np.ndarray) -> np.ndarray:
         """What drivers ``idx`` (k,) are paid per kWh fed back at ``reward``: the reward, or under
@@ -518,7 +514,7 @@ class Distributed(Strategy):
         t = self.context.contract
         if t is None:
             return np.full(idx.size, float(reward))
-        paid = t.share[idx] * reward + t.compensation(idx, self._model_wear(t, f, idx))
+        paid = t.share[idx] * reward + t.compensation(idx, self._model_wear(f))
         return np.where(t.covered[idx], paid, float(reward))
 
     def benefit_shift(self, reward: float, f, idx: np.ndarray, hours: float | None = None) -> np.ndarray:
@@ -553,7 +549,7 @@ class Distributed(Strategy):
         rewards = [inv.reward_cny_per_kwh for inv in self.config.invitations]
         r = float(np.mean(rewards)) if rewards else d.anchor_reward_cny_per_kwh
         idx = np.arange(self._n)
-        comp = t.compensation(idx, self._model_wear(t, f, idx))
+        comp = t.compensation(idx, self._model_wear(f))
         gain = np.where(t.covered, contract_gain_cny_per_month(t.share, comp, t.guarantee_cny_per_month, r, d.expected_v2g_kwh_per_month), 0.0)
         self.enrol_p = enrol_probability(d.enrol_probability, gain, d.enrol_slope_per_cny_month)
         self.enrol_draw = self._u_enrol < self.enrol_p

@@ -9,7 +9,7 @@ from v2gsim.market.second_life import SecondLifeStorage
 from v2gsim.physics.ageing.closing import PeriodClose
 from v2gsim.physics.ageing.config import WearConfig
 from v2gsim.physics.ageing.packs import SwapPackWear
-from v2gsim.physics.ageing.population import WearPopulation
+from v2gsim.physics.ageing.population import WearPopulation, full_equivalent_cycles
 from v2gsim.physics.ambient import ambient_on_clock
 from v2gsim.physics.wear import WEAR_MODELS, model_for_chemistry
 
@@ -325,7 +325,7 @@ class FleetWear(PeriodClose, Actor):
                       dod=np.r_[dod0, dod1], c_rate=np.r_[c0, c1])
         m = pop.marginal_fade_per_fec(stress, cfg.marginal_window_fec, idx=np.r_[idx, idx])
         m0, m1 = m[: idx.size], m[idx.size:]
-        fec0, fec_v = thr0 / (2.0 * cap_nom), v_batt / cap_nom
+        fec0, fec_v = full_equivalent_cycles(thr0, cap_nom), full_equivalent_cycles(2.0 * v_batt, cap_nom)
         per_fec = np.where(fec_v > 1e-12, np.divide(m1 * (fec0 + fec_v) - m0 * fec0, fec_v, out=m1.copy(), where=fec_v > 1e-12), m1)
         return np.maximum(per_fec, 0.0) * self.cost_per_q_cny[idx] / (f.eta_discharge[idx] * cap_nom)
 
